@@ -1,0 +1,108 @@
+/**
+ * The content store: blobs named by their sha256 digest.
+ *
+ * Terms:
+ * - blob: a byte string, named by its digest (see ./digest.ts).
+ * - ingest: writing a blob. The bytes go to a temp file, are hashed while
+ *   written, checked against the expected size and digest, fsynced and renamed
+ *   into place. A blob is visible only once complete and verified: a
+ *   mismatch, an abort or a crash leaves nothing readable.
+ * - partial: an ingest that arrives as ranges in any order (a multi-peer
+ *   fetch). Its ranges survive a restart so the fetch resumes from what it has.
+ *
+ * The store is the sum of narrow interfaces; callers take the least they need.
+ *
+ * @example
+ * ```ts
+ * const store = await createFsContentStore({ root: '/data/kiln/store' })
+ * const info = await store.ingest(bytes, { digest, size })
+ * for await (const chunk of store.read(info.digest, { offset: 0, length: 10 })) { ... }
+ * ```
+ */
+import type { Digest } from './digest.ts'
+
+export * from './digest.ts'
+export * from './errors.ts'
+export { createFsContentStore } from './fs-store.ts'
+export type { FsContentStoreInit } from './fs-store.ts'
+
+export interface BlobInfo {
+  digest: Digest
+  size: number
+}
+
+export interface ReadOptions {
+  /** First byte to read; default 0. */
+  offset?: number
+  /** Bytes to read from offset; default to the end. A range past the end throws InvalidRangeError. */
+  length?: number
+  signal?: AbortSignal
+}
+
+export interface ExpectedBlob {
+  /** When given, the ingest fails with DigestMismatchError unless the bytes hash to it. */
+  digest?: Digest
+  /** When given, the ingest fails with SizeMismatchError as soon as the bytes exceed it, or at the end if short. */
+  size?: number
+}
+
+export interface IngestOptions {
+  signal?: AbortSignal
+  /** Called with the number of bytes written so far, at most every chunk. */
+  onProgress?: (bytes: number) => void
+}
+
+export interface BlobReader {
+  /** Size of a blob; throws NotFoundError if absent. */
+  info: (digest: Digest) => Promise<BlobInfo>
+  has: (digest: Digest) => Promise<boolean>
+  /** Streams a blob or a range of it; throws NotFoundError / InvalidRangeError before yielding. */
+  read: (digest: Digest, options?: ReadOptions) => AsyncIterable<Uint8Array>
+  /** Reads a whole small blob (manifests, configs); throws SizeMismatchError if larger than maxSize. */
+  readBytes: (digest: Digest, maxSize?: number) => Promise<Uint8Array>
+  /**
+   * The file that holds a blob, for zero-copy serving (sendfile) and for
+   * tools that need a path. The file must not be written to.
+   */
+  path: (digest: Digest) => Promise<string>
+}
+
+export interface PartialBlob {
+  readonly digest: Digest
+  readonly size: number
+  /** Byte ranges already written and durable, as [start, end) pairs, merged and sorted. */
+  written: () => Array<[number, number]>
+  /** Writes bytes at an offset. Ranges may overlap; they must lie within size. */
+  writeAt: (offset: number, data: Uint8Array) => Promise<void>
+  /** Flushes data and the range record, so that a resume after a crash keeps them. */
+  sync: () => Promise<void>
+  /**
+   * Verifies the whole blob (every byte written, digest matches) and makes it
+   * visible. On a mismatch the partial is discarded and DigestMismatchError thrown.
+   */
+  commit: () => Promise<BlobInfo>
+  /** Discards the partial data. */
+  abort: () => Promise<void>
+  /** Releases the file handle, keeping the partial data for a later resume. */
+  close: () => Promise<void>
+}
+
+export interface Ingester {
+  /**
+   * Writes a blob from bytes or a stream. Idempotent: ingesting a blob that
+   * is already present verifies the new bytes and returns its info. Safe to
+   * call concurrently for the same digest.
+   */
+  ingest: (source: Uint8Array | AsyncIterable<Uint8Array>, expected?: ExpectedBlob, options?: IngestOptions) => Promise<BlobInfo>
+  /** Opens (or resumes) a ranged ingest of a blob whose digest and size are known. */
+  openPartial: (digest: Digest, size: number) => Promise<PartialBlob>
+}
+
+export interface BlobManager {
+  /** Removes a blob; no error if it is absent. Returns whether it was present. */
+  delete: (digest: Digest) => Promise<boolean>
+  /** Every complete blob, in no particular order. */
+  walk: () => AsyncIterable<BlobInfo>
+}
+
+export interface ContentStore extends BlobReader, Ingester, BlobManager {}
