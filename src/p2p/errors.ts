@@ -1,0 +1,18 @@
+/**
+ * Errors thrown by the peer network. Callers branch on `name`, never on the
+ * message text.
+ */
+
+/** The identity file exists but cannot be used (unreadable, wrong type, too open). */
+export class InvalidIdentityError extends Error {
+  override readonly name = 'InvalidIdentityError'
+  readonly code = 'ERR_INVALID_IDENTITY'
+  constructor (message: string, options?: ErrorOptions) { super(message, options) }
+}
+
+/** A capability record failed validation (schema, size, signature, expiry, key). */
+export class InvalidCapabilityRecordError extends Error {
+  override readonly name = 'InvalidCapabilityRecordError'
+  readonly code = 'ERR_INVALID_CAPABILITY_RECORD'
+  constructor (message: string, options?: ErrorOptions) { super(message, options) }
+}
