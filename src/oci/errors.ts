@@ -1,0 +1,171 @@
+/**
+ * Errors thrown by the OCI module, one class per condition. Callers branch on
+ * `name` (or `code`), never on the message text. Errors about a tar entry
+ * carry the entry's name in `entry`.
+ */
+
+export class ManifestInvalidError extends Error {
+  override readonly name = 'ManifestInvalidError'
+  readonly code = 'ERR_MANIFEST_INVALID'
+  constructor (message: string) { super(message) }
+}
+
+export class ManifestTooLargeError extends Error {
+  override readonly name = 'ManifestTooLargeError'
+  readonly code = 'ERR_MANIFEST_TOO_LARGE'
+  readonly size: number
+  readonly limit: number
+  constructor (size: number, limit: number, what = 'manifest') {
+    super(`${what} is ${size} bytes, larger than the limit of ${limit}`)
+    this.size = size
+    this.limit = limit
+  }
+}
+
+export class ConfigInvalidError extends Error {
+  override readonly name = 'ConfigInvalidError'
+  readonly code = 'ERR_CONFIG_INVALID'
+  constructor (message: string) { super(message) }
+}
+
+export class UnsupportedMediaTypeError extends Error {
+  override readonly name = 'UnsupportedMediaTypeError'
+  readonly code = 'ERR_UNSUPPORTED_MEDIA_TYPE'
+  readonly mediaType: string
+  constructor (mediaType: string, context: string) {
+    super(`unsupported media type ${JSON.stringify(mediaType)} ${context}`)
+    this.mediaType = mediaType
+  }
+}
+
+export class ReferenceInvalidError extends Error {
+  override readonly name = 'ReferenceInvalidError'
+  readonly code = 'ERR_REFERENCE_INVALID'
+  constructor (message: string) { super(message) }
+}
+
+export class PlatformInvalidError extends Error {
+  override readonly name = 'PlatformInvalidError'
+  readonly code = 'ERR_PLATFORM_INVALID'
+  constructor (message: string) { super(message) }
+}
+
+/** No entry of an index matches the wanted platform. */
+export class PlatformNotFoundError extends Error {
+  override readonly name = 'PlatformNotFoundError'
+  readonly code = 'ERR_PLATFORM_NOT_FOUND'
+  readonly platform: string
+  readonly available: string[]
+  constructor (platform: string, available: string[]) {
+    super(`no manifest for platform ${platform}; the index has ${available.length === 0 ? 'no platform entries' : available.join(', ')}`)
+    this.platform = platform
+    this.available = available
+  }
+}
+
+/** A blob referenced by a manifest, index or layout is not available. */
+export class BlobMissingError extends Error {
+  override readonly name = 'BlobMissingError'
+  readonly code = 'ERR_BLOB_MISSING'
+  readonly digest: string
+  readonly referencedBy: string
+  constructor (digest: string, referencedBy: string) {
+    super(`blob ${digest} is missing (referenced by ${referencedBy})`)
+    this.digest = digest
+    this.referencedBy = referencedBy
+  }
+}
+
+export class LayoutInvalidError extends Error {
+  override readonly name = 'LayoutInvalidError'
+  readonly code = 'ERR_LAYOUT_INVALID'
+  constructor (message: string) { super(message) }
+}
+
+export class ArchiveInvalidError extends Error {
+  override readonly name = 'ArchiveInvalidError'
+  readonly code = 'ERR_ARCHIVE_INVALID'
+  constructor (message: string) { super(message) }
+}
+
+/** No image in a layout or archive carries the requested name. */
+export class ImageNotFoundError extends Error {
+  override readonly name = 'ImageNotFoundError'
+  readonly code = 'ERR_IMAGE_NOT_FOUND'
+  constructor (message: string) { super(message) }
+}
+
+// ---- tar layers ----
+
+/** A tar entry whose path is absolute after normalization or climbs out of the root with `..`. */
+export class UnsafePathError extends Error {
+  override readonly name = 'UnsafePathError'
+  readonly code = 'ERR_UNSAFE_PATH'
+  readonly entry: string
+  constructor (entry: string, reason: string) {
+    super(`refusing tar entry ${JSON.stringify(entry)}: ${reason}`)
+    this.entry = entry
+  }
+}
+
+/** Writing the entry would go through a symlink (a parent component, or the entry itself). */
+export class SymlinkEscapeError extends Error {
+  override readonly name = 'SymlinkEscapeError'
+  readonly code = 'ERR_SYMLINK_ESCAPE'
+  readonly entry: string
+  constructor (entry: string, reason: string) {
+    super(`refusing tar entry ${JSON.stringify(entry)}: ${reason}`)
+    this.entry = entry
+  }
+}
+
+/** A hardlink whose target is outside the root, missing, or not a regular file. */
+export class HardlinkTargetError extends Error {
+  override readonly name = 'HardlinkTargetError'
+  readonly code = 'ERR_HARDLINK_TARGET'
+  readonly entry: string
+  constructor (entry: string, reason: string) {
+    super(`refusing hardlink ${JSON.stringify(entry)}: ${reason}`)
+    this.entry = entry
+  }
+}
+
+/** A PAX header, GNU long name or path longer than the limits in constants.ts. */
+export class TarHeaderTooLargeError extends Error {
+  override readonly name = 'TarHeaderTooLargeError'
+  readonly code = 'ERR_TAR_HEADER_TOO_LARGE'
+  readonly entry: string
+  constructor (entry: string, reason: string) {
+    super(`tar header too large at ${JSON.stringify(entry)}: ${reason}`)
+    this.entry = entry
+  }
+}
+
+/** The tar stream is malformed: bad checksum, bad number field, ends inside an entry. */
+export class TarInvalidError extends Error {
+  override readonly name = 'TarInvalidError'
+  readonly code = 'ERR_TAR_INVALID'
+  readonly entry: string
+  constructor (entry: string, reason: string) {
+    super(`invalid tar stream${entry === '' ? '' : ` at ${JSON.stringify(entry)}`}: ${reason}`)
+    this.entry = entry
+  }
+}
+
+/** A tar entry type kiln does not handle (sparse files, unknown types). */
+export class UnsupportedEntryError extends Error {
+  override readonly name = 'UnsupportedEntryError'
+  readonly code = 'ERR_UNSUPPORTED_ENTRY'
+  readonly entry: string
+  constructor (entry: string, reason: string) {
+    super(`unsupported tar entry ${JSON.stringify(entry)}: ${reason}`)
+    this.entry = entry
+  }
+}
+
+/** The compressed stream is corrupt or truncated. */
+export class LayerCompressionError extends Error {
+  override readonly name = 'LayerCompressionError'
+  readonly code = 'ERR_LAYER_COMPRESSION'
+  constructor (message: string, options?: { cause?: unknown }) { super(message, options) }
+}

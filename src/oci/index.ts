@@ -1,0 +1,29 @@
+/**
+ * The OCI image model: media types, zod schemas of manifests / indexes /
+ * configs, platforms, image references, the image graph, OCI image layouts
+ * and archives, and tar layers (safe extraction, deterministic writing).
+ *
+ * Terms:
+ * - descriptor: `{ mediaType, digest, size }` naming a blob in the content store.
+ * - manifest: one platform's image: a config blob and an ordered list of layers.
+ * - index: a list of manifests (one per platform) or other indexes.
+ * - layer: a tar (plain, gzip or zstd) of filesystem changes; its diffID is
+ *   the digest of the uncompressed tar, its digest that of the blob as stored.
+ * - root: the manifest or index a ref or a layout entry points at.
+ *
+ * Bytes of manifests and configs are stored and served as they came; the
+ * parsed values are for reading only.
+ *
+ * @example
+ * ```ts
+ * const roots = await importImage(store, parseImageRef('oci:./layout:base'))
+ * await unpackImage(store, roots[0].descriptor, './rootfs', { platform: hostPlatform() })
+ * const layer = await writeLayerFromDir(store, './changes', { compression: 'gzip' })
+ * ```
+ */
+export * from './constants.ts'
+export * from './errors.ts'
+export * from './media-types.ts'
+export * from './schemas.ts'
+export * from './platform.ts'
+export * from './reference.ts'
