@@ -106,3 +106,10 @@ export interface BlobManager {
 }
 
 export interface ContentStore extends BlobReader, Ingester, BlobManager {}
+
+export { openDb } from './db.ts'
+export type { KilnDb } from './db.ts'
+export { createRefStore } from './refs.ts'
+export type { Ref, RefStore, RefTarget } from './refs.ts'
+export { openLocalStore } from './local-store.ts'
+export type { LocalStore } from './local-store.ts'

@@ -1,0 +1,78 @@
+/**
+ * What every command gets: the global options resolved into a config, the
+ * data dir's store (opened on first use, closed on exit), the node identity,
+ * a logger, and output helpers.
+ */
+import type { Command } from 'commander'
+import type { Logger } from 'pino'
+import type { KilnConfig } from '../config/index.ts'
+import type { LocalStore } from '../content/index.ts'
+import type { Identity } from '../p2p/identity.ts'
+import type { Output } from './output.ts'
+
+export interface GlobalOptions {
+  config?: string
+  dataDir?: string
+  logLevel?: string
+}
+
+export interface CliContext {
+  config: () => Promise<KilnConfig>
+  dataDir: () => Promise<string>
+  store: () => Promise<LocalStore>
+  identity: () => Promise<Identity>
+  logger: () => Promise<Logger>
+  out: Output
+  /** Registers work to run when the command ends (close servers, stores). */
+  onClose: (fn: () => Promise<void> | void) => void
+}
+
+export function createContext (program: Command, out: Output): CliContext & { close: () => Promise<void> } {
+  let config: Promise<KilnConfig> | undefined
+  let store: Promise<LocalStore> | undefined
+  let logger: Promise<Logger> | undefined
+  const closers: Array<() => Promise<void> | void> = []
+
+  const getConfig = async (): Promise<KilnConfig> => {
+    config ??= (async () => {
+      const opts = program.opts<GlobalOptions>()
+      const { loadConfig } = await import('../config/index.ts')
+      const overrides: { dataDir?: string, logLevel?: string } = {}
+      if (opts.dataDir !== undefined) overrides.dataDir = opts.dataDir
+      if (opts.logLevel !== undefined) overrides.logLevel = opts.logLevel
+      return await loadConfig({ ...(opts.config !== undefined ? { file: opts.config } : {}), overrides })
+    })()
+    return await config
+  }
+
+  return {
+    out,
+    config: getConfig,
+    dataDir: async () => (await getConfig()).dataDir,
+    store: async () => {
+      store ??= (async () => {
+        const { openLocalStore } = await import('../content/index.ts')
+        const s = await openLocalStore((await getConfig()).dataDir)
+        closers.push(() => { s.close() })
+        return s
+      })()
+      return await store
+    },
+    identity: async () => {
+      const { loadOrCreateIdentity } = await import('../p2p/identity.ts')
+      return await loadOrCreateIdentity((await getConfig()).dataDir)
+    },
+    logger: async () => {
+      logger ??= (async () => {
+        const { pino } = await import('pino')
+        const level = (await getConfig()).logLevel
+        return pino({ level, base: { pid: process.pid } }, pino.destination(2))
+      })()
+      return await logger
+    },
+    onClose: (fn) => { closers.push(fn) },
+    close: async () => {
+      for (const fn of closers.splice(0).reverse()) await fn()
+    }
+  }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// The `kiln` launcher. kiln runs on Node >= 22 (libp2p needs it) and its
+// TypeScript sources run through Node's type stripping. On an older Node
+// (a cluster's default is often 20) it re-executes itself with the Node 24
+// that the project pins in node_modules, so `kiln` works from any shell.
+// Plain JavaScript that Node 20 can parse: keep it that way.
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const major = Number(process.versions.node.split('.')[0])
+
+if (major < 22) {
+  const pinned = join(here, '..', '..', 'node_modules', 'node', 'bin', 'node')
+  if (!existsSync(pinned)) {
+    process.stderr.write(`kiln: error: Node ${process.versions.node} is too old (kiln needs Node >= 22) and the pinned Node 24 is not installed\nhint: run \`npm ci\` in ${join(here, '..', '..')}\n`)
+    process.exit(1)
+  }
+  const child = spawn(pinned, ['--disable-warning=ExperimentalWarning', fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' })
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => { child.kill(sig) })
+  child.on('exit', (code, signal) => {
+    if (signal) process.kill(process.pid, signal)
+    else process.exit(code ?? 1)
+  })
+} else {
+  process.removeAllListeners('warning')
+  process.on('warning', (w) => { if (w.name !== 'ExperimentalWarning') process.stderr.write(`${w.name}: ${w.message}\n`) })
+  const { main } = await import('./main.ts')
+  process.exitCode = await main(process.argv)
+}

@@ -1,0 +1,78 @@
+/**
+ * The `kiln` command. Thin: each command group is a file in ./commands that
+ * registers itself and calls into the modules; this file wires the global
+ * options, finds the commands and turns errors into messages and exit codes.
+ */
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { Command, CommanderError } from 'commander'
+import { createContext } from './context.ts'
+import type { CliContext } from './context.ts'
+import { CliError, exitCodeFor } from './errors.ts'
+import { EXIT } from './exit-codes.ts'
+import { createOutput } from './output.ts'
+import type { Output } from './output.ts'
+
+export type { CliContext }
+
+interface CommandModule { register: (program: Command, ctx: CliContext) => void }
+
+const COMMANDS_DIR = join(import.meta.dirname, 'commands')
+
+export function buildProgram (out: Output = createOutput()): { program: Command, ctx: ReturnType<typeof createContext> } {
+  const program = new Command('kiln')
+  program
+    .description('A peer-to-peer build farm for container images: rootless builds on any node, OCI layers shared peer to peer.')
+    .option('-c, --config <file>', 'config file (kiln.yaml); default $KILN_CONFIG')
+    .option('--data-dir <dir>', 'data dir; default $KILN_DATA_DIR, else $XDG_DATA_HOME/kiln or ~/.local/share/kiln')
+    .option('--log-level <level>', 'trace, debug, info, warn, error or silent')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ sortSubcommands: true })
+    .exitOverride()
+    .addHelpText('after', `
+Examples:
+  kiln image import oci-archive:busybox.tar         put an image into the local store
+  kiln build -t demo/hello:1 .                      build the Dockerfile in . rootlessly
+  kiln agent --bootstrap /ip4/10.0.0.1/tcp/4001/p2p/12D3...   join a network and build for it
+  kiln submit --platform linux/arm64 -t demo/hello:1 .        have the network build it
+Docs: docs/ in the kiln repository.`)
+  const ctx = createContext(program, out)
+  return { program, ctx }
+}
+
+async function registerAll (program: Command, ctx: CliContext): Promise<void> {
+  const files = readdirSync(COMMANDS_DIR).filter(f => f.endsWith('.ts') && !f.endsWith('.test.ts')).sort()
+  for (const file of files) {
+    const mod = await import(join(COMMANDS_DIR, file)) as Partial<CommandModule>
+    if (typeof mod.register === 'function') mod.register(program, ctx)
+  }
+  // Every subcommand reports usage errors through us, not process.exit.
+  const override = (cmd: Command): void => { cmd.exitOverride(); cmd.commands.forEach(override) }
+  override(program)
+}
+
+function printError (err: unknown): void {
+  const message = err instanceof Error ? err.message : String(err)
+  process.stderr.write(`kiln: error: ${message}\n`)
+  if (err instanceof CliError && err.hint !== undefined) process.stderr.write(`hint: ${err.hint}\n`)
+  if (process.env.KILN_DEBUG === '1' && err instanceof Error && err.stack !== undefined) process.stderr.write(`${err.stack}\n`)
+}
+
+/** Runs kiln with process-style argv; resolves to the exit code. */
+export async function main (argv: string[]): Promise<number> {
+  const { program, ctx } = buildProgram()
+  await registerAll(program, ctx)
+  try {
+    await program.parseAsync(argv)
+    return EXIT.ok
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok
+      return EXIT.usage
+    }
+    printError(err)
+    return exitCodeFor(err)
+  } finally {
+    await ctx.close()
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Output for people and for scripts: tables and lines on stdout, warnings
+ * and progress on stderr, JSON on stdout when asked. Progress bars draw only
+ * on a terminal; elsewhere a line every few seconds keeps logs readable.
+ */
+import type { Writable } from 'node:stream'
+
+export interface Column<Row> {
+  header: string
+  value: (row: Row) => string
+  /** Right-align (numbers, sizes). */
+  right?: boolean
+}
+
+export interface Progress {
+  update: (done: number, detail?: string) => void
+  done: (summary?: string) => void
+}
+
+export interface Output {
+  json: (value: unknown) => void
+  table: <Row>(rows: Row[], columns: Array<Column<Row>>) => void
+  line: (text: string) => void
+  warn: (text: string) => void
+  progress: (label: string, total?: number) => Progress
+}
+
+export function formatBytes (n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let v = n
+  let i = 0
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++ }
+  return i === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : 1)} ${units[i] as string}`
+}
+
+export function formatDuration (ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`
+  return `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`
+}
+
+export function createOutput (stdout: Writable & { isTTY?: boolean } = process.stdout, stderr: Writable & { isTTY?: boolean, columns?: number } = process.stderr): Output {
+  const line = (text: string): void => { stdout.write(`${text}\n`) }
+  return {
+    json: (value) => { stdout.write(`${JSON.stringify(value, null, 2)}\n`) },
+    line,
+    warn: (text) => { stderr.write(`warning: ${text}\n`) },
+    table: (rows, columns) => {
+      const cells = rows.map(r => columns.map(c => c.value(r)))
+      const widths = columns.map((c, i) => Math.max(c.header.length, ...cells.map(row => (row[i] as string).length)))
+      const fmt = (values: string[]): string => values.map((v, i) => {
+        const w = widths[i] as number
+        return columns[i]?.right === true ? v.padStart(w) : (i === values.length - 1 ? v : v.padEnd(w))
+      }).join('  ').trimEnd()
+      line(fmt(columns.map(c => c.header)))
+      for (const row of cells) line(fmt(row))
+    },
+    progress: (label, total) => {
+      const start = Date.now()
+      let last = 0
+      let current = 0
+      const render = (final: boolean, detail = ''): void => {
+        const elapsed = Math.max(1, Date.now() - start)
+        const rate = `${formatBytes(current / elapsed * 1000)}/s`
+        const amount = total !== undefined && total > 0 ? `${formatBytes(current)}/${formatBytes(total)}` : formatBytes(current)
+        let bar = ''
+        if (total !== undefined && total > 0) {
+          const width = 24
+          const filled = Math.min(width, Math.round(current / total * width))
+          bar = `[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${String(Math.floor(current / total * 100)).padStart(3)}% `
+        }
+        const text = `${label} ${bar}${amount} ${rate}${detail === '' ? '' : ` ${detail}`}`
+        if (stderr.isTTY === true) stderr.write(`\r\x1b[K${text}${final ? '\n' : ''}`)
+        else if (final || Date.now() - last > 5000) { stderr.write(`${text}\n`); last = Date.now() }
+      }
+      let detailText = ''
+      return {
+        update: (done, detail) => {
+          current = done
+          if (detail !== undefined) detailText = detail
+          if (stderr.isTTY === true ? Date.now() - last > 100 : Date.now() - last > 5000) {
+            render(false, detailText)
+            if (stderr.isTTY === true) last = Date.now()
+          }
+        },
+        done: (summary) => { render(true, summary ?? detailText) }
+      }
+    }
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * The shape of kiln.yaml. Every section is optional; what is missing takes
+ * the default shown here. Unknown keys are refused, so a typo is reported
+ * rather than silently ignored.
+ */
+import { z } from 'zod'
+
+const platform = z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, 'a platform like "linux/amd64" or "linux/arm64/v8"')
+const multiaddr = z.string().regex(/^\//, 'a multiaddr like "/ip4/127.0.0.1/tcp/4001"')
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'HOST:PORT, like "127.0.0.1:5000"')
+const byteSize = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+(\.\d+)?\s*([KMGT]i?B?)?$/i, 'a size like 500GiB or 20G')])
+
+export const NodeSection = z.strictObject({
+  /** Multiaddrs to listen on. */
+  listen: z.array(multiaddr).default(['/ip4/0.0.0.0/tcp/4001']),
+  /** Peers to join the network through. */
+  bootstrap: z.array(multiaddr).default([]),
+  /** Find peers on the local network by mDNS. */
+  mdns: z.boolean().default(true),
+  /** Act as a circuit relay for peers with no inbound connectivity. */
+  relay: z.boolean().default(false),
+  /** Path to a libp2p private-network pre-shared key file (closed clusters). */
+  pnet: z.string().optional()
+})
+
+export const AgentSection = z.strictObject({
+  /** Platforms this agent builds for; default: the host's. */
+  platforms: z.array(platform).default([]),
+  /** Extra capabilities to advertise (e.g. "mpi=openmpi-4"). */
+  capabilities: z.array(z.string()).default([]),
+  institution: z.string().default(''),
+  maxConcurrentBuilds: z.number().int().min(1).default(1),
+  /** Whether RUN steps may have network access when a job asks for it. */
+  allowNetwork: z.boolean().default(false)
+})
+
+export const BuildSection = z.strictObject({
+  sandbox: z.enum(['auto', 'unshare', 'bwrap', 'proot']).default('auto'),
+  /** Seconds since the epoch used for file times and the image's created date. */
+  sourceDateEpoch: z.number().int().nonnegative().optional(),
+  /** Longest a single RUN step may take, in seconds. */
+  stepTimeout: z.number().int().positive().default(3600)
+})
+
+export const GatewaySection = z.strictObject({
+  listen: hostPort.default('127.0.0.1:5000'),
+  anonymousRead: z.boolean().default(true),
+  deleteEnabled: z.boolean().default(false),
+  tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
+  /** Allow plain HTTP on a non-loopback address. */
+  insecureListen: z.boolean().default(false)
+})
+
+export const TrustSection = z.strictObject({
+  /** Institution root public keys (or files holding them) trusted for the given roles. */
+  roots: z.array(z.strictObject({ key: z.string(), roles: z.array(z.enum(['builder', 'requester', 'gateway'])).default(['builder']) })).default([]),
+  /** Single peers trusted for the given roles. */
+  peers: z.array(z.strictObject({ peer: z.string(), roles: z.array(z.enum(['builder', 'requester', 'gateway'])).default(['builder']) })).default([])
+})
+
+export const StoreSection = z.strictObject({
+  /** Largest the store may grow before least recently used, unpinned content is evicted. */
+  quota: byteSize.optional()
+})
+
+export const KilnConfigSchema = z.strictObject({
+  dataDir: z.string().optional(),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  node: NodeSection.default(NodeSection.parse({})),
+  agent: AgentSection.default(AgentSection.parse({})),
+  build: BuildSection.default(BuildSection.parse({})),
+  gateway: GatewaySection.default(GatewaySection.parse({})),
+  trust: TrustSection.default(TrustSection.parse({})),
+  store: StoreSection.default(StoreSection.parse({}))
+})
+
+export type KilnConfigInput = z.input<typeof KilnConfigSchema>
+export type KilnConfig = z.output<typeof KilnConfigSchema> & { dataDir: string, configFile?: string }
