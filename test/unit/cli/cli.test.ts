@@ -1,0 +1,43 @@
+import { describe, it, expect, afterAll } from 'vitest'
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { runKiln } from '../../helpers/cli.ts'
+
+const dataDir = mkdtempSync(join(tmpdir(), 'kiln-cli-'))
+afterAll(() => { rmSync(dataDir, { recursive: true, force: true }) })
+
+describe('kiln CLI', () => {
+  it('--help lists the commands and examples', async () => {
+    const r = await runKiln(['--help'])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/Usage: kiln/)
+    expect(r.stdout).toMatch(/key/)
+    expect(r.stdout).toMatch(/Examples:/)
+  })
+
+  it('an unknown command exits 2 with a pointer to --help', async () => {
+    const r = await runKiln(['frobnicate'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/unknown command 'frobnicate'/)
+  })
+
+  it('key show creates a 0600 key once and shows the same peer id after', async () => {
+    const first = await runKiln(['--data-dir', dataDir, 'key', 'show', '--json'])
+    expect(first.code).toBe(0)
+    const a = JSON.parse(first.stdout) as { peerId: string, created: boolean, path: string }
+    expect(a.peerId).toMatch(/^12D3KooW/)
+    expect(a.created).toBe(true)
+    expect(statSync(a.path).mode & 0o777).toBe(0o600)
+    const b = JSON.parse((await runKiln(['key', 'show', '--json'], { env: { KILN_DATA_DIR: dataDir } })).stdout) as { peerId: string, created: boolean }
+    expect(b).toMatchObject({ peerId: a.peerId, created: false })
+  })
+
+  it('a bad config file exits 2 and names the key', async () => {
+    const cfg = join(dataDir, 'bad.yaml')
+    writeFileSync(cfg, 'node:\n  mdns: perhaps\n')
+    const r = await runKiln(['--config', cfg, 'key', 'show'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/node\.mdns: got "perhaps"/)
+  })
+})
