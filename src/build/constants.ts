@@ -1,0 +1,27 @@
+/**
+ * Limits and fixed parameters of the builder.
+ */
+
+/** Preference order when choosing a sandbox driver automatically (DESIGN.md: Building rootlessly). */
+export const DRIVER_PREFERENCE = ['bwrap', 'unshare', 'proot'] as const
+
+/** Device nodes bound into every sandbox from the host. */
+export const SANDBOX_DEVICES = ['null', 'zero', 'random', 'urandom', 'tty', 'full'] as const
+
+/** How long a probe of one driver may take before it counts as not working. */
+export const PROBE_TIMEOUT_MS = 10_000
+
+/** Default PATH for RUN steps when the image sets none (same as Docker's). */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+/** SOURCE_DATE_EPOCH when the caller gives none: every timestamp in the image is 1970-01-01T00:00:00Z. */
+export const DEFAULT_SOURCE_DATE_EPOCH = 0
+
+/** Bytes of a step's output kept to quote in the error of a failed RUN. */
+export const FAILED_STEP_OUTPUT_TAIL = 4096
+
+/** Largest single file read whole into memory when hashing or diffing (bigger ones stream). */
+export const HASH_CHUNK_SIZE = 1024 * 1024
+
+/** Step cache format version: bump to invalidate every cache entry when the layer format changes. */
+export const STEP_CACHE_VERSION = 1

@@ -1,0 +1,71 @@
+/**
+ * Errors thrown by the builder. Callers branch on `name` (or `code`), never
+ * on the message text.
+ */
+import type { SourceLoc } from '../recipe/ir.ts'
+
+function where (source: SourceLoc | undefined): string {
+  return source === undefined ? '' : `${source.file}:${source.line}: `
+}
+
+/** No sandbox driver works on this node, or the one asked for does not. */
+export class SandboxUnavailableError extends Error {
+  override readonly name = 'SandboxUnavailableError'
+  readonly code = 'ERR_SANDBOX_UNAVAILABLE'
+  constructor (message: string) { super(message) }
+}
+
+/** The sandbox itself failed (bad root, mount refused), not the step's command. */
+export class SandboxError extends Error {
+  override readonly name = 'SandboxError'
+  readonly code = 'ERR_SANDBOX'
+  constructor (message: string) { super(message) }
+}
+
+/** A RUN step exited non-zero, was killed, or timed out. */
+export class StepFailedError extends Error {
+  override readonly name = 'StepFailedError'
+  readonly code = 'ERR_STEP_FAILED'
+  readonly source: SourceLoc
+  readonly exitCode: number | null
+  readonly output: string
+  constructor (source: SourceLoc, detail: string, exitCode: number | null, output: string) {
+    super(`${where(source)}${detail}`)
+    this.source = source
+    this.exitCode = exitCode
+    this.output = output
+  }
+}
+
+/** A COPY/ADD source is missing or resolves outside the context or stage root. */
+export class CopySourceError extends Error {
+  override readonly name = 'CopySourceError'
+  readonly code = 'ERR_COPY_SOURCE'
+  readonly source: SourceLoc | undefined
+  constructor (message: string, source?: SourceLoc) {
+    super(`${where(source)}${message}`)
+    this.source = source
+  }
+}
+
+/** A base image cannot be found or read. */
+export class BaseImageError extends Error {
+  override readonly name = 'BaseImageError'
+  readonly code = 'ERR_BASE_IMAGE'
+  readonly source: SourceLoc | undefined
+  constructor (message: string, source?: SourceLoc) {
+    super(`${where(source)}${message}`)
+    this.source = source
+  }
+}
+
+/** The plan asks for something this builder cannot do (RUN for a platform without an emulator...). */
+export class UnsupportedStepError extends Error {
+  override readonly name = 'UnsupportedStepError'
+  readonly code = 'ERR_UNSUPPORTED_STEP'
+  readonly source: SourceLoc | undefined
+  constructor (message: string, source?: SourceLoc) {
+    super(`${where(source)}${message}`)
+    this.source = source
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * The `bwrap` driver: bubblewrap builds the sandbox (user, pid, net, ipc, uts
+ * namespaces, its own /proc and /dev, --die-with-parent).
+ *
+ * Debian's bubblewrap 0.8 has no `--overlay`. For overlay roots the driver
+ * therefore mounts the overlay itself in an outer `unshare -Urm` (where the
+ * caller is uid 0 of a user namespace, allowed to mount overlayfs with
+ * `userxattr`) and hands bwrap the merged dir with `--bind MERGED /`; bwrap
+ * nests its own user namespace inside. The step's changes land in the upper
+ * dir exactly as with the `unshare` driver, so the same overlay differ
+ * applies and no scan of the rootfs is needed. Plain dir roots are bound
+ * directly (no outer namespace), for nodes where overlay in a user namespace
+ * is refused.
+ */
+import { mkdirInRoot, prepareScratch } from './scratch.ts'
+import { mountScript, requireTool } from './ns-script.ts'
+import { runProcess } from './process.ts'
+import { shq } from './host-tools.ts'
+import type { RunSpec, RunResult, Sandbox, SandboxFeatures } from './types.ts'
+
+function bwrapArgs (rootDir: string, cwd: string, network: boolean): string[] {
+  const args = [
+    '--unshare-user', '--uid', '0', '--gid', '0',
+    '--unshare-pid', '--unshare-ipc', '--unshare-uts',
+    '--die-with-parent', '--new-session',
+    '--bind', rootDir, '/',
+    '--proc', '/proc', '--dev', '/dev',
+    '--chdir', cwd
+  ]
+  if (!network) args.unshift('--unshare-net')
+  else {
+    for (const f of ['/etc/resolv.conf', '/etc/hosts']) args.push('--ro-bind-try', f, f)
+  }
+  return args
+}
+
+export function createBwrapSandbox (features: SandboxFeatures = { overlay: true, networkIsolation: true, pidIsolation: true }): Sandbox {
+  return {
+    driver: 'bwrap',
+    features,
+    run: async (spec: RunSpec): Promise<RunResult> => {
+      const bwrap = requireTool('bwrap')
+      const network = spec.network === true
+      const cwd = spec.cwd ?? '/'
+      const scratch = await prepareScratch(spec.root, network)
+      try {
+        const common = { env: spec.env, timeoutMs: spec.timeoutMs, signal: spec.signal, onOutput: spec.onOutput }
+        if (scratch.overlayOptions === undefined) {
+          await mkdirInRoot(scratch.rootDir, cwd)
+          return await runProcess({ file: bwrap, args: [...bwrapArgs(scratch.rootDir, cwd, network), '--', ...spec.argv], ...common })
+        }
+        const args = bwrapArgs(scratch.rootDir, cwd, network).map(shq).join(' ')
+        const script = [...mountScript(scratch, cwd), `exec ${bwrap} ${args} -- "$@"`].join('\n')
+        return await runProcess({
+          file: requireTool('unshare'),
+          args: ['-Urm', '--', requireTool('sh'), '-c', script, 'kiln-sandbox', ...spec.argv],
+          ...common
+        })
+      } finally {
+        await scratch.cleanup()
+      }
+    }
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * Sandboxes for build steps: run a command as root-inside-a-user-namespace
+ * in an image's root filesystem, with no real privileges, no setuid helper
+ * and no /etc/subuid. Drivers: `bwrap`, `unshare`, `proot`, chosen
+ * automatically from what works on the node (probed once, cached).
+ *
+ * @example
+ * ```ts
+ * const sandbox = await createSandbox()           // or { driver: 'unshare' }
+ * const r = await sandbox.run({
+ *   argv: ['/bin/sh', '-c', 'echo hi > /x'], env: { PATH: '/bin' }, cwd: '/',
+ *   root: { kind: 'overlay', lowers: [baseDir], upper, work },
+ *   timeoutMs: 60_000, onOutput: (stream, chunk) => process.stdout.write(chunk)
+ * })
+ * // r.exitCode === 0, and `upper` now holds /x
+ * ```
+ */
+import { SandboxUnavailableError } from '../errors.ts'
+import { probeSandboxes, sandboxFor } from './probe.ts'
+import type { Sandbox, SandboxDriverName } from './types.ts'
+
+export type * from './types.ts'
+export { probeSandboxes } from './probe.ts'
+export { removeTree } from './scratch.ts'
+
+export interface SandboxInit {
+  /** Use this driver; default: the first that works in the order bwrap, unshare, proot. */
+  driver?: SandboxDriverName
+}
+
+export async function createSandbox (init: SandboxInit = {}): Promise<Sandbox> {
+  const probe = await probeSandboxes()
+  if (init.driver !== undefined) {
+    const found = probe.drivers.find(d => d.driver === init.driver)
+    if (found?.ok !== true) throw new SandboxUnavailableError(`sandbox driver ${init.driver} does not work on this node: ${found?.detail ?? 'unknown driver'}`)
+    return sandboxFor(found.driver, found.features)
+  }
+  const selected = probe.drivers.find(d => d.driver === probe.selected)
+  if (selected === undefined) {
+    throw new SandboxUnavailableError(`no sandbox driver works on this node: ${probe.drivers.map(d => `${d.driver}: ${d.detail}`).join('; ')}`)
+  }
+  return sandboxFor(selected.driver, selected.features)
+}

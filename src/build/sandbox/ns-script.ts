@@ -1,0 +1,55 @@
+/**
+ * The shell script run as uid 0 of a fresh user + mount namespace by the
+ * namespace drivers: it mounts the overlay, and (for `unshare`) sets up
+ * /proc and /dev and enters the root. The step's argv arrives as "$@", so
+ * nothing the recipe says is ever parsed by this script.
+ */
+import { SANDBOX_DEVICES } from '../constants.ts'
+import { SandboxUnavailableError } from '../errors.ts'
+import { hostTool, shq } from './host-tools.ts'
+import type { Scratch } from './scratch.ts'
+
+export function requireTool (name: string): string {
+  const path = hostTool(name)
+  if (path === undefined) throw new SandboxUnavailableError(`${name} is not installed on this node`)
+  return path
+}
+
+/** Mounts the overlay (when there is one) and creates the working directory. */
+export function mountScript (scratch: Scratch, cwd: string): string[] {
+  const mount = requireTool('mount')
+  const mkdir = requireTool('mkdir')
+  const lines = ['set -e']
+  if (scratch.overlayOptions !== undefined) {
+    lines.push(`${mount} -t overlay overlay -o ${shq(scratch.overlayOptions)} ${shq(scratch.rootDir)}`)
+    lines.push(`${mkdir} -p ${shq(scratch.rootDir + cwd)}`)
+  }
+  return lines
+}
+
+/** /proc, a private /dev with the usual devices, the host's resolver when networked, then chroot + chdir + exec. */
+export function enterScript (scratch: Scratch, cwd: string, network: boolean): string[] {
+  const mount = requireTool('mount')
+  const ln = requireTool('ln')
+  const mkdir = requireTool('mkdir')
+  const unshare = requireTool('unshare')
+  const m = shq(scratch.rootDir)
+  const lines = [
+    `${mount} -t proc -o nosuid,nodev,noexec proc ${m}/proc`,
+    `${mount} -t tmpfs -o mode=755,nosuid tmpfs ${m}/dev`,
+    `for d in ${SANDBOX_DEVICES.join(' ')}; do : > ${m}/dev/$d; ${mount} --bind /dev/$d ${m}/dev/$d; done`,
+    `${ln} -s /proc/self/fd ${m}/dev/fd`,
+    `${ln} -s /proc/self/fd/0 ${m}/dev/stdin`,
+    `${ln} -s /proc/self/fd/1 ${m}/dev/stdout`,
+    `${ln} -s /proc/self/fd/2 ${m}/dev/stderr`,
+    `${mkdir} ${m}/dev/shm ${m}/dev/pts`,
+    `${mount} -t tmpfs -o mode=1777,nosuid,nodev tmpfs ${m}/dev/shm`
+  ]
+  if (network) {
+    for (const f of ['/etc/resolv.conf', '/etc/hosts']) {
+      lines.push(`if [ -f ${f} ] && [ -f ${m}${f} ]; then ${mount} --bind ${f} ${m}${f}; fi`)
+    }
+  }
+  lines.push(`exec ${unshare} --root=${m} --wd=${shq(cwd)} -- "$@"`)
+  return lines
+}

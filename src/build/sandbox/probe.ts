@@ -1,0 +1,105 @@
+/**
+ * Finds out which sandbox drivers work on this node by trying each one for
+ * real (a namespace, an overlay mount, a command in a root), once per
+ * process: the result is cached.
+ */
+import { mkdir, mkdtemp, symlink, copyFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DRIVER_PREFERENCE, PROBE_TIMEOUT_MS } from '../constants.ts'
+import { createBwrapSandbox } from './bwrap.ts'
+import { hostTool } from './host-tools.ts'
+import { runProcess } from './process.ts'
+import { createProotSandbox } from './proot.ts'
+import { removeTree } from './scratch.ts'
+import type { DriverProbe, HostProbe, Sandbox, SandboxDriverName, SandboxFeatures, SandboxRoot } from './types.ts'
+import { createUnshareSandbox } from './unshare.ts'
+
+interface Check { ok: boolean, detail: string }
+
+async function check (file: string | undefined, args: string[], what: string): Promise<Check> {
+  if (file === undefined) return { ok: false, detail: `${what}: program not installed` }
+  let out = ''
+  try {
+    const r = await runProcess({ file, args, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeoutMs: PROBE_TIMEOUT_MS, onOutput: (_s, c) => { out += Buffer.from(c).toString() } })
+    if (r.exitCode === 0) return { ok: true, detail: what }
+    return { ok: false, detail: `${what}: ${r.timedOut ? 'timed out' : `exit ${String(r.exitCode ?? r.signal)}`}${out.trim() === '' ? '' : ` (${out.trim().split('\n').slice(-2).join(' / ')})`}` }
+  } catch (err) {
+    return { ok: false, detail: `${what}: ${(err as Error).message}` }
+  }
+}
+
+/** A root with a statically linked shell, to run a real step in each driver. */
+async function probeRoot (dir: string): Promise<string | undefined> {
+  const busybox = hostTool('busybox')
+  if (busybox === undefined) return undefined
+  const root = join(dir, 'root')
+  await mkdir(join(root, 'bin'), { recursive: true })
+  await copyFile(busybox, join(root, 'bin/busybox'))
+  await symlink('busybox', join(root, 'bin/sh'))
+  return root
+}
+
+async function driverWorks (sandbox: Sandbox, root: SandboxRoot | undefined): Promise<Check> {
+  if (root === undefined) return { ok: true, detail: 'not exercised (no static busybox to probe with)' }
+  try {
+    const r = await sandbox.run({ argv: ['/bin/sh', '-c', 'exit 7'], env: {}, root, timeoutMs: PROBE_TIMEOUT_MS })
+    return r.exitCode === 7 ? { ok: true, detail: 'runs a step' } : { ok: false, detail: `probe step ended with ${String(r.exitCode ?? r.signal)}` }
+  } catch (err) {
+    return { ok: false, detail: (err as Error).message }
+  }
+}
+
+async function probeHost (): Promise<HostProbe> {
+  const dir = await mkdtemp(join(tmpdir(), 'kiln-probe-'))
+  try {
+    const unshare = hostTool('unshare')
+    const userNamespaces = await check(unshare, ['-Ur', '--', '/bin/true'], 'unshare -Ur')
+    for (const d of ['lower', 'upper', 'work', 'merged']) await mkdir(join(dir, d))
+    const opts = `lowerdir=${join(dir, 'lower')},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')},userxattr`
+    const overlayInUserns = userNamespaces.ok
+      ? await check(unshare, ['-Urm', '--', hostTool('mount') ?? 'mount', '-t', 'overlay', 'overlay', '-o', opts, join(dir, 'merged')], 'overlay mount in a user namespace')
+      : { ok: false, detail: 'needs user namespaces' }
+    const root = await probeRoot(dir)
+    const overlayRoot = (name: string): SandboxRoot | undefined => root === undefined ? undefined : { kind: 'overlay', lowers: [root], upper: join(dir, `${name}-upper`), work: join(dir, `${name}-work`) }
+    const dirRoot: SandboxRoot | undefined = root === undefined ? undefined : { kind: 'dir', path: root }
+    for (const n of ['bwrap', 'unshare']) { await mkdir(join(dir, `${n}-upper`)); await mkdir(join(dir, `${n}-work`)) }
+
+    const drivers: DriverProbe[] = []
+    const ns: SandboxFeatures = { overlay: overlayInUserns.ok, networkIsolation: true, pidIsolation: true }
+
+    const bwrapBin = await check(hostTool('bwrap'), ['--unshare-user', '--uid', '0', '--gid', '0', '--unshare-pid', '--unshare-net', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--', '/bin/true'], 'bwrap with user+pid+net namespaces')
+    const bwrap = bwrapBin.ok ? await driverWorks(createBwrapSandbox(ns), ns.overlay ? overlayRoot('bwrap') : dirRoot) : bwrapBin
+    drivers.push({ driver: 'bwrap', ok: bwrap.ok, features: ns, detail: bwrap.ok ? `${bwrap.detail}${ns.overlay ? '; overlay mounted in an outer unshare (bwrap 0.8 has no --overlay)' : '; no overlay: scan-based diff'}` : bwrap.detail })
+
+    const un = userNamespaces.ok ? await driverWorks(createUnshareSandbox(ns), ns.overlay ? overlayRoot('unshare') : dirRoot) : { ok: false, detail: `needs user namespaces (${userNamespaces.detail})` }
+    drivers.push({ driver: 'unshare', ok: un.ok, features: ns, detail: un.ok ? `${un.detail}${ns.overlay ? '; overlay upper dir diff' : '; no overlay: scan-based diff'}` : un.detail })
+
+    const prootBin = await check(hostTool('proot'), ['-0', '-r', '/', '/bin/true'], 'proot -0')
+    const pr = prootBin.ok ? await driverWorks(createProotSandbox(), dirRoot) : prootBin
+    const prootSandbox = createProotSandbox()
+    drivers.push({ driver: 'proot', ok: pr.ok, features: prootSandbox.features, detail: pr.ok ? `${pr.detail}; no network isolation, scan-based diff` : pr.detail })
+
+    const selected = DRIVER_PREFERENCE.find(n => drivers.find(d => d.driver === n)?.ok === true)
+    return { userNamespaces, overlayInUserns, drivers, selected }
+  } finally {
+    await removeTree(dir)
+  }
+}
+
+let cached: Promise<HostProbe> | undefined
+
+/** Probes the node once per process (pass refresh to probe again). */
+export async function probeSandboxes (options: { refresh?: boolean } = {}): Promise<HostProbe> {
+  if (cached === undefined || options.refresh === true) cached = probeHost()
+  return await cached
+}
+
+/** A sandbox for a probed driver with the features the probe found. */
+export function sandboxFor (name: SandboxDriverName, features: SandboxFeatures): Sandbox {
+  switch (name) {
+    case 'bwrap': return createBwrapSandbox(features)
+    case 'unshare': return createUnshareSandbox(features)
+    case 'proot': return createProotSandbox()
+  }
+}

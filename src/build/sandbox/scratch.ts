@@ -1,0 +1,85 @@
+/**
+ * Per-run scratch space of the namespace drivers: the mount point of the
+ * merged overlay and an "init" lower layer holding the mount points the
+ * sandbox needs (/proc, /dev, and /etc/hosts + /etc/resolv.conf when the step
+ * has network). The init layer sits above the image's layers, so those mount
+ * points never show up in the step's upper dir, hence never in a layer.
+ */
+import { lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { SandboxError } from '../errors.ts'
+import type { SandboxRoot } from './types.ts'
+
+export interface Scratch {
+  /** Directory the sandbox uses as `/`: the overlay mount point or the plain root dir. */
+  rootDir: string
+  /** Overlay mount options, when the root is an overlay. */
+  overlayOptions?: string
+  cleanup: () => Promise<void>
+}
+
+const NETWORK_FILES = ['etc/resolv.conf', 'etc/hosts']
+
+export async function prepareScratch (root: SandboxRoot, network: boolean): Promise<Scratch> {
+  if (root.kind === 'dir') {
+    const created: string[] = []
+    for (const d of ['proc', 'dev']) {
+      const p = join(root.path, d)
+      try { await lstat(p) } catch { await mkdir(p); created.push(p) }
+    }
+    return {
+      rootDir: root.path,
+      cleanup: async () => { for (const p of created) await rm(p, { recursive: true, force: true }) }
+    }
+  }
+  for (const dir of [...root.lowers, root.upper, root.work]) {
+    if (/[,:\n]/.test(dir)) throw new SandboxError(`overlay directory ${JSON.stringify(dir)} contains ',' ':' or a newline, which mount options cannot express`)
+  }
+  const scratch = await mkdtemp(join(tmpdir(), 'kiln-sbx-'))
+  const init = join(scratch, 'init')
+  const merged = join(scratch, 'merged')
+  await mkdir(merged)
+  await mkdir(join(init, 'proc'), { recursive: true })
+  await mkdir(join(init, 'dev'))
+  if (network) {
+    await mkdir(join(init, 'etc'))
+    for (const f of NETWORK_FILES) await writeFile(join(init, f), '')
+  }
+  const lowers = [init, ...root.lowers].join(':')
+  return {
+    rootDir: merged,
+    overlayOptions: `lowerdir=${lowers},upperdir=${root.upper},workdir=${root.work},userxattr`,
+    cleanup: async () => { await rm(scratch, { recursive: true, force: true }) }
+  }
+}
+
+/**
+ * Creates the working directory inside a plain root dir, refusing to follow
+ * symlinks (they would resolve against the host's filesystem).
+ */
+export async function mkdirInRoot (rootDir: string, cwd: string): Promise<void> {
+  let path = rootDir
+  for (const part of cwd.split('/').filter(p => p !== '' && p !== '.')) {
+    if (part === '..') throw new SandboxError(`working directory ${cwd} contains '..'`)
+    path = join(path, part)
+    const st = await lstat(path).catch(() => undefined)
+    if (st === undefined) { await mkdir(path); continue }
+    if (st.isSymbolicLink()) throw new SandboxError(`working directory ${cwd} goes through a symlink; this driver cannot create it safely`)
+    if (!st.isDirectory()) throw new SandboxError(`working directory ${cwd}: ${part} is not a directory`)
+  }
+}
+
+/** Removes a tree that may hold an overlay work dir (the kernel leaves `work/work` at mode 000). */
+export async function removeTree (path: string): Promise<void> {
+  const { chmod, readdir } = await import('node:fs/promises')
+  try { await rm(path, { recursive: true, force: true }); return } catch { /* fix modes, retry */ }
+  const fix = async (p: string): Promise<void> => {
+    const st = await lstat(p).catch(() => undefined)
+    if (st?.isDirectory() !== true) return
+    await chmod(p, 0o700).catch(() => {})
+    for (const e of await readdir(p).catch(() => [])) await fix(join(p, e))
+  }
+  await fix(path)
+  await rm(path, { recursive: true, force: true })
+}

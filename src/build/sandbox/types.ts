@@ -1,0 +1,83 @@
+/**
+ * The sandbox contract: run one build step as "root" (uid 0 mapped to the
+ * calling user) inside a root filesystem, without real privileges.
+ *
+ * Terms:
+ * - root: what the step sees as `/`. Either an overlay (read-only lower
+ *   dirs, top-most first, plus an upper dir that receives every change and a
+ *   work dir the kernel needs on the same filesystem), or a plain directory
+ *   that the step modifies in place (drivers without overlay support).
+ * - driver: one way of entering such a root (`bwrap`, `unshare`, `proot`).
+ */
+
+export type SandboxDriverName = 'bwrap' | 'unshare' | 'proot'
+
+export type SandboxRoot =
+  /** lowers: top-most first (the order of overlayfs `lowerdir=`). */
+  | { kind: 'overlay', lowers: string[], upper: string, work: string }
+  | { kind: 'dir', path: string }
+
+export type OutputStream = 'stdout' | 'stderr'
+
+export interface RunSpec {
+  argv: string[]
+  /** The whole environment of the step: nothing of the host's leaks in. */
+  env: Record<string, string>
+  /** Absolute working directory inside the root; created when missing. Default '/'. */
+  cwd?: string
+  root: SandboxRoot
+  /** Give the step the host's network. Default false: a private network namespace with only loopback. */
+  network?: boolean
+  /** Kill the whole process tree after this long. Default: no timeout. */
+  timeoutMs?: number
+  /** Aborting kills the whole process tree; run() then rejects with the signal's reason. */
+  signal?: AbortSignal
+  onOutput?: (stream: OutputStream, chunk: Uint8Array) => void
+}
+
+export interface RunResult {
+  /** Exit code of the step's command; null when it was killed by a signal. */
+  exitCode: number | null
+  signal: NodeJS.Signals | null
+  /** The timeout fired and the process tree was killed. */
+  timedOut: boolean
+  durationMs: number
+}
+
+export interface SandboxFeatures {
+  /** Accepts `{ kind: 'overlay' }` roots (the upper dir then holds exactly the step's changes). */
+  overlay: boolean
+  /** `network: false` really cuts the step off the host's network. */
+  networkIsolation: boolean
+  /** Processes the step leaves behind die with it (pid namespace or tracer). */
+  pidIsolation: boolean
+}
+
+/**
+ * Runs build steps. `run` may be called concurrently for different roots.
+ * It resolves when every process of the step has exited and nothing it
+ * mounted remains; it rejects only for sandbox failures (driver missing, bad
+ * root, abort), never because the command failed: see `exitCode`.
+ */
+export interface Sandbox {
+  readonly driver: SandboxDriverName
+  readonly features: SandboxFeatures
+  run: (spec: RunSpec) => Promise<RunResult>
+}
+
+/** What probing a driver on this node found. */
+export interface DriverProbe {
+  driver: SandboxDriverName
+  ok: boolean
+  features: SandboxFeatures
+  /** Why it does not work, or notes on how it works. */
+  detail: string
+}
+
+export interface HostProbe {
+  userNamespaces: { ok: boolean, detail: string }
+  overlayInUserns: { ok: boolean, detail: string }
+  drivers: DriverProbe[]
+  /** The first working driver in preference order (bwrap, unshare, proot). */
+  selected?: SandboxDriverName
+}

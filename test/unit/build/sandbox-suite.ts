@@ -1,0 +1,137 @@
+/**
+ * The suite every Sandbox driver must pass (containerd's snapshots/testsuite
+ * idea): exit codes, env, cwd, output, timeouts that kill the whole tree,
+ * aborts, no network unless asked, overlay roots, and nothing left behind.
+ */
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, existsSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { removeTree } from '../../../src/build/sandbox/index.ts'
+import type { RunSpec, Sandbox, SandboxRoot } from '../../../src/build/sandbox/index.ts'
+import { makeBusyboxRoot, mountsUnder, processesWith } from './fixtures.ts'
+
+export function sandboxSuite (name: string, make: () => Promise<Sandbox>): void {
+  describe(`sandbox driver ${name}`, () => {
+    let sandbox: Sandbox
+    let dir: string
+    let base: string
+    let n = 0
+
+    beforeAll(async () => {
+      sandbox = await make()
+      dir = mkdtempSync(join(tmpdir(), `kiln-sbx-test-${name}-`))
+      base = makeBusyboxRoot(join(dir, 'base'))
+    })
+    afterAll(async () => {
+      expect(mountsUnder(dir)).toEqual([])
+      await removeTree(dir)
+    })
+
+    /** A fresh root for one run: an overlay over the base when supported, else a copy-free plain dir. */
+    function freshRoot (): SandboxRoot {
+      n++
+      if (sandbox.features.overlay) {
+        const upper = join(dir, `upper-${n}`)
+        const work = join(dir, `work-${n}`)
+        mkdirSync(upper); mkdirSync(work)
+        return { kind: 'overlay', lowers: [base], upper, work }
+      }
+      return { kind: 'dir', path: makeBusyboxRoot(join(dir, `root-${n}`)) }
+    }
+
+    async function sh (script: string, extra: Partial<RunSpec> = {}): Promise<{ code: number | null, out: string, err: string, timedOut: boolean }> {
+      let out = ''
+      let err = ''
+      const r = await sandbox.run({
+        argv: ['/bin/sh', '-c', script],
+        env: { PATH: '/bin' },
+        root: freshRoot(),
+        onOutput: (s, c) => { if (s === 'stdout') out += Buffer.from(c).toString(); else err += Buffer.from(c).toString() },
+        ...extra
+      })
+      return { code: r.exitCode, out, err, timedOut: r.timedOut }
+    }
+
+    it('reports the exit code and separates stdout from stderr', async () => {
+      expect((await sh('exit 0')).code).toBe(0)
+      const r = await sh('echo out; echo err >&2; exit 3')
+      expect(r).toMatchObject({ code: 3, out: 'out\n', err: 'err\n', timedOut: false })
+    })
+
+    it('runs argv without a shell in between', async () => {
+      let out = ''
+      const r = await sandbox.run({ argv: ['/bin/echo', 'a b', '$HOME'], env: {}, root: freshRoot(), onOutput: (_s, c) => { out += Buffer.from(c).toString() } })
+      expect(r.exitCode).toBe(0)
+      expect(out).toBe('a b $HOME\n')
+    })
+
+    it('gives the step exactly the environment asked for, as uid 0', async () => {
+      const r = await sh('env | sort; id -u', { env: { PATH: '/bin', FOO: 'bar baz' } })
+      expect(r.out.split('\n').filter(l => l !== '' && !l.startsWith('PWD=') && !l.startsWith('SHLVL='))).toEqual(['FOO=bar baz', 'PATH=/bin', '0'])
+    })
+
+    it('starts in the working directory, creating it when missing', async () => {
+      const r = await sh('pwd', { cwd: '/work/dir' })
+      expect(r.out).toBe('/work/dir\n')
+    })
+
+    it('kills the whole process tree on timeout and leaves no process behind', async () => {
+      const marker = String(9000 + Math.floor(Math.random() * 900))
+      const started = Date.now()
+      const r = await sh(`sleep ${marker} & sleep ${marker}1; echo never`, { timeoutMs: 300 })
+      expect(r.timedOut).toBe(true)
+      expect(r.out).toBe('')
+      expect(Date.now() - started).toBeLessThan(5000)
+      await new Promise(resolve => setTimeout(resolve, 100))
+      expect(processesWith(`sleep\u0000${marker}`)).toEqual([])
+    })
+
+    it('kills the tree and rejects when aborted', async () => {
+      const marker = String(8000 + Math.floor(Math.random() * 900))
+      const ac = new AbortController()
+      setTimeout(() => { ac.abort(new Error('stop')) }, 200)
+      await expect(sh(`sleep ${marker}`, { signal: ac.signal })).rejects.toThrow('stop')
+      await new Promise(resolve => setTimeout(resolve, 100))
+      expect(processesWith(`sleep\u0000${marker}`)).toEqual([])
+    })
+
+    it('has no network unless asked for', async (ctx) => {
+      if (!sandbox.features.networkIsolation) { ctx.skip(); return }
+      const server = createServer((_req, res) => { res.end('reachable') })
+      await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+      const port = (server.address() as AddressInfo).port
+      try {
+        const off = await sh(`echo GET | nc 127.0.0.1 ${port}`)
+        expect(off.code).not.toBe(0)
+        expect(off.out).toBe('')
+        const on = await sh(`printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 ${port}`, { network: true })
+        expect(on.out).toContain('reachable')
+      } finally {
+        await new Promise(resolve => server.close(resolve))
+      }
+    })
+
+    it('records changes in the upper dir of an overlay root, deletions as whiteouts', async (ctx) => {
+      if (!sandbox.features.overlay) { ctx.skip(); return }
+      const root = freshRoot()
+      if (root.kind !== 'overlay') throw new Error('unreachable')
+      const r = await sandbox.run({ argv: ['/bin/sh', '-c', 'echo new > /etc/x && rm /bin/false && mkdir -p /opt/a'], env: { PATH: '/bin' }, root })
+      expect(r.exitCode).toBe(0)
+      expect(readFileSync(join(root.upper, 'etc/x'), 'utf8')).toBe('new\n')
+      const wh = lstatSync(join(root.upper, 'bin/false'))
+      expect(wh.isCharacterDevice() && wh.rdev === 0).toBe(true)
+      expect(lstatSync(join(root.upper, 'opt/a')).isDirectory()).toBe(true)
+      expect(existsSync(join(base, 'bin/false'))).toBe(true)
+      expect(existsSync(join(root.upper, 'proc'))).toBe(false)
+      expect(existsSync(join(root.upper, 'dev'))).toBe(false)
+    })
+
+    it('sees /proc and /dev/null inside', async () => {
+      const r = await sh('echo x > /dev/null && cat /proc/self/stat > /dev/null && echo ok')
+      expect(r.out).toBe('ok\n')
+    })
+  })
+}
