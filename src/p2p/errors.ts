@@ -16,3 +16,10 @@ export class InvalidCapabilityRecordError extends Error {
   readonly code = 'ERR_INVALID_CAPABILITY_RECORD'
   constructor (message: string, options?: ErrorOptions) { super(message, options) }
 }
+
+/** A peer broke a stream protocol: short stream, oversized frame, unrequested bytes, bad JSON. */
+export class StreamProtocolError extends Error {
+  override readonly name = 'StreamProtocolError'
+  readonly code = 'ERR_STREAM_PROTOCOL'
+  constructor (message: string, options?: ErrorOptions) { super(message, options) }
+}

@@ -1,0 +1,25 @@
+/**
+ * The peer network: a kiln libp2p node, its identity on disk, capability
+ * records and their discovery on the DHT, and bounded stream helpers for
+ * kiln's own protocols.
+ *
+ * @example
+ * ```ts
+ * const { privateKey } = await loadOrCreateIdentity(dataDir)
+ * const node = await createKilnNode({ privateKey, bootstrap: ['/ip4/10.0.0.1/tcp/4001/p2p/12D3Koo...'] })
+ * const advertiser = createCapabilityAdvertiser({ node, privateKey, describe: () => detectCapabilities() })
+ * await advertiser.start()
+ * const arm = await findAgents(node, { platform: 'linux/arm64' })
+ * await advertiser.stop(); await node.stop()
+ * ```
+ */
+export { createKilnNode } from './node.ts'
+export type { KilnNode, KilnNodeInit, KilnServices, DhtTuning } from './node.ts'
+export { loadOrCreateIdentity, IDENTITY_FILE } from './identity.ts'
+export type { Identity } from './identity.ts'
+export { createCapabilityAdvertiser, findAgents, readCapabilityRecord } from './discovery.ts'
+export type { CapabilityAdvertiser, CapabilityAdvertiserInit, CapabilityDescription, FindAgentsOptions } from './discovery.ts'
+export { signCapabilityRecord, verifyCapabilityRecord, validateCapabilityRecord, selectCapabilityRecord } from './capability-record.ts'
+export { StreamReader, encodeFrame, jsonFrame, parseJsonFrame, sendAll } from './stream-io.ts'
+export type { WaitOptions } from './stream-io.ts'
+export * from './errors.ts'

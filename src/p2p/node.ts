@@ -1,0 +1,127 @@
+import { bootstrap } from '@libp2p/bootstrap'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { gossipsub } from '@libp2p/gossipsub'
+import type { GossipSub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import type { Identify } from '@libp2p/identify'
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import type { KadDHT } from '@libp2p/kad-dht'
+import { mdns } from '@libp2p/mdns'
+import { noise } from '@libp2p/noise'
+import { ping } from '@libp2p/ping'
+import type { Ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { yamux } from '@libp2p/yamux'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import { createLibp2p } from 'libp2p'
+import type { Libp2pOptions, ServiceFactoryMap } from 'libp2p'
+import { CAPABILITY_NAMESPACE, KAD_PROTOCOL } from '../../protocols/constants.ts'
+import { selectCapabilityRecord, validateCapabilityRecord } from './capability-record.ts'
+import {
+  DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DHT_QUERY_SELF_INTERVAL_MS, MDNS_SERVICE_TAG,
+  YAMUX_INITIAL_STREAM_WINDOW, YAMUX_MAX_STREAM_WINDOW
+} from './constants.ts'
+
+export interface KilnServices extends Record<string, unknown> {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  pubsub: GossipSub
+  /** Present only on nodes started with `relay: true`. */
+  relay?: CircuitRelayService
+}
+
+/** A started (or startable) kiln libp2p node. */
+export type KilnNode = Libp2p<KilnServices>
+
+export interface DhtTuning {
+  /** Self-query period once warm; default 5 min. */
+  querySelfInterval?: number
+  /** Self-query period while the routing table is young; default 1 s. */
+  initialQuerySelfInterval?: number
+  /** Only query, never answer (a node nobody can dial); default false. */
+  clientMode?: boolean
+  /** Peers per k-bucket and per query result; default 20. */
+  kBucketSize?: number
+}
+
+export interface KilnNodeInit {
+  /** The node key (see loadOrCreateIdentity); a fresh Ed25519 key when absent. */
+  privateKey?: PrivateKey
+  /** Multiaddrs to listen on; default all IPv4 interfaces, a free port. */
+  listen?: string[]
+  /** Addresses to announce instead of the listen addresses (NAT, cluster front ends). */
+  announce?: string[]
+  /** Multiaddrs (with /p2p/<id>) to join through. */
+  bootstrap?: string[]
+  /** Find peers on the local network by multicast DNS; default false. */
+  mdns?: boolean
+  /** Act as a circuit-relay-v2 server for nodes without inbound connectivity; default false. */
+  relay?: boolean
+  /**
+   * Ask connected relays for a reservation and listen on `/p2p-circuit`, so
+   * a node nobody can dial stays reachable; default false. (The relay client
+   * transport is always present, so relayed addresses can always be dialed.)
+   */
+  relayClient?: boolean
+  /** A libp2p pnet pre-shared key (the 95-byte swarm.key file): only nodes holding it connect. */
+  psk?: Uint8Array
+  dht?: DhtTuning
+  maxConnections?: number
+  /** Start listening before returning; default true. */
+  start?: boolean
+}
+
+/**
+ * Creates a kiln libp2p node: tcp + noise + yamux, identify, ping, kad-dht
+ * under `/kiln/kad/1.0.0` with the capability-record validator and selector,
+ * gossipsub, optional bootstrap/mdns/relay/pnet.
+ */
+export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode> {
+  const privateKey = init.privateKey ?? await generateKeyPair('Ed25519')
+  const listen = [...(init.listen ?? DEFAULT_LISTEN)]
+  if (init.relayClient === true) listen.push('/p2p-circuit')
+
+  const peerDiscovery: NonNullable<Libp2pOptions<KilnServices>['peerDiscovery']> = []
+  if (init.bootstrap !== undefined && init.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: init.bootstrap, timeout: 0 }))
+  if (init.mdns === true) peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG, interval: 10_000 }))
+
+  const services: Record<string, unknown> = {
+    identify: identify(),
+    ping: ping(),
+    dht: kadDHT({
+      protocol: KAD_PROTOCOL,
+      // Cluster nodes talk over private addresses; the default mapper drops them.
+      peerInfoMapper: passthroughMapper,
+      clientMode: init.dht?.clientMode ?? false,
+      kBucketSize: init.dht?.kBucketSize,
+      querySelfInterval: init.dht?.querySelfInterval ?? DHT_QUERY_SELF_INTERVAL_MS,
+      initialQuerySelfInterval: init.dht?.initialQuerySelfInterval,
+      validators: { [CAPABILITY_NAMESPACE]: validateCapabilityRecord },
+      selectors: { [CAPABILITY_NAMESPACE]: selectCapabilityRecord }
+    }),
+    pubsub: gossipsub({ allowPublishToZeroTopicPeers: true })
+  }
+  if (init.relay === true) services.relay = circuitRelayServer()
+
+  return await createLibp2p<KilnServices>({
+    privateKey,
+    start: init.start ?? true,
+    addresses: { listen, announce: init.announce },
+    transports: [tcp(), circuitRelayTransport()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux({
+      streamOptions: {
+        initialStreamWindowSize: YAMUX_INITIAL_STREAM_WINDOW,
+        maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW
+      }
+    })],
+    connectionProtector: init.psk !== undefined ? preSharedKey({ psk: init.psk }) : undefined,
+    connectionManager: { maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS },
+    peerDiscovery,
+    services: services as ServiceFactoryMap<KilnServices>
+  })
+}
