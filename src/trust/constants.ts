@@ -18,6 +18,3 @@ export const POLICY_FILE = 'trust.yaml'
 export const ROOT_KEY_FILE = 'root.key'
 export const ROOT_PUBLIC_FILE = 'root.pub.yaml'
 export const CERTS_DIR = 'certs'
-
-/** Roles a membership certificate or a policy entry can grant. */
-export const ROLES = ['builder', 'requester', 'gateway'] as const
