@@ -11,7 +11,10 @@ let stranger: Ed25519PrivateKey
 const id = (k: Ed25519PrivateKey): string => peerIdFromPrivateKey(k).toString()
 
 beforeAll(async () => {
-  [rootA, rootB, builder, stranger] = await Promise.all([0, 1, 2, 3].map(async () => await generateKeyPair('Ed25519')))
+  rootA = await generateKeyPair('Ed25519')
+  rootB = await generateKeyPair('Ed25519')
+  builder = await generateKeyPair('Ed25519')
+  stranger = await generateKeyPair('Ed25519')
 })
 
 const config = (extra: Partial<PolicyConfig> = {}): PolicyConfig => PolicyConfig.parse({
