@@ -1,0 +1,46 @@
+/**
+ * `GET|HEAD|DELETE /v2/<name>/blobs/<digest>` (spec §"Pulling blobs",
+ * §"Deleting blobs"). Reads honour one `Range`; DELETE removes the blob from
+ * the repository only: the store's GC decides when the bytes go.
+ */
+import { isDigest } from '../content/digest.ts'
+import type { Digest } from '../content/digest.ts'
+import { hasBlob } from './context.ts'
+import type { GatewayContext } from './context.ts'
+import { RegistryApiError } from './errors.ts'
+import { emptyResponse } from './http.ts'
+import type { GatewayRequest, GatewayResponse } from './http.ts'
+import { parseRangeHeader } from './range.ts'
+
+export function parseDigestParam (value: string): Digest {
+  if (!isDigest(value)) throw new RegistryApiError('DIGEST_INVALID', `invalid digest ${JSON.stringify(value)}`)
+  return value
+}
+
+export async function getBlob (ctx: GatewayContext, req: GatewayRequest, repository: string, param: string): Promise<GatewayResponse> {
+  const digest = parseDigestParam(param)
+  if (!await hasBlob(ctx, repository, digest)) throw new RegistryApiError('BLOB_UNKNOWN', `blob ${digest} unknown to ${repository}`, { detail: { digest } })
+  const { size } = await ctx.store.info(digest)
+  const range = parseRangeHeader(req.headers.range, size)
+  const headers: Record<string, string> = {
+    'content-type': 'application/octet-stream',
+    'docker-content-digest': digest,
+    'accept-ranges': 'bytes',
+    etag: `"${digest}"`,
+    'cache-control': 'max-age=31536000'
+  }
+  if (range === undefined) {
+    headers['content-length'] = String(size)
+    return { status: 200, headers, ...(req.method === 'HEAD' ? {} : { body: ctx.store.read(digest) }) }
+  }
+  headers['content-length'] = String(range.length)
+  headers['content-range'] = `bytes ${range.offset}-${range.offset + range.length - 1}/${size}`
+  return { status: 206, headers, ...(req.method === 'HEAD' ? {} : { body: ctx.store.read(digest, range) }) }
+}
+
+export async function deleteBlob (ctx: GatewayContext, repository: string, param: string): Promise<GatewayResponse> {
+  const digest = parseDigestParam(param)
+  if (!ctx.deleteEnabled) throw new RegistryApiError('UNSUPPORTED', 'deletion is disabled on this gateway')
+  if (!ctx.index.removeBlob(repository, digest)) throw new RegistryApiError('BLOB_UNKNOWN', `blob ${digest} unknown to ${repository}`, { detail: { digest } })
+  return emptyResponse(202)
+}

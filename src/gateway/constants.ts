@@ -1,0 +1,40 @@
+/**
+ * Limits and fixed parameters of the gateway. Section numbers refer to the
+ * OCI distribution spec v1.1.
+ */
+
+/** Largest manifest accepted on PUT (spec: registries SHOULD accept at least 4 MiB). */
+export { MAX_MANIFEST_SIZE } from '../oci/constants.ts'
+
+/** An upload session not touched for this long is discarded with its data. */
+export const UPLOAD_SESSION_TTL_MS = 60 * 60 * 1000
+
+/** How often expired upload sessions are swept. */
+export const UPLOAD_SWEEP_INTERVAL_MS = 5 * 60 * 1000
+
+/** Most entries returned by tags/list and _catalog when the client gives no `n`. */
+export const DEFAULT_PAGE_SIZE = 1000
+
+/** Most entries returned by tags/list and _catalog whatever `n` says. */
+export const MAX_PAGE_SIZE = 10_000
+
+/** Lifetime of a bearer token issued by /token, in seconds (docker's default is 60 s minimum; 5 min is common). */
+export const TOKEN_TTL_SECONDS = 300
+
+/** Longest repository name accepted (spec §"Pulling manifests": many clients limit host + name to 255). */
+export const MAX_NAME_LENGTH = 255
+
+/** Largest body read for a /token POST or any small JSON request. */
+export const MAX_SMALL_BODY = 64 * 1024
+
+/** Service name in WWW-Authenticate challenges and tokens when none is configured. */
+export const DEFAULT_SERVICE = 'kiln-gateway'
+
+/** Repository name grammar (spec §"Pulling manifests"). */
+export const NAME_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/
+
+/** Tag grammar (spec §"Pulling manifests"). */
+export const TAG_RE = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/
+
+/** scrypt parameters for stored password hashes (N=2^15, r=8, p=1: ~50 ms, 32 MiB). */
+export const SCRYPT_PARAMS = { N: 32768, r: 8, p: 1, keyLength: 32, maxmem: 64 * 1024 * 1024 } as const

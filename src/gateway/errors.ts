@@ -1,0 +1,77 @@
+/**
+ * The gateway's one error table: every failure the API reports is one of the
+ * OCI distribution-spec error codes below, with its HTTP status. A test pins
+ * the table; change it only together with that test.
+ *
+ * Errors thrown by other modules (content store, OCI model) are translated
+ * by their `name` through KILN_ERROR_CODES, never by message text.
+ */
+
+export const OCI_ERRORS = {
+  BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
+  BLOB_UPLOAD_INVALID: { status: 400, message: 'blob upload invalid' },
+  BLOB_UPLOAD_UNKNOWN: { status: 404, message: 'blob upload unknown to registry' },
+  DIGEST_INVALID: { status: 400, message: 'provided digest did not match uploaded content' },
+  MANIFEST_BLOB_UNKNOWN: { status: 400, message: 'manifest references a manifest or blob unknown to registry' },
+  MANIFEST_INVALID: { status: 400, message: 'manifest invalid' },
+  MANIFEST_UNKNOWN: { status: 404, message: 'manifest unknown to registry' },
+  NAME_INVALID: { status: 400, message: 'invalid repository name' },
+  NAME_UNKNOWN: { status: 404, message: 'repository name not known to registry' },
+  SIZE_INVALID: { status: 400, message: 'provided length did not match content length' },
+  UNAUTHORIZED: { status: 401, message: 'authentication required' },
+  DENIED: { status: 403, message: 'requested access to the resource is denied' },
+  UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
+  TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
+  RANGE_INVALID: { status: 416, message: 'invalid content range' }
+} as const satisfies Record<string, { status: number, message: string }>
+
+export type OciErrorCode = keyof typeof OCI_ERRORS
+
+/**
+ * Errors from kiln's modules, by `name`, and the OCI code each becomes when it
+ * escapes a handler. Anything not listed is a 500 with no detail.
+ */
+export const KILN_ERROR_CODES: Readonly<Record<string, OciErrorCode>> = {
+  NotFoundError: 'BLOB_UNKNOWN',
+  InvalidDigestError: 'DIGEST_INVALID',
+  DigestMismatchError: 'DIGEST_INVALID',
+  SizeMismatchError: 'SIZE_INVALID',
+  InvalidRangeError: 'RANGE_INVALID',
+  ManifestInvalidError: 'MANIFEST_INVALID',
+  ManifestTooLargeError: 'MANIFEST_INVALID'
+}
+
+/** A failure to report to the client as `{"errors":[{code,message,detail}]}` with the table's status. */
+export class RegistryApiError extends Error {
+  override readonly name = 'RegistryApiError'
+  readonly code: OciErrorCode
+  readonly status: number
+  readonly detail: unknown
+  /** Extra response headers (WWW-Authenticate, Range, Content-Range...). */
+  readonly headers: Readonly<Record<string, string>>
+  constructor (code: OciErrorCode, message?: string, options: { detail?: unknown, headers?: Record<string, string> } = {}) {
+    super(message ?? OCI_ERRORS[code].message)
+    this.code = code
+    this.status = OCI_ERRORS[code].status
+    this.detail = options.detail
+    this.headers = options.headers ?? {}
+  }
+}
+
+export interface OciErrorBody {
+  errors: Array<{ code: string, message: string, detail?: unknown }>
+}
+
+/** Translates any thrown value into a RegistryApiError, or undefined for an internal error (500). */
+export function toRegistryApiError (err: unknown): RegistryApiError | undefined {
+  if (err instanceof RegistryApiError) return err
+  if (err instanceof Error) {
+    const code = KILN_ERROR_CODES[err.name]
+    if (code !== undefined) return new RegistryApiError(code, err.message)
+  }
+  return undefined
+}
+
+export function errorBody (err: RegistryApiError): OciErrorBody {
+  return { errors: [{ code: err.code, message: err.message, ...(err.detail === undefined ? {} : { detail: err.detail }) }] }
+}

@@ -1,0 +1,80 @@
+/**
+ * The OCI gateway: the OCI distribution API (spec v1.1) over kiln's local
+ * content store, so that podman, skopeo, Apptainer, containerd and CI pull
+ * and push without knowing about the peer network.
+ *
+ * Terms:
+ * - repository: a name such as `hpc/gromacs` (spec grammar). A repository
+ *   "has" a blob when it was pushed or mounted there or is referenced by one
+ *   of its manifests; blobs are shared in the store, membership is per name.
+ * - reference: a tag or a digest naming a manifest in a repository.
+ * - tag: a ref in the shared RefStore, so `kiln image ls` sees pushed images
+ *   and the gateway serves images kiln built or imported.
+ * - pull-through: what the store lacks is fetched from the peer network by
+ *   digest, and tags resolved from signed tag records (see PullThrough).
+ *
+ * Every failure is an OCI error code from one table (./errors.ts).
+ *
+ * @example
+ * ```ts
+ * const gateway = createGateway({ store, refs, db, uploadDir: join(dataDir, 'gateway', 'uploads'),
+ *   auth: { anonymousRead: true, users: [{ name: 'ci', passwordHash, access: [{ repository: 'ci/**', allow: ['read', 'write'] }] }] } })
+ * const { url } = await gateway.listen('127.0.0.1', 5000)
+ * // podman pull --tls-verify=false 127.0.0.1:5000/ci/app:latest
+ * await gateway.close()
+ * ```
+ */
+import type { ContentStore } from '../content/index.ts'
+import type { KilnDb } from '../content/db.ts'
+import type { RefStore } from '../content/refs.ts'
+import type { GatewayAuthInit } from './auth.ts'
+import type { GatewayLogger, PullThrough } from './context.ts'
+import { createGatewayImpl } from './gateway.ts'
+import type { GatewayRequest, GatewayResponse, NodeHandler } from './http.ts'
+
+export type { AccessRule, Action, Permission } from './access.ts'
+export { AccessRuleSchema } from './access.ts'
+export type { GatewayAuthInit, GatewayUser } from './auth.ts'
+export type { GatewayLogger, PullThrough } from './context.ts'
+export { OCI_ERRORS, RegistryApiError } from './errors.ts'
+export type { OciErrorCode } from './errors.ts'
+export type { GatewayRequest, GatewayResponse } from './http.ts'
+export { hashPassword, verifyPassword } from './passwords.ts'
+
+export interface GatewayInit {
+  store: ContentStore
+  refs: RefStore
+  /** The store's database; the gateway keeps repository membership and the referrers index there. */
+  db: KilnDb
+  /** Directory for upload session files (under the data dir; same filesystem as the store is best). */
+  uploadDir: string
+  /** Structured logger (pino fits); default silent. Never given credentials. */
+  logger?: GatewayLogger
+  /** Absent: an open gateway, anyone may pull and push (loopback use). */
+  auth?: GatewayAuthInit
+  /** Allow DELETE of manifests, tags and blobs; default false (405 UNSUPPORTED). */
+  deleteEnabled?: boolean
+  pullThrough?: PullThrough
+  /** Default UPLOAD_SESSION_TTL_MS. */
+  uploadTtlMs?: number
+}
+
+export interface ListenOptions {
+  /** PEM certificate chain and key: serve HTTPS. */
+  tls?: { cert: string | Buffer, key: string | Buffer }
+}
+
+export interface Gateway {
+  /** Serves one request in-process (tests, embedding). Never throws for API errors. */
+  handle: (req: GatewayRequest) => Promise<GatewayResponse>
+  /** The same, as a node:http request listener. */
+  handler: NodeHandler
+  /** Starts a server; port 0 picks a free one. May be called more than once (several addresses). */
+  listen: (host: string, port: number, options?: ListenOptions) => Promise<{ host: string, port: number, url: string }>
+  /** Stops every server, drops open connections and upload sessions. */
+  close: () => Promise<void>
+}
+
+export function createGateway (init: GatewayInit): Gateway {
+  return createGatewayImpl(init)
+}

@@ -1,0 +1,138 @@
+/**
+ * `GET|HEAD|PUT|DELETE /v2/<name>/manifests/<reference>` (spec §"Pulling
+ * manifests", §"Pushing manifests", §"Deleting tags", §"Deleting manifests").
+ * Manifest bytes are stored and served exactly as pushed; the parsed value is
+ * only read to check references and to index subject and artifact type.
+ */
+import { sha256Digest } from '../content/digest.ts'
+import type { Digest } from '../content/digest.ts'
+import { DOCKER_MANIFEST, OCI_MANIFEST, isIndex, isManifest, parseManifestBytes } from '../oci/index.ts'
+import type { ParsedManifest } from '../oci/index.ts'
+import { parseDigestParam } from './blobs.ts'
+import { findManifest, hasBlob, recordManifest, resolveTag } from './context.ts'
+import type { GatewayContext } from './context.ts'
+import { MAX_MANIFEST_SIZE, TAG_RE } from './constants.ts'
+import { RegistryApiError } from './errors.ts'
+import { emptyResponse, readBody } from './http.ts'
+import type { GatewayRequest, GatewayResponse } from './http.ts'
+import type { ManifestRecord } from './repo-index.ts'
+
+type Reference = { tag: string } | { digest: Digest }
+
+function parseReference (param: string): Reference {
+  if (param.includes(':')) return { digest: parseDigestParam(param) }
+  if (!TAG_RE.test(param)) throw new RegistryApiError('MANIFEST_INVALID', `invalid tag ${JSON.stringify(param)}`)
+  return { tag: param }
+}
+
+function unknownManifest (repository: string, param: string): RegistryApiError {
+  return new RegistryApiError('MANIFEST_UNKNOWN', `manifest ${param} unknown to ${repository}`, { detail: { reference: param } })
+}
+
+function mediaTypeOf (header: string | undefined): string | undefined {
+  const t = header?.split(';')[0]?.trim()
+  return t === undefined || t === '' ? undefined : t
+}
+
+/**
+ * Manifest-list fallback for old clients: when a client's Accept names
+ * single-image manifest types but neither this index's type nor a wildcard,
+ * serve the linux/amd64 image from the index (as distribution does).
+ */
+async function negotiate (ctx: GatewayContext, repository: string, rec: ManifestRecord, accept: string | undefined): Promise<ManifestRecord> {
+  if (accept === undefined || !isIndex(rec.mediaType)) return rec
+  const types = accept.split(',').map(t => mediaTypeOf(t)).filter((t): t is string => t !== undefined)
+  if (types.length === 0 || types.includes(rec.mediaType) || types.some(t => t === '*/*' || t === 'application/*')) return rec
+  if (!types.some(t => t === OCI_MANIFEST || t === DOCKER_MANIFEST)) return rec
+  const parsed = parseManifestBytes(await ctx.store.readBytes(rec.digest, MAX_MANIFEST_SIZE), rec.mediaType)
+  if (parsed.kind !== 'index') return rec
+  const child = parsed.value.manifests.find(m => m.platform?.os === 'linux' && m.platform.architecture === 'amd64' && types.includes(m.mediaType))
+  if (child === undefined) return rec
+  return (await findManifest(ctx, repository, child.digest)) ?? rec
+}
+
+export async function getManifest (ctx: GatewayContext, req: GatewayRequest, repository: string, param: string): Promise<GatewayResponse> {
+  const ref = parseReference(param)
+  const found = 'tag' in ref ? await resolveTag(ctx, repository, ref.tag) : await findManifest(ctx, repository, ref.digest)
+  if (found === undefined) throw unknownManifest(repository, param)
+  const rec = await negotiate(ctx, repository, found, req.headers.accept)
+  let body: Uint8Array
+  try {
+    body = await ctx.store.readBytes(rec.digest, MAX_MANIFEST_SIZE)
+  } catch (err) {
+    if ((err as Error).name === 'NotFoundError') throw unknownManifest(repository, param)
+    throw err
+  }
+  return {
+    status: 200,
+    headers: {
+      'content-type': rec.mediaType,
+      'content-length': String(body.byteLength),
+      'docker-content-digest': rec.digest,
+      etag: `"${rec.digest}"`
+    },
+    ...(req.method === 'HEAD' ? {} : { body })
+  }
+}
+
+/** Throws MANIFEST_BLOB_UNKNOWN naming the first thing the manifest needs that the repository lacks. */
+async function checkReferences (ctx: GatewayContext, repository: string, parsed: ParsedManifest): Promise<void> {
+  const missing = (digest: Digest, what: string): RegistryApiError =>
+    new RegistryApiError('MANIFEST_BLOB_UNKNOWN', `${what} ${digest} is not in ${repository}`, { detail: { digest } })
+  if (parsed.kind === 'manifest') {
+    const { config, layers } = parsed.value
+    if (!await hasBlob(ctx, repository, config.digest)) throw missing(config.digest, 'config')
+    for (const layer of layers) {
+      // Foreign layers live at their urls, not in registries.
+      if (layer.urls !== undefined && layer.urls.length > 0) continue
+      if (!await hasBlob(ctx, repository, layer.digest)) throw missing(layer.digest, 'layer')
+    }
+    return
+  }
+  for (const child of parsed.value.manifests) {
+    const isChildManifest = isManifest(child.mediaType) || isIndex(child.mediaType)
+    const present = isChildManifest
+      ? await findManifest(ctx, repository, child.digest) !== undefined
+      : await hasBlob(ctx, repository, child.digest)
+    if (!present) throw missing(child.digest, 'manifest')
+  }
+}
+
+export async function putManifest (ctx: GatewayContext, req: GatewayRequest, repository: string, param: string): Promise<GatewayResponse> {
+  const ref = parseReference(param)
+  const body = await readBody(req.body, MAX_MANIFEST_SIZE,
+    () => new RegistryApiError('MANIFEST_INVALID', `manifest larger than ${MAX_MANIFEST_SIZE} bytes`))
+  const digest = sha256Digest(body)
+  if ('digest' in ref && ref.digest !== digest) {
+    throw new RegistryApiError('DIGEST_INVALID', `manifest digest is ${digest}, not ${ref.digest}`, { detail: { digest } })
+  }
+  const contentType = mediaTypeOf(req.headers['content-type'])
+  const declared = contentType !== undefined && (isManifest(contentType) || isIndex(contentType)) ? contentType : undefined
+  const parsed = parseManifestBytes(body, declared)
+  await checkReferences(ctx, repository, parsed)
+  await ctx.store.ingest(body, { digest, size: body.byteLength })
+  const rec = recordManifest(ctx, repository, digest, body.byteLength, parsed)
+  if ('tag' in ref) ctx.refs.set(repository, ref.tag, { digest, mediaType: rec.mediaType, size: rec.size })
+  ctx.logger.info({ repository, reference: param, digest }, 'manifest pushed')
+  return emptyResponse(201, {
+    location: `/v2/${repository}/manifests/${digest}`,
+    'docker-content-digest': digest,
+    ...(rec.subject === undefined ? {} : { 'oci-subject': rec.subject })
+  })
+}
+
+export async function deleteManifest (ctx: GatewayContext, repository: string, param: string): Promise<GatewayResponse> {
+  const ref = parseReference(param)
+  if (!ctx.deleteEnabled) throw new RegistryApiError('UNSUPPORTED', 'deletion is disabled on this gateway')
+  if ('tag' in ref) {
+    if (!ctx.refs.delete(repository, ref.tag)) throw unknownManifest(repository, param)
+    return emptyResponse(202)
+  }
+  if (await findManifest(ctx, repository, ref.digest) === undefined) throw unknownManifest(repository, param)
+  for (const r of ctx.refs.byDigest(ref.digest)) {
+    if (r.repository === repository) ctx.refs.delete(repository, r.tag)
+  }
+  ctx.index.removeManifest(repository, ref.digest)
+  ctx.index.removeBlob(repository, ref.digest)
+  return emptyResponse(202)
+}

@@ -1,0 +1,119 @@
+/**
+ * Blob upload sessions (spec §"Pushing blobs"): each session is a temp file
+ * under the gateway's upload dir that PATCH requests append to in order, and
+ * PUT hands to the content store's verified ingest. A session untouched for
+ * UPLOAD_SESSION_TTL_MS is discarded with its file. Sessions live in memory:
+ * a restarted gateway forgets them (clients then restart the upload).
+ */
+import { randomUUID } from 'node:crypto'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdir, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import type { BlobInfo, Ingester } from '../content/index.ts'
+import type { Digest } from '../content/digest.ts'
+import { RegistryApiError } from './errors.ts'
+
+export interface UploadSession {
+  readonly id: string
+  readonly repository: string
+  /** Bytes received so far: the next PATCH must start here. */
+  offset: number
+  expiresAt: number
+  busy: boolean
+}
+
+export interface UploadManager {
+  start: (repository: string) => Promise<UploadSession>
+  /** Throws BLOB_UPLOAD_UNKNOWN for an unknown, expired or other repository's session. */
+  get: (repository: string, id: string) => UploadSession
+  /** Appends a chunk. `start`, when the client gave a Content-Range, must equal the offset (else RANGE_INVALID). */
+  append: (session: UploadSession, body: AsyncIterable<Uint8Array>, start?: number) => Promise<void>
+  /** Appends the last chunk, verifies and stores the blob, ends the session (also on failure). */
+  complete: (session: UploadSession, digest: Digest, body: AsyncIterable<Uint8Array>) => Promise<BlobInfo>
+  cancel: (session: UploadSession) => Promise<void>
+  /** Discards expired sessions; returns how many. */
+  sweep: (now?: number) => Promise<number>
+  /** Discards every session. */
+  close: () => Promise<void>
+}
+
+export interface UploadManagerInit {
+  dir: string
+  store: Ingester
+  ttlMs: number
+}
+
+/** `0-<last byte>` as the Range header of upload responses; `0-0` when empty, as distribution does. */
+export function uploadRange (session: UploadSession): string {
+  return `0-${Math.max(0, session.offset - 1)}`
+}
+
+export function createUploadManager (init: UploadManagerInit): UploadManager {
+  const sessions = new Map<string, UploadSession>()
+  const file = (s: UploadSession): string => join(init.dir, s.id)
+  const touch = (s: UploadSession): void => { s.expiresAt = Date.now() + init.ttlMs }
+
+  const unknown = (id: string): RegistryApiError => new RegistryApiError('BLOB_UPLOAD_UNKNOWN', `no upload session ${id}`)
+
+  const drop = async (s: UploadSession): Promise<void> => {
+    sessions.delete(s.id)
+    await rm(file(s), { force: true })
+  }
+
+  const write = async (s: UploadSession, body: AsyncIterable<Uint8Array>): Promise<void> => {
+    s.busy = true
+    try {
+      await pipeline(body, createWriteStream(file(s), { flags: 'a' }))
+    } finally {
+      // Whatever arrived is kept (a client may resume from the reported Range).
+      s.offset = (await stat(file(s)).catch(() => ({ size: 0 }))).size
+      s.busy = false
+      touch(s)
+    }
+  }
+
+  const rangeError = (s: UploadSession, message: string): RegistryApiError =>
+    new RegistryApiError('RANGE_INVALID', message, {
+      headers: { range: uploadRange(s), location: `/v2/${s.repository}/blobs/uploads/${s.id}`, 'docker-upload-uuid': s.id }
+    })
+
+  return {
+    start: async (repository) => {
+      await mkdir(init.dir, { recursive: true })
+      const s: UploadSession = { id: randomUUID(), repository, offset: 0, expiresAt: 0, busy: false }
+      touch(s)
+      await pipeline(async function * () {}, createWriteStream(join(init.dir, s.id)))
+      sessions.set(s.id, s)
+      return s
+    },
+    get: (repository, id) => {
+      const s = sessions.get(id)
+      if (s === undefined || s.repository !== repository || s.expiresAt < Date.now()) throw unknown(id)
+      return s
+    },
+    append: async (s, body, start) => {
+      if (s.busy) throw rangeError(s, 'another chunk of this upload is in flight')
+      if (start !== undefined && start !== s.offset) throw rangeError(s, `chunk starts at ${start}, expected ${s.offset}`)
+      await write(s, body)
+    },
+    complete: async (s, digest, body) => {
+      if (s.busy) throw rangeError(s, 'another chunk of this upload is in flight')
+      try {
+        await write(s, body)
+        return await init.store.ingest(createReadStream(file(s)), { digest, size: s.offset })
+      } finally {
+        await drop(s)
+      }
+    },
+    cancel: drop,
+    sweep: async (now = Date.now()) => {
+      const expired = [...sessions.values()].filter(s => s.expiresAt < now && !s.busy)
+      for (const s of expired) await drop(s)
+      return expired.length
+    },
+    close: async () => {
+      for (const s of [...sessions.values()]) await drop(s)
+    }
+  }
+}
