@@ -88,6 +88,13 @@ export interface CopyStep extends StepBase {
   /** Octal mode as written, e.g. '755'. */
   chmod?: string
   link: boolean
+  /**
+   * Absent: Dockerfile COPY rules (a directory source copies its contents).
+   * 'cp': Apptainer %files rules, those of `cp -rL src dest`: a directory
+   * copied to an existing directory lands inside it under its own name, and
+   * symlinks among the sources are followed.
+   */
+  semantics?: 'cp'
 }
 
 export interface EnvStep extends StepBase { op: 'env', vars: KeyValue[] }

@@ -1,0 +1,54 @@
+import { RecipeSyntaxError, UnsupportedFeatureError } from '../errors.ts'
+import type { BaseRef, SourceLoc } from '../ir.ts'
+import type { LocalImageKind, ParseOptions } from '../options.ts'
+
+const UNSUPPORTED_BOOTSTRAP: Readonly<Record<string, string>> = {
+  library: 'the Sylabs library is not reachable from kiln; pull the image into an OCI layout or a registry and use Bootstrap: oci or docker',
+  shub: 'Singularity Hub is retired; use Bootstrap: docker',
+  oras: 'SIF images are not supported yet; use an OCI image with Bootstrap: docker',
+  yum: 'kiln starts from OCI images only; use Bootstrap: docker with a distribution image',
+  dnf: 'kiln starts from OCI images only; use Bootstrap: docker with a distribution image',
+  zypper: 'kiln starts from OCI images only; use Bootstrap: docker with a distribution image',
+  debootstrap: 'kiln starts from OCI images only; use Bootstrap: docker with a distribution image',
+  arch: 'kiln starts from OCI images only; use Bootstrap: docker with a distribution image',
+  busybox: 'kiln starts from OCI images only; use Bootstrap: docker and From: busybox',
+  'docker-daemon': 'kiln talks to no Docker daemon; export the image with docker save and use Bootstrap: docker-archive'
+}
+
+/**
+ * A Docker Hub style name as containers/image normalizes it:
+ * `ubuntu` -> `docker.io/library/ubuntu:latest`, `me/app:1` -> `docker.io/me/app:1`.
+ */
+export function normalizeDockerName (name: string): string {
+  const slash = name.indexOf('/')
+  const first = slash < 0 ? '' : name.slice(0, slash)
+  const hasRegistry = slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost')
+  let full = hasRegistry ? name : slash < 0 ? `docker.io/library/${name}` : `docker.io/${name}`
+  const lastPart = full.slice(full.lastIndexOf('/') + 1)
+  if (!lastPart.includes(':') && !lastPart.includes('@')) full += ':latest'
+  return full
+}
+
+function localImage (path: string, kind: LocalImageKind | undefined, loc: SourceLoc): BaseRef {
+  const guessed = kind ?? (/\.(sif|simg|img|sqsh|squashfs)$/i.test(path) ? 'sif' : 'oci-layout')
+  if (guessed === 'oci-layout') return { kind: 'image', ref: `oci:${path}` }
+  const what = guessed === 'sif' ? 'a SIF image' : guessed === 'sandbox' ? 'a sandbox directory' : guessed === 'missing' ? 'missing' : 'not an OCI layout'
+  throw new UnsupportedFeatureError(loc, `Bootstrap: localimage ${path} is ${what}`,
+    'only OCI image layout directories are supported (SIF is not yet); convert it, e.g. with skopeo copy, and use Bootstrap: oci')
+}
+
+/** The base of a stage from its Bootstrap and From headers. */
+export function baseRefOf (bootstrap: string, from: string | undefined, loc: SourceLoc, options: ParseOptions): BaseRef {
+  const agent = bootstrap.toLowerCase()
+  if (agent === 'scratch') return { kind: 'scratch' }
+  const reason = UNSUPPORTED_BOOTSTRAP[agent]
+  if (reason !== undefined) throw new UnsupportedFeatureError(loc, `Bootstrap: ${bootstrap} is not supported`, reason)
+  const known = ['docker', 'oci', 'oci-archive', 'docker-archive', 'localimage']
+  if (!known.includes(agent)) throw new UnsupportedFeatureError(loc, `unknown bootstrap agent 'Bootstrap: ${bootstrap}'`, `supported: ${known.join(', ')}, scratch`)
+  if (from === undefined || from === '') throw new RecipeSyntaxError(loc, `Bootstrap: ${bootstrap} needs a From: header`)
+  switch (agent) {
+    case 'docker': return { kind: 'image', ref: `docker://${normalizeDockerName(from.replace(/^docker:\/\//, ''))}` }
+    case 'localimage': return localImage(from, options.localImageKind?.(from), loc)
+    default: return { kind: 'image', ref: `${agent}:${from.replace(new RegExp(`^${agent}:`), '')}` }
+  }
+}
