@@ -14,7 +14,7 @@ import { pipeline } from 'node:stream/promises'
 import { PassThrough } from 'node:stream'
 import { createGzip } from 'node:zlib'
 import tar from 'tar-stream'
-import type { Headers as TarHeaders } from 'tar-stream'
+import type { Header as TarHeader, Pack } from 'tar-stream'
 import type { ContentStore, Digest } from '../content/index.ts'
 import { GZIP_LEVEL, OCI_LAYER_TAR_GZIP } from '../oci/index.ts'
 import type { LayerEntry } from './entries.ts'
@@ -32,10 +32,10 @@ function whiteoutName (path: string): string {
   return slash < 0 ? `${WHITEOUT}${path}` : `${path.slice(0, slash + 1)}${WHITEOUT}${path.slice(slash + 1)}`
 }
 
-async function packEntries (pack: ReturnType<typeof tar.pack>, entries: LayerEntry[], epochMs: number): Promise<void> {
+async function packEntries (pack: Pack, entries: LayerEntry[], epochMs: number): Promise<void> {
   const clamp = (ms: number): Date => new Date(Math.floor(Math.min(ms, epochMs) / 1000) * 1000)
   const base = { uid: 0, gid: 0, uname: '', gname: '' }
-  const add = async (header: TarHeaders, body?: string): Promise<void> => {
+  const add = async (header: Partial<TarHeader> & Pick<TarHeader, 'name'>, body?: string): Promise<void> => {
     await new Promise<void>((resolve, reject) => { pack.entry(header, body ?? '', err => { if (err != null) reject(err); else resolve() }) })
   }
   for (const e of entries) {
