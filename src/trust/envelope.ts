@@ -17,7 +17,7 @@ import {
   ReplayError, UnknownVersionError, WrongTypeError
 } from './errors.ts'
 import { fromBase64url, peerIdOf, publicKeyFromPeerId, toBase64url } from './keys.ts'
-import type { Ed25519PrivateKey } from './keys.ts'
+import type { PrivateKey } from '@libp2p/interface'
 import type { ReplayCache } from './replay-cache.ts'
 
 export interface SignOptions {
@@ -27,7 +27,8 @@ export interface SignOptions {
   now?: number
 }
 
-export async function signEnvelope<P> (privateKey: Ed25519PrivateKey, type: EnvelopeType, payload: P, options: SignOptions = {}): Promise<Envelope<P>> {
+export async function signEnvelope<P> (privateKey: PrivateKey, type: EnvelopeType, payload: P, options: SignOptions = {}): Promise<Envelope<P>> {
+  if (privateKey.type !== 'Ed25519') throw new KeyFileError(`kiln signs with Ed25519 keys, not ${privateKey.type}`)
   const spec = ENVELOPE_TYPES[type]
   const now = options.now ?? Date.now()
   const ttl = options.ttlMs ?? Math.min(DEFAULT_TTL_MS, spec.maxTtlMs)

@@ -7,10 +7,13 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseDocument, stringify } from 'yaml'
+import { PeerIdString } from '../../protocols/envelope.ts'
+import type { Role } from '../../protocols/federation.ts'
 import { POLICY_FILE, TRUST_DIR } from './constants.ts'
 import { PolicyFileError } from './errors.ts'
 import { PeerEntry, PolicyConfig, RootEntry, createTrustPolicy } from './policy.ts'
 import type { TrustPolicy, TrustPolicyInit } from './policy.ts'
+import { readRootPublicFile } from './root.ts'
 
 const MAX_POLICY_BYTES = 4 * 1024 * 1024
 
@@ -49,8 +52,39 @@ export async function writePolicyFile (dataDir: string, config: PolicyConfig): P
   return path
 }
 
-export async function loadTrustPolicy (dataDir: string, init: TrustPolicyInit = {}): Promise<TrustPolicy> {
-  return createTrustPolicy(await readPolicyFile(dataDir), init)
+/** Trust entries from kiln.yaml's `trust` section; a root `key` may be a peer id or the path of a root.pub.yaml. */
+export interface ConfigTrust {
+  roots?: ReadonlyArray<{ key: string, roles: readonly Role[] }>
+  peers?: ReadonlyArray<{ peer: string, roles: readonly Role[] }>
+}
+
+/**
+ * The policy a node runs with: trust.yaml merged with kiln.yaml's `trust`
+ * section. Throws PolicyFileError naming the entry that is wrong.
+ */
+export async function loadTrustPolicy (dataDir: string, init: TrustPolicyInit & { config?: ConfigTrust } = {}): Promise<TrustPolicy> {
+  const policy = await readPolicyFile(dataDir)
+  for (const r of init.config?.roots ?? []) {
+    let entry: RootEntry
+    if (PeerIdString.safeParse(r.key).success) entry = { key: r.key, roles: [...r.roles] }
+    else {
+      try {
+        const pub = await readRootPublicFile(r.key)
+        entry = { key: pub.key, institution: pub.institution, roles: [...r.roles] }
+      } catch (err) {
+        throw new PolicyFileError(`kiln.yaml trust.roots: ${(err as Error).message}`)
+      }
+    }
+    const ok = RootEntry.safeParse(entry)
+    if (!ok.success) throw new PolicyFileError(`kiln.yaml trust.roots: ${r.key}: ${ok.error.issues.map(i => i.message).join('; ')}`)
+    policy.roots.push(ok.data)
+  }
+  for (const p of init.config?.peers ?? []) {
+    const ok = PeerEntry.safeParse({ peer: p.peer, roles: [...p.roles] })
+    if (!ok.success) throw new PolicyFileError(`kiln.yaml trust.peers: ${p.peer}: ${ok.error.issues.map(i => i.message).join('; ')}`)
+    policy.peers.push(ok.data)
+  }
+  return createTrustPolicy(policy, init)
 }
 
 /** Adds a root, or merges roles/institution into the entry for the same key. */
