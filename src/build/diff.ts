@@ -15,8 +15,15 @@
 import { lstat, readdir, readlink } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
 import { join } from 'node:path'
-import type { LayerEntry } from './entries.ts'
-import { sortEntries } from './entries.ts'
+import type { LayerEntry } from '../oci/layer/write.ts'
+
+export type { LayerEntry }
+
+/** Byte order by path (what the layer writer does too), for stable output and tests. */
+function sortEntries (entries: LayerEntry[]): LayerEntry[] {
+  const key = (e: LayerEntry): string => e.type === 'opaque' ? `${e.path}/\u0000` : e.path
+  return entries.sort((a, b) => Buffer.compare(Buffer.from(key(a)), Buffer.from(key(b))))
+}
 
 function isWhiteout (st: Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0
@@ -24,9 +31,10 @@ function isWhiteout (st: Stats): boolean {
 
 async function entryFor (path: string, full: string, st: Stats): Promise<LayerEntry | undefined> {
   const mode = st.mode & 0o7777
-  if (st.isDirectory()) return { type: 'dir', path, mode, mtimeMs: st.mtimeMs }
-  if (st.isFile()) return { type: 'file', path, mode, mtimeMs: st.mtimeMs, size: st.size, source: full }
-  if (st.isSymbolicLink()) return { type: 'symlink', path, mode: 0o777, mtimeMs: st.mtimeMs, target: await readlink(full) }
+  const mtime = Math.floor(st.mtimeMs / 1000)
+  if (st.isDirectory()) return { type: 'directory', path, mode, mtime }
+  if (st.isFile()) return { type: 'file', path, mode, mtime, source: full }
+  if (st.isSymbolicLink()) return { type: 'symlink', path, mtime, target: await readlink(full) }
   return undefined
 }
 
