@@ -169,3 +169,14 @@ export class LayerCompressionError extends Error {
   readonly code = 'ERR_LAYER_COMPRESSION'
   constructor (message: string, options?: { cause?: unknown }) { super(message, options) }
 }
+
+/** A file changed size while it was being written into a layer. */
+export class SourceChangedError extends Error {
+  override readonly name = 'SourceChangedError'
+  readonly code = 'ERR_SOURCE_CHANGED'
+  readonly path: string
+  constructor (path: string, reason: string) {
+    super(`${path} changed while it was written into a layer: ${reason}`)
+    this.path = path
+  }
+}

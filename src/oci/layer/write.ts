@@ -1,0 +1,222 @@
+/**
+ * Deterministic layer writing. The same tree gives the same bytes, whoever
+ * writes it and whenever:
+ * - entries sorted by path (byte order), directories as `path/`;
+ * - mtimes clamped to SOURCE_DATE_EPOCH (option, else the environment
+ *   variable, else 0: every mtime becomes the epoch);
+ * - uid/gid 0, empty uname/gname, permission bits kept, no atime/ctime,
+ *   no xattrs; ustar headers, PAX only for what does not fit;
+ * - fixed compression parameters (see compression.ts).
+ * The diffID (sha256 of the tar) and the blob's digest and size are computed
+ * while streaming into the content store; nothing is buffered whole.
+ */
+import { createHash } from 'node:crypto'
+import { constants as fsc } from 'node:fs'
+import { lstat, open, readdir, readlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Digest, Ingester } from '../../content/index.ts'
+import { COPY_CHUNK_SIZE } from '../constants.ts'
+import { SourceChangedError, UnsafePathError } from '../errors.ts'
+import { ociLayerMediaType } from '../media-types.ts'
+import type { LayerCompression } from '../media-types.ts'
+import type { Descriptor } from '../schemas.ts'
+import { compress } from './compression.ts'
+import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './extract.ts'
+import { cleanComponents } from './safe-root.ts'
+import { BLOCK_SIZE, encodeHeader, padding } from './tar-header.ts'
+import type { TarHeader } from './tar-header.ts'
+
+/** One change in a layer. Paths are relative to the image root (a leading `/` is ignored). */
+export type LayerEntry =
+  | { type: 'file', path: string, mode: number, mtime?: number, content: Uint8Array }
+  | { type: 'file', path: string, mode: number, mtime?: number, source: string }
+  | { type: 'directory', path: string, mode: number, mtime?: number }
+  | { type: 'symlink', path: string, target: string, mtime?: number }
+  /** A second name for a file written earlier in the same layer (`target` is its path). */
+  | { type: 'hardlink', path: string, target: string, mode: number, mtime?: number }
+  /** Deletes `path` of the layers below. */
+  | { type: 'whiteout', path: string }
+  /** Hides everything the layers below have under the directory `path`. */
+  | { type: 'opaque', path: string }
+
+export interface WriteLayerOptions {
+  /** Default 'gzip'. */
+  compression?: LayerCompression
+  /** Seconds; mtimes later than this are clamped to it. Default: $SOURCE_DATE_EPOCH, else 0. */
+  sourceDateEpoch?: number
+  signal?: AbortSignal
+}
+
+export interface WrittenLayer {
+  /** The layer blob as stored, with its OCI media type. */
+  descriptor: Descriptor
+  /** sha256 of the uncompressed tar, for the config's rootfs.diff_ids. */
+  diffId: Digest
+  /** Bytes of the uncompressed tar. */
+  tarSize: number
+}
+
+/** The clamp in effect: option, else $SOURCE_DATE_EPOCH, else 0. */
+export function resolveSourceDateEpoch (option?: number): number {
+  if (option !== undefined) return Math.max(0, Math.floor(option))
+  const env = process.env.SOURCE_DATE_EPOCH
+  if (env !== undefined && /^\d+$/.test(env)) return Number(env)
+  return 0
+}
+
+interface Prepared { name: string, sortKey: Buffer, header: TarHeader, entry: LayerEntry }
+
+function tarName (entry: LayerEntry): string {
+  const comps = cleanComponents(entry.path)
+  if (comps.length === 0) throw new UnsafePathError(entry.path, 'a layer entry cannot be the root')
+  const last = comps.pop() as string
+  if (entry.type === 'whiteout') return [...comps, `${WHITEOUT_PREFIX}${last}`].join('/')
+  if (entry.type === 'opaque') return [...comps, last, OPAQUE_WHITEOUT].join('/')
+  return [...comps, last].join('/')
+}
+
+function prepare (entry: LayerEntry, epoch: number): Prepared {
+  const name = tarName(entry)
+  const mtime = Math.min(Math.max(0, Math.floor('mtime' in entry && entry.mtime !== undefined ? entry.mtime : epoch)), epoch)
+  const header: TarHeader = { name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime, linkname: '', uname: '', gname: '', devmajor: 0, devminor: 0 }
+  switch (entry.type) {
+    case 'file':
+      header.mode = entry.mode & 0o7777
+      header.size = 'content' in entry ? entry.content.byteLength : -1
+      break
+    case 'directory':
+      header.type = 'directory'
+      header.name = `${name}/`
+      header.mode = entry.mode & 0o7777
+      break
+    case 'symlink':
+      header.type = 'symlink'
+      header.mode = 0o777
+      header.linkname = entry.target
+      break
+    case 'hardlink':
+      header.type = 'hardlink'
+      header.mode = entry.mode & 0o7777
+      header.linkname = cleanComponents(entry.target).join('/')
+      break
+    case 'whiteout':
+    case 'opaque':
+      header.mode = 0o644
+      break
+  }
+  return { name, sortKey: Buffer.from(name), header, entry }
+}
+
+async function * fileBody (path: string, size: number): AsyncGenerator<Uint8Array> {
+  const fh = await open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+  try {
+    let left = size
+    while (left > 0) {
+      const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK_SIZE, left))
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null)
+      if (bytesRead === 0) throw new SourceChangedError(path, `shrank below ${size} bytes`)
+      left -= bytesRead
+      yield buf.subarray(0, bytesRead)
+    }
+    const extra = await fh.read(Buffer.alloc(1), 0, 1, null)
+    if (extra.bytesRead > 0) throw new SourceChangedError(path, `grew beyond ${size} bytes`)
+  } finally {
+    await fh.close()
+  }
+}
+
+async function * tarStream (entries: Prepared[], signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  for (const p of entries) {
+    signal?.throwIfAborted()
+    const e = p.entry
+    if (e.type === 'file' && 'source' in e) {
+      const st = await lstat(e.source)
+      if (!st.isFile()) throw new SourceChangedError(e.source, 'is no longer a regular file')
+      p.header.size = st.size
+    }
+    yield encodeHeader(p.header)
+    if (e.type !== 'file' || p.header.size === 0) continue
+    if ('content' in e) yield e.content
+    else yield * fileBody(e.source, p.header.size)
+    const pad = padding(p.header.size)
+    if (pad > 0) yield Buffer.alloc(pad)
+  }
+  yield Buffer.alloc(2 * BLOCK_SIZE)
+}
+
+async function * measure (source: AsyncIterable<Uint8Array>, m: { hash: ReturnType<typeof createHash>, size: number }): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    m.hash.update(chunk)
+    m.size += chunk.byteLength
+    yield chunk
+  }
+}
+
+/**
+ * Writes a layer from an explicit list of changes (the builder's diff) into
+ * the store. Duplicate paths are refused: a layer names each path once.
+ */
+export async function writeLayer (store: Ingester, entries: readonly LayerEntry[], options: WriteLayerOptions = {}): Promise<WrittenLayer> {
+  const epoch = resolveSourceDateEpoch(options.sourceDateEpoch)
+  const compression = options.compression ?? 'gzip'
+  const prepared = entries.map(e => prepare(e, epoch)).sort((a, b) => Buffer.compare(a.sortKey, b.sortKey))
+  for (let i = 1; i < prepared.length; i++) {
+    if ((prepared[i] as Prepared).name === (prepared[i - 1] as Prepared).name) {
+      throw new UnsafePathError((prepared[i] as Prepared).name, 'the same path appears twice in a layer')
+    }
+  }
+  const tar = { hash: createHash('sha256'), size: 0 }
+  const blob = await store.ingest(compress(measure(tarStream(prepared, options.signal), tar), compression), undefined, { signal: options.signal })
+  return {
+    descriptor: { mediaType: ociLayerMediaType(compression), digest: blob.digest, size: blob.size },
+    diffId: `sha256:${tar.hash.digest('hex')}`,
+    tarSize: tar.size
+  }
+}
+
+/**
+ * Lists a directory tree as layer entries: regular files, directories,
+ * symlinks, hardlinks (a file seen again by inode becomes a link to its first
+ * path in sorted order). Overlay whiteouts (char device 0/0) become OCI
+ * whiteouts; other devices, fifos and sockets are left out.
+ */
+export async function listTree (dir: string): Promise<LayerEntry[]> {
+  const out: LayerEntry[] = []
+  const walk = async (rel: string): Promise<void> => {
+    const names = (await readdir(join(dir, rel))).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+    for (const name of names) {
+      const path = rel === '' ? name : `${rel}/${name}`
+      const full = join(dir, path)
+      const st = await lstat(full)
+      if (st.isDirectory()) {
+        out.push({ type: 'directory', path, mode: st.mode, mtime: Math.floor(st.mtimeMs / 1000) })
+        await walk(path)
+      } else if (st.isFile()) {
+        out.push({ type: 'file', path, mode: st.mode, mtime: Math.floor(st.mtimeMs / 1000), source: full })
+      } else if (st.isSymbolicLink()) {
+        out.push({ type: 'symlink', path, target: await readlink(full), mtime: Math.floor(st.mtimeMs / 1000) })
+      } else if (st.isCharacterDevice() && st.rdev === 0) {
+        out.push({ type: 'whiteout', path })
+      }
+    }
+  }
+  await walk('')
+  // Hardlinks: the first path of an inode in tar order holds the data.
+  const sorted = out.map((e, i) => ({ e, i, key: Buffer.from(e.path) })).sort((a, b) => Buffer.compare(a.key, b.key))
+  const firstByInode = new Map<string, string>()
+  for (const { e, i } of sorted) {
+    if (e.type !== 'file' || !('source' in e)) continue
+    const st = await lstat(e.source)
+    if (st.nlink < 2) continue
+    const key = `${st.dev}:${st.ino}`
+    const first = firstByInode.get(key)
+    if (first === undefined) firstByInode.set(key, e.path)
+    else out[i] = { type: 'hardlink', path: e.path, target: first, mode: e.mode, mtime: e.mtime }
+  }
+  return out
+}
+
+/** Writes a layer holding a whole directory tree (a rootfs or a diff) into the store. */
+export async function writeLayerFromDir (store: Ingester, dir: string, options: WriteLayerOptions = {}): Promise<WrittenLayer> {
+  return await writeLayer(store, await listTree(dir), options)
+}

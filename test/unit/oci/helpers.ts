@@ -1,0 +1,96 @@
+/**
+ * Test helpers for the OCI module: temp dirs, tars built with tar-stream (an
+ * implementation independent of kiln's reader), raw header blocks for inputs
+ * tar-stream refuses to write, and a tree snapshot to prove nothing changed.
+ */
+import { lstatSync, mkdtempSync, readdirSync, readlinkSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
+import tar from 'tar-stream'
+import type { Header } from 'tar-stream'
+import { createFsContentStore } from '../../../src/content/index.ts'
+import type { ContentStore } from '../../../src/content/index.ts'
+
+export interface TempDirs {
+  make: (prefix?: string) => string
+  cleanup: () => void
+}
+
+export function tempDirs (): TempDirs {
+  const made: string[] = []
+  return {
+    make: (prefix = 'kiln-oci-') => {
+      const d = mkdtempSync(join(tmpdir(), prefix))
+      made.push(d)
+      return d
+    },
+    cleanup: () => { for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true }) }
+  }
+}
+
+export async function makeStore (dirs: TempDirs): Promise<ContentStore> {
+  return await createFsContentStore({ root: join(dirs.make('kiln-oci-store-'), 'store') })
+}
+
+export type TarInput = Partial<Header> & { name: string, body?: string | Uint8Array }
+
+/** Builds an uncompressed tar with tar-stream. */
+export async function buildTar (entries: TarInput[]): Promise<Buffer> {
+  const pack = tar.pack()
+  const chunks: Buffer[] = []
+  pack.on('data', (c: unknown) => { chunks.push(c as Buffer) })
+  const done = new Promise<void>((resolve, reject) => { pack.on('end', resolve); pack.on('error', reject) })
+  for (const { body, ...header } of entries) {
+    const data = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body) : Buffer.from(body)
+    const h = { mode: header.type === 'directory' ? 0o755 : 0o644, ...header, ...(data === undefined ? {} : { size: data.length }) }
+    if (data === undefined) pack.entry(h)
+    else pack.entry(h, data)
+  }
+  pack.finalize()
+  await done
+  return Buffer.concat(chunks)
+}
+
+export async function buildTarGz (entries: TarInput[]): Promise<Buffer> {
+  return gzipSync(await buildTar(entries))
+}
+
+/** A raw 512-byte header block with a valid checksum (for hostile inputs). */
+export function rawHeader (name: string, flag: string, size: number): Buffer {
+  const b = Buffer.alloc(512)
+  b.write(name, 0, 100, 'utf8')
+  b.write('0000644\0', 100, 8, 'latin1')
+  b.write('0000000\0', 108, 8, 'latin1')
+  b.write('0000000\0', 116, 8, 'latin1')
+  b.write(size.toString(8).padStart(11, '0') + '\0', 124, 12, 'latin1')
+  b.write('00000000000\0', 136, 12, 'latin1')
+  b.write(flag, 156, 1, 'latin1')
+  b.write('ustar\x0000', 257, 8, 'latin1')
+  b.fill(0x20, 148, 156)
+  let sum = 0
+  for (const x of b) sum += x
+  b.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'latin1')
+  return b
+}
+
+export async function * chunksOf (data: Uint8Array, size = 7919): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < data.byteLength; i += size) yield data.subarray(i, i + size)
+}
+
+/** path -> "type:content" for every entry under dir, for before/after comparison. */
+export function snapshot (dir: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  const walk = (rel: string): void => {
+    for (const name of readdirSync(join(dir, rel)).sort()) {
+      const path = rel === '' ? name : `${rel}/${name}`
+      const full = join(dir, path)
+      const st = lstatSync(full)
+      if (st.isDirectory()) { out[path] = `dir:${(st.mode & 0o7777).toString(8)}`; walk(path) } else if (st.isSymbolicLink()) out[path] = `link:${readlinkSync(full)}`
+      else if (st.isFile()) out[path] = `file:${(st.mode & 0o7777).toString(8)}:${readFileSync(full, 'utf8')}`
+      else out[path] = 'other'
+    }
+  }
+  walk('')
+  return out
+}
