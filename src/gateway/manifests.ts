@@ -19,9 +19,12 @@ import type { ManifestRecord } from './repo-index.ts'
 
 type Reference = { tag: string } | { digest: Digest }
 
-function parseReference (param: string): Reference {
+/** A tag or digest; an invalid tag is MANIFEST_INVALID on push but simply unknown (404) on reads. */
+function parseReference (param: string, forPush = false): Reference {
   if (param.includes(':')) return { digest: parseDigestParam(param) }
-  if (!TAG_RE.test(param)) throw new RegistryApiError('MANIFEST_INVALID', `invalid tag ${JSON.stringify(param)}`)
+  if (!TAG_RE.test(param)) {
+    throw new RegistryApiError(forPush ? 'MANIFEST_INVALID' : 'MANIFEST_UNKNOWN', `invalid tag ${JSON.stringify(param)}`, { detail: { reference: param } })
+  }
   return { tag: param }
 }
 
@@ -99,7 +102,7 @@ async function checkReferences (ctx: GatewayContext, repository: string, parsed:
 }
 
 export async function putManifest (ctx: GatewayContext, req: GatewayRequest, repository: string, param: string): Promise<GatewayResponse> {
-  const ref = parseReference(param)
+  const ref = parseReference(param, true)
   const body = await readBody(req.body, MAX_MANIFEST_SIZE,
     () => new RegistryApiError('MANIFEST_INVALID', `manifest larger than ${MAX_MANIFEST_SIZE} bytes`))
   const digest = sha256Digest(body)
