@@ -187,7 +187,6 @@ function paxRecord (key: string, value: string): string {
 }
 
 function isAscii (s: string): boolean {
-  // eslint-disable-next-line no-control-regex
   return /^[\x01-\x7f]*$/.test(s)
 }
 
