@@ -1,0 +1,89 @@
+/**
+ * The requesting side of `/kiln/blob/1.0.0`: one stream to one peer,
+ * carrying sequential ranged requests (protocols/blob.md §2–3).
+ */
+import type { PeerId, Stream } from '@libp2p/interface'
+import { BlobResponseSchema } from '../../protocols/blob.ts'
+import { BLOB_IDLE_TIMEOUT_MS, BLOB_MAX_HEADER_BYTES, BLOB_MAX_RANGE_BYTES, BLOB_MAX_REQUESTS_PER_STREAM, BLOB_PROTOCOL } from '../../protocols/constants.ts'
+import type { Digest } from '../content/index.ts'
+import { StreamProtocolError, StreamReader, jsonFrame, parseJsonFrame, sendAll } from '../p2p/index.ts'
+import type { KilnNode } from '../p2p/index.ts'
+import { BlobRequestError } from './errors.ts'
+
+export interface RangeResult {
+  /** The blob size the peer claims. */
+  size: number
+  bytes: Uint8Array
+}
+
+/** A reusable request stream to one peer. Not safe for concurrent requests; use one per worker. */
+export class BlobSession {
+  private readonly node: KilnNode
+  readonly peer: PeerId
+  private stream: Stream | undefined
+  private reader: StreamReader | undefined
+  private requests = 0
+  private readonly idleTimeoutMs: number
+
+  constructor (node: KilnNode, peer: PeerId, idleTimeoutMs = BLOB_IDLE_TIMEOUT_MS) {
+    this.node = node
+    this.peer = peer
+    this.idleTimeoutMs = idleTimeoutMs
+  }
+
+  /**
+   * Reads `length` bytes at `offset` (length 0: only the size). Throws
+   * BlobRequestError for an error status, StreamProtocolError or a timeout
+   * for a broken stream (the session then reopens on the next call).
+   */
+  async read (digest: Digest, offset: number, length: number, signal: AbortSignal, onBytes?: (n: number) => void): Promise<RangeResult> {
+    const { stream, reader } = await this.open(signal)
+    try {
+      this.requests++
+      await sendAll(stream, jsonFrame({ digest, offset, length }), signal)
+      const frame = await reader.readFrame(BLOB_MAX_HEADER_BYTES, { signal, idleTimeoutMs: this.idleTimeoutMs })
+      if (frame === undefined) throw new StreamProtocolError('stream ended before a response')
+      const parsed = BlobResponseSchema.safeParse(parseJsonFrame(frame))
+      if (!parsed.success) throw new BlobRequestError('protocol', `malformed response from ${this.peer.toString()}`)
+      const res = parsed.data
+      if (res.status !== 'ok') {
+        if (res.status === 'bad-request') this.reset()
+        throw new BlobRequestError(res.status, `${this.peer.toString()} answered ${res.status} for ${digest} [${offset}, +${length})`)
+      }
+      if (res.offset !== offset || res.length !== length || offset + length > res.size) {
+        throw new StreamProtocolError(`response range [${res.offset}, +${res.length}) of ${res.size} does not match the request`)
+      }
+      const bytes = new Uint8Array(length)
+      await reader.readInto(bytes, { signal, idleTimeoutMs: this.idleTimeoutMs }, onBytes)
+      if (this.requests >= BLOB_MAX_REQUESTS_PER_STREAM) await this.close()
+      return { size: res.size, bytes }
+    } catch (err) {
+      if ((err as Error).name !== 'BlobRequestError') this.reset(err as Error)
+      throw err
+    }
+  }
+
+  async close (): Promise<void> {
+    const stream = this.stream
+    this.stream = undefined
+    this.reader = undefined
+    await stream?.close({ signal: AbortSignal.timeout(1000) }).catch(() => stream.abort(new Error('close timed out')))
+  }
+
+  private reset (err: Error = new Error('session reset')): void {
+    this.stream?.abort(err)
+    this.stream = undefined
+    this.reader = undefined
+  }
+
+  private async open (signal: AbortSignal): Promise<{ stream: Stream, reader: StreamReader }> {
+    if (this.stream === undefined || this.reader === undefined || this.stream.status !== 'open') {
+      const stream = await this.node.dialProtocol(this.peer, BLOB_PROTOCOL, { signal })
+      this.stream = stream
+      // The server sends only what was asked; anything beyond one range and a header is a protocol breach.
+      this.reader = new StreamReader(stream, BLOB_MAX_RANGE_BYTES + 2 * BLOB_MAX_HEADER_BYTES)
+      this.requests = 0
+    }
+    return { stream: this.stream, reader: this.reader }
+  }
+}
