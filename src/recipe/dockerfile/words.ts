@@ -59,14 +59,14 @@ class Lexer {
   }
 
   private append (text: string, splittable: boolean): void {
-    this.inWord = true
     if (!this.split || !splittable) {
+      this.inWord = true
       this.current += text
       return
     }
     for (const ch of text) {
       if (/\s/.test(ch)) {
-        if (this.current !== '') this.words.push(this.current)
+        if (this.inWord) this.words.push(this.current)
         this.current = ''
         this.inWord = false
       } else {
