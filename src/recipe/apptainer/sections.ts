@@ -87,5 +87,7 @@ export function splitDefinition (lines: readonly string[], file: string): DefSta
     if (stage === undefined) throw new MissingBaseError({ file, line: lineNo }, `header ${m[1] ?? ''} before Bootstrap`, 'the first header of each stage is Bootstrap:')
     stage.header.push({ key: (m[1] ?? '').toLowerCase(), value: m[2] ?? '', line: lineNo })
   }
+  // Blank lines between sections belong to no one: drop them from bodies.
+  for (const s of stages.flatMap(st => st.sections)) s.body = s.body.trimEnd() === '' ? '' : `${s.body.trimEnd()}\n`
   return stages
 }
