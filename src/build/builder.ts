@@ -1,0 +1,398 @@
+/**
+ * The builder: executes a BuildPlan stage by stage. Each filesystem step
+ * (RUN, COPY/ADD, Apptainer files) produces an upper dir that becomes one
+ * layer and, kept under workDir/snapshots/<diffID>, a lower dir for the
+ * steps after it; every other step edits the image config.
+ */
+import { cp, chmod, lstat, mkdir, mkdtemp, rename, stat, writeFile, readdir } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { basename, join, posix } from 'node:path'
+import type { Digest } from '../content/index.ts'
+import { digestHex } from '../content/index.ts'
+import { encodeJson, formatPlatform, hostPlatform, parsePlatform, OCI_CONFIG, OCI_MANIFEST } from '../oci/index.ts'
+import type { ImageConfig, Platform } from '../oci/index.ts'
+import { writeLayer } from '../oci/layer/write.ts'
+import type { BuildPlan, CopyStep, RunStep, Stage, Step } from '../recipe/ir.ts'
+import { resolveBase, unpackedBase } from './base.ts'
+import type { ResolvedBase } from './base.ts'
+import { createStepCache, stepKey } from './cache.ts'
+import type { CachedLayer } from './cache.ts'
+import { DEFAULT_PATH, DEFAULT_SOURCE_DATE_EPOCH, FAILED_STEP_OUTPUT_TAIL } from './constants.ts'
+import { expandSource, treeDigest } from './context-files.ts'
+import { diffOverlayUpper } from './diff.ts'
+import { BaseImageError, CopySourceError, SandboxUnavailableError, StepFailedError, UnsupportedStepError } from './errors.ts'
+import { lookup, listMerged } from './rootfs-view.ts'
+import { findOpaqueDirs } from './sandbox/opaque.ts'
+import { createSandbox, removeTree } from './sandbox/index.ts'
+import type { Sandbox } from './sandbox/index.ts'
+import type { BuildEvent, BuildOptions, BuildResult, Builder, BuilderInit, StepReport } from './types.ts'
+
+type Config = NonNullable<ImageConfig['config']>
+
+interface StageBase {
+  /** Manifest and config the stage starts from. */
+  resolved: ResolvedBase
+  /** The image whose unpacked rootfs is the bottom layer (for a stage base: that stage's own base). */
+  bottom: ResolvedBase
+  key: string
+  uppers: string[]
+}
+
+interface StageState {
+  stage: Stage
+  base: StageBase
+  key: string
+  config: Config
+  diffIds: Digest[]
+  layers: Array<CachedLayer['descriptor']>
+  history: NonNullable<ImageConfig['history']>
+  /** Step snapshot dirs, top-most first (the base rootfs comes after, lazily). */
+  uppers: string[]
+}
+
+function envMap (env: readonly string[] | null | undefined): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const kv of env ?? []) { const i = kv.indexOf('='); if (i > 0) out[kv.slice(0, i)] = kv.slice(i + 1) }
+  return out
+}
+
+function setEnv (config: Config, key: string, value: string): void {
+  const env = (config.Env ?? []).filter(kv => !kv.startsWith(`${key}=`))
+  env.push(`${key}=${value}`)
+  config.Env = env
+}
+
+const exists = async (p: string): Promise<boolean> => await stat(p).then(() => true, () => false)
+
+export function createBuilder (init: BuilderInit): Builder {
+  const { store, refs, workDir } = init
+  const cache = createStepCache(init.db)
+  const dirs = { rootfs: join(workDir, 'rootfs'), snapshots: join(workDir, 'snapshots'), tmp: join(workDir, 'tmp') }
+  let sandboxPromise: Promise<Sandbox> | undefined
+  const sandbox = async (): Promise<Sandbox> => {
+    sandboxPromise ??= init.sandbox !== undefined ? Promise.resolve(init.sandbox) : createSandbox()
+    const s = await sandboxPromise
+    if (!s.features.overlay) throw new SandboxUnavailableError(`sandbox driver ${s.driver} has no overlay support on this node; the builder needs overlay in a user namespace (scan-based building is not wired in yet)`)
+    return s
+  }
+
+  const build = async (plan: BuildPlan, options: BuildOptions): Promise<BuildResult> => {
+    const started = performance.now()
+    const platform: Platform = options.platform === undefined ? hostPlatform() : parsePlatform(options.platform)
+    const epoch = options.sourceDateEpoch ?? DEFAULT_SOURCE_DATE_EPOCH
+    const created = new Date(epoch * 1000).toISOString().replace('.000Z', 'Z')
+    const emit = (e: BuildEvent): void => { options.onEvent?.(e) }
+    for (const d of Object.values(dirs)) await mkdir(d, { recursive: true })
+    const states = new Map<number, StageState>()
+    const steps: StepReport[] = []
+    const total = plan.stages.reduce((n, s) => n + s.steps.length, 0)
+    let n = 0
+    let driverUsed: string | undefined
+    /** Whether every filesystem step so far came from the cache (config steps then count as cached too). */
+    let allHit = true
+
+    const lowersOf = async (st: StageState): Promise<string[]> => [...st.uppers, await unpackedBase(store, st.base.bottom, dirs.rootfs)]
+
+    const keepSnapshot = async (upper: string, diffId: Digest): Promise<string> => {
+      const dest = join(dirs.snapshots, digestHex(diffId))
+      if (await exists(dest)) { await removeTree(upper); return dest }
+      await rename(upper, dest).catch(async () => { await removeTree(upper) })
+      return dest
+    }
+
+    const commitLayer = async (st: StageState, step: Step, key: Digest, upper: string, lowers: string[] | undefined): Promise<void> => {
+      const entries = await diffOverlayUpper(upper, {
+        opaqueDirs: findOpaqueDirs,
+        inLowers: async p => lowers === undefined ? false : (await lookup(lowers, p))?.st.isDirectory() === true
+      })
+      const layer = await writeLayer(store, entries, { sourceDateEpoch: epoch, signal: options.signal })
+      const value: CachedLayer = { descriptor: { mediaType: layer.descriptor.mediaType, digest: layer.descriptor.digest, size: layer.descriptor.size }, diffId: layer.diffId }
+      st.uppers.unshift(await keepSnapshot(upper, layer.diffId))
+      cache.put(key, value)
+      pushLayer(st, step, value)
+    }
+
+    const pushLayer = (st: StageState, step: Step, v: CachedLayer): void => {
+      st.layers.push(v.descriptor)
+      st.diffIds.push(v.diffId)
+      st.history.push({ created, created_by: step.canonical, comment: 'kiln' })
+    }
+
+    const tryCache = async (st: StageState, step: Step, key: Digest): Promise<boolean> => {
+      if (options.noCache === true) return false
+      const hit = cache.get(key)
+      if (hit === undefined) return false
+      const snap = join(dirs.snapshots, digestHex(hit.diffId))
+      if (!await store.has(hit.descriptor.digest) || !await exists(snap)) return false
+      st.uppers.unshift(snap)
+      pushLayer(st, step, hit)
+      return true
+    }
+
+    const newUpper = async (): Promise<{ dir: string, upper: string, work: string }> => {
+      const dir = await mkdtemp(join(dirs.tmp, 'step-'))
+      const upper = join(dir, 'upper'); const work = join(dir, 'work')
+      await mkdir(upper); await mkdir(work)
+      return { dir, upper, work }
+    }
+
+    const runStep = async (st: StageState, step: RunStep, key: Digest): Promise<void> => {
+      const host = hostPlatform()
+      if (platform.architecture !== host.architecture && !binfmtFor(platform.architecture)) {
+        throw new UnsupportedStepError(`RUN for ${formatPlatform(platform)} needs an emulator registered in /proc/sys/fs/binfmt_misc (this node is ${formatPlatform(host)}); build on a ${platform.architecture} node or register qemu-user-static`, step.source)
+      }
+      const sb = await sandbox()
+      driverUsed = sb.driver
+      const lowers = await lowersOf(st)
+      const { dir, upper, work } = await newUpper()
+      try {
+        const argv = step.command.form === 'exec' ? step.command.argv
+          : step.command.form === 'shell' ? [...step.shell, step.command.script]
+            : [...step.shell, `f=$(mktemp) && cat > "$f" <<'KILN_SHEBANG_EOF'\n${step.command.content}\nKILN_SHEBANG_EOF\nchmod +x "$f" && "$f"; rc=$?; rm -f "$f"; exit $rc`]
+        const env: Record<string, string> = { PATH: DEFAULT_PATH, ...step.env, ...envMap(st.config.Env) }
+        let tail = ''
+        const r = await sb.run({
+          argv, env, cwd: st.config.WorkingDir !== undefined && st.config.WorkingDir !== '' ? st.config.WorkingDir : '/',
+          root: { kind: 'overlay', lowers, upper, work },
+          network: step.network === 'default' && options.network === true,
+          timeoutMs: options.stepTimeoutMs,
+          signal: options.signal,
+          onOutput: (stream, chunk) => {
+            tail = (tail + Buffer.from(chunk).toString()).slice(-FAILED_STEP_OUTPUT_TAIL)
+            emit({ type: 'output', stream, chunk })
+          }
+        })
+        if (r.timedOut) throw new StepFailedError(step.source, `RUN timed out after ${String(options.stepTimeoutMs)} ms: ${step.canonical}`, null, tail)
+        if (r.exitCode !== 0) throw new StepFailedError(step.source, `RUN failed with ${r.exitCode === null ? `signal ${String(r.signal)}` : `exit code ${r.exitCode}`}: ${step.canonical}`, r.exitCode, tail)
+        await commitLayer(st, step, key, upper, lowers)
+      } finally {
+        await removeTree(dir)
+      }
+    }
+
+    const copyStep = async (st: StageState, step: CopyStep, key: Digest, plan: BuildPlan, contextDir: string, inputs: CopyInputs): Promise<void> => {
+      const { dir, upper } = await newUpper()
+      try {
+        const lowers = await lowersOf(st)
+        const destAbs = posix.resolve(st.config.WorkingDir ?? '/', step.dest)
+        const destRel = destAbs.replace(/^\/+/, '')
+        const many = inputs.items.length > 1 || step.dest.endsWith('/')
+        const destIsDir = many || (destRel !== '' && (await lookup(lowers, destRel))?.st.isDirectory() === true) || destRel === ''
+        const ensureDir = async (rel: string): Promise<void> => {
+          let cur = ''
+          for (const part of rel.split('/').filter(p => p !== '')) {
+            cur = cur === '' ? part : `${cur}/${part}`
+            if (await exists(join(upper, cur))) continue
+            const below = await lookup(lowers, cur)
+            await mkdir(join(upper, cur), { mode: below?.st.isDirectory() === true ? below.st.mode & 0o7777 : 0o755 })
+          }
+        }
+        for (const item of inputs.items) {
+          const target = destIsDir && !item.isDir ? posix.join(destRel, item.name) : destRel
+          await ensureDir(item.isDir ? target : posix.dirname(target) === '.' ? '' : posix.dirname(target))
+          if (item.kind === 'host') await cp(item.path, join(upper, target), { recursive: true, verbatimSymlinks: true, force: true, preserveTimestamps: true })
+          else if (item.kind === 'inline') await writeFile(join(upper, target), item.content, { mode: 0o644 })
+          else await copyFromLayers(item.layers, item.path, join(upper, target))
+          if (step.chmod !== undefined) await chmodTree(join(upper, target), parseInt(step.chmod, 8))
+        }
+        await commitLayer(st, step, key, upper, undefined)
+      } finally {
+        await removeTree(dir)
+      }
+      void plan; void contextDir
+    }
+
+    interface CopyInputs { items: CopyItem[], digests: string[] }
+    const copyInputs = async (st: StageState, step: CopyStep, contextDir: string): Promise<CopyInputs> => {
+      const items: CopyItem[] = []
+      const digests: string[] = []
+      for (const src of step.sources) {
+        if (src.kind === 'inline') { items.push({ kind: 'inline', name: src.name, content: src.content, isDir: false }); continue }
+        if (step.from.kind === 'context') {
+          for (const p of await expandSource(contextDir, src.path, step.source)) {
+            const isDir = (await lstat(p)).isDirectory()
+            items.push({ kind: 'host', path: p, name: basename(p), isDir })
+            digests.push(`${src.path}=${await treeDigest(p)}`)
+          }
+        } else {
+          if (step.from.kind === 'image') throw new UnsupportedStepError('COPY --from=IMAGE is not supported yet: add a stage FROM that image', step.source)
+          const fromIndex = step.from.stage
+          const from = states.get(fromIndex)
+          if (from === undefined) throw new CopySourceError(`COPY --from names stage ${fromIndex}, which has not been built`, step.source)
+          const layers = await lowersOf(from)
+          const rel = posix.normalize(src.path).replace(/^\/+/, '')
+          if (rel.startsWith('..')) throw new CopySourceError(`COPY source ${src.path} is outside the stage root`, step.source)
+          const found = rel === '' ? { st: await lstat(layers[layers.length - 1] as string) } : await lookup(layers, rel)
+          if (found === undefined) throw new CopySourceError(`COPY source ${src.path} not found in stage ${fromIndex}`, step.source)
+          items.push({ kind: 'layers', layers, path: rel, name: basename(rel), isDir: found.st.isDirectory() })
+          digests.push(`${src.path}@${from.key}`)
+        }
+      }
+      void st
+      return { items, digests }
+    }
+
+    try {
+      for (const stage of plan.stages) {
+        const base = await baseOf(stage, platform, states)
+        const st: StageState = {
+          stage, base,
+          key: stepKey(base.key, `FROM ${formatPlatform(platform)}`, [plan.frontend]),
+          config: structuredClone(base.resolved.config?.config ?? {}),
+          diffIds: [...(base.resolved.config?.rootfs.diff_ids ?? [])],
+          layers: (base.resolved.manifest?.layers ?? []).map(l => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+          history: [...(base.resolved.config?.history ?? [])],
+          uppers: [...base.uppers]
+        }
+        for (const step of stage.steps) {
+          n++
+          options.signal?.throwIfAborted()
+          const t0 = performance.now()
+          emit({ type: 'step', index: n, total, stage: stage.index, text: step.canonical, source: step.source })
+          let cached = false
+          if (step.op === 'run' || step.op === 'copy' || step.op === 'file') {
+            const inputs = step.op === 'copy' ? await copyInputs(st, step, options.contextDir) : undefined
+            const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', step.network === 'default' && options.network === true ? 'net' : 'nonet', JSON.stringify(step.env)]
+              : step.op === 'copy' ? [st.config.WorkingDir ?? '', ...(inputs?.digests ?? [])]
+                : [step.content]
+            const key = stepKey(st.key, step.canonical, extra)
+            st.key = key
+            cached = await tryCache(st, step, key)
+            if (!cached) {
+              allHit = false
+              if (step.op === 'run') await runStep(st, step, key)
+              else if (step.op === 'copy') await copyStep(st, step, key, plan, options.contextDir, inputs as CopyInputs)
+              else await fileStep(st, step, key)
+            }
+          } else {
+            st.key = stepKey(st.key, step.canonical)
+            applyConfigStep(st.config, step)
+            cached = allHit
+            st.history.push({ created, created_by: step.canonical, comment: 'kiln', empty_layer: true })
+          }
+          const durationMs = performance.now() - t0
+          steps.push({ index: n, stage: stage.index, canonical: step.canonical, op: step.op, cached, durationMs })
+          emit({ type: 'step-done', index: n, cached, durationMs })
+        }
+        states.set(stage.index, st)
+      }
+
+      const target = states.get(plan.target)
+      if (target === undefined) throw new BaseImageError(`target stage ${plan.target} was not built`)
+      if (plan.frontend === 'apptainer') apptainerEntrypoint(target)
+      const config = {
+        created,
+        architecture: platform.architecture,
+        os: platform.os,
+        ...(platform.variant !== undefined ? { variant: platform.variant } : {}),
+        config: target.config,
+        rootfs: { type: 'layers' as const, diff_ids: target.diffIds },
+        history: target.history
+      }
+      const configBytes = encodeJson(config)
+      const configInfo = await store.ingest(configBytes)
+      const manifest = {
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: { mediaType: OCI_CONFIG, digest: configInfo.digest, size: configInfo.size },
+        layers: target.layers
+      }
+      const manifestBytes = encodeJson(manifest)
+      const info = await store.ingest(manifestBytes)
+      const descriptor = { mediaType: OCI_MANIFEST, digest: info.digest, size: info.size }
+      return {
+        descriptor, digest: info.digest, config: config as ImageConfig, steps,
+        size: target.layers.reduce((s, l) => s + l.size, configInfo.size + info.size),
+        durationMs: performance.now() - started,
+        ...(driverUsed !== undefined ? { sandboxDriver: driverUsed } : {})
+      }
+    } finally {
+      emit({ type: 'done' })
+    }
+
+    async function fileStep (st: StageState, step: Extract<Step, { op: 'file' }>, key: Digest): Promise<void> {
+      const { dir, upper } = await newUpper()
+      try {
+        const rel = step.path.replace(/^\/+/, '')
+        await mkdir(join(upper, posix.dirname(rel)), { recursive: true, mode: 0o755 })
+        await writeFile(join(upper, rel), step.content, { mode: step.mode })
+        await chmod(join(upper, rel), step.mode)
+        await commitLayer(st, step, key, upper, undefined)
+      } finally {
+        await removeTree(dir)
+      }
+    }
+  }
+
+  const baseOf = async (stage: Stage, platform: Platform, states: Map<number, StageState>): Promise<StageBase> => {
+    if (stage.base.kind === 'scratch') return { resolved: {}, bottom: {}, key: 'scratch', uppers: [] }
+    if (stage.base.kind === 'stage') {
+      const from = states.get(stage.base.stage)
+      if (from === undefined) throw new BaseImageError(`stage ${stage.base.stage} has not been built`, stage.source)
+      const resolved: ResolvedBase = { ...from.base.resolved }
+      const cfg = from.base.resolved.config
+      const merged = { ...(cfg ?? { architecture: platform.architecture, os: platform.os, rootfs: { type: 'layers' as const, diff_ids: [] } }), config: structuredClone(from.config), rootfs: { type: 'layers' as const, diff_ids: [...from.diffIds] }, history: [...from.history] }
+      const manifest = { schemaVersion: 2, config: from.base.resolved.manifest?.config ?? { mediaType: OCI_CONFIG, digest: from.diffIds[0] ?? ('sha256:' + '0'.repeat(64)) as Digest, size: 0 }, layers: [...from.layers] }
+      return { resolved: { ...resolved, config: merged as ImageConfig, manifest: manifest as ResolvedBase['manifest'] }, bottom: from.base.bottom, key: from.key, uppers: [...from.uppers] }
+    }
+    const resolved = await resolveBase({ store, refs }, stage.base.ref, platform, stage.source)
+    return { resolved, bottom: resolved, key: resolved.manifestDigest ?? 'scratch', uppers: [] }
+  }
+
+  return { build }
+}
+
+type CopyItem =
+  | { kind: 'host', path: string, name: string, isDir: boolean }
+  | { kind: 'inline', name: string, content: string, isDir: false }
+  | { kind: 'layers', layers: string[], path: string, name: string, isDir: boolean }
+
+async function copyFromLayers (layers: string[], rel: string, dest: string): Promise<void> {
+  const found = rel === '' ? undefined : await lookup(layers, rel)
+  if (rel !== '' && found === undefined) return
+  if (found !== undefined && !found.st.isDirectory()) {
+    await cp(join(found.dir, rel), dest, { verbatimSymlinks: true, force: true, preserveTimestamps: true })
+    return
+  }
+  await mkdir(dest, { recursive: true, mode: found === undefined ? 0o755 : found.st.mode & 0o7777 })
+  for (const name of [...(await listMerged(layers, rel)).keys()].sort()) {
+    await copyFromLayers(layers, rel === '' ? name : `${rel}/${name}`, join(dest, name))
+  }
+}
+
+async function chmodTree (path: string, mode: number): Promise<void> {
+  const st = await lstat(path)
+  if (st.isSymbolicLink()) return
+  await chmod(path, mode)
+  if (st.isDirectory()) for (const name of await readdir(path)) await chmodTree(join(path, name), mode)
+}
+
+function binfmtFor (arch: string): boolean {
+  const names: Record<string, string[]> = { arm64: ['qemu-aarch64'], amd64: ['qemu-x86_64'], arm: ['qemu-arm'], ppc64le: ['qemu-ppc64le'], riscv64: ['qemu-riscv64'], s390x: ['qemu-s390x'], '386': ['qemu-i386'] }
+  return (names[arch] ?? []).some(n => existsSync(join('/proc/sys/fs/binfmt_misc', n)))
+}
+
+function applyConfigStep (config: Config, step: Step): void {
+  switch (step.op) {
+    case 'env': for (const { key, value } of step.vars) setEnv(config, key, value); break
+    case 'workdir': config.WorkingDir = posix.resolve(config.WorkingDir ?? '/', step.path); break
+    case 'user': config.User = step.user; break
+    case 'label': config.Labels = { ...(config.Labels ?? {}), ...Object.fromEntries(step.labels.map(l => [l.key, l.value])) }; break
+    case 'entrypoint': config.Entrypoint = step.argv; config.Cmd = null; break
+    case 'cmd': config.Cmd = step.argv; break
+    case 'expose': config.ExposedPorts = { ...(config.ExposedPorts ?? {}), ...Object.fromEntries(step.ports.map(p => [p.includes('/') ? p : `${p}/tcp`, {}])) }; break
+    case 'volume': config.Volumes = { ...(config.Volumes ?? {}), ...Object.fromEntries(step.paths.map(p => [p, {}])) }; break
+    case 'stopsignal': config.StopSignal = step.signal; break
+    case 'healthcheck': (config as Record<string, unknown>).Healthcheck = { Test: step.test }; break
+    case 'arg': case 'shell': break
+    default: break
+  }
+}
+
+/** Apptainer images run their runscript after sourcing /.singularity.d/env/*.sh, as `apptainer run` does. */
+function apptainerEntrypoint (st: StageState): void {
+  if (st.config.Entrypoint != null && st.config.Entrypoint.length > 0) return
+  st.config.Entrypoint = ['/bin/sh', '-c', 'for f in /.singularity.d/env/*.sh; do [ -r "$f" ] && . "$f"; done; if [ -x /.singularity.d/runscript ]; then exec /.singularity.d/runscript "$@"; fi; exec "$@"', 'runscript']
+  st.config.Cmd = st.config.Cmd ?? []
+}
+

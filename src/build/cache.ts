@@ -1,0 +1,53 @@
+/**
+ * The step cache, in the store's database: step key -> the layer that step
+ * produced. A key hashes the parent key, the step's canonical text and the
+ * digests of its inputs, so equal keys mean equal layers.
+ */
+import { z } from 'zod'
+import type { Digest, KilnDb } from '../content/index.ts'
+import { DigestSchema } from '../oci/index.ts'
+import { sha256Digest } from '../content/index.ts'
+import { STEP_CACHE_VERSION } from './constants.ts'
+
+export interface CachedLayer {
+  descriptor: { mediaType: string, digest: Digest, size: number }
+  diffId: Digest
+}
+
+export interface StepCache {
+  get: (key: Digest) => CachedLayer | undefined
+  put: (key: Digest, value: CachedLayer) => void
+}
+
+const MIGRATIONS = [
+  `CREATE TABLE build_cache (
+     key TEXT PRIMARY KEY,
+     media_type TEXT NOT NULL,
+     digest TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     diff_id TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   );`
+]
+
+const RowSchema = z.object({ media_type: z.string(), digest: DigestSchema, size: z.number().int().nonnegative(), diff_id: DigestSchema })
+
+export function createStepCache (db: KilnDb): StepCache {
+  db.migrate('build-cache', MIGRATIONS)
+  const get = db.sql.prepare('SELECT media_type, digest, size, diff_id FROM build_cache WHERE key = ?')
+  const put = db.sql.prepare('INSERT OR REPLACE INTO build_cache (key, media_type, digest, size, diff_id, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+  return {
+    get: (key) => {
+      const row = get.get(key)
+      if (row === undefined) return undefined
+      const r = RowSchema.parse(row)
+      return { descriptor: { mediaType: r.media_type, digest: r.digest, size: r.size }, diffId: r.diff_id }
+    },
+    put: (key, v) => { put.run(key, v.descriptor.mediaType, v.descriptor.digest, v.descriptor.size, v.diffId, Date.now()) }
+  }
+}
+
+/** Key of a step: hash of the parent key, the canonical step and its inputs (in the given order). */
+export function stepKey (parent: string, canonical: string, inputs: readonly string[] = []): Digest {
+  return sha256Digest(JSON.stringify([STEP_CACHE_VERSION, parent, canonical, inputs]))
+}

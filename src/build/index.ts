@@ -1,0 +1,24 @@
+/**
+ * The rootless builder: turns a BuildPlan (src/recipe) into an OCI image in
+ * the content store, running RUN steps in a sandbox (src/build/sandbox) as
+ * an ordinary user, one layer per filesystem step, with a step cache in the
+ * store's database and reproducible output (SOURCE_DATE_EPOCH, default 0).
+ *
+ * Terms: a step's *key* hashes its parent's key, its canonical text and its
+ * inputs (context file hashes, stage keys, env, platform); a *snapshot* is
+ * the overlay upper dir a step left, kept under workDir/snapshots/<diffID>
+ * as a lower dir for the steps after it.
+ *
+ * @example
+ * ```ts
+ * const builder = createBuilder({ store: local.content, db: local.db, refs: local.refs, workDir: join(dataDir, 'build') })
+ * const plan = parseRecipe(text, { filename: 'Dockerfile' })
+ * const result = await builder.build(plan, { contextDir: '.', onEvent: e => { ... } })
+ * local.refs.set('app', 'latest', result.descriptor)
+ * ```
+ */
+export { createBuilder } from './builder.ts'
+export type * from './types.ts'
+export * from './errors.ts'
+export { createSandbox, probeSandboxes } from './sandbox/index.ts'
+export type { Sandbox, SandboxDriverName, HostProbe, DriverProbe } from './sandbox/index.ts'

@@ -1,0 +1,68 @@
+/**
+ * The builder's public types.
+ */
+import type { ContentStore, Digest, KilnDb, RefStore } from '../content/index.ts'
+import type { ImageConfig } from '../oci/index.ts'
+import type { SourceLoc, StepOp, BuildPlan } from '../recipe/ir.ts'
+import type { OutputStream, Sandbox } from './sandbox/types.ts'
+import type { Logger } from 'pino'
+
+export interface BuilderInit {
+  store: ContentStore
+  db: KilnDb
+  refs: RefStore
+  /** Default: the driver probing picks (bwrap, unshare, proot). */
+  sandbox?: Sandbox
+  logger?: Logger
+  /** Where unpacked bases, step snapshots and temp dirs live (e.g. DATA_DIR/build). */
+  workDir: string
+}
+
+export type BuildEvent =
+  | { type: 'step', index: number, total: number, stage: number, text: string, source: SourceLoc }
+  | { type: 'output', stream: OutputStream, chunk: Uint8Array }
+  | { type: 'step-done', index: number, cached: boolean, durationMs: number }
+  | { type: 'done' }
+
+export interface BuildOptions {
+  /** Build context: COPY sources are resolved in it and may not leave it. */
+  contextDir: string
+  /** os/arch[/variant]; default the host's. */
+  platform?: string
+  /** Allow RUN steps that ask for it (`RUN --network=default`) to use the network. Default false. */
+  network?: boolean
+  /** Seconds; every timestamp in the image is clamped to it. Default 0 (see docs/building.md). */
+  sourceDateEpoch?: number
+  /** Ignore the step cache (entries are still written). */
+  noCache?: boolean
+  stepTimeoutMs?: number
+  signal?: AbortSignal
+  onEvent?: (event: BuildEvent) => void
+}
+
+export interface StepReport {
+  index: number
+  stage: number
+  op: StepOp
+  canonical: string
+  cached: boolean
+  durationMs: number
+}
+
+export interface BuildResult {
+  /** The image manifest, in the store. */
+  descriptor: { mediaType: string, digest: Digest, size: number }
+  digest: Digest
+  config: ImageConfig
+  steps: StepReport[]
+  /** Bytes of manifest, config and layers. */
+  size: number
+  durationMs: number
+  /** The sandbox driver that ran RUN steps, when any ran. */
+  sandboxDriver?: string
+}
+
+/** Builds plans into images in the store. `build` may run concurrently for different plans. */
+export interface Builder {
+  build: (plan: BuildPlan, options: BuildOptions) => Promise<BuildResult>
+}
