@@ -180,3 +180,14 @@ export class SourceChangedError extends Error {
     this.path = path
   }
 }
+
+/** A layer's uncompressed content does not hash to the diffID its image config lists. */
+export class DiffIdMismatchError extends Error {
+  override readonly name = 'DiffIdMismatchError'
+  readonly code = 'ERR_DIFF_ID_MISMATCH'
+  readonly layer: string
+  constructor (layer: string, expected: string, actual: string) {
+    super(`layer ${layer}: uncompressed content hashes to ${actual}, the image config says ${expected}`)
+    this.layer = layer
+  }
+}

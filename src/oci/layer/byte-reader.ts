@@ -1,8 +1,27 @@
 /**
- * Pulls exact byte counts out of a chunked async source without copying
- * more than needed: the tar reader's input.
+ * Byte inputs of the tar reader: a chunked stream (ByteReader) or a file
+ * read at positions (FileByteInput, where skipping a body is a seek).
  */
-export class ByteReader {
+import type { FileHandle } from 'node:fs/promises'
+import { COPY_CHUNK_SIZE } from '../constants.ts'
+
+export interface ByteInput {
+  /** Bytes consumed so far: the offset of the next byte in the input. */
+  readonly offset: number
+  /** Exactly n bytes, or fewer only when the input ended first. */
+  read: (n: number) => Promise<Uint8Array>
+  /** Up to n bytes in chunks; stops early only when the input ends. */
+  stream: (n: number) => AsyncGenerator<Uint8Array>
+  /** Discards up to n bytes; returns how many were discarded. */
+  skip: (n: number) => Promise<number>
+  /** Consumes the rest of the input. */
+  drain: () => Promise<void>
+  close: () => Promise<void>
+}
+
+/** Pulls exact byte counts out of a chunked async source without copying more than needed. */
+export class ByteReader implements ByteInput {
+  offset = 0
   private readonly it: AsyncIterator<Uint8Array>
   private chunks: Uint8Array[] = []
   private buffered = 0
@@ -81,6 +100,7 @@ export class ByteReader {
 
   private consume (n: number): void {
     this.buffered -= n
+    this.offset += n
     while (n > 0) {
       const c = this.chunks[0] as Uint8Array
       if (c.byteLength <= n) {
@@ -92,4 +112,52 @@ export class ByteReader {
       }
     }
   }
+}
+
+/** A region of an open file read at positions; the caller keeps ownership of the handle. */
+export class FileByteInput implements ByteInput {
+  offset: number
+  private readonly fh: FileHandle
+  private readonly end: number
+
+  constructor (fh: FileHandle, start: number, end: number) {
+    this.fh = fh
+    this.offset = start
+    this.end = end
+  }
+
+  async read (n: number): Promise<Uint8Array> {
+    const want = Math.min(n, this.end - this.offset)
+    const buf = Buffer.allocUnsafe(want)
+    let got = 0
+    while (got < want) {
+      const { bytesRead } = await this.fh.read(buf, got, want - got, this.offset + got)
+      if (bytesRead === 0) break
+      got += bytesRead
+    }
+    this.offset += got
+    return buf.subarray(0, got)
+  }
+
+  async * stream (n: number): AsyncGenerator<Uint8Array> {
+    let left = Math.min(n, this.end - this.offset)
+    while (left > 0) {
+      const chunk = await this.read(Math.min(left, COPY_CHUNK_SIZE))
+      if (chunk.byteLength === 0) return
+      left -= chunk.byteLength
+      yield chunk
+    }
+  }
+
+  async skip (n: number): Promise<number> {
+    const step = Math.min(n, this.end - this.offset)
+    this.offset += step
+    return step
+  }
+
+  async drain (): Promise<void> {
+    this.offset = this.end
+  }
+
+  async close (): Promise<void> { /* the caller owns the handle */ }
 }

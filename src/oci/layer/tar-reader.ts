@@ -9,11 +9,14 @@
 import { MAX_TAR_EXTENDED_HEADER_SIZE } from '../constants.ts'
 import { TarHeaderTooLargeError, TarInvalidError, UnsupportedEntryError } from '../errors.ts'
 import { ByteReader } from './byte-reader.ts'
+import type { ByteInput } from './byte-reader.ts'
 import { BLOCK_SIZE, applyPax, checkPathLength, entryTypeOf, isZeroBlock, padding, parseHeaderBlock, parsePaxRecords } from './tar-header.ts'
 import type { TarHeader } from './tar-header.ts'
 
 export interface TarEntry {
   header: TarHeader
+  /** Offset of the entry's first body byte in the input (for random access to archive members). */
+  offset: number
   /**
    * The entry's bytes; for files only, empty otherwise. Read it before asking
    * for the next entry, or it is skipped. It can be read once.
@@ -21,7 +24,7 @@ export interface TarEntry {
   body: AsyncIterable<Uint8Array>
 }
 
-async function readExtended (reader: ByteReader, size: number, entry: string): Promise<Uint8Array> {
+async function readExtended (reader: ByteInput, size: number, entry: string): Promise<Uint8Array> {
   if (size > MAX_TAR_EXTENDED_HEADER_SIZE) throw new TarHeaderTooLargeError(entry, `extended header of ${size} bytes, limit ${MAX_TAR_EXTENDED_HEADER_SIZE}`)
   const data = await reader.read(size)
   if (data.byteLength < size) throw new TarInvalidError(entry, 'stream ends inside an extended header')
@@ -31,7 +34,7 @@ async function readExtended (reader: ByteReader, size: number, entry: string): P
   return copy
 }
 
-async function skipPadding (reader: ByteReader, size: number, entry: string): Promise<void> {
+async function skipPadding (reader: ByteInput, size: number, entry: string): Promise<void> {
   const pad = padding(size)
   if (pad > 0 && await reader.skip(pad) < pad) throw new TarInvalidError(entry, 'stream ends inside block padding')
 }
@@ -46,8 +49,8 @@ function gnuString (data: Uint8Array): string {
  * archive is reached, the rest of the source is read and discarded, so that
  * a decompressor or hasher upstream sees every byte.
  */
-export async function * readTar (source: AsyncIterable<Uint8Array>): AsyncGenerator<TarEntry> {
-  const reader = new ByteReader(source)
+export async function * readTar (source: AsyncIterable<Uint8Array> | ByteInput): AsyncGenerator<TarEntry> {
+  const reader = 'stream' in source ? source : new ByteReader(source)
   let pax: Map<string, string> | undefined
   let globalPax = new Map<string, string>()
   let longName: string | undefined
@@ -111,7 +114,7 @@ export async function * readTar (source: AsyncIterable<Uint8Array>): AsyncGenera
           if (left > 0) throw new TarInvalidError(name, 'stream ends inside the entry body')
         }
       }
-      yield { header, body }
+      yield { header, offset: reader.offset, body }
       if (left > 0 && await reader.skip(left) < left) throw new TarInvalidError(name, 'stream ends inside the entry body')
       left = 0
       await skipPadding(reader, header.size, name)

@@ -152,21 +152,34 @@ async function * measure (source: AsyncIterable<Uint8Array>, m: { hash: ReturnTy
   }
 }
 
-/**
- * Writes a layer from an explicit list of changes (the builder's diff) into
- * the store. Duplicate paths are refused: a layer names each path once.
- */
-export async function writeLayer (store: Ingester, entries: readonly LayerEntry[], options: WriteLayerOptions = {}): Promise<WrittenLayer> {
-  const epoch = resolveSourceDateEpoch(options.sourceDateEpoch)
-  const compression = options.compression ?? 'gzip'
+function prepareSorted (entries: readonly LayerEntry[], epoch: number): Prepared[] {
   const prepared = entries.map(e => prepare(e, epoch)).sort((a, b) => Buffer.compare(a.sortKey, b.sortKey))
   for (let i = 1; i < prepared.length; i++) {
     if ((prepared[i] as Prepared).name === (prepared[i - 1] as Prepared).name) {
       throw new UnsafePathError((prepared[i] as Prepared).name, 'the same path appears twice in a layer')
     }
   }
+  return prepared
+}
+
+/**
+ * The deterministic tar of a list of entries, uncompressed, as a stream
+ * (used for layers and for oci-archive files). Throws UnsafePathError for a
+ * path given twice.
+ */
+export function encodeTar (entries: readonly LayerEntry[], options: Pick<WriteLayerOptions, 'sourceDateEpoch' | 'signal'> = {}): AsyncIterable<Uint8Array> {
+  return tarStream(prepareSorted(entries, resolveSourceDateEpoch(options.sourceDateEpoch)), options.signal)
+}
+
+/**
+ * Writes a layer from an explicit list of changes (the builder's diff) into
+ * the store. Duplicate paths are refused: a layer names each path once.
+ */
+export async function writeLayer (store: Ingester, entries: readonly LayerEntry[], options: WriteLayerOptions = {}): Promise<WrittenLayer> {
+  const compression = options.compression ?? 'gzip'
   const tar = { hash: createHash('sha256'), size: 0 }
-  const blob = await store.ingest(compress(measure(tarStream(prepared, options.signal), tar), compression), undefined, { signal: options.signal })
+  const source = encodeTar(entries, options)
+  const blob = await store.ingest(compress(measure(source, tar), compression), undefined, { signal: options.signal })
   return {
     descriptor: { mediaType: ociLayerMediaType(compression), digest: blob.digest, size: blob.size },
     diffId: `sha256:${tar.hash.digest('hex')}`,

@@ -94,3 +94,9 @@ export function snapshot (dir: string): Record<string, string> {
   walk('')
   return out
 }
+
+export async function collect (source: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Uint8Array[] = []
+  for await (const c of source) chunks.push(c)
+  return Buffer.concat(chunks)
+}

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { sha256Digest } from '../../../src/content/index.ts'
 import { OCI_LAYER_TAR_GZIP, OCI_LAYER_TAR_ZSTD, extractLayer, readTar, writeLayer, writeLayerFromDir } from '../../../src/oci/index.ts'
 import type { WrittenLayer } from '../../../src/oci/index.ts'
-import { makeStore, snapshot, tempDirs } from './helpers.ts'
+import { collect, makeStore, snapshot, tempDirs } from './helpers.ts'
 
 const dirs = tempDirs()
 afterEach(() => { dirs.cleanup() })
@@ -107,7 +107,7 @@ describe('deterministic layer writing', () => {
     expect(headers.map(h => h.mtime)).toEqual([100, 100, 100, 100, 100, 5])
     expect(headers.every(h => h.uid === 0 && h.gid === 0 && h.uname === '' && h.gname === '')).toBe(true)
     expect(headers[1]?.linkname).toBe('z')
-    expect(layer.descriptor.digest).toBe(sha256Digest(Buffer.concat(await Array.fromAsync(store.read(layer.descriptor.digest)))))
+    expect(layer.descriptor.digest).toBe(sha256Digest(await collect(store.read(layer.descriptor.digest))))
   })
 
   it('refuses the same path twice', async () => {
