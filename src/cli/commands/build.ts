@@ -1,0 +1,153 @@
+import type { Command } from 'commander'
+import type { CliContext } from '../context.ts'
+import { CliError } from '../errors.ts'
+import { EXIT } from '../exit-codes.ts'
+
+interface BuildCliOptions {
+  file?: string
+  tag?: string[]
+  platform?: string
+  buildArg: string[]
+  target?: string
+  output?: string
+  network?: boolean
+  dryRun?: boolean
+  json?: boolean
+  noCache?: boolean
+  cache?: boolean
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value]
+
+function splitTag (text: string): { repository: string, tag: string } {
+  const slash = text.lastIndexOf('/')
+  const colon = text.lastIndexOf(':')
+  if (colon > slash) return { repository: text.slice(0, colon), tag: text.slice(colon + 1) }
+  return { repository: text, tag: 'latest' }
+}
+
+/** Maps builder and recipe errors to exit codes and hints. */
+function toCliError (err: unknown): unknown {
+  if (!(err instanceof Error)) return err
+  if (err instanceof CliError) return err
+  const byName: Record<string, { code: typeof EXIT[keyof typeof EXIT], hint?: string }> = {
+    StepFailedError: { code: EXIT.buildFailed },
+    CopySourceError: { code: EXIT.usage, hint: 'COPY sources are paths inside the build context (the CONTEXT argument)' },
+    BaseImageError: { code: EXIT.notFound },
+    UnsupportedStepError: { code: EXIT.usage },
+    SandboxUnavailableError: { code: EXIT.failure, hint: 'run kiln doctor to see which sandbox drivers work on this node' },
+    SandboxError: { code: EXIT.failure }
+  }
+  const found = byName[err.name]
+  if (found !== undefined) return new CliError(err.message, { exitCode: found.code, cause: err, ...(found.hint !== undefined ? { hint: found.hint } : {}) })
+  if ('file' in err && 'line' in err) return new CliError(err.message, { exitCode: EXIT.usage, cause: err })
+  return err
+}
+
+export function register (program: Command, ctx: CliContext): void {
+  program.command('build')
+    .description('build an image from a Dockerfile or Apptainer definition, rootlessly, into the local store')
+    .argument('<context>', 'build context directory (COPY sources are resolved in it)')
+    .option('-f, --file <recipe>', 'recipe file (default: CONTEXT/Dockerfile, else CONTEXT/Singularity.def)')
+    .option('-t, --tag <repo:tag>', 'name the result in the local store (repeatable)', collect, [])
+    .option('--platform <os/arch>', 'target platform (default: this node\'s)')
+    .option('--build-arg <k=v>', 'set a build argument (repeatable)', collect, [])
+    .option('--target <stage>', 'build this stage (name or index) instead of the last')
+    .option('--output <dest>', 'also export the image: oci-layout:DIR or oci-archive:FILE')
+    .option('--network', 'let RUN steps use the network (off by default)')
+    .option('--no-cache', 'run every step even when the step cache has it')
+    .option('--dry-run', 'parse the recipe and print the build plan without building')
+    .option('--json', 'with --dry-run: the plan as JSON; otherwise a JSON summary')
+    .addHelpText('after', '\nExamples:\n  kiln build -t app:1 .\n  kiln build -f Singularity.def --build-arg VERSION=2 -t tools:2 ./ctx\n  kiln build --dry-run --json .')
+    .action(async (contextArg: string, opts: BuildCliOptions) => {
+      const { readFile, stat } = await import('node:fs/promises')
+      const { resolve, join, basename } = await import('node:path')
+      const contextDir = resolve(contextArg)
+      if (!(await stat(contextDir).catch(() => undefined))?.isDirectory()) throw new CliError(`build context ${contextArg} is not a directory`, { exitCode: EXIT.usage })
+      let recipePath = opts.file === undefined ? undefined : resolve(opts.file)
+      if (recipePath === undefined) {
+        for (const name of ['Dockerfile', 'Containerfile', 'Singularity.def', 'Apptainer.def']) {
+          if (await stat(join(contextDir, name)).then(() => true, () => false)) { recipePath = join(contextDir, name); break }
+        }
+      }
+      if (recipePath === undefined) throw new CliError(`no recipe in ${contextArg}`, { exitCode: EXIT.usage, hint: 'name one with -f RECIPE' })
+      const text = await readFile(recipePath, 'utf8').catch(() => { throw new CliError(`cannot read recipe ${recipePath ?? ''}`, { exitCode: EXIT.notFound }) })
+      const buildArgs: Record<string, string> = {}
+      for (const kv of opts.buildArg) {
+        const i = kv.indexOf('=')
+        if (i <= 0) throw new CliError(`--build-arg ${kv}: expected KEY=VALUE`, { exitCode: EXIT.usage })
+        buildArgs[kv.slice(0, i)] = kv.slice(i + 1)
+      }
+      const { parseRecipe } = await import('../../recipe/index.ts')
+      let plan
+      try {
+        plan = parseRecipe(text, { filename: basename(recipePath), buildArgs, ...(opts.target !== undefined ? { target: opts.target } : {}), ...(opts.platform !== undefined ? { platform: opts.platform } : {}) })
+      } catch (err) { throw toCliError(err) }
+      if (opts.dryRun === true) {
+        if (opts.json === true) { ctx.out.json(plan); return }
+        for (const stage of plan.stages) {
+          ctx.out.line(`stage ${stage.index}${stage.name !== undefined ? ` (${stage.name})` : ''} from ${stage.base.kind === 'image' ? stage.base.ref : stage.base.kind === 'stage' ? `stage ${stage.base.stage}` : 'scratch'}`)
+          for (const step of stage.steps) ctx.out.line(`  ${String(step.source.line).padStart(4)}  ${step.canonical}`)
+        }
+        return
+      }
+      const store = await ctx.store()
+      const { createBuilder } = await import('../../build/index.ts')
+      const builder = createBuilder({ store: store.content, db: store.db, refs: store.refs, workDir: join(await ctx.dataDir(), 'build') })
+      const ac = new AbortController()
+      const onSignal = (): void => { ac.abort(new CliError('build interrupted', { exitCode: EXIT.failure })) }
+      process.once('SIGINT', onSignal)
+      process.once('SIGTERM', onSignal)
+      const epochEnv = process.env.SOURCE_DATE_EPOCH
+      const sourceDateEpoch = epochEnv !== undefined && /^\d+$/.test(epochEnv) ? Number(epochEnv) : undefined
+      let result
+      try {
+        result = await builder.build(plan, {
+          contextDir,
+          ...(opts.platform !== undefined ? { platform: opts.platform } : {}),
+          network: opts.network === true,
+          noCache: opts.cache === false,
+          ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
+          signal: ac.signal,
+          onEvent: (e) => {
+            if (opts.json === true) return
+            if (e.type === 'step') ctx.out.line(`[${e.index}/${e.total}] ${e.text}`)
+            else if (e.type === 'output') process.stderr.write(e.chunk)
+            else if (e.type === 'step-done' && e.cached) ctx.out.line('  cached')
+          }
+        })
+      } catch (err) {
+        throw toCliError(err)
+      } finally {
+        process.off('SIGINT', onSignal)
+        process.off('SIGTERM', onSignal)
+      }
+      const tags = (opts.tag ?? []).map(splitTag)
+      for (const t of tags) store.refs.set(t.repository, t.tag, result.descriptor)
+      if (opts.output !== undefined) {
+        const images = [{ descriptor: result.descriptor, refName: tags[0]?.tag ?? 'latest' }]
+        if (opts.output.startsWith('oci-layout:')) {
+          const { writeOciLayout } = await import('../../oci/layout.ts')
+          await writeOciLayout(resolve(opts.output.slice('oci-layout:'.length)), store.content, images)
+        } else if (opts.output.startsWith('oci-archive:')) {
+          const { writeOciArchive } = await import('../../oci/archive.ts')
+          await writeOciArchive(resolve(opts.output.slice('oci-archive:'.length)), store.content, images)
+        } else throw new CliError(`--output ${opts.output}: expected oci-layout:DIR or oci-archive:FILE`, { exitCode: EXIT.usage })
+      }
+      const cached = result.steps.filter(s => s.cached).length
+      const summary = {
+        digest: result.digest,
+        size: result.size,
+        steps: result.steps.length,
+        cachedSteps: cached,
+        durationMs: Math.round(result.durationMs),
+        sandboxDriver: result.sandboxDriver ?? null,
+        tags: tags.map(t => `${t.repository}:${t.tag}`)
+      }
+      if (opts.json === true) { ctx.out.json(summary); return }
+      const { formatBytes, formatDuration } = await import('../output.ts')
+      ctx.out.line(`built ${result.digest}`)
+      ctx.out.line(`  size ${formatBytes(result.size)}, ${result.steps.length} steps (${cached} cached), ${formatDuration(result.durationMs)}, sandbox ${result.sandboxDriver ?? 'not used'}`)
+      for (const t of summary.tags) ctx.out.line(`  tagged ${t}`)
+    })
+}
