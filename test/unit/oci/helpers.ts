@@ -100,3 +100,37 @@ export async function collect (source: AsyncIterable<Uint8Array>): Promise<Buffe
   for await (const c of source) chunks.push(c)
   return Buffer.concat(chunks)
 }
+
+export interface TestImage {
+  manifest: import('../../../src/oci/index.ts').Descriptor
+  config: import('../../../src/oci/index.ts').Descriptor
+  layers: Array<import('../../../src/oci/index.ts').Descriptor>
+}
+
+/** Makes a two-layer image in the store: layer 1 has files a and dir/b, layer 2 deletes a and adds c. */
+export async function makeImage (store: ContentStore, label = 'x', platform = { os: 'linux', architecture: 'amd64' }): Promise<TestImage> {
+  const oci = await import('../../../src/oci/index.ts')
+  const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
+  const l1 = await oci.writeLayer(store, [
+    { type: 'file', path: 'a', mode: 0o644, content: enc(`a-${label}`) },
+    { type: 'directory', path: 'dir', mode: 0o755 },
+    { type: 'file', path: 'dir/b', mode: 0o600, content: enc('b') }
+  ], { compression: 'gzip', sourceDateEpoch: 0 })
+  const l2 = await oci.writeLayer(store, [
+    { type: 'whiteout', path: 'a' },
+    { type: 'file', path: 'c', mode: 0o755, content: enc(`c-${label}`) }
+  ], { compression: 'zstd', sourceDateEpoch: 0 })
+  const configBytes = oci.encodeJson({ ...platform, config: { Env: ['PATH=/bin'] }, rootfs: { type: 'layers', diff_ids: [l1.diffId, l2.diffId] } })
+  const configInfo = await store.ingest(configBytes)
+  const config = { mediaType: oci.OCI_CONFIG, digest: configInfo.digest, size: configInfo.size }
+  const layers = [l1.descriptor, l2.descriptor]
+  const manifestBytes = oci.encodeJson({ schemaVersion: 2, mediaType: oci.OCI_MANIFEST, config, layers })
+  const m = await store.ingest(manifestBytes)
+  return { manifest: { mediaType: oci.OCI_MANIFEST, digest: m.digest, size: m.size }, config, layers }
+}
+
+export async function blobCount (store: ContentStore): Promise<number> {
+  let n = 0
+  for await (const _ of store.walk()) n++
+  return n
+}
