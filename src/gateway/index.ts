@@ -78,3 +78,5 @@ export interface Gateway {
 export function createGateway (init: GatewayInit): Gateway {
   return createGatewayImpl(init)
 }
+
+export { readUsersFile, UsersFileInvalidError } from './users-file.ts'
