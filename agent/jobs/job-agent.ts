@@ -1,0 +1,222 @@
+/**
+ * The agent's job side: hears jobs (gossip or direct), offers for the ones
+ * it matches and whose requester it trusts, runs awarded jobs through a
+ * queue with a concurrency limit, streams progress, logs and heartbeats,
+ * and returns a signed result with provenance (protocols/job.md §5).
+ */
+import type { PrivateKey } from '@libp2p/interface'
+import type { Envelope } from '../../protocols/envelope.ts'
+import { HEARTBEAT_INTERVAL_MS, MAX_LOG_LINES, MAX_LOG_LINE_CHARS, jobTopic } from '../../protocols/job.ts'
+import type { JobPayload, JobState, Provenance, ResultPayload } from '../../protocols/job.ts'
+import { openFrame, seal } from '../../src/requester/messages.ts'
+import type { OpenedFrame } from '../../src/requester/messages.ts'
+import type { FrameSource, JobTransport } from '../../src/requester/transport.ts'
+import { createMemoryReplayCache, peerIdOf, verifyEnvelope } from '../../src/trust/index.ts'
+import type { ReplayCache } from '../../src/trust/index.ts'
+import { JobPayload as JobPayloadSchema } from '../../protocols/job.ts'
+import { sha256Digest } from '../../src/content/digest.ts'
+import { unmet } from './match.ts'
+import type { AgentJobStatus, JobAgent, JobAgentInit } from './index.ts'
+
+interface Running {
+  job: Envelope<JobPayload>
+  platform: string
+  requester: string
+  state: JobState
+  abort: AbortController
+  seq: number
+  pending: string[]
+  flushing?: Promise<void>
+}
+
+export function createJobAgent (init: JobAgentInit): JobAgent {
+  const key: PrivateKey = init.key
+  const self = peerIdOf(key)
+  const t: JobTransport = init.transport
+  const replay: ReplayCache = init.replayCache ?? createMemoryReplayCache()
+  const heartbeatMs = init.heartbeatMs ?? HEARTBEAT_INTERVAL_MS
+  const concurrency = init.concurrency ?? 1
+  const certs = init.certs ?? []
+  const log = init.log ?? (() => {})
+  const queue: Running[] = []
+  const active = new Map<string, Running>()
+  const finished: AgentJobStatus[] = []
+  let off: (() => void) | undefined
+  let timer: NodeJS.Timeout | undefined
+
+  const keyOf = (jobId: string, platform: string): string => `${jobId}/${platform}`
+
+  const send = async (to: string, type: 'offer' | 'decline' | 'progress' | 'log' | 'heartbeat' | 'result', payload: never): Promise<void> => {
+    const { frame } = await seal(key, type, payload, { certs })
+    await t.send(to, [frame])
+  }
+  const sendQuiet = (to: string, type: Parameters<typeof send>[1], payload: unknown): void => {
+    send(to, type, payload as never).catch(err => { log('warn', `sending ${type} to ${to} failed: ${(err as Error).message}`) })
+  }
+
+  const matching = (job: JobPayload): { platforms: string[], reason?: string } => {
+    const platforms = job.platforms.filter(p => init.platforms.includes(p))
+    if (platforms.length === 0) return { platforms, reason: `builds ${init.platforms.join(', ')} only` }
+    const missing = unmet(job.requirements, init.capabilities ?? [])
+    if (missing.length > 0) return { platforms: [], reason: `lacks ${missing.join(', ')}` }
+    if (job.network && init.allowNetwork !== true) return { platforms: [], reason: 'network access during RUN is not allowed here' }
+    return { platforms }
+  }
+
+  const onJob = async (m: Extract<OpenedFrame, { type: 'job' }>, via: FrameSource): Promise<void> => {
+    const env = m.envelope
+    const trust = await init.policy.allows(env.signer, 'requester', m.certs)
+    const decline = (reason: string): void => {
+      if (via === 'stream' || init.declineUntrusted === true) {
+        for (const platform of env.payload.platforms) sendQuiet(env.signer, 'decline', { jobId: env.payload.jobId, platform, reason })
+      }
+    }
+    if (!trust.ok) { log('info', `job ${env.payload.jobId}: ${trust.reason}`); decline(`requester not trusted: ${trust.reason}`); return }
+    const { platforms, reason } = matching(env.payload)
+    if (platforms.length === 0) { decline(reason ?? 'no match'); return }
+    const cacheHits = init.cacheHits !== undefined ? await init.cacheHits(env.payload) : 0
+    const hasContext = init.hasBlob !== undefined ? await init.hasBlob(env.payload.context.digest) : false
+    for (const platform of platforms) {
+      sendQuiet(env.signer, 'offer', {
+        jobId: env.payload.jobId, platform, queue: queue.length + active.size, cacheHits, hasContext,
+        estimatedStartMs: Math.max(0, queue.length + active.size - concurrency + 1) * 60_000,
+        ...(init.institution !== undefined ? { institution: init.institution } : {})
+      })
+    }
+  }
+
+  const onAward = async (m: Extract<OpenedFrame, { type: 'award' }>): Promise<void> => {
+    const award = m.envelope
+    if (award.payload.builder !== self) return
+    const trust = await init.policy.allows(award.signer, 'requester', m.certs)
+    if (!trust.ok) { log('warn', `award from untrusted ${award.signer}: ${trust.reason}`); return }
+    // The job inside was signed earlier and may have been seen already: no replay cache here.
+    const job = await verifyEnvelope(award.payload.job, { type: 'job', payload: JobPayloadSchema })
+    if (job.signer !== award.signer || job.payload.jobId !== award.payload.jobId) { log('warn', 'award does not match its job'); return }
+    const platform = award.payload.platform
+    if (!job.payload.platforms.includes(platform) || matching(job.payload).platforms.length === 0 || !init.platforms.includes(platform)) {
+      sendQuiet(award.signer, 'decline', { jobId: job.payload.jobId, platform, reason: 'awarded a job this agent does not match' })
+      return
+    }
+    const k = keyOf(job.payload.jobId, platform)
+    if (active.has(k) || queue.some(r => keyOf(r.job.payload.jobId, r.platform) === k)) return
+    queue.push({ job, platform, requester: award.signer, state: 'queued', abort: new AbortController(), seq: 0, pending: [] })
+    sendQuiet(award.signer, 'progress', { jobId: job.payload.jobId, platform, state: 'queued' })
+    pump()
+  }
+
+  const onCancel = (m: Extract<OpenedFrame, { type: 'cancel' }>): void => {
+    const { jobId, platform, reason } = m.envelope.payload
+    const hit = (r: Running): boolean => r.job.payload.jobId === jobId && (platform === undefined || r.platform === platform) && r.requester === m.envelope.signer
+    for (let i = queue.length - 1; i >= 0; i--) {
+      const r = queue[i] as Running
+      if (!hit(r)) continue
+      queue.splice(i, 1)
+      finish(r, { jobId, platform: r.platform, status: 'cancelled', error: `cancelled: ${reason}` })
+    }
+    for (const r of active.values()) if (hit(r)) r.abort.abort(new Error(`cancelled: ${reason}`))
+  }
+
+  const flushLogs = async (r: Running): Promise<void> => {
+    while (r.pending.length > 0) {
+      const lines = r.pending.splice(0, MAX_LOG_LINES)
+      const seq = r.seq
+      r.seq += lines.length
+      await send(r.requester, 'log', { jobId: r.job.payload.jobId, platform: r.platform, seq, lines } as never).catch(() => {})
+    }
+  }
+
+  const progress = (r: Running, state: JobState, extra: { step?: number, steps?: number, detail?: string } = {}): void => {
+    r.state = state
+    sendQuiet(r.requester, 'progress', { jobId: r.job.payload.jobId, platform: r.platform, state, ...extra })
+  }
+
+  const finish = (r: Running, result: ResultPayload): void => {
+    finished.push({ jobId: r.job.payload.jobId, platform: r.platform, requester: r.requester, state: result.status, ...(result.status === 'succeeded' ? { digest: result.digest } : { error: result.error }) })
+    sendQuiet(r.requester, 'result', result)
+  }
+
+  const run = async (r: Running): Promise<void> => {
+    const job = r.job.payload
+    const startedAt = Date.now()
+    const recipeDigest = sha256Digest(job.recipe.text)
+    const base: Omit<Provenance, 'finishedAt' | 'baseDigests'> = { recipeDigest, contextDigest: job.context.digest, builder: self, platform: r.platform, startedAt }
+    let release: (() => Promise<void>) | undefined
+    try {
+      if (recipeDigest !== job.recipe.digest) throw new Error(`recipe digest mismatch: job says ${job.recipe.digest}, text hashes to ${recipeDigest}`)
+      progress(r, 'fetching')
+      const ctx = await init.context.open(job.context, r.requester, r.abort.signal)
+      release = ctx.release
+      progress(r, 'building')
+      const out = await init.builder.build({
+        recipe: job.recipe, contextDir: ctx.dir, platform: r.platform, buildArgs: job.buildArgs, network: job.network,
+        ...(job.target !== undefined ? { target: job.target } : {})
+      }, {
+        signal: r.abort.signal,
+        onLog: line => {
+          r.pending.push(line.length > MAX_LOG_LINE_CHARS ? line.slice(0, MAX_LOG_LINE_CHARS) : line)
+          r.flushing ??= new Promise<void>(resolve => setTimeout(resolve, 100)).then(async () => { await flushLogs(r) }).finally(() => { r.flushing = undefined })
+        },
+        onProgress: (step, steps, detail) => { progress(r, 'building', { step, steps, ...(detail !== undefined ? { detail: detail.slice(0, 1024) } : {}) }) }
+      })
+      await r.flushing
+      await flushLogs(r)
+      finish(r, {
+        jobId: job.jobId, platform: r.platform, status: 'succeeded', digest: out.digest, mediaType: out.mediaType, size: out.size, blobs: out.blobs,
+        provenance: { ...base, baseDigests: out.baseDigests, finishedAt: Date.now(), ...(out.sandbox !== undefined ? { sandbox: out.sandbox } : {}) }
+      })
+    } catch (err) {
+      await r.flushing
+      await flushLogs(r)
+      const message = (err as Error).message.slice(0, 1024)
+      if (r.abort.signal.aborted) finish(r, { jobId: job.jobId, platform: r.platform, status: 'cancelled', error: message })
+      else finish(r, { jobId: job.jobId, platform: r.platform, status: 'failed', error: message, provenance: { ...base, finishedAt: Date.now() } })
+    } finally {
+      await release?.().catch(() => {})
+    }
+  }
+
+  const pump = (): void => {
+    while (active.size < concurrency && queue.length > 0) {
+      const r = queue.shift() as Running
+      const k = keyOf(r.job.payload.jobId, r.platform)
+      active.set(k, r)
+      run(r).finally(() => { active.delete(k); pump() }).catch(() => {})
+    }
+  }
+
+  const heartbeat = (): void => {
+    for (const r of [...active.values(), ...queue]) sendQuiet(r.requester, 'heartbeat', { jobId: r.job.payload.jobId, platform: r.platform, state: r.state })
+  }
+
+  const onFrame = (bytes: Uint8Array, from: string, via: FrameSource): void => {
+    (async () => {
+      const m = await openFrame(bytes, { replayCache: replay })
+      if (m.envelope.signer !== from && via === 'stream') throw new Error(`frame relayed by ${from} for ${m.envelope.signer}`)
+      if (m.type === 'job') await onJob(m, via)
+      else if (m.type === 'award') await onAward(m)
+      else if (m.type === 'cancel') onCancel(m)
+    })().catch(err => { log('warn', `dropped frame from ${from}: ${(err as Error).name}: ${(err as Error).message}`) })
+  }
+
+  return {
+    peerId: self,
+    start () {
+      off = t.onFrame(onFrame)
+      for (const p of init.platforms) t.subscribe(jobTopic(p))
+      timer = setInterval(heartbeat, heartbeatMs)
+      timer.unref()
+    },
+    async stop () {
+      off?.()
+      for (const p of init.platforms) t.unsubscribe(jobTopic(p))
+      clearInterval(timer)
+      for (const r of active.values()) r.abort.abort(new Error('agent stopping'))
+      while (active.size > 0) await new Promise(resolve => setTimeout(resolve, 10))
+    },
+    status: () => [
+      ...[...active.values(), ...queue].map(r => ({ jobId: r.job.payload.jobId, platform: r.platform, requester: r.requester, state: r.state })),
+      ...finished
+    ]
+  }
+}

@@ -1,0 +1,45 @@
+/** Errors of a submitted job; callers branch on `name`. */
+
+export class NoOffersError extends Error {
+  override readonly name = 'NoOffersError'
+  readonly code = 'ERR_NO_OFFERS'
+  constructor (message: string) { super(message) }
+}
+
+/** A builder reported a failed build. */
+export class BuildError extends Error {
+  override readonly name = 'BuildError'
+  readonly code = 'ERR_BUILD_FAILED'
+  constructor (message: string) { super(message) }
+}
+
+/** Two builders of the same platform produced different digests. */
+export class ReproducibilityError extends Error {
+  override readonly name = 'ReproducibilityError'
+  readonly code = 'ERR_NOT_REPRODUCIBLE'
+  readonly digests: Record<string, string>
+  constructor (platform: string, digests: Record<string, string>) {
+    super(`${platform} does not reproduce: ${Object.entries(digests).map(([b, d]) => `${b} built ${d}`).join(', ')}`)
+    this.digests = digests
+  }
+}
+
+/** A result that does not match its job, or whose blobs do not match the manifest. */
+export class ResultInvalidError extends Error {
+  override readonly name = 'ResultInvalidError'
+  readonly code = 'ERR_RESULT_INVALID'
+  constructor (message: string) { super(message) }
+}
+
+/** Every builder awarded a platform went silent or away. */
+export class BuilderLostError extends Error {
+  override readonly name = 'BuilderLostError'
+  readonly code = 'ERR_BUILDER_LOST'
+  constructor (message: string) { super(message) }
+}
+
+export class JobCancelledError extends Error {
+  override readonly name = 'JobCancelledError'
+  readonly code = 'ERR_JOB_CANCELLED'
+  constructor (message: string) { super(message) }
+}

@@ -1,0 +1,120 @@
+/**
+ * The requester: submits a signed job to the network, awards it, follows it
+ * and returns verified results (protocols/job.md). It depends on three
+ * seams: a JobTransport (./transport.ts), a TrustPolicy (src/trust) and a
+ * BlobFetcher that fetches and verifies blobs by digest.
+ *
+ * Terms: job, offer, award, result as in protocols/job.ts; a platform
+ * result is one manifest digest, agreed on by every builder it was awarded to.
+ *
+ * @example
+ * ```ts
+ * const requester = createRequester({ key, transport, policy, blobs })
+ * const tar = packContext('./app')            // ingest it, note digest and size
+ * const { platforms, index } = await requester.submit({
+ *   recipe: { kind: 'dockerfile', file: 'Dockerfile', text },
+ *   context: { digest, size }, platforms: ['linux/amd64', 'linux/arm64'],
+ *   onEvent: e => { if (e.kind === 'log') console.log(e.lines.join('\n')) }
+ * })
+ * ```
+ */
+import type { PrivateKey } from '@libp2p/interface'
+import type { Envelope } from '../../protocols/envelope.ts'
+import type { JobPayload, JobState, Provenance, ResultPayload } from '../../protocols/job.ts'
+import type { ReplayCache, TrustPolicy } from '../trust/index.ts'
+import type { JobTransport } from './transport.ts'
+
+export { createRequester } from './requester.ts'
+export { createMemoryJobNetwork } from './memory-transport.ts'
+export type { MemoryJobNetwork } from './memory-transport.ts'
+export type { FrameHandler, FrameSource, JobTransport } from './transport.ts'
+export { openFrame, seal, frameOf } from './messages.ts'
+export type { OpenedFrame } from './messages.ts'
+export { listContext, packContext } from './context-pack.ts'
+export type { PackOptions, PackedEntry } from './context-pack.ts'
+export { parseDockerignore } from './dockerignore.ts'
+export * from './errors.ts'
+
+export interface BlobFetcher {
+  /**
+   * Fetches a blob from the given peers (or any provider), verifies its
+   * digest and size, and stores it. Resolves to its bytes, or to an empty
+   * array when `discard` says the caller does not need them (layers).
+   */
+  fetch: (blob: { digest: string, size: number }, providers: string[], options?: { discard?: boolean, signal?: AbortSignal }) => Promise<Uint8Array>
+}
+
+export interface RequesterInit {
+  key: PrivateKey
+  transport: JobTransport
+  policy: TrustPolicy
+  blobs: BlobFetcher
+  /** This node's membership certificates, presented with jobs, awards and cancels. */
+  certs?: unknown[]
+  replayCache?: ReplayCache
+  /** Default 3 s. */
+  offerWindowMs?: number
+  /** Default 5 s; a builder silent for heartbeatMs * heartbeatMisses is replaced. */
+  heartbeatMs?: number
+  heartbeatMisses?: number
+  log?: (level: 'info' | 'warn', message: string) => void
+}
+
+export interface SubmitSpec {
+  recipe: Omit<JobPayload['recipe'], 'digest'>
+  context: { digest: string, size: number }
+  platforms: string[]
+  requirements?: string[]
+  buildArgs?: Record<string, string>
+  target?: string
+  output?: string
+  network?: boolean
+  /** Send the job to these peers instead of publishing it. */
+  to?: string[]
+  /** Builders per platform whose digests must agree; default 1. */
+  verify?: number
+  jobId?: string
+  /** Job validity; default 24 h. */
+  ttlMs?: number
+  offerWindowMs?: number
+  signal?: AbortSignal
+  onEvent?: (event: JobEvent) => void
+}
+
+export type JobEvent =
+  | { kind: 'published', jobId: string }
+  | { kind: 'offer', platform: string, builder: string, queue: number }
+  | { kind: 'decline' | 'refused', platform: string, builder: string, reason: string }
+  | { kind: 'award' | 'lost', platform: string, builder: string }
+  | { kind: 'progress', platform: string, builder: string, state: JobState, detail?: string }
+  | { kind: 'log', platform: string, builder: string, seq: number, lines: string[] }
+  | { kind: 'fetching' | 'result', platform: string, builder: string, digest: string }
+
+export interface PlatformResult {
+  platform: string
+  digest: string
+  mediaType: string
+  size: number
+  /** Every builder whose result agreed (more than one with verify). */
+  builders: string[]
+  provenance: Provenance
+  /** The signed result of the first builder, to keep as evidence. */
+  result: Envelope<ResultPayload>
+}
+
+export interface SubmitResult {
+  jobId: string
+  job: Envelope<JobPayload>
+  platforms: PlatformResult[]
+  /** An OCI image index over the platforms, when there are several; store it under its digest. */
+  index?: { digest: string, size: number, bytes: Uint8Array }
+}
+
+export interface Requester {
+  readonly peerId: string
+  /** Resolves when every platform has a verified result; rejects with the first platform error. */
+  submit: (spec: SubmitSpec) => Promise<SubmitResult>
+  /** Sends a cancel to the builders of a job and fails its submit with JobCancelledError. */
+  cancel: (jobId: string, reason: string) => Promise<void>
+  stop: () => void
+}

@@ -1,0 +1,250 @@
+/**
+ * The requester (protocols/job.md §5): signs and publishes a job, gathers
+ * offers for a window, awards each platform to the best one (or the best N
+ * with `verify`), follows progress, logs and heartbeats, re-awards when a
+ * builder goes silent, verifies the result and fetches its blobs.
+ */
+import { z } from 'zod'
+import type { Envelope } from '../../protocols/envelope.ts'
+import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_MISSES, OFFER_WINDOW_MS, jobTopic } from '../../protocols/job.ts'
+import type { JobPayload, OfferPayload, ResultPayload } from '../../protocols/job.ts'
+import { sha256Digest } from '../content/digest.ts'
+import { createMemoryReplayCache, peerIdOf } from '../trust/index.ts'
+import { BuildError, BuilderLostError, JobCancelledError, NoOffersError, ReproducibilityError, ResultInvalidError } from './errors.ts'
+import type { JobEvent, PlatformResult, Requester, RequesterInit, SubmitResult, SubmitSpec } from './index.ts'
+import { openFrame, seal } from './messages.ts'
+import type { OpenedFrame } from './messages.ts'
+
+const ManifestRefs = z.looseObject({
+  config: z.looseObject({ digest: z.string() }),
+  layers: z.array(z.looseObject({ digest: z.string() })).max(1024)
+})
+
+interface Offer { builder: string, payload: OfferPayload }
+interface Assignment { builder: string, lastHeard: number, result?: PlatformResult, failed?: Error }
+interface PlatformState {
+  offers: Offer[]
+  tried: Set<string>
+  assignments: Assignment[]
+  settled: boolean
+  resolve: (r: PlatformResult) => void
+  reject: (e: Error) => void
+  promise: Promise<PlatformResult>
+}
+interface Job {
+  envelope: Envelope<JobPayload>
+  collecting: boolean
+  verify: number
+  platforms: Map<string, PlatformState>
+  onEvent: (e: JobEvent) => void
+}
+
+export function createRequester (init: RequesterInit): Requester {
+  const self = peerIdOf(init.key)
+  const t = init.transport
+  const replay = init.replayCache ?? createMemoryReplayCache()
+  const heartbeatMs = init.heartbeatMs ?? HEARTBEAT_INTERVAL_MS
+  const misses = init.heartbeatMisses ?? HEARTBEAT_MISSES
+  const certs = init.certs ?? []
+  const jobs = new Map<string, Job>()
+
+  const rank = (a: Offer, b: Offer): number =>
+    a.payload.queue - b.payload.queue || b.payload.cacheHits - a.payload.cacheHits ||
+    Number(b.payload.hasContext) - Number(a.payload.hasContext) || a.payload.estimatedStartMs - b.payload.estimatedStartMs
+
+  const award = async (job: Job, platform: string, ps: PlatformState): Promise<boolean> => {
+    const next = ps.offers.filter(o => !ps.tried.has(o.builder)).sort(rank)[0]
+    if (next === undefined) return false
+    ps.tried.add(next.builder)
+    const a: Assignment = { builder: next.builder, lastHeard: Date.now() }
+    ps.assignments.push(a)
+    job.onEvent({ kind: 'award', platform, builder: next.builder })
+    try {
+      const { frame } = await seal(init.key, 'award', { jobId: job.envelope.payload.jobId, platform, builder: next.builder, job: job.envelope }, { certs })
+      await t.send(next.builder, [frame])
+    } catch (err) {
+      a.failed = new BuilderLostError(`cannot reach ${next.builder}: ${(err as Error).message}`)
+      return await award(job, platform, ps)
+    }
+    return true
+  }
+
+  const fail = (ps: PlatformState, err: Error): void => {
+    if (ps.settled) return
+    ps.settled = true
+    ps.reject(err)
+  }
+
+  const checkDone = (platform: string, ps: PlatformState): void => {
+    if (ps.settled) return
+    const done = ps.assignments.filter(a => a.result !== undefined)
+    const live = ps.assignments.filter(a => a.failed === undefined)
+    if (live.length === 0 || done.length < live.length) return
+    const digests = Object.fromEntries(done.map(a => [a.builder, (a.result as PlatformResult).digest]))
+    if (new Set(Object.values(digests)).size > 1) { fail(ps, new ReproducibilityError(platform, digests)); return }
+    ps.settled = true
+    ps.resolve({ ...(done[0]?.result as PlatformResult), builders: done.map(a => a.builder) })
+  }
+
+  const onResult = async (job: Job, platform: string, ps: PlatformState, a: Assignment, env: Envelope<ResultPayload>): Promise<void> => {
+    const r = env.payload
+    if (r.status === 'cancelled') { a.failed = new JobCancelledError(`${a.builder}: ${r.error}`); fail(ps, a.failed); return }
+    if (r.status === 'failed') { a.failed = new BuildError(`${platform} failed on ${a.builder}: ${r.error}`); fail(ps, a.failed); return }
+    const jp = job.envelope.payload
+    const p = r.provenance
+    const problems = [
+      p.builder !== env.signer && `provenance names builder ${p.builder}, result signed by ${env.signer}`,
+      p.platform !== platform && `provenance platform ${p.platform}, awarded ${platform}`,
+      p.contextDigest !== jp.context.digest && `context ${p.contextDigest}, job has ${jp.context.digest}`,
+      p.recipeDigest !== jp.recipe.digest && `recipe ${p.recipeDigest}, job has ${jp.recipe.digest}`,
+      p.finishedAt < p.startedAt && 'provenance finishes before it starts'
+    ].filter((x): x is string => typeof x === 'string')
+    if (problems.length > 0) { a.failed = new ResultInvalidError(`result from ${a.builder}: ${problems.join('; ')}`); fail(ps, a.failed); return }
+    try {
+      job.onEvent({ kind: 'fetching', platform, builder: a.builder, digest: r.digest })
+      const manifest = await init.blobs.fetch({ digest: r.digest, size: r.size }, [a.builder])
+      const refs = ManifestRefs.safeParse(JSON.parse(new TextDecoder().decode(manifest)))
+      if (!refs.success) throw new ResultInvalidError(`${r.digest} is not an image manifest`)
+      const listed = new Map(r.blobs.map(b => [b.digest, b.size]))
+      for (const d of [refs.data.config.digest, ...refs.data.layers.map(l => l.digest)]) {
+        if (!listed.has(d)) throw new ResultInvalidError(`manifest ${r.digest} references ${d}, which the result does not list`)
+      }
+      for (const b of r.blobs) await init.blobs.fetch(b, [a.builder], { discard: true })
+      a.result = { platform, digest: r.digest, mediaType: r.mediaType, size: r.size, builders: [a.builder], provenance: p, result: env }
+      job.onEvent({ kind: 'result', platform, builder: a.builder, digest: r.digest })
+      checkDone(platform, ps)
+    } catch (err) {
+      a.failed = err instanceof Error && err.name === 'ResultInvalidError' ? err : new ResultInvalidError(`blobs of ${r.digest} from ${a.builder}: ${(err as Error).message}`)
+      fail(ps, a.failed)
+    }
+  }
+
+  const onFrame = (bytes: Uint8Array, from: string): void => {
+    (async () => {
+      const m: OpenedFrame = await openFrame(bytes, { replayCache: replay })
+      if (m.envelope.signer !== from) return
+      const p = m.envelope.payload as { jobId: string, platform?: string }
+      const job = jobs.get(p.jobId)
+      if (job === undefined || p.platform === undefined) return
+      const ps = job.platforms.get(p.platform)
+      if (ps === undefined || ps.settled) return
+      if (m.type === 'offer') {
+        if (!job.collecting || ps.offers.some(o => o.builder === from)) return
+        const trust = await init.policy.allows(from, 'builder', m.certs)
+        if (!trust.ok) { job.onEvent({ kind: 'refused', platform: p.platform, builder: from, reason: trust.reason }); return }
+        ps.offers.push({ builder: from, payload: m.envelope.payload })
+        job.onEvent({ kind: 'offer', platform: p.platform, builder: from, queue: m.envelope.payload.queue })
+        return
+      }
+      if (m.type === 'decline') { job.onEvent({ kind: 'decline', platform: p.platform, builder: from, reason: m.envelope.payload.reason }); return }
+      const a = ps.assignments.find(x => x.builder === from && x.failed === undefined)
+      if (a === undefined) return
+      a.lastHeard = Date.now()
+      if (m.type === 'progress') job.onEvent({ kind: 'progress', platform: p.platform, builder: from, state: m.envelope.payload.state, ...(m.envelope.payload.detail !== undefined ? { detail: m.envelope.payload.detail } : {}) })
+      else if (m.type === 'log') job.onEvent({ kind: 'log', platform: p.platform, builder: from, seq: m.envelope.payload.seq, lines: m.envelope.payload.lines })
+      else if (m.type === 'result') await onResult(job, p.platform, ps, a, m.envelope)
+    })().catch(err => { init.log?.('warn', `dropped frame from ${from}: ${(err as Error).name}: ${(err as Error).message}`) })
+  }
+
+  const watch = (job: Job): NodeJS.Timeout => setInterval(() => {
+    const now = Date.now()
+    for (const [platform, ps] of job.platforms) {
+      if (ps.settled) continue
+      for (const a of ps.assignments) {
+        if (a.failed !== undefined || a.result !== undefined || now - a.lastHeard <= heartbeatMs * misses) continue
+        a.failed = new BuilderLostError(`${a.builder} went silent building ${platform}`)
+        job.onEvent({ kind: 'lost', platform, builder: a.builder })
+        award(job, platform, ps).then(ok => {
+          if (!ok && ps.assignments.every(x => x.failed !== undefined)) fail(ps, new BuilderLostError(`every builder of ${platform} went silent and no other offered`))
+          else checkDone(platform, ps)
+        }).catch(() => {})
+      }
+    }
+  }, Math.max(10, Math.floor(heartbeatMs / 2)))
+
+  const off = t.onFrame(onFrame)
+
+  return {
+    peerId: self,
+    async submit (spec: SubmitSpec): Promise<SubmitResult> {
+      const verify = spec.verify ?? 1
+      const jobId = spec.jobId ?? Buffer.from(crypto.getRandomValues(new Uint8Array(12))).toString('base64url')
+      const payload: JobPayload = {
+        jobId,
+        recipe: { ...spec.recipe, digest: sha256Digest(spec.recipe.text) },
+        context: spec.context,
+        platforms: spec.platforms,
+        requirements: spec.requirements ?? [],
+        buildArgs: spec.buildArgs ?? {},
+        network: spec.network ?? false,
+        ...(spec.target !== undefined ? { target: spec.target } : {}),
+        ...(spec.output !== undefined ? { output: spec.output } : {})
+      }
+      const { envelope, frame } = await seal(init.key, 'job', payload, { certs, ttlMs: spec.ttlMs ?? 24 * 3600_000 })
+      const job: Job = { envelope, collecting: true, verify, platforms: new Map(), onEvent: spec.onEvent ?? (() => {}) }
+      for (const p of spec.platforms) {
+        let resolve!: (r: PlatformResult) => void
+        let reject!: (e: Error) => void
+        const promise = new Promise<PlatformResult>((res, rej) => { resolve = res; reject = rej })
+        promise.catch(() => {})
+        job.platforms.set(p, { offers: [], tried: new Set(), assignments: [], settled: false, resolve, reject, promise })
+      }
+      jobs.set(jobId, job)
+      const timer = watch(job)
+      const onAbort = (): void => { void cancel(jobId, 'cancelled by the requester') }
+      spec.signal?.addEventListener('abort', onAbort, { once: true })
+      try {
+        if (spec.to !== undefined && spec.to.length > 0) await Promise.allSettled(spec.to.map(async peer => { await t.send(peer, [frame]) }))
+        else for (const p of spec.platforms) await t.publish(jobTopic(p), frame)
+        job.onEvent({ kind: 'published', jobId })
+        await new Promise(resolve => setTimeout(resolve, spec.offerWindowMs ?? init.offerWindowMs ?? OFFER_WINDOW_MS))
+        job.collecting = false
+        for (const [platform, ps] of job.platforms) {
+          if (ps.offers.length < verify) {
+            fail(ps, new NoOffersError(`${platform}: ${ps.offers.length} trusted offer(s), ${verify} needed`))
+            continue
+          }
+          for (let i = 0; i < verify; i++) await award(job, platform, ps)
+        }
+        const results = await Promise.all([...job.platforms.values()].map(async ps => await ps.promise))
+        const out: SubmitResult = { jobId, job: envelope, platforms: results }
+        if (results.length > 1) {
+          const index = canonicalIndex(results)
+          out.index = { digest: sha256Digest(index), size: index.byteLength, bytes: index }
+        }
+        return out
+      } catch (err) {
+        for (const ps of job.platforms.values()) fail(ps, err as Error)
+        await cancel(jobId, `requester gave up: ${(err as Error).message}`).catch(() => {})
+        throw err
+      } finally {
+        clearInterval(timer)
+        spec.signal?.removeEventListener('abort', onAbort)
+      }
+    },
+    cancel,
+    stop: () => { off() }
+  }
+
+  async function cancel (jobId: string, reason: string): Promise<void> {
+    const job = jobs.get(jobId)
+    if (job === undefined) return
+    const builders = new Set<string>()
+    for (const ps of job.platforms.values()) {
+      for (const a of ps.assignments) if (a.failed === undefined && a.result === undefined) builders.add(a.builder)
+      fail(ps, new JobCancelledError(reason))
+    }
+    const { frame } = await seal(init.key, 'cancel', { jobId, reason: reason.slice(0, 1024) }, { certs })
+    await Promise.allSettled([...builders].map(async b => { await t.send(b, [frame]) }))
+  }
+}
+
+/** An OCI image index over the platform manifests, in platform order. */
+function canonicalIndex (results: PlatformResult[]): Uint8Array {
+  const manifests = results.map(r => {
+    const [os, architecture, variant] = r.platform.split('/')
+    return { mediaType: r.mediaType, digest: r.digest, size: r.size, platform: { architecture, os, ...(variant !== undefined ? { variant } : {}) } }
+  })
+  return new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }))
+}
+

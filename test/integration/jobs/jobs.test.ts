@@ -1,0 +1,165 @@
+import { createHash } from 'node:crypto'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { createJobAgent } from '../../../agent/jobs/index.ts'
+import type { BuildOutput, JobAgent, JobBuilder } from '../../../agent/jobs/index.ts'
+import { createMemoryJobNetwork, createRequester } from '../../../src/requester/index.ts'
+import type { JobEvent, MemoryJobNetwork, Requester } from '../../../src/requester/index.ts'
+import { PolicyConfig, createTrustPolicy, issueCertificate } from '../../../src/trust/index.ts'
+import type { Certificate, Ed25519PrivateKey } from '../../../src/trust/index.ts'
+
+const sha = (b: Uint8Array | string): `sha256:${string}` => `sha256:${createHash('sha256').update(b).digest('hex')}`
+const id = (k: Ed25519PrivateKey): string => peerIdFromPrivateKey(k).toString()
+const blobs = new Map<string, Uint8Array>()
+const put = (bytes: Uint8Array | string): { digest: `sha256:${string}`, size: number } => {
+  const b = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes
+  blobs.set(sha(b), b)
+  return { digest: sha(b), size: b.byteLength }
+}
+
+/** Builds a fake image whose digest depends on recipe and platform (and a salt, to simulate a non-reproducible builder). */
+function fakeBuilder (opts: { salt?: string, delayMs?: number } = {}): JobBuilder & { started: number } {
+  const b = {
+    started: 0,
+    async build (req: Parameters<JobBuilder['build']>[0], o: Parameters<JobBuilder['build']>[1]): Promise<BuildOutput> {
+      b.started++
+      o.onProgress(1, 2, 'RUN make')
+      o.onLog(`building ${req.platform} from ${req.contextDir}`)
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(resolve, opts.delayMs ?? 5)
+        o.signal.addEventListener('abort', () => { clearTimeout(t); reject(o.signal.reason as Error) }, { once: true })
+      })
+      const layer = put(`layer of ${req.recipe.text} for ${req.platform}${opts.salt ?? ''}`)
+      const config = put(`config ${req.platform}`)
+      const manifest = put(JSON.stringify({ schemaVersion: 2, config, layers: [layer] }))
+      return { ...manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json', blobs: [config, layer], baseDigests: [], sandbox: 'fake' }
+    }
+  }
+  return b
+}
+
+let root: Ed25519PrivateKey
+let reqKey: Ed25519PrivateKey
+const builderKeys: Ed25519PrivateKey[] = []
+let net: MemoryJobNetwork
+const stops: Array<() => Promise<void> | void> = []
+
+beforeAll(async () => {
+  root = await generateKeyPair('Ed25519')
+  reqKey = await generateKeyPair('Ed25519')
+  for (let i = 0; i < 3; i++) builderKeys.push(await generateKeyPair('Ed25519'))
+})
+afterEach(async () => { for (const s of stops.splice(0)) await s() })
+
+async function agent (key: Ed25519PrivateKey, opts: { platforms?: string[], certified?: boolean, builder?: JobBuilder, capabilities?: string[] } = {}): Promise<JobAgent> {
+  const certs: Certificate[] = opts.certified === false ? [] : [await issueCertificate(root, { subject: id(key), roles: ['builder'], institution: 'uni-a' })]
+  const a = createJobAgent({
+    key,
+    transport: net.connect(id(key)),
+    policy: createTrustPolicy(PolicyConfig.parse({ version: 1, peers: [{ peer: id(reqKey), roles: ['requester'] }] })),
+    builder: opts.builder ?? fakeBuilder(),
+    context: { open: async (ctx) => { if (!blobs.has(ctx.digest)) throw new Error('no context'); return { dir: `/ctx/${ctx.digest.slice(7, 15)}`, release: async () => {} } } },
+    platforms: opts.platforms ?? ['linux/amd64'],
+    capabilities: opts.capabilities ?? [],
+    certs,
+    heartbeatMs: 50
+  })
+  a.start()
+  stops.push(async () => { await a.stop() })
+  return a
+}
+
+function requester (): Requester {
+  const r = createRequester({
+    key: reqKey,
+    transport: net.connect(id(reqKey)),
+    policy: createTrustPolicy(PolicyConfig.parse({ version: 1, roots: [{ key: id(root), institution: 'uni-a', roles: ['builder'] }] })),
+    blobs: {
+      fetch: async (b) => {
+        const bytes = blobs.get(b.digest)
+        if (bytes === undefined || sha(bytes) !== b.digest || bytes.byteLength !== b.size) throw new Error(`blob ${b.digest} unavailable`)
+        return bytes
+      }
+    },
+    offerWindowMs: 200,
+    heartbeatMs: 50
+  })
+  stops.push(() => { r.stop() })
+  return r
+}
+
+const spec = (platforms = ['linux/amd64']): Parameters<Requester['submit']>[0] => ({
+  recipe: { kind: 'dockerfile', file: 'Dockerfile', text: `FROM scratch\n# ${Math.random()}` },
+  context: put(`context ${Math.random()}`),
+  platforms
+})
+
+describe('signed jobs over an in-memory network', () => {
+  it('awards trusted builders only, streams logs, verifies results and assembles an index', async () => {
+    net = createMemoryJobNetwork()
+    await agent(builderKeys[0] as Ed25519PrivateKey, { platforms: ['linux/amd64'] })
+    await agent(builderKeys[1] as Ed25519PrivateKey, { platforms: ['linux/arm64'] })
+    await agent(builderKeys[2] as Ed25519PrivateKey, { platforms: ['linux/amd64'], certified: false })
+    const events: JobEvent[] = []
+    const out = await requester().submit({ ...spec(['linux/amd64', 'linux/arm64']), onEvent: e => events.push(e) })
+    expect(out.platforms.map(p => [p.platform, p.builders])).toEqual([['linux/amd64', [id(builderKeys[0] as Ed25519PrivateKey)]], ['linux/arm64', [id(builderKeys[1] as Ed25519PrivateKey)]]])
+    expect(events.some(e => e.kind === 'refused' && e.builder === id(builderKeys[2] as Ed25519PrivateKey))).toBe(true)
+    expect(events.some(e => e.kind === 'log' && e.lines[0]?.startsWith('building linux/arm64'))).toBe(true)
+    expect(out.platforms[0]?.provenance).toMatchObject({ builder: id(builderKeys[0] as Ed25519PrivateKey), contextDigest: out.job.payload.context.digest, recipeDigest: out.job.payload.recipe.digest })
+    const index = JSON.parse(new TextDecoder().decode(out.index?.bytes)) as { manifests: Array<{ digest: string, platform: { architecture: string } }> }
+    expect(index.manifests.map(m => [m.platform.architecture, m.digest])).toEqual(out.platforms.map(p => [p.platform.split('/')[1], p.digest]))
+    expect(out.index?.digest).toBe(sha(out.index?.bytes as Uint8Array))
+  })
+
+  it('--verify 2 fails loudly when two builders disagree, and passes when they agree', async () => {
+    net = createMemoryJobNetwork()
+    await agent(builderKeys[0] as Ed25519PrivateKey)
+    await agent(builderKeys[1] as Ed25519PrivateKey, { builder: fakeBuilder({ salt: 'nondeterministic' }) })
+    await expect(requester().submit({ ...spec(), verify: 2 })).rejects.toMatchObject({ name: 'ReproducibilityError' })
+    net = createMemoryJobNetwork()
+    stops.splice(0).forEach(s => { void s() })
+    await agent(builderKeys[0] as Ed25519PrivateKey)
+    await agent(builderKeys[1] as Ed25519PrivateKey)
+    const ok = await requester().submit({ ...spec(), verify: 2 })
+    expect(ok.platforms[0]?.builders).toHaveLength(2)
+  })
+
+  it('re-awards when a builder goes silent', async () => {
+    net = createMemoryJobNetwork()
+    await agent(builderKeys[0] as Ed25519PrivateKey, { builder: fakeBuilder({ delayMs: 600 }) })
+    await agent(builderKeys[1] as Ed25519PrivateKey, { builder: fakeBuilder({ delayMs: 600 }) })
+    const events: JobEvent[] = []
+    let victim: string | undefined
+    const out = await requester().submit({
+      ...spec(),
+      onEvent: e => {
+        events.push(e)
+        // The first builder dies once it has started: no more heartbeats, no result.
+        if (victim === undefined && e.kind === 'progress' && e.state === 'building') { victim = e.builder; net.disconnect(e.builder) }
+      }
+    })
+    expect(victim).toBeDefined()
+    expect(events).toContainEqual({ kind: 'lost', platform: 'linux/amd64', builder: victim })
+    expect(out.platforms[0]?.builders).toHaveLength(1)
+    expect(out.platforms[0]?.builders[0]).not.toBe(victim)
+  })
+
+  it('cancel stops the build and fails the submit', async () => {
+    net = createMemoryJobNetwork()
+    const a = await agent(builderKeys[0] as Ed25519PrivateKey, { builder: fakeBuilder({ delayMs: 10_000 }) })
+    const r = requester()
+    const ac = new AbortController()
+    const done = r.submit({ ...spec(), onEvent: e => { if (e.kind === 'progress' && e.state === 'building') ac.abort() }, signal: ac.signal })
+    await expect(done).rejects.toMatchObject({ name: 'JobCancelledError' })
+    await expect.poll(() => a.status().map(s => s.state)).toEqual(['cancelled'])
+  })
+
+  it('a direct job the agent cannot meet is declined with a reason', async () => {
+    net = createMemoryJobNetwork()
+    const a = await agent(builderKeys[0] as Ed25519PrivateKey, { capabilities: ['gpu', 'cuda=11.8'] })
+    const events: JobEvent[] = []
+    await expect(requester().submit({ ...spec(), requirements: ['cuda>=12'], to: [a.peerId], onEvent: e => events.push(e) })).rejects.toMatchObject({ name: 'NoOffersError' })
+    expect(events).toContainEqual(expect.objectContaining({ kind: 'decline', reason: 'lacks cuda>=12' }))
+  })
+})
