@@ -19,6 +19,11 @@ export const NodeSection = z.strictObject({
   mdns: z.boolean().default(true),
   /** Act as a circuit relay for peers with no inbound connectivity. */
   relay: z.boolean().default(false),
+  /**
+   * Reserve a slot on connected relays and be reachable through them: for
+   * nodes nobody can dial (compute nodes behind the cluster's firewall).
+   */
+  relayClient: z.boolean().default(false),
   /** Path to a libp2p private-network pre-shared key file (closed clusters). */
   pnet: z.string().optional()
 })
@@ -63,6 +68,11 @@ export const StoreSection = z.strictObject({
   quota: byteSize.optional()
 })
 
+export const MetricsSection = z.strictObject({
+  /** Serve Prometheus metrics at http://HOST:PORT/metrics; absent: no endpoint, metrics are not collected. */
+  listen: hostPort.optional()
+})
+
 export const KilnConfigSchema = z.strictObject({
   dataDir: z.string().optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
@@ -71,7 +81,8 @@ export const KilnConfigSchema = z.strictObject({
   build: BuildSection.default(BuildSection.parse({})),
   gateway: GatewaySection.default(GatewaySection.parse({})),
   trust: TrustSection.default(TrustSection.parse({})),
-  store: StoreSection.default(StoreSection.parse({}))
+  store: StoreSection.default(StoreSection.parse({})),
+  metrics: MetricsSection.default(MetricsSection.parse({}))
 })
 
 export type KilnConfigInput = z.input<typeof KilnConfigSchema>
