@@ -72,6 +72,8 @@ export async function scanArchive (path: string): Promise<ArchiveIndex> {
   } catch (err) {
     if ((err as Error).name.startsWith('Tar')) throw new ArchiveInvalidError(`${path}: ${(err as Error).message}`)
     throw err
+  } finally {
+    await fh.close()
   }
 }
 

@@ -11,6 +11,8 @@ import tar from 'tar-stream'
 import type { Header } from 'tar-stream'
 import { createFsContentStore } from '../../../src/content/index.ts'
 import type { ContentStore } from '../../../src/content/index.ts'
+import * as oci from '../../../src/oci/index.ts'
+import type { Descriptor } from '../../../src/oci/index.ts'
 
 export interface TempDirs {
   make: (prefix?: string) => string
@@ -102,14 +104,13 @@ export async function collect (source: AsyncIterable<Uint8Array>): Promise<Buffe
 }
 
 export interface TestImage {
-  manifest: import('../../../src/oci/index.ts').Descriptor
-  config: import('../../../src/oci/index.ts').Descriptor
-  layers: Array<import('../../../src/oci/index.ts').Descriptor>
+  manifest: Descriptor
+  config: Descriptor
+  layers: Descriptor[]
 }
 
 /** Makes a two-layer image in the store: layer 1 has files a and dir/b, layer 2 deletes a and adds c. */
 export async function makeImage (store: ContentStore, label = 'x', platform = { os: 'linux', architecture: 'amd64' }): Promise<TestImage> {
-  const oci = await import('../../../src/oci/index.ts')
   const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
   const l1 = await oci.writeLayer(store, [
     { type: 'file', path: 'a', mode: 0o644, content: enc(`a-${label}`) },

@@ -128,7 +128,7 @@ describe('import refuses bad sources and leaves the store as it was', () => {
     ['wrong digest (layer content changed)', 'DigestMismatchError', (l: string, img: Awaited<ReturnType<typeof makeImage>>) => {
       const p = blobPath(l, img.layers[1] as Descriptor)
       const bytes = readFileSync(p)
-      bytes[bytes.length - 1] ^= 0xff
+      bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 0xff
       rmSync(p)
       writeFileSync(p, bytes)
     }],

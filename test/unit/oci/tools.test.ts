@@ -1,0 +1,74 @@
+// Round trips with the real tools of the field: the layouts and archives
+// kiln writes must be accepted by skopeo and umoci, with digests unchanged.
+import { execFileSync } from 'node:child_process'
+import { existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ContentStore } from '../../../src/content/index.ts'
+import { exportImage, importImage, parseImageRef, readOciLayout, unpackImage } from '../../../src/oci/index.ts'
+import type { Descriptor } from '../../../src/oci/index.ts'
+import { haveTools } from '../../helpers/tools.ts'
+import { makeStore, tempDirs } from './helpers.ts'
+
+const REPO = resolve(import.meta.dirname, '../../..')
+const MAKE_BASE = resolve(REPO, '..', 'shared', 'bench', 'make-busybox-base.sh')
+
+describe.skipIf(!haveTools('skopeo', 'umoci', 'busybox'))('real tools round trip (skopeo, umoci)', () => {
+  const dirs = tempDirs()
+  let layout: string
+  let store: ContentStore
+  let root: Descriptor
+
+  beforeAll(async () => {
+    layout = join(dirs.make(), 'base')
+    execFileSync('sh', [MAKE_BASE, layout], { stdio: 'pipe' })
+    store = await makeStore(dirs)
+    const roots = await importImage(store, parseImageRef(`oci:${layout}:base`))
+    expect(roots).toHaveLength(1)
+    root = roots[0]?.descriptor as Descriptor
+  }, 60_000)
+  afterAll(() => { dirs.cleanup() })
+
+  const skopeoDigest = (ref: string): string => (JSON.parse(execFileSync('skopeo', ['inspect', ref], { encoding: 'utf8' })) as { Digest: string }).Digest
+
+  it('imports with the digest umoci wrote', async () => {
+    const index = await readOciLayout(layout)
+    expect(root.digest).toBe(index.manifests[0]?.digest)
+  })
+
+  it('exports a layout that skopeo inspects and umoci unpacks rootless', async () => {
+    const out = join(dirs.make(), 'out')
+    await exportImage(store, root, { format: 'oci-layout', dest: out, refName: 'base' })
+    expect(skopeoDigest(`oci:${out}:base`)).toBe(root.digest)
+    const bundle = join(dirs.make(), 'bundle')
+    execFileSync('umoci', ['unpack', '--rootless', '--image', `${out}:base`, bundle], { stdio: 'pipe' })
+    expect(lstatSync(join(bundle, 'rootfs/bin/busybox')).isFile()).toBe(true)
+    expect(readlinkSync(join(bundle, 'rootfs/bin/sh'))).toBe('busybox')
+  })
+
+  it('exports an oci-archive that skopeo reads', async () => {
+    const file = join(dirs.make(), 'image.tar')
+    await exportImage(store, root, { format: 'oci-archive', dest: file, refName: 'base' })
+    expect(skopeoDigest(`oci-archive:${file}:base`)).toBe(root.digest)
+  })
+
+  it('unpacks the image itself the same way umoci does', async () => {
+    const out = dirs.make()
+    await unpackImage(store, root, out)
+    expect(readFileSync(join(out, 'bin/busybox')).equals(readFileSync('/bin/busybox'))).toBe(true)
+    expect(readlinkSync(join(out, 'bin/ls'))).toBe('busybox')
+    expect(readFileSync(join(out, 'etc/passwd'), 'utf8')).toContain('root:x:0:0')
+  })
+
+  it('imports a docker-archive written by skopeo', async () => {
+    const file = join(dirs.make(), 'docker.tar')
+    execFileSync('skopeo', ['copy', '-q', `oci:${layout}:base`, `docker-archive:${file}:kiln/busybox:base`], { stdio: 'pipe' })
+    const other = await makeStore(dirs)
+    const roots = await importImage(other, parseImageRef(`docker-archive:${file}`))
+    expect(roots.map(r => r.refName)).toEqual(['docker.io/kiln/busybox:base'])
+    const out = dirs.make()
+    await unpackImage(other, roots[0]?.descriptor as Descriptor, out)
+    expect(existsSync(join(out, 'bin/busybox'))).toBe(true)
+    expect(readlinkSync(join(out, 'bin/sh'))).toBe('busybox')
+  })
+})
