@@ -29,7 +29,9 @@ import type { KilnDb } from '../content/db.ts'
 import type { RefStore } from '../content/refs.ts'
 import type { GatewayAuthInit } from './auth.ts'
 import type { GatewayLogger, PullThrough } from './context.ts'
+import type { Digest } from '../content/digest.ts'
 import { createGatewayImpl } from './gateway.ts'
+import { createRepoIndex } from './repo-index.ts'
 import type { GatewayRequest, GatewayResponse, NodeHandler } from './http.ts'
 
 export type { AccessRule, Action, Permission } from './access.ts'
@@ -73,6 +75,15 @@ export interface Gateway {
   listen: (host: string, port: number, options?: ListenOptions) => Promise<{ host: string, port: number, url: string }>
   /** Stops every server, drops open connections and upload sessions. */
   close: () => Promise<void>
+}
+
+/**
+ * Digests the gateway holds in some repository, for `kiln gc` to keep as
+ * roots beside refs: manifests pushed by digest only (index children,
+ * signatures and other referrers) and blobs of pushes still in progress.
+ */
+export function gatewayGcRoots (db: KilnDb): Digest[] {
+  return createRepoIndex(db).digests()
 }
 
 export function createGateway (init: GatewayInit): Gateway {

@@ -35,6 +35,8 @@ export interface RepoIndex {
   /** Repositories holding at least one manifest or blob, sorted. */
   repositories: () => string[]
   hasRepository: (repository: string) => boolean
+  /** Every digest some repository holds: GC roots, so that pushed-by-digest manifests and referrers survive `kiln gc`. */
+  digests: () => Digest[]
 }
 
 const MIGRATIONS = [
@@ -93,6 +95,7 @@ export function createRepoIndex (db: KilnDb): RepoIndex {
     delManifest: db.sql.prepare('DELETE FROM gateway_manifests WHERE repository = ? AND digest = ?'),
     referrers: db.sql.prepare('SELECT * FROM gateway_manifests WHERE repository = ? AND subject = ? ORDER BY created_at, digest'),
     repos: db.sql.prepare('SELECT repository FROM gateway_manifests UNION SELECT repository FROM gateway_blobs ORDER BY repository'),
+    digests: db.sql.prepare('SELECT digest FROM gateway_manifests UNION SELECT digest FROM gateway_blobs'),
     hasRepo: db.sql.prepare('SELECT 1 FROM gateway_manifests WHERE repository = ? UNION ALL SELECT 1 FROM gateway_blobs WHERE repository = ? LIMIT 1')
   }
   return {
@@ -112,6 +115,7 @@ export function createRepoIndex (db: KilnDb): RepoIndex {
     removeManifest: (repository, digest) => Number(q.delManifest.run(repository, digest).changes) > 0,
     referrers: (repository, subject) => (q.referrers.all(repository, subject) as unknown as ManifestRow[]).map(toRecord),
     repositories: () => (q.repos.all() as Array<{ repository: string }>).map(r => r.repository),
-    hasRepository: (repository) => q.hasRepo.get(repository, repository) !== undefined
+    hasRepository: (repository) => q.hasRepo.get(repository, repository) !== undefined,
+    digests: () => (q.digests.all() as Array<{ digest: string }>).map(r => r.digest as Digest)
   }
 }

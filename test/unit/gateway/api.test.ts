@@ -157,3 +157,17 @@ describe('gateway pull and push (in-process)', () => {
     } finally { await remote.cleanup() }
   })
 })
+
+describe('gateway GC roots and mirror mode', () => {
+  it('reports pushed digests as GC roots and ignores containerd\'s ns= parameter', async () => {
+    const { gatewayGcRoots } = await import('../../../src/gateway/index.ts')
+    const t = await makeGateway()
+    try {
+      const img = testImage('roots')
+      await pushImage(t, 'library/busybox', img, img.manifest.digest)
+      expect(gatewayGcRoots(t.db).sort()).toEqual([img.config.digest, img.layer.digest, img.manifest.digest].sort())
+      const r = await t.inject('GET', `/v2/library/busybox/manifests/${img.manifest.digest}?ns=docker.io`)
+      expect(r.status).toBe(200)
+    } finally { await t.cleanup() }
+  })
+})
