@@ -1,0 +1,309 @@
+/**
+ * `--output` values, in docker buildx syntax or as a containers-transports
+ * short form:
+ *
+ *   type=oci-layout,dest=DIR[,name=TAG]           oci-layout:DIR[:TAG]   oci:DIR[:TAG]
+ *   type=oci-archive,dest=FILE[,name=TAG]         oci-archive:FILE[:TAG]
+ *   type=docker-archive,dest=FILE[,name=REPO:TAG][,platform=P]  docker-archive:FILE[:REPO:TAG]
+ *   type=registry,name=HOST/REPO:TAG[,insecure=true]            docker://HOST/REPO:TAG
+ *   type=image,name=...,push=true                 (buildx spelling of type=registry)
+ *   type=static,dest=DIR,name=REPO[:TAG]
+ *   type=s3,bucket=B[,prefix=P][,region=R][,endpoint_url=URL][,use_path_style=true],name=REPO[:TAG]
+ *   type=exec,cmd=PROGRAM[,arg=A]...[,timeout=SECONDS][,opt.KEY=VALUE]...
+ *   type=kiln                                     (provide the blobs on the peer network)
+ *
+ * buildx aliases: `type=oci` is oci-archive (oci-layout with `tar=false`),
+ * `type=docker` is docker-archive.
+ *
+ * Fields are comma-separated `key=value`. Double quotes protect commas and
+ * may wrap a whole field (`"name=a:1,a:2"`, as buildx's CSV reading) or a
+ * value (`name="a:1,a:2"`); `""` inside quotes is one quote. `name` may be
+ * repeated or hold a comma-separated list; `arg` may be repeated and keeps
+ * its order.
+ */
+import { z } from 'zod'
+import { parseImageRef } from '../oci/index.ts'
+import type { ImageRef } from '../oci/index.ts'
+import { MAX_EXEC_ARGS, MAX_EXPORT_NAMES, MAX_OUTPUT_SPEC_LENGTH } from './constants.ts'
+import { OutputSpecInvalidError } from './errors.ts'
+
+export interface OciLayoutSpec { type: 'oci-layout', dest: string, names: string[] }
+export interface OciArchiveSpec { type: 'oci-archive', dest: string, names: string[] }
+export interface DockerArchiveSpec { type: 'docker-archive', dest: string, names: string[], platform?: string }
+export interface RegistrySpec { type: 'registry', names: string[], insecure: boolean }
+export interface StaticSiteSpec { type: 'static', dest: string, names: string[] }
+export interface S3Spec {
+  type: 's3'
+  bucket: string
+  /** Key prefix without leading or trailing slash; '' for the bucket root. */
+  prefix: string
+  region?: string
+  endpointUrl?: string
+  usePathStyle: boolean
+  names: string[]
+  accessKeyId?: string
+  secretAccessKey?: string
+  sessionToken?: string
+}
+export interface ExecSpec {
+  type: 'exec'
+  cmd: string
+  args: string[]
+  timeoutSeconds?: number
+  /** `opt.KEY=VALUE` fields, passed to the program in its request. */
+  options: Record<string, string>
+}
+export interface KilnSpec { type: 'kiln' }
+
+/** A parsed and validated `--output`. */
+export type OutputSpec = OciLayoutSpec | OciArchiveSpec | DockerArchiveSpec | RegistrySpec | StaticSiteSpec | S3Spec | ExecSpec | KilnSpec
+export type OutputType = OutputSpec['type']
+
+const KEY_RE = /^[a-z][a-z0-9_.-]*$/
+const REPEATABLE = new Set(['name', 'arg'])
+
+/** Splits `a=b,"c=d,e",f="g,h"` into fields, honouring quotes. */
+function splitFields (text: string): string[] {
+  const fields: string[] = []
+  let cur = ''
+  let quoted = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i] as string
+    if (c === '"') {
+      if (quoted && text[i + 1] === '"') { cur += '"'; i++ } else quoted = !quoted
+    } else if (c === ',' && !quoted) {
+      fields.push(cur)
+      cur = ''
+    } else cur += c
+  }
+  if (quoted) throw new OutputSpecInvalidError(`invalid --output ${JSON.stringify(text)}: unterminated double quote`)
+  fields.push(cur)
+  return fields
+}
+
+type RawFields = Map<string, string[]>
+
+function tokenize (text: string): RawFields {
+  const out: RawFields = new Map()
+  const bad: string[] = []
+  for (const field of splitFields(text)) {
+    if (field.trim() === '') continue
+    const eq = field.indexOf('=')
+    const key = (eq < 0 ? field : field.slice(0, eq)).trim()
+    if (eq < 0 || !KEY_RE.test(key)) { bad.push(key === '' ? field : key); continue }
+    const value = field.slice(eq + 1)
+    const list = out.get(key) ?? []
+    list.push(value)
+    out.set(key, list)
+  }
+  if (bad.length > 0) throw new OutputSpecInvalidError(`invalid --output ${JSON.stringify(text)}: ${bad.map(b => JSON.stringify(b)).join(', ')} ${bad.length === 1 ? 'is' : 'are'} not key=value`, bad)
+  return out
+}
+
+const NonEmpty = z.string().min(1, 'must not be empty')
+const Bool = z.stringbool({ truthy: ['true', '1', 'yes', 'on'], falsy: ['false', '0', 'no', 'off'] })
+const Names = z.array(NonEmpty).max(MAX_EXPORT_NAMES)
+const OptNames = Names.default([])
+
+const layoutName = (n: string): boolean => /^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$/.test(n)
+
+const SCHEMAS = {
+  'oci-layout': z.strictObject({ dest: NonEmpty, name: OptNames.refine(ns => ns.every(layoutName), 'not a valid image name') }),
+  'oci-archive': z.strictObject({ dest: NonEmpty, name: OptNames.refine(ns => ns.every(layoutName), 'not a valid image name') }),
+  'docker-archive': z.strictObject({ dest: NonEmpty, name: OptNames, platform: NonEmpty.optional() }),
+  registry: z.strictObject({ name: Names.min(1, 'a registry output needs name=HOST/REPO:TAG'), insecure: Bool.default(false), push: Bool.optional() }),
+  static: z.strictObject({ dest: NonEmpty, name: OptNames }),
+  s3: z.strictObject({
+    bucket: NonEmpty,
+    prefix: z.string().default(''),
+    region: NonEmpty.optional(),
+    endpoint_url: z.url().optional(),
+    use_path_style: Bool.default(false),
+    name: OptNames,
+    access_key_id: NonEmpty.optional(),
+    secret_access_key: NonEmpty.optional(),
+    session_token: NonEmpty.optional()
+  }),
+  exec: z.strictObject({
+    cmd: NonEmpty,
+    arg: z.array(z.string()).max(MAX_EXEC_ARGS).default([]),
+    timeout: z.coerce.number().positive().max(24 * 3600).optional()
+  }),
+  kiln: z.strictObject({})
+} as const
+
+type SchemaType = keyof typeof SCHEMAS
+
+/** buildx type names and kiln's own, to the schema that checks them. */
+const TYPE_ALIASES: Record<string, SchemaType> = {
+  'oci-layout': 'oci-layout',
+  'oci-archive': 'oci-archive',
+  oci: 'oci-archive',
+  'docker-archive': 'docker-archive',
+  docker: 'docker-archive',
+  registry: 'registry',
+  image: 'registry',
+  static: 'static',
+  's3': 's3',
+  exec: 'exec',
+  kiln: 'kiln'
+}
+
+function fail (text: string, problems: Array<{ key: string, why: string }>): never {
+  const keys = [...new Set(problems.map(p => p.key))]
+  throw new OutputSpecInvalidError(`invalid --output ${JSON.stringify(text)}: ${problems.map(p => `${p.key}: ${p.why}`).join('; ')}`, keys)
+}
+
+function splitNames (values: string[] | undefined): string[] | undefined {
+  return values?.flatMap(v => v.split(',')).map(v => v.trim()).filter(v => v !== '')
+}
+
+function checkNames (text: string, type: SchemaType, names: string[]): void {
+  const problems: Array<{ key: string, why: string }> = []
+  for (const n of names) {
+    try {
+      if (type === 'registry') parseImageRef(`docker://${n}`)
+      else if (type === 'docker-archive' || type === 'static' || type === 's3') {
+        const r = parseImageRef(n)
+        if (r.transport !== 'local' || r.digest !== undefined) throw new Error(`${JSON.stringify(n)} is not REPO[:TAG]`)
+      }
+    } catch (err) {
+      problems.push({ key: 'name', why: (err as Error).message })
+    }
+  }
+  if (problems.length > 0) fail(text, problems)
+}
+
+function fromFields (text: string, fields: RawFields): OutputSpec {
+  const typeValues = fields.get('type')
+  if (typeValues === undefined) fail(text, [{ key: 'type', why: `missing; expected one of ${Object.keys(TYPE_ALIASES).join(', ')}` }])
+  if (typeValues.length > 1) fail(text, [{ key: 'type', why: 'given more than once' }])
+  const typeName = (typeValues[0] as string).trim()
+  if (typeName === 'local' || typeName === 'tar') fail(text, [{ key: 'type', why: `${typeName} (a plain filesystem) is not an image output; use type=oci-layout or type=oci-archive` }])
+  let type = TYPE_ALIASES[typeName]
+  if (type === undefined) fail(text, [{ key: 'type', why: `unknown type ${JSON.stringify(typeName)}; expected one of ${Object.keys(TYPE_ALIASES).join(', ')}` }])
+  fields.delete('type')
+
+  const problems: Array<{ key: string, why: string }> = []
+  const options: Record<string, string> = {}
+  const input: Record<string, unknown> = {}
+  for (const [key, values] of fields) {
+    if (type === 'exec' && key.startsWith('opt.') && key.length > 4) {
+      if (values.length > 1) problems.push({ key, why: 'given more than once' })
+      options[key.slice(4)] = values[0] as string
+      continue
+    }
+    if (!REPEATABLE.has(key) && values.length > 1) { problems.push({ key, why: 'given more than once' }); continue }
+    input[key] = REPEATABLE.has(key) ? (key === 'name' ? splitNames(values) : values) : values[0]
+  }
+  // buildx spellings that select another kiln type.
+  if (typeName === 'oci' && 'tar' in input) {
+    if (input.tar === 'false') type = 'oci-layout'
+    else if (input.tar !== 'true') problems.push({ key: 'tar', why: 'expected true or false' })
+    delete input.tar
+  }
+  if (typeName === 'image' && input.push !== 'true') problems.push({ key: 'push', why: 'type=image writes to a registry only with push=true (the local store already keeps every build)' })
+  if (typeName === 'registry' && input.push === 'false') problems.push({ key: 'push', why: 'type=registry always pushes' })
+  if (problems.length > 0) fail(text, problems)
+
+  const r = SCHEMAS[type].safeParse(input)
+  if (!r.success) {
+    for (const issue of r.error.issues) {
+      if (issue.code === 'unrecognized_keys') {
+        for (const k of issue.keys) problems.push({ key: k, why: `unknown key for type=${type} (known: ${Object.keys(SCHEMAS[type].shape).filter(s => s !== 'push').join(', ') || 'none'})` })
+      } else {
+        const key = String(issue.path[0] ?? 'type')
+        problems.push({ key, why: issue.code === 'invalid_type' && issue.input === undefined ? 'required' : issue.message })
+      }
+    }
+    const order = [...fields.keys()]
+    const pos = (k: string): number => { const i = order.indexOf(k); return i < 0 ? order.length : i }
+    fail(text, problems.sort((a, b) => pos(a.key) - pos(b.key)))
+  }
+  const v = r.data as Record<string, unknown>
+  const names = (v.name as string[] | undefined) ?? []
+  checkNames(text, type, names)
+  switch (type) {
+    case 'oci-layout':
+    case 'oci-archive':
+    case 'static':
+      return { type, dest: v.dest as string, names }
+    case 'docker-archive':
+      return { type, dest: v.dest as string, names, ...(v.platform === undefined ? {} : { platform: v.platform as string }) }
+    case 'registry':
+      return { type, names, insecure: v.insecure as boolean }
+    case 's3':
+      return {
+        type,
+        bucket: v.bucket as string,
+        prefix: (v.prefix as string).replace(/^\/+|\/+$/g, ''),
+        usePathStyle: v.use_path_style as boolean,
+        names,
+        ...(v.region === undefined ? {} : { region: v.region as string }),
+        ...(v.endpoint_url === undefined ? {} : { endpointUrl: v.endpoint_url as string }),
+        ...(v.access_key_id === undefined ? {} : { accessKeyId: v.access_key_id as string }),
+        ...(v.secret_access_key === undefined ? {} : { secretAccessKey: v.secret_access_key as string }),
+        ...(v.session_token === undefined ? {} : { sessionToken: v.session_token as string })
+      }
+    case 'exec':
+      return { type, cmd: v.cmd as string, args: v.arg as string[], options, ...(v.timeout === undefined ? {} : { timeoutSeconds: v.timeout as number }) }
+    case 'kiln':
+      return { type }
+  }
+}
+
+function fromShortForm (text: string): OutputSpec {
+  let ref: ImageRef
+  try {
+    ref = parseImageRef(text.startsWith('oci-layout:') ? `oci:${text.slice('oci-layout:'.length)}` : text)
+  } catch (err) {
+    throw new OutputSpecInvalidError(`invalid --output ${JSON.stringify(text)}: ${(err as Error).message}`)
+  }
+  switch (ref.transport) {
+    case 'oci': return { type: 'oci-layout', dest: ref.path, names: ref.tag === undefined ? [] : [ref.tag] }
+    case 'oci-archive': return { type: 'oci-archive', dest: ref.path, names: ref.tag === undefined ? [] : [ref.tag] }
+    case 'docker-archive': {
+      if (ref.index !== undefined) throw new OutputSpecInvalidError(`invalid --output ${JSON.stringify(text)}: @INDEX selects an image to read; to write, name it docker-archive:FILE:REPO:TAG`)
+      const name = ref.name === undefined ? undefined : text.slice(`docker-archive:${ref.path}:`.length)
+      return { type: 'docker-archive', dest: ref.path, names: name === undefined ? [] : [name] }
+    }
+    case 'docker': return { type: 'registry', names: [text.slice('docker://'.length)], insecure: false }
+    default:
+      throw new OutputSpecInvalidError(`invalid --output ${JSON.stringify(text)}: expected type=...,key=value or one of oci-layout:DIR, oci:DIR, oci-archive:FILE, docker-archive:FILE, docker://REF`)
+  }
+}
+
+/**
+ * Parses an `--output` value. Throws OutputSpecInvalidError naming every bad
+ * key (also in its `keys`).
+ */
+export function parseOutputSpec (text: string): OutputSpec {
+  if (text.length > MAX_OUTPUT_SPEC_LENGTH) throw new OutputSpecInvalidError(`invalid --output: longer than ${MAX_OUTPUT_SPEC_LENGTH} characters`)
+  if (text.trim() === '') throw new OutputSpecInvalidError('invalid --output: empty')
+  if (/^[a-z][a-z0-9_.-]*=/.test(text) || text.startsWith('"')) return fromFields(text, tokenize(text))
+  return fromShortForm(text)
+}
+
+/** Writes a spec back as `type=...,key=value` (for logs and job records); secrets are left out. */
+export function formatOutputSpec (spec: OutputSpec): string {
+  const q = (v: string): string => /[,"]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v
+  const parts: string[] = [`type=${spec.type}`]
+  const add = (k: string, v: string | undefined): void => { if (v !== undefined) parts.push(`${k}=${q(v)}`) }
+  switch (spec.type) {
+    case 'oci-layout': case 'oci-archive': case 'static':
+      add('dest', spec.dest); spec.names.forEach(n => { add('name', n) }); break
+    case 'docker-archive':
+      add('dest', spec.dest); spec.names.forEach(n => { add('name', n) }); add('platform', spec.platform); break
+    case 'registry':
+      spec.names.forEach(n => { add('name', n) }); if (spec.insecure) add('insecure', 'true'); break
+    case 's3':
+      add('bucket', spec.bucket); if (spec.prefix !== '') add('prefix', spec.prefix); add('region', spec.region); add('endpoint_url', spec.endpointUrl)
+      if (spec.usePathStyle) add('use_path_style', 'true'); spec.names.forEach(n => { add('name', n) }); break
+    case 'exec':
+      add('cmd', spec.cmd); spec.args.forEach(a => { add('arg', a) }); add('timeout', spec.timeoutSeconds?.toString())
+      for (const [k, v] of Object.entries(spec.options)) add(`opt.${k}`, v)
+      break
+    case 'kiln': break
+  }
+  return parts.join(',')
+}

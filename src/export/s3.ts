@@ -1,0 +1,96 @@
+/**
+ * type=s3: the static registry site (./site-writer.ts) in an S3-compatible
+ * bucket. Every object carries its Content-Type as object metadata, so a
+ * bucket served as a website (or through a CDN) answers manifests with the
+ * right type without any server configuration. Docker-Content-Digest cannot
+ * be set as a response header by S3; clients that pull by tag compute the
+ * digest themselves.
+ *
+ * Credentials: access_key_id / secret_access_key / session_token from the
+ * spec, else the SDK's default chain (AWS_ACCESS_KEY_ID... from the
+ * environment, ~/.aws files). Blobs are uploaded with one PutObject each:
+ * objects above 5 GiB need multipart upload, which this does not do yet.
+ */
+import { createReadStream } from 'node:fs'
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import type { S3ClientConfig } from '@aws-sdk/client-s3'
+import { DEFAULT_S3_REGION } from './constants.ts'
+import { ObjectStoreError, OutputSpecInvalidError } from './errors.ts'
+import type { ExportImage, ExportOptions, ExportResult, ExporterComponents } from './index.ts'
+import { targetNames } from './names.ts'
+import type { ObjectStore } from './object-store.ts'
+import type { S3Spec } from './output-spec.ts'
+import { writeSite } from './site-writer.ts'
+
+const MAX_SINGLE_PUT = 5 * 1024 * 1024 * 1024
+
+function statusOf (err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode
+}
+
+function wrap (what: string, err: unknown): Error {
+  if (err instanceof Error && err.name === 'AbortError') return err
+  return new ObjectStoreError(`${what}: ${(err as Error).name}: ${(err as Error).message}`)
+}
+
+/** An ObjectStore over the AWS SDK v3 S3 client. */
+export function createS3ObjectStore (spec: S3Spec, env: NodeJS.ProcessEnv = process.env): ObjectStore {
+  const config: S3ClientConfig = {
+    region: spec.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? DEFAULT_S3_REGION,
+    forcePathStyle: spec.usePathStyle,
+    ...(spec.endpointUrl === undefined ? {} : { endpoint: spec.endpointUrl })
+  }
+  if (spec.accessKeyId !== undefined && spec.secretAccessKey !== undefined) {
+    config.credentials = { accessKeyId: spec.accessKeyId, secretAccessKey: spec.secretAccessKey, ...(spec.sessionToken === undefined ? {} : { sessionToken: spec.sessionToken }) }
+  }
+  const client = new S3Client(config)
+  const key = (path: string): string => spec.prefix === '' ? path : `${spec.prefix}/${path}`
+  const location = `s3://${spec.bucket}${spec.prefix === '' ? '' : `/${spec.prefix}`}`
+  const opts = (signal?: AbortSignal): { abortSignal?: AbortSignal } => signal === undefined ? {} : { abortSignal: signal }
+  return {
+    location,
+    stat: async (path, signal) => {
+      try {
+        const r = await client.send(new HeadObjectCommand({ Bucket: spec.bucket, Key: key(path) }), opts(signal))
+        return { size: r.ContentLength ?? 0 }
+      } catch (err) {
+        if (statusOf(err) === 404) return undefined
+        throw wrap(`HEAD ${location}/${path}`, err)
+      }
+    },
+    get: async (path, maxSize, signal) => {
+      try {
+        const r = await client.send(new GetObjectCommand({ Bucket: spec.bucket, Key: key(path) }), opts(signal))
+        if ((r.ContentLength ?? 0) > maxSize) throw new ObjectStoreError(`${location}/${path} is ${r.ContentLength} bytes, over the limit of ${maxSize}`)
+        const bytes = await r.Body?.transformToByteArray()
+        if (bytes !== undefined && bytes.byteLength > maxSize) throw new ObjectStoreError(`${location}/${path} is over the limit of ${maxSize} bytes`)
+        return bytes ?? new Uint8Array()
+      } catch (err) {
+        if (statusOf(err) === 404 || (err as Error).name === 'NoSuchKey') return undefined
+        if (err instanceof ObjectStoreError) throw err
+        throw wrap(`GET ${location}/${path}`, err)
+      }
+    },
+    put: async (path, bytes, contentType, signal) => {
+      try {
+        await client.send(new PutObjectCommand({ Bucket: spec.bucket, Key: key(path), Body: bytes, ContentType: contentType, ContentLength: bytes.byteLength }), opts(signal))
+      } catch (err) { throw wrap(`PUT ${location}/${path}`, err) }
+    },
+    putBlob: async (path, store, blob, contentType, signal) => {
+      if (blob.size > MAX_SINGLE_PUT) throw new ObjectStoreError(`${blob.digest} is ${blob.size} bytes; uploads above 5 GiB (multipart) are not supported yet`)
+      try {
+        await client.send(new PutObjectCommand({
+          Bucket: spec.bucket, Key: key(path), Body: createReadStream(await store.path(blob.digest)), ContentType: contentType, ContentLength: blob.size
+        }), opts(signal))
+      } catch (err) { throw wrap(`PUT ${location}/${path}`, err) }
+    }
+  }
+}
+
+export async function exportS3 (image: ExportImage, spec: S3Spec, options: ExportOptions, components: ExporterComponents): Promise<ExportResult> {
+  const names = targetNames(spec.names, options)
+  if (names.length === 0) throw new OutputSpecInvalidError('type=s3 needs name=REPO[:TAG] (or a -t tag)', ['name'])
+  const site = components.objectStore?.(spec) ?? createS3ObjectStore(spec, components.env)
+  const { written } = await writeSite(image, names, site, { ...options, type: 's3' })
+  return { description: `${site.location} (${written.join(', ')})`, digest: image.root.digest }
+}
