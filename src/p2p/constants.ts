@@ -20,3 +20,5 @@ export const DEFAULT_MAX_CONNECTIONS = 300
 export const DHT_QUERY_SELF_INTERVAL_MS = 5 * 60_000
 /** mdns service tag, so kiln nodes find each other and not every libp2p app on the LAN. */
 export const MDNS_SERVICE_TAG = 'kiln'
+/** Inbound connections per second from one IP (a login node fronting many jobs, or loopback tests). */
+export const DEFAULT_INBOUND_CONNECTION_THRESHOLD = 50

@@ -124,6 +124,8 @@ export interface FindAgentsOptions {
   timeoutMs?: number
   /** Stop after this many records; default unbounded. */
   limit?: number
+  /** End the provider search once no new provider arrived for this long (after the first); default 2 s. */
+  quietMs?: number
   /** Parallel record lookups; default 8. */
   concurrency?: number
   signal?: AbortSignal
@@ -135,7 +137,15 @@ export interface FindAgentsOptions {
  * criteria. Agents whose record has lapsed (gone peers) are left out.
  */
 export async function findAgents (node: KilnNode, options: FindAgentsOptions = {}): Promise<CapabilityRecord[]> {
-  const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs ?? 10_000), ...(options.signal !== undefined ? [options.signal] : [])])
+  const timeoutMs = options.timeoutMs ?? 10_000
+  const outer = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(options.signal !== undefined ? [options.signal] : [])])
+  // The provider search ends early once it has gone quiet: a Kademlia query otherwise runs until
+  // every close peer answered, long after the providers near the key were found.
+  const quiet = new AbortController()
+  const searchSignal = AbortSignal.any([outer, quiet.signal])
+  let quietTimer: NodeJS.Timeout | undefined
+  const armQuiet = (): void => { clearTimeout(quietTimer); quietTimer = setTimeout(() => { quiet.abort() }, options.quietMs ?? 2000) }
+  const signal = outer
   const key = options.platform !== undefined
     ? platformCid(options.platform)
     : options.capability !== undefined ? capabilityCid(options.capability) : agentCid()
@@ -154,8 +164,9 @@ export async function findAgents (node: KilnNode, options: FindAgentsOptions = {
   }
 
   try {
-    for await (const event of node.services.dht.findProviders(key, { signal })) {
+    for await (const event of node.services.dht.findProviders(key, { signal: searchSignal })) {
       if (event.name !== 'PROVIDER') continue
+      armQuiet()
       for (const provider of event.providers) {
         const id = provider.id.toString()
         if (seen.has(id)) continue
@@ -171,7 +182,9 @@ export async function findAgents (node: KilnNode, options: FindAgentsOptions = {
     }
   } catch (err) {
     // A timeout ends the search with what was found so far.
-    if (!signal.aborted) throw err
+    if (!searchSignal.aborted) throw err
+  } finally {
+    clearTimeout(quietTimer)
   }
   await Promise.all(pending)
   return records.slice(0, limit)
@@ -185,17 +198,24 @@ export interface ReadRecordOptions {
 export async function readCapabilityRecord (node: KilnNode, peer: PeerId | string, options: ReadRecordOptions = {}): Promise<CapabilityRecord | undefined> {
   const peerId = typeof peer === 'string' ? peerIdFromString(peer).toString() : peer.toString()
   let best: CapabilityRecord | undefined
+  let valid = 0
   try {
     for await (const event of node.services.dht.get(capabilityDhtKey(peerId), { signal: options.signal })) {
       if (event.name !== 'VALUE') continue
       const record = await verifyCapabilityRecord(event.value, { peerId }).catch(() => undefined)
-      if (record !== undefined && (best === undefined || record.seq > best.seq)) best = record
+      if (record === undefined) continue
+      if (best === undefined || record.seq > best.seq) best = record
+      // The owner's own copy is its newest; otherwise a few valid copies are enough to pick from.
+      if (event.from.toString() === peerId || ++valid >= RECORD_COPIES) break
     }
   } catch (err) {
     if (best === undefined && options.signal?.aborted !== true && (err as Error).name !== 'NotFoundError') throw err
   }
   return best
 }
+
+/** Valid copies of a record read before choosing the newest, when the owner itself did not answer. */
+const RECORD_COPIES = 3
 
 async function drain (events: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of events) { /* consume */ }

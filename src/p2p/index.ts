@@ -23,3 +23,5 @@ export { signCapabilityRecord, verifyCapabilityRecord, validateCapabilityRecord,
 export { StreamReader, encodeFrame, jsonFrame, parseJsonFrame, sendAll } from './stream-io.ts'
 export type { WaitOptions } from './stream-io.ts'
 export * from './errors.ts'
+export { nodeInitFromOptions, splitList, waitForPeers } from './options.ts'
+export type { NodeConfig, NodeFlags } from './options.ts'

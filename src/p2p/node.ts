@@ -21,7 +21,7 @@ import type { Libp2pOptions, ServiceFactoryMap } from 'libp2p'
 import { CAPABILITY_NAMESPACE, KAD_PROTOCOL } from '../../protocols/constants.ts'
 import { selectCapabilityRecord, validateCapabilityRecord } from './capability-record.ts'
 import {
-  DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DHT_QUERY_SELF_INTERVAL_MS, MDNS_SERVICE_TAG,
+  DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DHT_QUERY_SELF_INTERVAL_MS, MDNS_SERVICE_TAG,
   YAMUX_INITIAL_STREAM_WINDOW, YAMUX_MAX_STREAM_WINDOW
 } from './constants.ts'
 
@@ -71,6 +71,8 @@ export interface KilnNodeInit {
   psk?: Uint8Array
   dht?: DhtTuning
   maxConnections?: number
+  /** Inbound connections accepted per second from one IP; default 50 (libp2p's 5 trips over a job burst from one login node). */
+  inboundConnectionThreshold?: number
   /** Start listening before returning; default true. */
   start?: boolean
 }
@@ -120,7 +122,10 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
       }
     })],
     connectionProtector: init.psk !== undefined ? preSharedKey({ psk: init.psk }) : undefined,
-    connectionManager: { maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS },
+    connectionManager: {
+      maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      inboundConnectionThreshold: init.inboundConnectionThreshold ?? DEFAULT_INBOUND_CONNECTION_THRESHOLD
+    },
     peerDiscovery,
     services: services as ServiceFactoryMap<KilnServices>
   })
