@@ -1,6 +1,6 @@
 /** A summary of a stored image for `image ls` and `image inspect`. */
 import type { Digest, LocalStore } from '../content/index.ts'
-import type { Descriptor, ImageConfig } from '../oci/index.ts'
+import type { Descriptor, ImageConfig, ImageManifest } from '../oci/index.ts'
 
 export interface ImageSummary {
   digest: Digest
@@ -30,7 +30,7 @@ export async function describeImage (store: LocalStore, root: Descriptor): Promi
     size += d.size
     if (!(await content.has(d.digest))) complete = false
   }
-  const visitManifest = async (d: Descriptor, value: import('../oci/index.ts').ImageManifest, hint?: string): Promise<void> => {
+  const visitManifest = async (d: Descriptor, value: ImageManifest, hint?: string): Promise<void> => {
     await addBlob(d)
     for (const l of value.layers) await addBlob(l)
     await addBlob(value.config)

@@ -11,6 +11,7 @@ import { basename, join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { Transform } from 'node:stream'
+import type { ReadableStream as WebReadableStream } from 'node:stream/web'
 import { CliError } from './errors.ts'
 import { EXIT } from './exit-codes.ts'
 import type { Progress } from './output.ts'
@@ -45,7 +46,7 @@ export async function fetchPinned (url: string, sha256: string | undefined, prog
     transform (chunk: Buffer, _enc, cb) { hash.update(chunk); bytes += chunk.length; bar?.update(bytes); cb(null, chunk) }
   })
   try {
-    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), tap, createWriteStream(path))
+    await pipeline(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), tap, createWriteStream(path))
   } catch (err) {
     await cleanup()
     throw new CliError(`download of ${url} failed: ${(err as Error).message}`, { exitCode: EXIT.network })

@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import type { Digest } from '../../content/index.ts'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
@@ -26,7 +27,7 @@ export function register (program: Command, ctx: CliContext): void {
       const roots = new Set(store.refs.list().map(r => r.digest))
       for (const d of createLeases(store.db).held()) roots.add(d)
       // Only manifests and indexes have children; anything else parses as neither and has none.
-      const children = async (digest: import('../../content/index.ts').Digest): Promise<import('../../content/index.ts').Digest[]> => {
+      const children = async (digest: Digest): Promise<Digest[]> => {
         const { size } = await store.content.info(digest)
         if (size > oci.MAX_MANIFEST_SIZE) return []
         const bytes = await store.content.readBytes(digest, oci.MAX_MANIFEST_SIZE)

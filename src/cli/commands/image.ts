@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import type { Descriptor } from '../../oci/index.ts'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
@@ -119,7 +120,7 @@ Examples:
       const oci = await import('../../oci/index.ts')
       const { resolveLocalImage } = await import('../local-image.ts')
       const { isUrl, fetchPinned } = await import('../fetch-url.ts')
-      let descriptor: import('../../oci/index.ts').Descriptor | undefined
+      let descriptor: Descriptor | undefined
       let fetched: { path: string, cleanup: () => Promise<void> } | undefined
       try {
         if (isUrl(name)) fetched = await fetchPinned(name, opts.sha256, total => ctx.out.progress('download', total))
