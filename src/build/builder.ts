@@ -88,8 +88,8 @@ export function createBuilder (init: BuilderInit): Builder {
     const total = plan.stages.reduce((n, s) => n + s.steps.length, 0)
     let n = 0
     let driverUsed: string | undefined
-    /** Whether every filesystem step so far came from the cache (config steps then count as cached too). */
-    let allHit = true
+    /** Filesystem steps that missed the cache: config steps count as cached only when none did. */
+    let misses = 0
 
     const lowersOf = async (st: StageState): Promise<string[]> => [...st.uppers, await unpackedBase(store, st.base.bottom, dirs.rootfs)]
 
@@ -259,7 +259,7 @@ export function createBuilder (init: BuilderInit): Builder {
             st.key = key
             cached = await tryCache(st, step, key)
             if (!cached) {
-              allHit = false
+              misses++
               if (step.op === 'run') await runStep(st, step, key)
               else if (step.op === 'copy') await copyStep(st, step, key, plan, options.contextDir, inputs as CopyInputs)
               else await fileStep(st, step, key)
@@ -267,7 +267,6 @@ export function createBuilder (init: BuilderInit): Builder {
           } else {
             st.key = stepKey(st.key, step.canonical)
             applyConfigStep(st.config, step)
-            cached = allHit
             st.history.push({ created, created_by: step.canonical, comment: 'kiln', empty_layer: true })
           }
           const durationMs = performance.now() - t0
@@ -276,6 +275,9 @@ export function createBuilder (init: BuilderInit): Builder {
         }
         states.set(stage.index, st)
       }
+
+      const hits = steps.filter(s => s.cached).length
+      if (misses === 0 && hits > 0) for (const s of steps) s.cached = true
 
       const target = states.get(plan.target)
       if (target === undefined) throw new BaseImageError(`target stage ${plan.target} was not built`)

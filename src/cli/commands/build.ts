@@ -142,6 +142,7 @@ export function register (program: Command, ctx: CliContext): void {
         cachedSteps: cached,
         durationMs: Math.round(result.durationMs),
         sandboxDriver: result.sandboxDriver ?? null,
+        stepReports: result.steps.map(s => ({ index: s.index, stage: s.stage, op: s.op, cached: s.cached, durationMs: Math.round(s.durationMs) })),
         tags: tags.map(t => `${t.repository}:${t.tag}`)
       }
       if (opts.json === true) { ctx.out.json(summary); return }
