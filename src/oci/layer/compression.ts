@@ -61,16 +61,24 @@ async function peek (source: AsyncIterable<Uint8Array>, n: number): Promise<{ he
 }
 
 function through (source: AsyncIterable<Uint8Array>, transform: Transform, what: string): AsyncIterable<Uint8Array> {
-  let fromTransform = false
-  transform.once('error', () => { fromTransform = true })
-  const out = pipeline(Readable.from(source, { objectMode: false }), transform, () => { /* errors surface on iteration */ })
+  // An error thrown by the source reaches us through the transform too; keep it as it was.
+  let sourceError: { error: unknown } | undefined
+  const guarded = async function * (): AsyncGenerator<Uint8Array> {
+    try {
+      yield * source
+    } catch (error) {
+      sourceError = { error }
+      throw error
+    }
+  }
+  const out = pipeline(Readable.from(guarded(), { objectMode: false }), transform, () => { /* errors surface on iteration */ })
   return {
     async * [Symbol.asyncIterator] () {
       try {
         for await (const chunk of out) yield chunk as Uint8Array
       } catch (err) {
-        if (fromTransform) throw new LayerCompressionError(`${what} stream is corrupt or truncated: ${(err as Error).message}`, { cause: err })
-        throw err
+        if (sourceError !== undefined) throw sourceError.error
+        throw new LayerCompressionError(`${what} stream is corrupt or truncated: ${(err as Error).message}`, { cause: err })
       } finally {
         out.destroy()
       }

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { sha256Digest } from '../../../src/content/index.ts'
 import { OCI_LAYER_TAR_GZIP, OCI_LAYER_TAR_ZSTD, extractLayer, readTar, writeLayer, writeLayerFromDir } from '../../../src/oci/index.ts'
 import type { WrittenLayer } from '../../../src/oci/index.ts'
-import { collect, makeStore, snapshot, tempDirs } from './helpers.ts'
+import { blobCount, collect, makeStore, snapshot, tempDirs } from './helpers.ts'
 
 const dirs = tempDirs()
 afterEach(() => { dirs.cleanup() })
@@ -108,6 +108,15 @@ describe('deterministic layer writing', () => {
     expect(headers.every(h => h.uid === 0 && h.gid === 0 && h.uname === '' && h.gname === '')).toBe(true)
     expect(headers[1]?.linkname).toBe('z')
     expect(layer.descriptor.digest).toBe(sha256Digest(await collect(store.read(layer.descriptor.digest))))
+  })
+
+  it('reports a source that is not a regular file as such (not as a compression error), storing nothing', async () => {
+    const store = await makeStore(dirs)
+    const notAFile = dirs.make()
+    for (const compression of ['gzip', 'zstd', 'none'] as const) {
+      await expect(writeLayer(store, [{ type: 'file', path: 'f', mode: 0o644, source: notAFile }], { compression })).rejects.toMatchObject({ name: 'SourceChangedError' })
+    }
+    expect(await blobCount(store)).toBe(0)
   })
 
   it('refuses the same path twice', async () => {
