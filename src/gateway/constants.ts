@@ -38,3 +38,6 @@ export const TAG_RE = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/
 
 /** scrypt parameters for stored password hashes (N=2^15, r=8, p=1: ~50 ms, 32 MiB). */
 export const SCRYPT_PARAMS = { N: 32768, r: 8, p: 1, keyLength: 32, maxmem: 64 * 1024 * 1024 } as const
+
+/** Read size when streaming a blob file to a client. */
+export const STREAM_CHUNK = 1024 * 1024

@@ -77,6 +77,8 @@ export function toNodeHandler (handle: (req: GatewayRequest) => Promise<GatewayR
         res.end()
       } else if (out.body instanceof Uint8Array) {
         res.end(out.body)
+      } else if (out.body instanceof Readable) {
+        await pipeline(out.body, res)
       } else {
         await pipeline(Readable.from(out.body, { objectMode: false }), res)
       }
