@@ -152,8 +152,37 @@ async function * measure (source: AsyncIterable<Uint8Array>, m: { hash: ReturnTy
   }
 }
 
+/**
+ * In a tar a hardlink must come after the file it names. When a link sorts
+ * before its target, the first name of the group in tar order takes the data
+ * and every other name becomes a link to it: same files, valid order.
+ * Links to files outside the entry list are left as they are.
+ */
+export function orderHardlinks (entries: readonly LayerEntry[]): LayerEntry[] {
+  const key = (path: string): string => cleanComponents(path).join('/')
+  const files = new Map<string, LayerEntry & { type: 'file' }>()
+  for (const e of entries) if (e.type === 'file') files.set(key(e.path), e)
+  const groups = new Map<string, string[]>()
+  for (const e of entries) {
+    if (e.type !== 'hardlink' || !files.has(key(e.target))) continue
+    const t = key(e.target)
+    groups.set(t, [...(groups.get(t) ?? [t]), key(e.path)])
+  }
+  const rename = new Map<string, LayerEntry>()
+  for (const [target, names] of groups) {
+    const sorted = [...new Set(names)].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+    const first = sorted[0] as string
+    if (first === target) continue
+    const data = files.get(target) as LayerEntry & { type: 'file' }
+    rename.set(first, { ...data, path: first })
+    for (const other of sorted.slice(1)) rename.set(other, { type: 'hardlink', path: other, target: first, mode: data.mode, ...(data.mtime === undefined ? {} : { mtime: data.mtime }) })
+  }
+  if (rename.size === 0) return [...entries]
+  return entries.map(e => rename.get(key(e.path)) ?? e)
+}
+
 function prepareSorted (entries: readonly LayerEntry[], epoch: number): Prepared[] {
-  const prepared = entries.map(e => prepare(e, epoch)).sort((a, b) => Buffer.compare(a.sortKey, b.sortKey))
+  const prepared = orderHardlinks(entries).map(e => prepare(e, epoch)).sort((a, b) => Buffer.compare(a.sortKey, b.sortKey))
   for (let i = 1; i < prepared.length; i++) {
     if ((prepared[i] as Prepared).name === (prepared[i - 1] as Prepared).name) {
       throw new UnsafePathError((prepared[i] as Prepared).name, 'the same path appears twice in a layer')

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { sha256Digest } from '../../../src/content/index.ts'
@@ -104,9 +104,15 @@ describe('deterministic layer writing', () => {
     const headers = []
     for await (const e of readTar(store.read(layer.descriptor.digest))) headers.push(e.header)
     expect(headers.map(h => h.name)).toEqual(['a', 'b', 'etc/', 'etc/.wh.old', 'var/cache/.wh..wh..opq', 'z'])
-    expect(headers.map(h => h.mtime)).toEqual([100, 100, 100, 100, 100, 5])
+    expect(headers.map(h => h.mtime)).toEqual([100, 5, 100, 100, 100, 5])
     expect(headers.every(h => h.uid === 0 && h.gid === 0 && h.uname === '' && h.gname === '')).toBe(true)
-    expect(headers[1]?.linkname).toBe('z')
+    // b links to z but sorts first: b takes the data, z becomes the link.
+    expect(headers.map(h => h.type)).toEqual(['symlink', 'file', 'directory', 'file', 'file', 'hardlink'])
+    expect(headers[5]?.linkname).toBe('b')
+    const out = dirs.make()
+    await extractLayer(store.read(layer.descriptor.digest), out)
+    expect(readFileSync(join(out, 'b'), 'utf8')).toBe('z')
+    expect(lstatSync(join(out, 'b')).ino).toBe(lstatSync(join(out, 'z')).ino)
     expect(layer.descriptor.digest).toBe(sha256Digest(await collect(store.read(layer.descriptor.digest))))
   })
 
