@@ -28,7 +28,7 @@ export function nginxConfig (state: SiteState): string {
     'location = /v2/ { types { } default_type application/json; ' + API_HEADER + ' try_files /v2/index.json =404; }',
     'location = /v2 { return 301 /v2/; }',
     'location /v2/ { types { } default_type application/octet-stream; ' + API_HEADER + ' }',
-    'location ~ ^/v2/.+/blobs/(sha256:[a-f0-9]{64})$ { types { } default_type application/octet-stream; add_header Docker-Content-Digest $1 always; ' + API_HEADER + ' }',
+    'location ~ "^/v2/.+/blobs/(sha256:[a-f0-9]{64})$" { types { } default_type application/octet-stream; add_header Docker-Content-Digest $1 always; ' + API_HEADER + ' }',
     'location ~ ^/v2/.+/tags/list$ { types { } default_type application/json; ' + API_HEADER + ' }',
     `location = /${SITE_STATE_FILE} { return 404; }`
   ]

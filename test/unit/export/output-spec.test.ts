@@ -37,10 +37,10 @@ describe('parseOutputSpec', () => {
   })
 
   it('honours double quotes around a field or a value, and "" inside them', () => {
-    expect(parseOutputSpec('type=static,dest=/srv/site,"name=a:1,a:2"').names).toEqual(['a:1', 'a:2'])
-    expect(parseOutputSpec('type=static,dest="/srv/my,site",name=a:1').type === 'static' && parseOutputSpec('type=static,dest="/srv/my,site",name=a:1')).toMatchObject({ dest: '/srv/my,site' })
+    expect(parseOutputSpec('type=static,dest=/srv/site,"name=a:1,a:2"')).toMatchObject({ names: ['a:1', 'a:2'] })
+    expect(parseOutputSpec('type=static,dest="/srv/my,site",name=a:1')).toMatchObject({ dest: '/srv/my,site' })
     expect(parseOutputSpec('type=exec,cmd=sh,"arg=say ""hi"", ok"')).toMatchObject({ args: ['say "hi", ok'] })
-    expect(parseOutputSpec('type=static,dest=d,name=a:1,name=b:2').names).toEqual(['a:1', 'b:2'])
+    expect(parseOutputSpec('type=static,dest=d,name=a:1,name=b:2')).toMatchObject({ names: ['a:1', 'b:2'] })
     expect(() => parseOutputSpec('type=static,dest="unterminated')).toThrow(/unterminated/)
   })
 
