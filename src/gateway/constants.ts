@@ -41,3 +41,6 @@ export const SCRYPT_PARAMS = { N: 32768, r: 8, p: 1, keyLength: 32, maxmem: 64 *
 
 /** Read size when streaming a blob file to a client. */
 export const STREAM_CHUNK = 1024 * 1024
+
+/** Open upload sessions at once; more is TOOMANYREQUESTS until some finish or expire. */
+export const MAX_UPLOAD_SESSIONS = 1024

@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type { BlobInfo, Ingester } from '../content/index.ts'
 import type { Digest } from '../content/digest.ts'
+import { MAX_UPLOAD_SESSIONS } from './constants.ts'
 import { RegistryApiError } from './errors.ts'
 
 export interface UploadSession {
@@ -42,6 +43,8 @@ export interface UploadManagerInit {
   dir: string
   store: Ingester
   ttlMs: number
+  /** Default MAX_UPLOAD_SESSIONS. */
+  maxSessions?: number
 }
 
 /** `0-<last byte>` as the Range header of upload responses; `0-0` when empty, as distribution does. */
@@ -80,6 +83,12 @@ export function createUploadManager (init: UploadManagerInit): UploadManager {
 
   return {
     start: async (repository) => {
+      if (sessions.size >= (init.maxSessions ?? MAX_UPLOAD_SESSIONS)) {
+        for (const s of [...sessions.values()]) if (s.expiresAt < Date.now() && !s.busy) await drop(s)
+        if (sessions.size >= (init.maxSessions ?? MAX_UPLOAD_SESSIONS)) {
+          throw new RegistryApiError('TOOMANYREQUESTS', 'too many open uploads; finish or cancel some', { headers: { 'retry-after': '60' } })
+        }
+      }
       await mkdir(init.dir, { recursive: true })
       const s: UploadSession = { id: randomUUID(), repository, offset: 0, expiresAt: 0, busy: false }
       touch(s)

@@ -87,7 +87,7 @@ export class HttpRegistryClient implements RegistryClient {
   constructor (init: RegistryClientInit) {
     this.registry = init.registry
     const host = init.registry === 'docker.io' ? DOCKER_HUB_HOST : init.registry
-    const scheme = init.insecure === true || isLoopback(host) ? 'http' : 'https'
+    const scheme = init.scheme ?? (init.insecure === true || isLoopback(host) ? 'http' : 'https')
     this.baseUrl = `${scheme}://${host}`
     this.credentials = init.credentials ?? (init.useAuthFile === false ? undefined : findCredentials(init.registry, undefined, init.env))
     this.fetchFn = init.fetch ?? fetch

@@ -42,6 +42,8 @@ export interface RegistryClientInit {
   registry: string
   /** Plain HTTP even for a non-loopback host. */
   insecure?: boolean
+  /** Force the scheme (e.g. `https` for a TLS gateway on loopback); default from host and `insecure`. */
+  scheme?: 'http' | 'https'
   credentials?: Credentials
   /** Look credentials up in the auth files when none are given; default true. */
   useAuthFile?: boolean

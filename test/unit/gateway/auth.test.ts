@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { globToRegExp, parseScope } from '../../../src/gateway/access.ts'
 import { hashPassword, verifyPassword } from '../../../src/gateway/index.ts'
@@ -105,5 +106,35 @@ describe('gateway with auth (in-process)', () => {
     expect((await anon.inject('GET', '/v2/team/app/manifests/v1')).status).toBe(200)
     const cat = await t.inject('GET', '/v2/_catalog', { headers: { authorization: basic('bob', 'bob-pw') } })
     expect(cat.json()).toEqual({ repositories: ['team/app'] })
+  })
+})
+
+describe('gateway logs', () => {
+  it('never carry passwords or tokens, and uploads beyond the limit are TOOMANYREQUESTS', async () => {
+    const lines: string[] = []
+    const log = (o: Record<string, unknown>, m?: string): void => { lines.push(JSON.stringify(o) + (m ?? '')) }
+    const t = await makeGateway({
+      logger: { debug: log, info: log, warn: log, error: log },
+      auth: { anonymousRead: false, users: [{ name: 'carol', passwordHash: await hashPassword('carol-secret-pw'), access: [{ repository: '**', allow: ['read', 'write'] }] }] }
+    })
+    try {
+      const auth = { authorization: basic('carol', 'carol-secret-pw') }
+      const tok = (await t.inject('GET', '/token?scope=repository:x:pull,push', { headers: auth })).json() as { token: string }
+      await pushImage(t, 'x', testImage(), 'v1', { authorization: `Bearer ${tok.token}` })
+      await t.inject('GET', '/v2/x/manifests/v1', { headers: { authorization: basic('carol', 'wrong-pw') } })
+      const all = lines.join('\n')
+      expect(lines.length).toBeGreaterThan(3)
+      for (const secret of ['carol-secret-pw', 'wrong-pw', tok.token, Buffer.from('carol:carol-secret-pw').toString('base64')]) expect(all).not.toContain(secret)
+    } finally { await t.cleanup() }
+
+    const few = await makeGateway()
+    try {
+      const { createUploadManager } = await import('../../../src/gateway/uploads.ts')
+      const m = createUploadManager({ dir: join(few.dir, 'u2'), store: few.store, ttlMs: 60_000, maxSessions: 2 })
+      await m.start('a')
+      await m.start('a')
+      await expect(m.start('a')).rejects.toMatchObject({ code: 'TOOMANYREQUESTS', status: 429 })
+      await m.close()
+    } finally { await few.cleanup() }
   })
 })
