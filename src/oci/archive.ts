@@ -63,6 +63,10 @@ export async function scanArchive (path: string): Promise<ArchiveIndex> {
   const fh = await open(path, 'r')
   try {
     const { size } = await fh.stat()
+    const head = Buffer.alloc(Math.min(size, 6))
+    await fh.read(head, 0, head.length, 0)
+    const compression = detectCompression(head)
+    if (compression !== 'none') throw new ArchiveInvalidError(`${path} is ${compression}-compressed; archives are read as plain tar files, decompress it first`)
     const members = new Map<string, ArchiveMember>()
     for await (const { header, offset } of readTar(new FileByteInput(fh, 0, size))) {
       const name = normalize(header.name, path)
@@ -70,7 +74,7 @@ export async function scanArchive (path: string): Promise<ArchiveIndex> {
     }
     return { path, members }
   } catch (err) {
-    if ((err as Error).name.startsWith('Tar')) throw new ArchiveInvalidError(`${path}: ${(err as Error).message}`)
+    if ((err as Error).name.startsWith('Tar') || (err as Error).name === 'LayerCompressionError') throw new ArchiveInvalidError(`${path}: ${(err as Error).message}`)
     throw err
   } finally {
     await fh.close()

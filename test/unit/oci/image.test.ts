@@ -1,5 +1,6 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import { digestHex, sha256Digest } from '../../../src/content/index.ts'
 import type { ContentStore } from '../../../src/content/index.ts'
@@ -73,6 +74,10 @@ describe('OCI layout and oci-archive', () => {
     expect(roots[0]?.descriptor.digest).toBe(img.manifest.digest)
     expect(await unpacked(b, img.manifest)).toEqual(EXPECTED_ROOTFS)
     expect(await errorOf(importImage(b, parseImageRef(`oci-archive:${join(d, '1.tar')}:nope`)))).toMatchObject({ name: 'ImageNotFoundError' })
+    writeFileSync(join(d, '1.tar.gz'), gzipSync(readFileSync(join(d, '1.tar'))))
+    expect(await errorOf(importImage(b, parseImageRef(`oci-archive:${join(d, '1.tar.gz')}`)))).toMatchObject({ name: 'ArchiveInvalidError', message: expect.stringMatching(/gzip-compressed/) })
+    writeFileSync(join(d, 'junk.tar'), Buffer.alloc(1000, 7))
+    expect(await errorOf(importImage(b, parseImageRef(`oci-archive:${join(d, 'junk.tar')}`)))).toMatchObject({ name: 'ArchiveInvalidError' })
   })
 
   it('unpacks the right platform of an index', async () => {
