@@ -1,0 +1,177 @@
+import { statfs } from 'node:fs/promises'
+import type { Command } from 'commander'
+import type { Digest, LocalStore } from '../../content/index.ts'
+import type { CliContext } from '../context.ts'
+import { CliError } from '../errors.ts'
+import { EXIT } from '../exit-codes.ts'
+import { formatBytes } from '../output.ts'
+
+/** The digests a blob refers to: children of manifests and indexes, none for anything else. */
+async function childrenReader (store: LocalStore): Promise<(d: Digest) => Promise<Digest[]>> {
+  const oci = await import('../../oci/index.ts')
+  const { untracked } = await import('../../content/quota.ts')
+  const content = untracked(store.content)
+  return async (digest) => {
+    const { size } = await content.info(digest)
+    if (size > oci.MAX_MANIFEST_SIZE) return []
+    const bytes = await content.readBytes(digest, oci.MAX_MANIFEST_SIZE)
+    let parsed
+    try { parsed = oci.parseManifestBytes(bytes) } catch { return [] }
+    return oci.childrenOf(parsed).map(c => c.descriptor.digest)
+  }
+}
+
+async function quotaFrom (ctx: CliContext, flag: string | undefined): Promise<number | undefined> {
+  const { parseByteSize } = await import('../../content/quota.ts')
+  const value = flag ?? (await ctx.config()).store.quota
+  if (value === undefined) return undefined
+  try {
+    return parseByteSize(value)
+  } catch (err) {
+    throw new CliError((err as Error).message, { exitCode: EXIT.usage })
+  }
+}
+
+interface Usage {
+  dataDir: string
+  blobs: number
+  bytes: number
+  quota: number | null
+  pinnedBytes: number
+  leasedBytes: number
+  pins: number
+  filesystem: { sizeBytes: number, freeBytes: number, freeInodes: number }
+}
+
+async function usage (ctx: CliContext): Promise<Usage> {
+  const store = await ctx.store()
+  const { createLeases } = await import('../../content/index.ts')
+  const { createPins } = await import('../../content/pins.ts')
+  const children = await childrenReader(store)
+  const closure = async (from: Iterable<Digest>): Promise<Set<Digest>> => {
+    const seen = new Set<Digest>()
+    const queue = [...from]
+    while (queue.length > 0) {
+      const d = queue.pop() as Digest
+      if (seen.has(d) || !(await store.content.has(d))) continue
+      seen.add(d)
+      queue.push(...await children(d))
+    }
+    return seen
+  }
+  const pins = createPins(store.db, store.refs)
+  const pinned = await closure(pins.roots())
+  const leased = await closure(createLeases(store.db).held())
+  let blobs = 0; let bytes = 0; let pinnedBytes = 0; let leasedBytes = 0
+  for await (const b of store.content.walk()) {
+    blobs++
+    bytes += b.size
+    if (pinned.has(b.digest)) pinnedBytes += b.size
+    if (leased.has(b.digest)) leasedBytes += b.size
+  }
+  const fs = await statfs(store.root)
+  return {
+    dataDir: store.root,
+    blobs,
+    bytes,
+    quota: (await quotaFrom(ctx, undefined)) ?? null,
+    pinnedBytes,
+    leasedBytes,
+    pins: pins.list().length,
+    filesystem: { sizeBytes: fs.blocks * fs.bsize, freeBytes: fs.bavail * fs.bsize, freeInodes: fs.ffree }
+  }
+}
+
+export function register (program: Command, ctx: CliContext): void {
+  const store = program.command('store')
+    .description('the local content store: usage, pins and quota')
+    .addHelpText('after', `
+Eviction policy (store.quota in kiln.yaml, or kiln store prune --quota):
+  never evicted: pinned content, content a running build or transfer holds, blobs younger than the grace period;
+  evicted first: blobs no image name reaches, least recently used first;
+  then: blobs of named images that are not pinned, least recently used first (the name stays).
+
+Examples:
+  kiln store df
+  kiln store pin site/base:2024.1        keep this image whole on this node
+  kiln store prune --quota 200GiB --dry-run`)
+
+  store.command('df')
+    .description('show how much the store holds, what is pinned or in use, and the quota')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const u = await usage(ctx)
+      if (opts.json === true) { ctx.out.json(u); return }
+      const rows: Array<[string, string]> = [
+        ['data dir', u.dataDir],
+        ['blobs', String(u.blobs)],
+        ['size', formatBytes(u.bytes)],
+        ['quota', u.quota === null ? 'none (store.quota not set)' : `${formatBytes(u.quota)} (${Math.round(u.bytes / Math.max(1, u.quota) * 100)}% used)`],
+        ['pinned', `${formatBytes(u.pinnedBytes)} in ${u.pins} pin(s)`],
+        ['in use', `${formatBytes(u.leasedBytes)} held by running builds and transfers`],
+        ['filesystem', `${formatBytes(u.filesystem.freeBytes)} free of ${formatBytes(u.filesystem.sizeBytes)}, ${u.filesystem.freeInodes} inodes free`]
+      ]
+      ctx.out.table(rows, [{ header: 'WHAT', value: r => r[0] }, { header: 'VALUE', value: r => r[1] }])
+    })
+
+  store.command('pin')
+    .argument('[target]', 'a digest (sha256:...) or an image name REPO:TAG; none: list pins')
+    .description('keep content on this node: never evicted by the quota nor removed by gc')
+    .option('--json', 'print JSON')
+    .action(async (target: string | undefined, opts: { json?: boolean }) => {
+      const s = await ctx.store()
+      const { createPins } = await import('../../content/pins.ts')
+      const pins = createPins(s.db, s.refs)
+      if (target === undefined) {
+        const list = pins.list()
+        if (opts.json === true) { ctx.out.json(list); return }
+        ctx.out.table(list, [{ header: 'PINNED', value: p => p.target }, { header: 'KIND', value: p => p.kind }, { header: 'SINCE', value: p => new Date(p.createdAt).toISOString() }])
+        return
+      }
+      let pin
+      try { pin = pins.pin(target) } catch (err) {
+        if ((err as Error).name === 'InvalidPinTargetError') throw new CliError((err as Error).message, { exitCode: EXIT.usage })
+        throw err
+      }
+      if (opts.json === true) ctx.out.json(pin)
+      else ctx.out.line(`pinned ${pin.target}`)
+    })
+
+  store.command('unpin')
+    .argument('<target>', 'a digest or REPO:TAG that was pinned')
+    .description('let pinned content be evicted again')
+    .option('--json', 'print JSON: { target, unpinned }')
+    .action(async (target: string, opts: { json?: boolean }) => {
+      const s = await ctx.store()
+      const { createPins } = await import('../../content/pins.ts')
+      let unpinned: boolean
+      try { unpinned = createPins(s.db, s.refs).unpin(target) } catch (err) {
+        if ((err as Error).name === 'InvalidPinTargetError') throw new CliError((err as Error).message, { exitCode: EXIT.usage })
+        throw err
+      }
+      if (opts.json === true) { ctx.out.json({ target, unpinned }); return }
+      if (!unpinned) throw new CliError(`${target} is not pinned`, { exitCode: EXIT.notFound, hint: 'kiln store pin lists the pins' })
+      ctx.out.line(`unpinned ${target}`)
+    })
+
+  store.command('prune')
+    .description('evict least recently used, unpinned content until the store fits its quota')
+    .option('--quota <size>', 'quota to prune to, e.g. 200GiB; default store.quota from kiln.yaml')
+    .option('--grace <seconds>', 'keep blobs younger than this many seconds', '900')
+    .option('--dry-run', 'list what would be evicted, evict nothing')
+    .option('--json', 'print JSON: { quota, before, after, evicted: [{digest,size}], bytesFreed, protectedBytes, overQuota }')
+    .action(async (opts: { quota?: string, grace: string, dryRun?: boolean, json?: boolean }) => {
+      const quota = await quotaFrom(ctx, opts.quota)
+      if (quota === undefined) throw new CliError('no quota to prune to', { exitCode: EXIT.usage, hint: 'set store.quota in kiln.yaml or pass --quota SIZE' })
+      const grace = Number(opts.grace)
+      if (!Number.isInteger(grace) || grace < 0) throw new CliError(`invalid --grace ${JSON.stringify(opts.grace)}`, { exitCode: EXIT.usage, hint: 'a whole number of seconds' })
+      const s = await ctx.store()
+      const { enforceQuota } = await import('../../content/quota.ts')
+      const r = await enforceQuota({ store: s.content, db: s.db, quota, children: await childrenReader(s), graceMs: grace * 1000, dryRun: opts.dryRun === true })
+      if (opts.json === true) { ctx.out.json(r); return }
+      const verb = opts.dryRun === true ? 'would evict' : 'evicted'
+      for (const b of r.evicted) ctx.out.line(`${verb} ${b.digest} (${formatBytes(b.size)})`)
+      ctx.out.line(`${verb} ${r.evicted.length} blob(s), ${formatBytes(r.bytesFreed)}; store ${formatBytes(r.after)} of ${formatBytes(r.quota)} quota`)
+      if (r.overQuota) ctx.out.warn(`still over quota: ${formatBytes(r.protectedBytes)} is pinned, in use or younger than the grace period`)
+    })
+}
