@@ -14,6 +14,13 @@
  * Bytes of manifests and configs are stored and served as they came; the
  * parsed values are for reading only.
  *
+ * Contracts: every byte from a layout, archive, layer or peer is parsed with
+ * a limit (constants.ts) and a zod schema; errors are one class per condition
+ * (errors.ts; branch on `name`). importImage is all-or-nothing for the blobs
+ * it adds. extractLayer never writes outside its target, root or not (see
+ * layer/extract.ts for the policy on links, devices and setuid bits).
+ * writeLayer / writeLayerFromDir are deterministic (see layer/write.ts).
+ *
  * @example
  * ```ts
  * const roots = await importImage(store, parseImageRef('oci:./layout:base'))
@@ -29,7 +36,7 @@ export * from './platform.ts'
 export * from './reference.ts'
 export { extractLayer, WHITEOUT_PREFIX, OPAQUE_WHITEOUT } from './layer/extract.ts'
 export type { ExtractOptions, ExtractResult, ExtractWarning } from './layer/extract.ts'
-export { writeLayer, writeLayerFromDir, listTree, resolveSourceDateEpoch } from './layer/write.ts'
+export { encodeTar, listTree, orderHardlinks, resolveSourceDateEpoch, writeLayer, writeLayerFromDir } from './layer/write.ts'
 export type { LayerEntry, WriteLayerOptions, WrittenLayer } from './layer/write.ts'
 export { detectCompression, decompress, compress } from './layer/compression.ts'
 export { readTar } from './layer/tar-reader.ts'
