@@ -40,7 +40,7 @@ Docs: docs/ in the kiln repository.`)
   return { program, ctx }
 }
 
-async function registerAll (program: Command, ctx: CliContext): Promise<void> {
+export async function registerAll (program: Command, ctx: CliContext): Promise<void> {
   const files = readdirSync(COMMANDS_DIR).filter(f => f.endsWith('.ts') && !f.endsWith('.test.ts')).sort()
   for (const file of files) {
     const mod = await import(join(COMMANDS_DIR, file)) as Partial<CommandModule>
