@@ -20,10 +20,8 @@ function usage (cmd: Command): string {
 
 /** Help text added after the options (examples, notes), as commander prints it. */
 function afterText (cmd: Command): string {
-  const help = cmd.helpInformation()
   let out = ''
   cmd.emit('afterHelp', { error: false, command: cmd, write: (s: string) => { out += s } })
-  void help
   return out.trim()
 }
 
