@@ -7,8 +7,9 @@
  * digest themselves.
  *
  * Credentials: access_key_id / secret_access_key / session_token from the
- * spec, else the SDK's default chain (AWS_ACCESS_KEY_ID... from the
- * environment, ~/.aws files). Blobs are uploaded with one PutObject each:
+ * spec, else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN
+ * from the components' environment, else the SDK's default chain (~/.aws
+ * files, SSO, instance roles). Blobs are uploaded with one PutObject each:
  * objects above 5 GiB need multipart upload, which this does not do yet.
  */
 import { createReadStream } from 'node:fs'
@@ -38,10 +39,19 @@ export function createS3ObjectStore (spec: S3Spec, env: NodeJS.ProcessEnv = proc
   const config: S3ClientConfig = {
     region: spec.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? DEFAULT_S3_REGION,
     forcePathStyle: spec.usePathStyle,
+    // The SDK's default since 2025 streams uploads as aws-chunked with a
+    // checksum trailer, which many S3-compatible servers store verbatim or
+    // refuse; the content is content-addressed and checked on pull anyway.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
     ...(spec.endpointUrl === undefined ? {} : { endpoint: spec.endpointUrl })
   }
-  if (spec.accessKeyId !== undefined && spec.secretAccessKey !== undefined) {
-    config.credentials = { accessKeyId: spec.accessKeyId, secretAccessKey: spec.secretAccessKey, ...(spec.sessionToken === undefined ? {} : { sessionToken: spec.sessionToken }) }
+  const accessKeyId = spec.accessKeyId ?? env.AWS_ACCESS_KEY_ID
+  const secretAccessKey = spec.secretAccessKey ?? env.AWS_SECRET_ACCESS_KEY
+  const sessionToken = spec.accessKeyId !== undefined ? spec.sessionToken : env.AWS_SESSION_TOKEN
+  // Without keys the SDK's own chain applies (~/.aws files, SSO, instance roles).
+  if (accessKeyId !== undefined && secretAccessKey !== undefined) {
+    config.credentials = { accessKeyId, secretAccessKey, ...(sessionToken === undefined ? {} : { sessionToken }) }
   }
   const client = new S3Client(config)
   const key = (path: string): string => spec.prefix === '' ? path : `${spec.prefix}/${path}`

@@ -8,7 +8,7 @@ export async function readTarFile (path: string): Promise<Map<string, Buffer>> {
   const done = new Promise<void>((resolve, reject) => {
     extract.on('entry', (header, stream, next) => {
       const chunks: Buffer[] = []
-      stream.on('data', (c: Buffer) => { chunks.push(c) })
+      stream.on('data', (c: unknown) => { chunks.push(c as Buffer) })
       stream.on('end', () => { if (header.type === 'file') out.set(header.name, Buffer.concat(chunks)); next() })
       stream.resume()
     })
