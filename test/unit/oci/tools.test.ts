@@ -1,14 +1,14 @@
 // Round trips with the real tools of the field: the layouts and archives
 // kiln writes must be accepted by skopeo and umoci, with digests unchanged.
 import { execFileSync } from 'node:child_process'
-import { existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs'
+import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ContentStore } from '../../../src/content/index.ts'
-import { exportImage, importImage, parseImageRef, readOciLayout, unpackImage } from '../../../src/oci/index.ts'
+import { OCI_CONFIG, OCI_MANIFEST, encodeJson, exportImage, importImage, parseImageRef, readOciLayout, unpackImage, writeLayerFromDir } from '../../../src/oci/index.ts'
 import type { Descriptor } from '../../../src/oci/index.ts'
 import { haveTools } from '../../helpers/tools.ts'
-import { makeStore, tempDirs } from './helpers.ts'
+import { makeStore, snapshot, tempDirs } from './helpers.ts'
 
 const REPO = resolve(import.meta.dirname, '../../..')
 const MAKE_BASE = resolve(REPO, '..', 'shared', 'bench', 'make-busybox-base.sh')
@@ -58,6 +58,28 @@ describe.skipIf(!haveTools('skopeo', 'umoci', 'busybox'))('real tools round trip
     expect(readFileSync(join(out, 'bin/busybox')).equals(readFileSync('/bin/busybox'))).toBe(true)
     expect(readlinkSync(join(out, 'bin/ls'))).toBe('busybox')
     expect(readFileSync(join(out, 'etc/passwd'), 'utf8')).toContain('root:x:0:0')
+  })
+
+  it('writes layers that umoci (Go archive/tar) unpacks to the same tree', async () => {
+    const src = dirs.make()
+    mkdirSync(join(src, 'usr/share/a-directory-with-a-rather-long-name/and-another-nested-directory-inside'), { recursive: true })
+    const deep = 'usr/share/a-directory-with-a-rather-long-name/and-another-nested-directory-inside/file-with-a-long-name-to-need-pax-or-prefix.txt'
+    writeFileSync(join(src, deep), 'deep')
+    writeFileSync(join(src, 'usr/tool'), 'tool')
+    chmodSync(join(src, 'usr/tool'), 0o755)
+    linkSync(join(src, 'usr/tool'), join(src, 'usr/alias'))
+    symlinkSync('usr/tool', join(src, 'tool'))
+    writeFileSync(join(src, 'naïve-ünïcode'), 'u')
+    const layer = await writeLayerFromDir(store, src, { compression: 'gzip' })
+    const config = await store.ingest(encodeJson({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer.diffId] } }))
+    const manifest = await store.ingest(encodeJson({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, ...config }, layers: [layer.descriptor] }))
+    const out = join(dirs.make(), 'out')
+    await exportImage(store, { mediaType: OCI_MANIFEST, ...manifest }, { format: 'oci-layout', dest: out, refName: 'tree' })
+    execFileSync('skopeo', ['copy', '-q', `oci:${out}:tree`, `oci:${join(dirs.make(), 'copy')}:tree`], { stdio: 'pipe' })
+    const bundle = join(dirs.make(), 'bundle')
+    execFileSync('umoci', ['unpack', '--rootless', '--image', `${out}:tree`, bundle], { stdio: 'pipe' })
+    expect(snapshot(join(bundle, 'rootfs'))).toEqual(snapshot(src))
+    expect(lstatSync(join(bundle, 'rootfs/usr/alias')).ino).toBe(lstatSync(join(bundle, 'rootfs/usr/tool')).ino)
   })
 
   it('imports a docker-archive written by skopeo', async () => {
