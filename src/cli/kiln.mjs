@@ -25,6 +25,10 @@ if (major < 22) {
     else process.exit(code ?? 1)
   })
 } else {
+  // `kiln ... | head` closes the pipe early: that is not an error.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err) => { if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0); else throw err })
+  }
   process.removeAllListeners('warning')
   process.on('warning', (w) => { if (w.name !== 'ExperimentalWarning') process.stderr.write(`${w.name}: ${w.message}\n`) })
   const { main } = await import('./main.ts')

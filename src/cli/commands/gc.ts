@@ -26,6 +26,9 @@ export function register (program: Command, ctx: CliContext): void {
       const { collectGarbage, createLeases } = await import('../../content/index.ts')
       const roots = new Set(store.refs.list().map(r => r.digest))
       for (const d of createLeases(store.db).held()) roots.add(d)
+      // Manifests pushed to the gateway by digest only (signatures, other referrers) are named by its repository index.
+      const { gatewayGcRoots } = await import('../../gateway/index.ts')
+      for (const d of gatewayGcRoots(store.db)) roots.add(d)
       // Only manifests and indexes have children; anything else parses as neither and has none.
       const children = async (digest: Digest): Promise<Digest[]> => {
         const { size } = await store.content.info(digest)
