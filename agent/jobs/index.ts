@@ -13,11 +13,17 @@
  * ```
  */
 import type { PrivateKey } from '@libp2p/interface'
-import type { JobPayload, JobState } from '../../protocols/job.ts'
+import type { Envelope } from '../../protocols/envelope.ts'
+import type { JobPayload, JobState, ResultPayload } from '../../protocols/job.ts'
 import type { JobTransport } from '../../src/requester/transport.ts'
 import type { ReplayCache, TrustPolicy } from '../../src/trust/index.ts'
 
 export { createJobAgent } from './job-agent.ts'
+export { createAgentJobStore } from './job-store.ts'
+export { createRecipeBuilder, localBaseRefs } from './recipe-builder.ts'
+export type { RecipeBuilderInit } from './recipe-builder.ts'
+export { createNetworkContextSource } from './context-source.ts'
+export type { NetworkContextSourceInit } from './context-source.ts'
 export { satisfies, unmet } from './match.ts'
 export * from './errors.ts'
 
@@ -39,6 +45,9 @@ export interface BuildOutput {
   blobs: Array<{ digest: `sha256:${string}`, size: number }>
   baseDigests: Array<`sha256:${string}`>
   sandbox?: string
+  /** Steps taken from the step cache, and steps in all; reported in the final `exporting` progress. */
+  cachedSteps?: number
+  steps?: number
 }
 
 export interface JobBuilder {
@@ -74,6 +83,8 @@ export interface JobAgentInit {
   replayCache?: ReplayCache
   /** Default 5 s (protocols/job.md §5). */
   heartbeatMs?: number
+  /** Where accepted jobs are recorded (./job-store.ts), so that a restart hands them back instead of losing them. */
+  journal?: AgentJournal
   cacheHits?: (job: JobPayload) => Promise<number>
   hasBlob?: (digest: string) => Promise<boolean>
   log?: (level: 'info' | 'warn', message: string) => void
@@ -88,8 +99,40 @@ export interface AgentJobStatus {
   error?: string
 }
 
+/** One accepted (awarded) job platform as the agent recorded it. */
+export interface AgentJobRecord {
+  jobId: string
+  platform: string
+  requester: string
+  job: Envelope<JobPayload>
+  state: JobState
+  result?: ResultPayload
+  acceptedAt: number
+  updatedAt: number
+}
+
+/**
+ * What the agent records about awarded jobs. Synchronous; implementations
+ * must not throw.
+ */
+export interface AgentJournal {
+  accepted: (record: { jobId: string, platform: string, requester: string, job: Envelope<JobPayload> }) => void
+  state: (jobId: string, platform: string, state: JobState) => void
+  finished: (jobId: string, platform: string, result: ResultPayload) => void
+  get: (jobId: string, platform: string) => AgentJobRecord | undefined
+  /** Records not finished: what a previous run of the agent held when it stopped. */
+  unfinished: () => AgentJobRecord[]
+  /** Most recent first. */
+  list: (limit?: number) => AgentJobRecord[]
+}
+
 export interface JobAgent {
   readonly peerId: string
+  /**
+   * Starts listening. Jobs a previous run left unfinished (journal) are
+   * finished as failed ("agent restarted") and the result is sent to their
+   * requester, best effort; a repeated award re-sends it.
+   */
   start: () => void
   /** Cancels running builds and stops listening. */
   stop: () => Promise<void>

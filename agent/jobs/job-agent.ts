@@ -100,7 +100,14 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
     }
     const k = keyOf(job.payload.jobId, platform)
     if (active.has(k) || queue.some(r => keyOf(r.job.payload.jobId, r.platform) === k)) return
+    // A repeated award for a job already finished here (the requester restarted, or missed the result): answer it again.
+    const known = init.journal?.get(job.payload.jobId, platform)
+    if (known?.result !== undefined && known.requester === award.signer) {
+      sendQuiet(award.signer, 'result', known.result)
+      return
+    }
     queue.push({ job, platform, requester: award.signer, state: 'queued', abort: new AbortController(), seq: 0, pending: [] })
+    init.journal?.accepted({ jobId: job.payload.jobId, platform, requester: award.signer, job })
     sendQuiet(award.signer, 'progress', { jobId: job.payload.jobId, platform, state: 'queued' })
     pump()
   }
@@ -127,11 +134,14 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
   }
 
   const progress = (r: Running, state: JobState, extra: { step?: number, steps?: number, detail?: string } = {}): void => {
+    if (r.state !== state) init.journal?.state(r.job.payload.jobId, r.platform, state)
     r.state = state
     sendQuiet(r.requester, 'progress', { jobId: r.job.payload.jobId, platform: r.platform, state, ...extra })
   }
 
   const finish = (r: Running, result: ResultPayload): void => {
+    r.state = result.status
+    init.journal?.finished(result.jobId, result.platform, result)
     finished.push({ jobId: r.job.payload.jobId, platform: r.platform, requester: r.requester, state: result.status, ...(result.status === 'succeeded' ? { digest: result.digest } : { error: result.error }) })
     sendQuiet(r.requester, 'result', result)
   }
@@ -161,6 +171,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       })
       await r.flushing
       await flushLogs(r)
+      if (out.steps !== undefined) progress(r, 'exporting', { step: out.cachedSteps ?? 0, steps: out.steps, detail: `${out.cachedSteps ?? 0} of ${out.steps} steps cached` })
       finish(r, {
         jobId: job.jobId, platform: r.platform, status: 'succeeded', digest: out.digest, mediaType: out.mediaType, size: out.size, blobs: out.blobs,
         provenance: { ...base, baseDigests: out.baseDigests, finishedAt: Date.now(), ...(out.sandbox !== undefined ? { sandbox: out.sandbox } : {}) }
@@ -202,6 +213,13 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
   return {
     peerId: self,
     start () {
+      for (const rec of init.journal?.unfinished() ?? []) {
+        const result: ResultPayload = { jobId: rec.jobId, platform: rec.platform, status: 'failed', error: `the agent restarted while the job was ${rec.state}; it is handed back`, provenance: { builder: self, platform: rec.platform } }
+        log('warn', `job ${rec.jobId} ${rec.platform} was ${rec.state} when the agent stopped: reporting it failed to ${rec.requester}`)
+        init.journal?.finished(rec.jobId, rec.platform, result)
+        finished.push({ jobId: rec.jobId, platform: rec.platform, requester: rec.requester, state: 'failed', error: result.error })
+        sendQuiet(rec.requester, 'result', result)
+      }
       off = t.onFrame(onFrame)
       for (const p of init.platforms) t.subscribe(jobTopic(p))
       timer = setInterval(heartbeat, heartbeatMs)

@@ -26,6 +26,8 @@ import type { JobTransport } from './transport.ts'
 
 export { createRequester } from './requester.ts'
 export { createMemoryJobNetwork } from './memory-transport.ts'
+export { createRequesterJobStore } from './job-store.ts'
+export type { JobMeta, LogLine, RequesterJobStore, StoredJob, StoredPlatform } from './job-store.ts'
 export type { MemoryJobNetwork } from './memory-transport.ts'
 export type { FrameHandler, FrameSource, JobTransport } from './transport.ts'
 export { openFrame, seal, frameOf } from './messages.ts'
@@ -57,7 +59,30 @@ export interface RequesterInit {
   /** Default 5 s; a builder silent for heartbeatMs * heartbeatMisses is replaced. */
   heartbeatMs?: number
   heartbeatMisses?: number
+  /** Where jobs, platform states, logs and results are recorded (./job-store.ts), so `kiln jobs` can show them and a restart can resume. */
+  journal?: RequesterJournal
   log?: (level: 'info' | 'warn', message: string) => void
+}
+
+/**
+ * What the requester records as a job runs. Calls are synchronous and must
+ * not throw (an implementation logs its own failures).
+ */
+export interface RequesterJournal {
+  created: (job: Envelope<JobPayload>, meta: { verify: number }) => void
+  event: (jobId: string, event: JobEvent) => void
+  platformDone: (jobId: string, result: PlatformResult) => void
+  platformFailed: (jobId: string, platform: string, error: Error) => void
+  finished: (jobId: string, outcome: { state: 'succeeded', index?: { digest: string, size: number } } | { state: 'failed' | 'cancelled', error: string }) => void
+}
+
+/** A job to follow again after a restart: the signed job, and per platform who builds it or what it produced. */
+export interface ResumeSpec {
+  job: Envelope<JobPayload>
+  verify: number
+  platforms: Array<{ platform: string, builders: string[], done?: PlatformResult }>
+  signal?: AbortSignal
+  onEvent?: (event: JobEvent) => void
 }
 
 export interface SubmitSpec {
@@ -89,6 +114,7 @@ export type JobEvent =
   | { kind: 'progress', platform: string, builder: string, state: JobState, detail?: string }
   | { kind: 'log', platform: string, builder: string, seq: number, lines: string[] }
   | { kind: 'fetching' | 'result', platform: string, builder: string, digest: string }
+  | { kind: 'failed', platform: string, error: string }
 
 export interface PlatformResult {
   platform: string
@@ -114,7 +140,18 @@ export interface Requester {
   readonly peerId: string
   /** Resolves when every platform has a verified result; rejects with the first platform error. */
   submit: (spec: SubmitSpec) => Promise<SubmitResult>
-  /** Sends a cancel to the builders of a job and fails its submit with JobCancelledError. */
-  cancel: (jobId: string, reason: string) => Promise<void>
+  /**
+   * Follows a job submitted earlier (by this key, maybe by an earlier
+   * process): asks each builder again for its platform (a repeated award
+   * makes a builder that finished re-send its result) and then behaves as
+   * submit: heartbeats, re-award when a builder is silent, verified results.
+   */
+  resume: (spec: ResumeSpec) => Promise<SubmitResult>
+  /**
+   * Sends a cancel to the builders of a job and fails its submit with
+   * JobCancelledError. `builders` names them for a job this process does
+   * not follow (`kiln jobs cancel` after a restart).
+   */
+  cancel: (jobId: string, reason: string, builders?: string[]) => Promise<void>
   stop: () => void
 }

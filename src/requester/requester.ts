@@ -11,7 +11,7 @@ import type { JobPayload, OfferPayload, ResultPayload } from '../../protocols/jo
 import { sha256Digest } from '../content/digest.ts'
 import { createMemoryReplayCache, peerIdOf } from '../trust/index.ts'
 import { BuildError, BuilderLostError, JobCancelledError, NoOffersError, ReproducibilityError, ResultInvalidError } from './errors.ts'
-import type { JobEvent, PlatformResult, Requester, RequesterInit, SubmitResult, SubmitSpec } from './index.ts'
+import type { JobEvent, PlatformResult, Requester, RequesterInit, ResumeSpec, SubmitResult, SubmitSpec } from './index.ts'
 import { openFrame, seal } from './messages.ts'
 import type { OpenedFrame } from './messages.ts'
 
@@ -52,6 +52,11 @@ export function createRequester (init: RequesterInit): Requester {
     a.payload.queue - b.payload.queue || b.payload.cacheHits - a.payload.cacheHits ||
     Number(b.payload.hasContext) - Number(a.payload.hasContext) || a.payload.estimatedStartMs - b.payload.estimatedStartMs
 
+  const sendAward = async (job: Job, platform: string, builder: string): Promise<void> => {
+    const { frame } = await seal(init.key, 'award', { jobId: job.envelope.payload.jobId, platform, builder, job: job.envelope }, { certs, ttlMs: Math.max(60_000, job.envelope.expiresAt - Date.now()) })
+    await t.send(builder, [frame])
+  }
+
   const award = async (job: Job, platform: string, ps: PlatformState): Promise<boolean> => {
     const next = ps.offers.filter(o => !ps.tried.has(o.builder)).sort(rank)[0]
     if (next === undefined) return false
@@ -60,36 +65,40 @@ export function createRequester (init: RequesterInit): Requester {
     ps.assignments.push(a)
     job.onEvent({ kind: 'award', platform, builder: next.builder })
     try {
-      const { frame } = await seal(init.key, 'award', { jobId: job.envelope.payload.jobId, platform, builder: next.builder, job: job.envelope }, { certs })
-      await t.send(next.builder, [frame])
+      await sendAward(job, platform, next.builder)
     } catch (err) {
       a.failed = new BuilderLostError(`cannot reach ${next.builder}: ${(err as Error).message}`)
+      job.onEvent({ kind: 'lost', platform, builder: next.builder })
       return await award(job, platform, ps)
     }
     return true
   }
 
-  const fail = (ps: PlatformState, err: Error): void => {
+  const fail = (job: Job, platform: string, ps: PlatformState, err: Error): void => {
     if (ps.settled) return
     ps.settled = true
+    job.onEvent({ kind: 'failed', platform, error: err.message })
+    init.journal?.platformFailed(job.envelope.payload.jobId, platform, err)
     ps.reject(err)
   }
 
-  const checkDone = (platform: string, ps: PlatformState): void => {
+  const checkDone = (job: Job, platform: string, ps: PlatformState): void => {
     if (ps.settled) return
     const done = ps.assignments.filter(a => a.result !== undefined)
     const live = ps.assignments.filter(a => a.failed === undefined)
     if (live.length === 0 || done.length < live.length) return
     const digests = Object.fromEntries(done.map(a => [a.builder, (a.result as PlatformResult).digest]))
-    if (new Set(Object.values(digests)).size > 1) { fail(ps, new ReproducibilityError(platform, digests)); return }
+    if (new Set(Object.values(digests)).size > 1) { fail(job, platform, ps, new ReproducibilityError(platform, digests)); return }
     ps.settled = true
-    ps.resolve({ ...(done[0]?.result as PlatformResult), builders: done.map(a => a.builder) })
+    const result = { ...(done[0]?.result as PlatformResult), builders: done.map(a => a.builder) }
+    init.journal?.platformDone(job.envelope.payload.jobId, result)
+    ps.resolve(result)
   }
 
   const onResult = async (job: Job, platform: string, ps: PlatformState, a: Assignment, env: Envelope<ResultPayload>): Promise<void> => {
     const r = env.payload
-    if (r.status === 'cancelled') { a.failed = new JobCancelledError(`${a.builder}: ${r.error}`); fail(ps, a.failed); return }
-    if (r.status === 'failed') { a.failed = new BuildError(`${platform} failed on ${a.builder}: ${r.error}`); fail(ps, a.failed); return }
+    if (r.status === 'cancelled') { a.failed = new JobCancelledError(`${a.builder}: ${r.error}`); fail(job, platform, ps, a.failed); return }
+    if (r.status === 'failed') { a.failed = new BuildError(`${platform} failed on ${a.builder}: ${r.error}`); fail(job, platform, ps, a.failed); return }
     const jp = job.envelope.payload
     const p = r.provenance
     const problems = [
@@ -99,7 +108,7 @@ export function createRequester (init: RequesterInit): Requester {
       p.recipeDigest !== jp.recipe.digest && `recipe ${p.recipeDigest}, job has ${jp.recipe.digest}`,
       p.finishedAt < p.startedAt && 'provenance finishes before it starts'
     ].filter((x): x is string => typeof x === 'string')
-    if (problems.length > 0) { a.failed = new ResultInvalidError(`result from ${a.builder}: ${problems.join('; ')}`); fail(ps, a.failed); return }
+    if (problems.length > 0) { a.failed = new ResultInvalidError(`result from ${a.builder}: ${problems.join('; ')}`); fail(job, platform, ps, a.failed); return }
     try {
       job.onEvent({ kind: 'fetching', platform, builder: a.builder, digest: r.digest })
       const manifest = await init.blobs.fetch({ digest: r.digest, size: r.size }, [a.builder])
@@ -112,10 +121,10 @@ export function createRequester (init: RequesterInit): Requester {
       for (const b of r.blobs) await init.blobs.fetch(b, [a.builder], { discard: true })
       a.result = { platform, digest: r.digest, mediaType: r.mediaType, size: r.size, builders: [a.builder], provenance: p, result: env }
       job.onEvent({ kind: 'result', platform, builder: a.builder, digest: r.digest })
-      checkDone(platform, ps)
+      checkDone(job, platform, ps)
     } catch (err) {
       a.failed = err instanceof Error && err.name === 'ResultInvalidError' ? err : new ResultInvalidError(`blobs of ${r.digest} from ${a.builder}: ${(err as Error).message}`)
-      fail(ps, a.failed)
+      fail(job, platform, ps, a.failed)
     }
   }
 
@@ -155,14 +164,66 @@ export function createRequester (init: RequesterInit): Requester {
         a.failed = new BuilderLostError(`${a.builder} went silent building ${platform}`)
         job.onEvent({ kind: 'lost', platform, builder: a.builder })
         award(job, platform, ps).then(ok => {
-          if (!ok && ps.assignments.every(x => x.failed !== undefined)) fail(ps, new BuilderLostError(`every builder of ${platform} went silent and no other offered`))
-          else checkDone(platform, ps)
+          if (!ok && ps.assignments.every(x => x.failed !== undefined)) fail(job, platform, ps, new BuilderLostError(`every builder of ${platform} went silent and no other offered`))
+          else checkDone(job, platform, ps)
         }).catch(() => {})
       }
     }
   }, Math.max(10, Math.floor(heartbeatMs / 2)))
 
   const off = t.onFrame(onFrame)
+
+  const open = (envelope: Envelope<JobPayload>, verify: number, onEvent: ((e: JobEvent) => void) | undefined): Job => {
+    const jobId = envelope.payload.jobId
+    const job: Job = {
+      envelope,
+      collecting: true,
+      verify,
+      platforms: new Map(),
+      onEvent: (e) => {
+        init.journal?.event(jobId, e)
+        onEvent?.(e)
+      }
+    }
+    for (const p of envelope.payload.platforms) {
+      let resolve!: (r: PlatformResult) => void
+      let reject!: (e: Error) => void
+      const promise = new Promise<PlatformResult>((res, rej) => { resolve = res; reject = rej })
+      promise.catch(() => {})
+      job.platforms.set(p, { offers: [], tried: new Set(), assignments: [], settled: false, resolve, reject, promise })
+    }
+    jobs.set(jobId, job)
+    return job
+  }
+
+  /** Runs `start` (publish and award, or re-award), then waits for every platform; cancels the job on failure. */
+  const follow = async (job: Job, signal: AbortSignal | undefined, start: () => Promise<void>): Promise<SubmitResult> => {
+    const jobId = job.envelope.payload.jobId
+    const timer = watch(job)
+    const onAbort = (): void => { void cancel(jobId, 'cancelled by the requester') }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      if (signal?.aborted === true) throw new JobCancelledError('cancelled by the requester')
+      await start()
+      const results = await Promise.all([...job.platforms.values()].map(async ps => await ps.promise))
+      const out: SubmitResult = { jobId, job: job.envelope, platforms: results }
+      if (results.length > 1) {
+        const index = canonicalIndex(results)
+        out.index = { digest: sha256Digest(index), size: index.byteLength, bytes: index }
+      }
+      init.journal?.finished(jobId, { state: 'succeeded', ...(out.index !== undefined ? { index: { digest: out.index.digest, size: out.index.size } } : {}) })
+      return out
+    } catch (err) {
+      for (const [platform, ps] of job.platforms) fail(job, platform, ps, err as Error)
+      await cancel(jobId, `requester gave up: ${(err as Error).message}`).catch(() => {})
+      init.journal?.finished(jobId, { state: (err as Error).name === 'JobCancelledError' ? 'cancelled' : 'failed', error: (err as Error).message })
+      throw err
+    } finally {
+      clearInterval(timer)
+      signal?.removeEventListener('abort', onAbort)
+      jobs.delete(jobId)
+    }
+  }
 
   return {
     peerId: self,
@@ -181,19 +242,9 @@ export function createRequester (init: RequesterInit): Requester {
         ...(spec.output !== undefined ? { output: spec.output } : {})
       }
       const { envelope, frame } = await seal(init.key, 'job', payload, { certs, ttlMs: spec.ttlMs ?? 24 * 3600_000 })
-      const job: Job = { envelope, collecting: true, verify, platforms: new Map(), onEvent: spec.onEvent ?? (() => {}) }
-      for (const p of spec.platforms) {
-        let resolve!: (r: PlatformResult) => void
-        let reject!: (e: Error) => void
-        const promise = new Promise<PlatformResult>((res, rej) => { resolve = res; reject = rej })
-        promise.catch(() => {})
-        job.platforms.set(p, { offers: [], tried: new Set(), assignments: [], settled: false, resolve, reject, promise })
-      }
-      jobs.set(jobId, job)
-      const timer = watch(job)
-      const onAbort = (): void => { void cancel(jobId, 'cancelled by the requester') }
-      spec.signal?.addEventListener('abort', onAbort, { once: true })
-      try {
+      init.journal?.created(envelope, { verify })
+      const job = open(envelope, verify, spec.onEvent)
+      return await follow(job, spec.signal, async () => {
         if (spec.to !== undefined && spec.to.length > 0) await Promise.allSettled(spec.to.map(async peer => { await t.send(peer, [frame]) }))
         else for (const p of spec.platforms) await t.publish(jobTopic(p), frame)
         job.onEvent({ kind: 'published', jobId })
@@ -201,39 +252,44 @@ export function createRequester (init: RequesterInit): Requester {
         job.collecting = false
         for (const [platform, ps] of job.platforms) {
           if (ps.offers.length < verify) {
-            fail(ps, new NoOffersError(`${platform}: ${ps.offers.length} trusted offer(s), ${verify} needed`))
+            fail(job, platform, ps, new NoOffersError(`${platform}: ${ps.offers.length} trusted offer(s), ${verify} needed`))
             continue
           }
           for (let i = 0; i < verify; i++) await award(job, platform, ps)
         }
-        const results = await Promise.all([...job.platforms.values()].map(async ps => await ps.promise))
-        const out: SubmitResult = { jobId, job: envelope, platforms: results }
-        if (results.length > 1) {
-          const index = canonicalIndex(results)
-          out.index = { digest: sha256Digest(index), size: index.byteLength, bytes: index }
+      })
+    },
+    async resume (spec: ResumeSpec): Promise<SubmitResult> {
+      const job = open(spec.job, spec.verify, spec.onEvent)
+      job.collecting = false
+      return await follow(job, spec.signal, async () => {
+        for (const [platform, ps] of job.platforms) {
+          const known = spec.platforms.find(p => p.platform === platform)
+          if (known?.done !== undefined) { ps.settled = true; ps.resolve(known.done); continue }
+          const builders = known?.builders ?? []
+          if (builders.length === 0) { fail(job, platform, ps, new BuilderLostError(`${platform} was never awarded; submit the job again`)); continue }
+          for (const builder of builders) {
+            ps.tried.add(builder)
+            ps.assignments.push({ builder, lastHeard: Date.now() })
+            job.onEvent({ kind: 'award', platform, builder })
+            // An unreachable builder is not lost yet: the heartbeat watch decides, as for any award.
+            await sendAward(job, platform, builder).catch((err: Error) => { init.log?.('warn', `re-award of ${platform} to ${builder}: ${err.message}`) })
+          }
         }
-        return out
-      } catch (err) {
-        for (const ps of job.platforms.values()) fail(ps, err as Error)
-        await cancel(jobId, `requester gave up: ${(err as Error).message}`).catch(() => {})
-        throw err
-      } finally {
-        clearInterval(timer)
-        spec.signal?.removeEventListener('abort', onAbort)
-      }
+      })
     },
     cancel,
     stop: () => { off() }
   }
 
-  async function cancel (jobId: string, reason: string): Promise<void> {
+  async function cancel (jobId: string, reason: string, extra: string[] = []): Promise<void> {
     const job = jobs.get(jobId)
-    if (job === undefined) return
-    const builders = new Set<string>()
-    for (const ps of job.platforms.values()) {
+    const builders = new Set<string>(extra)
+    for (const [platform, ps] of job?.platforms ?? []) {
       for (const a of ps.assignments) if (a.failed === undefined && a.result === undefined) builders.add(a.builder)
-      fail(ps, new JobCancelledError(reason))
+      if (job !== undefined) fail(job, platform, ps, new JobCancelledError(reason))
     }
+    if (builders.size === 0) return
     const { frame } = await seal(init.key, 'cancel', { jobId, reason: reason.slice(0, 1024) }, { certs })
     await Promise.allSettled([...builders].map(async b => { await t.send(b, [frame]) }))
   }

@@ -1,0 +1,42 @@
+/**
+ * The real ContextSource: fetches a job's context tar by digest (from the
+ * requester first, then anyone providing it), lets the store verify digest
+ * and size, and unpacks it with src/oci's safe extractor (no path or
+ * symlink escapes, no devices, no setuid) into a fresh temp dir that
+ * release() removes.
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { ContentStore, Digest } from '../../src/content/index.ts'
+import { parseDigest } from '../../src/content/index.ts'
+import { extractLayer } from '../../src/oci/index.ts'
+import type { ContextSource } from './index.ts'
+
+export interface NetworkContextSourceInit {
+  store: ContentStore
+  /** Fetches a blob into the store, verified; e.g. Transfer.fetch. */
+  fetch: (digest: Digest, options: { size: number, providers: string[], signal: AbortSignal }) => Promise<unknown>
+  /** Parent of the per-job context dirs. */
+  workDir: string
+}
+
+export function createNetworkContextSource (init: NetworkContextSourceInit): ContextSource {
+  return {
+    async open (context, requester, signal) {
+      const digest = parseDigest(context.digest)
+      if (!(await init.store.has(digest))) await init.fetch(digest, { size: context.size, providers: [requester], signal })
+      const info = await init.store.info(digest)
+      if (info.size !== context.size) throw new Error(`context ${digest} is ${info.size} bytes, the job says ${context.size}`)
+      await mkdir(init.workDir, { recursive: true, mode: 0o700 })
+      const dir = await mkdtemp(join(init.workDir, 'ctx-'))
+      const release = async (): Promise<void> => { await rm(dir, { recursive: true, force: true }) }
+      try {
+        await extractLayer(init.store.read(digest, { signal }), dir, { signal })
+      } catch (err) {
+        await release()
+        throw err
+      }
+      return { dir, release }
+    }
+  }
+}
