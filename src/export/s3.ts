@@ -13,7 +13,6 @@
  * objects above 5 GiB need multipart upload, which this does not do yet.
  */
 import { createReadStream } from 'node:fs'
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import type { S3ClientConfig } from '@aws-sdk/client-s3'
 import { DEFAULT_S3_REGION } from './constants.ts'
 import { ObjectStoreError, OutputSpecInvalidError } from './errors.ts'
@@ -34,8 +33,13 @@ function wrap (what: string, err: unknown): Error {
   return new ObjectStoreError(`${what}: ${(err as Error).name}: ${(err as Error).message}`)
 }
 
-/** An ObjectStore over the AWS SDK v3 S3 client. */
-export function createS3ObjectStore (spec: S3Spec, env: NodeJS.ProcessEnv = process.env): ObjectStore {
+/**
+ * An ObjectStore over the AWS SDK v3 S3 client. The SDK is loaded here, on
+ * first use, so that the other exporters neither pay its start-up time nor
+ * need it installed.
+ */
+export async function createS3ObjectStore (spec: S3Spec, env: NodeJS.ProcessEnv = process.env): Promise<ObjectStore> {
+  const { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } = await import('@aws-sdk/client-s3')
   const config: S3ClientConfig = {
     region: spec.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? DEFAULT_S3_REGION,
     forcePathStyle: spec.usePathStyle,
@@ -100,7 +104,7 @@ export function createS3ObjectStore (spec: S3Spec, env: NodeJS.ProcessEnv = proc
 export async function exportS3 (image: ExportImage, spec: S3Spec, options: ExportOptions, components: ExporterComponents): Promise<ExportResult> {
   const names = targetNames(spec.names, options)
   if (names.length === 0) throw new OutputSpecInvalidError('type=s3 needs name=REPO[:TAG] (or a -t tag)', ['name'])
-  const site = components.objectStore?.(spec) ?? createS3ObjectStore(spec, components.env)
+  const site = components.objectStore?.(spec) ?? await createS3ObjectStore(spec, components.env)
   const { written } = await writeSite(image, names, site, { ...options, type: 's3' })
   return { description: `${site.location} (${written.join(', ')})`, digest: image.root.digest }
 }
