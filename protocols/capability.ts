@@ -13,6 +13,9 @@
  *   `cuda`, `mpi`, `fakeroot`, `sandbox-bwrap`); details such as versions sit
  *   in `details`.
  * - seq: a per-agent counter; of two valid records the higher seq wins.
+ * - emulated platform: one the agent runs through binfmt_misc (qemu); it is
+ *   provided under the same platform key as a native one, and the record's
+ *   `emulated` list tells a searcher which it is.
  */
 import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
@@ -26,6 +29,17 @@ import {
 } from './constants.ts'
 
 const SHA2_256 = 0x12
+
+/**
+ * §5 the direct read: a searcher asks an agent for its current signed record
+ * on this protocol (the owner's copy, without a DHT walk). Kept here rather
+ * than in ./constants.ts so the record and its exchange change together.
+ */
+export const CAPABILITY_PROTOCOL = '/kiln/capability/1.0.0'
+/** §5 longest a server waits to write its record, and a client to read it. */
+export const CAPABILITY_READ_TIMEOUT_MS = 5000
+/** §5 concurrent inbound record reads an agent serves per connection. */
+export const CAPABILITY_MAX_INBOUND_STREAMS = 8
 const PEER_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{46,60}$/
 const TOKEN_RE = /^[a-z0-9][a-z0-9._+-]{0,63}$/
 const PLATFORM_RE = /^[a-z0-9_.-]{1,32}\/[a-z0-9_.-]{1,32}(\/[a-z0-9_.-]{1,32})?$/
@@ -124,6 +138,7 @@ export function discoveryCid (text: string): CID {
   return CID.createV1(raw.code, createMultihash(SHA2_256, hash))
 }
 
+/** §4 the key of a platform, native or emulated (the record says which). */
 export function platformCid (platform: string): CID {
   return discoveryCid(`${PLATFORM_KEY_PREFIX}${PlatformString.parse(platform)}`)
 }
@@ -134,4 +149,19 @@ export function capabilityCid (capability: string): CID {
 
 export function agentCid (): CID {
   return discoveryCid(AGENT_KEY)
+}
+
+/** §4 every key an agent provides for its record: the agent key, each native and emulated platform, each capability. */
+export function discoveryCids (record: Pick<CapabilityRecord, 'platforms' | 'emulated' | 'capabilities'>): CID[] {
+  const platforms = new Set([...record.platforms.map(p => p.platform), ...record.emulated])
+  return [agentCid(), ...[...platforms].map(p => platformCid(p)), ...record.capabilities.map(c => capabilityCid(c))]
+}
+
+/** §4 whether a record meets a search: every criterion given must hold. */
+export function matchesCapabilityQuery (record: CapabilityRecord, query: { platform?: string, capability?: string, nativeOnly?: boolean }): boolean {
+  if (query.platform !== undefined) {
+    const native = record.platforms.some(p => p.platform === query.platform)
+    if (!native && (query.nativeOnly === true || !record.emulated.includes(query.platform))) return false
+  }
+  return query.capability === undefined || record.capabilities.includes(query.capability)
 }

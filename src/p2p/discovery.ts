@@ -1,18 +1,23 @@
 /**
- * Capability discovery (protocols/capability.md §4): an agent publishes its
- * signed record under `/kiln-cap/<peerId>` and provides one key per platform
- * and capability; a requester finds providers of a key, reads their records
- * and keeps the valid, unexpired ones.
+ * Capability discovery (protocols/capability.md §4–5): an agent publishes its
+ * signed record under `/kiln-cap/<peerId>`, serves it on
+ * `/kiln/capability/1.0.0`, and provides one key per platform (native and
+ * emulated) and per capability; a searcher finds the providers of the keys
+ * of its criteria, reads each candidate's record from the candidate itself
+ * (the DHT copy when it cannot be reached), verifies it and keeps the records
+ * that meet every criterion.
  */
 import type { Logger } from 'pino'
-import type { PeerId, PrivateKey } from '@libp2p/interface'
+import type { PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
-import { agentCid, capabilityCid, capabilityDhtKey, platformCid } from '../../protocols/capability.ts'
+import { agentCid, capabilityCid, capabilityDhtKey, discoveryCids, matchesCapabilityQuery, platformCid } from '../../protocols/capability.ts'
 import type { CapabilityRecord } from '../../protocols/capability.ts'
 import { CAPABILITY_DEFAULT_TTL_MS } from '../../protocols/constants.ts'
 import { signCapabilityRecord, verifyCapabilityRecord } from './capability-record.ts'
+import { PublishError } from './errors.ts'
 import type { KilnNode } from './node.ts'
+import { createRecordServer, readRecordFromPeer } from './record-exchange.ts'
 
 /** What an agent says about itself; the advertiser adds peerId, seq, times and addresses. */
 export type CapabilityDescription = Omit<CapabilityRecord, 'v' | 'peerId' | 'seq' | 'issuedAt' | 'expiresAt' | 'addresses'>
@@ -32,14 +37,20 @@ export interface CapabilityAdvertiserInit {
 }
 
 export interface CapabilityAdvertiser {
-  /** Publishes now and then every refreshMs until stop(). Resolves after the first publication (errors logged, not thrown). */
+  /**
+   * Serves the record on `/kiln/capability/1.0.0`, publishes now and then
+   * every refreshMs until stop() (sooner after a failure). Resolves after the
+   * first publication (errors logged, not thrown: check current()).
+   */
   start: () => Promise<void>
-  /** Stops refreshing; the record lapses at its expiry. Safe to call twice. */
+  /** Stops serving and refreshing; the DHT copy lapses at its expiry. Safe to call twice. */
   stop: () => Promise<void>
-  /** Publishes now (e.g. after the queue changed). Throws if the put reached no peer. */
+  /** Publishes now (e.g. after the queue changed). Throws PublishError if the put reached no peer. */
   publish: () => Promise<CapabilityRecord>
-  /** The last record published, if any. */
+  /** The last record signed (and served), if any. */
   current: () => CapabilityRecord | undefined
+  /** The last record whose publication (put and provides) succeeded, if any. */
+  published: () => CapabilityRecord | undefined
 }
 
 export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): CapabilityAdvertiser {
@@ -49,8 +60,12 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
   const provided = new Set<string>()
   const stopController = new AbortController()
   let last: CapabilityRecord | undefined
+  let lastPublished: CapabilityRecord | undefined
+  let signed: Uint8Array | undefined
   let timer: NodeJS.Timeout | undefined
   let publishing: Promise<CapabilityRecord> | undefined
+  let failures = 0
+  const server = createRecordServer(init.node, () => signed)
 
   async function publishOnce (): Promise<CapabilityRecord> {
     const description = await init.describe()
@@ -66,15 +81,23 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
       addresses: init.node.getMultiaddrs().map(ma => ma.toString()).slice(0, 16)
     }
     const value = await signCapabilityRecord(record, init.privateKey)
-    const signal = AbortSignal.any([stopController.signal, AbortSignal.timeout(publishTimeoutMs)])
-    await drain(init.node.services.dht.put(capabilityDhtKey(record.peerId), value, { signal }))
+    // Served directly from now on, whatever the DHT put below achieves.
+    signed = value
     last = record
-    const keys: CID[] = [agentCid(), ...record.platforms.map(p => platformCid(p.platform)), ...record.capabilities.map(c => capabilityCid(c))]
-    await Promise.all(keys.filter(k => !provided.has(k.toString())).map(async (key) => {
+    const signal = AbortSignal.any([stopController.signal, AbortSignal.timeout(publishTimeoutMs)])
+    let stored = 0
+    for await (const event of init.node.services.dht.put(capabilityDhtKey(record.peerId), value, { signal })) {
+      if (event.name === 'PEER_RESPONSE') stored++
+    }
+    if (stored === 0) throw new PublishError(`no peer stored the capability record of ${record.peerId}`)
+    // Each provide is a Kademlia walk plus k ADD_PROVIDER messages: a few at a time, not all at once.
+    const keys = discoveryCids(record).filter(k => !provided.has(k.toString()))
+    await mapLimit(keys, PROVIDE_CONCURRENCY, async (key) => {
       await drain(init.node.services.dht.provide(key, { signal }))
       provided.add(key.toString())
-    }))
-    init.log?.info({ seq: record.seq, expiresAt: new Date(record.expiresAt).toISOString(), platforms: record.platforms.map(p => p.platform), capabilities: record.capabilities }, 'capability record published')
+    })
+    lastPublished = record
+    init.log?.info({ seq: record.seq, expiresAt: new Date(record.expiresAt).toISOString(), platforms: record.platforms.map(p => p.platform), emulated: record.emulated, capabilities: record.capabilities }, 'capability record published')
     return record
   }
 
@@ -83,139 +106,222 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
     while (publishing !== undefined) await publishing.catch(() => {})
     publishing = publishOnce()
     try {
-      return await publishing
+      const record = await publishing
+      failures = 0
+      return record
+    } catch (err) {
+      failures++
+      throw err
     } finally {
       publishing = undefined
     }
   }
 
+  /** After a failure the next try comes sooner (1 s, 2 s, 4 s... up to refreshMs): an agent that started before its peers must not stay unlisted for a whole period. */
   function schedule (): void {
     if (stopController.signal.aborted) return
+    const delay = failures === 0 ? refreshMs : Math.min(refreshMs, RETRY_BASE_MS * 2 ** (failures - 1))
     timer = setTimeout(() => {
-      publish().catch(err => { init.log?.warn({ err }, 'capability record refresh failed') }).finally(schedule)
-    }, refreshMs)
+      publish().catch(err => { init.log?.warn({ err, failures }, 'capability record publication failed') }).finally(schedule)
+    }, delay)
     timer.unref()
   }
 
   return {
     async start () {
+      await server.start()
       try {
         await publish()
       } catch (err) {
-        init.log?.warn({ err }, 'first capability record publication failed; retrying on the refresh timer')
+        init.log?.warn({ err }, 'first capability record publication failed; retrying')
       }
       schedule()
     },
     async stop () {
       stopController.abort()
       clearTimeout(timer)
+      await server.stop().catch(() => {})
       await publishing?.catch(() => {})
     },
     publish,
-    current: () => last
+    current: () => last,
+    published: () => lastPublished
   }
 }
 
+/** Provides in flight at once during one publication. */
+const PROVIDE_CONCURRENCY = 2
+/** First retry delay after a failed publication. */
+const RETRY_BASE_MS = 1000
+
 export interface FindAgentsOptions {
-  /** `os/arch[/variant]`, as the agent wrote it in its record. */
+  /** `os/arch[/variant]`, as the agent wrote it in its record; agents that emulate it count unless nativeOnly. */
   platform?: string
   capability?: string
+  /** Leave out agents that would only emulate the platform; default false. */
+  nativeOnly?: boolean
   /** Bound on the whole search; default 10 s. */
   timeoutMs?: number
   /** Stop after this many records; default unbounded. */
   limit?: number
-  /** End the provider search once no new provider arrived for this long (after the first); default 2 s. */
+  /** End a provider search once it has made no progress (no provider, no peer response) for this long, after its first provider; default 2 s. */
   quietMs?: number
-  /** Parallel record lookups; default 8. */
+  /** Parallel record reads; default 8. */
   concurrency?: number
   signal?: AbortSignal
 }
 
 /**
- * Finds agents by platform and/or capability: providers of the discovery
- * key, then their records, verified (signature, expiry) and filtered on both
- * criteria. Agents whose record has lapsed (gone peers) are left out.
+ * Finds agents by platform and/or capability (protocols/capability.md §4):
+ * every provider of any criterion's key is a candidate (a provider lookup
+ * returns at most k peers, so one key alone can miss agents), each
+ * candidate's record is read and verified, and only records meeting every
+ * criterion are returned, one per agent. Agents whose record has lapsed
+ * (gone peers) are left out. Never throws for a timeout: it returns what it
+ * found.
  */
 export async function findAgents (node: KilnNode, options: FindAgentsOptions = {}): Promise<CapabilityRecord[]> {
   const timeoutMs = options.timeoutMs ?? 10_000
-  const outer = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(options.signal !== undefined ? [options.signal] : [])])
-  // The provider search ends early once it has gone quiet: a Kademlia query otherwise runs until
-  // every close peer answered, long after the providers near the key were found.
-  const quiet = new AbortController()
-  const searchSignal = AbortSignal.any([outer, quiet.signal])
-  let quietTimer: NodeJS.Timeout | undefined
-  const armQuiet = (): void => { clearTimeout(quietTimer); quietTimer = setTimeout(() => { quiet.abort() }, options.quietMs ?? 2000) }
-  const signal = outer
-  const key = options.platform !== undefined
-    ? platformCid(options.platform)
-    : options.capability !== undefined ? capabilityCid(options.capability) : agentCid()
-  const seen = new Set<string>()
-  const records: CapabilityRecord[] = []
-  const pending = new Set<Promise<void>>()
+  const enough = new AbortController()
+  const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), enough.signal, ...(options.signal !== undefined ? [options.signal] : [])])
+  const keys: CID[] = []
+  if (options.platform !== undefined) keys.push(platformCid(options.platform))
+  if (options.capability !== undefined) keys.push(capabilityCid(options.capability))
+  if (keys.length === 0) keys.push(agentCid())
   const limit = options.limit ?? Infinity
-  const concurrency = options.concurrency ?? 8
+  const seen = new Set<string>()
+  const found = new Map<string, CapabilityRecord>()
+  const reads: Array<Promise<void>> = []
+  const limiter = createLimiter(options.concurrency ?? 8)
 
-  const lookup = async (peer: PeerId): Promise<void> => {
-    const record = await readCapabilityRecord(node, peer, { signal }).catch(() => undefined)
-    if (record === undefined || records.length >= limit) return
-    if (options.platform !== undefined && !record.platforms.some(p => p.platform === options.platform)) return
-    if (options.capability !== undefined && !record.capabilities.includes(options.capability)) return
-    records.push(record)
+  const consider = (provider: PeerInfo): void => {
+    const id = provider.id.toString()
+    if (seen.has(id)) return
+    seen.add(id)
+    reads.push(limiter(async () => {
+      if (signal.aborted) return
+      if (provider.multiaddrs.length > 0) await node.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {})
+      const record = await readCapabilityRecord(node, provider.id, { signal }).catch(() => undefined)
+      if (record === undefined || found.size >= limit || !matchesCapabilityQuery(record, options)) return
+      found.set(id, record)
+      if (found.size >= limit) enough.abort()
+    }))
   }
 
+  await Promise.all(keys.map(async key => { await searchProviders(node, key, { signal, quietMs: options.quietMs ?? 2000, onProvider: consider }) }))
+  await Promise.all(reads)
+  return [...found.values()].slice(0, limit)
+}
+
+interface SearchProvidersOptions {
+  signal: AbortSignal
+  quietMs: number
+  onProvider: (provider: PeerInfo) => void
+}
+
+/**
+ * Runs a provider lookup until it ends, the signal fires, or it has made no
+ * progress for quietMs after its first provider (a Kademlia query otherwise
+ * waits on every slow or dead close peer long after the providers near the
+ * key answered). A query that is still getting answers is never cut short.
+ */
+async function searchProviders (node: KilnNode, key: CID, options: SearchProvidersOptions): Promise<void> {
+  const quiet = new AbortController()
+  const signal = AbortSignal.any([options.signal, quiet.signal])
+  let timer: NodeJS.Timeout | undefined
+  let armed = false
+  const progress = (): void => {
+    if (!armed) return
+    clearTimeout(timer)
+    timer = setTimeout(() => { quiet.abort() }, options.quietMs)
+  }
   try {
-    for await (const event of node.services.dht.findProviders(key, { signal: searchSignal })) {
-      if (event.name !== 'PROVIDER') continue
-      armQuiet()
-      for (const provider of event.providers) {
-        const id = provider.id.toString()
-        if (seen.has(id)) continue
-        seen.add(id)
-        if (provider.multiaddrs.length > 0) {
-          await node.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {})
-        }
-        const p: Promise<void> = lookup(provider.id).finally(() => pending.delete(p))
-        pending.add(p)
-        if (pending.size >= concurrency) await Promise.race(pending)
+    for await (const event of node.services.dht.findProviders(key, { signal })) {
+      if (event.name === 'PROVIDER') {
+        armed = true
+        for (const provider of event.providers) options.onProvider(provider)
       }
-      if (records.length >= limit) break
+      if (event.name === 'PROVIDER' || event.name === 'PEER_RESPONSE') progress()
     }
   } catch (err) {
-    // A timeout ends the search with what was found so far.
-    if (!searchSignal.aborted) throw err
+    // A timeout or a quiet search ends with what was found so far.
+    if (!signal.aborted) throw err
   } finally {
-    clearTimeout(quietTimer)
+    clearTimeout(timer)
   }
-  await Promise.all(pending)
-  return records.slice(0, limit)
 }
 
 export interface ReadRecordOptions {
   signal?: AbortSignal
+  /**
+   * Where to read from: `peer` asks the agent itself, `dht` does a DHT get,
+   * `any` (default) asks the agent when it has an address and falls back to
+   * the DHT when that fails.
+   */
+  from?: 'any' | 'peer' | 'dht'
 }
 
-/** Reads and verifies one peer's current record from the DHT; undefined if there is no valid one. */
+/** Reads and verifies one peer's current record; undefined if there is no valid one. */
 export async function readCapabilityRecord (node: KilnNode, peer: PeerId | string, options: ReadRecordOptions = {}): Promise<CapabilityRecord | undefined> {
-  const peerId = typeof peer === 'string' ? peerIdFromString(peer).toString() : peer.toString()
+  const peerId = typeof peer === 'string' ? peerIdFromString(peer) : peer
+  const from = options.from ?? 'any'
+  if (from !== 'dht' && !peerId.equals(node.peerId) && (from === 'peer' || await hasAddress(node, peerId))) {
+    try {
+      const record = await readRecordFromPeer(node, peerId, options.signal)
+      if (record !== undefined || from === 'peer') return record
+    } catch (err) {
+      if (from === 'peer') throw err
+    }
+  }
+  if (from === 'peer') return undefined
+  return await readRecordFromDht(node, peerId.toString(), options.signal)
+}
+
+/**
+ * A DHT get walks to the k peers closest to the key and yields only the
+ * best value the selector picked, after every answer (values that fail the
+ * validator are dropped by kad-dht on the way). It is checked here again.
+ */
+async function readRecordFromDht (node: KilnNode, peerId: string, signal?: AbortSignal): Promise<CapabilityRecord | undefined> {
   let best: CapabilityRecord | undefined
-  let valid = 0
   try {
-    for await (const event of node.services.dht.get(capabilityDhtKey(peerId), { signal: options.signal })) {
+    for await (const event of node.services.dht.get(capabilityDhtKey(peerId), { signal })) {
       if (event.name !== 'VALUE') continue
       const record = await verifyCapabilityRecord(event.value, { peerId }).catch(() => undefined)
-      if (record === undefined) continue
-      if (best === undefined || record.seq > best.seq) best = record
-      // The owner's own copy is its newest; otherwise a few valid copies are enough to pick from.
-      if (event.from.toString() === peerId || ++valid >= RECORD_COPIES) break
+      if (record !== undefined && (best === undefined || record.seq > best.seq)) best = record
     }
   } catch (err) {
-    if (best === undefined && options.signal?.aborted !== true && (err as Error).name !== 'NotFoundError') throw err
+    if (best === undefined && signal?.aborted !== true && (err as Error).name !== 'NotFoundError') throw err
   }
   return best
 }
 
-/** Valid copies of a record read before choosing the newest, when the owner itself did not answer. */
-const RECORD_COPIES = 3
+async function hasAddress (node: KilnNode, peer: PeerId): Promise<boolean> {
+  if (node.getConnections(peer).length > 0) return true
+  const known = await node.peerStore.get(peer).catch(() => undefined)
+  return (known?.addresses.length ?? 0) > 0
+}
+
+/** A function that runs tasks at most `n` at a time, in call order. */
+function createLimiter (n: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let active = 0
+  const waiting: Array<() => void> = []
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    if (active >= n) await new Promise<void>(resolve => waiting.push(resolve))
+    active++
+    try {
+      return await task()
+    } finally {
+      active--
+      waiting.shift()?.()
+    }
+  }
+}
+
+async function mapLimit<T> (items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  const limiter = createLimiter(n)
+  await Promise.all(items.map(async item => { await limiter(async () => { await fn(item) }) }))
+}
 
 async function drain (events: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of events) { /* consume */ }

@@ -23,3 +23,10 @@ export class StreamProtocolError extends Error {
   readonly code = 'ERR_STREAM_PROTOCOL'
   constructor (message: string, options?: ErrorOptions) { super(message, options) }
 }
+
+/** A capability record could not be stored on any peer (no peers yet, or none answered in time). */
+export class PublishError extends Error {
+  override readonly name = 'PublishError'
+  readonly code = 'ERR_PUBLISH'
+  constructor (message: string, options?: ErrorOptions) { super(message, options) }
+}

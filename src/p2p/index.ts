@@ -14,11 +14,13 @@
  * ```
  */
 export { createKilnNode } from './node.ts'
-export type { KilnNode, KilnNodeInit, KilnServices, DhtTuning } from './node.ts'
+export type { KilnNode, KilnNodeInit, KilnServices, DhtTuning, ConnectionTuning } from './node.ts'
 export { loadOrCreateIdentity, IDENTITY_FILE } from './identity.ts'
 export type { Identity } from './identity.ts'
 export { createCapabilityAdvertiser, findAgents, readCapabilityRecord } from './discovery.ts'
-export type { CapabilityAdvertiser, CapabilityAdvertiserInit, CapabilityDescription, FindAgentsOptions } from './discovery.ts'
+export type { CapabilityAdvertiser, CapabilityAdvertiserInit, CapabilityDescription, FindAgentsOptions, ReadRecordOptions } from './discovery.ts'
+export { createRecordServer, readRecordFromPeer } from './record-exchange.ts'
+export type { RecordServer } from './record-exchange.ts'
 export { signCapabilityRecord, verifyCapabilityRecord, validateCapabilityRecord, selectCapabilityRecord } from './capability-record.ts'
 export { StreamReader, encodeFrame, jsonFrame, parseJsonFrame, sendAll } from './stream-io.ts'
 export type { WaitOptions } from './stream-io.ts'

@@ -46,6 +46,24 @@ export interface DhtTuning {
   clientMode?: boolean
   /** Peers per k-bucket and per query result; default 20. */
   kBucketSize?: number
+  /**
+   * Peers asked in parallel by one query (and its disjoint paths); default
+   * kad-dht's 10. Many nodes in one process (tests) want fewer, or every
+   * query turns into a burst of dials and Noise handshakes.
+   */
+  alpha?: number
+}
+
+/** Bounds on dialing and upgrading connections; defaults are libp2p's. */
+export interface ConnectionTuning {
+  /** Dials in flight at once (default 100). */
+  maxParallelDials?: number
+  /** One dial including its Noise and yamux upgrade (default 10 s). */
+  dialTimeout?: number
+  /** Upgrading one inbound connection (default 10 s). */
+  inboundUpgradeTimeout?: number
+  /** Inbound connections upgrading at once (default 10). */
+  maxIncomingPendingConnections?: number
 }
 
 export interface KilnNodeInit {
@@ -70,6 +88,7 @@ export interface KilnNodeInit {
   /** A libp2p pnet pre-shared key (the 95-byte swarm.key file): only nodes holding it connect. */
   psk?: Uint8Array
   dht?: DhtTuning
+  connections?: ConnectionTuning
   maxConnections?: number
   /** Inbound connections accepted per second from one IP; default 50 (libp2p's 5 trips over a job burst from one login node). */
   inboundConnectionThreshold?: number
@@ -100,6 +119,7 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
       peerInfoMapper: passthroughMapper,
       clientMode: init.dht?.clientMode ?? false,
       kBucketSize: init.dht?.kBucketSize,
+      alpha: init.dht?.alpha,
       querySelfInterval: init.dht?.querySelfInterval ?? DHT_QUERY_SELF_INTERVAL_MS,
       initialQuerySelfInterval: init.dht?.initialQuerySelfInterval,
       validators: { [CAPABILITY_NAMESPACE]: validateCapabilityRecord },
@@ -123,10 +143,16 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
     })],
     connectionProtector: init.psk !== undefined ? preSharedKey({ psk: init.psk }) : undefined,
     connectionManager: {
+      ...definedOnly(init.connections ?? {}),
       maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
       inboundConnectionThreshold: init.inboundConnectionThreshold ?? DEFAULT_INBOUND_CONNECTION_THRESHOLD
     },
     peerDiscovery,
     services: services as ServiceFactoryMap<KilnServices>
   })
+}
+
+/** libp2p reads an explicit undefined as a value; drop those keys so its defaults apply. */
+function definedOnly<T extends object> (o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
 }

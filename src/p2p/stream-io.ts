@@ -41,6 +41,10 @@ export class StreamReader {
       this.notify()
     })
     stream.addEventListener('remoteCloseWrite', () => { this.ended = true; this.notify() })
+    // A peer that writes and closes at once (a record server) may have closed before this reader
+    // was attached: the bytes buffered then are replayed to the listener above, and 'end' follows them.
+    stream.addEventListener('end', () => { this.ended = true; this.notify() })
+    if (stream.readableEnded || (stream.remoteWriteStatus === 'closed' && stream.readBufferLength === 0)) this.ended = true
     stream.addEventListener('close', (evt) => {
       this.ended = true
       if (evt.error != null) this.error ??= evt.error
