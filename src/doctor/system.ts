@@ -1,0 +1,40 @@
+/** The real system behind `SystemAccess`: /proc, statfs, TCP, HTTP and the sandbox probe. */
+import { readdir, readFile, statfs } from 'node:fs/promises'
+import { connect } from 'node:net'
+import { probeSandboxes } from '../build/sandbox/index.ts'
+import type { KilnConfig } from '../config/index.ts'
+import { readPolicyFile } from '../trust/index.ts'
+import type { SystemAccess } from './types.ts'
+
+async function tcpConnect (host: string, port: number, timeoutMs: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect({ host, port })
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no answer within ${timeoutMs} ms`)) }, timeoutMs)
+    socket.once('connect', () => { clearTimeout(timer); socket.destroy(); resolve() })
+    socket.once('error', err => { clearTimeout(timer); socket.destroy(); reject(err) })
+  })
+}
+
+export function createSystemAccess (config: KilnConfig): SystemAccess {
+  return {
+    readText: async (path) => await readFile(path, 'utf8').catch(() => undefined),
+    readdir: async (path) => await readdir(path).catch(() => undefined),
+    statfs: async (path) => {
+      const s = await statfs(path)
+      return { type: s.type, bsize: s.bsize, blocks: s.blocks, bavail: s.bavail, files: s.files, ffree: s.ffree }
+    },
+    connect: tcpConnect,
+    httpDate: async (url, timeoutMs) => {
+      const res = await fetch(url, { method: 'HEAD', signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' })
+      const date = res.headers.get('date')
+      return date === null ? undefined : new Date(date)
+    },
+    probeSandboxes: async () => await probeSandboxes(),
+    trustCounts: async () => {
+      const file = await readPolicyFile(config.dataDir)
+      return { roots: file.roots.length + config.trust.roots.length, peers: file.peers.length + config.trust.peers.length }
+    },
+    now: () => Date.now(),
+    arch: process.arch
+  }
+}

@@ -1,0 +1,210 @@
+import { createServer } from 'node:http'
+import type { Server } from 'node:http'
+import { createServer as createTcpServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { HostProbe } from '../../../src/build/sandbox/index.ts'
+import { KilnConfigSchema } from '../../../src/config/index.ts'
+import type { KilnConfig, KilnConfigInput } from '../../../src/config/index.ts'
+import { createDoctor, createSystemAccess, mountTypeOf, tcpTarget } from '../../../src/doctor/index.ts'
+import type { CheckResult, SystemAccess } from '../../../src/doctor/index.ts'
+
+const GiB = 1024 ** 3
+
+function config (input: KilnConfigInput = {}, dataDir = '/data/kiln'): KilnConfig {
+  return { ...KilnConfigSchema.parse(input), dataDir }
+}
+
+const HEALTHY_PROBE: HostProbe = {
+  userNamespaces: { ok: true, detail: 'unshare -Ur' },
+  overlayInUserns: { ok: true, detail: 'overlay mount in a user namespace' },
+  drivers: [
+    { driver: 'bwrap', ok: true, features: { overlay: true, networkIsolation: true, pidIsolation: true }, detail: 'runs a step' },
+    { driver: 'unshare', ok: true, features: { overlay: true, networkIsolation: true, pidIsolation: true }, detail: 'runs a step' },
+    { driver: 'proot', ok: false, features: { overlay: false, networkIsolation: false, pidIsolation: false }, detail: 'proot -0: program not installed' }
+  ],
+  selected: 'bwrap'
+}
+
+/** A healthy fake node; each test breaks one thing. */
+function fakeSystem (over: Partial<SystemAccess> & { files?: Record<string, string> } = {}): SystemAccess {
+  const files: Record<string, string> = {
+    '/proc/sys/user/max_user_namespaces': '63000\n',
+    '/proc/mounts': '/dev/sda1 / ext4 rw 0 0\n/dev/sdb1 /data ext4 rw 0 0\n',
+    ...over.files
+  }
+  return {
+    readText: async (p) => files[p],
+    readdir: async () => undefined,
+    statfs: async () => ({ type: 0xef53, bsize: 4096, blocks: 100 * GiB / 4096, bavail: 50 * GiB / 4096, files: 1_000_000, ffree: 900_000 }),
+    connect: async () => {},
+    httpDate: async () => new Date(),
+    probeSandboxes: async () => HEALTHY_PROBE,
+    trustCounts: async () => ({ roots: 1, peers: 0 }),
+    now: () => Date.now(),
+    arch: 'x64',
+    ...over
+  }
+}
+
+async function run (system: SystemAccess, input: KilnConfigInput = {}, gatewayUrl?: string): Promise<{ byId: (id: string) => CheckResult, problems: number, warnings: number }> {
+  const report = await createDoctor({ config: config(input), system, ...(gatewayUrl !== undefined ? { gatewayUrl } : {}) }).run()
+  return {
+    byId: (id) => {
+      const c = report.checks.find(x => x.id === id)
+      if (c === undefined) throw new Error(`no check ${id}; have ${report.checks.map(x => x.id).join(', ')}`)
+      return c
+    },
+    problems: report.problems,
+    warnings: report.warnings
+  }
+}
+
+describe('doctor with injected failures', () => {
+  it('a healthy node has no problems', async () => {
+    const r = await run(fakeSystem(), { node: { bootstrap: ['/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWxyz'] } })
+    expect(r.problems).toBe(0)
+    expect(r.byId('sandbox')).toMatchObject({ status: 'ok', detail: 'builds will use the bwrap driver' })
+    expect(r.byId('sandbox.proot').status).toBe('warn')
+    expect(r.byId('network.bootstrap').status).toBe('ok')
+    expect(r.byId('disk.fstype').status).toBe('ok')
+  })
+
+  it('no user namespaces: sysctls and the probe say why, and no driver but proot is left', async () => {
+    const probe: HostProbe = {
+      userNamespaces: { ok: false, detail: 'unshare -Ur: exit 1 (unshare: write failed /proc/self/uid_map: Operation not permitted)' },
+      overlayInUserns: { ok: false, detail: 'needs user namespaces' },
+      drivers: HEALTHY_PROBE.drivers.map(d => ({ ...d, ok: false, detail: 'needs user namespaces' })),
+      selected: undefined
+    }
+    const r = await run(fakeSystem({
+      probeSandboxes: async () => probe,
+      files: { '/proc/sys/user/max_user_namespaces': '0\n', '/proc/sys/kernel/unprivileged_userns_clone': '0\n', '/proc/sys/kernel/apparmor_restrict_unprivileged_userns': '1\n' }
+    }))
+    for (const id of ['userns.max', 'userns.clone', 'userns.apparmor', 'userns', 'sandbox', 'sandbox.bwrap']) expect(r.byId(id).status, id).toBe('problem')
+    expect(r.byId('userns.max').fix).toMatch(/max_user_namespaces=/)
+    expect(r.byId('overlay').status).toBe('warn')
+    expect(r.byId('sandbox').detail).toMatch(/no sandbox driver works/)
+  })
+
+  it('a configured driver that does not work is a problem even if another works', async () => {
+    const r = await run(fakeSystem(), { build: { sandbox: 'proot' } })
+    expect(r.byId('sandbox.proot').status).toBe('problem')
+    expect(r.byId('sandbox').status).toBe('problem')
+  })
+
+  it('full disk and exhausted inodes are problems; low space is a warning', async () => {
+    const full = await run(fakeSystem({ statfs: async () => ({ type: 0xef53, bsize: 4096, blocks: 1e6, bavail: 10, files: 1000, ffree: 3 }) }))
+    expect(full.byId('disk.space')).toMatchObject({ status: 'problem' })
+    expect(full.byId('disk.space').fix).toMatch(/store.quota/)
+    expect(full.byId('disk.inodes').status).toBe('problem')
+    const low = await run(fakeSystem({ statfs: async () => ({ type: 0xef53, bsize: 4096, blocks: 1e7, bavail: 5 * GiB / 4096, files: 0, ffree: 0 }) }))
+    expect(low.byId('disk.space').status).toBe('warn')
+    expect(low.byId('disk.inodes').status).toBe('skip')
+  })
+
+  it('a data dir on NFS (by statfs magic) or Lustre (by /proc/mounts) is a warning', async () => {
+    const nfs = await run(fakeSystem({ statfs: async () => ({ type: 0x6969, bsize: 4096, blocks: 1e8, bavail: 1e8, files: 1e6, ffree: 1e6 }), files: { '/proc/mounts': '/dev/sda1 / ext4 rw 0 0\n' } }))
+    expect(nfs.byId('disk.fstype')).toMatchObject({ status: 'warn' })
+    expect(nfs.byId('disk.fstype').detail).toMatch(/nfs/)
+    const lustre = await run(fakeSystem({ files: { '/proc/mounts': '/dev/sda1 / ext4 rw 0 0\n10.0.0.5@o2ib:/fs /data lustre rw 0 0\n' } }))
+    expect(lustre.byId('disk.fstype').detail).toMatch(/lustre \(mounted at \/data\)/)
+    expect(lustre.problems).toBe(0)
+  })
+
+  it('an unreachable bootstrap peer is a problem when none is reachable, a warning when some are', async () => {
+    const refuse = async (host: string): Promise<void> => { if (host === '10.9.9.9') throw new Error('connect ECONNREFUSED') }
+    const none = await run(fakeSystem({ connect: refuse }), { node: { bootstrap: ['/ip4/10.9.9.9/tcp/4001'], relayClient: true } })
+    expect(none.byId('network.bootstrap').status).toBe('problem')
+    expect(none.byId('network.bootstrap').detail).toMatch(/unreachable .*ECONNREFUSED/)
+    expect(none.byId('network.relay').status).toBe('problem')
+    const some = await run(fakeSystem({ connect: refuse }), { node: { bootstrap: ['/ip4/10.9.9.9/tcp/4001', '/dns4/login1/tcp/4001/p2p/12D3KooWa'], relayClient: true } })
+    expect(some.byId('network.bootstrap').status).toBe('warn')
+    expect(some.byId('network.relay').status).toBe('ok')
+  })
+
+  it('clock skew beyond minutes is a problem; no gateway skips the check', async () => {
+    const skewed = await run(fakeSystem({ httpDate: async () => new Date(Date.now() - 10 * 60_000) }), {}, 'http://gw:5000')
+    expect(skewed.byId('clock').status).toBe('problem')
+    expect(skewed.byId('clock').detail).toMatch(/6\d\d s off/)
+    expect((await run(fakeSystem(), {}, 'http://gw:5000')).byId('clock').status).toBe('ok')
+    expect((await run(fakeSystem())).byId('clock').status).toBe('skip')
+  })
+
+  it('no trust roots is a warning; a broken trust.yaml is a problem', async () => {
+    expect((await run(fakeSystem({ trustCounts: async () => ({ roots: 0, peers: 0 }) }))).byId('trust').status).toBe('warn')
+    expect((await run(fakeSystem({ trustCounts: async () => { throw new Error('trust.yaml: bad') } }))).byId('trust').status).toBe('problem')
+  })
+
+  it('emulators: a foreign platform needs a binfmt entry with the F flag', async () => {
+    const binfmt = (flags: string): Partial<SystemAccess> & { files: Record<string, string> } => ({
+      readdir: async (p) => p === '/proc/sys/fs/binfmt_misc' ? ['register', 'status', 'qemu-aarch64'] : undefined,
+      files: { '/proc/sys/fs/binfmt_misc/qemu-aarch64': `enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: ${flags}\noffset 0\n` }
+    })
+    expect((await run(fakeSystem(), { agent: { platforms: ['linux/arm64'] } })).byId('emulators').status).toBe('problem')
+    expect((await run(fakeSystem(binfmt('POCF')), { agent: { platforms: ['linux/arm64', 'linux/amd64'] } })).byId('emulators').status).toBe('ok')
+    expect((await run(fakeSystem(binfmt('P')))).byId('emulators').status).toBe('warn')
+    expect((await run(fakeSystem(binfmt('P')), { agent: { platforms: ['linux/arm64'] } })).byId('emulators').status).toBe('problem')
+  })
+
+  it('a check that throws is reported, not thrown', async () => {
+    const r = await run(fakeSystem({ probeSandboxes: async () => { throw new Error('probe exploded') } }))
+    expect(r.byId('sandbox')).toMatchObject({ status: 'problem', detail: expect.stringMatching(/probe exploded/) })
+  })
+
+  it('parses multiaddrs and /proc/mounts', () => {
+    expect(tcpTarget('/ip4/10.0.0.1/tcp/4001/p2p/12D3KooW')).toEqual({ host: '10.0.0.1', port: 4001 })
+    expect(tcpTarget('/ip6/::1/tcp/4001')).toEqual({ host: '::1', port: 4001 })
+    expect(tcpTarget('/ip4/10.0.0.1/udp/4001/quic-v1')).toBeUndefined()
+    expect(mountTypeOf('/dev/a / ext4 rw 0 0\nsrv:/home /home nfs4 rw 0 0\nsrv:/home2 /home2 nfs rw 0 0\n', '/home/u/.local/share/kiln')).toEqual({ mountPoint: '/home', type: 'nfs4' })
+    expect(mountTypeOf('/dev/a / ext4 rw 0 0\n/dev/b /my\\040disk xfs rw 0 0\n', '/my disk/kiln')).toEqual({ mountPoint: '/my disk', type: 'xfs' })
+  })
+})
+
+describe('doctor on this machine', () => {
+  let dir: string
+  let listener: ReturnType<typeof createTcpServer>
+  let gateway: Server
+  let port: number
+  let closedPort: number
+  let gatewayUrl: string
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kiln-doctor-'))
+    listener = createTcpServer(s => { s.destroy() })
+    await new Promise<void>(resolve => listener.listen(0, '127.0.0.1', resolve))
+    port = (listener.address() as AddressInfo).port
+    const probe = createTcpServer()
+    await new Promise<void>(resolve => probe.listen(0, '127.0.0.1', resolve))
+    closedPort = (probe.address() as AddressInfo).port
+    await new Promise<void>(resolve => probe.close(() => { resolve() }))
+    gateway = createServer((_req, res) => { res.writeHead(200).end() })
+    await new Promise<void>(resolve => gateway.listen(0, '127.0.0.1', resolve))
+    gatewayUrl = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`
+  })
+  afterAll(async () => {
+    await new Promise<void>(resolve => listener.close(() => { resolve() }))
+    gateway.closeAllConnections()
+    await new Promise<void>(resolve => gateway.close(() => { resolve() }))
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('checks the real system: loopback bootstrap reachable, a closed port not, the clock against a local server', async () => {
+    const cfg = config({ node: { bootstrap: [`/ip4/127.0.0.1/tcp/${port}`, `/ip4/127.0.0.1/tcp/${closedPort}`] } }, join(dir, 'not-yet'))
+    const report = await createDoctor({ config: cfg, system: createSystemAccess(cfg), gatewayUrl }).run()
+    const byId = new Map(report.checks.map(c => [c.id, c]))
+    expect(byId.get('network.bootstrap')?.status).toBe('warn')
+    expect(byId.get('network.bootstrap')?.detail).toMatch(new RegExp(`reachable /ip4/127.0.0.1/tcp/${port} .*unreachable /ip4/127.0.0.1/tcp/${closedPort}`))
+    expect(byId.get('clock')?.status).toBe('ok')
+    expect(byId.get('disk.space')?.detail).toMatch(/not created yet; checked/)
+    expect(['ok', 'warn', 'problem']).toContain(byId.get('sandbox')?.status)
+    for (const c of report.checks) {
+      expect(['ok', 'warn', 'problem', 'skip']).toContain(c.status)
+      if (c.status === 'warn' || c.status === 'problem') expect(c.fix, c.id).toBeTruthy()
+    }
+    expect(report.problems).toBe(report.checks.filter(c => c.status === 'problem').length)
+  })
+})
