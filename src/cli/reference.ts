@@ -3,6 +3,7 @@
  * that it cannot drift: `npm run docs:cli` rewrites it, and a test fails when
  * it is out of date.
  */
+import type { EventEmitter } from 'node:events'
 import type { Command, Option } from 'commander'
 import { buildProgram, registerAll } from './main.ts'
 import { EXIT } from './exit-codes.ts'
@@ -21,7 +22,7 @@ function usage (cmd: Command): string {
 /** Help text added after the options (examples, notes), as commander prints it. */
 function afterText (cmd: Command): string {
   let out = ''
-  cmd.emit('afterHelp', { error: false, command: cmd, write: (s: string) => { out += s } })
+  (cmd as unknown as EventEmitter).emit('afterHelp', { error: false, command: cmd, write: (s: string) => { out += s } })
   return out.trim()
 }
 

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { cliReference } from '../../../src/cli/reference.ts'
 import { buildProgram, registerAll } from '../../../src/cli/main.ts'
+import type { EventEmitter } from 'node:events'
 import type { Command } from 'commander'
 
 describe('docs/cli.md', () => {
@@ -21,7 +22,7 @@ describe('docs/cli.md', () => {
         if (sub.description() === '') missing.push(`${name}: no description`)
         if (sub.commands.length === 0) {
           let after = ''
-          sub.emit('afterHelp', { error: false, command: sub, write: (s: string) => { after += s } })
+          (sub as unknown as EventEmitter).emit('afterHelp', { error: false, command: sub, write: (s: string) => { after += s } })
           if (!/Example/.test(after)) missing.push(`${name}: no example in --help`)
         }
         visit(sub, name)
