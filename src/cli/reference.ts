@@ -20,9 +20,10 @@ function usage (cmd: Command): string {
 }
 
 /** Help text added after the options (examples, notes), as commander prints it. */
-function afterText (cmd: Command): string {
+export function afterText (cmd: Command): string {
   let out = ''
-  (cmd as unknown as EventEmitter).emit('afterHelp', { error: false, command: cmd, write: (s: string) => { out += s } })
+  const emitter = cmd as unknown as EventEmitter
+  emitter.emit('afterHelp', { error: false, command: cmd, write: (s: string) => { out += s } })
   return out.trim()
 }
 

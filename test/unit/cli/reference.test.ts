@@ -1,9 +1,8 @@
 import { describe, it, expect } from 'vitest'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { cliReference } from '../../../src/cli/reference.ts'
+import { afterText, cliReference } from '../../../src/cli/reference.ts'
 import { buildProgram, registerAll } from '../../../src/cli/main.ts'
-import type { EventEmitter } from 'node:events'
 import type { Command } from 'commander'
 
 describe('docs/cli.md', () => {
@@ -21,9 +20,7 @@ describe('docs/cli.md', () => {
         const name = `${path} ${sub.name()}`.trim()
         if (sub.description() === '') missing.push(`${name}: no description`)
         if (sub.commands.length === 0) {
-          let after = ''
-          (sub as unknown as EventEmitter).emit('afterHelp', { error: false, command: sub, write: (s: string) => { after += s } })
-          if (!/Example/.test(after)) missing.push(`${name}: no example in --help`)
+          if (!/Example/.test(afterText(sub))) missing.push(`${name}: no example in --help`)
         }
         visit(sub, name)
       }
