@@ -1,7 +1,8 @@
 /**
  * The agent's network half: joins the peer network, advertises its
- * capability record, serves and announces its store. Job handling composes
- * on top (the returned handle exposes the node, transfer and advertiser).
+ * capability record, serves and announces its store, and, given `jobs`,
+ * takes signed build jobs over `/kiln/job/1.0.0` (agent/jobs) and builds
+ * them with the rootless builder.
  *
  * @example
  * ```ts
@@ -9,13 +10,40 @@
  * process.once('SIGTERM', () => { void agent.stop() })
  * ```
  */
+import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { PrivateKey } from '@libp2p/interface'
-import type { ContentStore } from '../src/content/index.ts'
+import type { ContentStore, KilnDb, RefStore } from '../src/content/index.ts'
 import { createCapabilityAdvertiser } from '../src/p2p/index.ts'
 import type { CapabilityAdvertiser, CapabilityDescription, KilnNode } from '../src/p2p/index.ts'
+import { createLibp2pJobTransport } from '../src/p2p/job-transport.ts'
 import { createTransfer } from '../src/transfer/index.ts'
 import type { Transfer } from '../src/transfer/index.ts'
+import { createDbReplayCache } from '../src/trust/index.ts'
+import type { TrustPolicy } from '../src/trust/index.ts'
+import { createAgentJobStore, createJobAgent, createNetworkContextSource, createRecipeBuilder } from './jobs/index.ts'
+import type { JobAgent, JobBuilder } from './jobs/index.ts'
+
+/** What the agent needs to take build jobs. */
+export interface AgentJobsInit {
+  /** The data dir's database and refs (job journal, replay cache, step cache, base images). */
+  db: KilnDb
+  refs: RefStore
+  /** The data dir: builds work under `build/`, job contexts are unpacked under `jobs/`. */
+  dataDir: string
+  policy: TrustPolicy
+  /** This agent's membership certificates, presented with offers and results. */
+  certs: unknown[]
+  platforms: string[]
+  capabilities?: string[]
+  /** Builds at once; default 1. */
+  concurrency?: number
+  allowNetwork?: boolean
+  institution?: string
+  /** Instead of the rootless builder (tests). */
+  builder?: JobBuilder
+  heartbeatMs?: number
+}
 
 export interface AgentInit {
   node: KilnNode
@@ -28,12 +56,16 @@ export interface AgentInit {
   refreshMs?: number
   /** Announce every blob already in the store at start; default true. */
   provideStore?: boolean
+  /** Take build jobs; absent: the agent only advertises and serves. */
+  jobs?: AgentJobsInit
 }
 
 export interface Agent {
   readonly node: KilnNode
   readonly transfer: Transfer
   readonly advertiser: CapabilityAdvertiser
+  /** The job side, when started with `jobs`. */
+  readonly jobs?: JobAgent
   /** Stops advertising, serving and the node. Safe to call twice. */
   stop: () => Promise<void>
 }
@@ -50,13 +82,16 @@ export async function startAgent (init: AgentInit): Promise<Agent> {
   const providing = init.provideStore === false
     ? Promise.resolve()
     : transfer.provideAll().then(n => init.log?.info({ blobs: n }, 'store announced'), (err: Error) => init.log?.warn({ err }, 'announcing the store failed'))
+  const jobs = init.jobs !== undefined ? await startJobs(init, init.jobs, transfer) : undefined
   let stopping: Promise<void> | undefined
   return {
     node: init.node,
     transfer,
     advertiser,
+    ...(jobs !== undefined ? { jobs: jobs.agent } : {}),
     stop: async () => {
       stopping ??= (async () => {
+        await jobs?.stop()
         await advertiser.stop()
         await advertising
         await transfer.stop()
@@ -64,6 +99,48 @@ export async function startAgent (init: AgentInit): Promise<Agent> {
         await providing
       })()
       await stopping
+    }
+  }
+}
+
+async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer): Promise<{ agent: JobAgent, stop: () => Promise<void> }> {
+  const log = init.log?.child({ component: 'jobs' })
+  const say = (level: 'info' | 'warn', message: string): void => { log?.[level](message) }
+  const transport = createLibp2pJobTransport({ node: init.node, log: (level, message) => { log?.[level](message) } })
+  await transport.start()
+  const builder = j.builder ?? createRecipeBuilder({
+    store: init.store, db: j.db, refs: j.refs, workDir: join(j.dataDir, 'build'),
+    provide: async (digest) => { await transfer.provide(digest, { signal: AbortSignal.timeout(60_000) }) },
+    log: say
+  })
+  const agent = createJobAgent({
+    key: init.privateKey,
+    transport,
+    policy: j.policy,
+    builder,
+    context: createNetworkContextSource({
+      store: init.store,
+      workDir: join(j.dataDir, 'jobs'),
+      fetch: async (digest, o) => await transfer.fetch(digest, { size: o.size, providers: o.providers, signal: o.signal })
+    }),
+    platforms: j.platforms,
+    capabilities: j.capabilities ?? [],
+    concurrency: j.concurrency ?? 1,
+    allowNetwork: j.allowNetwork ?? false,
+    certs: j.certs,
+    journal: createAgentJobStore(j.db, message => { log?.warn(message) }),
+    replayCache: createDbReplayCache(j.db),
+    ...(j.institution !== undefined ? { institution: j.institution } : {}),
+    ...(j.heartbeatMs !== undefined ? { heartbeatMs: j.heartbeatMs } : {}),
+    hasBlob: async (digest) => await init.store.has(digest as `sha256:${string}`),
+    log: say
+  })
+  agent.start()
+  return {
+    agent,
+    stop: async () => {
+      await agent.stop()
+      await transport.stop()
     }
   }
 }

@@ -1,0 +1,254 @@
+import type { Command } from 'commander'
+import type { CliContext } from '../context.ts'
+import { CliError } from '../errors.ts'
+import { EXIT } from '../exit-codes.ts'
+import type { JobEvent, RequesterSession, StoredJob, SubmitResult } from '../../requester/index.ts'
+import type { KilnNode } from '../../p2p/index.ts'
+
+interface SubmitFlags {
+  file?: string
+  platform: string
+  tag: string[]
+  require: string[]
+  to: string[]
+  buildArg: string[]
+  target?: string
+  network?: boolean
+  verify?: string
+  output?: string
+  bootstrap?: string
+  listen?: string
+  mdns?: boolean
+  offerWindow?: string
+  timeout?: string
+  json?: boolean
+}
+
+export interface NetworkFlags { bootstrap?: string, listen?: string, mdns?: boolean }
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value]
+
+function positiveInt (flag: string, text: string | undefined, max: number): number | undefined {
+  if (text === undefined) return undefined
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new CliError(`${flag} ${text}: expected an integer from 1 to ${max}`, { exitCode: EXIT.usage })
+  return n
+}
+
+/** Starts a client node and a requester session on it; both stop when the command ends. */
+export async function openSession (ctx: CliContext, flags: NetworkFlags, offerWindowMs?: number): Promise<{ session: RequesterSession, node: KilnNode }> {
+  const [{ createKilnNode, nodeInitFromOptions, waitForPeers }, { startRequesterSession }, { loadTrustPolicy, loadCertificates }] = await Promise.all([
+    import('../../p2p/index.ts'), import('../../requester/index.ts'), import('../../trust/index.ts')
+  ])
+  const config = await ctx.config()
+  const identity = await ctx.identity()
+  const store = await ctx.store()
+  const log = (await ctx.logger()).child({ component: 'requester' })
+  const self = identity.peerId.toString()
+  const policy = await loadTrustPolicy(store.root, { self, config: config.trust })
+  if (!policy.config.open && policy.config.roots.every(r => !r.roles.includes('builder')) && policy.config.peers.every(p => !p.roles.includes('builder'))) {
+    ctx.out.warn('the trust policy names no builder: every offer will be refused (kiln trust add-root FILE --roles builder)')
+  }
+  const certs = await loadCertificates(store.root, self, (file, reason) => { log.warn({ file, reason }, 'certificate skipped') })
+  let node: KilnNode
+  try {
+    node = await createKilnNode(await nodeInitFromOptions(config.node, flags, identity.privateKey, true))
+  } catch (err) {
+    throw new CliError(`cannot start the node: ${(err as Error).message}`, { exitCode: EXIT.network })
+  }
+  ctx.onClose(async () => { await node.stop() })
+  const session = await startRequesterSession({
+    node, key: identity.privateKey, store, policy, certs,
+    ...(offerWindowMs !== undefined ? { offerWindowMs } : {}),
+    log: (level, message) => { log[level](message) }
+  })
+  ctx.onClose(async () => { await session.stop() })
+  if (!(await waitForPeers(node, 15_000))) {
+    throw new CliError('no peer reachable', { exitCode: EXIT.network, hint: 'pass --bootstrap /ip4/HOST/tcp/PORT/p2p/PEERID of a running agent' })
+  }
+  return { session, node }
+}
+
+/** Prints job events for people: log lines prefixed with their platform, and what happens to each platform. */
+export function eventPrinter (write: (line: string) => void): (e: JobEvent) => void {
+  const short = (peer: string): string => `${peer.slice(0, 8)}…${peer.slice(-6)}`
+  const states = new Map<string, string>()
+  return (e) => {
+    switch (e.kind) {
+      case 'published': write(`job ${e.jobId} published`); break
+      case 'offer': write(`[${e.platform}] offer from ${short(e.builder)} (queue ${e.queue})`); break
+      case 'refused': write(`[${e.platform}] offer from ${short(e.builder)} refused: ${e.reason}`); break
+      case 'decline': write(`[${e.platform}] ${short(e.builder)} declined: ${e.reason}`); break
+      case 'award': write(`[${e.platform}] awarded to ${e.builder}`); break
+      case 'lost': write(`[${e.platform}] ${short(e.builder)} went silent or away; the platform is awarded again`); break
+      case 'progress':
+        if (states.get(e.platform) !== e.state) { states.set(e.platform, e.state); write(`[${e.platform}] ${e.state}`) }
+        break
+      case 'log': for (const line of e.lines) write(`[${e.platform}] ${line}`); break
+      case 'fetching': write(`[${e.platform}] fetching ${e.digest} from ${short(e.builder)}`); break
+      case 'result': write(`[${e.platform}] verified ${e.digest}`); break
+      case 'failed': write(`[${e.platform}] failed: ${e.error}`); break
+    }
+  }
+}
+
+/** The summary of a finished job, as JSON and as lines. */
+export function summarize (result: SubmitResult, stored: StoredJob | undefined, image: { digest: string }, extra: { tags: string[], output?: string, startedAt: number }): { json: Record<string, unknown>, lines: string[] } {
+  const platforms = result.platforms.map(p => {
+    const s = stored?.platforms.find(x => x.platform === p.platform)
+    return {
+      platform: p.platform,
+      digest: p.digest,
+      builders: p.builders,
+      sandbox: p.provenance.sandbox ?? null,
+      cachedSteps: s?.cachedSteps ?? null,
+      steps: s?.steps ?? null,
+      buildMs: p.provenance.finishedAt - p.provenance.startedAt
+    }
+  })
+  const json = {
+    jobId: result.jobId,
+    digest: image.digest,
+    index: result.index?.digest ?? null,
+    platforms,
+    tags: extra.tags,
+    output: extra.output ?? null,
+    durationMs: Date.now() - extra.startedAt
+  }
+  const lines = [`job ${result.jobId} succeeded in ${((Date.now() - extra.startedAt) / 1000).toFixed(1)} s`]
+  for (const p of platforms) {
+    lines.push(`  ${p.platform.padEnd(14)} ${p.digest}`)
+    lines.push(`  ${''.padEnd(14)} built by ${p.builders.join(', ')} in ${(p.buildMs / 1000).toFixed(1)} s${p.steps !== null ? `, ${p.cachedSteps ?? 0}/${p.steps} steps cached` : ''}${p.sandbox !== null ? `, sandbox ${p.sandbox}` : ''}`)
+  }
+  if (result.index !== undefined) lines.push(`  index          ${result.index.digest}`)
+  for (const t of extra.tags) lines.push(`  tagged ${t}`)
+  if (extra.output !== undefined) lines.push(`  exported to ${extra.output}`)
+  return { json, lines }
+}
+
+/** Turns the requester's errors into exit codes and hints. */
+export function jobError (err: unknown, timedOut: boolean, timeoutS?: number): unknown {
+  if (!(err instanceof Error) || err instanceof CliError) return err
+  if (timedOut) return new CliError(`the job did not finish within ${timeoutS ?? 0} s; it was cancelled`, { exitCode: EXIT.network, cause: err })
+  const hints: Record<string, { code: typeof EXIT[keyof typeof EXIT], hint?: string }> = {
+    NoOffersError: { code: EXIT.network, hint: 'no trusted agent offered: check `kiln peers --platform P`, and that your trust policy names their root (kiln trust ls)' },
+    BuilderLostError: { code: EXIT.network, hint: 'kiln jobs resume ID follows the job again once the builder is back' },
+    BuildError: { code: EXIT.buildFailed, hint: 'kiln jobs logs ID shows the build output' },
+    ResultInvalidError: { code: EXIT.verification },
+    ReproducibilityError: { code: EXIT.verification },
+    JobCancelledError: { code: EXIT.failure }
+  }
+  const h = hints[err.name]
+  return h === undefined ? err : new CliError(err.message, { exitCode: h.code, cause: err, ...(h.hint !== undefined ? { hint: h.hint } : {}) })
+}
+
+export function register (program: Command, ctx: CliContext): void {
+  program.command('submit')
+    .description('submit a signed build job to the peer network and wait for verified results (docs/jobs.md)')
+    .argument('<context>', 'build context directory (packed, honouring .dockerignore, and served to the builder)')
+    .requiredOption('--platform <platforms>', 'comma-separated target platforms, e.g. linux/amd64,linux/arm64')
+    .option('-f, --file <recipe>', 'recipe file (default: CONTEXT/Dockerfile, else CONTEXT/Singularity.def)')
+    .option('-t, --tag <repo:tag>', 'name the result in the local store (repeatable)', collect, [])
+    .option('--require <capability>', 'a capability the builder must have, e.g. gpu or cuda>=12 (repeatable)', collect, [])
+    .option('--to <peer>', 'send the job straight to this agent instead of publishing it (repeatable)', collect, [])
+    .option('--build-arg <k=v>', 'set a build argument (repeatable)', collect, [])
+    .option('--target <stage>', 'build this stage instead of the last')
+    .option('--network', 'ask for network access in RUN steps (the agent decides)')
+    .option('--verify <n>', 'builders per platform whose digests must agree (default 1)')
+    .option('--output <dest>', 'also export the image: oci:DIR[:TAG] or oci-archive:FILE[:TAG]')
+    .option('--bootstrap <multiaddrs>', 'comma-separated multiaddrs (with /p2p/<id>) to join through')
+    .option('--listen <multiaddrs>', 'comma-separated multiaddrs to listen on (default: a free port)')
+    .option('--no-mdns', 'do not look for peers on the local network')
+    .option('--offer-window <ms>', 'how long to collect offers before awarding (default 3000)')
+    .option('--timeout <s>', 'give up (and cancel the job) after this many seconds')
+    .option('--json', 'print a JSON summary on stdout (logs go to stderr)')
+    .addHelpText('after', '\nExamples:\n  kiln submit --platform linux/amd64,linux/arm64 -t app:1 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... .\n  kiln submit -f Singularity.def --platform linux/amd64 --require cuda>=12 --output oci-archive:app.tar ./ctx')
+    .action(async (contextArg: string, opts: SubmitFlags) => {
+      const startedAt = Date.now()
+      const { readFile, stat } = await import('node:fs/promises')
+      const { resolve, join, basename } = await import('node:path')
+      const contextDir = resolve(contextArg)
+      if (!(await stat(contextDir).catch(() => undefined))?.isDirectory()) throw new CliError(`build context ${contextArg} is not a directory`, { exitCode: EXIT.usage })
+      let recipePath = opts.file === undefined ? undefined : resolve(opts.file)
+      if (recipePath === undefined) {
+        for (const name of ['Dockerfile', 'Containerfile', 'Singularity.def', 'Apptainer.def']) {
+          if (await stat(join(contextDir, name)).then(() => true, () => false)) { recipePath = join(contextDir, name); break }
+        }
+      }
+      if (recipePath === undefined) throw new CliError(`no recipe in ${contextArg}`, { exitCode: EXIT.usage, hint: 'name one with -f RECIPE' })
+      const text = await readFile(recipePath, 'utf8').catch(() => { throw new CliError(`cannot read recipe ${recipePath ?? ''}`, { exitCode: EXIT.notFound }) })
+      const buildArgs: Record<string, string> = {}
+      for (const kv of opts.buildArg) {
+        const i = kv.indexOf('=')
+        if (i <= 0) throw new CliError(`--build-arg ${kv}: expected KEY=VALUE`, { exitCode: EXIT.usage })
+        buildArgs[kv.slice(0, i)] = kv.slice(i + 1)
+      }
+      const [{ splitList }, { parsePlatform, formatPlatform, parseImageRef, exportOptionsFromRef }, { parseRecipe, detectFrontend }, { parseTagName }, { Requirement }] = await Promise.all([
+        import('../../p2p/index.ts'), import('../../oci/index.ts'), import('../../recipe/index.ts'), import('../local-image.ts'), import('../../../protocols/job.ts')
+      ])
+      let platforms: string[]
+      try {
+        platforms = [...new Set((splitList(opts.platform) ?? []).map(p => formatPlatform(parsePlatform(p))))]
+      } catch (err) { throw new CliError(`--platform: ${(err as Error).message}`, { exitCode: EXIT.usage }) }
+      if (platforms.length === 0) throw new CliError('--platform names no platform', { exitCode: EXIT.usage })
+      for (const r of opts.require) if (!Requirement.safeParse(r).success) throw new CliError(`--require ${r}: expected NAME or NAME(>=|<=|=|>|<)VALUE, e.g. gpu or cuda>=12`, { exitCode: EXIT.usage })
+      const filename = basename(recipePath)
+      const kind = detectFrontend(filename, text)
+      // Parse here too: a broken recipe is the submitter's problem, found before anyone is asked to build it.
+      for (const platform of platforms) {
+        try {
+          parseRecipe(text, { filename, frontend: kind, buildArgs, platform, ...(opts.target !== undefined ? { target: opts.target } : {}) })
+        } catch (err) { throw new CliError((err as Error).message, { exitCode: EXIT.usage, cause: err }) }
+      }
+      const tags = await Promise.all(opts.tag.map(parseTagName))
+      let exportTo
+      if (opts.output !== undefined) {
+        try { exportTo = exportOptionsFromRef(parseImageRef(opts.output)) } catch (err) { throw new CliError(`--output ${opts.output}: ${(err as Error).message}`, { exitCode: EXIT.usage, hint: 'use oci:DIR[:TAG] or oci-archive:FILE[:TAG]' }) }
+        if (exportTo.refName === undefined && tags[0] !== undefined) exportTo.refName = tags[0].tag
+      }
+      const verify = positiveInt('--verify', opts.verify, 8) ?? 1
+      const offerWindowMs = positiveInt('--offer-window', opts.offerWindow, 600_000)
+      const timeoutS = positiveInt('--timeout', opts.timeout, 7 * 24 * 3600)
+
+      const { session } = await openSession(ctx, opts, offerWindowMs)
+      const context = await session.shareContext(contextDir)
+      const write = opts.json === true ? (line: string) => { process.stderr.write(`${line}\n`) } : (line: string) => { ctx.out.line(line) }
+      const print = eventPrinter(write)
+      const meta = { tags: tags.map(t => `${t.repository}:${t.tag}`), ...(opts.output !== undefined ? { output: opts.output } : {}) }
+      const ac = new AbortController()
+      const onSignal = (): void => { ac.abort(new Error('interrupted')) }
+      process.once('SIGINT', onSignal)
+      process.once('SIGTERM', onSignal)
+      const timeout = timeoutS !== undefined ? AbortSignal.timeout(timeoutS * 1000) : undefined
+      const signal = timeout !== undefined ? AbortSignal.any([ac.signal, timeout]) : ac.signal
+      let result
+      try {
+        result = await session.requester.submit({
+          recipe: { kind, file: filename, text },
+          context,
+          platforms,
+          requirements: opts.require,
+          buildArgs,
+          network: opts.network === true,
+          verify,
+          ...(opts.target !== undefined ? { target: opts.target } : {}),
+          ...(tags[0] !== undefined ? { output: `${tags[0].repository}:${tags[0].tag}` } : {}),
+          ...(opts.to.length > 0 ? { to: opts.to } : {}),
+          signal,
+          onEvent: (e) => {
+            if (e.kind === 'published') session.journal.setMeta(e.jobId, meta)
+            print(e)
+          }
+        })
+      } catch (err) {
+        throw jobError(err, timeout?.aborted === true, timeoutS)
+      } finally {
+        process.off('SIGINT', onSignal)
+        process.off('SIGTERM', onSignal)
+      }
+      const image = await session.keep(result, { tags, ...(exportTo !== undefined ? { export: exportTo } : {}) })
+      const summary = summarize(result, session.journal.get(result.jobId), image, { tags: meta.tags, ...(opts.output !== undefined ? { output: opts.output } : {}), startedAt })
+      if (opts.json === true) ctx.out.json(summary.json)
+      else for (const l of summary.lines) ctx.out.line(l)
+    })
+}

@@ -1,0 +1,123 @@
+/**
+ * A requester on a real node, as `kiln submit` and `kiln jobs` run it: the
+ * store served and announced (so builders can fetch the context), the
+ * job transport over libp2p, blobs fetched peer to peer into the local
+ * store, jobs journaled in the data dir's database, and the finished
+ * image kept: the index stored, names set, optionally exported.
+ *
+ * @example
+ * ```ts
+ * const session = await startRequesterSession({ node, key, store, policy, certs })
+ * const context = await session.shareContext('./app')
+ * const result = await session.requester.submit({ recipe, context, platforms: ['linux/amd64'] })
+ * const image = await session.keep(result, { tags: [{ repository: 'app', tag: '1' }] })
+ * await session.stop()
+ * ```
+ */
+import type { PrivateKey } from '@libp2p/interface'
+import type { Digest, LocalStore } from '../content/index.ts'
+import { exportImage, OCI_INDEX } from '../oci/index.ts'
+import type { Descriptor, ExportOptions } from '../oci/index.ts'
+import type { KilnNode } from '../p2p/index.ts'
+import { createLibp2pJobTransport } from '../p2p/job-transport.ts'
+import { createTransfer } from '../transfer/index.ts'
+import type { Transfer } from '../transfer/index.ts'
+import { createDbReplayCache } from '../trust/index.ts'
+import type { TrustPolicy } from '../trust/index.ts'
+import { packContext } from './context-pack.ts'
+import type { PackOptions } from './context-pack.ts'
+import { createRequesterJobStore } from './job-store.ts'
+import type { RequesterJobStore } from './job-store.ts'
+import { createRequester } from './requester.ts'
+import type { Requester, SubmitResult } from './index.ts'
+
+export interface RequesterSessionInit {
+  node: KilnNode
+  key: PrivateKey
+  store: LocalStore
+  policy: TrustPolicy
+  /** This node's membership certificates (requester role), presented with jobs, awards and cancels. */
+  certs?: unknown[]
+  offerWindowMs?: number
+  heartbeatMs?: number
+  log?: (level: 'info' | 'warn', message: string) => void
+}
+
+export interface RequesterSession {
+  readonly requester: Requester
+  readonly transfer: Transfer
+  readonly journal: RequesterJobStore
+  /** Packs a context dir into the store (deterministic tar) and announces it; resolves once it is stored. */
+  shareContext: (dir: string, options?: PackOptions) => Promise<{ digest: Digest, size: number }>
+  /**
+   * Keeps a verified result: stores the index of a multi-platform job,
+   * names the image (manifest, or index) and exports it when asked.
+   * Returns the image's descriptor.
+   */
+  keep: (result: SubmitResult, options?: { tags?: Array<{ repository: string, tag: string }>, export?: ExportOptions }) => Promise<Descriptor>
+  stop: () => Promise<void>
+}
+
+export async function startRequesterSession (init: RequesterSessionInit): Promise<RequesterSession> {
+  const { node, store } = init
+  const content = store.content
+  const transfer = createTransfer({ node, store: content })
+  await transfer.start()
+  const transport = createLibp2pJobTransport({ node })
+  await transport.start()
+  const journal = createRequesterJobStore(store.db, message => init.log?.('warn', message))
+  const announcing = new Set<Promise<void>>()
+  const requester = createRequester({
+    key: init.key,
+    transport,
+    policy: init.policy,
+    certs: init.certs ?? [],
+    journal,
+    replayCache: createDbReplayCache(store.db),
+    ...(init.offerWindowMs !== undefined ? { offerWindowMs: init.offerWindowMs } : {}),
+    ...(init.heartbeatMs !== undefined ? { heartbeatMs: init.heartbeatMs } : {}),
+    ...(init.log !== undefined ? { log: init.log } : {}),
+    blobs: {
+      fetch: async (blob, providers, options = {}) => {
+        const digest = blob.digest as Digest
+        await transfer.fetch(digest, { size: blob.size, providers, ...(options.signal !== undefined ? { signal: options.signal } : {}) })
+        const info = await content.info(digest)
+        if (info.size !== blob.size) throw new Error(`${digest} is ${info.size} bytes, the result says ${blob.size}`)
+        return options.discard === true ? new Uint8Array(0) : await content.readBytes(digest, blob.size)
+      }
+    }
+  })
+  return {
+    requester,
+    transfer,
+    journal,
+    async shareContext (dir, options = {}) {
+      const info = await content.ingest(packContext(dir, options))
+      const p = transfer.provide(info.digest, { signal: AbortSignal.timeout(30_000) })
+        .catch((err: Error) => { init.log?.('warn', `announcing the context failed: ${err.message}`) })
+        .finally(() => { announcing.delete(p) })
+      announcing.add(p)
+      return { digest: info.digest, size: info.size }
+    },
+    async keep (result, options = {}) {
+      let descriptor: Descriptor
+      if (result.index !== undefined) {
+        const info = await content.ingest(result.index.bytes, { digest: result.index.digest as Digest, size: result.index.size })
+        descriptor = { mediaType: OCI_INDEX, digest: info.digest, size: info.size }
+      } else {
+        const p = result.platforms[0]
+        if (p === undefined) throw new Error(`job ${result.jobId} has no platform result`)
+        descriptor = { mediaType: p.mediaType, digest: p.digest as Digest, size: p.size }
+      }
+      for (const t of options.tags ?? []) store.refs.set(t.repository, t.tag, descriptor)
+      if (options.export !== undefined) await exportImage(content, descriptor, options.export)
+      return descriptor
+    },
+    async stop () {
+      requester.stop()
+      await transport.stop()
+      await Promise.allSettled([...announcing])
+      await transfer.stop()
+    }
+  }
+}
