@@ -15,9 +15,8 @@ import {
   EXPORTER_STDERR_TAIL_BYTES, ExporterResultSchema
 } from '../../protocols/exporter.ts'
 import type { ExporterRequest, ExporterResult } from '../../protocols/exporter.ts'
-import { MAX_MANIFEST_SIZE, parseDescribed } from '../oci/index.ts'
+import { MAX_MANIFEST_SIZE, parseDescribed, writeOciLayout } from '../oci/index.ts'
 import type { Descriptor } from '../oci/index.ts'
-import { writeOciLayout } from '../oci/layout.ts'
 import { ExecExporterFailedError, ExecExporterProtocolError, ExecExporterTimeoutError } from './errors.ts'
 import type { ExportImage, ExportOptions, ExportResult, ExporterComponents } from './index.ts'
 import { layoutEntries, targetNames } from './names.ts'

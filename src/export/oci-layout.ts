@@ -3,8 +3,7 @@
  * (entries with the same ref name are replaced, blobs already present are
  * kept). The writing is src/oci's; this only names the entries.
  */
-import { formatImageRef } from '../oci/index.ts'
-import { writeOciLayout } from '../oci/layout.ts'
+import { formatImageRef, writeOciLayout } from '../oci/index.ts'
 import type { ExportImage, ExportOptions, ExportResult } from './index.ts'
 import { layoutEntries, targetNames } from './names.ts'
 import type { OciLayoutSpec } from './output-spec.ts'
