@@ -1,113 +1,166 @@
 /**
- * Base images: from a ref in the local store, an OCI image layout
- * (`oci:PATH[:TAG]`), or `scratch`; resolved to a manifest and config in the
- * store, and unpacked once per manifest and user into a rootfs dir that every
- * later build reuses as its bottom overlay layer.
+ * Base images (FROM, Apptainer Bootstrap, COPY --from=IMAGE): resolved to a
+ * single-platform manifest and config in the store, and unpacked once per
+ * manifest and user into a rootfs dir that every later build reuses as its
+ * bottom overlay layer.
+ *
+ * Where a base comes from, by reference (containers-transports syntax):
+ * - `REPO[:TAG]`, `REPO@sha256:...`, `sha256:...`: the local store. A name
+ *   that is not there is pulled from its registry, as buildah does
+ *   (`busybox` is `docker.io/library/busybox:latest`): the local name wins.
+ * - `docker://HOST/REPO[:TAG|@DIGEST]`: the registry, unless the store
+ *   already holds it (pull policy `missing`, the default) or the caller asks
+ *   for `always`. A pulled image is named `HOST/REPO:TAG` in the local store.
+ * - `oci:PATH[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REF]`:
+ *   imported into the store with src/oci's importImage.
+ * - `scratch`: nothing (handled by the builder).
  */
-import { createReadStream } from 'node:fs'
-import { mkdir, readFile, rename, stat } from 'node:fs/promises'
+import { mkdir, rename, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ContentStore, Digest, RefStore } from '../content/index.ts'
 import { digestHex } from '../content/index.ts'
-import {
-  ImageIndexSchema, MAX_CONFIG_SIZE, MAX_LAYOUT_FILE_SIZE, MAX_MANIFEST_SIZE, ANNOTATION_REF_NAME,
-  isIndex, parseConfigBytes, parseImageRef, parseManifestBytes, selectManifest
-} from '../oci/index.ts'
-import type { Descriptor, ImageConfig, ImageManifest, Platform } from '../oci/index.ts'
-import { extractLayer } from '../oci/layer/extract.ts'
+import { MAX_MANIFEST_SIZE, formatDockerName, importImage, parseManifestBytes, parseDockerName, parseImageRef, resolveImage, unpackImage } from '../oci/index.ts'
+import type { Descriptor, DockerName, ImageConfig, ImageManifest, ImageRef, Platform } from '../oci/index.ts'
+import type { RegistryClient } from '../registry/index.ts'
 import { BaseImageError } from './errors.ts'
 import type { SourceLoc } from '../recipe/ir.ts'
 import { removeTree } from './sandbox/index.ts'
 
 export interface ResolvedBase {
+  /** The single-platform manifest; undefined for scratch. */
+  descriptor?: Descriptor
   /** Manifest digest; undefined for scratch. */
   manifestDigest?: Digest
   manifest?: ImageManifest
   config?: ImageConfig
 }
 
-async function readManifestAt (store: ContentStore, d: Descriptor, platform: Platform, ref: string): Promise<{ digest: Digest, manifest: ImageManifest }> {
-  const bytes = await store.readBytes(d.digest, MAX_MANIFEST_SIZE)
-  const parsed = parseManifestBytes(bytes, d.mediaType)
-  if (parsed.kind === 'manifest') return { digest: d.digest, manifest: parsed.value }
-  const chosen = selectManifest(parsed.value, platform)
-  return await readManifestAt(store, chosen, platform, ref)
-}
-
-async function ingestFromLayout (store: ContentStore, layout: string, d: Descriptor): Promise<void> {
-  if (await store.has(d.digest)) return
-  const path = join(layout, 'blobs', 'sha256', digestHex(d.digest))
-  await store.ingest(createReadStream(path), { digest: d.digest, size: d.size })
-}
-
-/**
- * Copies one image of an OCI layout (manifest, config, layers; an index is
- * narrowed to the wanted platform) into the store.
- * TODO(oci): use src/oci's layout import once it lands, and add oci-archive /
- * docker-archive through it.
- */
-async function importFromLayout (store: ContentStore, layout: string, tag: string | undefined, platform: Platform, ref: string): Promise<Descriptor> {
-  let text: string
-  try { text = await readFile(join(layout, 'index.json'), 'utf8') } catch { throw new BaseImageError(`${ref}: no OCI image layout at ${layout}`) }
-  if (text.length > MAX_LAYOUT_FILE_SIZE) throw new BaseImageError(`${ref}: index.json too large`)
-  const index = ImageIndexSchema.parse(JSON.parse(text))
-  const matches = index.manifests.filter(m => tag === undefined ? true : m.annotations?.[ANNOTATION_REF_NAME] === tag)
-  const top = matches[0]
-  if (top === undefined || (tag === undefined && matches.length > 1)) throw new BaseImageError(`${ref}: ${tag === undefined ? 'the layout holds several images: name one with :TAG' : `no image tagged ${tag} in ${layout}`}`)
-  await ingestFromLayout(store, layout, top)
-  let d = top
-  if (isIndex(top.mediaType)) {
-    const sub = ImageIndexSchema.parse(JSON.parse(Buffer.from(await store.readBytes(top.digest, MAX_MANIFEST_SIZE)).toString('utf8')))
-    d = selectManifest(sub, platform)
-    await ingestFromLayout(store, layout, d)
-  }
-  const parsed = parseManifestBytes(await store.readBytes(d.digest, MAX_MANIFEST_SIZE), d.mediaType)
-  if (parsed.kind !== 'manifest') throw new BaseImageError(`${ref}: nested indexes are not supported`)
-  await ingestFromLayout(store, layout, parsed.value.config)
-  for (const l of parsed.value.layers) await ingestFromLayout(store, layout, l)
-  return d
-}
+/** When a registry is asked for a base the store may already hold. */
+export type PullPolicy = 'missing' | 'always'
 
 export interface BaseResolverInit {
   store: ContentStore
   refs: RefStore
+  /** Default `missing`: the registry is asked only for what the store lacks. */
+  pull?: PullPolicy
+  /** A client for a registry host (tests inject one); default src/registry's createRegistryClient. */
+  registryClient?: (registry: string) => RegistryClient | Promise<RegistryClient>
+  signal?: AbortSignal
+}
+
+/** A descriptor for a manifest or index the store holds by digest alone. */
+async function describeStored (store: ContentStore, digest: Digest): Promise<Descriptor> {
+  const bytes = await store.readBytes(digest, MAX_MANIFEST_SIZE)
+  return { mediaType: parseManifestBytes(bytes).mediaType, digest, size: bytes.byteLength }
+}
+
+/** `line N` of the recipe, for messages that already start with the file name. */
+function fail (text: string, detail: string, source: SourceLoc | undefined, hint?: string): never {
+  throw new BaseImageError(`base image ${text}: ${detail}${hint === undefined ? '' : `; ${hint}`}`, source)
+}
+
+function describeError (err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+/** Hints for the usual ways a registry pull fails, by error class name. */
+function registryHint (err: unknown, name: DockerName): string {
+  const n = err instanceof Error ? err.name : ''
+  const where = `${name.domain}/${name.path}`
+  if (n === 'RegistryNotFoundError') return `check the name and tag (${where}), or import the image with kiln image import and name it in FROM`
+  if (n === 'RegistryUnauthorizedError') return `log in to ${name.domain} (skopeo login / podman login write the auth file kiln reads)`
+  if (err instanceof TypeError) return `${name.domain} is not reachable from this node; import the image (kiln image import oci-archive:FILE) and name it in FROM`
+  return `pulling ${where} failed`
+}
+
+async function registryClientFor (init: BaseResolverInit, registry: string): Promise<RegistryClient> {
+  if (init.registryClient !== undefined) return await init.registryClient(registry)
+  // Loaded only when a registry is needed: it is not on the path of a build from local bases.
+  const { createRegistryClient } = await import('../registry/index.ts')
+  return createRegistryClient({ registry })
+}
+
+/** Pulls a registry image (or finds it in the store) and returns its root descriptor. */
+async function fromRegistry (init: BaseResolverInit, name: DockerName, text: string, platform: Platform, source: SourceLoc | undefined): Promise<Descriptor> {
+  const { store, refs } = init
+  const repo = `${name.domain}/${name.path}`
+  if (init.pull !== 'always') {
+    if (name.digest !== undefined && await store.has(name.digest)) return await describeStored(store, name.digest)
+    const named = name.digest === undefined && name.tag !== undefined ? refs.find(repo, name.tag) : undefined
+    if (named !== undefined && await store.has(named.digest)) return { mediaType: named.mediaType, digest: named.digest, size: named.size }
+  }
+  const reference = name.digest ?? name.tag ?? 'latest'
+  let pulled
+  try {
+    const { pullImage } = await import('../registry/index.ts')
+    pulled = await pullImage(await registryClientFor(init, name.domain), name.path, reference, store, { platform })
+  } catch (err) {
+    init.signal?.throwIfAborted()
+    fail(text, `cannot pull ${formatDockerName(name)}: ${describeError(err)}`, source, registryHint(err, name))
+  }
+  const descriptor = { mediaType: pulled.mediaType, digest: pulled.digest, size: pulled.size }
+  if (name.tag !== undefined) refs.set(repo, name.tag, descriptor)
+  return descriptor
+}
+
+/** Imports an oci:, oci-archive: or docker-archive: image and returns its root descriptor. */
+async function fromImport (store: ContentStore, ref: Extract<ImageRef, { transport: 'oci' | 'oci-archive' | 'docker-archive' }>, text: string, source: SourceLoc | undefined, signal?: AbortSignal): Promise<Descriptor> {
+  let roots
+  try {
+    roots = await importImage(store, ref, { ...(signal !== undefined ? { signal } : {}) })
+  } catch (err) {
+    signal?.throwIfAborted()
+    const what = ref.transport === 'oci' ? 'OCI image layout' : ref.transport === 'oci-archive' ? 'OCI archive' : 'docker archive'
+    fail(text, `cannot read the ${what} at ${ref.path}: ${describeError(err)}`, source, ref.transport === 'oci' ? 'check the path and tag (oci:PATH:TAG; skopeo copy docker://IMAGE oci:PATH:TAG makes one)' : 'check the path (and :TAG when the archive holds several images)')
+  }
+  const top = roots[0]
+  if (top === undefined) fail(text, `${ref.path} holds no image`, source)
+  if (roots.length > 1) fail(text, `${ref.path} holds ${roots.length} images`, source, `name one with ${ref.transport}:${ref.path}:TAG`)
+  return top.descriptor
+}
+
+/** Finds the root descriptor a base reference names, fetching or importing it when needed. */
+async function rootOf (init: BaseResolverInit, text: string, platform: Platform, source: SourceLoc | undefined): Promise<Descriptor> {
+  const { store, refs } = init
+  let ref: ImageRef
+  try { ref = parseImageRef(text) } catch (err) { fail(JSON.stringify(text), describeError(err), source) }
+  switch (ref.transport) {
+    case 'digest':
+      if (!await store.has(ref.digest)) fail(text, 'no manifest with this digest in the local store', source, 'import it first (kiln image import) or name it by registry (docker://HOST/REPO@DIGEST)')
+      return await describeStored(store, ref.digest)
+    case 'local': {
+      if (ref.digest !== undefined && await store.has(ref.digest)) return await describeStored(store, ref.digest)
+      const found = ref.digest === undefined ? refs.find(ref.repository, ref.tag ?? 'latest') : undefined
+      if (found !== undefined) return { mediaType: found.mediaType, digest: found.digest, size: found.size }
+      // Not in the store: the name is a registry name, as buildah reads it.
+      let name: DockerName
+      try { name = parseDockerName(text) } catch (err) { fail(text, describeError(err), source) }
+      return await fromRegistry(init, name, text, platform, source)
+    }
+    case 'docker': return await fromRegistry(init, ref.name, text, platform, source)
+    case 'oci': case 'oci-archive': case 'docker-archive':
+      return await fromImport(store, ref, text, source, init.signal)
+  }
 }
 
 export async function resolveBase (init: BaseResolverInit, text: string, platform: Platform, source?: SourceLoc): Promise<ResolvedBase> {
-  const { store, refs } = init
-  let ref
-  try { ref = parseImageRef(text) } catch (err) { throw new BaseImageError(`invalid base image ${JSON.stringify(text)}: ${(err as Error).message}`, source) }
-  let top: Descriptor
-  switch (ref.transport) {
-    case 'local': {
-      if (ref.digest !== undefined) { top = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: ref.digest, size: 0 }; break }
-      const found = refs.find(ref.repository, ref.tag ?? 'latest')
-      if (found === undefined) throw new BaseImageError(`base image ${text} is not in the local store (import it with kiln image import, or use oci:PATH:TAG)`, source)
-      top = { mediaType: found.mediaType, digest: found.digest, size: found.size }
-      break
-    }
-    case 'digest': top = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: ref.digest, size: 0 }; break
-    case 'oci':
-      try { top = await importFromLayout(store, ref.path, ref.tag, platform, text) } catch (err) {
-        if (err instanceof BaseImageError) throw new BaseImageError(err.message, source)
-        throw new BaseImageError(`${text}: ${(err as Error).message}`, source)
-      }
-      break
-    case 'docker': throw new BaseImageError(`base image ${text}: docker:// bases need the registry client (src/registry), which is not available yet; import the image with skopeo into an OCI layout and use oci:PATH:TAG`, source)
-    default: throw new BaseImageError(`base image ${text}: the ${ref.transport} transport is not supported by the builder yet; use oci:PATH:TAG or an image in the local store`, source)
+  try {
+    const image = await resolveImage(init.store, await rootOf(init, text, platform, source), platform)
+    return { descriptor: image.descriptor, manifestDigest: image.descriptor.digest, manifest: image.manifest, config: image.config }
+  } catch (err) {
+    if (err instanceof BaseImageError) throw err
+    init.signal?.throwIfAborted()
+    fail(text, describeError(err), source)
   }
-  if (!await store.has(top.digest)) throw new BaseImageError(`base image ${text}: manifest ${top.digest} is not in the store`, source)
-  const { digest, manifest } = await readManifestAt(store, top, platform, text)
-  const config = parseConfigBytes(await store.readBytes(manifest.config.digest, MAX_CONFIG_SIZE))
-  return { manifestDigest: digest, manifest, config }
 }
 
 /**
  * The unpacked rootfs of a base, made once per manifest and user under
  * cacheDir and reused. Built in a temp dir and renamed into place, so a
- * crash never leaves a half-unpacked rootfs behind the final name.
+ * crash never leaves a half-unpacked rootfs behind the final name. Each
+ * layer's diffID is checked against the config while it is extracted.
  */
-export async function unpackedBase (store: ContentStore, base: ResolvedBase, cacheDir: string): Promise<string> {
+export async function unpackedBase (store: ContentStore, base: ResolvedBase, cacheDir: string, signal?: AbortSignal): Promise<string> {
   const uid = process.getuid?.() ?? 0
   const name = base.manifestDigest === undefined ? `scratch-${uid}` : `${digestHex(base.manifestDigest)}-${uid}`
   const dir = join(cacheDir, name)
@@ -115,7 +168,7 @@ export async function unpackedBase (store: ContentStore, base: ResolvedBase, cac
   const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`
   await mkdir(tmp, { recursive: true })
   try {
-    for (const layer of base.manifest?.layers ?? []) await extractLayer(store.read(layer.digest), tmp)
+    if (base.descriptor !== undefined) await unpackImage(store, base.descriptor, tmp, { ...(signal !== undefined ? { signal } : {}) })
     await rename(tmp, dir)
   } catch (err) {
     await removeTree(tmp)

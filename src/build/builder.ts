@@ -14,7 +14,7 @@ import type { ImageConfig, Platform } from '../oci/index.ts'
 import { writeLayer } from '../oci/layer/write.ts'
 import type { BuildPlan, CopyStep, RunStep, Stage, Step } from '../recipe/ir.ts'
 import { resolveBase, unpackedBase } from './base.ts'
-import type { ResolvedBase } from './base.ts'
+import type { BaseResolverInit, ResolvedBase } from './base.ts'
 import { createStepCache, stepKey } from './cache.ts'
 import type { CachedLayer } from './cache.ts'
 import { DEFAULT_PATH, DEFAULT_SOURCE_DATE_EPOCH, FAILED_STEP_OUTPUT_TAIL } from './constants.ts'
@@ -91,7 +91,7 @@ export function createBuilder (init: BuilderInit): Builder {
     /** Filesystem steps that missed the cache: config steps count as cached only when none did. */
     let misses = 0
 
-    const lowersOf = async (st: StageState): Promise<string[]> => [...st.uppers, await unpackedBase(store, st.base.bottom, dirs.rootfs)]
+    const lowersOf = async (st: StageState): Promise<string[]> => [...st.uppers, await unpackedBase(store, st.base.bottom, dirs.rootfs, options.signal)]
 
     const keepSnapshot = async (upper: string, diffId: Digest): Promise<string> => {
       const dest = join(dirs.snapshots, digestHex(diffId))
@@ -202,6 +202,18 @@ export function createBuilder (init: BuilderInit): Builder {
       void plan; void contextDir
     }
 
+    /** The layer dirs of a `COPY --from` stage or image, and the key that stands for their content. */
+    const copyFromRoot = async (step: CopyStep): Promise<{ layers: string[], key: string, what: string }> => {
+      if (step.from.kind === 'image') {
+        const image = await resolveBase(resolverFor(options), step.from.ref, platform, step.source)
+        return { layers: [await unpackedBase(store, image, dirs.rootfs, options.signal)], key: image.manifestDigest ?? 'scratch', what: `image ${step.from.ref}` }
+      }
+      if (step.from.kind !== 'stage') throw new CopySourceError('COPY --from names neither a stage nor an image', step.source)
+      const from = states.get(step.from.stage)
+      if (from === undefined) throw new CopySourceError(`COPY --from names stage ${step.from.stage}, which has not been built`, step.source)
+      return { layers: await lowersOf(from), key: from.key, what: `stage ${step.from.stage}` }
+    }
+
     interface CopyInputs { items: CopyItem[], digests: string[] }
     const copyInputs = async (st: StageState, step: CopyStep, contextDir: string): Promise<CopyInputs> => {
       const items: CopyItem[] = []
@@ -215,16 +227,12 @@ export function createBuilder (init: BuilderInit): Builder {
             digests.push(`${src.path}=${await treeDigest(p)}`)
           }
         } else {
-          if (step.from.kind === 'image') throw new UnsupportedStepError('COPY --from=IMAGE is not supported yet: add a stage FROM that image', step.source)
-          const fromIndex = step.from.stage
-          const from = states.get(fromIndex)
-          if (from === undefined) throw new CopySourceError(`COPY --from names stage ${fromIndex}, which has not been built`, step.source)
-          const layers = await lowersOf(from)
+          const from = await copyFromRoot(step)
           const rel = posix.normalize(src.path).replace(/^\/+/, '')
-          if (rel.startsWith('..')) throw new CopySourceError(`COPY source ${src.path} is outside the stage root`, step.source)
-          const found = rel === '' ? { st: await lstat(layers[layers.length - 1] as string) } : await lookup(layers, rel)
-          if (found === undefined) throw new CopySourceError(`COPY source ${src.path} not found in stage ${fromIndex}`, step.source)
-          items.push({ kind: 'layers', layers, path: rel, name: basename(rel), isDir: found.st.isDirectory() })
+          if (rel.startsWith('..')) throw new CopySourceError(`COPY source ${src.path} is outside the ${from.what} root`, step.source)
+          const found = rel === '' ? { st: await lstat(from.layers[from.layers.length - 1] as string) } : await lookup(from.layers, rel)
+          if (found === undefined) throw new CopySourceError(`COPY source ${src.path} not found in ${from.what}`, step.source)
+          items.push({ kind: 'layers', layers: from.layers, path: rel, name: basename(rel), isDir: found.st.isDirectory() })
           digests.push(`${src.path}@${from.key}`)
         }
       }
@@ -234,7 +242,7 @@ export function createBuilder (init: BuilderInit): Builder {
 
     try {
       for (const stage of plan.stages) {
-        const base = await baseOf(stage, platform, states)
+        const base = await baseOf(stage, platform, states, options)
         const st: StageState = {
           stage, base,
           key: stepKey(base.key, `FROM ${formatPlatform(platform)}`, [plan.frontend]),
@@ -326,7 +334,7 @@ export function createBuilder (init: BuilderInit): Builder {
     }
   }
 
-  const baseOf = async (stage: Stage, platform: Platform, states: Map<number, StageState>): Promise<StageBase> => {
+  const baseOf = async (stage: Stage, platform: Platform, states: Map<number, StageState>, options: BuildOptions): Promise<StageBase> => {
     if (stage.base.kind === 'scratch') return { resolved: {}, bottom: {}, key: 'scratch', uppers: [] }
     if (stage.base.kind === 'stage') {
       const from = states.get(stage.base.stage)
@@ -337,9 +345,15 @@ export function createBuilder (init: BuilderInit): Builder {
       const manifest = { schemaVersion: 2, config: from.base.resolved.manifest?.config ?? { mediaType: OCI_CONFIG, digest: from.diffIds[0] ?? ('sha256:' + '0'.repeat(64)) as Digest, size: 0 }, layers: [...from.layers] }
       return { resolved: { ...resolved, config: merged as ImageConfig, manifest: manifest as ResolvedBase['manifest'] }, bottom: from.base.bottom, key: from.key, uppers: [...from.uppers] }
     }
-    const resolved = await resolveBase({ store, refs }, stage.base.ref, platform, stage.source)
+    const resolved = await resolveBase(resolverFor(options), stage.base.ref, platform, stage.source)
     return { resolved, bottom: resolved, key: resolved.manifestDigest ?? 'scratch', uppers: [] }
   }
+
+  const resolverFor = (options: BuildOptions): BaseResolverInit => ({
+    store, refs,
+    ...(options.pull !== undefined ? { pull: options.pull } : {}),
+    ...(options.signal !== undefined ? { signal: options.signal } : {})
+  })
 
   return { build }
 }

@@ -33,6 +33,12 @@ export interface BuildOptions {
   network?: boolean
   /** Seconds; every timestamp in the image is clamped to it. Default 0 (see docs/building.md). */
   sourceDateEpoch?: number
+  /**
+   * Registry bases (`docker://`, or a name not in the local store): `missing`
+   * (default) asks the registry only for what the store lacks, `always` asks
+   * every time (a moved tag is followed).
+   */
+  pull?: 'missing' | 'always'
   /** Ignore the step cache (entries are still written). */
   noCache?: boolean
   stepTimeoutMs?: number

@@ -15,6 +15,7 @@ interface BuildCliOptions {
   json?: boolean
   noCache?: boolean
   cache?: boolean
+  pull?: boolean
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
@@ -56,6 +57,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--output <dest>', 'also export the image: oci-layout:DIR or oci-archive:FILE')
     .option('--network', 'let RUN steps use the network (off by default)')
     .option('--no-cache', 'run every step even when the step cache has it')
+    .option('--pull', 'ask the registry for registry bases even when the local store has them')
     .option('--dry-run', 'parse the recipe and print the build plan without building')
     .option('--json', 'with --dry-run: the plan as JSON; otherwise a JSON summary')
     .addHelpText('after', '\nExamples:\n  kiln build -t app:1 .\n  kiln build -f Singularity.def --build-arg VERSION=2 -t tools:2 ./ctx\n  kiln build --dry-run --json .')
@@ -107,6 +109,7 @@ export function register (program: Command, ctx: CliContext): void {
           ...(opts.platform !== undefined ? { platform: opts.platform } : {}),
           network: opts.network === true,
           noCache: opts.cache === false,
+          ...(opts.pull === true ? { pull: 'always' as const } : {}),
           ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
           signal: ac.signal,
           onEvent: (e) => {

@@ -135,7 +135,7 @@ describe.skipIf(!haveTools('setpriv', 'skopeo', 'umoci', 'busybox'))('kiln build
     ['an unknown instruction', { Dockerfile: 'FROM oci:LAYOUT:base\nFROBNICATE x\n' }, 2, /Dockerfile:2/],
     ['an unterminated heredoc', { Dockerfile: 'FROM oci:LAYOUT:base\nRUN <<EOF\necho hi\n' }, 2, /Dockerfile:2/],
     ['a COPY from outside the context', { Dockerfile: 'FROM oci:LAYOUT:base\nCOPY ../../etc/passwd /x\n' }, 2, /Dockerfile:2: .*outside the build context/],
-    ['a missing base', { Dockerfile: 'FROM oci:/nonexistent/layout:base\nRUN true\n' }, 3, /Dockerfile:1: .*no OCI image layout/],
+    ['a missing base', { Dockerfile: 'FROM oci:/nonexistent/layout:base\nRUN true\n' }, 3, /Dockerfile:1: base image oci:\/nonexistent\/layout:base: cannot read the OCI image layout at \/nonexistent\/layout/],
     ['a failing RUN', { Dockerfile: 'FROM oci:LAYOUT:base\nRUN sleep 7373 & echo partial; exit 3\n' }, 5, /Dockerfile:2: RUN failed with exit code 3/]
   ]
   for (const [what, files, code, message] of bad) {
