@@ -19,7 +19,9 @@ import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
 import type { Libp2pOptions, ServiceFactoryMap } from 'libp2p'
 import { CAPABILITY_NAMESPACE, KAD_PROTOCOL } from '../../protocols/constants.ts'
+import { TAG_NAMESPACE } from '../../protocols/tag.ts'
 import { selectCapabilityRecord, validateCapabilityRecord } from './capability-record.ts'
+import { selectTagRecord, validateTagRecord } from './tag-records.ts'
 import {
   DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DHT_QUERY_SELF_INTERVAL_MS, MDNS_SERVICE_TAG,
   YAMUX_INITIAL_STREAM_WINDOW, YAMUX_MAX_STREAM_WINDOW
@@ -122,8 +124,8 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
       alpha: init.dht?.alpha,
       querySelfInterval: init.dht?.querySelfInterval ?? DHT_QUERY_SELF_INTERVAL_MS,
       initialQuerySelfInterval: init.dht?.initialQuerySelfInterval,
-      validators: { [CAPABILITY_NAMESPACE]: validateCapabilityRecord },
-      selectors: { [CAPABILITY_NAMESPACE]: selectCapabilityRecord }
+      validators: { [CAPABILITY_NAMESPACE]: validateCapabilityRecord, [TAG_NAMESPACE]: validateTagRecord },
+      selectors: { [CAPABILITY_NAMESPACE]: selectCapabilityRecord, [TAG_NAMESPACE]: selectTagRecord }
     }),
     pubsub: gossipsub({ allowPublishToZeroTopicPeers: true })
   }
