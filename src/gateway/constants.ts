@@ -44,3 +44,12 @@ export const STREAM_CHUNK = 1024 * 1024
 
 /** Open upload sessions at once; more is TOOMANYREQUESTS until some finish or expire. */
 export const MAX_UPLOAD_SESSIONS = 1024
+
+/** A pull-through fetch from the peer network with no progress (no provider, no bytes) for this long is abandoned. */
+export const NETWORK_FETCH_IDLE_MS = 15_000
+
+/** How long the gateway waits for the network's tag records when resolving a tag it does not know. */
+export const TAG_RESOLVE_TIMEOUT_MS = 5_000
+
+/** Descriptor sizes remembered from upstream manifests (mirror mode), so blob fetches know what to expect. */
+export const UPSTREAM_SIZE_MEMORY = 10_000

@@ -22,12 +22,38 @@ export interface GatewayLogger {
   error: (obj: Record<string, unknown>, msg?: string) => void
 }
 
-/** Content from the peer network, for what the local store lacks. */
+/** What a pull-through fetch is for: the repository asked, the registry namespace (containerd's `ns=`), whether a manifest is wanted. */
+export interface PullHint {
+  repository: string
+  kind: 'manifest' | 'blob'
+  /** The mirror prefix of the request's `ns=` (./mirror.ts), when it had one. */
+  namespace?: string
+}
+
+/**
+ * Content from elsewhere (the peer network, upstream registries) for what
+ * the local store lacks. See ./pull-through.ts for the sources and chaining.
+ */
 export interface PullThrough {
-  /** Fetches a blob by digest into the local store; false when no peer has it. */
-  fetchBlob: (digest: Digest) => Promise<boolean>
-  /** Resolves a tag through the network's signed tag records; undefined when unknown. */
-  resolveTag: (repository: string, tag: string) => Promise<RefTarget | undefined>
+  /** Fetches a blob or manifest by digest into the local store, verified; false when no source has it. */
+  fetchBlob: (digest: Digest, hint?: PullHint) => Promise<boolean>
+  /**
+   * Resolves a tag (signed tag records, an upstream registry); undefined when
+   * unknown. The manifest may already be in the store when this returns.
+   */
+  resolveTag: (repository: string, tag: string, hint?: { namespace?: string }) => Promise<RefTarget | undefined>
+}
+
+/** A manifest stored by a push (or a build): for publishing tag records and announcing blobs. */
+export interface PushEvent {
+  repository: string
+  /** Set when pushed under a tag. */
+  tag?: string
+  digest: Digest
+  mediaType: string
+  size: number
+  /** The manifest and every blob it references directly (config, layers, or child manifests). */
+  digests: Digest[]
 }
 
 export interface GatewayContext {
@@ -39,6 +65,9 @@ export interface GatewayContext {
   logger: GatewayLogger
   deleteEnabled: boolean
   pullThrough?: PullThrough
+  onPush?: (event: PushEvent) => void
+  /** Request-scoped: the mirror prefix of the request's `ns=` parameter. */
+  namespace?: string
 }
 
 /** The artifact type the referrers API reports for a manifest (image-spec: artifactType, else config.mediaType). */
@@ -91,11 +120,15 @@ async function adoptRefs (ctx: GatewayContext, repository: string): Promise<void
   }
 }
 
+function ns (ctx: GatewayContext): { namespace?: string } {
+  return ctx.namespace === undefined ? {} : { namespace: ctx.namespace }
+}
+
 export async function hasBlob (ctx: GatewayContext, repository: string, digest: Digest): Promise<boolean> {
   if (ctx.index.hasBlob(repository, digest) && await ctx.store.has(digest)) return true
   await adoptRefs(ctx, repository)
   if (ctx.index.hasBlob(repository, digest) && await ctx.store.has(digest)) return true
-  if (ctx.pullThrough !== undefined && await ctx.pullThrough.fetchBlob(digest)) {
+  if (ctx.pullThrough !== undefined && await ctx.pullThrough.fetchBlob(digest, { repository, kind: 'blob', ...ns(ctx) })) {
     ctx.index.addBlobs(repository, [digest])
     return true
   }
@@ -108,7 +141,7 @@ export async function findManifest (ctx: GatewayContext, repository: string, dig
   await adoptRefs(ctx, repository)
   const adopted = ctx.index.getManifest(repository, digest)
   if (adopted !== undefined) return adopted
-  if (ctx.pullThrough !== undefined && await ctx.pullThrough.fetchBlob(digest)) return await adoptStored(ctx, repository, digest, undefined)
+  if (ctx.pullThrough !== undefined && await ctx.pullThrough.fetchBlob(digest, { repository, kind: 'manifest', ...ns(ctx) })) return await adoptStored(ctx, repository, digest, undefined)
   return undefined
 }
 
@@ -116,9 +149,9 @@ export async function findManifest (ctx: GatewayContext, repository: string, dig
 export async function resolveTag (ctx: GatewayContext, repository: string, tag: string): Promise<ManifestRecord | undefined> {
   const ref = ctx.refs.find(repository, tag)
   if (ref !== undefined) return await findManifest(ctx, repository, ref.digest)
-  const remote = await ctx.pullThrough?.resolveTag(repository, tag)
+  const remote = await ctx.pullThrough?.resolveTag(repository, tag, ns(ctx))
   if (remote === undefined) return undefined
-  if (!await ctx.store.has(remote.digest) && !await ctx.pullThrough!.fetchBlob(remote.digest)) return undefined
+  if (!await ctx.store.has(remote.digest) && !await ctx.pullThrough!.fetchBlob(remote.digest, { repository, kind: 'manifest', ...ns(ctx) })) return undefined
   return await adoptStored(ctx, repository, remote.digest, remote.mediaType)
 }
 

@@ -19,6 +19,7 @@ import type { Gateway, GatewayInit, ListenOptions } from './index.ts'
 import { catalog, listReferrers, listTags } from './listings.ts'
 import { deleteManifest, getManifest, putManifest } from './manifests.ts'
 import { createRepoIndex } from './repo-index.ts'
+import { mirrorPrefix } from './mirror.ts'
 import { matchRoute } from './router.ts'
 import type { Route } from './router.ts'
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './upload-routes.ts'
@@ -26,6 +27,14 @@ import { createUploadManager } from './uploads.ts'
 
 const NOOP = (): void => {}
 const SILENT = { debug: NOOP, info: NOOP, warn: NOOP, error: NOOP }
+
+/** containerd's `?ns=<registry>` (mirror mode, ./mirror.ts): which upstream a request is for. */
+function requestContext (ctx: GatewayContext, query: string | undefined): GatewayContext {
+  if (query === undefined) return ctx
+  const ns = new URLSearchParams(query).get('ns')
+  const prefix = ns === null ? undefined : mirrorPrefix(ns)
+  return prefix === undefined ? ctx : { ...ctx, namespace: prefix }
+}
 
 function unsupported (method: string, route: Route): RegistryApiError {
   return new RegistryApiError('UNSUPPORTED', `${method} is not supported on ${route.kind}`)
@@ -100,17 +109,18 @@ export function createGatewayImpl (init: GatewayInit): Gateway {
     auth: createAuthenticator(init.auth),
     logger,
     deleteEnabled: init.deleteEnabled ?? false,
-    ...(init.pullThrough === undefined ? {} : { pullThrough: init.pullThrough })
+    ...(init.pullThrough === undefined ? {} : { pullThrough: init.pullThrough }),
+    ...(init.onPush === undefined ? {} : { onPush: init.onPush })
   }
 
   const handle = async (req: GatewayRequest): Promise<GatewayResponse> => {
     const started = performance.now()
     const method = req.method.toUpperCase()
-    const path = req.url.split('?')[0] as string
+    const [path, query] = req.url.split('?') as [string, string | undefined]
     let out: GatewayResponse
     try {
       const route = matchRoute(path)
-      out = route === undefined ? emptyResponse(404) : await dispatch(ctx, req, route, method)
+      out = route === undefined ? emptyResponse(404) : await dispatch(requestContext(ctx, query), req, route, method)
     } catch (err) {
       const apiError = toRegistryApiError(err)
       if (apiError === undefined) {

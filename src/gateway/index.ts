@@ -28,7 +28,7 @@ import type { ContentStore } from '../content/index.ts'
 import type { KilnDb } from '../content/db.ts'
 import type { RefStore } from '../content/refs.ts'
 import type { GatewayAuthInit } from './auth.ts'
-import type { GatewayLogger, PullThrough } from './context.ts'
+import type { GatewayLogger, PullThrough, PushEvent } from './context.ts'
 import type { Digest } from '../content/digest.ts'
 import { createGatewayImpl } from './gateway.ts'
 import { createRepoIndex } from './repo-index.ts'
@@ -37,7 +37,14 @@ import type { GatewayRequest, GatewayResponse, NodeHandler } from './http.ts'
 export type { AccessRule, Action, Permission } from './access.ts'
 export { AccessRuleSchema } from './access.ts'
 export type { GatewayAuthInit, GatewayUser } from './auth.ts'
-export type { GatewayLogger, PullThrough } from './context.ts'
+export type { GatewayLogger, PullHint, PullThrough, PushEvent } from './context.ts'
+export { chainPullThrough } from './pull-through.ts'
+export type { NamedPullThrough } from './pull-through.ts'
+export { createNetworkPullThrough } from './network-source.ts'
+export type { NetworkPullThroughInit } from './network-source.ts'
+export { createUpstreamPullThrough, parseUpstream } from './upstream-source.ts'
+export type { Upstream, UpstreamPullThroughInit } from './upstream-source.ts'
+export { mirrorPrefix } from './mirror.ts'
 export { OCI_ERRORS, RegistryApiError } from './errors.ts'
 export type { OciErrorCode } from './errors.ts'
 export type { GatewayRequest, GatewayResponse } from './http.ts'
@@ -56,7 +63,10 @@ export interface GatewayInit {
   auth?: GatewayAuthInit
   /** Allow DELETE of manifests, tags and blobs; default false (405 UNSUPPORTED). */
   deleteEnabled?: boolean
+  /** Where to fetch what the store lacks: see chainPullThrough, createNetworkPullThrough, createUpstreamPullThrough. */
   pullThrough?: PullThrough
+  /** Called after each manifest push is stored (publish a tag record, announce the blobs); must not throw. */
+  onPush?: (event: PushEvent) => void
   /** Default UPLOAD_SESSION_TTL_MS. */
   uploadTtlMs?: number
 }

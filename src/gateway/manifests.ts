@@ -78,6 +78,12 @@ export async function getManifest (ctx: GatewayContext, req: GatewayRequest, rep
   }
 }
 
+/** What a manifest references directly: config and layers, or an index's children. */
+function referencedDigests (parsed: ParsedManifest): Digest[] {
+  if (parsed.kind === 'index') return parsed.value.manifests.map(m => m.digest)
+  return [parsed.value.config.digest, ...parsed.value.layers.filter(l => l.urls === undefined || l.urls.length === 0).map(l => l.digest)]
+}
+
 /** Throws MANIFEST_BLOB_UNKNOWN naming the first thing the manifest needs that the repository lacks. */
 async function checkReferences (ctx: GatewayContext, repository: string, parsed: ParsedManifest): Promise<void> {
   const missing = (digest: Digest, what: string): RegistryApiError =>
@@ -117,6 +123,14 @@ export async function putManifest (ctx: GatewayContext, req: GatewayRequest, rep
   const rec = recordManifest(ctx, repository, digest, body.byteLength, parsed)
   if ('tag' in ref) ctx.refs.set(repository, ref.tag, { digest, mediaType: rec.mediaType, size: rec.size })
   ctx.logger.info({ repository, reference: param, digest }, 'manifest pushed')
+  ctx.onPush?.({
+    repository,
+    ...('tag' in ref ? { tag: ref.tag } : {}),
+    digest,
+    mediaType: rec.mediaType,
+    size: rec.size,
+    digests: [digest, ...referencedDigests(parsed)]
+  })
   return emptyResponse(201, {
     location: `/v2/${repository}/manifests/${digest}`,
     'docker-content-digest': digest,
