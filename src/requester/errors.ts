@@ -43,3 +43,10 @@ export class JobCancelledError extends Error {
   readonly code = 'ERR_JOB_CANCELLED'
   constructor (message: string) { super(message) }
 }
+
+/** The requester was stopped while the job ran; the job itself goes on (its journal entry stays running, for resume). */
+export class RequesterStoppedError extends Error {
+  override readonly name = 'RequesterStoppedError'
+  readonly code = 'ERR_REQUESTER_STOPPED'
+  constructor (message: string) { super(message) }
+}

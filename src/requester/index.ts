@@ -155,5 +155,10 @@ export interface Requester {
    * not follow (`kiln jobs cancel` after a restart).
    */
   cancel: (jobId: string, reason: string, builders?: string[]) => Promise<void>
+  /**
+   * Stops listening. Jobs being followed reject with RequesterStoppedError
+   * and are not cancelled: their builders go on, their journal entries stay
+   * `running`, and resume() follows them again.
+   */
   stop: () => void
 }

@@ -10,7 +10,7 @@ import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_MISSES, OFFER_WINDOW_MS, jobTopic } fr
 import type { JobPayload, OfferPayload, ResultPayload } from '../../protocols/job.ts'
 import { sha256Digest } from '../content/digest.ts'
 import { createMemoryReplayCache, peerIdOf } from '../trust/index.ts'
-import { BuildError, BuilderLostError, JobCancelledError, NoOffersError, ReproducibilityError, ResultInvalidError } from './errors.ts'
+import { BuildError, BuilderLostError, JobCancelledError, NoOffersError, ReproducibilityError, RequesterStoppedError, ResultInvalidError } from './errors.ts'
 import type { JobEvent, PlatformResult, Requester, RequesterInit, ResumeSpec, SubmitResult, SubmitSpec } from './index.ts'
 import { openFrame, seal } from './messages.ts'
 import type { OpenedFrame } from './messages.ts'
@@ -37,6 +37,8 @@ interface Job {
   verify: number
   platforms: Map<string, PlatformState>
   onEvent: (e: JobEvent) => void
+  /** Rejects the job's follow() when the requester stops. */
+  abandon?: (err: Error) => void
 }
 
 export function createRequester (init: RequesterInit): Requester {
@@ -202,10 +204,12 @@ export function createRequester (init: RequesterInit): Requester {
     const timer = watch(job)
     const onAbort = (): void => { void cancel(jobId, 'cancelled by the requester') }
     signal?.addEventListener('abort', onAbort, { once: true })
+    const stopped = new Promise<never>((_resolve, reject) => { job.abandon = reject })
+    stopped.catch(() => {})
     try {
       if (signal?.aborted === true) throw new JobCancelledError('cancelled by the requester')
-      await start()
-      const results = await Promise.all([...job.platforms.values()].map(async ps => await ps.promise))
+      await Promise.race([start(), stopped])
+      const results = await Promise.race([Promise.all([...job.platforms.values()].map(async ps => await ps.promise)), stopped])
       const out: SubmitResult = { jobId, job: job.envelope, platforms: results }
       if (results.length > 1) {
         const index = canonicalIndex(results)
@@ -214,6 +218,8 @@ export function createRequester (init: RequesterInit): Requester {
       init.journal?.finished(jobId, { state: 'succeeded', ...(out.index !== undefined ? { index: { digest: out.index.digest, size: out.index.size } } : {}) })
       return out
     } catch (err) {
+      // Stopped, not failed: the builders go on and the journal keeps the job running, to be resumed.
+      if ((err as Error).name === 'RequesterStoppedError') throw err
       for (const [platform, ps] of job.platforms) fail(job, platform, ps, err as Error)
       await cancel(jobId, `requester gave up: ${(err as Error).message}`).catch(() => {})
       init.journal?.finished(jobId, { state: (err as Error).name === 'JobCancelledError' ? 'cancelled' : 'failed', error: (err as Error).message })
@@ -279,7 +285,10 @@ export function createRequester (init: RequesterInit): Requester {
       })
     },
     cancel,
-    stop: () => { off() }
+    stop: () => {
+      off()
+      for (const job of jobs.values()) job.abandon?.(new RequesterStoppedError(`the requester stopped while following job ${job.envelope.payload.jobId}`))
+    }
   }
 
   async function cancel (jobId: string, reason: string, extra: string[] = []): Promise<void> {
