@@ -20,7 +20,8 @@ export const EXPORTER_STDERR_TAIL_BYTES = 8 * 1024
 export const EXPORTER_MAX_TAGS = 64
 export const EXPORTER_MAX_OPTIONS = 64
 
-const Digest = z.string().regex(/^sha256:[a-f0-9]{64}$/, 'expected sha256:<64 hex>')
+const DIGEST_RE = /^sha256:[a-f0-9]{64}$/
+const Digest = z.custom<`sha256:${string}`>(v => typeof v === 'string' && DIGEST_RE.test(v), 'expected sha256:<64 hex>')
 const StringMap = z.record(z.string().max(256), z.string().max(4096))
 
 /** §2 an OCI descriptor, as in the image spec. */
@@ -65,3 +66,28 @@ export const ExporterResultSchema = z.discriminatedUnion('ok', [
   })
 ])
 export type ExporterResult = z.infer<typeof ExporterResultSchema>
+
+// §7 the build cache artifact
+/** artifactType of the manifest and mediaType of its config blob. */
+export const BUILD_CACHE_MEDIA_TYPE = 'application/vnd.kiln.cache.v1+json'
+export const BUILD_CACHE_VERSION = 1
+/** Most step records in one cache artifact. */
+export const BUILD_CACHE_MAX_RECORDS = 100_000
+/** Largest cache config blob read. */
+export const BUILD_CACHE_MAX_CONFIG_BYTES = 32 * 1024 * 1024
+
+/** One step: its cache key and the layer it produced. */
+export const BuildCacheRecordSchema = z.strictObject({
+  key: Digest,
+  layer: z.strictObject({ mediaType: z.string().min(1).max(255), digest: Digest, size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER) }),
+  diffId: Digest
+})
+export type BuildCacheRecord = z.infer<typeof BuildCacheRecordSchema>
+
+/** §7 the config blob of a cache artifact. */
+export const BuildCacheConfigSchema = z.strictObject({
+  version: z.literal(BUILD_CACHE_VERSION),
+  mode: z.enum(['min', 'max']),
+  records: z.array(BuildCacheRecordSchema).max(BUILD_CACHE_MAX_RECORDS)
+})
+export type BuildCacheConfig = z.infer<typeof BuildCacheConfigSchema>

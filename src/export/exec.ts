@@ -110,7 +110,7 @@ export async function exportExec (image: ExportImage, spec: ExecSpec, options: E
     }
     const result = parseResult(out.stdout, spec.cmd)
     if (!result.ok) throw new ExecExporterFailedError(`exporter ${spec.cmd} failed: ${result.error}`, out.stderrTail, 0)
-    return { description: result.location, digest: (result.digest ?? image.root.digest) as ExportResult['digest'] }
+    return { description: result.location, digest: result.digest ?? image.root.digest }
   } finally {
     await rm(dir, { recursive: true, force: true })
   }

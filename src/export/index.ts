@@ -16,6 +16,10 @@
  * (any program speaking protocols/exporter.md) and kiln (the peer network;
  * wired in by whoever owns a transfer).
  *
+ * Build caches: createCacheImage packs the builder's step cache as an OCI
+ * artifact for any exporter; fetchCacheImage + importCacheImage bring it
+ * into another store (protocols/exporter.md §7).
+ *
  * @example
  * ```ts
  * const exporter = createExporter()
@@ -36,6 +40,8 @@ export type { OutputSpec, OutputType, OciLayoutSpec, OciArchiveSpec, DockerArchi
 export type { ObjectStore, ObjectInfo } from './object-store.ts'
 export { nginxConfig, htaccessFiles } from './site-config.ts'
 export type { SiteState } from './site-state.ts'
+export { BUILD_CACHE_MEDIA_TYPE, createCacheImage, fetchCacheImage, importCacheImage } from './cache.ts'
+export type { BuildCacheRecord, CacheExportOptions, CacheImportOptions, CacheImportResult } from './cache.ts'
 
 /** What to export: a manifest or index and the store holding it and all it references. */
 export interface ExportImage {
