@@ -1,14 +1,28 @@
 /**
  * `kiln gateway`: serve the local store over the OCI distribution API, and
  * `kiln gateway hash-password` to make entries for the users file.
+ *
+ * Attached to the peer network (a multiaddr in --listen, --bootstrap or
+ * --mdns), what the store lacks is pulled through from peers, unknown tags
+ * resolve through signed tag records, and pushes publish tag records and
+ * announce their blobs. `--upstream` adds registries to mirror after the
+ * network. `startGatewayService` is shared with `kiln up`.
  */
 import type { Command } from 'commander'
+import type { PrivateKey } from '@libp2p/interface'
 import type { CliContext } from '../context.ts'
+import type { Digest, LocalStore } from '../../content/index.ts'
+import type { Gateway, NamedPullThrough, PushEvent } from '../../gateway/index.ts'
+import type { KilnNode } from '../../p2p/index.ts'
+import type { Transfer } from '../../transfer/index.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
 
 interface GatewayOptions {
-  listen?: string
+  listen?: string[]
+  bootstrap?: string
+  mdns?: boolean
+  upstream?: string[]
   anonymousRead?: boolean
   anonymousPush?: boolean
   tlsCert?: string
@@ -19,14 +33,18 @@ interface GatewayOptions {
   json?: boolean
 }
 
-function splitHostPort (text: string): { host: string, port: number } {
+export function splitHostPort (text: string, flag = '--listen'): { host: string, port: number } {
   const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text)
-  if (m === null || Number(m[2]) > 65535) throw new CliError(`--listen ${JSON.stringify(text)} is not HOST:PORT`, { exitCode: EXIT.usage, hint: 'for example --listen 127.0.0.1:5000' })
+  if (m === null || Number(m[2]) > 65535) throw new CliError(`${flag} ${JSON.stringify(text)} is not HOST:PORT`, { exitCode: EXIT.usage, hint: `for example ${flag} 127.0.0.1:5000` })
   return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port: Number(m[2]) }
 }
 
 function isLoopback (host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}
+
+export function collect (value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(',').map(s => s.trim()).filter(s => s !== '')]
 }
 
 async function readSecret (): Promise<string> {
@@ -35,10 +53,185 @@ async function readSecret (): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
 }
 
+/** The network side a gateway can use: the node, its transfer, and the key that signs tag records. */
+export interface GatewayNetwork {
+  node: KilnNode
+  transfer: Transfer
+  privateKey: PrivateKey
+}
+
+export interface GatewayServiceOptions {
+  host: string
+  port: number
+  anonymousRead?: boolean
+  anonymousPush?: boolean
+  tlsCert?: string
+  tlsKey?: string
+  insecureListen?: boolean
+  users?: string
+  deleteEnabled?: boolean
+  /** `NS[=URL]` entries. */
+  upstreams?: string[]
+  network?: GatewayNetwork
+}
+
+export interface GatewayService {
+  gateway: Gateway
+  url: string
+  tls: boolean
+  users: number
+  anonymous: 'push' | 'read' | 'none'
+  /** Stops serving, then waits (bounded) for tag publications and provides in flight. */
+  close: () => Promise<void>
+}
+
+/** Publishes tag records and announces blobs for pushes, in the background, one push at a time. */
+function createPushAnnouncer (network: GatewayNetwork, certificates: unknown[], log: { warn: (o: object, m: string) => void, info: (o: object, m: string) => void }): { onPush: (e: PushEvent) => void, drain: () => Promise<void> } {
+  let chain: Promise<void> = Promise.resolve()
+  const abort = new AbortController()
+  return {
+    onPush: (event) => {
+      chain = chain.then(async () => {
+        if (abort.signal.aborted) return
+        const { publishTagRecord } = await import('../../p2p/tag-records.ts')
+        const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(60_000)])
+        for (const digest of event.digests) {
+          await network.transfer.provide(digest, { signal }).catch((err: Error) => { log.warn({ digest, err: err.message }, 'provide failed') })
+        }
+        if (event.tag === undefined) return
+        const published = await publishTagRecord(network.node, network.privateKey, {
+          repository: event.repository, tag: event.tag, digest: event.digest, mediaType: event.mediaType, size: event.size
+        }, { certificates, signal })
+        log.info({ repository: event.repository, tag: event.tag, digest: event.digest, storedOn: published.storedOn }, 'tag record published')
+      }).catch((err: Error) => { log.warn({ repository: event.repository, tag: event.tag, err: err.message }, 'tag record publication failed') })
+    },
+    drain: async () => {
+      const timer = setTimeout(() => { abort.abort() }, 5_000)
+      await chain
+      clearTimeout(timer)
+    }
+  }
+}
+
+/** Starts a gateway on the context's store, with pull-through from the network and upstreams when given. */
+export async function startGatewayService (ctx: CliContext, store: LocalStore, opts: GatewayServiceOptions): Promise<GatewayService> {
+  const config = await ctx.config()
+  const gwConfig = config.gateway
+  const certFile = opts.tlsCert ?? gwConfig.tls?.cert
+  const keyFile = opts.tlsKey ?? gwConfig.tls?.key
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new CliError('--tls-cert and --tls-key go together', { exitCode: EXIT.usage })
+  }
+  const insecure = opts.insecureListen === true || gwConfig.insecureListen
+  if (certFile === undefined && !isLoopback(opts.host) && !insecure) {
+    throw new CliError(`refusing plain HTTP on ${opts.host}: passwords and tokens would cross the network in clear`, {
+      exitCode: EXIT.usage,
+      hint: 'give --tls-cert and --tls-key (docs/gateway.md shows how to make them), listen on 127.0.0.1, or pass --insecure-listen'
+    })
+  }
+  if (opts.anonymousPush === true && !isLoopback(opts.host)) {
+    throw new CliError('--anonymous-push is only allowed on a loopback address', { exitCode: EXIT.usage })
+  }
+  const { join } = await import('node:path')
+  const { existsSync } = await import('node:fs')
+  const { readFile } = await import('node:fs/promises')
+  const gw = await import('../../gateway/index.ts')
+  const logger = (await ctx.logger()).child({ module: 'gateway' })
+  const defaultUsers = join(store.root, 'gateway', 'users.yaml')
+  const usersFile = opts.users ?? (existsSync(defaultUsers) ? defaultUsers : undefined)
+  const users = usersFile === undefined ? [] : await gw.readUsersFile(usersFile)
+  const anonymousRead = opts.anonymousRead ?? gwConfig.anonymousRead
+
+  const sources: NamedPullThrough[] = []
+  let announcer: ReturnType<typeof createPushAnnouncer> | undefined
+  if (opts.network !== undefined) {
+    const network = opts.network
+    const { loadTrustPolicy, loadCertificates } = await import('../../trust/index.ts')
+    const { resolveTagRecord } = await import('../../p2p/tag-records.ts')
+    const self = network.node.peerId.toString()
+    let policy
+    try {
+      policy = await loadTrustPolicy(store.root, { self, config: config.trust })
+    } catch (err) {
+      throw new CliError((err as Error).message, { exitCode: EXIT.usage, hint: 'fix the trust policy (kiln trust ls shows it)' })
+    }
+    const certificates = await loadCertificates(store.root, self, (file, reason) => { logger.warn({ file, reason }, 'certificate skipped') })
+    sources.push(gw.createNetworkPullThrough({
+      fetch: async (digest, options) => await network.transfer.fetch(digest, options),
+      resolveTag: async (repository, tag) => {
+        const record = await resolveTagRecord(network.node, repository, tag, {
+          trust: policy,
+          timeoutMs: gw.TAG_RESOLVE_TIMEOUT_MS,
+          onSkip: (signer, reason) => { logger.info({ repository, tag, signer, reason }, 'tag record skipped') }
+        })
+        if (record === undefined) return undefined
+        const { digest, mediaType, size } = record.payload
+        return { digest: digest as Digest, mediaType, size }
+      }
+    }))
+    announcer = createPushAnnouncer(network, certificates, logger)
+  }
+  const upstreams = opts.upstreams ?? []
+  if (upstreams.length > 0) {
+    let parsed
+    try {
+      parsed = upstreams.map(u => gw.parseUpstream(u))
+    } catch (err) {
+      throw new CliError(`--upstream: ${(err as Error).message}`, { exitCode: EXIT.usage, hint: 'for example --upstream docker.io or --upstream localhost:5001=http://127.0.0.1:5001' })
+    }
+    sources.push(gw.createUpstreamPullThrough({ upstreams: parsed, store: store.content }))
+  }
+
+  const gateway = gw.createGateway({
+    store: store.content,
+    refs: store.refs,
+    db: store.db,
+    uploadDir: join(store.root, 'gateway', 'uploads'),
+    logger,
+    deleteEnabled: opts.deleteEnabled === true || gwConfig.deleteEnabled,
+    ...(opts.anonymousPush === true ? {} : { auth: { anonymousRead, users } }),
+    ...(sources.length === 0 ? {} : { pullThrough: gw.chainPullThrough(sources, logger) }),
+    ...(announcer === undefined ? {} : { onPush: announcer.onPush })
+  })
+  const tls = certFile === undefined || keyFile === undefined ? undefined : { cert: await readFile(certFile), key: await readFile(keyFile) }
+  let url: string
+  try {
+    url = (await gateway.listen(opts.host, opts.port, tls === undefined ? {} : { tls })).url
+  } catch (err) {
+    await gateway.close()
+    throw new CliError(`cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, { exitCode: EXIT.network, hint: 'pick another address with --listen HOST:PORT' })
+  }
+  return {
+    gateway,
+    url,
+    tls: tls !== undefined,
+    users: users.length,
+    anonymous: opts.anonymousPush === true ? 'push' : anonymousRead ? 'read' : 'none',
+    close: async () => {
+      await gateway.close()
+      await announcer?.drain()
+    }
+  }
+}
+
+/** Resolves on SIGINT or SIGTERM. */
+export async function untilSignal (): Promise<string> {
+  return await new Promise<string>(resolve => {
+    const on = (signal: string) => () => { process.off('SIGINT', onInt); process.off('SIGTERM', onTerm); resolve(signal) }
+    const onInt = on('SIGINT')
+    const onTerm = on('SIGTERM')
+    process.once('SIGINT', onInt)
+    process.once('SIGTERM', onTerm)
+  })
+}
+
 export function register (program: Command, ctx: CliContext): void {
   const gateway = program.command('gateway')
     .description('serve the local store to podman, skopeo, Apptainer and containerd over the OCI distribution API')
-    .option('--listen <host:port>', 'address to listen on (default from config, 127.0.0.1:5000)')
+    .option('--listen <address>', 'HOST:PORT to serve HTTP on (default from config, 127.0.0.1:5000); a multiaddr (/ip4/...) also attaches the gateway to the peer network; repeatable or comma-separated', collect)
+    .option('--bootstrap <multiaddrs>', 'attach to the peer network through these comma-separated multiaddrs (with /p2p/<id>)')
+    .option('--mdns', 'attach to the peer network and find peers on the local network')
+    .option('--upstream <ns[=url]>', 'mirror this registry after the peer network (repeatable): docker.io, quay.io=https://quay.io, localhost:5001=http://127.0.0.1:5001', collect)
     .option('--anonymous-read', 'let anyone pull (default from config: on)')
     .option('--no-anonymous-read', 'require a login to pull')
     .option('--anonymous-push', 'let anyone push and delete too (loopback only; for local use and CI)')
@@ -47,63 +240,65 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--insecure-listen', 'allow plain HTTP on a non-loopback address')
     .option('--users <file>', 'users file (YAML): names, password hashes, repository rules (default <data-dir>/gateway/users.yaml if present)')
     .option('--delete-enabled', 'allow DELETE of manifests, tags and blobs')
-    .option('--json', 'print { url } as JSON once listening')
+    .option('--json', 'print { url, peerId?, multiaddrs? } as JSON once listening')
     .addHelpText('after', `
 Examples:
   kiln gateway --listen 127.0.0.1:5000
   skopeo copy --src-tls-verify=false docker://127.0.0.1:5000/hpc/app:v1 oci:./app:v1
+  kiln gateway --listen 127.0.0.1:5000 --listen /ip4/0.0.0.0/tcp/4002 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...
+  kiln gateway --listen 127.0.0.1:5000 --upstream docker.io
   kiln gateway --listen 0.0.0.0:5443 --tls-cert cert.pem --tls-key key.pem --users users.yaml --no-anonymous-read
-See docs/gateway.md for auth, TLS and mirror configuration.`)
+See docs/gateway.md for auth, TLS, pull-through and mirror configuration.`)
     .action(async (opts: GatewayOptions) => {
-      const config = (await ctx.config()).gateway
-      const { host, port } = splitHostPort(opts.listen ?? config.listen)
-      const certFile = opts.tlsCert ?? config.tls?.cert
-      const keyFile = opts.tlsKey ?? config.tls?.key
-      if ((certFile === undefined) !== (keyFile === undefined)) {
-        throw new CliError('--tls-cert and --tls-key go together', { exitCode: EXIT.usage })
-      }
-      const insecure = opts.insecureListen === true || config.insecureListen
-      if (certFile === undefined && !isLoopback(host) && !insecure) {
-        throw new CliError(`refusing plain HTTP on ${host}: passwords and tokens would cross the network in clear`, {
-          exitCode: EXIT.usage,
-          hint: 'give --tls-cert and --tls-key (docs/gateway.md shows how to make them), listen on 127.0.0.1, or pass --insecure-listen'
-        })
-      }
-      if (opts.anonymousPush === true && !isLoopback(host)) {
-        throw new CliError('--anonymous-push is only allowed on a loopback address', { exitCode: EXIT.usage })
-      }
-      const { join } = await import('node:path')
-      const { existsSync } = await import('node:fs')
-      const { readFile } = await import('node:fs/promises')
-      const { createGateway, readUsersFile } = await import('../../gateway/index.ts')
+      const config = await ctx.config()
+      const listen = opts.listen ?? []
+      const httpAddrs = listen.filter(a => !a.startsWith('/'))
+      const multiaddrs = listen.filter(a => a.startsWith('/'))
+      if (httpAddrs.length > 1) throw new CliError('give one HOST:PORT in --listen', { exitCode: EXIT.usage })
+      const { host, port } = splitHostPort(httpAddrs[0] ?? config.gateway.listen)
       const store = await ctx.store()
-      const logger = await ctx.logger()
-      const defaultUsers = join(store.root, 'gateway', 'users.yaml')
-      const usersFile = opts.users ?? (existsSync(defaultUsers) ? defaultUsers : undefined)
-      const users = usersFile === undefined ? [] : await readUsersFile(usersFile)
-      const anonymousRead = opts.anonymousRead ?? config.anonymousRead
-      const gw = createGateway({
-        store: store.content,
-        refs: store.refs,
-        db: store.db,
-        uploadDir: join(store.root, 'gateway', 'uploads'),
-        logger: logger.child({ module: 'gateway' }),
-        deleteEnabled: opts.deleteEnabled === true || config.deleteEnabled,
-        ...(opts.anonymousPush === true ? {} : { auth: { anonymousRead, users } })
-      })
-      ctx.onClose(async () => { await gw.close() })
-      const tls = certFile === undefined || keyFile === undefined ? undefined : { cert: await readFile(certFile), key: await readFile(keyFile) }
-      const { url } = await gw.listen(host, port, tls === undefined ? {} : { tls })
-      if (opts.json === true) ctx.out.json({ url })
-      else {
-        ctx.out.line(`gateway listening on ${url} (${users.length} user${users.length === 1 ? '' : 's'}, anonymous ${opts.anonymousPush === true ? 'push' : anonymousRead ? 'read' : 'none'})`)
-        const hostPort = url.replace(/^https?:\/\//, '')
-        ctx.out.line(`try: skopeo list-tags ${tls === undefined ? '--tls-verify=false ' : ''}docker://${hostPort}/REPO`)
+      const attached = multiaddrs.length > 0 || opts.bootstrap !== undefined || opts.mdns === true
+      let network: GatewayNetwork | undefined
+      if (attached) {
+        const { createKilnNode, nodeInitFromOptions } = await import('../../p2p/index.ts')
+        const { createTransfer } = await import('../../transfer/index.ts')
+        const identity = await ctx.identity()
+        let node: KilnNode
+        try {
+          node = await createKilnNode(await nodeInitFromOptions(config.node, {
+            ...(multiaddrs.length > 0 ? { listen: multiaddrs.join(',') } : {}),
+            ...(opts.bootstrap === undefined ? {} : { bootstrap: opts.bootstrap }),
+            mdns: opts.mdns === true
+          }, identity.privateKey, multiaddrs.length === 0))
+        } catch (err) {
+          throw new CliError(`cannot start the node: ${(err as Error).message}`, { exitCode: EXIT.network, hint: 'pick a free port with --listen /ip4/0.0.0.0/tcp/PORT' })
+        }
+        const log = (await ctx.logger()).child({ module: 'transfer' })
+        const transfer = createTransfer({ node, store: store.content, log })
+        await transfer.start()
+        network = { node, transfer, privateKey: identity.privateKey }
+        ctx.onClose(async () => { await transfer.stop(); await node.stop() })
       }
-      await new Promise<void>(resolve => {
-        process.once('SIGINT', resolve)
-        process.once('SIGTERM', resolve)
+      const service = await startGatewayService(ctx, store, {
+        host,
+        port,
+        ...pick(opts),
+        ...(opts.upstream === undefined ? {} : { upstreams: opts.upstream }),
+        ...(network === undefined ? {} : { network })
       })
+      ctx.onClose(async () => { await service.close() })
+      const peer = network === undefined ? {} : { peerId: network.node.peerId.toString(), multiaddrs: network.node.getMultiaddrs().map(m => m.toString()) }
+      if (opts.json === true) ctx.out.json({ url: service.url, ...peer })
+      else {
+        ctx.out.line(`gateway listening on ${service.url} (${service.users} user${service.users === 1 ? '' : 's'}, anonymous ${service.anonymous})`)
+        if (network !== undefined) {
+          ctx.out.line(`peer id: ${network.node.peerId.toString()}`)
+          for (const ma of network.node.getMultiaddrs()) ctx.out.line(`p2p: ${ma.toString()}`)
+        }
+        const hostPort = service.url.replace(/^https?:\/\//, '')
+        ctx.out.line(`try: skopeo list-tags ${service.tls ? '' : '--tls-verify=false '}docker://${hostPort}/REPO`)
+      }
+      await untilSignal()
     })
 
   gateway.command('hash-password')
@@ -115,4 +310,12 @@ See docs/gateway.md for auth, TLS and mirror configuration.`)
       if (password === '') throw new CliError('empty password on stdin', { exitCode: EXIT.usage })
       ctx.out.line(await hashPassword(password))
     })
+}
+
+/** The gateway flags shared with `kiln up`, without undefined values. */
+export function pick (opts: Partial<GatewayServiceOptions>): Partial<GatewayServiceOptions> {
+  const keys = ['anonymousRead', 'anonymousPush', 'tlsCert', 'tlsKey', 'insecureListen', 'users', 'deleteEnabled'] as const
+  const out: Partial<GatewayServiceOptions> = {}
+  for (const k of keys) if (opts[k] !== undefined) (out as Record<string, unknown>)[k] = opts[k]
+  return out
 }
