@@ -40,6 +40,8 @@ export type { OutputSpec, OutputType, OciLayoutSpec, OciArchiveSpec, DockerArchi
 export type { ObjectStore, ObjectInfo } from './object-store.ts'
 export { nginxConfig, htaccessFiles } from './site-config.ts'
 export type { SiteState } from './site-state.ts'
+export { parseCacheToSpec, parseCacheFromSpec, DEFAULT_CACHE_TAG } from './cache-spec.ts'
+export type { CacheToSpec } from './cache-spec.ts'
 export { BUILD_CACHE_MEDIA_TYPE, createCacheImage, fetchCacheImage, importCacheImage } from './cache.ts'
 export type { BuildCacheRecord, CacheExportOptions, CacheImportOptions, CacheImportResult } from './cache.ts'
 

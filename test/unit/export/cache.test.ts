@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createStepCache, stepKey } from '../../../src/build/cache.ts'
 import { digestHex, openLocalStore } from '../../../src/content/index.ts'
 import type { LocalStore } from '../../../src/content/index.ts'
-import { BUILD_CACHE_MEDIA_TYPE, createCacheImage, createExporter, fetchCacheImage, importCacheImage, parseOutputSpec } from '../../../src/export/index.ts'
+import { BUILD_CACHE_MEDIA_TYPE, createCacheImage, createExporter, fetchCacheImage, importCacheImage, parseCacheFromSpec, parseCacheToSpec, parseOutputSpec } from '../../../src/export/index.ts'
 import { writeLayer } from '../../../src/oci/index.ts'
 import type { WrittenLayer } from '../../../src/oci/index.ts'
 import { makeImage, tempDirs } from './helpers.ts'
@@ -73,5 +73,19 @@ describe('build cache', () => {
   it('refuses an image that is not a cache artifact', async () => {
     const img = await makeImage(a.content, 'amd64')
     await expect(importCacheImage(a.db, a.content, img.manifest)).rejects.toMatchObject({ name: 'ExportUnsupportedError' })
+  })
+})
+
+describe('--cache-to / --cache-from', () => {
+  it('reads outputs with a mode, and buildx cache spellings', () => {
+    expect(parseCacheToSpec('type=registry,ref=127.0.0.1:5000/cache/app:bc,mode=min')).toEqual({ mode: 'min', output: { type: 'registry', names: ['127.0.0.1:5000/cache/app:bc'], insecure: false } })
+    expect(parseCacheToSpec('type=local,dest=/c')).toEqual({ mode: 'max', output: { type: 'oci-layout', dest: '/c', names: ['buildcache'] } })
+    expect(parseCacheToSpec('type=static,dest=/srv/site')).toMatchObject({ output: { names: ['cache:buildcache'] } })
+    expect(parseCacheToSpec('oci:/c:v1')).toEqual({ mode: 'max', output: { type: 'oci-layout', dest: '/c', names: ['v1'] } })
+    expect(() => parseCacheToSpec('type=local,dest=/c,mode=most')).toThrow(/mode/)
+    expect(parseCacheFromSpec('type=registry,ref=h:5000/c:bc')).toBe('docker://h:5000/c:bc')
+    expect(parseCacheFromSpec('type=local,src=/c')).toBe('oci:/c:buildcache')
+    expect(parseCacheFromSpec('oci:/c:v1')).toBe('oci:/c:v1')
+    expect(() => parseCacheFromSpec('type=local,src=/c,colour=red')).toThrow(/colour/)
   })
 })
