@@ -1,0 +1,128 @@
+/**
+ * Pull-through sources: order and fallback of the chain, one shared fetch
+ * for concurrent requests, a failing source skipped, the network source's
+ * idle deadline, upstream parsing and mirror prefixes, and the gateway
+ * passing containerd's ns= to its sources.
+ */
+import { describe, expect, it } from 'vitest'
+import type { Digest } from '../../../src/content/digest.ts'
+import { chainPullThrough, createNetworkPullThrough, mirrorPrefix, parseUpstream } from '../../../src/gateway/index.ts'
+import type { NamedPullThrough, PullHint } from '../../../src/gateway/index.ts'
+import type { FetchResult } from '../../../src/transfer/index.ts'
+import { blob, makeGateway } from './helpers.ts'
+
+const D = blob('x').digest
+
+function source (name: string, has: Set<string>, calls: string[]): NamedPullThrough {
+  return {
+    name,
+    fetchBlob: async (digest) => { calls.push(`${name}:${digest.slice(7, 11)}`); return has.has(digest) },
+    resolveTag: async (repository, tag) => {
+      calls.push(`${name}:${repository}:${tag}`)
+      return has.has(`${repository}:${tag}`) ? { digest: D, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1 } : undefined
+    }
+  }
+}
+
+describe('chainPullThrough', () => {
+  it('asks the network before the upstream and stops at the first that has it', async () => {
+    const calls: string[] = []
+    const chain = chainPullThrough([source('network', new Set([D]), calls), source('upstream', new Set([D]), calls)])
+    expect(await chain.fetchBlob(D)).toBe(true)
+    expect(calls).toEqual([`network:${D.slice(7, 11)}`])
+    calls.length = 0
+    const other = blob('y').digest
+    const fallback = chainPullThrough([source('network', new Set(), calls), source('upstream', new Set([other]), calls)])
+    expect(await fallback.fetchBlob(other)).toBe(true)
+    expect(calls).toEqual([`network:${other.slice(7, 11)}`, `upstream:${other.slice(7, 11)}`])
+    expect(await fallback.fetchBlob(blob('z').digest)).toBe(false)
+  })
+
+  it('skips a source that throws, for blobs and tags', async () => {
+    const calls: string[] = []
+    const broken: NamedPullThrough = { name: 'broken', fetchBlob: async () => { throw new Error('boom') }, resolveTag: async () => { throw new Error('boom') } }
+    const chain = chainPullThrough([broken, source('upstream', new Set([D, 'a/b:v1']), calls)])
+    expect(await chain.fetchBlob(D)).toBe(true)
+    expect(await chain.resolveTag('a/b', 'v1')).toMatchObject({ digest: D })
+    expect(await chain.resolveTag('a/b', 'v2')).toBeUndefined()
+  })
+
+  it('runs one fetch for concurrent requests of the same digest', async () => {
+    let fetches = 0
+    let release: () => void = () => {}
+    const gate = new Promise<void>(resolve => { release = resolve })
+    const slow: NamedPullThrough = { name: 'slow', fetchBlob: async () => { fetches++; await gate; return true }, resolveTag: async () => undefined }
+    const chain = chainPullThrough([slow])
+    const all = Promise.all(Array.from({ length: 50 }, async () => await chain.fetchBlob(D)))
+    release()
+    expect(await all).toEqual(Array(50).fill(true))
+    expect(fetches).toBe(1)
+    // Done fetches are not remembered: a later request asks again.
+    await chain.fetchBlob(D)
+    expect(fetches).toBe(2)
+  })
+})
+
+describe('createNetworkPullThrough', () => {
+  it('abandons a fetch that makes no progress, but not one that keeps reporting progress', async () => {
+    const stalled = createNetworkPullThrough({
+      idleMs: 100,
+      fetch: async (_d, options) => await new Promise<FetchResult>((_resolve, reject) => { options?.signal?.addEventListener('abort', () => { reject(new Error('aborted')) }) })
+    })
+    const t0 = Date.now()
+    expect(await stalled.fetchBlob(D)).toBe(false)
+    expect(Date.now() - t0).toBeLessThan(5000)
+
+    const progressing = createNetworkPullThrough({
+      idleMs: 100,
+      fetch: async (digest, options) => {
+        for (let i = 0; i < 6; i++) {
+          await new Promise(resolve => setTimeout(resolve, 50))
+          if (options?.signal?.aborted === true) throw new Error('aborted')
+          options?.onProgress?.({ digest, received: i, total: 6 } as never)
+        }
+        return { digest, size: 6, resumedBytes: 0, fromPeers: new Map(), banned: [], rounds: 1 }
+      }
+    })
+    expect(await progressing.fetchBlob(D)).toBe(true)
+  })
+
+  it('reports no providers as absent and other failures as errors', async () => {
+    const none = createNetworkPullThrough({ fetch: async () => { throw Object.assign(new Error('none'), { name: 'NoProvidersError' }) } })
+    expect(await none.fetchBlob(D)).toBe(false)
+    const broken = createNetworkPullThrough({ fetch: async () => { throw new Error('disk full') } })
+    await expect(broken.fetchBlob(D)).rejects.toThrow('disk full')
+    expect(await none.resolveTag('a', 'b')).toBeUndefined()
+  })
+})
+
+describe('mirror configuration', () => {
+  it('parses --upstream values and refuses bad ones', () => {
+    expect(parseUpstream('docker.io')).toEqual({ namespace: 'docker.io' })
+    expect(parseUpstream('localhost:5001=http://127.0.0.1:5001')).toEqual({ namespace: 'localhost:5001', registry: '127.0.0.1:5001', scheme: 'http' })
+    expect(parseUpstream('quay.io=https://mirror.example.org')).toEqual({ namespace: 'quay.io', registry: 'mirror.example.org', scheme: 'https' })
+    expect(() => parseUpstream('../etc=http://x')).toThrow()
+    expect(() => parseUpstream('docker.io=ftp://x')).toThrow()
+    expect(mirrorPrefix('localhost:5001')).toBe('localhost-5001')
+    expect(mirrorPrefix('Docker.IO')).toBe('docker.io')
+    expect(mirrorPrefix('a/b')).toBeUndefined()
+  })
+
+  it('hands containerd\'s ns= to the sources, and a bad ns is ignored', async () => {
+    const hints: Array<PullHint | undefined> = []
+    const tags: Array<string | undefined> = []
+    const t = await makeGateway({
+      pullThrough: {
+        fetchBlob: async (_d: Digest, hint?: PullHint) => { hints.push(hint); return false },
+        resolveTag: async (_r, _t, hint) => { tags.push(hint?.namespace); return undefined }
+      }
+    })
+    try {
+      expect((await t.inject('GET', `/v2/library/busybox/blobs/${D}?ns=docker.io`)).status).toBe(404)
+      expect((await t.inject('GET', '/v2/library/busybox/manifests/latest?ns=docker.io')).status).toBe(404)
+      expect((await t.inject('GET', '/v2/library/busybox/manifests/latest?ns=..%2Fx')).status).toBe(404)
+      expect(hints[0]).toEqual({ repository: 'library/busybox', kind: 'blob', namespace: 'docker.io' })
+      expect(tags).toEqual(['docker.io', undefined])
+    } finally { await t.cleanup() }
+  })
+})
