@@ -9,7 +9,7 @@
  * leases cover longer work (a build, a transfer) explicitly.
  */
 import { stat } from 'node:fs/promises'
-import type { ContentStore } from './index.ts'
+import type { BlobReader, ContentStore } from './index.ts'
 import type { Digest } from './digest.ts'
 import type { KilnDb } from './db.ts'
 
@@ -33,20 +33,30 @@ export interface GcResult {
   missing: Digest[]
 }
 
+/**
+ * Adds `from` and everything reachable from it to `into` (digests already in
+ * `into` are not walked again, so several calls can share one set). Returns
+ * the reachable digests that are not in the store.
+ */
+export async function markReachable (from: Iterable<Digest>, into: Set<Digest>, store: BlobReader, children: (digest: Digest) => Promise<Digest[]>): Promise<Digest[]> {
+  const missing: Digest[] = []
+  const queue = [...from]
+  while (queue.length > 0) {
+    const d = queue.pop() as Digest
+    if (into.has(d)) continue
+    into.add(d)
+    if (!(await store.has(d))) { missing.push(d); continue }
+    for (const c of await children(d)) if (!into.has(c)) queue.push(c)
+  }
+  return missing
+}
+
 export async function collectGarbage (options: GcOptions): Promise<GcResult> {
   const { store } = options
   const graceMs = options.graceMs ?? 15 * 60 * 1000
   const now = options.now ?? Date.now()
   const marked = new Set<Digest>()
-  const missing: Digest[] = []
-  const queue = [...options.roots]
-  while (queue.length > 0) {
-    const d = queue.pop() as Digest
-    if (marked.has(d)) continue
-    marked.add(d)
-    if (!(await store.has(d))) { missing.push(d); continue }
-    for (const c of await options.children(d)) if (!marked.has(c)) queue.push(c)
-  }
+  const missing = await markReachable(options.roots, marked, store, options.children)
   const removed: GcResult['removed'] = []
   let kept = 0
   for await (const blob of store.walk()) {

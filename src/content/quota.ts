@@ -23,7 +23,7 @@ import { z } from 'zod'
 import type { BlobInfo, ContentStore } from './index.ts'
 import type { KilnDb } from './db.ts'
 import type { Digest } from './digest.ts'
-import { createLeases } from './gc.ts'
+import { createLeases, markReachable } from './gc.ts'
 import { createPins } from './pins.ts'
 import { createRefStore } from './refs.ts'
 
@@ -161,18 +161,6 @@ export interface QuotaResult {
 }
 
 interface Candidate extends BlobInfo { named: boolean, usedAt: number }
-
-/** Marks `from` and everything reachable from it into `into`. */
-async function markReachable (from: Iterable<Digest>, into: Set<Digest>, store: ContentStore, children: (d: Digest) => Promise<Digest[]>): Promise<void> {
-  const queue = [...from]
-  while (queue.length > 0) {
-    const d = queue.pop() as Digest
-    if (into.has(d)) continue
-    into.add(d)
-    if (!(await store.has(d))) continue
-    for (const c of await children(d)) if (!into.has(c)) queue.push(c)
-  }
-}
 
 export async function enforceQuota (options: EnforceQuotaOptions): Promise<QuotaResult> {
   const { store, db, quota, children } = options

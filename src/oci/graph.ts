@@ -116,3 +116,22 @@ export async function collectImage (store: BlobReader, root: Descriptor, options
   for await (const w of walkImage(store, root, options)) out.push(w)
   return out
 }
+
+/**
+ * The digests a stored blob refers to, for GC and quota marking: the children
+ * of a manifest or index, none for anything else (layers, configs, blobs too
+ * large to be a manifest, bytes that do not parse as one).
+ */
+export function blobChildren (store: BlobReader): (digest: Digest) => Promise<Digest[]> {
+  return async (digest) => {
+    const { size } = await store.info(digest)
+    if (size > MAX_MANIFEST_SIZE) return []
+    let parsed
+    try {
+      parsed = parseManifestBytes(await store.readBytes(digest, MAX_MANIFEST_SIZE))
+    } catch {
+      return []
+    }
+    return childrenOf(parsed).map(c => c.descriptor.digest)
+  }
+}

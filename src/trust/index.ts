@@ -37,6 +37,6 @@ export { addPeer, addRoot, loadTrustPolicy, policyPath, readPolicyFile, writePol
 export type { ConfigTrust } from './policy-file.ts'
 export { RootPublicFile, initRoot, loadRoot, readRootPublicFile, rootKeyPath, rootPublicPath } from './root.ts'
 export type { InitRootResult } from './root.ts'
-export { parseDuration } from './duration.ts'
+export { parseDuration } from '../util/duration.ts'
 export { ROLES, Role } from '../../protocols/federation.ts'
 export type { CertPayload } from '../../protocols/federation.ts'

@@ -1,16 +1,16 @@
 import type { Command } from 'commander'
-import type { Digest } from '../../content/index.ts'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
 import { formatBytes } from '../output.ts'
 
-function parseDuration (text: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(text.trim())
-  if (m === null) throw new CliError(`invalid duration ${JSON.stringify(text)}`, { exitCode: EXIT.usage, hint: 'use e.g. 0, 30s, 15m, 2h' })
-  const n = Number(m[1])
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd' ?? 's']
-  return n * unit
+async function graceMs (text: string): Promise<number> {
+  const { parseDuration } = await import('../../util/duration.ts')
+  try {
+    return parseDuration(text)
+  } catch (err) {
+    throw new CliError((err as Error).message, { exitCode: EXIT.usage, hint: 'use e.g. 0, 30s, 15m, 2h' })
+  }
 }
 
 export function register (program: Command, ctx: CliContext): void {
@@ -22,23 +22,12 @@ export function register (program: Command, ctx: CliContext): void {
     .addHelpText('after', '\nA blob reachable from any image name is never removed.\n\nExample:\n  kiln image rm old/image:1 && kiln gc --grace 0')
     .action(async (opts: { dryRun?: boolean, grace: string, json?: boolean }) => {
       const store = await ctx.store()
-      const oci = await import('../../oci/index.ts')
-      const { collectGarbage, createLeases } = await import('../../content/index.ts')
-      const roots = new Set(store.refs.list().map(r => r.digest))
-      for (const d of createLeases(store.db).held()) roots.add(d)
-      // Manifests pushed to the gateway by digest only (signatures, other referrers) are named by its repository index.
-      const { gatewayGcRoots } = await import('../../gateway/index.ts')
-      for (const d of gatewayGcRoots(store.db)) roots.add(d)
-      // Only manifests and indexes have children; anything else parses as neither and has none.
-      const children = async (digest: Digest): Promise<Digest[]> => {
-        const { size } = await store.content.info(digest)
-        if (size > oci.MAX_MANIFEST_SIZE) return []
-        const bytes = await store.content.readBytes(digest, oci.MAX_MANIFEST_SIZE)
-        let parsed
-        try { parsed = oci.parseManifestBytes(bytes) } catch { return [] }
-        return oci.childrenOf(parsed).map(c => c.descriptor.digest)
-      }
-      const result = await collectGarbage({ store: store.content, roots, children, graceMs: parseDuration(opts.grace), dryRun: opts.dryRun === true })
+      const { blobChildren } = await import('../../oci/index.ts')
+      const { collectGarbage } = await import('../../content/index.ts')
+      const { gcRoots } = await import('../gc-roots.ts')
+      const children = blobChildren(store.content)
+      const roots = await gcRoots(store)
+      const result = await collectGarbage({ store: store.content, roots, children, graceMs: await graceMs(opts.grace), dryRun: opts.dryRun === true })
       if (opts.json === true) { ctx.out.json(result); return }
       const verb = opts.dryRun === true ? 'would remove' : 'removed'
       for (const b of result.removed) ctx.out.line(`${verb} ${b.digest} (${formatBytes(b.size)})`)

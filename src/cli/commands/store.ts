@@ -6,19 +6,11 @@ import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
 import { formatBytes } from '../output.ts'
 
-/** The digests a blob refers to: children of manifests and indexes, none for anything else. */
+/** The digests a blob refers to, read without counting as use. */
 async function childrenReader (store: LocalStore): Promise<(d: Digest) => Promise<Digest[]>> {
-  const oci = await import('../../oci/index.ts')
+  const { blobChildren } = await import('../../oci/index.ts')
   const { untracked } = await import('../../content/quota.ts')
-  const content = untracked(store.content)
-  return async (digest) => {
-    const { size } = await content.info(digest)
-    if (size > oci.MAX_MANIFEST_SIZE) return []
-    const bytes = await content.readBytes(digest, oci.MAX_MANIFEST_SIZE)
-    let parsed
-    try { parsed = oci.parseManifestBytes(bytes) } catch { return [] }
-    return oci.childrenOf(parsed).map(c => c.descriptor.digest)
-  }
+  return blobChildren(untracked(store.content))
 }
 
 async function quotaFrom (ctx: CliContext, flag: string | undefined): Promise<number | undefined> {
@@ -48,15 +40,10 @@ async function usage (ctx: CliContext): Promise<Usage> {
   const { createLeases } = await import('../../content/index.ts')
   const { createPins } = await import('../../content/pins.ts')
   const children = await childrenReader(store)
+  const { markReachable } = await import('../../content/index.ts')
   const closure = async (from: Iterable<Digest>): Promise<Set<Digest>> => {
     const seen = new Set<Digest>()
-    const queue = [...from]
-    while (queue.length > 0) {
-      const d = queue.pop() as Digest
-      if (seen.has(d) || !(await store.content.has(d))) continue
-      seen.add(d)
-      queue.push(...await children(d))
-    }
+    await markReachable(from, seen, store.content, children)
     return seen
   }
   const pins = createPins(store.db, store.refs)
@@ -157,17 +144,18 @@ Examples:
   store.command('prune')
     .description('evict least recently used, unpinned content until the store fits its quota')
     .option('--quota <size>', 'quota to prune to, e.g. 200GiB; default store.quota from kiln.yaml')
-    .option('--grace <seconds>', 'keep blobs younger than this many seconds', '900')
+    .option('--grace <duration>', 'keep blobs younger than this (e.g. 0, 30s, 15m, 2h)', '15m')
     .option('--dry-run', 'list what would be evicted, evict nothing')
     .option('--json', 'print JSON: { quota, before, after, evicted: [{digest,size}], bytesFreed, protectedBytes, overQuota }')
     .action(async (opts: { quota?: string, grace: string, dryRun?: boolean, json?: boolean }) => {
       const quota = await quotaFrom(ctx, opts.quota)
       if (quota === undefined) throw new CliError('no quota to prune to', { exitCode: EXIT.usage, hint: 'set store.quota in kiln.yaml or pass --quota SIZE' })
-      const grace = Number(opts.grace)
-      if (!Number.isInteger(grace) || grace < 0) throw new CliError(`invalid --grace ${JSON.stringify(opts.grace)}`, { exitCode: EXIT.usage, hint: 'a whole number of seconds' })
+      const { parseDuration } = await import('../../util/duration.ts')
+      let graceMs: number
+      try { graceMs = parseDuration(opts.grace) } catch (err) { throw new CliError((err as Error).message, { exitCode: EXIT.usage, hint: 'use e.g. 0, 30s, 15m, 2h' }) }
       const s = await ctx.store()
       const { enforceQuota } = await import('../../content/quota.ts')
-      const r = await enforceQuota({ store: s.content, db: s.db, quota, children: await childrenReader(s), graceMs: grace * 1000, dryRun: opts.dryRun === true })
+      const r = await enforceQuota({ store: s.content, db: s.db, quota, children: await childrenReader(s), graceMs, dryRun: opts.dryRun === true })
       if (opts.json === true) { ctx.out.json(r); return }
       const verb = opts.dryRun === true ? 'would evict' : 'evicted'
       for (const b of r.evicted) ctx.out.line(`${verb} ${b.digest} (${formatBytes(b.size)})`)

@@ -1,0 +1,18 @@
+/**
+ * What keeps a blob alive, gathered from every module that holds content:
+ * image names, pins, leases of running builds and transfers, and the
+ * gateway's repositories (manifests pushed by digest only). `kiln gc` and
+ * `kiln store` both mark from here, so they agree on what stays.
+ */
+import type { Digest, LocalStore } from '../content/index.ts'
+
+export async function gcRoots (store: LocalStore): Promise<Set<Digest>> {
+  const { createLeases } = await import('../content/index.ts')
+  const { createPins } = await import('../content/pins.ts')
+  const { gatewayGcRoots } = await import('../gateway/index.ts')
+  const roots = new Set<Digest>(store.refs.list().map(r => r.digest))
+  for (const d of createPins(store.db, store.refs).roots()) roots.add(d)
+  for (const d of createLeases(store.db).held()) roots.add(d)
+  for (const d of gatewayGcRoots(store.db)) roots.add(d)
+  return roots
+}
