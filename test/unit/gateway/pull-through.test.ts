@@ -81,7 +81,7 @@ describe('createNetworkPullThrough', () => {
           if (options?.signal?.aborted === true) throw new Error('aborted')
           options?.onProgress?.({ digest, received: i, total: 6 } as never)
         }
-        return { digest, size: 6, resumedBytes: 0, fromPeers: new Map(), banned: [], rounds: 1 }
+        return { digest, size: 6, resumedBytes: 0, fromPeers: new Map<string, number>(), banned: [], rounds: 1, alreadyPresent: false }
       }
     })
     expect(await progressing.fetchBlob(D)).toBe(true)
