@@ -66,6 +66,7 @@ http {
     } catch {
       if (Date.now() > deadline || child.exitCode !== null) {
         child.kill('SIGKILL')
+        await rm(prefix, { recursive: true, force: true })
         throw new Error(`nginx did not start: ${stderr.slice(-800)}`)
       }
       await new Promise(resolve => setTimeout(resolve, 50))
