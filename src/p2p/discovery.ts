@@ -31,7 +31,7 @@ export interface CapabilityAdvertiserInit {
   ttlMs?: number
   /** Republish period; default ttl / 3, so two refreshes may fail before the record lapses. */
   refreshMs?: number
-  /** Bound on one publication (put + provides). Default: refreshMs. */
+  /** Bound on one publication (put + provides). Default: refreshMs; never more than ttlMs - refreshMs. */
   publishTimeoutMs?: number
   log?: Logger
 }
@@ -56,7 +56,9 @@ export interface CapabilityAdvertiser {
 export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): CapabilityAdvertiser {
   const ttlMs = init.ttlMs ?? CAPABILITY_DEFAULT_TTL_MS
   const refreshMs = init.refreshMs ?? Math.floor(ttlMs / 3)
-  const publishTimeoutMs = init.publishTimeoutMs ?? refreshMs
+  // Publications start every refreshMs, and one may run past that, so the longest gap between two
+  // records is max(refreshMs, publishTimeoutMs): bounded below the ttl so a slow DHT cannot let the record lapse.
+  const publishTimeoutMs = Math.min(init.publishTimeoutMs ?? refreshMs, Math.max(1, ttlMs - refreshMs))
   const provided = new Set<string>()
   const stopController = new AbortController()
   let last: CapabilityRecord | undefined
@@ -65,6 +67,7 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
   let timer: NodeJS.Timeout | undefined
   let publishing: Promise<CapabilityRecord> | undefined
   let failures = 0
+  let lastStart = 0
   const server = createRecordServer(init.node, () => signed)
 
   async function publishOnce (): Promise<CapabilityRecord> {
@@ -104,6 +107,7 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
   async function publish (): Promise<CapabilityRecord> {
     // One publication at a time; a caller arriving mid-publication waits for a fresh one.
     while (publishing !== undefined) await publishing.catch(() => {})
+    lastStart = Date.now()
     publishing = publishOnce()
     try {
       const record = await publishing
@@ -117,10 +121,15 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
     }
   }
 
-  /** After a failure the next try comes sooner (1 s, 2 s, 4 s... up to refreshMs): an agent that started before its peers must not stay unlisted for a whole period. */
+  /**
+   * The next publication starts refreshMs after the previous one started (not after it ended, or a
+   * slow DHT would stretch the period past the ttl). After a failure the next try comes sooner
+   * (1 s, 2 s, 4 s... up to refreshMs): an agent that started before its peers must not stay unlisted.
+   */
   function schedule (): void {
     if (stopController.signal.aborted) return
-    const delay = failures === 0 ? refreshMs : Math.min(refreshMs, RETRY_BASE_MS * 2 ** (failures - 1))
+    const period = failures === 0 ? refreshMs : Math.min(refreshMs, RETRY_BASE_MS * 2 ** (failures - 1))
+    const delay = Math.max(0, lastStart + period - Date.now())
     timer = setTimeout(() => {
       publish().catch(err => { init.log?.warn({ err, failures }, 'capability record publication failed') }).finally(schedule)
     }, delay)
@@ -169,6 +178,8 @@ export interface FindAgentsOptions {
   /** Parallel record reads; default 8. */
   concurrency?: number
   signal?: AbortSignal
+  /** Debug lines: candidates whose record could not be read, searches that ended early. */
+  log?: Logger
 }
 
 /**
@@ -201,14 +212,19 @@ export async function findAgents (node: KilnNode, options: FindAgentsOptions = {
     reads.push(limiter(async () => {
       if (signal.aborted) return
       if (provider.multiaddrs.length > 0) await node.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {})
-      const record = await readCapabilityRecord(node, provider.id, { signal }).catch(() => undefined)
+      const record = await readCapabilityRecord(node, provider.id, { signal, log: options.log }).catch((err: Error) => { options.log?.debug({ err, peer: id }, 'no record read from candidate'); return undefined })
+      if (record === undefined) options.log?.debug({ peer: id }, 'candidate has no valid record')
       if (record === undefined || found.size >= limit || !matchesCapabilityQuery(record, options)) return
       found.set(id, record)
       if (found.size >= limit) enough.abort()
     }))
   }
 
-  await Promise.all(keys.map(async key => { await searchProviders(node, key, { signal, quietMs: options.quietMs ?? 2000, onProvider: consider }) }))
+  await Promise.all(keys.map(async key => {
+    const started = Date.now()
+    const how = await searchProviders(node, key, { signal, quietMs: options.quietMs ?? 2000, onProvider: consider })
+    options.log?.debug({ key: key.toString(), how, ms: Date.now() - started, candidates: seen.size }, 'provider search ended')
+  }))
   await Promise.all(reads)
   return [...found.values()].slice(0, limit)
 }
@@ -225,7 +241,7 @@ interface SearchProvidersOptions {
  * waits on every slow or dead close peer long after the providers near the
  * key answered). A query that is still getting answers is never cut short.
  */
-async function searchProviders (node: KilnNode, key: CID, options: SearchProvidersOptions): Promise<void> {
+async function searchProviders (node: KilnNode, key: CID, options: SearchProvidersOptions): Promise<'complete' | 'quiet' | 'aborted'> {
   const quiet = new AbortController()
   const signal = AbortSignal.any([options.signal, quiet.signal])
   let timer: NodeJS.Timeout | undefined
@@ -243,9 +259,11 @@ async function searchProviders (node: KilnNode, key: CID, options: SearchProvide
       }
       if (event.name === 'PROVIDER' || event.name === 'PEER_RESPONSE') progress()
     }
+    return 'complete'
   } catch (err) {
     // A timeout or a quiet search ends with what was found so far.
     if (!signal.aborted) throw err
+    return quiet.signal.aborted ? 'quiet' : 'aborted'
   } finally {
     clearTimeout(timer)
   }
@@ -255,22 +273,25 @@ export interface ReadRecordOptions {
   signal?: AbortSignal
   /**
    * Where to read from: `peer` asks the agent itself, `dht` does a DHT get,
-   * `any` (default) asks the agent when it has an address and falls back to
-   * the DHT when that fails.
+   * `any` (default) asks the agent and falls back to the DHT when that fails.
    */
   from?: 'any' | 'peer' | 'dht'
+  log?: Logger
 }
 
 /** Reads and verifies one peer's current record; undefined if there is no valid one. */
 export async function readCapabilityRecord (node: KilnNode, peer: PeerId | string, options: ReadRecordOptions = {}): Promise<CapabilityRecord | undefined> {
   const peerId = typeof peer === 'string' ? peerIdFromString(peer) : peer
   const from = options.from ?? 'any'
-  if (from !== 'dht' && !peerId.equals(node.peerId) && (from === 'peer' || await hasAddress(node, peerId))) {
+  // The agent itself first, even without a known address (the dial then finds it through the DHT):
+  // a DHT get is a whole walk plus correction puts, and fails outright when a correction fails.
+  if (from !== 'dht' && !peerId.equals(node.peerId)) {
     try {
       const record = await readRecordFromPeer(node, peerId, options.signal)
       if (record !== undefined || from === 'peer') return record
     } catch (err) {
       if (from === 'peer') throw err
+      options.log?.debug({ err, peer: peerId.toString() }, 'direct record read failed; trying the DHT')
     }
   }
   if (from === 'peer') return undefined
@@ -294,12 +315,6 @@ async function readRecordFromDht (node: KilnNode, peerId: string, signal?: Abort
     if (best === undefined && signal?.aborted !== true && (err as Error).name !== 'NotFoundError') throw err
   }
   return best
-}
-
-async function hasAddress (node: KilnNode, peer: PeerId): Promise<boolean> {
-  if (node.getConnections(peer).length > 0) return true
-  const known = await node.peerStore.get(peer).catch(() => undefined)
-  return (known?.addresses.length ?? 0) > 0
 }
 
 /** A function that runs tasks at most `n` at a time, in call order. */

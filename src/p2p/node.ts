@@ -62,6 +62,8 @@ export interface ConnectionTuning {
   maxParallelDials?: number
   /** One dial including its Noise and yamux upgrade (default 10 s). */
   dialTimeout?: number
+  /** One address of a peer, before the dialer tries the next (default 6 s). */
+  addressDialTimeout?: number
   /** Upgrading one inbound connection (default 10 s). */
   inboundUpgradeTimeout?: number
   /** Inbound connections upgrading at once (default 10). */

@@ -54,12 +54,13 @@ export function createRecordServer (node: KilnNode, current: () => Uint8Array | 
  * reached, answers out of protocol, or sends a record that fails §3.
  */
 export async function readRecordFromPeer (node: KilnNode, peer: PeerId, signal?: AbortSignal): Promise<CapabilityRecord | undefined> {
-  const bounded = AbortSignal.any([AbortSignal.timeout(CAPABILITY_READ_TIMEOUT_MS), ...(signal !== undefined ? [signal] : [])])
-  const stream = await node.dialProtocol(peer, CAPABILITY_PROTOCOL, { signal: bounded })
+  // Reaching the peer is bounded by the node's dial timeout (and the caller's signal); once the
+  // stream is open the record must arrive within CAPABILITY_READ_TIMEOUT_MS.
+  const stream = await node.dialProtocol(peer, CAPABILITY_PROTOCOL, { signal })
   try {
     const reader = new StreamReader(stream, 2 + CAPABILITY_MAX_BYTES)
-    const frame = await reader.readFrame(CAPABILITY_MAX_BYTES, { signal: bounded, idleTimeoutMs: CAPABILITY_READ_TIMEOUT_MS })
-    await stream.close({ signal: bounded }).catch(() => { stream.abort(new Error('close failed')) })
+    const frame = await reader.readFrame(CAPABILITY_MAX_BYTES, { signal, idleTimeoutMs: CAPABILITY_READ_TIMEOUT_MS })
+    await stream.close({ signal: AbortSignal.timeout(CAPABILITY_READ_TIMEOUT_MS) }).catch(() => { stream.abort(new Error('close failed')) })
     if (frame === undefined || frame.byteLength === 0) return undefined
     return await verifyCapabilityRecord(frame, { peerId: peer.toString() })
   } catch (err) {

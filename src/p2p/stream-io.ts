@@ -100,6 +100,8 @@ export class StreamReader {
 
   /** Waits until `n` bytes are buffered. Returns false on a clean end before any byte when allowEnd. */
   private async fill (n: number, options: WaitOptions, allowEnd: boolean): Promise<boolean> {
+    // A failed stream (overflow, abort) yields nothing more, even bytes already buffered.
+    if (this.error != null) throw this.error
     while (this.buffered < n) {
       if (this.error != null) throw this.error
       if (this.ended) {

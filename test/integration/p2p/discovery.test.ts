@@ -10,6 +10,7 @@ import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
+import { pino } from 'pino'
 import { capabilityDhtKey, encodeSignedCapability } from '../../../protocols/capability.ts'
 import type { CapabilityRecord } from '../../../protocols/capability.ts'
 import { CAPABILITY_NAMESPACE, KAD_PROTOCOL } from '../../../protocols/constants.ts'
@@ -23,6 +24,8 @@ import type { CapabilityAdvertiser, CapabilityDescription, KilnNode, KilnNodeIni
 const N = 20
 const TTL = 15_000
 const QUERY_TIMEOUT = 20_000
+/** A provider search under this load can wait seconds between answers; end it only after 5 s without one. */
+const QUIET = 5000
 /** Nodes querying at once. */
 const QUERY_CONCURRENCY = 4
 const NODE_INIT: KilnNodeInit = {
@@ -30,8 +33,11 @@ const NODE_INIT: KilnNodeInit = {
   // alpha 3: a query asks three peers at a time rather than ten, so 20 nodes in one process do not dial each other all at once.
   dht: { kBucketSize: 8, alpha: 3 },
   // A loaded machine can take seconds for a Noise handshake; a dial storm is also bounded per node.
-  connections: { maxParallelDials: 8, dialTimeout: 30_000, inboundUpgradeTimeout: 30_000 }
+  connections: { maxParallelDials: 8, dialTimeout: 30_000, addressDialTimeout: 30_000, inboundUpgradeTimeout: 30_000 }
 }
+
+// KILN_DEBUG_DISCOVERY=1 prints why a search missed a candidate.
+const log = process.env.KILN_DEBUG_DISCOVERY !== undefined ? pino({ level: 'debug' }, pino.destination(2)) : undefined
 
 interface Member { node: KilnNode, privateKey: PrivateKey, advertiser?: CapabilityAdvertiser }
 interface AgentSpec { platform: string, capabilities: string[], emulated: string[] }
@@ -131,9 +137,9 @@ describe(`capability discovery on a ${N}-node DHT`, () => {
     const wantGpuArm = expected(s => builds(s, 'linux/arm64') && s.capabilities.includes('gpu'))
     expect(wantGpuArm).toHaveLength(1)
     const results = await mapLimit(members, QUERY_CONCURRENCY, async m => ({
-      arm: ids(await findAgents(m.node, { platform: 'linux/arm64', timeoutMs: QUERY_TIMEOUT })),
-      gpu: ids(await findAgents(m.node, { capability: 'gpu', timeoutMs: QUERY_TIMEOUT })),
-      gpuArm: ids(await findAgents(m.node, { platform: 'linux/arm64', capability: 'gpu', timeoutMs: QUERY_TIMEOUT }))
+      arm: ids(await findAgents(m.node, { platform: 'linux/arm64', timeoutMs: QUERY_TIMEOUT, quietMs: QUIET, log })),
+      gpu: ids(await findAgents(m.node, { capability: 'gpu', timeoutMs: QUERY_TIMEOUT, quietMs: QUIET, log })),
+      gpuArm: ids(await findAgents(m.node, { platform: 'linux/arm64', capability: 'gpu', timeoutMs: QUERY_TIMEOUT, quietMs: QUIET, log }))
     }))
     results.forEach((r, i) => {
       expect(r.arm, `node ${i}, platform`).toEqual(wantArm)
@@ -146,12 +152,12 @@ describe(`capability discovery on a ${N}-node DHT`, () => {
     const riscv = members[13]!.node.peerId.toString()
     const emulatorOfArm = members[9]!.node.peerId.toString()
     await mapLimit([members[0]!, members[7]!, members[11]!, members[19]!], 2, async m => {
-      const found = await findAgents(m.node, { platform: 'linux/riscv64', timeoutMs: QUERY_TIMEOUT })
+      const found = await findAgents(m.node, { platform: 'linux/riscv64', timeoutMs: QUERY_TIMEOUT, quietMs: QUIET, log })
       expect(ids(found)).toEqual([riscv])
       expect(found[0]!.emulated).toContain('linux/riscv64')
       expect(found[0]!.platforms.map(p => p.platform)).not.toContain('linux/riscv64')
-      expect(await findAgents(m.node, { platform: 'linux/riscv64', nativeOnly: true, timeoutMs: QUERY_TIMEOUT })).toEqual([])
-      const native = ids(await findAgents(m.node, { platform: 'linux/arm64', nativeOnly: true, timeoutMs: QUERY_TIMEOUT }))
+      expect(await findAgents(m.node, { platform: 'linux/riscv64', nativeOnly: true, timeoutMs: QUERY_TIMEOUT, quietMs: QUIET, log })).toEqual([])
+      const native = ids(await findAgents(m.node, { platform: 'linux/arm64', nativeOnly: true, timeoutMs: QUERY_TIMEOUT, quietMs: QUIET, log }))
       expect(native).toEqual(expected(s => s.platform === 'linux/arm64'))
       expect(native).not.toContain(emulatorOfArm)
     })
@@ -166,7 +172,7 @@ describe(`capability discovery on a ${N}-node DHT`, () => {
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
-      connectionManager: { maxParallelDials: 8, dialTimeout: 30_000, inboundUpgradeTimeout: 30_000 },
+      connectionManager: { maxParallelDials: 8, dialTimeout: 30_000, addressDialTimeout: 30_000, inboundUpgradeTimeout: 30_000 },
       services: {
         identify: identify(),
         ping: ping(),
@@ -211,7 +217,7 @@ describe(`capability discovery on a ${N}-node DHT`, () => {
   it('drops the record of an agent that is gone once it expires', async () => {
     const gone = members[9]!
     const goneId = gone.node.peerId.toString()
-    expect(ids(await findAgents(members[1]!.node, { platform: 'linux/amd64', timeoutMs: QUERY_TIMEOUT }))).toContain(goneId)
+    expect(ids(await findAgents(members[1]!.node, { platform: 'linux/amd64', timeoutMs: QUERY_TIMEOUT, quietMs: QUIET, log }))).toContain(goneId)
     await gone.advertiser!.stop()
     // The newest record it ever signed bounds every copy the DHT may still hold.
     const lapse = Math.max(0, gone.advertiser!.current()!.expiresAt - Date.now())
@@ -219,7 +225,7 @@ describe(`capability discovery on a ${N}-node DHT`, () => {
     gone.advertiser = undefined
     await new Promise(resolve => setTimeout(resolve, lapse + 200))
     await mapLimit([members[0]!, members[4]!, members[15]!], 3, async m => {
-      const found = ids(await findAgents(m.node, { platform: 'linux/amd64', timeoutMs: QUERY_TIMEOUT }))
+      const found = ids(await findAgents(m.node, { platform: 'linux/amd64', timeoutMs: QUERY_TIMEOUT, quietMs: QUIET, log }))
       expect(found).not.toContain(goneId)
       expect(found).toContain(members[2]!.node.peerId.toString())
     })

@@ -1,0 +1,57 @@
+/**
+ * A stand-in for a libp2p Stream, enough for StreamReader and the blob
+ * handlers: the test pushes what the remote sends and reads what the code
+ * under test sent. send() never applies backpressure.
+ */
+import type { Stream } from '@libp2p/interface'
+
+export class FakeStream extends EventTarget {
+  readonly sent: Uint8Array[] = []
+  status: 'open' | 'closed' | 'aborted' = 'open'
+  remoteWriteStatus: 'writable' | 'closed' = 'writable'
+  readableEnded = false
+  readBufferLength = 0
+  abortedWith: Error | undefined
+  closed = false
+
+  /** Bytes from the remote end. */
+  push (bytes: Uint8Array): void {
+    this.dispatchEvent(Object.assign(new Event('message'), { data: bytes }))
+  }
+
+  /** The remote closes its writable end. */
+  endRemote (): void {
+    this.remoteWriteStatus = 'closed'
+    this.dispatchEvent(new Event('remoteCloseWrite'))
+  }
+
+  send (data: Uint8Array): boolean {
+    if (this.status !== 'open') throw new Error(`send on a ${this.status} stream`)
+    this.sent.push(Uint8Array.from(data))
+    return true
+  }
+
+  async onDrain (): Promise<void> {}
+
+  async close (): Promise<void> {
+    this.closed = true
+    this.status = 'closed'
+    this.dispatchEvent(Object.assign(new Event('close'), { error: undefined }))
+  }
+
+  abort (err: Error): void {
+    if (this.status === 'aborted') return
+    this.abortedWith = err
+    this.status = 'aborted'
+    this.dispatchEvent(Object.assign(new Event('close'), { error: err }))
+  }
+
+  /** Everything sent, as one buffer. */
+  output (): Uint8Array {
+    return Uint8Array.from(Buffer.concat(this.sent))
+  }
+
+  asStream (): Stream {
+    return this as unknown as Stream
+  }
+}

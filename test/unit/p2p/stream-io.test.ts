@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest'
+import { FRAME_MAX, StreamReader, encodeFrame, jsonFrame, parseJsonFrame } from '../../../src/p2p/stream-io.ts'
+import { FakeStream } from './fake-stream.ts'
+
+const wait = { idleTimeoutMs: 1000 }
+
+describe('frames: u16 big-endian length, then the bytes', () => {
+  it('encodes the length big-endian and refuses more than 65535 bytes', () => {
+    const f = encodeFrame(new Uint8Array(258).fill(7))
+    expect([...f.subarray(0, 2)]).toEqual([1, 2])
+    expect(f.byteLength).toBe(260)
+    expect(encodeFrame(new Uint8Array(FRAME_MAX)).byteLength).toBe(FRAME_MAX + 2)
+    expect(() => encodeFrame(new Uint8Array(FRAME_MAX + 1))).toThrow(RangeError)
+    expect([...encodeFrame(new Uint8Array(0))]).toEqual([0, 0])
+  })
+
+  it('reads frames split across messages, several in one message, then a clean end', async () => {
+    const s = new FakeStream()
+    const r = new StreamReader(s.asStream(), 1 << 20)
+    const a = jsonFrame({ digest: 'x', offset: 1 })
+    const b = jsonFrame({ n: 2 })
+    const both = new Uint8Array([...a, ...b])
+    s.push(both.subarray(0, 1)) // half the length prefix
+    const first = r.readFrame(100, wait)
+    s.push(both.subarray(1, 5))
+    s.push(both.subarray(5))
+    expect(parseJsonFrame((await first)!)).toEqual({ digest: 'x', offset: 1 })
+    expect(parseJsonFrame((await r.readFrame(100, wait))!)).toEqual({ n: 2 })
+    s.endRemote()
+    expect(await r.readFrame(100, wait)).toBeUndefined()
+    expect(r.done).toBe(true)
+  })
+
+  it('refuses a frame longer than the reader allows, before reading its body', async () => {
+    const s = new FakeStream()
+    const r = new StreamReader(s.asStream(), 1 << 20)
+    s.push(new Uint8Array([0x10, 0x01]))
+    await expect(r.readFrame(4096, wait)).rejects.toMatchObject({ name: 'StreamProtocolError' })
+  })
+
+  it('fails a frame cut short by the end of the stream', async () => {
+    const s = new FakeStream()
+    const r = new StreamReader(s.asStream(), 1 << 20)
+    s.push(encodeFrame(new Uint8Array(10)).subarray(0, 6))
+    s.endRemote()
+    await expect(r.readFrame(100, wait)).rejects.toMatchObject({ name: 'StreamProtocolError' })
+  })
+
+  it('times out on a silent peer and honours the abort signal', async () => {
+    const s = new FakeStream()
+    const r = new StreamReader(s.asStream(), 1 << 20)
+    await expect(r.readFrame(100, { idleTimeoutMs: 30 })).rejects.toMatchObject({ name: 'TimeoutError' })
+    const ac = new AbortController()
+    const p = r.readFrame(100, { idleTimeoutMs: 10_000, signal: ac.signal })
+    ac.abort(new Error('stop'))
+    await expect(p).rejects.toThrow('stop')
+  })
+
+  it('aborts the stream when the peer sends more than the reader may buffer', async () => {
+    const s = new FakeStream()
+    const r = new StreamReader(s.asStream(), 16)
+    s.push(new Uint8Array(17))
+    expect(s.abortedWith?.name).toBe('StreamProtocolError')
+    await expect(r.readFrame(100, wait)).rejects.toMatchObject({ name: 'StreamProtocolError' })
+  })
+
+  it('readInto copies exactly the target length across messages and reports progress', async () => {
+    const s = new FakeStream()
+    const r = new StreamReader(s.asStream(), 1 << 20)
+    const target = new Uint8Array(10)
+    const seen: number[] = []
+    const p = r.readInto(target, wait, n => seen.push(n))
+    s.push(Uint8Array.of(1, 2, 3))
+    s.push(Uint8Array.of(4, 5, 6, 7, 8, 9, 10, 0))
+    await p
+    expect([...target]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    expect(seen.reduce((a, b) => a + b, 0)).toBe(10)
+    // the rest stays for the next read: a frame of one byte
+    s.push(Uint8Array.of(1, 9))
+    expect([...(await r.readFrame(100, wait))!]).toEqual([9])
+  })
+
+  it('refuses a frame that is not UTF-8 JSON', () => {
+    expect(() => parseJsonFrame(Uint8Array.of(0xff, 0xfe))).toThrow(expect.objectContaining({ name: 'StreamProtocolError' }) as Error)
+    expect(() => parseJsonFrame(new TextEncoder().encode('{"a":'))).toThrow(expect.objectContaining({ name: 'StreamProtocolError' }) as Error)
+  })
+})
