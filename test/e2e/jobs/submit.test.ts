@@ -1,0 +1,156 @@
+/**
+ * Signed build jobs end to end, every party its own process, as uid 65534
+ * (see test/helpers/unprivileged.ts): two institutions with their own root
+ * keys, one `kiln agent` each (own data dir, loopback, mdns off, B
+ * bootstrapped to A), both certified as builders by their institution and
+ * trusting institution A's requesters; a requester trusting A's root only
+ * as builder. `kiln submit` must award A only, get a verified result and
+ * the image blobs peer to peer, tag it locally, and the RUN output must be
+ * in the image's layer. `kiln jobs` then shows the job and its logs.
+ */
+import { execFileSync, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { haveTools } from '../../helpers/tools.ts'
+import { isRoot, makeUnprivileged, UNPRIVILEGED_UID } from '../../helpers/unprivileged.ts'
+import type { Unprivileged } from '../../helpers/unprivileged.ts'
+
+const BENCH = join(import.meta.dirname, '../../../../shared/bench')
+
+interface Proc { child: ChildProcess, stdout: () => string, stderr: () => string, exited: Promise<number> }
+
+describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'tar'))('kiln submit across two institutions', () => {
+  let u: Unprivileged
+  const procs: Proc[] = []
+  const dirs: Record<string, string> = {}
+
+  /** Starts `kiln ARGS` as the unprivileged user, without blocking this process. */
+  const start = (args: string[], dataDir: string): Proc => {
+    const node = join(u.root, 'node_modules/.bin/node')
+    const argv = [node, join(u.root, 'src/cli/kiln.mjs'), ...args]
+    const child = spawn(isRoot() ? 'setpriv' : argv[0] as string, isRoot() ? ['--reuid=65534', '--regid=65534', '--clear-groups', ...argv] : argv.slice(1), {
+      cwd: u.work,
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: u.home, KILN_DATA_DIR: dataDir },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let out = ''
+    let err = ''
+    child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
+    child.stderr?.on('data', (d: Buffer) => { err += d.toString() })
+    const exited = new Promise<number>(resolve => child.on('exit', (c, s) => { resolve(c ?? (s !== null ? 128 : 1)) }))
+    const p = { child, stdout: () => out, stderr: () => err, exited }
+    procs.push(p)
+    return p
+  }
+
+  const kiln = (dataDir: string, args: string[]): string => {
+    const r = u.kiln(args, { dataDir })
+    if (r.status !== 0) throw new Error(`kiln ${args.join(' ')} exited ${r.status}: ${r.stderr}`)
+    return r.stdout
+  }
+
+  /** The agent's loopback address, once it prints it (event-driven, bounded). */
+  const addressOf = async (p: Proc): Promise<string> => {
+    await expect.poll(() => /listening: (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)/.exec(p.stdout())?.[1], { timeout: 60_000, interval: 100 }).toBeDefined()
+    return (/listening: (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)/.exec(p.stdout()) as RegExpExecArray)[1] as string
+  }
+
+  const peerId = (dataDir: string): string => (JSON.parse(kiln(dataDir, ['key', 'show', '--json'])) as { peerId: string }).peerId
+
+  beforeAll(async () => {
+    u = makeUnprivileged()
+    for (const name of ['rootA', 'rootB', 'agentA', 'agentB', 'requester']) {
+      dirs[name] = join(u.work, name)
+      mkdirSync(dirs[name] as string)
+    }
+    const layout = join(u.work, 'busybox')
+    execFileSync('sh', [join(BENCH, 'make-busybox-base.sh'), layout], { stdio: 'ignore' })
+    u.give(u.work)
+    const d = dirs as Record<'rootA' | 'rootB' | 'agentA' | 'agentB' | 'requester', string>
+
+    // Two institutions, each with its root key.
+    const pubA = (JSON.parse(kiln(d.rootA, ['trust', 'init-root', '--institution', 'uni-a', '--json'])) as { publicPath: string }).publicPath
+    kiln(d.rootB, ['trust', 'init-root', '--institution', 'uni-b', '--json'])
+    // Agents: certified builders of their institution, building for uni-a's requesters, the base in their store.
+    for (const [agent, root] of [[d.agentA, d.rootA], [d.agentB, d.rootB]] as const) {
+      const cert = join(u.work, `${agent.split('/').pop() ?? ''}.cert.json`)
+      kiln(root, ['trust', 'issue', '--role', 'builder', peerId(agent), '-o', cert])
+      kiln(agent, ['trust', 'add-cert', cert])
+      kiln(agent, ['trust', 'add-root', pubA, '--roles', 'requester'])
+      kiln(agent, ['image', 'import', `oci:${layout}:base`, '-t', 'kiln-test/busybox:base'])
+    }
+    // The requester: certified by uni-a as requester, trusting uni-a's builders only.
+    const reqCert = join(u.work, 'requester.cert.json')
+    kiln(d.rootA, ['trust', 'issue', '--role', 'requester', peerId(d.requester), '-o', reqCert])
+    kiln(d.requester, ['trust', 'add-cert', reqCert])
+    kiln(d.requester, ['trust', 'add-root', pubA, '--roles', 'builder'])
+  }, 240_000)
+
+  afterAll(async () => {
+    for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM')
+    await Promise.all(procs.map(async p => {
+      const t = setTimeout(() => { p.child.kill('SIGKILL') }, 15_000)
+      await p.exited
+      clearTimeout(t)
+    }))
+    u?.cleanup()
+  }, 60_000)
+
+  it('builds on the trusted institution\'s agent only and brings the image back verified', { timeout: 300_000 }, async () => {
+    const d = dirs as Record<'agentA' | 'agentB' | 'requester', string>
+    const agentArgs = ['agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--platform', 'linux/amd64', '--log-level', 'warn']
+    const a = start([...agentArgs, '--institution', 'uni-a'], d.agentA)
+    const addrA = await addressOf(a)
+    const b = start([...agentArgs, '--institution', 'uni-b', '--bootstrap', addrA], d.agentB)
+    const addrB = await addressOf(b)
+    expect(a.stdout()).toMatch(/taking jobs: up to 1 at once, 1 certificate presented/)
+
+    const ctx = join(u.work, 'ctx')
+    mkdirSync(ctx)
+    writeFileSync(join(ctx, 'Dockerfile'), 'FROM kiln-test/busybox:base\nRUN echo built-by-kiln-$((6*7)) > /hello.txt\nCOPY greeting.txt /greeting.txt\n')
+    writeFileSync(join(ctx, 'greeting.txt'), 'hello from the context\n')
+    u.give(ctx)
+
+    const submit = start(['submit', '--platform', 'linux/amd64', '-t', 'demo/app:1', '--bootstrap', `${addrA},${addrB}`,
+      '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--offer-window', '4000', '--timeout', '240', '--json', ctx], d.requester)
+    const code = await submit.exited
+    expect(code, `${submit.stderr()}\n--- agent A:\n${a.stderr()}\n--- agent B:\n${b.stderr()}`).toBe(0)
+    const summary = JSON.parse(submit.stdout()) as { jobId: string, digest: string, platforms: Array<{ platform: string, digest: string, builders: string[], steps: number }> }
+    const idA = peerId(d.agentA)
+    const idB = peerId(d.agentB)
+    expect(summary.platforms).toHaveLength(1)
+    expect(summary.platforms[0]?.builders).toEqual([idA])
+    expect(summary.platforms[0]?.steps).toBe(2)
+    expect(summary.digest).toBe(summary.platforms[0]?.digest)
+    // B offered (it trusts uni-a's requesters) and was refused as a builder; logs came live, prefixed.
+    expect(submit.stderr()).toContain(`offer from ${idB.slice(0, 8)}`)
+    expect(submit.stderr()).toMatch(/refused: .*not trusted as builder/)
+    expect(submit.stderr()).toMatch(/\[linux\/amd64\] \[1\/2\] RUN/)
+
+    // The image is in the requester's store under its name, with the digest the builder signed.
+    const inspect = JSON.parse(kiln(d.requester, ['image', 'inspect', 'demo/app:1', '--json'])) as { digest: string }
+    expect(inspect.digest).toBe(summary.digest)
+    const blob = (digest: string): string => join(d.requester, 'store', 'blobs', 'sha256', digest.slice(7))
+    const manifest = JSON.parse(readFileSync(blob(summary.digest), 'utf8')) as { layers: Array<{ digest: string }> }
+    const layerWith = (file: string): string | undefined => manifest.layers.map(l => blob(l.digest)).find(path =>
+      execFileSync('tar', ['-tf', path], { encoding: 'utf8' }).split('\n').some(n => n.replace(/^\.?\//, '') === file))
+    const runLayer = layerWith('hello.txt')
+    expect(runLayer).toBeDefined()
+    const hello = execFileSync('tar', ['-xOf', runLayer as string, '--wildcards', '*hello.txt'], { encoding: 'utf8' })
+    expect(hello).toBe('built-by-kiln-42\n')
+    const copyLayer = layerWith('greeting.txt')
+    expect(execFileSync('tar', ['-xOf', copyLayer as string, '--wildcards', '*greeting.txt'], { encoding: 'utf8' })).toBe('hello from the context\n')
+
+    // The requester's journal: the job, its builder and its logs; the agent ran as an ordinary user.
+    const jobs = JSON.parse(kiln(d.requester, ['jobs', 'ls', '--json'])) as Array<{ id: string, state: string, platforms: Array<{ builders: string[], digest: string }> }>
+    expect(jobs[0]).toMatchObject({ id: summary.jobId, state: 'succeeded', platforms: [{ builders: [idA], digest: summary.digest }] })
+    expect(kiln(d.requester, ['jobs', 'logs', summary.jobId])).toMatch(/\[linux\/amd64\] \[1\/2\] RUN \/bin\/sh -c echo built-by-kiln/)
+    if (isRoot()) {
+      const uid = execFileSync('ps', ['-o', 'uid=', '-p', String(a.child.pid)], { encoding: 'utf8' }).trim()
+      // setpriv execs node in place: the agent process itself runs as 65534.
+      expect(Number(uid)).toBe(UNPRIVILEGED_UID)
+    }
+  })
+})
