@@ -14,8 +14,16 @@ export class FakeStream extends EventTarget {
   abortedWith: Error | undefined
   closed = false
 
-  /** Bytes from the remote end. */
+  private readonly pending: Uint8Array[] = []
+  private listening = false
+
+  /** Bytes from the remote end; held until a 'message' listener exists, as libp2p streams do. */
   push (bytes: Uint8Array): void {
+    if (!this.listening) {
+      this.pending.push(bytes)
+      this.readBufferLength += bytes.byteLength
+      return
+    }
     this.dispatchEvent(Object.assign(new Event('message'), { data: bytes }))
   }
 
@@ -23,6 +31,18 @@ export class FakeStream extends EventTarget {
   endRemote (): void {
     this.remoteWriteStatus = 'closed'
     this.dispatchEvent(new Event('remoteCloseWrite'))
+    if (this.listening) this.dispatchEvent(new Event('end'))
+  }
+
+  override addEventListener (type: string, listener: EventListenerOrEventListenerObject | null, options?: AddEventListenerOptions | boolean): void {
+    super.addEventListener(type, listener, options)
+    if (type !== 'message' || this.listening) return
+    this.listening = true
+    queueMicrotask(() => {
+      for (const bytes of this.pending.splice(0)) this.dispatchEvent(Object.assign(new Event('message'), { data: bytes }))
+      this.readBufferLength = 0
+      if (this.remoteWriteStatus === 'closed') this.dispatchEvent(new Event('end'))
+    })
   }
 
   send (data: Uint8Array): boolean {
