@@ -1,8 +1,18 @@
 /**
  * The builder: executes a BuildPlan stage by stage. Each filesystem step
- * (RUN, COPY/ADD, Apptainer files) produces an upper dir that becomes one
- * layer and, kept under workDir/snapshots/<diffID>, a lower dir for the
- * steps after it; every other step edits the image config.
+ * (RUN, COPY/ADD, Apptainer files) produces one layer; every other step
+ * edits the image config.
+ *
+ * Two ways of finding what a RUN changed, chosen by the sandbox driver:
+ * - overlay (bwrap, unshare): the step writes into a fresh overlay upper dir,
+ *   which is the change; kept under workDir/snapshots/<diffID> it is a lower
+ *   dir for the steps after it.
+ * - scan (proot, or any driver on a node without overlay in a user
+ *   namespace): the stage has a plain root dir (a copy of the base rootfs
+ *   with the stage's layers applied); the step runs in it in place and the
+ *   tree is compared with a snapshot taken before (./diff.ts). COPY and
+ *   cached steps are applied to that root by extracting their layer.
+ * Both give the same layers for the same step (tested: bwrap vs proot).
  */
 import { cp, chmod, lstat, mkdir, mkdtemp, rename, stat, writeFile, readdir } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
@@ -12,6 +22,7 @@ import { digestHex } from '../content/index.ts'
 import { encodeJson, formatPlatform, hostPlatform, parsePlatform, OCI_CONFIG, OCI_MANIFEST } from '../oci/index.ts'
 import type { ImageConfig, Platform } from '../oci/index.ts'
 import { writeLayer } from '../oci/layer/write.ts'
+import { extractLayer } from '../oci/layer/extract.ts'
 import type { BuildPlan, CopyStep, RunStep, Stage, Step } from '../recipe/ir.ts'
 import { resolveBase, unpackedBase } from './base.ts'
 import type { BaseResolverInit, ResolvedBase } from './base.ts'
@@ -19,12 +30,15 @@ import { createStepCache, stepKey } from './cache.ts'
 import type { CachedLayer } from './cache.ts'
 import { DEFAULT_PATH, DEFAULT_SOURCE_DATE_EPOCH, FAILED_STEP_OUTPUT_TAIL } from './constants.ts'
 import { expandSource, treeDigest } from './context-files.ts'
-import { diffOverlayUpper } from './diff.ts'
-import { BaseImageError, CopySourceError, SandboxUnavailableError, StepFailedError, UnsupportedStepError } from './errors.ts'
+import { diffOverlayUpper, diffSnapshot, snapshotTree } from './diff.ts'
+import { BaseImageError, CopySourceError, NetworkNotAllowedError, StepFailedError, UnsupportedStepError } from './errors.ts'
+import { instructionSummary, instructionText } from './instruction-text.ts'
 import { lookup, listMerged } from './rootfs-view.ts'
 import { findOpaqueDirs } from './sandbox/opaque.ts'
 import { createSandbox, removeTree } from './sandbox/index.ts'
-import type { Sandbox } from './sandbox/index.ts'
+import { requireTool } from './sandbox/ns-script.ts'
+import { runProcess } from './sandbox/process.ts'
+import type { Sandbox, SandboxRoot } from './sandbox/index.ts'
 import type { BuildEvent, BuildOptions, BuildResult, Builder, BuilderInit, StepReport } from './types.ts'
 
 type Config = NonNullable<ImageConfig['config']>
@@ -36,6 +50,9 @@ interface StageBase {
   bottom: ResolvedBase
   key: string
   uppers: string[]
+  /** Scan mode, a stage built on a stage: that stage's root dir, holding its first `rootLayers` layers. */
+  root?: string
+  rootLayers?: number
 }
 
 interface StageState {
@@ -48,6 +65,8 @@ interface StageState {
   history: NonNullable<ImageConfig['history']>
   /** Step snapshot dirs, top-most first (the base rootfs comes after, lazily). */
   uppers: string[]
+  /** Scan mode: the stage's plain root dir, the base with every layer so far applied. */
+  root?: string
 }
 
 function envMap (env: readonly string[] | null | undefined): Record<string, string> {
@@ -70,10 +89,10 @@ export function createBuilder (init: BuilderInit): Builder {
   const dirs = { rootfs: join(workDir, 'rootfs'), snapshots: join(workDir, 'snapshots'), tmp: join(workDir, 'tmp') }
   let sandboxPromise: Promise<Sandbox> | undefined
   const sandbox = async (): Promise<Sandbox> => {
-    sandboxPromise ??= init.sandbox !== undefined ? Promise.resolve(init.sandbox) : createSandbox()
-    const s = await sandboxPromise
-    if (!s.features.overlay) throw new SandboxUnavailableError(`sandbox driver ${s.driver} has no overlay support on this node; the builder needs overlay in a user namespace (scan-based building is not wired in yet)`)
-    return s
+    sandboxPromise ??= init.sandbox !== undefined
+      ? Promise.resolve(init.sandbox)
+      : createSandbox({ ...(init.sandboxDriver !== undefined ? { driver: init.sandboxDriver } : {}), ...(init.probeCacheDir !== undefined ? { probeCacheDir: init.probeCacheDir } : {}) })
+    return await sandboxPromise
   }
 
   const build = async (plan: BuildPlan, options: BuildOptions): Promise<BuildResult> => {
@@ -82,7 +101,29 @@ export function createBuilder (init: BuilderInit): Builder {
     const epoch = options.sourceDateEpoch ?? DEFAULT_SOURCE_DATE_EPOCH
     const created = new Date(epoch * 1000).toISOString().replace('.000Z', 'Z')
     const emit = (e: BuildEvent): void => { options.onEvent?.(e) }
+    const stageNames = (index: number): string | undefined => plan.stages.find(s => s.index === index)?.name
+    const textOf = (step: Step): string => instructionText(step, stageNames)
+    const runSteps = plan.stages.flatMap(s => s.steps.filter((x): x is RunStep => x.op === 'run'))
+    const allowNetwork = options.network === true
+    const asking = runSteps.find(s => s.network === 'default')
+    if (asking !== undefined && !allowNetwork) {
+      throw new NetworkNotAllowedError(asking.source, 'RUN --network=default asks for the network, which this build does not allow: rerun with kiln build --network (an agent allows it with agent.allowNetwork in kiln.yaml)')
+    }
+    /** The network a RUN gets: it asked (Apptainer %post has no way to ask: the build's --network is the ask) and the build allows it. */
+    const networkFor = (step: RunStep): boolean => allowNetwork && (step.network === 'default' || (plan.frontend === 'apptainer' && step.network === undefined))
     for (const d of Object.values(dirs)) await mkdir(d, { recursive: true })
+    /** Scan mode (see the top of this file), decided once by the driver that would run RUN steps. */
+    let scanMode: boolean | undefined
+    const scanning = async (): Promise<boolean> => {
+      if (scanMode !== undefined) return scanMode
+      if (runSteps.length === 0) return (scanMode = false)
+      // A probe failure surfaces when a RUN has to run; until then the overlay path (no sandbox needed) serves.
+      scanMode = await sandbox().then(s => !s.features.overlay, () => false)
+      return scanMode
+    }
+    /** Plain root dirs made for scan mode, removed when the build ends. */
+    const roots: string[] = []
+    let warnedNetwork = false
     const states = new Map<number, StageState>()
     const steps: StepReport[] = []
     const total = plan.stages.reduce((n, s) => n + s.steps.length, 0)
@@ -91,7 +132,27 @@ export function createBuilder (init: BuilderInit): Builder {
     /** Filesystem steps that missed the cache: config steps count as cached only when none did. */
     let misses = 0
 
-    const lowersOf = async (st: StageState): Promise<string[]> => [...st.uppers, await unpackedBase(store, st.base.bottom, dirs.rootfs, options.signal)]
+    const lowersOf = async (st: StageState): Promise<string[]> => st.root !== undefined
+      ? [st.root]
+      : [...st.uppers, await unpackedBase(store, st.base.bottom, dirs.rootfs, options.signal)]
+
+    const applyLayer = async (root: string, layer: CachedLayer['descriptor']): Promise<void> => {
+      await extractLayer(store.read(layer.digest, { signal: options.signal }), root, { signal: options.signal })
+    }
+
+    /** Scan mode: the stage's plain root, made on first use from its base and the layers it has so far. */
+    const ensureRoot = async (st: StageState): Promise<string> => {
+      if (st.root !== undefined) return st.root
+      const dir = await mkdtemp(join(dirs.tmp, 'root-'))
+      roots.push(dir)
+      const root = join(dir, 'rootfs')
+      const from = st.base.root ?? await unpackedBase(store, st.base.bottom, dirs.rootfs, options.signal)
+      await copyTree(from, root)
+      const have = st.base.root !== undefined ? st.base.rootLayers ?? 0 : st.base.bottom.manifest?.layers.length ?? 0
+      for (const l of st.layers.slice(have)) await applyLayer(root, l)
+      st.root = root
+      return root
+    }
 
     const keepSnapshot = async (upper: string, diffId: Digest): Promise<string> => {
       const dest = join(dirs.snapshots, digestHex(diffId))
@@ -100,31 +161,44 @@ export function createBuilder (init: BuilderInit): Builder {
       return dest
     }
 
+    const storeLayer = async (st: StageState, step: Step, key: Digest, entries: Parameters<typeof writeLayer>[1]): Promise<CachedLayer> => {
+      const layer = await writeLayer(store, entries, { sourceDateEpoch: epoch, signal: options.signal })
+      const value: CachedLayer = { descriptor: { mediaType: layer.descriptor.mediaType, digest: layer.descriptor.digest, size: layer.descriptor.size }, diffId: layer.diffId }
+      cache.put(key, value)
+      pushLayer(st, step, value)
+      return value
+    }
+
+    /** Overlay-style change dir -> layer; kept as a snapshot, and applied to the stage root in scan mode. */
     const commitLayer = async (st: StageState, step: Step, key: Digest, upper: string, lowers: string[] | undefined): Promise<void> => {
       const entries = await diffOverlayUpper(upper, {
         opaqueDirs: findOpaqueDirs,
         inLowers: async p => lowers === undefined ? false : (await lookup(lowers, p))?.st.isDirectory() === true
       })
-      const layer = await writeLayer(store, entries, { sourceDateEpoch: epoch, signal: options.signal })
-      const value: CachedLayer = { descriptor: { mediaType: layer.descriptor.mediaType, digest: layer.descriptor.digest, size: layer.descriptor.size }, diffId: layer.diffId }
-      st.uppers.unshift(await keepSnapshot(upper, layer.diffId))
-      cache.put(key, value)
-      pushLayer(st, step, value)
+      const value = await storeLayer(st, step, key, entries)
+      if (st.root !== undefined) await applyLayer(st.root, value.descriptor)
+      const snap = await keepSnapshot(upper, value.diffId)
+      if (st.root === undefined) st.uppers.unshift(snap)
     }
 
     const pushLayer = (st: StageState, step: Step, v: CachedLayer): void => {
       st.layers.push(v.descriptor)
       st.diffIds.push(v.diffId)
-      st.history.push({ created, created_by: step.canonical, comment: 'kiln' })
+      st.history.push({ created, created_by: textOf(step), comment: 'kiln' })
     }
 
+    /** A cache hit counts while its blob exists and, for overlay builds, its snapshot dir (a lower dir for later steps). */
     const tryCache = async (st: StageState, step: Step, key: Digest): Promise<boolean> => {
       if (options.noCache === true) return false
       const hit = cache.get(key)
-      if (hit === undefined) return false
-      const snap = join(dirs.snapshots, digestHex(hit.diffId))
-      if (!await store.has(hit.descriptor.digest) || !await exists(snap)) return false
-      st.uppers.unshift(snap)
+      if (hit === undefined || !await store.has(hit.descriptor.digest)) return false
+      if (st.root !== undefined) {
+        await applyLayer(st.root, hit.descriptor)
+      } else {
+        const snap = join(dirs.snapshots, digestHex(hit.diffId))
+        if (!await exists(snap)) return false
+        st.uppers.unshift(snap)
+      }
       pushLayer(st, step, hit)
       return true
     }
@@ -143,18 +217,21 @@ export function createBuilder (init: BuilderInit): Builder {
       }
       const sb = await sandbox()
       driverUsed = sb.driver
-      const lowers = await lowersOf(st)
-      const { dir, upper, work } = await newUpper()
-      try {
-        const argv = step.command.form === 'exec' ? step.command.argv
-          : step.command.form === 'shell' ? [...step.shell, step.command.script]
-            : [...step.shell, `f=$(mktemp) && cat > "$f" <<'KILN_SHEBANG_EOF'\n${step.command.content}\nKILN_SHEBANG_EOF\nchmod +x "$f" && "$f"; rc=$?; rm -f "$f"; exit $rc`]
-        const env: Record<string, string> = { PATH: DEFAULT_PATH, ...step.env, ...envMap(st.config.Env) }
-        let tail = ''
+      const network = networkFor(step)
+      if (!network && !sb.features.networkIsolation && !warnedNetwork) {
+        warnedNetwork = true
+        emit({ type: 'warning', message: `the ${sb.driver} driver cannot cut RUN steps off the network: they see the host's network (kiln doctor shows the drivers that can)` })
+      }
+      const argv = step.command.form === 'exec' ? step.command.argv
+        : step.command.form === 'shell' ? [...step.shell, step.command.script]
+          : [...step.shell, `f=$(mktemp) && cat > "$f" <<'KILN_SHEBANG_EOF'\n${step.command.content}\nKILN_SHEBANG_EOF\nchmod +x "$f" && "$f"; rc=$?; rm -f "$f"; exit $rc`]
+      const env: Record<string, string> = { PATH: DEFAULT_PATH, ...step.env, ...envMap(st.config.Env) }
+      let tail = ''
+      const run = async (root: SandboxRoot): Promise<void> => {
         const r = await sb.run({
           argv, env, cwd: st.config.WorkingDir !== undefined && st.config.WorkingDir !== '' ? st.config.WorkingDir : '/',
-          root: { kind: 'overlay', lowers, upper, work },
-          network: step.network === 'default' && options.network === true,
+          root,
+          network,
           timeoutMs: options.stepTimeoutMs,
           signal: options.signal,
           onOutput: (stream, chunk) => {
@@ -162,8 +239,20 @@ export function createBuilder (init: BuilderInit): Builder {
             emit({ type: 'output', stream, chunk })
           }
         })
-        if (r.timedOut) throw new StepFailedError(step.source, `RUN timed out after ${String(options.stepTimeoutMs)} ms: ${step.canonical}`, null, tail)
-        if (r.exitCode !== 0) throw new StepFailedError(step.source, `RUN failed with ${r.exitCode === null ? `signal ${String(r.signal)}` : `exit code ${r.exitCode}`}: ${step.canonical}`, r.exitCode, tail)
+        const text = instructionSummary(textOf(step))
+        if (r.timedOut) throw new StepFailedError(step.source, `RUN timed out after ${String(options.stepTimeoutMs)} ms: ${text}`, null, tail)
+        if (r.exitCode !== 0) throw new StepFailedError(step.source, `RUN failed with ${r.exitCode === null ? `signal ${String(r.signal)}` : `exit code ${r.exitCode}`}: ${text}`, r.exitCode, tail)
+      }
+      if (st.root !== undefined) {
+        const before = await snapshotTree(st.root)
+        await run({ kind: 'dir', path: st.root })
+        await storeLayer(st, step, key, await diffSnapshot(st.root, before))
+        return
+      }
+      const lowers = await lowersOf(st)
+      const { dir, upper, work } = await newUpper()
+      try {
+        await run({ kind: 'overlay', lowers, upper, work })
         await commitLayer(st, step, key, upper, lowers)
       } finally {
         await removeTree(dir)
@@ -256,11 +345,12 @@ export function createBuilder (init: BuilderInit): Builder {
           n++
           options.signal?.throwIfAborted()
           const t0 = performance.now()
-          emit({ type: 'step', index: n, total, stage: stage.index, text: step.canonical, source: step.source })
+          emit({ type: 'step', index: n, total, stage: stage.index, text: textOf(step), source: step.source })
           let cached = false
           if (step.op === 'run' || step.op === 'copy' || step.op === 'file') {
+            if (await scanning()) await ensureRoot(st)
             const inputs = step.op === 'copy' ? await copyInputs(st, step, options.contextDir) : undefined
-            const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', step.network === 'default' && options.network === true ? 'net' : 'nonet', JSON.stringify(step.env)]
+            const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', networkFor(step) ? 'net' : 'nonet', JSON.stringify(step.env)]
               : step.op === 'copy' ? [st.config.WorkingDir ?? '', ...(inputs?.digests ?? [])]
                 : [step.content]
             const key = stepKey(st.key, step.canonical, extra)
@@ -275,7 +365,7 @@ export function createBuilder (init: BuilderInit): Builder {
           } else {
             st.key = stepKey(st.key, step.canonical)
             applyConfigStep(st.config, step)
-            st.history.push({ created, created_by: step.canonical, comment: 'kiln', empty_layer: true })
+            st.history.push({ created, created_by: textOf(step), comment: 'kiln', empty_layer: true })
           }
           const durationMs = performance.now() - t0
           steps.push({ index: n, stage: stage.index, canonical: step.canonical, op: step.op, cached, durationMs })
@@ -317,6 +407,7 @@ export function createBuilder (init: BuilderInit): Builder {
         ...(driverUsed !== undefined ? { sandboxDriver: driverUsed } : {})
       }
     } finally {
+      for (const r of roots) await removeTree(r)
       emit({ type: 'done' })
     }
 
@@ -343,7 +434,13 @@ export function createBuilder (init: BuilderInit): Builder {
       const cfg = from.base.resolved.config
       const merged = { ...(cfg ?? { architecture: platform.architecture, os: platform.os, rootfs: { type: 'layers' as const, diff_ids: [] } }), config: structuredClone(from.config), rootfs: { type: 'layers' as const, diff_ids: [...from.diffIds] }, history: [...from.history] }
       const manifest = { schemaVersion: 2, config: from.base.resolved.manifest?.config ?? { mediaType: OCI_CONFIG, digest: from.diffIds[0] ?? ('sha256:' + '0'.repeat(64)) as Digest, size: 0 }, layers: [...from.layers] }
-      return { resolved: { ...resolved, config: merged as ImageConfig, manifest: manifest as ResolvedBase['manifest'] }, bottom: from.base.bottom, key: from.key, uppers: [...from.uppers] }
+      return {
+        resolved: { ...resolved, config: merged as ImageConfig, manifest: manifest as ResolvedBase['manifest'] },
+        bottom: from.base.bottom,
+        key: from.key,
+        uppers: [...from.uppers],
+        ...(from.root !== undefined ? { root: from.root, rootLayers: from.layers.length } : {})
+      }
     }
     const resolved = await resolveBase(resolverFor(options), stage.base.ref, platform, stage.source)
     return { resolved, bottom: resolved, key: resolved.manifestDigest ?? 'scratch', uppers: [] }
@@ -374,6 +471,13 @@ async function copyFromLayers (layers: string[], rel: string, dest: string): Pro
   for (const name of [...(await listMerged(layers, rel)).keys()].sort()) {
     await copyFromLayers(layers, rel === '' ? name : `${rel}/${name}`, join(dest, name))
   }
+}
+
+/** A copy of a tree with modes, times, links and hardlinks kept (reflinked where the filesystem can). */
+async function copyTree (from: string, to: string): Promise<void> {
+  let err = ''
+  const r = await runProcess({ file: requireTool('cp'), args: ['-a', '--reflink=auto', '--', from, to], env: { PATH: '/usr/bin:/bin' }, onOutput: (_s, c) => { err += Buffer.from(c).toString() } })
+  if (r.exitCode !== 0) throw new Error(`cannot copy ${from} to ${to}: ${err.trim()}`)
 }
 
 async function chmodTree (path: string, mode: number): Promise<void> {

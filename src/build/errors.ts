@@ -69,3 +69,18 @@ export class UnsupportedStepError extends Error {
     this.source = source
   }
 }
+
+/**
+ * A RUN step asks for the network (`RUN --network=default`) and the build does
+ * not allow it (`kiln build --network`, the agent's `agent.allowNetwork`).
+ * Thrown before any step runs.
+ */
+export class NetworkNotAllowedError extends Error {
+  override readonly name = 'NetworkNotAllowedError'
+  readonly code = 'ERR_NETWORK_NOT_ALLOWED'
+  readonly source: SourceLoc
+  constructor (source: SourceLoc, message: string) {
+    super(`${where(source)}${message}`)
+    this.source = source
+  }
+}

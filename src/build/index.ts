@@ -18,6 +18,7 @@
  * ```
  */
 export { createBuilder } from './builder.ts'
+export { instructionText, instructionSummary } from './instruction-text.ts'
 export type * from './types.ts'
 export * from './errors.ts'
 export { createSandbox, probeSandboxes } from './sandbox/index.ts'

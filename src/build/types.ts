@@ -4,22 +4,28 @@
 import type { ContentStore, Digest, KilnDb, RefStore } from '../content/index.ts'
 import type { ImageConfig } from '../oci/index.ts'
 import type { SourceLoc, StepOp, BuildPlan } from '../recipe/ir.ts'
-import type { OutputStream, Sandbox } from './sandbox/types.ts'
+import type { OutputStream, Sandbox, SandboxDriverName } from './sandbox/types.ts'
 import type { Logger } from 'pino'
 
 export interface BuilderInit {
   store: ContentStore
   db: KilnDb
   refs: RefStore
-  /** Default: the driver probing picks (bwrap, unshare, proot). */
+  /** Default: the driver probing picks (bwrap, unshare, proot), or `sandboxDriver`. */
   sandbox?: Sandbox
+  /** Use this driver (probed on first use); default the first that works. Ignored when `sandbox` is given. */
+  sandboxDriver?: SandboxDriverName
+  /** Where the result of probing the drivers is kept between processes (see sandbox/probe.ts); default: probe in every process. */
+  probeCacheDir?: string
   logger?: Logger
   /** Where unpacked bases, step snapshots and temp dirs live (e.g. DATA_DIR/build). */
   workDir: string
 }
 
 export type BuildEvent =
+  /** `text`: the instruction as a person reads it (what the image history says), possibly several lines. */
   | { type: 'step', index: number, total: number, stage: number, text: string, source: SourceLoc }
+  | { type: 'warning', message: string }
   | { type: 'output', stream: OutputStream, chunk: Uint8Array }
   | { type: 'step-done', index: number, cached: boolean, durationMs: number }
   | { type: 'done' }
@@ -29,7 +35,11 @@ export interface BuildOptions {
   contextDir: string
   /** os/arch[/variant]; default the host's. */
   platform?: string
-  /** Allow RUN steps that ask for it (`RUN --network=default`) to use the network. Default false. */
+  /**
+   * Allow RUN steps that ask for it (`RUN --network=default`; for Apptainer,
+   * every %post) to use the network. Default false: a step that asks fails
+   * the build before anything runs (NetworkNotAllowedError).
+   */
   network?: boolean
   /** Seconds; every timestamp in the image is clamped to it. Default 0 (see docs/building.md). */
   sourceDateEpoch?: number

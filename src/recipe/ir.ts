@@ -73,7 +73,13 @@ export interface RunStep extends StepBase {
   shell: string[]
   /** Build-time environment: build args in scope. Not persisted into the image. */
   env: Record<string, string>
-  network: 'none' | 'default'
+  /**
+   * What the step said about the network: `RUN --network=default` asks for
+   * it, `--network=none` refuses it, absent means nothing was said. The
+   * builder gives a step the network only when it asks and the build allows
+   * it (see docs/building.md).
+   */
+  network?: 'none' | 'default'
 }
 
 export interface CopyStep extends StepBase {

@@ -26,10 +26,12 @@ export { removeTree } from './scratch.ts'
 export interface SandboxInit {
   /** Use this driver; default: the first that works in the order bwrap, unshare, proot. */
   driver?: SandboxDriverName
+  /** Keep the probe result here between processes (see ./probe.ts). */
+  probeCacheDir?: string
 }
 
 export async function createSandbox (init: SandboxInit = {}): Promise<Sandbox> {
-  const probe = await probeSandboxes()
+  const probe = await probeSandboxes(init.probeCacheDir !== undefined ? { cacheDir: init.probeCacheDir } : {})
   if (init.driver !== undefined) {
     const found = probe.drivers.find(d => d.driver === init.driver)
     if (found?.ok !== true) throw new SandboxUnavailableError(`sandbox driver ${init.driver} does not work on this node: ${found?.detail ?? 'unknown driver'}`)

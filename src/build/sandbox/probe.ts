@@ -1,11 +1,18 @@
 /**
  * Finds out which sandbox drivers work on this node by trying each one for
  * real (a namespace, an overlay mount, a command in a root), once per
- * process: the result is cached.
+ * process: the result is cached. With a cache dir it is also kept on disk
+ * (`sandbox-probe.json`) keyed by what decides it: kernel release, user,
+ * the user-namespace sysctls, and the identity (path, size, mtime) of the
+ * host tools the drivers run. A kernel or package upgrade, or a sysctl
+ * change, therefore probes again; `kiln doctor` always probes afresh.
  */
-import { mkdir, mkdtemp, symlink, copyFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { createHash } from 'node:crypto'
+import { mkdir, mkdtemp, symlink, copyFile, readFile, rename, writeFile } from 'node:fs/promises'
+import { statSync, readFileSync } from 'node:fs'
+import { release, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { z } from 'zod'
 import { DRIVER_PREFERENCE, PROBE_TIMEOUT_MS } from '../constants.ts'
 import { createBwrapSandbox } from './bwrap.ts'
 import { hostTool } from './host-tools.ts'
@@ -89,9 +96,71 @@ async function probeHost (): Promise<HostProbe> {
 
 let cached: Promise<HostProbe> | undefined
 
-/** Probes the node once per process (pass refresh to probe again). */
-export async function probeSandboxes (options: { refresh?: boolean } = {}): Promise<HostProbe> {
-  if (cached === undefined || options.refresh === true) cached = probeHost()
+const PROBE_FILE = 'sandbox-probe.json'
+const PROBE_FORMAT = 1
+/** Host programs whose presence or version can change what the probe finds. */
+const PROBED_TOOLS = ['unshare', 'mount', 'bwrap', 'proot', 'busybox', 'sh']
+/** Sysctls that switch unprivileged user namespaces on and off. */
+const USERNS_SYSCTLS = ['/proc/sys/user/max_user_namespaces', '/proc/sys/kernel/unprivileged_userns_clone', '/proc/sys/kernel/apparmor_restrict_unprivileged_userns']
+
+const FeaturesSchema = z.object({ overlay: z.boolean(), networkIsolation: z.boolean(), pidIsolation: z.boolean() })
+const CheckSchema = z.object({ ok: z.boolean(), detail: z.string() })
+const DriverName = z.enum(DRIVER_PREFERENCE)
+const ProbeFileSchema = z.object({
+  key: z.string(),
+  probe: z.object({
+    userNamespaces: CheckSchema,
+    overlayInUserns: CheckSchema,
+    drivers: z.array(z.object({ driver: DriverName, ok: z.boolean(), features: FeaturesSchema, detail: z.string() })),
+    selected: DriverName.optional()
+  })
+})
+
+/** What the probe result depends on, hashed. */
+function probeKey (): string {
+  const parts: unknown[] = [PROBE_FORMAT, release(), process.getuid?.() ?? -1]
+  for (const f of USERNS_SYSCTLS) { try { parts.push(f, readFileSync(f, 'utf8').trim()) } catch { parts.push(f, null) } }
+  for (const t of PROBED_TOOLS) {
+    const path = hostTool(t)
+    try { const st = statSync(path ?? ''); parts.push(t, path, st.size, st.mtimeMs) } catch { parts.push(t, null) }
+  }
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex')
+}
+
+async function probeWithDiskCache (dir: string): Promise<HostProbe> {
+  const key = probeKey()
+  const file = join(dir, PROBE_FILE)
+  try {
+    const parsed = ProbeFileSchema.safeParse(JSON.parse(await readFile(file, 'utf8')))
+    if (parsed.success && parsed.data.key === key) return parsed.data.probe as HostProbe
+  } catch { /* absent or unreadable: probe */ }
+  const probe = await probeHost()
+  try {
+    await mkdir(dir, { recursive: true })
+    const tmp = `${file}.${process.pid}.tmp`
+    await writeFile(tmp, JSON.stringify({ key, probe }))
+    await rename(tmp, file)
+  } catch { /* a read-only data dir only costs the next process a probe */ }
+  return probe
+}
+
+/**
+ * Probes the node once per process (pass refresh to probe again). With
+ * cacheDir, a result another process stored there under the same key is
+ * used instead of probing; refresh probes and stores anew.
+ */
+export async function probeSandboxes (options: { refresh?: boolean, cacheDir?: string } = {}): Promise<HostProbe> {
+  if (cached === undefined || options.refresh === true) {
+    const dir = options.cacheDir
+    cached = dir === undefined || options.refresh === true ? probeHost() : probeWithDiskCache(dir)
+    if (dir !== undefined && options.refresh === true) {
+      const fresh = cached
+      cached = fresh.then(async p => {
+        await mkdir(dir, { recursive: true }).then(async () => { await writeFile(join(dir, PROBE_FILE), JSON.stringify({ key: probeKey(), probe: p })) }).catch(() => {})
+        return p
+      })
+    }
+  }
   return await cached
 }
 

@@ -3,13 +3,29 @@
  * on nodes where user namespaces are disabled. It cannot mount overlayfs, so
  * it takes only plain dir roots (the builder then diffs by scanning), and it
  * cannot cut the network off: `features.networkIsolation` is false and the
- * builder says so when a step asks for no network.
+ * builder says so when a step runs without network.
+ *
+ * proot waits for every process it traces, so a step that leaves a daemon
+ * behind (`sleep 1000 &`) would hold the build. With the host's static
+ * busybox at hand the step therefore runs under a tiny wrapper (busybox sh,
+ * bound at /.kiln-proot, never part of the image) that records the step's
+ * exit status in a host dir and then kills its process group, proot
+ * included. Without busybox the step runs directly and leftovers are killed
+ * only by the timeout.
  */
+import { lstat, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { mkdirInRoot } from './scratch.ts'
+import { hostTool } from './host-tools.ts'
 import { requireTool } from './ns-script.ts'
 import { runProcess } from './process.ts'
 import { SandboxError } from '../errors.ts'
 import type { RunSpec, RunResult, Sandbox } from './types.ts'
+
+/** Guest path of the wrapper's bind mounts; proot creates placeholders for them in the root, removed after the run. */
+const GUEST_DIR = '.kiln-proot'
+const WRAPPER = `"$@"; echo $? > /${GUEST_DIR}/status/code; kill -KILL 0`
 
 export function createProotSandbox (): Sandbox {
   return {
@@ -18,19 +34,36 @@ export function createProotSandbox (): Sandbox {
     run: async (spec: RunSpec): Promise<RunResult> => {
       if (spec.root.kind !== 'dir') throw new SandboxError('the proot driver needs a plain root directory, not an overlay')
       const proot = requireTool('proot')
+      const root = spec.root.path
       const cwd = spec.cwd ?? '/'
-      await mkdirInRoot(spec.root.path, cwd)
+      await mkdirInRoot(root, cwd)
       const binds = ['/dev', '/proc', '/sys'].flatMap(p => ['-b', p])
       if (spec.network === true) binds.push('-b', '/etc/resolv.conf', '-b', '/etc/hosts')
-      return await runProcess({
-        file: proot,
-        args: ['-0', '-r', spec.root.path, '-w', cwd, ...binds, ...spec.argv],
-        // proot itself reads PROOT_* and TMPDIR; the step sees the same env.
-        env: spec.env,
-        timeoutMs: spec.timeoutMs,
-        signal: spec.signal,
-        onOutput: spec.onOutput
-      })
+      const busybox = hostTool('busybox')
+      const placeholder = join(root, GUEST_DIR)
+      const hadPlaceholder = await lstat(placeholder).then(() => true, () => false)
+      const statusDir = busybox === undefined ? undefined : await mkdtemp(join(tmpdir(), 'kiln-proot-'))
+      const argv = busybox === undefined || statusDir === undefined
+        ? spec.argv
+        : ['-b', `${busybox}:/${GUEST_DIR}/busybox`, '-b', `${statusDir}:/${GUEST_DIR}/status`, `/${GUEST_DIR}/busybox`, 'sh', '-c', WRAPPER, 'kiln-step', ...spec.argv]
+      try {
+        const r = await runProcess({
+          file: proot,
+          args: ['-0', '-r', root, '-w', cwd, ...binds, ...argv],
+          // proot itself reads PROOT_* and TMPDIR; the step sees the same env.
+          env: spec.env,
+          timeoutMs: spec.timeoutMs,
+          signal: spec.signal,
+          onOutput: spec.onOutput
+        })
+        if (statusDir === undefined || r.timedOut) return r
+        const code = await readFile(join(statusDir, 'code'), 'utf8').then(t => Number.parseInt(t.trim(), 10), () => undefined)
+        // No status file: the wrapper itself was killed (abort, OOM): report what proot's end says.
+        return code === undefined || Number.isNaN(code) ? r : { ...r, exitCode: code, signal: null }
+      } finally {
+        if (statusDir !== undefined) await rm(statusDir, { recursive: true, force: true })
+        if (!hadPlaceholder) await rm(placeholder, { recursive: true, force: true })
+      }
     }
   }
 }

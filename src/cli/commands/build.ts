@@ -16,7 +16,12 @@ interface BuildCliOptions {
   noCache?: boolean
   cache?: boolean
   pull?: boolean
+  sandbox?: string
 }
+
+const SANDBOX_CHOICES = ['auto', 'bwrap', 'unshare', 'proot'] as const
+type SandboxChoice = typeof SANDBOX_CHOICES[number]
+const isSandboxChoice = (v: string): v is SandboxChoice => (SANDBOX_CHOICES as readonly string[]).includes(v)
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
 
@@ -36,6 +41,7 @@ function toCliError (err: unknown): unknown {
     CopySourceError: { code: EXIT.usage, hint: 'COPY sources are paths inside the build context (the CONTEXT argument)' },
     BaseImageError: { code: EXIT.notFound },
     UnsupportedStepError: { code: EXIT.usage },
+    NetworkNotAllowedError: { code: EXIT.usage, hint: 'RUN without --network=default runs offline; --network lets the steps that ask use the network' },
     SandboxUnavailableError: { code: EXIT.failure, hint: 'run kiln doctor to see which sandbox drivers work on this node' },
     SandboxError: { code: EXIT.failure }
   }
@@ -55,7 +61,8 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--build-arg <k=v>', 'set a build argument (repeatable)', collect, [])
     .option('--target <stage>', 'build this stage (name or index) instead of the last')
     .option('--output <dest>', 'also export the image: oci-layout:DIR or oci-archive:FILE')
-    .option('--network', 'let RUN steps use the network (off by default)')
+    .option('--network', 'let RUN steps that ask for it (RUN --network=default, Apptainer %post) use the network (off by default)')
+    .option('--sandbox <driver>', 'sandbox driver for RUN: auto, bwrap, unshare or proot (default $KILN_SANDBOX, else build.sandbox in kiln.yaml, else auto)')
     .option('--no-cache', 'run every step even when the step cache has it')
     .option('--pull', 'ask the registry for registry bases even when the local store has them')
     .option('--dry-run', 'parse the recipe and print the build plan without building')
@@ -93,9 +100,15 @@ export function register (program: Command, ctx: CliContext): void {
         }
         return
       }
+      const sandboxChoice = opts.sandbox ?? process.env.KILN_SANDBOX ?? (await ctx.config()).build.sandbox
+      if (!isSandboxChoice(sandboxChoice)) throw new CliError(`--sandbox ${sandboxChoice}: expected one of ${SANDBOX_CHOICES.join(', ')}`, { exitCode: EXIT.usage })
       const store = await ctx.store()
-      const { createBuilder } = await import('../../build/index.ts')
-      const builder = createBuilder({ store: store.content, db: store.db, refs: store.refs, workDir: join(await ctx.dataDir(), 'build') })
+      const { createBuilder, instructionSummary } = await import('../../build/index.ts')
+      const workDir = join(await ctx.dataDir(), 'build')
+      const builder = createBuilder({
+        store: store.content, db: store.db, refs: store.refs, workDir, probeCacheDir: workDir,
+        ...(sandboxChoice !== 'auto' ? { sandboxDriver: sandboxChoice } : {})
+      })
       const ac = new AbortController()
       const onSignal = (): void => { ac.abort(new CliError('build interrupted', { exitCode: EXIT.failure })) }
       process.once('SIGINT', onSignal)
@@ -114,7 +127,8 @@ export function register (program: Command, ctx: CliContext): void {
           signal: ac.signal,
           onEvent: (e) => {
             if (opts.json === true) return
-            if (e.type === 'step') ctx.out.line(`[${e.index}/${e.total}] ${e.text}`)
+            if (e.type === 'step') ctx.out.line(`[${e.index}/${e.total}] ${instructionSummary(e.text)}`)
+            else if (e.type === 'warning') process.stderr.write(`kiln: warning: ${e.message}\n`)
             else if (e.type === 'output') process.stderr.write(e.chunk)
             else if (e.type === 'step-done' && e.cached) ctx.out.line('  cached')
           }

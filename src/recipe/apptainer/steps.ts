@@ -102,7 +102,6 @@ function scriptStep (section: Section, file: string): StepBody {
     command: { form: 'shell', script: section.body },
     shell: interpreter === undefined ? POST_SHELL.slice() : [interpreter, '-c'],
     env: { ...SCRIPT_ENV },
-    network: 'default',
     source: locOf(section, file)
   }
 }

@@ -51,8 +51,8 @@ function buildEnv (ins: Instruction): Record<string, string> {
 export function handleRun (ins: Instruction): void {
   const flags = parseFlags(ins.raw.args, RUN_FLAGS, 'RUN', ins.loc)
   if (flags.rest.trim() === '') throw ins.syntaxError('requires at least one argument')
-  const network = flags.values.get('network') ?? 'default'
-  if (network !== 'none' && network !== 'default') {
+  const network = flags.values.get('network')
+  if (network !== undefined && network !== 'none' && network !== 'default') {
     throw ins.syntaxError(`unsupported network mode '${network}'`, 'use --network=none or --network=default')
   }
   ins.add({
@@ -60,7 +60,7 @@ export function handleRun (ins: Instruction): void {
     command: runCommand(ins, flags.rest),
     shell: ins.stage.shell.slice(),
     env: buildEnv(ins),
-    network,
+    ...(network === undefined ? {} : { network }),
     source: ins.loc
   })
 }

@@ -45,7 +45,18 @@ From: LAYOUT:base
     cat /opt/tool/version /opt/notes.txt
 `
 
-describe.skipIf(!haveTools('setpriv', 'skopeo', 'umoci', 'busybox'))('kiln build as an unprivileged user', () => {
+/**
+ * The same tests for the automatically chosen driver (overlay diff) and for
+ * proot (scan-based diff), selected by KILN_SANDBOX as a user would.
+ */
+const DRIVERS: Array<{ sandbox: 'auto' | 'proot', tools: string[] }> = [
+  { sandbox: 'auto', tools: [] },
+  { sandbox: 'proot', tools: ['proot'] }
+]
+
+describe.each(DRIVERS)('kiln build as an unprivileged user (sandbox $sandbox)', ({ sandbox, tools }) => {
+  if (!haveTools('setpriv', 'skopeo', 'umoci', 'busybox', ...tools)) { it.skip('needs the tools', () => {}); return }
+
   let u: Unprivileged
   let layout: string
   let ctx: string
@@ -58,7 +69,7 @@ describe.skipIf(!haveTools('setpriv', 'skopeo', 'umoci', 'busybox'))('kiln build
   }
 
   const build = (args: string[], dataDir?: string): { status: number | null, out: string, err: string, json?: { digest: string, steps: number, cachedSteps: number, sandboxDriver: string | null, stepReports: Array<{ op: string, cached: boolean }> } } => {
-    const r = u.kiln(['build', '--json', ...args], dataDir === undefined ? {} : { dataDir })
+    const r = u.kiln(['build', '--json', ...args], { env: { KILN_SANDBOX: sandbox }, ...(dataDir === undefined ? {} : { dataDir }) })
     let json
     try { json = JSON.parse(r.stdout) } catch { json = undefined }
     return { status: r.status, out: r.stdout, err: r.stderr, json }
@@ -89,7 +100,7 @@ describe.skipIf(!haveTools('setpriv', 'skopeo', 'umoci', 'busybox'))('kiln build
     const r = build(['-t', 'e2e/docker:1', '--output', `oci-layout:${out}`, '--build-arg', 'WHO=cluster', ctx])
     expect(r.status, r.err).toBe(0)
     console.log(`sandbox driver used as uid ${u.uid}: ${String(r.json?.sandboxDriver)}`)
-    expect(r.json?.sandboxDriver).toMatch(/^(bwrap|unshare|proot)$/)
+    expect(r.json?.sandboxDriver).toMatch(sandbox === 'proot' ? /^proot$/ : /^(bwrap|unshare|proot)$/)
     expect(r.json?.digest).toMatch(/^sha256:/)
     const inspect = JSON.parse(execFileSync('skopeo', ['inspect', `oci:${out}:1`], { encoding: 'utf8' })) as { Digest: string, Layers: string[] }
     expect(inspect.Digest).toBe(r.json?.digest)
@@ -129,6 +140,20 @@ describe.skipIf(!haveTools('setpriv', 'skopeo', 'umoci', 'busybox'))('kiln build
     // ARG, RUN (cached), COPY notes.txt (changed), then the second stage: every layer step from the COPY on reruns.
     const fsSteps = (r.json?.stepReports ?? []).filter(s => s.op === 'run' || s.op === 'copy').map(s => `${s.op}:${s.cached ? 'cached' : 'ran'}`)
     expect(fsSteps).toEqual(['run:cached', 'copy:ran', 'copy:ran', 'run:ran'])
+  })
+
+  it.runIf(sandbox === 'proot' && haveTools('bwrap'))('gives the digest the bwrap driver gives, for the Dockerfile and the Apptainer definition', () => {
+    for (const recipe of ['Dockerfile', 'Singularity.def']) {
+      const data = { proot: join(u.work, `same-proot-${recipe}`), bwrap: join(u.work, `same-bwrap-${recipe}`) }
+      for (const d of Object.values(data)) { mkdirSync(d); u.give(d) }
+      const viaProot = build(['-f', join(ctx, recipe), ctx], data.proot)
+      const viaBwrap = build(['-f', join(ctx, recipe), '--sandbox', 'bwrap', ctx], data.bwrap)
+      expect(viaProot.status, viaProot.err).toBe(0)
+      expect(viaBwrap.status, viaBwrap.err).toBe(0)
+      expect(viaProot.json?.sandboxDriver).toBe('proot')
+      expect(viaBwrap.json?.sandboxDriver).toBe('bwrap')
+      expect(viaProot.json?.digest).toBe(viaBwrap.json?.digest)
+    }
   })
 
   const bad: Array<[string, Record<string, string>, number, RegExp]> = [

@@ -3,7 +3,7 @@
  * idea): exit codes, env, cwd, output, timeouts that kill the whole tree,
  * aborts, no network unless asked, overlay roots, and nothing left behind.
  */
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, existsSync } from 'node:fs'
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, existsSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -87,6 +87,18 @@ export function sandboxSuite (name: string, make: () => Promise<Sandbox>): void 
       expect(Date.now() - started).toBeLessThan(5000)
       await new Promise(resolve => setTimeout(resolve, 100))
       expect(processesWith(`sleep\u0000${marker}`)).toEqual([])
+    })
+
+    it('ends when the step\'s command ends, killing what it left running, and adds nothing to a plain root', async () => {
+      const marker = String(7000 + Math.floor(Math.random() * 900))
+      const root = freshRoot()
+      const started = Date.now()
+      const r = await sandbox.run({ argv: ['/bin/sh', '-c', `sleep ${marker} & echo left; exit 4`], env: { PATH: '/bin' }, root, timeoutMs: 30_000 })
+      expect(r).toMatchObject({ exitCode: 4, timedOut: false })
+      expect(Date.now() - started).toBeLessThan(20_000)
+      await new Promise(resolve => setTimeout(resolve, 100))
+      expect(processesWith(`sleep\u0000${marker}`)).toEqual([])
+      if (root.kind === 'dir') expect(readdirSync(root.path).sort()).toEqual(['bin', 'etc', 'tmp'])
     })
 
     it('kills the tree and rejects when aborted', async () => {

@@ -215,7 +215,8 @@ describe('Dockerfile: COPY, ADD and RUN flags', () => {
 
   it('reads RUN --network and refuses --mount and --security up front, naming them', () => {
     expect(only('FROM a\nRUN --network=none make\n', 'run')).toMatchObject({ network: 'none', command: { script: 'make' } })
-    expect(only('FROM a\nRUN make\n', 'run').network).toBe('default')
+    expect(only('FROM a\nRUN --network=default make\n', 'run').network).toBe('default')
+    expect(only('FROM a\nRUN make\n', 'run').network).toBeUndefined()
     expect(() => parse('FROM a\nRUN true\nRUN --mount=type=cache,target=/root/.cache make\n'))
       .toThrow(expect.objectContaining({ name: 'UnsupportedFeatureError', line: 3, message: expect.stringContaining('--mount') }))
     expect(() => parse('FROM a\nRUN --security=insecure make\n')).toThrow(expect.objectContaining({ name: 'UnsupportedFeatureError', message: expect.stringContaining('--security') }))
