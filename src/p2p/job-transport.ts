@@ -36,6 +36,8 @@ export const JOB_MAX_INBOUND_STREAMS = 32
 export const JOB_MAX_FRAMES_PER_STREAM = 64
 /** How long publish waits for a subscriber of the topic to be known, so a fresh node's first job is not lost. */
 export const JOB_PUBLISH_WAIT_MS = 5_000
+/** Once one subscriber is known, how long publish waits for the other connected peers' subscriptions. */
+export const JOB_PUBLISH_SETTLE_MS = 1_000
 
 export interface Libp2pJobTransportInit {
   node: KilnNode
@@ -94,14 +96,28 @@ export function createLibp2pJobTransport (init: Libp2pJobTransportInit): Libp2pJ
     }
   }
 
+  /**
+   * Waits until some peer subscribes to the topic (at most publishWaitMs),
+   * and then a little longer (JOB_PUBLISH_SETTLE_MS) for the subscriptions
+   * of the other connected peers: a node that has just joined learns them
+   * one connection at a time, and a job published to the first agent only
+   * reaches the others a gossip round later.
+   */
   const waitForSubscribers = async (topic: string): Promise<void> => {
     const pubsub = node.services.pubsub
-    if (pubsub.getSubscribers(topic).length > 0) return
+    const everyone = (): boolean => pubsub.getSubscribers(topic).length >= node.getPeers().length
+    if (pubsub.getSubscribers(topic).length > 0 && everyone()) return
     await new Promise<void>(resolve => {
-      const done = (): void => { clearTimeout(timer); pubsub.removeEventListener('subscription-change', check); resolve() }
-      const check = (): void => { if (pubsub.getSubscribers(topic).length > 0) done() }
+      let settle: NodeJS.Timeout | undefined
+      const done = (): void => { clearTimeout(timer); clearTimeout(settle); pubsub.removeEventListener('subscription-change', check); resolve() }
+      const check = (): void => {
+        if (pubsub.getSubscribers(topic).length === 0) return
+        if (everyone()) done()
+        else settle ??= setTimeout(done, JOB_PUBLISH_SETTLE_MS)
+      }
       const timer = setTimeout(done, init.publishWaitMs ?? JOB_PUBLISH_WAIT_MS)
       pubsub.addEventListener('subscription-change', check)
+      check()
     })
   }
 
