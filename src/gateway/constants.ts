@@ -53,3 +53,12 @@ export const TAG_RESOLVE_TIMEOUT_MS = 5_000
 
 /** Descriptor sizes remembered from upstream manifests (mirror mode), so blob fetches know what to expect. */
 export const UPSTREAM_SIZE_MEMORY = 10_000
+
+/** Largest recipe accepted by the build extension (protocols/build-api.md §Submit). */
+export const MAX_BUILD_RECIPE_BYTES = 1024 * 1024
+
+/** Log kept per build for late readers; lines beyond it are still streamed live. */
+export const MAX_BUILD_LOG_BYTES = 4 * 1024 * 1024
+
+/** Finished builds remembered (status, log) before the oldest are forgotten. */
+export const MAX_BUILDS_KEPT = 200

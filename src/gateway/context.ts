@@ -12,6 +12,7 @@ import { MAX_MANIFEST_SIZE } from './constants.ts'
 import { parseManifestBytes } from '../oci/index.ts'
 import type { ParsedManifest } from '../oci/index.ts'
 import type { Authenticator } from './auth.ts'
+import type { BuildManager } from './builds.ts'
 import type { ManifestRecord, RepoIndex } from './repo-index.ts'
 import type { UploadManager } from './uploads.ts'
 
@@ -66,6 +67,7 @@ export interface GatewayContext {
   deleteEnabled: boolean
   pullThrough?: PullThrough
   onPush?: (event: PushEvent) => void
+  builds: BuildManager
   /** Request-scoped: the mirror prefix of the request's `ns=` parameter. */
   namespace?: string
 }

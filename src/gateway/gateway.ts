@@ -9,6 +9,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { Action } from './access.ts'
 import { createAuthenticator } from './auth.ts'
+import { buildRoute, createBuildManager, submitBuild } from './builds.ts'
 import { deleteBlob, getBlob } from './blobs.ts'
 import { UPLOAD_SESSION_TTL_MS, UPLOAD_SWEEP_INTERVAL_MS } from './constants.ts'
 import type { GatewayContext } from './context.ts'
@@ -42,7 +43,7 @@ function unsupported (method: string, route: Route): RegistryApiError {
 
 /** The action a request needs on its repository. */
 function neededAction (method: string, route: Route): Action {
-  if (route.kind === 'builds') return 'build'
+  if (route.kind === 'builds') return method === 'GET' || method === 'HEAD' ? 'pull' : 'build'
   if (route.kind === 'upload') return 'push'
   if (method === 'GET' || method === 'HEAD') return 'pull'
   if (method === 'DELETE') return 'delete'
@@ -93,7 +94,8 @@ async function dispatch (ctx: GatewayContext, req: GatewayRequest, route: Route,
       if (read) return await listReferrers(ctx, req, repo, route.param)
       break
     case 'builds':
-      throw new RegistryApiError('UNSUPPORTED', 'the build extension is specified (protocols/build-api.md) but not served yet')
+      if (method === 'POST' && (route.rest === '' || route.rest === '/')) return await submitBuild(ctx, ctx.builds, req, repo)
+      return await buildRoute(ctx.builds, req, method, repo, route.rest)
   }
   throw unsupported(method, route)
 }
@@ -110,7 +112,8 @@ export function createGatewayImpl (init: GatewayInit): Gateway {
     logger,
     deleteEnabled: init.deleteEnabled ?? false,
     ...(init.pullThrough === undefined ? {} : { pullThrough: init.pullThrough }),
-    ...(init.onPush === undefined ? {} : { onPush: init.onPush })
+    ...(init.onPush === undefined ? {} : { onPush: init.onPush }),
+    builds: createBuildManager(init.builder)
   }
 
   const handle = async (req: GatewayRequest): Promise<GatewayResponse> => {
@@ -160,6 +163,7 @@ export function createGatewayImpl (init: GatewayInit): Gateway {
     },
     close: async () => {
       clearInterval(sweeper)
+      ctx.builds.close()
       await Promise.all(servers.map(s => new Promise<void>(resolve => {
         s.close(() => { resolve() })
         s.closeAllConnections()

@@ -30,6 +30,7 @@ import type { RefStore } from '../content/refs.ts'
 import type { GatewayAuthInit } from './auth.ts'
 import type { GatewayLogger, PullThrough, PushEvent } from './context.ts'
 import type { Digest } from '../content/digest.ts'
+import type { BuildRunner } from './builds.ts'
 import { createGatewayImpl } from './gateway.ts'
 import { createRepoIndex } from './repo-index.ts'
 import type { GatewayRequest, GatewayResponse, NodeHandler } from './http.ts'
@@ -46,6 +47,10 @@ export { createUpstreamPullThrough, parseUpstream } from './upstream-source.ts'
 export type { Upstream, UpstreamPullThroughInit } from './upstream-source.ts'
 export { mirrorPrefix } from './mirror.ts'
 export { TAG_RESOLVE_TIMEOUT_MS } from './constants.ts'
+export {
+  ANNOTATION_PLATFORMS, ANNOTATION_RECIPE_KIND, ANNOTATION_TAG, BuildRequestSchema, CONTEXT_LAYER_TYPES, RECIPE_ARTIFACT_TYPE, RECIPE_LAYER_TYPE
+} from './builds.ts'
+export type { BuildJob, BuildRequest, BuildRunner, BuildRunnerIo } from './builds.ts'
 export { OCI_ERRORS, RegistryApiError } from './errors.ts'
 export type { OciErrorCode } from './errors.ts'
 export type { GatewayRequest, GatewayResponse } from './http.ts'
@@ -68,6 +73,8 @@ export interface GatewayInit {
   pullThrough?: PullThrough
   /** Called after each manifest push is stored (publish a tag record, announce the blobs); must not throw. */
   onPush?: (event: PushEvent) => void
+  /** Builds for the build extension (`/v2/<name>/_kiln/builds`); absent: those requests are UNSUPPORTED. */
+  builder?: BuildRunner
   /** Default UPLOAD_SESSION_TTL_MS. */
   uploadTtlMs?: number
 }

@@ -9,6 +9,7 @@ import type { Digest } from '../content/digest.ts'
 import { DOCKER_MANIFEST, OCI_MANIFEST, isIndex, isManifest, parseManifestBytes } from '../oci/index.ts'
 import type { ParsedManifest } from '../oci/index.ts'
 import { parseDigestParam } from './blobs.ts'
+import { recipeArtifactRequest } from './builds.ts'
 import { findManifest, hasBlob, recordManifest, resolveTag } from './context.ts'
 import type { GatewayContext } from './context.ts'
 import { MAX_MANIFEST_SIZE, TAG_RE } from './constants.ts'
@@ -119,10 +120,13 @@ export async function putManifest (ctx: GatewayContext, req: GatewayRequest, rep
   const declared = contentType !== undefined && (isManifest(contentType) || isIndex(contentType)) ? contentType : undefined
   const parsed = parseManifestBytes(body, declared)
   await checkReferences(ctx, repository, parsed)
+  // A pushed build request (protocols/build-api.md §"Build on push") starts a build where a builder is configured; checked before anything is stored.
+  const buildRequest = ctx.builds.enabled ? await recipeArtifactRequest(ctx, body) : undefined
   await ctx.store.ingest(body, { digest, size: body.byteLength })
   const rec = recordManifest(ctx, repository, digest, body.byteLength, parsed)
   if ('tag' in ref) ctx.refs.set(repository, ref.tag, { digest, mediaType: rec.mediaType, size: rec.size })
   ctx.logger.info({ repository, reference: param, digest }, 'manifest pushed')
+  const build = buildRequest === undefined ? undefined : ctx.builds.submit(ctx, repository, buildRequest)
   ctx.onPush?.({
     repository,
     ...('tag' in ref ? { tag: ref.tag } : {}),
@@ -134,7 +138,8 @@ export async function putManifest (ctx: GatewayContext, req: GatewayRequest, rep
   return emptyResponse(201, {
     location: `/v2/${repository}/manifests/${digest}`,
     'docker-content-digest': digest,
-    ...(rec.subject === undefined ? {} : { 'oci-subject': rec.subject })
+    ...(rec.subject === undefined ? {} : { 'oci-subject': rec.subject }),
+    ...(build === undefined ? {} : { 'kiln-build': `/v2/${repository}/_kiln/builds/${build.id}` })
   })
 }
 
