@@ -18,6 +18,9 @@ import { sha256Digest } from '../../src/content/digest.ts'
 import { unmet } from './match.ts'
 import type { AgentJobStatus, JobAgent, JobAgentInit } from './index.ts'
 
+/** Finished jobs status() remembers (the journal keeps them all). */
+const MAX_FINISHED_KEPT = 1000
+
 interface Running {
   job: Envelope<JobPayload>
   platform: string
@@ -142,6 +145,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
   const finish = (r: Running, result: ResultPayload): void => {
     r.state = result.status
     init.journal?.finished(result.jobId, result.platform, result)
+    if (finished.length >= MAX_FINISHED_KEPT) finished.shift()
     finished.push({ jobId: r.job.payload.jobId, platform: r.platform, requester: r.requester, state: result.status, ...(result.status === 'succeeded' ? { digest: result.digest } : { error: result.error }) })
     sendQuiet(r.requester, 'result', result)
   }

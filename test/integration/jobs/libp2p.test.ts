@@ -5,7 +5,7 @@
  * sides. The builder is a fake that writes a real image into the agent's
  * store (the rootless builder runs in the e2e test).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -295,5 +295,25 @@ describe('signed jobs over libp2p', () => {
     expect(a.builder.builds).toBe(1)
     expect(await reqStore.content.has(out.platforms[0]!.digest as `sha256:${string}`)).toBe(true)
     expect(second.session.journal.get(jobId.id)?.state).toBe('succeeded')
+  })
+
+  it('cancel over the network stops the build and removes the unpacked context', { timeout: 90_000 }, async () => {
+    await tmp()
+    const reqKey = await generateKeyPair('Ed25519')
+    const { session, node: rn } = await requester(reqKey, await open('requester'))
+    const a = await agent('a', rootA, id(reqKey), 'slow')
+    await connect(rn, a.agent.node)
+    await subscribed(rn, 1)
+    const ac = new AbortController()
+    const done = session.requester.submit({
+      recipe, context: await session.shareContext(context()), platforms: ['linux/amd64'], signal: ac.signal,
+      onEvent: e => { if (e.kind === 'progress' && e.state === 'building') ac.abort() }
+    })
+    await expect(done).rejects.toMatchObject({ name: 'JobCancelledError' })
+    const jobId = session.journal.list(1)[0]?.id
+    await expect.poll(() => a.agent.jobs?.status().find(s => s.jobId === jobId)?.state, { timeout: 20_000, interval: 50 }).toBe('cancelled')
+    // The result goes out first; the context dir is removed right after.
+    await expect.poll(async () => await readdir(join(a.store.root, 'jobs')), { timeout: 10_000, interval: 50 }).toEqual([])
+    expect(session.journal.get(jobId ?? '')?.state).toBe('cancelled')
   })
 })
