@@ -12,7 +12,7 @@ import type { Command } from 'commander'
 import type { PrivateKey } from '@libp2p/interface'
 import type { CliContext } from '../context.ts'
 import type { Digest, LocalStore } from '../../content/index.ts'
-import type { Gateway, NamedPullThrough, PushEvent } from '../../gateway/index.ts'
+import type { BuildRunner, Gateway, NamedPullThrough, PushEvent } from '../../gateway/index.ts'
 import type { KilnNode } from '../../p2p/index.ts'
 import type { Transfer } from '../../transfer/index.ts'
 import { CliError } from '../errors.ts'
@@ -73,6 +73,8 @@ export interface GatewayServiceOptions {
   /** `NS[=URL]` entries. */
   upstreams?: string[]
   network?: GatewayNetwork
+  /** Runs builds for the build extension (kiln up passes the local builder). */
+  builder?: BuildRunner
 }
 
 export interface GatewayService {
@@ -191,7 +193,8 @@ export async function startGatewayService (ctx: CliContext, store: LocalStore, o
     deleteEnabled: opts.deleteEnabled === true || gwConfig.deleteEnabled,
     ...(opts.anonymousPush === true ? {} : { auth: { anonymousRead, users } }),
     ...(sources.length === 0 ? {} : { pullThrough: gw.chainPullThrough(sources, logger) }),
-    ...(announcer === undefined ? {} : { onPush: announcer.onPush })
+    ...(announcer === undefined ? {} : { onPush: announcer.onPush }),
+    ...(opts.builder === undefined ? {} : { builder: opts.builder })
   })
   const tls = certFile === undefined || keyFile === undefined ? undefined : { cert: await readFile(certFile), key: await readFile(keyFile) }
   let url: string
