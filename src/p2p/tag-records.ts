@@ -138,7 +138,8 @@ export async function publishTagRecord (node: KilnNode, privateKey: PrivateKey, 
   const { record, value } = await signTagRecord(privateKey, target, options)
   let storedOn = 0
   for await (const event of node.services.dht.put(tagDhtKey(target.repository, target.tag, record.signer), value, { signal: options.signal })) {
-    if (event.name === 'PEER_RESPONSE') storedOn++
+    // Only PUT_VALUE answers count: the query's GET_CLOSEST_PEERS answers are PEER_RESPONSE events too, and a peer whose validator refuses the record answers none.
+    if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') storedOn++
   }
   for await (const _ of node.services.dht.provide(tagDiscoveryCid(target.repository, target.tag), { signal: options.signal })) { /* drain */ }
   return { record, value, storedOn }
