@@ -29,10 +29,12 @@ export class StreamReader {
     this.maxBuffered = maxBuffered
     stream.addEventListener('message', (evt) => {
       const data: Uint8Array | Uint8ArrayList = evt.data
-      const bytes = data instanceof Uint8Array ? data : data.subarray()
-      if (bytes.byteLength === 0) return
-      this.chunks.push(bytes)
-      this.buffered += bytes.byteLength
+      // A Uint8ArrayList is kept as its parts: subarray() would copy every received byte once more.
+      for (const bytes of data instanceof Uint8Array ? [data] : data) {
+        if (bytes.byteLength === 0) continue
+        this.chunks.push(bytes)
+        this.buffered += bytes.byteLength
+      }
       if (this.buffered > this.maxBuffered) {
         const err = new StreamProtocolError(`peer sent ${this.buffered} unrequested bytes (limit ${this.maxBuffered})`)
         this.fail(err)
