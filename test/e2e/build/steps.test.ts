@@ -1,0 +1,91 @@
+/**
+ * Step behaviour that only shows end to end, as an unprivileged user: the
+ * network a RUN gets (none unless the step asks and the build allows it;
+ * asking without --network fails before anything runs), the history and
+ * progress lines carrying the instruction text, and ADD of a local tar.
+ */
+import { execFileSync, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { haveTools } from '../../helpers/tools.ts'
+import { makeUnprivileged } from '../../helpers/unprivileged.ts'
+import type { Unprivileged } from '../../helpers/unprivileged.ts'
+
+const BENCH = join(import.meta.dirname, '../../../../shared/bench')
+
+describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'bwrap'))('kiln build steps', () => {
+  let u: Unprivileged
+  let layout: string
+  let server: ChildProcess
+  let port: number
+  let log: string
+  const connections = (): number => existsSync(log) ? readFileSync(log, 'utf8').length : 0
+  let n = 0
+
+  const context = (dockerfile: string, files: Record<string, string> = {}): string => {
+    const ctx = join(u.work, `ctx-${++n}`)
+    mkdirSync(ctx)
+    writeFileSync(join(ctx, 'Dockerfile'), dockerfile.replaceAll('LAYOUT', layout).replaceAll('PORT', String(port)))
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(ctx, name), text)
+    u.give(ctx)
+    return ctx
+  }
+
+  /** The image config's history of an image written to an OCI layout. */
+  const history = (out: string): string[] => {
+    const blob = (digest: string): { [k: string]: unknown } => JSON.parse(readFileSync(join(out, 'blobs/sha256', digest.slice(7)), 'utf8'))
+    const index = JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> }
+    const manifest = blob(index.manifests[0]?.digest ?? '') as { config: { digest: string } }
+    const config = blob(manifest.config.digest) as { history: Array<{ created_by?: string }> }
+    return config.history.map(h => h.created_by ?? '')
+  }
+
+  beforeAll(async () => {
+    u = makeUnprivileged()
+    layout = join(u.work, 'layout')
+    execFileSync('sh', [join(BENCH, 'make-busybox-base.sh'), layout], { stdio: 'ignore' })
+    u.give(layout)
+    // In its own process: the kiln runs below are synchronous and would starve a server in this one.
+    log = join(u.work, 'connections.log')
+    server = spawn(process.execPath, ['-e', `const fs = require('node:fs'); const s = require('node:net').createServer(c => { fs.appendFileSync(${JSON.stringify(log)}, 'x'); c.end('hello\\n') }); s.listen(0, '127.0.0.1', () => { process.stdout.write(String(s.address().port) + '\\n') })`], { stdio: ['ignore', 'pipe', 'inherit'] })
+    port = await new Promise<number>((resolve, reject) => {
+      server.stdout?.once('data', (d: Buffer) => { resolve(Number(d.toString().trim())) })
+      server.once('exit', code => { reject(new Error(`connection counter exited with ${String(code)}`)) })
+    })
+  }, 120_000)
+  afterAll(() => {
+    server?.kill()
+    u?.cleanup()
+  })
+
+  it('refuses a step that asks for the network before running anything when the build does not allow it', () => {
+    const ctx = context('FROM oci:LAYOUT:base\nRUN echo first\nRUN --network=default nc 127.0.0.1 PORT </dev/null\n')
+    const r = u.kiln(['build', ctx], { env: { KILN_SANDBOX: 'bwrap' } })
+    expect(r.status, r.stderr).toBe(2)
+    expect(r.stderr).toMatch(/Dockerfile:3: RUN --network=default asks for the network, which this build does not allow: rerun with kiln build --network/)
+    expect(r.stdout).not.toMatch(/\[1\//)
+  })
+
+  it('gives the network to a step that asks when the build allows it, and to no other step', () => {
+    const before = connections()
+    const asks = u.kiln(['build', '--network', context('FROM oci:LAYOUT:base\nRUN --network=default nc 127.0.0.1 PORT </dev/null > /reply\n')], { env: { KILN_SANDBOX: 'bwrap' } })
+    expect(asks.status, asks.stderr).toBe(0)
+    expect(connections()).toBe(before + 1)
+    const silent = u.kiln(['build', '--network', context('FROM oci:LAYOUT:base\nRUN nc 127.0.0.1 PORT </dev/null; echo "nc exit $?"\n')], { env: { KILN_SANDBOX: 'bwrap' } })
+    expect(silent.status, silent.stderr).toBe(0)
+    expect(silent.stderr).toMatch(/nc exit [1-9]/)
+    expect(connections()).toBe(before + 1)
+  })
+
+  it('writes the instructions, not canonical JSON, into the history and the progress lines', () => {
+    const out = join(u.work, 'out-history')
+    const ctx = context('FROM oci:LAYOUT:base AS build\nRUN echo hi > /hi\nFROM oci:LAYOUT:base\nCOPY --from=build /hi /copied/\nCOPY notes.txt /data/\nENV A=1\nCMD ["cat", "/hi"]\n', { 'notes.txt': 'n\n' })
+    const r = u.kiln(['build', '--output', `oci-layout:${out}`, ctx])
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toContain('[1/5] RUN /bin/sh -c echo hi > /hi\n')
+    expect(r.stdout).toContain('[2/5] COPY --from=build /hi /copied/\n')
+    expect(history(out).slice(-4)).toEqual(['COPY --from=build /hi /copied/', 'COPY notes.txt /data/', 'ENV A=1', 'CMD ["cat" "/hi"]'])
+  })
+})
