@@ -98,13 +98,23 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'tar'))('kiln submit a
     u?.cleanup()
   }, 60_000)
 
+  let a: Proc
+  let b: Proc
+  let addrA: string
+  let addrB: string
+  const startAgents = async (): Promise<void> => {
+    const d = dirs as Record<'agentA' | 'agentB', string>
+    const agentArgs = ['agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--platform', 'linux/amd64', '--log-level', 'warn']
+    a = start([...agentArgs, '--institution', 'uni-a'], d.agentA)
+    addrA = await addressOf(a)
+    b = start([...agentArgs, '--institution', 'uni-b', '--bootstrap', addrA], d.agentB)
+    addrB = await addressOf(b)
+  }
+  const netArgs = (): string[] => ['--bootstrap', `${addrA},${addrB}`, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns']
+
   it('builds on the trusted institution\'s agent only and brings the image back verified', { timeout: 300_000 }, async () => {
     const d = dirs as Record<'agentA' | 'agentB' | 'requester', string>
-    const agentArgs = ['agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--platform', 'linux/amd64', '--log-level', 'warn']
-    const a = start([...agentArgs, '--institution', 'uni-a'], d.agentA)
-    const addrA = await addressOf(a)
-    const b = start([...agentArgs, '--institution', 'uni-b', '--bootstrap', addrA], d.agentB)
-    const addrB = await addressOf(b)
+    await startAgents()
     expect(a.stdout()).toMatch(/taking jobs: up to 1 at once, 1 certificate presented/)
 
     const ctx = join(u.work, 'ctx')
@@ -113,8 +123,7 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'tar'))('kiln submit a
     writeFileSync(join(ctx, 'greeting.txt'), 'hello from the context\n')
     u.give(ctx)
 
-    const submit = start(['submit', '--platform', 'linux/amd64', '-t', 'demo/app:1', '--bootstrap', `${addrA},${addrB}`,
-      '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--offer-window', '4000', '--timeout', '240', '--json', ctx], d.requester)
+    const submit = start(['submit', '--platform', 'linux/amd64', '-t', 'demo/app:1', ...netArgs(), '--offer-window', '4000', '--timeout', '240', '--json', ctx], d.requester)
     const code = await submit.exited
     expect(code, `${submit.stderr()}\n--- agent A:\n${a.stderr()}\n--- agent B:\n${b.stderr()}`).toBe(0)
     const summary = JSON.parse(submit.stdout()) as { jobId: string, digest: string, platforms: Array<{ platform: string, digest: string, builders: string[], steps: number }> }
@@ -154,5 +163,28 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'tar'))('kiln submit a
       // setpriv execs node in place: the agent process itself runs as 65534.
       expect(Number(uid)).toBe(UNPRIVILEGED_UID)
     }
+  })
+
+  it('kiln jobs resume follows a job whose kiln submit was killed, and names the image as submit would have', { timeout: 300_000 }, async () => {
+    const d = dirs as Record<'agentA' | 'requester', string>
+    const ctx = join(u.work, 'ctx-resume')
+    mkdirSync(ctx)
+    writeFileSync(join(ctx, 'Dockerfile'), 'FROM kiln-test/busybox:base\nRUN sleep 8 && echo resumed > /resumed.txt\n')
+    u.give(ctx)
+    const submit = start(['submit', '--platform', 'linux/amd64', '-t', 'demo/resumed:1', ...netArgs(), '--offer-window', '4000', '--json', ctx], d.requester)
+    await expect.poll(() => /\[linux\/amd64\] building/.test(submit.stderr()), { timeout: 120_000, interval: 100 }).toBe(true)
+    submit.child.kill('SIGKILL')
+    await submit.exited
+    const id = /job (\S+) published/.exec(submit.stderr())?.[1] as string
+    expect((JSON.parse(kiln(d.requester, ['jobs', 'show', id, '--json'])) as { state: string }).state).toBe('running')
+
+    const resume = start(['jobs', 'resume', id, ...netArgs(), '--timeout', '200', '--json'], d.requester)
+    const code = await resume.exited
+    expect(code, `${resume.stderr()}\n--- agent A:\n${a.stderr()}`).toBe(0)
+    const summary = JSON.parse(resume.stdout()) as { jobId: string, digest: string, platforms: Array<{ builders: string[] }> }
+    expect(summary.jobId).toBe(id)
+    expect(summary.platforms[0]?.builders).toEqual([peerId(d.agentA)])
+    expect((JSON.parse(kiln(d.requester, ['image', 'inspect', 'demo/resumed:1', '--json'])) as { digest: string }).digest).toBe(summary.digest)
+    expect(JSON.parse(kiln(d.requester, ['jobs', 'show', id, '--json']))).toMatchObject({ state: 'succeeded', platforms: [{ state: 'succeeded', digest: summary.digest }] })
   })
 })
