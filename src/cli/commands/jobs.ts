@@ -62,12 +62,14 @@ export function register (program: Command, ctx: CliContext): void {
     .description('list jobs, newest first')
     .option('--limit <n>', 'at most this many (default 50)')
     .option('--json', 'print JSON')
+    .addHelpText('after', '\nExample:\n  kiln jobs ls --limit 10')
     .action(list)
 
   cmd.command('show')
     .description('one job: recipe, context, each platform\'s state, builder, digest and provenance')
     .argument('<id>', 'job id')
     .option('--json', 'print JSON')
+    .addHelpText('after', '\nExample:\n  kiln jobs show Xk3v9QpL2mNa --json')
     .action(async (id: string, opts: { json?: boolean }) => {
       const j = await find(await jobStore(ctx), id)
       if (opts.json === true) { ctx.out.json(showJson(j)); return }
@@ -88,7 +90,8 @@ export function register (program: Command, ctx: CliContext): void {
     .description('the build output received for a job')
     .argument('<id>', 'job id')
     .option('--platform <p>', 'only this platform')
-    .option('--json', 'print JSON lines objects')
+    .option('--json', 'print the lines as JSON objects')
+    .addHelpText('after', '\nExample:\n  kiln jobs logs Xk3v9QpL2mNa --platform linux/arm64')
     .action(async (id: string, opts: { platform?: string, json?: boolean }) => {
       const store = await jobStore(ctx)
       await find(store, id)
@@ -103,6 +106,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--bootstrap <multiaddrs>', 'comma-separated multiaddrs (with /p2p/<id>) to join through')
     .option('--listen <multiaddrs>', 'comma-separated multiaddrs to listen on (default: a free port)')
     .option('--no-mdns', 'do not look for peers on the local network')
+    .addHelpText('after', '\nExample:\n  kiln jobs cancel Xk3v9QpL2mNa --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...')
     .action(async (id: string, flags: NetworkFlags) => {
       const store = await jobStore(ctx)
       const j = await find(store, id)
@@ -124,6 +128,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--no-mdns', 'do not look for peers on the local network')
     .option('--timeout <s>', 'give up (and cancel the job) after this many seconds')
     .option('--json', 'print a JSON summary on stdout (logs go to stderr)')
+    .addHelpText('after', '\nExample:\n  kiln jobs resume Xk3v9QpL2mNa --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...')
     .action(async (id: string, flags: NetworkFlags & { timeout?: string, json?: boolean }) => {
       const startedAt = Date.now()
       const store = await jobStore(ctx)
