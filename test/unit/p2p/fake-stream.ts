@@ -34,9 +34,9 @@ export class FakeStream extends EventTarget {
     if (this.listening) this.dispatchEvent(new Event('end'))
   }
 
-  override addEventListener (type: string, listener: EventListenerOrEventListenerObject | null, options?: AddEventListenerOptions | boolean): void {
-    super.addEventListener(type, listener, options)
-    if (type !== 'message' || this.listening) return
+  override addEventListener (...args: Parameters<EventTarget['addEventListener']>): void {
+    super.addEventListener(...args)
+    if (args[0] !== 'message' || this.listening) return
     this.listening = true
     queueMicrotask(() => {
       for (const bytes of this.pending.splice(0)) this.dispatchEvent(Object.assign(new Event('message'), { data: bytes }))
