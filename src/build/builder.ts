@@ -5,8 +5,9 @@
  *
  * Two ways of finding what a RUN changed, chosen by the sandbox driver:
  * - overlay (bwrap, unshare): the step writes into a fresh overlay upper dir,
- *   which is the change; kept under workDir/snapshots/<diffID> it is a lower
- *   dir for the steps after it.
+ *   which is the change; kept under workDir/snapshots/k-<step key> it is a
+ *   lower dir for the steps after it while its layer is compressed in the
+ *   background.
  * - scan (proot, or any driver on a node without overlay in a user
  *   namespace): the stage has a plain root dir (a copy of the base rootfs
  *   with the stage's layers applied); the step runs in it in place and the
@@ -154,31 +155,60 @@ export function createBuilder (init: BuilderInit): Builder {
       return root
     }
 
-    const keepSnapshot = async (upper: string, diffId: Digest): Promise<string> => {
-      const dest = join(dirs.snapshots, digestHex(diffId))
+    /** Snapshot dirs are named by step key: a step's snapshot is a lower dir before its layer is even written. */
+    const snapshotDir = (key: Digest): string => join(dirs.snapshots, `k-${digestHex(key)}`)
+
+    const keepSnapshot = async (upper: string, key: Digest): Promise<string> => {
+      const dest = snapshotDir(key)
       if (await exists(dest)) { await removeTree(upper); return dest }
       await rename(upper, dest).catch(async () => { await removeTree(upper) })
       return dest
     }
 
     const storeLayer = async (st: StageState, step: Step, key: Digest, entries: Parameters<typeof writeLayer>[1]): Promise<CachedLayer> => {
-      const layer = await writeLayer(store, entries, { sourceDateEpoch: epoch, signal: options.signal })
-      const value: CachedLayer = { descriptor: { mediaType: layer.descriptor.mediaType, digest: layer.descriptor.digest, size: layer.descriptor.size }, diffId: layer.diffId }
-      cache.put(key, value)
+      const value = await writeAndRemember(key, entries)
       pushLayer(st, step, value)
       return value
     }
 
-    /** Overlay-style change dir -> layer; kept as a snapshot, and applied to the stage root in scan mode. */
+    const writeAndRemember = async (key: Digest, entries: Parameters<typeof writeLayer>[1]): Promise<CachedLayer> => {
+      const layer = await writeLayer(store, entries, { sourceDateEpoch: epoch, signal: options.signal })
+      const value: CachedLayer = { descriptor: { mediaType: layer.descriptor.mediaType, digest: layer.descriptor.digest, size: layer.descriptor.size }, diffId: layer.diffId }
+      cache.put(key, value)
+      return value
+    }
+
+    /**
+     * Layer writes of overlay steps run in the background: the next step
+     * needs only the snapshot dir, and compressing (zlib, on libuv's thread
+     * pool) overlaps with it. Slots are filled in as writes finish; every
+     * reader of st.layers waits for `settled()` first.
+     */
+    const pending: Array<Promise<void>> = []
+    const settled = async (): Promise<void> => { await Promise.all(pending) }
+    const deferLayer = (st: StageState, step: Step, key: Digest, entries: Parameters<typeof writeLayer>[1]): void => {
+      const i = st.layers.length
+      pushLayer(st, step, { descriptor: { mediaType: '', digest: key, size: 0 }, diffId: key })
+      const p = writeAndRemember(key, entries).then(v => { st.layers[i] = v.descriptor; st.diffIds[i] = v.diffId })
+      p.catch(() => {}) // awaited (and rethrown) by settled()
+      pending.push(p)
+    }
+
+    /** Overlay-style change dir -> layer, kept as a snapshot; in scan mode written at once and applied to the stage root. */
     const commitLayer = async (st: StageState, step: Step, key: Digest, upper: string, lowers: string[] | undefined): Promise<void> => {
-      const entries = await diffOverlayUpper(upper, {
+      const diff = async (dir: string): Promise<Parameters<typeof writeLayer>[1]> => await diffOverlayUpper(dir, {
         opaqueDirs: findOpaqueDirs,
         inLowers: async p => lowers === undefined ? false : (await lookup(lowers, p))?.st.isDirectory() === true
       })
-      const value = await storeLayer(st, step, key, entries)
-      if (st.root !== undefined) await applyLayer(st.root, value.descriptor)
-      const snap = await keepSnapshot(upper, value.diffId)
-      if (st.root === undefined) st.uppers.unshift(snap)
+      if (st.root !== undefined) {
+        const value = await storeLayer(st, step, key, await diff(upper))
+        await applyLayer(st.root, value.descriptor)
+        await keepSnapshot(upper, key)
+        return
+      }
+      const snap = await keepSnapshot(upper, key)
+      st.uppers.unshift(snap)
+      deferLayer(st, step, key, await diff(snap))
     }
 
     const pushLayer = (st: StageState, step: Step, v: CachedLayer): void => {
@@ -195,7 +225,7 @@ export function createBuilder (init: BuilderInit): Builder {
       if (st.root !== undefined) {
         await applyLayer(st.root, hit.descriptor)
       } else {
-        const snap = join(dirs.snapshots, digestHex(hit.diffId))
+        const snap = snapshotDir(key)
         if (!await exists(snap)) return false
         st.uppers.unshift(snap)
       }
@@ -331,6 +361,7 @@ export function createBuilder (init: BuilderInit): Builder {
 
     try {
       for (const stage of plan.stages) {
+        if (stage.base.kind === 'stage') await settled()
         const base = await baseOf(stage, platform, states, options)
         const st: StageState = {
           stage, base,
@@ -374,6 +405,7 @@ export function createBuilder (init: BuilderInit): Builder {
         states.set(stage.index, st)
       }
 
+      await settled()
       const hits = steps.filter(s => s.cached).length
       if (misses === 0 && hits > 0) for (const s of steps) s.cached = true
 
@@ -407,6 +439,7 @@ export function createBuilder (init: BuilderInit): Builder {
         ...(driverUsed !== undefined ? { sandboxDriver: driverUsed } : {})
       }
     } finally {
+      await Promise.allSettled(pending)
       for (const r of roots) await removeTree(r)
       emit({ type: 'done' })
     }

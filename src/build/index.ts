@@ -6,7 +6,7 @@
  *
  * Terms: a step's *key* hashes its parent's key, its canonical text and its
  * inputs (context file hashes, stage keys, env, platform); a *snapshot* is
- * the overlay upper dir a step left, kept under workDir/snapshots/<diffID>
+ * the overlay upper dir a step left, kept under workDir/snapshots/k-<key>
  * as a lower dir for the steps after it.
  *
  * @example

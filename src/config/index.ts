@@ -12,7 +12,6 @@
 import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { parseDocument } from 'yaml'
 import type { z } from 'zod'
 import { KilnConfigSchema } from './schema.ts'
 import type { KilnConfig, KilnConfigInput } from './schema.ts'
@@ -80,6 +79,8 @@ export async function loadConfig (options: LoadConfigOptions = {}): Promise<Kiln
     } catch (err) {
       throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`)
     }
+    // Loaded here, not at the top: most commands run without a kiln.yaml, and the parser is ~70 modules.
+    const { parseDocument } = await import('yaml')
     const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true })
     if (doc.errors.length > 0) throw new ConfigError(`${file}: invalid YAML: ${doc.errors.map(e => e.message).join('; ')}`)
     const value: unknown = doc.toJS()

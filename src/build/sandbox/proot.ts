@@ -13,7 +13,7 @@
  * included. Without busybox the step runs directly and leftovers are killed
  * only by the timeout.
  */
-import { lstat, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { lstat, mkdtemp, readFile, rm, rmdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { mkdirInRoot } from './scratch.ts'
@@ -26,6 +26,33 @@ import type { RunSpec, RunResult, Sandbox } from './types.ts'
 /** Guest path of the wrapper's bind mounts; proot creates placeholders for them in the root, removed after the run. */
 const GUEST_DIR = '.kiln-proot'
 const WRAPPER = `"$@"; echo $? > /${GUEST_DIR}/status/code; kill -KILL 0`
+
+/** Guest paths proot binds over; children before parents. */
+function mountPoints (network: boolean): string[] {
+  return [...(network ? ['etc/resolv.conf', 'etc/hosts', 'etc'] : []), 'dev', 'proc', 'sys', GUEST_DIR]
+}
+
+async function missingMountPoints (root: string, network: boolean): Promise<string[]> {
+  const out: string[] = []
+  for (const p of mountPoints(network)) if (!await lstat(join(root, p)).then(() => true, () => false)) out.push(p)
+  return out
+}
+
+/**
+ * proot makes placeholders in the root for bind targets that do not exist
+ * and removes them when it exits normally; the wrapper's kill skips that.
+ * Removed here: our own dir whole, the others only while still empty.
+ */
+async function removePlaceholders (root: string, absent: readonly string[]): Promise<void> {
+  for (const p of absent) {
+    const full = join(root, p)
+    if (p === GUEST_DIR) { await rm(full, { recursive: true, force: true }); continue }
+    const st = await lstat(full).catch(() => undefined)
+    if (st === undefined) continue
+    if (st.isDirectory()) await rmdir(full).catch(() => {})
+    else if (st.isFile() && st.size === 0) await rm(full, { force: true })
+  }
+}
 
 export function createProotSandbox (): Sandbox {
   return {
@@ -40,8 +67,7 @@ export function createProotSandbox (): Sandbox {
       const binds = ['/dev', '/proc', '/sys'].flatMap(p => ['-b', p])
       if (spec.network === true) binds.push('-b', '/etc/resolv.conf', '-b', '/etc/hosts')
       const busybox = hostTool('busybox')
-      const placeholder = join(root, GUEST_DIR)
-      const hadPlaceholder = await lstat(placeholder).then(() => true, () => false)
+      const absent = await missingMountPoints(root, spec.network === true)
       const statusDir = busybox === undefined ? undefined : await mkdtemp(join(tmpdir(), 'kiln-proot-'))
       const argv = busybox === undefined || statusDir === undefined
         ? spec.argv
@@ -62,7 +88,7 @@ export function createProotSandbox (): Sandbox {
         return code === undefined || Number.isNaN(code) ? r : { ...r, exitCode: code, signal: null }
       } finally {
         if (statusDir !== undefined) await rm(statusDir, { recursive: true, force: true })
-        if (!hadPlaceholder) await rm(placeholder, { recursive: true, force: true })
+        await removePlaceholders(root, absent)
       }
     }
   }
