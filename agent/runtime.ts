@@ -13,6 +13,7 @@
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { PrivateKey } from '@libp2p/interface'
+import { createLeases } from '../src/content/index.ts'
 import type { ContentStore, KilnDb, RefStore } from '../src/content/index.ts'
 import { createCapabilityAdvertiser } from '../src/p2p/index.ts'
 import type { CapabilityAdvertiser, CapabilityDescription, KilnNode } from '../src/p2p/index.ts'
@@ -23,6 +24,9 @@ import { createDbReplayCache } from '../src/trust/index.ts'
 import type { TrustPolicy } from '../src/trust/index.ts'
 import { createAgentJobStore, createJobAgent, createNetworkContextSource, createRecipeBuilder } from './jobs/index.ts'
 import type { JobAgent, JobBuilder } from './jobs/index.ts'
+
+/** How long a built image is held for its requester: long enough to stop, resume and fetch. */
+export const RESULT_LEASE_MS = 7 * 24 * 3600_000
 
 /** What the agent needs to take build jobs. */
 export interface AgentJobsInit {
@@ -108,11 +112,20 @@ async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer)
   const say = (level: 'info' | 'warn', message: string): void => { log?.[level](message) }
   const transport = createLibp2pJobTransport({ node: init.node, log: (level, message) => { log?.[level](message) } })
   await transport.start()
-  const builder = j.builder ?? createRecipeBuilder({
+  const leases = createLeases(j.db)
+  const inner = j.builder ?? createRecipeBuilder({
     store: init.store, db: j.db, refs: j.refs, workDir: join(j.dataDir, 'build'),
     provide: async (digest) => { await transfer.provide(digest, { signal: AbortSignal.timeout(60_000) }) },
     log: say
   })
+  // A built image is kept from `kiln gc` for its requester to fetch, also after a resume.
+  const builder: JobBuilder = {
+    build: async (request, options) => {
+      const out = await inner.build(request, options)
+      leases.add(leases.create('job-result', RESULT_LEASE_MS), [out.digest, ...out.blobs.map(b => b.digest)])
+      return out
+    }
+  }
   const agent = createJobAgent({
     key: init.privateKey,
     transport,
@@ -121,6 +134,7 @@ async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer)
     context: createNetworkContextSource({
       store: init.store,
       workDir: join(j.dataDir, 'jobs'),
+      leases,
       fetch: async (digest, o) => await transfer.fetch(digest, { size: o.size, providers: o.providers, signal: o.signal })
     }),
     platforms: j.platforms,

@@ -7,7 +7,7 @@
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { ContentStore, Digest } from '../../src/content/index.ts'
+import type { ContentStore, Digest, Leases } from '../../src/content/index.ts'
 import { parseDigest } from '../../src/content/index.ts'
 import { extractLayer } from '../../src/oci/index.ts'
 import type { ContextSource } from './index.ts'
@@ -18,18 +18,28 @@ export interface NetworkContextSourceInit {
   fetch: (digest: Digest, options: { size: number, providers: string[], signal: AbortSignal }) => Promise<unknown>
   /** Parent of the per-job context dirs. */
   workDir: string
+  /** When given, the context blob is kept from `kiln gc` while the job holds it. */
+  leases?: Leases
 }
+
+/** Longest a context lease lasts if the agent dies before releasing it. */
+const CONTEXT_LEASE_MS = 24 * 3600_000
 
 export function createNetworkContextSource (init: NetworkContextSourceInit): ContextSource {
   return {
     async open (context, requester, signal) {
       const digest = parseDigest(context.digest)
+      const lease = init.leases?.create('job-context', CONTEXT_LEASE_MS)
+      if (lease !== undefined) init.leases?.add(lease, [digest])
       if (!(await init.store.has(digest))) await init.fetch(digest, { size: context.size, providers: [requester], signal })
       const info = await init.store.info(digest)
       if (info.size !== context.size) throw new Error(`context ${digest} is ${info.size} bytes, the job says ${context.size}`)
       await mkdir(init.workDir, { recursive: true, mode: 0o700 })
       const dir = await mkdtemp(join(init.workDir, 'ctx-'))
-      const release = async (): Promise<void> => { await rm(dir, { recursive: true, force: true }) }
+      const release = async (): Promise<void> => {
+        await rm(dir, { recursive: true, force: true })
+        if (lease !== undefined) init.leases?.release(lease)
+      }
       try {
         await extractLayer(init.store.read(digest, { signal }), dir, { signal })
       } catch (err) {

@@ -32,6 +32,7 @@ export interface RecipeBuilderInit {
   log?: (level: 'info' | 'warn', message: string) => void
 }
 
+
 /** Base refs of a plan that must come from the local store; throws JobRefusedError for any other source. */
 export function localBaseRefs (plan: BuildPlan): string[] {
   const out: string[] = []

@@ -15,6 +15,7 @@
  * ```
  */
 import type { PrivateKey } from '@libp2p/interface'
+import { createLeases } from '../content/index.ts'
 import type { Digest, LocalStore } from '../content/index.ts'
 import { exportImage, OCI_INDEX } from '../oci/index.ts'
 import type { Descriptor, ExportOptions } from '../oci/index.ts'
@@ -30,6 +31,9 @@ import { createRequesterJobStore } from './job-store.ts'
 import type { RequesterJobStore } from './job-store.ts'
 import { createRequester } from './requester.ts'
 import type { Requester, SubmitResult } from './index.ts'
+
+/** How long a shared context is kept from `kiln gc`: a job's default validity. */
+const CONTEXT_LEASE_MS = 24 * 3600_000
 
 export interface RequesterSessionInit {
   node: KilnNode
@@ -67,6 +71,7 @@ export async function startRequesterSession (init: RequesterSessionInit): Promis
   await transport.start()
   const journal = createRequesterJobStore(store.db, message => init.log?.('warn', message))
   const announcing = new Set<Promise<void>>()
+  const leases = createLeases(store.db)
   const requester = createRequester({
     key: init.key,
     transport,
@@ -93,6 +98,8 @@ export async function startRequesterSession (init: RequesterSessionInit): Promis
     journal,
     async shareContext (dir, options = {}) {
       const info = await content.ingest(packContext(dir, options))
+      // Builders fetch it while the job lives (24 h by default): keep it from `kiln gc` that long.
+      leases.add(leases.create('job-context', CONTEXT_LEASE_MS), [info.digest])
       const p = transfer.provide(info.digest, { signal: AbortSignal.timeout(30_000) })
         .catch((err: Error) => { init.log?.('warn', `announcing the context failed: ${err.message}`) })
         .finally(() => { announcing.delete(p) })

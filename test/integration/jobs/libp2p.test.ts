@@ -19,7 +19,7 @@ import { detectCapabilities } from '../../../agent/capabilities.ts'
 import type { BuildOutput, JobBuilder } from '../../../agent/jobs/index.ts'
 import { JOB_PROTOCOL } from '../../../protocols/job.ts'
 import { canonicalBytes } from '../../../protocols/envelope.ts'
-import { openLocalStore } from '../../../src/content/index.ts'
+import { createLeases, openLocalStore } from '../../../src/content/index.ts'
 import type { ContentStore, LocalStore } from '../../../src/content/index.ts'
 import { createKilnNode } from '../../../src/p2p/index.ts'
 import type { KilnNode } from '../../../src/p2p/index.ts'
@@ -198,6 +198,11 @@ describe('signed jobs over libp2p', () => {
     expect(stored?.platforms[0]).toMatchObject({ state: 'succeeded', digest: p.digest, builders: [id(a.key)], cachedSteps: 0, steps: 1 })
     expect(session.journal.logs(out.jobId).map(l => l.line)).toContain(`context says ${input.trim()}`)
     expect(a.agent.jobs?.status()).toContainEqual(expect.objectContaining({ jobId: out.jobId, state: 'succeeded', digest: p.digest }))
+    // kiln gc keeps the image on the agent for its requester, the context on the requester for its builders,
+    // and lets the agent's copy of the context go once the job is done.
+    expect([...createLeases(a.store.db).held()]).toEqual(expect.arrayContaining([p.digest, ...manifest.layers.map(l => l.digest)]))
+    expect(createLeases(reqStore.db).held().has(ctx.digest)).toBe(true)
+    await expect.poll(() => createLeases(a.store.db).held().has(ctx.digest), { timeout: 10_000, interval: 50 }).toBe(false)
   })
 
   it('drops a result altered after signing, sent from the awarded builder over the real protocol', { timeout: 90_000 }, async () => {
