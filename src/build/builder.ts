@@ -31,6 +31,7 @@ import { createStepCache, stepKey } from './cache.ts'
 import type { CachedLayer } from './cache.ts'
 import { DEFAULT_PATH, DEFAULT_SOURCE_DATE_EPOCH, FAILED_STEP_OUTPUT_TAIL } from './constants.ts'
 import { expandSource, treeDigest } from './context-files.ts'
+import { extractArchive, isTarArchive } from './add-archive.ts'
 import { diffOverlayUpper, diffSnapshot, snapshotTree } from './diff.ts'
 import { BaseImageError, CopySourceError, NetworkNotAllowedError, StepFailedError, UnsupportedStepError } from './errors.ts'
 import { instructionSummary, instructionText } from './instruction-text.ts'
@@ -309,6 +310,17 @@ export function createBuilder (init: BuilderInit): Builder {
         for (const item of inputs.items) {
           const target = destIsDir && !item.isDir ? posix.join(destRel, item.name) : destRel
           await ensureDir(item.isDir ? target : posix.dirname(target) === '.' ? '' : posix.dirname(target))
+          if (item.kind === 'host' && step.add && !item.isDir && await isTarArchive(item.path)) {
+            // Docker: a local archive is unpacked into the destination directory.
+            await ensureDir(destRel)
+            try {
+              await extractArchive(item.path, join(upper, destRel), options.signal)
+            } catch (err) {
+              options.signal?.throwIfAborted()
+              throw new CopySourceError(`ADD ${basename(item.path)}: cannot extract the archive: ${(err as Error).message}`, step.source)
+            }
+            continue
+          }
           if (item.kind === 'host') await cp(item.path, join(upper, target), { recursive: true, verbatimSymlinks: true, force: true, preserveTimestamps: true })
           else if (item.kind === 'inline') await writeFile(join(upper, target), item.content, { mode: 0o644 })
           else await copyFromLayers(item.layers, item.path, join(upper, target))

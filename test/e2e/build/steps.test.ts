@@ -8,6 +8,7 @@ import { execFileSync, spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
@@ -77,6 +78,27 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'bwrap'))('kiln build 
     expect(silent.status, silent.stderr).toBe(0)
     expect(silent.stderr).toMatch(/nc exit [1-9]/)
     expect(connections()).toBe(before + 1)
+  })
+
+  it('extracts a local tar archive on ADD (plain or compressed, recognized by content), copies other files, and refuses one that climbs out', () => {
+    const ctx = context('FROM oci:LAYOUT:base\nADD files.tgz /opt/app/\nADD plain.gz notes.tar /opt/\nCOPY files.tgz /opt/copied.tgz\nRUN cat /opt/app/a /opt/app/sub/b /opt/notes.tar >&2 && test -f /opt/plain.gz && test -f /opt/copied.tgz && test ! -e /opt/app/files.tgz\n', { 'notes.tar': 'not a tar\n' })
+    const src = join(u.work, 'archive-src')
+    mkdirSync(join(src, 'sub'), { recursive: true })
+    writeFileSync(join(src, 'a'), 'from a\n')
+    writeFileSync(join(src, 'sub/b'), 'from b\n')
+    execFileSync('tar', ['-czf', join(ctx, 'files.tgz'), '-C', src, '.'])
+    writeFileSync(join(ctx, 'plain.gz'), gzipSync('just gzip'))
+    u.give(ctx)
+    const r = u.kiln(['build', ctx])
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stderr).toContain('from a\nfrom b\nnot a tar\n')
+
+    const bad = context('FROM oci:LAYOUT:base\nADD evil.tar /opt/\n')
+    execFileSync('python3', ['-c', 'import io,sys,tarfile\nt=tarfile.open(sys.argv[1],"w")\ni=tarfile.TarInfo("../../escape")\ni.size=3\nt.addfile(i,io.BytesIO(b"bad"))\nt.close()', join(bad, 'evil.tar')])
+    u.give(bad)
+    const refused = u.kiln(['build', bad])
+    expect(refused.status, refused.stderr).toBe(2)
+    expect(refused.stderr).toMatch(/Dockerfile:2: ADD evil.tar: cannot extract the archive: .*escape/)
   })
 
   it('writes the instructions, not canonical JSON, into the history and the progress lines', () => {
