@@ -14,7 +14,7 @@ import { deleteBlob, getBlob } from './blobs.ts'
 import { UPLOAD_SESSION_TTL_MS, UPLOAD_SWEEP_INTERVAL_MS } from './constants.ts'
 import type { GatewayContext } from './context.ts'
 import { errorBody, RegistryApiError, toRegistryApiError } from './errors.ts'
-import { emptyResponse, jsonResponse, toNodeHandler } from './http.ts'
+import { emptyResponse, isClientGone, jsonResponse, toNodeHandler } from './http.ts'
 import type { GatewayRequest, GatewayResponse } from './http.ts'
 import type { Gateway, GatewayInit, ListenOptions } from './index.ts'
 import { catalog, listReferrers, listTags } from './listings.ts'
@@ -138,7 +138,11 @@ export function createGatewayImpl (init: GatewayInit): Gateway {
     return out
   }
 
-  const handler = toNodeHandler(handle, err => { logger.error({ err: err instanceof Error ? err.message : String(err) }, 'response failed') })
+  const handler = toNodeHandler(handle, err => {
+    const message = err instanceof Error ? err.message : String(err)
+    if (isClientGone(err)) logger.debug({ err: message }, 'client closed the connection early')
+    else logger.error({ err: message }, 'response failed')
+  })
   const sweeper = setInterval(() => { uploads.sweep().catch(NOOP) }, UPLOAD_SWEEP_INTERVAL_MS)
   sweeper.unref()
   const servers: Server[] = []
