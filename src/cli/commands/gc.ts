@@ -1,17 +1,7 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
-import { CliError } from '../errors.ts'
-import { EXIT } from '../exit-codes.ts'
+import { durationFlag } from '../flags.ts'
 import { formatBytes } from '../output.ts'
-
-async function graceMs (text: string): Promise<number> {
-  const { parseDuration } = await import('../../util/duration.ts')
-  try {
-    return parseDuration(text)
-  } catch (err) {
-    throw new CliError((err as Error).message, { exitCode: EXIT.usage, hint: 'use e.g. 0, 30s, 15m, 2h' })
-  }
-}
 
 export function register (program: Command, ctx: CliContext): void {
   program.command('gc')
@@ -27,7 +17,7 @@ export function register (program: Command, ctx: CliContext): void {
       const { gcRoots } = await import('../gc-roots.ts')
       const children = blobChildren(store.content)
       const roots = await gcRoots(store)
-      const result = await collectGarbage({ store: store.content, roots, children, graceMs: await graceMs(opts.grace), dryRun: opts.dryRun === true })
+      const result = await collectGarbage({ store: store.content, roots, children, graceMs: durationFlag('--grace', opts.grace), dryRun: opts.dryRun === true })
       if (opts.json === true) { ctx.out.json(result); return }
       const verb = opts.dryRun === true ? 'would remove' : 'removed'
       for (const b of result.removed) ctx.out.line(`${verb} ${b.digest} (${formatBytes(b.size)})`)

@@ -4,6 +4,7 @@ import type { Digest, LocalStore } from '../../content/index.ts'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
+import { durationFlag } from '../flags.ts'
 import { formatBytes } from '../output.ts'
 
 /** The digests a blob refers to, read without counting as use. */
@@ -86,6 +87,7 @@ Examples:
   store.command('df')
     .description('show how much the store holds, what is pinned or in use, and the quota')
     .option('--json', 'print JSON')
+    .addHelpText('after', '\nExample:\n  kiln store df --json | jq .bytes')
     .action(async (opts: { json?: boolean }) => {
       const u = await usage(ctx)
       if (opts.json === true) { ctx.out.json(u); return }
@@ -105,6 +107,7 @@ Examples:
     .argument('[target]', 'a digest (sha256:...) or an image name REPO:TAG; none: list pins')
     .description('keep content on this node: never evicted by the quota nor removed by gc')
     .option('--json', 'print JSON')
+    .addHelpText('after', '\nExamples:\n  kiln store pin site/base:2024.1\n  kiln store pin          (lists the pins)')
     .action(async (target: string | undefined, opts: { json?: boolean }) => {
       const s = await ctx.store()
       const { createPins } = await import('../../content/pins.ts')
@@ -128,6 +131,7 @@ Examples:
     .argument('<target>', 'a digest or REPO:TAG that was pinned')
     .description('let pinned content be evicted again')
     .option('--json', 'print JSON: { target, unpinned }')
+    .addHelpText('after', '\nExample:\n  kiln store unpin site/base:2024.1')
     .action(async (target: string, opts: { json?: boolean }) => {
       const s = await ctx.store()
       const { createPins } = await import('../../content/pins.ts')
@@ -147,12 +151,11 @@ Examples:
     .option('--grace <duration>', 'keep blobs younger than this (e.g. 0, 30s, 15m, 2h)', '15m')
     .option('--dry-run', 'list what would be evicted, evict nothing')
     .option('--json', 'print JSON: { quota, before, after, evicted: [{digest,size}], bytesFreed, protectedBytes, overQuota }')
+    .addHelpText('after', '\nExample:\n  kiln store prune --quota 200GiB --dry-run')
     .action(async (opts: { quota?: string, grace: string, dryRun?: boolean, json?: boolean }) => {
       const quota = await quotaFrom(ctx, opts.quota)
       if (quota === undefined) throw new CliError('no quota to prune to', { exitCode: EXIT.usage, hint: 'set store.quota in kiln.yaml or pass --quota SIZE' })
-      const { parseDuration } = await import('../../util/duration.ts')
-      let graceMs: number
-      try { graceMs = parseDuration(opts.grace) } catch (err) { throw new CliError((err as Error).message, { exitCode: EXIT.usage, hint: 'use e.g. 0, 30s, 15m, 2h' }) }
+      const graceMs = durationFlag('--grace', opts.grace)
       const s = await ctx.store()
       const { enforceQuota } = await import('../../content/quota.ts')
       const r = await enforceQuota({ store: s.content, db: s.db, quota, children: await childrenReader(s), graceMs, dryRun: opts.dryRun === true })
