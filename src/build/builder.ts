@@ -226,9 +226,11 @@ export function createBuilder (init: BuilderInit): Builder {
       if (st.root !== undefined) {
         await applyLayer(st.root, hit.descriptor)
       } else {
-        const snap = snapshotDir(key)
-        if (!await exists(snap)) return false
-        st.uppers.unshift(snap)
+        // The builder's own snapshot (by step key), or one made for the layer itself (by diffID: imported caches, src/export).
+        const snap = [snapshotDir(key), join(dirs.snapshots, digestHex(hit.diffId))]
+        const found = await exists(snap[0] as string) ? snap[0] : await exists(snap[1] as string) ? snap[1] : undefined
+        if (found === undefined) return false
+        st.uppers.unshift(found)
       }
       pushLayer(st, step, hit)
       return true

@@ -7,7 +7,9 @@
  * Terms: a step's *key* hashes its parent's key, its canonical text and its
  * inputs (context file hashes, stage keys, env, platform); a *snapshot* is
  * the overlay upper dir a step left, kept under workDir/snapshots/k-<key>
- * as a lower dir for the steps after it.
+ * as a lower dir for the steps after it (a snapshot under
+ * workDir/snapshots/<diffID hex>, as src/export imports them, serves a
+ * cache hit too).
  *
  * @example
  * ```ts
