@@ -4,6 +4,9 @@
  * Debian's docker-registry (`/usr/bin/docker-registry serve CONFIG`), in the
  * same run, alternating, on the same disk. Prints medians and the ratio
  * registry time / gateway time (>= 1.0: the gateway is at least as fast).
+ * Also times the layer alone with curl to /dev/null: the servers' own
+ * speed, without skopeo's hashing and disk writes (where the end-to-end
+ * time mostly goes).
  *
  *   npm run bench -- gateway        (KILN_BENCH_SIZE_MIB=1024, KILN_BENCH_RUNS=3)
  */
@@ -95,6 +98,13 @@ function timeCopy (hostPort: string, label: string): number {
   return seconds
 }
 
+/** Seconds for curl to read the layer blob into /dev/null. */
+function timeCurl (hostPort: string, digest: string): number {
+  const r = spawnSync('curl', ['-s', '-o', '/dev/null', '-w', '%{time_total}', `http://${hostPort}/v2/bench/img/blobs/${digest}`], { encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`curl from ${hostPort} failed`)
+  return Number(r.stdout)
+}
+
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 
 async function main (): Promise<void> {
@@ -129,6 +139,18 @@ async function main (): Promise<void> {
   }
   const size = statSync(join(work, 'kiln')).isDirectory() ? layer.size : 0
   const mbps = (s: number): string => (size / s / 1e6).toFixed(0)
+  if (have('curl')) {
+    const regCurl: number[] = []
+    const gwCurl: number[] = []
+    for (let i = 0; i < runs; i++) {
+      regCurl.push(timeCurl(`127.0.0.1:${regPort}`, layer.digest))
+      gwCurl.push(timeCurl(`127.0.0.1:${gwPort}`, layer.digest))
+    }
+    console.log(`curl -o /dev/null of the ${sizeMiB} MiB layer, ${runs} runs (median):`)
+    console.log(`  docker-registry: ${median(regCurl).toFixed(2)} s (${mbps(median(regCurl))} MB/s)`)
+    console.log(`  kiln gateway:    ${median(gwCurl).toFixed(2)} s (${mbps(median(gwCurl))} MB/s)`)
+    console.log(`  ratio (registry / gateway): ${(median(regCurl) / median(gwCurl)).toFixed(2)}x`)
+  }
   console.log(`skopeo copy docker://... oci:..., ${sizeMiB} MiB single-layer image, ${runs} runs (median):`)
   console.log(`  docker-registry: ${median(reg).toFixed(2)} s (${mbps(median(reg))} MB/s)  runs ${reg.map(x => x.toFixed(2)).join(', ')}`)
   console.log(`  kiln gateway:    ${median(gw).toFixed(2)} s (${mbps(median(gw))} MB/s)  runs ${gw.map(x => x.toFixed(2)).join(', ')}`)
