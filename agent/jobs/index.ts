@@ -78,7 +78,10 @@ export interface JobAgentInit {
   institution?: string
   /** This node's membership certificates, presented with every message. */
   certs?: unknown[]
-  /** Send a decline for gossip jobs too (direct jobs are always answered). */
+  /**
+   * Decline gossip jobs of untrusted requesters for the platforms this agent
+   * builds (rate-limited); default true. Direct jobs are always answered.
+   */
   declineUntrusted?: boolean
   replayCache?: ReplayCache
   /** Default 5 s (protocols/job.md §5). */

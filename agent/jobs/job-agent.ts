@@ -6,9 +6,9 @@
  */
 import type { PrivateKey } from '@libp2p/interface'
 import type { Envelope } from '../../protocols/envelope.ts'
-import { HEARTBEAT_INTERVAL_MS, MAX_LOG_LINES, MAX_LOG_LINE_CHARS, jobTopic } from '../../protocols/job.ts'
+import { HEARTBEAT_INTERVAL_MS, MAX_LOG_LINES, MAX_REASON_CHARS, MAX_LOG_LINE_CHARS, jobTopic } from '../../protocols/job.ts'
 import type { JobPayload, JobState, Provenance, ResultPayload } from '../../protocols/job.ts'
-import { openFrame, seal } from '../../src/requester/messages.ts'
+import { isHandBack, openFrame, seal } from '../../src/requester/messages.ts'
 import type { OpenedFrame } from '../../src/requester/messages.ts'
 import type { FrameSource, JobTransport } from '../../src/requester/transport.ts'
 import { createMemoryReplayCache, peerIdOf, verifyEnvelope } from '../../src/trust/index.ts'
@@ -17,6 +17,12 @@ import { JobPayload as JobPayloadSchema } from '../../protocols/job.ts'
 import { sha256Digest } from '../../src/content/digest.ts'
 import { unmet } from './match.ts'
 import type { AgentJobStatus, JobAgent, JobAgentInit } from './index.ts'
+
+/** Declines to gossip jobs of untrusted requesters: at most this many at once, refilled at DECLINES_PER_SECOND. */
+const DECLINE_BURST = 20
+const DECLINES_PER_SECOND = 2
+/** How long stop() waits for the hand-back results to be sent. */
+const STOP_SEND_WAIT_MS = 3_000
 
 /** Finished jobs status() remembers (the journal keeps them all). */
 const MAX_FINISHED_KEPT = 1000
@@ -53,35 +59,63 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
     const { frame } = await seal(key, type, payload, { certs })
     await t.send(to, [frame])
   }
+  const sending = new Set<Promise<void>>()
   const sendQuiet = (to: string, type: Parameters<typeof send>[1], payload: unknown): void => {
-    send(to, type, payload as never).catch(err => { log('warn', `sending ${type} to ${to} failed: ${(err as Error).message}`) })
+    const p: Promise<void> = send(to, type, payload as never)
+      .catch(err => { log('warn', `sending ${type} to ${to} failed: ${(err as Error).message}`) })
+      .finally(() => { sending.delete(p) })
+    sending.add(p)
   }
 
+  /** Of the job's platforms, those this agent builds; and why it will not offer for them, if it will not. */
   const matching = (job: JobPayload): { platforms: string[], reason?: string } => {
     const platforms = job.platforms.filter(p => init.platforms.includes(p))
     if (platforms.length === 0) return { platforms, reason: `builds ${init.platforms.join(', ')} only` }
     const missing = unmet(job.requirements, init.capabilities ?? [])
-    if (missing.length > 0) return { platforms: [], reason: `lacks ${missing.join(', ')}` }
-    if (job.network && init.allowNetwork !== true) return { platforms: [], reason: 'network access during RUN is not allowed here' }
+    if (missing.length > 0) return { platforms, reason: `lacks ${missing.join(', ')}` }
+    if (job.network && init.allowNetwork !== true) return { platforms, reason: 'network access during RUN is not allowed here' }
     return { platforms }
   }
 
+  // Declines to gossip jobs of untrusted requesters cost a dial each: a budget keeps a flood of them from making this agent dial out.
+  let declineTokens = DECLINE_BURST
+  let declineRefilled = Date.now()
+  const mayDecline = (): boolean => {
+    const now = Date.now()
+    declineTokens = Math.min(DECLINE_BURST, declineTokens + (now - declineRefilled) * DECLINES_PER_SECOND / 1000)
+    declineRefilled = now
+    if (declineTokens < 1) return false
+    declineTokens--
+    return true
+  }
+
+  /**
+   * Offers for the platforms it matches. Declines (protocols/job.md §3):
+   * every platform of a direct job it will not offer for; for a gossip job,
+   * the platforms it builds when it will not offer (requester not trusted,
+   * requirement not met, network), so a requester learns why nobody builds.
+   */
   const onJob = async (m: Extract<OpenedFrame, { type: 'job' }>, via: FrameSource): Promise<void> => {
     const env = m.envelope
-    const trust = await init.policy.allows(env.signer, 'requester', m.certs)
-    const decline = (reason: string): void => {
-      if (via === 'stream' || init.declineUntrusted === true) {
-        for (const platform of env.payload.platforms) sendQuiet(env.signer, 'decline', { jobId: env.payload.jobId, platform, reason })
-      }
+    const job = env.payload
+    const { platforms, reason } = matching(job)
+    const decline = (which: string[], why: string): void => {
+      for (const platform of which) sendQuiet(env.signer, 'decline', { jobId: job.jobId, platform, reason: why.slice(0, MAX_REASON_CHARS) })
     }
-    if (!trust.ok) { log('info', `job ${env.payload.jobId}: ${trust.reason}`); decline(`requester not trusted: ${trust.reason}`); return }
-    const { platforms, reason } = matching(env.payload)
-    if (platforms.length === 0) { decline(reason ?? 'no match'); return }
-    const cacheHits = init.cacheHits !== undefined ? await init.cacheHits(env.payload) : 0
-    const hasContext = init.hasBlob !== undefined ? await init.hasBlob(env.payload.context.digest) : false
+    const trust = await init.policy.allows(env.signer, 'requester', m.certs)
+    if (!trust.ok) {
+      log('info', `job ${job.jobId} refused: requester ${trust.reason}`)
+      const which = via === 'stream' ? job.platforms : platforms
+      if (which.length > 0 && (via === 'stream' || (init.declineUntrusted !== false && mayDecline()))) decline(which, `requester not trusted: ${trust.reason}`)
+      return
+    }
+    if (via === 'stream') decline(job.platforms.filter(p => !platforms.includes(p)), `builds ${init.platforms.join(', ')} only`)
+    if (reason !== undefined) { decline(platforms, reason); return }
+    const cacheHits = init.cacheHits !== undefined ? await init.cacheHits(job) : 0
+    const hasContext = init.hasBlob !== undefined ? await init.hasBlob(job.context.digest) : false
     for (const platform of platforms) {
       sendQuiet(env.signer, 'offer', {
-        jobId: env.payload.jobId, platform, queue: queue.length + active.size, cacheHits, hasContext,
+        jobId: job.jobId, platform, queue: queue.length + active.size, cacheHits, hasContext,
         estimatedStartMs: Math.max(0, queue.length + active.size - concurrency + 1) * 60_000,
         ...(init.institution !== undefined ? { institution: init.institution } : {})
       })
@@ -97,15 +131,17 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
     const job = await verifyEnvelope(award.payload.job, { type: 'job', payload: JobPayloadSchema })
     if (job.signer !== award.signer || job.payload.jobId !== award.payload.jobId) { log('warn', 'award does not match its job'); return }
     const platform = award.payload.platform
-    if (!job.payload.platforms.includes(platform) || matching(job.payload).platforms.length === 0 || !init.platforms.includes(platform)) {
+    const fit = matching(job.payload)
+    if (!job.payload.platforms.includes(platform) || fit.reason !== undefined || !fit.platforms.includes(platform)) {
       sendQuiet(award.signer, 'decline', { jobId: job.payload.jobId, platform, reason: 'awarded a job this agent does not match' })
       return
     }
     const k = keyOf(job.payload.jobId, platform)
     if (active.has(k) || queue.some(r => keyOf(r.job.payload.jobId, r.platform) === k)) return
     // A repeated award for a job already finished here (the requester restarted, or missed the result): answer it again.
+    // A job handed back (this agent stopped or restarted) is built afresh: the requester asks again because it still wants it.
     const known = init.journal?.get(job.payload.jobId, platform)
-    if (known?.result !== undefined && known.requester === award.signer) {
+    if (known?.result !== undefined && known.requester === award.signer && !isHandBack(known.result)) {
       sendQuiet(award.signer, 'result', known.result)
       return
     }
@@ -233,8 +269,12 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       off?.()
       for (const p of init.platforms) t.unsubscribe(jobTopic(p))
       clearInterval(timer)
-      for (const r of active.values()) r.abort.abort(new Error('agent stopping'))
+      // Hand every held job back (a cancelled result), so that its requester awards it elsewhere at once.
+      for (const r of queue.splice(0)) finish(r, { jobId: r.job.payload.jobId, platform: r.platform, status: 'cancelled', error: 'the agent is stopping; the job is handed back' })
+      for (const r of active.values()) r.abort.abort(new Error('the agent is stopping; the job is handed back'))
       while (active.size > 0) await new Promise(resolve => setTimeout(resolve, 10))
+      // Let those results leave before the node goes (bounded: a requester that is gone must not hold the stop).
+      await Promise.race([Promise.allSettled([...sending]), new Promise(resolve => setTimeout(resolve, STOP_SEND_WAIT_MS).unref())])
     },
     status: () => [
       ...[...active.values(), ...queue].map(r => ({ jobId: r.job.payload.jobId, platform: r.platform, requester: r.requester, state: r.state })),

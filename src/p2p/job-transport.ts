@@ -142,6 +142,7 @@ export function createLibp2pJobTransport (init: Libp2pJobTransportInit): Libp2pJ
       await waitForSubscribers(topic)
       await node.services.pubsub.publish(topic, frame)
     },
+    audience: (topic) => node.services.pubsub.getSubscribers(topic).length,
     subscribe (topic) {
       topics.add(topic)
       node.services.pubsub.subscribe(topic)

@@ -6,6 +6,13 @@ export class NoOffersError extends Error {
   constructor (message: string) { super(message) }
 }
 
+/** A job this node would not send: over a limit of protocols/job.md §1, or malformed. */
+export class JobInvalidError extends Error {
+  override readonly name = 'JobInvalidError'
+  readonly code = 'ERR_JOB_INVALID'
+  constructor (message: string) { super(message) }
+}
+
 /** A builder reported a failed build. */
 export class BuildError extends Error {
   override readonly name = 'BuildError'

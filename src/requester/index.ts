@@ -32,7 +32,7 @@ export type { RequesterSession, RequesterSessionInit } from './session.ts'
 export type { JobMeta, LogLine, RequesterJobStore, StoredJob, StoredPlatform } from './job-store.ts'
 export type { MemoryJobNetwork } from './memory-transport.ts'
 export type { FrameHandler, FrameSource, JobTransport } from './transport.ts'
-export { openFrame, seal, frameOf } from './messages.ts'
+export { openFrame, seal, frameOf, isHandBack } from './messages.ts'
 export type { OpenedFrame } from './messages.ts'
 export { listContext, packContext } from './context-pack.ts'
 export type { PackOptions, PackedEntry } from './context-pack.ts'
@@ -112,7 +112,11 @@ export type JobEvent =
   | { kind: 'published', jobId: string }
   | { kind: 'offer', platform: string, builder: string, queue: number }
   | { kind: 'decline' | 'refused', platform: string, builder: string, reason: string }
-  | { kind: 'award' | 'lost', platform: string, builder: string }
+  | { kind: 'award', platform: string, builder: string }
+  /** The builder went silent or away (no reason), or handed the platform back or sent a result that cannot count (reason); the platform is awarded again. */
+  | { kind: 'lost', platform: string, builder: string, reason?: string }
+  /** Nobody was left to award the platform to: the job was published again (until it expires). */
+  | { kind: 'republished', platform: string }
   | { kind: 'progress', platform: string, builder: string, state: JobState, detail?: string }
   | { kind: 'log', platform: string, builder: string, seq: number, lines: string[] }
   | { kind: 'fetching' | 'result', platform: string, builder: string, digest: string }

@@ -39,6 +39,7 @@ export function createMemoryJobNetwork (): MemoryJobNetwork {
           if (dead.has(peerId)) throw new Error(`${peerId} is disconnected`)
           for (const p of topics.get(topic) ?? []) if (p !== peerId) deliver(p, peerId, frame, 'gossip')
         },
+        audience: (topic) => [...topics.get(topic) ?? []].filter(p => p !== peerId).length,
         subscribe: (topic) => {
           const s = topics.get(topic) ?? new Set<string>()
           s.add(peerId)

@@ -8,7 +8,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { Envelope } from '../../protocols/envelope.ts'
 import { ENVELOPE_TYPES } from '../../protocols/envelope.ts'
 import { JOB_MESSAGES, decodeFrame, encodeFrame, isJobMessageType } from '../../protocols/job.ts'
-import type { JobMessageType } from '../../protocols/job.ts'
+import type { JobMessageType, ResultPayload } from '../../protocols/job.ts'
 import { EnvelopeInvalidError, signEnvelope, verifyEnvelope } from '../trust/index.ts'
 import type { ReplayCache } from '../trust/index.ts'
 import type { z } from 'zod'
@@ -51,4 +51,14 @@ export async function openFrame (bytes: Uint8Array, options: { replayCache?: Rep
   if (!isJobMessageType(type)) throw new EnvelopeInvalidError(`${JSON.stringify(type)} is not a job protocol message`)
   const envelope = await verifyEnvelope(frame.envelope, { type, payload: JOB_MESSAGES[type] as z.ZodType<JobPayloads[typeof type]>, ...options })
   return { type, envelope, certs: frame.certs } as OpenedFrame
+}
+
+/**
+ * A result that gives the platform back rather than reporting on a build
+ * (protocols/job.md §3): `cancelled` when the requester did not cancel (the
+ * agent was stopped), or `failed` without `provenance.startedAt` (the agent
+ * restarted and lost the run). Another builder may well succeed.
+ */
+export function isHandBack (r: ResultPayload): boolean {
+  return r.status === 'cancelled' || (r.status === 'failed' && r.provenance?.startedAt === undefined)
 }

@@ -7,12 +7,13 @@
 import { z } from 'zod'
 import type { Envelope } from '../../protocols/envelope.ts'
 import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_MISSES, OFFER_WINDOW_MS, jobTopic } from '../../protocols/job.ts'
+import { JobPayload as JobPayloadSchema } from '../../protocols/job.ts'
 import type { JobPayload, OfferPayload, ResultPayload } from '../../protocols/job.ts'
 import { sha256Digest } from '../content/digest.ts'
 import { createMemoryReplayCache, peerIdOf } from '../trust/index.ts'
-import { BuildError, BuilderLostError, JobCancelledError, NoOffersError, ReproducibilityError, RequesterStoppedError, ResultInvalidError } from './errors.ts'
+import { BuildError, BuilderLostError, JobCancelledError, JobInvalidError, NoOffersError, ReproducibilityError, RequesterStoppedError, ResultInvalidError } from './errors.ts'
 import type { JobEvent, PlatformResult, Requester, RequesterInit, ResumeSpec, SubmitResult, SubmitSpec } from './index.ts'
-import { openFrame, seal } from './messages.ts'
+import { isHandBack, openFrame, seal } from './messages.ts'
 import type { OpenedFrame } from './messages.ts'
 
 const ManifestRefs = z.looseObject({
@@ -23,8 +24,16 @@ const ManifestRefs = z.looseObject({
 interface Offer { builder: string, payload: OfferPayload }
 interface Assignment { builder: string, lastHeard: number, result?: PlatformResult, failed?: Error }
 interface PlatformState {
+  /** Offers heard for this platform (a re-publication starts a new list). */
   offers: Offer[]
+  /** Builders awarded since the job was last published. */
   tried: Set<string>
+  /** Who answered the current publication, and why they will not build (undefined: they offered). */
+  answers: Map<string, string | undefined>
+  /** Answers to expect for the current publication (the topic's subscribers, or the peers sent to); Infinity when unknown. */
+  expected: number
+  /** Wakes a wait (offer window, re-publication back-off) early: an answer came, or the platform settled. */
+  wake?: () => void
   assignments: Assignment[]
   settled: boolean
   resolve: (r: PlatformResult) => void
@@ -33,13 +42,20 @@ interface PlatformState {
 }
 interface Job {
   envelope: Envelope<JobPayload>
-  collecting: boolean
+  /** The peers a direct job went to; absent: published on the platforms' topics. */
+  to?: string[]
   verify: number
+  offerWindowMs: number
   platforms: Map<string, PlatformState>
   onEvent: (e: JobEvent) => void
+  /** Set when follow() returns: loops that re-publish the job stop. */
+  closed: boolean
   /** Rejects the job's follow() when the requester stops. */
   abandon?: (err: Error) => void
 }
+
+/** Longest wait between two re-publications of a job nobody offers for any more. */
+const REPUBLISH_MAX_BACKOFF_MS = 60_000
 
 export function createRequester (init: RequesterInit): Requester {
   const self = peerIdOf(init.key)
@@ -54,13 +70,55 @@ export function createRequester (init: RequesterInit): Requester {
     a.payload.queue - b.payload.queue || b.payload.cacheHits - a.payload.cacheHits ||
     Number(b.payload.hasContext) - Number(a.payload.hasContext) || a.payload.estimatedStartMs - b.payload.estimatedStartMs
 
+  /** Offers not yet tried from builders not already building this platform, best first. */
+  const candidates = (ps: PlatformState): Offer[] => {
+    const busy = new Set(ps.assignments.filter(a => a.failed === undefined).map(a => a.builder))
+    return ps.offers.filter(o => !ps.tried.has(o.builder) && !busy.has(o.builder)).sort(rank)
+  }
+
+  /** Waits `ms`, or less when `ps.wake` is called and `until()` holds, or the platform settles or the job closes. */
+  const wait = async (job: Job, ps: PlatformState, ms: number, until: () => boolean = () => false): Promise<void> => {
+    if (ps.settled || job.closed || until()) return
+    await new Promise<void>(resolve => {
+      const done = (): void => { clearTimeout(timer); ps.wake = undefined; resolve() }
+      const timer = setTimeout(done, ms)
+      ps.wake = () => { if (ps.settled || job.closed || until()) done() }
+    })
+  }
+
+  /** The offer window of one publication: ends early once every agent that heard the job has answered. */
+  const gather = async (job: Job, ps: PlatformState): Promise<void> => {
+    await wait(job, ps, job.offerWindowMs, () => ps.answers.size >= ps.expected)
+  }
+
+  /** Publishes (or sends) a job frame and sets what each platform can expect to hear back. */
+  const publish = async (job: Job, frame: Uint8Array, platforms: string[]): Promise<void> => {
+    if (job.to !== undefined) {
+      await Promise.allSettled(job.to.map(async peer => { await t.send(peer, [frame]) }))
+    } else {
+      for (const p of platforms) await t.publish(jobTopic(p), frame)
+    }
+    for (const p of platforms) {
+      const ps = job.platforms.get(p)
+      if (ps === undefined) continue
+      const audience = job.to !== undefined ? job.to.length : t.audience?.(jobTopic(p))
+      // Nobody known to listen may only mean subscriptions have not arrived yet: then the window decides.
+      ps.expected = audience === undefined || audience === 0 ? Infinity : audience
+    }
+  }
+
+  const noOffers = (platform: string, ps: PlatformState, needed: number): NoOffersError => {
+    const why = [...ps.answers].filter((x): x is [string, string] => x[1] !== undefined).map(([peer, reason]) => `${peer}: ${reason}`)
+    return new NoOffersError(`no trusted agent offered to build ${platform} (${ps.offers.length} offer(s), ${needed} needed)${why.length > 0 ? `; ${why.join('; ')}` : '; no agent answered'}`)
+  }
+
   const sendAward = async (job: Job, platform: string, builder: string): Promise<void> => {
     const { frame } = await seal(init.key, 'award', { jobId: job.envelope.payload.jobId, platform, builder, job: job.envelope }, { certs, ttlMs: Math.max(60_000, job.envelope.expiresAt - Date.now()) })
     await t.send(builder, [frame])
   }
 
   const award = async (job: Job, platform: string, ps: PlatformState): Promise<boolean> => {
-    const next = ps.offers.filter(o => !ps.tried.has(o.builder)).sort(rank)[0]
+    const next = candidates(ps)[0]
     if (next === undefined) return false
     ps.tried.add(next.builder)
     const a: Assignment = { builder: next.builder, lastHeard: Date.now() }
@@ -76,9 +134,38 @@ export function createRequester (init: RequesterInit): Requester {
     return true
   }
 
+  /**
+   * Replaces a builder that went away or handed the platform back: the next
+   * offer of the round, else the job published again (freshly signed, same
+   * payload and expiry) and awarded to whoever offers then, with a growing
+   * pause between publications, until the job expires.
+   */
+  const replace = async (job: Job, platform: string, ps: PlatformState): Promise<void> => {
+    let pause = job.offerWindowMs
+    while (!ps.settled && !job.closed) {
+      if (await award(job, platform, ps)) return
+      const ttlMs = job.envelope.expiresAt - Date.now()
+      if (ttlMs <= 1000) break
+      const { frame } = await seal(init.key, 'job', job.envelope.payload, { certs, ttlMs })
+      ps.offers = []
+      ps.tried.clear()
+      ps.answers.clear()
+      await publish(job, frame, [platform])
+      job.onEvent({ kind: 'republished', platform })
+      await gather(job, ps)
+      if (candidates(ps).length > 0) continue
+      await wait(job, ps, Math.min(pause, Math.max(0, job.envelope.expiresAt - Date.now())))
+      pause = Math.min(pause * 2, REPUBLISH_MAX_BACKOFF_MS)
+    }
+    if (!ps.settled && !job.closed) {
+      fail(job, platform, ps, new BuilderLostError(`every builder of ${platform} went away or gave it back, and no other offered before the job expired`))
+    }
+  }
+
   const fail = (job: Job, platform: string, ps: PlatformState, err: Error): void => {
     if (ps.settled) return
     ps.settled = true
+    ps.wake?.()
     job.onEvent({ kind: 'failed', platform, error: err.message })
     init.journal?.platformFailed(job.envelope.payload.jobId, platform, err)
     ps.reject(err)
@@ -88,19 +175,43 @@ export function createRequester (init: RequesterInit): Requester {
     if (ps.settled) return
     const done = ps.assignments.filter(a => a.result !== undefined)
     const live = ps.assignments.filter(a => a.failed === undefined)
-    if (live.length === 0 || done.length < live.length) return
+    if (live.length === 0 || done.length < live.length || done.length < job.verify) return
     const digests = Object.fromEntries(done.map(a => [a.builder, (a.result as PlatformResult).digest]))
     if (new Set(Object.values(digests)).size > 1) { fail(job, platform, ps, new ReproducibilityError(platform, digests)); return }
     ps.settled = true
+    ps.wake?.()
     const result = { ...(done[0]?.result as PlatformResult), builders: done.map(a => a.builder) }
     init.journal?.platformDone(job.envelope.payload.jobId, result)
     ps.resolve(result)
   }
 
-  const onResult = async (job: Job, platform: string, ps: PlatformState, a: Assignment, env: Envelope<ResultPayload>): Promise<void> => {
+  /** The builder went silent, handed back, or sent a result that cannot count: award its part again. */
+  const lose = (job: Job, platform: string, ps: PlatformState, a: Assignment, err: Error, reason?: string): void => {
+    a.failed = err
+    job.onEvent({ kind: 'lost', platform, builder: a.builder, ...(reason !== undefined ? { reason } : {}) })
+    replace(job, platform, ps).catch((e: Error) => { fail(job, platform, ps, e) })
+  }
+
+  const onResult = async (job: Job, platform: string, ps: PlatformState, a: Assignment, env: Envelope<ResultPayload>, certsOfSigner: unknown[]): Promise<void> => {
     const r = env.payload
-    if (r.status === 'cancelled') { a.failed = new JobCancelledError(`${a.builder}: ${r.error}`); fail(job, platform, ps, a.failed); return }
-    if (r.status === 'failed') { a.failed = new BuildError(`${platform} failed on ${a.builder}: ${r.error}`); fail(job, platform, ps, a.failed); return }
+    // Trusted when it offered is not enough: the result is what we keep (protocols/job.md §5.6).
+    const trust = await init.policy.allows(env.signer, 'builder', certsOfSigner)
+    if (!trust.ok) {
+      const reason = `result refused: ${trust.reason}`
+      job.onEvent({ kind: 'refused', platform, builder: a.builder, reason })
+      lose(job, platform, ps, a, new ResultInvalidError(`${platform}: ${reason}`), reason)
+      return
+    }
+    if (r.status !== 'succeeded') {
+      if (isHandBack(r)) {
+        const reason = `handed back: ${r.error}`
+        lose(job, platform, ps, a, new BuilderLostError(`${a.builder} ${reason}`), reason)
+      } else {
+        a.failed = new BuildError(`${platform} failed on ${a.builder}: ${r.error}`)
+        fail(job, platform, ps, a.failed)
+      }
+      return
+    }
     const jp = job.envelope.payload
     const p = r.provenance
     const problems = [
@@ -140,20 +251,37 @@ export function createRequester (init: RequesterInit): Requester {
       const ps = job.platforms.get(p.platform)
       if (ps === undefined || ps.settled) return
       if (m.type === 'offer') {
-        if (!job.collecting || ps.offers.some(o => o.builder === from)) return
+        if (ps.offers.some(o => o.builder === from)) return
         const trust = await init.policy.allows(from, 'builder', m.certs)
-        if (!trust.ok) { job.onEvent({ kind: 'refused', platform: p.platform, builder: from, reason: trust.reason }); return }
-        ps.offers.push({ builder: from, payload: m.envelope.payload })
-        job.onEvent({ kind: 'offer', platform: p.platform, builder: from, queue: m.envelope.payload.queue })
+        if (!trust.ok) {
+          ps.answers.set(from, `offer refused: ${trust.reason}`)
+          job.onEvent({ kind: 'refused', platform: p.platform, builder: from, reason: trust.reason })
+        } else {
+          ps.answers.set(from, undefined)
+          ps.offers.push({ builder: from, payload: m.envelope.payload })
+          job.onEvent({ kind: 'offer', platform: p.platform, builder: from, queue: m.envelope.payload.queue })
+        }
+        ps.wake?.()
         return
       }
-      if (m.type === 'decline') { job.onEvent({ kind: 'decline', platform: p.platform, builder: from, reason: m.envelope.payload.reason }); return }
+      if (m.type === 'decline') {
+        if (!ps.answers.has(from)) ps.answers.set(from, `declined: ${m.envelope.payload.reason}`)
+        job.onEvent({ kind: 'decline', platform: p.platform, builder: from, reason: m.envelope.payload.reason })
+        ps.wake?.()
+        return
+      }
       const a = ps.assignments.find(x => x.builder === from && x.failed === undefined)
-      if (a === undefined) return
+      if (a === undefined) {
+        if (m.type === 'result') {
+          init.log?.('warn', `job ${p.jobId}: result for ${p.platform} from ${from}, which was not awarded it: refused`)
+          job.onEvent({ kind: 'refused', platform: p.platform, builder: from, reason: 'result refused: this peer was not awarded the platform' })
+        }
+        return
+      }
       a.lastHeard = Date.now()
       if (m.type === 'progress') job.onEvent({ kind: 'progress', platform: p.platform, builder: from, state: m.envelope.payload.state, ...(m.envelope.payload.detail !== undefined ? { detail: m.envelope.payload.detail } : {}) })
       else if (m.type === 'log') job.onEvent({ kind: 'log', platform: p.platform, builder: from, seq: m.envelope.payload.seq, lines: m.envelope.payload.lines })
-      else if (m.type === 'result') await onResult(job, p.platform, ps, a, m.envelope)
+      else if (m.type === 'result') await onResult(job, p.platform, ps, a, m.envelope, m.certs)
     })().catch(err => { init.log?.('warn', `dropped frame from ${from}: ${(err as Error).name}: ${(err as Error).message}`) })
   }
 
@@ -163,25 +291,23 @@ export function createRequester (init: RequesterInit): Requester {
       if (ps.settled) continue
       for (const a of ps.assignments) {
         if (a.failed !== undefined || a.result !== undefined || now - a.lastHeard <= heartbeatMs * misses) continue
-        a.failed = new BuilderLostError(`${a.builder} went silent building ${platform}`)
-        job.onEvent({ kind: 'lost', platform, builder: a.builder })
-        award(job, platform, ps).then(ok => {
-          if (!ok && ps.assignments.every(x => x.failed !== undefined)) fail(job, platform, ps, new BuilderLostError(`every builder of ${platform} went silent and no other offered`))
-          else checkDone(job, platform, ps)
-        }).catch(() => {})
+        lose(job, platform, ps, a, new BuilderLostError(`${a.builder} went silent building ${platform}`))
       }
     }
   }, Math.max(10, Math.floor(heartbeatMs / 2)))
 
   const off = t.onFrame(onFrame)
 
-  const open = (envelope: Envelope<JobPayload>, verify: number, onEvent: ((e: JobEvent) => void) | undefined): Job => {
+  const open = (envelope: Envelope<JobPayload>, options: { verify: number, offerWindowMs?: number, to?: string[], onEvent?: (e: JobEvent) => void }): Job => {
     const jobId = envelope.payload.jobId
+    const onEvent = options.onEvent
     const job: Job = {
       envelope,
-      collecting: true,
-      verify,
+      verify: options.verify,
+      offerWindowMs: options.offerWindowMs ?? init.offerWindowMs ?? OFFER_WINDOW_MS,
       platforms: new Map(),
+      closed: false,
+      ...(options.to !== undefined && options.to.length > 0 ? { to: options.to } : {}),
       onEvent: (e) => {
         init.journal?.event(jobId, e)
         onEvent?.(e)
@@ -192,7 +318,7 @@ export function createRequester (init: RequesterInit): Requester {
       let reject!: (e: Error) => void
       const promise = new Promise<PlatformResult>((res, rej) => { resolve = res; reject = rej })
       promise.catch(() => {})
-      job.platforms.set(p, { offers: [], tried: new Set(), assignments: [], settled: false, resolve, reject, promise })
+      job.platforms.set(p, { offers: [], tried: new Set(), answers: new Map(), expected: Infinity, assignments: [], settled: false, resolve, reject, promise })
     }
     jobs.set(jobId, job)
     return job
@@ -225,6 +351,8 @@ export function createRequester (init: RequesterInit): Requester {
       init.journal?.finished(jobId, { state: (err as Error).name === 'JobCancelledError' ? 'cancelled' : 'failed', error: (err as Error).message })
       throw err
     } finally {
+      job.closed = true
+      for (const ps of job.platforms.values()) ps.wake?.()
       clearInterval(timer)
       signal?.removeEventListener('abort', onAbort)
       jobs.delete(jobId)
@@ -236,7 +364,7 @@ export function createRequester (init: RequesterInit): Requester {
     async submit (spec: SubmitSpec): Promise<SubmitResult> {
       const verify = spec.verify ?? 1
       const jobId = spec.jobId ?? Buffer.from(crypto.getRandomValues(new Uint8Array(12))).toString('base64url')
-      const payload: JobPayload = {
+      const parsed = JobPayloadSchema.safeParse({
         jobId,
         recipe: { ...spec.recipe, digest: sha256Digest(spec.recipe.text) },
         context: spec.context,
@@ -246,34 +374,32 @@ export function createRequester (init: RequesterInit): Requester {
         network: spec.network ?? false,
         ...(spec.target !== undefined ? { target: spec.target } : {}),
         ...(spec.output !== undefined ? { output: spec.output } : {})
-      }
+      })
+      // Refused here, before anything is signed or sent: agents would refuse it anyway (protocols/job.md §1).
+      if (!parsed.success) throw new JobInvalidError(`the job is not valid: ${parsed.error.issues.map(i => `${i.path.join('.') || '(job)'}: ${i.message}`).join('; ')}`)
+      const payload: JobPayload = parsed.data
       const { envelope, frame } = await seal(init.key, 'job', payload, { certs, ttlMs: spec.ttlMs ?? 24 * 3600_000 })
       init.journal?.created(envelope, { verify })
-      const job = open(envelope, verify, spec.onEvent)
+      const job = open(envelope, { verify, onEvent: spec.onEvent, ...(spec.offerWindowMs !== undefined ? { offerWindowMs: spec.offerWindowMs } : {}), ...(spec.to !== undefined ? { to: spec.to } : {}) })
       return await follow(job, spec.signal, async () => {
-        if (spec.to !== undefined && spec.to.length > 0) await Promise.allSettled(spec.to.map(async peer => { await t.send(peer, [frame]) }))
-        else for (const p of spec.platforms) await t.publish(jobTopic(p), frame)
+        await publish(job, frame, spec.platforms)
         job.onEvent({ kind: 'published', jobId })
-        await new Promise(resolve => setTimeout(resolve, spec.offerWindowMs ?? init.offerWindowMs ?? OFFER_WINDOW_MS))
-        job.collecting = false
-        for (const [platform, ps] of job.platforms) {
-          if (ps.offers.length < verify) {
-            fail(job, platform, ps, new NoOffersError(`${platform}: ${ps.offers.length} trusted offer(s), ${verify} needed`))
-            continue
-          }
+        await Promise.all([...job.platforms].map(async ([platform, ps]) => {
+          await gather(job, ps)
+          if (ps.settled || job.closed) return
+          if (candidates(ps).length < verify) { fail(job, platform, ps, noOffers(platform, ps, verify)); return }
           for (let i = 0; i < verify; i++) await award(job, platform, ps)
-        }
+        }))
       })
     },
     async resume (spec: ResumeSpec): Promise<SubmitResult> {
-      const job = open(spec.job, spec.verify, spec.onEvent)
-      job.collecting = false
+      const job = open(spec.job, { verify: spec.verify, ...(spec.onEvent !== undefined ? { onEvent: spec.onEvent } : {}) })
       return await follow(job, spec.signal, async () => {
         for (const [platform, ps] of job.platforms) {
           const known = spec.platforms.find(p => p.platform === platform)
           if (known?.done !== undefined) { ps.settled = true; ps.resolve(known.done); continue }
           const builders = known?.builders ?? []
-          if (builders.length === 0) { fail(job, platform, ps, new BuilderLostError(`${platform} was never awarded; submit the job again`)); continue }
+          if (builders.length === 0) { void replace(job, platform, ps).catch((e: Error) => { fail(job, platform, ps, e) }); continue }
           for (const builder of builders) {
             ps.tried.add(builder)
             ps.assignments.push({ builder, lastHeard: Date.now() })

@@ -14,6 +14,12 @@ export interface JobTransport {
   readonly peerId: string
   /** Publishes one frame to everyone subscribed to the topic. Resolves when handed to the network. */
   publish: (topic: string, frame: Uint8Array) => Promise<void>
+  /**
+   * How many peers are known to be subscribed to the topic: the agents a
+   * publication reaches, so the requester can stop waiting for offers once
+   * each has answered. Optional; absent means unknown.
+   */
+  audience?: (topic: string) => number
   subscribe: (topic: string) => void
   unsubscribe: (topic: string) => void
   /** Delivers frames, in order, to one peer. Rejects if the peer cannot be reached in time. */
