@@ -111,7 +111,9 @@ export interface SubmitSpec {
 export type JobEvent =
   | { kind: 'published', jobId: string }
   | { kind: 'offer', platform: string, builder: string, queue: number }
-  | { kind: 'decline' | 'refused', platform: string, builder: string, reason: string }
+  | { kind: 'decline', platform: string, builder: string, reason: string }
+  /** An offer (or, with `of: 'result'`, a result) this node would not accept, and why. */
+  | { kind: 'refused', platform: string, builder: string, reason: string, of?: 'result' }
   | { kind: 'award', platform: string, builder: string }
   /** The builder went silent or away (no reason), or handed the platform back or sent a result that cannot count (reason); the platform is awarded again. */
   | { kind: 'lost', platform: string, builder: string, reason?: string }

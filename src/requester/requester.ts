@@ -198,7 +198,7 @@ export function createRequester (init: RequesterInit): Requester {
     const trust = await init.policy.allows(env.signer, 'builder', certsOfSigner)
     if (!trust.ok) {
       const reason = `result refused: ${trust.reason}`
-      job.onEvent({ kind: 'refused', platform, builder: a.builder, reason })
+      job.onEvent({ kind: 'refused', of: 'result', platform, builder: a.builder, reason: trust.reason })
       lose(job, platform, ps, a, new ResultInvalidError(`${platform}: ${reason}`), reason)
       return
     }
@@ -274,7 +274,7 @@ export function createRequester (init: RequesterInit): Requester {
       if (a === undefined) {
         if (m.type === 'result') {
           init.log?.('warn', `job ${p.jobId}: result for ${p.platform} from ${from}, which was not awarded it: refused`)
-          job.onEvent({ kind: 'refused', platform: p.platform, builder: from, reason: 'result refused: this peer was not awarded the platform' })
+          job.onEvent({ kind: 'refused', of: 'result', platform: p.platform, builder: from, reason: 'this peer was not awarded the platform' })
         }
         return
       }

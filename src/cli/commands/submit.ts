@@ -77,10 +77,11 @@ export function eventPrinter (write: (line: string) => void): (e: JobEvent) => v
     switch (e.kind) {
       case 'published': write(`job ${e.jobId} published`); break
       case 'offer': write(`[${e.platform}] offer from ${short(e.builder)} (queue ${e.queue})`); break
-      case 'refused': write(`[${e.platform}] offer from ${short(e.builder)} refused: ${e.reason}`); break
+      case 'refused': write(`[${e.platform}] ${e.of ?? 'offer'} from ${short(e.builder)} refused: ${e.reason}`); break
       case 'decline': write(`[${e.platform}] ${short(e.builder)} declined: ${e.reason}`); break
       case 'award': write(`[${e.platform}] awarded to ${e.builder}`); break
-      case 'lost': write(`[${e.platform}] ${short(e.builder)} went silent or away; the platform is awarded again`); break
+      case 'lost': write(`[${e.platform}] ${short(e.builder)} ${e.reason ?? 'went silent or away'}; the platform is awarded again`); break
+      case 'republished': write(`[${e.platform}] no offer left: the job is published again`); break
       case 'progress':
         if (states.get(e.platform) !== e.state) { states.set(e.platform, e.state); write(`[${e.platform}] ${e.state}`) }
         break
@@ -136,7 +137,8 @@ export function jobError (err: unknown, timedOut: boolean, timeoutS?: number): u
     BuildError: { code: EXIT.buildFailed, hint: 'kiln jobs logs ID shows the build output' },
     ResultInvalidError: { code: EXIT.verification },
     ReproducibilityError: { code: EXIT.verification },
-    JobCancelledError: { code: EXIT.failure }
+    JobCancelledError: { code: EXIT.failure },
+    JobInvalidError: { code: EXIT.usage }
   }
   const h = hints[err.name]
   return h === undefined ? err : new CliError(err.message, { exitCode: h.code, cause: err, ...(h.hint !== undefined ? { hint: h.hint } : {}) })

@@ -8,59 +8,35 @@
  * the image blobs peer to peer, tag it locally, and the RUN output must be
  * in the image's layer. `kiln jobs` then shows the job and its logs.
  */
-import { execFileSync, spawn } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { haveTools } from '../../helpers/tools.ts'
 import { isRoot, makeUnprivileged, UNPRIVILEGED_UID } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
+import { addressOf, kilnProcs } from './kiln-procs.ts'
+import type { KilnProcs, Proc } from './kiln-procs.ts'
 
 const BENCH = join(import.meta.dirname, '../../../../shared/bench')
 
-interface Proc { child: ChildProcess, stdout: () => string, stderr: () => string, exited: Promise<number> }
-
 describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'tar'))('kiln submit across two institutions', () => {
   let u: Unprivileged
-  const procs: Proc[] = []
   const dirs: Record<string, string> = {}
 
-  /** Starts `kiln ARGS` as the unprivileged user, without blocking this process. */
-  const start = (args: string[], dataDir: string): Proc => {
-    const node = join(u.root, 'node_modules/.bin/node')
-    const argv = [node, join(u.root, 'src/cli/kiln.mjs'), ...args]
-    const child = spawn(isRoot() ? 'setpriv' : argv[0] as string, isRoot() ? ['--reuid=65534', '--regid=65534', '--clear-groups', ...argv] : argv.slice(1), {
-      cwd: u.work,
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: u.home, KILN_DATA_DIR: dataDir },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    let out = ''
-    let err = ''
-    child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
-    child.stderr?.on('data', (d: Buffer) => { err += d.toString() })
-    const exited = new Promise<number>(resolve => child.on('exit', (c, s) => { resolve(c ?? (s !== null ? 128 : 1)) }))
-    const p = { child, stdout: () => out, stderr: () => err, exited }
-    procs.push(p)
-    return p
-  }
-
+  let k: KilnProcs
+  const start = (args: string[], dataDir: string): Proc => k.start(args, dataDir)
   const kiln = (dataDir: string, args: string[]): string => {
     const r = u.kiln(args, { dataDir })
     if (r.status !== 0) throw new Error(`kiln ${args.join(' ')} exited ${r.status}: ${r.stderr}`)
     return r.stdout
   }
 
-  /** The agent's loopback address, once it prints it (event-driven, bounded). */
-  const addressOf = async (p: Proc): Promise<string> => {
-    await expect.poll(() => /listening: (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)/.exec(p.stdout())?.[1], { timeout: 60_000, interval: 100 }).toBeDefined()
-    return (/listening: (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)/.exec(p.stdout()) as RegExpExecArray)[1] as string
-  }
-
   const peerId = (dataDir: string): string => (JSON.parse(kiln(dataDir, ['key', 'show', '--json'])) as { peerId: string }).peerId
 
   beforeAll(async () => {
     u = makeUnprivileged()
+    k = kilnProcs(u)
     for (const name of ['rootA', 'rootB', 'agentA', 'agentB', 'requester']) {
       dirs[name] = join(u.work, name)
       mkdirSync(dirs[name] as string)
@@ -89,12 +65,7 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'tar'))('kiln submit a
   }, 240_000)
 
   afterAll(async () => {
-    for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM')
-    await Promise.all(procs.map(async p => {
-      const t = setTimeout(() => { p.child.kill('SIGKILL') }, 15_000)
-      await p.exited
-      clearTimeout(t)
-    }))
+    await k?.stopAll()
     u?.cleanup()
   }, 60_000)
 
