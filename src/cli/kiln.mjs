@@ -23,7 +23,8 @@ if (major < 22) {
   const child = spawn(pinned, ['--disable-warning=ExperimentalWarning', fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' })
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => { child.kill(sig) })
   child.on('exit', (code, signal) => {
-    if (signal) process.kill(process.pid, signal)
+    // Die of the same signal, as the child did (our forwarding handler must not catch it).
+    if (signal) { process.removeAllListeners(signal); process.kill(process.pid, signal) }
     else process.exit(code ?? 1)
   })
 } else {
