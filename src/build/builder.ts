@@ -221,8 +221,11 @@ export function createBuilder (init: BuilderInit): Builder {
     /** A cache hit counts while its blob exists and, for overlay builds, its snapshot dir (a lower dir for later steps). */
     const tryCache = async (st: StageState, step: Step, key: Digest): Promise<boolean> => {
       if (options.noCache === true) return false
-      const hit = cache.get(key)
-      if (hit === undefined || !await store.has(hit.descriptor.digest)) return false
+      let hit = cache.get(key)
+      if (hit === undefined || !await store.has(hit.descriptor.digest)) {
+        hit = await askRemote(st, key)
+        if (hit === undefined) return false
+      }
       if (st.root !== undefined) {
         await applyLayer(st.root, hit.descriptor)
       } else {
@@ -234,6 +237,16 @@ export function createBuilder (init: BuilderInit): Builder {
       }
       pushLayer(st, step, hit)
       return true
+    }
+
+    /** Stages whose chain of keys left what the remote cache knows (see RemoteStepCache). */
+    const remoteMissed = new Set<StageState>()
+    const askRemote = async (st: StageState, key: Digest): Promise<CachedLayer | undefined> => {
+      if (init.remoteCache === undefined || remoteMissed.has(st)) return undefined
+      const hit = await init.remoteCache.lookup(key, { snapshotsDir: dirs.snapshots, ...(options.signal !== undefined ? { signal: options.signal } : {}) }).catch(() => undefined)
+      if (hit === undefined) { remoteMissed.add(st); return undefined }
+      cache.put(key, hit)
+      return hit
     }
 
     const newUpper = async (): Promise<{ dir: string, upper: string, work: string }> => {

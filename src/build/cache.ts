@@ -14,9 +14,20 @@ export interface CachedLayer {
   diffId: Digest
 }
 
+/** One step-cache entry: the step key and the layer it gave. */
+export interface StepCacheRecord extends CachedLayer {
+  key: Digest
+}
+
+/**
+ * The step cache of one store. `put` replaces an existing entry for the key
+ * (equal keys mean equal layers, so this only refreshes it); `list` returns
+ * every entry, sorted by key, whether or not its blob is still in the store.
+ */
 export interface StepCache {
   get: (key: Digest) => CachedLayer | undefined
   put: (key: Digest, value: CachedLayer) => void
+  list: () => StepCacheRecord[]
 }
 
 const MIGRATIONS = [
@@ -32,9 +43,12 @@ const MIGRATIONS = [
 
 const RowSchema = z.object({ media_type: z.string(), digest: DigestSchema, size: z.number().int().nonnegative(), diff_id: DigestSchema })
 
+const ListRowSchema = RowSchema.extend({ key: DigestSchema })
+
 export function createStepCache (db: KilnDb): StepCache {
   db.migrate('build-cache', MIGRATIONS)
   const get = db.sql.prepare('SELECT media_type, digest, size, diff_id FROM build_cache WHERE key = ?')
+  const all = db.sql.prepare('SELECT key, media_type, digest, size, diff_id FROM build_cache ORDER BY key')
   const put = db.sql.prepare('INSERT OR REPLACE INTO build_cache (key, media_type, digest, size, diff_id, created_at) VALUES (?, ?, ?, ?, ?, ?)')
   return {
     get: (key) => {
@@ -43,7 +57,11 @@ export function createStepCache (db: KilnDb): StepCache {
       const r = RowSchema.parse(row)
       return { descriptor: { mediaType: r.media_type, digest: r.digest, size: r.size }, diffId: r.diff_id }
     },
-    put: (key, v) => { put.run(key, v.descriptor.mediaType, v.descriptor.digest, v.descriptor.size, v.diffId, Date.now()) }
+    put: (key, v) => { put.run(key, v.descriptor.mediaType, v.descriptor.digest, v.descriptor.size, v.diffId, Date.now()) },
+    list: () => all.all().map(row => {
+      const r = ListRowSchema.parse(row)
+      return { key: r.key, descriptor: { mediaType: r.media_type, digest: r.digest, size: r.size }, diffId: r.diff_id }
+    })
   }
 }
 

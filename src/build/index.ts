@@ -11,6 +11,10 @@
  * workDir/snapshots/<diffID hex>, as src/export imports them, serves a
  * cache hit too).
  *
+ * The step cache (createStepCache: get/put/list of key -> layer records) is
+ * the API for whoever moves cache records between stores (src/export); a
+ * `remoteCache` on the builder is asked for the steps the local one lacks.
+ *
  * @example
  * ```ts
  * const builder = createBuilder({ store: local.content, db: local.db, refs: local.refs, workDir: join(dataDir, 'build') })
@@ -22,6 +26,8 @@
 export { createBuilder } from './builder.ts'
 export { instructionText, instructionSummary } from './instruction-text.ts'
 export type * from './types.ts'
+export { createStepCache, stepKey } from './cache.ts'
+export type { CachedLayer, StepCache, StepCacheRecord } from './cache.ts'
 export * from './errors.ts'
 export { createSandbox, probeSandboxes } from './sandbox/index.ts'
 export type { Sandbox, SandboxDriverName, HostProbe, DriverProbe } from './sandbox/index.ts'

@@ -1,8 +1,7 @@
 /**
  * Build cache export and import (protocols/exporter.md §7). The builder's
- * step cache (table `build_cache` in the store's database, owned by
- * src/build) is packed with the layers it names as an OCI artifact, which
- * any exporter can write (layout, archive, registry, static site, s3, exec).
+ * step cache (src/build's createStepCache) is packed with the layers it
+ * names as an OCI artifact, which any exporter can write (layout, archive, registry, static site, s3, exec).
  * Importing it into another store adds the records and blobs, and, given
  * the builder's snapshot dir, the step snapshots, so that another agent's
  * build of the same steps runs nothing.
@@ -11,10 +10,10 @@
  * those whose layer is in a given image.
  */
 import {
-  BUILD_CACHE_MAX_CONFIG_BYTES, BUILD_CACHE_MEDIA_TYPE, BUILD_CACHE_VERSION, BuildCacheConfigSchema, BuildCacheRecordSchema
+  BUILD_CACHE_MAX_CONFIG_BYTES, BUILD_CACHE_MEDIA_TYPE, BUILD_CACHE_VERSION, BuildCacheConfigSchema
 } from '../../protocols/exporter.ts'
 import type { BuildCacheConfig, BuildCacheRecord } from '../../protocols/exporter.ts'
-import { createStepCache } from '../build/cache.ts'
+import { createStepCache } from '../build/index.ts'
 import type { ContentStore, Digest, KilnDb } from '../content/index.ts'
 import { MAX_MANIFEST_SIZE, OCI_MANIFEST, encodeJson, importImage, parseDescribed, parseDockerName, parseImageRef, walkImage } from '../oci/index.ts'
 import type { Descriptor } from '../oci/index.ts'
@@ -48,12 +47,7 @@ export interface CacheImportResult {
 }
 
 function readRecords (db: KilnDb): BuildCacheRecord[] {
-  createStepCache(db) // applies the builder's migration, so an empty store has an empty table
-  const rows = db.sql.prepare('SELECT key, media_type, digest, size, diff_id FROM build_cache ORDER BY key').all()
-  return rows.map(row => {
-    const r = row as { key: unknown, media_type: unknown, digest: unknown, size: unknown, diff_id: unknown }
-    return BuildCacheRecordSchema.parse({ key: r.key, layer: { mediaType: r.media_type, digest: r.digest, size: r.size }, diffId: r.diff_id })
-  })
+  return createStepCache(db).list().map(r => ({ key: r.key, layer: r.descriptor, diffId: r.diffId }))
 }
 
 /**
