@@ -17,6 +17,7 @@ import type { Envelope } from '../../protocols/envelope.ts'
 import type { JobPayload, JobState, ResultPayload } from '../../protocols/job.ts'
 import type { JobTransport } from '../../src/requester/transport.ts'
 import type { ReplayCache, TrustPolicy } from '../../src/trust/index.ts'
+import type { Metrics } from '../../src/metrics/index.ts'
 
 export { createJobAgent } from './job-agent.ts'
 export { createAgentJobStore } from './job-store.ts'
@@ -91,6 +92,24 @@ export interface JobAgentInit {
   cacheHits?: (job: JobPayload) => Promise<number>
   hasBlob?: (digest: string) => Promise<boolean>
   log?: (level: 'info' | 'warn', message: string) => void
+  /** Jobs by state, queue length and build durations (kiln_jobs*, kiln_queue_length, kiln_build_duration_seconds). */
+  metrics?: Metrics
+}
+
+/** What an agent may change while it runs (SIGHUP, agent/lifecycle.ts); absent fields stay. */
+export interface JobAgentSettings {
+  policy?: TrustPolicy
+  concurrency?: number
+  allowNetwork?: boolean
+}
+
+export interface JobAgentStopOptions {
+  /**
+   * Let running builds finish for up to this long before they are cancelled
+   * and handed back; default 0 (cancel at once). Queued jobs are handed back
+   * at once either way, and no new job or award is taken from the start.
+   */
+  drainMs?: number
 }
 
 export interface AgentJobStatus {
@@ -137,7 +156,9 @@ export interface JobAgent {
    * requester, best effort; a repeated award re-sends it.
    */
   start: () => void
-  /** Cancels running builds and stops listening. */
-  stop: () => Promise<void>
+  /** Stops listening, hands queued jobs back, and cancels (hands back) running builds, after `drainMs` if given. */
+  stop: (options?: JobAgentStopOptions) => Promise<void>
+  /** Applies new settings from now on: the policy to the next job or award, concurrency to the queue, allowNetwork to the next match. */
+  configure: (settings: JobAgentSettings) => void
   status: () => AgentJobStatus[]
 }

@@ -6,7 +6,7 @@
  */
 import type { PrivateKey } from '@libp2p/interface'
 import type { Envelope } from '../../protocols/envelope.ts'
-import { HEARTBEAT_INTERVAL_MS, MAX_LOG_LINES, MAX_REASON_CHARS, MAX_LOG_LINE_CHARS, jobTopic } from '../../protocols/job.ts'
+import { HEARTBEAT_INTERVAL_MS, JOB_STATES, MAX_LOG_LINES, MAX_REASON_CHARS, MAX_LOG_LINE_CHARS, jobTopic } from '../../protocols/job.ts'
 import type { JobPayload, JobState, Provenance, ResultPayload } from '../../protocols/job.ts'
 import { isHandBack, openFrame, seal } from '../../src/requester/messages.ts'
 import type { OpenedFrame } from '../../src/requester/messages.ts'
@@ -44,7 +44,10 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
   const t: JobTransport = init.transport
   const replay: ReplayCache = init.replayCache ?? createMemoryReplayCache()
   const heartbeatMs = init.heartbeatMs ?? HEARTBEAT_INTERVAL_MS
-  const concurrency = init.concurrency ?? 1
+  let concurrency = init.concurrency ?? 1
+  let allowNetwork = init.allowNetwork === true
+  let policy = init.policy
+  const metrics = init.metrics
   const certs = init.certs ?? []
   const log = init.log ?? (() => {})
   const queue: Running[] = []
@@ -73,7 +76,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
     if (platforms.length === 0) return { platforms, reason: `builds ${init.platforms.join(', ')} only` }
     const missing = unmet(job.requirements, init.capabilities ?? [])
     if (missing.length > 0) return { platforms, reason: `lacks ${missing.join(', ')}` }
-    if (job.network && init.allowNetwork !== true) return { platforms, reason: 'network access during RUN is not allowed here' }
+    if (job.network && !allowNetwork) return { platforms, reason: 'network access during RUN is not allowed here' }
     return { platforms }
   }
 
@@ -102,7 +105,8 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
     const decline = (which: string[], why: string): void => {
       for (const platform of which) sendQuiet(env.signer, 'decline', { jobId: job.jobId, platform, reason: why.slice(0, MAX_REASON_CHARS) })
     }
-    const trust = await init.policy.allows(env.signer, 'requester', m.certs)
+    metrics?.inc('kiln_jobs_total', { state: 'received' })
+    const trust = await policy.allows(env.signer, 'requester', m.certs)
     if (!trust.ok) {
       log('info', `job ${job.jobId} refused: requester ${trust.reason}`)
       const which = via === 'stream' ? job.platforms : platforms
@@ -114,6 +118,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
     const cacheHits = init.cacheHits !== undefined ? await init.cacheHits(job) : 0
     const hasContext = init.hasBlob !== undefined ? await init.hasBlob(job.context.digest) : false
     for (const platform of platforms) {
+      metrics?.inc('kiln_jobs_total', { state: 'offered' })
       sendQuiet(env.signer, 'offer', {
         jobId: job.jobId, platform, queue: queue.length + active.size, cacheHits, hasContext,
         estimatedStartMs: Math.max(0, queue.length + active.size - concurrency + 1) * 60_000,
@@ -124,8 +129,8 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
 
   const onAward = async (m: Extract<OpenedFrame, { type: 'award' }>): Promise<void> => {
     const award = m.envelope
-    if (award.payload.builder !== self) return
-    const trust = await init.policy.allows(award.signer, 'requester', m.certs)
+    if (award.payload.builder !== self || stopping) return
+    const trust = await policy.allows(award.signer, 'requester', m.certs)
     if (!trust.ok) { log('warn', `award from untrusted ${award.signer}: ${trust.reason}`); return }
     // The job inside was signed earlier and may have been seen already: no replay cache here.
     const job = await verifyEnvelope(award.payload.job, { type: 'job', payload: JobPayloadSchema })
@@ -146,6 +151,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       return
     }
     queue.push({ job, platform, requester: award.signer, state: 'queued', abort: new AbortController(), seq: 0, pending: [] })
+    metrics?.inc('kiln_jobs_total', { state: 'awarded' })
     init.journal?.accepted({ jobId: job.payload.jobId, platform, requester: award.signer, job })
     sendQuiet(award.signer, 'progress', { jobId: job.payload.jobId, platform, state: 'queued' })
     pump()
@@ -180,6 +186,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
 
   const finish = (r: Running, result: ResultPayload): void => {
     r.state = result.status
+    metrics?.inc('kiln_jobs_total', { state: result.status })
     init.journal?.finished(result.jobId, result.platform, result)
     if (finished.length >= MAX_FINISHED_KEPT) finished.shift()
     finished.push({ jobId: r.job.payload.jobId, platform: r.platform, requester: r.requester, state: result.status, ...(result.status === 'succeeded' ? { digest: result.digest } : { error: result.error }) })
@@ -192,6 +199,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
     const recipeDigest = sha256Digest(job.recipe.text)
     const base: Omit<Provenance, 'finishedAt' | 'baseDigests'> = { recipeDigest, contextDigest: job.context.digest, builder: self, platform: r.platform, startedAt }
     let release: (() => Promise<void>) | undefined
+    const timed = (outcome: string): void => { metrics?.observe('kiln_build_duration_seconds', { platform: r.platform, outcome }, (Date.now() - startedAt) / 1000) }
     try {
       if (recipeDigest !== job.recipe.digest) throw new Error(`recipe digest mismatch: job says ${job.recipe.digest}, text hashes to ${recipeDigest}`)
       progress(r, 'fetching')
@@ -211,6 +219,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       })
       await r.flushing
       await flushLogs(r)
+      timed('succeeded')
       if (out.steps !== undefined) progress(r, 'exporting', { step: out.cachedSteps ?? 0, steps: out.steps, detail: `${out.cachedSteps ?? 0} of ${out.steps} steps cached` })
       finish(r, {
         jobId: job.jobId, platform: r.platform, status: 'succeeded', digest: out.digest, mediaType: out.mediaType, size: out.size, blobs: out.blobs,
@@ -220,6 +229,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       await r.flushing
       await flushLogs(r)
       const message = (err as Error).message.slice(0, 1024)
+      timed(r.abort.signal.aborted ? 'cancelled' : 'failed')
       if (r.abort.signal.aborted) finish(r, { jobId: job.jobId, platform: r.platform, status: 'cancelled', error: message })
       else finish(r, { jobId: job.jobId, platform: r.platform, status: 'failed', error: message, provenance: { ...base, finishedAt: Date.now() } })
     } finally {
@@ -250,9 +260,20 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
     })().catch(err => { log('warn', `dropped frame from ${from}: ${(err as Error).name}: ${(err as Error).message}`) })
   }
 
+  // Gauges are read at scrape time from what the agent holds, so they never drift.
+  const collect = (): void => {
+    if (metrics === undefined) return
+    const held = [...active.values(), ...queue]
+    for (const state of JOB_STATES) metrics.set('kiln_jobs', { state }, held.filter(r => r.state === state).length)
+    metrics.set('kiln_queue_length', {}, queue.length)
+  }
+  let offCollect: (() => void) | undefined
+  let stopping = false
+
   return {
     peerId: self,
     start () {
+      offCollect = metrics?.onCollect(collect)
       for (const rec of init.journal?.unfinished() ?? []) {
         const result: ResultPayload = { jobId: rec.jobId, platform: rec.platform, status: 'failed', error: `the agent restarted while the job was ${rec.state}; it is handed back`, provenance: { builder: self, platform: rec.platform } }
         log('warn', `job ${rec.jobId} ${rec.platform} was ${rec.state} when the agent stopped: reporting it failed to ${rec.requester}`)
@@ -265,16 +286,30 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       timer = setInterval(heartbeat, heartbeatMs)
       timer.unref()
     },
-    async stop () {
+    async stop (options = {}) {
+      stopping = true
       off?.()
+      off = undefined
       for (const p of init.platforms) t.unsubscribe(jobTopic(p))
-      clearInterval(timer)
       // Hand every held job back (a cancelled result), so that its requester awards it elsewhere at once.
       for (const r of queue.splice(0)) finish(r, { jobId: r.job.payload.jobId, platform: r.platform, status: 'cancelled', error: 'the agent is stopping; the job is handed back' })
+      // Draining: running builds may finish (heartbeats go on meanwhile) until the deadline.
+      const deadline = Date.now() + (options.drainMs ?? 0)
+      while (active.size > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+      clearInterval(timer)
+      offCollect?.()
       for (const r of active.values()) r.abort.abort(new Error('the agent is stopping; the job is handed back'))
       while (active.size > 0) await new Promise(resolve => setTimeout(resolve, 10))
       // Let those results leave before the node goes (bounded: a requester that is gone must not hold the stop).
       await Promise.race([Promise.allSettled([...sending]), new Promise(resolve => setTimeout(resolve, STOP_SEND_WAIT_MS).unref())])
+    },
+    configure (settings) {
+      if (settings.policy !== undefined) policy = settings.policy
+      if (settings.allowNetwork !== undefined) allowNetwork = settings.allowNetwork
+      if (settings.concurrency !== undefined && settings.concurrency !== concurrency) {
+        concurrency = settings.concurrency
+        pump()
+      }
     },
     status: () => [
       ...[...active.values(), ...queue].map(r => ({ jobId: r.job.payload.jobId, platform: r.platform, requester: r.requester, state: r.state })),

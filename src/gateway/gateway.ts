@@ -100,6 +100,8 @@ async function dispatch (ctx: GatewayContext, req: GatewayRequest, route: Route,
   throw unsupported(method, route)
 }
 
+const KNOWN_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'])
+
 export function createGatewayImpl (init: GatewayInit): Gateway {
   const logger = init.logger ?? SILENT
   const uploads = createUploadManager({ dir: init.uploadDir, store: init.store, ttlMs: init.uploadTtlMs ?? UPLOAD_SESSION_TTL_MS })
@@ -135,6 +137,8 @@ export function createGatewayImpl (init: GatewayInit): Gateway {
     }
     out.headers['docker-distribution-api-version'] = 'registry/2.0'
     logger.debug({ method, path, status: out.status, ms: Math.round(performance.now() - started) }, 'request')
+    // Methods outside the API's own are one label value, so a client cannot grow the series.
+    init.metrics?.inc('kiln_gateway_requests_total', { method: KNOWN_METHODS.has(method) ? method : 'OTHER', status: String(out.status) })
     return out
   }
 

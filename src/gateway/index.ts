@@ -25,6 +25,7 @@
  * ```
  */
 import type { ContentStore } from '../content/index.ts'
+import type { Metrics } from '../metrics/index.ts'
 import type { KilnDb } from '../content/db.ts'
 import type { RefStore } from '../content/refs.ts'
 import type { GatewayAuthInit } from './auth.ts'
@@ -77,6 +78,8 @@ export interface GatewayInit {
   builder?: BuildRunner
   /** Default UPLOAD_SESSION_TTL_MS. */
   uploadTtlMs?: number
+  /** Counts requests by method and status (kiln_gateway_requests_total); default none. */
+  metrics?: Metrics
 }
 
 export interface ListenOptions {

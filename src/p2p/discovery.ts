@@ -11,6 +11,7 @@ import type { Logger } from 'pino'
 import type { PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
+import type { Metrics } from '../metrics/index.ts'
 import { agentCid, capabilityCid, capabilityDhtKey, discoveryCids, matchesCapabilityQuery, platformCid } from '../../protocols/capability.ts'
 import type { CapabilityRecord } from '../../protocols/capability.ts'
 import { CAPABILITY_DEFAULT_TTL_MS } from '../../protocols/constants.ts'
@@ -180,6 +181,8 @@ export interface FindAgentsOptions {
   signal?: AbortSignal
   /** Debug lines: candidates whose record could not be read, searches that ended early. */
   log?: Logger
+  /** Counts the DHT lookups (kiln_dht_lookups_total, kiln_dht_lookup_duration_seconds). */
+  metrics?: Metrics
 }
 
 /**
@@ -212,7 +215,7 @@ export async function findAgents (node: KilnNode, options: FindAgentsOptions = {
     reads.push(limiter(async () => {
       if (signal.aborted) return
       if (provider.multiaddrs.length > 0) await node.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {})
-      const record = await readCapabilityRecord(node, provider.id, { signal, log: options.log }).catch((err: Error) => { options.log?.debug({ err, peer: id }, 'no record read from candidate'); return undefined })
+      const record = await readCapabilityRecord(node, provider.id, { signal, log: options.log, ...(options.metrics !== undefined ? { metrics: options.metrics } : {}) }).catch((err: Error) => { options.log?.debug({ err, peer: id }, 'no record read from candidate'); return undefined })
       if (record === undefined) options.log?.debug({ peer: id }, 'candidate has no valid record')
       if (record === undefined || found.size >= limit || !matchesCapabilityQuery(record, options)) return
       found.set(id, record)
@@ -222,7 +225,7 @@ export async function findAgents (node: KilnNode, options: FindAgentsOptions = {
 
   await Promise.all(keys.map(async key => {
     const started = Date.now()
-    const how = await searchProviders(node, key, { signal, quietMs: options.quietMs ?? 2000, onProvider: consider })
+    const how = await timeLookup(options.metrics, 'providers', async () => await searchProviders(node, key, { signal, quietMs: options.quietMs ?? 2000, onProvider: consider }), () => seen.size > 0)
     options.log?.debug({ key: key.toString(), how, ms: Date.now() - started, candidates: seen.size }, 'provider search ended')
   }))
   await Promise.all(reads)
@@ -277,6 +280,8 @@ export interface ReadRecordOptions {
    */
   from?: 'any' | 'peer' | 'dht'
   log?: Logger
+  /** Counts a DHT get (kind `record`). */
+  metrics?: Metrics
 }
 
 /** Reads and verifies one peer's current record; undefined if there is no valid one. */
@@ -295,7 +300,25 @@ export async function readCapabilityRecord (node: KilnNode, peer: PeerId | strin
     }
   }
   if (from === 'peer') return undefined
-  return await readRecordFromDht(node, peerId.toString(), options.signal)
+  return await timeLookup(options.metrics, 'record', async () => await readRecordFromDht(node, peerId.toString(), options.signal), r => r !== undefined)
+}
+
+/**
+ * Runs one DHT lookup and records it: outcome `found` when `found(result)`,
+ * `not_found` otherwise, `error` when it throws (the error is rethrown).
+ */
+async function timeLookup<T> (metrics: Metrics | undefined, kind: 'providers' | 'record', lookup: () => Promise<T>, found: (result: T) => boolean): Promise<T> {
+  if (metrics === undefined || !metrics.enabled) return await lookup()
+  const started = performance.now()
+  let outcome = 'error'
+  try {
+    const result = await lookup()
+    outcome = found(result) ? 'found' : 'not_found'
+    return result
+  } finally {
+    metrics.inc('kiln_dht_lookups_total', { kind, outcome })
+    metrics.observe('kiln_dht_lookup_duration_seconds', { kind }, (performance.now() - started) / 1000)
+  }
 }
 
 /**

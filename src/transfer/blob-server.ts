@@ -14,12 +14,15 @@ import {
 import type { BlobReader } from '../content/index.ts'
 import { StreamReader, jsonFrame, parseJsonFrame, sendAll } from '../p2p/index.ts'
 import type { KilnNode } from '../p2p/index.ts'
+import type { Metrics } from '../metrics/index.ts'
 
 export interface BlobServerInit {
   node: KilnNode
   store: BlobReader
   maxInboundStreams?: number
   log?: Logger
+  /** Counts kiln_bytes_served_total by peer. */
+  metrics?: Metrics
 }
 
 export interface BlobServerStats {
@@ -78,6 +81,7 @@ export function createBlobServer (init: BlobServerInit): BlobServer {
         }
         stats.bytesServed += sent
         stats.byPeer.set(peer, (stats.byPeer.get(peer) ?? 0) + sent)
+        init.metrics?.inc('kiln_bytes_served_total', { peer }, sent)
       }
       await stream.close({ signal: AbortSignal.timeout(BLOB_IDLE_TIMEOUT_MS) })
     } catch (err) {

@@ -20,3 +20,9 @@ export const NO_PROVIDER_TIMEOUT_MS = 20_000
 export const DEFAULT_MAX_BLOB_SIZE = 64 * 1024 * MiB
 /** Blobs parsed as manifests or indexes when following an image graph. */
 export const MAX_MANIFEST_BYTES = 4 * MiB
+
+/**
+ * Longest a transfer's lease on the blobs it writes lasts if the process
+ * dies before releasing it (a live transfer releases it when it ends).
+ */
+export const TRANSFER_LEASE_MS = 6 * 3600_000

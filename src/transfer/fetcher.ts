@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto'
 import type { PeerId } from '@libp2p/interface'
 import type { ContentStore, Digest, PartialBlob } from '../content/index.ts'
 import type { KilnNode } from '../p2p/index.ts'
+import type { Metrics } from '../metrics/index.ts'
 import { BlobSession } from './blob-client.ts'
 import {
   DEFAULT_CHUNK_SIZE, DEFAULT_MAX_BLOB_SIZE, DEFAULT_MAX_PEERS, DEFAULT_PER_PEER_CONCURRENCY,
@@ -55,6 +56,8 @@ export interface FetchBlobOptions {
   onProgress?: (progress: FetchProgress) => void
   /** Human-readable notes (dropped and banned peers). */
   log?: (message: string) => void
+  /** Counts kiln_bytes_fetched_total by peer and the provider lookups. */
+  metrics?: Metrics
 }
 
 export interface FetchResult {
@@ -119,7 +122,7 @@ class BlobFetch {
     if (this.options.askConnected !== false) for (const p of this.node.getPeers()) this.providers.add(p)
     const search = this.options.findProviders === false
       ? Promise.resolve()
-      : this.providers.search(this.node, this.digest, AbortSignal.any([signal, AbortSignal.timeout(FIND_PROVIDERS_TIMEOUT_MS)]))
+      : this.providers.search(this.node, this.digest, AbortSignal.any([signal, AbortSignal.timeout(FIND_PROVIDERS_TIMEOUT_MS)]), this.options.metrics)
     try {
       const size = this.options.size ?? await this.probeSize(signal)
       let partial = await this.store.openPartial(this.digest, size)
@@ -388,6 +391,7 @@ class BlobFetch {
   private countBytes (peer: string, n: number): void {
     this.received += n
     this.fromPeers.set(peer, (this.fromPeers.get(peer) ?? 0) + n)
+    this.options.metrics?.inc('kiln_bytes_fetched_total', { peer }, n)
     const now = Date.now()
     this.rateWindow.push([now, n])
   }

@@ -21,6 +21,8 @@ export interface PullOptions extends Omit<FetchBlobOptions, 'size'> {
   size?: number
   /** Children fetched at once; default 3. */
   concurrency?: number
+  /** Called with each digest before it is fetched (Transfer takes a lease on it, so quota and GC keep the graph whole while it is written). */
+  hold?: (digest: Digest) => void
 }
 
 /** Fetches a manifest or index and everything it references. A blob that is not a manifest ends the walk there. */
@@ -31,6 +33,7 @@ export async function pullGraph (node: KilnNode, store: ContentStore, root: Dige
   const visit = async (digest: Digest, size: number | undefined, mediaType: string | undefined, followChildren: boolean): Promise<void> => {
     if (seen.has(digest)) return
     seen.add(digest)
+    options.hold?.(digest)
     blobs.push(await fetchBlob(node, store, digest, { ...options, size, banned }))
     if (!followChildren) return
     const info = await store.info(digest)

@@ -15,10 +15,12 @@
  * ```
  */
 import type { Logger } from 'pino'
-import type { ContentStore, Digest } from '../content/index.ts'
+import type { ContentStore, Digest, Leases } from '../content/index.ts'
 import { digestToCid } from '../content/index.ts'
+import type { Metrics } from '../metrics/index.ts'
 import type { KilnNode } from '../p2p/index.ts'
 import { createBlobServer } from './blob-server.ts'
+import { TRANSFER_LEASE_MS } from './constants.ts'
 import type { BlobServerStats } from './blob-server.ts'
 import { fetchBlob } from './fetcher.ts'
 import type { FetchBlobOptions, FetchResult } from './fetcher.ts'
@@ -32,12 +34,22 @@ export { fetchBlob } from './fetcher.ts'
 export { pullGraph } from './graph.ts'
 export { createBlobServer } from './blob-server.ts'
 export { BlobSession } from './blob-client.ts'
+export { readBlobRanges } from './range-reader.ts'
+export type { ReadRangesOptions } from './range-reader.ts'
 export * from './errors.ts'
 
 export interface TransferInit {
   node: KilnNode
   store: ContentStore
   log?: Logger
+  /** Counts bytes served and fetched by peer, and provider lookups; default none. */
+  metrics?: Metrics
+  /**
+   * Leases of the store's database: fetch and pull hold a lease on every
+   * blob they write until they return, so quota eviction and `kiln gc` never
+   * take part of a graph being written. Default none (nothing is held).
+   */
+  leases?: Leases
 }
 
 export interface Transfer {
@@ -55,7 +67,19 @@ export interface Transfer {
 }
 
 export function createTransfer (init: TransferInit): Transfer {
-  const server = createBlobServer({ node: init.node, store: init.store, log: init.log })
+  const server = createBlobServer({ node: init.node, store: init.store, log: init.log, ...(init.metrics !== undefined ? { metrics: init.metrics } : {}) })
+  const metrics = init.metrics !== undefined ? { metrics: init.metrics } : {}
+  /** Runs work holding a lease that `hold` adds digests to; the lease goes when the work ends. */
+  const leased = async <T>(work: (hold: (digest: Digest) => void) => Promise<T>): Promise<T> => {
+    const leases = init.leases
+    if (leases === undefined) return await work(() => {})
+    const lease = leases.create('transfer', TRANSFER_LEASE_MS)
+    try {
+      return await work(digest => { leases.add(lease, [digest]) })
+    } finally {
+      leases.release(lease)
+    }
+  }
   // Peers that sent bad bytes stay banned for the life of this Transfer.
   const banned = new Set<string>()
   const provide = async (digest: Digest, options: { signal?: AbortSignal } = {}): Promise<void> => {
@@ -73,8 +97,14 @@ export function createTransfer (init: TransferInit): Transfer {
       }
       return n
     },
-    fetch: async (digest, options = {}) => await fetchBlob(init.node, init.store, digest, { banned, ...options }),
-    pull: async (root, options = {}) => await pullGraph(init.node, init.store, root, { banned, ...options }),
+    fetch: async (digest, options = {}) => await leased(async hold => {
+      hold(digest)
+      return await fetchBlob(init.node, init.store, digest, { banned, ...metrics, ...options })
+    }),
+    pull: async (root, options = {}) => await leased(async hold => {
+      const outer = options.hold
+      return await pullGraph(init.node, init.store, root, { banned, ...metrics, ...options, hold: d => { hold(d); outer?.(d) } })
+    }),
     stats: server.stats
   }
 }
