@@ -9,7 +9,9 @@ interface BuildCliOptions {
   platform?: string
   buildArg: string[]
   target?: string
-  output?: string
+  output: string[]
+  cacheTo: string[]
+  cacheFrom: string[]
   network?: boolean
   dryRun?: boolean
   json?: boolean
@@ -43,7 +45,10 @@ function toCliError (err: unknown): unknown {
     UnsupportedStepError: { code: EXIT.usage },
     NetworkNotAllowedError: { code: EXIT.usage, hint: 'RUN without --network=default runs offline; --network lets the steps that ask use the network' },
     SandboxUnavailableError: { code: EXIT.failure, hint: 'run kiln doctor to see which sandbox drivers work on this node' },
-    SandboxError: { code: EXIT.failure }
+    SandboxError: { code: EXIT.failure },
+    OutputSpecInvalidError: { code: EXIT.usage, hint: 'docs/exporters.md lists the output types and their keys' },
+    ExporterUnavailableError: { code: EXIT.usage },
+    ExportUnsupportedError: { code: EXIT.usage }
   }
   const found = byName[err.name]
   if (found !== undefined) return new CliError(err.message, { exitCode: found.code, cause: err, ...(found.hint !== undefined ? { hint: found.hint } : {}) })
@@ -60,14 +65,16 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--platform <os/arch>', 'target platform (default: this node\'s)')
     .option('--build-arg <k=v>', 'set a build argument (repeatable)', collect, [])
     .option('--target <stage>', 'build this stage (name or index) instead of the last')
-    .option('--output <dest>', 'also export the image: oci-layout:DIR or oci-archive:FILE')
+    .option('-o, --output <spec>', 'also export the image (repeatable): type=oci-layout|oci-archive|docker-archive|registry|static|s3|exec,KEY=VALUE,... or oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], docker://HOST/REPO:TAG (docs/exporters.md)', collect, [])
+    .option('--cache-to <spec>', 'export the step cache after the build (repeatable): any --output value plus mode=min|max (default max), or type=registry,ref=HOST/REPO:TAG', collect, [])
+    .option('--cache-from <ref>', 'import a step cache before the build (repeatable): oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://HOST/REPO:TAG, type=registry,ref=REF or type=local,src=DIR', collect, [])
     .option('--network', 'let RUN steps that ask for it (RUN --network=default, Apptainer %post) use the network (off by default)')
     .option('--sandbox <driver>', 'sandbox driver for RUN: auto, bwrap, unshare or proot (default $KILN_SANDBOX, else build.sandbox in kiln.yaml, else auto)')
     .option('--no-cache', 'run every step even when the step cache has it')
     .option('--pull', 'ask the registry for registry bases even when the local store has them')
     .option('--dry-run', 'parse the recipe and print the build plan without building')
     .option('--json', 'with --dry-run: the plan as JSON; otherwise a JSON summary')
-    .addHelpText('after', '\nExamples:\n  kiln build -t app:1 .\n  kiln build -f Singularity.def --build-arg VERSION=2 -t tools:2 ./ctx\n  kiln build --dry-run --json .')
+    .addHelpText('after', '\nExamples:\n  kiln build -t app:1 .\n  kiln build -f Singularity.def --build-arg VERSION=2 -t tools:2 ./ctx\n  kiln build --dry-run --json .\n  kiln build -t hpc/app:1 --output type=static,dest=/srv/registry --output oci-archive:app.tar .\n  kiln build --cache-from docker://registry.example.org/cache/app:bc --cache-to type=registry,ref=registry.example.org/cache/app:bc,mode=max .')
     .action(async (contextArg: string, opts: BuildCliOptions) => {
       const { readFile, stat } = await import('node:fs/promises')
       const { resolve, join, basename } = await import('node:path')
@@ -100,6 +107,13 @@ export function register (program: Command, ctx: CliContext): void {
         }
         return
       }
+      const { parseOutputSpec, parseCacheToSpec, parseCacheFromSpec } = await import('../../export/index.ts')
+      let outputs, cacheTo, cacheFrom
+      try {
+        outputs = opts.output.map(parseOutputSpec)
+        cacheTo = opts.cacheTo.map(parseCacheToSpec)
+        cacheFrom = opts.cacheFrom.map(parseCacheFromSpec)
+      } catch (err) { throw toCliError(err) }
       const sandboxChoice = opts.sandbox ?? process.env.KILN_SANDBOX ?? (await ctx.config()).build.sandbox
       if (!isSandboxChoice(sandboxChoice)) throw new CliError(`--sandbox ${sandboxChoice}: expected one of ${SANDBOX_CHOICES.join(', ')}`, { exitCode: EXIT.usage })
       const store = await ctx.store()
@@ -109,6 +123,17 @@ export function register (program: Command, ctx: CliContext): void {
         store: store.content, db: store.db, refs: store.refs, workDir, probeCacheDir: workDir,
         ...(sandboxChoice !== 'auto' ? { sandboxDriver: sandboxChoice } : {})
       })
+      for (const ref of cacheFrom) {
+        const { fetchCacheImage, importCacheImage } = await import('../../export/index.ts')
+        try {
+          const root = await fetchCacheImage(store.content, ref)
+          const r = await importCacheImage(store.db, store.content, root, { snapshotsDir: join(workDir, 'snapshots') })
+          if (opts.json !== true) ctx.out.line(`cache from ${ref}: ${r.added} steps added, ${r.kept} known`)
+        } catch (err) {
+          // A cache that cannot be read only makes the build slower, as with buildx.
+          process.stderr.write(`kiln: warning: --cache-from ${ref}: ${(err as Error).message}\n`)
+        }
+      }
       const ac = new AbortController()
       const onSignal = (): void => { ac.abort(new CliError('build interrupted', { exitCode: EXIT.failure })) }
       process.once('SIGINT', onSignal)
@@ -141,15 +166,22 @@ export function register (program: Command, ctx: CliContext): void {
       }
       const tags = (opts.tag ?? []).map(splitTag)
       for (const t of tags) store.refs.set(t.repository, t.tag, result.descriptor)
-      if (opts.output !== undefined) {
-        const images = [{ descriptor: result.descriptor, refName: tags[0]?.tag ?? 'latest' }]
-        if (opts.output.startsWith('oci-layout:')) {
-          const { writeOciLayout } = await import('../../oci/layout.ts')
-          await writeOciLayout(resolve(opts.output.slice('oci-layout:'.length)), store.content, images)
-        } else if (opts.output.startsWith('oci-archive:')) {
-          const { writeOciArchive } = await import('../../oci/archive.ts')
-          await writeOciArchive(resolve(opts.output.slice('oci-archive:'.length)), store.content, images)
-        } else throw new CliError(`--output ${opts.output}: expected oci-layout:DIR or oci-archive:FILE`, { exitCode: EXIT.usage })
+      const exported: Array<{ output: string, description: string, digest: string }> = []
+      const cacheExported: Array<{ output: string, description: string, records: number }> = []
+      if (outputs.length > 0 || cacheTo.length > 0) {
+        const { createExporter, createCacheImage } = await import('../../export/index.ts')
+        const exporter = createExporter()
+        try {
+          for (const [i, target] of outputs.entries()) {
+            const r = await exporter.export({ store: store.content, root: result.descriptor }, target, { tags: tags.map(t => `${t.repository}:${t.tag}`) })
+            exported.push({ output: opts.output[i] as string, ...r })
+          }
+          for (const [i, spec] of cacheTo.entries()) {
+            const cache = await createCacheImage(store.db, store.content, { mode: spec.mode, image: result.descriptor })
+            const r = await exporter.export({ store: store.content, root: cache.descriptor }, spec.output)
+            cacheExported.push({ output: opts.cacheTo[i] as string, description: r.description, records: cache.records })
+          }
+        } catch (err) { throw toCliError(err) }
       }
       const cached = result.steps.filter(s => s.cached).length
       const summary = {
@@ -160,12 +192,16 @@ export function register (program: Command, ctx: CliContext): void {
         durationMs: Math.round(result.durationMs),
         sandboxDriver: result.sandboxDriver ?? null,
         stepReports: result.steps.map(s => ({ index: s.index, stage: s.stage, op: s.op, cached: s.cached, durationMs: Math.round(s.durationMs) })),
-        tags: tags.map(t => `${t.repository}:${t.tag}`)
+        tags: tags.map(t => `${t.repository}:${t.tag}`),
+        outputs: exported,
+        cacheExports: cacheExported
       }
       if (opts.json === true) { ctx.out.json(summary); return }
       const { formatBytes, formatDuration } = await import('../output.ts')
       ctx.out.line(`built ${result.digest}`)
       ctx.out.line(`  size ${formatBytes(result.size)}, ${result.steps.length} steps (${cached} cached), ${formatDuration(result.durationMs)}, sandbox ${result.sandboxDriver ?? 'not used'}`)
       for (const t of summary.tags) ctx.out.line(`  tagged ${t}`)
+      for (const e of exported) ctx.out.line(`  exported to ${e.description}`)
+      for (const e of cacheExported) ctx.out.line(`  cache (${e.records} steps) exported to ${e.description}`)
     })
 }
