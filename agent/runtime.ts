@@ -15,6 +15,7 @@ import type { Logger } from 'pino'
 import type { PrivateKey } from '@libp2p/interface'
 import { createLeases } from '../src/content/index.ts'
 import type { ContentStore, KilnDb, RefStore } from '../src/content/index.ts'
+import type { Metrics } from '../src/metrics/index.ts'
 import { createCapabilityAdvertiser } from '../src/p2p/index.ts'
 import type { CapabilityAdvertiser, CapabilityDescription, KilnNode } from '../src/p2p/index.ts'
 import { createLibp2pJobTransport } from '../src/p2p/job-transport.ts'
@@ -23,7 +24,9 @@ import type { Transfer } from '../src/transfer/index.ts'
 import { createDbReplayCache } from '../src/trust/index.ts'
 import type { TrustPolicy } from '../src/trust/index.ts'
 import { createAgentJobStore, createJobAgent, createNetworkContextSource, createRecipeBuilder } from './jobs/index.ts'
-import type { JobAgent, JobBuilder } from './jobs/index.ts'
+import type { JobAgent, JobAgentStopOptions, JobBuilder } from './jobs/index.ts'
+import { createBuildLeases, startStoreUpkeep } from './store-upkeep.ts'
+import type { StoreUpkeep } from './store-upkeep.ts'
 
 /** How long a built image is held for its requester: long enough to stop, resume and fetch. */
 export const RESULT_LEASE_MS = 7 * 24 * 3600_000
@@ -62,6 +65,15 @@ export interface AgentInit {
   provideStore?: boolean
   /** Take build jobs; absent: the agent only advertises and serves. */
   jobs?: AgentJobsInit
+  /** Jobs, transfers, DHT lookups and store size for the metrics endpoint; default none. */
+  metrics?: Metrics
+  /**
+   * The store's database: with it, transfers and builds lease what they
+   * write, and `quota` is enforced (./store-upkeep.ts). Default: jobs.db.
+   */
+  db?: KilnDb
+  /** store.quota in bytes: enforced after each job and every 10 minutes. */
+  quota?: number
 }
 
 export interface Agent {
@@ -70,12 +82,20 @@ export interface Agent {
   readonly advertiser: CapabilityAdvertiser
   /** The job side, when started with `jobs`. */
   readonly jobs?: JobAgent
-  /** Stops advertising, serving and the node. Safe to call twice. */
-  stop: () => Promise<void>
+  /** Quota enforcement and store metrics, when started with a db. */
+  readonly upkeep?: StoreUpkeep
+  /** Stops taking jobs (running ones may finish within `drainMs`), advertising, serving and the node. Safe to call twice. */
+  stop: (options?: JobAgentStopOptions) => Promise<void>
 }
 
 export async function startAgent (init: AgentInit): Promise<Agent> {
-  const transfer = createTransfer({ node: init.node, store: init.store, log: init.log })
+  const db = init.db ?? init.jobs?.db
+  const leases = db !== undefined ? createLeases(db) : undefined
+  const transfer = createTransfer({
+    node: init.node, store: init.store, log: init.log,
+    ...(init.metrics !== undefined ? { metrics: init.metrics } : {}),
+    ...(leases !== undefined ? { leases } : {})
+  })
   await transfer.start()
   const advertiser = createCapabilityAdvertiser({
     node: init.node, privateKey: init.privateKey, describe: init.describe, ttlMs: init.ttlMs, refreshMs: init.refreshMs, log: init.log
@@ -86,16 +106,21 @@ export async function startAgent (init: AgentInit): Promise<Agent> {
   const providing = init.provideStore === false
     ? Promise.resolve()
     : transfer.provideAll().then(n => init.log?.info({ blobs: n }, 'store announced'), (err: Error) => init.log?.warn({ err }, 'announcing the store failed'))
-  const jobs = init.jobs !== undefined ? await startJobs(init, init.jobs, transfer) : undefined
+  const upkeep = db !== undefined
+    ? startStoreUpkeep({ store: init.store, db, ...(init.quota !== undefined ? { quota: init.quota } : {}), ...(init.metrics !== undefined ? { metrics: init.metrics } : {}), ...(init.log !== undefined ? { log: init.log } : {}) })
+    : undefined
+  const jobs = init.jobs !== undefined ? await startJobs(init, init.jobs, transfer, upkeep) : undefined
   let stopping: Promise<void> | undefined
   return {
     node: init.node,
     transfer,
     advertiser,
     ...(jobs !== undefined ? { jobs: jobs.agent } : {}),
-    stop: async () => {
+    ...(upkeep !== undefined ? { upkeep } : {}),
+    stop: async (options) => {
       stopping ??= (async () => {
-        await jobs?.stop()
+        await jobs?.stop(options)
+        await upkeep?.stop()
         await advertiser.stop()
         await advertising
         await transfer.stop()
@@ -107,23 +132,32 @@ export async function startAgent (init: AgentInit): Promise<Agent> {
   }
 }
 
-async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer): Promise<{ agent: JobAgent, stop: () => Promise<void> }> {
+async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer, upkeep: StoreUpkeep | undefined): Promise<{ agent: JobAgent, stop: (options?: JobAgentStopOptions) => Promise<void> }> {
   const log = init.log?.child({ component: 'jobs' })
   const say = (level: 'info' | 'warn', message: string): void => { log?.[level](message) }
   const transport = createLibp2pJobTransport({ node: init.node, log: (level, message) => { log?.[level](message) } })
   await transport.start()
   const leases = createLeases(j.db)
+  // What a build reads and writes is leased until it returns, so the quota never evicts it mid-build.
+  const building = createBuildLeases(init.store, leases)
   const inner = j.builder ?? createRecipeBuilder({
-    store: init.store, db: j.db, refs: j.refs, workDir: join(j.dataDir, 'build'),
+    store: building.store, db: j.db, refs: j.refs, workDir: join(j.dataDir, 'build'),
     provide: async (digest) => { await transfer.provide(digest, { signal: AbortSignal.timeout(60_000) }) },
     log: say
   })
   // A built image is kept from `kiln gc` for its requester to fetch, also after a resume.
   const builder: JobBuilder = {
     build: async (request, options) => {
-      const out = await inner.build(request, options)
-      leases.add(leases.create('job-result', RESULT_LEASE_MS), [out.digest, ...out.blobs.map(b => b.digest)])
-      return out
+      try {
+        return await building.hold(async () => {
+          const out = await inner.build(request, options)
+          leases.add(leases.create('job-result', RESULT_LEASE_MS), [out.digest, ...out.blobs.map(b => b.digest)])
+          return out
+        })
+      } finally {
+        // After each job, in the background: the result is leased, the rest may go.
+        void upkeep?.enforce()
+      }
     }
   }
   const agent = createJobAgent({
@@ -147,13 +181,14 @@ async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer)
     ...(j.institution !== undefined ? { institution: j.institution } : {}),
     ...(j.heartbeatMs !== undefined ? { heartbeatMs: j.heartbeatMs } : {}),
     hasBlob: async (digest) => await init.store.has(digest as `sha256:${string}`),
-    log: say
+    log: say,
+    ...(init.metrics !== undefined ? { metrics: init.metrics } : {})
   })
   agent.start()
   return {
     agent,
-    stop: async () => {
-      await agent.stop()
+    stop: async (options) => {
+      await agent.stop(options)
       await transport.stop()
     }
   }
