@@ -5,163 +5,17 @@
  * sides. The builder is a fake that writes a real image into the agent's
  * store (the rootless builder runs in the e2e test).
  */
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import * as lp from 'it-length-prefixed'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { startAgent } from '../../../agent/runtime.ts'
-import type { Agent } from '../../../agent/runtime.ts'
-import { detectCapabilities } from '../../../agent/capabilities.ts'
-import type { BuildOutput, JobBuilder } from '../../../agent/jobs/index.ts'
+import { describe, expect, it } from 'vitest'
 import { JOB_PROTOCOL } from '../../../protocols/job.ts'
 import { canonicalBytes } from '../../../protocols/envelope.ts'
-import { createLeases, openLocalStore } from '../../../src/content/index.ts'
-import type { ContentStore, LocalStore } from '../../../src/content/index.ts'
-import { createKilnNode } from '../../../src/p2p/index.ts'
-import type { KilnNode } from '../../../src/p2p/index.ts'
-import { seal, startRequesterSession } from '../../../src/requester/index.ts'
-import type { JobEvent, RequesterSession } from '../../../src/requester/index.ts'
-import { PolicyConfig, createTrustPolicy, issueCertificate } from '../../../src/trust/index.ts'
-import type { Ed25519PrivateKey } from '../../../src/trust/index.ts'
-
-const enc = new TextEncoder()
-const id = (k: Ed25519PrivateKey): string => peerIdFromPrivateKey(k).toString()
-
-/**
- * Builds a one-layer image whose layer is the context's `input.txt` (so the
- * test sees that the context travelled). `mode`: 'honest', 'slow' (waits
- * for abort or 3 s), 'unlisted' (omits its layer from the result: a lie).
- */
-function fakeBuilder (store: ContentStore, mode: 'honest' | 'slow' | 'unlisted' = 'honest'): JobBuilder & { builds: number } {
-  const b = {
-    builds: 0,
-    async build (req: Parameters<JobBuilder['build']>[0], o: Parameters<JobBuilder['build']>[1]): Promise<BuildOutput> {
-      b.builds++
-      o.onProgress(1, 1, 'RUN fake')
-      const input = await readFile(join(req.contextDir, 'input.txt'), 'utf8')
-      o.onLog(`context says ${input.trim()}`)
-      if (mode === 'slow') {
-        await new Promise<void>((resolve, reject) => {
-          const t = setTimeout(resolve, 3000)
-          o.signal.addEventListener('abort', () => { clearTimeout(t); reject(o.signal.reason as Error) }, { once: true })
-        })
-      }
-      const layer = await store.ingest(enc.encode(`layer for ${req.platform}: ${input}`))
-      const config = await store.ingest(enc.encode(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer.digest] } })))
-      const manifest = await store.ingest(enc.encode(JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }]
-      })))
-      return {
-        ...manifest,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        blobs: mode === 'unlisted' ? [config] : [config, layer],
-        baseDigests: [],
-        sandbox: 'fake',
-        cachedSteps: 0,
-        steps: 1
-      }
-    }
-  }
-  return b
-}
-
-let rootA: Ed25519PrivateKey
-let rootB: Ed25519PrivateKey
-let dir: string
-const cleanups: Array<() => Promise<void>> = []
-
-beforeAll(async () => {
-  rootA = await generateKeyPair('Ed25519')
-  rootB = await generateKeyPair('Ed25519')
-})
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {})
-})
-
-async function tmp (): Promise<string> {
-  dir = await mkdtemp(join(tmpdir(), 'kiln-jobs-p2p-'))
-  cleanups.push(async () => { await rm(dir, { recursive: true, force: true }) })
-  return dir
-}
-
-async function node (key: Ed25519PrivateKey): Promise<KilnNode> {
-  const n = await createKilnNode({ privateKey: key, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false })
-  cleanups.push(async () => { await n.stop() })
-  return n
-}
-
-async function open (name: string): Promise<LocalStore> {
-  const s = await openLocalStore(join(dir, name))
-  cleanups.push(async () => { s.close() })
-  return s
-}
-
-interface TestAgent { agent: Agent, store: LocalStore, builder: JobBuilder & { builds: number }, key: Ed25519PrivateKey }
-
-async function agent (name: string, root: Ed25519PrivateKey, requester: string, mode: 'honest' | 'slow' | 'unlisted' = 'honest'): Promise<TestAgent> {
-  const key = await generateKeyPair('Ed25519')
-  const store = await open(name)
-  const builder = fakeBuilder(store.content, mode)
-  const cert = await issueCertificate(root, { subject: id(key), roles: ['builder'], institution: root === rootA ? 'uni-a' : 'uni-b' })
-  const a = await startAgent({
-    node: await node(key),
-    privateKey: key,
-    store: store.content,
-    provideStore: false,
-    describe: async () => await detectCapabilities({ platforms: ['linux/amd64'], dataDir: store.root }),
-    jobs: {
-      db: store.db,
-      refs: store.refs,
-      dataDir: store.root,
-      policy: createTrustPolicy(PolicyConfig.parse({ version: 1, peers: [{ peer: requester, roles: ['requester'] }] })),
-      certs: [cert],
-      platforms: ['linux/amd64'],
-      builder,
-      heartbeatMs: 250
-    }
-  })
-  cleanups.push(async () => { await a.stop() })
-  return { agent: a, store, builder, key }
-}
-
-async function requester (key: Ed25519PrivateKey, store: LocalStore): Promise<{ session: RequesterSession, node: KilnNode, warnings: string[] }> {
-  const n = await node(key)
-  const warnings: string[] = []
-  const session = await startRequesterSession({
-    node: n, key, store, log: (_level, message) => { warnings.push(message) },
-    policy: createTrustPolicy(PolicyConfig.parse({ version: 1, roots: [{ key: id(rootA), roles: ['builder'] }] })),
-    offerWindowMs: 1500,
-    heartbeatMs: 250
-  })
-  cleanups.push(async () => { await session.stop() })
-  return { session, node: n, warnings }
-}
-
-async function connect (from: KilnNode, ...to: KilnNode[]): Promise<void> {
-  for (const t of to) await from.dial(t.getMultiaddrs()[0]!)
-}
-
-/** Waits (event-driven, bounded) until every agent's job topic subscription is known to the node. */
-async function subscribed (n: KilnNode, count: number): Promise<void> {
-  await expect.poll(() => n.services.pubsub.getSubscribers('kiln/jobs/v1/linux/amd64').length, { timeout: 20_000, interval: 50 }).toBeGreaterThanOrEqual(count)
-}
-
-function context (): string {
-  const c = join(dir, 'ctx')
-  mkdirSync(c, { recursive: true })
-  writeFileSync(join(c, 'input.txt'), `hello ${Math.random()}\n`)
-  writeFileSync(join(c, 'Dockerfile'), 'FROM scratch\nCOPY input.txt /\n')
-  return c
-}
-
-const recipe = { kind: 'dockerfile' as const, file: 'Dockerfile', text: 'FROM scratch\nCOPY input.txt /\n' }
+import { createLeases } from '../../../src/content/index.ts'
+import { seal } from '../../../src/requester/index.ts'
+import type { JobEvent } from '../../../src/requester/index.ts'
+import { agent, connect, context, id, open, recipe, requester, rootA, rootB, subscribed, tmp } from './harness.ts'
 
 describe('signed jobs over libp2p', () => {
   it('awards the trusted institution only, fetches context and image peer to peer, and journals both sides', { timeout: 90_000 }, async () => {
