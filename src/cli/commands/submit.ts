@@ -15,7 +15,7 @@ interface SubmitFlags {
   target?: string
   network?: boolean
   verify?: string
-  output?: string
+  output: string[]
   bootstrap?: string
   listen?: string
   mdns?: boolean
@@ -157,7 +157,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--target <stage>', 'build this stage instead of the last')
     .option('--network', 'ask for network access in RUN steps (the agent decides)')
     .option('--verify <n>', 'builders per platform whose digests must agree (default 1)')
-    .option('--output <dest>', 'also export the image: oci:DIR[:TAG] or oci-archive:FILE[:TAG]')
+    .option('-o, --output <spec>', 'also export the result (repeatable): any kiln build --output value, e.g. oci:DIR[:TAG], docker://HOST/REPO:TAG, type=static,dest=DIR (docs/exporters.md)', collect, [])
     .option('--bootstrap <multiaddrs>', 'comma-separated multiaddrs (with /p2p/<id>) to join through')
     .option('--listen <multiaddrs>', 'comma-separated multiaddrs to listen on (default: a free port)')
     .option('--no-mdns', 'do not look for peers on the local network')
@@ -203,11 +203,11 @@ export function register (program: Command, ctx: CliContext): void {
         } catch (err) { throw new CliError((err as Error).message, { exitCode: EXIT.usage, cause: err }) }
       }
       const tags = await Promise.all(opts.tag.map(parseTagName))
-      let exportTo
-      if (opts.output !== undefined) {
-        try { exportTo = exportOptionsFromRef(parseImageRef(opts.output)) } catch (err) { throw new CliError(`--output ${opts.output}: ${(err as Error).message}`, { exitCode: EXIT.usage, hint: 'use oci:DIR[:TAG] or oci-archive:FILE[:TAG]' }) }
-        if (exportTo.refName === undefined && tags[0] !== undefined) exportTo.refName = tags[0].tag
-      }
+      const { parseOutputSpec } = await import('../../export/index.ts')
+      let outputs
+      try { outputs = opts.output.map(parseOutputSpec) } catch (err) { throw new CliError((err as Error).message, { exitCode: EXIT.usage, cause: err, hint: 'docs/exporters.md lists the output types and their keys' }) }
+      // kiln jobs resume re-exports to a layout or archive named here (src/oci's short forms).
+      const resumeOutput = opts.output.find(o => { try { exportOptionsFromRef(parseImageRef(o)); return true } catch { return false } })
       const verify = positiveInt('--verify', opts.verify, 8) ?? 1
       const offerWindowMs = positiveInt('--offer-window', opts.offerWindow, 600_000)
       const timeoutS = positiveInt('--timeout', opts.timeout, 7 * 24 * 3600)
@@ -216,7 +216,7 @@ export function register (program: Command, ctx: CliContext): void {
       const context = await session.shareContext(contextDir)
       const write = opts.json === true ? (line: string) => { process.stderr.write(`${line}\n`) } : (line: string) => { ctx.out.line(line) }
       const print = eventPrinter(write)
-      const meta = { tags: tags.map(t => `${t.repository}:${t.tag}`), ...(opts.output !== undefined ? { output: opts.output } : {}) }
+      const meta = { tags: tags.map(t => `${t.repository}:${t.tag}`), ...(resumeOutput !== undefined ? { output: resumeOutput } : {}) }
       const ac = new AbortController()
       const onSignal = (): void => { ac.abort(new Error('interrupted')) }
       process.once('SIGINT', onSignal)
@@ -248,8 +248,16 @@ export function register (program: Command, ctx: CliContext): void {
         process.off('SIGINT', onSignal)
         process.off('SIGTERM', onSignal)
       }
-      const image = await session.keep(result, { tags, ...(exportTo !== undefined ? { export: exportTo } : {}) })
-      const summary = summarize(result, session.journal.get(result.jobId), image, { tags: meta.tags, ...(opts.output !== undefined ? { output: opts.output } : {}), startedAt })
+      const image = await session.keep(result, { tags })
+      const exported: string[] = []
+      if (outputs.length > 0) {
+        const [{ createExporter }, store] = await Promise.all([import('../../export/index.ts'), ctx.store()])
+        const exporter = createExporter()
+        try {
+          for (const target of outputs) exported.push((await exporter.export({ store: store.content, root: image }, target, { tags: meta.tags })).description)
+        } catch (err) { throw new CliError(`export failed: ${(err as Error).message}`, { exitCode: EXIT.failure, cause: err, hint: `the result is in the local store as ${image.digest}; kiln image export can write it again` }) }
+      }
+      const summary = summarize(result, session.journal.get(result.jobId), image, { tags: meta.tags, ...(exported.length > 0 ? { output: exported.join(', ') } : {}), startedAt })
       if (opts.json === true) ctx.out.json(summary.json)
       else for (const l of summary.lines) ctx.out.line(l)
     })
