@@ -236,8 +236,10 @@ export function createRequester (init: RequesterInit): Requester {
       job.onEvent({ kind: 'result', platform, builder: a.builder, digest: r.digest })
       checkDone(job, platform, ps)
     } catch (err) {
-      a.failed = err instanceof Error && err.name === 'ResultInvalidError' ? err : new ResultInvalidError(`blobs of ${r.digest} from ${a.builder}: ${(err as Error).message}`)
-      fail(job, platform, ps, a.failed)
+      if (err instanceof Error && err.name === 'ResultInvalidError') { a.failed = err; fail(job, platform, ps, err); return }
+      // Not a lie, as far as we know: the builder may have gone right after sending. Another builder can make the image.
+      const reason = `its image could not be fetched: ${(err as Error).message}`
+      lose(job, platform, ps, a, new BuilderLostError(`${a.builder}: ${reason}`), reason)
     }
   }
 

@@ -47,6 +47,7 @@ export function fakeBuilder (store: ContentStore, mode: Mode = 'honest', salt = 
       o.onLog(`context says ${input.trim()}`)
       if (mode === 'slow' || mode === 'salted' || mode === 'stuck') {
         await new Promise<void>((resolve, reject) => {
+          if (o.signal.aborted) { reject(o.signal.reason as Error); return }
           const t = mode === 'stuck' ? undefined : setTimeout(resolve, 3000)
           o.signal.addEventListener('abort', () => { clearTimeout(t); reject(o.signal.reason as Error) }, { once: true })
         })
