@@ -110,6 +110,8 @@ export interface JobAgentStopOptions {
    * at once either way, and no new job or award is taken from the start.
    */
   drainMs?: number
+  /** Ends the drain early (a second SIGTERM). */
+  signal?: AbortSignal
 }
 
 export interface AgentJobStatus {

@@ -295,7 +295,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       for (const r of queue.splice(0)) finish(r, { jobId: r.job.payload.jobId, platform: r.platform, status: 'cancelled', error: 'the agent is stopping; the job is handed back' })
       // Draining: running builds may finish (heartbeats go on meanwhile) until the deadline.
       const deadline = Date.now() + (options.drainMs ?? 0)
-      while (active.size > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+      while (active.size > 0 && Date.now() < deadline && options.signal?.aborted !== true) await new Promise(resolve => setTimeout(resolve, 50))
       clearInterval(timer)
       offCollect?.()
       for (const r of active.values()) r.abort.abort(new Error('the agent is stopping; the job is handed back'))

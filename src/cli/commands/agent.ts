@@ -1,6 +1,8 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
+import { durationFlag } from '../flags.ts'
+import { startMetricsFor } from './gateway.ts'
 
 interface AgentFlags {
   listen?: string
@@ -12,6 +14,14 @@ interface AgentFlags {
   maxBuilds?: string
   allowNetwork?: boolean
   jobs?: boolean
+  metricsListen?: string
+  drainTimeout?: string
+}
+
+/** `--log-level` when given: it keeps precedence over kiln.yaml when SIGHUP reloads it. */
+export function logLevelFlag (command: Command): { logLevel?: string } {
+  const level = command.optsWithGlobals<{ logLevel?: string }>().logLevel
+  return level !== undefined ? { logLevel: level } : {}
 }
 
 export function register (program: Command, ctx: CliContext): void {
@@ -26,13 +36,30 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--max-builds <n>', 'jobs built at once (default: agent.maxConcurrentBuilds, 1)')
     .option('--allow-network', 'let RUN steps of jobs that ask for it use the network (default: agent.allowNetwork, off)')
     .option('--no-jobs', 'do not take build jobs: only advertise and serve the store')
-    .addHelpText('after', '\nBuild jobs come from requesters the trust policy accepts (kiln trust ls); the agent presents its\nown certificates (kiln trust add-cert). See docs/jobs.md.\n\nExample:\n  kiln agent --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... --institution hpc.example.org --max-builds 2')
-    .action(async (flags: AgentFlags) => {
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default from config: metrics.listen, off)')
+    .option('--drain-timeout <duration>', 'on SIGTERM, how long running builds may finish before they are handed back (e.g. 90s, 9m)', '90s')
+    .addHelpText('after', `
+Build jobs come from requesters the trust policy accepts (kiln trust ls); the agent presents its
+own certificates (kiln trust add-cert). See docs/jobs.md.
+
+Signals: SIGTERM (or Ctrl-C) takes no new jobs, lets running builds finish for --drain-timeout,
+hands back the rest and exits 0; a second one ends the drain. SIGHUP reloads the trust policy and
+kiln.yaml's logLevel, agent.allowNetwork and agent.maxConcurrentBuilds. See docs/hpc-deployment.md.
+
+Example:
+  kiln agent --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... --institution hpc.example.org --max-builds 2 --metrics-listen 127.0.0.1:9464`)
+    .action(async (flags: AgentFlags, command: Command) => {
       const [{ createKilnNode, nodeInitFromOptions, splitList }, { startAgent }, { detectCapabilities }, { parsePlatform, formatPlatform }] = await Promise.all([
         import('../../p2p/index.ts'), import('../../../agent/runtime.ts'), import('../../../agent/capabilities.ts'), import('../../oci/platform.ts')
       ])
+      const [{ followLogLevel, handleSignals, loadRunSettings }, { createTrackedStore, parseByteSize }] = await Promise.all([
+        import('../../../agent/lifecycle.ts'), import('../../content/quota.ts')
+      ])
       const config = await ctx.config()
-      const log = (await ctx.logger()).child({ component: 'agent' })
+      const drainMs = durationFlag('--drain-timeout', flags.drainTimeout ?? '90s')
+      const root = await ctx.logger()
+      const setLogLevel = followLogLevel(root)
+      const log = root.child({ component: 'agent' })
       let platforms: string[] | undefined
       try {
         platforms = splitList(flags.platform)?.map(p => formatPlatform(parsePlatform(p)))
@@ -46,9 +73,16 @@ export function register (program: Command, ctx: CliContext): void {
         maxBuilds = Number(flags.maxBuilds)
         if (!Number.isInteger(maxBuilds) || maxBuilds < 1 || maxBuilds > 64) throw new CliError(`--max-builds ${flags.maxBuilds}: expected an integer from 1 to 64`, { exitCode: 2 })
       }
+      let quota: number | undefined
+      try {
+        quota = config.store.quota === undefined ? undefined : parseByteSize(config.store.quota)
+      } catch (err) {
+        throw new CliError(`store.quota: ${(err as Error).message}`, { exitCode: 2 })
+      }
       const identity = await ctx.identity()
       const store = await ctx.store()
       const self = identity.peerId.toString()
+      const { metrics, url: metricsUrl } = await startMetricsFor(ctx, flags.metricsListen)
       const { loadTrustPolicy, loadCertificates } = await import('../../trust/index.ts')
       let policy
       try {
@@ -65,10 +99,15 @@ export function register (program: Command, ctx: CliContext): void {
         throw new CliError(`cannot start the node: ${(err as Error).message}`, { exitCode: 6, hint: 'is another agent using the port? pick one with --listen /ip4/0.0.0.0/tcp/PORT' })
       }
       const peerLog = log.child({ peerId: node.peerId.toString() })
+      const allowNetwork = flags.allowNetwork === true || config.agent.allowNetwork
       const agent = await startAgent({
         node,
         privateKey: identity.privateKey,
-        store: store.content,
+        // Reads and writes are recorded, so that the quota evicts what was used least recently.
+        store: createTrackedStore(store.content, store.db),
+        db: store.db,
+        ...(quota !== undefined ? { quota } : {}),
+        metrics,
         log: peerLog,
         describe: async () => await detectCapabilities({ platforms, institution, dataDir: store.root }),
         ...(flags.jobs === false
@@ -83,7 +122,7 @@ export function register (program: Command, ctx: CliContext): void {
                 platforms: description.platforms.map(p => p.platform),
                 capabilities: [...description.capabilities, ...config.agent.capabilities],
                 concurrency: maxBuilds,
-                allowNetwork: flags.allowNetwork === true || config.agent.allowNetwork,
+                allowNetwork,
                 ...(institution !== undefined ? { institution } : {})
               }
             })
@@ -91,17 +130,26 @@ export function register (program: Command, ctx: CliContext): void {
       ctx.out.line(`peer id: ${node.peerId.toString()}`)
       for (const ma of node.getMultiaddrs()) ctx.out.line(`listening: ${ma.toString()}`)
       ctx.out.line(`advertising: ${description.platforms.map(p => p.platform).join(', ')}${description.capabilities.length > 0 ? ` + ${description.capabilities.join(', ')}` : ''}`)
-      if (agent.jobs !== undefined) ctx.out.line(`taking jobs: up to ${maxBuilds} at once, ${certs.length} certificate${certs.length === 1 ? '' : 's'} presented, network for RUN ${flags.allowNetwork === true || config.agent.allowNetwork ? 'allowed' : 'off'}`)
+      if (agent.jobs !== undefined) ctx.out.line(`taking jobs: up to ${maxBuilds} at once, ${certs.length} certificate${certs.length === 1 ? '' : 's'} presented, network for RUN ${allowNetwork ? 'allowed' : 'off'}`)
+      if (metricsUrl !== undefined) ctx.out.line(`metrics: ${metricsUrl}`)
       node.addEventListener('peer:connect', (evt) => { peerLog.info({ peer: evt.detail.toString() }, 'peer connected') })
       node.addEventListener('peer:disconnect', (evt) => { peerLog.info({ peer: evt.detail.toString() }, 'peer disconnected') })
-      await new Promise<void>(resolve => {
-        const stop = (signal: string): void => {
-          peerLog.info({ signal }, 'stopping')
-          agent.stop().then(resolve, (err: Error) => { peerLog.error({ err }, 'stop failed'); resolve() })
-        }
-        process.once('SIGINT', () => { stop('SIGINT') })
-        process.once('SIGTERM', () => { stop('SIGTERM') })
+      const runFlags = {
+        ...logLevelFlag(command),
+        ...(flags.allowNetwork === true ? { allowNetwork: true } : {}),
+        ...(flags.maxBuilds !== undefined ? { maxConcurrentBuilds: maxBuilds } : {})
+      }
+      const reload = async (): Promise<Awaited<ReturnType<typeof loadRunSettings>>> => await loadRunSettings({
+        ...(config.configFile !== undefined ? { configFile: config.configFile } : {}), dataDir: store.root, self, flags: runFlags
       })
-      peerLog.info('stopped')
+      const life = handleSignals({
+        agent,
+        drainMs,
+        log: peerLog,
+        current: { logLevel: config.logLevel, allowNetwork, maxConcurrentBuilds: maxBuilds, policy },
+        reload,
+        setLogLevel
+      })
+      await life.stopped
     })
 }

@@ -14,11 +14,13 @@ import type { CliContext } from '../context.ts'
 import type { Digest, LocalStore } from '../../content/index.ts'
 import type { BuildRunner, Gateway, NamedPullThrough, PushEvent } from '../../gateway/index.ts'
 import type { KilnNode } from '../../p2p/index.ts'
+import type { Metrics } from '../../metrics/index.ts'
 import type { Transfer } from '../../transfer/index.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
 
 interface GatewayOptions {
+  metricsListen?: string
   listen?: string[]
   bootstrap?: string
   mdns?: boolean
@@ -75,6 +77,8 @@ export interface GatewayServiceOptions {
   network?: GatewayNetwork
   /** Runs builds for the build extension (kiln up passes the local builder). */
   builder?: BuildRunner
+  /** Counts requests (kiln_gateway_requests_total). */
+  metrics?: Metrics
 }
 
 export interface GatewayService {
@@ -194,7 +198,8 @@ export async function startGatewayService (ctx: CliContext, store: LocalStore, o
     ...(opts.anonymousPush === true ? {} : { auth: { anonymousRead, users } }),
     ...(sources.length === 0 ? {} : { pullThrough: gw.chainPullThrough(sources, logger) }),
     ...(announcer === undefined ? {} : { onPush: announcer.onPush }),
-    ...(opts.builder === undefined ? {} : { builder: opts.builder })
+    ...(opts.builder === undefined ? {} : { builder: opts.builder }),
+    ...(opts.metrics === undefined ? {} : { metrics: opts.metrics })
   })
   const tls = certFile === undefined || keyFile === undefined ? undefined : { cert: await readFile(certFile), key: await readFile(keyFile) }
   let url: string
@@ -215,6 +220,23 @@ export async function startGatewayService (ctx: CliContext, store: LocalStore, o
       await announcer?.drain()
     }
   }
+}
+
+/**
+ * The metrics endpoint of `--metrics-listen` or `metrics.listen`, closed
+ * with the command; the no-op handle (and no url) when neither is set.
+ */
+export async function startMetricsFor (ctx: CliContext, flag: string | undefined): Promise<{ metrics: Metrics, url?: string }> {
+  const listen = flag ?? (await ctx.config()).metrics.listen
+  const { startMetrics } = await import('../../metrics/index.ts')
+  let running
+  try {
+    running = await startMetrics({ listen })
+  } catch (err) {
+    throw new CliError((err as Error).message, { exitCode: (err as Error).name === 'MetricsListenError' && /must be HOST:PORT/.test((err as Error).message) ? EXIT.usage : EXIT.network, hint: 'give --metrics-listen HOST:PORT with a free port, e.g. 127.0.0.1:9464' })
+  }
+  ctx.onClose(running.close)
+  return { metrics: running.metrics, ...(running.server !== undefined ? { url: running.server.url } : {}) }
 }
 
 /** Resolves on SIGINT or SIGTERM. */
@@ -243,10 +265,12 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--insecure-listen', 'allow plain HTTP on a non-loopback address')
     .option('--users <file>', 'users file (YAML): names, password hashes, repository rules (default <data-dir>/gateway/users.yaml if present)')
     .option('--delete-enabled', 'allow DELETE of manifests, tags and blobs')
-    .option('--json', 'print { url, peerId?, multiaddrs? } as JSON once listening')
+    .option('--json', 'print { url, peerId?, multiaddrs?, metricsUrl? } as JSON once listening')
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default from config: metrics.listen, off)')
     .addHelpText('after', `
 Examples:
   kiln gateway --listen 127.0.0.1:5000
+  kiln gateway --listen 127.0.0.1:5000 --metrics-listen 127.0.0.1:9464
   skopeo copy --src-tls-verify=false docker://127.0.0.1:5000/hpc/app:v1 oci:./app:v1
   kiln gateway --listen 127.0.0.1:5000 --listen /ip4/0.0.0.0/tcp/4002 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...
   kiln gateway --listen 127.0.0.1:5000 --upstream docker.io
@@ -260,6 +284,7 @@ See docs/gateway.md for auth, TLS, pull-through and mirror configuration.`)
       if (httpAddrs.length > 1) throw new CliError('give one HOST:PORT in --listen', { exitCode: EXIT.usage })
       const { host, port } = splitHostPort(httpAddrs[0] ?? config.gateway.listen)
       const store = await ctx.store()
+      const { metrics, url: metricsUrl } = await startMetricsFor(ctx, opts.metricsListen)
       const attached = multiaddrs.length > 0 || opts.bootstrap !== undefined || opts.mdns === true
       let network: GatewayNetwork | undefined
       if (attached) {
@@ -277,7 +302,7 @@ See docs/gateway.md for auth, TLS, pull-through and mirror configuration.`)
           throw new CliError(`cannot start the node: ${(err as Error).message}`, { exitCode: EXIT.network, hint: 'pick a free port with --listen /ip4/0.0.0.0/tcp/PORT' })
         }
         const log = (await ctx.logger()).child({ module: 'transfer' })
-        const transfer = createTransfer({ node, store: store.content, log })
+        const transfer = createTransfer({ node, store: store.content, log, metrics })
         await transfer.start()
         network = { node, transfer, privateKey: identity.privateKey }
         ctx.onClose(async () => { await transfer.stop(); await node.stop() })
@@ -287,13 +312,15 @@ See docs/gateway.md for auth, TLS, pull-through and mirror configuration.`)
         port,
         ...pick(opts),
         ...(opts.upstream === undefined ? {} : { upstreams: opts.upstream }),
-        ...(network === undefined ? {} : { network })
+        ...(network === undefined ? {} : { network }),
+        metrics
       })
       ctx.onClose(async () => { await service.close() })
       const peer = network === undefined ? {} : { peerId: network.node.peerId.toString(), multiaddrs: network.node.getMultiaddrs().map(m => m.toString()) }
-      if (opts.json === true) ctx.out.json({ url: service.url, ...peer })
+      if (opts.json === true) ctx.out.json({ url: service.url, ...peer, ...(metricsUrl !== undefined ? { metricsUrl } : {}) })
       else {
         ctx.out.line(`gateway listening on ${service.url} (${service.users} user${service.users === 1 ? '' : 's'}, anonymous ${service.anonymous})`)
+        if (metricsUrl !== undefined) ctx.out.line(`metrics: ${metricsUrl}`)
         if (network !== undefined) {
           ctx.out.line(`peer id: ${network.node.peerId.toString()}`)
           for (const ma of network.node.getMultiaddrs()) ctx.out.line(`p2p: ${ma.toString()}`)

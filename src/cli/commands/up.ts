@@ -12,7 +12,9 @@ import type { BuildRunner } from '../../gateway/index.ts'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
-import { collect, pick, splitHostPort, startGatewayService, untilSignal } from './gateway.ts'
+import { durationFlag } from '../flags.ts'
+import { logLevelFlag } from './agent.ts'
+import { collect, pick, splitHostPort, startGatewayService, startMetricsFor } from './gateway.ts'
 
 interface UpFlags {
   gatewayListen?: string
@@ -29,6 +31,8 @@ interface UpFlags {
   tlsKey?: string
   insecureListen?: boolean
   json?: boolean
+  metricsListen?: string
+  drainTimeout?: string
 }
 
 /**
@@ -95,19 +99,37 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--tls-cert <file>', 'PEM certificate chain: serve the gateway over HTTPS')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
     .option('--insecure-listen', 'allow plain HTTP on a non-loopback gateway address')
-    .option('--json', 'print { url, peerId, multiaddrs, dataDir } as JSON once up')
+    .option('--json', 'print { url, peerId, multiaddrs, dataDir, metricsUrl? } as JSON once up')
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default from config: metrics.listen, off)')
+    .option('--drain-timeout <duration>', 'on SIGTERM, how long running builds may finish before they are handed back (e.g. 90s, 9m)', '90s')
     .addHelpText('after', `
+SIGTERM drains as for kiln agent; SIGHUP reloads the trust policy, logLevel, agent.allowNetwork and
+agent.maxConcurrentBuilds.
+
 Examples:
   kiln up
+  kiln up --metrics-listen 127.0.0.1:9464
   kiln up --gateway-listen 127.0.0.1:5000 --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...
   kiln up --anonymous-push --upstream docker.io`)
-    .action(async (flags: UpFlags) => {
+    .action(async (flags: UpFlags, command: Command) => {
       const [{ createKilnNode, nodeInitFromOptions }, { startAgent }, { detectCapabilities }, { loadTrustPolicy, loadCertificates }, { join }] = await Promise.all([
         import('../../p2p/index.ts'), import('../../../agent/runtime.ts'), import('../../../agent/capabilities.ts'), import('../../trust/index.ts'), import('node:path')
       ])
+      const [{ followLogLevel, handleSignals, loadRunSettings }, { createTrackedStore, parseByteSize }] = await Promise.all([
+        import('../../../agent/lifecycle.ts'), import('../../content/quota.ts')
+      ])
       const config = await ctx.config()
       const { host, port } = splitHostPort(flags.gatewayListen ?? config.gateway.listen, '--gateway-listen')
-      const log = (await ctx.logger()).child({ component: 'up' })
+      const drainMs = durationFlag('--drain-timeout', flags.drainTimeout ?? '90s')
+      let quota: number | undefined
+      try {
+        quota = config.store.quota === undefined ? undefined : parseByteSize(config.store.quota)
+      } catch (err) {
+        throw new CliError(`store.quota: ${(err as Error).message}`, { exitCode: EXIT.usage })
+      }
+      const root = await ctx.logger()
+      const setLogLevel = followLogLevel(root)
+      const log = root.child({ component: 'up' })
       const identity = await ctx.identity()
       const store = await ctx.store()
       const self = identity.peerId.toString()
@@ -118,6 +140,7 @@ Examples:
         throw new CliError((err as Error).message, { exitCode: EXIT.usage, hint: 'fix the trust policy (kiln trust ls shows it)' })
       }
       const certs = await loadCertificates(store.root, self, (file, reason) => { log.warn({ file, reason }, 'certificate skipped') })
+      const { metrics, url: metricsUrl } = await startMetricsFor(ctx, flags.metricsListen)
       const platforms = config.agent.platforms.length > 0 ? config.agent.platforms : undefined
       const institution = config.agent.institution !== '' ? config.agent.institution : undefined
       const describe = async (): Promise<Awaited<ReturnType<typeof detectCapabilities>>> => await detectCapabilities({ platforms, institution, dataDir: store.root })
@@ -132,7 +155,10 @@ Examples:
       const agent = await startAgent({
         node,
         privateKey: identity.privateKey,
-        store: store.content,
+        store: createTrackedStore(store.content, store.db),
+        db: store.db,
+        ...(quota !== undefined ? { quota } : {}),
+        metrics,
         log: peerLog,
         describe,
         ...(flags.jobs === false
@@ -152,6 +178,7 @@ Examples:
               }
             })
       })
+      // Also on an error below; after a drain it is already stopped (stop is idempotent).
       ctx.onClose(async () => { await agent.stop() })
       const sandbox = process.env.KILN_SANDBOX ?? config.build.sandbox
       const builder = flags.localBuilds === false
@@ -163,13 +190,14 @@ Examples:
         ...pick(flags),
         ...(flags.upstream === undefined ? {} : { upstreams: flags.upstream }),
         network: { node, transfer: agent.transfer, privateKey: identity.privateKey },
-        ...(builder === undefined ? {} : { builder })
+        ...(builder === undefined ? {} : { builder }),
+        metrics
       })
       ctx.onClose(async () => { await service.close() })
 
       const multiaddrs = node.getMultiaddrs().map(m => m.toString())
       if (flags.json === true) {
-        ctx.out.json({ url: service.url, peerId: self, multiaddrs, dataDir: store.root })
+        ctx.out.json({ url: service.url, peerId: self, multiaddrs, dataDir: store.root, ...(metricsUrl !== undefined ? { metricsUrl } : {}) })
       } else {
         const gw = service.url.replace(/^https?:\/\//, '')
         const tlsFlag = service.tls ? '' : '--tls-verify=false '
@@ -181,6 +209,7 @@ Examples:
           ...multiaddrs.map(m => `  p2p:       ${m}`),
           `  gateway:   ${service.url} (anonymous ${service.anonymous}${builder === undefined ? '' : ', local builds'})`,
           `  agent:     ${description.platforms.map(p => p.platform).join(', ')}${agent.jobs === undefined ? ', no jobs' : ', taking jobs from trusted requesters'}`,
+          ...(metricsUrl !== undefined ? [`  metrics:   ${metricsUrl}`] : []),
           '',
           'next:',
           '  kiln build -t demo/hello:1 ./context          # build here; the gateway serves it at once',
@@ -194,7 +223,14 @@ Examples:
         ]
         for (const line of lines) ctx.out.line(line)
       }
-      const signal = await untilSignal()
-      peerLog.info({ signal }, 'stopping')
+      const life = handleSignals({
+        agent,
+        drainMs,
+        log: peerLog,
+        current: { logLevel: config.logLevel, allowNetwork: config.agent.allowNetwork, maxConcurrentBuilds: config.agent.maxConcurrentBuilds, policy },
+        reload: async () => await loadRunSettings({ ...(config.configFile !== undefined ? { configFile: config.configFile } : {}), dataDir: store.root, self, flags: logLevelFlag(command) }),
+        setLogLevel
+      })
+      await life.stopped
     })
 }
