@@ -45,7 +45,8 @@ export const ENVELOPE_TYPES = {
   result: { version: '1.0', maxTtlMs: 365 * DAY },
   cert: { version: '1.0', maxTtlMs: 2 * 365 * DAY },
   tag: { version: '1.0', maxTtlMs: 5 * 365 * DAY },
-  capability: { version: '1.0', maxTtlMs: DAY }
+  capability: { version: '1.0', maxTtlMs: DAY },
+  cache: { version: '1.0', maxTtlMs: 365 * DAY }
 } as const satisfies Record<string, { version: string, maxTtlMs: number }>
 
 export type EnvelopeType = keyof typeof ENVELOPE_TYPES

@@ -14,7 +14,7 @@ import {
 } from '../../protocols/exporter.ts'
 import type { BuildCacheConfig, BuildCacheRecord } from '../../protocols/exporter.ts'
 import { createStepCache } from '../build/index.ts'
-import type { ContentStore, Digest, KilnDb } from '../content/index.ts'
+import type { BlobReader, ContentStore, Digest, KilnDb } from '../content/index.ts'
 import { MAX_MANIFEST_SIZE, OCI_MANIFEST, encodeJson, importImage, parseDescribed, parseDockerName, parseImageRef, walkImage } from '../oci/index.ts'
 import type { Descriptor } from '../oci/index.ts'
 import { createRegistryClient, pullImage } from '../registry/index.ts'
@@ -51,14 +51,13 @@ function readRecords (db: KilnDb): BuildCacheRecord[] {
 }
 
 /**
- * Packs the store's step cache as a cache artifact in the store and returns
- * its manifest's descriptor, ready for any exporter. Records whose layer is
- * no longer in the store are left out.
+ * The step-cache records a cache export or publication carries: every one
+ * (`max`) or those whose layer is in `image` (`min`), and only those whose
+ * layer blob is still in the store.
  */
-export async function createCacheImage (db: KilnDb, store: ContentStore, options: CacheExportOptions = {}): Promise<{ descriptor: Descriptor, records: number }> {
-  const mode = options.mode ?? 'max'
+export async function selectCacheRecords (db: KilnDb, store: BlobReader, options: CacheExportOptions = {}): Promise<BuildCacheRecord[]> {
   let records = readRecords(db)
-  if (mode === 'min') {
+  if ((options.mode ?? 'max') === 'min') {
     if (options.image === undefined) throw new OutputSpecInvalidError('cache mode=min needs the image whose steps to export', ['mode'])
     const layers = new Set<Digest>()
     for await (const w of walkImage(store, options.image)) if (w.role === 'layer') layers.add(w.descriptor.digest)
@@ -66,6 +65,17 @@ export async function createCacheImage (db: KilnDb, store: ContentStore, options
   }
   const present: BuildCacheRecord[] = []
   for (const r of records) if (await store.has(r.layer.digest)) present.push(r)
+  return present
+}
+
+/**
+ * Packs the store's step cache as a cache artifact in the store and returns
+ * its manifest's descriptor, ready for any exporter. Records whose layer is
+ * no longer in the store are left out.
+ */
+export async function createCacheImage (db: KilnDb, store: ContentStore, options: CacheExportOptions = {}): Promise<{ descriptor: Descriptor, records: number }> {
+  const mode = options.mode ?? 'max'
+  const present = await selectCacheRecords(db, store, options)
   const config: BuildCacheConfig = { version: BUILD_CACHE_VERSION, mode, records: present }
   const configInfo = await store.ingest(encodeJson(config))
   const layers = [...new Map(present.map(r => [r.layer.digest, r.layer])).values()].sort((a, b) => a.digest < b.digest ? -1 : 1)

@@ -18,7 +18,9 @@
  *
  * Build caches: createCacheImage packs the builder's step cache as an OCI
  * artifact for any exporter; fetchCacheImage + importCacheImage bring it
- * into another store (protocols/exporter.md §7).
+ * into another store (protocols/exporter.md §7). createNetworkCache publishes
+ * step-cache records as signed DHT records and gives the builder a
+ * `remoteCache` that uses those of trusted builders (protocols/cache.md).
  *
  * @example
  * ```ts
@@ -42,7 +44,9 @@ export { nginxConfig, htaccessFiles } from './site-config.ts'
 export type { SiteState } from './site-state.ts'
 export { parseCacheToSpec, parseCacheFromSpec, DEFAULT_CACHE_TAG } from './cache-spec.ts'
 export type { CacheToSpec } from './cache-spec.ts'
-export { BUILD_CACHE_MEDIA_TYPE, createCacheImage, fetchCacheImage, importCacheImage } from './cache.ts'
+export { BUILD_CACHE_MEDIA_TYPE, createCacheImage, fetchCacheImage, importCacheImage, selectCacheRecords } from './cache.ts'
+export { createNetworkCache } from './network-cache.ts'
+export type { NetworkCache, NetworkCacheInit } from './network-cache.ts'
 export type { BuildCacheRecord, CacheExportOptions, CacheImportOptions, CacheImportResult } from './cache.ts'
 
 /** What to export: a manifest or index and the store holding it and all it references. */

@@ -22,6 +22,8 @@ import { CAPABILITY_NAMESPACE, KAD_PROTOCOL } from '../../protocols/constants.ts
 import { TAG_NAMESPACE } from '../../protocols/tag.ts'
 import { selectCapabilityRecord, validateCapabilityRecord } from './capability-record.ts'
 import { selectTagRecord, validateTagRecord } from './tag-records.ts'
+import { selectCacheRecord, validateCacheRecord } from './cache-records.ts'
+import { CACHE_NAMESPACE } from '../../protocols/cache.ts'
 import {
   DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DHT_QUERY_SELF_INTERVAL_MS, MDNS_SERVICE_TAG,
   YAMUX_INITIAL_STREAM_WINDOW, YAMUX_MAX_STREAM_WINDOW
@@ -126,8 +128,8 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
       alpha: init.dht?.alpha,
       querySelfInterval: init.dht?.querySelfInterval ?? DHT_QUERY_SELF_INTERVAL_MS,
       initialQuerySelfInterval: init.dht?.initialQuerySelfInterval,
-      validators: { [CAPABILITY_NAMESPACE]: validateCapabilityRecord, [TAG_NAMESPACE]: validateTagRecord },
-      selectors: { [CAPABILITY_NAMESPACE]: selectCapabilityRecord, [TAG_NAMESPACE]: selectTagRecord }
+      validators: { [CAPABILITY_NAMESPACE]: validateCapabilityRecord, [TAG_NAMESPACE]: validateTagRecord, [CACHE_NAMESPACE]: validateCacheRecord },
+      selectors: { [CAPABILITY_NAMESPACE]: selectCapabilityRecord, [TAG_NAMESPACE]: selectTagRecord, [CACHE_NAMESPACE]: selectCacheRecord }
     }),
     pubsub: gossipsub({ allowPublishToZeroTopicPeers: true })
   }
