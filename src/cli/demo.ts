@@ -66,6 +66,17 @@ export async function runDemo (options: DemoOptions): Promise<void> {
   let gateway: ReturnType<typeof spawn> | undefined
   try {
     out.line(`kiln demo: everything happens in ${work} (KILN_DATA_DIR=${dataDir})`)
+    say('Start kiln: an agent, a gateway (OCI distribution API) and a local builder in one process')
+    const port = options.port ?? await freePort()
+    out.line(`$ kiln up --gateway-listen 127.0.0.1:${port} --listen /ip4/127.0.0.1/tcp/0 --no-mdns --json &`)
+    gateway = spawn(process.execPath, [KILN, 'up', '--gateway-listen', `127.0.0.1:${port}`, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = gateway
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new CliError('kiln up did not start within 60 s', { exitCode: EXIT.network })) }, 60_000)
+      child.stdout?.on('data', (d: Buffer) => { if (d.toString().includes('url')) { out.line(d.toString().trimEnd()); clearTimeout(timer); resolve() } })
+      child.once('exit', code => { clearTimeout(timer); reject(new CliError(`kiln up exited with ${code}`, { exitCode: EXIT.failure })) })
+    })
+
     const busybox = which('busybox')
     const haveBusybox = busybox !== undefined && isStatic(busybox)
 
@@ -108,17 +119,6 @@ export async function runDemo (options: DemoOptions): Promise<void> {
     say('Build it again: every step comes from the step cache, same digest')
     kiln(['build', '-t', 'demo/hello:1', ctx], ['build', '-t', 'demo/hello:1', 'hello/'])
     kiln(['image', 'ls'])
-
-    say('Serve the store over the OCI distribution API')
-    const port = options.port ?? await freePort()
-    out.line(`$ kiln gateway --listen 127.0.0.1:${port} --json &`)
-    gateway = spawn(process.execPath, [KILN, 'gateway', '--listen', `127.0.0.1:${port}`, '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] })
-    const child = gateway
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new CliError('the gateway did not start within 30 s', { exitCode: EXIT.network })) }, 30_000)
-      child.stdout?.on('data', (d: Buffer) => { if (d.toString().includes('url')) { clearTimeout(timer); resolve() } })
-      child.once('exit', code => { clearTimeout(timer); reject(new CliError(`the gateway exited with ${code}`, { exitCode: EXIT.failure })) })
-    })
 
     say('Pull the image through the gateway')
     const layout = join(work, 'pulled')

@@ -132,7 +132,7 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
     const period = failures === 0 ? refreshMs : Math.min(refreshMs, RETRY_BASE_MS * 2 ** (failures - 1))
     const delay = Math.max(0, lastStart + period - Date.now())
     timer = setTimeout(() => {
-      publish().catch(err => { init.log?.warn({ err, failures }, 'capability record publication failed') }).finally(schedule)
+      publish().catch(err => { if (!stopController.signal.aborted) init.log?.warn({ err, failures }, 'capability record publication failed') }).finally(schedule)
     }, delay)
     timer.unref()
   }
@@ -143,7 +143,8 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
       try {
         await publish()
       } catch (err) {
-        init.log?.warn({ err }, 'first capability record publication failed; retrying')
+        // Stopping aborts a publication still waiting for a first peer: not a failure.
+        if (!stopController.signal.aborted) init.log?.warn({ err }, 'first capability record publication failed; retrying')
       }
       schedule()
     },
