@@ -28,6 +28,13 @@ import type { JobAgent, JobAgentStopOptions, JobBuilder } from './jobs/index.ts'
 import { createBuildLeases, startStoreUpkeep } from './store-upkeep.ts'
 import type { StoreUpkeep } from './store-upkeep.ts'
 
+/**
+ * After a drain in which builds finished, the store is served until no blob
+ * request came for this long (within the drain deadline): their requesters
+ * fetch the images right after the results.
+ */
+export const SERVE_AFTER_DRAIN_IDLE_MS = 5_000
+
 /** How long a built image is held for its requester: long enough to stop, resume and fetch. */
 export const RESULT_LEASE_MS = 7 * 24 * 3600_000
 
@@ -119,7 +126,10 @@ export async function startAgent (init: AgentInit): Promise<Agent> {
     ...(upkeep !== undefined ? { upkeep } : {}),
     stop: async (options) => {
       stopping ??= (async () => {
+        const deadline = Date.now() + (options?.drainMs ?? 0)
+        const building = jobs?.agent.status().some(j => !['succeeded', 'failed', 'cancelled'].includes(j.state)) === true
         await jobs?.stop(options)
+        if (building) await untilServingIdle(transfer, deadline, options?.signal)
         await upkeep?.stop()
         await advertiser.stop()
         await advertising
@@ -129,6 +139,17 @@ export async function startAgent (init: AgentInit): Promise<Agent> {
       })()
       await stopping
     }
+  }
+}
+
+/** Resolves once the blob server has had no request for SERVE_AFTER_DRAIN_IDLE_MS, or at the deadline. */
+async function untilServingIdle (transfer: Transfer, deadline: number, signal?: AbortSignal): Promise<void> {
+  let seen = transfer.stats().requests
+  let quietSince = Date.now()
+  while (Date.now() < deadline && Date.now() - quietSince < SERVE_AFTER_DRAIN_IDLE_MS && signal?.aborted !== true) {
+    await new Promise(resolve => setTimeout(resolve, 200))
+    const now = transfer.stats().requests
+    if (now !== seen) { seen = now; quietSince = Date.now() }
   }
 }
 
