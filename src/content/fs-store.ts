@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto'
 import type { BlobInfo, ContentStore, ExpectedBlob, IngestOptions, PartialBlob, ReadOptions } from './index.ts'
 import { digestHex, isDigest, parseDigest } from './digest.ts'
 import type { Digest } from './digest.ts'
+import { isErrno } from '../util/fs.ts'
 import { DigestMismatchError, InvalidRangeError, NotFoundError, SizeMismatchError } from './errors.ts'
 
 export interface FsContentStoreInit {
@@ -33,10 +34,6 @@ export interface FsContentStoreInit {
 export const DEFAULT_MAX_READ_BYTES = 16 * 1024 * 1024
 /** During a large ingest, flush to disk every this many bytes so the final fsync is short. */
 const FLUSH_EVERY = 64 * 1024 * 1024
-
-function isErrno (err: unknown, code: string): boolean {
-  return err instanceof Error && (err as NodeJS.ErrnoException).code === code
-}
 
 function processAlive (pid: number): boolean {
   try {

@@ -5,31 +5,10 @@
  */
 import { randomBytes } from 'node:crypto'
 import { constants as fsc } from 'node:fs'
-import { copyFile, lstat, mkdir, open, readFile, rename, rm } from 'node:fs/promises'
+import { copyFile, lstat, mkdir, readFile, rename, rm } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
+import { isErrno, writeFileAtomic } from '../util/fs.ts'
 import type { ObjectStore } from './object-store.ts'
-
-function isErrno (err: unknown, code: string): boolean {
-  return err instanceof Error && (err as NodeJS.ErrnoException).code === code
-}
-
-/** Temp file beside the target, fsync, rename: readers see old or new bytes. */
-async function writeFileAtomic (path: string, data: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`
-  const fh = await open(tmp, 'wx', 0o644)
-  try {
-    await fh.writeFile(data)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  try {
-    await rename(tmp, path)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw err
-  }
-}
 
 export function createDirObjectStore (root: string): ObjectStore {
   const abs = resolve(root)

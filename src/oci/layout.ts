@@ -6,10 +6,11 @@
  */
 import { randomBytes } from 'node:crypto'
 import { constants as fsc } from 'node:fs'
-import { copyFile, lstat, mkdir, open, readFile, rename, rm } from 'node:fs/promises'
+import { copyFile, lstat, mkdir, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { digestHex } from '../content/index.ts'
+import { writeFileAtomic } from '../util/fs.ts'
 import type { BlobReader } from '../content/index.ts'
 import { ANNOTATION_REF_NAME, MAX_LAYOUT_FILE_SIZE, OCI_LAYOUT_VERSION } from './constants.ts'
 import { ImageNotFoundError, LayoutInvalidError, ManifestInvalidError } from './errors.ts'
@@ -97,24 +98,6 @@ export function mergeIndexEntries (existing: readonly Descriptor[], added: reado
   const key = (d: Descriptor): string => d.annotations?.[ANNOTATION_REF_NAME] !== undefined ? `name:${d.annotations[ANNOTATION_REF_NAME]}` : `digest:${d.digest}`
   const replaced = new Set(added.map(key))
   return [...existing.filter(d => !replaced.has(key(d))), ...added]
-}
-
-/** Writes a file atomically: temp file, fsync, rename. */
-export async function writeFileAtomic (path: string, data: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`
-  const fh = await open(tmp, 'wx', 0o644)
-  try {
-    await fh.writeFile(data)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  try {
-    await rename(tmp, path)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw err
-  }
 }
 
 async function copyBlobInto (dir: string, store: BlobReader, d: Descriptor): Promise<void> {
