@@ -25,7 +25,12 @@ export const NodeSection = z.strictObject({
    */
   relayClient: z.boolean().default(false),
   /** Path to a libp2p private-network pre-shared key file (closed clusters). */
-  pnet: z.string().optional()
+  pnet: z.string().optional(),
+  /**
+   * An HTTP server whose Date header `kiln doctor` compares this node's clock
+   * with (a gateway's http://HOST:PORT); signed records fail with minutes of skew.
+   */
+  timeReference: z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL').optional()
 })
 
 export const AgentSection = z.strictObject({

@@ -11,6 +11,12 @@ export const INODES_WARN_FRACTION = 0.05
 /** How long a TCP connect to a bootstrap peer or an HTTP Date request may take. */
 export const CONNECT_TIMEOUT_MS = 3_000
 
+/** How long a libp2p dial to a relay candidate, identify included, may take. */
+export const DIAL_TIMEOUT_MS = 8_000
+
+/** The circuit relay v2 hop protocol: a peer that speaks it can relay for others. */
+export const RELAY_HOP_PROTOCOL = '/libp2p/circuit/relay/0.2.0/hop'
+
 /**
  * Clock skew: signed records carry issuedAt/expiresAt and peers refuse those
  * from too far in the future, so a skew of minutes breaks jobs; seconds are

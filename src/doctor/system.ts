@@ -15,6 +15,25 @@ async function tcpConnect (host: string, port: number, timeoutMs: number): Promi
   })
 }
 
+/** Dials with a throwaway node (no listener, no mdns) built from the node section, so pnet applies as it will to the agent. */
+async function libp2pDial (config: KilnConfig, addr: string, timeoutMs: number): Promise<{ peerId: string, protocols: string[] }> {
+  const [{ createKilnNode }, { multiaddr }, { readFile }] = await Promise.all([import('../p2p/index.ts'), import('@multiformats/multiaddr'), import('node:fs/promises')])
+  const signal = AbortSignal.timeout(timeoutMs)
+  const node = await createKilnNode({ listen: [], mdns: false, ...(config.node.pnet !== undefined ? { psk: await readFile(config.node.pnet) } : {}) })
+  try {
+    const identified = new Promise<string[]>((resolve, reject) => {
+      node.addEventListener('peer:identify', (evt) => { resolve(evt.detail.protocols) })
+      signal.addEventListener('abort', () => { reject(new Error(`no identify answer within ${timeoutMs} ms`)) }, { once: true })
+    })
+    identified.catch(() => {})
+    const connection = await node.dial(multiaddr(addr), { signal })
+    const protocols = await identified
+    return { peerId: connection.remotePeer.toString(), protocols }
+  } finally {
+    await node.stop()
+  }
+}
+
 export function createSystemAccess (config: KilnConfig): SystemAccess {
   return {
     readText: async (path) => await readFile(path, 'utf8').catch(() => undefined),
@@ -24,6 +43,7 @@ export function createSystemAccess (config: KilnConfig): SystemAccess {
       return { type: s.type, bsize: s.bsize, blocks: s.blocks, bavail: s.bavail, files: s.files, ffree: s.ffree }
     },
     connect: tcpConnect,
+    dialPeer: async (addr, timeoutMs) => await libp2pDial(config, addr, timeoutMs),
     httpDate: async (url, timeoutMs) => {
       const res = await fetch(url, { method: 'HEAD', signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' })
       const date = res.headers.get('date')

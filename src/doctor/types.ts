@@ -45,6 +45,13 @@ export interface SystemAccess {
   statfs: (path: string) => Promise<FsStats>
   /** Opens and closes a TCP connection; rejects on error or timeout. */
   connect: (host: string, port: number, timeoutMs: number) => Promise<void>
+  /**
+   * A libp2p dial (the node's transports, encryption, pnet key) to a
+   * multiaddr, then identify: the remote peer id and the protocols it
+   * speaks. Rejects on failure or timeout (a wrong /p2p/ id, a pnet key
+   * mismatch, not a libp2p peer).
+   */
+  dialPeer: (multiaddr: string, timeoutMs: number) => Promise<{ peerId: string, protocols: string[] }>
   /** The Date header of a HEAD request, or undefined if the answer had none. Rejects on failure. */
   httpDate: (url: string, timeoutMs: number) => Promise<Date | undefined>
   /** The sandbox drivers' probe (src/build/sandbox). */
@@ -59,7 +66,7 @@ export interface SystemAccess {
 export interface CheckContext {
   config: KilnConfig
   system: SystemAccess
-  /** A kiln gateway (or any HTTP server of the network) to compare clocks with. */
+  /** A kiln gateway (or any HTTP server of the network) to compare clocks with; default node.timeReference. */
   gatewayUrl?: string
 }
 

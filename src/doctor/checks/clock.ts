@@ -1,20 +1,22 @@
 /**
- * Clock skew against a gateway's HTTP Date header. Signed records carry
+ * Clock skew against the HTTP Date header of a gateway (`--gateway-url`)
+ * or of `node.timeReference` (any HTTP server of the site with a good clock). Signed records carry
  * issuedAt/expiresAt: a clock minutes off makes peers refuse this node's
  * jobs and results, or this node refuse theirs.
  */
 import { CLOCK_PROBLEM_MS, CLOCK_WARN_MS, CONNECT_TIMEOUT_MS } from '../constants.ts'
 import type { Check } from '../types.ts'
 
-export const checkClock: Check = async ({ system, gatewayUrl }) => {
-  if (gatewayUrl === undefined) return [{ id: 'clock', title: 'clock skew', status: 'skip', detail: 'no gateway to compare with (kiln doctor --gateway-url http://HOST:PORT)' }]
+export const checkClock: Check = async ({ config, system, gatewayUrl: given }) => {
+  const gatewayUrl = given ?? config.node.timeReference
+  if (gatewayUrl === undefined) return [{ id: 'clock', title: 'clock skew', status: 'skip', detail: 'nothing to compare with: set node.timeReference in kiln.yaml (a gateway\'s http://HOST:PORT) or pass --gateway-url' }]
   const url = new URL('/v2/', gatewayUrl).toString()
   const before = system.now()
   let date: Date | undefined
   try {
     date = await system.httpDate(url, CONNECT_TIMEOUT_MS)
   } catch (err) {
-    return [{ id: 'clock', title: 'clock skew', status: 'warn', detail: `cannot reach ${url}: ${(err as Error).message}`, fix: 'check --gateway-url; the clock was not compared' }]
+    return [{ id: 'clock', title: 'clock skew', status: 'warn', detail: `cannot reach ${url}: ${(err as Error).message}`, fix: `check ${given !== undefined ? '--gateway-url' : 'node.timeReference'}; the clock was not compared` }]
   }
   if (date === undefined || Number.isNaN(date.getTime())) return [{ id: 'clock', title: 'clock skew', status: 'skip', detail: `${url} sent no Date header` }]
   const after = system.now()

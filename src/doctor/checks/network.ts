@@ -1,9 +1,11 @@
 /**
  * The network: can this node reach its bootstrap peers (TCP connect to each
  * multiaddr's host and port), and, if it must be reached through a relay,
- * is there a relay to use.
+ * is there a relay to use: a libp2p dial to each reachable bootstrap peer
+ * (identity, encryption, pnet key) that answers identify with the circuit
+ * relay hop protocol.
  */
-import { CONNECT_TIMEOUT_MS } from '../constants.ts'
+import { CONNECT_TIMEOUT_MS, DIAL_TIMEOUT_MS, RELAY_HOP_PROTOCOL } from '../constants.ts'
 import type { Check, CheckResult, SystemAccess } from '../types.ts'
 
 /** Host and TCP port of a multiaddr like /ip4/10.0.0.1/tcp/4001/p2p/..., /dns4/login1/tcp/4001, /ip6/::1/tcp/4001. */
@@ -50,7 +52,31 @@ export const checkNetwork: Check = async ({ config, system }) => {
   } else if (reachable.length === 0) {
     out.push({ id: 'network.relay', title: 'relay', status: 'problem', detail: 'node.relayClient is on but no bootstrap peer is reachable to relay through', fix: 'bootstrap through a peer that runs with node.relay: true (the login node agent) and that this node can reach' })
   } else {
-    out.push({ id: 'network.relay', title: 'relay', status: 'ok', detail: `relay candidates reachable: ${reachable.map(r => r.addr).join(', ')} (the agent logs its reservation when it starts; they must run with node.relay: true)` })
+    out.push(await checkRelays(system, reachable.map(r => r.addr)))
   }
   return out
+}
+
+async function checkRelays (system: SystemAccess, addrs: string[]): Promise<CheckResult> {
+  const dials = await Promise.all(addrs.map(async addr => {
+    try {
+      const peer = await system.dialPeer(addr, DIAL_TIMEOUT_MS)
+      return { addr, dialled: true, relay: peer.protocols.includes(RELAY_HOP_PROTOCOL), detail: `peer ${peer.peerId}` }
+    } catch (err) {
+      return { addr, dialled: false, relay: false, detail: (err as Error).message }
+    }
+  }))
+  const lines = dials.map(d => `${d.relay ? 'relay' : d.dialled ? 'not a relay' : 'libp2p dial failed'}: ${d.addr} (${d.detail})`).join('; ')
+  const relays = dials.filter(d => d.relay)
+  if (relays.length > 0) return { id: 'network.relay', title: 'relay', status: 'ok', detail: `${relays.length} of ${dials.length} bootstrap peer(s) relay: ${lines}` }
+  if (dials.some(d => d.dialled)) {
+    return { id: 'network.relay', title: 'relay', status: 'problem', detail: `no bootstrap peer offers to relay: ${lines}`, fix: 'run the login-node agent with node.relay: true (or kiln agent --relay) and restart it' }
+  }
+  return {
+    id: 'network.relay',
+    title: 'relay',
+    status: 'problem',
+    detail: `TCP reaches the bootstrap peers but no libp2p connection works: ${lines}`,
+    fix: 'check the /p2p/ peer id in node.bootstrap against `kiln key show` on that peer, and that both use the same pnet key (node.pnet) or none'
+  }
 }

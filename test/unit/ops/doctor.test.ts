@@ -41,6 +41,7 @@ function fakeSystem (over: Partial<SystemAccess> & { files?: Record<string, stri
     readdir: async () => undefined,
     statfs: async () => ({ type: 0xef53, bsize: 4096, blocks: 100 * GiB / 4096, bavail: 50 * GiB / 4096, files: 1_000_000, ffree: 900_000 }),
     connect: async () => {},
+    dialPeer: async () => ({ peerId: '12D3KooWrelay', protocols: ['/ipfs/id/1.0.0', '/libp2p/circuit/relay/0.2.0/hop'] }),
     httpDate: async () => new Date(),
     probeSandboxes: async () => HEALTHY_PROBE,
     trustCounts: async () => ({ roots: 1, peers: 0 }),
@@ -126,6 +127,29 @@ describe('doctor with injected failures', () => {
     expect(some.byId('network.relay').status).toBe('ok')
   })
 
+  it('a relay must answer a libp2p dial and speak the relay hop protocol, not just accept TCP', async () => {
+    const node = { node: { bootstrap: ['/dns4/login1/tcp/4001/p2p/12D3KooWa'], relayClient: true } }
+    const notRelay = await run(fakeSystem({ dialPeer: async () => ({ peerId: '12D3KooWa', protocols: ['/ipfs/id/1.0.0', '/kiln/blob/1.0.0'] }) }), node)
+    expect(notRelay.byId('network.relay')).toMatchObject({ status: 'problem' })
+    expect(notRelay.byId('network.relay').detail).toMatch(/not a relay: \/dns4\/login1/)
+    expect(notRelay.byId('network.relay').fix).toMatch(/node\.relay: true/)
+    const wrongKey = await run(fakeSystem({ dialPeer: async () => { throw new Error('The peer id of the remote did not match the expected peer id') } }), node)
+    expect(wrongKey.byId('network.relay')).toMatchObject({ status: 'problem' })
+    expect(wrongKey.byId('network.relay').detail).toMatch(/libp2p dial failed: .*did not match/)
+    expect(wrongKey.byId('network.relay').fix).toMatch(/kiln key show/)
+    expect(wrongKey.byId('network.bootstrap').status).toBe('ok')
+  })
+
+  it('compares the clock with node.timeReference when no --gateway-url is given', async () => {
+    const asked: string[] = []
+    const skewed = await run(fakeSystem({ httpDate: async (url) => { asked.push(url); return new Date(Date.now() + 60_000) } }), { node: { timeReference: 'http://gw.example.org:5000' } })
+    expect(asked).toEqual(['http://gw.example.org:5000/v2/'])
+    expect(skewed.byId('clock').status).toBe('warn')
+    const down = await run(fakeSystem({ httpDate: async () => { throw new Error('ECONNREFUSED') } }), { node: { timeReference: 'http://gw.example.org:5000' } })
+    expect(down.byId('clock')).toMatchObject({ status: 'warn', fix: expect.stringMatching(/node\.timeReference/) as unknown })
+    expect(() => config({ node: { timeReference: 'gw:5000' } })).toThrow()
+  })
+
   it('clock skew beyond minutes is a problem; no gateway skips the check', async () => {
     const skewed = await run(fakeSystem({ httpDate: async () => new Date(Date.now() - 10 * 60_000) }), {}, 'http://gw:5000')
     expect(skewed.byId('clock').status).toBe('problem')
@@ -206,5 +230,30 @@ describe('doctor on this machine', () => {
       if (c.status === 'warn' || c.status === 'problem') expect(c.fix, c.id).toBeTruthy()
     }
     expect(report.problems).toBe(report.checks.filter(c => c.status === 'problem').length)
+  })
+
+  it('dials relay candidates over libp2p: a relaying node is ok, a plain node or a wrong peer id is a problem', { timeout: 60_000 }, async () => {
+    const { createKilnNode } = await import('../../../src/p2p/index.ts')
+    const relay = await createKilnNode({ listen: ['/ip4/127.0.0.1/tcp/0'], relay: true })
+    const plain = await createKilnNode({ listen: ['/ip4/127.0.0.1/tcp/0'] })
+    try {
+      const addr = (n: typeof relay): string => (n.getMultiaddrs()[0] as { toString: () => string }).toString()
+      const check = async (bootstrap: string[]): Promise<CheckResult | undefined> => {
+        const cfg = config({ node: { bootstrap, relayClient: true, mdns: false } }, dir)
+        const report = await createDoctor({ config: cfg, system: createSystemAccess(cfg) }).run()
+        return report.checks.find(c => c.id === 'network.relay')
+      }
+      const ok = await check([addr(relay), addr(plain)])
+      expect(ok?.status, ok?.detail).toBe('ok')
+      expect(ok?.detail).toMatch(new RegExp(`1 of 2 .*relay: ${addr(relay)} .*not a relay: ${addr(plain)}`))
+      expect((await check([addr(plain)]))?.status).toBe('problem')
+      const wrongId = addr(relay).replace(relay.peerId.toString(), plain.peerId.toString())
+      const wrong = await check([wrongId])
+      expect(wrong?.status).toBe('problem')
+      expect(wrong?.detail).toMatch(/libp2p dial failed/)
+    } finally {
+      await relay.stop()
+      await plain.stop()
+    }
   })
 })
