@@ -44,8 +44,12 @@ describe.skipIf(!haveTools('systemd-analyze'))('systemd user unit', () => {
     expect(r.out).toBe('')
     expect(r.status).toBe(0)
     const text = await readFile(unit, 'utf8')
-    for (const line of ['Restart=on-failure', 'KillSignal=SIGTERM', 'ExecStart=%h/.local/bin/kiln agent', 'WantedBy=default.target']) expect(text).toContain(line)
-    expect(text).toMatch(/^TimeoutStopSec=\d+min$/m)
+    for (const line of ['Restart=on-failure', 'KillSignal=SIGTERM', 'ExecStart=%h/.local/bin/kiln agent', 'ExecReload=/bin/kill -HUP $MAINPID', 'WantedBy=default.target']) expect(text).toContain(line)
+    // The agent's drain must end before systemd's SIGKILL.
+    const stopMin = Number(/^TimeoutStopSec=(\d+)min$/m.exec(text)?.[1])
+    const drainMin = Number(/--drain-timeout (\d+)m\b/.exec(text)?.[1])
+    expect(drainMin).toBeGreaterThan(0)
+    expect(drainMin).toBeLessThan(stopMin)
   })
 })
 
@@ -133,7 +137,7 @@ while :; do sleep 1 & wait $!; done
     const dataDir = join(dir, 'tmp', 'kiln-4242')
     expect(await lines('kiln.args')).toEqual([
       '--config', join(dir, 'compute.yaml'), '--data-dir', dataDir,
-      'agent', '--no-mdns', '--max-builds', '2', '--bootstrap', '/dns4/login1/tcp/4001/p2p/12D3KooWLogin'
+      'agent', '--no-mdns', '--max-builds', '2', '--drain-timeout', '90s', '--bootstrap', '/dns4/login1/tcp/4001/p2p/12D3KooWLogin'
     ])
     expect(await lines('srun.args')).toEqual(expect.arrayContaining(['--ntasks=1', '--cpus-per-task=8', '--kill-on-bad-exit=1']))
     expect(await lines('scontrol.args')).toBeUndefined()
