@@ -328,6 +328,10 @@ See docs/gateway.md for auth, TLS, pull-through and mirror configuration.`)
         const hostPort = service.url.replace(/^https?:\/\//, '')
         ctx.out.line(`try: skopeo list-tags ${service.tls ? '' : '--tls-verify=false '}docker://${hostPort}/REPO`)
       }
+      // A reload signal from a service manager must not kill the gateway (Node's default for SIGHUP).
+      const onHup = (): void => { ctx.out.warn('SIGHUP: kiln gateway reads its users file and settings at start; restart it to apply changes') }
+      process.on('SIGHUP', onHup)
+      ctx.onClose(() => { process.off('SIGHUP', onHup) })
       await untilSignal()
     })
 
