@@ -1,0 +1,45 @@
+/**
+ * Reading a range of a blob from one peer as fast as one connection allows:
+ * the range is split into chunks, and `streams` blob sessions (one stream
+ * each, on the same connection) pull chunks in turn. Nothing is verified
+ * here: the caller owns the bytes (the fetcher hashes and stores them, a
+ * benchmark discards them).
+ */
+import type { PeerId } from '@libp2p/interface'
+import type { Digest } from '../content/index.ts'
+import type { KilnNode } from '../p2p/index.ts'
+import { BlobSession } from './blob-client.ts'
+import { DEFAULT_CHUNK_SIZE, DEFAULT_PER_PEER_CONCURRENCY } from './constants.ts'
+
+export interface ReadRangesOptions {
+  chunkSize?: number
+  /** Sessions (streams) in flight; default DEFAULT_PER_PEER_CONCURRENCY. */
+  streams?: number
+  signal?: AbortSignal
+}
+
+/** Calls onChunk(offset, bytes) for every chunk of [offset, offset + length), in completion order. */
+export async function readBlobRanges (
+  node: KilnNode, peer: PeerId, digest: Digest, range: { offset: number, length: number },
+  onChunk: (offset: number, bytes: Uint8Array) => void | Promise<void>, options: ReadRangesOptions = {}
+): Promise<void> {
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE
+  const signal = options.signal ?? new AbortController().signal
+  const end = range.offset + range.length
+  let next = range.offset
+  const worker = async (): Promise<void> => {
+    const session = new BlobSession(node, peer)
+    try {
+      while (next < end) {
+        const offset = next
+        const length = Math.min(chunkSize, end - offset)
+        next += length
+        const { bytes } = await session.read(digest, offset, length, signal)
+        await onChunk(offset, bytes)
+      }
+    } finally {
+      await session.close()
+    }
+  }
+  await Promise.all(Array.from({ length: options.streams ?? DEFAULT_PER_PEER_CONCURRENCY }, worker))
+}
