@@ -12,6 +12,7 @@
  * removed when a store is opened.
  */
 import { createHash } from 'node:crypto'
+import type { Hash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile, chmod } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
@@ -20,7 +21,6 @@ import { randomBytes } from 'node:crypto'
 import type { BlobInfo, ContentStore, ExpectedBlob, IngestOptions, PartialBlob, ReadOptions } from './index.ts'
 import { digestHex, isDigest, parseDigest } from './digest.ts'
 import type { Digest } from './digest.ts'
-import { isErrno } from '../util/fs.ts'
 import { DigestMismatchError, InvalidRangeError, NotFoundError, SizeMismatchError } from './errors.ts'
 
 export interface FsContentStoreInit {
@@ -34,6 +34,10 @@ export interface FsContentStoreInit {
 export const DEFAULT_MAX_READ_BYTES = 16 * 1024 * 1024
 /** During a large ingest, flush to disk every this many bytes so the final fsync is short. */
 const FLUSH_EVERY = 64 * 1024 * 1024
+
+function isErrno (err: unknown, code: string): boolean {
+  return err instanceof Error && (err as NodeJS.ErrnoException).code === code
+}
 
 function processAlive (pid: number): boolean {
   try {
@@ -59,6 +63,66 @@ export function mergeRanges (ranges: Array<[number, number]>): Array<[number, nu
     else out.push([a, b])
   }
   return out
+}
+
+/** Out-of-order bytes a partial holds for its prefix hash; beyond this they are read back at commit instead. */
+const PREFIX_PENDING_MAX = 64 * 1024 * 1024
+
+/**
+ * The sha256 of a partial blob's contiguous prefix [0, hashedTo), kept up to
+ * date as writes extend it, so commit reads back only the rest. Writes past
+ * the prefix are held (copied, up to PREFIX_PENDING_MAX) until it reaches
+ * them. The hash always describes the bytes last written: a write into the
+ * hashed prefix drops it (commit then hashes the whole file), a write over
+ * a held range replaces the held bytes.
+ */
+class PrefixHash {
+  private hash: Hash | undefined
+  private hashedTo = 0
+  private readonly pending = new Map<number, Uint8Array>()
+  private pendingBytes = 0
+
+  /** `fresh`: the partial holds nothing yet (a resumed partial is hashed at commit). */
+  constructor (fresh: boolean) {
+    this.hash = fresh ? createHash('sha256') : undefined
+  }
+
+  wrote (offset: number, data: Uint8Array): void {
+    if (this.hash === undefined || data.byteLength === 0) return
+    const end = offset + data.byteLength
+    if (offset < this.hashedTo) { this.drop(); return }
+    for (const [at, held] of this.pending) {
+      if (at < end && offset < at + held.byteLength) { this.pending.delete(at); this.pendingBytes -= held.byteLength }
+    }
+    if (offset > this.hashedTo) {
+      if (this.pendingBytes + data.byteLength > PREFIX_PENDING_MAX) return
+      this.pending.set(offset, Uint8Array.from(data))
+      this.pendingBytes += data.byteLength
+      return
+    }
+    this.hash.update(data)
+    this.hashedTo = end
+    for (let next = this.pending.get(this.hashedTo); next !== undefined; next = this.pending.get(this.hashedTo)) {
+      this.pending.delete(this.hashedTo)
+      this.pendingBytes -= next.byteLength
+      this.hash.update(next)
+      this.hashedTo += next.byteLength
+    }
+  }
+
+  /** The hash so far and where reading must resume; the state is used up. */
+  take (): { hash: Hash, from: number } {
+    const out = this.hash !== undefined ? { hash: this.hash, from: this.hashedTo } : { hash: createHash('sha256'), from: 0 }
+    this.drop()
+    return out
+  }
+
+  private drop (): void {
+    this.hash = undefined
+    this.hashedTo = 0
+    this.pending.clear()
+    this.pendingBytes = 0
+  }
 }
 
 async function * toChunks (source: Uint8Array | AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
@@ -205,21 +269,36 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
     let fh: FileHandle | undefined = await open(dataPath, ranges.length > 0 ? 'r+' : 'w+', 0o600).catch(async () => await open(dataPath, 'w+', 0o600))
     if (ranges.length === 0) await fh.truncate(0)
     let dirty = false
+    let syncing: Promise<void> | undefined
+    const prefix = new PrefixHash(ranges.length === 0)
 
     const handle = (): FileHandle => {
       if (fh === undefined) throw new Error(`partial blob ${digest} is closed`)
       return fh
     }
-    const writeMeta = async (): Promise<void> => {
+    const writeMeta = async (durable: Array<[number, number]>): Promise<void> => {
       const tmp = `${metaPath}.${process.pid}.tmp`
-      await writeFile(tmp, JSON.stringify({ digest, size, ranges }))
+      await writeFile(tmp, JSON.stringify({ digest, size, ranges: durable }))
       await rename(tmp, metaPath)
     }
-    const sync = async (): Promise<void> => {
-      if (!dirty) return
-      await handle().datasync()
-      await writeMeta()
+    // One sync at a time (they share the meta temp file). The record names only the ranges written
+    // before the datasync began: writes landing during it are not known to be durable yet.
+    const syncOnce = async (): Promise<void> => {
+      const durable = ranges
       dirty = false
+      try {
+        await handle().datasync()
+        await writeMeta(durable)
+      } catch (err) {
+        dirty = true
+        throw err
+      }
+    }
+    const sync = async (): Promise<void> => {
+      while (syncing !== undefined) await syncing.catch(() => {})
+      if (!dirty) return
+      syncing = syncOnce()
+      try { await syncing } finally { syncing = undefined }
     }
     const discard = async (): Promise<void> => {
       await fh?.close().catch(() => {})
@@ -243,6 +322,7 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
         }
         ranges = mergeRanges([...ranges, [offset, offset + data.byteLength]])
         dirty = true
+        prefix.wrote(offset, data)
       },
       sync,
       commit: async () => {
@@ -253,9 +333,13 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
           throw new SizeMismatchError(size, have, `partial blob ${digest} is incomplete`)
         }
         const h = handle()
+        while (syncing !== undefined) await syncing.catch(() => {})
         await h.sync()
-        const hash = createHash('sha256')
-        for await (const chunk of createReadStream(dataPath, { highWaterMark: chunkSize })) hash.update(chunk as Buffer)
+        // Only what the running prefix hash has not seen is read back: nothing after an in-order fetch.
+        const { hash, from } = prefix.take()
+        if (from < size) {
+          for await (const chunk of createReadStream(dataPath, { start: from, highWaterMark: chunkSize })) hash.update(chunk as Buffer)
+        }
         const actual: Digest = `sha256:${hash.digest('hex')}`
         if (actual !== digest) {
           await discard()
