@@ -54,6 +54,8 @@ interface Job {
   abandon?: (err: Error) => void
 }
 
+/** Once enough offers are in, the offer window closes after this long without another answer (protocols/job.md §5). */
+export const OFFER_QUIET_MS = 100
 /** Longest wait between two re-publications of a job nobody offers for any more. */
 const REPUBLISH_MAX_BACKOFF_MS = 60_000
 
@@ -86,9 +88,23 @@ export function createRequester (init: RequesterInit): Requester {
     })
   }
 
-  /** The offer window of one publication: ends early once every agent that heard the job has answered. */
+  /**
+   * The offer window of one publication. It closes early once every agent
+   * that heard the job has answered, or once enough offers are in and no
+   * answer came for OFFER_QUIET_MS: a slow agent is a busy one.
+   */
   const gather = async (job: Job, ps: PlatformState): Promise<void> => {
-    await wait(job, ps, job.offerWindowMs, () => ps.answers.size >= ps.expected)
+    if (ps.settled || job.closed) return
+    await new Promise<void>(resolve => {
+      let quiet: NodeJS.Timeout | undefined
+      const done = (): void => { clearTimeout(timer); clearTimeout(quiet); ps.wake = undefined; resolve() }
+      const timer = setTimeout(done, job.offerWindowMs)
+      ps.wake = () => {
+        if (ps.settled || job.closed || ps.answers.size >= ps.expected) { done(); return }
+        if (candidates(ps).length >= job.verify) { clearTimeout(quiet); quiet = setTimeout(done, OFFER_QUIET_MS) }
+      }
+      ps.wake()
+    })
   }
 
   /** Publishes (or sends) a job frame and sets what each platform can expect to hear back. */

@@ -71,6 +71,8 @@ export async function startRequesterSession (init: RequesterSessionInit): Promis
   await transport.start()
   const journal = createRequesterJobStore(store.db, message => init.log?.('warn', message))
   const announcing = new Set<Promise<void>>()
+  // Announcing a context helps builders that find it through the DHT; it is not worth waiting for once we stop.
+  const stopping = new AbortController()
   const leases = createLeases(store.db)
   const requester = createRequester({
     key: init.key,
@@ -100,8 +102,8 @@ export async function startRequesterSession (init: RequesterSessionInit): Promis
       const info = await content.ingest(packContext(dir, options))
       // Builders fetch it while the job lives (24 h by default): keep it from `kiln gc` that long.
       leases.add(leases.create('job-context', CONTEXT_LEASE_MS), [info.digest])
-      const p = transfer.provide(info.digest, { signal: AbortSignal.timeout(30_000) })
-        .catch((err: Error) => { init.log?.('warn', `announcing the context failed: ${err.message}`) })
+      const p = transfer.provide(info.digest, { signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(30_000)]) })
+        .catch((err: Error) => { if (!stopping.signal.aborted) init.log?.('warn', `announcing the context failed: ${err.message}`) })
         .finally(() => { announcing.delete(p) })
       announcing.add(p)
       return { digest: info.digest, size: info.size }
@@ -122,6 +124,7 @@ export async function startRequesterSession (init: RequesterSessionInit): Promis
     },
     async stop () {
       requester.stop()
+      stopping.abort()
       await transport.stop()
       await Promise.allSettled([...announcing])
       await transfer.stop()
