@@ -1,9 +1,20 @@
 /** Errors of a submitted job; callers branch on `name`. */
 
+export interface Answer { builder: string, reason: string }
+
+/** Nobody offered (enough) for a platform; `declined` and `refused` say who answered, and why it did not count. */
 export class NoOffersError extends Error {
   override readonly name = 'NoOffersError'
   readonly code = 'ERR_NO_OFFERS'
-  constructor (message: string) { super(message) }
+  /** Agents that would not build it for this requester (untrusted, requirements, network). */
+  readonly declined: Answer[]
+  /** Offers this requester's trust policy refused. */
+  readonly refused: Answer[]
+  constructor (message: string, answers: { declined?: Answer[], refused?: Answer[] } = {}) {
+    super(message)
+    this.declined = answers.declined ?? []
+    this.refused = answers.refused ?? []
+  }
 }
 
 /** A job this node would not send: over a limit of protocols/job.md §1, or malformed. */

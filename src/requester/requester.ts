@@ -12,6 +12,7 @@ import type { JobPayload, OfferPayload, ResultPayload } from '../../protocols/jo
 import { sha256Digest } from '../content/digest.ts'
 import { createMemoryReplayCache, peerIdOf } from '../trust/index.ts'
 import { BuildError, BuilderLostError, JobCancelledError, JobInvalidError, NoOffersError, ReproducibilityError, RequesterStoppedError, ResultInvalidError } from './errors.ts'
+import type { Answer } from './errors.ts'
 import type { JobEvent, PlatformResult, Requester, RequesterInit, ResumeSpec, SubmitResult, SubmitSpec } from './index.ts'
 import { isHandBack, openFrame, seal } from './messages.ts'
 import type { OpenedFrame } from './messages.ts'
@@ -28,8 +29,8 @@ interface PlatformState {
   offers: Offer[]
   /** Builders awarded since the job was last published. */
   tried: Set<string>
-  /** Who answered the current publication, and why they will not build (undefined: they offered). */
-  answers: Map<string, string | undefined>
+  /** Who answered the current publication: an offer, a decline, or an offer refused by our policy (with the reason). */
+  answers: Map<string, { kind: 'offer' } | { kind: 'declined' | 'refused', reason: string }>
   /** Answers to expect for the current publication (the topic's subscribers, or the peers sent to); Infinity when unknown. */
   expected: number
   /** Wakes a wait (offer window, re-publication back-off) early: an answer came, or the platform settled. */
@@ -124,8 +125,12 @@ export function createRequester (init: RequesterInit): Requester {
   }
 
   const noOffers = (platform: string, ps: PlatformState, needed: number): NoOffersError => {
-    const why = [...ps.answers].filter((x): x is [string, string] => x[1] !== undefined).map(([peer, reason]) => `${peer}: ${reason}`)
-    return new NoOffersError(`no trusted agent offered to build ${platform} (${ps.offers.length} offer(s), ${needed} needed)${why.length > 0 ? `; ${why.join('; ')}` : '; no agent answered'}`)
+    const of = (kind: 'declined' | 'refused'): Answer[] =>
+      [...ps.answers].flatMap(([builder, a]) => a.kind === kind ? [{ builder, reason: a.reason }] : [])
+    const declined = of('declined')
+    const refused = of('refused')
+    const why = [...declined.map(a => `${a.builder} declined: ${a.reason}`), ...refused.map(a => `offer from ${a.builder} refused: ${a.reason}`)]
+    return new NoOffersError(`no trusted agent offered to build ${platform} (${ps.offers.length} offer(s), ${needed} needed)${why.length > 0 ? `; ${why.join('; ')}` : '; no agent answered'}`, { declined, refused })
   }
 
   const sendAward = async (job: Job, platform: string, builder: string): Promise<void> => {
@@ -272,10 +277,10 @@ export function createRequester (init: RequesterInit): Requester {
         if (ps.offers.some(o => o.builder === from)) return
         const trust = await init.policy.allows(from, 'builder', m.certs)
         if (!trust.ok) {
-          ps.answers.set(from, `offer refused: ${trust.reason}`)
+          ps.answers.set(from, { kind: 'refused', reason: trust.reason })
           job.onEvent({ kind: 'refused', platform: p.platform, builder: from, reason: trust.reason })
         } else {
-          ps.answers.set(from, undefined)
+          ps.answers.set(from, { kind: 'offer' })
           ps.offers.push({ builder: from, payload: m.envelope.payload })
           job.onEvent({ kind: 'offer', platform: p.platform, builder: from, queue: m.envelope.payload.queue })
         }
@@ -283,7 +288,7 @@ export function createRequester (init: RequesterInit): Requester {
         return
       }
       if (m.type === 'decline') {
-        if (!ps.answers.has(from)) ps.answers.set(from, `declined: ${m.envelope.payload.reason}`)
+        if (!ps.answers.has(from)) ps.answers.set(from, { kind: 'declined', reason: m.envelope.payload.reason })
         job.onEvent({ kind: 'decline', platform: p.platform, builder: from, reason: m.envelope.payload.reason })
         ps.wake?.()
         return

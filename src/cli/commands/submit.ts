@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
+import type { NoOffersError } from '../../requester/errors.ts'
 import type { JobEvent, RequesterSession, StoredJob, SubmitResult } from '../../requester/index.ts'
 import type { KilnNode } from '../../p2p/index.ts'
 
@@ -139,6 +140,13 @@ export function jobError (err: unknown, timedOut: boolean, timeoutS?: number): u
     ReproducibilityError: { code: EXIT.verification },
     JobCancelledError: { code: EXIT.failure },
     JobInvalidError: { code: EXIT.usage }
+  }
+  const noOffers = err.name === 'NoOffersError' ? err as NoOffersError : undefined
+  if (noOffers !== undefined && noOffers.declined.length > 0) {
+    return new CliError(err.message, { exitCode: EXIT.network, cause: err, hint: 'the agents that build it declined (reasons above); if they do not trust you as a requester, their site must trust your institution\'s root: kiln trust add-root ROOT.pub.yaml --roles requester (docs/federation.md)' })
+  }
+  if (noOffers !== undefined && noOffers.refused.length > 0) {
+    return new CliError(err.message, { exitCode: EXIT.network, cause: err, hint: 'your trust policy refused every offer: trust their root for the builder role (kiln trust add-root FILE --roles builder)' })
   }
   const h = hints[err.name]
   return h === undefined ? err : new CliError(err.message, { exitCode: h.code, cause: err, ...(h.hint !== undefined ? { hint: h.hint } : {}) })

@@ -102,6 +102,7 @@ describe.skipIf(!haveTools('setpriv', 'busybox', 'tar'))('federation: two instit
     expect(refused.stderr()).toMatch(/\[linux\/riscv64\] \S+ declined: requester not trusted: .* is not trusted as requester/)
     expect(refused.stderr()).toContain(ids.b1?.slice(-6))
     expect(refused.stderr()).toMatch(/no trusted agent offered to build linux\/riscv64/)
+    expect(refused.stderr()).toMatch(/trust your institution's root: kiln trust add-root ROOT\.pub\.yaml --roles requester/)
     expect(refused.stdout()).toBe('')
     expect(await k.run(dir('requester'), ['image', 'ls', '--json'])).not.toContain('fed/app')
 
