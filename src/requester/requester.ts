@@ -175,7 +175,8 @@ export function createRequester (init: RequesterInit): Requester {
       job.onEvent({ kind: 'republished', platform })
       await gather(job, ps)
       if (candidates(ps).length > 0) continue
-      await wait(job, ps, Math.min(pause, Math.max(0, job.envelope.expiresAt - Date.now())))
+      // A late offer ends the pause: it is awarded at the top of the loop.
+      await wait(job, ps, Math.min(pause, Math.max(0, job.envelope.expiresAt - Date.now())), () => candidates(ps).length > 0)
       pause = Math.min(pause * 2, REPUBLISH_MAX_BACKOFF_MS)
     }
     if (!ps.settled && !job.closed) {
