@@ -65,19 +65,25 @@ export function kilnProcs (u: Unprivileged): KilnProcs {
 
 const LISTENING = /listening: (\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/\S+)/
 
-/** An agent's loopback address, once it prints it (event-driven, at most 60 s; also outside a test). */
-export async function addressOf (p: Proc): Promise<string> {
-  const found = (): string | undefined => LISTENING.exec(p.stdout())?.[1]
-  return await new Promise<string>((resolve, reject) => {
+/** Waits (event-driven, bounded; also outside a test) until the process has printed a match on stdout or stderr. */
+export async function waitFor (p: Proc, re: RegExp, ms = 60_000): Promise<RegExpExecArray> {
+  const found = (): RegExpExecArray | null => re.exec(p.stdout()) ?? re.exec(p.stderr())
+  return await new Promise<RegExpExecArray>((resolve, reject) => {
     const check = (): void => {
-      const addr = found()
-      if (addr !== undefined) { done(); resolve(addr) }
+      const m = found()
+      if (m !== null) { done(); resolve(m) }
     }
-    const gone = (): void => { done(); reject(new Error(`the agent exited before listening: ${p.stderr()}`)) }
-    const timer = setTimeout(() => { done(); reject(new Error(`the agent printed no address in 60 s: ${p.stderr()}`)) }, 60_000)
-    const done = (): void => { clearTimeout(timer); p.child.stdout?.off('data', check); p.child.off('exit', gone) }
+    const gone = (): void => { done(); reject(new Error(`kiln exited before printing ${String(re)}: ${p.stderr()}`)) }
+    const timer = setTimeout(() => { done(); reject(new Error(`kiln printed no ${String(re)} in ${ms} ms: ${p.stderr()}`)) }, ms)
+    const done = (): void => { clearTimeout(timer); p.child.stdout?.off('data', check); p.child.stderr?.off('data', check); p.child.off('exit', gone) }
     p.child.stdout?.on('data', check)
+    p.child.stderr?.on('data', check)
     p.child.once('exit', gone)
     check()
   })
+}
+
+/** An agent's loopback address, once it prints it. */
+export async function addressOf (p: Proc): Promise<string> {
+  return (await waitFor(p, LISTENING))[1] as string
 }
