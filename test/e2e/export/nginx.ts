@@ -3,12 +3,11 @@
  * registry site with the kiln-nginx.conf the exporter generated. Pid, logs
  * and temp paths live in a temp dir; stop() ends the process and removes it.
  */
-import { execFileSync, spawn } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort, startHttpService } from '../../helpers/http-service.ts'
 import { findTool } from '../../helpers/tools.ts'
 
 export interface StaticServer {
@@ -18,16 +17,7 @@ export interface StaticServer {
   stop: () => Promise<void>
 }
 
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => { resolve(port) })
-    })
-  })
-}
+export { freePort }
 
 export async function startNginx (siteDir: string): Promise<StaticServer> {
   const nginx = findTool('nginx') as string
@@ -54,24 +44,14 @@ http {
   }
 }
 `)
-  const child: ChildProcess = spawn(nginx, ['-c', conf, '-p', prefix, '-e', join(prefix, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/v2/`)
-      await res.body?.cancel()
-      break
-    } catch {
-      if (Date.now() > deadline || child.exitCode !== null) {
-        child.kill('SIGKILL')
-        await rm(prefix, { recursive: true, force: true })
-        throw new Error(`nginx did not start: ${stderr.slice(-800)}`)
-      }
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
+  let service
+  try {
+    service = await startHttpService('nginx', nginx, ['-c', conf, '-p', prefix, '-e', join(prefix, 'error.log')], `http://127.0.0.1:${port}/v2/`)
+  } catch (err) {
+    await rm(prefix, { recursive: true, force: true })
+    throw err
   }
+  const { child } = service
   return {
     hostPort: `127.0.0.1:${port}`,
     reload: async () => {
@@ -79,13 +59,7 @@ http {
       child.kill('SIGHUP')
     },
     stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise(resolve => child.once('exit', resolve))
-        child.kill('SIGQUIT')
-        const t = setTimeout(() => child.kill('SIGKILL'), 5_000)
-        await exited
-        clearTimeout(t)
-      }
+      await service.stop('SIGQUIT')
       await rm(prefix, { recursive: true, force: true })
     }
   }

@@ -2,27 +2,15 @@
  * Debian's docker-registry (CNCF distribution 2.8) on a loopback port over a
  * temp dir, optionally with htpasswd (bcrypt) auth.
  */
-import { execFileSync, spawn } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort, startHttpService } from '../../helpers/http-service.ts'
 
 export interface DockerRegistry {
   hostPort: string
   stop: () => Promise<void>
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => { resolve(port) })
-    })
-  })
 }
 
 /** A bcrypt hash for htpasswd, via python3's crypt; undefined when that is unavailable. */
@@ -52,31 +40,17 @@ storage:
 http:
   addr: 127.0.0.1:${port}
 ${auth}`)
-  const child: ChildProcess = spawn('/usr/bin/docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/v2/`)
-      await res.body?.cancel()
-      break
-    } catch {
-      if (Date.now() > deadline || child.exitCode !== null) {
-        child.kill()
-        throw new Error(`docker-registry did not start: ${stderr.slice(-500)}`)
-      }
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
+  let service
+  try {
+    service = await startHttpService('docker-registry', '/usr/bin/docker-registry', ['serve', join(dir, 'config.yml')], `http://127.0.0.1:${port}/v2/`)
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true })
+    throw err
   }
   return {
     hostPort: `127.0.0.1:${port}`,
     stop: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise(resolve => child.once('exit', resolve))
-        child.kill('SIGTERM')
-        await exited
-      }
+      await service.stop()
       await rm(dir, { recursive: true, force: true })
     }
   }

@@ -3,29 +3,18 @@
  * layer writer for a platform, and a two-platform index over them, in a
  * fresh content store under a temp dir.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { tempDirs as makeTempDirs } from '../../helpers/temp.ts'
+import type { TempDirs } from '../../helpers/temp.ts'
 import { createFsContentStore } from '../../../src/content/index.ts'
 import type { ContentStore } from '../../../src/content/index.ts'
 import { OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, encodeJson, writeLayer } from '../../../src/oci/index.ts'
 import type { Descriptor } from '../../../src/oci/index.ts'
 
-export interface TempDirs {
-  make: (prefix?: string) => string
-  cleanup: () => void
-}
+export type { TempDirs } from '../../helpers/temp.ts'
 
 export function tempDirs (): TempDirs {
-  const made: string[] = []
-  return {
-    make: (prefix = 'kiln-export-') => {
-      const d = mkdtempSync(join(tmpdir(), prefix))
-      made.push(d)
-      return d
-    },
-    cleanup: () => { for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true }) }
-  }
+  return makeTempDirs('kiln-export-')
 }
 
 export async function makeStore (dirs: TempDirs): Promise<ContentStore> {

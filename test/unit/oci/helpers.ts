@@ -3,32 +3,22 @@
  * implementation independent of kiln's reader), raw header blocks for inputs
  * tar-stream refuses to write, and a tree snapshot to prove nothing changed.
  */
-import { lstatSync, mkdtempSync, readdirSync, readlinkSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { lstatSync, readdirSync, readlinkSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import tar from 'tar-stream'
 import type { Header } from 'tar-stream'
+import { tempDirs as makeTempDirs } from '../../helpers/temp.ts'
+import type { TempDirs } from '../../helpers/temp.ts'
 import { createFsContentStore } from '../../../src/content/index.ts'
 import type { ContentStore } from '../../../src/content/index.ts'
 import * as oci from '../../../src/oci/index.ts'
 import type { Descriptor } from '../../../src/oci/index.ts'
 
-export interface TempDirs {
-  make: (prefix?: string) => string
-  cleanup: () => void
-}
+export type { TempDirs } from '../../helpers/temp.ts'
 
 export function tempDirs (): TempDirs {
-  const made: string[] = []
-  return {
-    make: (prefix = 'kiln-oci-') => {
-      const d = mkdtempSync(join(tmpdir(), prefix))
-      made.push(d)
-      return d
-    },
-    cleanup: () => { for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true }) }
-  }
+  return makeTempDirs('kiln-oci-')
 }
 
 export async function makeStore (dirs: TempDirs): Promise<ContentStore> {
