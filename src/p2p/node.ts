@@ -131,7 +131,9 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
       validators: { [CAPABILITY_NAMESPACE]: validateCapabilityRecord, [TAG_NAMESPACE]: validateTagRecord, [CACHE_NAMESPACE]: validateCacheRecord },
       selectors: { [CAPABILITY_NAMESPACE]: selectCapabilityRecord, [TAG_NAMESPACE]: selectTagRecord, [CACHE_NAMESPACE]: selectCacheRecord }
     }),
-    pubsub: gossipsub({ allowPublishToZeroTopicPeers: true })
+    // Many agents share one address on a cluster (a site NAT, several agents per host): gossipsub's
+    // IP-colocation penalty would stop sending them jobs, so it is off. Trust decides who builds, not IPs.
+    pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, scoreParams: { IPColocationFactorWeight: 0 } })
   }
   if (init.relay === true) services.relay = circuitRelayServer()
 
