@@ -20,8 +20,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
-import { addressOf, kilnProcs, waitFor } from './kiln-procs.ts'
-import type { KilnProcs, Proc } from './kiln-procs.ts'
+import { addressOf, kilnProcs, waitFor } from '../../helpers/kiln-procs.ts'
+import type { KilnProcs, Proc } from '../../helpers/kiln-procs.ts'
 
 const BENCH = join(import.meta.dirname, '../../../../shared/bench')
 const AGENTS = ['a1', 'a2', 'a3', 'b1', 'b2', 'b3'] as const

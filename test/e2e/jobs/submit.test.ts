@@ -15,8 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { haveTools } from '../../helpers/tools.ts'
 import { isRoot, makeUnprivileged, UNPRIVILEGED_UID } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
-import { addressOf, kilnProcs } from './kiln-procs.ts'
-import type { KilnProcs, Proc } from './kiln-procs.ts'
+import { addressOf, kilnProcs } from '../../helpers/kiln-procs.ts'
+import type { KilnProcs, Proc } from '../../helpers/kiln-procs.ts'
 
 const BENCH = join(import.meta.dirname, '../../../../shared/bench')
 

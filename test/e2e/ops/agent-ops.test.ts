@@ -15,14 +15,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
-import { procs } from './procs.ts'
-import type { Proc, Procs } from './procs.ts'
+import { kilnProcs } from '../../helpers/kiln-procs.ts'
+import type { KilnProcs, Proc } from '../../helpers/kiln-procs.ts'
 
 const BENCH = join(import.meta.dirname, '../../../../shared/bench')
 
 describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox'))('kiln agent at a site: metrics, SIGHUP, SIGTERM', () => {
   let u: Unprivileged
-  let k: Procs
+  let k: KilnProcs
   const dir: Record<'agent' | 'requester' | 'puller', string> = { agent: '', requester: '', puller: '' }
   const ids: Record<'agent' | 'requester', string> = { agent: '', requester: '' }
   let agent: Proc
@@ -30,7 +30,7 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox'))('kiln agent at a site
   let metricsUrl = ''
 
   const kiln = async (dataDir: string, args: string[]): Promise<string> => {
-    const r = await k.run(args, dataDir)
+    const r = await k.exec(args, dataDir)
     if (r.code !== 0) throw new Error(`kiln ${args.join(' ')} exited ${r.code}: ${r.stderr}`)
     return r.stdout
   }
@@ -47,7 +47,7 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox'))('kiln agent at a site
 
   beforeAll(async () => {
     u = makeUnprivileged()
-    k = procs(u)
+    k = kilnProcs(u)
     for (const name of ['agent', 'requester', 'puller'] as const) {
       dir[name] = join(u.work, name)
       mkdirSync(dir[name])
