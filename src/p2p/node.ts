@@ -10,6 +10,8 @@ import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import type { KadDHT } from '@libp2p/kad-dht'
 import { mdns } from '@libp2p/mdns'
 import { noise } from '@libp2p/noise'
+import type { ICryptoInterface } from '@libp2p/noise'
+import { defaultCrypto } from '@libp2p/noise/crypto'
 import { ping } from '@libp2p/ping'
 import type { Ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
@@ -17,6 +19,8 @@ import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
+import { createCipheriv, createDecipheriv, createSecretKey } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import type { Libp2pOptions, ServiceFactoryMap } from 'libp2p'
 import { CAPABILITY_NAMESPACE, KAD_PROTOCOL } from '../../protocols/constants.ts'
 import { TAG_NAMESPACE } from '../../protocols/tag.ts'
@@ -25,8 +29,7 @@ import { selectTagRecord, validateTagRecord } from './tag-records.ts'
 import { selectCacheRecord, validateCacheRecord } from './cache-records.ts'
 import { CACHE_NAMESPACE } from '../../protocols/cache.ts'
 import {
-  DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DHT_QUERY_SELF_INTERVAL_MS, MDNS_SERVICE_TAG,
-  YAMUX_INITIAL_STREAM_WINDOW, YAMUX_MAX_STREAM_WINDOW
+  DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DHT_QUERY_SELF_INTERVAL_MS, MDNS_SERVICE_TAG
 } from './constants.ts'
 
 export interface KilnServices extends Record<string, unknown> {
@@ -142,11 +145,11 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
     start: init.start ?? true,
     addresses: { listen, announce: init.announce },
     transports: [tcp(), circuitRelayTransport()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [noise({ crypto: bulkNoiseCrypto() })],
     streamMuxers: [yamux({
       streamOptions: {
-        initialStreamWindowSize: YAMUX_INITIAL_STREAM_WINDOW,
-        maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW
+        initialStreamWindowSize: BULK_INITIAL_STREAM_WINDOW,
+        maxStreamWindowSize: BULK_MAX_STREAM_WINDOW
       }
     })],
     connectionProtector: init.psk !== undefined ? preSharedKey({ psk: init.psk }) : undefined,
@@ -158,6 +161,65 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
     peerDiscovery,
     services: services as ServiceFactoryMap<KilnServices>
   })
+}
+
+const MiB = 1024 * 1024
+/**
+ * Yamux stream windows (these supersede YAMUX_*_STREAM_WINDOW of constants.ts
+ * for the node). js-yamux sends a data frame as large as the whole send
+ * window and grants a new window only once a frame has fully arrived, so a
+ * stream moves one window per round trip. A blob response (a 4 MiB range
+ * plus its header) did not fit the 4 MiB initial window and stalled twice
+ * per range; 16 MiB takes a whole range at once, 64 MiB lets a fast stream
+ * grow. Memory is only used while a reader lags behind its sender.
+ */
+const BULK_INITIAL_STREAM_WINDOW = 16 * MiB
+const BULK_MAX_STREAM_WINDOW = 64 * MiB
+
+/** Below this, @libp2p/noise's own choice (a WebAssembly cipher) is faster than a Node cipher object. */
+const NOISE_SMALL_MESSAGE = 1200
+const CHACHA_TAG = 16
+
+/**
+ * Noise's Node cipher (wire-identical ChaCha20-Poly1305), minus two costs of
+ * a bulk transfer, which moves a 64 KiB Noise message at a time: the default
+ * builds a new key object from the raw key for every message (about an
+ * eighth of a transfer's CPU, DESIGN.md), here one per session key; and it
+ * joins the cipher's output pieces even for a single buffer. Handshake
+ * functions and small messages are the default's.
+ */
+function bulkNoiseCrypto (): ICryptoInterface {
+  // Noise keeps one key array per CipherState and never changes it in place (no rekey in libp2p).
+  const keys = new WeakMap<Uint8Array, KeyObject>()
+  const keyObject = (k: Uint8Array): KeyObject => {
+    let key = keys.get(k)
+    if (key === undefined) { key = createSecretKey(k); keys.set(k, key) }
+    return key
+  }
+  return {
+    ...defaultCrypto,
+    chaCha20Poly1305Encrypt (plaintext, nonce, ad, k) {
+      if (plaintext.byteLength < NOISE_SMALL_MESSAGE || !(plaintext instanceof Uint8Array)) return defaultCrypto.chaCha20Poly1305Encrypt(plaintext, nonce, ad, k)
+      const cipher = createCipheriv('chacha20-poly1305', keyObject(k), nonce, { authTagLength: CHACHA_TAG })
+      cipher.setAAD(ad, { plaintextLength: plaintext.byteLength })
+      const out = Buffer.allocUnsafe(plaintext.byteLength + CHACHA_TAG)
+      // A stream cipher: update() returns every byte, final() none.
+      cipher.update(plaintext).copy(out, 0)
+      cipher.final()
+      cipher.getAuthTag().copy(out, plaintext.byteLength)
+      return out
+    },
+    chaCha20Poly1305Decrypt (ciphertext, nonce, ad, k, dst) {
+      if (ciphertext.byteLength < NOISE_SMALL_MESSAGE || !(ciphertext instanceof Uint8Array)) return defaultCrypto.chaCha20Poly1305Decrypt(ciphertext, nonce, ad, k, dst)
+      const decipher = createDecipheriv('chacha20-poly1305', keyObject(k), nonce, { authTagLength: CHACHA_TAG })
+      const length = ciphertext.byteLength - CHACHA_TAG
+      decipher.setAAD(ad, { plaintextLength: length })
+      decipher.setAuthTag(ciphertext.subarray(length))
+      const out = decipher.update(ciphertext.subarray(0, length))
+      decipher.final() // throws when the tag does not match
+      return out
+    }
+  }
 }
 
 /** libp2p reads an explicit undefined as a value; drop those keys so its defaults apply. */

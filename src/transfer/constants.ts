@@ -4,8 +4,8 @@ const MiB = 1024 * 1024
 
 /** Range asked of one provider at a time (blob.md §5); under BLOB_MAX_RANGE_BYTES. */
 export const DEFAULT_CHUNK_SIZE = 4 * MiB
-/** Ranges in flight per provider: one being sent while the next is requested hides the round trip. */
-export const DEFAULT_PER_PEER_CONCURRENCY = 2
+/** Ranges (streams) in flight per provider: while one waits for its next request to arrive, the others keep the connection busy. */
+export const DEFAULT_PER_PEER_CONCURRENCY = 4
 /** Most providers pulled from at once. */
 export const DEFAULT_MAX_PEERS = 8
 /** Consecutive failures after which a provider is dropped for this fetch. */

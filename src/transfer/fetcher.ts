@@ -258,6 +258,13 @@ class BlobFetch {
       })
     }
     const offProviders = this.providers.onChange(notify)
+    // Periodic syncs run beside the transfer (the disk writes back while the network delivers);
+    // one at a time, skipped while one runs; a failure fails the round.
+    let syncing: Promise<void> | undefined
+    const background = (p: PartialBlob): void => {
+      if (syncing !== undefined) return
+      syncing = p.sync().catch((err: Error) => { failure ??= err }).finally(() => { syncing = undefined })
+    }
 
     const eligible = (chunk: Chunk, peer: string): boolean => {
       if (mode === 'single') return peer === single
@@ -288,7 +295,7 @@ class BlobFetch {
             const { bytes } = await session.read(this.digest, chunk.offset, chunk.length, signal, n => { this.countBytes(id, n) })
             failures = 0
             await this.accept(partial, chunk, id, bytes, mode, signal)
-            if (++written % SYNC_EVERY_CHUNKS === 0) await partial.sync()
+            if (++written % SYNC_EVERY_CHUNKS === 0) background(partial)
             this.emitProgress(partial)
           } catch (err) {
             queue.push(chunk)
@@ -339,10 +346,12 @@ class BlobFetch {
         }
         await changed(500)
       }
+      await syncing
       if (failure !== undefined) throw failure
       await partial.sync()
       this.emitProgress(partial)
     } finally {
+      await syncing
       clearInterval(progressTimer)
       offProviders()
       round.abort()

@@ -17,7 +17,7 @@
  * Medians of KILN_BENCH_RUNS runs (default 3), alternating. Prints seconds,
  * MB/s (10^6 bytes) and the ratios the issue asks for.
  *
- *   npm run bench -- transfer     (KILN_BENCH_MIB=1024, KILN_BENCH_RUNS=3)
+ *   npm run bench -- transfer     (KILN_BENCH_MIB=1024, KILN_BENCH_RUNS=3, KILN_BENCH_ONLY=a|b)
  */
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -36,6 +36,8 @@ import { createBlobServer, readBlobRanges } from '../../src/transfer/index.ts'
 const MiB = 1024 * 1024
 const SIZE = Number(process.env.KILN_BENCH_MIB ?? 1024) * MiB
 const RUNS = Number(process.env.KILN_BENCH_RUNS ?? 3)
+/** `a` or `b` runs only that part (the set-up is the same). */
+const ONLY = process.env.KILN_BENCH_ONLY
 const SINK_PROTOCOL = '/kiln/bench/sink/1.0.0'
 const LOOPBACK = ['/ip4/127.0.0.1/tcp/0']
 const repo = join(import.meta.dirname, '..', '..')
@@ -319,46 +321,48 @@ async function main (): Promise<void> {
       return s
     }
 
-    // One warm-up of each (page cache, first start-up), then alternate.
-    ddRun(); skopeoRun(); pullRun(agents.slice(0, 1))
-    const dd: number[] = []; const sk: number[] = []; const k1: number[] = []; const k3: number[] = []
-    for (let i = 0; i < RUNS; i++) {
-      dd.push(ddRun())
-      sk.push(skopeoRun())
-      k1.push(pullRun(agents.slice(0, 1)))
-      k3.push(pullRun(agents))
+    if (ONLY !== 'b') {
+      // One warm-up of each (page cache, first start-up), then alternate.
+      ddRun(); skopeoRun(); pullRun(agents.slice(0, 1))
+      const dd: number[] = []; const sk: number[] = []; const k1: number[] = []; const k3: number[] = []
+      for (let i = 0; i < RUNS; i++) {
+        dd.push(ddRun())
+        sk.push(skopeoRun())
+        k1.push(pullRun(agents.slice(0, 1)))
+        k3.push(pullRun(agents))
+      }
+      console.log(`(a) image pull to disk, verified (ratios: reference time / this time, >= 1 is as fast or faster)  load ${loadavg()[0]!.toFixed(1)}`)
+      row('dd bs=4M conv=fsync (the disk)', dd)
+      row('skopeo copy from docker-registry', sk, { label: 'dd', s: median(dd) })
+      row('kiln pull, one agent', k1, { label: 'skopeo', s: median(sk) })
+      console.log(`  ${''.padEnd(40)} ${''.padEnd(21)}  ${(median(dd) / median(k1)).toFixed(2)}x dd`)
+      row('kiln pull, three agents', k3, { label: 'skopeo', s: median(sk) })
+      console.log(`  ${''.padEnd(40)} ${''.padEnd(21)}  ${(median(dd) / median(k3)).toFixed(2)}x dd`)
     }
-    console.log(`(a) image pull to disk, verified (ratios: reference time / this time, >= 1 is as fast or faster)  load ${loadavg()[0]!.toFixed(1)}`)
-    row('dd bs=4M conv=fsync (the disk)', dd)
-    row('skopeo copy from docker-registry', sk, { label: 'dd', s: median(dd) })
-    row('kiln pull, one agent', k1, { label: 'skopeo', s: median(sk) })
-    console.log(`  ${''.padEnd(40)} ${''.padEnd(21)}  ${(median(dd) / median(k1)).toFixed(2)}x dd`)
-    row('kiln pull, three agents', k3, { label: 'skopeo', s: median(sk) })
-    console.log(`  ${''.padEnd(40)} ${''.padEnd(21)}  ${(median(dd) / median(k3)).toFixed(2)}x dd`)
-
-    // (b) the raw stream.
-    const mem = await benchChild('mem-server')
-    const tcp = await benchChild('tcp-server')
-    const curlRun = (): number => {
-      const r = spawnSync('curl', ['-s', '-L', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', `http://${reg}/v2/bench/img/blobs/${img.layer}`], { encoding: 'utf8' })
-      const [code, bytes, seconds] = r.stdout.split(' ')
-      if (r.status !== 0 || code !== '200' || Number(bytes) !== SIZE) throw new Error(`curl GET of the layer: ${r.stdout}`)
-      return Number(seconds)
+    if (ONLY !== 'a') {
+      const mem = await benchChild('mem-server')
+      const tcp = await benchChild('tcp-server')
+      const curlRun = (): number => {
+        const r = spawnSync('curl', ['-s', '-L', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', `http://${reg}/v2/bench/img/blobs/${img.layer}`], { encoding: 'utf8' })
+        const [code, bytes, seconds] = r.stdout.split(' ')
+        if (r.status !== 0 || code !== '200' || Number(bytes) !== SIZE) throw new Error(`curl GET of the layer: ${r.stdout}`)
+        return Number(seconds)
+      }
+      if (String(mem.info.digest) !== img.layer) throw new Error('memory server holds other bytes')
+      curlRun(); await blobStreamRun(String(mem.info.addr), img.layer as Digest)
+      const cu: number[] = []; const bl: number[] = []; const tc: number[] = []; const raw: number[] = []
+      for (let i = 0; i < RUNS; i++) {
+        cu.push(curlRun())
+        bl.push(await blobStreamRun(String(mem.info.addr), img.layer as Digest))
+        tc.push(await tcpRun(Number(tcp.info.port)))
+        raw.push(await rawStreamRun(String(mem.info.addr)))
+      }
+      console.log(`(b) raw stream, 1 connection, from memory, discarded  load ${loadavg()[0]!.toFixed(1)}`)
+      row('curl GET from docker-registry', cu)
+      row('kiln blob protocol (tcp+noise+yamux)', bl, { label: 'curl', s: median(cu) })
+      row('extra: plain TCP, node child process', tc, { label: 'curl', s: median(cu) })
+      row('extra: one libp2p stream, no protocol', raw, { label: 'curl', s: median(cu) })
     }
-    if (String(mem.info.digest) !== img.layer) throw new Error('memory server holds other bytes')
-    curlRun(); await blobStreamRun(String(mem.info.addr), img.layer as Digest)
-    const cu: number[] = []; const bl: number[] = []; const tc: number[] = []; const raw: number[] = []
-    for (let i = 0; i < RUNS; i++) {
-      cu.push(curlRun())
-      bl.push(await blobStreamRun(String(mem.info.addr), img.layer as Digest))
-      tc.push(await tcpRun(Number(tcp.info.port)))
-      raw.push(await rawStreamRun(String(mem.info.addr)))
-    }
-    console.log(`(b) raw stream, 1 connection, from memory, discarded  load ${loadavg()[0]!.toFixed(1)}`)
-    row('curl GET from docker-registry', cu)
-    row('kiln blob protocol (tcp+noise+yamux)', bl, { label: 'curl', s: median(cu) })
-    row('extra: plain TCP, node child process', tc, { label: 'curl', s: median(cu) })
-    row('extra: one libp2p stream, no protocol', raw, { label: 'curl', s: median(cu) })
   } finally {
     for (const c of children) { c.stdin?.end(); c.kill('SIGTERM') }
     await Promise.all(children.map(async c => { await new Promise(resolve => { if (c.exitCode !== null || c.signalCode !== null) resolve(undefined); else c.once('exit', resolve) }) }))
