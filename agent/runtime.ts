@@ -25,6 +25,7 @@ import { createDbReplayCache } from '../src/trust/index.ts'
 import type { TrustPolicy } from '../src/trust/index.ts'
 import { createAgentJobStore, createJobAgent, createNetworkContextSource, createRecipeBuilder } from './jobs/index.ts'
 import type { JobAgent, JobAgentStopOptions, JobBuilder } from './jobs/index.ts'
+import { createNetworkCache } from '../src/export/network-cache.ts'
 import { createBuildLeases, startStoreUpkeep } from './store-upkeep.ts'
 import type { StoreUpkeep } from './store-upkeep.ts'
 
@@ -56,6 +57,12 @@ export interface AgentJobsInit {
   institution?: string
   /** Instead of the rootless builder (tests). */
   builder?: JobBuilder
+  /**
+   * Share the build cache over the network (protocols/cache.md): publish the
+   * step-cache records of each build, and reuse layers of builders the trust
+   * policy accepts as `builder` instead of running their steps. Default true.
+   */
+  networkCache?: boolean
   heartbeatMs?: number
 }
 
@@ -161,9 +168,24 @@ async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer,
   const leases = createLeases(j.db)
   // What a build reads and writes is leased until it returns, so the quota never evicts it mid-build.
   const building = createBuildLeases(init.store, leases)
+  // Whose cache records count follows the job policy, also after a reload (SIGHUP).
+  let cachePolicy = j.policy
+  const networkCache = j.builder === undefined && j.networkCache !== false
+    ? createNetworkCache({
+      node: init.node,
+      privateKey: init.privateKey,
+      store: building.store,
+      db: j.db,
+      transfer,
+      trust: { allows: async (peer, role, certs) => await cachePolicy.allows(peer, role, certs) },
+      certificates: j.certs,
+      log: (level, message) => { log?.[level](message) }
+    })
+    : undefined
   const inner = j.builder ?? createRecipeBuilder({
     store: building.store, db: j.db, refs: j.refs, workDir: join(j.dataDir, 'build'),
     provide: async (digest) => { await transfer.provide(digest, { signal: AbortSignal.timeout(60_000) }) },
+    ...(networkCache !== undefined ? { remoteCache: networkCache.remoteCache } : {}),
     log: say
   })
   // A built image is kept from `kiln gc` for its requester to fetch, also after a resume.
@@ -173,6 +195,12 @@ async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer,
         return await building.hold(async () => {
           const out = await inner.build(request, options)
           leases.add(leases.create('job-result', RESULT_LEASE_MS), [out.digest, ...out.blobs.map(b => b.digest)])
+          // Publish this build's steps for other trusted builders, in the background: a slow DHT must not hold the result.
+          if (networkCache !== undefined) {
+            networkCache.publish({ image: { mediaType: out.mediaType, digest: out.digest, size: out.size } })
+              .then(r => { log?.info({ published: r.published, storedOn: r.storedOn }, 'build cache records published') })
+              .catch((err: Error) => { say('warn', `publishing the build cache failed: ${err.message}`) })
+          }
           return out
         })
       } finally {
@@ -207,7 +235,13 @@ async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer,
   })
   agent.start()
   return {
-    agent,
+    agent: {
+      ...agent,
+      configure: (settings) => {
+        if (settings.policy !== undefined) cachePolicy = settings.policy
+        agent.configure(settings)
+      }
+    },
     stop: async (options) => {
       await agent.stop(options)
       await transport.stop()

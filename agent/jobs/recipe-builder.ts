@@ -10,7 +10,7 @@
  */
 import type { ContentStore, Digest, KilnDb, RefStore } from '../../src/content/index.ts'
 import { createBuilder } from '../../src/build/index.ts'
-import type { Builder, Sandbox } from '../../src/build/index.ts'
+import type { Builder, RemoteStepCache, Sandbox } from '../../src/build/index.ts'
 import { MAX_MANIFEST_SIZE, parseImageRef, parseManifestBytes } from '../../src/oci/index.ts'
 import { parseRecipe } from '../../src/recipe/index.ts'
 import type { BuildPlan } from '../../src/recipe/index.ts'
@@ -26,6 +26,8 @@ export interface RecipeBuilderInit {
   /** Announces a blob on the network; failures are logged, not fatal (the requester is told who holds it). */
   provide?: (digest: Digest) => Promise<void>
   sandbox?: Sandbox
+  /** Steps other trusted builders already built (the network build cache); consulted before running a step. */
+  remoteCache?: RemoteStepCache
   /** Seconds; default the builder's (0). */
   sourceDateEpoch?: number
   stepTimeoutMs?: number
@@ -48,7 +50,11 @@ export function localBaseRefs (plan: BuildPlan): string[] {
 }
 
 export function createRecipeBuilder (init: RecipeBuilderInit): JobBuilder {
-  const builder: Builder = createBuilder({ store: init.store, db: init.db, refs: init.refs, workDir: init.workDir, ...(init.sandbox !== undefined ? { sandbox: init.sandbox } : {}) })
+  const builder: Builder = createBuilder({
+    store: init.store, db: init.db, refs: init.refs, workDir: init.workDir,
+    ...(init.sandbox !== undefined ? { sandbox: init.sandbox } : {}),
+    ...(init.remoteCache !== undefined ? { remoteCache: init.remoteCache } : {})
+  })
   const log = init.log ?? (() => {})
 
   const baseDigest = (text: string): Digest | undefined => {
