@@ -26,7 +26,8 @@ import type { TrustPolicy } from '../src/trust/index.ts'
 import { createAgentJobStore, createJobAgent, createNetworkContextSource, createRecipeBuilder } from './jobs/index.ts'
 import type { JobAgent, JobAgentStopOptions, JobBuilder } from './jobs/index.ts'
 import { createNetworkCache } from '../src/export/network-cache.ts'
-import { createBuildLeases, startStoreUpkeep } from './store-upkeep.ts'
+import { createBuildLeases } from '../src/content/index.ts'
+import { startStoreUpkeep } from './store-upkeep.ts'
 import type { StoreUpkeep } from './store-upkeep.ts'
 
 /**

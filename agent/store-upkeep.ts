@@ -13,7 +13,7 @@
  * ```
  */
 import type { Logger } from 'pino'
-import type { ContentStore, Digest, KilnDb, Leases } from '../src/content/index.ts'
+import type { ContentStore, KilnDb } from '../src/content/index.ts'
 import { enforceQuota, untracked } from '../src/content/quota.ts'
 import type { QuotaResult } from '../src/content/quota.ts'
 import type { Metrics } from '../src/metrics/index.ts'
@@ -21,8 +21,6 @@ import { blobChildren } from '../src/oci/index.ts'
 
 /** How often the quota is enforced besides after each job. */
 export const QUOTA_INTERVAL_MS = 10 * 60_000
-/** Longest a build's lease lasts if the agent dies before releasing it. */
-export const BUILD_LEASE_MS = 24 * 3600_000
 
 export interface StoreUpkeepInit {
   store: ContentStore
@@ -107,48 +105,3 @@ export function startStoreUpkeep (init: StoreUpkeepInit): StoreUpkeep {
   }
 }
 
-export interface BuildLeases {
-  /** The store for builders: every blob read or written through it is added to each lease held at the time. */
-  store: ContentStore
-  /** Runs a build holding a lease; the lease is released when it ends (a result lease should be taken inside). */
-  hold: <T>(work: () => Promise<T>) => Promise<T>
-}
-
-/**
- * Leases for builds. The builder learns a digest only as it writes a layer
- * or reads a base, so the lease grows as it goes: quota eviction and
- * `kiln gc` then leave a build's base, layers and manifest alone until it
- * returns. With builds running at once, a blob goes into each running
- * build's lease (held a little longer than needed, never shorter).
- */
-export function createBuildLeases (store: ContentStore, leases: Leases): BuildLeases {
-  const open = new Set<string>()
-  const hold = (digest: Digest): void => { for (const lease of open) leases.add(lease, [digest]) }
-  const leased: ContentStore = {
-    info: async (d) => await store.info(d),
-    has: async (d) => await store.has(d),
-    read: (d, o) => { hold(d); return store.read(d, o) },
-    readBytes: async (d, max) => { hold(d); return await store.readBytes(d, max) },
-    path: async (d) => { hold(d); return await store.path(d) },
-    ingest: async (source, expected, o) => { const info = await store.ingest(source, expected, o); hold(info.digest); return info },
-    openPartial: async (d, size) => {
-      hold(d)
-      return await store.openPartial(d, size)
-    },
-    delete: async (d) => await store.delete(d),
-    walk: () => store.walk()
-  }
-  return {
-    store: leased,
-    hold: async (work) => {
-      const lease = leases.create('build', BUILD_LEASE_MS)
-      open.add(lease)
-      try {
-        return await work()
-      } finally {
-        open.delete(lease)
-        leases.release(lease)
-      }
-    }
-  }
-}

@@ -119,8 +119,12 @@ export function register (program: Command, ctx: CliContext): void {
       const store = await ctx.store()
       const { createBuilder, instructionSummary } = await import('../../build/index.ts')
       const workDir = join(await ctx.dataDir(), 'build')
+      // What the build reads and writes is leased until its names are set: a `kiln gc` or quota run in
+      // another process must not take a layer of a build still in progress, however long it runs.
+      const { createBuildLeases, createLeases } = await import('../../content/index.ts')
+      const building = createBuildLeases(store.content, createLeases(store.db))
       const builder = createBuilder({
-        store: store.content, db: store.db, refs: store.refs, workDir, probeCacheDir: workDir,
+        store: building.store, db: store.db, refs: store.refs, workDir, probeCacheDir: workDir,
         ...(sandboxChoice !== 'auto' ? { sandboxDriver: sandboxChoice } : {})
       })
       for (const ref of cacheFrom) {
@@ -140,9 +144,10 @@ export function register (program: Command, ctx: CliContext): void {
       process.once('SIGTERM', onSignal)
       const epochEnv = process.env.SOURCE_DATE_EPOCH
       const sourceDateEpoch = epochEnv !== undefined && /^\d+$/.test(epochEnv) ? Number(epochEnv) : undefined
+      const tags = (opts.tag ?? []).map(splitTag)
       let result
       try {
-        result = await builder.build(plan, {
+        result = await building.hold(async () => await builder.build(plan, {
           contextDir,
           ...(opts.platform !== undefined ? { platform: opts.platform } : {}),
           network: opts.network === true,
@@ -157,15 +162,16 @@ export function register (program: Command, ctx: CliContext): void {
             else if (e.type === 'output') process.stderr.write(e.chunk)
             else if (e.type === 'step-done' && e.cached) ctx.out.line('  cached')
           }
-        })
+        }).then(r => {
+          for (const t of tags) store.refs.set(t.repository, t.tag, r.descriptor)
+          return r
+        }))
       } catch (err) {
         throw toCliError(err)
       } finally {
         process.off('SIGINT', onSignal)
         process.off('SIGTERM', onSignal)
       }
-      const tags = (opts.tag ?? []).map(splitTag)
-      for (const t of tags) store.refs.set(t.repository, t.tag, result.descriptor)
       const exported: Array<{ output: string, description: string, digest: string }> = []
       const cacheExported: Array<{ output: string, description: string, records: number }> = []
       if (outputs.length > 0 || cacheTo.length > 0) {

@@ -2,7 +2,7 @@ import { describe, it, expect, beforeEach, afterEach } from 'vitest'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createFsContentStore, collectGarbage, createLeases, openDb, sha256Digest } from '../../../src/content/index.ts'
+import { createBuildLeases, createFsContentStore, collectGarbage, createLeases, openDb, sha256Digest } from '../../../src/content/index.ts'
 import type { ContentStore, Digest } from '../../../src/content/index.ts'
 
 describe('garbage collection', () => {
@@ -59,6 +59,27 @@ describe('garbage collection', () => {
     expect(r.removed.map(x => x.digest)).toEqual([b.digest])
     leases.release(l1)
     expect(leases.held().size).toBe(0)
+    db.close()
+  })
+
+  it('a build holds what it reads and writes until it returns, and gc run meanwhile keeps it', async () => {
+    const db = openDb(':memory:')
+    const leases = createLeases(db)
+    const building = createBuildLeases(store, leases)
+    const base = await store.ingest(Buffer.from('base layer'))
+    let during: Set<string> = new Set()
+    const layer = await building.hold(async () => {
+      await building.store.readBytes(base.digest)
+      const written = await building.store.ingest(Buffer.from('new layer'))
+      during = leases.held()
+      const r = await collectGarbage({ store, roots: leases.held(), children, graceMs: 0 })
+      expect(r.removed).toEqual([])
+      return written
+    })
+    expect([...during].sort()).toEqual([base.digest, layer.digest].sort())
+    expect(leases.held().size).toBe(0)
+    const after = await collectGarbage({ store, roots: leases.held(), children, graceMs: 0 })
+    expect(after.removed.map(b => b.digest).sort()).toEqual([base.digest, layer.digest].sort())
     db.close()
   })
 })
