@@ -35,8 +35,12 @@ export class BlobSession {
    * Reads `length` bytes at `offset` (length 0: only the size). Throws
    * BlobRequestError for an error status, StreamProtocolError or a timeout
    * for a broken stream (the session then reopens on the next call).
+   * With `into` (at least `length` bytes) the bytes land there and the
+   * result is a view of it: a caller that reads range after range reuses
+   * one buffer instead of allocating one per range (each allocation of a
+   * few MiB of external memory pushes V8 towards a full GC).
    */
-  async read (digest: Digest, offset: number, length: number, signal: AbortSignal, onBytes?: (n: number) => void): Promise<RangeResult> {
+  async read (digest: Digest, offset: number, length: number, signal: AbortSignal, onBytes?: (n: number) => void, into?: Uint8Array): Promise<RangeResult> {
     const { stream, reader } = await this.open(signal)
     try {
       this.requests++
@@ -53,7 +57,7 @@ export class BlobSession {
       if (res.offset !== offset || res.length !== length || offset + length > res.size) {
         throw new StreamProtocolError(`response range [${res.offset}, +${res.length}) of ${res.size} does not match the request`)
       }
-      const bytes = new Uint8Array(length)
+      const bytes = into !== undefined && into.byteLength >= length ? into.subarray(0, length) : new Uint8Array(length)
       await reader.readInto(bytes, { signal, idleTimeoutMs: this.idleTimeoutMs }, onBytes)
       if (this.requests >= BLOB_MAX_REQUESTS_PER_STREAM) await this.close()
       return { size: res.size, bytes }

@@ -279,6 +279,8 @@ class BlobFetch {
     const worker = async (peer: PeerId): Promise<void> => {
       const id = peer.toString()
       const session = new BlobSession(this.node, peer)
+      // Reused for every range this worker reads: accept() has hashed and written it (the store copies what it holds) when it returns.
+      const buffer = Buffer.allocUnsafeSlow(this.chunkSize)
       let failures = 0
       try {
         while (!signal.aborted && !this.banned.has(id) && !this.dropped.has(id)) {
@@ -292,7 +294,7 @@ class BlobFetch {
           inFlight.add(chunk)
           this.active.set(id, (this.active.get(id) ?? 0) + 1)
           try {
-            const { bytes } = await session.read(this.digest, chunk.offset, chunk.length, signal, n => { this.countBytes(id, n) })
+            const { bytes } = await session.read(this.digest, chunk.offset, chunk.length, signal, n => { this.countBytes(id, n) }, buffer)
             failures = 0
             await this.accept(partial, chunk, id, bytes, mode, signal)
             if (++written % SYNC_EVERY_CHUNKS === 0) background(partial)

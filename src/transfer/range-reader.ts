@@ -18,7 +18,11 @@ export interface ReadRangesOptions {
   signal?: AbortSignal
 }
 
-/** Calls onChunk(offset, bytes) for every chunk of [offset, offset + length), in completion order. */
+/**
+ * Calls onChunk(offset, bytes) for every chunk of [offset, offset + length),
+ * in completion order. `bytes` is a view of a buffer reused for the next
+ * chunk once onChunk (or the promise it returns) is done: copy what you keep.
+ */
 export async function readBlobRanges (
   node: KilnNode, peer: PeerId, digest: Digest, range: { offset: number, length: number },
   onChunk: (offset: number, bytes: Uint8Array) => void | Promise<void>, options: ReadRangesOptions = {}
@@ -29,12 +33,14 @@ export async function readBlobRanges (
   let next = range.offset
   const worker = async (): Promise<void> => {
     const session = new BlobSession(node, peer)
+    // One buffer per stream, reused for every range: onChunk must be done with it when it returns.
+    const buffer = Buffer.allocUnsafeSlow(chunkSize)
     try {
       while (next < end) {
         const offset = next
         const length = Math.min(chunkSize, end - offset)
         next += length
-        const { bytes } = await session.read(digest, offset, length, signal)
+        const { bytes } = await session.read(digest, offset, length, signal, undefined, buffer)
         await onChunk(offset, bytes)
       }
     } finally {

@@ -314,7 +314,9 @@ async function main (): Promise<void> {
       const dataDir = join(work, `puller${n++}`)
       const s = timed(() => {
         run(process.execPath, [kilnBin, '--data-dir', dataDir, '--log-level', 'warn', 'pull', `bench/img:v1@${img.manifest}`, '--no-mdns',
-          '--bootstrap', from.map(a => a.addr).join(','), '--from', from.map(a => a.peer).join(',')], env)
+          '--bootstrap', from.map(a => a.addr).join(','), '--from', from.map(a => a.peer).join(',')],
+        // KILN_BENCH_PULL_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR" profiles the pulling processes alone.
+        { ...env, NODE_OPTIONS: process.env.KILN_BENCH_PULL_NODE_OPTIONS })
       })
       if (spawnSync('test', ['-s', join(dataDir, 'store', 'blobs', 'sha256', img.layer.slice(7))]).status !== 0) throw new Error('kiln pull stored no layer')
       rmSync(dataDir, { recursive: true, force: true })
