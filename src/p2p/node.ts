@@ -181,12 +181,13 @@ const NOISE_SMALL_MESSAGE = 1200
 const CHACHA_TAG = 16
 
 /**
- * Noise's Node cipher (wire-identical ChaCha20-Poly1305), minus two costs of
- * a bulk transfer, which moves a 64 KiB Noise message at a time: the default
- * builds a new key object from the raw key for every message (about an
- * eighth of a transfer's CPU, DESIGN.md), here one per session key; and it
- * joins the cipher's output pieces even for a single buffer. Handshake
- * functions and small messages are the default's.
+ * Noise's Node cipher (wire-identical ChaCha20-Poly1305) for bulk messages
+ * (64 KiB each): one key object per session key instead of one built from
+ * the raw key per message (DESIGN.md measured ~13% of a transfer in cipher
+ * and key creation; the cipher object per message remains, as Node has no
+ * reusable AEAD context), and the output written into a single buffer.
+ * A few per cent in docs/network.md's benchmark. Handshake functions and
+ * small messages are the default's.
  */
 function bulkNoiseCrypto (): ICryptoInterface {
   // Noise keeps one key array per CipherState and never changes it in place (no rekey in libp2p).
