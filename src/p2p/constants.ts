@@ -8,12 +8,15 @@ const MiB = 1024 * 1024
 /** Listen on every IPv4 interface, a free TCP port. */
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0']
 /**
- * Yamux stream windows. Bulk blob ranges (4 MiB) flow on one stream, and the
- * 256 KiB default window stalls a stream every 256 KiB for a round trip;
- * 16 MiB lets a whole range be in flight (DESIGN: measured small gain).
+ * Yamux stream windows. js-yamux sends a data frame as large as the whole
+ * send window and grants a new window only once a frame has fully arrived,
+ * so a stream moves one window per round trip. A blob response (a 4 MiB
+ * range plus its header) did not fit a 4 MiB initial window and stalled
+ * twice per range; 16 MiB takes a whole range at once, 64 MiB lets a fast
+ * stream grow. Memory is only used while a reader lags behind its sender.
  */
-export const YAMUX_INITIAL_STREAM_WINDOW = 4 * MiB
-export const YAMUX_MAX_STREAM_WINDOW = 16 * MiB
+export const YAMUX_INITIAL_STREAM_WINDOW = 16 * MiB
+export const YAMUX_MAX_STREAM_WINDOW = 64 * MiB
 /** Most connections a node keeps; an agent serves many pullers. */
 export const DEFAULT_MAX_CONNECTIONS = 300
 /** How often the DHT re-runs its self query once warmed up. */

@@ -29,7 +29,8 @@ import { selectTagRecord, validateTagRecord } from './tag-records.ts'
 import { selectCacheRecord, validateCacheRecord } from './cache-records.ts'
 import { CACHE_NAMESPACE } from '../../protocols/cache.ts'
 import {
-  DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DHT_QUERY_SELF_INTERVAL_MS, MDNS_SERVICE_TAG
+  DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DHT_QUERY_SELF_INTERVAL_MS, MDNS_SERVICE_TAG,
+  YAMUX_INITIAL_STREAM_WINDOW, YAMUX_MAX_STREAM_WINDOW
 } from './constants.ts'
 
 export interface KilnServices extends Record<string, unknown> {
@@ -148,8 +149,8 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
     connectionEncrypters: [noise({ crypto: bulkNoiseCrypto() })],
     streamMuxers: [yamux({
       streamOptions: {
-        initialStreamWindowSize: BULK_INITIAL_STREAM_WINDOW,
-        maxStreamWindowSize: BULK_MAX_STREAM_WINDOW
+        initialStreamWindowSize: YAMUX_INITIAL_STREAM_WINDOW,
+        maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW
       }
     })],
     connectionProtector: init.psk !== undefined ? preSharedKey({ psk: init.psk }) : undefined,
@@ -162,19 +163,6 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
     services: services as ServiceFactoryMap<KilnServices>
   })
 }
-
-const MiB = 1024 * 1024
-/**
- * Yamux stream windows (these supersede YAMUX_*_STREAM_WINDOW of constants.ts
- * for the node). js-yamux sends a data frame as large as the whole send
- * window and grants a new window only once a frame has fully arrived, so a
- * stream moves one window per round trip. A blob response (a 4 MiB range
- * plus its header) did not fit the 4 MiB initial window and stalled twice
- * per range; 16 MiB takes a whole range at once, 64 MiB lets a fast stream
- * grow. Memory is only used while a reader lags behind its sender.
- */
-const BULK_INITIAL_STREAM_WINDOW = 16 * MiB
-const BULK_MAX_STREAM_WINDOW = 64 * MiB
 
 /** Below this, @libp2p/noise's own choice (a WebAssembly cipher) is faster than a Node cipher object. */
 const NOISE_SMALL_MESSAGE = 1200
