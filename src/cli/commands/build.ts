@@ -76,24 +76,9 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--json', 'with --dry-run: the plan as JSON; otherwise a JSON summary')
     .addHelpText('after', '\nExamples:\n  kiln build -t app:1 .\n  kiln build -f Singularity.def --build-arg VERSION=2 -t tools:2 ./ctx\n  kiln build --dry-run --json .\n  kiln build -t hpc/app:1 --output type=static,dest=/srv/registry --output oci-archive:app.tar .\n  kiln build --cache-from docker://registry.example.org/cache/app:bc --cache-to type=registry,ref=registry.example.org/cache/app:bc,mode=max .')
     .action(async (contextArg: string, opts: BuildCliOptions) => {
-      const { readFile, stat } = await import('node:fs/promises')
-      const { resolve, join, basename } = await import('node:path')
-      const contextDir = resolve(contextArg)
-      if (!(await stat(contextDir).catch(() => undefined))?.isDirectory()) throw new CliError(`build context ${contextArg} is not a directory`, { exitCode: EXIT.usage })
-      let recipePath = opts.file === undefined ? undefined : resolve(opts.file)
-      if (recipePath === undefined) {
-        for (const name of ['Dockerfile', 'Containerfile', 'Singularity.def', 'Apptainer.def']) {
-          if (await stat(join(contextDir, name)).then(() => true, () => false)) { recipePath = join(contextDir, name); break }
-        }
-      }
-      if (recipePath === undefined) throw new CliError(`no recipe in ${contextArg}`, { exitCode: EXIT.usage, hint: 'name one with -f RECIPE' })
-      const text = await readFile(recipePath, 'utf8').catch(() => { throw new CliError(`cannot read recipe ${recipePath ?? ''}`, { exitCode: EXIT.notFound }) })
-      const buildArgs: Record<string, string> = {}
-      for (const kv of opts.buildArg) {
-        const i = kv.indexOf('=')
-        if (i <= 0) throw new CliError(`--build-arg ${kv}: expected KEY=VALUE`, { exitCode: EXIT.usage })
-        buildArgs[kv.slice(0, i)] = kv.slice(i + 1)
-      }
+      const { join, basename } = await import('node:path')
+      const { readRecipeInput } = await import('../recipe-input.ts')
+      const { contextDir, recipePath, text, buildArgs } = await readRecipeInput(contextArg, opts.file, opts.buildArg)
       const { parseRecipe } = await import('../../recipe/index.ts')
       let plan
       try {

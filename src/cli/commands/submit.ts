@@ -175,24 +175,9 @@ export function register (program: Command, ctx: CliContext): void {
     .addHelpText('after', '\nExamples:\n  kiln submit --platform linux/amd64,linux/arm64 -t app:1 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... .\n  kiln submit -f Singularity.def --platform linux/amd64 --require cuda>=12 --output oci-archive:app.tar ./ctx')
     .action(async (contextArg: string, opts: SubmitFlags) => {
       const startedAt = Date.now()
-      const { readFile, stat } = await import('node:fs/promises')
-      const { resolve, join, basename } = await import('node:path')
-      const contextDir = resolve(contextArg)
-      if (!(await stat(contextDir).catch(() => undefined))?.isDirectory()) throw new CliError(`build context ${contextArg} is not a directory`, { exitCode: EXIT.usage })
-      let recipePath = opts.file === undefined ? undefined : resolve(opts.file)
-      if (recipePath === undefined) {
-        for (const name of ['Dockerfile', 'Containerfile', 'Singularity.def', 'Apptainer.def']) {
-          if (await stat(join(contextDir, name)).then(() => true, () => false)) { recipePath = join(contextDir, name); break }
-        }
-      }
-      if (recipePath === undefined) throw new CliError(`no recipe in ${contextArg}`, { exitCode: EXIT.usage, hint: 'name one with -f RECIPE' })
-      const text = await readFile(recipePath, 'utf8').catch(() => { throw new CliError(`cannot read recipe ${recipePath ?? ''}`, { exitCode: EXIT.notFound }) })
-      const buildArgs: Record<string, string> = {}
-      for (const kv of opts.buildArg) {
-        const i = kv.indexOf('=')
-        if (i <= 0) throw new CliError(`--build-arg ${kv}: expected KEY=VALUE`, { exitCode: EXIT.usage })
-        buildArgs[kv.slice(0, i)] = kv.slice(i + 1)
-      }
+      const { basename } = await import('node:path')
+      const { readRecipeInput } = await import('../recipe-input.ts')
+      const { contextDir, recipePath, text, buildArgs } = await readRecipeInput(contextArg, opts.file, opts.buildArg)
       const [{ splitList }, { parsePlatform, formatPlatform, parseImageRef, exportOptionsFromRef }, { parseRecipe, detectFrontend }, { parseTagName }, { Requirement }] = await Promise.all([
         import('../../p2p/index.ts'), import('../../oci/index.ts'), import('../../recipe/index.ts'), import('../local-image.ts'), import('../../../protocols/job.ts')
       ])
