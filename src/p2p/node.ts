@@ -177,7 +177,7 @@ const CHACHA_TAG = 16
  * A few per cent in docs/network.md's benchmark. Handshake functions and
  * small messages are the default's.
  */
-function bulkNoiseCrypto (): ICryptoInterface {
+export function bulkNoiseCrypto (): ICryptoInterface {
   // Noise keeps one key array per CipherState and never changes it in place (no rekey in libp2p).
   const keys = new WeakMap<Uint8Array, KeyObject>()
   const keyObject = (k: Uint8Array): KeyObject => {
