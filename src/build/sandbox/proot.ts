@@ -13,7 +13,7 @@
  * included. Without busybox the step runs directly and leftovers are killed
  * only by the timeout.
  */
-import { lstat, mkdtemp, readFile, rm, rmdir } from 'node:fs/promises'
+import { lstat, mkdtemp, readdir, readFile, rm, rmdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { mkdirInRoot } from './scratch.ts'
@@ -54,6 +54,35 @@ async function removePlaceholders (root: string, absent: readonly string[]): Pro
   }
 }
 
+/**
+ * proot keeps its loader and a glue root in /tmp/proot-PID-* and
+ * /tmp/prooted-PID-* (Debian's build ignores PROOT_TMP_DIR) and removes them
+ * only when it exits normally; the wrapper's `kill -KILL 0`, a timeout or an
+ * abort kills it first. After each step, remove the ones of proot processes
+ * that are gone and that belong to this user.
+ */
+async function sweepProotTemp (): Promise<void> {
+  const uid = process.getuid?.()
+  const names = await readdir(tmpdir()).catch(() => [] as string[])
+  for (const name of names) {
+    const m = /^proot(?:ed)?-(\d+)-[A-Za-z0-9]+$/.exec(name)
+    if (m === null || pidAlive(Number(m[1]))) continue
+    const path = join(tmpdir(), name)
+    const st = await lstat(path).catch(() => undefined)
+    if (st === undefined || (uid !== undefined && st.uid !== uid)) continue
+    await rm(path, { recursive: true, force: true }).catch(() => {})
+  }
+}
+
+function pidAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
 export function createProotSandbox (): Sandbox {
   return {
     driver: 'proot',
@@ -89,6 +118,7 @@ export function createProotSandbox (): Sandbox {
       } finally {
         if (statusDir !== undefined) await rm(statusDir, { recursive: true, force: true })
         await removePlaceholders(root, absent)
+        await sweepProotTemp()
       }
     }
   }
