@@ -61,7 +61,7 @@ export function kilnProcs (u: Unprivileged): KilnProcs {
     const argv = [join(u.root, 'node_modules/.bin/node'), join(u.root, 'src/cli/kiln.mjs'), ...args]
     const child = spawn(isRoot() ? 'setpriv' : argv[0] as string, isRoot() ? ['--reuid=65534', '--regid=65534', '--clear-groups', ...argv] : argv.slice(1), {
       cwd: u.work,
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: u.home, KILN_DATA_DIR: dataDir },
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: u.home, TMPDIR: join(u.home, 'tmp'), KILN_DATA_DIR: dataDir },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     const p = watch(child)

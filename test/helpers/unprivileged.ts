@@ -60,8 +60,11 @@ export function makeUnprivileged (): Unprivileged {
   const home = join(root, 'home')
   const dataDir = join(home, 'data')
   const work = join(home, 'work')
+  // The user's temp dir lives inside the copy, so what a killed process leaves there goes with cleanup.
+  const tmp = join(home, 'tmp')
   mkdirSync(dataDir, { recursive: true })
   mkdirSync(work)
+  mkdirSync(tmp)
   const give = (path: string): void => { if (drop) execFileSync('chown', ['-R', `${UNPRIVILEGED_UID}:${UNPRIVILEGED_UID}`, path]) }
   give(home)
   const node = join(root, 'node_modules/.bin/node')
@@ -69,7 +72,7 @@ export function makeUnprivileged (): Unprivileged {
     const argv = drop ? ['--reuid=65534', '--regid=65534', '--clear-groups', file, ...args] : args
     const r = spawnSync(drop ? 'setpriv' : file, argv, {
       cwd: work,
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: home, KILN_DATA_DIR: dataDir, ...options.env },
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: home, TMPDIR: tmp, KILN_DATA_DIR: dataDir, ...options.env },
       encoding: 'utf8',
       timeout: options.timeoutMs ?? 120_000,
       killSignal: 'SIGKILL'

@@ -61,13 +61,15 @@ async function removePlaceholders (root: string, absent: readonly string[]): Pro
  * abort kills it first. After each step, remove the ones of proot processes
  * that are gone and that belong to this user.
  */
+const PROOT_TMP = '/tmp'
+
 async function sweepProotTemp (): Promise<void> {
   const uid = process.getuid?.()
-  const names = await readdir(tmpdir()).catch(() => [] as string[])
+  const names = await readdir(PROOT_TMP).catch(() => [] as string[])
   for (const name of names) {
     const m = /^proot(?:ed)?-(\d+)-[A-Za-z0-9]+$/.exec(name)
     if (m === null || pidAlive(Number(m[1]))) continue
-    const path = join(tmpdir(), name)
+    const path = join(PROOT_TMP, name)
     const st = await lstat(path).catch(() => undefined)
     if (st === undefined || (uid !== undefined && st.uid !== uid)) continue
     await rm(path, { recursive: true, force: true }).catch(() => {})
