@@ -19,7 +19,7 @@
  */
 import { z } from 'zod'
 import { discoveryCid } from './capability.ts'
-import { PeerIdString, canonicalBytes, parseCanonical } from './envelope.ts'
+import { PeerIdString, signedRecordCodec } from './envelope.ts'
 
 /** §2 DHT namespace: records live under `/kiln-cache/<key hex>/<signer>`. */
 export const CACHE_NAMESPACE = 'kiln-cache'
@@ -68,22 +68,12 @@ export const CachePayloadSchema = z.strictObject({
 export type CachePayload = z.infer<typeof CachePayloadSchema>
 
 /** §2 the DHT value: canonical JSON of the envelope and the signer's certificates (both checked by the reader). */
-export const CacheRecordValueSchema = z.strictObject({
-  envelope: z.unknown(),
-  certificates: z.array(z.unknown()).max(CACHE_MAX_CERTIFICATES)
-})
+const cacheRecordCodec = signedRecordCodec('cache', { maxBytes: CACHE_RECORD_MAX_BYTES, maxCertificates: CACHE_MAX_CERTIFICATES })
+export const CacheRecordValueSchema = cacheRecordCodec.schema
 export type CacheRecordValue = z.infer<typeof CacheRecordValueSchema>
-
-export function encodeCacheRecordValue (value: CacheRecordValue): Uint8Array {
-  const bytes = canonicalBytes(value)
-  if (bytes.byteLength > CACHE_RECORD_MAX_BYTES) throw new RangeError(`cache record is ${bytes.byteLength} bytes, over the limit of ${CACHE_RECORD_MAX_BYTES}`)
-  return bytes
-}
-
+export const encodeCacheRecordValue = cacheRecordCodec.encode
 /** Parses the wire form (size, canonical form, shape); the envelope inside is not verified here. */
-export function decodeCacheRecordValue (bytes: Uint8Array): CacheRecordValue {
-  return CacheRecordValueSchema.parse(parseCanonical(bytes, CACHE_RECORD_MAX_BYTES))
-}
+export const decodeCacheRecordValue = cacheRecordCodec.decode
 
 /** §2 the DHT key of one signer's record for a step key: UTF-8 `/kiln-cache/<key hex>/<signer>`. */
 export function cacheDhtKey (stepKey: string, signer: string): Uint8Array {

@@ -203,3 +203,27 @@ export function encodeEnvelope (envelope: Envelope): Uint8Array {
   if (bytes.byteLength > MAX_ENVELOPE_BYTES) throw new CanonicalJsonError(`envelope of ${bytes.byteLength} bytes is over the limit of ${MAX_ENVELOPE_BYTES}`)
   return bytes
 }
+
+/**
+ * The DHT value of a signed record (tag and cache records, protocols/tag.md
+ * §2 and protocols/cache.md §2): canonical JSON of the envelope and the
+ * signer's certificates, both checked by the reader. One codec per record
+ * kind, with its own limits.
+ */
+export function signedRecordCodec (kind: string, limits: { maxBytes: number, maxCertificates: number }) {
+  const schema = z.strictObject({
+    envelope: z.unknown(),
+    certificates: z.array(z.unknown()).max(limits.maxCertificates)
+  })
+  type Value = z.infer<typeof schema>
+  return {
+    schema,
+    encode: (value: Value): Uint8Array => {
+      const bytes = canonicalBytes(value)
+      if (bytes.byteLength > limits.maxBytes) throw new RangeError(`${kind} record is ${bytes.byteLength} bytes, over the limit of ${limits.maxBytes}`)
+      return bytes
+    },
+    /** Parses the wire form (size, canonical form, shape); the envelope inside is not verified here. */
+    decode: (bytes: Uint8Array): Value => schema.parse(parseCanonical(bytes, limits.maxBytes))
+  }
+}

@@ -21,7 +21,7 @@
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
 import { discoveryCid } from './capability.ts'
-import { PeerIdString, parseCanonical, canonicalBytes } from './envelope.ts'
+import { PeerIdString, signedRecordCodec } from './envelope.ts'
 
 /** §2 DHT namespace: records live under `/kiln-tag/<name hash>/<signer>`. */
 export const TAG_NAMESPACE = 'kiln-tag'
@@ -52,22 +52,12 @@ export const TagPayloadSchema = z.strictObject({
 export type TagPayload = z.infer<typeof TagPayloadSchema>
 
 /** §2 the DHT value: canonical JSON of the envelope and the signer's certificates (both checked by the reader). */
-export const TagRecordValueSchema = z.strictObject({
-  envelope: z.unknown(),
-  certificates: z.array(z.unknown()).max(TAG_MAX_CERTIFICATES)
-})
+const tagRecordCodec = signedRecordCodec('tag', { maxBytes: TAG_RECORD_MAX_BYTES, maxCertificates: TAG_MAX_CERTIFICATES })
+export const TagRecordValueSchema = tagRecordCodec.schema
 export type TagRecordValue = z.infer<typeof TagRecordValueSchema>
-
-export function encodeTagRecordValue (value: TagRecordValue): Uint8Array {
-  const bytes = canonicalBytes(value)
-  if (bytes.byteLength > TAG_RECORD_MAX_BYTES) throw new RangeError(`tag record is ${bytes.byteLength} bytes, over the limit of ${TAG_RECORD_MAX_BYTES}`)
-  return bytes
-}
-
+export const encodeTagRecordValue = tagRecordCodec.encode
 /** Parses the wire form (size, canonical form, shape); the envelope inside is not verified here. */
-export function decodeTagRecordValue (bytes: Uint8Array): TagRecordValue {
-  return TagRecordValueSchema.parse(parseCanonical(bytes, TAG_RECORD_MAX_BYTES))
-}
+export const decodeTagRecordValue = tagRecordCodec.decode
 
 /** §2 hex sha256 of `repository:tag`: the name part of the DHT key. */
 export function tagNameHash (repository: string, tag: string): string {

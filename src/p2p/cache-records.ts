@@ -12,6 +12,7 @@
  * // found?.payload.layer.digest: fetch it by digest (src/transfer)
  * ```
  */
+import { newerRecord, selectNewestRecord } from './signed-record.ts'
 import type { PrivateKey } from '@libp2p/interface'
 import {
   CACHE_DEFAULT_TTL_MS, CACHE_SIGNER_ROLE, CachePayloadSchema, cacheDhtKey, cacheDiscoveryCid, decodeCacheRecordValue,
@@ -92,19 +93,9 @@ export async function validateCacheRecord (key: Uint8Array, value: Uint8Array): 
   await verifyCacheRecord(value, { key })
 }
 
-function newer (a: VerifiedCacheRecord, b: VerifiedCacheRecord): boolean {
-  return a.payload.seq > b.payload.seq || (a.payload.seq === b.payload.seq && a.envelope.issuedAt > b.envelope.issuedAt)
-}
-
 /** DHT selector: the valid record with the highest seq (then the latest issuedAt); invalid ones never win. */
 export async function selectCacheRecord (key: Uint8Array, values: Uint8Array[]): Promise<number> {
-  let best = 0
-  let bestRecord: VerifiedCacheRecord | undefined
-  for (let i = 0; i < values.length; i++) {
-    const record = await verifyCacheRecord(values[i] as Uint8Array, { key }).catch(() => undefined)
-    if (record !== undefined && (bestRecord === undefined || newer(record, bestRecord))) { best = i; bestRecord = record }
-  }
-  return best
+  return await selectNewestRecord(values, async value => await verifyCacheRecord(value, { key }))
 }
 
 /**
@@ -141,7 +132,7 @@ async function readSignerRecord (node: KilnNode, stepKey: string, signer: string
     for await (const event of node.services.dht.get(key, { signal })) {
       if (event.name !== 'VALUE') continue
       const record = await verifyCacheRecord(event.value, { key }).catch(() => undefined)
-      if (record !== undefined && (best === undefined || newer(record, best))) best = record
+      if (record !== undefined && (best === undefined || newerRecord(record, best))) best = record
       // One signer's record: the first valid answer is enough (records of a signer for a key never differ in what they assert).
       if (best !== undefined) break
     }

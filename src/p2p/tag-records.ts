@@ -11,6 +11,7 @@
  * // found?.payload.digest
  * ```
  */
+import { newerRecord, selectNewestRecord } from './signed-record.ts'
 import type { PrivateKey } from '@libp2p/interface'
 import {
   TAG_DEFAULT_TTL_MS, TAG_SIGNER_ROLES, TagPayloadSchema, decodeTagRecordValue, encodeTagRecordValue,
@@ -108,24 +109,9 @@ export async function validateTagRecord (key: Uint8Array, value: Uint8Array): Pr
   await verifyTagRecord(value, { key })
 }
 
-/** Orders two records of one signer: higher seq, then later issuedAt. */
-function newer (a: VerifiedTagRecord, b: VerifiedTagRecord): boolean {
-  return a.payload.seq > b.payload.seq || (a.payload.seq === b.payload.seq && a.envelope.issuedAt > b.envelope.issuedAt)
-}
-
 /** DHT selector: the valid record with the highest seq (then the latest issuedAt); invalid ones never win. */
 export async function selectTagRecord (key: Uint8Array, values: Uint8Array[]): Promise<number> {
-  let best = 0
-  let bestRecord: VerifiedTagRecord | undefined
-  for (let i = 0; i < values.length; i++) {
-    const record = await verifyTagRecord(values[i] as Uint8Array, { key }).catch(() => undefined)
-    if (record === undefined) continue
-    if (bestRecord === undefined || newer(record, bestRecord)) {
-      best = i
-      bestRecord = record
-    }
-  }
-  return best
+  return await selectNewestRecord(values, async value => await verifyTagRecord(value, { key }))
 }
 
 /**
@@ -165,7 +151,7 @@ async function readSignerRecord (node: KilnNode, repository: string, tag: string
     for await (const event of node.services.dht.get(key, { signal })) {
       if (event.name !== 'VALUE') continue
       const record = await verifyTagRecord(event.value, { key }).catch(() => undefined)
-      if (record !== undefined && (best === undefined || newer(record, best))) best = record
+      if (record !== undefined && (best === undefined || newerRecord(record, best))) best = record
     }
   } catch (err) {
     if (best === undefined && !signal.aborted && (err as Error).name !== 'NotFoundError') throw err
