@@ -52,9 +52,7 @@ Example:
       const [{ createKilnNode, nodeInitFromOptions, splitList }, { startAgent }, { detectCapabilities }, { parsePlatform, formatPlatform }] = await Promise.all([
         import('../../p2p/index.ts'), import('../../../agent/runtime.ts'), import('../../../agent/capabilities.ts'), import('../../oci/platform.ts')
       ])
-      const [{ followLogLevel, handleSignals, loadRunSettings }, { createTrackedStore, parseByteSize }] = await Promise.all([
-        import('../../../agent/lifecycle.ts'), import('../../content/quota.ts')
-      ])
+      const { followLogLevel, handleSignals, loadRunSettings } = await import('../../../agent/lifecycle.ts')
       const config = await ctx.config()
       const drainMs = durationFlag('--drain-timeout', flags.drainTimeout ?? '90s')
       const root = await ctx.logger()
@@ -73,24 +71,13 @@ Example:
         maxBuilds = Number(flags.maxBuilds)
         if (!Number.isInteger(maxBuilds) || maxBuilds < 1 || maxBuilds > 64) throw new CliError(`--max-builds ${flags.maxBuilds}: expected an integer from 1 to 64`, { exitCode: 2 })
       }
-      let quota: number | undefined
-      try {
-        quota = config.store.quota === undefined ? undefined : parseByteSize(config.store.quota)
-      } catch (err) {
-        throw new CliError(`store.quota: ${(err as Error).message}`, { exitCode: 2 })
-      }
       const identity = await ctx.identity()
       const store = await ctx.store()
       const self = identity.peerId.toString()
       const { metrics, url: metricsUrl } = await startMetricsFor(ctx, flags.metricsListen)
-      const { loadTrustPolicy, loadCertificates } = await import('../../trust/index.ts')
-      let policy
-      try {
-        policy = await loadTrustPolicy(store.root, { self, config: config.trust })
-      } catch (err) {
-        throw new CliError((err as Error).message, { exitCode: 2, hint: 'fix the trust policy (kiln trust ls shows it)' })
-      }
-      const certs = await loadCertificates(store.root, self, (file, reason) => { log.warn({ file, reason }, 'certificate skipped') })
+      const { loadAgentTrust, agentOptions } = await import('../agent-setup.ts')
+      const trust = await loadAgentTrust(config, store, self, log)
+      const { policy, certs } = trust
       const description = await detectCapabilities({ platforms, institution, dataDir: store.root })
       let node
       try {
@@ -100,33 +87,19 @@ Example:
       }
       const peerLog = log.child({ peerId: node.peerId.toString() })
       const allowNetwork = flags.allowNetwork === true || config.agent.allowNetwork
-      const agent = await startAgent({
+      const agent = await startAgent(await agentOptions({
         node,
         privateKey: identity.privateKey,
-        // Reads and writes are recorded, so that the quota evicts what was used least recently.
-        store: createTrackedStore(store.content, store.db),
-        db: store.db,
-        ...(quota !== undefined ? { quota } : {}),
+        store,
+        config,
+        trust,
         metrics,
         log: peerLog,
         describe: async () => await detectCapabilities({ platforms, institution, dataDir: store.root }),
-        ...(flags.jobs === false
-          ? {}
-          : {
-              jobs: {
-                db: store.db,
-                refs: store.refs,
-                dataDir: store.root,
-                policy,
-                certs,
-                platforms: description.platforms.map(p => p.platform),
-                capabilities: [...description.capabilities, ...config.agent.capabilities],
-                concurrency: maxBuilds,
-                allowNetwork,
-                ...(institution !== undefined ? { institution } : {})
-              }
-            })
-      })
+        description,
+        ...(institution !== undefined ? { institution } : {}),
+        ...(flags.jobs === false ? {} : { jobs: { concurrency: maxBuilds, allowNetwork } })
+      }))
       ctx.out.line(`peer id: ${node.peerId.toString()}`)
       for (const ma of node.getMultiaddrs()) ctx.out.line(`listening: ${ma.toString()}`)
       ctx.out.line(`advertising: ${description.platforms.map(p => p.platform).join(', ')}${description.capabilities.length > 0 ? ` + ${description.capabilities.join(', ')}` : ''}`)

@@ -112,34 +112,22 @@ Examples:
   kiln up --gateway-listen 127.0.0.1:5000 --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...
   kiln up --anonymous-push --upstream docker.io`)
     .action(async (flags: UpFlags, command: Command) => {
-      const [{ createKilnNode, nodeInitFromOptions }, { startAgent }, { detectCapabilities }, { loadTrustPolicy, loadCertificates }, { join }] = await Promise.all([
-        import('../../p2p/index.ts'), import('../../../agent/runtime.ts'), import('../../../agent/capabilities.ts'), import('../../trust/index.ts'), import('node:path')
+      const [{ createKilnNode, nodeInitFromOptions }, { startAgent }, { detectCapabilities }, { join }] = await Promise.all([
+        import('../../p2p/index.ts'), import('../../../agent/runtime.ts'), import('../../../agent/capabilities.ts'), import('node:path')
       ])
-      const [{ followLogLevel, handleSignals, loadRunSettings }, { createTrackedStore, parseByteSize }] = await Promise.all([
-        import('../../../agent/lifecycle.ts'), import('../../content/quota.ts')
-      ])
+      const { followLogLevel, handleSignals, loadRunSettings } = await import('../../../agent/lifecycle.ts')
       const config = await ctx.config()
       const { host, port } = splitHostPort(flags.gatewayListen ?? config.gateway.listen, '--gateway-listen')
       const drainMs = durationFlag('--drain-timeout', flags.drainTimeout ?? '90s')
-      let quota: number | undefined
-      try {
-        quota = config.store.quota === undefined ? undefined : parseByteSize(config.store.quota)
-      } catch (err) {
-        throw new CliError(`store.quota: ${(err as Error).message}`, { exitCode: EXIT.usage })
-      }
       const root = await ctx.logger()
       const setLogLevel = followLogLevel(root)
       const log = root.child({ component: 'up' })
       const identity = await ctx.identity()
       const store = await ctx.store()
       const self = identity.peerId.toString()
-      let policy
-      try {
-        policy = await loadTrustPolicy(store.root, { self, config: config.trust })
-      } catch (err) {
-        throw new CliError((err as Error).message, { exitCode: EXIT.usage, hint: 'fix the trust policy (kiln trust ls shows it)' })
-      }
-      const certs = await loadCertificates(store.root, self, (file, reason) => { log.warn({ file, reason }, 'certificate skipped') })
+      const { loadAgentTrust, agentOptions } = await import('../agent-setup.ts')
+      const trust = await loadAgentTrust(config, store, self, log)
+      const { policy } = trust
       const { metrics, url: metricsUrl } = await startMetricsFor(ctx, flags.metricsListen)
       const platforms = config.agent.platforms.length > 0 ? config.agent.platforms : undefined
       const institution = config.agent.institution !== '' ? config.agent.institution : undefined
@@ -152,32 +140,19 @@ Examples:
         throw new CliError(`cannot start the node: ${(err as Error).message}`, { exitCode: EXIT.network, hint: 'is another kiln using the port? pick one with --listen /ip4/0.0.0.0/tcp/PORT' })
       }
       const peerLog = log.child({ peerId: node.peerId.toString() })
-      const agent = await startAgent({
+      const agent = await startAgent(await agentOptions({
         node,
         privateKey: identity.privateKey,
-        store: createTrackedStore(store.content, store.db),
-        db: store.db,
-        ...(quota !== undefined ? { quota } : {}),
+        store,
+        config,
+        trust,
         metrics,
         log: peerLog,
         describe,
-        ...(flags.jobs === false
-          ? {}
-          : {
-              jobs: {
-                db: store.db,
-                refs: store.refs,
-                dataDir: store.root,
-                policy,
-                certs,
-                platforms: description.platforms.map(p => p.platform),
-                capabilities: [...description.capabilities, ...config.agent.capabilities],
-                concurrency: config.agent.maxConcurrentBuilds,
-                allowNetwork: config.agent.allowNetwork,
-                ...(institution !== undefined ? { institution } : {})
-              }
-            })
-      })
+        description,
+        ...(institution !== undefined ? { institution } : {}),
+        ...(flags.jobs === false ? {} : { jobs: { concurrency: config.agent.maxConcurrentBuilds, allowNetwork: config.agent.allowNetwork } })
+      }))
       // Also on an error below; after a drain it is already stopped (stop is idempotent).
       ctx.onClose(async () => { await agent.stop() })
       const sandbox = process.env.KILN_SANDBOX ?? config.build.sandbox

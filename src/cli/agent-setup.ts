@@ -1,0 +1,86 @@
+/**
+ * What `kiln agent` and `kiln up` both do to start an agent: read the store
+ * quota, load the trust policy and this node's certificates, and put the
+ * agent's options together (tracked store, quota, metrics, jobs).
+ */
+import type { Logger } from 'pino'
+import type { AgentInit } from '../../agent/runtime.ts'
+import type { KilnConfig } from '../config/index.ts'
+import type { LocalStore } from '../content/index.ts'
+import type { Metrics } from '../metrics/index.ts'
+import type { TrustPolicy } from '../trust/index.ts'
+import { CliError } from './errors.ts'
+import { EXIT } from './exit-codes.ts'
+
+export interface AgentTrust {
+  policy: TrustPolicy
+  certs: unknown[]
+  /** store.quota in bytes, when set. */
+  quota?: number
+}
+
+export async function loadAgentTrust (config: KilnConfig, store: LocalStore, self: string, log: Logger): Promise<AgentTrust> {
+  const { parseByteSize } = await import('../content/quota.ts')
+  let quota: number | undefined
+  try {
+    quota = config.store.quota === undefined ? undefined : parseByteSize(config.store.quota)
+  } catch (err) {
+    throw new CliError(`store.quota: ${(err as Error).message}`, { exitCode: EXIT.usage })
+  }
+  const { loadTrustPolicy, loadCertificates } = await import('../trust/index.ts')
+  let policy
+  try {
+    policy = await loadTrustPolicy(store.root, { self, config: config.trust })
+  } catch (err) {
+    throw new CliError((err as Error).message, { exitCode: EXIT.usage, hint: 'fix the trust policy (kiln trust ls shows it)' })
+  }
+  const certs = await loadCertificates(store.root, self, (file, reason) => { log.warn({ file, reason }, 'certificate skipped') })
+  return { policy, certs, ...(quota !== undefined ? { quota } : {}) }
+}
+
+export interface AgentOptionsInit {
+  node: AgentInit['node']
+  privateKey: AgentInit['privateKey']
+  store: LocalStore
+  config: KilnConfig
+  trust: AgentTrust
+  metrics: Metrics
+  log: Logger
+  describe: AgentInit['describe']
+  /** What the node advertises, for the jobs it takes. */
+  description: { platforms: Array<{ platform: string }>, capabilities: string[] }
+  institution?: string
+  /** Absent: the agent takes no jobs. */
+  jobs?: { concurrency: number, allowNetwork: boolean }
+}
+
+export async function agentOptions (o: AgentOptionsInit): Promise<AgentInit> {
+  const { createTrackedStore } = await import('../content/quota.ts')
+  return {
+    node: o.node,
+    privateKey: o.privateKey,
+    // Reads and writes are recorded, so that the quota evicts what was used least recently.
+    store: createTrackedStore(o.store.content, o.store.db),
+    db: o.store.db,
+    ...(o.trust.quota !== undefined ? { quota: o.trust.quota } : {}),
+    metrics: o.metrics,
+    log: o.log,
+    describe: o.describe,
+    ...(o.jobs === undefined
+      ? {}
+      : {
+          jobs: {
+            db: o.store.db,
+            refs: o.store.refs,
+            dataDir: o.store.root,
+            policy: o.trust.policy,
+            certs: o.trust.certs,
+            platforms: o.description.platforms.map(p => p.platform),
+            capabilities: [...o.description.capabilities, ...o.config.agent.capabilities],
+            concurrency: o.jobs.concurrency,
+            allowNetwork: o.jobs.allowNetwork,
+            ...(o.institution !== undefined ? { institution: o.institution } : {})
+          }
+        })
+  }
+}
