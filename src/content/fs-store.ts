@@ -12,7 +12,6 @@
  * removed when a store is opened.
  */
 import { createHash } from 'node:crypto'
-import type { Hash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile, chmod } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
@@ -22,6 +21,7 @@ import type { BlobInfo, ContentStore, ExpectedBlob, IngestOptions, PartialBlob, 
 import { digestHex, isDigest, parseDigest } from './digest.ts'
 import type { Digest } from './digest.ts'
 import { DigestMismatchError, InvalidRangeError, NotFoundError, SizeMismatchError } from './errors.ts'
+import { PrefixHasher } from './prefix-hasher.ts'
 
 export interface FsContentStoreInit {
   /** Directory of the store; created if missing. */
@@ -63,66 +63,6 @@ export function mergeRanges (ranges: Array<[number, number]>): Array<[number, nu
     else out.push([a, b])
   }
   return out
-}
-
-/** Out-of-order bytes a partial holds for its prefix hash; beyond this they are read back at commit instead. */
-const PREFIX_PENDING_MAX = 64 * 1024 * 1024
-
-/**
- * The sha256 of a partial blob's contiguous prefix [0, hashedTo), kept up to
- * date as writes extend it, so commit reads back only the rest. Writes past
- * the prefix are held (copied, up to PREFIX_PENDING_MAX) until it reaches
- * them. The hash always describes the bytes last written: a write into the
- * hashed prefix drops it (commit then hashes the whole file), a write over
- * a held range replaces the held bytes.
- */
-class PrefixHash {
-  private hash: Hash | undefined
-  private hashedTo = 0
-  private readonly pending = new Map<number, Uint8Array>()
-  private pendingBytes = 0
-
-  /** `fresh`: the partial holds nothing yet (a resumed partial is hashed at commit). */
-  constructor (fresh: boolean) {
-    this.hash = fresh ? createHash('sha256') : undefined
-  }
-
-  wrote (offset: number, data: Uint8Array): void {
-    if (this.hash === undefined || data.byteLength === 0) return
-    const end = offset + data.byteLength
-    if (offset < this.hashedTo) { this.drop(); return }
-    for (const [at, held] of this.pending) {
-      if (at < end && offset < at + held.byteLength) { this.pending.delete(at); this.pendingBytes -= held.byteLength }
-    }
-    if (offset > this.hashedTo) {
-      if (this.pendingBytes + data.byteLength > PREFIX_PENDING_MAX) return
-      this.pending.set(offset, Uint8Array.from(data))
-      this.pendingBytes += data.byteLength
-      return
-    }
-    this.hash.update(data)
-    this.hashedTo = end
-    for (let next = this.pending.get(this.hashedTo); next !== undefined; next = this.pending.get(this.hashedTo)) {
-      this.pending.delete(this.hashedTo)
-      this.pendingBytes -= next.byteLength
-      this.hash.update(next)
-      this.hashedTo += next.byteLength
-    }
-  }
-
-  /** The hash so far and where reading must resume; the state is used up. */
-  take (): { hash: Hash, from: number } {
-    const out = this.hash !== undefined ? { hash: this.hash, from: this.hashedTo } : { hash: createHash('sha256'), from: 0 }
-    this.drop()
-    return out
-  }
-
-  private drop (): void {
-    this.hash = undefined
-    this.hashedTo = 0
-    this.pending.clear()
-    this.pendingBytes = 0
-  }
 }
 
 async function * toChunks (source: Uint8Array | AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
@@ -270,7 +210,9 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
     if (ranges.length === 0) await fh.truncate(0)
     let dirty = false
     let syncing: Promise<void> | undefined
-    const prefix = new PrefixHash(ranges.length === 0)
+    const prefixEnd = (): number => ranges[0]?.[0] === 0 ? ranges[0][1] : 0
+    // Hashes the file on a worker as the prefix grows (a resumed one from what it holds); spent by a commit.
+    let hasher: PrefixHasher | undefined = new PrefixHasher(dataPath, size, prefixEnd())
 
     const handle = (): FileHandle => {
       if (fh === undefined) throw new Error(`partial blob ${digest} is closed`)
@@ -301,6 +243,8 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
       try { await syncing } finally { syncing = undefined }
     }
     const discard = async (): Promise<void> => {
+      hasher?.close()
+      hasher = undefined
       await fh?.close().catch(() => {})
       fh = undefined
       await rm(dataPath, { force: true })
@@ -316,16 +260,33 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
           throw new InvalidRangeError(`write of ${data.byteLength} bytes at ${offset} is outside a blob of ${size} bytes`)
         }
         let done = 0
-        while (done < data.byteLength) {
-          const { bytesWritten } = await handle().write(data, done, data.byteLength - done, offset + done)
-          done += bytesWritten
+        try {
+          while (done < data.byteLength) {
+            const { bytesWritten } = await handle().write(data, done, data.byteLength - done, offset + done)
+            done += bytesWritten
+          }
+          ranges = mergeRanges([...ranges, [offset, offset + data.byteLength]])
+          dirty = true
+        } finally {
+          // Also after a failed write: its bytes may have changed what the hasher already read.
+          hasher?.wrote(offset, prefixEnd())
         }
-        ranges = mergeRanges([...ranges, [offset, offset + data.byteLength]])
-        dirty = true
-        prefix.wrote(offset, data)
+      },
+      readAt: async (offset, length) => {
+        if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+          throw new InvalidRangeError(`read of ${length} bytes at ${offset} is outside a blob of ${size} bytes`)
+        }
+        const out = Buffer.allocUnsafe(length)
+        let done = 0
+        while (done < length) {
+          const { bytesRead } = await handle().read(out, done, length - done, offset + done)
+          if (bytesRead === 0) { out.fill(0, done); break }
+          done += bytesRead
+        }
+        return out
       },
       sync,
-      commit: async () => {
+      commit: async (options = {}) => {
         const first = ranges[0]
         const complete = size === 0 || (ranges.length === 1 && first !== undefined && first[0] === 0 && first[1] === size)
         if (!complete) {
@@ -334,15 +295,13 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
         }
         const h = handle()
         while (syncing !== undefined) await syncing.catch(() => {})
-        await h.sync()
-        // Only what the running prefix hash has not seen is read back: nothing after an in-order fetch.
-        const { hash, from } = prefix.take()
-        if (from < size) {
-          for await (const chunk of createReadStream(dataPath, { start: from, highWaterMark: chunkSize })) hash.update(chunk as Buffer)
-        }
-        const actual: Digest = `sha256:${hash.digest('hex')}`
+        // The hasher has read what was written as it arrived: usually only the last chunks are left.
+        const spent = hasher ?? new PrefixHasher(dataPath, size, size)
+        hasher = undefined
+        const [, hex] = await Promise.all([h.sync(), spent.digest(size)])
+        const actual: Digest = `sha256:${hex}`
         if (actual !== digest) {
-          await discard()
+          if (options.keepOnMismatch !== true) await discard()
           throw new DigestMismatchError(digest, actual)
         }
         await h.close()
@@ -354,6 +313,8 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
       abort: discard,
       close: async () => {
         if (fh === undefined) return
+        hasher?.close()
+        hasher = undefined
         await sync()
         await fh.close()
         fh = undefined

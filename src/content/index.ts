@@ -67,6 +67,11 @@ export interface BlobReader {
   path: (digest: Digest) => Promise<string>
 }
 
+export interface CommitOptions {
+  /** Keep a partial whose digest does not match, for readAt(); default false (discarded). */
+  keepOnMismatch?: boolean
+}
+
 export interface PartialBlob {
   readonly digest: Digest
   readonly size: number
@@ -74,13 +79,22 @@ export interface PartialBlob {
   written: () => Array<[number, number]>
   /** Writes bytes at an offset. Ranges may overlap; they must lie within size. */
   writeAt: (offset: number, data: Uint8Array) => Promise<void>
+  /**
+   * Reads back bytes of the partial (what was last written there; unwritten
+   * bytes read as zeros). Throws InvalidRangeError outside the blob.
+   */
+  readAt: (offset: number, length: number) => Promise<Uint8Array>
   /** Flushes data and the range record, so that a resume after a crash keeps them. */
   sync: () => Promise<void>
   /**
    * Verifies the whole blob (every byte written, digest matches) and makes it
-   * visible. On a mismatch the partial is discarded and DigestMismatchError thrown.
+   * visible. Throws SizeMismatchError while bytes are missing (the partial
+   * stays as it is). On a digest mismatch DigestMismatchError is thrown and
+   * the partial is discarded, unless `keepOnMismatch`: then it stays open so
+   * that its bytes can be read back (to find which ranges were wrong), and
+   * the caller discards it with abort().
    */
-  commit: () => Promise<BlobInfo>
+  commit: (options?: CommitOptions) => Promise<BlobInfo>
   /** Discards the partial data. */
   abort: () => Promise<void>
   /** Releases the file handle, keeping the partial data for a later resume. */

@@ -122,8 +122,9 @@ export function createTrackedStore (store: ContentStore, db: KilnDb, options: Tr
         size: partial.size,
         written: () => partial.written(),
         writeAt: async (offset, data) => { await partial.writeAt(offset, data) },
+        readAt: async (offset, length) => await partial.readAt(offset, length),
         sync: async () => { await partial.sync() },
-        commit: async () => { const info = await partial.commit(); log.touch(info.digest); return info },
+        commit: async (options) => { const info = await partial.commit(options); log.touch(info.digest); return info },
         abort: async () => { await partial.abort() },
         close: async () => { await partial.close() }
       }

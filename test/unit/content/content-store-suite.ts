@@ -153,6 +153,23 @@ export function contentStoreSuite (name: string, make: () => Promise<StoreFixtur
       await again.abort()
     })
 
+    it('partial ingest: a mismatch kept on request stays readable until aborted', async () => {
+      const data = randomBytes(20_000)
+      const digest = sha256Digest(data)
+      const p = await store.openPartial(digest, data.length)
+      const bad = Buffer.from(data); bad[15_000] = (bad[15_000] ?? 0) ^ 0xff
+      await p.writeAt(10_000, bad.subarray(10_000))
+      await p.writeAt(0, bad.subarray(0, 10_000))
+      await expect(p.commit({ keepOnMismatch: true })).rejects.toMatchObject({ name: 'DigestMismatchError' })
+      expect(await store.has(digest)).toBe(false)
+      expect(Buffer.compare(await p.readAt(10_000, 10_000), bad.subarray(10_000))).toBe(0)
+      await expect(p.readAt(15_000, 10_000)).rejects.toMatchObject({ name: 'InvalidRangeError' })
+      await p.abort()
+      const again = await store.openPartial(digest, data.length)
+      expect(again.written()).toEqual([])
+      await again.abort()
+    })
+
     it('partial ingest refuses writes outside the blob', async () => {
       const p = await store.openPartial(sha256Digest('x'), 10)
       await expect(p.writeAt(5, new Uint8Array(6))).rejects.toMatchObject({ name: 'InvalidRangeError' })
