@@ -8,8 +8,12 @@
  *    other than the one that sent it last time; when the two disagree, a
  *    third provider decides and the outvoted one is banned.
  * 3. single source: the whole blob from one provider at a time.
+ * Chunks are not hashed as they arrive: only who sent each one is noted.
+ * When a commit fails, the chunks are read back from the partial and hashed
+ * before it is discarded; the cross-check round hashes what it receives.
  * After a successful commit the bytes are proven, so every provider that
- * ever sent a chunk differing from the committed one is banned.
+ * ever sent a chunk differing from the committed one is banned (nothing to
+ * compare, and no hashing, when the first commit succeeds).
  */
 import { createHash } from 'node:crypto'
 import type { PeerId } from '@libp2p/interface'
@@ -75,6 +79,8 @@ export interface FetchResult {
 
 /** A range of the blob; rounds use the same chunk size, so its offset names it across rounds. */
 interface Chunk { offset: number, length: number }
+/** One version of a chunk: its length and sha256 (hex). */
+interface Version { length: number, hash: string }
 type Mode = 'spread' | 'cross-check' | 'single'
 
 export async function fetchBlob (node: KilnNode, store: ContentStore, digest: Digest, options: FetchBlobOptions = {}): Promise<FetchResult> {
@@ -94,14 +100,14 @@ class BlobFetch {
   /** Providers that said not-found or failed too often: not banned, just useless for this blob. */
   private readonly dropped = new Set<string>()
   private readonly fromPeers = new Map<string, number>()
-  /** Every chunk hash each peer sent: peer -> chunk index -> sha256 hex. */
-  private readonly observed = new Map<string, Map<number, string>>()
-  /** The version of each chunk currently in the partial. */
-  private readonly current = new Map<number, { peer: string, hash: string }>()
+  /** The hash of every chunk version a peer sent that was checked (failed rounds, cross-checks): peer -> chunk offset -> version. */
+  private readonly observed = new Map<string, Map<number, Version>>()
+  /** Who sent each chunk now in the partial (chunk offset -> peer and length). */
+  private readonly sentBy = new Map<number, { peer: string, length: number }>()
   private readonly controller = new AbortController()
   private received = 0
   private readonly active = new Map<string, number>()
-  private rateWindow: Array<[number, number]> = []
+  private readonly rate = new RateMeter()
 
   constructor (node: KilnNode, store: ContentStore, digest: Digest, options: FetchBlobOptions) {
     this.node = node
@@ -145,16 +151,21 @@ class BlobFetch {
           throw err
         }
         try {
-          await partial.commit()
+          await partial.commit({ keepOnMismatch: true })
         } catch (err) {
           if ((err as Error).name !== 'DigestMismatchError') throw err
-          // The store discarded the partial: every chunk is fetched again, checked against what we saw.
+          // Some chunk is wrong: note what each peer sent, then every chunk is fetched again and checked against it.
+          try {
+            await this.observeSent(partial)
+          } finally {
+            await partial.abort()
+          }
           mode = mode === 'spread' ? 'cross-check' : 'single'
           partial = await this.store.openPartial(this.digest, size)
           chunks = []
           continue
         }
-        this.banProven()
+        await this.banProven(signal)
         return { digest: this.digest, size, resumedBytes, fromPeers: this.fromPeers, banned: this.bannedHere, rounds: round, alreadyPresent: false }
       }
     } finally {
@@ -174,14 +185,31 @@ class BlobFetch {
     this.options.log?.(`banned ${peer} for this session: ${why}`)
   }
 
-  /** After a verified commit: any peer whose chunk differs from the committed one lied. */
-  private banProven (): void {
+  /** After a verified commit: any peer whose chunk differs from the committed one lied. Reads the blob only when some chunk was checked. */
+  private async banProven (signal: AbortSignal): Promise<void> {
+    const truth = new Map<string, string>()
     for (const [peer, chunks] of this.observed) {
-      for (const [index, hash] of chunks) {
-        const truth = this.current.get(index)
-        if (truth !== undefined && truth.hash !== hash) { this.ban(peer, `chunk ${index} differs from the verified blob`); break }
+      if (this.banned.has(peer)) continue
+      for (const [offset, seen] of chunks) {
+        const key = `${offset}+${seen.length}`
+        let hash = truth.get(key)
+        if (hash === undefined) {
+          const h = createHash('sha256')
+          for await (const part of this.store.read(this.digest, { offset, length: seen.length, signal })) h.update(part)
+          hash = h.digest('hex')
+          truth.set(key, hash)
+        }
+        if (hash !== seen.hash) { this.ban(peer, `chunk at ${offset} differs from the verified blob`); break }
       }
     }
+  }
+
+  /** After a failed commit, before the partial is discarded: the hash of every chunk each peer sent in this round. */
+  private async observeSent (partial: PartialBlob): Promise<void> {
+    for (const [offset, { peer, length }] of this.sentBy) {
+      this.observe(peer, offset, { length, hash: sha256Hex(await partial.readAt(offset, length)) })
+    }
+    this.sentBy.clear()
   }
 
   private missing (partial: PartialBlob, size: number): Chunk[] {
@@ -279,7 +307,7 @@ class BlobFetch {
     const worker = async (peer: PeerId): Promise<void> => {
       const id = peer.toString()
       const session = new BlobSession(this.node, peer)
-      // Reused for every range this worker reads: accept() has hashed and written it (the store copies what it holds) when it returns.
+      // Reused for every range this worker reads: accept() has written it (the store keeps no reference) when it returns.
       const buffer = Buffer.allocUnsafeSlow(this.chunkSize)
       let failures = 0
       try {
@@ -362,22 +390,25 @@ class BlobFetch {
     }
   }
 
-  /** Records a received chunk; in cross-check mode settles disagreements by a third opinion. */
+  /** Writes a received chunk and notes its sender; in cross-check mode hashes it and settles disagreements by a third opinion. */
   private async accept (partial: PartialBlob, chunk: Chunk, peer: string, bytes: Uint8Array, mode: Mode, signal: AbortSignal): Promise<void> {
-    let hash = createHash('sha256').update(bytes).digest('hex')
-    this.observe(peer, chunk.offset, hash)
     if (mode === 'cross-check') {
-      const others = [...this.observed].filter(([p, m]) => p !== peer && m.get(chunk.offset) !== undefined && m.get(chunk.offset) !== hash)
+      let hash = sha256Hex(bytes)
+      this.observe(peer, chunk.offset, { length: chunk.length, hash })
+      const others = [...this.observed].filter(([p, m]) => {
+        const seen = m.get(chunk.offset)
+        return p !== peer && seen !== undefined && seen.length === chunk.length && seen.hash !== hash
+      })
       for (const [other] of others) {
         const judge = this.usable().find(p => p.toString() !== peer && p.toString() !== other)
         if (judge === undefined) break
         const session = new BlobSession(this.node, judge)
         try {
           const third = await session.read(this.digest, chunk.offset, chunk.length, signal, n => { this.countBytes(judge.toString(), n) })
-          const thirdHash = createHash('sha256').update(third.bytes).digest('hex')
-          this.observe(judge.toString(), chunk.offset, thirdHash)
+          const thirdHash = sha256Hex(third.bytes)
+          this.observe(judge.toString(), chunk.offset, { length: chunk.length, hash: thirdHash })
           if (thirdHash === hash) this.ban(other, 'outvoted')
-          else if (thirdHash === this.observed.get(other)?.get(chunk.offset)) {
+          else if (thirdHash === this.observed.get(other)?.get(chunk.offset)?.hash) {
             this.ban(peer, 'outvoted')
             bytes = third.bytes
             peer = judge.toString()
@@ -388,35 +419,64 @@ class BlobFetch {
         }
       }
     }
-    await partial.writeAt(chunk.offset, bytes)
-    // Hashed once on arrival: a second pass over every byte cost as much as the cipher (bench profile).
-    this.current.set(chunk.offset, { peer, hash })
+    // Unattributed while the write runs: a write that fails half way leaves bytes nobody is known to have sent.
+    this.sentBy.delete(chunk.offset)
+    try {
+      await partial.writeAt(chunk.offset, bytes)
+    } catch (err) {
+      // The chunk is fetched again, perhaps from another peer: keep this version to compare with the verified blob.
+      if (mode !== 'cross-check') this.observe(peer, chunk.offset, { length: chunk.length, hash: sha256Hex(bytes) })
+      throw err
+    }
+    this.sentBy.set(chunk.offset, { peer, length: chunk.length })
   }
 
-  private observe (peer: string, index: number, hash: string): void {
+  private observe (peer: string, offset: number, version: Version): void {
     let m = this.observed.get(peer)
     if (m === undefined) { m = new Map(); this.observed.set(peer, m) }
-    m.set(index, hash)
+    m.set(offset, version)
   }
 
   private countBytes (peer: string, n: number): void {
     this.received += n
     this.fromPeers.set(peer, (this.fromPeers.get(peer) ?? 0) + n)
     this.options.metrics?.inc('kiln_bytes_fetched_total', { peer }, n)
-    const now = Date.now()
-    this.rateWindow.push([now, n])
+    this.rate.add(n)
   }
 
   private emitProgress (partial: PartialBlob): void {
     if (this.options.onProgress === undefined) return
-    const now = Date.now()
-    this.rateWindow = this.rateWindow.filter(([t]) => now - t < 3000)
-    const span = Math.max(250, now - (this.rateWindow[0]?.[0] ?? now))
-    const rate = Math.round(this.rateWindow.reduce((s, [, n]) => s + n, 0) * 1000 / span)
-    this.options.onProgress({ digest: this.digest, size: partial.size, bytes: covered(partial.written()), received: this.received, rate, peers: this.active.size })
+    this.options.onProgress({ digest: this.digest, size: partial.size, bytes: covered(partial.written()), received: this.received, rate: this.rate.perSecond(), peers: this.active.size })
   }
 }
 
 function covered (ranges: Array<[number, number]>): number {
   return ranges.reduce((n, [a, b]) => n + b - a, 0)
+}
+
+function sha256Hex (bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+const RATE_SLOT_MS = 250
+const RATE_WINDOW_MS = 3000
+
+/** Bytes per second over the last few seconds, summed in 250 ms slots (bytes arrive in many small pieces; one entry each cost more than the rest of the progress). */
+class RateMeter {
+  private readonly slots: Array<{ at: number, bytes: number }> = []
+
+  add (n: number, now = Date.now()): void {
+    const at = now - now % RATE_SLOT_MS
+    const last = this.slots.at(-1)
+    if (last?.at === at) { last.bytes += n; return }
+    this.slots.push({ at, bytes: n })
+    if (this.slots.length > RATE_WINDOW_MS / RATE_SLOT_MS) this.slots.shift()
+  }
+
+  perSecond (now = Date.now()): number {
+    const live = this.slots.filter(s => now - s.at < RATE_WINDOW_MS)
+    const first = live[0]
+    if (first === undefined) return 0
+    return Math.round(live.reduce((n, s) => n + s.bytes, 0) * 1000 / Math.max(RATE_SLOT_MS, now - first.at))
+  }
 }
