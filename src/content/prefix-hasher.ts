@@ -26,6 +26,8 @@ export type HashReply = { id: number, hex: string } | { id: number, error: strin
 
 /** Partials smaller than this are hashed at commit: a worker message costs more than their hash. */
 export const WORKER_MIN_BYTES = 8 * 1024 * 1024
+/** The prefix is announced in steps of at least this: each message wakes the worker (and on a busy machine may cost the writing thread its core). */
+export const ANNOUNCE_STEP = 32 * 1024 * 1024
 
 /** The one hash worker of the process, started on first use; it holds the process open only while a digest is awaited. */
 class HashWorker {
@@ -139,7 +141,7 @@ export class PrefixHasher {
   }
 
   private announce (prefixEnd: number): void {
-    if (prefixEnd <= this.announced) return
+    if (prefixEnd - this.announced < ANNOUNCE_STEP) return
     this.announced = prefixEnd
     if (this.id !== undefined) shared.post({ type: 'extend', id: this.id, generation: this.generation, to: prefixEnd })
   }

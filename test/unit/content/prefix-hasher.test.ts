@@ -4,9 +4,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 import { sha256Digest } from '../../../src/content/index.ts'
-import { PrefixHasher, WORKER_MIN_BYTES } from '../../../src/content/prefix-hasher.ts'
-
-const MiB = 1024 * 1024
+import { ANNOUNCE_STEP, PrefixHasher, WORKER_MIN_BYTES } from '../../../src/content/prefix-hasher.ts'
 
 describe('prefix hasher (worker thread)', () => {
   const dirs: string[] = []
@@ -16,7 +14,8 @@ describe('prefix hasher (worker thread)', () => {
     dirs.push(dir)
     return join(dir, 'data')
   }
-  const blob = randomBytes(3 * WORKER_MIN_BYTES + 5)
+  const blob = randomBytes(3 * ANNOUNCE_STEP + 5)
+  const S = ANNOUNCE_STEP
 
   it('hashes on the worker what is written, in order or not, and again from 0 after an overwrite', async () => {
     const path = await file()
@@ -34,11 +33,11 @@ describe('prefix hasher (worker thread)', () => {
       written.push([a, a + bytes.byteLength])
       hasher.wrote(a, prefixAfter(written))
     }
-    await write(8 * MiB, blob.subarray(8 * MiB, 16 * MiB))
-    await write(0, Buffer.alloc(8 * MiB, 1)) // wrong bytes the worker hashes...
-    await new Promise(resolve => setTimeout(resolve, 50))
-    await write(0, blob.subarray(0, 8 * MiB)) // ...then written again: a new generation
-    await write(16 * MiB, blob.subarray(16 * MiB))
+    await write(S, blob.subarray(S, 2 * S))
+    await write(0, Buffer.alloc(S, 1)) // wrong bytes the worker hashes...
+    await new Promise(resolve => setTimeout(resolve, 300))
+    await write(0, blob.subarray(0, S)) // ...then written again: a new generation
+    await write(2 * S, blob.subarray(2 * S))
     await fh.close()
     expect(`sha256:${await hasher.digest(blob.byteLength)}`).toBe(sha256Digest(blob))
     expect(hasher.onWorker).toBe(true)
