@@ -11,8 +11,11 @@ const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/
 const byteSize = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+(\.\d+)?\s*([KMGT]i?B?)?$/i, 'a size like 500GiB or 20G')])
 
 export const NodeSection = z.strictObject({
-  /** Multiaddrs to listen on. */
-  listen: z.array(multiaddr).default(['/ip4/0.0.0.0/tcp/4001']),
+  /**
+   * Multiaddrs to listen on: plain TCP (Noise) and TCP+TLS (`/tls`, kiln's
+   * fast transport). A list with no `/tls` address gets one on a free port.
+   */
+  listen: z.array(multiaddr).default(['/ip4/0.0.0.0/tcp/4001', '/ip4/0.0.0.0/tcp/4002/tls']),
   /** Peers to join the network through. */
   bootstrap: z.array(multiaddr).default([]),
   /** Find peers on the local network by mDNS. */
@@ -26,6 +29,11 @@ export const NodeSection = z.strictObject({
   relayClient: z.boolean().default(false),
   /** Path to a libp2p private-network pre-shared key file (closed clusters). */
   pnet: z.string().optional(),
+  /**
+   * Listen and dial on TCP with TLS 1.3 from the first byte (several times
+   * Noise's throughput for blobs); off: Noise only. Always off with pnet.
+   */
+  tls: z.boolean().default(true),
   /**
    * An HTTP server whose Date header `kiln doctor` compares this node's clock
    * with (a gateway's http://HOST:PORT); signed records fail with minutes of skew.

@@ -13,7 +13,9 @@
  * await advertiser.stop(); await node.stop()
  * ```
  */
-export { createKilnNode } from './node.ts'
+export { createKilnNode, withTlsTwins } from './node.ts'
+export { isTcpTlsAddress, tcpTls } from './tls-transport.ts'
+export { bulkConnection, dialBulkProtocol } from './bulk-connection.ts'
 export type { KilnNode, KilnNodeInit, KilnServices, DhtTuning, ConnectionTuning } from './node.ts'
 export { loadOrCreateIdentity, IDENTITY_FILE } from './identity.ts'
 export type { Identity } from './identity.ts'

@@ -19,6 +19,9 @@ import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { circuitRelayAddressesLast, loopbackAddressLast, publicAddressesFirst, reliableTransportsFirst } from '@libp2p/utils'
 import { createCipheriv, createDecipheriv, createSecretKey } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import type { Libp2pOptions, ServiceFactoryMap } from 'libp2p'
@@ -32,6 +35,7 @@ import {
   DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DHT_QUERY_SELF_INTERVAL_MS, MDNS_SERVICE_TAG,
   YAMUX_INITIAL_STREAM_WINDOW, YAMUX_MAX_STREAM_WINDOW
 } from './constants.ts'
+import { isTcpTlsAddress, tcpTls, tlsTwin } from './tls-transport.ts'
 
 export interface KilnServices extends Record<string, unknown> {
   identify: Identify
@@ -102,18 +106,27 @@ export interface KilnNodeInit {
   maxConnections?: number
   /** Inbound connections accepted per second from one IP; default 50 (libp2p's 5 trips over a job burst from one login node). */
   inboundConnectionThreshold?: number
+  /**
+   * Also listen and dial on TCP with TLS from the first byte
+   * (src/p2p/tls-transport.ts), the fast path for bulk data; default true,
+   * always off with a pnet key. Each plain TCP listen address gets a `/tls`
+   * twin on a free port unless `listen` names a `/tls` address itself.
+   */
+  tls?: boolean
   /** Start listening before returning; default true. */
   start?: boolean
 }
 
 /**
- * Creates a kiln libp2p node: tcp + noise + yamux, identify, ping, kad-dht
+ * Creates a kiln libp2p node: TCP+TLS (kiln's transport, the default for
+ * kiln peers) and TCP + Noise (pnet nodes, stock libp2p peers), yamux, identify, ping, kad-dht
  * under `/kiln/kad/1.0.0` with the capability-record validator and selector,
  * gossipsub, optional bootstrap/mdns/relay/pnet.
  */
 export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode> {
   const privateKey = init.privateKey ?? await generateKeyPair('Ed25519')
-  const listen = [...(init.listen ?? DEFAULT_LISTEN)]
+  const useTls = init.tls !== false && init.psk === undefined
+  const listen = withTlsTwins(init.listen ?? DEFAULT_LISTEN, useTls)
   if (init.relayClient === true) listen.push('/p2p-circuit')
 
   const peerDiscovery: NonNullable<Libp2pOptions<KilnServices>['peerDiscovery']> = []
@@ -145,7 +158,7 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
     privateKey,
     start: init.start ?? true,
     addresses: { listen, announce: init.announce },
-    transports: [tcp(), circuitRelayTransport()],
+    transports: useTls ? [tcpTls(), tcp(), circuitRelayTransport()] : [tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise({ crypto: bulkNoiseCrypto() })],
     streamMuxers: [yamux({
       streamOptions: {
@@ -157,6 +170,7 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
     connectionManager: {
       ...definedOnly(init.connections ?? {}),
       maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      addressSorter: tlsAddressesFirst,
       inboundConnectionThreshold: init.inboundConnectionThreshold ?? DEFAULT_INBOUND_CONNECTION_THRESHOLD
     },
     peerDiscovery,
@@ -209,6 +223,34 @@ export function bulkNoiseCrypto (): ICryptoInterface {
       return out
     }
   }
+}
+
+/**
+ * The listen list with a `/tls` twin (any free port) for each plain TCP
+ * address, unless TLS is off or the list already has a `/tls` address.
+ */
+export function withTlsTwins (listen: string[], useTls: boolean): string[] {
+  const out = useTls ? [...listen] : listen.filter(a => !isTcpTlsAddress(multiaddr(a)))
+  if (!useTls || out.some(a => isTcpTlsAddress(multiaddr(a)))) return out
+  for (const a of listen) {
+    const ma = multiaddr(a)
+    const parts = ma.getComponents()
+    if (parts.length === 2 && parts[1]!.name === 'tcp') out.push(tlsTwin(ma).toString())
+  }
+  return out
+}
+
+/**
+ * libp2p's default address order, except that of two otherwise equal
+ * addresses the `/tls` one is dialed first (the fast transport); libp2p's
+ * certified-first rule is left out (kiln does not use signed peer records).
+ */
+function tlsAddressesFirst (a: { multiaddr: Multiaddr }, b: { multiaddr: Multiaddr }): -1 | 0 | 1 {
+  return loopbackAddressLast(a.multiaddr, b.multiaddr) ||
+    publicAddressesFirst(a.multiaddr, b.multiaddr) ||
+    circuitRelayAddressesLast(a.multiaddr, b.multiaddr) ||
+    (Math.sign(Number(isTcpTlsAddress(b.multiaddr)) - Number(isTcpTlsAddress(a.multiaddr))) as -1 | 0 | 1) ||
+    reliableTransportsFirst(a.multiaddr, b.multiaddr)
 }
 
 /** libp2p reads an explicit undefined as a value; drop those keys so its defaults apply. */

@@ -14,6 +14,7 @@ export interface NodeConfig {
   relay: boolean
   relayClient: boolean
   pnet?: string
+  tls?: boolean
 }
 
 export interface NodeFlags {
@@ -41,6 +42,7 @@ export async function nodeInitFromOptions (config: NodeConfig, flags: NodeFlags,
     mdns: flags.mdns ?? config.mdns,
     relay: flags.relay ?? config.relay,
     relayClient: config.relayClient,
+    tls: config.tls,
     ...(config.pnet !== undefined ? { psk: await readFile(config.pnet) } : {})
   }
 }

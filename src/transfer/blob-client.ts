@@ -6,7 +6,7 @@ import type { PeerId, Stream } from '@libp2p/interface'
 import { BlobResponseSchema } from '../../protocols/blob.ts'
 import { BLOB_IDLE_TIMEOUT_MS, BLOB_MAX_HEADER_BYTES, BLOB_MAX_RANGE_BYTES, BLOB_MAX_REQUESTS_PER_STREAM, BLOB_PROTOCOL } from '../../protocols/constants.ts'
 import type { Digest } from '../content/index.ts'
-import { StreamProtocolError, StreamReader, jsonFrame, parseJsonFrame, sendAll } from '../p2p/index.ts'
+import { StreamProtocolError, StreamReader, dialBulkProtocol, jsonFrame, parseJsonFrame, sendAll } from '../p2p/index.ts'
 import type { KilnNode } from '../p2p/index.ts'
 import { BlobRequestError } from './errors.ts'
 
@@ -82,7 +82,8 @@ export class BlobSession {
 
   private async open (signal: AbortSignal): Promise<{ stream: Stream, reader: StreamReader }> {
     if (this.stream === undefined || this.reader === undefined || this.stream.status !== 'open') {
-      const stream = await this.node.dialProtocol(this.peer, BLOB_PROTOCOL, { signal })
+      // Ranges go over the peer's TCP+TLS connection when it has one (src/p2p/bulk-connection.ts).
+      const stream = await dialBulkProtocol(this.node, this.peer, BLOB_PROTOCOL, signal)
       this.stream = stream
       // The server sends only what was asked; anything beyond one range and a header is a protocol breach.
       this.reader = new StreamReader(stream, BLOB_MAX_RANGE_BYTES + 2 * BLOB_MAX_HEADER_BYTES)

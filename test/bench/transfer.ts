@@ -9,10 +9,13 @@
  *     `dd bs=4M conv=fsync` of the layer's bytes (the disk's own bound).
  * (b) the raw stream: the layer as a 1 GiB blob served from memory by a
  *     blob server in a child process and discarded by the client, over one
- *     kiln blob-protocol connection (tcp + noise + yamux, the fetcher's
- *     chunking and streams), against `curl` GET of the same blob from the
- *     docker-registry to /dev/null. Extra lines: a plain TCP copy from a
- *     child process, and one raw libp2p stream without the blob protocol.
+ *     kiln blob-protocol connection (the fetcher's chunking and streams) on
+ *     kiln's default transport, TCP with TLS 1.3 from the first byte
+ *     (src/p2p/tls-transport.ts) and yamux, against `curl` GET of the same
+ *     blob from the docker-registry to /dev/null. Extra lines: the same over
+ *     tcp + noise + yamux (the transport of a node with a pnet key, and of
+ *     stock libp2p peers), a plain TCP copy from a child process, and one raw
+ *     libp2p stream without the blob protocol.
  *
  * Medians of KILN_BENCH_RUNS runs (default 3), alternating. Prints seconds,
  * MB/s (10^6 bytes) and the ratios the issue asks for.
@@ -82,7 +85,8 @@ async function memServer (): Promise<void> {
     for (let sent = 0; sent < SIZE; sent += MiB) await sendAll(stream, bytes.subarray(sent, sent + MiB))
     await stream.close()
   })
-  console.log(JSON.stringify({ addr: node.getMultiaddrs()[0]!.toString(), digest }))
+  const addrs = node.getMultiaddrs().map(String)
+  console.log(JSON.stringify({ addr: addrs.find(a => a.includes('/tls/')), noiseAddr: addrs.find(a => !a.includes('/tls/')), digest }))
   process.stdin.resume()
   process.stdin.on('end', () => { void server.stop().then(async () => { await node.stop() }).then(() => process.exit(0)) })
 }
@@ -217,6 +221,7 @@ async function blobStreamRun (addr: string, digest: Digest): Promise<number> {
   const node = await createKilnNode({ listen: LOOPBACK })
   try {
     const conn = await node.dial(multiaddr(addr))
+    if ((conn.encryption === 'native') !== addr.includes('/tls/')) throw new Error(`dialed ${addr} but the connection is ${conn.remoteAddr.toString()} (${conn.encryption ?? 'unencrypted'})`)
     return await timedAsync(async () => {
       let n = 0
       await readBlobRanges(node, conn.remotePeer, digest, { offset: 0, length: SIZE }, (_offset, bytes) => { n += bytes.byteLength }, { signal: AbortSignal.timeout(120_000) })
@@ -352,18 +357,20 @@ async function main (): Promise<void> {
       }
       if (String(mem.info.digest) !== img.layer) throw new Error('memory server holds other bytes')
       curlRun(); await blobStreamRun(String(mem.info.addr), img.layer as Digest)
-      const cu: number[] = []; const bl: number[] = []; const tc: number[] = []; const raw: number[] = []
+      const cu: number[] = []; const bl: number[] = []; const bn: number[] = []; const tc: number[] = []; const raw: number[] = []
       for (let i = 0; i < RUNS; i++) {
         cu.push(curlRun())
         bl.push(await blobStreamRun(String(mem.info.addr), img.layer as Digest))
+        bn.push(await blobStreamRun(String(mem.info.noiseAddr), img.layer as Digest))
         tc.push(await tcpRun(Number(tcp.info.port)))
         raw.push(await rawStreamRun(String(mem.info.addr)))
       }
       console.log(`(b) raw stream, 1 connection, from memory, discarded  load ${loadavg()[0]!.toFixed(1)}`)
       row('curl GET from docker-registry', cu)
-      row('kiln blob protocol (tcp+noise+yamux)', bl, { label: 'curl', s: median(cu) })
+      row('kiln blob protocol (tcp+tls+yamux)', bl, { label: 'curl', s: median(cu) })
+      row('extra: blob protocol, tcp+noise+yamux', bn, { label: 'curl', s: median(cu) })
       row('extra: plain TCP, node child process', tc, { label: 'curl', s: median(cu) })
-      row('extra: one libp2p stream, no protocol', raw, { label: 'curl', s: median(cu) })
+      row('extra: one libp2p stream (tls), no protocol', raw, { label: 'curl', s: median(cu) })
     }
   } finally {
     for (const c of children) { c.stdin?.end(); c.kill('SIGTERM') }

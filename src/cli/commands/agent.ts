@@ -27,7 +27,7 @@ export function logLevelFlag (command: Command): { logLevel?: string } {
 export function register (program: Command, ctx: CliContext): void {
   program.command('agent')
     .description('run a build agent in the foreground: join the network, advertise capabilities, serve the store')
-    .option('--listen <multiaddrs>', 'comma-separated multiaddrs to listen on (default from config: /ip4/0.0.0.0/tcp/4001)')
+    .option('--listen <multiaddrs>', 'comma-separated multiaddrs to listen on (default from config: /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/tcp/4002/tls; a list without a /tls address gets one on a free port)')
     .option('--bootstrap <multiaddrs>', 'comma-separated multiaddrs (with /p2p/<id>) to join through')
     .option('--no-mdns', 'do not look for peers on the local network')
     .option('--platform <platforms>', 'comma-separated platforms to advertise (default: this host\'s)')

@@ -272,7 +272,7 @@ Examples:
   kiln gateway --listen 127.0.0.1:5000
   kiln gateway --listen 127.0.0.1:5000 --metrics-listen 127.0.0.1:9464
   skopeo copy --src-tls-verify=false docker://127.0.0.1:5000/hpc/app:v1 oci:./app:v1
-  kiln gateway --listen 127.0.0.1:5000 --listen /ip4/0.0.0.0/tcp/4002 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...
+  kiln gateway --listen 127.0.0.1:5000 --listen /ip4/0.0.0.0/tcp/4003 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...
   kiln gateway --listen 127.0.0.1:5000 --upstream docker.io
   kiln gateway --listen 0.0.0.0:5443 --tls-cert cert.pem --tls-key key.pem --users users.yaml --no-anonymous-read
 See docs/gateway.md for auth, TLS, pull-through and mirror configuration.`)

@@ -87,7 +87,7 @@ export function register (program: Command, ctx: CliContext): void {
   program.command('up')
     .description('start an agent, a gateway and a local builder in one process on the data dir, and print what to run next')
     .option('--gateway-listen <host:port>', 'gateway address (default from config, 127.0.0.1:5000)')
-    .option('--listen <multiaddrs>', 'comma-separated multiaddrs for the peer network (default from config: /ip4/0.0.0.0/tcp/4001)')
+    .option('--listen <multiaddrs>', 'comma-separated multiaddrs for the peer network (default from config: /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/tcp/4002/tls; a list without a /tls address gets one on a free port)')
     .option('--bootstrap <multiaddrs>', 'comma-separated multiaddrs (with /p2p/<id>) to join through')
     .option('--no-mdns', 'do not look for peers on the local network (on by default)')
     .option('--upstream <ns[=url]>', 'registry the gateway mirrors after the peer network (repeatable), e.g. docker.io', collect)

@@ -14,7 +14,7 @@ import { pino } from 'pino'
 import { capabilityDhtKey, encodeSignedCapability } from '../../../protocols/capability.ts'
 import type { CapabilityRecord } from '../../../protocols/capability.ts'
 import { CAPABILITY_NAMESPACE, KAD_PROTOCOL } from '../../../protocols/constants.ts'
-import { createCapabilityAdvertiser, createKilnNode, findAgents, readCapabilityRecord, signCapabilityRecord } from '../../../src/p2p/index.ts'
+import { createCapabilityAdvertiser, createKilnNode, findAgents, isTcpTlsAddress, readCapabilityRecord, signCapabilityRecord } from '../../../src/p2p/index.ts'
 import type { CapabilityAdvertiser, CapabilityDescription, KilnNode, KilnNodeInit } from '../../../src/p2p/index.ts'
 
 // The whole file runs on a 2-core machine shared with other test files, so
@@ -179,7 +179,8 @@ describe(`capability discovery on a ${N}-node DHT`, () => {
         dht: kadDHT({ protocol: KAD_PROTOCOL, clientMode: false, alpha: 3, peerInfoMapper: passthroughMapper, validators: { [CAPABILITY_NAMESPACE]: () => {} }, selectors: { [CAPABILITY_NAMESPACE]: () => 0 } })
       }
     })
-    for (const m of members.slice(0, 6)) await attacker.dial(m.node.getMultiaddrs()[0]!)
+    // A stock libp2p node has no kiln TLS transport: it reaches kiln nodes on their plain TCP (Noise) address.
+    for (const m of members.slice(0, 6)) await attacker.dial(m.node.getMultiaddrs().find(a => !isTcpTlsAddress(a))!)
     const victim = members[2]!
     const genuine = await readCapabilityRecord(victim.node, victim.node.peerId, { from: 'dht' })
     expect(genuine).toBeDefined()

@@ -1,0 +1,50 @@
+/**
+ * Picking the connection that bulk data (blob ranges) travels on. A peer
+ * first reached on its plain TCP address (a bootstrap entry, mDNS, a stock
+ * libp2p peer's dial) is connected over Noise; if it also listens on TCP+TLS
+ * (src/p2p/tls-transport.ts), a second connection over that carries blobs
+ * several times faster. Everything else stays on whichever connection
+ * libp2p picks.
+ */
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { KilnNode } from './node.ts'
+import { isTcpTlsAddress } from './tls-transport.ts'
+
+/** After a failed TLS dial, the peer is not tried over TLS again for this long. */
+const TLS_RETRY_AFTER_MS = 5 * 60_000
+const failedTlsDials = new WeakMap<KilnNode, Map<string, number>>()
+
+const isTlsConnection = (c: Connection): boolean => c.status === 'open' && isTcpTlsAddress(c.remoteAddr)
+
+/**
+ * The open TCP+TLS connection to `peer`, dialing one when the peer
+ * advertises a `/tls` address and this node has the transport; otherwise
+ * whatever connection a normal dial gives.
+ */
+export async function bulkConnection (node: KilnNode, peer: PeerId, signal: AbortSignal): Promise<Connection> {
+  const existing = node.getConnections(peer).find(isTlsConnection)
+  if (existing !== undefined) return existing
+  const failed = failedTlsDials.get(node) ?? new Map<string, number>()
+  failedTlsDials.set(node, failed)
+  const key = peer.toString()
+  const canDialTls = node.getMultiaddrs().some(isTcpTlsAddress)
+  if (canDialTls && (failed.get(key) ?? 0) < Date.now() - TLS_RETRY_AFTER_MS) {
+    const addrs = await node.peerStore.get(peer, { signal }).then(p => p.addresses.map(a => a.multiaddr).filter(isTcpTlsAddress), () => [])
+    for (const addr of addrs) {
+      try {
+        const ma = addr.toString().includes('/p2p/') ? addr : addr.encapsulate(`/p2p/${key}`)
+        return await node.dial(ma, { signal, force: true })
+      } catch {
+        signal.throwIfAborted()
+      }
+    }
+    if (addrs.length > 0) failed.set(key, Date.now())
+  }
+  return await node.dial(peer, { signal })
+}
+
+/** A new stream for `protocol` on the bulk connection to `peer` (see bulkConnection). */
+export async function dialBulkProtocol (node: KilnNode, peer: PeerId, protocol: string, signal: AbortSignal): Promise<Stream> {
+  const connection = await bulkConnection(node, peer, signal)
+  return await connection.newStream(protocol, { signal })
+}
