@@ -3,7 +3,7 @@
  * registers itself and calls into the modules; this file wires the global
  * options, finds the commands and turns errors into messages and exit codes.
  */
-import { readdirSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Command, CommanderError } from 'commander'
 import { createContext } from './context.ts'
@@ -18,6 +18,7 @@ export type { CliContext }
 interface CommandModule { register: (program: Command, ctx: CliContext) => void }
 
 const COMMANDS_DIR = join(import.meta.dirname, 'commands')
+const PACKAGE_JSON = join(import.meta.dirname, '..', '..', 'package.json')
 
 export function buildProgram (out: Output = createOutput()): { program: Command, ctx: ReturnType<typeof createContext> } {
   const program = new Command('kiln')
@@ -26,6 +27,7 @@ export function buildProgram (out: Output = createOutput()): { program: Command,
     .option('-c, --config <file>', 'config file (kiln.yaml); default $KILN_CONFIG')
     .option('--data-dir <dir>', 'data dir; default $KILN_DATA_DIR, else $XDG_DATA_HOME/kiln or ~/.local/share/kiln')
     .option('--log-level <level>', 'trace, debug, info, warn, error or silent')
+    .version(`kiln ${(JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as { version: string }).version} (Node ${process.versions.node})`, '-V, --version', 'print the kiln and Node versions')
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: true })
     .exitOverride()

@@ -1,5 +1,5 @@
 import { describe, it, expect, afterAll } from 'vitest'
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runKiln } from '../../helpers/cli.ts'
@@ -14,6 +14,13 @@ describe('kiln CLI', () => {
     expect(r.stdout).toMatch(/Usage: kiln/)
     expect(r.stdout).toMatch(/key/)
     expect(r.stdout).toMatch(/Examples:/)
+  })
+
+  it('--version prints the version of package.json and the Node that runs kiln', async () => {
+    const r = await runKiln(['--version'])
+    expect(r.code).toBe(0)
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }
+    expect(r.stdout.trim()).toBe(`kiln ${version} (Node ${process.versions.node})`)
   })
 
   it('an unknown command exits 2 with a pointer to --help', async () => {
