@@ -27,6 +27,14 @@ export class StreamReader {
   /** `maxBuffered`: unread bytes beyond this abort the stream (a peer sending more than asked). */
   constructor (stream: Stream, maxBuffered: number) {
     this.maxBuffered = maxBuffered
+    // A peer that writes and closes at once (a record server) may have closed before this reader was
+    // attached: the bytes buffered then are replayed to the listener below. libp2p 3 can already say
+    // readableEnded (its 'end' dispatched) with those bytes still buffered, and sends no 'end' after
+    // the replay (seen on every direct capability read after dialProtocol), so the replay itself ends
+    // the stream. Treating readableEnded alone as the end lost the record, and every read fell back to a DHT walk.
+    const closedBefore = stream.readableEnded || stream.remoteWriteStatus === 'closed'
+    let replaying = closedBefore ? stream.readBufferLength : 0
+    if (closedBefore && replaying === 0) this.ended = true
     stream.addEventListener('message', (evt) => {
       const data: Uint8Array | Uint8ArrayList = evt.data
       // A Uint8ArrayList is kept as its parts: subarray() would copy every received byte once more.
@@ -34,6 +42,10 @@ export class StreamReader {
         if (bytes.byteLength === 0) continue
         this.chunks.push(bytes)
         this.buffered += bytes.byteLength
+        if (replaying > 0) {
+          replaying -= bytes.byteLength
+          if (replaying <= 0) this.ended = true
+        }
       }
       if (this.buffered > this.maxBuffered) {
         const err = new StreamProtocolError(`peer sent ${this.buffered} unrequested bytes (limit ${this.maxBuffered})`)
@@ -43,10 +55,7 @@ export class StreamReader {
       this.notify()
     })
     stream.addEventListener('remoteCloseWrite', () => { this.ended = true; this.notify() })
-    // A peer that writes and closes at once (a record server) may have closed before this reader
-    // was attached: the bytes buffered then are replayed to the listener above, and 'end' follows them.
     stream.addEventListener('end', () => { this.ended = true; this.notify() })
-    if (stream.readableEnded || (stream.remoteWriteStatus === 'closed' && stream.readBufferLength === 0)) this.ended = true
     stream.addEventListener('close', (evt) => {
       this.ended = true
       if (evt.error != null) this.error ??= evt.error

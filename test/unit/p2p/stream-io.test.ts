@@ -31,6 +31,24 @@ describe('frames: u16 big-endian length, then the bytes', () => {
     expect(r.done).toBe(true)
   })
 
+  it('reads what a peer wrote and closed before the reader was attached, even when libp2p already said the readable end ended', async () => {
+    // libp2p 3 after dialProtocol on a record stream: readableEnded true, the bytes still buffered,
+    // replayed to the first message listener, and no 'end' after them.
+    const s = new FakeStream()
+    s.push(encodeFrame(new TextEncoder().encode('record')))
+    s.remoteWriteStatus = 'closed'
+    s.readableEnded = true
+    const r = new StreamReader(s.asStream(), 1 << 20)
+    expect(new TextDecoder().decode(await r.readFrame(100, wait))).toBe('record')
+    expect(await r.readFrame(100, { idleTimeoutMs: 200 })).toBeUndefined()
+    expect(r.done).toBe(true)
+    // Closed with nothing buffered: a clean end at once.
+    const empty = new FakeStream()
+    empty.remoteWriteStatus = 'closed'
+    empty.readableEnded = true
+    expect(await new StreamReader(empty.asStream(), 1 << 20).readFrame(100, { idleTimeoutMs: 200 })).toBeUndefined()
+  })
+
   it('refuses a frame longer than the reader allows, before reading its body', async () => {
     const s = new FakeStream()
     const r = new StreamReader(s.asStream(), 1 << 20)
