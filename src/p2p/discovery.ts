@@ -173,12 +173,22 @@ export interface FindAgentsOptions {
   nativeOnly?: boolean
   /** Bound on the whole search; default 10 s. */
   timeoutMs?: number
-  /** Stop after this many records; default unbounded. */
+  /** Return as soon as this many matching records are verified (the rest of the search is abandoned); default unbounded. */
   limit?: number
   /** End a provider search once it has made no progress (no provider, no peer response) for this long, after its first provider; default 2 s. */
   quietMs?: number
+  /**
+   * End a provider search once this many peers in a row have answered with a
+   * provider list that named nobody new (after the first provider); default
+   * 3. The providers of a key are stored on the k peers closest to it, so
+   * holders that agree mean the list is complete; the rest of the walk would
+   * only confirm it. 0 or Infinity: walk to the end.
+   */
+  settleResponses?: number
   /** Parallel record reads; default 8. */
   concurrency?: number
+  /** Bound on reading one candidate's record from the candidate itself (dial and read) before its DHT copy is tried; default 3 s. */
+  peerTimeoutMs?: number
   signal?: AbortSignal
   /** Debug lines: candidates whose record could not be read, searches that ended early. */
   log?: Logger
@@ -194,6 +204,12 @@ export interface FindAgentsOptions {
  * criterion are returned, one per agent. Agents whose record has lapsed
  * (gone peers) are left out. Never throws for a timeout: it returns what it
  * found.
+ *
+ * Records are read while the provider searches still run, at most
+ * `concurrency` at a time, candidates already connected first (no dial);
+ * a candidate that does not answer within `peerTimeoutMs` does not hold up
+ * the others. With a `limit` the search ends once that many matching
+ * records are verified.
  */
 export async function findAgents (node: KilnNode, options: FindAgentsOptions = {}): Promise<CapabilityRecord[]> {
   const timeoutMs = options.timeoutMs ?? 10_000
@@ -204,70 +220,132 @@ export async function findAgents (node: KilnNode, options: FindAgentsOptions = {
   if (options.capability !== undefined) keys.push(capabilityCid(options.capability))
   if (keys.length === 0) keys.push(agentCid())
   const limit = options.limit ?? Infinity
-  const seen = new Set<string>()
   const found = new Map<string, CapabilityRecord>()
-  const reads: Array<Promise<void>> = []
-  const limiter = createLimiter(options.concurrency ?? 8)
+  const readOptions: ReadRecordOptions = { signal, peerTimeoutMs: options.peerTimeoutMs ?? 3000, log: options.log, ...(options.metrics !== undefined ? { metrics: options.metrics } : {}) }
 
-  const consider = (provider: PeerInfo): void => {
+  const reads = createCandidateQueue(node, Math.max(1, options.concurrency ?? 8), async (provider) => {
+    if (signal.aborted) return
     const id = provider.id.toString()
-    if (seen.has(id)) return
-    seen.add(id)
-    reads.push(limiter(async () => {
-      if (signal.aborted) return
-      if (provider.multiaddrs.length > 0) await node.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {})
-      const record = await readCapabilityRecord(node, provider.id, { signal, log: options.log, ...(options.metrics !== undefined ? { metrics: options.metrics } : {}) }).catch((err: Error) => { options.log?.debug({ err, peer: id }, 'no record read from candidate'); return undefined })
-      if (record === undefined) options.log?.debug({ peer: id }, 'candidate has no valid record')
-      if (record === undefined || found.size >= limit || !matchesCapabilityQuery(record, options)) return
-      found.set(id, record)
-      if (found.size >= limit) enough.abort()
-    }))
-  }
+    const started = Date.now()
+    const connected = node.getConnections(provider.id).length > 0
+    if (provider.multiaddrs.length > 0) await node.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {})
+    const record = await readCapabilityRecord(node, provider.id, readOptions).catch((err: Error) => { options.log?.debug({ err, peer: id }, 'no record read from candidate'); return undefined })
+    options.log?.debug({ peer: id, ms: Date.now() - started, connected, valid: record !== undefined }, 'candidate read')
+    if (record === undefined || found.size >= limit || !matchesCapabilityQuery(record, options)) return
+    found.set(id, record)
+    if (found.size >= limit) enough.abort()
+  })
 
   await Promise.all(keys.map(async key => {
     const started = Date.now()
-    const how = await timeLookup(options.metrics, 'providers', async () => await searchProviders(node, key, { signal, quietMs: options.quietMs ?? 2000, onProvider: consider }), () => seen.size > 0)
-    options.log?.debug({ key: key.toString(), how, ms: Date.now() - started, candidates: seen.size }, 'provider search ended')
+    const how = await timeLookup(options.metrics, 'providers', async () => await searchProviders(node, key, {
+      signal,
+      quietMs: options.quietMs ?? 2000,
+      settleResponses: options.settleResponses ?? 3,
+      onProviders: providers => { reads.add(providers) }
+    }), () => reads.size() > 0)
+    options.log?.debug({ key: key.toString(), how, ms: Date.now() - started, candidates: reads.size() }, 'provider search ended')
   }))
-  await Promise.all(reads)
+  await reads.done()
   return [...found.values()].slice(0, limit)
+}
+
+interface CandidateQueue {
+  /** Queues providers not seen before; connected ones go ahead of those that need a dial. */
+  add: (providers: PeerInfo[]) => void
+  /** Candidates seen so far. */
+  size: () => number
+  /** Resolves once every queued candidate has been read. */
+  done: () => Promise<void>
+}
+
+/** Reads candidates at most n at a time, each once; a connected candidate is read before one that needs a dial. */
+function createCandidateQueue (node: KilnNode, n: number, read: (provider: PeerInfo) => Promise<void>): CandidateQueue {
+  const seen = new Set<string>()
+  const waiting: PeerInfo[] = []
+  const running = new Set<Promise<void>>()
+  const idle: Array<() => void> = []
+  const connected = (p: PeerInfo): boolean => node.getConnections(p.id).length > 0
+  const pump = (): void => {
+    while (running.size < n && waiting.length > 0) {
+      const i = Math.max(0, waiting.findIndex(connected))
+      const provider = waiting.splice(i, 1)[0]!
+      const task: Promise<void> = read(provider).catch(() => {}).finally(() => {
+        running.delete(task)
+        pump()
+        if (running.size === 0 && waiting.length === 0) idle.splice(0).forEach(resolve => { resolve() })
+      })
+      running.add(task)
+    }
+  }
+  return {
+    add (providers) {
+      for (const p of providers) {
+        const id = p.id.toString()
+        if (seen.has(id)) continue
+        seen.add(id)
+        waiting.push(p)
+      }
+      pump()
+    },
+    size: () => seen.size,
+    async done () {
+      if (running.size === 0 && waiting.length === 0) return
+      await new Promise<void>(resolve => idle.push(resolve))
+    }
+  }
 }
 
 interface SearchProvidersOptions {
   signal: AbortSignal
   quietMs: number
-  onProvider: (provider: PeerInfo) => void
+  settleResponses: number
+  onProviders: (providers: PeerInfo[]) => void
 }
 
 /**
- * Runs a provider lookup until it ends, the signal fires, or it has made no
+ * Runs a provider lookup until it ends, the signal fires, it has made no
  * progress for quietMs after its first provider (a Kademlia query otherwise
  * waits on every slow or dead close peer long after the providers near the
- * key answered). A query that is still getting answers is never cut short.
+ * key answered), or settleResponses holders in a row have named no new
+ * provider. A query that still finds providers is never cut short.
  */
-async function searchProviders (node: KilnNode, key: CID, options: SearchProvidersOptions): Promise<'complete' | 'quiet' | 'aborted'> {
-  const quiet = new AbortController()
-  const signal = AbortSignal.any([options.signal, quiet.signal])
+async function searchProviders (node: KilnNode, key: CID, options: SearchProvidersOptions): Promise<'complete' | 'quiet' | 'settled' | 'aborted'> {
+  const stop = new AbortController()
+  const signal = AbortSignal.any([options.signal, stop.signal])
   let timer: NodeJS.Timeout | undefined
-  let armed = false
+  const named = new Set<string>()
+  let agreeing = 0
+  let how: 'quiet' | 'settled' = 'quiet'
   const progress = (): void => {
-    if (!armed) return
+    if (named.size === 0) return
     clearTimeout(timer)
-    timer = setTimeout(() => { quiet.abort() }, options.quietMs)
+    timer = setTimeout(() => { stop.abort() }, options.quietMs)
   }
   try {
     for await (const event of node.services.dht.findProviders(key, { signal })) {
+      if (event.name === 'PEER_RESPONSE' && event.providers.length > 0) {
+        // A holder answered (kad-dht yields its PROVIDER event, with the new ones only, right after).
+        const before = named.size
+        for (const p of event.providers) named.add(p.id.toString())
+        agreeing = named.size > before ? 0 : agreeing + 1
+      }
       if (event.name === 'PROVIDER') {
-        armed = true
-        for (const provider of event.providers) options.onProvider(provider)
+        for (const p of event.providers) named.add(p.id.toString())
+        options.onProviders(event.providers)
       }
       if (event.name === 'PROVIDER' || event.name === 'PEER_RESPONSE') progress()
+      if (options.settleResponses > 0 && agreeing >= options.settleResponses) {
+        how = 'settled'
+        stop.abort()
+        break
+      }
     }
-    return 'complete'
+    return how === 'settled' ? 'settled' : 'complete'
   } catch (err) {
     // A timeout or a quiet search ends with what was found so far.
     if (!signal.aborted) throw err
-    return quiet.signal.aborted ? 'quiet' : 'aborted'
+    return stop.signal.aborted ? how : 'aborted'
   } finally {
     clearTimeout(timer)
   }
@@ -280,6 +358,8 @@ export interface ReadRecordOptions {
    * `any` (default) asks the agent and falls back to the DHT when that fails.
    */
   from?: 'any' | 'peer' | 'dht'
+  /** Bound on asking the agent itself (dial and read), on top of signal; default: the node's dial timeout and §5's 5 s read timeout. */
+  peerTimeoutMs?: number
   log?: Logger
   /** Counts a DHT get (kind `record`). */
   metrics?: Metrics
@@ -293,7 +373,8 @@ export async function readCapabilityRecord (node: KilnNode, peer: PeerId | strin
   // a DHT get is a whole walk plus correction puts, and fails outright when a correction fails.
   if (from !== 'dht' && !peerId.equals(node.peerId)) {
     try {
-      const record = await readRecordFromPeer(node, peerId, options.signal)
+      const signal = options.peerTimeoutMs === undefined ? options.signal : AbortSignal.any([AbortSignal.timeout(options.peerTimeoutMs), ...(options.signal !== undefined ? [options.signal] : [])])
+      const record = await readRecordFromPeer(node, peerId, signal)
       if (record !== undefined || from === 'peer') return record
     } catch (err) {
       if (from === 'peer') throw err
@@ -301,6 +382,8 @@ export async function readCapabilityRecord (node: KilnNode, peer: PeerId | strin
     }
   }
   if (from === 'peer') return undefined
+  // The search this read belongs to has ended (a limit reached, a timeout): no walk for it.
+  options.signal?.throwIfAborted()
   return await timeLookup(options.metrics, 'record', async () => await readRecordFromDht(node, peerId.toString(), options.signal), r => r !== undefined)
 }
 
