@@ -1,0 +1,128 @@
+/**
+ * A child process of the discovery benchmark (test/bench/discovery.ts): it
+ * hosts a share of the network's kiln nodes on loopback and does what the
+ * parent asks over the IPC channel, one request at a time per message id:
+ *
+ *   start { count, init }        -> { nodes: [{ peerId, addr }] }
+ *   dial  { dials: [[i, addr]] } -> { failed }       (a few at a time)
+ *   publish { agents: [{ i, platform, capabilities }] } -> { published }
+ *   load  { ms }                 -> { elu, cpuMs, connections }  (event loop and CPU over ms; open connections after)
+ *   usage                        -> { cpuMs }        (CPU since the process began)
+ *   stop                         -> {}               (then the process exits)
+ *
+ * It exits by itself when the parent goes away (the IPC channel closes), so
+ * a killed bench leaves no node behind.
+ */
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import { writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
+import { performance } from 'node:perf_hooks'
+import { createCapabilityAdvertiser, createKilnNode } from '../../src/p2p/index.ts'
+import type { CapabilityAdvertiser, CapabilityDescription, KilnNode, KilnNodeInit } from '../../src/p2p/index.ts'
+
+export interface HostRequest { id: number, op: 'start' | 'dial' | 'publish' | 'load' | 'usage' | 'stop', args?: unknown }
+export interface HostReply { id: number, ok: boolean, result?: unknown, error?: string }
+export interface AgentSpec { platform: string, capabilities: string[] }
+
+interface Member { node: KilnNode, privateKey: PrivateKey, advertiser?: CapabilityAdvertiser }
+
+const members: Member[] = []
+
+function describeAgent (spec: AgentSpec): CapabilityDescription {
+  return {
+    platforms: [{ platform: spec.platform, features: [] }],
+    emulated: [],
+    capabilities: spec.capabilities,
+    details: {},
+    limits: { cpus: 4, memoryBytes: 8 << 30, diskBytes: 100 << 30 },
+    queue: { queued: 0, running: 0 }
+  }
+}
+
+/** Runs fn over items, n at a time. */
+async function mapLimit<T, R> (items: T[], n: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length)
+  let next = 0
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
+    while (next < items.length) { const i = next++; out[i] = await fn(items[i] as T, i) }
+  }))
+  return out
+}
+
+async function stopAll (): Promise<void> {
+  await Promise.allSettled(members.map(async m => { await m.advertiser?.stop(); await m.node.stop() }))
+}
+
+export interface StartArgs { count: number, init: KilnNodeInit }
+export interface DialArgs { dials: Array<[number, string]> }
+export interface PublishArgs { agents: Array<AgentSpec & { i: number }> }
+export interface LoadArgs { ms: number }
+
+const ops = {
+  async start ({ count, init }: StartArgs) {
+    for (let i = 0; i < count; i++) {
+      const privateKey = await generateKeyPair('Ed25519')
+      members.push({ privateKey, node: await createKilnNode({ ...init, privateKey }) })
+    }
+    return { nodes: members.map(m => ({ peerId: m.node.peerId.toString(), addr: m.node.getMultiaddrs()[0]!.toString() })) }
+  },
+  async dial ({ dials }: DialArgs) {
+    let failed = 0
+    await mapLimit(dials, 4, async ([i, addr]) => { await members[i]!.node.dial(multiaddr(addr)).catch(() => { failed++ }) })
+    return { failed }
+  },
+  async publish ({ agents }: PublishArgs) {
+    let published = 0
+    await mapLimit(agents, 2, async (a) => {
+      const m = members[a.i]!
+      m.advertiser = createCapabilityAdvertiser({ node: m.node, privateKey: m.privateKey, describe: () => describeAgent(a), publishTimeoutMs: 30_000 })
+      await m.advertiser.start()
+      for (let attempt = 0; m.advertiser.published() === undefined && attempt < 3; attempt++) await m.advertiser.publish().catch(() => {})
+      if (m.advertiser.published() !== undefined) published++
+    })
+    return { published }
+  },
+  async load ({ ms }: LoadArgs) {
+    // The idle window (5 s) is profiled when the bench asks for profiles.
+    const profiler = ms >= 5000 && process.env.KILN_BENCH_PROFILE_DIR !== undefined ? new Session() : undefined
+    profiler?.connect()
+    await profiler?.post('Profiler.enable')
+    await profiler?.post('Profiler.start')
+    const elu0 = performance.eventLoopUtilization()
+    const cpu0 = process.cpuUsage()
+    await new Promise(resolve => setTimeout(resolve, ms))
+    const cpu = process.cpuUsage(cpu0)
+    const elu = performance.eventLoopUtilization(elu0).utilization
+    if (profiler !== undefined) {
+      const { profile } = await profiler.post('Profiler.stop')
+      await writeFile(`${process.env.KILN_BENCH_PROFILE_DIR}/host-${process.pid}.cpuprofile`, JSON.stringify(profile))
+      profiler.disconnect()
+    }
+    const connections = members.reduce((n, m) => n + m.node.getConnections().length, 0)
+    return { elu, cpuMs: (cpu.user + cpu.system) / 1000, connections }
+  },
+  async usage () {
+    const cpu = process.cpuUsage()
+    return { cpuMs: (cpu.user + cpu.system) / 1000 }
+  },
+  async stop () {
+    await stopAll()
+    return {}
+  }
+}
+
+process.on('message', (msg: HostRequest) => {
+  // The parent is the only sender, and it sends each op its own argument type.
+  const run = ops[msg.op] as (args: unknown) => Promise<unknown>
+  run(msg.args).then(
+    result => { process.send?.({ id: msg.id, ok: true, result } satisfies HostReply) },
+    (err: unknown) => { process.send?.({ id: msg.id, ok: false, error: String((err as Error)?.stack ?? err) } satisfies HostReply) }
+  ).finally(() => { if (msg.op === 'stop') setTimeout(() => process.exit(0), 100) })
+})
+// The parent is gone (finished, crashed or killed): stop the nodes, and exit whatever they do.
+process.on('disconnect', () => {
+  setTimeout(() => process.exit(1), 5000).unref()
+  void stopAll().finally(() => process.exit(0))
+})
