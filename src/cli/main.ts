@@ -11,6 +11,7 @@ import type { CliContext } from './context.ts'
 import { CliError, exitCodeFor } from './errors.ts'
 import { EXIT } from './exit-codes.ts'
 import { createOutput } from './output.ts'
+import { tuneHeapForBulkData } from '../util/heap.ts'
 import type { Output } from './output.ts'
 
 export type { CliContext }
@@ -62,6 +63,7 @@ function printError (err: unknown): void {
 
 /** Runs kiln with process-style argv; resolves to the exit code. */
 export async function main (argv: string[]): Promise<number> {
+  tuneHeapForBulkData()
   const { program, ctx } = buildProgram()
   await registerAll(program, ctx)
   try {

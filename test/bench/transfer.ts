@@ -35,6 +35,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { BlobReader, Digest } from '../../src/content/index.ts'
 import { createKilnNode, sendAll } from '../../src/p2p/index.ts'
 import { createBlobServer, readBlobRanges } from '../../src/transfer/index.ts'
+import { tuneHeapForBulkData } from '../../src/util/heap.ts'
 
 const MiB = 1024 * 1024
 const SIZE = Number(process.env.KILN_BENCH_MIB ?? 1024) * MiB
@@ -379,6 +380,8 @@ async function main (): Promise<void> {
   }
 }
 
+// The bench's own kiln ends (the memory server, the blob-protocol client) run with kiln's heap tuning, as `kiln` does.
+tuneHeapForBulkData()
 const role = process.argv[2]
 if (role === 'mem-server') await memServer()
 else if (role === 'tcp-server') await tcpServer()
