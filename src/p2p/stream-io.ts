@@ -10,6 +10,8 @@ import type { Uint8ArrayList } from 'uint8arraylist'
 import { StreamProtocolError } from './errors.ts'
 
 export const FRAME_MAX = 0xffff
+/** Bytes readInto waits for at a time (fewer at the end of its target). */
+const READ_BATCH = 512 * 1024
 
 /**
  * Buffers what a stream receives from the moment it is constructed (libp2p 3
@@ -22,6 +24,9 @@ export class StreamReader {
   private ended = false
   private error: Error | undefined
   private wake: (() => void) | undefined
+  /** Bytes the pending wait needs; data below that does not wake it (only pushes its idle deadline on). */
+  private want = 0
+  private lastData = 0
   private readonly maxBuffered: number
 
   /** `maxBuffered`: unread bytes beyond this abort the stream (a peer sending more than asked). */
@@ -47,12 +52,13 @@ export class StreamReader {
           if (replaying <= 0) this.ended = true
         }
       }
+      this.lastData = performance.now()
       if (this.buffered > this.maxBuffered) {
         const err = new StreamProtocolError(`peer sent ${this.buffered} unrequested bytes (limit ${this.maxBuffered})`)
         this.fail(err)
         stream.abort(err)
       }
-      this.notify()
+      if (this.buffered >= this.want || this.error != null || this.ended) this.notify()
     })
     stream.addEventListener('remoteCloseWrite', () => { this.ended = true; this.notify() })
     stream.addEventListener('end', () => { this.ended = true; this.notify() })
@@ -85,7 +91,9 @@ export class StreamReader {
   async readInto (target: Uint8Array, options: WaitOptions, onBytes?: (n: number) => void): Promise<void> {
     let at = 0
     while (at < target.byteLength) {
-      await this.fill(1, options, false)
+      // Woken once per READ_BATCH rather than per message (16-64 KiB each): each wake is a
+      // promise, a timer and an abort listener.
+      await this.fill(Math.min(target.byteLength - at, READ_BATCH), options, false)
       while (at < target.byteLength && this.chunks.length > 0) {
         const head = this.chunks[0] as Uint8Array
         const n = Math.min(head.byteLength, target.byteLength - at)
@@ -119,15 +127,28 @@ export class StreamReader {
         if (allowEnd && this.buffered === 0) return false
         throw new StreamProtocolError(`stream ended after ${this.buffered} of ${n} expected bytes`)
       }
-      await this.waitForData(options)
+      this.want = n
+      try {
+        await this.waitForData(options)
+      } finally {
+        this.want = 0
+      }
     }
     return true
   }
 
   private async waitForData (options: WaitOptions): Promise<void> {
     options.signal?.throwIfAborted()
+    const waitFrom = performance.now()
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { cleanup(); reject(new TimeoutError(`no data for ${options.idleTimeoutMs} ms`)) }, options.idleTimeoutMs)
+      // Idle means no byte at all: bytes that arrive without completing the wait push the deadline on.
+      const onIdle = (): void => {
+        const quiet = performance.now() - Math.max(this.lastData, waitFrom)
+        if (quiet < options.idleTimeoutMs) { timer = setTimeout(onIdle, options.idleTimeoutMs - quiet); return }
+        cleanup()
+        reject(new TimeoutError(`no data for ${options.idleTimeoutMs} ms`))
+      }
+      let timer = setTimeout(onIdle, options.idleTimeoutMs)
       const onAbort = (): void => { cleanup(); reject(options.signal?.reason ?? new Error('aborted')) }
       const cleanup = (): void => {
         clearTimeout(timer)

@@ -98,6 +98,26 @@ describe('frames: u16 big-endian length, then the bytes', () => {
     expect([...(await r.readFrame(100, wait))!]).toEqual([9])
   })
 
+  it('readInto keeps waiting while bytes trickle in slower than its batch, and times out only when they stop', async () => {
+    const s = new FakeStream()
+    const r = new StreamReader(s.asStream(), 4 << 20)
+    const target = new Uint8Array(1 << 20)
+    const idle = { idleTimeoutMs: 150 }
+    const p = r.readInto(target, idle)
+    // 16 pieces, 60 ms apart: the whole read takes ~1 s, far beyond the idle timeout, yet never idles.
+    for (let i = 0; i < 16; i++) {
+      await new Promise(resolve => setTimeout(resolve, 60))
+      s.push(new Uint8Array(1 << 16).fill(i + 1))
+    }
+    await p
+    expect(target[0]).toBe(1)
+    expect(target[(1 << 20) - 1]).toBe(16)
+    // Now a read that gets half its bytes and then nothing: it times out.
+    const stalled = r.readInto(new Uint8Array(1 << 20), idle)
+    s.push(new Uint8Array(1 << 19))
+    await expect(stalled).rejects.toThrow(/no data for 150 ms/)
+  })
+
   it('refuses a frame that is not UTF-8 JSON', () => {
     expect(() => parseJsonFrame(Uint8Array.of(0xff, 0xfe))).toThrow(expect.objectContaining({ name: 'StreamProtocolError' }) as Error)
     expect(() => parseJsonFrame(new TextEncoder().encode('{"a":'))).toThrow(expect.objectContaining({ name: 'StreamProtocolError' }) as Error)
