@@ -19,6 +19,7 @@ import { signCapabilityRecord, verifyCapabilityRecord } from './capability-recor
 import { PublishError } from './errors.ts'
 import type { KilnNode } from './node.ts'
 import { createRecordServer, readRecordFromPeer } from './record-exchange.ts'
+import { mapLimit } from '../util/map-limit.ts'
 
 /** What an agent says about itself; the advertiser adds peerId, seq, times and addresses. */
 export type CapabilityDescription = Omit<CapabilityRecord, 'v' | 'peerId' | 'seq' | 'issuedAt' | 'expiresAt' | 'addresses'>
@@ -422,27 +423,6 @@ async function readRecordFromDht (node: KilnNode, peerId: string, signal?: Abort
     if (best === undefined && signal?.aborted !== true && (err as Error).name !== 'NotFoundError') throw err
   }
   return best
-}
-
-/** A function that runs tasks at most `n` at a time, in call order. */
-function createLimiter (n: number): <T>(task: () => Promise<T>) => Promise<T> {
-  let active = 0
-  const waiting: Array<() => void> = []
-  return async <T>(task: () => Promise<T>): Promise<T> => {
-    if (active >= n) await new Promise<void>(resolve => waiting.push(resolve))
-    active++
-    try {
-      return await task()
-    } finally {
-      active--
-      waiting.shift()?.()
-    }
-  }
-}
-
-async function mapLimit<T> (items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  const limiter = createLimiter(n)
-  await Promise.all(items.map(async item => { await limiter(async () => { await fn(item) }) }))
 }
 
 async function drain (events: AsyncIterable<unknown>): Promise<void> {

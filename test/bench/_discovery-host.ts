@@ -21,6 +21,7 @@ import { Session } from 'node:inspector/promises'
 import { performance } from 'node:perf_hooks'
 import { createCapabilityAdvertiser, createKilnNode } from '../../src/p2p/index.ts'
 import type { CapabilityAdvertiser, CapabilityDescription, KilnNode, KilnNodeInit } from '../../src/p2p/index.ts'
+import { mapLimit } from '../../src/util/map-limit.ts'
 
 export interface HostRequest { id: number, op: 'start' | 'dial' | 'publish' | 'load' | 'usage' | 'stop', args?: unknown }
 export interface HostReply { id: number, ok: boolean, result?: unknown, error?: string }
@@ -39,16 +40,6 @@ function describeAgent (spec: AgentSpec): CapabilityDescription {
     limits: { cpus: 4, memoryBytes: 8 << 30, diskBytes: 100 << 30 },
     queue: { queued: 0, running: 0 }
   }
-}
-
-/** Runs fn over items, n at a time. */
-async function mapLimit<T, R> (items: T[], n: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length)
-  let next = 0
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) { const i = next++; out[i] = await fn(items[i] as T, i) }
-  }))
-  return out
 }
 
 async function stopAll (): Promise<void> {

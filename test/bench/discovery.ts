@@ -42,6 +42,7 @@ import { pino } from 'pino'
 import { createKilnNode, findAgents } from '../../src/p2p/index.ts'
 import type { KilnNode, KilnNodeInit } from '../../src/p2p/index.ts'
 import type { AgentSpec, DialArgs, HostReply, HostRequest, LoadArgs, PublishArgs, StartArgs } from './_discovery-host.ts'
+import { mapLimit } from '../../src/util/map-limit.ts'
 
 const NODES = Number(process.env.KILN_BENCH_NODES ?? 100)
 const AGENTS = Number(process.env.KILN_BENCH_AGENTS ?? 20)
@@ -64,15 +65,6 @@ const SETTLED_ELU = 0.15
 function rng (seed: number): () => number {
   let s = seed >>> 0
   return () => { s = (s * 1664525 + 1013904223) >>> 0; return s / 2 ** 32 }
-}
-
-async function mapLimit<T, R> (items: T[], n: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length)
-  let next = 0
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) { const i = next++; out[i] = await fn(items[i] as T, i) }
-  }))
-  return out
 }
 
 const pct = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil(p / 100 * s.length) - 1)] as number }

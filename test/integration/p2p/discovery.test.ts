@@ -16,6 +16,7 @@ import type { CapabilityRecord } from '../../../protocols/capability.ts'
 import { CAPABILITY_NAMESPACE, KAD_PROTOCOL } from '../../../protocols/constants.ts'
 import { createCapabilityAdvertiser, createKilnNode, findAgents, isTcpTlsAddress, readCapabilityRecord, signCapabilityRecord } from '../../../src/p2p/index.ts'
 import type { CapabilityAdvertiser, CapabilityDescription, KilnNode, KilnNodeInit } from '../../../src/p2p/index.ts'
+import { mapLimit } from '../../../src/util/map-limit.ts'
 
 // The whole file runs on a 2-core machine shared with other test files, so
 // the network is formed in stages, a few dials and queries at a time, every
@@ -60,16 +61,6 @@ function describeAgent (spec: AgentSpec): CapabilityDescription {
     limits: { cpus: 4, memoryBytes: 8 << 30, diskBytes: 100 << 30 },
     queue: { queued: 0, running: 0 }
   }
-}
-
-/** Runs fn over items, n at a time. */
-async function mapLimit<T, R> (items: T[], n: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length)
-  let next = 0
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) { const i = next++; out[i] = await fn(items[i] as T, i) }
-  }))
-  return out
 }
 
 /** Resolves once the node has identified `n` peers speaking the kiln DHT protocol; rejects after ms. */
