@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { corruptingStore, randomBlob, startPeers } from './helpers.ts'
+import { corruptingStore, randomBlob, startPeers, threeHoldersAndMe } from './helpers.ts'
 
 const MiB = 1024 * 1024
 const chunkSize = 256 * 1024
@@ -10,11 +10,9 @@ describe('multi-peer blob fetch over loopback', () => {
   afterEach(async () => { await cleanup?.(); cleanup = undefined })
 
   it('pulls a blob held by three peers from all three at once', async () => {
-    const net = await startPeers(4)
+    const net = await threeHoldersAndMe(8 * MiB)
     cleanup = net.cleanup
-    const [a, b, c, me] = net.peers as [typeof net.peers[0], typeof net.peers[0], typeof net.peers[0], typeof net.peers[0]]
-    const blob = randomBlob(8 * MiB)
-    for (const p of [a, b, c]) await p.store.ingest(blob.bytes, { digest: blob.digest })
+    const { holders: [a, b, c], me, blob } = net
     const progress: number[] = []
     const res = await me.transfer.fetch(blob.digest, { chunkSize, findProviders: false, onProgress: p => progress.push(p.bytes) })
     expect(res.size).toBe(8 * MiB)
@@ -37,11 +35,9 @@ describe('multi-peer blob fetch over loopback', () => {
   })
 
   it('completes from the others when a provider stops mid-transfer', async () => {
-    const net = await startPeers(4)
+    const net = await threeHoldersAndMe(16 * MiB)
     cleanup = net.cleanup
-    const [a, b, c, me] = net.peers as [typeof net.peers[0], typeof net.peers[0], typeof net.peers[0], typeof net.peers[0]]
-    const blob = randomBlob(16 * MiB)
-    for (const p of [a, b, c]) await p.store.ingest(blob.bytes, { digest: blob.digest })
+    const { holders: [, b], me, blob } = net
     let stopped = false
     const res = await me.transfer.fetch(blob.digest, {
       chunkSize,
@@ -57,11 +53,9 @@ describe('multi-peer blob fetch over loopback', () => {
   })
 
   it('detects a provider sending corrupted bytes, bans it and still completes', async () => {
-    const net = await startPeers(4, (i, s) => i === 1 ? corruptingStore(s) : s)
+    const net = await threeHoldersAndMe(4 * MiB, (i, s) => i === 1 ? corruptingStore(s) : s)
     cleanup = net.cleanup
-    const [a, liar, c, me] = net.peers as [typeof net.peers[0], typeof net.peers[0], typeof net.peers[0], typeof net.peers[0]]
-    const blob = randomBlob(4 * MiB)
-    for (const p of [a, liar, c]) await p.store.ingest(blob.bytes, { digest: blob.digest })
+    const { holders: [a, liar, c], me, blob } = net
     const res = await me.transfer.fetch(blob.digest, { chunkSize, findProviders: false })
     expect(res.banned).toEqual([liar.node.peerId.toString()])
     expect(Buffer.from(await me.store.readBytes(blob.digest, 8 * MiB)).equals(Buffer.from(blob.bytes))).toBe(true)

@@ -52,3 +52,15 @@ export function corruptingStore (inner: ContentStore): ContentStore {
     })()
   }
 }
+
+/**
+ * Four peers (see startPeers): the first three hold a random blob of `size`
+ * bytes, the fourth (`me`) has nothing and fetches.
+ */
+export async function threeHoldersAndMe (size: number, wrapStore?: (i: number, s: ContentStore) => ContentStore): Promise<{ holders: [Peer, Peer, Peer], me: Peer, blob: { bytes: Uint8Array, digest: Digest }, cleanup: () => Promise<void> }> {
+  const net = await startPeers(4, wrapStore)
+  const [a, b, c, me] = net.peers as [Peer, Peer, Peer, Peer]
+  const blob = randomBlob(size)
+  for (const p of [a, b, c]) await p.store.ingest(blob.bytes, { digest: blob.digest })
+  return { holders: [a, b, c], me, blob, cleanup: net.cleanup }
+}

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ContentStore } from '../../../src/content/index.ts'
-import { corruptingStore, randomBlob, startPeers } from './helpers.ts'
+import { corruptingStore, randomBlob, startPeers, threeHoldersAndMe } from './helpers.ts'
 
 const MiB = 1024 * 1024
 const chunkSize = 256 * 1024
@@ -57,11 +57,9 @@ describe('blob fetch: liars found by reading back a failed partial', () => {
 
   it('reads back every chunk of a failed round before discarding it', async () => {
     const counts = { writes: 0, readBacks: 0 }
-    const net = await startPeers(4, (i, s) => i === 1 ? corruptingStore(s) : i === 3 ? countingStore(s, counts) : s)
+    const net = await threeHoldersAndMe(4 * MiB, (i, s) => i === 1 ? corruptingStore(s) : i === 3 ? countingStore(s, counts) : s)
     cleanup = net.cleanup
-    const [a, liar, c, me] = net.peers as [typeof net.peers[0], typeof net.peers[0], typeof net.peers[0], typeof net.peers[0]]
-    const blob = randomBlob(4 * MiB)
-    for (const p of [a, liar, c]) await p.store.ingest(blob.bytes, { digest: blob.digest })
+    const { holders: [, liar], me, blob } = net
     const res = await me.transfer.fetch(blob.digest, { chunkSize, findProviders: false })
     expect(res.banned).toEqual([liar.node.peerId.toString()])
     expect(counts.readBacks).toBe(16)
