@@ -22,7 +22,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import type { TLSSocket } from 'node:tls'
 import {
-  InvalidCryptoExchangeError, NotStartedError, serviceCapabilities, transportSymbol
+  InvalidCryptoExchangeError, serviceCapabilities, transportSymbol
 } from '@libp2p/interface'
 import type {
   AbortOptions, ComponentLogger, Connection, CreateListenerOptions, DialTransportOptions, Listener, ListenerEvents, Logger,
@@ -100,15 +100,18 @@ class TcpTlsTransport implements Transport {
     const signal = AbortSignal.any([options.signal, AbortSignal.timeout(this.init.handshakeTimeoutMs ?? 20_000)])
     const muxers = options.upgrader.getStreamMuxers()
     const { host, port } = getNetConfig(ma)
+    const credentials = await this.credentials()
     const raw = net.connect({ host, port: Number(port), noDelay: true, keepAlive: true })
     const socket = tls.connect({
       socket: raw,
-      ...await this.credentials(),
+      ...credentials,
       minVersion: 'TLSv1.3',
       ciphers: CIPHERSUITES,
       rejectUnauthorized: false, // the certificate is self-signed; verifyPeer() checks it the libp2p way
       ALPNProtocols: [...muxers.keys()]
     })
+    // Errors between the handshake and the connection taking over (the certificate check is async) must not go unheard.
+    socket.on('error', (err) => { this.log('outbound TLS socket error - %e', err) })
     try {
       const remotePeer = await this.handshake(socket, 'secureConnect', expected !== undefined ? peerIdFromString(expected) : undefined, signal)
       const maConn = new TlsSocketConnection({ socket, remoteAddr: ma, direction: 'outbound', log: this.log.newScope('connection') })
@@ -190,6 +193,8 @@ class TcpTlsListener extends TypedEventEmitter<ListenerEvents> implements Listen
   private async onSocket (raw: net.Socket): Promise<void> {
     this.sockets.add(raw)
     raw.once('close', () => { this.sockets.delete(raw) })
+    // A reset while the certificate is made or checked (both async) must not go unheard.
+    raw.on('error', (err) => { this.log('inbound socket error - %e', err) })
     // The handshake counts against the node's inbound upgrade timeout, as a Noise handshake would.
     const signal = this.upgrader.createInboundAbortSignal(this.shutdown.signal)
     const muxers = this.upgrader.getStreamMuxers()
@@ -202,8 +207,10 @@ class TcpTlsListener extends TypedEventEmitter<ListenerEvents> implements Listen
         ciphers: CIPHERSUITES,
         requestCert: true,
         rejectUnauthorized: false,
-        ALPNCallback: ({ protocols }) => protocols.find(p => muxers.has(p))
+        // A muxer the client offers, else `libp2p` (muxer negotiation follows), else a fatal alert.
+        ALPNCallback: ({ protocols }) => protocols.find(p => muxers.has(p)) ?? protocols.find(p => p === 'libp2p')
       })
+      socket.on('error', (err) => { this.log('inbound TLS socket error - %e', err) })
       const remotePeer = await this.handshake(socket, signal)
       const localAddr = this.listeningAddr
       const maConn = new TlsSocketConnection({ socket, direction: 'inbound', localAddr, log: this.log.newScope('connection') })
@@ -243,8 +250,8 @@ class TcpTlsListener extends TypedEventEmitter<ListenerEvents> implements Listen
   updateAnnounceAddrs (): void {}
 
   async close (options?: AbortOptions): Promise<void> {
-    if (this.listeningAddr === undefined) throw new NotStartedError('not listening')
     this.shutdown.abort(new Error('listener closed'))
+    if (!this.server.listening) { for (const socket of this.sockets) socket.destroy(); return }
     const closed = new Promise<void>(resolve => { this.server.close(() => { resolve() }) })
     for (const socket of this.sockets) socket.destroy()
     await closed

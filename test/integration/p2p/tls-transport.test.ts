@@ -5,7 +5,10 @@
  * under back-pressure, and Noise remains for pnet nodes and stock peers.
  */
 import { createHash, randomBytes } from 'node:crypto'
+import net from 'node:net'
 import tls from 'node:tls'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { generateCertificate } from '@libp2p/tls/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Connection } from '@libp2p/interface'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -117,6 +120,29 @@ describe('TCP+TLS transport', () => {
     })
     expect(outcome).not.toBe('still open')
     expect(a.getConnections()).toHaveLength(0)
+  })
+
+  it('survives peers that hang up mid-handshake, and takes a libp2p certificate with muxer negotiation after it', async () => {
+    const a = await start()
+    const port = Number(tlsAddr(a).toString().split('/')[4])
+    // Garbage, a half ClientHello, a reset: none may take the node down.
+    for (const bytes of [Buffer.from('GET / HTTP/1.1\r\n\r\n'), Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])]) {
+      await new Promise<void>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => { s.write(bytes); setTimeout(() => { s.resetAndDestroy(); resolve() }, 50) })
+        s.on('error', () => { resolve() })
+      })
+    }
+    // A client offering only `libp2p` by ALPN, with a proper libp2p certificate, gets through the handshake.
+    const { cert, key } = await generateCertificate(await generateKeyPair('Ed25519'))
+    const alpn = await new Promise<string | false | null>((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port, cert, key, rejectUnauthorized: false, ALPNProtocols: ['libp2p'] }, () => { resolve(s.alpnProtocol); s.destroy() })
+      s.on('error', reject)
+    })
+    expect(alpn).toBe('libp2p')
+    // Still serving.
+    const b = await start()
+    const conn = await b.dial(tlsAddr(a))
+    expect(conn.encryption).toBe('native')
   })
 
   it('is off with a pnet key: such nodes listen and dial with Noise behind the key only', async () => {
