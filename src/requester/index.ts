@@ -24,7 +24,7 @@ import type { JobPayload, JobState, Provenance, ResultPayload } from '../../prot
 import type { ReplayCache, TrustPolicy } from '../trust/index.ts'
 import type { JobTransport } from './transport.ts'
 
-export { createRequester } from './requester.ts'
+export { createRequester, newJobId } from './requester.ts'
 export { createMemoryJobNetwork } from './memory-transport.ts'
 export { createRequesterJobStore } from './job-store.ts'
 export { startRequesterSession } from './session.ts'

@@ -387,7 +387,7 @@ export function createRequester (init: RequesterInit): Requester {
     peerId: self,
     async submit (spec: SubmitSpec): Promise<SubmitResult> {
       const verify = spec.verify ?? 1
-      const jobId = spec.jobId ?? Buffer.from(crypto.getRandomValues(new Uint8Array(12))).toString('base64url')
+      const jobId = spec.jobId ?? newJobId()
       const parsed = JobPayloadSchema.safeParse({
         jobId,
         recipe: { ...spec.recipe, digest: sha256Digest(spec.recipe.text) },
@@ -463,3 +463,14 @@ function canonicalIndex (results: PlatformResult[]): Uint8Array {
   return new TextEncoder().encode(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }))
 }
 
+/**
+ * A fresh job id: 12 random bytes, base64url (16 characters), never
+ * starting with `-`, which a shell user would then have to pass to
+ * `kiln jobs show` after `--` (commander takes `-I7K...` for an option).
+ */
+export function newJobId (): string {
+  for (;;) {
+    const id = Buffer.from(crypto.getRandomValues(new Uint8Array(12))).toString('base64url')
+    if (!id.startsWith('-')) return id
+  }
+}
