@@ -174,8 +174,12 @@ describe('TCP+TLS transport', () => {
     // identify tells b about a's /tls address.
     const deadline = Date.now() + 5_000
     while (!(await b.peerStore.get(a.peerId)).addresses.some(x => isTcpTlsAddress(x.multiaddr)) && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
-    const bulk = await bulkConnection(b, a.peerId, AbortSignal.timeout(10_000))
+    // Four ranges asking at once (the fetcher's workers) share one new TLS connection.
+    const asked = await Promise.all([0, 1, 2, 3].map(async () => await bulkConnection(b, a.peerId, AbortSignal.timeout(10_000))))
+    expect(new Set(asked.map(c => c.id)).size).toBe(1)
+    const bulk = asked[0]!
     expect(bulk.id).not.toBe(first.id)
+    expect(b.getConnections(a.peerId)).toHaveLength(2)
     expect(isTcpTlsAddress(bulk.remoteAddr)).toBe(true)
     // Asked again, the same TLS connection.
     expect((await bulkConnection(b, a.peerId, AbortSignal.timeout(10_000))).id).toBe(bulk.id)
