@@ -12,7 +12,7 @@
  * // found?.payload.layer.digest: fetch it by digest (src/transfer)
  * ```
  */
-import { newerRecord, selectNewestRecord } from './signed-record.ts'
+import { findSigners, putAndProvide, readSignerRecord, selectNewestRecord } from './signed-record.ts'
 import type { PrivateKey } from '@libp2p/interface'
 import {
   CACHE_DEFAULT_TTL_MS, CACHE_SIGNER_ROLE, CachePayloadSchema, cacheDhtKey, cacheDiscoveryCid, decodeCacheRecordValue,
@@ -105,11 +105,7 @@ export async function selectCacheRecord (key: Uint8Array, values: Uint8Array[]):
  */
 export async function publishCacheRecord (node: KilnNode, privateKey: PrivateKey, entry: CacheEntry, options: PublishCacheOptions = {}): Promise<{ record: VerifiedCacheRecord, storedOn: number }> {
   const { record, value } = await signCacheRecord(privateKey, entry, options)
-  let storedOn = 0
-  for await (const event of node.services.dht.put(cacheDhtKey(entry.key, record.signer), value, { signal: options.signal })) {
-    if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') storedOn++
-  }
-  for await (const _ of node.services.dht.provide(cacheDiscoveryCid(entry.key), { signal: options.signal })) { /* drain */ }
+  const storedOn = await putAndProvide(node, cacheDhtKey(entry.key, record.signer), value, cacheDiscoveryCid(entry.key), options.signal)
   return { record, storedOn }
 }
 
@@ -125,23 +121,6 @@ export interface ResolveCacheOptions {
   onSkip?: (signer: string, reason: string) => void
 }
 
-async function readSignerRecord (node: KilnNode, stepKey: string, signer: string, signal: AbortSignal): Promise<VerifiedCacheRecord | undefined> {
-  const key = cacheDhtKey(stepKey, signer)
-  let best: VerifiedCacheRecord | undefined
-  try {
-    for await (const event of node.services.dht.get(key, { signal })) {
-      if (event.name !== 'VALUE') continue
-      const record = await verifyCacheRecord(event.value, { key }).catch(() => undefined)
-      if (record !== undefined && (best === undefined || newerRecord(record, best))) best = record
-      // One signer's record: the first valid answer is enough (records of a signer for a key never differ in what they assert).
-      if (best !== undefined) break
-    }
-  } catch (err) {
-    if (best === undefined && !signal.aborted && (err as Error).name !== 'NotFoundError') throw err
-  }
-  return best
-}
-
 /**
  * Resolves a step key through the network's cache records: finds the
  * signers that provide it (not this node: its own cache is local), reads
@@ -151,21 +130,13 @@ async function readSignerRecord (node: KilnNode, stepKey: string, signer: string
  */
 export async function resolveCacheRecord (node: KilnNode, stepKey: string, options: ResolveCacheOptions): Promise<VerifiedCacheRecord | undefined> {
   const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs ?? 5_000), ...(options.signal === undefined ? [] : [options.signal])])
-  const maxSigners = options.maxSigners ?? 8
-  const self = node.peerId.toString()
-  const signers = new Set<string>()
-  try {
-    for await (const event of node.services.dht.findProviders(cacheDiscoveryCid(stepKey), { signal })) {
-      if (event.name !== 'PROVIDER') continue
-      for (const p of event.providers) if (p.id.toString() !== self) signers.add(p.id.toString())
-      if (signers.size >= maxSigners) break
-    }
-  } catch (err) {
-    if (!signal.aborted) throw err
-  }
+  const signers = await findSigners(node, cacheDiscoveryCid(stepKey), { maxSigners: options.maxSigners ?? 8, includeSelf: false, signal })
   let best: VerifiedCacheRecord | undefined
-  await Promise.all([...signers].slice(0, maxSigners).map(async signer => {
-    const record = await readSignerRecord(node, stepKey, signer, signal).catch(err => { options.onSkip?.(signer, (err as Error).message); return undefined })
+  await Promise.all(signers.map(async signer => {
+    const key = cacheDhtKey(stepKey, signer)
+    // One signer's record: the first valid answer is enough (records of a signer for a key never differ in what they assert).
+    const record = await readSignerRecord(node, key, async value => await verifyCacheRecord(value, { key }), signal, true)
+      .catch(err => { options.onSkip?.(signer, (err as Error).message); return undefined })
     if (record === undefined) return
     const decision = await options.trust.allows(signer, CACHE_SIGNER_ROLE, record.certificates)
     if (!decision.ok) { options.onSkip?.(signer, decision.reason); return }

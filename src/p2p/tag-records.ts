@@ -11,7 +11,7 @@
  * // found?.payload.digest
  * ```
  */
-import { newerRecord, selectNewestRecord } from './signed-record.ts'
+import { findSigners, putAndProvide, readSignerRecord, selectNewestRecord } from './signed-record.ts'
 import type { PrivateKey } from '@libp2p/interface'
 import {
   TAG_DEFAULT_TTL_MS, TAG_SIGNER_ROLES, TagPayloadSchema, decodeTagRecordValue, encodeTagRecordValue,
@@ -122,12 +122,7 @@ export async function selectTagRecord (key: Uint8Array, values: Uint8Array[]): P
  */
 export async function publishTagRecord (node: KilnNode, privateKey: PrivateKey, target: TagTarget, options: PublishTagOptions = {}): Promise<PublishedTag> {
   const { record, value } = await signTagRecord(privateKey, target, options)
-  let storedOn = 0
-  for await (const event of node.services.dht.put(tagDhtKey(target.repository, target.tag, record.signer), value, { signal: options.signal })) {
-    // Only PUT_VALUE answers count: the query's GET_CLOSEST_PEERS answers are PEER_RESPONSE events too, and a peer whose validator refuses the record answers none.
-    if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') storedOn++
-  }
-  for await (const _ of node.services.dht.provide(tagDiscoveryCid(target.repository, target.tag), { signal: options.signal })) { /* drain */ }
+  const storedOn = await putAndProvide(node, tagDhtKey(target.repository, target.tag, record.signer), value, tagDiscoveryCid(target.repository, target.tag), options.signal)
   return { record, value, storedOn }
 }
 
@@ -143,22 +138,6 @@ export interface ResolveTagOptions {
   onSkip?: (signer: string, reason: string) => void
 }
 
-/** Reads one signer's record for a name from the DHT (the selector's best), or undefined. */
-async function readSignerRecord (node: KilnNode, repository: string, tag: string, signer: string, signal: AbortSignal): Promise<VerifiedTagRecord | undefined> {
-  const key = tagDhtKey(repository, tag, signer)
-  let best: VerifiedTagRecord | undefined
-  try {
-    for await (const event of node.services.dht.get(key, { signal })) {
-      if (event.name !== 'VALUE') continue
-      const record = await verifyTagRecord(event.value, { key }).catch(() => undefined)
-      if (record !== undefined && (best === undefined || newerRecord(record, best))) best = record
-    }
-  } catch (err) {
-    if (best === undefined && !signal.aborted && (err as Error).name !== 'NotFoundError') throw err
-  }
-  return best
-}
-
 /**
  * Resolves `repository:tag` through the network's tag records: finds the
  * signers that provide the name, reads each one's record, keeps those whose
@@ -167,20 +146,13 @@ async function readSignerRecord (node: KilnNode, repository: string, tag: string
  */
 export async function resolveTagRecord (node: KilnNode, repository: string, tag: string, options: ResolveTagOptions = {}): Promise<VerifiedTagRecord | undefined> {
   const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs ?? 10_000), ...(options.signal === undefined ? [] : [options.signal])])
-  const maxSigners = options.maxSigners ?? 16
-  const signers = new Set<string>([node.peerId.toString()])
-  try {
-    for await (const event of node.services.dht.findProviders(tagDiscoveryCid(repository, tag), { signal })) {
-      if (event.name !== 'PROVIDER') continue
-      for (const p of event.providers) signers.add(p.id.toString())
-      // Enough candidates: stop walking (a provider lookup otherwise runs to its timeout on a sparse network).
-      if (signers.size >= maxSigners) break
-    }
-  } catch (err) {
-    if (!signal.aborted) throw err
-  }
-  const candidates = await Promise.all([...signers].slice(0, maxSigners).map(async signer =>
-    await readSignerRecord(node, repository, tag, signer, signal).catch(err => { options.onSkip?.(signer, (err as Error).message); return undefined })))
+  const signers = await findSigners(node, tagDiscoveryCid(repository, tag), { maxSigners: options.maxSigners ?? 16, includeSelf: true, signal })
+  const candidates = await Promise.all(signers.map(async signer => {
+    const key = tagDhtKey(repository, tag, signer)
+    // The newest of the signer's records for the name (a re-tag replaces the old one).
+    return await readSignerRecord(node, key, async value => await verifyTagRecord(value, { key }), signal)
+      .catch(err => { options.onSkip?.(signer, (err as Error).message); return undefined })
+  }))
   let best: VerifiedTagRecord | undefined
   for (const record of candidates) {
     if (record === undefined) continue
