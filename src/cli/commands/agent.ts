@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
+import { startNode } from '../start-node.ts'
 import { durationFlag } from '../flags.ts'
 import { startMetricsFor } from './gateway.ts'
 
@@ -49,7 +50,7 @@ kiln.yaml's logLevel, agent.allowNetwork and agent.maxConcurrentBuilds. See docs
 Example:
   kiln agent --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... --institution hpc.example.org --max-builds 2 --metrics-listen 127.0.0.1:9464`)
     .action(async (flags: AgentFlags, command: Command) => {
-      const [{ createKilnNode, nodeInitFromOptions, splitList }, { startAgent }, { detectCapabilities }, { parsePlatform, formatPlatform }] = await Promise.all([
+      const [{ splitList }, { startAgent }, { detectCapabilities }, { parsePlatform, formatPlatform }] = await Promise.all([
         import('../../p2p/index.ts'), import('../../../agent/runtime.ts'), import('../../../agent/capabilities.ts'), import('../../oci/platform.ts')
       ])
       const { followLogLevel, handleSignals, loadRunSettings } = await import('../../../agent/lifecycle.ts')
@@ -79,12 +80,7 @@ Example:
       const trust = await loadAgentTrust(config, store, self, log)
       const { policy, certs } = trust
       const description = await detectCapabilities({ platforms, institution, dataDir: store.root })
-      let node
-      try {
-        node = await createKilnNode(await nodeInitFromOptions(config.node, flags, identity.privateKey, false))
-      } catch (err) {
-        throw new CliError(`cannot start the node: ${(err as Error).message}`, { exitCode: 6, hint: 'is another agent using the port? pick one with --listen /ip4/0.0.0.0/tcp/PORT' })
-      }
+      const node = await startNode(config.node, flags, identity.privateKey, false)
       const peerLog = log.child({ peerId: node.peerId.toString() })
       const allowNetwork = flags.allowNetwork === true || config.agent.allowNetwork
       const agent = await startAgent(await agentOptions({

@@ -18,6 +18,7 @@ import type { Metrics } from '../../metrics/index.ts'
 import type { Transfer } from '../../transfer/index.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
+import { startNode } from '../start-node.ts'
 
 interface GatewayOptions {
   metricsListen?: string
@@ -288,19 +289,13 @@ See docs/gateway.md for auth, TLS, pull-through and mirror configuration.`)
       const attached = multiaddrs.length > 0 || opts.bootstrap !== undefined || opts.mdns === true
       let network: GatewayNetwork | undefined
       if (attached) {
-        const { createKilnNode, nodeInitFromOptions } = await import('../../p2p/index.ts')
         const { createTransfer } = await import('../../transfer/index.ts')
         const identity = await ctx.identity()
-        let node: KilnNode
-        try {
-          node = await createKilnNode(await nodeInitFromOptions(config.node, {
-            ...(multiaddrs.length > 0 ? { listen: multiaddrs.join(',') } : {}),
-            ...(opts.bootstrap === undefined ? {} : { bootstrap: opts.bootstrap }),
-            mdns: opts.mdns === true
-          }, identity.privateKey, multiaddrs.length === 0))
-        } catch (err) {
-          throw new CliError(`cannot start the node: ${(err as Error).message}`, { exitCode: EXIT.network, hint: 'pick a free port with --listen /ip4/0.0.0.0/tcp/PORT' })
-        }
+        const node = await startNode(config.node, {
+          ...(multiaddrs.length > 0 ? { listen: multiaddrs.join(',') } : {}),
+          ...(opts.bootstrap === undefined ? {} : { bootstrap: opts.bootstrap }),
+          mdns: opts.mdns === true
+        }, identity.privateKey, multiaddrs.length === 0)
         const log = (await ctx.logger()).child({ module: 'transfer' })
         const transfer = createTransfer({ node, store: store.content, log, metrics })
         await transfer.start()

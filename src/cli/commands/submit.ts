@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
+import { startNode } from '../start-node.ts'
 import type { NoOffersError } from '../../requester/errors.ts'
 import type { JobEvent, RequesterSession, StoredJob, SubmitResult } from '../../requester/index.ts'
 import type { KilnNode } from '../../p2p/index.ts'
@@ -38,7 +39,7 @@ function positiveInt (flag: string, text: string | undefined, max: number): numb
 
 /** Starts a client node and a requester session on it; both stop when the command ends. */
 export async function openSession (ctx: CliContext, flags: NetworkFlags, offerWindowMs?: number): Promise<{ session: RequesterSession, node: KilnNode }> {
-  const [{ createKilnNode, nodeInitFromOptions, waitForPeers }, { startRequesterSession }, { loadTrustPolicy, loadCertificates }] = await Promise.all([
+  const [{ waitForPeers }, { startRequesterSession }, { loadTrustPolicy, loadCertificates }] = await Promise.all([
     import('../../p2p/index.ts'), import('../../requester/index.ts'), import('../../trust/index.ts')
   ])
   const config = await ctx.config()
@@ -51,12 +52,7 @@ export async function openSession (ctx: CliContext, flags: NetworkFlags, offerWi
     ctx.out.warn('the trust policy names no builder: every offer will be refused (kiln trust add-root FILE --roles builder)')
   }
   const certs = await loadCertificates(store.root, self, (file, reason) => { log.warn({ file, reason }, 'certificate skipped') })
-  let node: KilnNode
-  try {
-    node = await createKilnNode(await nodeInitFromOptions(config.node, flags, identity.privateKey, true))
-  } catch (err) {
-    throw new CliError(`cannot start the node: ${(err as Error).message}`, { exitCode: EXIT.network })
-  }
+  const node = await startNode(config.node, flags, identity.privateKey, true)
   ctx.onClose(async () => { await node.stop() })
   const session = await startRequesterSession({
     node, key: identity.privateKey, store, policy, certs,

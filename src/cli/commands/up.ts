@@ -10,8 +10,7 @@ import type { Command } from 'commander'
 import type { LocalStore } from '../../content/index.ts'
 import type { BuildRunner } from '../../gateway/index.ts'
 import type { CliContext } from '../context.ts'
-import { CliError } from '../errors.ts'
-import { EXIT } from '../exit-codes.ts'
+import { startNode } from '../start-node.ts'
 import { durationFlag } from '../flags.ts'
 import { logLevelFlag } from './agent.ts'
 import { collect, pick, splitHostPort, startGatewayService, startMetricsFor } from './gateway.ts'
@@ -112,8 +111,8 @@ Examples:
   kiln up --gateway-listen 127.0.0.1:5000 --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...
   kiln up --anonymous-push --upstream docker.io`)
     .action(async (flags: UpFlags, command: Command) => {
-      const [{ createKilnNode, nodeInitFromOptions }, { startAgent }, { detectCapabilities }, { join }] = await Promise.all([
-        import('../../p2p/index.ts'), import('../../../agent/runtime.ts'), import('../../../agent/capabilities.ts'), import('node:path')
+      const [{ startAgent }, { detectCapabilities }, { join }] = await Promise.all([
+        import('../../../agent/runtime.ts'), import('../../../agent/capabilities.ts'), import('node:path')
       ])
       const { followLogLevel, handleSignals, loadRunSettings } = await import('../../../agent/lifecycle.ts')
       const config = await ctx.config()
@@ -133,12 +132,7 @@ Examples:
       const institution = config.agent.institution !== '' ? config.agent.institution : undefined
       const describe = async (): Promise<Awaited<ReturnType<typeof detectCapabilities>>> => await detectCapabilities({ platforms, institution, dataDir: store.root })
       const description = await describe()
-      let node
-      try {
-        node = await createKilnNode(await nodeInitFromOptions(config.node, { ...flags, mdns: flags.mdns ?? true }, identity.privateKey, false))
-      } catch (err) {
-        throw new CliError(`cannot start the node: ${(err as Error).message}`, { exitCode: EXIT.network, hint: 'is another kiln using the port? pick one with --listen /ip4/0.0.0.0/tcp/PORT' })
-      }
+      const node = await startNode(config.node, { ...flags, mdns: flags.mdns ?? true }, identity.privateKey, false)
       const peerLog = log.child({ peerId: node.peerId.toString() })
       const agent = await startAgent(await agentOptions({
         node,
