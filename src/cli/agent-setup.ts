@@ -1,7 +1,8 @@
 /**
  * What `kiln agent` and `kiln up` both do to start an agent: read the store
  * quota, load the trust policy and this node's certificates, and put the
- * agent's options together (tracked store, quota, metrics, jobs).
+ * agent's options together (tracked store, quota, metrics, jobs). `kiln
+ * gateway` loads its trust policy and certificates here too.
  */
 import type { Logger } from 'pino'
 import type { AgentInit } from '../../agent/runtime.ts'
@@ -27,15 +28,24 @@ export async function loadAgentTrust (config: KilnConfig, store: LocalStore, sel
   } catch (err) {
     throw new CliError(`store.quota: ${(err as Error).message}`, { exitCode: EXIT.usage })
   }
+  return { ...await loadTrustAndCertificates(config, store.root, self, log), ...(quota !== undefined ? { quota } : {}) }
+}
+
+/**
+ * The trust policy (a broken one is a usage error with a hint) and this
+ * node's certificates (unreadable ones skipped with a warning): what every
+ * long-running node that decides whom to trust loads (agent, up, gateway).
+ */
+export async function loadTrustAndCertificates (config: KilnConfig, storeRoot: string, self: string, log: Logger): Promise<{ policy: TrustPolicy, certs: unknown[] }> {
   const { loadTrustPolicy, loadCertificates } = await import('../trust/index.ts')
   let policy
   try {
-    policy = await loadTrustPolicy(store.root, { self, config: config.trust })
+    policy = await loadTrustPolicy(storeRoot, { self, config: config.trust })
   } catch (err) {
     throw new CliError((err as Error).message, { exitCode: EXIT.usage, hint: 'fix the trust policy (kiln trust ls shows it)' })
   }
-  const certs = await loadCertificates(store.root, self, (file, reason) => { log.warn({ file, reason }, 'certificate skipped') })
-  return { policy, certs, ...(quota !== undefined ? { quota } : {}) }
+  const certs = await loadCertificates(storeRoot, self, (file, reason) => { log.warn({ file, reason }, 'certificate skipped') })
+  return { policy, certs }
 }
 
 export interface AgentOptionsInit {

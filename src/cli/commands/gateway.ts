@@ -153,16 +153,10 @@ export async function startGatewayService (ctx: CliContext, store: LocalStore, o
   let announcer: ReturnType<typeof createPushAnnouncer> | undefined
   if (opts.network !== undefined) {
     const network = opts.network
-    const { loadTrustPolicy, loadCertificates } = await import('../../trust/index.ts')
+    const { loadTrustAndCertificates } = await import('../agent-setup.ts')
     const { resolveTagRecord } = await import('../../p2p/tag-records.ts')
     const self = network.node.peerId.toString()
-    let policy
-    try {
-      policy = await loadTrustPolicy(store.root, { self, config: config.trust })
-    } catch (err) {
-      throw new CliError((err as Error).message, { exitCode: EXIT.usage, hint: 'fix the trust policy (kiln trust ls shows it)' })
-    }
-    const certificates = await loadCertificates(store.root, self, (file, reason) => { logger.warn({ file, reason }, 'certificate skipped') })
+    const { policy, certs: certificates } = await loadTrustAndCertificates(config, store.root, self, logger)
     sources.push(gw.createNetworkPullThrough({
       fetch: async (digest, options) => await network.transfer.fetch(digest, options),
       resolveTag: async (repository, tag) => {
