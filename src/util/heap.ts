@@ -5,7 +5,7 @@
  * arrives in a newly allocated ArrayBuffer, and V8 starts a full
  * mark-compact each time such "external" memory has grown by a fixed 64 MiB
  * since the last one: about twenty full collections per GiB moved, on
- * both ends, whatever the heap holds (docs/benchmarks.md measured 1.5 s of
+ * both ends, whatever the heap holds (docs/network.md measured 1.5 s of
  * collector time on the serving agent per 1 GiB pull). With external
  * memory counted in V8's global limit instead, collections follow the
  * heap's own growth: a 1 GiB `kiln pull` fell from ~5.5 s to ~3.7 s, peak
