@@ -13,11 +13,7 @@
  */
 import { setFlagsFromString } from 'node:v8'
 
-let applied = false
-
-/** Applies the flag once, before the process moves bulk data. */
+/** Sets the flag (setting it again changes nothing); call before the process moves bulk data. */
 export function tuneHeapForBulkData (): void {
-  if (applied) return
-  applied = true
   setFlagsFromString('--external-memory-accounted-in-global-limit')
 }
