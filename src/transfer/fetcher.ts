@@ -249,7 +249,10 @@ class BlobFetch {
           await session.close()
         }
       }
-      if (deadline.aborted || (!this.providers.isSearching && fresh.length === 0 && this.usable().every(p => asked.has(p.toString())))) {
+      // Peers found while those were asked are asked at once; with none left and the search over,
+      // nobody has it. (Waiting for a change here after the search had ended waited for the deadline.)
+      if (!deadline.aborted && this.usable().some(p => !asked.has(p.toString()))) continue
+      if (deadline.aborted || !this.providers.isSearching) {
         signal.throwIfAborted()
         throw new NoProvidersError(`no peer provides ${this.digest}`)
       }

@@ -34,6 +34,17 @@ describe('multi-peer blob fetch over loopback', () => {
     expect(res.fromPeers.get(a.node.peerId.toString())).toBe(MiB)
   })
 
+  it('gives up at once when the connected peers lack the blob and the DHT search ended while they were asked', async () => {
+    // The peer answers not-found only after the provider search (a 2-node DHT, quick) is over: the
+    // fetch used to wait for a provider that could no longer turn up, until its 20 s deadline.
+    const net = await startPeers(2, (i, s) => i === 0 ? { ...s, info: async (d) => { await new Promise(resolve => setTimeout(resolve, 2000)); return await s.info(d) } } : s)
+    cleanup = net.cleanup
+    const me = net.peers[1]!
+    const t0 = performance.now()
+    await expect(me.transfer.fetch(randomBlob(1024).digest)).rejects.toMatchObject({ name: 'NoProvidersError' })
+    expect(performance.now() - t0).toBeLessThan(4500)
+  })
+
   it('completes from the others when a provider stops mid-transfer', async () => {
     const net = await threeHoldersAndMe(16 * MiB)
     cleanup = net.cleanup
