@@ -14,11 +14,14 @@ export const FRAME_MAX = 0xffff
 const READ_BATCH = 512 * 1024
 
 /**
- * Buffers what a stream receives from the moment it is constructed (libp2p 3
- * streams emit `message` events whether or not anyone listens, so a reader
- * must be attached before the first byte can arrive).
+ * Buffers the bytes a source pushes and hands them out as frames and byte
+ * runs, each wait bounded by a signal and an idle timeout. A source that can
+ * write into memory it is given (a socket's `onread`, src/p2p/direct.ts)
+ * is built with `landing: true`: a pending readInto then offers the rest of
+ * its target through landingSpace(), and the source reports what it wrote
+ * there with landed(), so bulk bytes are written once, into their place.
  */
-export class StreamReader {
+export class ByteReader {
   private readonly chunks: Uint8Array[] = []
   private buffered = 0
   private ended = false
@@ -28,45 +31,72 @@ export class StreamReader {
   private want = 0
   private lastData = 0
   private readonly maxBuffered: number
+  private readonly canLand: boolean
+  /** The pending readInto's target and how far it is filled, while the source may write into it. */
+  private landing: { target: Uint8Array, at: number, onBytes: ((n: number) => void) | undefined } | undefined
 
-  /** `maxBuffered`: unread bytes beyond this abort the stream (a peer sending more than asked). */
-  constructor (stream: Stream, maxBuffered: number) {
+  /** `maxBuffered`: unread bytes beyond this fail the reader (a peer sending more than asked). */
+  constructor (maxBuffered: number, options: { landing?: boolean } = {}) {
     this.maxBuffered = maxBuffered
-    // A peer that writes and closes at once (a record server) may have closed before this reader was
-    // attached: the bytes buffered then are replayed to the listener below. libp2p 3 can already say
-    // readableEnded (its 'end' dispatched) with those bytes still buffered, and sends no 'end' after
-    // the replay (seen on every direct capability read after dialProtocol), so the replay itself ends
-    // the stream. Treating readableEnded alone as the end lost the record, and every read fell back to a DHT walk.
-    const closedBefore = stream.readableEnded || stream.remoteWriteStatus === 'closed'
-    let replaying = closedBefore ? stream.readBufferLength : 0
-    if (closedBefore && replaying === 0) this.ended = true
-    stream.addEventListener('message', (evt) => {
-      const data: Uint8Array | Uint8ArrayList = evt.data
-      // A Uint8ArrayList is kept as its parts: subarray() would copy every received byte once more.
-      for (const bytes of data instanceof Uint8Array ? [data] : data) {
-        if (bytes.byteLength === 0) continue
-        this.chunks.push(bytes)
-        this.buffered += bytes.byteLength
-        if (replaying > 0) {
-          replaying -= bytes.byteLength
-          if (replaying <= 0) this.ended = true
-        }
-      }
-      this.lastData = performance.now()
-      if (this.buffered > this.maxBuffered) {
-        const err = new StreamProtocolError(`peer sent ${this.buffered} unrequested bytes (limit ${this.maxBuffered})`)
-        this.fail(err)
-        stream.abort(err)
-      }
-      if (this.buffered >= this.want || this.error != null || this.ended) this.notify()
-    })
-    stream.addEventListener('remoteCloseWrite', () => { this.ended = true; this.notify() })
-    stream.addEventListener('end', () => { this.ended = true; this.notify() })
-    stream.addEventListener('close', (evt) => {
-      this.ended = true
-      if (evt.error != null) this.error ??= evt.error
+    this.canLand = options.landing === true
+  }
+
+  /**
+   * Takes bytes from the source. Returns the error when they overflow
+   * maxBuffered (the source should then stop). `transient`: the source
+   * reuses the memory after this call, so what is kept is copied.
+   */
+  push (bytes: Uint8Array, transient = false): Error | undefined {
+    const l = this.landing
+    if (l !== undefined && this.buffered === 0) {
+      // A pending landing readInto takes them at once: were they queued, the next read would
+      // see queued bytes and not land either, and so on for the rest of the range.
+      const n = Math.min(bytes.byteLength, l.target.byteLength - l.at)
+      l.target.set(n === bytes.byteLength ? bytes : bytes.subarray(0, n), l.at)
+      this.landed(n)
+      bytes = bytes.subarray(n)
+    }
+    if (bytes.byteLength === 0) return undefined
+    this.chunks.push(transient ? new Uint8Array(bytes) : bytes)
+    this.buffered += bytes.byteLength
+    this.lastData = performance.now()
+    if (this.buffered > this.maxBuffered) {
+      const err = new StreamProtocolError(`peer sent ${this.buffered} unrequested bytes (limit ${this.maxBuffered})`)
+      this.fail(err)
       this.notify()
-    })
+      return err
+    }
+    // A landing readInto drains pushed bytes into its target before anything lands after them.
+    if (this.buffered >= this.want || this.landing !== undefined) this.notify()
+    return undefined
+  }
+
+  /** The source has ended, cleanly or with an error. */
+  end (err?: Error): void {
+    this.ended = true
+    if (err !== undefined) this.error ??= err
+    this.notify()
+  }
+
+  /**
+   * Where the source may write next: the unfilled rest of a pending
+   * readInto's target, or undefined (then it pushes). Never offered while
+   * pushed bytes wait, so bytes stay in order.
+   */
+  landingSpace (): Uint8Array | undefined {
+    const l = this.landing
+    if (l === undefined || this.buffered > 0 || l.at >= l.target.byteLength) return undefined
+    return l.target.subarray(l.at)
+  }
+
+  /** The source wrote n bytes at the start of the last landingSpace(). */
+  landed (n: number): void {
+    const l = this.landing
+    if (l === undefined) throw new Error('bytes landed with no readInto pending')
+    l.at += n
+    this.lastData = performance.now()
+    l.onBytes?.(n)
+    if (l.at >= l.target.byteLength) this.notify()
   }
 
   /** True once the remote closed its end and every byte has been read. */
@@ -91,20 +121,46 @@ export class StreamReader {
   async readInto (target: Uint8Array, options: WaitOptions, onBytes?: (n: number) => void): Promise<void> {
     let at = 0
     while (at < target.byteLength) {
+      at = this.drainInto(target, at, onBytes)
+      if (at === target.byteLength) break
+      if (this.canLand) {
+        at = await this.land(target, at, options, onBytes)
+        continue
+      }
       // Woken once per READ_BATCH rather than per message (16-64 KiB each): each wake is a
       // promise, a timer and an abort listener.
       await this.fill(Math.min(target.byteLength - at, READ_BATCH), options, false)
-      while (at < target.byteLength && this.chunks.length > 0) {
-        const head = this.chunks[0] as Uint8Array
-        const n = Math.min(head.byteLength, target.byteLength - at)
-        target.set(n === head.byteLength ? head : head.subarray(0, n), at)
-        if (n === head.byteLength) this.chunks.shift()
-        else this.chunks[0] = head.subarray(n)
-        this.buffered -= n
-        at += n
-        onBytes?.(n)
-      }
     }
+  }
+
+  /** Copies buffered bytes into target from `at`; returns the new fill level. */
+  private drainInto (target: Uint8Array, at: number, onBytes?: (n: number) => void): number {
+    while (at < target.byteLength && this.chunks.length > 0) {
+      const head = this.chunks[0] as Uint8Array
+      const n = Math.min(head.byteLength, target.byteLength - at)
+      target.set(n === head.byteLength ? head : head.subarray(0, n), at)
+      if (n === head.byteLength) this.chunks.shift()
+      else this.chunks[0] = head.subarray(n)
+      this.buffered -= n
+      at += n
+      onBytes?.(n)
+    }
+    return at
+  }
+
+  /** Lets the source write into target from `at` until it is full or bytes are pushed; returns the new fill level. */
+  private async land (target: Uint8Array, at: number, options: WaitOptions, onBytes?: (n: number) => void): Promise<number> {
+    if (this.error != null) throw this.error
+    if (this.ended) throw new StreamProtocolError(`stream ended ${target.byteLength - at} bytes short`)
+    const landing = { target, at, onBytes }
+    this.landing = landing
+    try {
+      await this.waitForData(options)
+    } finally {
+      this.landing = undefined
+    }
+    if (this.error != null) throw this.error
+    return landing.at
   }
 
   private fail (err: Error): void {
@@ -180,6 +236,69 @@ export class StreamReader {
     }
     this.buffered -= n
     return out
+  }
+}
+
+/**
+ * A ByteReader fed by a libp2p stream: it buffers what the stream receives
+ * from the moment it is constructed (libp2p 3 streams emit `message` events
+ * whether or not anyone listens, so a reader must be attached before the
+ * first byte can arrive).
+ */
+export class StreamReader extends ByteReader {
+  constructor (stream: Stream, maxBuffered: number) {
+    super(maxBuffered)
+    // A peer that writes and closes at once (a record server) may have closed before this reader was
+    // attached: the bytes buffered then are replayed to the listener below. libp2p 3 can already say
+    // readableEnded (its 'end' dispatched) with those bytes still buffered, and sends no 'end' after
+    // the replay (seen on every direct capability read after dialProtocol), so the replay itself ends
+    // the stream. Treating readableEnded alone as the end lost the record, and every read fell back to a DHT walk.
+    const closedBefore = stream.readableEnded || stream.remoteWriteStatus === 'closed'
+    let replaying = closedBefore ? stream.readBufferLength : 0
+    if (closedBefore && replaying === 0) this.end()
+    stream.addEventListener('message', (evt) => {
+      const data: Uint8Array | Uint8ArrayList = evt.data
+      // A Uint8ArrayList is kept as its parts: subarray() would copy every received byte once more.
+      for (const bytes of data instanceof Uint8Array ? [data] : data) {
+        const overflow = this.push(bytes)
+        if (overflow !== undefined) { stream.abort(overflow); return }
+        if (replaying > 0 && bytes.byteLength > 0) {
+          replaying -= bytes.byteLength
+          if (replaying <= 0) this.end()
+        }
+      }
+    })
+    stream.addEventListener('remoteCloseWrite', () => { this.end() })
+    stream.addEventListener('end', () => { this.end() })
+    stream.addEventListener('close', (evt) => { this.end(evt.error ?? undefined) })
+  }
+}
+
+/**
+ * One request/response byte stream of a kiln protocol, whatever carries it:
+ * a libp2p stream (streamChannel) or a direct TLS channel (src/p2p/direct.ts).
+ */
+export interface ByteChannel {
+  /** False once the channel can no longer carry a request. */
+  readonly open: boolean
+  readFrame: (maxBytes: number, options: WaitOptions) => Promise<Uint8Array | undefined>
+  readInto: (target: Uint8Array, options: WaitOptions, onBytes?: (n: number) => void) => Promise<void>
+  send: (bytes: Uint8Array, signal?: AbortSignal) => Promise<void>
+  /** Closes this side and waits, at most until signal, for the peer's. */
+  close: (signal?: AbortSignal) => Promise<void>
+  abort: (err: Error) => void
+}
+
+/** A libp2p stream as a ByteChannel; `maxBuffered` bounds what it holds unread (see StreamReader). */
+export function streamChannel (stream: Stream, maxBuffered: number): ByteChannel {
+  const reader = new StreamReader(stream, maxBuffered)
+  return {
+    get open () { return stream.status === 'open' },
+    readFrame: async (maxBytes, options) => await reader.readFrame(maxBytes, options),
+    readInto: async (target, options, onBytes) => { await reader.readInto(target, options, onBytes) },
+    send: async (bytes, signal) => { await sendAll(stream, bytes, signal) },
+    close: async (signal) => { await stream.close({ signal }) },
+    abort: (err) => { stream.abort(err) }
   }
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { FRAME_MAX, StreamReader, encodeFrame, jsonFrame, parseJsonFrame } from '../../../src/p2p/stream-io.ts'
+import { ByteReader, FRAME_MAX, StreamReader, encodeFrame, jsonFrame, parseJsonFrame } from '../../../src/p2p/stream-io.ts'
 import { FakeStream } from './fake-stream.ts'
 
 const wait = { idleTimeoutMs: 1000 }
@@ -121,5 +121,64 @@ describe('frames: u16 big-endian length, then the bytes', () => {
   it('refuses a frame that is not UTF-8 JSON', () => {
     expect(() => parseJsonFrame(Uint8Array.of(0xff, 0xfe))).toThrow(expect.objectContaining({ name: 'StreamProtocolError' }) as Error)
     expect(() => parseJsonFrame(new TextEncoder().encode('{"a":'))).toThrow(expect.objectContaining({ name: 'StreamProtocolError' }) as Error)
+  })
+})
+
+describe('ByteReader landing: a source that writes into the pending readInto\'s target', () => {
+  const seq = (from: number, n: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (from + i) & 0xff)
+
+  /** A source like a socket's onread: writes into landingSpace() when offered, else pushes from a reused scratch buffer. */
+  function source (r: ByteReader): (bytes: Uint8Array) => 'landed' | 'pushed' {
+    const scratch = new Uint8Array(64)
+    return (bytes) => {
+      const space = r.landingSpace()
+      if (space !== undefined && space.byteLength >= bytes.byteLength) { space.set(bytes); r.landed(bytes.byteLength); return 'landed' }
+      scratch.set(bytes)
+      r.push(scratch.subarray(0, bytes.byteLength), true)
+      scratch.fill(0xee) // the reader must have copied what it kept
+      return 'pushed'
+    }
+  }
+
+  it('keeps byte order across queued, pushed and landed bytes, and lands the bulk in place', async () => {
+    const r = new ByteReader(1 << 20, { landing: true })
+    const feed = source(r)
+    expect(feed(seq(0, 10))).toBe('pushed') // before any readInto: queued
+    const target = new Uint8Array(100)
+    let progress = 0
+    const done = r.readInto(target, wait, n => { progress += n })
+    // The queued bytes went first: what is offered starts after them.
+    expect(r.landingSpace()?.byteLength).toBe(90)
+    expect(feed(seq(10, 30))).toBe('landed')
+    expect(feed(seq(40, 60))).toBe('landed')
+    await done
+    expect([...target]).toEqual([...seq(0, 100)])
+    expect(progress).toBe(100)
+    expect(r.landingSpace()).toBeUndefined()
+  })
+
+  it('takes pushed bytes straight into a pending target and queues only what is beyond it', async () => {
+    const r = new ByteReader(1 << 20, { landing: true })
+    const target = new Uint8Array(20)
+    const done = r.readInto(target, wait)
+    await Promise.resolve()
+    r.push(seq(0, 30), true)
+    await done
+    expect([...target]).toEqual([...seq(0, 20)])
+    const rest = new Uint8Array(10)
+    await r.readInto(rest, wait)
+    expect([...rest]).toEqual([...seq(20, 10)])
+  })
+
+  it('fails a landing readInto when the source ends short, and offers no more space after', async () => {
+    const r = new ByteReader(1 << 20, { landing: true })
+    const feed = source(r)
+    const target = new Uint8Array(50)
+    const done = r.readInto(target, wait)
+    await Promise.resolve()
+    feed(seq(0, 20))
+    r.end()
+    await expect(done).rejects.toThrow(/ended 30 bytes short/)
+    expect(r.landingSpace()).toBeUndefined()
   })
 })
