@@ -44,8 +44,10 @@ export const BLOB_MAX_HEADER_BYTES = 4 * KiB
 export const BLOB_MAX_RANGE_BYTES = 16 * MiB
 /** Requests a client may send on one stream before it must open another. */
 export const BLOB_MAX_REQUESTS_PER_STREAM = 1024
-/** Concurrent inbound blob streams a server accepts per connection. */
+/** Concurrent inbound blob streams a server accepts per connection (and direct channels per peer). */
 export const BLOB_MAX_INBOUND_STREAMS = 32
+/** Concurrent direct blob channels (transport.md §5) a server accepts from all peers together. */
+export const BLOB_MAX_DIRECT_CHANNELS = 256
 /** A request header must arrive within this time of the stream opening or of the previous response. */
 export const BLOB_REQUEST_TIMEOUT_MS = 30 * SECOND
 /** A response may stall (no bytes in either direction) for at most this long. */

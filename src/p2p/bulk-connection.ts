@@ -7,8 +7,12 @@
  * libp2p picks.
  */
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { DirectChannel } from './direct.ts'
 import type { KilnNode } from './node.ts'
 import { isTcpTlsAddress } from './tls-transport.ts'
+
+const CODE_P2P = 421
 
 /** After a failed TLS dial, the peer is not tried over TLS again for this long. */
 const TLS_RETRY_AFTER_MS = 5 * 60_000
@@ -29,7 +33,7 @@ export async function bulkConnection (node: KilnNode, peer: PeerId, signal: Abor
   const key = peer.toString()
   const canDialTls = node.getMultiaddrs().some(isTcpTlsAddress)
   if (canDialTls && (failed.get(key) ?? 0) < Date.now() - TLS_RETRY_AFTER_MS) {
-    const addrs = await node.peerStore.get(peer, { signal }).then(p => p.addresses.map(a => a.multiaddr).filter(isTcpTlsAddress), () => [])
+    const addrs = await peerTlsAddresses(node, peer, signal)
     for (const addr of addrs) {
       try {
         const ma = addr.toString().includes('/p2p/') ? addr : addr.encapsulate(`/p2p/${key}`)
@@ -41,6 +45,27 @@ export async function bulkConnection (node: KilnNode, peer: PeerId, signal: Abor
     if (addrs.length > 0) failed.set(key, Date.now())
   }
   return await node.dial(peer, { signal })
+}
+
+/** The `/tls` addresses `peer` listens on, as far as this node knows them (its peer store). */
+export async function peerTlsAddresses (node: KilnNode, peer: PeerId, signal: AbortSignal): Promise<Multiaddr[]> {
+  return await node.peerStore.get(peer, { signal }).then(p => p.addresses.map(a => a.multiaddr).filter(isTcpTlsAddress), () => [])
+}
+
+/**
+ * A direct channel (src/p2p/direct.ts) for `protocol` to `peer`, or
+ * undefined when there is none to be had (the caller uses a libp2p stream).
+ * Addresses tried: those of this node's own TLS dials to the peer (known to
+ * answer), then the `/tls` addresses in the peer store.
+ */
+export async function dialDirect (node: KilnNode, peer: PeerId, protocol: string, maxBuffered: number, signal: AbortSignal): Promise<DirectChannel | undefined> {
+  const direct = node.services.direct
+  if (direct?.enabled !== true) return undefined
+  const dialed = node.getConnections(peer).filter(c => c.direction === 'outbound' && isTlsConnection(c)).map(c => c.remoteAddr)
+  const known = await peerTlsAddresses(node, peer, signal)
+  const seen = new Set<string>()
+  const addrs = [...dialed, ...known].filter(a => { const k = a.decapsulateCode(CODE_P2P).toString(); if (seen.has(k)) return false; seen.add(k); return true })
+  return await direct.dial(peer, addrs, protocol, maxBuffered, signal)
 }
 
 /** A new stream for `protocol` on the bulk connection to `peer` (see bulkConnection). */

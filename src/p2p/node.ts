@@ -36,6 +36,7 @@ import {
   YAMUX_INITIAL_STREAM_WINDOW, YAMUX_MAX_STREAM_WINDOW
 } from './constants.ts'
 import { isTcpTlsAddress, tcpTls, tlsTwin } from './tls-transport.ts'
+import { DirectChannels } from './direct.ts'
 
 export interface KilnServices extends Record<string, unknown> {
   identify: Identify
@@ -44,6 +45,8 @@ export interface KilnServices extends Record<string, unknown> {
   pubsub: GossipSub
   /** Present only on nodes started with `relay: true`. */
   relay?: CircuitRelayService
+  /** Direct channels for bulk data (src/p2p/direct.ts); enabled with the TCP+TLS transport. */
+  direct: DirectChannels
 }
 
 /** A started (or startable) kiln libp2p node. */
@@ -133,7 +136,9 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
   if (init.bootstrap !== undefined && init.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: init.bootstrap, timeout: 0 }))
   if (init.mdns === true) peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG, interval: 10_000 }))
 
+  const direct = new DirectChannels()
   const services: Record<string, unknown> = {
+    direct: () => direct,
     identify: identify(),
     ping: ping(),
     dht: kadDHT({
@@ -158,7 +163,7 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
     privateKey,
     start: init.start ?? true,
     addresses: { listen, announce: init.announce },
-    transports: useTls ? [tcpTls(), tcp(), circuitRelayTransport()] : [tcp(), circuitRelayTransport()],
+    transports: useTls ? [tcpTls({ direct }), tcp(), circuitRelayTransport()] : [tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise({ crypto: bulkNoiseCrypto() })],
     streamMuxers: [yamux({
       streamOptions: {

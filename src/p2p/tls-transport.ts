@@ -36,6 +36,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
 import type { Uint8ArrayList } from 'uint8arraylist'
+import type { DirectChannels } from './direct.ts'
 
 /** The multiaddr code of `/tls`. */
 const CODE_TLS = 448
@@ -43,7 +44,7 @@ const CODE_TCP = 6
 const CODE_P2P = 421
 const HOST_CODES = new Set([4, 41, 53, 54, 55]) // ip4, ip6, dns, dns4, dns6
 /** AES-GCM first: with AES-NI it is the fastest AEAD OpenSSL has here; ChaCha20 stays for machines without. */
-const CIPHERSUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256'
+export const CIPHERSUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256'
 /** Same as @libp2p/tcp: a connection with no traffic at all for this long is closed. */
 const INACTIVITY_TIMEOUT_MS = 2 * 60_000
 
@@ -55,6 +56,12 @@ export interface TcpTlsComponents {
 export interface TcpTlsInit {
   /** Longest a dial's TCP connect plus TLS handshake may take (the dial's own signal also applies). */
   handshakeTimeoutMs?: number
+  /**
+   * Direct channels (src/p2p/direct.ts): connections whose ALPN names a
+   * protocol registered there skip yamux and go to its handler; the
+   * registry also dials them with this transport's certificate.
+   */
+  direct?: DirectChannels
 }
 
 /** True for `/<ip4|ip6|dns*>/<host>/tcp/<port>/tls`, optionally followed by `/p2p/<id>`. */
@@ -90,6 +97,7 @@ class TcpTlsTransport implements Transport {
     this.components = components
     this.init = init
     this.log = components.logger.forComponent('kiln:tcp-tls')
+    init.direct?.enable(async () => await this.credentials(), this.log)
   }
 
   listenFilter = (addrs: Multiaddr[]): Multiaddr[] => addrs.filter(isTcpTlsAddress)
@@ -113,7 +121,7 @@ class TcpTlsTransport implements Transport {
     // Errors between the handshake and the connection taking over (the certificate check is async) must not go unheard.
     socket.on('error', (err) => { this.log('outbound TLS socket error - %e', err) })
     try {
-      const remotePeer = await this.handshake(socket, 'secureConnect', expected !== undefined ? peerIdFromString(expected) : undefined, signal)
+      const remotePeer = await verifiedHandshake(socket, 'secureConnect', expected !== undefined ? peerIdFromString(expected) : undefined, signal, this.log)
       const maConn = new TlsSocketConnection({ socket, remoteAddr: ma, direction: 'outbound', log: this.log.newScope('connection') })
       return await options.upgrader.upgradeOutbound(maConn, {
         signal: options.signal,
@@ -130,38 +138,41 @@ class TcpTlsTransport implements Transport {
   }
 
   createListener (options: CreateListenerOptions): Listener {
-    return new TcpTlsListener(options.upgrader, this.log, async () => await this.credentials(), async (socket, signal) => await this.handshake(socket, 'secure', undefined, signal))
+    return new TcpTlsListener(options.upgrader, this.log, async () => await this.credentials(), this.init.direct)
   }
 
   private async credentials (): Promise<{ cert: string, key: string }> {
     this.certificate ??= generateCertificate(this.components.privateKey)
     return await this.certificate
   }
+}
 
-  /** Waits for the TLS handshake and returns the verified remote peer id. */
-  private async handshake (socket: TLSSocket, event: 'secure' | 'secureConnect', expected: PeerId | undefined, signal: AbortSignal): Promise<PeerId> {
-    await new Promise<void>((resolve, reject) => {
-      const done = (err?: Error): void => {
-        socket.off(event, onSecure)
-        socket.off('error', done)
-        socket.off('close', onClose)
-        signal.removeEventListener('abort', onAbort)
-        if (err !== undefined) reject(err); else resolve()
-      }
-      const onSecure = (): void => { done() }
-      const onClose = (): void => { done(new InvalidCryptoExchangeError('connection closed during the TLS handshake')) }
-      const onAbort = (): void => { done(signal.reason as Error) }
-      if (signal.aborted) { onAbort(); return }
-      socket.once(event, onSecure)
-      socket.once('error', done)
-      socket.once('close', onClose)
-      signal.addEventListener('abort', onAbort, { once: true })
-    })
-    const certificate = socket.getPeerCertificate()
-    // An empty object when the peer sent none (a client without a certificate).
-    if (certificate?.raw === undefined) throw new InvalidCryptoExchangeError('the peer presented no certificate')
-    return await verifyPeerCertificate(certificate.raw, expected, this.log)
-  }
+/**
+ * Waits for a TLS handshake and returns the remote peer id, verified the
+ * libp2p TLS way (the certificate carries the peer's key and its signature).
+ */
+export async function verifiedHandshake (socket: TLSSocket, event: 'secure' | 'secureConnect', expected: PeerId | undefined, signal: AbortSignal, log: Logger): Promise<PeerId> {
+  await new Promise<void>((resolve, reject) => {
+    const done = (err?: Error): void => {
+      socket.off(event, onSecure)
+      socket.off('error', done)
+      socket.off('close', onClose)
+      signal.removeEventListener('abort', onAbort)
+      if (err !== undefined) reject(err); else resolve()
+    }
+    const onSecure = (): void => { done() }
+    const onClose = (): void => { done(new InvalidCryptoExchangeError('connection closed during the TLS handshake')) }
+    const onAbort = (): void => { done(signal.reason as Error) }
+    if (signal.aborted) { onAbort(); return }
+    socket.once(event, onSecure)
+    socket.once('error', done)
+    socket.once('close', onClose)
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  const certificate = socket.getPeerCertificate()
+  // An empty object when the peer sent none (a client without a certificate).
+  if (certificate?.raw === undefined) throw new InvalidCryptoExchangeError('the peer presented no certificate')
+  return await verifyPeerCertificate(certificate.raw, expected, log)
 }
 
 /** The muxer the server picked by ALPN; undefined (multistream negotiation) when it picked none. */
@@ -177,14 +188,14 @@ class TcpTlsListener extends TypedEventEmitter<ListenerEvents> implements Listen
   private readonly shutdown = new AbortController()
   private listeningAddr: Multiaddr | undefined
   private readonly credentials: () => Promise<{ cert: string, key: string }>
-  private readonly handshake: (socket: TLSSocket, signal: AbortSignal) => Promise<PeerId>
+  private readonly direct: DirectChannels | undefined
 
-  constructor (upgrader: Upgrader, log: Logger, credentials: () => Promise<{ cert: string, key: string }>, handshake: (socket: TLSSocket, signal: AbortSignal) => Promise<PeerId>) {
+  constructor (upgrader: Upgrader, log: Logger, credentials: () => Promise<{ cert: string, key: string }>, direct: DirectChannels | undefined) {
     super()
     this.upgrader = upgrader
     this.log = log.newScope('listener')
     this.credentials = credentials
-    this.handshake = handshake
+    this.direct = direct
     this.server = net.createServer({ noDelay: true, keepAlive: true }, (socket) => { void this.onSocket(socket) })
     this.server.on('error', (err) => { this.safeDispatchEvent('error', { detail: err }) })
     this.server.on('close', () => { this.safeDispatchEvent('close') })
@@ -207,11 +218,16 @@ class TcpTlsListener extends TypedEventEmitter<ListenerEvents> implements Listen
         ciphers: CIPHERSUITES,
         requestCert: true,
         rejectUnauthorized: false,
-        // A muxer the client offers, else `libp2p` (muxer negotiation follows), else a fatal alert.
-        ALPNCallback: ({ protocols }) => protocols.find(p => muxers.has(p)) ?? protocols.find(p => p === 'libp2p')
+        // A muxer the client offers, else a direct channel's protocol, else `libp2p` (muxer
+        // negotiation follows), else a fatal alert.
+        ALPNCallback: ({ protocols }) => protocols.find(p => muxers.has(p)) ?? protocols.find(p => this.direct?.accepts(p) === true) ?? protocols.find(p => p === 'libp2p')
       })
       socket.on('error', (err) => { this.log('inbound TLS socket error - %e', err) })
-      const remotePeer = await this.handshake(socket, signal)
+      const remotePeer = await verifiedHandshake(socket, 'secure', undefined, signal, this.log)
+      if (typeof socket.alpnProtocol === 'string' && this.direct?.accepts(socket.alpnProtocol) === true) {
+        this.direct.accept(socket, remotePeer)
+        return
+      }
       const localAddr = this.listeningAddr
       const maConn = new TlsSocketConnection({ socket, direction: 'inbound', localAddr, log: this.log.newScope('connection') })
       await this.upgrader.upgradeInbound(maConn, {

@@ -1,7 +1,7 @@
 /**
- * Reading a range of a blob from one peer as fast as one connection allows:
- * the range is split into chunks, and `streams` blob sessions (one stream
- * each, on the same connection) pull chunks in turn. Nothing is verified
+ * Reading a range of a blob from one peer as fast as the path allows: the
+ * range is split into chunks, and `streams` blob sessions (each a direct
+ * channel, or a stream on one connection) pull chunks in turn. Nothing is verified
  * here: the caller owns the bytes (the fetcher hashes and stores them, a
  * benchmark discards them).
  */
@@ -15,6 +15,8 @@ export interface ReadRangesOptions {
   chunkSize?: number
   /** Sessions (streams) in flight; default DEFAULT_PER_PEER_CONCURRENCY. */
   streams?: number
+  /** Direct channels when the peer takes them (BlobSessionOptions.direct); default true. */
+  direct?: boolean
   signal?: AbortSignal
 }
 
@@ -32,7 +34,7 @@ export async function readBlobRanges (
   const end = range.offset + range.length
   let next = range.offset
   const worker = async (): Promise<void> => {
-    const session = new BlobSession(node, peer)
+    const session = new BlobSession(node, peer, { direct: options.direct })
     // One buffer per stream, reused for every range: onChunk must be done with it when it returns.
     const buffer = Buffer.allocUnsafeSlow(chunkSize)
     try {

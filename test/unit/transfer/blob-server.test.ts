@@ -5,6 +5,7 @@ import { BlobRequestSchema, BlobResponseSchema } from '../../../protocols/blob.t
 import type { BlobResponse } from '../../../protocols/blob.ts'
 import { BLOB_MAX_HEADER_BYTES, BLOB_MAX_RANGE_BYTES, BLOB_PROTOCOL } from '../../../protocols/constants.ts'
 import type { BlobReader, Digest } from '../../../src/content/index.ts'
+import { DirectChannels } from '../../../src/p2p/index.ts'
 import type { KilnNode } from '../../../src/p2p/index.ts'
 import { encodeFrame, jsonFrame } from '../../../src/p2p/stream-io.ts'
 import { createBlobServer } from '../../../src/transfer/blob-server.ts'
@@ -34,7 +35,8 @@ async function serve (): Promise<{ run: (stream: FakeStream) => Promise<void>, s
   let handler: StreamHandler | undefined
   const node = {
     handle: async (protocol: string, h: StreamHandler) => { expect(protocol).toBe(BLOB_PROTOCOL); handler = h },
-    unhandle: async () => {}
+    unhandle: async () => {},
+    services: { direct: new DirectChannels() }
   } as unknown as KilnNode
   const server = createBlobServer({ node, store })
   await server.start()
