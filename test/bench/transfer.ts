@@ -8,13 +8,15 @@
  *     dir, pushed there with skopeo) to an OCI layout, and against
  *     `dd bs=4M conv=fsync` of the layer's bytes (the disk's own bound).
  * (b) the raw stream: the layer as a 1 GiB blob served from memory by a
- *     blob server in a child process and discarded by the client, over one
- *     kiln blob-protocol connection (the fetcher's chunking and streams) on
- *     kiln's default transport, TCP with TLS 1.3 from the first byte
- *     (src/p2p/tls-transport.ts) and yamux, against `curl` GET of the same
- *     blob from the docker-registry to /dev/null. Extra lines: the same over
- *     tcp + noise + yamux (the transport of a node with a pnet key, and of
- *     stock libp2p peers), a plain TCP copy from a child process, and one raw
+ *     blob server in a child process and discarded by the client, read with
+ *     the transfer code's ranges and sessions the way a fetch reads one
+ *     provider: over direct channels (TCP with TLS 1.3 from the first byte,
+ *     libp2p certificates, no muxer: protocols/transport.md §5), one per
+ *     session, and over just one; against `curl` GET of the same blob from
+ *     the docker-registry to /dev/null. Extra lines: the blob protocol as
+ *     yamux streams on one TCP+TLS connection (what a peer without direct
+ *     channels gets), the same over tcp + noise + yamux (pnet nodes, stock
+ *     libp2p peers), a plain TCP copy from a child process, and one raw
  *     libp2p stream without the blob protocol.
  *
  * Medians of KILN_BENCH_RUNS runs (default 3), alternating. Prints seconds,
@@ -35,6 +37,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { BlobReader, Digest } from '../../src/content/index.ts'
 import { createKilnNode, sendAll } from '../../src/p2p/index.ts'
 import { createBlobServer, readBlobRanges } from '../../src/transfer/index.ts'
+import { DEFAULT_PER_PEER_CONCURRENCY } from '../../src/transfer/constants.ts'
 import { tuneHeapForBulkData } from '../../src/util/heap.ts'
 
 const MiB = 1024 * 1024
@@ -217,18 +220,27 @@ function writeLayout (dir: string, layer: Buffer): { manifest: string, layer: st
 
 // ---------------------------------------------------------------- (b) clients
 
-/** One connection to the memory server; the blob read in ranges by the transfer code and discarded. */
-async function blobStreamRun (addr: string, digest: Digest): Promise<number> {
+/**
+ * The blob read from the memory server in ranges by the transfer code and discarded: over direct
+ * channels (`streams` of them, default the fetcher's per-provider sessions), or with `direct: false`
+ * as yamux streams on the one libp2p connection dialed at addr.
+ */
+async function blobStreamRun (addr: string, digest: Digest, options: { direct: boolean, streams?: number }): Promise<number> {
   const node = await createKilnNode({ listen: LOOPBACK })
   try {
     const conn = await node.dial(multiaddr(addr))
     if ((conn.encryption === 'native') !== addr.includes('/tls/')) throw new Error(`dialed ${addr} but the connection is ${conn.remoteAddr.toString()} (${conn.encryption ?? 'unencrypted'})`)
-    return await timedAsync(async () => {
+    const dialed = node.services.direct.stats().dialed
+    const streams = options.streams ?? DEFAULT_PER_PEER_CONCURRENCY
+    const s = await timedAsync(async () => {
       let n = 0
-      await readBlobRanges(node, conn.remotePeer, digest, { offset: 0, length: SIZE }, (_offset, bytes) => { n += bytes.byteLength }, { signal: AbortSignal.timeout(120_000) })
+      await readBlobRanges(node, conn.remotePeer, digest, { offset: 0, length: SIZE }, (_offset, bytes) => { n += bytes.byteLength }, { signal: AbortSignal.timeout(120_000), ...options, streams })
       if (n !== SIZE) throw new Error(`blob protocol delivered ${n} bytes`)
-      if (node.getConnections(conn.remotePeer).length !== 1) throw new Error('more than one connection used')
     })
+    if (node.getConnections(conn.remotePeer).length !== 1) throw new Error('more than one libp2p connection used')
+    const channels = node.services.direct.stats().dialed - dialed
+    if (channels !== (options.direct ? streams : 0)) throw new Error(`${channels} direct channels used, expected ${options.direct ? streams : 0}`)
+    return s
   } finally {
     await node.stop()
   }
@@ -357,18 +369,23 @@ async function main (): Promise<void> {
         return Number(seconds)
       }
       if (String(mem.info.digest) !== img.layer) throw new Error('memory server holds other bytes')
-      curlRun(); await blobStreamRun(String(mem.info.addr), img.layer as Digest)
-      const cu: number[] = []; const bl: number[] = []; const bn: number[] = []; const tc: number[] = []; const raw: number[] = []
+      const tlsAddr = String(mem.info.addr)
+      curlRun(); await blobStreamRun(tlsAddr, img.layer as Digest, { direct: true })
+      const cu: number[] = []; const bd: number[] = []; const b1: number[] = []; const bl: number[] = []; const bn: number[] = []; const tc: number[] = []; const raw: number[] = []
       for (let i = 0; i < RUNS; i++) {
         cu.push(curlRun())
-        bl.push(await blobStreamRun(String(mem.info.addr), img.layer as Digest))
-        bn.push(await blobStreamRun(String(mem.info.noiseAddr), img.layer as Digest))
+        bd.push(await blobStreamRun(tlsAddr, img.layer as Digest, { direct: true }))
+        b1.push(await blobStreamRun(tlsAddr, img.layer as Digest, { direct: true, streams: 1 }))
+        bl.push(await blobStreamRun(tlsAddr, img.layer as Digest, { direct: false }))
+        bn.push(await blobStreamRun(String(mem.info.noiseAddr), img.layer as Digest, { direct: false }))
         tc.push(await tcpRun(Number(tcp.info.port)))
-        raw.push(await rawStreamRun(String(mem.info.addr)))
+        raw.push(await rawStreamRun(tlsAddr))
       }
-      console.log(`(b) raw stream, 1 connection, from memory, discarded  load ${loadavg()[0]!.toFixed(1)}`)
-      row('curl GET from docker-registry', cu)
-      row('kiln blob protocol (tcp+tls+yamux)', bl, { label: 'curl', s: median(cu) })
+      console.log(`(b) raw stream, from memory, discarded  load ${loadavg()[0]!.toFixed(1)}`)
+      row('curl GET from docker-registry (1 conn)', cu)
+      row(`kiln blob protocol, ${DEFAULT_PER_PEER_CONCURRENCY} direct channels`, bd, { label: 'curl', s: median(cu) })
+      row('kiln blob protocol, 1 direct channel', b1, { label: 'curl', s: median(cu) })
+      row('extra: blob protocol, yamux on tcp+tls', bl, { label: 'curl', s: median(cu) })
       row('extra: blob protocol, tcp+noise+yamux', bn, { label: 'curl', s: median(cu) })
       row('extra: plain TCP, node child process', tc, { label: 'curl', s: median(cu) })
       row('extra: one libp2p stream (tls), no protocol', raw, { label: 'curl', s: median(cu) })
