@@ -70,6 +70,22 @@ async function * toChunks (source: Uint8Array | AsyncIterable<Uint8Array>): Asyn
   else yield * source
 }
 
+
+/** Reads [start, end) of a file into `buffer` again and again, yielding a view of each fill (ReadOptions.buffer). */
+async function * readInto (path: string, start: number, end: number, buffer: Uint8Array, signal?: AbortSignal): AsyncIterable<Uint8Array> {
+  const fh = await open(path, 'r')
+  try {
+    for (let at = start; at < end;) {
+      signal?.throwIfAborted()
+      const { bytesRead } = await fh.read(buffer, 0, Math.min(buffer.byteLength, end - at), at)
+      if (bytesRead === 0) throw new InvalidRangeError(`${path} ended at ${at}, before ${end}`)
+      at += bytesRead
+      yield buffer.subarray(0, bytesRead)
+    }
+  } finally {
+    await fh.close()
+  }
+}
 export async function createFsContentStore (init: FsContentStoreInit): Promise<ContentStore> {
   const root = init.root
   const chunkSize = init.chunkSize ?? 1024 * 1024
@@ -124,6 +140,10 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
     const { size } = await info(digest)
     const { start, end } = resolveRange(size, options)
     if (end === start) return
+    if (options.buffer !== undefined && options.buffer.byteLength > 0) {
+      yield * readInto(blobPath(digest), start, end, options.buffer, options.signal)
+      return
+    }
     const stream = createReadStream(blobPath(digest), { start, end: end - 1, highWaterMark: chunkSize, signal: options.signal })
     for await (const chunk of stream) yield chunk as Buffer
   }

@@ -37,6 +37,14 @@ export interface ReadOptions {
   /** Bytes to read from offset; default to the end. A range past the end throws InvalidRangeError. */
   length?: number
   signal?: AbortSignal
+  /**
+   * Read into this memory instead of a fresh buffer per chunk: each chunk
+   * yielded is a view of it, valid only until the next one is asked for.
+   * A server that has sent (not just queued) each chunk before asking for
+   * the next moves a blob without allocating, so the garbage collector has
+   * nothing to do. Stores that cannot do this ignore it.
+   */
+  buffer?: Uint8Array
 }
 
 export interface ExpectedBlob {

@@ -53,6 +53,20 @@ export function contentStoreSuite (name: string, make: () => Promise<StoreFixtur
       await expect(collect(store.read(digest, { offset: -1 }))).rejects.toMatchObject({ name: 'InvalidRangeError' })
     })
 
+    it('reads a range into a caller\'s buffer chunk by chunk when asked (a store may also ignore it)', async () => {
+      const data = randomBytes(10_000)
+      const { digest } = await store.ingest(data)
+      const buffer = new Uint8Array(1_000)
+      const parts: Buffer[] = []
+      for await (const chunk of store.read(digest, { offset: 123, length: 4_567, buffer })) {
+        // Views of the caller's buffer, when the store uses it, are valid until the next chunk: copy now.
+        if (chunk.buffer === buffer.buffer) expect(chunk.byteLength).toBeLessThanOrEqual(1_000)
+        parts.push(Buffer.from(chunk))
+      }
+      expect(Buffer.compare(Buffer.concat(parts), data.subarray(123, 123 + 4_567))).toBe(0)
+      await expect(collect(store.read(digest, { offset: 9_990, length: 11, buffer }))).rejects.toMatchObject({ name: 'InvalidRangeError' })
+    })
+
     it('refuses a wrong digest and stores nothing', async () => {
       const data = randomBytes(1000)
       const wrong = sha256Digest('something else')

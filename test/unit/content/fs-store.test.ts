@@ -26,6 +26,21 @@ describe('fs content store layout', () => {
     expect(await readdir(join(root, 'ingest'))).toEqual([])
   })
 
+  it('reads into the caller\'s buffer when given one: every chunk is a view of it', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'kiln-fs-reuse-'))
+    dirs.push(root)
+    const store = await createFsContentStore({ root })
+    const data = Buffer.alloc(5_000, 3)
+    const { digest } = await store.ingest(data)
+    const buffer = new Uint8Array(2_048)
+    const sizes: number[] = []
+    for await (const chunk of store.read(digest, { offset: 1, length: 4_999, buffer })) {
+      expect(chunk.buffer).toBe(buffer.buffer)
+      sizes.push(chunk.byteLength)
+    }
+    expect(sizes).toEqual([2_048, 2_048, 903])
+  })
+
   it('removes temp files left by dead processes when opened', async () => {
     const root = await mkdtemp(join(tmpdir(), 'kiln-fs-stale-'))
     dirs.push(root)
