@@ -236,18 +236,37 @@ export class DirectChannel implements ByteChannel {
   async send (bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
     if (this.socket.destroyed) throw new StreamProtocolError('direct channel closed')
     if (this.socket.write(bytes)) return
+    await this.until((done) => { this.socket.once('drain', done); return () => { this.socket.off('drain', done) } }, signal)
+  }
+
+  /**
+   * Writes bytes and resolves when TLS has taken them (encrypted and handed
+   * to the kernel): from then on their memory may be filled again.
+   */
+  async sendConsumed (bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
+    if (this.socket.destroyed) throw new StreamProtocolError('direct channel closed')
+    let written: ((err?: Error | null) => void) | undefined
+    let failed: Error | undefined
+    const callback = (err?: Error | null): void => { failed = err ?? undefined; written?.(err) }
+    this.socket.write(bytes, callback)
+    await this.until((done) => { written = (err) => { done(err ?? undefined) }; return () => { written = undefined } }, signal)
+    if (failed !== undefined) throw failed
+  }
+
+  /** Waits for `arm`'s event, the socket's close or the signal, whichever comes first. */
+  private async until (arm: (done: (err?: Error) => void) => () => void, signal?: AbortSignal): Promise<void> {
     await new Promise<void>((resolve, reject) => {
+      let disarm = (): void => {}
       const done = (err?: Error): void => {
-        this.socket.off('drain', onDrain)
+        disarm()
         this.socket.off('close', onClose)
         signal?.removeEventListener('abort', onAbort)
         if (err !== undefined) reject(err); else resolve()
       }
-      const onDrain = (): void => { done() }
       const onClose = (): void => { done(new StreamProtocolError('direct channel closed')) }
       const onAbort = (): void => { done(signal?.reason as Error) }
       if (signal?.aborted === true) { onAbort(); return }
-      this.socket.once('drain', onDrain)
+      disarm = arm(done)
       this.socket.once('close', onClose)
       signal?.addEventListener('abort', onAbort, { once: true })
     })

@@ -284,6 +284,12 @@ export interface ByteChannel {
   readFrame: (maxBytes: number, options: WaitOptions) => Promise<Uint8Array | undefined>
   readInto: (target: Uint8Array, options: WaitOptions, onBytes?: (n: number) => void) => Promise<void>
   send: (bytes: Uint8Array, signal?: AbortSignal) => Promise<void>
+  /**
+   * Sends bytes and resolves once the channel no longer holds them, so
+   * their memory can be filled again. Only where the carrier can tell (a
+   * direct channel); a muxer keeps views of what it was given.
+   */
+  sendConsumed?: (bytes: Uint8Array, signal?: AbortSignal) => Promise<void>
   /** Closes this side and waits, at most until signal, for the peer's. */
   close: (signal?: AbortSignal) => Promise<void>
   abort: (err: Error) => void

@@ -17,6 +17,9 @@ import type { ByteChannel } from '../p2p/index.ts'
 import type { KilnNode } from '../p2p/index.ts'
 import type { Metrics } from '../metrics/index.ts'
 
+/** What a served chunk is read into, when the channel allows reuse (see serve). */
+const SERVE_CHUNK_BYTES = 1024 * 1024
+
 export interface BlobServerInit {
   node: KilnNode
   store: BlobReader
@@ -49,6 +52,7 @@ export function createBlobServer (init: BlobServerInit): BlobServer {
 
   /** Serves one blob stream, carried by a libp2p stream or a direct channel (blob.md §2). */
   async function serve (channel: ByteChannel, peer: string): Promise<void> {
+    let buffer: Buffer | undefined
     try {
       for (let n = 0; n < BLOB_MAX_REQUESTS_PER_STREAM; n++) {
         const frame = await channel.readFrame(BLOB_MAX_HEADER_BYTES, { signal: AbortSignal.timeout(BLOB_REQUEST_TIMEOUT_MS), idleTimeoutMs: BLOB_REQUEST_TIMEOUT_MS })
@@ -73,9 +77,13 @@ export function createBlobServer (init: BlobServerInit): BlobServer {
         await respond(channel, { status: 'ok', size: info.size, offset, length }, signal)
         if (length === 0) continue
         let sent = 0
-        // Each write waits for the muxer to drain; an idle window bounds a stalled reader.
-        for await (const chunk of init.store.read(info.digest, { offset, length })) {
-          await channel.send(chunk, AbortSignal.timeout(BLOB_IDLE_TIMEOUT_MS))
+        // Each write waits for the muxer to drain; an idle window bounds a stalled reader. A channel
+        // that says when it has taken a chunk (a direct one) gets every chunk read into the same
+        // buffer: nothing is allocated per chunk, so serving a blob gives the collector no work.
+        if (channel.sendConsumed !== undefined) buffer ??= Buffer.allocUnsafeSlow(SERVE_CHUNK_BYTES)
+        for await (const chunk of init.store.read(info.digest, { offset, length, ...(buffer !== undefined ? { buffer } : {}) })) {
+          if (buffer !== undefined && channel.sendConsumed !== undefined) await channel.sendConsumed(chunk, AbortSignal.timeout(BLOB_IDLE_TIMEOUT_MS))
+          else await channel.send(chunk, AbortSignal.timeout(BLOB_IDLE_TIMEOUT_MS))
           sent += chunk.byteLength
         }
         stats.bytesServed += sent
