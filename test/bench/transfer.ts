@@ -226,7 +226,8 @@ function writeLayout (dir: string, layer: Buffer): { manifest: string, layer: st
  * as yamux streams on the one libp2p connection dialed at addr.
  */
 async function blobStreamRun (addr: string, digest: Digest, options: { direct: boolean, streams?: number }): Promise<number> {
-  const node = await createKilnNode({ listen: LOOPBACK })
+  // A client for the Noise address has no TLS transport, as a pnet node: it could otherwise move the ranges to TLS.
+  const node = await createKilnNode({ listen: LOOPBACK, tls: addr.includes('/tls/') })
   try {
     const conn = await node.dial(multiaddr(addr))
     if ((conn.encryption === 'native') !== addr.includes('/tls/')) throw new Error(`dialed ${addr} but the connection is ${conn.remoteAddr.toString()} (${conn.encryption ?? 'unencrypted'})`)
