@@ -172,8 +172,28 @@ export async function verifiedHandshake (socket: TLSSocket, event: 'secure' | 's
   const certificate = socket.getPeerCertificate()
   // An empty object when the peer sent none (a client without a certificate).
   if (certificate?.raw === undefined) throw new InvalidCryptoExchangeError('the peer presented no certificate')
-  return await verifyPeerCertificate(certificate.raw, expected, log)
+  const key = certificate.raw.toString('base64')
+  const known = verifiedCertificates.get(key)
+  const now = Date.now()
+  if (known !== undefined && known.notBefore <= now && now <= known.notAfter && (expected === undefined || expected.equals(known.peer))) return known.peer
+  const peer = await verifyPeerCertificate(certificate.raw, expected, log)
+  if (verifiedCertificates.size >= VERIFIED_CERTIFICATES_MAX) verifiedCertificates.delete(verifiedCertificates.keys().next().value as string)
+  verifiedCertificates.set(key, { peer, notBefore: Date.parse(certificate.valid_from), notAfter: Date.parse(certificate.valid_to) })
+  return peer
 }
+
+/**
+ * Certificates already verified, by their exact DER bytes. A node presents
+ * the same certificate on every connection (one per node, see
+ * TcpTlsTransport.credentials), and the libp2p check of one (X.509 and
+ * ASN.1 parsing and two signature checks, in JavaScript) cost ~10-20 ms of
+ * CPU: a pull that opens a dozen direct channels paid it a dozen times on
+ * each end. The result depends only on those bytes and the time (their
+ * validity period is checked again on each use); that the peer holds the
+ * certificate's key is proven by the TLS handshake itself, every time.
+ */
+const verifiedCertificates = new Map<string, { peer: PeerId, notBefore: number, notAfter: number }>()
+const VERIFIED_CERTIFICATES_MAX = 4096
 
 /** The muxer the server picked by ALPN; undefined (multistream negotiation) when it picked none. */
 function chosenMuxer (socket: TLSSocket, muxers: Map<string, StreamMuxerFactory>): StreamMuxerFactory | undefined {
