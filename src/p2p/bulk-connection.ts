@@ -9,14 +9,12 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { DirectChannel } from './direct.ts'
+import { FailedDials } from './failed-dials.ts'
 import type { KilnNode } from './node.ts'
-import { isTcpTlsAddress } from './tls-transport.ts'
+import { CODE_P2P, isTcpTlsAddress } from './tls-transport.ts'
 
-const CODE_P2P = 421
-
-/** After a failed TLS dial, the peer is not tried over TLS again for this long. */
-const TLS_RETRY_AFTER_MS = 5 * 60_000
-const failedTlsDials = new WeakMap<KilnNode, Map<string, number>>()
+/** Per node, peers whose TLS dial failed: not tried over TLS again for 5 minutes. */
+const failedTlsDials = new WeakMap<KilnNode, FailedDials>()
 
 const isTlsConnection = (c: Connection): boolean => c.status === 'open' && isTcpTlsAddress(c.remoteAddr)
 
@@ -28,11 +26,11 @@ const isTlsConnection = (c: Connection): boolean => c.status === 'open' && isTcp
 export async function bulkConnection (node: KilnNode, peer: PeerId, signal: AbortSignal): Promise<Connection> {
   const existing = node.getConnections(peer).find(isTlsConnection)
   if (existing !== undefined) return existing
-  const failed = failedTlsDials.get(node) ?? new Map<string, number>()
+  const failed = failedTlsDials.get(node) ?? new FailedDials()
   failedTlsDials.set(node, failed)
   const key = peer.toString()
   const canDialTls = node.getMultiaddrs().some(isTcpTlsAddress)
-  if (canDialTls && (failed.get(key) ?? 0) < Date.now() - TLS_RETRY_AFTER_MS) {
+  if (canDialTls && !failed.recent(key)) {
     const addrs = await peerTlsAddresses(node, peer, signal)
     for (const addr of addrs) {
       try {
@@ -42,7 +40,7 @@ export async function bulkConnection (node: KilnNode, peer: PeerId, signal: Abor
         signal.throwIfAborted()
       }
     }
-    if (addrs.length > 0) failed.set(key, Date.now())
+    if (addrs.length > 0) failed.note(key)
   }
   return await node.dial(peer, { signal })
 }

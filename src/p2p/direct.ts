@@ -23,12 +23,11 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { getNetConfig } from '@libp2p/utils'
 import { StreamProtocolError } from './errors.ts'
+import { FailedDials } from './failed-dials.ts'
 import { ByteReader } from './stream-io.ts'
 import type { ByteChannel, WaitOptions } from './stream-io.ts'
-import { CIPHERSUITES, verifiedHandshake } from './tls-transport.ts'
+import { tlsClientOptions, verifiedHandshake } from './tls-transport.ts'
 
-/** After a failed direct dial, the peer is not dialed directly again for this long. */
-const RETRY_AFTER_MS = 5 * 60_000
 /** Longest a direct dial's TCP connect plus TLS handshake may take. */
 const HANDSHAKE_TIMEOUT_MS = 10_000
 /** What one socket read can hold: Node decrypts at most one TLS record (16 KiB) per read. */
@@ -69,7 +68,8 @@ export interface DirectChannelStats {
  */
 export class DirectChannels {
   private readonly handlers = new Map<string, Registration>()
-  private readonly failed = new Map<string, number>()
+  /** Peers a direct dial failed to reach: not dialed directly again for 5 minutes. */
+  private readonly failed = new FailedDials()
   private readonly sockets = new Set<TLSSocket>()
   private readonly counts: DirectChannelStats = { accepted: 0, refused: 0, dialed: 0, fellBack: 0 }
 
@@ -153,7 +153,7 @@ export class DirectChannels {
    */
   async dial (peer: PeerId, addrs: Multiaddr[], protocol: string, maxBuffered: number, signal: AbortSignal): Promise<DirectChannel | undefined> {
     const key = peer.toString()
-    if (this.tls === undefined || addrs.length === 0 || (this.failed.get(key) ?? 0) > Date.now() - RETRY_AFTER_MS) return undefined
+    if (this.tls === undefined || addrs.length === 0 || this.failed.recent(key)) return undefined
     const { log } = this.tls
     const credentials = await this.tls.credentials()
     for (const addr of addrs) {
@@ -170,11 +170,7 @@ export class DirectChannels {
         port: Number(port),
         noDelay: true,
         keepAlive: true,
-        ...credentials,
-        minVersion: 'TLSv1.3',
-        ciphers: CIPHERSUITES,
-        rejectUnauthorized: false, // self-signed; verifiedHandshake checks it the libp2p way
-        ALPNProtocols: [protocol],
+        ...tlsClientOptions(credentials, [protocol]),
         onread: {
           buffer: () => {
             const space = reader.landingSpace()
@@ -202,8 +198,7 @@ export class DirectChannels {
         log('direct %s channel to %s at %s failed - %e', protocol, key, addr.toString(), err)
       }
     }
-    if (this.failed.size >= 4096) for (const [k, at] of this.failed) if (at <= Date.now() - RETRY_AFTER_MS) this.failed.delete(k)
-    this.failed.set(key, Date.now())
+    this.failed.note(key)
     this.counts.fellBack++
     return undefined
   }

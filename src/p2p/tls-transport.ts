@@ -41,10 +41,10 @@ import type { DirectChannels } from './direct.ts'
 /** The multiaddr code of `/tls`. */
 const CODE_TLS = 448
 const CODE_TCP = 6
-const CODE_P2P = 421
+export const CODE_P2P = 421
 const HOST_CODES = new Set([4, 41, 53, 54, 55]) // ip4, ip6, dns, dns4, dns6
 /** AES-GCM first: with AES-NI it is the fastest AEAD OpenSSL has here; ChaCha20 stays for machines without. */
-export const CIPHERSUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256'
+const CIPHERSUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256'
 /** Same as @libp2p/tcp: a connection with no traffic at all for this long is closed. */
 const INACTIVITY_TIMEOUT_MS = 2 * 60_000
 
@@ -110,14 +110,7 @@ class TcpTlsTransport implements Transport {
     const { host, port } = getNetConfig(ma)
     const credentials = await this.credentials()
     const raw = net.connect({ host, port: Number(port), noDelay: true, keepAlive: true })
-    const socket = tls.connect({
-      socket: raw,
-      ...credentials,
-      minVersion: 'TLSv1.3',
-      ciphers: CIPHERSUITES,
-      rejectUnauthorized: false, // the certificate is self-signed; verifyPeer() checks it the libp2p way
-      ALPNProtocols: [...muxers.keys()]
-    })
+    const socket = tls.connect({ socket: raw, ...tlsClientOptions(credentials, [...muxers.keys()]) })
     // Errors between the handshake and the connection taking over (the certificate check is async) must not go unheard.
     socket.on('error', (err) => { this.log('outbound TLS socket error - %e', err) })
     try {
@@ -144,6 +137,17 @@ class TcpTlsTransport implements Transport {
   private async credentials (): Promise<{ cert: string, key: string }> {
     this.certificate ??= generateCertificate(this.components.privateKey)
     return await this.certificate
+  }
+}
+
+/** A kiln TLS dial's options: this node's certificate, TLS 1.3 in kiln's cipher order, and the ALPN offers. */
+export function tlsClientOptions (credentials: { cert: string, key: string }, alpn: string[]): tls.ConnectionOptions {
+  return {
+    ...credentials,
+    minVersion: 'TLSv1.3',
+    ciphers: CIPHERSUITES,
+    rejectUnauthorized: false, // the certificate is self-signed; verifiedHandshake() checks it the libp2p way
+    ALPNProtocols: alpn
   }
 }
 
