@@ -226,17 +226,9 @@ export class ByteReader {
       this.buffered -= n
       return first.subarray(0, n)
     }
+    // Spread over several chunks (fill() made sure n are buffered): copied out.
     const out = new Uint8Array(n)
-    let at = 0
-    while (at < n) {
-      const head = this.chunks[0] as Uint8Array
-      const k = Math.min(head.byteLength, n - at)
-      out.set(head.subarray(0, k), at)
-      if (k === head.byteLength) this.chunks.shift()
-      else this.chunks[0] = head.subarray(k)
-      at += k
-    }
-    this.buffered -= n
+    this.drainInto(out, 0)
     return out
   }
 }
