@@ -70,7 +70,6 @@ async function * toChunks (source: Uint8Array | AsyncIterable<Uint8Array>): Asyn
   else yield * source
 }
 
-
 /** Reads [start, end) of a file into `buffer` again and again, yielding a view of each fill (ReadOptions.buffer). */
 async function * readInto (path: string, start: number, end: number, buffer: Uint8Array, signal?: AbortSignal): AsyncIterable<Uint8Array> {
   const fh = await open(path, 'r')
@@ -86,6 +85,7 @@ async function * readInto (path: string, start: number, end: number, buffer: Uin
     await fh.close()
   }
 }
+
 export async function createFsContentStore (init: FsContentStoreInit): Promise<ContentStore> {
   const root = init.root
   const chunkSize = init.chunkSize ?? 1024 * 1024

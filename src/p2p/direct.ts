@@ -240,12 +240,8 @@ export class DirectChannel implements ByteChannel {
    */
   async sendConsumed (bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
     if (this.socket.destroyed) throw new StreamProtocolError('direct channel closed')
-    let written: ((err?: Error | null) => void) | undefined
-    let failed: Error | undefined
-    const callback = (err?: Error | null): void => { failed = err ?? undefined; written?.(err) }
-    this.socket.write(bytes, callback)
-    await this.until((done) => { written = (err) => { done(err ?? undefined) }; return () => { written = undefined } }, signal)
-    if (failed !== undefined) throw failed
+    // The write callback comes later (never during write()); one that comes after a close or an abort changes nothing.
+    await this.until((done) => { this.socket.write(bytes, (err) => { done(err ?? undefined) }); return () => {} }, signal)
   }
 
   /** Waits for `arm`'s event, the socket's close or the signal, whichever comes first. */
