@@ -15,13 +15,14 @@
  *   cached steps are applied to that root by extracting their layer.
  * Both give the same layers for the same step (tested: bwrap vs proot).
  */
-import { cp, chmod, lstat, mkdir, mkdtemp, rename, stat, writeFile, readdir } from 'node:fs/promises'
+import { cp, chmod, lstat, mkdir, mkdtemp, rename, rm, stat, writeFile, readdir } from 'node:fs/promises'
+import type { Stats } from 'node:fs'
 import { existsSync } from 'node:fs'
 import { basename, join, posix } from 'node:path'
 import type { Digest } from '../content/index.ts'
 import { digestHex } from '../content/index.ts'
-import { encodeJson, formatPlatform, hostPlatform, parsePlatform, OCI_CONFIG, OCI_MANIFEST } from '../oci/index.ts'
-import type { ImageConfig, Platform } from '../oci/index.ts'
+import { encodeJson, formatPlatform, hostPlatform, parsePlatform, resolveInRoot, OCI_CONFIG, OCI_MANIFEST } from '../oci/index.ts'
+import type { ImageConfig, Platform, TreeEntry } from '../oci/index.ts'
 import { writeLayer } from '../oci/layer/write.ts'
 import { extractLayer } from '../oci/layer/extract.ts'
 import type { BuildPlan, CopyStep, RunStep, Stage, Step } from '../recipe/ir.ts'
@@ -35,7 +36,7 @@ import { extractArchive, isTarArchive } from './add-archive.ts'
 import { diffOverlayUpper, diffSnapshot, snapshotTree } from './diff.ts'
 import { BaseImageError, CopySourceError, NetworkNotAllowedError, StepFailedError, UnsupportedStepError } from './errors.ts'
 import { instructionSummary, instructionText } from './instruction-text.ts'
-import { lookup, listMerged } from './rootfs-view.ts'
+import { LayerTree } from './rootfs-view.ts'
 import { findOpaqueDirs } from './sandbox/opaque.ts'
 import { createSandbox, removeTree } from './sandbox/index.ts'
 import { requireTool } from './sandbox/ns-script.ts'
@@ -197,9 +198,10 @@ export function createBuilder (init: BuilderInit): Builder {
 
     /** Overlay-style change dir -> layer, kept as a snapshot; in scan mode written at once and applied to the stage root. */
     const commitLayer = async (st: StageState, step: Step, key: Digest, upper: string, lowers: string[] | undefined): Promise<void> => {
+      const below = lowers === undefined ? undefined : new LayerTree(lowers)
       const diff = async (dir: string): Promise<Parameters<typeof writeLayer>[1]> => await diffOverlayUpper(dir, {
         opaqueDirs: findOpaqueDirs,
-        inLowers: async p => lowers === undefined ? false : (await lookup(lowers, p))?.st.isDirectory() === true
+        inLowers: async p => (await below?.entry(p.split('/')))?.st.isDirectory() === true
       })
       if (st.root !== undefined) {
         const value = await storeLayer(st, step, key, await diff(upper))
@@ -305,47 +307,37 @@ export function createBuilder (init: BuilderInit): Builder {
       }
     }
 
-    const copyStep = async (st: StageState, step: CopyStep, key: Digest, plan: BuildPlan, contextDir: string, inputs: CopyInputs): Promise<void> => {
+    const copyStep = async (st: StageState, step: CopyStep, key: Digest, inputs: CopyInputs): Promise<void> => {
       const { dir, upper } = await newUpper()
       try {
-        const lowers = await lowersOf(st)
-        const destAbs = posix.resolve(st.config.WorkingDir ?? '/', step.dest)
-        const destRel = destAbs.replace(/^\/+/, '')
-        const many = inputs.items.length > 1 || step.dest.endsWith('/')
-        const destIsDir = many || (destRel !== '' && (await lookup(lowers, destRel))?.st.isDirectory() === true) || destRel === ''
-        const ensureDir = async (rel: string): Promise<void> => {
-          let cur = ''
-          for (const part of rel.split('/').filter(p => p !== '')) {
-            cur = cur === '' ? part : `${cur}/${part}`
-            if (await exists(join(upper, cur))) continue
-            const below = await lookup(lowers, cur)
-            await mkdir(join(upper, cur), { mode: below?.st.isDirectory() === true ? below.st.mode & 0o7777 : 0o755 })
-          }
-        }
+        const below = new LayerTree(await lowersOf(st))
+        const dest = await resolveInRoot(below, posix.resolve(st.config.WorkingDir ?? '/', step.dest), {
+          makeError: reason => new CopySourceError(`COPY destination ${step.dest}: ${reason}`, step.source)
+        })
+        const destIsDir = inputs.items.length > 1 || step.dest.endsWith('/') || dest.comps.length === 0 || dest.entry?.st.isDirectory() === true
         for (const item of inputs.items) {
-          const target = destIsDir && !item.isDir ? posix.join(destRel, item.name) : destRel
-          await ensureDir(item.isDir ? target : posix.dirname(target) === '.' ? '' : posix.dirname(target))
+          const target = destIsDir && !item.isDir ? [...dest.comps, item.name] : dest.comps
+          const at = await placeInUpper(upper, below, item.isDir ? target : target.slice(0, -1), item.isDir ? undefined : target[target.length - 1])
           if (item.kind === 'host' && step.add && !item.isDir && await isTarArchive(item.path)) {
             // Docker: a local archive is unpacked into the destination directory.
-            await ensureDir(destRel)
+            const into = await placeInUpper(upper, below, dest.comps, undefined)
             try {
-              await extractArchive(item.path, join(upper, destRel), options.signal)
+              await extractArchive(item.path, into, options.signal)
             } catch (err) {
               options.signal?.throwIfAborted()
               throw new CopySourceError(`ADD ${basename(item.path)}: cannot extract the archive: ${(err as Error).message}`, step.source)
             }
             continue
           }
-          if (item.kind === 'host') await cp(item.path, join(upper, target), { recursive: true, verbatimSymlinks: true, force: true, preserveTimestamps: true })
-          else if (item.kind === 'inline') await writeFile(join(upper, target), item.content, { mode: 0o644 })
-          else await copyFromLayers(item.layers, item.path, join(upper, target))
-          if (step.chmod !== undefined) await chmodTree(join(upper, target), parseInt(step.chmod, 8))
+          if (item.kind === 'host') await cp(item.path, at, { recursive: true, verbatimSymlinks: true, force: true, preserveTimestamps: true })
+          else if (item.kind === 'inline') await writeFile(at, item.content, { mode: 0o644, flag: 'wx' })
+          else await copyFromTree(item.tree, item.comps, item.entry, at)
+          if (step.chmod !== undefined) await chmodTree(at, parseInt(step.chmod, 8))
         }
         await commitLayer(st, step, key, upper, undefined)
       } finally {
         await removeTree(dir)
       }
-      void plan; void contextDir
     }
 
     /** The layer dirs of a `COPY --from` stage or image, and the key that stands for their content. */
@@ -374,11 +366,13 @@ export function createBuilder (init: BuilderInit): Builder {
           }
         } else {
           const from = await copyFromRoot(step)
-          const rel = posix.normalize(src.path).replace(/^\/+/, '')
-          if (rel.startsWith('..')) throw new CopySourceError(`COPY source ${src.path} is outside the ${from.what} root`, step.source)
-          const found = rel === '' ? { st: await lstat(from.layers[from.layers.length - 1] as string) } : await lookup(from.layers, rel)
-          if (found === undefined) throw new CopySourceError(`COPY source ${src.path} not found in ${from.what}`, step.source)
-          items.push({ kind: 'layers', layers: from.layers, path: rel, name: basename(rel), isDir: found.st.isDirectory() })
+          const tree = new LayerTree(from.layers)
+          // Docker follows a symlink source, the last component included, inside the stage's root.
+          const found = await resolveInRoot(tree, posix.resolve('/', src.path), {
+            makeError: reason => new CopySourceError(`COPY source ${src.path} in ${from.what}: ${reason}`, step.source)
+          })
+          if (found.entry === undefined) throw new CopySourceError(`COPY source ${src.path} not found in ${from.what}`, step.source)
+          items.push({ kind: 'layers', tree, comps: found.comps, entry: found.entry, name: posix.basename(posix.resolve('/', src.path)), isDir: found.entry.st.isDirectory() })
           digests.push(`${src.path}@${from.key}`)
         }
       }
@@ -417,7 +411,7 @@ export function createBuilder (init: BuilderInit): Builder {
             if (!cached) {
               misses++
               if (step.op === 'run') await runStep(st, step, key)
-              else if (step.op === 'copy') await copyStep(st, step, key, plan, options.contextDir, inputs as CopyInputs)
+              else if (step.op === 'copy') await copyStep(st, step, key, inputs as CopyInputs)
               else await fileStep(st, step, key)
             }
           } else {
@@ -474,10 +468,13 @@ export function createBuilder (init: BuilderInit): Builder {
     async function fileStep (st: StageState, step: Extract<Step, { op: 'file' }>, key: Digest): Promise<void> {
       const { dir, upper } = await newUpper()
       try {
-        const rel = step.path.replace(/^\/+/, '')
-        await mkdir(join(upper, posix.dirname(rel)), { recursive: true, mode: 0o755 })
-        await writeFile(join(upper, rel), step.content, { mode: step.mode })
-        await chmod(join(upper, rel), step.mode)
+        const below = new LayerTree(await lowersOf(st))
+        const parent = await resolveInRoot(below, posix.dirname(posix.resolve('/', step.path)), {
+          makeError: reason => new CopySourceError(`cannot write ${step.path}: ${reason}`, step.source)
+        })
+        const at = await placeInUpper(upper, below, parent.comps, posix.basename(step.path))
+        await writeFile(at, step.content, { mode: step.mode, flag: 'wx' })
+        await chmod(at, step.mode)
         await commitLayer(st, step, key, upper, undefined)
       } finally {
         await removeTree(dir)
@@ -518,18 +515,51 @@ export function createBuilder (init: BuilderInit): Builder {
 type CopyItem =
   | { kind: 'host', path: string, name: string, isDir: boolean }
   | { kind: 'inline', name: string, content: string, isDir: false }
-  | { kind: 'layers', layers: string[], path: string, name: string, isDir: boolean }
+  | { kind: 'layers', tree: LayerTree, comps: string[], entry: TreeEntry, name: string, isDir: boolean }
 
-async function copyFromLayers (layers: string[], rel: string, dest: string): Promise<void> {
-  const found = rel === '' ? undefined : await lookup(layers, rel)
-  if (rel !== '' && found === undefined) return
-  if (found !== undefined && !found.st.isDirectory()) {
-    await cp(join(found.dir, rel), dest, { verbatimSymlinks: true, force: true, preserveTimestamps: true })
+async function lstatIn (path: string): Promise<Stats | undefined> {
+  return await lstat(path).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return undefined; throw err })
+}
+
+/**
+ * Makes `dirs` (resolved components of the stage) real directories in a
+ * step's upper dir, with the modes the stage below has for them, and clears
+ * the place of `name` inside: the host path returned is then written with no
+ * link anywhere on it. A non-directory an earlier item of the same step left
+ * on the way is replaced, as a later COPY source replaces an earlier one.
+ */
+async function placeInUpper (upper: string, below: LayerTree, dirs: readonly string[], name: string | undefined): Promise<string> {
+  let at = upper
+  for (let i = 0; i < dirs.length; i++) {
+    at = join(at, dirs[i] as string)
+    const here = await lstatIn(at)
+    if (here?.isDirectory() === true) continue
+    if (here !== undefined) await rm(at, { recursive: true, force: true })
+    const was = await below.entry(dirs.slice(0, i + 1))
+    await mkdir(at, { mode: was?.st.isDirectory() === true ? was.st.mode & 0o7777 : 0o755 })
+  }
+  if (name === undefined) return at
+  const file = join(at, name)
+  const here = await lstatIn(file)
+  if (here !== undefined && !here.isDirectory()) await rm(file, { force: true })
+  return file
+}
+
+/** Copies an entry of a stage (and, for a directory, the merged tree below it) to a host path made by placeInUpper. */
+async function copyFromTree (tree: LayerTree, comps: string[], entry: TreeEntry, dest: string): Promise<void> {
+  if (!entry.st.isDirectory()) {
+    const here = await lstatIn(dest)
+    if (here !== undefined) await rm(dest, { recursive: true, force: true })
+    await cp(entry.host, dest, { verbatimSymlinks: true, force: true, preserveTimestamps: true })
     return
   }
-  await mkdir(dest, { recursive: true, mode: found === undefined ? 0o755 : found.st.mode & 0o7777 })
-  for (const name of [...(await listMerged(layers, rel)).keys()].sort()) {
-    await copyFromLayers(layers, rel === '' ? name : `${rel}/${name}`, join(dest, name))
+  const here = await lstatIn(dest)
+  if (here !== undefined && !here.isDirectory()) await rm(dest, { force: true })
+  if (here?.isDirectory() !== true) await mkdir(dest, { mode: entry.st.mode & 0o7777 })
+  for (const name of await tree.list(comps)) {
+    const child = [...comps, name]
+    const e = await tree.entry(child)
+    if (e !== undefined) await copyFromTree(tree, child, e, join(dest, name))
   }
 }
 

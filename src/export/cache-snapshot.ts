@@ -14,11 +14,11 @@
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { lstat, mkdir, rename, rm } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { digestHex } from '../content/index.ts'
 import type { BlobReader, Digest } from '../content/index.ts'
-import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX, decompress, extractLayer, layerCompression, readTar } from '../oci/index.ts'
+import { OPAQUE_WHITEOUT, SafeRoot, WHITEOUT_PREFIX, cleanComponents, decompress, extractLayer, layerCompression, readTar } from '../oci/index.ts'
 import type { Descriptor } from '../oci/index.ts'
 
 export type SnapshotOutcome = 'created' | 'present' | 'unsupported'
@@ -53,9 +53,13 @@ export async function materializeSnapshot (store: BlobReader, layer: Descriptor,
   try {
     const r = await extractLayer(store.read(layer.digest), tmp)
     if (r.diffId !== diffId) return 'unsupported'
+    const root = new SafeRoot(tmp)
     for (const path of whiteouts) {
-      const at = join(tmp, ...path.split('/'))
-      await mkdir(dirname(at), { recursive: true })
+      const comps = cleanComponents(path)
+      if (comps.length === 0) return 'unsupported'
+      // The layer's own symlinks may stand on the whiteout's path: resolve it inside the snapshot.
+      const dir = await root.resolveDir(comps.slice(0, -1), path, true) as string[]
+      const at = root.path([...dir, comps[comps.length - 1] as string])
       try {
         await promisify(execFile)('mknod', [at, 'c', '0', '0'])
       } catch {

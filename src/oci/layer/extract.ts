@@ -5,10 +5,12 @@
  * Policy, for a rootless extractor fed by untrusted peers:
  * - Paths: a leading `/` is dropped (the root is the container's `/`); `..`
  *   is applied lexically and refused (UnsafePathError) when it climbs out.
- * - Symlinks are never followed while writing: each parent component is
- *   lstat'ed; an in-root symlink on the path is resolved inside the root, one
- *   that points out of it is refused (SymlinkEscapeError); the last component
- *   is replaced, never written through (O_EXCL | O_NOFOLLOW).
+ * - Symlinks are never followed out of the root: the directories on an
+ *   entry's path are resolved by the in-root resolver (./in-root.ts), so a
+ *   link on the way, absolute or relative, leads only to a place inside the
+ *   root (`..` stops at the root, as RESOLVE_IN_ROOT); a link loop is
+ *   refused (SymlinkEscapeError); the last component is replaced, never
+ *   written through (O_EXCL | O_NOFOLLOW).
  * - Hardlinks must name an existing regular file inside the root
  *   (HardlinkTargetError otherwise).
  * - Device nodes and fifos are skipped with a warning: an unprivileged user

@@ -1,16 +1,15 @@
 /**
- * Path resolution inside an extraction root without ever following a symlink
- * out of it. Every component is checked with lstat. A symlink met on the way
- * is resolved as the container would see it (an absolute target starts again
- * at the root, a relative one from the link's directory); a target that
- * climbs above the root with `..` is refused. Callers then open the last
- * component with O_NOFOLLOW, so the final write never goes through a link.
+ * Entry names and extraction roots. Entry names are cleaned lexically and
+ * refused when they climb out with `..` (a well-formed layer never does);
+ * the directories on an entry's path are resolved by the in-root resolver
+ * (./in-root.ts), so a symlink on the way is followed only inside the root,
+ * as the container would see it, `..` in a link target stopping at the
+ * root. Callers then open the last component with O_NOFOLLOW, so the final
+ * write never goes through a link.
  *
  * The root must not be modified by anyone else during an extraction.
  */
-import { lstat, mkdir, readlink } from 'node:fs/promises'
-import { join } from 'node:path'
-import { MAX_SYMLINK_HOPS } from '../constants.ts'
+import { DirTree, resolveInRoot } from './in-root.ts'
 import { SymlinkEscapeError, UnsafePathError } from '../errors.ts'
 
 /**
@@ -33,63 +32,44 @@ export function cleanComponents (name: string, makeError: (reason: string) => Er
   return out
 }
 
-function isEnoent (err: unknown): boolean {
-  return (err as NodeJS.ErrnoException).code === 'ENOENT'
-}
-
+/**
+ * An extraction target as a root: directory components are resolved with
+ * the in-root resolver (./in-root.ts), so a symlink on an entry's path,
+ * whatever its target, is followed only inside the root.
+ */
 export class SafeRoot {
   readonly dir: string
+  private readonly tree: DirTree
 
   /** `dir` must be an absolute, real (symlink-free) path to an existing directory. */
   constructor (dir: string) {
     this.dir = dir
+    this.tree = new DirTree(dir)
   }
 
   path (comps: readonly string[]): string {
-    return join(this.dir, ...comps)
+    return this.tree.path(comps)
   }
 
   /**
    * Resolves directory components to the real directory they name inside the
-   * root, following in-root symlinks. With `create`, missing directories are
-   * made (mode 0755); without, a missing one gives undefined. Throws
-   * SymlinkEscapeError for a link that leaves the root, UnsafePathError when
-   * a component is not a directory.
+   * root, following symlinks inside it. With `create`, missing directories
+   * are made (mode 0755); without, a missing one gives undefined. Throws
+   * SymlinkEscapeError for a symlink loop, UnsafePathError when a component
+   * is not a directory.
    */
   async resolveDir (comps: readonly string[], entry: string, create: boolean): Promise<string[] | undefined> {
-    const cur: string[] = []
-    const queue = [...comps]
-    let hops = 0
-    while (queue.length > 0) {
-      const c = queue.shift() as string
-      if (c === '' || c === '.') continue
-      if (c === '..') {
-        if (cur.length === 0) throw new SymlinkEscapeError(entry, 'a symlink on its path points outside the root')
-        cur.pop()
-        continue
-      }
-      const p = join(this.dir, ...cur, c)
-      let st
-      try {
-        st = await lstat(p)
-      } catch (err) {
-        if (!isEnoent(err)) throw err
-        if (!create) return undefined
-        await mkdir(p, { mode: 0o755 })
-        cur.push(c)
-        continue
-      }
-      if (st.isDirectory()) {
-        cur.push(c)
-      } else if (st.isSymbolicLink()) {
-        if (++hops > MAX_SYMLINK_HOPS) throw new SymlinkEscapeError(entry, `more than ${MAX_SYMLINK_HOPS} symlinks on its path`)
-        const target = await readlink(p)
-        if (target.startsWith('/')) cur.length = 0
-        queue.unshift(...target.split('/'))
-      } else {
-        throw new UnsafePathError(entry, `${[...cur, c].join('/')} on its path is not a directory`)
-      }
+    if (comps.length === 0) return []
+    const r = await resolveInRoot(this.tree, comps.join('/'), {
+      create,
+      makeError: (reason, kind) => kind === 'loop' ? new SymlinkEscapeError(entry, reason) : new UnsafePathError(entry, reason)
+    })
+    if (r.entry === undefined) {
+      if (!create) return undefined
+      await this.tree.mkdir(r.comps)
+      return r.comps
     }
-    return cur
+    if (!r.entry.st.isDirectory()) throw new UnsafePathError(entry, `${r.comps.join('/')} on its path is not a directory`)
+    return r.comps
   }
 }
