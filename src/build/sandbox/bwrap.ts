@@ -12,7 +12,7 @@
  * directly (no outer namespace), for nodes where overlay in a user namespace
  * is refused.
  */
-import { mkdirInRoot, prepareScratch } from './scratch.ts'
+import { prepareScratch, workdirInRoot } from './scratch.ts'
 import { mountScript, requireTool } from './ns-script.ts'
 import { runProcess } from './process.ts'
 import { shq } from './host-tools.ts'
@@ -41,12 +41,11 @@ export function createBwrapSandbox (features: SandboxFeatures = { overlay: true,
     run: async (spec: RunSpec): Promise<RunResult> => {
       const bwrap = requireTool('bwrap')
       const network = spec.network === true
-      const cwd = spec.cwd ?? '/'
+      const cwd = await workdirInRoot(spec.root, spec.cwd ?? '/')
       const scratch = await prepareScratch(spec.root, network)
       try {
         const common = { env: spec.env, timeoutMs: spec.timeoutMs, signal: spec.signal, onOutput: spec.onOutput }
         if (scratch.overlayOptions === undefined) {
-          await mkdirInRoot(scratch.rootDir, cwd)
           return await runProcess({ file: bwrap, args: [...bwrapArgs(scratch.rootDir, cwd, network), '--', ...spec.argv], ...common })
         }
         const args = bwrapArgs(scratch.rootDir, cwd, network).map(shq).join(' ')

@@ -16,7 +16,8 @@
 import { lstat, mkdtemp, readdir, readFile, rm, rmdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { mkdirInRoot } from './scratch.ts'
+import { DirTree, resolveInRoot } from '../../oci/index.ts'
+import { workdirInRoot } from './scratch.ts'
 import { hostTool } from './host-tools.ts'
 import { requireTool } from './ns-script.ts'
 import { runProcess } from './process.ts'
@@ -32,9 +33,16 @@ function mountPoints (network: boolean): string[] {
   return [...(network ? ['etc/resolv.conf', 'etc/hosts', 'etc'] : []), 'dev', 'proc', 'sys', GUEST_DIR]
 }
 
+/** A guest path's host path inside the root, resolved as the guest sees it (a link a step made never leads out). */
+async function inRoot (root: string, guest: string): Promise<{ host: string, exists: boolean }> {
+  const tree = new DirTree(root)
+  const r = await resolveInRoot(tree, guest, { follow: false })
+  return { host: tree.path(r.comps), exists: r.entry !== undefined }
+}
+
 async function missingMountPoints (root: string, network: boolean): Promise<string[]> {
   const out: string[] = []
-  for (const p of mountPoints(network)) if (!await lstat(join(root, p)).then(() => true, () => false)) out.push(p)
+  for (const p of mountPoints(network)) if (!(await inRoot(root, p)).exists) out.push(p)
   return out
 }
 
@@ -45,7 +53,7 @@ async function missingMountPoints (root: string, network: boolean): Promise<stri
  */
 async function removePlaceholders (root: string, absent: readonly string[]): Promise<void> {
   for (const p of absent) {
-    const full = join(root, p)
+    const full = (await inRoot(root, p)).host
     if (p === GUEST_DIR) { await rm(full, { recursive: true, force: true }); continue }
     const st = await lstat(full).catch(() => undefined)
     if (st === undefined) continue
@@ -93,8 +101,7 @@ export function createProotSandbox (): Sandbox {
       if (spec.root.kind !== 'dir') throw new SandboxError('the proot driver needs a plain root directory, not an overlay')
       const proot = requireTool('proot')
       const root = spec.root.path
-      const cwd = spec.cwd ?? '/'
-      await mkdirInRoot(root, cwd)
+      const cwd = await workdirInRoot(spec.root, spec.cwd ?? '/')
       const binds = ['/dev', '/proc', '/sys'].flatMap(p => ['-b', p])
       if (spec.network === true) binds.push('-b', '/etc/resolv.conf', '-b', '/etc/hosts')
       const busybox = hostTool('busybox')

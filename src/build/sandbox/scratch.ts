@@ -8,7 +8,9 @@
 import { lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DirTree, resolveInRoot } from '../../oci/index.ts'
 import { SandboxError } from '../errors.ts'
+import { LayerTree } from '../rootfs-view.ts'
 import type { SandboxRoot } from './types.ts'
 
 export interface Scratch {
@@ -55,19 +57,20 @@ export async function prepareScratch (root: SandboxRoot, network: boolean): Prom
 }
 
 /**
- * Creates the working directory inside a plain root dir, refusing to follow
- * symlinks (they would resolve against the host's filesystem).
+ * The step's working directory resolved inside its root (src/oci/layer/in-root.ts),
+ * as an absolute, symlink-free path: the sandbox may then create it with
+ * `mkdir -p` on the host side of the chroot without following a link a
+ * step made. A plain root dir gets the missing directories now; an overlay
+ * root gets them inside the merged mount (mountScript), never in a lower
+ * layer.
  */
-export async function mkdirInRoot (rootDir: string, cwd: string): Promise<void> {
-  let path = rootDir
-  for (const part of cwd.split('/').filter(p => p !== '' && p !== '.')) {
-    if (part === '..') throw new SandboxError(`working directory ${cwd} contains '..'`)
-    path = join(path, part)
-    const st = await lstat(path).catch(() => undefined)
-    if (st === undefined) { await mkdir(path); continue }
-    if (st.isSymbolicLink()) throw new SandboxError(`working directory ${cwd} goes through a symlink; this driver cannot create it safely`)
-    if (!st.isDirectory()) throw new SandboxError(`working directory ${cwd}: ${part} is not a directory`)
-  }
+export async function workdirInRoot (root: SandboxRoot, cwd: string): Promise<string> {
+  const makeError = (reason: string): SandboxError => new SandboxError(`working directory ${cwd}: ${reason}`)
+  const tree = root.kind === 'dir' ? new DirTree(root.path) : new LayerTree(root.lowers)
+  const r = await resolveInRoot(tree, cwd, { create: root.kind === 'dir', makeError })
+  if (r.entry !== undefined && !r.entry.st.isDirectory()) throw makeError(`${r.comps.join('/')} is not a directory`)
+  if (r.entry === undefined && root.kind === 'dir') await mkdir(join(root.path, ...r.comps))
+  return `/${r.comps.join('/')}`
 }
 
 /** Removes a tree that may hold an overlay work dir (the kernel leaves `work/work` at mode 000). */

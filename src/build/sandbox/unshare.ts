@@ -6,7 +6,7 @@
  * empty network namespace unless the step may use the network. Mounts live in
  * the private namespace and vanish with it: nothing is left on any exit path.
  */
-import { mkdirInRoot, prepareScratch } from './scratch.ts'
+import { prepareScratch, workdirInRoot } from './scratch.ts'
 import { enterScript, mountScript, requireTool } from './ns-script.ts'
 import { runProcess } from './process.ts'
 import type { RunSpec, RunResult, Sandbox, SandboxFeatures } from './types.ts'
@@ -18,10 +18,9 @@ export function createUnshareSandbox (features: SandboxFeatures = { overlay: tru
     run: async (spec: RunSpec): Promise<RunResult> => {
       const unshare = requireTool('unshare')
       const network = spec.network === true
-      const cwd = spec.cwd ?? '/'
+      const cwd = await workdirInRoot(spec.root, spec.cwd ?? '/')
       const scratch = await prepareScratch(spec.root, network)
       try {
-        if (spec.root.kind === 'dir') await mkdirInRoot(scratch.rootDir, cwd)
         const script = [...mountScript(scratch, cwd), ...enterScript(scratch, cwd, network)].join('\n')
         const flags = network ? '-Urmpf' : '-Urmpfn'
         return await runProcess({
