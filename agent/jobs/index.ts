@@ -15,7 +15,7 @@
 import type { PrivateKey } from '@libp2p/interface'
 import type { Envelope } from '../../protocols/envelope.ts'
 import type { JobPayload, JobState, ResultPayload } from '../../protocols/job.ts'
-import type { JobTransport } from '../../src/requester/transport.ts'
+import type { JobTransport } from '../../src/jobs/index.ts'
 import type { ReplayCache, TrustPolicy } from '../../src/trust/index.ts'
 import type { Metrics } from '../../src/metrics/index.ts'
 

@@ -1,7 +1,7 @@
 /**
  * The requester: submits a signed job to the network, awards it, follows it
  * and returns verified results (protocols/job.md). It depends on three
- * seams: a JobTransport (./transport.ts), a TrustPolicy (src/trust) and a
+ * seams: a JobTransport (src/jobs), a TrustPolicy (src/trust) and a
  * BlobFetcher that fetches and verifies blobs by digest.
  *
  * Terms: job, offer, award, result as in protocols/job.ts; a platform
@@ -22,18 +22,13 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { Envelope } from '../../protocols/envelope.ts'
 import type { JobPayload, JobState, Provenance, ResultPayload } from '../../protocols/job.ts'
 import type { ReplayCache, TrustPolicy } from '../trust/index.ts'
-import type { JobTransport } from './transport.ts'
+import type { JobTransport } from '../jobs/index.ts'
 
 export { createRequester, newJobId } from './requester.ts'
-export { createMemoryJobNetwork } from './memory-transport.ts'
 export { createRequesterJobStore } from './job-store.ts'
 export { startRequesterSession } from './session.ts'
 export type { RequesterSession, RequesterSessionInit } from './session.ts'
 export type { JobMeta, LogLine, RequesterJobStore, StoredJob, StoredPlatform } from './job-store.ts'
-export type { MemoryJobNetwork } from './memory-transport.ts'
-export type { FrameHandler, FrameSource, JobTransport } from './transport.ts'
-export { openFrame, seal, frameOf, isHandBack } from './messages.ts'
-export type { OpenedFrame } from './messages.ts'
 export { listContext, packContext } from './context-pack.ts'
 export type { PackOptions, PackedEntry } from './context-pack.ts'
 export { parseDockerignore } from './dockerignore.ts'

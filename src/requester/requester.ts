@@ -14,8 +14,8 @@ import { createMemoryReplayCache, peerIdOf } from '../trust/index.ts'
 import { BuildError, BuilderLostError, JobCancelledError, JobInvalidError, NoOffersError, ReproducibilityError, RequesterStoppedError, ResultInvalidError } from './errors.ts'
 import type { Answer } from './errors.ts'
 import type { JobEvent, PlatformResult, Requester, RequesterInit, ResumeSpec, SubmitResult, SubmitSpec } from './index.ts'
-import { isHandBack, openFrame, seal } from './messages.ts'
-import type { OpenedFrame } from './messages.ts'
+import { isHandBack, openFrame, seal } from '../jobs/index.ts'
+import type { OpenedFrame } from '../jobs/index.ts'
 
 const ManifestRefs = z.looseObject({
   config: z.looseObject({ digest: z.string() }),

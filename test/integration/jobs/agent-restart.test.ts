@@ -11,10 +11,10 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { createAgentJobStore, createJobAgent } from '../../../agent/jobs/index.ts'
 import type { JobAgent } from '../../../agent/jobs/index.ts'
 import { openDb } from '../../../src/content/index.ts'
-import { createMemoryJobNetwork, isHandBack, openFrame, seal } from '../../../src/requester/index.ts'
+import { createMemoryJobNetwork, isHandBack, openFrame, seal } from '../../../src/jobs/index.ts'
 import type { ResultPayload } from '../../../protocols/job.ts'
 import { sha256Digest } from '../../../src/content/digest.ts'
-import type { OpenedFrame } from '../../../src/requester/index.ts'
+import type { OpenedFrame } from '../../../src/jobs/index.ts'
 import { PolicyConfig, createTrustPolicy } from '../../../src/trust/index.ts'
 
 const stops: Array<() => Promise<void>> = []

@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest'
 import { JOB_PROTOCOL } from '../../../protocols/job.ts'
 import { canonicalBytes } from '../../../protocols/envelope.ts'
 import { createLeases } from '../../../src/content/index.ts'
-import { seal } from '../../../src/requester/index.ts'
+import { seal } from '../../../src/jobs/index.ts'
 import type { JobEvent } from '../../../src/requester/index.ts'
 import { agent, connect, context, id, open, recipe, requester, rootA, rootB, subscribed, tmp } from './harness.ts'
 

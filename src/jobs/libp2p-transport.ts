@@ -26,9 +26,9 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Message } from '@libp2p/gossipsub'
 import * as lp from 'it-length-prefixed'
 import { JOB_PROTOCOL, MAX_FRAME_BYTES, STREAM_TIMEOUT_MS } from '../../protocols/job.ts'
-import type { FrameHandler, JobTransport } from '../requester/transport.ts'
-import type { KilnNode } from './node.ts'
-import { sendAll } from './stream-io.ts'
+import type { FrameHandler, JobTransport } from './transport.ts'
+import type { KilnNode } from '../p2p/index.ts'
+import { sendAll } from '../p2p/index.ts'
 
 /** Inbound `/kiln/job/1.0.0` streams open at once per connection. */
 export const JOB_MAX_INBOUND_STREAMS = 32
