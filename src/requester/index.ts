@@ -34,9 +34,8 @@ export type { MemoryJobNetwork } from './memory-transport.ts'
 export type { FrameHandler, FrameSource, JobTransport } from './transport.ts'
 export { openFrame, seal, frameOf, isHandBack } from './messages.ts'
 export type { OpenedFrame } from './messages.ts'
-export { listContext, packContext } from './context-pack.ts'
-export type { PackOptions, PackedEntry } from './context-pack.ts'
-export { parseDockerignore } from './dockerignore.ts'
+export { packContext } from './context-pack.ts'
+export type { PackOptions } from './context-pack.ts'
 export * from './errors.ts'
 
 export interface BlobFetcher {
