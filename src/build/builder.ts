@@ -30,7 +30,7 @@ import type { BaseResolverInit, ResolvedBase } from './base.ts'
 import { createStepCache, stepKey } from './cache.ts'
 import type { CachedLayer } from './cache.ts'
 import { DEFAULT_PATH, DEFAULT_SOURCE_DATE_EPOCH, FAILED_STEP_OUTPUT_TAIL } from './constants.ts'
-import { expandSource, treeDigest } from './context-files.ts'
+import { contextCopyFilter, expandSource, treeDigest } from './context-files.ts'
 import { extractArchive, isTarArchive } from './add-archive.ts'
 import { diffOverlayUpper, diffSnapshot, snapshotTree } from './diff.ts'
 import { BaseImageError, CopySourceError, NetworkNotAllowedError, StepFailedError, UnsupportedStepError } from './errors.ts'
@@ -336,7 +336,7 @@ export function createBuilder (init: BuilderInit): Builder {
             }
             continue
           }
-          if (item.kind === 'host') await cp(item.path, join(upper, target), { recursive: true, verbatimSymlinks: true, force: true, preserveTimestamps: true })
+          if (item.kind === 'host') await cp(item.path, join(upper, target), { recursive: true, verbatimSymlinks: true, force: true, preserveTimestamps: true, filter: contextCopyFilter(contextDir, options.contextIgnore) })
           else if (item.kind === 'inline') await writeFile(join(upper, target), item.content, { mode: 0o644 })
           else await copyFromLayers(item.layers, item.path, join(upper, target))
           if (step.chmod !== undefined) await chmodTree(join(upper, target), parseInt(step.chmod, 8))
@@ -367,10 +367,10 @@ export function createBuilder (init: BuilderInit): Builder {
       for (const src of step.sources) {
         if (src.kind === 'inline') { items.push({ kind: 'inline', name: src.name, content: src.content, isDir: false }); continue }
         if (step.from.kind === 'context') {
-          for (const p of await expandSource(contextDir, src.path, step.source)) {
+          for (const p of await expandSource(contextDir, src.path, step.source, options.contextIgnore)) {
             const isDir = (await lstat(p)).isDirectory()
             items.push({ kind: 'host', path: p, name: basename(p), isDir })
-            digests.push(`${src.path}=${await treeDigest(p)}`)
+            digests.push(`${src.path}=${await treeDigest(p, contextDir, options.contextIgnore)}`)
           }
         } else {
           const from = await copyFromRoot(step)
