@@ -113,7 +113,7 @@ export function createBuilder (init: BuilderInit): Builder {
     }
     /** The network a RUN gets: it asked (Apptainer %post has no way to ask: the build's --network is the ask) and the build allows it. */
     const networkFor = (step: RunStep): boolean => allowNetwork && (step.network === 'default' || (plan.frontend === 'apptainer' && step.network === undefined))
-    for (const d of Object.values(dirs)) await mkdir(d, { recursive: true })
+    for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 })
     /** Scan mode (see the top of this file), decided once by the driver that would run RUN steps. */
     let scanMode: boolean | undefined
     const scanning = async (): Promise<boolean> => {
