@@ -55,13 +55,11 @@ function literal (ch: string): string {
 
 /** The code point at chars[j], for a class bound; `\` escapes the next one, as in filepath.Match. */
 function classChar (chars: readonly string[], j: number): { cp: number, next: number } {
-  let c = chars[j]
-  if (c === undefined || c === '-' || c === ']') throw new PatternSyntaxError('malformed character class')
-  if (c === '\\') {
-    j++
-    c = chars[j]
-    if (c === undefined) throw new PatternSyntaxError('malformed character class')
-  }
+  const escaped = chars[j] === '\\'
+  if (escaped) j++
+  const c = chars[j]
+  if (c === undefined) throw new PatternSyntaxError('unclosed character class')
+  if (!escaped && (c === '-' || c === ']')) throw new PatternSyntaxError(`unescaped ${c} in a character class`)
   if (chars[j + 1] === undefined) throw new PatternSyntaxError('unclosed character class')
   return { cp: c.codePointAt(0) as number, next: j + 1 }
 }
