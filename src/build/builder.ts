@@ -31,7 +31,7 @@ import type { BaseResolverInit, ResolvedBase } from './base.ts'
 import { createStepCache, stepKey } from './cache.ts'
 import type { CachedLayer } from './cache.ts'
 import { DEFAULT_PATH, DEFAULT_SOURCE_DATE_EPOCH, FAILED_STEP_OUTPUT_TAIL } from './constants.ts'
-import { expandSource, treeDigest } from './context-files.ts'
+import { contextCopyFilter, expandSource, treeDigest } from './context-files.ts'
 import { extractArchive, isTarArchive } from './add-archive.ts'
 import { diffOverlayUpper, diffSnapshot, snapshotTree } from './diff.ts'
 import { BaseImageError, CopySourceError, NetworkNotAllowedError, StepFailedError, UnsupportedStepError } from './errors.ts'
@@ -114,7 +114,7 @@ export function createBuilder (init: BuilderInit): Builder {
     }
     /** The network a RUN gets: it asked (Apptainer %post has no way to ask: the build's --network is the ask) and the build allows it. */
     const networkFor = (step: RunStep): boolean => allowNetwork && (step.network === 'default' || (plan.frontend === 'apptainer' && step.network === undefined))
-    for (const d of Object.values(dirs)) await mkdir(d, { recursive: true })
+    for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 })
     /** Scan mode (see the top of this file), decided once by the driver that would run RUN steps. */
     let scanMode: boolean | undefined
     const scanning = async (): Promise<boolean> => {
@@ -329,7 +329,7 @@ export function createBuilder (init: BuilderInit): Builder {
             }
             continue
           }
-          if (item.kind === 'host') await cp(item.path, at, { recursive: true, verbatimSymlinks: true, force: true, preserveTimestamps: true })
+          if (item.kind === 'host') await cp(item.path, at, { recursive: true, verbatimSymlinks: true, force: true, preserveTimestamps: true, filter: contextCopyFilter(options.contextDir, options.contextIgnore) })
           else if (item.kind === 'inline') await writeFile(at, item.content, { mode: 0o644, flag: 'wx' })
           else await copyFromTree(item.tree, item.comps, item.entry, at)
           if (step.chmod !== undefined) await chmodTree(at, parseInt(step.chmod, 8))
@@ -359,10 +359,10 @@ export function createBuilder (init: BuilderInit): Builder {
       for (const src of step.sources) {
         if (src.kind === 'inline') { items.push({ kind: 'inline', name: src.name, content: src.content, isDir: false }); continue }
         if (step.from.kind === 'context') {
-          for (const p of await expandSource(contextDir, src.path, step.source)) {
+          for (const p of await expandSource(contextDir, src.path, step.source, options.contextIgnore)) {
             const isDir = (await lstat(p)).isDirectory()
             items.push({ kind: 'host', path: p, name: basename(p), isDir })
-            digests.push(`${src.path}=${await treeDigest(p)}`)
+            digests.push(`${src.path}=${await treeDigest(p, contextDir, options.contextIgnore)}`)
           }
         } else {
           const from = await copyFromRoot(step)

@@ -19,7 +19,8 @@
  * ```ts
  * const builder = createBuilder({ store: local.content, db: local.db, refs: local.refs, workDir: join(dataDir, 'build') })
  * const plan = parseRecipe(text, { filename: 'Dockerfile' })
- * const result = await builder.build(plan, { contextDir: '.', onEvent: e => { ... } })
+ * const contextIgnore = await readContextIgnore('.', { recipeFile: 'Dockerfile' })
+ * const result = await builder.build(plan, { contextDir: '.', contextIgnore, onEvent: e => { ... } })
  * local.refs.set('app', 'latest', result.descriptor)
  * ```
  */
@@ -30,4 +31,6 @@ export { createStepCache, stepKey } from './cache.ts'
 export type { CachedLayer, StepCache, StepCacheRecord } from './cache.ts'
 export * from './errors.ts'
 export { createSandbox, probeSandboxes } from './sandbox/index.ts'
+export { readContextIgnore, parseIgnoreFile, NO_IGNORE_RULES, IgnorePatternError } from './context/index.ts'
+export type { IgnoreRules } from './context/index.ts'
 export type { Sandbox, SandboxDriverName, HostProbe, DriverProbe } from './sandbox/index.ts'

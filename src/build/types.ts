@@ -6,6 +6,7 @@ import type { ImageConfig } from '../oci/index.ts'
 import type { SourceLoc, StepOp, BuildPlan } from '../recipe/ir.ts'
 import type { OutputStream, Sandbox, SandboxDriverName } from './sandbox/types.ts'
 import type { CachedLayer } from './cache.ts'
+import type { IgnoreRules } from './context/index.ts'
 import type { Logger } from 'pino'
 
 export interface BuilderInit {
@@ -49,6 +50,12 @@ export type BuildEvent =
 export interface BuildOptions {
   /** Build context: COPY sources are resolved in it and may not leave it. */
   contextDir: string
+  /**
+   * What COPY/ADD may not see of the context (readContextIgnore in
+   * src/build/context: the `.dockerignore` rules). Default: nothing
+   * excluded, right for a context tar, which was filtered when packed.
+   */
+  contextIgnore?: IgnoreRules
   /** os/arch[/variant]; default the host's. */
   platform?: string
   /**

@@ -18,6 +18,7 @@ export interface GlobalOptions {
 
 export interface CliContext {
   config: () => Promise<KilnConfig>
+  /** The data dir, made private on first use (src/doctor/data-dir.ts): every command that opens it goes through here. */
   dataDir: () => Promise<string>
   store: () => Promise<LocalStore>
   identity: () => Promise<Identity>
@@ -31,6 +32,7 @@ export function createContext (program: Command, out: Output): CliContext & { cl
   let config: Promise<KilnConfig> | undefined
   let store: Promise<LocalStore> | undefined
   let logger: Promise<Logger> | undefined
+  let dataDir: Promise<string> | undefined
   const closers: Array<() => Promise<void> | void> = []
 
   const getConfig = async (): Promise<KilnConfig> => {
@@ -45,14 +47,25 @@ export function createContext (program: Command, out: Output): CliContext & { cl
     return await config
   }
 
+  const getDataDir = async (): Promise<string> => {
+    dataDir ??= (async () => {
+      const dir = (await getConfig()).dataDir
+      const { describeTooOpen, formatMode, secureDataDir } = await import('../doctor/data-dir.ts')
+      const { fixed } = await secureDataDir(dir)
+      for (const f of fixed) out.warn(`${describeTooOpen(f)}; made it ${formatMode(f.want)}`)
+      return dir
+    })()
+    return await dataDir
+  }
+
   return {
     out,
     config: getConfig,
-    dataDir: async () => (await getConfig()).dataDir,
+    dataDir: getDataDir,
     store: async () => {
       store ??= (async () => {
         const { openLocalStore } = await import('../content/index.ts')
-        const s = await openLocalStore((await getConfig()).dataDir)
+        const s = await openLocalStore(await getDataDir())
         closers.push(() => { s.close() })
         return s
       })()
@@ -60,7 +73,7 @@ export function createContext (program: Command, out: Output): CliContext & { cl
     },
     identity: async () => {
       const { loadOrCreateIdentity } = await import('../p2p/identity.ts')
-      return await loadOrCreateIdentity((await getConfig()).dataDir)
+      return await loadOrCreateIdentity(await getDataDir())
     },
     logger: async () => {
       logger ??= (async () => {

@@ -44,6 +44,8 @@ const BY_NAME: Record<string, ExitCode> = {
   BuilderLostError: EXIT.network,
   InvalidDigestError: EXIT.usage,
   ConfigError: EXIT.usage,
+  DataDirError: EXIT.usage,
+  IgnorePatternError: EXIT.usage,
   RecipeError: EXIT.usage,
   InvalidReferenceError: EXIT.usage,
   ManifestInvalidError: EXIT.verification,

@@ -5,10 +5,15 @@
  * Each module owns its tables: it calls `migrate(module, steps)` with an
  * ordered list of SQL scripts, and only the steps not yet applied run, each in
  * a transaction. Modules never touch each other's tables.
+ *
+ * The file is created 0600 before sqlite opens it: sqlite would create it
+ * 0644 less the umask, and gives its -wal and -shm files the database
+ * file's own mode.
  */
-import { mkdirSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/fs.ts'
 
 export type { DatabaseSync }
 
@@ -22,7 +27,10 @@ export interface KilnDb {
 }
 
 export function openDb (path: string): KilnDb {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  if (path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true, mode: PRIVATE_DIR_MODE })
+    closeSync(openSync(path, 'a', PRIVATE_FILE_MODE))
+  }
   const sql = new DatabaseSync(path, { timeout: 10_000 })
   sql.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;')
   sql.exec('CREATE TABLE IF NOT EXISTS kiln_migrations (module TEXT PRIMARY KEY, version INTEGER NOT NULL)')

@@ -10,10 +10,14 @@
  * hashed, size-checked and fsynced, so a reader never sees a partial or wrong
  * blob, whatever happens to the writer. Temp files of dead processes are
  * removed when a store is opened.
+ *
+ * Everything is private to the owner (dirs 0700, files 0600, blobs 0400)
+ * whatever the umask: the store holds images that the gateway may refuse to
+ * other users (docs/security.md).
  */
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile, chmod } from 'node:fs/promises'
+import { open, readdir, readFile, rename, rm, stat, unlink, writeFile, chmod } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -22,6 +26,7 @@ import { digestHex, isDigest, parseDigest } from './digest.ts'
 import type { Digest } from './digest.ts'
 import { DigestMismatchError, InvalidRangeError, NotFoundError, SizeMismatchError } from './errors.ts'
 import { PrefixHasher } from './prefix-hasher.ts'
+import { BLOB_FILE_MODE, mkdirPrivate, PRIVATE_FILE_MODE } from '../util/fs.ts'
 
 export interface FsContentStoreInit {
   /** Directory of the store; created if missing. */
@@ -92,10 +97,10 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
   const blobsDir = join(root, 'blobs', 'sha256')
   const ingestDir = join(root, 'ingest')
   const partialDir = join(root, 'partial')
-  await mkdir(blobsDir, { recursive: true })
-  await mkdir(ingestDir, { recursive: true })
-  await mkdir(partialDir, { recursive: true })
-  await writeFile(join(root, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}', { flag: 'wx' }).catch((err: unknown) => {
+  await mkdirPrivate(blobsDir)
+  await mkdirPrivate(ingestDir)
+  await mkdirPrivate(partialDir)
+  await writeFile(join(root, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}', { flag: 'wx', mode: PRIVATE_FILE_MODE }).catch((err: unknown) => {
     if (!isErrno(err, 'EEXIST')) throw err
   })
 
@@ -161,7 +166,7 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
 
   /** Moves a verified, fsynced temp file into place and makes it durable. */
   const publish = async (tmp: string, digest: Digest): Promise<void> => {
-    await chmod(tmp, 0o444)
+    await chmod(tmp, BLOB_FILE_MODE)
     await rename(tmp, blobPath(digest))
     await fsyncDir(blobsDir)
   }
@@ -172,7 +177,7 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
     const hash = createHash('sha256')
     let written = 0
     let sinceFlush = 0
-    let fh: FileHandle | undefined = await open(tmp, 'wx', 0o600)
+    let fh: FileHandle | undefined = await open(tmp, 'wx', PRIVATE_FILE_MODE)
     let flushing: Promise<void> | undefined
     try {
       for await (const chunk of toChunks(source)) {
@@ -226,7 +231,7 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
           Array.isArray(r) && r.length === 2 && Number.isSafeInteger(r[0]) && Number.isSafeInteger(r[1]) && r[0] >= 0 && r[1] <= size))
       }
     } catch { /* no usable record: start from nothing */ }
-    let fh: FileHandle | undefined = await open(dataPath, ranges.length > 0 ? 'r+' : 'w+', 0o600).catch(async () => await open(dataPath, 'w+', 0o600))
+    let fh: FileHandle | undefined = await open(dataPath, ranges.length > 0 ? 'r+' : 'w+', PRIVATE_FILE_MODE).catch(async () => await open(dataPath, 'w+', PRIVATE_FILE_MODE))
     if (ranges.length === 0) await fh.truncate(0)
     let dirty = false
     let syncing: Promise<void> | undefined
@@ -240,7 +245,7 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
     }
     const writeMeta = async (durable: Array<[number, number]>): Promise<void> => {
       const tmp = `${metaPath}.${process.pid}.tmp`
-      await writeFile(tmp, JSON.stringify({ digest, size, ranges: durable }))
+      await writeFile(tmp, JSON.stringify({ digest, size, ranges: durable }), { mode: PRIVATE_FILE_MODE })
       await rename(tmp, metaPath)
     }
     // One sync at a time (they share the meta temp file). The record names only the ranges written

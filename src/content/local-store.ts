@@ -19,9 +19,13 @@ export interface LocalStore {
   close: () => void
 }
 
+/** The content store's dir and the database's file in a data dir. */
+export const STORE_DIR = 'store'
+export const DB_FILE = 'kiln.db'
+
 export async function openLocalStore (dataDir: string): Promise<LocalStore> {
-  const content = await createFsContentStore({ root: join(dataDir, 'store') })
-  const db = openDb(join(dataDir, 'kiln.db'))
+  const content = await createFsContentStore({ root: join(dataDir, STORE_DIR) })
+  const db = openDb(join(dataDir, DB_FILE))
   const refs = createRefStore(db)
   return { root: dataDir, content, db, refs, close: () => { db.close() } }
 }

@@ -13,6 +13,7 @@
  */
 import type { KilnConfig } from '../config/index.ts'
 import { checkClock } from './checks/clock.ts'
+import { checkDataDir } from './checks/data-dir.ts'
 import { checkDisk } from './checks/disk.ts'
 import { checkEmulators } from './checks/emulators.ts'
 import { checkNetwork } from './checks/network.ts'
@@ -51,6 +52,7 @@ const CHECKS: ReadonlyArray<readonly [string, Check]> = [
   ['userns', checkUserNamespaces],
   ['sandbox', checkSandboxes],
   ['disk', checkDisk],
+  ['datadir', checkDataDir],
   ['network', checkNetwork],
   ['clock', checkClock],
   ['trust', checkTrust],

@@ -3,6 +3,7 @@ import { readdir, readFile, statfs } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { probeSandboxes } from '../build/sandbox/index.ts'
 import type { KilnConfig } from '../config/index.ts'
+import { modeOnDisk } from './data-dir.ts'
 import { readPolicyFile } from '../trust/index.ts'
 import type { SystemAccess } from './types.ts'
 
@@ -42,6 +43,7 @@ export function createSystemAccess (config: KilnConfig): SystemAccess {
       const s = await statfs(path)
       return { type: s.type, bsize: s.bsize, blocks: s.blocks, bavail: s.bavail, files: s.files, ffree: s.ffree }
     },
+    mode: modeOnDisk,
     connect: tcpConnect,
     dialPeer: async (addr, timeoutMs) => await libp2pDial(config, addr, timeoutMs),
     httpDate: async (url, timeoutMs) => {

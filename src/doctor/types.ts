@@ -43,6 +43,8 @@ export interface SystemAccess {
   readdir: (path: string) => Promise<string[] | undefined>
   /** statfs of a path; throws if the path does not exist. */
   statfs: (path: string) => Promise<FsStats>
+  /** Permission bits of a path (following links), or undefined if it does not exist. */
+  mode: (path: string) => Promise<number | undefined>
   /** Opens and closes a TCP connection; rejects on error or timeout. */
   connect: (host: string, port: number, timeoutMs: number) => Promise<void>
   /**

@@ -20,6 +20,7 @@ import { digestHex } from '../content/index.ts'
 import type { BlobReader, Digest } from '../content/index.ts'
 import { OPAQUE_WHITEOUT, SafeRoot, WHITEOUT_PREFIX, cleanComponents, decompress, extractLayer, layerCompression, readTar } from '../oci/index.ts'
 import type { Descriptor } from '../oci/index.ts'
+import { mkdirPrivate } from '../util/fs.ts'
 
 export type SnapshotOutcome = 'created' | 'present' | 'unsupported'
 
@@ -47,7 +48,7 @@ export async function materializeSnapshot (store: BlobReader, layer: Descriptor,
   if (await exists(dest)) return 'present'
   const whiteouts = await whiteoutsOf(store, layer)
   if (whiteouts === undefined) return 'unsupported'
-  await mkdir(snapshotsDir, { recursive: true })
+  await mkdirPrivate(snapshotsDir)
   const tmp = join(snapshotsDir, `.import-${randomBytes(6).toString('hex')}`)
   await mkdir(tmp)
   try {

@@ -4,10 +4,9 @@
  * filesystem can, else copied.
  */
 import { randomBytes } from 'node:crypto'
-import { constants as fsc } from 'node:fs'
-import { copyFile, lstat, mkdir, readFile, rename, rm } from 'node:fs/promises'
+import { lstat, mkdir, readFile, rename, rm } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
-import { isErrno, writeFileAtomic } from '../util/fs.ts'
+import { copyBlobFile, isErrno, writeFileAtomic } from '../util/fs.ts'
 import type { ObjectStore } from './object-store.ts'
 
 export function createDirObjectStore (root: string): ObjectStore {
@@ -43,7 +42,7 @@ export function createDirObjectStore (root: string): ObjectStore {
       await mkdir(dirname(dest), { recursive: true })
       const tmp = `${dest}.tmp-${randomBytes(6).toString('hex')}`
       try {
-        await copyFile(await store.path(blob.digest), tmp, fsc.COPYFILE_FICLONE)
+        await copyBlobFile(await store.path(blob.digest), tmp)
         await rename(tmp, dest)
       } catch (err) {
         await rm(tmp, { force: true })

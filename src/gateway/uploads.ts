@@ -14,6 +14,7 @@ import type { BlobInfo, Ingester } from '../content/index.ts'
 import type { Digest } from '../content/digest.ts'
 import { MAX_UPLOAD_SESSIONS } from './constants.ts'
 import { RegistryApiError } from './errors.ts'
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/fs.ts'
 
 export interface UploadSession {
   readonly id: string
@@ -89,10 +90,10 @@ export function createUploadManager (init: UploadManagerInit): UploadManager {
           throw new RegistryApiError('TOOMANYREQUESTS', 'too many open uploads; finish or cancel some', { headers: { 'retry-after': '60' } })
         }
       }
-      await mkdir(init.dir, { recursive: true })
+      await mkdir(init.dir, { recursive: true, mode: PRIVATE_DIR_MODE })
       const s: UploadSession = { id: randomUUID(), repository, offset: 0, expiresAt: 0, busy: false }
       touch(s)
-      await pipeline(async function * () {}, createWriteStream(join(init.dir, s.id)))
+      await pipeline(async function * () {}, createWriteStream(join(init.dir, s.id), { mode: PRIVATE_FILE_MODE }))
       sessions.set(s.id, s)
       return s
     },

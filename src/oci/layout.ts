@@ -5,12 +5,11 @@
  * annotation, which is what `oci:DIR:TAG` selects.
  */
 import { randomBytes } from 'node:crypto'
-import { constants as fsc } from 'node:fs'
-import { copyFile, lstat, mkdir, readFile, rename, rm } from 'node:fs/promises'
+import { lstat, mkdir, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { digestHex } from '../content/index.ts'
-import { writeFileAtomic } from '../util/fs.ts'
+import { copyBlobFile, writeFileAtomic } from '../util/fs.ts'
 import type { BlobReader } from '../content/index.ts'
 import { ANNOTATION_REF_NAME, MAX_LAYOUT_FILE_SIZE, OCI_LAYOUT_VERSION } from './constants.ts'
 import { ImageNotFoundError, LayoutInvalidError, ManifestInvalidError } from './errors.ts'
@@ -108,7 +107,7 @@ async function copyBlobInto (dir: string, store: BlobReader, d: Descriptor): Pro
   } catch { /* absent */ }
   const tmp = `${dest}.tmp-${randomBytes(6).toString('hex')}`
   try {
-    await copyFile(await store.path(d.digest), tmp, fsc.COPYFILE_FICLONE)
+    await copyBlobFile(await store.path(d.digest), tmp)
     await rename(tmp, dest)
   } catch (err) {
     await rm(tmp, { force: true })

@@ -5,6 +5,9 @@
 
 const MiB = 1024 * 1024
 
+/** The node key's file in the data dir (./identity.ts). */
+export const IDENTITY_FILE = 'identity.key'
+
 /** Listen on every IPv4 interface, a free TCP port. */
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/tcp/0']
 /**

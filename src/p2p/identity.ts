@@ -9,9 +9,10 @@ import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey, PeerId } from '@libp2p/interface'
+import { IDENTITY_FILE } from './constants.ts'
 import { InvalidIdentityError } from './errors.ts'
 
-export const IDENTITY_FILE = 'identity.key'
+export { IDENTITY_FILE }
 /** A protobuf Ed25519 private key is 68 bytes; anything much larger is not one. */
 const MAX_IDENTITY_FILE_SIZE = 4096
 

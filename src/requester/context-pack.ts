@@ -2,61 +2,32 @@
  * Packs a build context as a deterministic tar: entries sorted by path,
  * times clamped to 0, owners 0:0 with no names, permissions kept, only
  * regular files, directories and symlinks. The same tree gives the same
- * bytes, so the same digest, on any machine. `.dockerignore` is honoured.
+ * bytes, so the same digest, on any machine. The entries are those a local
+ * `kiln build` of the same dir and recipe would see (src/build/context:
+ * `.dockerignore`, or the recipe's own `<recipe>.dockerignore`), so what is
+ * excluded never leaves the machine and the agent builds the tar as it is.
  */
-import { lstat, readFile, readdir, readlink } from 'node:fs/promises'
+import { readFile, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pack } from 'tar-stream'
 import type { Pack } from 'tar-stream'
-import { parseDockerignore } from './dockerignore.ts'
-import type { IgnoreMatcher } from './dockerignore.ts'
+import { readContextIgnore, walkContext } from '../build/context/index.ts'
 
 export interface PackOptions {
-  /** Patterns to use instead of reading `<dir>/.dockerignore`. */
-  ignore?: string
+  /** The recipe file: its `<name>.dockerignore` beside it wins over `<dir>/.dockerignore`. */
+  recipeFile?: string
   signal?: AbortSignal
-}
-
-export interface PackedEntry { path: string, type: 'file' | 'directory' | 'symlink', size: number }
-
-/** Context-relative paths to pack, sorted, after .dockerignore. */
-export async function listContext (dir: string, options: PackOptions = {}): Promise<PackedEntry[]> {
-  let text = options.ignore
-  if (text === undefined) {
-    try { text = await readFile(join(dir, '.dockerignore'), 'utf8') } catch { text = '' }
-  }
-  const matcher = parseDockerignore(text)
-  const out: PackedEntry[] = []
-  await walk(dir, '', matcher, out, options.signal)
-  return out
-}
-
-async function walk (root: string, rel: string, matcher: IgnoreMatcher, out: PackedEntry[], signal?: AbortSignal): Promise<void> {
-  signal?.throwIfAborted()
-  const names = (await readdir(join(root, rel))).sort()
-  for (const name of names) {
-    const path = rel === '' ? name : `${rel}/${name}`
-    const st = await lstat(join(root, path))
-    const ignored = matcher.ignores(path)
-    if (st.isDirectory()) {
-      if (!ignored) out.push({ path, type: 'directory', size: 0 })
-      if (!ignored || matcher.hasExceptions) await walk(root, path, matcher, out, signal)
-    } else if (ignored) continue
-    else if (st.isFile()) out.push({ path, type: 'file', size: st.size })
-    else if (st.isSymbolicLink()) out.push({ path, type: 'symlink', size: 0 })
-  }
 }
 
 /** Streams the context tar. */
 export async function * packContext (dir: string, options: PackOptions = {}): AsyncIterable<Uint8Array> {
-  const entries = await listContext(dir, options)
+  const rules = await readContextIgnore(dir, options)
   const tar: Pack = pack()
   const feed = (async () => {
-    for (const e of entries) {
+    for await (const e of walkContext(dir, rules, options.signal !== undefined ? { signal: options.signal } : {})) {
       options.signal?.throwIfAborted()
       const full = join(dir, e.path)
-      const st = await lstat(full)
-      const header = { name: e.path, mode: st.mode & 0o7777, mtime: new Date(0), uid: 0, gid: 0, uname: '', gname: '' }
+      const header = { name: e.path, mode: e.mode, mtime: new Date(0), uid: 0, gid: 0, uname: '', gname: '' }
       if (e.type === 'directory') tar.entry({ ...header, type: 'directory' })
       else if (e.type === 'symlink') tar.entry({ ...header, type: 'symlink', linkname: await readlink(full) })
       else {

@@ -29,9 +29,8 @@ export { createRequesterJobStore } from './job-store.ts'
 export { startRequesterSession } from './session.ts'
 export type { RequesterSession, RequesterSessionInit } from './session.ts'
 export type { JobMeta, LogLine, RequesterJobStore, StoredJob, StoredPlatform } from './job-store.ts'
-export { listContext, packContext } from './context-pack.ts'
-export type { PackOptions, PackedEntry } from './context-pack.ts'
-export { parseDockerignore } from './dockerignore.ts'
+export { packContext } from './context-pack.ts'
+export type { PackOptions } from './context-pack.ts'
 export * from './errors.ts'
 
 export interface BlobFetcher {

@@ -1,7 +1,9 @@
 /**
  * An institution's root key: `<dataDir>/trust/root.key` (0600, libp2p
  * protobuf) and its public half `root.pub.yaml`, the file other
- * institutions import with `kiln trust add-root`.
+ * institutions import with `kiln trust add-root`. The public file is 0600
+ * too, like everything in the data dir (docs/security.md): it is copied out
+ * to be handed over.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -14,6 +16,7 @@ import { KeyFileError } from './errors.ts'
 import { generateEd25519, peerIdOf, readKeyFile, writeKeyFile } from './keys.ts'
 import type { Ed25519PrivateKey } from './keys.ts'
 import { addRoot } from './policy-file.ts'
+import { PRIVATE_FILE_MODE } from '../util/fs.ts'
 
 export const RootPublicFile = z.strictObject({
   kind: z.literal('kiln-trust-root'),
@@ -49,7 +52,7 @@ export async function initRoot (dataDir: string, institution: string): Promise<I
   await writeKeyFile(keyPath, key)
   const pub: RootPublicFile = { kind: 'kiln-trust-root', key: peerIdOf(key), institution: name }
   const publicPath = rootPublicPath(dataDir)
-  await writeFile(publicPath, `# Public half of the kiln trust root of ${name}. Give this file to federated sites.\n${stringify(pub)}`, { mode: 0o644 })
+  await writeFile(publicPath, `# Public half of the kiln trust root of ${name}. Give this file to federated sites.\n${stringify(pub)}`, { mode: PRIVATE_FILE_MODE })
   await addRoot(dataDir, { key: pub.key, institution: name, roles: [...ROLES], note: 'our own root' })
   return { key: pub.key, institution: name, keyPath, publicPath }
 }

@@ -1,10 +1,30 @@
-/** Small filesystem helpers shared by the modules that write files others read. */
+/**
+ * Small filesystem helpers shared by the modules that write files, and the
+ * modes of what kiln keeps in its data dir (docs/security.md): private to
+ * the owner whatever the umask, since mkdir and open take these modes as
+ * they are when the umask only removes bits (a umask of 000 included).
+ */
 import { randomBytes } from 'node:crypto'
-import { open, rename, rm } from 'node:fs/promises'
+import { constants as fsc } from 'node:fs'
+import { chmod, copyFile, mkdir, open, rename, rm } from 'node:fs/promises'
+
+/** Dirs kiln makes in the data dir: nobody but the owner lists or enters them. */
+export const PRIVATE_DIR_MODE = 0o700
+/** Files kiln writes in the data dir: keys, databases, records, temp files. */
+export const PRIVATE_FILE_MODE = 0o600
+/** A stored blob: its bytes never change, so not even the owner may write. */
+export const BLOB_FILE_MODE = 0o400
+/** A blob copied out of the store (OCI layout, static site, pulled file): readable by all, as exports always were. */
+export const EXPORTED_BLOB_MODE = 0o444
 
 /** Whether err is a Node system error with this code (ENOENT, EEXIST...). */
 export function isErrno (err: unknown, code: string): boolean {
   return err instanceof Error && (err as NodeJS.ErrnoException).code === code
+}
+
+/** mkdir -p where every dir it creates is PRIVATE_DIR_MODE (existing ones are left as they are). */
+export async function mkdirPrivate (path: string): Promise<void> {
+  await mkdir(path, { recursive: true, mode: PRIVATE_DIR_MODE })
 }
 
 /** Writes a file atomically: temp file beside it, fsync, rename; readers see the old bytes or the new ones. */
@@ -23,4 +43,14 @@ export async function writeFileAtomic (path: string, data: Uint8Array, mode = 0o
     await rm(tmp, { force: true })
     throw err
   }
+}
+
+/**
+ * Copies a stored blob's file (a reflink where the filesystem can) to dest
+ * with EXPORTED_BLOB_MODE: copyFile keeps the source's mode, and a store's
+ * blobs are private.
+ */
+export async function copyBlobFile (blobPath: string, dest: string): Promise<void> {
+  await copyFile(blobPath, dest, fsc.COPYFILE_FICLONE)
+  await chmod(dest, EXPORTED_BLOB_MODE)
 }

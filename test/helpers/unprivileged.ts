@@ -63,6 +63,8 @@ export function makeUnprivileged (): Unprivileged {
   // The user's temp dir lives inside the copy, so what a killed process leaves there goes with cleanup.
   const tmp = join(home, 'tmp')
   mkdirSync(dataDir, { recursive: true })
+  // As kiln makes it (docs/security.md); a 0755 one would be fixed, with a warning, by every command.
+  chmodSync(dataDir, 0o700)
   mkdirSync(work)
   mkdirSync(tmp)
   const give = (path: string): void => { if (drop) execFileSync('chown', ['-R', `${UNPRIVILEGED_UID}:${UNPRIVILEGED_UID}`, path]) }

@@ -136,9 +136,9 @@ async function probeWithDiskCache (dir: string): Promise<HostProbe> {
   } catch { /* absent or unreadable: probe */ }
   const probe = await probeHost()
   try {
-    await mkdir(dir, { recursive: true })
+    await mkdir(dir, { recursive: true, mode: 0o700 })
     const tmp = `${file}.${process.pid}.tmp`
-    await writeFile(tmp, JSON.stringify({ key, probe }))
+    await writeFile(tmp, JSON.stringify({ key, probe }), { mode: 0o600 })
     await rename(tmp, file)
   } catch { /* a read-only data dir only costs the next process a probe */ }
   return probe
@@ -156,7 +156,7 @@ export async function probeSandboxes (options: { refresh?: boolean, cacheDir?: s
     if (dir !== undefined && options.refresh === true) {
       const fresh = cached
       cached = fresh.then(async p => {
-        await mkdir(dir, { recursive: true }).then(async () => { await writeFile(join(dir, PROBE_FILE), JSON.stringify({ key: probeKey(), probe: p })) }).catch(() => {})
+        await mkdir(dir, { recursive: true, mode: 0o700 }).then(async () => { await writeFile(join(dir, PROBE_FILE), JSON.stringify({ key: probeKey(), probe: p }), { mode: 0o600 }) }).catch(() => {})
         return p
       })
     }

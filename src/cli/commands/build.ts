@@ -59,7 +59,7 @@ function toCliError (err: unknown): unknown {
 export function register (program: Command, ctx: CliContext): void {
   program.command('build')
     .description('build an image from a Dockerfile or Apptainer definition, rootlessly, into the local store')
-    .argument('<context>', 'build context directory (COPY sources are resolved in it)')
+    .argument('<context>', 'build context directory (COPY sources are resolved in it, less what .dockerignore or RECIPE.dockerignore excludes)')
     .option('-f, --file <recipe>', 'recipe file (default: CONTEXT/Dockerfile, else CONTEXT/Singularity.def)')
     .option('-t, --tag <repo:tag>', 'name the result in the local store (repeatable)', collect, [])
     .option('--platform <os/arch>', 'target platform (default: this node\'s)')
@@ -101,8 +101,10 @@ export function register (program: Command, ctx: CliContext): void {
       } catch (err) { throw toCliError(err) }
       const sandboxChoice = opts.sandbox ?? process.env.KILN_SANDBOX ?? (await ctx.config()).build.sandbox
       if (!isSandboxChoice(sandboxChoice)) throw new CliError(`--sandbox ${sandboxChoice}: expected one of ${SANDBOX_CHOICES.join(', ')}`, { exitCode: EXIT.usage })
+      const { createBuilder, instructionSummary, readContextIgnore } = await import('../../build/index.ts')
+      let contextIgnore
+      try { contextIgnore = await readContextIgnore(contextDir, { recipeFile: recipePath }) } catch (err) { throw toCliError(err) }
       const store = await ctx.store()
-      const { createBuilder, instructionSummary } = await import('../../build/index.ts')
       const workDir = join(await ctx.dataDir(), 'build')
       // What the build reads and writes is leased until its names are set: a `kiln gc` or quota run in
       // another process must not take a layer of a build still in progress, however long it runs.
@@ -134,6 +136,7 @@ export function register (program: Command, ctx: CliContext): void {
       try {
         result = await building.hold(async () => await builder.build(plan, {
           contextDir,
+          contextIgnore,
           ...(opts.platform !== undefined ? { platform: opts.platform } : {}),
           network: opts.network === true,
           noCache: opts.cache === false,

@@ -7,7 +7,7 @@ const SANDBOX_CHECKS = /^(userns|overlay|sandbox(\..*)?)$/
 
 export function register (program: Command, ctx: CliContext): void {
   program.command('doctor')
-    .description('check what this node can do: user namespaces, overlay in a user namespace, each sandbox driver, disk, network, clock, trust, emulators')
+    .description('check what this node can do: user namespaces, overlay in a user namespace, each sandbox driver, disk, data dir privacy, network, clock, trust, emulators')
     .option('--json', 'print JSON: { userNamespaces, overlayInUserns, drivers: [{ driver, ok, features, detail }], selected, checks: [{ id, title, status, detail, fix }], problems, warnings }')
     .option('--gateway-url <url>', 'compare this node\'s clock with a kiln gateway (http://HOST:PORT); default node.timeReference')
     .addHelpText('after', '\nExits 1 when a check finds a problem (warnings alone exit 0). Each check is explained in docs/troubleshooting.md.\n\nExample:\n  kiln doctor --json | jq -r .selected')

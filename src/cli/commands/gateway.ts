@@ -144,7 +144,7 @@ export async function startGatewayService (ctx: CliContext, store: LocalStore, o
   const { readFile } = await import('node:fs/promises')
   const gw = await import('../../gateway/index.ts')
   const logger = (await ctx.logger()).child({ module: 'gateway' })
-  const defaultUsers = join(store.root, 'gateway', 'users.yaml')
+  const defaultUsers = join(store.root, (await import('../../doctor/data-dir.ts')).GATEWAY_USERS_FILE)
   const usersFile = opts.users ?? (existsSync(defaultUsers) ? defaultUsers : undefined)
   const users = usersFile === undefined ? [] : await gw.readUsersFile(usersFile)
   const anonymousRead = opts.anonymousRead ?? gwConfig.anonymousRead

@@ -77,8 +77,8 @@ export function register (program: Command, ctx: CliContext): void {
         }
       }
       if (flags.output !== undefined) {
-        const { copyFile } = await import('node:fs/promises')
-        await copyFile(await store.content.path(digest), flags.output)
+        const { copyBlobFile } = await import('../../util/fs.ts')
+        await copyBlobFile(await store.content.path(digest), flags.output)
       }
       ctx.out.line(`pulled ${digest}: ${result.blobs.length} blob${result.blobs.length === 1 ? '' : 's'}, ${formatBytes(total)} (${formatBytes(fetched)} fetched from ${peers.size} peer${peers.size === 1 ? '' : 's'})`)
       for (const b of result.blobs) if (b.banned.length > 0) ctx.out.warn(`banned for sending bad bytes: ${b.banned.join(', ')}`)

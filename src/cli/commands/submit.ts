@@ -151,7 +151,7 @@ export function jobError (err: unknown, timedOut: boolean, timeoutS?: number): u
 export function register (program: Command, ctx: CliContext): void {
   program.command('submit')
     .description('submit a signed build job to the peer network and wait for verified results (docs/jobs.md)')
-    .argument('<context>', 'build context directory (packed, honouring .dockerignore, and served to the builder)')
+    .argument('<context>', 'build context directory (packed without what .dockerignore or RECIPE.dockerignore excludes, and served to the builder)')
     .requiredOption('--platform <platforms>', 'comma-separated target platforms, e.g. linux/amd64,linux/arm64')
     .option('-f, --file <recipe>', 'recipe file (default: CONTEXT/Dockerfile, else CONTEXT/Singularity.def)')
     .option('-t, --tag <repo:tag>', 'name the result in the local store (repeatable)', collect, [])
@@ -202,7 +202,7 @@ export function register (program: Command, ctx: CliContext): void {
       const timeoutS = positiveInt('--timeout', opts.timeout, 7 * 24 * 3600)
 
       const { session } = await openSession(ctx, opts, offerWindowMs)
-      const context = await session.shareContext(contextDir)
+      const context = await session.shareContext(contextDir, { recipeFile: recipePath })
       const write = opts.json === true ? (line: string) => { process.stderr.write(`${line}\n`) } : (line: string) => { ctx.out.line(line) }
       const print = eventPrinter(write)
       const meta = { tags: tags.map(t => `${t.repository}:${t.tag}`), ...(resumeOutput !== undefined ? { output: resumeOutput } : {}) }

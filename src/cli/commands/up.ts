@@ -11,6 +11,7 @@ import type { LocalStore } from '../../content/index.ts'
 import type { BuildRunner } from '../../gateway/index.ts'
 import type { CliContext } from '../context.ts'
 import { startNode } from '../start-node.ts'
+import { mkdirPrivate } from '../../util/fs.ts'
 import { durationFlag } from '../flags.ts'
 import { logLevelFlag } from './agent.ts'
 import { collect, pick, splitHostPort, startGatewayService, startMetricsFor } from './gateway.ts'
@@ -40,14 +41,14 @@ interface UpFlags {
  * run for the job's platform (others than this host's fail unless emulated).
  */
 export async function createLocalBuildRunner (store: LocalStore, workDir: string, sandbox?: 'bwrap' | 'unshare' | 'proot'): Promise<BuildRunner> {
-  const [{ mkdir, mkdtemp, rm }, { join }, { createBuilder, instructionSummary }, { parseRecipe }, { extractLayer }] = await Promise.all([
+  const [{ mkdtemp, rm }, { join }, { createBuilder, instructionSummary }, { parseRecipe }, { extractLayer }] = await Promise.all([
     import('node:fs/promises'), import('node:path'), import('../../build/index.ts'), import('../../recipe/index.ts'), import('../../oci/index.ts')
   ])
   const builder = createBuilder({ store: store.content, db: store.db, refs: store.refs, workDir, probeCacheDir: workDir, ...(sandbox === undefined ? {} : { sandboxDriver: sandbox }) })
   return {
     name: 'local',
     run: async (job, io) => {
-      await mkdir(workDir, { recursive: true })
+      await mkdirPrivate(workDir)
       const contextDir = await mkdtemp(join(workDir, 'gateway-context-'))
       try {
         if (job.context !== undefined) await extractLayer(store.content.read(job.context), contextDir, { signal: io.signal })

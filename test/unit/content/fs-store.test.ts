@@ -21,7 +21,7 @@ describe('fs content store layout', () => {
     const { digest } = await store.ingest(Buffer.from('layout'))
     const path = join(root, 'blobs', 'sha256', digest.slice(7))
     expect(await store.path(digest)).toBe(path)
-    expect((await stat(path)).mode & 0o777).toBe(0o444)
+    expect((await stat(path)).mode & 0o777).toBe(0o400)
     expect(JSON.parse((await import('node:fs')).readFileSync(join(root, 'oci-layout'), 'utf8'))).toEqual({ imageLayoutVersion: '1.0.0' })
     expect(await readdir(join(root, 'ingest'))).toEqual([])
   })

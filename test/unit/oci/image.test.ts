@@ -1,4 +1,5 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -52,6 +53,9 @@ describe('OCI layout and oci-archive', () => {
     await exportImage(a, img.manifest, { format: 'oci-layout', dest: layout, refName: 'v2' })
     const index = await readOciLayout(layout)
     expect(index.manifests.map(d => [d.annotations?.['org.opencontainers.image.ref.name'], d.digest])).toEqual([['v1', img.manifest.digest], ['v2', img.manifest.digest]])
+    // The store keeps blobs private (0400); a layout is for others to read.
+    expect((await stat(await a.path(img.manifest.digest))).mode & 0o777).toBe(0o400)
+    expect((await stat(join(layout, 'blobs', 'sha256', img.manifest.digest.slice(7)))).mode & 0o777).toBe(0o444)
 
     const b = await makeStore(dirs)
     const roots = await importImage(b, parseImageRef(`oci:${layout}:v1`))

@@ -40,6 +40,7 @@ function fakeSystem (over: Partial<SystemAccess> & { files?: Record<string, stri
     readText: async (p) => files[p],
     readdir: async () => undefined,
     statfs: async () => ({ type: 0xef53, bsize: 4096, blocks: 100 * GiB / 4096, bavail: 50 * GiB / 4096, files: 1_000_000, ffree: 900_000 }),
+    mode: async (p) => p === '/data/kiln' ? 0o700 : undefined,
     connect: async () => {},
     dialPeer: async () => ({ peerId: '12D3KooWrelay', protocols: ['/ipfs/id/1.0.0', '/libp2p/circuit/relay/0.2.0/hop'] }),
     httpDate: async () => new Date(),
@@ -172,6 +173,16 @@ describe('doctor with injected failures', () => {
     expect((await run(fakeSystem(binfmt('POCF')), { agent: { platforms: ['linux/arm64', 'linux/amd64'] } })).byId('emulators').status).toBe('ok')
     expect((await run(fakeSystem(binfmt('P')))).byId('emulators').status).toBe('warn')
     expect((await run(fakeSystem(binfmt('P')), { agent: { platforms: ['linux/arm64'] } })).byId('emulators').status).toBe('problem')
+  })
+
+  it('a data dir others may enter, or a key or database they may read, is a warning that says what start-up fixes', async () => {
+    const modes: Record<string, number> = { '/data/kiln': 0o755, '/data/kiln/kiln.db': 0o644, '/data/kiln/identity.key': 0o600 }
+    const open = (await run(fakeSystem({ mode: async (p) => modes[p] }))).byId('datadir.private')
+    expect(open.status).toBe('warn')
+    expect(open.detail).toBe('data dir /data/kiln is 0755: other users of this node can enter it; secret file /data/kiln/kiln.db is 0644: other users of this node can read it')
+    expect(open.fix).toMatch(/any kiln command that opens the data dir .* makes them private, or: chmod 0700 \/data\/kiln; chmod 0600 \/data\/kiln\/kiln.db$/)
+    expect((await run(fakeSystem())).byId('datadir.private').status).toBe('ok')
+    expect((await run(fakeSystem({ mode: async () => undefined }))).byId('datadir.private')).toMatchObject({ status: 'ok', detail: expect.stringMatching(/does not exist yet; kiln creates it 0700/) })
   })
 
   it('a check that throws is reported, not thrown', async () => {

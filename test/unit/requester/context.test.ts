@@ -2,29 +2,11 @@ import { createHash } from 'node:crypto'
 import { mkdir, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { extract } from 'tar-stream'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { listContext, packContext } from '../../../src/requester/context-pack.ts'
-import { parseDockerignore } from '../../../src/requester/dockerignore.ts'
-
-describe('.dockerignore', () => {
-  it.each([
-    ['*.md', 'README.md', true], ['*.md', 'docs/a.md', false], ['**/*.md', 'docs/x/a.md', true],
-    ['**/*.md', 'a.md', true], ['docs', 'docs/x/y.txt', true], ['/build/', 'build/out', true],
-    ['a?c', 'abc', true], ['a?c', 'a/c', false], ['[a-c]x', 'bx', true], ['[!a-c]x', 'bx', false],
-    ['node_modules/**', 'node_modules/x/y', true], ['x/**/y', 'x/y', true], ['x/**/y', 'x/1/2/y', true]
-  ])('%s on %s -> %s', (pattern, path, expected) => {
-    expect(parseDockerignore(pattern).ignores(path)).toBe(expected)
-  })
-
-  it('lets the last matching rule win, with ! exceptions', () => {
-    const m = parseDockerignore('# comment\n*.log\n!keep.log\nlogs\n!logs/important.txt\n')
-    expect(m.ignores('a.log')).toBe(true)
-    expect(m.ignores('keep.log')).toBe(false)
-    expect(m.ignores('logs/x')).toBe(true)
-    expect(m.ignores('logs/important.txt')).toBe(false)
-    expect(m.hasExceptions).toBe(true)
-  })
-})
+import { packContext } from '../../../src/requester/context-pack.ts'
 
 let dir: string
 beforeEach(async () => { dir = await mkdtemp(join(tmpdir(), 'kiln-ctx-')) })
@@ -34,6 +16,17 @@ async function digestOf (src: AsyncIterable<Uint8Array>): Promise<string> {
   const h = createHash('sha256')
   for await (const c of src) h.update(c)
   return h.digest('hex')
+}
+
+async function entriesOf (src: AsyncIterable<Uint8Array>): Promise<string[]> {
+  const x = extract()
+  const names: string[] = []
+  const done = (async () => {
+    for await (const e of x) { names.push(e.header.name); e.resume() }
+  })()
+  await pipeline(Readable.from(src), x)
+  await done
+  return names
 }
 
 describe('packContext', () => {
@@ -47,12 +40,21 @@ describe('packContext', () => {
     await writeFile(join(dir, 'x.log'), 'l')
     await symlink('src/deep/a.c', join(dir, 'link'))
     await writeFile(join(dir, '.dockerignore'), 'secrets\n!secrets/public.pem\n**/*.log\n')
-    const paths = (await listContext(dir)).map(e => e.path)
-    expect(paths).toEqual(['.dockerignore', 'Dockerfile', 'link', 'secrets/public.pem', 'src', 'src/deep', 'src/deep/a.c'])
+    expect(await entriesOf(packContext(dir))).toEqual(['.dockerignore', 'Dockerfile', 'link', 'secrets', 'secrets/public.pem', 'src', 'src/deep', 'src/deep/a.c'])
     const first = await digestOf(packContext(dir))
     await utimes(join(dir, 'src/deep/a.c'), new Date(1e12), new Date(1e12))
     expect(await digestOf(packContext(dir))).toBe(first)
     await writeFile(join(dir, 'src/deep/a.c'), 'int main(){return 1;}')
     expect(await digestOf(packContext(dir))).not.toBe(first)
+  })
+
+  it("packs by the recipe's own ignore file when it has one", async () => {
+    await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\n')
+    await writeFile(join(dir, '.dockerignore'), 'a.txt\n')
+    await writeFile(join(dir, 'Dockerfile.dockerignore'), 'b.txt\n')
+    await writeFile(join(dir, 'a.txt'), 'a')
+    await writeFile(join(dir, 'b.txt'), 'b')
+    expect(await entriesOf(packContext(dir))).toEqual(['.dockerignore', 'Dockerfile', 'Dockerfile.dockerignore', 'b.txt'])
+    expect(await entriesOf(packContext(dir, { recipeFile: join(dir, 'Dockerfile') }))).toEqual(['.dockerignore', 'Dockerfile', 'Dockerfile.dockerignore', 'a.txt'])
   })
 })
