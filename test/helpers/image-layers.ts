@@ -12,6 +12,7 @@ import { gunzipSync, zstdDecompressSync } from 'node:zlib'
 import tar from 'tar-stream'
 
 export interface LayerEntry {
+  /** The entry's path, without a leading `./` or `/` or a trailing `/`. */
   name: string
   /** tar-stream's type: file, directory, symlink, link (hardlink)... */
   type: string
@@ -42,7 +43,7 @@ async function entriesOf (bytes: Buffer): Promise<LayerEntry[]> {
       const chunks: Buffer[] = []
       stream.on('data', (c: unknown) => { chunks.push(c as Buffer) })
       stream.on('end', () => {
-        out.push({ name: header.name, type: header.type ?? 'file', ...(header.linkname != null ? { linkname: header.linkname } : {}), body: Buffer.concat(chunks) })
+        out.push({ name: header.name.replace(/^\.?\//, '').replace(/\/$/, ''), type: header.type ?? 'file', ...(header.linkname != null ? { linkname: header.linkname } : {}), body: Buffer.concat(chunks) })
         next()
       })
       stream.resume()
@@ -55,17 +56,22 @@ async function entriesOf (bytes: Buffer): Promise<LayerEntry[]> {
   return out
 }
 
-/** The layers, bottom first, of the image the layout's index names `tag` (or of its only image). */
-export async function readLayoutLayers (dir: string, tag?: string): Promise<ImageLayer[]> {
+/** The layer blobs as stored (compressed), bottom first, of the image the layout's index names `tag` (or of its only image). */
+export function readLayoutBlobs (dir: string, tag?: string): Array<{ digest: string, blob: Buffer }> {
   const blob = (digest: string): Buffer => readFileSync(join(dir, 'blobs/sha256', digest.replace(/^sha256:/, '')))
   const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string, annotations?: Record<string, string> }> }
   const entry = tag === undefined ? index.manifests[0] : index.manifests.find(m => m.annotations?.['org.opencontainers.image.ref.name'] === tag)
   if (entry === undefined) throw new Error(`no image ${tag ?? ''} in the layout at ${dir}`)
   const manifest = JSON.parse(blob(entry.digest).toString('utf8')) as { layers: Array<{ digest: string }> }
+  return manifest.layers.map(l => ({ digest: l.digest, blob: blob(l.digest) }))
+}
+
+/** The layers, uncompressed and split into entries, bottom first (see readLayoutBlobs). */
+export async function readLayoutLayers (dir: string, tag?: string): Promise<ImageLayer[]> {
   const layers: ImageLayer[] = []
-  for (const l of manifest.layers) {
-    const bytes = uncompressed(blob(l.digest))
-    layers.push({ digest: l.digest, tar: bytes, entries: await entriesOf(bytes) })
+  for (const { digest, blob } of readLayoutBlobs(dir, tag)) {
+    const bytes = uncompressed(blob)
+    layers.push({ digest, tar: bytes, entries: await entriesOf(bytes) })
   }
   return layers
 }

@@ -150,8 +150,7 @@ function secretsIn (bytes: Buffer, secrets: Record<string, Buffer>): string[] {
  */
 function leaksInLayers (layers: ImageLayer[], secrets: Record<string, Buffer>, under?: string): string[] {
   return layers.flatMap((layer, i) => {
-    const entries = layer.entries.map(e => ({ ...e, name: e.name.replace(/^\.?\//, '').replace(/\/$/, '') }))
-      .filter(e => under === undefined || e.name === under || e.name.startsWith(`${under}/`))
+    const entries = layer.entries.filter(e => under === undefined || e.name === under || e.name.startsWith(`${under}/`))
     const found = under === undefined ? secretsIn(layer.tar, secrets) : secretsIn(Buffer.concat(entries.map(e => e.body)), secrets)
     return found.map(name => {
       const where = entries.filter(e => e.body.includes(secrets[name] as Buffer)).map(e => e.name)

@@ -20,6 +20,8 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } from 'nod
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { makeBusyboxBase } from '../../helpers/busybox-base.ts'
+import { readLayoutBlobs } from '../../helpers/image-layers.ts'
+import type { ImageLayer } from '../../helpers/image-layers.ts'
 import { writeLayout } from '../../helpers/oci-layout.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
@@ -109,10 +111,9 @@ const DRIVERS: Array<{ sandbox: SandboxChoice, tools: string[] }> = [
   { sandbox: 'proot', tools: ['proot'] }
 ]
 
-/** `name:type:linkname` of the entries under dir/ in the layers, names without a leading `./` or trailing `/`. */
-function entriesUnder (layers: Array<{ entries: Array<{ name: string, type: string, linkname?: string }> }>, dir: string): string[] {
+/** `name:type:linkname` of the entries under dir/ in the layers. */
+function entriesUnder (layers: ImageLayer[], dir: string): string[] {
   return layers.flatMap(l => l.entries)
-    .map(e => ({ ...e, name: e.name.replace(/^\.\//, '').replace(/\/$/, '') }))
     .filter(e => e.name.startsWith(`${dir}/`))
     .map(e => `${e.name}:${e.type}:${e.linkname ?? ''}`)
     .sort()
@@ -164,10 +165,7 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox'))('kiln build against e
       ]])
       const imported = x.kiln(['image', 'import', `oci:${evilLinks}:evil`, '-t', 'escape/evil-links:1'])
       if (imported.status !== 0) throw new Error(`cannot import the crafted image: ${imported.stderr}`)
-      const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> }
-      const manifest = JSON.parse(readFileSync(join(layout, 'blobs/sha256', (index.manifests[0]?.digest ?? '').slice(7)), 'utf8')) as { layers: Array<{ digest: string }> }
-      const busyboxLayer = readFileSync(join(layout, 'blobs/sha256', (manifest.layers[0]?.digest ?? '').slice(7)))
-      arena.placeholders.EVIL_BASE = await craftedLayout('evil-base', [busyboxLayer, [
+      arena.placeholders.EVIL_BASE = await craftedLayout('evil-base', [...readLayoutBlobs(layout, 'base').map(l => l.blob), [
         { name: 'w', type: 'symlink', linkname: arena.victim },
         { name: 'w/pwned-base', body: 'planted\n' }
       ]])
