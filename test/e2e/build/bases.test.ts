@@ -10,13 +10,12 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { makeBusyboxBase } from '../../helpers/busybox-base.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
 import { startDockerRegistry } from '../../integration/registry/docker-registry.ts'
 import type { DockerRegistry } from '../../integration/registry/docker-registry.ts'
-
-const BENCH = join(import.meta.dirname, '../../../../shared/bench')
 
 describe.skipIf(!haveTools('setpriv', 'skopeo', 'umoci', 'busybox', 'docker-registry'))('kiln build bases', () => {
   let u: Unprivileged
@@ -46,8 +45,7 @@ describe.skipIf(!haveTools('setpriv', 'skopeo', 'umoci', 'busybox', 'docker-regi
 
   beforeAll(async () => {
     u = makeUnprivileged()
-    layout = join(u.work, 'layout')
-    execFileSync('sh', [join(BENCH, 'make-busybox-base.sh'), layout], { stdio: 'ignore' })
+    layout = makeBusyboxBase(u)
     execFileSync('skopeo', ['copy', '-q', `oci:${layout}:base`, `oci-archive:${join(u.work, 'base.oci.tar')}`])
     execFileSync('skopeo', ['copy', '-q', `oci:${layout}:base`, `docker-archive:${join(u.work, 'base.docker.tar')}:kiln/busybox:1`])
     u.give(u.work)

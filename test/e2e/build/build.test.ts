@@ -8,12 +8,11 @@ import { execFileSync } from 'node:child_process'
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { makeBusyboxBase } from '../../helpers/busybox-base.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
 import { mountsUnder, processesWith } from '../../unit/build/fixtures.ts'
-
-const BENCH = join(import.meta.dirname, '../../../../shared/bench')
 
 const DOCKERFILE = `FROM oci:LAYOUT:base AS build
 ARG WHO=world
@@ -88,9 +87,7 @@ describe.each(DRIVERS)('kiln build as an unprivileged user (sandbox $sandbox)', 
 
   beforeAll(() => {
     u = makeUnprivileged()
-    layout = join(u.work, 'layout')
-    execFileSync('sh', [join(BENCH, 'make-busybox-base.sh'), layout], { stdio: 'ignore' })
-    u.give(layout)
+    layout = makeBusyboxBase(u)
     ctx = write(join(u.work, 'ctx'), { Dockerfile: DOCKERFILE, 'Singularity.def': DEFINITION, 'notes.txt': 'notes from the context\n' })
   }, 120_000)
   afterAll(() => { u?.cleanup() })

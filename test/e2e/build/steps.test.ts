@@ -10,11 +10,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { makeBusyboxBase } from '../../helpers/busybox-base.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
-
-const BENCH = join(import.meta.dirname, '../../../../shared/bench')
 
 describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'bwrap'))('kiln build steps', () => {
   let u: Unprivileged
@@ -45,9 +44,7 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'bwrap'))('kiln build 
 
   beforeAll(async () => {
     u = makeUnprivileged()
-    layout = join(u.work, 'layout')
-    execFileSync('sh', [join(BENCH, 'make-busybox-base.sh'), layout], { stdio: 'ignore' })
-    u.give(layout)
+    layout = makeBusyboxBase(u)
     // In its own process: the kiln runs below are synchronous and would starve a server in this one.
     log = join(u.work, 'connections.log')
     server = spawn(process.execPath, ['-e', `const fs = require('node:fs'); const s = require('node:net').createServer(c => { fs.appendFileSync(${JSON.stringify(log)}, 'x'); c.end('hello\\n') }); s.listen(0, '127.0.0.1', () => { process.stdout.write(String(s.address().port) + '\\n') })`], { stdio: ['ignore', 'pipe', 'inherit'] })

@@ -10,10 +10,10 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { gunzipSync } from 'node:zlib'
 import { runKiln, REPO_ROOT } from '../../helpers/cli.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { buildTarGz, rawHeader } from '../../unit/oci/helpers.ts'
+import { writeLayout } from '../../helpers/oci-layout.ts'
 import { sha256Digest } from '../../../src/content/index.ts'
 
 const MAKE_BASE = join(REPO_ROOT, '..', 'shared', 'bench', 'make-busybox-base.sh')
@@ -102,26 +102,6 @@ describe.skipIf(!haveTools('skopeo', 'umoci', 'busybox'))('kiln image with skope
     expect((await kiln('image', 'unpack', 'e2e/busybox:base', join(work, 'after-gc'))).code).toBe(0)
   })
 })
-
-/** The diffID of a gzip layer; a placeholder for layers that are not valid gzip (they fail before it is checked). */
-function diffId (layer: Buffer): string {
-  try { return sha256Digest(gunzipSync(layer)) } catch { return sha256Digest('not gzip') }
-}
-
-/** Writes an OCI layout holding one image with the given layer blobs (gzip tars). */
-function writeLayout (dir: string, layers: Buffer[]): void {
-  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true })
-  writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}')
-  const put = (bytes: Buffer): { digest: string, size: number } => {
-    const digest = sha256Digest(bytes)
-    writeFileSync(join(dir, 'blobs', 'sha256', digest.slice(7)), bytes)
-    return { digest, size: bytes.length }
-  }
-  const layerDescs = layers.map(l => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...put(l) }))
-  const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map(diffId) } })))
-  const manifest = put(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: layerDescs })))
-  writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'evil' } }] }))
-}
 
 function snapshot (dir: string): string[] {
   const out: string[] = []
