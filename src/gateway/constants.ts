@@ -39,6 +39,14 @@ export const TAG_RE = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/
 /** scrypt parameters for stored password hashes (N=2^15, r=8, p=1: ~50 ms, 32 MiB). */
 export const SCRYPT_PARAMS = { N: 32768, r: 8, p: 1, keyLength: 32, maxmem: 64 * 1024 * 1024 } as const
 
+/**
+ * Defaults of the login limits (./login-guard.ts). Two checks at once: the
+ * libuv pool has four threads, shared with file reads, so other requests
+ * keep two. Ten failures a minute per client and per user name: plenty for
+ * a mistyped password, and a guessing attacker gets ten guesses a minute.
+ */
+export const LOGIN_LIMITS = { concurrentChecks: 2, queuedChecks: 32, maxFailures: 10, windowMs: 60_000, maxTracked: 10_000 } as const
+
 /** Read size when streaming a blob file to a client. */
 export const STREAM_CHUNK = 1024 * 1024
 

@@ -20,6 +20,8 @@ export interface GatewayRequest {
   body: AsyncIterable<Uint8Array>
   /** Whether the request came over TLS (for the token realm URL). */
   secure?: boolean
+  /** The client's IP address (failed-login limits); absent in-process. */
+  remoteAddress?: string
 }
 
 export interface GatewayResponse {
@@ -135,7 +137,8 @@ export function toNodeHandler (handle: (req: GatewayRequest) => Promise<GatewayR
       url: req.url ?? '/',
       headers: flattenHeaders(req),
       body: req,
-      secure: 'encrypted' in req.socket && req.socket.encrypted === true
+      secure: 'encrypted' in req.socket && req.socket.encrypted === true,
+      ...(req.socket.remoteAddress === undefined ? {} : { remoteAddress: req.socket.remoteAddress })
     }
     const run = async (): Promise<void> => {
       const out = await handle(greq)
