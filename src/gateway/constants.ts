@@ -50,6 +50,17 @@ export const LOGIN_LIMITS = { concurrentChecks: 2, queuedChecks: 32, maxFailures
 /** Read size when streaming a blob file to a client. */
 export const STREAM_CHUNK = 1024 * 1024
 
+/**
+ * Longest wait for the next bytes of a request body; a client that sends
+ * nothing for this long is cut off (408). Uploads have no overall time
+ * limit: a slow but steady one takes as long as it needs. (nginx's
+ * client_body_timeout is the same idea, with the same default.)
+ */
+export const BODY_IDLE_TIMEOUT_MS = 60_000
+
+/** After answering before a request body was read whole (an error), how long the rest is read and dropped before the connection is closed. */
+export const BODY_LINGER_MS = 10_000
+
 /** Open upload sessions at once; more is TOOMANYREQUESTS until some finish or expire. */
 export const MAX_UPLOAD_SESSIONS = 1024
 

@@ -9,7 +9,8 @@ import { open } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import type { RegistryApiError } from './errors.ts'
+import { errorBody, RegistryApiError } from './errors.ts'
+import { NodeRequestBody } from './request-body.ts'
 
 export interface GatewayRequest {
   method: string
@@ -129,14 +130,25 @@ function flattenHeaders (req: IncomingMessage): Record<string, string | undefine
   return out
 }
 
-/** Adapts a GatewayRequest handler to node:http. Errors after the head is sent destroy the socket. */
-export function toNodeHandler (handle: (req: GatewayRequest) => Promise<GatewayResponse>, onError: (err: unknown) => void): NodeHandler {
+export interface NodeHandlerOptions {
+  /** Longest wait for the next bytes of a request body (./request-body.ts). */
+  bodyIdleTimeoutMs: number
+  /** Longest time spent dropping the rest of a body a handler did not read, after its response. */
+  bodyLingerMs: number
+}
+
+/**
+ * Adapts a GatewayRequest handler to node:http, with idle-timed request
+ * bodies (./request-body.ts). Errors after the head is sent destroy the socket.
+ */
+export function toNodeHandler (handle: (req: GatewayRequest) => Promise<GatewayResponse>, onError: (err: unknown) => void, options: NodeHandlerOptions): NodeHandler {
   return (req, res) => {
+    const body = new NodeRequestBody(req, options.bodyIdleTimeoutMs)
     const greq: GatewayRequest = {
       method: req.method ?? 'GET',
       url: req.url ?? '/',
       headers: flattenHeaders(req),
-      body: req,
+      body,
       secure: 'encrypted' in req.socket && req.socket.encrypted === true,
       ...(req.socket.remoteAddress === undefined ? {} : { remoteAddress: req.socket.remoteAddress })
     }
@@ -158,11 +170,12 @@ export function toNodeHandler (handle: (req: GatewayRequest) => Promise<GatewayR
     run().catch(err => {
       onError(err)
       if (!res.headersSent) {
-        res.writeHead(500, { 'content-type': 'application/json' })
-        res.end('{"errors":[{"code":"UNKNOWN","message":"internal error"}]}')
+        const internal = new RegistryApiError('INTERNAL')
+        res.writeHead(internal.status, { 'content-type': 'application/json' })
+        res.end(JSON.stringify(errorBody(internal)))
       } else {
         res.destroy()
       }
-    })
+    }).finally(() => { void body.finish(options.bodyLingerMs) })
   }
 }
