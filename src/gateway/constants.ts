@@ -42,10 +42,12 @@ export const SCRYPT_PARAMS = { N: 32768, r: 8, p: 1, keyLength: 32, maxmem: 64 *
 /**
  * Defaults of the login limits (./login-guard.ts). Two checks at once: the
  * libuv pool has four threads, shared with file reads, so other requests
- * keep two. Ten failures a minute per client and per user name: plenty for
- * a mistyped password, and a guessing attacker gets ten guesses a minute.
+ * keep two. 128 waiting: a CI burst of logins waits a few seconds rather
+ * than failing, and a waiting login costs little memory. Ten failures a
+ * minute per client and per user name: plenty for a mistyped password, and
+ * a guessing attacker gets ten guesses a minute.
  */
-export const LOGIN_LIMITS = { concurrentChecks: 2, queuedChecks: 32, maxFailures: 10, windowMs: 60_000, maxTracked: 10_000 } as const
+export const LOGIN_LIMITS = { concurrentChecks: 2, queuedChecks: 128, maxFailures: 10, windowMs: 60_000, maxTracked: 10_000 } as const
 
 /** Read size when streaming a blob file to a client. */
 export const STREAM_CHUNK = 1024 * 1024
