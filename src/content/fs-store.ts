@@ -218,6 +218,31 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
     }
   }
 
+  const ingestFile = async (file: string, expected: ExpectedBlob = {}, options: IngestOptions = {}): Promise<BlobInfo> => {
+    if (expected.digest !== undefined) parseDigest(expected.digest)
+    const { size } = await stat(file)
+    if (expected.size !== undefined && size !== expected.size) throw new SizeMismatchError(expected.size, size)
+    options.signal?.throwIfAborted()
+    const digest: Digest = `sha256:${await new PrefixHasher(file, size, size).digest(size)}`
+    if (expected.digest !== undefined && expected.digest !== digest) throw new DigestMismatchError(expected.digest, digest)
+    if (await has(digest)) {
+      await unlink(file)
+      return { digest, size }
+    }
+    const fh = await open(file, 'r')
+    try { await fh.sync() } finally { await fh.close() }
+    try {
+      await publish(file, digest)
+    } catch (err) {
+      if (!isErrno(err, 'EXDEV')) throw err
+      const info = await ingest(createReadStream(file), { digest, size }, options)
+      await unlink(file)
+      return info
+    }
+    options.onProgress?.(size)
+    return { digest, size }
+  }
+
   const openPartial = async (digest: Digest, size: number): Promise<PartialBlob> => {
     parseDigest(digest)
     if (!Number.isSafeInteger(size) || size < 0) throw new SizeMismatchError(size, size, 'invalid expected size')
@@ -370,5 +395,5 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
     }
   }
 
-  return { info, has, read, readBytes, path, ingest, openPartial, delete: del, walk }
+  return { info, has, read, readBytes, path, ingest, ingestFile, openPartial, delete: del, walk }
 }

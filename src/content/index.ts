@@ -120,6 +120,21 @@ export interface Ingester {
   openPartial: (digest: Digest, size: number) => Promise<PartialBlob>
 }
 
+export interface FileIngester {
+  /**
+   * Makes a finished file a blob without copying it (an upload received in
+   * pieces): hashes the file (one read, off the calling thread when large),
+   * checks it against `expected` as ingest does, fsyncs it and renames it
+   * into place, so it needs no second copy's worth of free space. The file
+   * must be complete and not written to during the call. On success the
+   * file is gone (it is now the blob, or was removed because the blob was
+   * already there); on failure it is left where it was, for the caller. A
+   * file on another filesystem than the store is ingested as a copy, then
+   * removed.
+   */
+  ingestFile: (path: string, expected?: ExpectedBlob, options?: IngestOptions) => Promise<BlobInfo>
+}
+
 export interface BlobManager {
   /** Removes a blob; no error if it is absent. Returns whether it was present. */
   delete: (digest: Digest) => Promise<boolean>
@@ -127,7 +142,7 @@ export interface BlobManager {
   walk: () => AsyncIterable<BlobInfo>
 }
 
-export interface ContentStore extends BlobReader, Ingester, BlobManager {}
+export interface ContentStore extends BlobReader, Ingester, FileIngester, BlobManager {}
 
 export { openDb } from './db.ts'
 export type { KilnDb } from './db.ts'

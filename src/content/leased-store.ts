@@ -36,6 +36,7 @@ export function createBuildLeases (store: ContentStore, leases: Leases): BuildLe
     readBytes: async (d, max) => { hold(d); return await store.readBytes(d, max) },
     path: async (d) => { hold(d); return await store.path(d) },
     ingest: async (source, expected, o) => { const info = await store.ingest(source, expected, o); hold(info.digest); return info },
+    ingestFile: async (file, expected, o) => { const info = await store.ingestFile(file, expected, o); hold(info.digest); return info },
     openPartial: async (d, size) => {
       hold(d)
       return await store.openPartial(d, size)

@@ -115,6 +115,7 @@ export function createTrackedStore (store: ContentStore, db: KilnDb, options: Tr
     readBytes: async (d, max) => { const b = await store.readBytes(d, max); log.touch(d); return b },
     path: async (d) => { const p = await store.path(d); log.touch(d); return p },
     ingest: async (source, expected, o) => { const info = await store.ingest(source, expected, o); log.touch(info.digest); return info },
+    ingestFile: async (file, expected, o) => { const info = await store.ingestFile(file, expected, o); log.touch(info.digest); return info },
     openPartial: async (d, size) => {
       const partial = await store.openPartial(d, size)
       return {

@@ -11,16 +11,26 @@
  *   token there and retries with `Authorization: Bearer`;
  * - each user's rules say which repositories they may read, write or build.
  *
+ *
+ * Password checks are bounded (./login-guard.ts): a few at once with a
+ * bounded queue, failed logins limited per client address and per user
+ * name (429 with Retry-After), and unknown names checked against a hash
+ * that matches nothing, so that they take as long as known ones. Tokens are
+ * checked without any of this: a bearer request never waits for a password
+ * check.
+ *
  * Credentials are never logged; a failed login logs the user name only.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { allowedActions, entriesAllow, formatScope, parseScope } from './access.ts'
 import type { AccessEntry, AccessRule, Action } from './access.ts'
-import { DEFAULT_SERVICE, TOKEN_TTL_SECONDS } from './constants.ts'
+import { DEFAULT_SERVICE, LOGIN_LIMITS, TOKEN_TTL_SECONDS } from './constants.ts'
 import { RegistryApiError } from './errors.ts'
 import { jsonResponse } from './http.ts'
 import type { GatewayRequest, GatewayResponse } from './http.ts'
-import { verifyPassword } from './passwords.ts'
+import { CheckQueue, clientAddress, FailureCounter } from './login-guard.ts'
+import type { LoginLimits } from './login-guard.ts'
+import { unmatchableHash, verifyPassword } from './passwords.ts'
 import { signToken, verifyToken } from './tokens.ts'
 
 export interface GatewayUser {
@@ -41,6 +51,8 @@ export interface GatewayAuthInit {
   service?: string
   /** Absolute URL of the token endpoint; default `<scheme>://<Host>/token` from the request. */
   realm?: string
+  /** Bounds on password checks; each field defaults to LOGIN_LIMITS. */
+  loginLimits?: Partial<LoginLimits>
 }
 
 /** Who is making a request, and what they may do. */
@@ -94,6 +106,10 @@ export function createAuthenticator (init: GatewayAuthInit | undefined): Authent
   const ttl = init.tokenTtlSeconds ?? TOKEN_TTL_SECONDS
   const service = init.service ?? DEFAULT_SERVICE
   const verified = new Map<string, number>()
+  const limits: LoginLimits = { ...LOGIN_LIMITS, ...init.loginLimits }
+  const checks = new CheckQueue(limits)
+  const failures = new FailureCounter(limits)
+  const noSuchUser = unmatchableHash()
 
   const rulesPrincipal = (name: string | undefined, via: Principal['via'], rules: readonly AccessRule[]): Principal => ({
     name,
@@ -114,12 +130,34 @@ export function createAuthenticator (init: GatewayAuthInit | undefined): Authent
 
   const login = async (header: string, req: GatewayRequest): Promise<{ user: GatewayUser }> => {
     const creds = parseBasic(header)
-    const user = creds === undefined ? undefined : users.get(creds.user)
-    if (creds === undefined || user === undefined) throw unauthorized(req, 'invalid username or password')
-    const cacheKey = createHash('sha256').update(`${creds.user}\0${creds.password}\0${user.passwordHash}`).digest('hex')
-    const until = verified.get(cacheKey)
-    if (until !== undefined && until > Date.now()) return { user }
-    if (!await verifyPassword(creds.password, user.passwordHash)) throw unauthorized(req, 'invalid username or password')
+    if (creds === undefined) throw unauthorized(req, 'invalid username or password')
+    const user = users.get(creds.user)
+    // A password verified lately passes without a check, even while its name is being guessed at;
+    // each use keeps it a while longer, so a user who keeps working is not locked out by someone guessing.
+    const cacheKey = user === undefined ? undefined : createHash('sha256').update(`${creds.user}\0${creds.password}\0${user.passwordHash}`).digest('hex')
+    const until = cacheKey === undefined ? undefined : verified.get(cacheKey)
+    if (user !== undefined && cacheKey !== undefined && until !== undefined && until > Date.now()) {
+      verified.set(cacheKey, Date.now() + BASIC_CACHE_MS)
+      return { user }
+    }
+    // Names are hashed: any length costs the same memory.
+    const client = `addr ${clientAddress(req)}`
+    const name = `user ${createHash('sha256').update(creds.user).digest('base64')}`
+    const limit = (): void => {
+      failures.check(client, 'from this address')
+      failures.check(name, 'for this user name')
+    }
+    limit()
+    const ok = await checks.run(async () => {
+      // Again once its turn comes: the checks queued before it may have used up the limit.
+      limit()
+      return await verifyPassword(creds.password, user?.passwordHash ?? noSuchUser)
+    })
+    if (!ok || user === undefined || cacheKey === undefined) {
+      failures.fail(client)
+      failures.fail(name)
+      throw unauthorized(req, 'invalid username or password')
+    }
     verified.set(cacheKey, Date.now() + BASIC_CACHE_MS)
     return { user }
   }

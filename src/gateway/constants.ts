@@ -39,8 +39,29 @@ export const TAG_RE = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/
 /** scrypt parameters for stored password hashes (N=2^15, r=8, p=1: ~50 ms, 32 MiB). */
 export const SCRYPT_PARAMS = { N: 32768, r: 8, p: 1, keyLength: 32, maxmem: 64 * 1024 * 1024 } as const
 
+/**
+ * Defaults of the login limits (./login-guard.ts). Two checks at once: the
+ * libuv pool has four threads, shared with file reads, so other requests
+ * keep two. 128 waiting: a CI burst of logins waits a few seconds rather
+ * than failing, and a waiting login costs little memory. Ten failures a
+ * minute per client and per user name: plenty for a mistyped password, and
+ * a guessing attacker gets ten guesses a minute.
+ */
+export const LOGIN_LIMITS = { concurrentChecks: 2, queuedChecks: 128, maxFailures: 10, windowMs: 60_000, maxTracked: 10_000 } as const
+
 /** Read size when streaming a blob file to a client. */
 export const STREAM_CHUNK = 1024 * 1024
+
+/**
+ * Longest wait for the next bytes of a request body; a client that sends
+ * nothing for this long is cut off (408). Uploads have no overall time
+ * limit: a slow but steady one takes as long as it needs. (nginx's
+ * client_body_timeout is the same idea, with the same default.)
+ */
+export const BODY_IDLE_TIMEOUT_MS = 60_000
+
+/** After answering before a request body was read whole (an error), how long the rest is read and dropped before the connection is closed. */
+export const BODY_LINGER_MS = 10_000
 
 /** Open upload sessions at once; more is TOOMANYREQUESTS until some finish or expire. */
 export const MAX_UPLOAD_SESSIONS = 1024

@@ -1,10 +1,15 @@
 /**
  * The gateway's one error table: every failure the API reports is one of the
- * OCI distribution-spec error codes below, with its HTTP status. A test pins
- * the table; change it only together with that test.
+ * conditions below, with its HTTP status. Most are the OCI distribution-spec
+ * error codes and go on the wire as they are named; the spec has no code for
+ * the last three, which go out as distribution's `UNKNOWN` code with their
+ * own status and a message that says what happened (clients that ignore the
+ * body of a 5xx still show its status line). A test pins the table; change
+ * it only together with that test.
  *
  * Errors thrown by other modules (content store, OCI model) are translated
- * by their `name` through KILN_ERROR_CODES, never by message text.
+ * by their `name` through KILN_ERROR_CODES, never by message text; system
+ * errors by their errno `code` through ERRNO_CODES.
  */
 
 export const OCI_ERRORS = {
@@ -22,10 +27,20 @@ export const OCI_ERRORS = {
   DENIED: { status: 403, message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
-  RANGE_INVALID: { status: 416, message: 'invalid content range' }
-} as const satisfies Record<string, { status: number, message: string }>
+  RANGE_INVALID: { status: 416, message: 'invalid content range' },
+  // 507 Insufficient Storage (RFC 4918): the push was dropped; nothing retries it before someone frees space.
+  STORAGE_FULL: { status: 507, message: "the registry's disk is full (or its quota is used up): this push was dropped; push again once space is freed", wire: 'UNKNOWN' },
+  REQUEST_TIMEOUT: { status: 408, message: 'no request body bytes arrived for too long', wire: 'UNKNOWN' },
+  INTERNAL: { status: 500, message: 'internal error', wire: 'UNKNOWN' }
+} as const satisfies Record<string, { status: number, message: string, wire?: string }>
 
 export type OciErrorCode = keyof typeof OCI_ERRORS
+
+/** The code a condition is sent as. */
+export function wireCode (code: OciErrorCode): string {
+  const entry = OCI_ERRORS[code]
+  return 'wire' in entry ? entry.wire : code
+}
 
 /**
  * Errors from kiln's modules, by `name`, and the OCI code each becomes when it
@@ -38,7 +53,20 @@ export const KILN_ERROR_CODES: Readonly<Record<string, OciErrorCode>> = {
   SizeMismatchError: 'SIZE_INVALID',
   InvalidRangeError: 'RANGE_INVALID',
   ManifestInvalidError: 'MANIFEST_INVALID',
-  ManifestTooLargeError: 'MANIFEST_INVALID'
+  ManifestTooLargeError: 'MANIFEST_INVALID',
+  BodyIdleTimeoutError: 'REQUEST_TIMEOUT'
+}
+
+/** System errors, by errno code. A quota is a full disk for whoever hits it (HPC data dirs often have one). */
+export const ERRNO_CODES: Readonly<Record<string, OciErrorCode>> = {
+  ENOSPC: 'STORAGE_FULL',
+  EDQUOT: 'STORAGE_FULL'
+}
+
+/** Whether an error means the disk (or the user's quota on it) is full. */
+export function isStorageFull (err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code
+  return code !== undefined && ERRNO_CODES[code] === 'STORAGE_FULL'
 }
 
 /** A failure to report to the client as `{"errors":[{code,message,detail}]}` with the table's status. */
@@ -68,10 +96,13 @@ export function toRegistryApiError (err: unknown): RegistryApiError | undefined 
   if (err instanceof Error) {
     const code = KILN_ERROR_CODES[err.name]
     if (code !== undefined) return new RegistryApiError(code, err.message)
+    // The table's message, not the system's: that one names paths on the server.
+    const errno = ERRNO_CODES[(err as NodeJS.ErrnoException).code ?? '']
+    if (errno !== undefined) return new RegistryApiError(errno, undefined, { detail: { errno: (err as NodeJS.ErrnoException).code } })
   }
   return undefined
 }
 
 export function errorBody (err: RegistryApiError): OciErrorBody {
-  return { errors: [{ code: err.code, message: err.message, ...(err.detail === undefined ? {} : { detail: err.detail }) }] }
+  return { errors: [{ code: wireCode(err.code), message: err.message, ...(err.detail === undefined ? {} : { detail: err.detail }) }] }
 }

@@ -11,7 +11,7 @@ import type { Action } from './access.ts'
 import { createAuthenticator } from './auth.ts'
 import { buildRoute, createBuildManager, submitBuild } from './builds.ts'
 import { deleteBlob, getBlob } from './blobs.ts'
-import { UPLOAD_SESSION_TTL_MS, UPLOAD_SWEEP_INTERVAL_MS } from './constants.ts'
+import { BODY_IDLE_TIMEOUT_MS, BODY_LINGER_MS, UPLOAD_SESSION_TTL_MS, UPLOAD_SWEEP_INTERVAL_MS } from './constants.ts'
 import type { GatewayContext } from './context.ts'
 import { errorBody, RegistryApiError, toRegistryApiError } from './errors.ts'
 import { emptyResponse, isClientGone, jsonResponse, toNodeHandler } from './http.ts'
@@ -127,13 +127,14 @@ export function createGatewayImpl (init: GatewayInit): Gateway {
       const route = matchRoute(path)
       out = route === undefined ? emptyResponse(404) : await dispatch(requestContext(ctx, query), req, route, method)
     } catch (err) {
-      const apiError = toRegistryApiError(err)
+      let apiError = toRegistryApiError(err)
       if (apiError === undefined) {
         logger.error({ method, path, err: err instanceof Error ? err.stack : String(err) }, 'request failed')
-        out = jsonResponse(500, { errors: [{ code: 'UNKNOWN', message: 'internal error' }] })
-      } else {
-        out = jsonResponse(apiError.status, errorBody(apiError), { ...apiError.headers })
+        apiError = new RegistryApiError('INTERNAL')
+      } else if (apiError.code === 'STORAGE_FULL') {
+        logger.error({ method, path, err: err instanceof Error ? err.message : String(err) }, 'disk full: request refused')
       }
+      out = jsonResponse(apiError.status, errorBody(apiError), { ...apiError.headers })
     }
     out.headers['docker-distribution-api-version'] = 'registry/2.0'
     logger.debug({ method, path, status: out.status, ms: Math.round(performance.now() - started) }, 'request')
@@ -146,7 +147,7 @@ export function createGatewayImpl (init: GatewayInit): Gateway {
     const message = err instanceof Error ? err.message : String(err)
     if (isClientGone(err)) logger.debug({ err: message }, 'client closed the connection early')
     else logger.error({ err: message }, 'response failed')
-  })
+  }, { bodyIdleTimeoutMs: init.bodyIdleTimeoutMs ?? BODY_IDLE_TIMEOUT_MS, bodyLingerMs: BODY_LINGER_MS })
   const sweeper = setInterval(() => { uploads.sweep().catch(NOOP) }, UPLOAD_SWEEP_INTERVAL_MS)
   sweeper.unref()
   const servers: Server[] = []
@@ -155,9 +156,10 @@ export function createGatewayImpl (init: GatewayInit): Gateway {
     handle,
     handler,
     listen: async (host: string, port: number, options: ListenOptions = {}) => {
+      // No whole-request timeout (node's default cuts any request off at 300 s): bodies are idle-timed instead, see ./request-body.ts.
       const server: Server = options.tls === undefined
-        ? createHttpServer(handler)
-        : createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler)
+        ? createHttpServer({ requestTimeout: 0 }, handler)
+        : createHttpsServer({ cert: options.tls.cert, key: options.tls.key, requestTimeout: 0 }, handler)
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
         server.listen(port, host, () => { server.off('error', reject); resolve() })

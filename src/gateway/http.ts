@@ -9,7 +9,8 @@ import { open } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import type { RegistryApiError } from './errors.ts'
+import { errorBody, RegistryApiError } from './errors.ts'
+import { NodeRequestBody } from './request-body.ts'
 
 export interface GatewayRequest {
   method: string
@@ -20,6 +21,8 @@ export interface GatewayRequest {
   body: AsyncIterable<Uint8Array>
   /** Whether the request came over TLS (for the token realm URL). */
   secure?: boolean
+  /** The client's IP address (failed-login limits); absent in-process. */
+  remoteAddress?: string
 }
 
 export interface GatewayResponse {
@@ -127,15 +130,27 @@ function flattenHeaders (req: IncomingMessage): Record<string, string | undefine
   return out
 }
 
-/** Adapts a GatewayRequest handler to node:http. Errors after the head is sent destroy the socket. */
-export function toNodeHandler (handle: (req: GatewayRequest) => Promise<GatewayResponse>, onError: (err: unknown) => void): NodeHandler {
+export interface NodeHandlerOptions {
+  /** Longest wait for the next bytes of a request body (./request-body.ts). */
+  bodyIdleTimeoutMs: number
+  /** Longest time spent dropping the rest of a body a handler did not read, after its response. */
+  bodyLingerMs: number
+}
+
+/**
+ * Adapts a GatewayRequest handler to node:http, with idle-timed request
+ * bodies (./request-body.ts). Errors after the head is sent destroy the socket.
+ */
+export function toNodeHandler (handle: (req: GatewayRequest) => Promise<GatewayResponse>, onError: (err: unknown) => void, options: NodeHandlerOptions): NodeHandler {
   return (req, res) => {
+    const body = new NodeRequestBody(req, options.bodyIdleTimeoutMs)
     const greq: GatewayRequest = {
       method: req.method ?? 'GET',
       url: req.url ?? '/',
       headers: flattenHeaders(req),
-      body: req,
-      secure: 'encrypted' in req.socket && req.socket.encrypted === true
+      body,
+      secure: 'encrypted' in req.socket && req.socket.encrypted === true,
+      ...(req.socket.remoteAddress === undefined ? {} : { remoteAddress: req.socket.remoteAddress })
     }
     const run = async (): Promise<void> => {
       const out = await handle(greq)
@@ -155,11 +170,12 @@ export function toNodeHandler (handle: (req: GatewayRequest) => Promise<GatewayR
     run().catch(err => {
       onError(err)
       if (!res.headersSent) {
-        res.writeHead(500, { 'content-type': 'application/json' })
-        res.end('{"errors":[{"code":"UNKNOWN","message":"internal error"}]}')
+        const internal = new RegistryApiError('INTERNAL')
+        res.writeHead(internal.status, { 'content-type': 'application/json' })
+        res.end(JSON.stringify(errorBody(internal)))
       } else {
         res.destroy()
       }
-    })
+    }).finally(() => { void body.finish(options.bodyLingerMs) })
   }
 }

@@ -78,6 +78,8 @@ export interface GatewayInit {
   builder?: BuildRunner
   /** Default UPLOAD_SESSION_TTL_MS. */
   uploadTtlMs?: number
+  /** Longest wait for the next bytes of a request body over a socket, default BODY_IDLE_TIMEOUT_MS (60 s); no overall limit. */
+  bodyIdleTimeoutMs?: number
   /** Counts requests by method and status (kiln_gateway_requests_total); default none. */
   metrics?: Metrics
 }

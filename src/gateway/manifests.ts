@@ -85,26 +85,37 @@ function referencedDigests (parsed: ParsedManifest): Digest[] {
   return [parsed.value.config.digest, ...parsed.value.layers.filter(l => l.urls === undefined || l.urls.length === 0).map(l => l.digest)]
 }
 
-/** Throws MANIFEST_BLOB_UNKNOWN naming the first thing the manifest needs that the repository lacks. */
+/**
+ * Checks every descriptor the manifest pushes with (config and layers, or an
+ * index's children) against what the repository holds: MANIFEST_BLOB_UNKNOWN
+ * for the first one it lacks, MANIFEST_INVALID for the first whose `size` is
+ * not the stored size (clients and exports trust descriptor sizes, so a
+ * wrong one would break every pull of the image later).
+ */
 async function checkReferences (ctx: GatewayContext, repository: string, parsed: ParsedManifest): Promise<void> {
-  const missing = (digest: Digest, what: string): RegistryApiError =>
-    new RegistryApiError('MANIFEST_BLOB_UNKNOWN', `${what} ${digest} is not in ${repository}`, { detail: { digest } })
+  const check = async (what: string, descriptor: { digest: Digest, size: number }, storedSize: () => Promise<number | undefined>): Promise<void> => {
+    const { digest, size } = descriptor
+    const stored = await storedSize()
+    if (stored === undefined) throw new RegistryApiError('MANIFEST_BLOB_UNKNOWN', `${what} ${digest} is not in ${repository}`, { detail: { digest } })
+    if (stored !== size) throw new RegistryApiError('MANIFEST_INVALID', `${what} ${digest} has size ${size} in the manifest but ${stored} in the registry`, { detail: { digest, size, stored } })
+  }
+  const blobSize = (digest: Digest) => async (): Promise<number | undefined> =>
+    await hasBlob(ctx, repository, digest) ? (await ctx.store.info(digest)).size : undefined
   if (parsed.kind === 'manifest') {
     const { config, layers } = parsed.value
-    if (!await hasBlob(ctx, repository, config.digest)) throw missing(config.digest, 'config')
+    await check('config', config, blobSize(config.digest))
     for (const layer of layers) {
       // Foreign layers live at their urls, not in registries.
       if (layer.urls !== undefined && layer.urls.length > 0) continue
-      if (!await hasBlob(ctx, repository, layer.digest)) throw missing(layer.digest, 'layer')
+      await check('layer', layer, blobSize(layer.digest))
     }
     return
   }
   for (const child of parsed.value.manifests) {
     const isChildManifest = isManifest(child.mediaType) || isIndex(child.mediaType)
-    const present = isChildManifest
-      ? await findManifest(ctx, repository, child.digest) !== undefined
-      : await hasBlob(ctx, repository, child.digest)
-    if (!present) throw missing(child.digest, 'manifest')
+    await check('manifest', child, isChildManifest
+      ? async () => (await findManifest(ctx, repository, child.digest))?.size
+      : blobSize(child.digest))
   }
 }
 

@@ -22,6 +22,17 @@ export async function hashPassword (password: string): Promise<string> {
   return `$scrypt$N=${N},r=${r},p=${p}$${salt.toString('base64')}$${key.toString('base64')}`
 }
 
+/**
+ * A hash with hashPassword's parameters that no password matches (a random
+ * key, not one derived from any password): checking an unknown user name
+ * against it costs what checking a real user's password costs, so response
+ * times do not tell which names exist.
+ */
+export function unmatchableHash (): string {
+  const { N, r, p, keyLength } = SCRYPT_PARAMS
+  return `$scrypt$N=${N},r=${r},p=${p}$${randomBytes(16).toString('base64')}$${randomBytes(keyLength).toString('base64')}`
+}
+
 export function isPasswordHash (value: string): boolean {
   return HASH_RE.test(value)
 }

@@ -1,19 +1,22 @@
 /**
  * Blob upload sessions (spec §"Pushing blobs"): each session is a temp file
  * under the gateway's upload dir that PATCH requests append to in order, and
- * PUT hands to the content store's verified ingest. A session untouched for
- * UPLOAD_SESSION_TTL_MS is discarded with its file. Sessions live in memory:
- * a restarted gateway forgets them (clients then restart the upload).
+ * that PUT moves into the content store (FileIngester.ingestFile: hashed,
+ * verified, renamed), so a push needs its size free once, not twice. A
+ * session untouched for UPLOAD_SESSION_TTL_MS is discarded with its file, and
+ * so is one whose write found the disk full, so that the space is free for
+ * the next push at once. Sessions live in memory: a restarted gateway
+ * forgets them (clients then restart the upload).
  */
 import { randomUUID } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createWriteStream } from 'node:fs'
 import { mkdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import type { BlobInfo, Ingester } from '../content/index.ts'
+import type { BlobInfo, FileIngester } from '../content/index.ts'
 import type { Digest } from '../content/digest.ts'
 import { MAX_UPLOAD_SESSIONS } from './constants.ts'
-import { RegistryApiError } from './errors.ts'
+import { isStorageFull, RegistryApiError } from './errors.ts'
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/fs.ts'
 
 export interface UploadSession {
@@ -29,9 +32,13 @@ export interface UploadManager {
   start: (repository: string) => Promise<UploadSession>
   /** Throws BLOB_UPLOAD_UNKNOWN for an unknown, expired or other repository's session. */
   get: (repository: string, id: string) => UploadSession
-  /** Appends a chunk. `start`, when the client gave a Content-Range, must equal the offset (else RANGE_INVALID). */
+  /**
+   * Appends a chunk. `start`, when the client gave a Content-Range, must
+   * equal the offset (else RANGE_INVALID). What arrived before a failure is
+   * kept for a resume, unless the disk is full: then the session is dropped.
+   */
   append: (session: UploadSession, body: AsyncIterable<Uint8Array>, start?: number) => Promise<void>
-  /** Appends the last chunk, verifies and stores the blob, ends the session (also on failure). */
+  /** Appends the last chunk, moves the file into the store (verified), ends the session (also on failure). */
   complete: (session: UploadSession, digest: Digest, body: AsyncIterable<Uint8Array>) => Promise<BlobInfo>
   cancel: (session: UploadSession) => Promise<void>
   /** Discards expired sessions; returns how many. */
@@ -41,8 +48,9 @@ export interface UploadManager {
 }
 
 export interface UploadManagerInit {
+  /** Best on the store's filesystem: a finished upload is then renamed into it, not copied. */
   dir: string
-  store: Ingester
+  store: FileIngester
   ttlMs: number
   /** Default MAX_UPLOAD_SESSIONS. */
   maxSessions?: number
@@ -69,6 +77,9 @@ export function createUploadManager (init: UploadManagerInit): UploadManager {
     s.busy = true
     try {
       await pipeline(body, createWriteStream(file(s), { flags: 'a' }))
+    } catch (err) {
+      if (isStorageFull(err)) await drop(s)
+      throw err
     } finally {
       // Whatever arrived is kept (a client may resume from the reported Range).
       s.offset = (await stat(file(s)).catch(() => ({ size: 0 }))).size
@@ -111,7 +122,7 @@ export function createUploadManager (init: UploadManagerInit): UploadManager {
       if (s.busy) throw rangeError(s, 'another chunk of this upload is in flight')
       try {
         await write(s, body)
-        return await init.store.ingest(createReadStream(file(s)), { digest, size: s.offset })
+        return await init.store.ingestFile(file(s), { digest, size: s.offset })
       } finally {
         await drop(s)
       }

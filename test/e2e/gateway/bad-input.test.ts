@@ -89,6 +89,22 @@ describe('gateway under bad input', () => {
     await stillServing()
   })
 
+  it('refuses a manifest whose descriptor size is not the stored blob\'s', async () => {
+    const config = Buffer.from('{"architecture":"amd64","os":"linux"}')
+    expect((await raw('POST', `/v2/bad/blobs/uploads/?digest=${sha(config)}`, config)).status).toBe(201)
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.byteLength + 100 },
+      layers: []
+    }))
+    const r = await raw('PUT', '/v2/bad/manifests/sized', manifest, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' })
+    expect(r.status).toBe(400)
+    expect(code(r)).toBe('MANIFEST_INVALID')
+    expect((await raw('GET', '/v2/bad/manifests/sized')).status).toBe(404)
+    await stillServing()
+  })
+
   it('stores nothing from a truncated upload', async () => {
     const bytes = Buffer.alloc(64 * 1024, 7)
     const digest = sha(bytes)

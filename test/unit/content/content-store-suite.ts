@@ -4,6 +4,10 @@
  */
 import { describe, it, expect, beforeEach, afterEach } from 'vitest'
 import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { ContentStore } from '../../../src/content/index.ts'
 import { sha256Digest } from '../../../src/content/index.ts'
 
@@ -134,6 +138,29 @@ export function contentStoreSuite (name: string, make: () => Promise<StoreFixtur
     it('readBytes refuses blobs over its limit', async () => {
       const { digest } = await store.ingest(randomBytes(2048))
       await expect(store.readBytes(digest, 1024)).rejects.toMatchObject({ name: 'SizeMismatchError' })
+    })
+
+    it('ingests a finished file: the file becomes the blob; a wrong one stays where it was and stores nothing', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'kiln-ingest-file-'))
+      try {
+        const data = randomBytes(50_000)
+        const digest = sha256Digest(data)
+        const file = join(dir, 'upload')
+        await writeFile(file, data)
+        await expect(store.ingestFile(file, { digest: sha256Digest('other') })).rejects.toMatchObject({ name: 'DigestMismatchError' })
+        await expect(store.ingestFile(file, { size: 49_999 })).rejects.toMatchObject({ name: 'SizeMismatchError' })
+        expect(existsSync(file)).toBe(true)
+        expect(await store.has(digest)).toBe(false)
+        expect(await store.ingestFile(file, { digest, size: data.length })).toEqual({ digest, size: data.length })
+        expect(existsSync(file)).toBe(false)
+        expect(Buffer.compare(await collect(store.read(digest)), data)).toBe(0)
+        // A file holding a blob already present is simply removed.
+        await writeFile(file, data)
+        expect(await store.ingestFile(file)).toEqual({ digest, size: data.length })
+        expect(existsSync(file)).toBe(false)
+      } finally {
+        await rm(dir, { recursive: true, force: true })
+      }
     })
 
     it('partial ingest: ranges in any order, resumable, verified on commit', async () => {

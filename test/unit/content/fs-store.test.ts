@@ -41,6 +41,32 @@ describe('fs content store layout', () => {
     expect(sizes).toEqual([2_048, 2_048, 903])
   })
 
+  it('moves a file into place rather than copying it (same inode), and copies one from another filesystem', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'kiln-fs-move-'))
+    dirs.push(root)
+    const store = await createFsContentStore({ root })
+    const { writeFileSync } = await import('node:fs')
+    const data = Buffer.alloc(9 * 1024 * 1024, 5) // above the size hashed on the worker thread
+    const file = join(root, 'upload')
+    writeFileSync(file, data)
+    const before = await stat(file)
+    const { digest } = await store.ingestFile(file, { digest: sha256Digest(data) })
+    expect((await stat(await store.path(digest))).ino).toBe(before.ino)
+    expect((await stat(await store.path(digest))).mode & 0o777).toBe(0o444)
+
+    // /dev/shm is a tmpfs on Linux: another filesystem than the temp dir, where a rename fails with EXDEV.
+    const shm = await stat('/dev/shm').catch(() => undefined)
+    if (shm === undefined || !shm.isDirectory() || shm.dev === before.dev) { console.warn('skipping the EXDEV case: no /dev/shm on another filesystem'); return }
+    const elsewhere = await mkdtemp(join('/dev/shm', 'kiln-fs-move-'))
+    dirs.push(elsewhere)
+    const other = Buffer.from('from another filesystem')
+    writeFileSync(join(elsewhere, 'upload'), other)
+    const copied = await store.ingestFile(join(elsewhere, 'upload'), { digest: sha256Digest(other) })
+    expect(Buffer.from(await store.readBytes(copied.digest)).toString()).toBe('from another filesystem')
+    expect(await readdir(elsewhere)).toEqual([])
+    expect(await readdir(join(root, 'ingest'))).toEqual([])
+  })
+
   it('removes temp files left by dead processes when opened', async () => {
     const root = await mkdtemp(join(tmpdir(), 'kiln-fs-stale-'))
     dirs.push(root)

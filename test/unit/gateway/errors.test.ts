@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { KILN_ERROR_CODES, OCI_ERRORS, RegistryApiError, errorBody, toRegistryApiError } from '../../../src/gateway/errors.ts'
+import { ERRNO_CODES, KILN_ERROR_CODES, OCI_ERRORS, RegistryApiError, errorBody, toRegistryApiError, wireCode } from '../../../src/gateway/errors.ts'
 import { DigestMismatchError, NotFoundError } from '../../../src/content/errors.ts'
 
 describe('gateway error table', () => {
@@ -20,8 +20,19 @@ describe('gateway error table', () => {
       DENIED: 403,
       UNSUPPORTED: 405,
       TOOMANYREQUESTS: 429,
-      RANGE_INVALID: 416
+      RANGE_INVALID: 416,
+      STORAGE_FULL: 507,
+      REQUEST_TIMEOUT: 408,
+      INTERNAL: 500
     })
+  })
+
+  it('sends the conditions the spec has no code for as UNKNOWN, the others as named', () => {
+    const wire = Object.fromEntries(Object.keys(OCI_ERRORS).map(code => [code, wireCode(code as keyof typeof OCI_ERRORS)]))
+    for (const [code, sent] of Object.entries(wire)) {
+      expect(sent, code).toBe(['STORAGE_FULL', 'REQUEST_TIMEOUT', 'INTERNAL'].includes(code) ? 'UNKNOWN' : code)
+    }
+    expect(errorBody(new RegistryApiError('STORAGE_FULL')).errors[0]).toEqual({ code: 'UNKNOWN', message: OCI_ERRORS.STORAGE_FULL.message })
   })
 
   it('pins how kiln errors translate, by name', () => {
@@ -32,11 +43,18 @@ describe('gateway error table', () => {
       SizeMismatchError: 'SIZE_INVALID',
       InvalidRangeError: 'RANGE_INVALID',
       ManifestInvalidError: 'MANIFEST_INVALID',
-      ManifestTooLargeError: 'MANIFEST_INVALID'
+      ManifestTooLargeError: 'MANIFEST_INVALID',
+      BodyIdleTimeoutError: 'REQUEST_TIMEOUT'
     })
+    expect(ERRNO_CODES).toEqual({ ENOSPC: 'STORAGE_FULL', EDQUOT: 'STORAGE_FULL' })
     expect(toRegistryApiError(new DigestMismatchError('sha256:a', 'sha256:b'))?.status).toBe(400)
     expect(toRegistryApiError(new NotFoundError('x'))?.code).toBe('BLOB_UNKNOWN')
     expect(toRegistryApiError(new Error('boom'))).toBeUndefined()
+    // A full disk is told as such, without the server's paths that the system message names.
+    const full = toRegistryApiError(Object.assign(new Error("ENOSPC: no space left on device, open '/data/kiln/gateway/uploads/x'"), { code: 'ENOSPC' }))
+    expect(full).toMatchObject({ code: 'STORAGE_FULL', status: 507, detail: { errno: 'ENOSPC' } })
+    expect(full?.message).toMatch(/disk is full/)
+    expect(full?.message).not.toContain('/data')
   })
 
   it('renders the OCI error body', () => {

@@ -29,6 +29,8 @@ export interface TestGateway {
 export interface InjectOptions {
   headers?: Record<string, string>
   body?: Uint8Array | string
+  /** The client's address, as a socket would give it. */
+  remoteAddress?: string
 }
 
 export interface InjectResult {
@@ -48,7 +50,13 @@ export async function makeGateway (init: Partial<GatewayInit> = {}): Promise<Tes
     const bytes = options.body === undefined ? undefined : Buffer.from(options.body)
     const headers: Record<string, string> = { host: 'registry.test', ...(bytes === undefined ? {} : { 'content-length': String(bytes.byteLength) }) }
     for (const [k, v] of Object.entries(options.headers ?? {})) headers[k.toLowerCase()] = v
-    const res = await gateway.handle({ method, url, headers, body: (async function * () { if (bytes !== undefined && bytes.byteLength > 0) yield bytes })() })
+    const res = await gateway.handle({
+      method,
+      url,
+      headers,
+      body: (async function * () { if (bytes !== undefined && bytes.byteLength > 0) yield bytes })(),
+      ...(options.remoteAddress === undefined ? {} : { remoteAddress: options.remoteAddress })
+    })
     const chunks: Uint8Array[] = []
     if (res.body instanceof Uint8Array) chunks.push(res.body)
     else if (res.body !== undefined && method !== 'HEAD') for await (const c of res.body) chunks.push(c)

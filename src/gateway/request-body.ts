@@ -1,0 +1,89 @@
+/**
+ * The body of a request received over node:http, as handlers read it.
+ *
+ * - Idle-timed, not time-limited: each chunk must arrive within `idleMs` of
+ *   the handler asking for it, else the read throws BodyIdleTimeoutError. A
+ *   slow but steady upload takes as long as it needs (node's whole-request
+ *   timeout is off, see ./gateway.ts); a client that stops sending is cut off.
+ * - A handler that stops reading early (it answers an error before the whole
+ *   body came) does not destroy the request, so its response still reaches
+ *   the client. After the response, `finish` discards what the client still
+ *   sends for a bounded time, then closes the connection: closing a socket
+ *   with unread bytes makes the kernel send a reset, which can make the
+ *   client lose the response it has not read yet (nginx's "lingering close"
+ *   does the same).
+ *
+ * In-process callers (GatewayRequest bodies of their own) have no socket and
+ * no idle timer.
+ */
+import type { IncomingMessage } from 'node:http'
+
+/** A request body that sent nothing for the idle timeout. */
+export class BodyIdleTimeoutError extends Error {
+  override readonly name = 'BodyIdleTimeoutError'
+  constructor (idleMs: number) { super(`no request body bytes arrived for ${idleMs / 1000} s`) }
+}
+
+export class NodeRequestBody implements AsyncIterable<Uint8Array> {
+  private readonly req: IncomingMessage
+  private readonly idleMs: number
+  private iterator: AsyncIterator<Buffer> | undefined
+  /** A read still under way when a wait for it timed out; the next wait takes it over. */
+  private pending: Promise<IteratorResult<Buffer>> | undefined
+
+  constructor (req: IncomingMessage, idleMs: number) {
+    this.req = req
+    this.idleMs = idleMs
+  }
+
+  /** Whether a handler began reading and the client has not sent the whole body yet. */
+  get unfinished (): boolean {
+    return this.iterator !== undefined && !this.req.complete
+  }
+
+  async * [Symbol.asyncIterator] (): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      const r = await this.next(this.idleMs)
+      if (r.done === true) return
+      yield r.value
+    }
+  }
+
+  /**
+   * After the response: when a handler left part of the body unread, reads
+   * and drops the rest for at most `lingerMs` (and no longer than the idle
+   * timeout between chunks), then destroys the connection if it has still
+   * not ended. Never throws.
+   */
+  async finish (lingerMs: number): Promise<void> {
+    if (!this.unfinished) return
+    const deadline = Date.now() + lingerMs
+    try {
+      for (let left = lingerMs; left > 0 && !this.req.complete; left = deadline - Date.now()) {
+        if ((await this.next(Math.min(left, this.idleMs))).done === true) break
+      }
+    } catch { /* timed out or the client went away */ }
+    if (!this.req.complete) this.req.socket.destroy()
+  }
+
+  private async next (timeoutMs: number): Promise<IteratorResult<Buffer>> {
+    // Not destroyed when a handler stops early: the response must still go out (see above).
+    this.iterator ??= this.req.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer>
+    if (this.pending === undefined) {
+      this.pending = this.iterator.next()
+      this.pending.catch(() => { /* seen by whoever awaits it; none may, after a timeout */ })
+    }
+    let timer: NodeJS.Timeout | undefined
+    const idle = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new BodyIdleTimeoutError(this.idleMs)) }, timeoutMs) })
+    try {
+      const r = await Promise.race([this.pending, idle])
+      this.pending = undefined
+      return r
+    } catch (err) {
+      if (!(err instanceof BodyIdleTimeoutError)) this.pending = undefined
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
