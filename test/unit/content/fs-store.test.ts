@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createFsContentStore, sha256Digest, digestToCid, cidToDigest } from '../../../src/content/index.ts'
 import { contentStoreSuite } from './content-store-suite.ts'
+import { BLOB_FILE_MODE } from '../../../src/util/fs.ts'
 
 contentStoreSuite('fs', async () => {
   const root = await mkdtemp(join(tmpdir(), 'kiln-fs-store-'))
@@ -52,7 +53,7 @@ describe('fs content store layout', () => {
     const before = await stat(file)
     const { digest } = await store.ingestFile(file, { digest: sha256Digest(data) })
     expect((await stat(await store.path(digest))).ino).toBe(before.ino)
-    expect((await stat(await store.path(digest))).mode & 0o777).toBe(0o444)
+    expect((await stat(await store.path(digest))).mode & 0o777).toBe(BLOB_FILE_MODE)
 
     // /dev/shm is a tmpfs on Linux: another filesystem than the temp dir, where a rename fails with EXDEV.
     const shm = await stat('/dev/shm').catch(() => undefined)
