@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SandboxError } from '../errors.ts'
 import type { SandboxRoot } from './types.ts'
+import { scratchPrefix } from '../../util/owner.ts'
 
 export interface Scratch {
   /** Directory the sandbox uses as `/`: the overlay mount point or the plain root dir. */
@@ -36,7 +37,7 @@ export async function prepareScratch (root: SandboxRoot, network: boolean): Prom
   for (const dir of [...root.lowers, root.upper, root.work]) {
     if (/[,:\n]/.test(dir)) throw new SandboxError(`overlay directory ${JSON.stringify(dir)} contains ',' ':' or a newline, which mount options cannot express`)
   }
-  const scratch = await mkdtemp(join(tmpdir(), 'kiln-sbx-'))
+  const scratch = await mkdtemp(join(tmpdir(), scratchPrefix('kiln-sbx-')))
   const init = join(scratch, 'init')
   const merged = join(scratch, 'merged')
   await mkdir(merged)
