@@ -26,6 +26,7 @@ import type { TrustPolicy } from '../src/trust/index.ts'
 import { createAgentJobStore, createJobAgent, createNetworkContextSource, createRecipeBuilder } from './jobs/index.ts'
 import type { JobAgent, JobAgentStopOptions, JobBuilder } from './jobs/index.ts'
 import { createNetworkCache } from '../src/export/network-cache.ts'
+import type { Sandbox } from '../src/build/index.ts'
 import { createBuildLeases } from '../src/content/index.ts'
 import { startStoreUpkeep } from './store-upkeep.ts'
 import type { StoreUpkeep } from './store-upkeep.ts'
@@ -58,6 +59,10 @@ export interface AgentJobsInit {
   institution?: string
   /** Instead of the rootless builder (tests). */
   builder?: JobBuilder
+  /** The sandbox the rootless builder runs steps in; default the one probing picks on first use. */
+  sandbox?: Sandbox
+  /** Why jobs of other peers are declined (the sandbox cannot isolate steps); see JobAgentInit.othersRefused. */
+  othersRefused?: string
   /**
    * Share the build cache over the network (protocols/cache.md): publish the
    * step-cache records of each build, and reuse layers of builders the trust
@@ -187,6 +192,7 @@ async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer,
     store: building.store, db: j.db, refs: j.refs, workDir: join(j.dataDir, 'build'),
     provide: async (digest) => { await transfer.provide(digest, { signal: AbortSignal.timeout(60_000) }) },
     ...(networkCache !== undefined ? { remoteCache: networkCache.remoteCache } : {}),
+    ...(j.sandbox !== undefined ? { sandbox: j.sandbox } : {}),
     log: say
   })
   // A built image is kept from `kiln gc` for its requester to fetch, also after a resume.
@@ -225,6 +231,7 @@ async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer,
     capabilities: j.capabilities ?? [],
     concurrency: j.concurrency ?? 1,
     allowNetwork: j.allowNetwork ?? false,
+    ...(j.othersRefused !== undefined ? { othersRefused: j.othersRefused } : {}),
     certs: j.certs,
     journal: createAgentJobStore(j.db, message => { log?.warn(message) }),
     replayCache: createDbReplayCache(j.db),

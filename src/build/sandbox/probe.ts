@@ -96,7 +96,7 @@ async function probeHost (): Promise<HostProbe> {
     const prootBin = await check(hostTool('proot'), ['-0', '-r', '/', '/bin/true'], 'proot -0')
     const pr = !prootBin.ok ? prootBin : helpers ?? await driverWorks(createProotSandbox(), dirRoot)
     const prootSandbox = createProotSandbox()
-    drivers.push({ driver: 'proot', ok: pr.ok, features: prootSandbox.features, detail: pr.ok ? `${pr.detail}; no process isolation (a step can reach kiln: recipes you trust only, no jobs of other peers nor gateway builds), no network isolation, scan-based diff` : pr.detail })
+    drivers.push({ driver: 'proot', ok: pr.ok, features: prootSandbox.features, detail: pr.ok ? `${pr.detail}; no process isolation, no network isolation, scan-based diff` : pr.detail })
 
     const selected = DRIVER_PREFERENCE.find(n => drivers.find(d => d.driver === n)?.ok === true)
     return { userNamespaces, overlayInUserns, drivers, selected }
