@@ -20,6 +20,7 @@ import { digestHex } from '../content/index.ts'
 import type { BlobReader, Digest } from '../content/index.ts'
 import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX, decompress, extractLayer, layerCompression, readTar } from '../oci/index.ts'
 import type { Descriptor } from '../oci/index.ts'
+import { ownerTag } from '../util/owner.ts'
 
 export type SnapshotOutcome = 'created' | 'present' | 'unsupported'
 
@@ -48,7 +49,7 @@ export async function materializeSnapshot (store: BlobReader, layer: Descriptor,
   const whiteouts = await whiteoutsOf(store, layer)
   if (whiteouts === undefined) return 'unsupported'
   await mkdir(snapshotsDir, { recursive: true })
-  const tmp = join(snapshotsDir, `.import-${randomBytes(6).toString('hex')}`)
+  const tmp = join(snapshotsDir, `.import-${ownerTag()}-${randomBytes(6).toString('hex')}`)
   await mkdir(tmp)
   try {
     const r = await extractLayer(store.read(layer.digest), tmp)

@@ -78,6 +78,8 @@ Example:
       const identity = await ctx.identity()
       const store = await ctx.store()
       const self = identity.peerId.toString()
+      const { sweepAtStart } = await import('../sweep-at-start.ts')
+      await sweepAtStart(store.root, log)
       const { metrics, url: metricsUrl } = await startMetricsFor(ctx, flags.metricsListen)
       const { loadAgentTrust, agentOptions, sandboxForOthers } = await import('../agent-setup.ts')
       const trust = await loadAgentTrust(config, store, self, log)

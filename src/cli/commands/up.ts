@@ -15,6 +15,7 @@ import { startNode } from '../start-node.ts'
 import { durationFlag } from '../flags.ts'
 import { logLevelFlag } from './agent.ts'
 import { collect, pick, splitHostPort, startGatewayService, startMetricsFor } from './gateway.ts'
+import { scratchPrefix } from '../../util/owner.ts'
 
 interface UpFlags {
   gatewayListen?: string
@@ -50,7 +51,7 @@ export async function createLocalBuildRunner (store: LocalStore, workDir: string
     ...(nodeSandbox.othersRefused !== undefined ? { refuses: nodeSandbox.othersRefused } : {}),
     run: async (job, io) => {
       await mkdir(workDir, { recursive: true })
-      const contextDir = await mkdtemp(join(workDir, 'gateway-context-'))
+      const contextDir = await mkdtemp(join(workDir, scratchPrefix('gateway-context-')))
       try {
         if (job.context !== undefined) await extractLayer(store.content.read(job.context), contextDir, { signal: io.signal })
         const plan = parseRecipe(job.recipe.text, {
@@ -126,6 +127,8 @@ Examples:
       const identity = await ctx.identity()
       const store = await ctx.store()
       const self = identity.peerId.toString()
+      const { sweepAtStart } = await import('../sweep-at-start.ts')
+      await sweepAtStart(store.root, log)
       const { loadAgentTrust, agentOptions, sandboxForOthers } = await import('../agent-setup.ts')
       const trust = await loadAgentTrust(config, store, self, log)
       const nodeSandbox = await sandboxForOthers(config, store.root, [...(flags.jobs === false ? [] : ['--no-jobs']), ...(flags.localBuilds === false ? [] : ['--no-local-builds'])])
