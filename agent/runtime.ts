@@ -27,6 +27,7 @@ import { createAgentJobStore, createJobAgent, createNetworkContextSource, create
 import type { JobAgent, JobAgentStopOptions, JobBuilder } from './jobs/index.ts'
 import { createNetworkCache } from '../src/export/network-cache.ts'
 import type { Sandbox } from '../src/build/index.ts'
+import type { DerivedCache } from '../src/content/quota.ts'
 import { createBuildLeases } from '../src/content/index.ts'
 import { startStoreUpkeep } from './store-upkeep.ts'
 import type { StoreUpkeep } from './store-upkeep.ts'
@@ -94,6 +95,8 @@ export interface AgentInit {
   db?: KilnDb
   /** store.quota in bytes: enforced after each job and every 10 minutes. */
   quota?: number
+  /** The builder's snapshots and unpacked bases, bounded by the same quota (src/build/snapshots.ts). */
+  derived?: DerivedCache
 }
 
 export interface Agent {
@@ -127,7 +130,7 @@ export async function startAgent (init: AgentInit): Promise<Agent> {
     ? Promise.resolve()
     : transfer.provideAll().then(n => init.log?.info({ blobs: n }, 'store announced'), (err: Error) => init.log?.warn({ err }, 'announcing the store failed'))
   const upkeep = db !== undefined
-    ? startStoreUpkeep({ store: init.store, db, ...(init.quota !== undefined ? { quota: init.quota } : {}), ...(init.metrics !== undefined ? { metrics: init.metrics } : {}), ...(init.log !== undefined ? { log: init.log } : {}) })
+    ? startStoreUpkeep({ store: init.store, db, ...(init.quota !== undefined ? { quota: init.quota } : {}), ...(init.derived !== undefined ? { derived: init.derived } : {}), ...(init.metrics !== undefined ? { metrics: init.metrics } : {}), ...(init.log !== undefined ? { log: init.log } : {}) })
     : undefined
   const jobs = init.jobs !== undefined ? await startJobs(init, init.jobs, transfer, upkeep) : undefined
   let stopping: Promise<void> | undefined

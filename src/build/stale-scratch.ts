@@ -11,7 +11,8 @@
  *   (sandbox scratch, proot's status dirs, fetches, exports), half-unpacked
  *   bases (`build/rootfs/*.tmp-@…`), cache imports
  *   (`build/snapshots/.import-@…`), job and gateway build contexts
- *   (`jobs/ctx-@…`, `build/gateway-context-@…`);
+ *   (`jobs/ctx-@…`, `build/gateway-context-@…`); and snapshots or bases
+ *   renamed aside for removal (`.removing-*`, ./snapshots.ts), whoever's;
  * - by the build locks (./build-locks.ts), for the builder's own step and
  *   root dirs under `build/tmp`: removed only while no build runs on the
  *   data dir (listed before that is checked, so a build that starts
@@ -81,7 +82,8 @@ export async function sweepStaleScratch (init: SweepInit): Promise<string[]> {
     ...await sweepDir(init.tmpDir ?? tmpdir(), name => name.startsWith('kiln-') && tagged(name)),
     ...await sweepProotTemp(),
     ...await sweepDir(join(build, 'rootfs'), name => name.includes('.tmp-') && tagged(name)),
-    ...await sweepDir(join(build, 'snapshots'), name => name.startsWith('.import-') && tagged(name)),
+    ...await sweepDir(join(build, 'snapshots'), name => (name.startsWith('.import-') && tagged(name)) || name.startsWith('.removing-')),
+    ...await sweepDir(join(build, 'rootfs'), name => name.startsWith('.removing-')),
     ...await sweepDir(build, name => name.startsWith('gateway-context-') && tagged(name)),
     ...await sweepDir(join(init.dataDir, 'jobs'), name => name.startsWith('ctx-') && tagged(name))
   ]

@@ -113,6 +113,8 @@ export interface AgentOptionsInit {
 
 export async function agentOptions (o: AgentOptionsInit): Promise<AgentInit> {
   const { createTrackedStore } = await import('../content/quota.ts')
+  const { createBuildCache } = await import('../build/snapshots.ts')
+  const { join } = await import('node:path')
   return {
     node: o.node,
     privateKey: o.privateKey,
@@ -120,6 +122,7 @@ export async function agentOptions (o: AgentOptionsInit): Promise<AgentInit> {
     store: createTrackedStore(o.store.content, o.store.db),
     db: o.store.db,
     ...(o.trust.quota !== undefined ? { quota: o.trust.quota } : {}),
+    derived: createBuildCache({ workDir: join(o.store.root, 'build'), db: o.store.db, store: o.store.content }),
     metrics: o.metrics,
     log: o.log,
     describe: o.describe,
