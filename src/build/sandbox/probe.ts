@@ -61,7 +61,7 @@ async function driverWorks (sandbox: Sandbox, root: SandboxRoot | undefined): Pr
 /** Why a driver that needs these host programs cannot work, or undefined when all are installed. */
 function missingHelpers (names: string[]): Check | undefined {
   const missing = names.filter(n => hostTool(n) === undefined)
-  return missing.length === 0 ? undefined : { ok: false, detail: `needs ${missing.join(' and ')} (busybox-static, util-linux), not installed` }
+  return missing.length === 0 ? undefined : { ok: false, detail: `needs ${missing.join(' and ')} (a static build: busybox-static), not installed` }
 }
 
 async function probeHost (): Promise<HostProbe> {
@@ -81,8 +81,10 @@ async function probeHost (): Promise<HostProbe> {
 
     const drivers: DriverProbe[] = []
     const ns: SandboxFeatures = { overlay: overlayInUserns.ok, networkIsolation: true, pidIsolation: true, processIsolation: true }
-    // unshare and proot set the step's environment with the host's static busybox (./step-env.ts), and start through setpriv.
-    const helpers = missingHelpers(['busybox', 'setpriv'])
+    // unshare and proot set the step's environment with the host's static busybox (./step-env.ts).
+    const helpers = missingHelpers(['busybox'])
+    // Without setpriv no driver gets a parent-death signal (./process.ts): a killed kiln leaves its step running.
+    const orphans = hostTool('setpriv') === undefined ? '; no setpriv (util-linux 2.31+): a step outlives a killed kiln' : ''
 
     const bwrapBin = await check(hostTool('bwrap'), ['--unshare-user', '--uid', '0', '--gid', '0', '--unshare-pid', '--unshare-net', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--', '/bin/true'], 'bwrap with user+pid+net namespaces')
     const bwrap = bwrapBin.ok ? await driverWorks(createBwrapSandbox(ns), ns.overlay ? overlayRoot('bwrap') : dirRoot) : bwrapBin
@@ -91,12 +93,12 @@ async function probeHost (): Promise<HostProbe> {
     const un = !userNamespaces.ok ? { ok: false, detail: `needs user namespaces (${userNamespaces.detail})` }
       : helpers !== undefined ? helpers
         : await driverWorks(createUnshareSandbox(ns), ns.overlay ? overlayRoot('unshare') : dirRoot)
-    drivers.push({ driver: 'unshare', ok: un.ok, features: ns, detail: un.ok ? `${un.detail}${ns.overlay ? '; overlay upper dir diff' : '; no overlay: scan-based diff'}` : un.detail })
+    drivers.push({ driver: 'unshare', ok: un.ok, features: ns, detail: un.ok ? `${un.detail}${ns.overlay ? '; overlay upper dir diff' : '; no overlay: scan-based diff'}${orphans}` : un.detail })
 
     const prootBin = await check(hostTool('proot'), ['-0', '-r', '/', '/bin/true'], 'proot -0')
     const pr = !prootBin.ok ? prootBin : helpers ?? await driverWorks(createProotSandbox(), dirRoot)
     const prootSandbox = createProotSandbox()
-    drivers.push({ driver: 'proot', ok: pr.ok, features: prootSandbox.features, detail: pr.ok ? `${pr.detail}; no process isolation, no network isolation, scan-based diff` : pr.detail })
+    drivers.push({ driver: 'proot', ok: pr.ok, features: prootSandbox.features, detail: pr.ok ? `${pr.detail}; no process isolation, no network isolation, scan-based diff${orphans}` : pr.detail })
 
     const selected = DRIVER_PREFERENCE.find(n => drivers.find(d => d.driver === n)?.ok === true)
     return { userNamespaces, overlayInUserns, drivers, selected }

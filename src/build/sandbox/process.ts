@@ -8,7 +8,6 @@
  * drivers' namespaces or tracer take care of those).
  */
 import { spawn } from 'node:child_process'
-import { SandboxUnavailableError } from '../errors.ts'
 import { hostTool } from './host-tools.ts'
 import type { OutputStream, RunResult } from './types.ts'
 
@@ -26,7 +25,9 @@ export interface ProcessSpec {
   /**
    * Signal the leader gets when kiln dies (even by SIGKILL): the kernel's
    * parent-death signal, set by util-linux `setpriv --pdeathsig` before the
-   * program starts. Default: none, the leader outlives kiln.
+   * program starts. Default: none, the leader outlives kiln. On a node
+   * without setpriv (util-linux before 2.31) the leader starts without it:
+   * the probe says so (`kiln doctor`).
    */
   parentDeathSignal?: NodeJS.Signals
   /**
@@ -38,9 +39,8 @@ export interface ProcessSpec {
 }
 
 function command (spec: ProcessSpec): { file: string, args: string[] } {
-  if (spec.parentDeathSignal === undefined) return { file: spec.file, args: spec.args }
   const setpriv = hostTool('setpriv')
-  if (setpriv === undefined) throw new SandboxUnavailableError('setpriv (util-linux) is not installed on this node; the sandbox needs it so that build steps die with kiln')
+  if (spec.parentDeathSignal === undefined || setpriv === undefined) return { file: spec.file, args: spec.args }
   return { file: setpriv, args: ['--pdeathsig', spec.parentDeathSignal, '--', spec.file, ...spec.args] }
 }
 

@@ -53,7 +53,11 @@ export interface SandboxFeatures {
   overlay: boolean
   /** `network: false` really cuts the step off the host's network. */
   networkIsolation: boolean
-  /** Processes the step leaves behind die with it (pid namespace or tracer), also when kiln itself is killed. */
+  /**
+   * Processes the step leaves behind die with it (pid namespace or tracer);
+   * also when kiln itself is killed, where util-linux setpriv is installed
+   * (./process.ts).
+   */
   pidIsolation: boolean
   /**
    * The step cannot see, signal or read the memory of host processes (its
