@@ -26,6 +26,8 @@ import type { TrustPolicy } from '../src/trust/index.ts'
 import { createAgentJobStore, createJobAgent, createNetworkContextSource, createRecipeBuilder } from './jobs/index.ts'
 import type { JobAgent, JobAgentStopOptions, JobBuilder } from './jobs/index.ts'
 import { createNetworkCache } from '../src/export/network-cache.ts'
+import type { Sandbox } from '../src/build/index.ts'
+import type { DerivedCache } from '../src/content/quota.ts'
 import { createBuildLeases } from '../src/content/index.ts'
 import { startStoreUpkeep } from './store-upkeep.ts'
 import type { StoreUpkeep } from './store-upkeep.ts'
@@ -58,6 +60,10 @@ export interface AgentJobsInit {
   institution?: string
   /** Instead of the rootless builder (tests). */
   builder?: JobBuilder
+  /** The sandbox the rootless builder runs steps in; default the one probing picks on first use. */
+  sandbox?: Sandbox
+  /** Why jobs of other peers are declined (the sandbox cannot isolate steps); see JobAgentInit.othersRefused. */
+  othersRefused?: string
   /**
    * Share the build cache over the network (protocols/cache.md): publish the
    * step-cache records of each build, and reuse layers of builders the trust
@@ -89,6 +95,8 @@ export interface AgentInit {
   db?: KilnDb
   /** store.quota in bytes: enforced after each job and every 10 minutes. */
   quota?: number
+  /** The builder's snapshots and unpacked bases, bounded by the same quota (src/build/snapshots.ts). */
+  derived?: DerivedCache
 }
 
 export interface Agent {
@@ -122,7 +130,7 @@ export async function startAgent (init: AgentInit): Promise<Agent> {
     ? Promise.resolve()
     : transfer.provideAll().then(n => init.log?.info({ blobs: n }, 'store announced'), (err: Error) => init.log?.warn({ err }, 'announcing the store failed'))
   const upkeep = db !== undefined
-    ? startStoreUpkeep({ store: init.store, db, ...(init.quota !== undefined ? { quota: init.quota } : {}), ...(init.metrics !== undefined ? { metrics: init.metrics } : {}), ...(init.log !== undefined ? { log: init.log } : {}) })
+    ? startStoreUpkeep({ store: init.store, db, ...(init.quota !== undefined ? { quota: init.quota } : {}), ...(init.derived !== undefined ? { derived: init.derived } : {}), ...(init.metrics !== undefined ? { metrics: init.metrics } : {}), ...(init.log !== undefined ? { log: init.log } : {}) })
     : undefined
   const jobs = init.jobs !== undefined ? await startJobs(init, init.jobs, transfer, upkeep) : undefined
   let stopping: Promise<void> | undefined
@@ -187,6 +195,7 @@ async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer,
     store: building.store, db: j.db, refs: j.refs, workDir: join(j.dataDir, 'build'),
     provide: async (digest) => { await transfer.provide(digest, { signal: AbortSignal.timeout(60_000) }) },
     ...(networkCache !== undefined ? { remoteCache: networkCache.remoteCache } : {}),
+    ...(j.sandbox !== undefined ? { sandbox: j.sandbox } : {}),
     log: say
   })
   // A built image is kept from `kiln gc` for its requester to fetch, also after a resume.
@@ -225,6 +234,7 @@ async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer,
     capabilities: j.capabilities ?? [],
     concurrency: j.concurrency ?? 1,
     allowNetwork: j.allowNetwork ?? false,
+    ...(j.othersRefused !== undefined ? { othersRefused: j.othersRefused } : {}),
     certs: j.certs,
     journal: createAgentJobStore(j.db, message => { log?.warn(message) }),
     replayCache: createDbReplayCache(j.db),

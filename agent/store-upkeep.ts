@@ -15,7 +15,7 @@
 import type { Logger } from 'pino'
 import type { ContentStore, KilnDb } from '../src/content/index.ts'
 import { enforceQuota, untracked } from '../src/content/quota.ts'
-import type { QuotaResult } from '../src/content/quota.ts'
+import type { DerivedCache, QuotaResult } from '../src/content/quota.ts'
 import type { Metrics } from '../src/metrics/index.ts'
 import { blobChildren } from '../src/oci/index.ts'
 
@@ -31,6 +31,8 @@ export interface StoreUpkeepInit {
   intervalMs?: number
   /** Blobs younger than this are kept (enforceQuota's default when absent). */
   graceMs?: number
+  /** The builder's snapshots and unpacked bases, bounded by the same quota (src/build/snapshots.ts). */
+  derived?: DerivedCache
   metrics?: Metrics
   log?: Logger
 }
@@ -57,10 +59,10 @@ export function startStoreUpkeep (init: StoreUpkeepInit): StoreUpkeep {
   const runOnce = async (): Promise<QuotaResult | undefined> => {
     if (quota === undefined || stopped) return undefined
     try {
-      const r = await enforceQuota({ store, db, quota, children, ...(init.graceMs !== undefined ? { graceMs: init.graceMs } : {}) })
+      const r = await enforceQuota({ store, db, quota, children, ...(init.graceMs !== undefined ? { graceMs: init.graceMs } : {}), ...(init.derived !== undefined ? { derived: init.derived } : {}) })
       if (r.bytesFreed > 0) {
         metrics?.inc('kiln_store_evicted_bytes_total', {}, r.bytesFreed)
-        log?.info({ evicted: r.evicted.length, bytesFreed: r.bytesFreed, after: r.after, quota }, 'store trimmed to its quota')
+        log?.info({ evicted: r.evicted.length, buildCacheEvicted: r.derivedEvicted.length, bytesFreed: r.bytesFreed, after: r.after, quota }, 'store trimmed to its quota')
       }
       if (r.overQuota) log?.warn({ after: r.after, quota, protectedBytes: r.protectedBytes }, 'store over its quota: the rest is pinned, in use or fresh')
       return r

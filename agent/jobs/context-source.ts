@@ -11,6 +11,7 @@ import type { ContentStore, Digest, Leases } from '../../src/content/index.ts'
 import { parseDigest } from '../../src/content/index.ts'
 import { extractLayer } from '../../src/oci/index.ts'
 import type { ContextSource } from './index.ts'
+import { scratchPrefix } from '../../src/util/owner.ts'
 
 export interface NetworkContextSourceInit {
   store: ContentStore
@@ -35,7 +36,7 @@ export function createNetworkContextSource (init: NetworkContextSourceInit): Con
       const info = await init.store.info(digest)
       if (info.size !== context.size) throw new Error(`context ${digest} is ${info.size} bytes, the job says ${context.size}`)
       await mkdir(init.workDir, { recursive: true, mode: 0o700 })
-      const dir = await mkdtemp(join(init.workDir, 'ctx-'))
+      const dir = await mkdtemp(join(init.workDir, scratchPrefix('ctx-')))
       const release = async (): Promise<void> => {
         await rm(dir, { recursive: true, force: true })
         if (lease !== undefined) init.leases?.release(lease)

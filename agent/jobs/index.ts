@@ -76,6 +76,13 @@ export interface JobAgentInit {
   /** Builds run at once; default 1. */
   concurrency?: number
   allowNetwork?: boolean
+  /**
+   * Why this agent builds no job of another peer, when it does not (its
+   * sandbox cannot isolate build steps from the agent: src/build/sandbox's
+   * othersRefusal). Such jobs and awards are declined with this reason;
+   * jobs signed by this node's own key are still built.
+   */
+  othersRefused?: string
   institution?: string
   /** This node's membership certificates, presented with every message. */
   certs?: unknown[]

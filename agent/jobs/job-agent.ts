@@ -70,9 +70,10 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
   }
 
   /** Of the job's platforms, those this agent builds; and why it will not offer for them, if it will not. */
-  const matching = (job: JobPayload): { platforms: string[], reason?: string } => {
+  const matching = (job: JobPayload, requester: string): { platforms: string[], reason?: string } => {
     const platforms = job.platforms.filter(p => init.platforms.includes(p))
     if (platforms.length === 0) return { platforms, reason: `builds ${init.platforms.join(', ')} only` }
+    if (init.othersRefused !== undefined && requester !== self) return { platforms, reason: init.othersRefused }
     const missing = unmet(job.requirements, init.capabilities ?? [])
     if (missing.length > 0) return { platforms, reason: `lacks ${missing.join(', ')}` }
     if (job.network && !allowNetwork) return { platforms, reason: 'network access during RUN is not allowed here' }
@@ -100,7 +101,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
   const onJob = async (m: Extract<OpenedFrame, { type: 'job' }>, via: FrameSource): Promise<void> => {
     const env = m.envelope
     const job = env.payload
-    const { platforms, reason } = matching(job)
+    const { platforms, reason } = matching(job, env.signer)
     const decline = (which: string[], why: string): void => {
       for (const platform of which) sendQuiet(env.signer, 'decline', { jobId: job.jobId, platform, reason: why.slice(0, MAX_REASON_CHARS) })
     }
@@ -135,9 +136,9 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
     const job = await verifyEnvelope(award.payload.job, { type: 'job', payload: JobPayloadSchema })
     if (job.signer !== award.signer || job.payload.jobId !== award.payload.jobId) { log('warn', 'award does not match its job'); return }
     const platform = award.payload.platform
-    const fit = matching(job.payload)
+    const fit = matching(job.payload, job.signer)
     if (!job.payload.platforms.includes(platform) || fit.reason !== undefined || !fit.platforms.includes(platform)) {
-      sendQuiet(award.signer, 'decline', { jobId: job.payload.jobId, platform, reason: 'awarded a job this agent does not match' })
+      sendQuiet(award.signer, 'decline', { jobId: job.payload.jobId, platform, reason: (fit.reason ?? 'awarded a job this agent does not match').slice(0, MAX_REASON_CHARS) })
       return
     }
     const k = keyOf(job.payload.jobId, platform)

@@ -25,6 +25,7 @@ import type { RegistryClient } from '../registry/index.ts'
 import { BaseImageError } from './errors.ts'
 import type { SourceLoc } from '../recipe/ir.ts'
 import { removeTree } from './sandbox/index.ts'
+import { ownerTag } from '../util/owner.ts'
 
 export interface ResolvedBase {
   /** The single-platform manifest; undefined for scratch. */
@@ -165,7 +166,7 @@ export async function unpackedBase (store: ContentStore, base: ResolvedBase, cac
   const name = base.manifestDigest === undefined ? `scratch-${uid}` : `${digestHex(base.manifestDigest)}-${uid}`
   const dir = join(cacheDir, name)
   if (await stat(dir).then(() => true, () => false)) return dir
-  const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`
+  const tmp = `${dir}.tmp-${ownerTag()}-${Date.now()}`
   await mkdir(tmp, { recursive: true })
   try {
     if (base.descriptor !== undefined) await unpackImage(store, base.descriptor, tmp, { ...(signal !== undefined ? { signal } : {}) })

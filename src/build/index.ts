@@ -15,6 +15,10 @@
  * the API for whoever moves cache records between stores (src/export); a
  * `remoteCache` on the builder is asked for the steps the local one lacks.
  *
+ * Every build holds a build lock on its work dir (./build-locks.ts) while it
+ * runs, so that scratch sweeping and snapshot collection (./stale-scratch.ts,
+ * ./snapshots.ts) never remove what a live build uses.
+ *
  * @example
  * ```ts
  * const builder = createBuilder({ store: local.content, db: local.db, refs: local.refs, workDir: join(dataDir, 'build') })
@@ -24,7 +28,13 @@
  * local.refs.set('app', 'latest', result.descriptor)
  * ```
  */
-export { createBuilder } from './builder.ts'
+import { createBuilder as createUnlockedBuilder } from './builder.ts'
+import { lockingBuilder } from './build-locks.ts'
+import type { Builder, BuilderInit } from './types.ts'
+
+export function createBuilder (init: BuilderInit): Builder {
+  return lockingBuilder(createUnlockedBuilder(init), init.workDir)
+}
 export { instructionText, instructionSummary } from './instruction-text.ts'
 export type * from './types.ts'
 export { createStepCache, stepKey } from './cache.ts'

@@ -1,8 +1,9 @@
 /**
  * What `kiln agent` and `kiln up` both do to start an agent: read the store
- * quota, load the trust policy and this node's certificates, and put the
- * agent's options together (tracked store, quota, metrics, jobs). `kiln
- * gateway` loads its trust policy and certificates here too.
+ * quota, load the trust policy and this node's certificates, pick the
+ * sandbox and decide whether it may build for others, and put the agent's
+ * options together (tracked store, quota, metrics, jobs). `kiln gateway`
+ * loads its trust policy and certificates here too.
  */
 import type { Logger } from 'pino'
 import type { AgentInit } from '../../agent/runtime.ts'
@@ -10,6 +11,7 @@ import type { KilnConfig } from '../config/index.ts'
 import type { LocalStore } from '../content/index.ts'
 import type { Metrics } from '../metrics/index.ts'
 import type { TrustPolicy } from '../trust/index.ts'
+import type { Sandbox } from '../build/index.ts'
 import { CliError } from './errors.ts'
 import { EXIT } from './exit-codes.ts'
 
@@ -48,6 +50,51 @@ export async function loadTrustAndCertificates (config: KilnConfig, storeRoot: s
   return { policy, certs }
 }
 
+export interface NodeSandbox {
+  /** The sandbox builds use; absent when none works here (builds then fail at their first RUN). */
+  sandbox?: Sandbox
+  /** Why builds for others (jobs of other peers, gateway builds) are refused on this node, when they are. */
+  othersRefused?: string
+}
+
+const DRIVERS = ['bwrap', 'unshare', 'proot'] as const
+
+/**
+ * The sandbox builds for others would use (KILN_SANDBOX, else
+ * build.sandbox), probed now, and whether it may run their recipes.
+ * `offFlags` are the flags that would stop this node building for others
+ * (--no-jobs, --no-local-builds); none: nothing is probed. A driver named
+ * explicitly that cannot isolate steps (proot) is then a usage error that
+ * says what to do; one picked automatically, because it is the only one
+ * that works here, builds this node's own recipes and refuses others'
+ * (docs/security.md).
+ */
+export async function sandboxForOthers (config: KilnConfig, dataDir: string, offFlags: string[]): Promise<NodeSandbox> {
+  if (offFlags.length === 0) return {}
+  const fromEnv = process.env.KILN_SANDBOX
+  const choice = fromEnv ?? config.build.sandbox
+  const setting = fromEnv !== undefined ? 'KILN_SANDBOX' : 'build.sandbox'
+  const driver = DRIVERS.find(d => d === choice)
+  if (choice !== 'auto' && driver === undefined) throw new CliError(`${setting} is ${choice}: expected auto, ${DRIVERS.join(', ')}`, { exitCode: EXIT.usage })
+  const { createSandbox, othersRefusal } = await import('../build/sandbox/index.ts')
+  const { join } = await import('node:path')
+  let sandbox: Sandbox
+  try {
+    sandbox = await createSandbox({ ...(driver !== undefined ? { driver } : {}), probeCacheDir: join(dataDir, 'build') })
+  } catch (err) {
+    if (driver === undefined) return {}
+    throw new CliError(`${setting} is ${driver}: ${(err as Error).message}`, { exitCode: EXIT.usage, hint: 'kiln doctor shows which sandbox drivers work here' })
+  }
+  const othersRefused = othersRefusal(sandbox)
+  if (othersRefused !== undefined && driver !== undefined) {
+    throw new CliError(`${setting} is ${driver}: ${othersRefused}`, {
+      exitCode: EXIT.usage,
+      hint: `set ${setting} to auto, bwrap or unshare, or start with ${offFlags.join(' ')} to build for nobody but this node's kiln build`
+    })
+  }
+  return { sandbox, ...(othersRefused !== undefined ? { othersRefused } : {}) }
+}
+
 export interface AgentOptionsInit {
   node: AgentInit['node']
   privateKey: AgentInit['privateKey']
@@ -61,11 +108,13 @@ export interface AgentOptionsInit {
   description: { platforms: Array<{ platform: string }>, capabilities: string[] }
   institution?: string
   /** Absent: the agent takes no jobs. */
-  jobs?: { concurrency: number, allowNetwork: boolean }
+  jobs?: { concurrency: number, allowNetwork: boolean } & NodeSandbox
 }
 
 export async function agentOptions (o: AgentOptionsInit): Promise<AgentInit> {
   const { createTrackedStore } = await import('../content/quota.ts')
+  const { createBuildCache } = await import('../build/snapshots.ts')
+  const { join } = await import('node:path')
   return {
     node: o.node,
     privateKey: o.privateKey,
@@ -73,6 +122,7 @@ export async function agentOptions (o: AgentOptionsInit): Promise<AgentInit> {
     store: createTrackedStore(o.store.content, o.store.db),
     db: o.store.db,
     ...(o.trust.quota !== undefined ? { quota: o.trust.quota } : {}),
+    derived: createBuildCache({ workDir: join(o.store.root, 'build'), db: o.store.db, store: o.store.content }),
     metrics: o.metrics,
     log: o.log,
     describe: o.describe,
@@ -89,6 +139,8 @@ export async function agentOptions (o: AgentOptionsInit): Promise<AgentInit> {
             capabilities: [...o.description.capabilities, ...o.config.agent.capabilities],
             concurrency: o.jobs.concurrency,
             allowNetwork: o.jobs.allowNetwork,
+            ...(o.jobs.sandbox !== undefined ? { sandbox: o.jobs.sandbox } : {}),
+            ...(o.jobs.othersRefused !== undefined ? { othersRefused: o.jobs.othersRefused } : {}),
             ...(o.institution !== undefined ? { institution: o.institution } : {})
           }
         })

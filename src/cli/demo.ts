@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { CliError } from './errors.ts'
 import { EXIT } from './exit-codes.ts'
 import type { Output } from './output.ts'
+import { scratchPrefix } from '../util/owner.ts'
 
 const KILN = join(import.meta.dirname, 'kiln.mjs')
 
@@ -45,7 +46,7 @@ async function freePort (): Promise<number> {
 
 export async function runDemo (options: DemoOptions): Promise<void> {
   const { out } = options
-  const work = mkdtempSync(join(tmpdir(), 'kiln-demo-'))
+  const work = mkdtempSync(join(tmpdir(), scratchPrefix('kiln-demo-')))
   const dataDir = join(work, 'data')
   const env = { ...process.env, KILN_DATA_DIR: dataDir, KILN_LOG_LEVEL: 'warn' }
   let step = 0

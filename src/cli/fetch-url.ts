@@ -15,6 +15,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web'
 import { CliError } from './errors.ts'
 import { EXIT } from './exit-codes.ts'
 import type { Progress } from './output.ts'
+import { scratchPrefix } from '../util/owner.ts'
 
 export function isUrl (text: string): boolean {
   return /^https?:\/\//i.test(text)
@@ -35,7 +36,7 @@ export async function fetchPinned (url: string, sha256: string | undefined, prog
     throw new CliError(`cannot fetch ${url}: ${(err as Error).message}`, { exitCode: EXIT.network })
   }
   if (!res.ok || res.body === null) throw new CliError(`cannot fetch ${url}: HTTP ${res.status}`, { exitCode: res.status === 404 ? EXIT.notFound : EXIT.network })
-  const dir = await mkdtemp(join(tmpdir(), 'kiln-fetch-'))
+  const dir = await mkdtemp(join(tmpdir(), scratchPrefix('kiln-fetch-')))
   const cleanup = async (): Promise<void> => { await rm(dir, { recursive: true, force: true }) }
   const path = join(dir, basename(new URL(url).pathname) || 'download')
   const hash = createHash('sha256')

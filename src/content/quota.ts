@@ -17,6 +17,12 @@
  * "Used" is the last read or write through `createTrackedStore`, recorded
  * in the `blob_access` table at a resolution of ACCESS_RESOLUTION_MS; a blob
  * never read through it counts from its file's mtime.
+ *
+ * Caches made from blobs beside the store (a DerivedCache: the builder's
+ * step snapshots and unpacked bases, src/build/snapshots.ts) count against
+ * the quota too, and go before any blob, least recently used first: each
+ * is an unpacked copy of blobs the store keeps, so losing one costs at most
+ * rerunning a step or unpacking a base again. None goes while a build runs.
  */
 import { stat } from 'node:fs/promises'
 import { z } from 'zod'
@@ -136,6 +142,25 @@ export function createTrackedStore (store: ContentStore, db: KilnDb, options: Tr
   return tracked
 }
 
+/** One entry of a DerivedCache. */
+export interface DerivedEntry {
+  id: string
+  /** Bytes it holds on disk. */
+  bytes: number
+  usedAt: number
+  madeAt: number
+}
+
+/** Caches on disk made from blobs, bounded by the same quota (see the top of this file). */
+export interface DerivedCache {
+  /** Bytes every entry holds. */
+  total: () => Promise<number>
+  /** The entries that may go now: none while a build runs. */
+  evictable: () => Promise<DerivedEntry[]>
+  /** Removes one; false when it had to stay after all (a build started meanwhile). */
+  evict: (entry: DerivedEntry) => Promise<boolean>
+}
+
 export interface EnforceQuotaOptions {
   store: ContentStore
   db: KilnDb
@@ -143,18 +168,22 @@ export interface EnforceQuotaOptions {
   quota: number
   /** The digests a blob refers to (as for collectGarbage). */
   children: (digest: Digest) => Promise<Digest[]>
-  /** Keep blobs younger than this; default QUOTA_GRACE_MS. */
+  /** Keep blobs (and derived entries) younger than this; default QUOTA_GRACE_MS. */
   graceMs?: number
+  /** Caches made from the store's blobs, counted and evicted first. */
+  derived?: DerivedCache
   dryRun?: boolean
   now?: number
 }
 
 export interface QuotaResult {
   quota: number
-  /** Bytes in the store before and after. */
+  /** Bytes in the store (and the derived cache) before and after. */
   before: number
   after: number
   evicted: BlobInfo[]
+  /** Derived cache entries evicted (with `derived`). */
+  derivedEvicted: Array<{ id: string, bytes: number }>
   bytesFreed: number
   /** Bytes that may not be evicted (pinned, leased, fresh). */
   protectedBytes: number
@@ -174,9 +203,23 @@ export async function enforceQuota (options: EnforceQuotaOptions): Promise<Quota
 
   const blobs: BlobInfo[] = []
   for await (const b of store.walk()) blobs.push(b)
-  const before = blobs.reduce((n, b) => n + b.size, 0)
-  const result: QuotaResult = { quota, before, after: before, evicted: [], bytesFreed: 0, protectedBytes: 0, overQuota: false }
+  const derivedBytes = await options.derived?.total() ?? 0
+  const before = blobs.reduce((n, b) => n + b.size, 0) + derivedBytes
+  const result: QuotaResult = { quota, before, after: before, evicted: [], derivedEvicted: [], bytesFreed: 0, protectedBytes: 0, overQuota: false }
   if (before <= quota) return result
+
+  let total = before
+  if (options.derived !== undefined) {
+    const entries = (await options.derived.evictable()).sort((a, b) => a.usedAt - b.usedAt)
+    result.protectedBytes += derivedBytes - entries.reduce((n, e) => n + e.bytes, 0)
+    for (const e of entries) {
+      if (total <= quota) break
+      if (now - e.madeAt < graceMs || (options.dryRun !== true && !await options.derived.evict(e))) { result.protectedBytes += e.bytes; continue }
+      result.derivedEvicted.push({ id: e.id, bytes: e.bytes })
+      total -= e.bytes
+    }
+  }
+  if (total <= quota) return { ...result, after: total, bytesFreed: before - total }
 
   const keep = new Set<Digest>()
   await markReachable([...createPins(db, refs).roots(), ...leases.held(now)], keep, store, children)
@@ -193,7 +236,6 @@ export async function enforceQuota (options: EnforceQuotaOptions): Promise<Quota
   }
   candidates.sort((a, b) => Number(a.named) - Number(b.named) || a.usedAt - b.usedAt)
 
-  let total = before
   for (const c of candidates) {
     if (total <= quota) break
     // A build or transfer may have taken a lease since we looked: ask again before each removal.

@@ -21,6 +21,7 @@ import type { BlobReader, Digest } from '../content/index.ts'
 import { OPAQUE_WHITEOUT, SafeRoot, WHITEOUT_PREFIX, cleanComponents, decompress, extractLayer, layerCompression, readTar } from '../oci/index.ts'
 import type { Descriptor } from '../oci/index.ts'
 import { mkdirPrivate } from '../util/fs.ts'
+import { ownerTag } from '../util/owner.ts'
 
 export type SnapshotOutcome = 'created' | 'present' | 'unsupported'
 
@@ -49,7 +50,7 @@ export async function materializeSnapshot (store: BlobReader, layer: Descriptor,
   const whiteouts = await whiteoutsOf(store, layer)
   if (whiteouts === undefined) return 'unsupported'
   await mkdirPrivate(snapshotsDir)
-  const tmp = join(snapshotsDir, `.import-${randomBytes(6).toString('hex')}`)
+  const tmp = join(snapshotsDir, `.import-${ownerTag()}-${randomBytes(6).toString('hex')}`)
   await mkdir(tmp)
   try {
     const r = await extractLayer(store.read(layer.digest), tmp)

@@ -21,6 +21,7 @@ import { ExecExporterFailedError, ExecExporterProtocolError, ExecExporterTimeout
 import type { ExportImage, ExportOptions, ExportResult, ExporterComponents } from './index.ts'
 import { layoutEntries, targetNames } from './names.ts'
 import type { ExecSpec } from './output-spec.ts'
+import { scratchPrefix } from '../util/owner.ts'
 
 interface RunOutcome { code: number | null, signal: NodeJS.Signals | null, stdout: Buffer, stderrTail: string, timedOut: boolean, stdoutOverflow: boolean, spawnError?: Error }
 
@@ -86,7 +87,7 @@ function parseResult (stdout: Buffer, cmd: string): ExporterResult {
 
 export async function exportExec (image: ExportImage, spec: ExecSpec, options: ExportOptions, components: ExporterComponents): Promise<ExportResult> {
   const names = targetNames([], options)
-  const dir = await mkdtemp(join(components.tmpDir ?? tmpdir(), 'kiln-exec-export-'))
+  const dir = await mkdtemp(join(components.tmpDir ?? tmpdir(), scratchPrefix('kiln-exec-export-')))
   try {
     await writeOciLayout(dir, image.store, layoutEntries(image.root, names).map(descriptor => ({ descriptor })))
     const request: ExporterRequest = {

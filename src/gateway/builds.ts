@@ -74,6 +74,14 @@ export interface BuildRunnerIo {
  */
 export interface BuildRunner {
   readonly name: string
+  /**
+   * Why this runner takes no build, when it takes none: its sandbox cannot
+   * isolate build steps from kiln, and a gateway build runs a recipe of
+   * whoever may push (docs/security.md). The gateway then builds as if it
+   * had no runner: a POSTed build is refused (UNSUPPORTED) with this reason,
+   * a pushed build request is stored as the artifact it is and not built.
+   */
+  readonly refuses?: string
   run: (job: BuildJob, io: BuildRunnerIo) => Promise<{ digest: Digest, mediaType: string, size: number }>
 }
 
@@ -103,8 +111,10 @@ interface Build {
 }
 
 export interface BuildManager {
-  /** Whether a runner is configured. */
+  /** Whether a runner is configured and takes builds. */
   readonly enabled: boolean
+  /** Why builds are refused although a runner is configured (BuildRunner.refuses). */
+  readonly refusal?: string
   submit: (ctx: GatewayContext, repository: string, request: BuildRequest) => Build
   get: (repository: string, id: string) => Build | undefined
   list: (repository: string) => Build[]
@@ -176,9 +186,10 @@ export function createBuildManager (runner: BuildRunner | undefined): BuildManag
   }
 
   return {
-    enabled: runner !== undefined,
+    enabled: runner !== undefined && runner.refuses === undefined,
+    ...(runner?.refuses !== undefined ? { refusal: runner.refuses } : {}),
     submit: (ctx, repository, request) => {
-      if (runner === undefined) throw new RegistryApiError('UNSUPPORTED', 'this gateway has no builder (start it with kiln up, or submit with kiln submit)')
+      if (runner === undefined || runner.refuses !== undefined) throw unsupported(runner)
       const b: Build = {
         id: randomUUID(),
         repository,
@@ -286,8 +297,15 @@ function parseRequest (value: unknown): BuildRequest {
   return parsed.data
 }
 
+/** Why this gateway takes no build: no runner, or a runner that refuses. */
+function unsupported (runner: { refuses?: string } | undefined): RegistryApiError {
+  return new RegistryApiError('UNSUPPORTED', runner?.refuses !== undefined
+    ? `this gateway builds nothing: ${runner.refuses}`
+    : 'this gateway has no builder (start it with kiln up, or submit with kiln submit)')
+}
+
 export async function submitBuild (ctx: GatewayContext, manager: BuildManager, req: GatewayRequest, repository: string): Promise<GatewayResponse> {
-  if (!manager.enabled) throw new RegistryApiError('UNSUPPORTED', 'this gateway has no builder (start it with kiln up, or submit with kiln submit)')
+  if (!manager.enabled) throw unsupported(manager.refusal !== undefined ? { refuses: manager.refusal } : undefined)
   const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim() ?? ''
   let request: BuildRequest
   if (contentType === 'application/json') {

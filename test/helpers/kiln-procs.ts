@@ -22,8 +22,8 @@ export interface Proc {
 }
 
 export interface KilnProcs {
-  /** Starts `kiln ARGS` with this data dir; the process is stopped by stopAll(). */
-  start: (args: string[], dataDir: string) => Proc
+  /** Starts `kiln ARGS` with this data dir (and these extra environment variables); the process is stopped by stopAll(). */
+  start: (args: string[], dataDir: string, env?: Record<string, string>) => Proc
   /** Runs `kiln ARGS` to its end and returns stdout; throws with stderr on a non-zero exit. */
   run: (dataDir: string, args: string[]) => Promise<string>
   /** Runs `kiln ARGS` to its end; resolves with the exit code and output, whatever they are. */
@@ -57,11 +57,11 @@ function watch (child: ChildProcess): Proc {
 
 export function kilnProcs (u: Unprivileged): KilnProcs {
   const all: Proc[] = []
-  const start = (args: string[], dataDir: string): Proc => {
+  const start = (args: string[], dataDir: string, env: Record<string, string> = {}): Proc => {
     const argv = [join(u.root, 'node_modules/.bin/node'), join(u.root, 'src/cli/kiln.mjs'), ...args]
     const child = spawn(isRoot() ? 'setpriv' : argv[0] as string, isRoot() ? ['--reuid=65534', '--regid=65534', '--clear-groups', ...argv] : argv.slice(1), {
       cwd: u.work,
-      env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: u.home, TMPDIR: join(u.home, 'tmp'), KILN_DATA_DIR: dataDir },
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: u.home, TMPDIR: join(u.home, 'tmp'), KILN_DATA_DIR: dataDir, ...env },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     const p = watch(child)

@@ -11,21 +11,29 @@
  * applies and no scan of the rootfs is needed. Plain dir roots are bound
  * directly (no outer namespace), for nodes where overlay in a user namespace
  * is refused.
+ *
+ * bwrap runs with HOST_ENV and gives the step its environment itself
+ * (--clearenv, --setenv: ./step-env.ts). It is started with a parent-death
+ * SIGKILL (kept across the outer unshare's exec of bwrap) and runs with
+ * --die-with-parent, so a killed kiln takes the step's pid namespace, and
+ * every process in it, along.
  */
 import { prepareScratch, workdirInRoot } from './scratch.ts'
 import { mountScript, requireTool } from './ns-script.ts'
 import { runProcess } from './process.ts'
-import { shq } from './host-tools.ts'
+import { HOST_ENV, shq } from './host-tools.ts'
+import { bwrapEnvArgs } from './step-env.ts'
 import type { RunSpec, RunResult, Sandbox, SandboxFeatures } from './types.ts'
 
-function bwrapArgs (rootDir: string, cwd: string, network: boolean): string[] {
+function bwrapArgs (rootDir: string, cwd: string, network: boolean, env: Record<string, string>): string[] {
   const args = [
     '--unshare-user', '--uid', '0', '--gid', '0',
     '--unshare-pid', '--unshare-ipc', '--unshare-uts',
     '--die-with-parent', '--new-session',
     '--bind', rootDir, '/',
     '--proc', '/proc', '--dev', '/dev',
-    '--chdir', cwd
+    '--chdir', cwd,
+    ...bwrapEnvArgs(env)
   ]
   if (!network) args.unshift('--unshare-net')
   else {
@@ -34,7 +42,7 @@ function bwrapArgs (rootDir: string, cwd: string, network: boolean): string[] {
   return args
 }
 
-export function createBwrapSandbox (features: SandboxFeatures = { overlay: true, networkIsolation: true, pidIsolation: true }): Sandbox {
+export function createBwrapSandbox (features: SandboxFeatures = { overlay: true, networkIsolation: true, pidIsolation: true, processIsolation: true }): Sandbox {
   return {
     driver: 'bwrap',
     features,
@@ -44,11 +52,11 @@ export function createBwrapSandbox (features: SandboxFeatures = { overlay: true,
       const cwd = await workdirInRoot(spec.root, spec.cwd ?? '/')
       const scratch = await prepareScratch(spec.root, network)
       try {
-        const common = { env: spec.env, timeoutMs: spec.timeoutMs, signal: spec.signal, onOutput: spec.onOutput }
+        const common = { env: { ...HOST_ENV }, parentDeathSignal: 'SIGKILL' as const, timeoutMs: spec.timeoutMs, signal: spec.signal, onOutput: spec.onOutput }
         if (scratch.overlayOptions === undefined) {
-          return await runProcess({ file: bwrap, args: [...bwrapArgs(scratch.rootDir, cwd, network), '--', ...spec.argv], ...common })
+          return await runProcess({ file: bwrap, args: [...bwrapArgs(scratch.rootDir, cwd, network, spec.env), '--', ...spec.argv], ...common })
         }
-        const args = bwrapArgs(scratch.rootDir, cwd, network).map(shq).join(' ')
+        const args = bwrapArgs(scratch.rootDir, cwd, network, spec.env).map(shq).join(' ')
         const script = [...mountScript(scratch, cwd), `exec ${bwrap} ${args} -- "$@"`].join('\n')
         return await runProcess({
           file: requireTool('unshare'),

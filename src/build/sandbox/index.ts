@@ -17,7 +17,7 @@
  */
 import { SandboxUnavailableError } from '../errors.ts'
 import { probeSandboxes, sandboxFor } from './probe.ts'
-import type { Sandbox, SandboxDriverName } from './types.ts'
+import type { Sandbox, SandboxDriverName, SandboxFeatures } from './types.ts'
 
 export type * from './types.ts'
 export { probeSandboxes } from './probe.ts'
@@ -28,6 +28,16 @@ export interface SandboxInit {
   driver?: SandboxDriverName
   /** Keep the probe result here between processes (see ./probe.ts). */
   probeCacheDir?: string
+}
+
+/**
+ * Why steps of recipes from anyone but the operator (jobs of other peers,
+ * gateway builds) must not run under this driver, or undefined when they
+ * may: the one place that decides it (the agent, `kiln up`, `kiln doctor`).
+ */
+export function othersRefusal (sandbox: { driver: SandboxDriverName, features: SandboxFeatures }): string | undefined {
+  if (sandbox.features.processIsolation) return undefined
+  return `the ${sandbox.driver} sandbox cannot isolate build steps from kiln (a step can signal kiln and read its memory and keys; see docs/security.md), so it builds no recipes of others: that needs bwrap or unshare (kiln doctor shows which work here)`
 }
 
 export async function createSandbox (init: SandboxInit = {}): Promise<Sandbox> {

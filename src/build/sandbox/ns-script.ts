@@ -4,6 +4,13 @@
  * /proc and /dev and enters the root. The step's argv arrives as "$@", so
  * nothing the recipe says is ever parsed by this script.
  */
+
+/**
+ * Where `unshare` finds the host's static busybox in the root's private /dev,
+ * to set the step's environment (./step-env.ts). Named `busybox`: busybox
+ * picks its applet by the name it is run as.
+ */
+export const NS_ENV_SETTER = '/dev/.kiln/busybox'
 import { SANDBOX_DEVICES } from '../constants.ts'
 import { SandboxUnavailableError } from '../errors.ts'
 import { hostTool, shq } from './host-tools.ts'
@@ -27,8 +34,12 @@ export function mountScript (scratch: Scratch, cwd: string): string[] {
   return lines
 }
 
-/** /proc, a private /dev with the usual devices, the host's resolver when networked, then chroot + chdir + exec. */
-export function enterScript (scratch: Scratch, cwd: string, network: boolean): string[] {
+/**
+ * /proc, a private /dev with the usual devices and the env setter
+ * (NS_ENV_SETTER, bound from the host's static `busybox`), the host's
+ * resolver when networked, then chroot + chdir + exec of "$@".
+ */
+export function enterScript (scratch: Scratch, cwd: string, network: boolean, busybox: string): string[] {
   const mount = requireTool('mount')
   const ln = requireTool('ln')
   const mkdir = requireTool('mkdir')
@@ -42,6 +53,7 @@ export function enterScript (scratch: Scratch, cwd: string, network: boolean): s
     `${ln} -s /proc/self/fd/0 ${m}/dev/stdin`,
     `${ln} -s /proc/self/fd/1 ${m}/dev/stdout`,
     `${ln} -s /proc/self/fd/2 ${m}/dev/stderr`,
+    `${mkdir} ${m}/dev/.kiln && : > ${m}${NS_ENV_SETTER} && ${mount} --bind ${shq(busybox)} ${m}${NS_ENV_SETTER}`,
     `${mkdir} ${m}/dev/shm ${m}/dev/pts`,
     `${mount} -t tmpfs -o mode=1777,nosuid,nodev tmpfs ${m}/dev/shm`
   ]

@@ -10,14 +10,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SandboxError } from '../errors.ts'
 import { requireTool } from './ns-script.ts'
+import { HOST_ENV } from './host-tools.ts'
 import { runProcess } from './process.ts'
 import { removeTree } from './scratch.ts'
+import { scratchPrefix } from '../../util/owner.ts'
 
 const CANARY = '.kiln-opaque-canary'
 
 export async function findOpaqueDirs (upper: string, dirs: string[]): Promise<Set<string>> {
   if (dirs.length === 0) return new Set()
-  const scratch = await mkdtemp(join(tmpdir(), 'kiln-opq-'))
+  const scratch = await mkdtemp(join(tmpdir(), scratchPrefix('kiln-opq-')))
   try {
     const canary = join(scratch, 'canary')
     const merged = join(scratch, 'merged')
@@ -32,7 +34,7 @@ export async function findOpaqueDirs (upper: string, dirs: string[]): Promise<Se
     const r = await runProcess({
       file: requireTool('unshare'),
       args: ['-Urm', '--', requireTool('sh'), '-c', script, 'kiln-opaque', scratch, upper, canary, merged, ...dirs],
-      env: { PATH: '/usr/bin:/bin' },
+      env: { ...HOST_ENV },
       onOutput: (s, c) => { if (s === 'stdout') out += Buffer.from(c).toString(); else err += Buffer.from(c).toString() }
     })
     if (r.exitCode !== 0) throw new SandboxError(`cannot read overlay opaque markers: ${err.trim()}`)

@@ -15,12 +15,13 @@ import { join } from 'node:path'
 import { z } from 'zod'
 import { DRIVER_PREFERENCE, PROBE_TIMEOUT_MS } from '../constants.ts'
 import { createBwrapSandbox } from './bwrap.ts'
-import { hostTool } from './host-tools.ts'
+import { HOST_ENV, hostTool } from './host-tools.ts'
 import { runProcess } from './process.ts'
 import { createProotSandbox } from './proot.ts'
 import { removeTree } from './scratch.ts'
 import type { DriverProbe, HostProbe, Sandbox, SandboxDriverName, SandboxFeatures, SandboxRoot } from './types.ts'
 import { createUnshareSandbox } from './unshare.ts'
+import { scratchPrefix } from '../../util/owner.ts'
 
 interface Check { ok: boolean, detail: string }
 
@@ -28,7 +29,7 @@ async function check (file: string | undefined, args: string[], what: string): P
   if (file === undefined) return { ok: false, detail: `${what}: program not installed` }
   let out = ''
   try {
-    const r = await runProcess({ file, args, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeoutMs: PROBE_TIMEOUT_MS, onOutput: (_s, c) => { out += Buffer.from(c).toString() } })
+    const r = await runProcess({ file, args, env: { ...HOST_ENV }, timeoutMs: PROBE_TIMEOUT_MS, onOutput: (_s, c) => { out += Buffer.from(c).toString() } })
     if (r.exitCode === 0) return { ok: true, detail: what }
     return { ok: false, detail: `${what}: ${r.timedOut ? 'timed out' : `exit ${String(r.exitCode ?? r.signal)}`}${out.trim() === '' ? '' : ` (${out.trim().split('\n').slice(-2).join(' / ')})`}` }
   } catch (err) {
@@ -57,8 +58,14 @@ async function driverWorks (sandbox: Sandbox, root: SandboxRoot | undefined): Pr
   }
 }
 
+/** Why a driver that needs these host programs cannot work, or undefined when all are installed. */
+function missingHelpers (names: string[]): Check | undefined {
+  const missing = names.filter(n => hostTool(n) === undefined)
+  return missing.length === 0 ? undefined : { ok: false, detail: `needs ${missing.join(' and ')} (a static build: busybox-static), not installed` }
+}
+
 async function probeHost (): Promise<HostProbe> {
-  const dir = await mkdtemp(join(tmpdir(), 'kiln-probe-'))
+  const dir = await mkdtemp(join(tmpdir(), scratchPrefix('kiln-probe-')))
   try {
     const unshare = hostTool('unshare')
     const userNamespaces = await check(unshare, ['-Ur', '--', '/bin/true'], 'unshare -Ur')
@@ -73,19 +80,25 @@ async function probeHost (): Promise<HostProbe> {
     for (const n of ['bwrap', 'unshare']) { await mkdir(join(dir, `${n}-upper`)); await mkdir(join(dir, `${n}-work`)) }
 
     const drivers: DriverProbe[] = []
-    const ns: SandboxFeatures = { overlay: overlayInUserns.ok, networkIsolation: true, pidIsolation: true }
+    const ns: SandboxFeatures = { overlay: overlayInUserns.ok, networkIsolation: true, pidIsolation: true, processIsolation: true }
+    // unshare and proot set the step's environment with the host's static busybox (./step-env.ts).
+    const helpers = missingHelpers(['busybox'])
+    // Without setpriv no driver gets a parent-death signal (./process.ts): a killed kiln leaves its step running.
+    const orphans = hostTool('setpriv') === undefined ? '; no setpriv (util-linux 2.31+): a step outlives a killed kiln' : ''
 
     const bwrapBin = await check(hostTool('bwrap'), ['--unshare-user', '--uid', '0', '--gid', '0', '--unshare-pid', '--unshare-net', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--', '/bin/true'], 'bwrap with user+pid+net namespaces')
     const bwrap = bwrapBin.ok ? await driverWorks(createBwrapSandbox(ns), ns.overlay ? overlayRoot('bwrap') : dirRoot) : bwrapBin
     drivers.push({ driver: 'bwrap', ok: bwrap.ok, features: ns, detail: bwrap.ok ? `${bwrap.detail}${ns.overlay ? '; overlay mounted in an outer unshare (bwrap 0.8 has no --overlay)' : '; no overlay: scan-based diff'}` : bwrap.detail })
 
-    const un = userNamespaces.ok ? await driverWorks(createUnshareSandbox(ns), ns.overlay ? overlayRoot('unshare') : dirRoot) : { ok: false, detail: `needs user namespaces (${userNamespaces.detail})` }
-    drivers.push({ driver: 'unshare', ok: un.ok, features: ns, detail: un.ok ? `${un.detail}${ns.overlay ? '; overlay upper dir diff' : '; no overlay: scan-based diff'}` : un.detail })
+    const un = !userNamespaces.ok ? { ok: false, detail: `needs user namespaces (${userNamespaces.detail})` }
+      : helpers !== undefined ? helpers
+        : await driverWorks(createUnshareSandbox(ns), ns.overlay ? overlayRoot('unshare') : dirRoot)
+    drivers.push({ driver: 'unshare', ok: un.ok, features: ns, detail: un.ok ? `${un.detail}${ns.overlay ? '; overlay upper dir diff' : '; no overlay: scan-based diff'}${orphans}` : un.detail })
 
     const prootBin = await check(hostTool('proot'), ['-0', '-r', '/', '/bin/true'], 'proot -0')
-    const pr = prootBin.ok ? await driverWorks(createProotSandbox(), dirRoot) : prootBin
+    const pr = !prootBin.ok ? prootBin : helpers ?? await driverWorks(createProotSandbox(), dirRoot)
     const prootSandbox = createProotSandbox()
-    drivers.push({ driver: 'proot', ok: pr.ok, features: prootSandbox.features, detail: pr.ok ? `${pr.detail}; no network isolation, scan-based diff` : pr.detail })
+    drivers.push({ driver: 'proot', ok: pr.ok, features: prootSandbox.features, detail: pr.ok ? `${pr.detail}; no process isolation, no network isolation, scan-based diff${orphans}` : pr.detail })
 
     const selected = DRIVER_PREFERENCE.find(n => drivers.find(d => d.driver === n)?.ok === true)
     return { userNamespaces, overlayInUserns, drivers, selected }
@@ -97,13 +110,13 @@ async function probeHost (): Promise<HostProbe> {
 let cached: Promise<HostProbe> | undefined
 
 const PROBE_FILE = 'sandbox-probe.json'
-const PROBE_FORMAT = 1
+const PROBE_FORMAT = 2
 /** Host programs whose presence or version can change what the probe finds. */
-const PROBED_TOOLS = ['unshare', 'mount', 'bwrap', 'proot', 'busybox', 'sh']
+const PROBED_TOOLS = ['unshare', 'mount', 'bwrap', 'proot', 'busybox', 'sh', 'setpriv', 'grep']
 /** Sysctls that switch unprivileged user namespaces on and off. */
 const USERNS_SYSCTLS = ['/proc/sys/user/max_user_namespaces', '/proc/sys/kernel/unprivileged_userns_clone', '/proc/sys/kernel/apparmor_restrict_unprivileged_userns']
 
-const FeaturesSchema = z.object({ overlay: z.boolean(), networkIsolation: z.boolean(), pidIsolation: z.boolean() })
+const FeaturesSchema = z.object({ overlay: z.boolean(), networkIsolation: z.boolean(), pidIsolation: z.boolean(), processIsolation: z.boolean() })
 const CheckSchema = z.object({ ok: z.boolean(), detail: z.string() })
 const DriverName = z.enum(DRIVER_PREFERENCE)
 const ProbeFileSchema = z.object({

@@ -2,9 +2,17 @@
  * Runs one host process as the leader of its own process group, so that a
  * timeout or an abort kills everything it started (SIGKILL to the group),
  * and resolves only once it has exited and its pipes are closed.
+ *
+ * Terms: the *leader* is the process started; its *group* is every process
+ * that has not left the leader's process group (a `setsid` daemon has: the
+ * drivers' namespaces or tracer take care of those).
  */
 import { spawn } from 'node:child_process'
+import { hostTool } from './host-tools.ts'
 import type { OutputStream, RunResult } from './types.ts'
+
+/** How long a leader asked to stop with `stopSignal` has before its group is killed outright. */
+export const STOP_GRACE_MS = 5_000
 
 export interface ProcessSpec {
   file: string
@@ -14,12 +22,33 @@ export interface ProcessSpec {
   timeoutMs?: number
   signal?: AbortSignal
   onOutput?: (stream: OutputStream, chunk: Uint8Array) => void
+  /**
+   * Signal the leader gets when kiln dies (even by SIGKILL): the kernel's
+   * parent-death signal, set by util-linux `setpriv --pdeathsig` before the
+   * program starts. Default: none, the leader outlives kiln. On a node
+   * without setpriv (util-linux before 2.31) the leader starts without it:
+   * the probe says so (`kiln doctor`).
+   */
+  parentDeathSignal?: NodeJS.Signals
+  /**
+   * On timeout or abort, send this to the leader alone and kill the group
+   * once it has exited (or after STOP_GRACE_MS), for a leader that must
+   * clean up first. Default: SIGKILL to the group at once.
+   */
+  stopSignal?: NodeJS.Signals
+}
+
+function command (spec: ProcessSpec): { file: string, args: string[] } {
+  const setpriv = hostTool('setpriv')
+  if (spec.parentDeathSignal === undefined || setpriv === undefined) return { file: spec.file, args: spec.args }
+  return { file: setpriv, args: ['--pdeathsig', spec.parentDeathSignal, '--', spec.file, ...spec.args] }
 }
 
 export async function runProcess (spec: ProcessSpec): Promise<RunResult> {
   spec.signal?.throwIfAborted()
   const started = performance.now()
-  const child = spawn(spec.file, spec.args, {
+  const { file, args } = command(spec)
+  const child = spawn(file, args, {
     env: spec.env,
     cwd: spec.cwd ?? '/',
     detached: true,
@@ -27,13 +56,21 @@ export async function runProcess (spec: ProcessSpec): Promise<RunResult> {
   })
   let timedOut = false
   let aborted = false
+  let exited = false
+  let grace: NodeJS.Timeout | undefined
   const killTree = (): void => {
     if (child.pid === undefined) return
     try { process.kill(-child.pid, 'SIGKILL') } catch { /* already gone */ }
   }
-  const timer = spec.timeoutMs === undefined ? undefined : setTimeout(() => { timedOut = true; killTree() }, spec.timeoutMs)
-  const onAbort = (): void => { aborted = true; killTree() }
+  const stop = (): void => {
+    if (spec.stopSignal === undefined || child.pid === undefined || exited) { killTree(); return }
+    try { process.kill(child.pid, spec.stopSignal) } catch { /* already gone */ }
+    grace ??= setTimeout(killTree, STOP_GRACE_MS)
+  }
+  const timer = spec.timeoutMs === undefined ? undefined : setTimeout(() => { timedOut = true; stop() }, spec.timeoutMs)
+  const onAbort = (): void => { aborted = true; stop() }
   spec.signal?.addEventListener('abort', onAbort, { once: true })
+  child.once('exit', () => { exited = true })
   child.stdout.on('data', (chunk: Buffer) => spec.onOutput?.('stdout', chunk))
   child.stderr.on('data', (chunk: Buffer) => spec.onOutput?.('stderr', chunk))
   try {
@@ -47,6 +84,7 @@ export async function runProcess (spec: ProcessSpec): Promise<RunResult> {
     return { exitCode: code, signal, timedOut, durationMs: performance.now() - started }
   } finally {
     if (timer !== undefined) clearTimeout(timer)
+    if (grace !== undefined) clearTimeout(grace)
     spec.signal?.removeEventListener('abort', onAbort)
   }
 }

@@ -5,32 +5,54 @@
  * cannot cut the network off: `features.networkIsolation` is false and the
  * builder says so when a step runs without network.
  *
- * proot waits for every process it traces, so a step that leaves a daemon
- * behind (`sleep 1000 &`) would hold the build. With the host's static
- * busybox at hand the step therefore runs under a tiny wrapper (busybox sh,
- * bound at /.kiln-proot, never part of the image) that records the step's
- * exit status in a host dir and then kills its process group, proot
- * included. Without busybox the step runs directly and leftovers are killed
- * only by the timeout.
+ * Nor can it isolate processes (`features.processIsolation` is false): there
+ * is no pid namespace, so a step can signal kiln, read its memory
+ * (process_vm_readv) and take its file descriptors (pidfd_getfd), all as the
+ * same user; and a step that kills proot runs on unconfined. The driver does
+ * what proot allows, for recipes the operator trusts (docs/security.md):
+ * - the host's /proc is not bound (no host process is listed, nor its
+ *   environ, cmdline or memory reachable through /proc); the cost is that
+ *   /proc, /dev/fd and /dev/stdin do not exist in the step;
+ * - /dev holds only the usual devices (SANDBOX_DEVICES) and a private
+ *   /dev/shm, not the host's /dev (whose /dev/shm is shared with every
+ *   process of the node);
+ * - proot and its supervisor run with HOST_ENV; the step's environment is
+ *   set by busybox `env -i` in the root (./step-env.ts).
+ *
+ * The step runs under a tiny wrapper (the host's static busybox sh, bound
+ * at /.kiln-proot, never part of the image) that records the step's exit
+ * status in a host dir and tells the supervisor (./proot-supervisor.ts),
+ * which kills everything the step left running, daemons included, before
+ * proot ends. The supervisor gets SIGTERM when kiln dies, and does the same.
  */
-import { lstat, mkdtemp, readdir, readFile, rm, rmdir } from 'node:fs/promises'
+import { lstat, mkdir, mkdtemp, readFile, rm, rmdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DirTree, resolveInRoot } from '../../oci/index.ts'
+import { SANDBOX_DEVICES } from '../constants.ts'
+import { SandboxError } from '../errors.ts'
 import { workdirInRoot } from './scratch.ts'
-import { hostTool } from './host-tools.ts'
+import { HOST_ENV } from './host-tools.ts'
 import { requireTool } from './ns-script.ts'
 import { runProcess } from './process.ts'
-import { SandboxError } from '../errors.ts'
+import { SUPERVISOR_ENV, supervisorArgs } from './proot-supervisor.ts'
+import { envArgv } from './step-env.ts'
+import { sweepProotTemp } from '../stale-scratch.ts'
+import { scratchPrefix } from '../../util/owner.ts'
 import type { RunSpec, RunResult, Sandbox } from './types.ts'
 
 /** Guest path of the wrapper's bind mounts; proot creates placeholders for them in the root, removed after the run. */
 const GUEST_DIR = '.kiln-proot'
-const WRAPPER = `"$@"; echo $? > /${GUEST_DIR}/status/code; kill -KILL 0`
+const GUEST_BUSYBOX = `/${GUEST_DIR}/busybox`
+const WRAPPER = `"$@"; echo $? > /${GUEST_DIR}/status/code; kill -USR1 "$${SUPERVISOR_ENV}"`
 
 /** Guest paths proot binds over; children before parents. */
 function mountPoints (network: boolean): string[] {
-  return [...(network ? ['etc/resolv.conf', 'etc/hosts', 'etc'] : []), 'dev', 'proc', 'sys', GUEST_DIR]
+  return [
+    ...(network ? ['etc/resolv.conf', 'etc/hosts', 'etc'] : []),
+    ...SANDBOX_DEVICES.map(d => `dev/${d}`), 'dev/shm', 'dev',
+    'sys', GUEST_DIR
+  ]
 }
 
 /** A guest path's host path inside the root, resolved as the guest sees it (a link a step made never leads out). */
@@ -48,7 +70,7 @@ async function missingMountPoints (root: string, network: boolean): Promise<stri
 
 /**
  * proot makes placeholders in the root for bind targets that do not exist
- * and removes them when it exits normally; the wrapper's kill skips that.
+ * and removes them when it exits normally; the supervisor's kill skips that.
  * Removed here: our own dir whole, the others only while still empty.
  */
 async function removePlaceholders (root: string, absent: readonly string[]): Promise<void> {
@@ -62,70 +84,52 @@ async function removePlaceholders (root: string, absent: readonly string[]): Pro
   }
 }
 
-/**
- * proot keeps its loader and a glue root in /tmp/proot-PID-* and
- * /tmp/prooted-PID-* (Debian's build ignores PROOT_TMP_DIR) and removes them
- * only when it exits normally; the wrapper's `kill -KILL 0`, a timeout or an
- * abort kills it first. After each step, remove the ones of proot processes
- * that are gone and that belong to this user.
- */
-const PROOT_TMP = '/tmp'
-
-async function sweepProotTemp (): Promise<void> {
-  const uid = process.getuid?.()
-  const names = await readdir(PROOT_TMP).catch(() => [] as string[])
-  for (const name of names) {
-    const m = /^proot(?:ed)?-(\d+)-[A-Za-z0-9]+$/.exec(name)
-    if (m === null || pidAlive(Number(m[1]))) continue
-    const path = join(PROOT_TMP, name)
-    const st = await lstat(path).catch(() => undefined)
-    if (st === undefined || (uid !== undefined && st.uid !== uid)) continue
-    await rm(path, { recursive: true, force: true }).catch(() => {})
-  }
-}
-
-function pidAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
+/** proot's bind options: the usual devices, a private /dev/shm, /sys, the host's resolver when networked, and the wrapper's dirs. */
+function binds (scratch: string, network: boolean): string[] {
+  const pairs: Array<[string, string]> = [
+    ...SANDBOX_DEVICES.map((d): [string, string] => [`/dev/${d}`, `/dev/${d}`]),
+    [join(scratch, 'shm'), '/dev/shm'],
+    ['/sys', '/sys'],
+    ...(network ? [['/etc/resolv.conf', '/etc/resolv.conf'], ['/etc/hosts', '/etc/hosts']] as Array<[string, string]> : []),
+    [requireTool('busybox'), GUEST_BUSYBOX],
+    [join(scratch, 'status'), `/${GUEST_DIR}/status`]
+  ]
+  return pairs.flatMap(([host, guest]) => ['-b', `${host}:${guest}`])
 }
 
 export function createProotSandbox (): Sandbox {
   return {
     driver: 'proot',
-    features: { overlay: false, networkIsolation: false, pidIsolation: false },
+    features: { overlay: false, networkIsolation: false, pidIsolation: true, processIsolation: false },
     run: async (spec: RunSpec): Promise<RunResult> => {
       if (spec.root.kind !== 'dir') throw new SandboxError('the proot driver needs a plain root directory, not an overlay')
       const proot = requireTool('proot')
+      const supervisor = supervisorArgs()
+      const argv = envArgv(GUEST_BUSYBOX, spec.env, spec.argv)
       const root = spec.root.path
       const cwd = await workdirInRoot(spec.root, spec.cwd ?? '/')
-      const binds = ['/dev', '/proc', '/sys'].flatMap(p => ['-b', p])
-      if (spec.network === true) binds.push('-b', '/etc/resolv.conf', '-b', '/etc/hosts')
-      const busybox = hostTool('busybox')
-      const absent = await missingMountPoints(root, spec.network === true)
-      const statusDir = busybox === undefined ? undefined : await mkdtemp(join(tmpdir(), 'kiln-proot-'))
-      const argv = busybox === undefined || statusDir === undefined
-        ? spec.argv
-        : ['-b', `${busybox}:/${GUEST_DIR}/busybox`, '-b', `${statusDir}:/${GUEST_DIR}/status`, `/${GUEST_DIR}/busybox`, 'sh', '-c', WRAPPER, 'kiln-step', ...spec.argv]
+      const network = spec.network === true
+      const absent = await missingMountPoints(root, network)
+      const scratch = await mkdtemp(join(tmpdir(), scratchPrefix('kiln-proot-')))
       try {
+        await mkdir(join(scratch, 'status'))
+        await mkdir(join(scratch, 'shm'), { mode: 0o1777 })
         const r = await runProcess({
-          file: proot,
-          args: ['-0', '-r', root, '-w', cwd, ...binds, ...argv],
-          // proot itself reads PROOT_* and TMPDIR; the step sees the same env.
-          env: spec.env,
+          file: supervisor[0] as string,
+          args: [...supervisor.slice(1), proot, '-0', '-v', '-1', '-r', root, '-w', cwd, ...binds(scratch, network), GUEST_BUSYBOX, 'sh', '-c', WRAPPER, 'kiln-step', ...argv],
+          env: { ...HOST_ENV },
+          parentDeathSignal: 'SIGTERM',
+          stopSignal: 'SIGTERM',
           timeoutMs: spec.timeoutMs,
           signal: spec.signal,
           onOutput: spec.onOutput
         })
-        if (statusDir === undefined || r.timedOut) return r
-        const code = await readFile(join(statusDir, 'code'), 'utf8').then(t => Number.parseInt(t.trim(), 10), () => undefined)
-        // No status file: the wrapper itself was killed (abort, OOM): report what proot's end says.
+        if (r.timedOut) return r
+        const code = await readFile(join(scratch, 'status', 'code'), 'utf8').then(t => Number.parseInt(t.trim(), 10), () => undefined)
+        // No status file: the wrapper itself was killed (OOM, or by the step): report what proot's end says.
         return code === undefined || Number.isNaN(code) ? r : { ...r, exitCode: code, signal: null }
       } finally {
-        if (statusDir !== undefined) await rm(statusDir, { recursive: true, force: true })
+        await rm(scratch, { recursive: true, force: true })
         await removePlaceholders(root, absent)
         await sweepProotTemp()
       }

@@ -5,13 +5,14 @@
  * has network). The init layer sits above the image's layers, so those mount
  * points never show up in the step's upper dir, hence never in a layer.
  */
-import { lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { lstat, mkdir, mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DirTree, resolveInRoot } from '../../oci/index.ts'
 import { SandboxError } from '../errors.ts'
 import { LayerTree } from '../rootfs-view.ts'
 import type { SandboxRoot } from './types.ts'
+import { scratchPrefix } from '../../util/owner.ts'
 
 export interface Scratch {
   /** Directory the sandbox uses as `/`: the overlay mount point or the plain root dir. */
@@ -35,10 +36,11 @@ export async function prepareScratch (root: SandboxRoot, network: boolean): Prom
       cleanup: async () => { for (const p of created) await rm(p, { recursive: true, force: true }) }
     }
   }
+  await markUsed(root.lowers)
   for (const dir of [...root.lowers, root.upper, root.work]) {
     if (/[,:\n]/.test(dir)) throw new SandboxError(`overlay directory ${JSON.stringify(dir)} contains ',' ':' or a newline, which mount options cannot express`)
   }
-  const scratch = await mkdtemp(join(tmpdir(), 'kiln-sbx-'))
+  const scratch = await mkdtemp(join(tmpdir(), scratchPrefix('kiln-sbx-')))
   const init = join(scratch, 'init')
   const merged = join(scratch, 'merged')
   await mkdir(merged)
@@ -53,6 +55,20 @@ export async function prepareScratch (root: SandboxRoot, network: boolean): Prom
     rootDir: merged,
     overlayOptions: `lowerdir=${lowers},upperdir=${root.upper},workdir=${root.work},userxattr`,
     cleanup: async () => { await rm(scratch, { recursive: true, force: true }) }
+  }
+}
+
+/**
+ * Records that a step stacks on these lower dirs now, in their ctime: the
+ * builder's snapshots and unpacked bases are evicted least recently used
+ * first (src/build/snapshots.ts). Setting a dir's times to what they are
+ * moves its ctime to now and nothing else: its mtime may be in a layer, and
+ * its atime moves whenever anyone lists it (relatime).
+ */
+export async function markUsed (dirs: readonly string[]): Promise<void> {
+  for (const d of dirs) {
+    const st = await stat(d).catch(() => undefined)
+    if (st !== undefined) await utimes(d, st.atime, st.mtime).catch(() => {})
   }
 }
 

@@ -21,7 +21,11 @@ export type OutputStream = 'stdout' | 'stderr'
 
 export interface RunSpec {
   argv: string[]
-  /** The whole environment of the step: nothing of the host's leaks in. */
+  /**
+   * The whole environment of the step: nothing of the host's or kiln's
+   * leaks in, and none of it reaches a host program (a recipe's
+   * LD_PRELOAD must not load into bwrap, unshare or proot): see ./step-env.ts.
+   */
   env: Record<string, string>
   /** Absolute working directory inside the root; created when missing. Default '/'. */
   cwd?: string
@@ -49,8 +53,19 @@ export interface SandboxFeatures {
   overlay: boolean
   /** `network: false` really cuts the step off the host's network. */
   networkIsolation: boolean
-  /** Processes the step leaves behind die with it (pid namespace or tracer). */
+  /**
+   * Processes the step leaves behind die with it (pid namespace or tracer);
+   * also when kiln itself is killed, where util-linux setpriv is installed
+   * (./process.ts).
+   */
   pidIsolation: boolean
+  /**
+   * The step cannot see, signal or read the memory of host processes (its
+   * own pid namespace), kiln included. Without it a step can reach kiln and
+   * its keys: such a driver runs recipes of the operator only, never jobs
+   * of other peers nor gateway builds (docs/security.md).
+   */
+  processIsolation: boolean
 }
 
 /**

@@ -41,7 +41,10 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--drain-timeout <duration>', 'on SIGTERM, how long running builds may finish before they are handed back (e.g. 90s, 9m)', '90s')
     .addHelpText('after', `
 Build jobs come from requesters the trust policy accepts (kiln trust ls); the agent presents its
-own certificates (kiln trust add-cert). See docs/jobs.md.
+own certificates (kiln trust add-cert). See docs/jobs.md. Jobs run in the sandbox KILN_SANDBOX or
+build.sandbox names (default auto); one that cannot isolate build steps from the agent (proot) builds
+no job of another peer: named explicitly it stops the agent at start, picked as the only one that
+works here it makes the agent decline those jobs (docs/security.md).
 
 Signals: SIGTERM (or Ctrl-C) takes no new jobs, lets running builds finish for --drain-timeout,
 hands back the rest and exits 0; a second one ends the drain. SIGHUP reloads the trust policy and
@@ -75,9 +78,12 @@ Example:
       const identity = await ctx.identity()
       const store = await ctx.store()
       const self = identity.peerId.toString()
+      const { sweepAtStart } = await import('../sweep-at-start.ts')
+      await sweepAtStart(store.root, log)
       const { metrics, url: metricsUrl } = await startMetricsFor(ctx, flags.metricsListen)
-      const { loadAgentTrust, agentOptions } = await import('../agent-setup.ts')
+      const { loadAgentTrust, agentOptions, sandboxForOthers } = await import('../agent-setup.ts')
       const trust = await loadAgentTrust(config, store, self, log)
+      const nodeSandbox = await sandboxForOthers(config, store.root, flags.jobs === false ? [] : ['--no-jobs'])
       const { policy, certs } = trust
       const description = await detectCapabilities({ platforms, institution, dataDir: store.root })
       const node = await startNode(config.node, flags, identity.privateKey, false)
@@ -94,12 +100,16 @@ Example:
         describe: async () => await detectCapabilities({ platforms, institution, dataDir: store.root }),
         description,
         ...(institution !== undefined ? { institution } : {}),
-        ...(flags.jobs === false ? {} : { jobs: { concurrency: maxBuilds, allowNetwork } })
+        ...(flags.jobs === false ? {} : { jobs: { concurrency: maxBuilds, allowNetwork, ...nodeSandbox } })
       }))
       ctx.out.line(`peer id: ${node.peerId.toString()}`)
       for (const ma of node.getMultiaddrs()) ctx.out.line(`listening: ${ma.toString()}`)
       ctx.out.line(`advertising: ${description.platforms.map(p => p.platform).join(', ')}${description.capabilities.length > 0 ? ` + ${description.capabilities.join(', ')}` : ''}`)
       if (agent.jobs !== undefined) ctx.out.line(`taking jobs: up to ${maxBuilds} at once, ${certs.length} certificate${certs.length === 1 ? '' : 's'} presented, network for RUN ${allowNetwork ? 'allowed' : 'off'}`)
+      if (nodeSandbox.othersRefused !== undefined) {
+        ctx.out.line(`declining jobs of other peers: ${nodeSandbox.othersRefused}`)
+        peerLog.warn({ reason: nodeSandbox.othersRefused }, 'jobs of other peers are declined')
+      }
       if (metricsUrl !== undefined) ctx.out.line(`metrics: ${metricsUrl}`)
       node.addEventListener('peer:connect', (evt) => { peerLog.info({ peer: evt.detail.toString() }, 'peer connected') })
       node.addEventListener('peer:disconnect', (evt) => { peerLog.info({ peer: evt.detail.toString() }, 'peer disconnected') })

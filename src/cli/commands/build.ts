@@ -106,6 +106,8 @@ export function register (program: Command, ctx: CliContext): void {
       try { contextIgnore = await readContextIgnore(contextDir, { recipeFile: recipePath }) } catch (err) { throw toCliError(err) }
       const store = await ctx.store()
       const workDir = join(await ctx.dataDir(), 'build')
+      const { sweepAtStart } = await import('../sweep-at-start.ts')
+      await sweepAtStart(await ctx.dataDir())
       // What the build reads and writes is leased until its names are set: a `kiln gc` or quota run in
       // another process must not take a layer of a build still in progress, however long it runs.
       const { createBuildLeases, createLeases } = await import('../../content/index.ts')

@@ -23,15 +23,22 @@ export function register (program: Command, ctx: CliContext): void {
         return
       }
       const mark = (ok: boolean): string => ok ? 'ok     ' : 'problem'
-      ctx.out.line(`${mark(probe.userNamespaces.ok)}  user namespaces: ${probe.userNamespaces.detail}`)
-      ctx.out.line(`${mark(probe.overlayInUserns.ok)}  overlay in a user namespace: ${probe.overlayInUserns.detail}`)
-      for (const d of probe.drivers) ctx.out.line(`${mark(d.ok)}  sandbox ${d.driver}: ${d.detail}`)
-      ctx.out.line(probe.selected === undefined ? 'no sandbox driver works: RUN steps cannot be built on this node' : `builds will use the ${probe.selected} driver`)
-      for (const c of report.checks) {
-        if (SANDBOX_CHECKS.test(c.id)) continue
+      const print = (c: { status: string, title: string, detail: string, fix?: string }): void => {
         ctx.out.line(`${c.status.padEnd(7)}  ${c.title}: ${c.detail}`)
         if (c.fix !== undefined && c.status !== 'ok') ctx.out.line(`         fix: ${c.fix}`)
       }
+      ctx.out.line(`${mark(probe.userNamespaces.ok)}  user namespaces: ${probe.userNamespaces.detail}`)
+      ctx.out.line(`${mark(probe.overlayInUserns.ok)}  overlay in a user namespace: ${probe.overlayInUserns.detail}`)
+      // A driver that works but cannot isolate steps is a warning, with what that means: the check says so.
+      for (const d of probe.drivers) {
+        const check = report.checks.find(c => c.id === `sandbox.${d.driver}`)
+        if (d.ok && check?.status === 'warn') print(check)
+        else ctx.out.line(`${mark(d.ok)}  sandbox ${d.driver}: ${d.detail}`)
+      }
+      const summary = report.checks.find(c => c.id === 'sandbox')
+      if (summary?.status === 'warn') print(summary)
+      else ctx.out.line(probe.selected === undefined ? 'no sandbox driver works: RUN steps cannot be built on this node' : `builds will use the ${probe.selected} driver`)
+      for (const c of report.checks) if (!SANDBOX_CHECKS.test(c.id)) print(c)
       ctx.out.line(`${report.problems} problem(s), ${report.warnings} warning(s)`)
       if (report.problems > 0) throw failed()
     })

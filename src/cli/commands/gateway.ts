@@ -183,11 +183,14 @@ export async function startGatewayService (ctx: CliContext, store: LocalStore, o
     sources.push(gw.createUpstreamPullThrough({ upstreams: parsed, store: store.content }))
   }
 
+  // Upload files of a gateway that was killed: removed unless another live gateway shares the dir.
+  const uploadDir = join(store.root, 'gateway', 'uploads')
+  await (await import('../../util/scratch-claims.ts')).claimScratchDir(uploadDir)
   const gateway = gw.createGateway({
     store: store.content,
     refs: store.refs,
     db: store.db,
-    uploadDir: join(store.root, 'gateway', 'uploads'),
+    uploadDir,
     logger,
     deleteEnabled: opts.deleteEnabled === true || gwConfig.deleteEnabled,
     ...(opts.anonymousPush === true ? {} : { auth: { anonymousRead, users } }),
@@ -279,6 +282,8 @@ See docs/gateway.md for auth, TLS, pull-through and mirror configuration.`)
       if (httpAddrs.length > 1) throw new CliError('give one HOST:PORT in --listen', { exitCode: EXIT.usage })
       const { host, port } = splitHostPort(httpAddrs[0] ?? config.gateway.listen)
       const store = await ctx.store()
+      const { sweepAtStart } = await import('../sweep-at-start.ts')
+      await sweepAtStart(store.root, await ctx.logger())
       const { metrics, url: metricsUrl } = await startMetricsFor(ctx, opts.metricsListen)
       const attached = multiaddrs.length > 0 || opts.bootstrap !== undefined || opts.mdns === true
       let network: GatewayNetwork | undefined

@@ -1,6 +1,7 @@
 import { statfs } from 'node:fs/promises'
 import type { Command } from 'commander'
 import type { Digest, LocalStore } from '../../content/index.ts'
+import type { BuildCache, BuildCacheUsage } from '../../build/snapshots.ts'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
@@ -12,6 +13,13 @@ async function childrenReader (store: LocalStore): Promise<(d: Digest) => Promis
   const { blobChildren } = await import('../../oci/index.ts')
   const { untracked } = await import('../../content/quota.ts')
   return blobChildren(untracked(store.content))
+}
+
+/** The builder's snapshots and unpacked bases beside the store (src/build/snapshots.ts). */
+async function buildCacheOf (store: LocalStore): Promise<BuildCache> {
+  const { createBuildCache } = await import('../../build/snapshots.ts')
+  const { join } = await import('node:path')
+  return createBuildCache({ workDir: join(store.root, 'build'), db: store.db, store: store.content })
 }
 
 async function quotaFrom (ctx: CliContext, flag: string | undefined): Promise<number | undefined> {
@@ -28,7 +36,10 @@ async function quotaFrom (ctx: CliContext, flag: string | undefined): Promise<nu
 interface Usage {
   dataDir: string
   blobs: number
+  /** Bytes of blobs. */
   bytes: number
+  /** Step snapshots and unpacked bases beside the store, which the quota bounds too. */
+  buildCache: BuildCacheUsage
   quota: number | null
   pinnedBytes: number
   leasedBytes: number
@@ -62,6 +73,7 @@ async function usage (ctx: CliContext): Promise<Usage> {
     dataDir: store.root,
     blobs,
     bytes,
+    buildCache: await (await buildCacheOf(store)).usage(),
     quota: (await quotaFrom(ctx, undefined)) ?? null,
     pinnedBytes,
     leasedBytes,
@@ -74,9 +86,10 @@ export function register (program: Command, ctx: CliContext): void {
   const store = program.command('store')
     .description('the local content store: usage, pins and quota')
     .addHelpText('after', `
-Eviction policy (store.quota in kiln.yaml, or kiln store prune --quota):
+Eviction policy (store.quota in kiln.yaml, or kiln store prune --quota; the quota counts blobs and the build cache):
   never evicted: pinned content, content a running build or transfer holds, blobs younger than the grace period;
-  evicted first: blobs no image name reaches, least recently used first;
+  evicted first: the build cache (step snapshots, unpacked bases), least recently used first, unless a build runs;
+  then: blobs no image name reaches, least recently used first;
   then: blobs of named images that are not pinned, least recently used first (the name stays).
 
 Examples:
@@ -95,7 +108,8 @@ Examples:
         ['data dir', u.dataDir],
         ['blobs', String(u.blobs)],
         ['size', formatBytes(u.bytes)],
-        ['quota', u.quota === null ? 'none (store.quota not set)' : `${formatBytes(u.quota)} (${Math.round(u.bytes / Math.max(1, u.quota) * 100)}% used)`],
+        ['build cache', `${formatBytes(u.buildCache.bytes)}: ${u.buildCache.snapshots.count} step snapshot(s) ${formatBytes(u.buildCache.snapshots.bytes)}, ${u.buildCache.bases.count} unpacked base(s) ${formatBytes(u.buildCache.bases.bytes)}`],
+        ['quota', u.quota === null ? 'none (store.quota not set)' : `${formatBytes(u.quota)} (${Math.round((u.bytes + u.buildCache.bytes) / Math.max(1, u.quota) * 100)}% used, build cache included)`],
         ['pinned', `${formatBytes(u.pinnedBytes)} in ${u.pins} pin(s)`],
         ['in use', `${formatBytes(u.leasedBytes)} held by running builds and transfers`],
         ['filesystem', `${formatBytes(u.filesystem.freeBytes)} free of ${formatBytes(u.filesystem.sizeBytes)}, ${u.filesystem.freeInodes} inodes free`]
@@ -150,7 +164,7 @@ Examples:
     .option('--quota <size>', 'quota to prune to, e.g. 200GiB; default store.quota from kiln.yaml')
     .option('--grace <duration>', 'keep blobs younger than this (e.g. 0, 30s, 15m, 2h)', '15m')
     .option('--dry-run', 'list what would be evicted, evict nothing')
-    .option('--json', 'print JSON: { quota, before, after, evicted: [{digest,size}], bytesFreed, protectedBytes, overQuota }')
+    .option('--json', 'print JSON: { quota, before, after, evicted: [{digest,size}], derivedEvicted: [{id,bytes}], bytesFreed, protectedBytes, overQuota }')
     .addHelpText('after', '\nExample:\n  kiln store prune --quota 200GiB --dry-run')
     .action(async (opts: { quota?: string, grace: string, dryRun?: boolean, json?: boolean }) => {
       const quota = await quotaFrom(ctx, opts.quota)
@@ -158,11 +172,12 @@ Examples:
       const graceMs = durationFlag('--grace', opts.grace)
       const s = await ctx.store()
       const { enforceQuota } = await import('../../content/quota.ts')
-      const r = await enforceQuota({ store: s.content, db: s.db, quota, children: await childrenReader(s), graceMs, dryRun: opts.dryRun === true })
+      const r = await enforceQuota({ store: s.content, db: s.db, quota, children: await childrenReader(s), graceMs, dryRun: opts.dryRun === true, derived: await buildCacheOf(s) })
       if (opts.json === true) { ctx.out.json(r); return }
       const verb = opts.dryRun === true ? 'would evict' : 'evicted'
+      for (const d of r.derivedEvicted) ctx.out.line(`${verb} ${d.id} (${formatBytes(d.bytes)})`)
       for (const b of r.evicted) ctx.out.line(`${verb} ${b.digest} (${formatBytes(b.size)})`)
-      ctx.out.line(`${verb} ${r.evicted.length} blob(s), ${formatBytes(r.bytesFreed)}; store ${formatBytes(r.after)} of ${formatBytes(r.quota)} quota`)
+      ctx.out.line(`${verb} ${r.derivedEvicted.length} build cache dir(s) and ${r.evicted.length} blob(s), ${formatBytes(r.bytesFreed)}; store ${formatBytes(r.after)} of ${formatBytes(r.quota)} quota`)
       if (r.overQuota) ctx.out.warn(`still over quota: ${formatBytes(r.protectedBytes)} is pinned, in use or younger than the grace period`)
     })
 }

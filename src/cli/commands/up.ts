@@ -10,11 +10,13 @@ import type { Command } from 'commander'
 import type { LocalStore } from '../../content/index.ts'
 import type { BuildRunner } from '../../gateway/index.ts'
 import type { CliContext } from '../context.ts'
+import type { NodeSandbox } from '../agent-setup.ts'
 import { startNode } from '../start-node.ts'
 import { mkdirPrivate } from '../../util/fs.ts'
 import { durationFlag } from '../flags.ts'
 import { logLevelFlag } from './agent.ts'
 import { collect, pick, splitHostPort, startGatewayService, startMetricsFor } from './gateway.ts'
+import { scratchPrefix } from '../../util/owner.ts'
 
 interface UpFlags {
   gatewayListen?: string
@@ -40,16 +42,17 @@ interface UpFlags {
  * a temp dir under the data dir, the recipe parsed, and the rootless builder
  * run for the job's platform (others than this host's fail unless emulated).
  */
-export async function createLocalBuildRunner (store: LocalStore, workDir: string, sandbox?: 'bwrap' | 'unshare' | 'proot'): Promise<BuildRunner> {
+export async function createLocalBuildRunner (store: LocalStore, workDir: string, nodeSandbox: NodeSandbox): Promise<BuildRunner> {
   const [{ mkdtemp, rm }, { join }, { createBuilder, instructionSummary }, { parseRecipe }, { extractLayer }] = await Promise.all([
     import('node:fs/promises'), import('node:path'), import('../../build/index.ts'), import('../../recipe/index.ts'), import('../../oci/index.ts')
   ])
-  const builder = createBuilder({ store: store.content, db: store.db, refs: store.refs, workDir, probeCacheDir: workDir, ...(sandbox === undefined ? {} : { sandboxDriver: sandbox }) })
+  const builder = createBuilder({ store: store.content, db: store.db, refs: store.refs, workDir, probeCacheDir: workDir, ...(nodeSandbox.sandbox === undefined ? {} : { sandbox: nodeSandbox.sandbox }) })
   return {
     name: 'local',
+    ...(nodeSandbox.othersRefused !== undefined ? { refuses: nodeSandbox.othersRefused } : {}),
     run: async (job, io) => {
       await mkdirPrivate(workDir)
-      const contextDir = await mkdtemp(join(workDir, 'gateway-context-'))
+      const contextDir = await mkdtemp(join(workDir, scratchPrefix('gateway-context-')))
       try {
         if (job.context !== undefined) await extractLayer(store.content.read(job.context), contextDir, { signal: io.signal })
         const plan = parseRecipe(job.recipe.text, {
@@ -125,8 +128,11 @@ Examples:
       const identity = await ctx.identity()
       const store = await ctx.store()
       const self = identity.peerId.toString()
-      const { loadAgentTrust, agentOptions } = await import('../agent-setup.ts')
+      const { sweepAtStart } = await import('../sweep-at-start.ts')
+      await sweepAtStart(store.root, log)
+      const { loadAgentTrust, agentOptions, sandboxForOthers } = await import('../agent-setup.ts')
       const trust = await loadAgentTrust(config, store, self, log)
+      const nodeSandbox = await sandboxForOthers(config, store.root, [...(flags.jobs === false ? [] : ['--no-jobs']), ...(flags.localBuilds === false ? [] : ['--no-local-builds'])])
       const { policy } = trust
       const { metrics, url: metricsUrl } = await startMetricsFor(ctx, flags.metricsListen)
       const platforms = config.agent.platforms.length > 0 ? config.agent.platforms : undefined
@@ -146,14 +152,12 @@ Examples:
         describe,
         description,
         ...(institution !== undefined ? { institution } : {}),
-        ...(flags.jobs === false ? {} : { jobs: { concurrency: config.agent.maxConcurrentBuilds, allowNetwork: config.agent.allowNetwork } })
+        ...(flags.jobs === false ? {} : { jobs: { concurrency: config.agent.maxConcurrentBuilds, allowNetwork: config.agent.allowNetwork, ...nodeSandbox } })
       }))
+      if (nodeSandbox.othersRefused !== undefined) peerLog.warn({ reason: nodeSandbox.othersRefused }, 'jobs of other peers and gateway builds are refused')
       // Also on an error below; after a drain it is already stopped (stop is idempotent).
       ctx.onClose(async () => { await agent.stop() })
-      const sandbox = process.env.KILN_SANDBOX ?? config.build.sandbox
-      const builder = flags.localBuilds === false
-        ? undefined
-        : await createLocalBuildRunner(store, join(store.root, 'build'), sandbox === 'bwrap' || sandbox === 'unshare' || sandbox === 'proot' ? sandbox : undefined)
+      const builder = flags.localBuilds === false ? undefined : await createLocalBuildRunner(store, join(store.root, 'build'), nodeSandbox)
       const service = await startGatewayService(ctx, store, {
         host,
         port,
@@ -177,7 +181,8 @@ Examples:
           `  data dir:  ${store.root}`,
           `  peer id:   ${self}`,
           ...multiaddrs.map(m => `  p2p:       ${m}`),
-          `  gateway:   ${service.url} (anonymous ${service.anonymous}${builder === undefined ? '' : ', local builds'})`,
+          `  gateway:   ${service.url} (anonymous ${service.anonymous}${builder === undefined ? '' : builder.refuses === undefined ? ', local builds' : ', builds refused'})`,
+          ...(nodeSandbox.othersRefused !== undefined ? [`  refused:   jobs of other peers and gateway builds: ${nodeSandbox.othersRefused}`] : []),
           `  agent:     ${description.platforms.map(p => p.platform).join(', ')}${agent.jobs === undefined ? ', no jobs' : ', taking jobs from trusted requesters'}`,
           ...(metricsUrl !== undefined ? [`  metrics:   ${metricsUrl}`] : []),
           '',

@@ -1,11 +1,24 @@
-/** Each sandbox driver, as the builder's probe found it (src/build/sandbox/probe.ts), and the one builds will use. */
+/**
+ * Each sandbox driver, as the builder's probe found it (src/build/sandbox/probe.ts),
+ * and the one builds will use. A driver that works but cannot isolate build
+ * steps from kiln (proot) is a warning: it builds the operator's own recipes
+ * only, never jobs of other peers nor gateway builds (docs/security.md).
+ */
+import { othersRefusal } from '../../build/sandbox/index.ts'
 import type { Check, CheckResult } from '../types.ts'
+
+const ISOLATING_FIX = 'for jobs and gateway builds, enable unprivileged user namespaces (see the userns checks) and install bubblewrap'
 
 export const checkSandboxes: Check = async ({ config, system }) => {
   const probe = await system.probeSandboxes()
   const wanted = config.build.sandbox
   const out: CheckResult[] = probe.drivers.map(d => {
-    if (d.ok) return { id: `sandbox.${d.driver}`, title: `sandbox ${d.driver}`, status: 'ok', detail: d.detail }
+    if (d.ok) {
+      const refusal = othersRefusal(d)
+      return refusal === undefined
+        ? { id: `sandbox.${d.driver}`, title: `sandbox ${d.driver}`, status: 'ok', detail: d.detail }
+        : { id: `sandbox.${d.driver}`, title: `sandbox ${d.driver}`, status: 'warn', detail: `${d.detail}: ${refusal}`, fix: `build only recipes you trust with ${d.driver}; ${ISOLATING_FIX}` }
+    }
     const required = wanted === d.driver
     return {
       id: `sandbox.${d.driver}`,
@@ -16,8 +29,20 @@ export const checkSandboxes: Check = async ({ config, system }) => {
     }
   })
   const uses = wanted === 'auto' ? probe.selected : (probe.drivers.find(d => d.driver === wanted)?.ok === true ? wanted : undefined)
-  out.push(uses === undefined
-    ? { id: 'sandbox', title: 'sandbox', status: 'problem', detail: wanted === 'auto' ? 'no sandbox driver works: RUN steps cannot be built on this node' : `build.sandbox is ${wanted}, which does not work here`, fix: wanted === 'auto' ? 'enable user namespaces, or install bubblewrap or proot' : 'set build.sandbox: auto in kiln.yaml, or fix that driver' }
-    : { id: 'sandbox', title: 'sandbox', status: 'ok', detail: `builds will use the ${uses} driver` })
+  const used = probe.drivers.find(d => d.driver === uses)
+  if (uses === undefined || used === undefined) {
+    out.push({ id: 'sandbox', title: 'sandbox', status: 'problem', detail: wanted === 'auto' ? 'no sandbox driver works: RUN steps cannot be built on this node' : `build.sandbox is ${wanted}, which does not work here`, fix: wanted === 'auto' ? 'enable user namespaces, or install bubblewrap or proot' : 'set build.sandbox: auto in kiln.yaml, or fix that driver' })
+    return out
+  }
+  const refusal = othersRefusal(used)
+  out.push(refusal === undefined
+    ? { id: 'sandbox', title: 'sandbox', status: 'ok', detail: `builds will use the ${uses} driver` }
+    : {
+        id: 'sandbox',
+        title: 'sandbox',
+        status: 'warn',
+        detail: `builds will use the ${uses} driver: ${refusal}. ${wanted === 'auto' ? 'An agent declines jobs of other peers and kiln up refuses gateway builds' : 'kiln agent and kiln up refuse to start unless given --no-jobs (and --no-local-builds)'}`,
+        fix: ISOLATING_FIX
+      })
   return out
 }

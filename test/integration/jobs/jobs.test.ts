@@ -54,12 +54,14 @@ beforeAll(async () => {
 })
 afterEach(async () => { for (const s of stops.splice(0)) await s() })
 
-async function agent (key: Ed25519PrivateKey, opts: { platforms?: string[], certified?: boolean, builder?: JobBuilder, capabilities?: string[] } = {}): Promise<JobAgent> {
+async function agent (key: Ed25519PrivateKey, opts: { platforms?: string[], certified?: boolean, builder?: JobBuilder, capabilities?: string[], othersRefused?: string } = {}): Promise<JobAgent> {
   const certs: Certificate[] = opts.certified === false ? [] : [await issueCertificate(root, { subject: id(key), roles: ['builder'], institution: 'uni-a' })]
   const a = createJobAgent({
     key,
     transport: net.connect(id(key)),
-    policy: createTrustPolicy(PolicyConfig.parse({ version: 1, peers: [{ peer: id(reqKey), roles: ['requester'] }] })),
+    // As loadTrustPolicy does, the node trusts itself in every role.
+    policy: createTrustPolicy(PolicyConfig.parse({ version: 1, peers: [{ peer: id(reqKey), roles: ['requester'] }, { peer: id(key), roles: ['requester', 'builder'] }] })),
+    ...(opts.othersRefused !== undefined ? { othersRefused: opts.othersRefused } : {}),
     builder: opts.builder ?? fakeBuilder(),
     context: { open: async (ctx) => { if (!blobs.has(ctx.digest)) throw new Error('no context'); return { dir: `/ctx/${ctx.digest.slice(7, 15)}`, release: async () => {} } } },
     platforms: opts.platforms ?? ['linux/amd64'],
@@ -72,10 +74,10 @@ async function agent (key: Ed25519PrivateKey, opts: { platforms?: string[], cert
   return a
 }
 
-function requester (): Requester {
+function requester (key: Ed25519PrivateKey = reqKey): Requester {
   const r = createRequester({
-    key: reqKey,
-    transport: net.connect(id(reqKey)),
+    key,
+    transport: net.connect(id(key)),
     policy: createTrustPolicy(PolicyConfig.parse({ version: 1, roots: [{ key: id(root), institution: 'uni-a', roles: ['builder'] }] })),
     blobs: {
       fetch: async (b) => {
@@ -155,6 +157,23 @@ describe('signed jobs over an in-memory network', () => {
     const done = r.submit({ ...spec(), onEvent: e => { if (e.kind === 'progress' && e.state === 'building') ac.abort() }, signal: ac.signal })
     await expect(done).rejects.toMatchObject({ name: 'JobCancelledError' })
     await expect.poll(() => a.status().map(s => s.state)).toEqual(['cancelled'])
+  })
+
+  it('an agent whose sandbox cannot isolate steps declines the jobs of other peers with the reason, and builds its own node\'s', async () => {
+    net = createMemoryJobNetwork()
+    const reason = 'the proot sandbox cannot isolate build steps from kiln'
+    const builder = fakeBuilder()
+    const key = builderKeys[0] as Ed25519PrivateKey
+    const a = await agent(key, { othersRefused: reason, builder })
+    const events: JobEvent[] = []
+    await expect(requester().submit({ ...spec(), to: [a.peerId], onEvent: e => events.push(e) })).rejects.toMatchObject({ name: 'NoOffersError' })
+    expect(events).toContainEqual(expect.objectContaining({ kind: 'decline', builder: a.peerId, reason }))
+    expect(events.some(e => e.kind === 'offer')).toBe(false)
+    expect(builder.started).toBe(0)
+    // The operator's own jobs (signed with the node's key, as kiln submit on its data dir does) are built.
+    const own = await requester(key).submit({ ...spec(), to: [a.peerId] })
+    expect(own.platforms[0]?.builders).toEqual([a.peerId])
+    expect(builder.started).toBe(1)
   })
 
   it('a direct job the agent cannot meet is declined with a reason', async () => {

@@ -73,6 +73,14 @@ export function sandboxSuite (name: string, make: () => Promise<Sandbox>): void 
       expect(r.out.split('\n').filter(l => l !== '' && !l.startsWith('PWD=') && !l.startsWith('SHLVL='))).toEqual(['FOO=bar baz', 'PATH=/bin', '0'])
     })
 
+    it('keeps the step\'s environment from the host programs that start it (a recipe\'s LD_PRELOAD loads nothing on the host)', async () => {
+      // A dynamically linked host program (bwrap, unshare, proot, sh) given this would have ld.so complain on stderr.
+      const r = await sh('echo "preload=$LD_PRELOAD"', { env: { PATH: '/bin', LD_PRELOAD: '/kiln-no-such-dir/evil.so' } })
+      expect(r.out).toBe('preload=/kiln-no-such-dir/evil.so\n')
+      expect(r.err).not.toContain('LD_PRELOAD')
+      expect(r.code).toBe(0)
+    })
+
     it('starts in the working directory, creating it when missing', async () => {
       const r = await sh('pwd', { cwd: '/work/dir' })
       expect(r.out).toBe('/work/dir\n')
@@ -89,11 +97,11 @@ export function sandboxSuite (name: string, make: () => Promise<Sandbox>): void 
       expect(processesWith(`sleep\u0000${marker}`)).toEqual([])
     })
 
-    it('ends when the step\'s command ends, killing what it left running, and adds nothing to a plain root', async () => {
+    it('ends when the step\'s command ends, killing what it left running (setsid and double-forked daemons too), and adds nothing to a plain root', async () => {
       const marker = String(7000 + Math.floor(Math.random() * 900))
       const root = freshRoot()
       const started = Date.now()
-      const r = await sandbox.run({ argv: ['/bin/sh', '-c', `sleep ${marker} & echo left; exit 4`], env: { PATH: '/bin' }, root, timeoutMs: 30_000 })
+      const r = await sandbox.run({ argv: ['/bin/sh', '-c', `sleep ${marker} & setsid sleep ${marker}2 & setsid sh -c 'sleep ${marker}3 &' & echo left; exit 4`], env: { PATH: '/bin' }, root, timeoutMs: 30_000 })
       expect(r).toMatchObject({ exitCode: 4, timedOut: false })
       expect(Date.now() - started).toBeLessThan(20_000)
       await new Promise(resolve => setTimeout(resolve, 100))
@@ -141,9 +149,19 @@ export function sandboxSuite (name: string, make: () => Promise<Sandbox>): void 
       expect(existsSync(join(root.upper, 'dev'))).toBe(false)
     })
 
-    it('sees /proc and /dev/null inside', async () => {
-      const r = await sh('echo x > /dev/null && cat /proc/self/stat > /dev/null && echo ok')
-      expect(r.out).toBe('ok\n')
+    it('sees /dev/null inside, and its own processes in /proc but no host process', async () => {
+      expect((await sh('echo x > /dev/null && echo ok')).out).toBe('ok\n')
+      const r = await sh('cat /proc/1/cmdline | tr "\\0" " "; echo; ls /proc | grep -c "^[0-9]"')
+      if (!sandbox.features.processIsolation) {
+        // proot: no pid namespace, so no /proc at all rather than the host's.
+        expect(r.out).toBe('\n0\n')
+        return
+      }
+      const [init, count] = r.out.split('\n')
+      // pid 1 is the sandbox's own (bwrap's init, or the step), never the host's; a handful of processes, not the host's.
+      expect(init).not.toBe(readFileSync('/proc/1/cmdline', 'utf8').replaceAll('\0', ' '))
+      expect(init).toMatch(/bwrap|sh/)
+      expect(Number(count)).toBeLessThan(10)
     })
   })
 }

@@ -127,6 +127,21 @@ describe('build extension', () => {
     } finally { await plain.cleanup() }
   })
 
+  it('refuses every build, saying why, when its runner refuses builds (a sandbox that cannot isolate steps)', async () => {
+    const seen: BuildJob[] = []
+    const box: { t?: TestGateway } = {}
+    const refuses = 'the proot sandbox cannot isolate build steps from kiln'
+    const t = await makeGateway({ builder: { ...fakeRunner(() => (box.t as TestGateway).store, seen), refuses } })
+    box.t = t
+    try {
+      const r = await t.inject('POST', '/v2/hpc/app/_kiln/builds', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ recipe: { kind: 'dockerfile', text: 'FROM scratch\n' }, platforms: ['linux/amd64'] }) })
+      expect(r.status).toBe(405)
+      expect(r.json()).toMatchObject({ errors: [{ code: 'UNSUPPORTED', message: `this gateway builds nothing: ${refuses}` }] })
+      expect((await t.inject('GET', '/v2/hpc/app/_kiln/builds')).json()).toEqual({ builds: [] })
+      expect(seen).toEqual([])
+    } finally { await t.cleanup() }
+  })
+
   it('starts a build when a recipe artifact is pushed', async () => {
     const seen: BuildJob[] = []
     const box: { t?: TestGateway } = {}

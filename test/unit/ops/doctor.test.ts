@@ -22,9 +22,9 @@ const HEALTHY_PROBE: HostProbe = {
   userNamespaces: { ok: true, detail: 'unshare -Ur' },
   overlayInUserns: { ok: true, detail: 'overlay mount in a user namespace' },
   drivers: [
-    { driver: 'bwrap', ok: true, features: { overlay: true, networkIsolation: true, pidIsolation: true }, detail: 'runs a step' },
-    { driver: 'unshare', ok: true, features: { overlay: true, networkIsolation: true, pidIsolation: true }, detail: 'runs a step' },
-    { driver: 'proot', ok: false, features: { overlay: false, networkIsolation: false, pidIsolation: false }, detail: 'proot -0: program not installed' }
+    { driver: 'bwrap', ok: true, features: { overlay: true, networkIsolation: true, pidIsolation: true, processIsolation: true }, detail: 'runs a step' },
+    { driver: 'unshare', ok: true, features: { overlay: true, networkIsolation: true, pidIsolation: true, processIsolation: true }, detail: 'runs a step' },
+    { driver: 'proot', ok: false, features: { overlay: false, networkIsolation: false, pidIsolation: true, processIsolation: false }, detail: 'proot -0: program not installed' }
   ],
   selected: 'bwrap'
 }
@@ -90,6 +90,25 @@ describe('doctor with injected failures', () => {
     expect(r.byId('userns.max').fix).toMatch(/max_user_namespaces=/)
     expect(r.byId('overlay').status).toBe('warn')
     expect(r.byId('sandbox').detail).toMatch(/no sandbox driver works/)
+  })
+
+  it('proot as the only working driver is a warning that says it builds no recipes of others', async () => {
+    const probe: HostProbe = {
+      ...HEALTHY_PROBE,
+      userNamespaces: { ok: false, detail: 'unshare -Ur: exit 1' },
+      drivers: HEALTHY_PROBE.drivers.map(d => d.driver === 'proot' ? { ...d, ok: true, detail: 'runs a step' } : { ...d, ok: false, detail: 'needs user namespaces' }),
+      selected: 'proot'
+    }
+    const auto = await run(fakeSystem({ probeSandboxes: async () => probe }))
+    expect(auto.byId('sandbox.proot')).toMatchObject({ status: 'warn', detail: expect.stringMatching(/cannot isolate build steps from kiln/), fix: expect.stringMatching(/recipes you trust/) })
+    expect(auto.byId('sandbox')).toMatchObject({ status: 'warn', detail: expect.stringMatching(/^builds will use the proot driver: .* An agent declines jobs of other peers and kiln up refuses gateway builds$/) })
+    const named = await run(fakeSystem({ probeSandboxes: async () => probe }), { build: { sandbox: 'proot' } })
+    expect(named.byId('sandbox').detail).toMatch(/kiln agent and kiln up refuse to start unless given --no-jobs/)
+    // Where bwrap works, proot is not used: its own line warns, the summary does not.
+    const healthy = await run(fakeSystem({ probeSandboxes: async () => ({ ...HEALTHY_PROBE, drivers: HEALTHY_PROBE.drivers.map(d => ({ ...d, ok: true })) }) }))
+    expect(healthy.byId('sandbox.proot').status).toBe('warn')
+    expect(healthy.byId('sandbox.bwrap').status).toBe('ok')
+    expect(healthy.byId('sandbox').status).toBe('ok')
   })
 
   it('a configured driver that does not work is a problem even if another works', async () => {

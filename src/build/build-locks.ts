@@ -1,0 +1,54 @@
+/**
+ * Build locks: while a build runs it holds a lock, an empty file
+ * `<build work dir>/locks/<owner tag>-<random>` (src/util/owner.ts), made
+ * before the build looks at anything under the work dir and removed when it
+ * ends. A build whose process was killed leaves its lock behind, and the
+ * owner tag says it is stale. Whoever removes what builds use (scratch
+ * dirs, snapshots, unpacked bases: ./stale-scratch.ts, ./snapshots.ts)
+ * does so only while no live lock exists.
+ */
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { ownerGone, ownerTag } from '../util/owner.ts'
+import type { Builder } from './types.ts'
+
+const LOCKS = 'locks'
+
+export interface BuildLock {
+  /** Removes the lock; safe to call twice. */
+  release: () => Promise<void>
+}
+
+export async function holdBuildLock (workDir: string): Promise<BuildLock> {
+  const dir = join(workDir, LOCKS)
+  await mkdir(dir, { recursive: true })
+  const file = join(dir, `${ownerTag()}-${randomBytes(6).toString('hex')}`)
+  await writeFile(file, '', { flag: 'wx' })
+  return { release: async () => { await rm(file, { force: true }) } }
+}
+
+/** Whether a live build holds a lock on this work dir; stale locks found on the way are removed. */
+export async function buildRunning (workDir: string): Promise<boolean> {
+  const dir = join(workDir, LOCKS)
+  let live = false
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (ownerGone(name)) await rm(join(dir, name), { force: true })
+    else live = true
+  }
+  return live
+}
+
+/** The same builder, each build holding a lock on `workDir` from start to end. */
+export function lockingBuilder (builder: Builder, workDir: string): Builder {
+  return {
+    build: async (plan, options) => {
+      const lock = await holdBuildLock(workDir)
+      try {
+        return await builder.build(plan, options)
+      } finally {
+        await lock.release()
+      }
+    }
+  }
+}
