@@ -58,11 +58,13 @@ RUN mkdir -p "$SECRET_DIR/inner" "$DATA" && echo decoy > "$SECRET" && echo decoy
  * The attack of the issue as a real attacker writes it: the data dir is read
  * from the overlay's upperdir in /proc/self/mountinfo, or, under proot (no
  * overlay, no pid namespace), from the `-r ROOT` of proot's command line.
+ * Where neither is visible (proot steps get no host /proc) the link points
+ * nowhere and the COPY must fail as any missing source does.
  */
 const MOUNTINFO = `FROM oci:LAYOUT:base AS a
 RUN d=$(sed -n 's/.*upperdir=\\([^,]*\\)\\/build\\/tmp\\/.*/\\1/p' /proc/self/mountinfo | head -1); \\
     [ -n "$d" ] || d=$(cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n' | sed -n 's/\\/build\\/tmp\\/root-.*//p' | head -1); \\
-    echo "attacker found the data dir at [$d]"; ln -s "$d" /d
+    echo "attacker found the data dir at [$d]"; ln -s "\${d:-/attacker-found-nothing}" /d
 FROM scratch
 COPY --from=a /d/identity.key /k
 `
