@@ -7,9 +7,10 @@
  * dirs, snapshots, unpacked bases: ./stale-scratch.ts, ./snapshots.ts)
  * does so only while no live lock exists.
  */
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
+import { readdir, rm, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
+import { mkdirPrivate, PRIVATE_FILE_MODE } from '../util/fs.ts'
 import { ownerGone, ownerTag } from '../util/owner.ts'
 import type { Builder } from './types.ts'
 
@@ -22,9 +23,9 @@ export interface BuildLock {
 
 export async function holdBuildLock (workDir: string): Promise<BuildLock> {
   const dir = join(workDir, LOCKS)
-  await mkdir(dir, { recursive: true })
+  await mkdirPrivate(dir)
   const file = join(dir, `${ownerTag()}-${randomBytes(6).toString('hex')}`)
-  await writeFile(file, '', { flag: 'wx' })
+  await writeFile(file, '', { flag: 'wx', mode: PRIVATE_FILE_MODE })
   return { release: async () => { await rm(file, { force: true }) } }
 }
 
