@@ -13,7 +13,8 @@
  * ```
  */
 import type { Logger } from 'pino'
-import type { ContentStore, KilnDb } from '../src/content/index.ts'
+import type { ContentStore } from '../src/content/index.ts'
+import type { KilnDb } from '../src/db/index.ts'
 import { enforceQuota, untracked } from '../src/content/quota.ts'
 import type { DerivedCache, QuotaResult } from '../src/content/quota.ts'
 import type { Metrics } from '../src/metrics/index.ts'

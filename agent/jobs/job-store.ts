@@ -8,7 +8,7 @@
 import type { Envelope } from '../../protocols/envelope.ts'
 import { JobState, ResultPayload } from '../../protocols/job.ts'
 import type { JobPayload } from '../../protocols/job.ts'
-import type { KilnDb } from '../../src/content/index.ts'
+import type { KilnDb } from '../../src/db/index.ts'
 import type { AgentJobRecord, AgentJournal } from './index.ts'
 
 const MIGRATIONS = [

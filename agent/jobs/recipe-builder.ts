@@ -8,7 +8,8 @@
  * earlier stages and `scratch`. Paths on the agent's disk (`oci:DIR`,
  * archives) are refused: a requester has no business reading them.
  */
-import type { ContentStore, Digest, KilnDb, RefStore } from '../../src/content/index.ts'
+import type { ContentStore, Digest, RefStore } from '../../src/content/index.ts'
+import type { KilnDb } from '../../src/db/index.ts'
 import { createBuilder } from '../../src/build/index.ts'
 import type { Builder, RemoteStepCache, Sandbox } from '../../src/build/index.ts'
 import { MAX_MANIFEST_SIZE, parseImageRef, parseManifestBytes } from '../../src/oci/index.ts'

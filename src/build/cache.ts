@@ -4,7 +4,8 @@
  * digests of its inputs, so equal keys mean equal layers.
  */
 import { z } from 'zod'
-import type { Digest, KilnDb } from '../content/index.ts'
+import type { Digest } from '../content/index.ts'
+import type { KilnDb } from '../db/index.ts'
 import { DigestSchema } from '../oci/index.ts'
 import { sha256Digest } from '../content/index.ts'
 import { STEP_CACHE_VERSION } from './constants.ts'

@@ -1,7 +1,8 @@
 /**
  * The builder's public types.
  */
-import type { ContentStore, Digest, KilnDb, RefStore } from '../content/index.ts'
+import type { ContentStore, Digest, RefStore } from '../content/index.ts'
+import type { KilnDb } from '../db/index.ts'
 import type { ImageConfig } from '../oci/index.ts'
 import type { SourceLoc, StepOp, BuildPlan } from '../recipe/ir.ts'
 import type { OutputStream, Sandbox, SandboxDriverName } from './sandbox/types.ts'

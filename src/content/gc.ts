@@ -11,7 +11,7 @@
 import { stat } from 'node:fs/promises'
 import type { BlobReader, ContentStore } from './index.ts'
 import type { Digest } from './digest.ts'
-import type { KilnDb } from './db.ts'
+import type { KilnDb } from '../db/index.ts'
 
 export interface GcOptions {
   store: ContentStore

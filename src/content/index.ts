@@ -144,8 +144,6 @@ export interface BlobManager {
 
 export interface ContentStore extends BlobReader, Ingester, FileIngester, BlobManager {}
 
-export { openDb } from './db.ts'
-export type { KilnDb } from './db.ts'
 export { createRefStore } from './refs.ts'
 export type { Ref, RefStore, RefTarget } from './refs.ts'
 export { openLocalStore } from './local-store.ts'

@@ -1,10 +1,11 @@
 /**
  * The store a kiln data dir holds: blobs under `<dataDir>/store` (an OCI image
- * layout), and `<dataDir>/kiln.db` for refs and every module's records.
+ * layout), and the database `<dataDir>/kiln.db` (src/db) for refs and every
+ * module's records.
  */
 import { join } from 'node:path'
-import { openDb } from './db.ts'
-import type { KilnDb } from './db.ts'
+import { DB_FILE, openDb } from '../db/index.ts'
+import type { KilnDb } from '../db/index.ts'
 import { createFsContentStore } from './fs-store.ts'
 import type { ContentStore } from './index.ts'
 import { createRefStore } from './refs.ts'
@@ -19,9 +20,8 @@ export interface LocalStore {
   close: () => void
 }
 
-/** The content store's dir and the database's file in a data dir. */
+/** The content store's dir in a data dir. */
 export const STORE_DIR = 'store'
-export const DB_FILE = 'kiln.db'
 
 export async function openLocalStore (dataDir: string): Promise<LocalStore> {
   const content = await createFsContentStore({ root: join(dataDir, STORE_DIR) })

@@ -9,7 +9,7 @@
  * name is set again.
  */
 import { z } from 'zod'
-import type { KilnDb } from './db.ts'
+import type { KilnDb } from '../db/index.ts'
 import { isDigest, parseDigest } from './digest.ts'
 import type { Digest } from './digest.ts'
 import { NotFoundError } from './errors.ts'

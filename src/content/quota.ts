@@ -27,7 +27,7 @@
 import { stat } from 'node:fs/promises'
 import { z } from 'zod'
 import type { BlobInfo, ContentStore } from './index.ts'
-import type { KilnDb } from './db.ts'
+import type { KilnDb } from '../db/index.ts'
 import type { Digest } from './digest.ts'
 import { createLeases, markReachable } from './gc.ts'
 import { createPins } from './pins.ts'

@@ -6,7 +6,7 @@
  *
  * The gateway reads a ref as repository `REPO` and tag `TAG`.
  */
-import type { KilnDb } from './db.ts'
+import type { KilnDb } from '../db/index.ts'
 import type { Digest } from './digest.ts'
 import { NotFoundError } from './errors.ts'
 

@@ -16,7 +16,7 @@
  */
 import { chmod, mkdir, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { DB_FILE } from '../content/local-store.ts'
+import { DB_FILE } from '../db/index.ts'
 import { IDENTITY_FILE } from '../p2p/constants.ts'
 import { POLICY_FILE, ROOT_KEY_FILE, TRUST_DIR } from '../trust/constants.ts'
 import { isErrno, PRIVATE_DIR_MODE } from '../util/fs.ts'

@@ -17,7 +17,8 @@
  */
 import type { PrivateKey } from '@libp2p/interface'
 import type { CachedLayer, RemoteStepCache } from '../build/index.ts'
-import type { ContentStore, Digest, KilnDb } from '../content/index.ts'
+import type { ContentStore, Digest } from '../content/index.ts'
+import type { KilnDb } from '../db/index.ts'
 import type { Descriptor } from '../oci/index.ts'
 import { publishCacheRecord, resolveCacheRecord } from '../p2p/cache-records.ts'
 import type { CacheTrust } from '../p2p/cache-records.ts'

@@ -26,7 +26,7 @@
  */
 import type { ContentStore } from '../content/index.ts'
 import type { Metrics } from '../metrics/index.ts'
-import type { KilnDb } from '../content/db.ts'
+import type { KilnDb } from '../db/index.ts'
 import type { RefStore } from '../content/refs.ts'
 import type { GatewayAuthInit } from './auth.ts'
 import type { GatewayLogger, PullThrough, PushEvent } from './context.ts'

@@ -8,7 +8,7 @@
  *   with the fields the referrers API answers from (artifact type, subject,
  *   annotations): the subject -> referrers index.
  */
-import type { KilnDb } from '../content/db.ts'
+import type { KilnDb } from '../db/index.ts'
 import type { Digest } from '../content/digest.ts'
 
 export interface ManifestRecord {

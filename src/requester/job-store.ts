@@ -11,7 +11,7 @@
  */
 import type { Envelope } from '../../protocols/envelope.ts'
 import type { JobPayload } from '../../protocols/job.ts'
-import type { KilnDb } from '../content/index.ts'
+import type { KilnDb } from '../db/index.ts'
 import type { JobEvent, PlatformResult, RequesterJournal, ResumeSpec } from './index.ts'
 
 const MIGRATIONS = [

@@ -4,7 +4,7 @@
  * when full they forget expired nonces first, then the oldest-issued ones,
  * and refuse everything issued at or before the newest forgotten nonce.
  */
-import type { KilnDb } from '../content/db.ts'
+import type { KilnDb } from '../db/index.ts'
 import { DEFAULT_REPLAY_CACHE_ENTRIES } from './constants.ts'
 
 export interface ReplayEntry {

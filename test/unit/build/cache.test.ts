@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { createStepCache, stepKey } from '../../../src/build/cache.ts'
-import { openDb, sha256Digest } from '../../../src/content/index.ts'
+import { sha256Digest } from '../../../src/content/index.ts'
+import { openDb } from '../../../src/db/index.ts'
 
 describe('step cache keys', () => {
   it('depend on the parent key, the canonical step and every input, in order', () => {

@@ -2,7 +2,8 @@ import { describe, it, expect, beforeEach, afterEach } from 'vitest'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createBuildLeases, createFsContentStore, collectGarbage, createLeases, openDb, sha256Digest } from '../../../src/content/index.ts'
+import { createBuildLeases, createFsContentStore, collectGarbage, createLeases, sha256Digest } from '../../../src/content/index.ts'
+import { openDb } from '../../../src/db/index.ts'
 import type { ContentStore, Digest } from '../../../src/content/index.ts'
 
 describe('garbage collection', () => {

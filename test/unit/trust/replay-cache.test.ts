@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { openDb } from '../../../src/content/db.ts'
-import type { KilnDb } from '../../../src/content/db.ts'
+import { openDb } from '../../../src/db/index.ts'
+import type { KilnDb } from '../../../src/db/index.ts'
 import { createDbReplayCache, createMemoryReplayCache } from '../../../src/trust/index.ts'
 import type { ReplayCache } from '../../../src/trust/index.ts'
 
