@@ -10,7 +10,8 @@ export interface CliErrorOptions {
 
 /** An error meant for the person at the terminal: a message, a hint, an exit code. */
 export class CliError extends Error {
-  override readonly name = 'CliError'
+  static override readonly name = 'CliError'
+  override readonly name = CliError.name
   readonly exitCode: ExitCode
   readonly hint?: string
   constructor (message: string, options: CliErrorOptions = {}) {
