@@ -47,3 +47,10 @@ export function lookupErrorClass<T> (table: ReadonlyArray<readonly [ErrorClass, 
   }
   return undefined
 }
+
+/**
+ * The web platform's abort: an error named `AbortError` with no class of its
+ * own (a DOMException from fetch or AbortSignal.abort(), or a plain Error an
+ * SDK renamed, as the AWS SDK's HTTP handler does).
+ */
+export const AbortErrorName: ErrorClass = { name: 'AbortError', prototype: Error.prototype }
