@@ -77,7 +77,8 @@ export function parseVersion (version: string): { major: number, minor: number }
 
 /** Thrown for a value or a byte string that is not canonical JSON. */
 export class CanonicalJsonError extends Error {
-  override readonly name = 'CanonicalJsonError'
+  static override readonly name = 'CanonicalJsonError'
+  override readonly name = CanonicalJsonError.name
   readonly code = 'ERR_CANONICAL_JSON'
   constructor (message: string) { super(message) }
 }

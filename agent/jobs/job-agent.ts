@@ -16,6 +16,8 @@ import { JobPayload as JobPayloadSchema } from '../../protocols/job.ts'
 import { sha256Digest } from '../../src/content/digest.ts'
 import { unmet } from './match.ts'
 import type { AgentJobStatus, JobAgent, JobAgentInit } from './index.ts'
+import { ReplayError } from '../../src/trust/errors.ts'
+import { isErrorOf } from '../../src/util/error-class.ts'
 
 /** Declines to gossip jobs of untrusted requesters: at most this many at once, refilled at DECLINES_PER_SECOND. */
 const DECLINE_BURST = 20
@@ -259,7 +261,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       else if (m.type === 'cancel') onCancel(m)
     })().catch(err => {
       // A job published on several platforms' topics reaches an agent that builds several of them once per topic.
-      const level = via === 'gossip' && (err as Error).name === 'ReplayError' ? 'info' : 'warn'
+      const level = via === 'gossip' && isErrorOf(err, ReplayError) ? 'info' : 'warn'
       log(level, `dropped frame from ${from}: ${(err as Error).name}: ${(err as Error).message}`)
     })
   }

@@ -26,6 +26,8 @@ import { BaseImageError } from './errors.ts'
 import type { SourceLoc } from '../recipe/ir.ts'
 import { removeTree } from './sandbox/index.ts'
 import { ownerTag } from '../util/owner.ts'
+import { RegistryNotFoundError, RegistryUnauthorizedError } from '../registry/errors.ts'
+import { isErrorOf } from '../util/error-class.ts'
 
 export interface ResolvedBase {
   /** The single-platform manifest; undefined for scratch. */
@@ -64,12 +66,11 @@ function describeError (err: unknown): string {
   return err instanceof Error ? err.message : String(err)
 }
 
-/** Hints for the usual ways a registry pull fails, by error class name. */
+/** Hints for the usual ways a registry pull fails, by error class. */
 function registryHint (err: unknown, name: DockerName): string {
-  const n = err instanceof Error ? err.name : ''
   const where = `${name.domain}/${name.path}`
-  if (n === 'RegistryNotFoundError') return `check the name and tag (${where}), or import the image with kiln image import and name it in FROM`
-  if (n === 'RegistryUnauthorizedError') return `log in to ${name.domain} (skopeo login / podman login write the auth file kiln reads)`
+  if (isErrorOf(err, RegistryNotFoundError)) return `check the name and tag (${where}), or import the image with kiln image import and name it in FROM`
+  if (isErrorOf(err, RegistryUnauthorizedError)) return `log in to ${name.domain} (skopeo login / podman login write the auth file kiln reads)`
   if (err instanceof TypeError) return `${name.domain} is not reachable from this node; import the image (kiln image import oci-archive:FILE) and name it in FROM`
   return `pulling ${where} failed`
 }

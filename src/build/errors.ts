@@ -10,21 +10,24 @@ function where (source: SourceLoc | undefined): string {
 
 /** No sandbox driver works on this node, or the one asked for does not. */
 export class SandboxUnavailableError extends Error {
-  override readonly name = 'SandboxUnavailableError'
+  static override readonly name = 'SandboxUnavailableError'
+  override readonly name = SandboxUnavailableError.name
   readonly code = 'ERR_SANDBOX_UNAVAILABLE'
   constructor (message: string) { super(message) }
 }
 
 /** The sandbox itself failed (bad root, mount refused), not the step's command. */
 export class SandboxError extends Error {
-  override readonly name = 'SandboxError'
+  static override readonly name = 'SandboxError'
+  override readonly name = SandboxError.name
   readonly code = 'ERR_SANDBOX'
   constructor (message: string) { super(message) }
 }
 
 /** A RUN step exited non-zero, was killed, or timed out. */
 export class StepFailedError extends Error {
-  override readonly name = 'StepFailedError'
+  static override readonly name = 'StepFailedError'
+  override readonly name = StepFailedError.name
   readonly code = 'ERR_STEP_FAILED'
   readonly source: SourceLoc
   readonly exitCode: number | null
@@ -39,7 +42,8 @@ export class StepFailedError extends Error {
 
 /** A COPY/ADD source is missing or resolves outside the context or stage root. */
 export class CopySourceError extends Error {
-  override readonly name = 'CopySourceError'
+  static override readonly name = 'CopySourceError'
+  override readonly name = CopySourceError.name
   readonly code = 'ERR_COPY_SOURCE'
   readonly source: SourceLoc | undefined
   constructor (message: string, source?: SourceLoc) {
@@ -50,7 +54,8 @@ export class CopySourceError extends Error {
 
 /** A base image cannot be found or read. */
 export class BaseImageError extends Error {
-  override readonly name = 'BaseImageError'
+  static override readonly name = 'BaseImageError'
+  override readonly name = BaseImageError.name
   readonly code = 'ERR_BASE_IMAGE'
   readonly source: SourceLoc | undefined
   constructor (message: string, source?: SourceLoc) {
@@ -61,7 +66,8 @@ export class BaseImageError extends Error {
 
 /** The plan asks for something this builder cannot do (RUN for a platform without an emulator...). */
 export class UnsupportedStepError extends Error {
-  override readonly name = 'UnsupportedStepError'
+  static override readonly name = 'UnsupportedStepError'
+  override readonly name = UnsupportedStepError.name
   readonly code = 'ERR_UNSUPPORTED_STEP'
   readonly source: SourceLoc | undefined
   constructor (message: string, source?: SourceLoc) {
@@ -76,7 +82,8 @@ export class UnsupportedStepError extends Error {
  * Thrown before any step runs.
  */
 export class NetworkNotAllowedError extends Error {
-  override readonly name = 'NetworkNotAllowedError'
+  static override readonly name = 'NetworkNotAllowedError'
+  override readonly name = NetworkNotAllowedError.name
   readonly code = 'ERR_NETWORK_NOT_ALLOWED'
   readonly source: SourceLoc
   constructor (source: SourceLoc, message: string) {

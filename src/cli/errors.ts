@@ -1,3 +1,8 @@
+/**
+ * CliError: an error a command throws for the person at the terminal, with
+ * the exit code and hint it decides. Errors of the modules need no wrapping:
+ * main.ts ends on them through the table of ./error-exits.ts.
+ */
 import { EXIT } from './exit-codes.ts'
 import type { ExitCode } from './exit-codes.ts'
 
@@ -10,7 +15,8 @@ export interface CliErrorOptions {
 
 /** An error meant for the person at the terminal: a message, a hint, an exit code. */
 export class CliError extends Error {
-  override readonly name = 'CliError'
+  static override readonly name = 'CliError'
+  override readonly name = CliError.name
   readonly exitCode: ExitCode
   readonly hint?: string
   constructor (message: string, options: CliErrorOptions = {}) {
@@ -18,60 +24,4 @@ export class CliError extends Error {
     this.exitCode = options.exitCode ?? EXIT.failure
     if (options.hint !== undefined) this.hint = options.hint
   }
-}
-
-/**
- * Exit codes for errors thrown by the modules, by their `name`, so that a
- * command need not catch and rewrap each one.
- */
-const BY_NAME: Record<string, ExitCode> = {
-  NotFoundError: EXIT.notFound,
-  DigestMismatchError: EXIT.verification,
-  SizeMismatchError: EXIT.verification,
-  BadSignatureError: EXIT.verification,
-  UntrustedError: EXIT.verification,
-  ExpiredError: EXIT.verification,
-  NotYetValidError: EXIT.verification,
-  ReplayError: EXIT.verification,
-  WrongTypeError: EXIT.verification,
-  UnknownVersionError: EXIT.verification,
-  EnvelopeInvalidError: EXIT.verification,
-  ReproducibilityError: EXIT.verification,
-  ResultInvalidError: EXIT.verification,
-  KeyFileError: EXIT.usage,
-  PolicyFileError: EXIT.usage,
-  NoOffersError: EXIT.network,
-  BuilderLostError: EXIT.network,
-  InvalidDigestError: EXIT.usage,
-  ConfigError: EXIT.usage,
-  DataDirError: EXIT.usage,
-  IgnorePatternError: EXIT.usage,
-  RecipeError: EXIT.usage,
-  InvalidReferenceError: EXIT.usage,
-  ManifestInvalidError: EXIT.verification,
-  ManifestTooLargeError: EXIT.verification,
-  ConfigInvalidError: EXIT.verification,
-  LayoutInvalidError: EXIT.usage,
-  ArchiveInvalidError: EXIT.usage,
-  ReferenceInvalidError: EXIT.usage,
-  PlatformInvalidError: EXIT.usage,
-  PlatformNotFoundError: EXIT.notFound,
-  BlobMissingError: EXIT.notFound,
-  ImageNotFoundError: EXIT.notFound,
-  SymlinkEscapeError: EXIT.verification,
-  HardlinkTargetError: EXIT.verification,
-  TarHeaderTooLargeError: EXIT.verification,
-  TarInvalidError: EXIT.verification,
-  LayerCompressionError: EXIT.verification,
-  UnsafePathError: EXIT.verification,
-  BuildStepError: EXIT.buildFailed,
-  BuildError: EXIT.buildFailed,
-  TimeoutError: EXIT.network,
-  NoProvidersError: EXIT.network
-}
-
-export function exitCodeFor (err: unknown): ExitCode {
-  if (err instanceof CliError) return err.exitCode
-  if (err instanceof Error && BY_NAME[err.name] !== undefined) return BY_NAME[err.name] as ExitCode
-  return EXIT.failure
 }

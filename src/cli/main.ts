@@ -8,7 +8,8 @@ import { join } from 'node:path'
 import { Command, CommanderError } from 'commander'
 import { createContext } from './context.ts'
 import type { CliContext } from './context.ts'
-import { CliError, exitCodeFor } from './errors.ts'
+import { CliError } from './errors.ts'
+import type { ErrorExit } from './error-exits.ts'
 import { EXIT } from './exit-codes.ts'
 import { createOutput } from './output.ts'
 import { tuneHeapForBulkData } from '../util/heap.ts'
@@ -54,10 +55,17 @@ export async function registerAll (program: Command, ctx: CliContext): Promise<v
   override(program)
 }
 
-function printError (err: unknown): void {
+/** The exit code and hint for an error: a CliError's own, else the table's (loaded only now: see error-exits.ts). */
+async function exitFor (err: unknown): Promise<ErrorExit> {
+  if (err instanceof CliError) return { code: err.exitCode, ...(err.hint !== undefined ? { hint: err.hint } : {}) }
+  const { errorExit } = await import('./error-exits.ts')
+  return errorExit(err)
+}
+
+function printError (err: unknown, hint: string | undefined): void {
   const message = err instanceof Error ? err.message : String(err)
   process.stderr.write(`kiln: error: ${message}\n`)
-  if (err instanceof CliError && err.hint !== undefined) process.stderr.write(`hint: ${err.hint}\n`)
+  if (hint !== undefined) process.stderr.write(`hint: ${hint}\n`)
   if (process.env.KILN_DEBUG === '1' && err instanceof Error && err.stack !== undefined) process.stderr.write(`${err.stack}\n`)
 }
 
@@ -74,8 +82,9 @@ export async function main (argv: string[]): Promise<number> {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok
       return EXIT.usage
     }
-    printError(err)
-    return exitCodeFor(err)
+    const exit = await exitFor(err)
+    printError(err, exit.hint)
+    return exit.code
   } finally {
     await ctx.close()
   }

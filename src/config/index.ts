@@ -13,17 +13,12 @@ import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { z } from 'zod'
+import { ConfigError } from './errors.ts'
 import { KilnConfigSchema } from './schema.ts'
 import type { KilnConfig, KilnConfigInput } from './schema.ts'
 
 export type { KilnConfig, KilnConfigInput }
-export { KilnConfigSchema }
-
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError'
-  readonly code = 'ERR_CONFIG'
-  constructor (message: string) { super(message) }
-}
+export { ConfigError, KilnConfigSchema }
 
 export interface LoadConfigOptions {
   /** Path of kiln.yaml; default $KILN_CONFIG, else none (defaults only). */

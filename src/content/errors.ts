@@ -4,19 +4,22 @@
  */
 
 export class NotFoundError extends Error {
-  override readonly name = 'NotFoundError'
+  static override readonly name = 'NotFoundError'
+  override readonly name = NotFoundError.name
   readonly code = 'ERR_NOT_FOUND'
   constructor (message: string) { super(message) }
 }
 
 export class InvalidDigestError extends Error {
-  override readonly name = 'InvalidDigestError'
+  static override readonly name = 'InvalidDigestError'
+  override readonly name = InvalidDigestError.name
   readonly code = 'ERR_INVALID_DIGEST'
   constructor (message: string) { super(message) }
 }
 
 export class DigestMismatchError extends Error {
-  override readonly name = 'DigestMismatchError'
+  static override readonly name = 'DigestMismatchError'
+  override readonly name = DigestMismatchError.name
   readonly code = 'ERR_DIGEST_MISMATCH'
   readonly expected: string
   readonly actual: string
@@ -28,7 +31,8 @@ export class DigestMismatchError extends Error {
 }
 
 export class SizeMismatchError extends Error {
-  override readonly name = 'SizeMismatchError'
+  static override readonly name = 'SizeMismatchError'
+  override readonly name = SizeMismatchError.name
   readonly code = 'ERR_SIZE_MISMATCH'
   readonly expected: number
   readonly actual: number
@@ -40,14 +44,22 @@ export class SizeMismatchError extends Error {
 }
 
 export class InvalidRangeError extends Error {
-  override readonly name = 'InvalidRangeError'
+  static override readonly name = 'InvalidRangeError'
+  override readonly name = InvalidRangeError.name
   readonly code = 'ERR_INVALID_RANGE'
   constructor (message: string) { super(message) }
 }
 
 /** A blob that is still referenced (by a ref, pin or lease) cannot be deleted. */
 export class InUseError extends Error {
-  override readonly name = 'InUseError'
+  static override readonly name = 'InUseError'
+  override readonly name = InUseError.name
   readonly code = 'ERR_IN_USE'
   constructor (message: string) { super(message) }
+}
+
+/** A pin target that is neither a digest nor a `REPO:TAG` name. */
+export class InvalidPinTargetError extends Error {
+  static override readonly name = 'InvalidPinTargetError'
+  override readonly name = InvalidPinTargetError.name
 }

@@ -12,8 +12,10 @@ import { z } from 'zod'
 import type { KilnDb } from '../db/index.ts'
 import { isDigest, parseDigest } from './digest.ts'
 import type { Digest } from './digest.ts'
-import { NotFoundError } from './errors.ts'
+import { InvalidPinTargetError, NotFoundError } from './errors.ts'
 import type { RefStore } from './refs.ts'
+
+export { InvalidPinTargetError }
 
 export interface Pin {
   /** A digest, or `REPO:TAG`. */
@@ -35,11 +37,6 @@ export interface Pins {
   list: () => Pin[]
   /** The digests pins keep: pinned digests and the current targets of pinned names. */
   roots: () => Digest[]
-}
-
-/** A pin target that is neither a digest nor a `REPO:TAG` name. */
-export class InvalidPinTargetError extends Error {
-  override readonly name = 'InvalidPinTargetError'
 }
 
 const MIGRATIONS = [

@@ -40,7 +40,8 @@ export const QUOTA_GRACE_MS = 15 * 60 * 1000
 
 /** A size that is neither a number of bytes nor like "500GiB" / "20G". */
 export class InvalidByteSizeError extends Error {
-  override readonly name = 'InvalidByteSizeError'
+  static override readonly name = 'InvalidByteSizeError'
+  override readonly name = InvalidByteSizeError.name
 }
 
 const UNITS: Record<string, number> = { '': 0, K: 1, M: 2, G: 3, T: 4, P: 5 }

@@ -20,6 +20,9 @@ import { DB_FILE } from '../db/index.ts'
 import { IDENTITY_FILE } from '../p2p/constants.ts'
 import { POLICY_FILE, ROOT_KEY_FILE, TRUST_DIR } from '../trust/constants.ts'
 import { isErrno, PRIVATE_DIR_MODE } from '../util/fs.ts'
+import { DataDirError } from './errors.ts'
+
+export { DataDirError }
 
 /** The gateway's users file when `--users` names none (password hashes). */
 export const GATEWAY_USERS_FILE = join('gateway', 'users.yaml')
@@ -44,17 +47,6 @@ export interface TooOpen {
 
 /** Permission bits of a path (following links), or undefined when it does not exist. */
 export type ModeOf = (path: string) => Promise<number | undefined>
-
-/** The data dir could not be created or made private (owned by someone else, read-only mount...). */
-export class DataDirError extends Error {
-  override readonly name = 'DataDirError'
-  readonly code = 'ERR_DATA_DIR'
-  readonly path: string
-  constructor (path: string, message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.path = path
-  }
-}
 
 export const modeOnDisk: ModeOf = async (path) => {
   try {

@@ -21,6 +21,7 @@ import { targetNames } from './names.ts'
 import type { ObjectStore } from './object-store.ts'
 import type { S3Spec } from './output-spec.ts'
 import { writeSite } from './site-writer.ts'
+import { AbortErrorName, isErrorOf } from '../util/error-class.ts'
 
 const MAX_SINGLE_PUT = 5 * 1024 * 1024 * 1024
 
@@ -29,7 +30,7 @@ function statusOf (err: unknown): number | undefined {
 }
 
 function wrap (what: string, err: unknown): Error {
-  if (err instanceof Error && err.name === 'AbortError') return err
+  if (isErrorOf(err, AbortErrorName)) return err
   return new ObjectStoreError(`${what}: ${(err as Error).name}: ${(err as Error).message}`)
 }
 
@@ -39,7 +40,7 @@ function wrap (what: string, err: unknown): Error {
  * need it installed.
  */
 export async function createS3ObjectStore (spec: S3Spec, env: NodeJS.ProcessEnv = process.env): Promise<ObjectStore> {
-  const { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } = await import('@aws-sdk/client-s3')
+  const { GetObjectCommand, HeadObjectCommand, NoSuchKey, PutObjectCommand, S3Client } = await import('@aws-sdk/client-s3')
   const config: S3ClientConfig = {
     region: spec.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? DEFAULT_S3_REGION,
     forcePathStyle: spec.usePathStyle,
@@ -80,7 +81,7 @@ export async function createS3ObjectStore (spec: S3Spec, env: NodeJS.ProcessEnv 
         if (bytes !== undefined && bytes.byteLength > maxSize) throw new ObjectStoreError(`${location}/${path} is over the limit of ${maxSize} bytes`)
         return bytes ?? new Uint8Array()
       } catch (err) {
-        if (statusOf(err) === 404 || (err as Error).name === 'NoSuchKey') return undefined
+        if (statusOf(err) === 404 || isErrorOf(err, NoSuchKey)) return undefined
         if (err instanceof ObjectStoreError) throw err
         throw wrap(`GET ${location}/${path}`, err)
       }

@@ -71,7 +71,8 @@ export function isStorageFull (err: unknown): boolean {
 
 /** A failure to report to the client as `{"errors":[{code,message,detail}]}` with the table's status. */
 export class RegistryApiError extends Error {
-  override readonly name = 'RegistryApiError'
+  static override readonly name = 'RegistryApiError'
+  override readonly name = RegistryApiError.name
   readonly code: OciErrorCode
   readonly status: number
   readonly detail: unknown

@@ -17,6 +17,8 @@ import { RegistryApiError } from './errors.ts'
 import { emptyResponse, readBody } from './http.ts'
 import type { GatewayRequest, GatewayResponse } from './http.ts'
 import type { ManifestRecord } from './repo-index.ts'
+import { NotFoundError } from '../content/errors.ts'
+import { isErrorOf } from '../util/error-class.ts'
 
 type Reference = { tag: string } | { digest: Digest }
 
@@ -64,7 +66,7 @@ export async function getManifest (ctx: GatewayContext, req: GatewayRequest, rep
   try {
     body = await ctx.store.readBytes(rec.digest, MAX_MANIFEST_SIZE)
   } catch (err) {
-    if ((err as Error).name === 'NotFoundError') throw unknownManifest(repository, param)
+    if (isErrorOf(err, NotFoundError)) throw unknownManifest(repository, param)
     throw err
   }
   return {

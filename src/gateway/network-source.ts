@@ -9,6 +9,9 @@ import type { RefTarget } from '../content/refs.ts'
 import type { FetchBlobOptions, FetchResult } from '../transfer/index.ts'
 import { NETWORK_FETCH_IDLE_MS } from './constants.ts'
 import type { NamedPullThrough } from './pull-through.ts'
+import { NotFoundError } from '../content/errors.ts'
+import { NoProvidersError } from '../transfer/errors.ts'
+import { isErrorOf } from '../util/error-class.ts'
 
 export interface NetworkPullThroughInit {
   /** Transfer.fetch, or anything with its contract. */
@@ -34,7 +37,7 @@ async function fetchWithIdle (init: NetworkPullThroughInit, digest: Digest): Pro
     })
     return true
   } catch (err) {
-    if (idle.signal.aborted || (err as Error).name === 'NoProvidersError' || (err as Error).name === 'NotFoundError') return false
+    if (idle.signal.aborted || isErrorOf(err, NoProvidersError) || isErrorOf(err, NotFoundError)) return false
     throw err
   } finally {
     clearTimeout(timer)

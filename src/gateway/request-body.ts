@@ -20,7 +20,8 @@ import type { IncomingMessage } from 'node:http'
 
 /** A request body that sent nothing for the idle timeout. */
 export class BodyIdleTimeoutError extends Error {
-  override readonly name = 'BodyIdleTimeoutError'
+  static override readonly name = 'BodyIdleTimeoutError'
+  override readonly name = BodyIdleTimeoutError.name
   constructor (idleMs: number) { super(`no request body bytes arrived for ${idleMs / 1000} s`) }
 }
 

@@ -13,6 +13,8 @@ import { isIndex, isManifest, parseManifestBytes } from '../oci/index.ts'
 import { mirrorPrefix, splitMirrored } from './mirror.ts'
 import type { NamedPullThrough } from './pull-through.ts'
 import { UPSTREAM_SIZE_MEMORY } from './constants.ts'
+import { RegistryNotFoundError } from '../registry/errors.ts'
+import { isErrorOf } from '../util/error-class.ts'
 
 export interface Upstream {
   /** The registry namespace clients use, `docker.io`, `quay.io`, `localhost:5001`. */
@@ -82,7 +84,7 @@ export function createUpstreamPullThrough (init: UpstreamPullThroughInit): Named
     try {
       fetched = await client.getManifest(repository, reference)
     } catch (err) {
-      if ((err as Error).name === 'RegistryNotFoundError') return undefined
+      if (isErrorOf(err, RegistryNotFoundError)) return undefined
       throw err
     }
     await init.store.ingest(fetched.bytes, { digest: fetched.digest, size: fetched.bytes.byteLength })
@@ -102,7 +104,7 @@ export function createUpstreamPullThrough (init: UpstreamPullThroughInit): Named
         await target.client.fetchBlob(target.upstreamRepository, { digest, size: known?.size ?? -1 }, sizeOptional(init.store))
         return true
       } catch (err) {
-        if ((err as Error).name === 'RegistryNotFoundError') return false
+        if (isErrorOf(err, RegistryNotFoundError)) return false
         throw err
       }
     },

@@ -26,7 +26,8 @@ const UsersFileSchema = z.strictObject({
 })
 
 export class UsersFileInvalidError extends Error {
-  override readonly name = 'UsersFileInvalidError'
+  static override readonly name = 'UsersFileInvalidError'
+  override readonly name = UsersFileInvalidError.name
   readonly code = 'ERR_USERS_FILE_INVALID'
   constructor (message: string) { super(message) }
 }

@@ -1,14 +1,17 @@
 /** A metric or label name that the exposition format does not allow. */
 export class InvalidMetricNameError extends Error {
-  override readonly name = 'InvalidMetricNameError'
+  static override readonly name = 'InvalidMetricNameError'
+  override readonly name = InvalidMetricNameError.name
 }
 
 /** A metric registered twice, or used with labels it was not defined with. */
 export class MetricDefinitionError extends Error {
-  override readonly name = 'MetricDefinitionError'
+  static override readonly name = 'MetricDefinitionError'
+  override readonly name = MetricDefinitionError.name
 }
 
 /** The metrics endpoint could not listen on the address it was given. */
 export class MetricsListenError extends Error {
-  override readonly name = 'MetricsListenError'
+  static override readonly name = 'MetricsListenError'
+  override readonly name = MetricsListenError.name
 }

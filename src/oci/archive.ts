@@ -17,7 +17,7 @@ import type { BlobReader, Digest } from '../content/index.ts'
 import { chainSources, fileRange, memorySource, readLocation } from './blob-source.ts'
 import type { BlobSource } from './blob-source.ts'
 import { MAX_CONFIG_SIZE, MAX_LAYOUT_FILE_SIZE, MAX_SYMLINK_HOPS, OCI_LAYOUT_VERSION } from './constants.ts'
-import { ArchiveInvalidError, ImageNotFoundError } from './errors.ts'
+import { ArchiveInvalidError, ImageNotFoundError, LayerCompressionError, TarHeaderTooLargeError, TarInvalidError } from './errors.ts'
 import { walkImage } from './graph.ts'
 import { FileByteInput } from './layer/byte-reader.ts'
 import { detectCompression } from './layer/compression.ts'
@@ -33,6 +33,11 @@ import { describeIssues, encodeJson, parseConfigBytes } from './schemas.ts'
 import type { Descriptor, ImageIndex } from './schemas.ts'
 import { parseDockerName } from './reference.ts'
 import type { DockerName } from './reference.ts'
+import { isErrorOf } from '../util/error-class.ts'
+import type { ErrorClass } from '../util/error-class.ts'
+
+/** What reading a layer of the archive throws when the layer, so the archive, is malformed. */
+const UNREADABLE_LAYER: readonly ErrorClass[] = [TarInvalidError, TarHeaderTooLargeError, LayerCompressionError]
 
 export interface ArchiveMember {
   /** Normalized path inside the archive (no leading `./` or `/`). */
@@ -74,7 +79,7 @@ export async function scanArchive (path: string): Promise<ArchiveIndex> {
     }
     return { path, members }
   } catch (err) {
-    if ((err as Error).name.startsWith('Tar') || (err as Error).name === 'LayerCompressionError') throw new ArchiveInvalidError(`${path}: ${(err as Error).message}`)
+    if (UNREADABLE_LAYER.some(cls => isErrorOf(err, cls))) throw new ArchiveInvalidError(`${path}: ${(err as Error).message}`)
     throw err
   } finally {
     await fh.close()

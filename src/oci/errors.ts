@@ -5,13 +5,15 @@
  */
 
 export class ManifestInvalidError extends Error {
-  override readonly name = 'ManifestInvalidError'
+  static override readonly name = 'ManifestInvalidError'
+  override readonly name = ManifestInvalidError.name
   readonly code = 'ERR_MANIFEST_INVALID'
   constructor (message: string) { super(message) }
 }
 
 export class ManifestTooLargeError extends Error {
-  override readonly name = 'ManifestTooLargeError'
+  static override readonly name = 'ManifestTooLargeError'
+  override readonly name = ManifestTooLargeError.name
   readonly code = 'ERR_MANIFEST_TOO_LARGE'
   readonly size: number
   readonly limit: number
@@ -23,13 +25,15 @@ export class ManifestTooLargeError extends Error {
 }
 
 export class ConfigInvalidError extends Error {
-  override readonly name = 'ConfigInvalidError'
+  static override readonly name = 'ConfigInvalidError'
+  override readonly name = ConfigInvalidError.name
   readonly code = 'ERR_CONFIG_INVALID'
   constructor (message: string) { super(message) }
 }
 
 export class UnsupportedMediaTypeError extends Error {
-  override readonly name = 'UnsupportedMediaTypeError'
+  static override readonly name = 'UnsupportedMediaTypeError'
+  override readonly name = UnsupportedMediaTypeError.name
   readonly code = 'ERR_UNSUPPORTED_MEDIA_TYPE'
   readonly mediaType: string
   constructor (mediaType: string, context: string) {
@@ -39,20 +43,23 @@ export class UnsupportedMediaTypeError extends Error {
 }
 
 export class ReferenceInvalidError extends Error {
-  override readonly name = 'ReferenceInvalidError'
+  static override readonly name = 'ReferenceInvalidError'
+  override readonly name = ReferenceInvalidError.name
   readonly code = 'ERR_REFERENCE_INVALID'
   constructor (message: string) { super(message) }
 }
 
 export class PlatformInvalidError extends Error {
-  override readonly name = 'PlatformInvalidError'
+  static override readonly name = 'PlatformInvalidError'
+  override readonly name = PlatformInvalidError.name
   readonly code = 'ERR_PLATFORM_INVALID'
   constructor (message: string) { super(message) }
 }
 
 /** No entry of an index matches the wanted platform. */
 export class PlatformNotFoundError extends Error {
-  override readonly name = 'PlatformNotFoundError'
+  static override readonly name = 'PlatformNotFoundError'
+  override readonly name = PlatformNotFoundError.name
   readonly code = 'ERR_PLATFORM_NOT_FOUND'
   readonly platform: string
   readonly available: string[]
@@ -65,7 +72,8 @@ export class PlatformNotFoundError extends Error {
 
 /** A blob referenced by a manifest, index or layout is not available. */
 export class BlobMissingError extends Error {
-  override readonly name = 'BlobMissingError'
+  static override readonly name = 'BlobMissingError'
+  override readonly name = BlobMissingError.name
   readonly code = 'ERR_BLOB_MISSING'
   readonly digest: string
   readonly referencedBy: string
@@ -77,20 +85,23 @@ export class BlobMissingError extends Error {
 }
 
 export class LayoutInvalidError extends Error {
-  override readonly name = 'LayoutInvalidError'
+  static override readonly name = 'LayoutInvalidError'
+  override readonly name = LayoutInvalidError.name
   readonly code = 'ERR_LAYOUT_INVALID'
   constructor (message: string) { super(message) }
 }
 
 export class ArchiveInvalidError extends Error {
-  override readonly name = 'ArchiveInvalidError'
+  static override readonly name = 'ArchiveInvalidError'
+  override readonly name = ArchiveInvalidError.name
   readonly code = 'ERR_ARCHIVE_INVALID'
   constructor (message: string) { super(message) }
 }
 
 /** No image in a layout or archive carries the requested name. */
 export class ImageNotFoundError extends Error {
-  override readonly name = 'ImageNotFoundError'
+  static override readonly name = 'ImageNotFoundError'
+  override readonly name = ImageNotFoundError.name
   readonly code = 'ERR_IMAGE_NOT_FOUND'
   constructor (message: string) { super(message) }
 }
@@ -99,7 +110,8 @@ export class ImageNotFoundError extends Error {
 
 /** A tar entry whose path is absolute after normalization or climbs out of the root with `..`. */
 export class UnsafePathError extends Error {
-  override readonly name = 'UnsafePathError'
+  static override readonly name = 'UnsafePathError'
+  override readonly name = UnsafePathError.name
   readonly code = 'ERR_UNSAFE_PATH'
   readonly entry: string
   constructor (entry: string, reason: string) {
@@ -110,7 +122,8 @@ export class UnsafePathError extends Error {
 
 /** Writing the entry would go through a symlink (a parent component, or the entry itself). */
 export class SymlinkEscapeError extends Error {
-  override readonly name = 'SymlinkEscapeError'
+  static override readonly name = 'SymlinkEscapeError'
+  override readonly name = SymlinkEscapeError.name
   readonly code = 'ERR_SYMLINK_ESCAPE'
   readonly entry: string
   constructor (entry: string, reason: string) {
@@ -121,7 +134,8 @@ export class SymlinkEscapeError extends Error {
 
 /** A hardlink whose target is outside the root, missing, or not a regular file. */
 export class HardlinkTargetError extends Error {
-  override readonly name = 'HardlinkTargetError'
+  static override readonly name = 'HardlinkTargetError'
+  override readonly name = HardlinkTargetError.name
   readonly code = 'ERR_HARDLINK_TARGET'
   readonly entry: string
   constructor (entry: string, reason: string) {
@@ -132,7 +146,8 @@ export class HardlinkTargetError extends Error {
 
 /** A PAX header, GNU long name or path longer than the limits in constants.ts. */
 export class TarHeaderTooLargeError extends Error {
-  override readonly name = 'TarHeaderTooLargeError'
+  static override readonly name = 'TarHeaderTooLargeError'
+  override readonly name = TarHeaderTooLargeError.name
   readonly code = 'ERR_TAR_HEADER_TOO_LARGE'
   readonly entry: string
   constructor (entry: string, reason: string) {
@@ -143,7 +158,8 @@ export class TarHeaderTooLargeError extends Error {
 
 /** The tar stream is malformed: bad checksum, bad number field, ends inside an entry. */
 export class TarInvalidError extends Error {
-  override readonly name = 'TarInvalidError'
+  static override readonly name = 'TarInvalidError'
+  override readonly name = TarInvalidError.name
   readonly code = 'ERR_TAR_INVALID'
   readonly entry: string
   constructor (entry: string, reason: string) {
@@ -154,7 +170,8 @@ export class TarInvalidError extends Error {
 
 /** A tar entry type kiln does not handle (sparse files, unknown types). */
 export class UnsupportedEntryError extends Error {
-  override readonly name = 'UnsupportedEntryError'
+  static override readonly name = 'UnsupportedEntryError'
+  override readonly name = UnsupportedEntryError.name
   readonly code = 'ERR_UNSUPPORTED_ENTRY'
   readonly entry: string
   constructor (entry: string, reason: string) {
@@ -165,14 +182,16 @@ export class UnsupportedEntryError extends Error {
 
 /** The compressed stream is corrupt or truncated. */
 export class LayerCompressionError extends Error {
-  override readonly name = 'LayerCompressionError'
+  static override readonly name = 'LayerCompressionError'
+  override readonly name = LayerCompressionError.name
   readonly code = 'ERR_LAYER_COMPRESSION'
   constructor (message: string, options?: { cause?: unknown }) { super(message, options) }
 }
 
 /** A file changed size while it was being written into a layer. */
 export class SourceChangedError extends Error {
-  override readonly name = 'SourceChangedError'
+  static override readonly name = 'SourceChangedError'
+  override readonly name = SourceChangedError.name
   readonly code = 'ERR_SOURCE_CHANGED'
   readonly path: string
   constructor (path: string, reason: string) {
@@ -183,7 +202,8 @@ export class SourceChangedError extends Error {
 
 /** A layer's uncompressed content does not hash to the diffID its image config lists. */
 export class DiffIdMismatchError extends Error {
-  override readonly name = 'DiffIdMismatchError'
+  static override readonly name = 'DiffIdMismatchError'
+  override readonly name = DiffIdMismatchError.name
   readonly code = 'ERR_DIFF_ID_MISMATCH'
   readonly layer: string
   constructor (layer: string, expected: string, actual: string) {

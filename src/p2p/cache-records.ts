@@ -24,7 +24,8 @@ import { signEnvelope, verifyEnvelope } from '../trust/envelope.ts'
 import type { KilnNode } from './node.ts'
 
 export class InvalidCacheRecordError extends Error {
-  override readonly name = 'InvalidCacheRecordError'
+  static override readonly name = 'InvalidCacheRecordError'
+  override readonly name = InvalidCacheRecordError.name
   readonly code = 'ERR_INVALID_CACHE_RECORD'
   constructor (message: string, options?: ErrorOptions) { super(message, options) }
 }

@@ -20,6 +20,8 @@ import { PublishError } from './errors.ts'
 import type { KilnNode } from './node.ts'
 import { createRecordServer, readRecordFromPeer } from './record-exchange.ts'
 import { mapLimit } from '../util/map-limit.ts'
+import { NotFoundError } from '@libp2p/interface'
+import { isErrorOf } from '../util/error-class.ts'
 
 /** What an agent says about itself; the advertiser adds peerId, seq, times and addresses. */
 export type CapabilityDescription = Omit<CapabilityRecord, 'v' | 'peerId' | 'seq' | 'issuedAt' | 'expiresAt' | 'addresses'>
@@ -420,7 +422,7 @@ async function readRecordFromDht (node: KilnNode, peerId: string, signal?: Abort
       if (record !== undefined && (best === undefined || record.seq > best.seq)) best = record
     }
   } catch (err) {
-    if (best === undefined && signal?.aborted !== true && (err as Error).name !== 'NotFoundError') throw err
+    if (best === undefined && signal?.aborted !== true && !isErrorOf(err, NotFoundError)) throw err
   }
   return best
 }

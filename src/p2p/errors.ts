@@ -5,28 +5,32 @@
 
 /** The identity file exists but cannot be used (unreadable, wrong type, too open). */
 export class InvalidIdentityError extends Error {
-  override readonly name = 'InvalidIdentityError'
+  static override readonly name = 'InvalidIdentityError'
+  override readonly name = InvalidIdentityError.name
   readonly code = 'ERR_INVALID_IDENTITY'
   constructor (message: string, options?: ErrorOptions) { super(message, options) }
 }
 
 /** A capability record failed validation (schema, size, signature, expiry, key). */
 export class InvalidCapabilityRecordError extends Error {
-  override readonly name = 'InvalidCapabilityRecordError'
+  static override readonly name = 'InvalidCapabilityRecordError'
+  override readonly name = InvalidCapabilityRecordError.name
   readonly code = 'ERR_INVALID_CAPABILITY_RECORD'
   constructor (message: string, options?: ErrorOptions) { super(message, options) }
 }
 
 /** A peer broke a stream protocol: short stream, oversized frame, unrequested bytes, bad JSON. */
 export class StreamProtocolError extends Error {
-  override readonly name = 'StreamProtocolError'
+  static override readonly name = 'StreamProtocolError'
+  override readonly name = StreamProtocolError.name
   readonly code = 'ERR_STREAM_PROTOCOL'
   constructor (message: string, options?: ErrorOptions) { super(message, options) }
 }
 
 /** A capability record could not be stored on any peer (no peers yet, or none answered in time). */
 export class PublishError extends Error {
-  override readonly name = 'PublishError'
+  static override readonly name = 'PublishError'
+  override readonly name = PublishError.name
   readonly code = 'ERR_PUBLISH'
   constructor (message: string, options?: ErrorOptions) { super(message, options) }
 }

@@ -7,6 +7,8 @@
  */
 import type { CID } from 'multiformats/cid'
 import type { KilnNode } from './node.ts'
+import { NotFoundError } from '@libp2p/interface'
+import { isErrorOf } from '../util/error-class.ts'
 
 export interface SequencedRecord {
   payload: { seq: number }
@@ -82,7 +84,7 @@ export async function readSignerRecord<R extends SequencedRecord> (
       if (firstValid && best !== undefined) break
     }
   } catch (err) {
-    if (best === undefined && !signal.aborted && (err as Error).name !== 'NotFoundError') throw err
+    if (best === undefined && !signal.aborted && !isErrorOf(err, NotFoundError)) throw err
   }
   return best
 }

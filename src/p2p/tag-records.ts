@@ -23,7 +23,8 @@ import { signEnvelope, verifyEnvelope } from '../trust/envelope.ts'
 import type { KilnNode } from './node.ts'
 
 export class InvalidTagRecordError extends Error {
-  override readonly name = 'InvalidTagRecordError'
+  static override readonly name = 'InvalidTagRecordError'
+  override readonly name = InvalidTagRecordError.name
   readonly code = 'ERR_INVALID_TAG_RECORD'
   constructor (message: string, options?: ErrorOptions) { super(message, options) }
 }

@@ -6,7 +6,8 @@
 import type { SourceLoc } from './ir.ts'
 
 export class RecipeError extends Error {
-  override readonly name: string = 'RecipeError'
+  static override readonly name: string = 'RecipeError'
+  override readonly name: string = RecipeError.name
   readonly file: string
   readonly line: number
   readonly column?: number
@@ -27,45 +28,54 @@ export class RecipeError extends Error {
 
 /** Malformed text: bad quoting, bad JSON form, missing arguments, bad flag value... */
 export class RecipeSyntaxError extends RecipeError {
-  override readonly name: string = 'RecipeSyntaxError'
+  static override readonly name: string = 'RecipeSyntaxError'
+  override readonly name: string = RecipeSyntaxError.name
 }
 
 /** An instruction (Dockerfile) or section/header key (Apptainer) that does not exist. */
 export class UnknownInstructionError extends RecipeError {
-  override readonly name: string = 'UnknownInstructionError'
+  static override readonly name: string = 'UnknownInstructionError'
+  override readonly name: string = UnknownInstructionError.name
 }
 
 /** Valid recipe syntax that kiln refuses up front (RUN --mount, ONBUILD, %setup, Bootstrap: library...). */
 export class UnsupportedFeatureError extends RecipeError {
-  override readonly name: string = 'UnsupportedFeatureError'
+  static override readonly name: string = 'UnsupportedFeatureError'
+  override readonly name: string = UnsupportedFeatureError.name
 }
 
 /** `COPY --from`, `%files from`, or the requested target names no (earlier) stage. */
 export class UnknownStageError extends RecipeError {
-  override readonly name: string = 'UnknownStageError'
+  static override readonly name: string = 'UnknownStageError'
+  override readonly name: string = UnknownStageError.name
 }
 
 /** The recipe holds no instruction at all. */
 export class EmptyRecipeError extends RecipeError {
-  override readonly name: string = 'EmptyRecipeError'
+  static override readonly name: string = 'EmptyRecipeError'
+  override readonly name: string = EmptyRecipeError.name
 }
 
 /** No FROM (Dockerfile) / no Bootstrap header (Apptainer), or an instruction before it. */
 export class MissingBaseError extends RecipeError {
-  override readonly name: string = 'MissingBaseError'
+  static override readonly name: string = 'MissingBaseError'
+  override readonly name: string = MissingBaseError.name
 }
 
 /** A heredoc whose terminator never comes; the location is the line that opened it. */
 export class UnterminatedHeredocError extends RecipeError {
-  override readonly name: string = 'UnterminatedHeredocError'
+  static override readonly name: string = 'UnterminatedHeredocError'
+  override readonly name: string = UnterminatedHeredocError.name
 }
 
 /** A variable that must be set is not (`${X:?msg}`, Apptainer `{{ X }}` without a value). */
 export class UndefinedVariableError extends RecipeError {
-  override readonly name: string = 'UndefinedVariableError'
+  static override readonly name: string = 'UndefinedVariableError'
+  override readonly name: string = UndefinedVariableError.name
 }
 
 /** The recipe exceeds a limit in constants.ts. */
 export class RecipeTooLargeError extends RecipeError {
-  override readonly name: string = 'RecipeTooLargeError'
+  static override readonly name: string = 'RecipeTooLargeError'
+  override readonly name: string = RecipeTooLargeError.name
 }

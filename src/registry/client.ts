@@ -199,7 +199,7 @@ export class HttpRegistryClient implements RegistryClient {
       if (digest === null) return undefined
       return { digest: parseDigest(digest), mediaType: res.headers.get('content-type') ?? '', size: Number(res.headers.get('content-length') ?? 0) }
     } catch (err) {
-      if ((err as Error).name === 'RegistryNotFoundError') return undefined
+      if ((err as Error).name === RegistryNotFoundError.name) return undefined
       throw err
     }
   }

@@ -13,6 +13,7 @@ import type { Envelope } from '../../protocols/envelope.ts'
 import type { JobPayload } from '../../protocols/job.ts'
 import type { KilnDb } from '../db/index.ts'
 import type { JobEvent, PlatformResult, RequesterJournal, ResumeSpec } from './index.ts'
+import { JobCancelledError } from './errors.ts'
 
 const MIGRATIONS = [
   `CREATE TABLE requester_jobs (
@@ -221,7 +222,7 @@ export function createRequesterJobStore (db: KilnDb, log: (message: string) => v
       guard('a result', () => { q.setDone.run(r.digest, JSON.stringify(r.builders), JSON.stringify(r), now(), jobId, r.platform) })
     },
     platformFailed: (jobId, platform, err) => {
-      guard('a failure', () => { q.setFailed.run(err.name === 'JobCancelledError' ? 'cancelled' : 'failed', err.message.slice(0, 4096), now(), jobId, platform) })
+      guard('a failure', () => { q.setFailed.run(err.name === JobCancelledError.name ? 'cancelled' : 'failed', err.message.slice(0, 4096), now(), jobId, platform) })
     },
     finished: (jobId, outcome) => {
       guard('the end of a job', () => {

@@ -258,7 +258,7 @@ export function createRequester (init: RequesterInit): Requester {
       job.onEvent({ kind: 'result', platform, builder: a.builder, digest: r.digest })
       checkDone(job, platform, ps)
     } catch (err) {
-      if (err instanceof Error && err.name === 'ResultInvalidError') { a.failed = err; fail(job, platform, ps, err); return }
+      if (err instanceof Error && err.name === ResultInvalidError.name) { a.failed = err; fail(job, platform, ps, err); return }
       // Not a lie, as far as we know: the builder may have gone right after sending. Another builder can make the image.
       const reason = `its image could not be fetched: ${(err as Error).message}`
       lose(job, platform, ps, a, new BuilderLostError(`${a.builder}: ${reason}`), reason)
@@ -369,10 +369,10 @@ export function createRequester (init: RequesterInit): Requester {
       return out
     } catch (err) {
       // Stopped, not failed: the builders go on and the journal keeps the job running, to be resumed.
-      if ((err as Error).name === 'RequesterStoppedError') throw err
+      if ((err as Error).name === RequesterStoppedError.name) throw err
       for (const [platform, ps] of job.platforms) fail(job, platform, ps, err as Error)
       await cancel(jobId, `requester gave up: ${(err as Error).message}`).catch(() => {})
-      init.journal?.finished(jobId, { state: (err as Error).name === 'JobCancelledError' ? 'cancelled' : 'failed', error: (err as Error).message })
+      init.journal?.finished(jobId, { state: (err as Error).name === JobCancelledError.name ? 'cancelled' : 'failed', error: (err as Error).message })
       throw err
     } finally {
       job.closed = true

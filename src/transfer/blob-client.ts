@@ -80,7 +80,7 @@ export class BlobSession {
       if (this.requests >= BLOB_MAX_REQUESTS_PER_STREAM) await this.close()
       return { size: res.size, bytes }
     } catch (err) {
-      if ((err as Error).name !== 'BlobRequestError') this.reset(err as Error)
+      if ((err as Error).name !== BlobRequestError.name) this.reset(err as Error)
       throw err
     }
   }

@@ -2,14 +2,16 @@
 
 /** No provider could be found, or every provider failed or was banned. */
 export class NoProvidersError extends Error {
-  override readonly name = 'NoProvidersError'
+  static override readonly name = 'NoProvidersError'
+  override readonly name = NoProvidersError.name
   readonly code = 'ERR_NO_PROVIDERS'
   constructor (message: string, options?: ErrorOptions) { super(message, options) }
 }
 
 /** A peer answered a blob request with an error status or a malformed response. */
 export class BlobRequestError extends Error {
-  override readonly name = 'BlobRequestError'
+  static override readonly name = 'BlobRequestError'
+  override readonly name = BlobRequestError.name
   readonly code = 'ERR_BLOB_REQUEST'
   /** The response status, or 'protocol' for a malformed response. */
   readonly status: string
@@ -21,7 +23,8 @@ export class BlobRequestError extends Error {
 
 /** Every round of fetching ended with bytes that do not hash to the digest. */
 export class BlobVerificationError extends Error {
-  override readonly name = 'BlobVerificationError'
+  static override readonly name = 'BlobVerificationError'
+  override readonly name = BlobVerificationError.name
   readonly code = 'ERR_BLOB_VERIFICATION'
   constructor (message: string, options?: ErrorOptions) { super(message, options) }
 }

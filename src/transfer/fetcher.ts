@@ -25,8 +25,9 @@ import {
   DEFAULT_CHUNK_SIZE, DEFAULT_MAX_BLOB_SIZE, DEFAULT_MAX_PEERS, DEFAULT_PER_PEER_CONCURRENCY,
   FIND_PROVIDERS_TIMEOUT_MS, MAX_PEER_FAILURES, NO_PROVIDER_TIMEOUT_MS, SYNC_EVERY_CHUNKS
 } from './constants.ts'
-import { BlobVerificationError, NoProvidersError } from './errors.ts'
+import { BlobRequestError, BlobVerificationError, NoProvidersError } from './errors.ts'
 import { ProviderSet } from './providers.ts'
+import { DigestMismatchError } from '../content/errors.ts'
 
 export interface FetchProgress {
   digest: Digest
@@ -153,7 +154,7 @@ class BlobFetch {
         try {
           await partial.commit({ keepOnMismatch: true })
         } catch (err) {
-          if ((err as Error).name !== 'DigestMismatchError') throw err
+          if ((err as Error).name !== DigestMismatchError.name) throw err
           // Some chunk is wrong: note what each peer sent, then every chunk is fetched again and checked against it.
           try {
             await this.observeSent(partial)
@@ -243,7 +244,7 @@ class BlobFetch {
           if (size > maxSize) throw new NoProvidersError(`${peer.toString()} claims ${this.digest} is ${size} bytes, over the limit of ${maxSize}`)
           return size
         } catch (err) {
-          if ((err as Error).name === 'NoProvidersError') throw err
+          if ((err as Error).name === NoProvidersError.name) throw err
           this.dropped.add(peer.toString())
         } finally {
           await session.close()
@@ -333,7 +334,7 @@ class BlobFetch {
           } catch (err) {
             queue.push(chunk)
             if (signal.aborted) return
-            if ((err as Error).name === 'BlobRequestError' || ++failures >= MAX_PEER_FAILURES) {
+            if ((err as Error).name === BlobRequestError.name || ++failures >= MAX_PEER_FAILURES) {
               this.dropped.add(id)
               this.options.log?.(`dropping ${id}: ${(err as Error).message}`)
             }

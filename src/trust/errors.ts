@@ -7,13 +7,15 @@
 
 /** Not a well-formed envelope: size, canonical form, fields, validity span or payload schema. */
 export class EnvelopeInvalidError extends Error {
-  override readonly name = 'EnvelopeInvalidError'
+  static override readonly name = 'EnvelopeInvalidError'
+  override readonly name = EnvelopeInvalidError.name
   readonly code = 'ERR_ENVELOPE_INVALID'
   constructor (message: string) { super(message) }
 }
 
 export class WrongTypeError extends Error {
-  override readonly name = 'WrongTypeError'
+  static override readonly name = 'WrongTypeError'
+  override readonly name = WrongTypeError.name
   readonly code = 'ERR_WRONG_TYPE'
   readonly expected: string
   readonly actual: string
@@ -26,7 +28,8 @@ export class WrongTypeError extends Error {
 
 /** The envelope's major version is not one this node knows. */
 export class UnknownVersionError extends Error {
-  override readonly name = 'UnknownVersionError'
+  static override readonly name = 'UnknownVersionError'
+  override readonly name = UnknownVersionError.name
   readonly code = 'ERR_UNKNOWN_VERSION'
   readonly version: string
   constructor (type: string, version: string, known: number) {
@@ -36,13 +39,15 @@ export class UnknownVersionError extends Error {
 }
 
 export class BadSignatureError extends Error {
-  override readonly name = 'BadSignatureError'
+  static override readonly name = 'BadSignatureError'
+  override readonly name = BadSignatureError.name
   readonly code = 'ERR_BAD_SIGNATURE'
   constructor (message: string) { super(message) }
 }
 
 export class ExpiredError extends Error {
-  override readonly name = 'ExpiredError'
+  static override readonly name = 'ExpiredError'
+  override readonly name = ExpiredError.name
   readonly code = 'ERR_EXPIRED'
   readonly expiresAt: number
   constructor (expiresAt: number, now: number) {
@@ -52,7 +57,8 @@ export class ExpiredError extends Error {
 }
 
 export class NotYetValidError extends Error {
-  override readonly name = 'NotYetValidError'
+  static override readonly name = 'NotYetValidError'
+  override readonly name = NotYetValidError.name
   readonly code = 'ERR_NOT_YET_VALID'
   readonly issuedAt: number
   constructor (issuedAt: number, now: number) {
@@ -62,21 +68,24 @@ export class NotYetValidError extends Error {
 }
 
 export class ReplayError extends Error {
-  override readonly name = 'ReplayError'
+  static override readonly name = 'ReplayError'
+  override readonly name = ReplayError.name
   readonly code = 'ERR_REPLAY'
   constructor (message: string) { super(message) }
 }
 
 /** A key file that is missing, unreadable, of the wrong type or too widely readable. */
 export class KeyFileError extends Error {
-  override readonly name = 'KeyFileError'
+  static override readonly name = 'KeyFileError'
+  override readonly name = KeyFileError.name
   readonly code = 'ERR_KEY_FILE'
   constructor (message: string) { super(message) }
 }
 
 /** A trust.yaml that does not parse or does not match its schema. */
 export class PolicyFileError extends Error {
-  override readonly name = 'PolicyFileError'
+  static override readonly name = 'PolicyFileError'
+  override readonly name = PolicyFileError.name
   readonly code = 'ERR_POLICY_FILE'
   constructor (message: string) { super(message) }
 }

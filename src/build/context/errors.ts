@@ -9,7 +9,8 @@
  * say where, as recipe errors do.
  */
 export class IgnorePatternError extends Error {
-  override readonly name = 'IgnorePatternError'
+  static override readonly name = 'IgnorePatternError'
+  override readonly name = IgnorePatternError.name
   readonly code = 'ERR_IGNORE_PATTERN'
   readonly file: string
   readonly line: number

@@ -44,7 +44,8 @@ export interface IgnorePattern {
 
 /** Refusal of a malformed pattern; the file reader adds where it was. */
 export class PatternSyntaxError extends Error {
-  override readonly name = 'PatternSyntaxError'
+  static override readonly name = 'PatternSyntaxError'
+  override readonly name = PatternSyntaxError.name
 }
 
 const REGEX_SYNTAX = /[\\^$.*+?()[\]{}|/]/

@@ -34,28 +34,6 @@ function splitTag (text: string): { repository: string, tag: string } {
   return { repository: text, tag: 'latest' }
 }
 
-/** Maps builder and recipe errors to exit codes and hints. */
-function toCliError (err: unknown): unknown {
-  if (!(err instanceof Error)) return err
-  if (err instanceof CliError) return err
-  const byName: Record<string, { code: typeof EXIT[keyof typeof EXIT], hint?: string }> = {
-    StepFailedError: { code: EXIT.buildFailed },
-    CopySourceError: { code: EXIT.usage, hint: 'COPY sources are paths inside the build context (the CONTEXT argument)' },
-    BaseImageError: { code: EXIT.notFound },
-    UnsupportedStepError: { code: EXIT.usage },
-    NetworkNotAllowedError: { code: EXIT.usage, hint: 'RUN without --network=default runs offline; --network lets the steps that ask use the network' },
-    SandboxUnavailableError: { code: EXIT.failure, hint: 'run kiln doctor to see which sandbox drivers work on this node' },
-    SandboxError: { code: EXIT.failure },
-    OutputSpecInvalidError: { code: EXIT.usage, hint: 'docs/exporters.md lists the output types and their keys' },
-    ExporterUnavailableError: { code: EXIT.usage },
-    ExportUnsupportedError: { code: EXIT.usage }
-  }
-  const found = byName[err.name]
-  if (found !== undefined) return new CliError(err.message, { exitCode: found.code, cause: err, ...(found.hint !== undefined ? { hint: found.hint } : {}) })
-  if ('file' in err && 'line' in err) return new CliError(err.message, { exitCode: EXIT.usage, cause: err })
-  return err
-}
-
 export function register (program: Command, ctx: CliContext): void {
   program.command('build')
     .description('build an image from a Dockerfile or Apptainer definition, rootlessly, into the local store')
@@ -80,10 +58,7 @@ export function register (program: Command, ctx: CliContext): void {
       const { readRecipeInput } = await import('../recipe-input.ts')
       const { contextDir, recipePath, text, buildArgs } = await readRecipeInput(contextArg, opts.file, opts.buildArg)
       const { parseRecipe } = await import('../../recipe/index.ts')
-      let plan
-      try {
-        plan = parseRecipe(text, { filename: basename(recipePath), buildArgs, ...(opts.target !== undefined ? { target: opts.target } : {}), ...(opts.platform !== undefined ? { platform: opts.platform } : {}) })
-      } catch (err) { throw toCliError(err) }
+      const plan = parseRecipe(text, { filename: basename(recipePath), buildArgs, ...(opts.target !== undefined ? { target: opts.target } : {}), ...(opts.platform !== undefined ? { platform: opts.platform } : {}) })
       if (opts.dryRun === true) {
         if (opts.json === true) { ctx.out.json(plan); return }
         for (const stage of plan.stages) {
@@ -93,17 +68,13 @@ export function register (program: Command, ctx: CliContext): void {
         return
       }
       const { parseOutputSpec, parseCacheToSpec, parseCacheFromSpec } = await import('../../export/index.ts')
-      let outputs, cacheTo, cacheFrom
-      try {
-        outputs = opts.output.map(parseOutputSpec)
-        cacheTo = opts.cacheTo.map(parseCacheToSpec)
-        cacheFrom = opts.cacheFrom.map(parseCacheFromSpec)
-      } catch (err) { throw toCliError(err) }
+      const outputs = opts.output.map(parseOutputSpec)
+      const cacheTo = opts.cacheTo.map(parseCacheToSpec)
+      const cacheFrom = opts.cacheFrom.map(parseCacheFromSpec)
       const sandboxChoice = opts.sandbox ?? process.env.KILN_SANDBOX ?? (await ctx.config()).build.sandbox
       if (!isSandboxChoice(sandboxChoice)) throw new CliError(`--sandbox ${sandboxChoice}: expected one of ${SANDBOX_CHOICES.join(', ')}`, { exitCode: EXIT.usage })
       const { createBuilder, instructionSummary, readContextIgnore } = await import('../../build/index.ts')
-      let contextIgnore
-      try { contextIgnore = await readContextIgnore(contextDir, { recipeFile: recipePath }) } catch (err) { throw toCliError(err) }
+      const contextIgnore = await readContextIgnore(contextDir, { recipeFile: recipePath })
       const store = await ctx.store()
       const workDir = join(await ctx.dataDir(), 'build')
       const { sweepAtStart } = await import('../sweep-at-start.ts')
@@ -156,8 +127,6 @@ export function register (program: Command, ctx: CliContext): void {
           for (const t of tags) store.refs.set(t.repository, t.tag, r.descriptor)
           return r
         }))
-      } catch (err) {
-        throw toCliError(err)
       } finally {
         process.off('SIGINT', onSignal)
         process.off('SIGTERM', onSignal)
@@ -167,17 +136,15 @@ export function register (program: Command, ctx: CliContext): void {
       if (outputs.length > 0 || cacheTo.length > 0) {
         const { createExporter, createCacheImage } = await import('../../export/index.ts')
         const exporter = createExporter()
-        try {
-          for (const [i, target] of outputs.entries()) {
-            const r = await exporter.export({ store: store.content, root: result.descriptor }, target, { tags: tags.map(t => `${t.repository}:${t.tag}`) })
-            exported.push({ output: opts.output[i] as string, ...r })
-          }
-          for (const [i, spec] of cacheTo.entries()) {
-            const cache = await createCacheImage(store.db, store.content, { mode: spec.mode, image: result.descriptor })
-            const r = await exporter.export({ store: store.content, root: cache.descriptor }, spec.output)
-            cacheExported.push({ output: opts.cacheTo[i] as string, description: r.description, records: cache.records })
-          }
-        } catch (err) { throw toCliError(err) }
+        for (const [i, target] of outputs.entries()) {
+          const r = await exporter.export({ store: store.content, root: result.descriptor }, target, { tags: tags.map(t => `${t.repository}:${t.tag}`) })
+          exported.push({ output: opts.output[i] as string, ...r })
+        }
+        for (const [i, spec] of cacheTo.entries()) {
+          const cache = await createCacheImage(store.db, store.content, { mode: spec.mode, image: result.descriptor })
+          const r = await exporter.export({ store: store.content, root: cache.descriptor }, spec.output)
+          cacheExported.push({ output: opts.cacheTo[i] as string, description: r.description, records: cache.records })
+        }
       }
       const cached = result.steps.filter(s => s.cached).length
       const summary = {

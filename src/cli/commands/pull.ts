@@ -1,6 +1,9 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
+import { EXIT } from '../exit-codes.ts'
+import { NoProvidersError } from '../../transfer/errors.ts'
+import { isErrorOf } from '../../util/error-class.ts'
 
 interface PullFlags {
   listen?: string
@@ -54,9 +57,8 @@ export function register (program: Command, ctx: CliContext): void {
         })
       } catch (err) {
         bar?.done()
-        const e = err as Error
-        if (e.name === 'NoProvidersError') throw new CliError(e.message, { exitCode: 3, hint: 'is an agent holding it online? try --from PEERID or --bootstrap' })
-        if (e.name === 'BlobVerificationError') throw new CliError(e.message, { exitCode: 4 })
+        // Nobody providing the digest means, to a pull, that it is not there (the table says network).
+        if (isErrorOf(err, NoProvidersError)) throw new CliError(err.message, { exitCode: EXIT.notFound, cause: err, hint: 'is an agent holding it online? try --from PEERID or --bootstrap' })
         throw err
       }
       bar?.done()

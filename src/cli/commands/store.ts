@@ -132,11 +132,7 @@ Examples:
         ctx.out.table(list, [{ header: 'PINNED', value: p => p.target }, { header: 'KIND', value: p => p.kind }, { header: 'SINCE', value: p => new Date(p.createdAt).toISOString() }])
         return
       }
-      let pin
-      try { pin = pins.pin(target) } catch (err) {
-        if ((err as Error).name === 'InvalidPinTargetError') throw new CliError((err as Error).message, { exitCode: EXIT.usage })
-        throw err
-      }
+      const pin = pins.pin(target)
       if (opts.json === true) ctx.out.json(pin)
       else ctx.out.line(`pinned ${pin.target}`)
     })
@@ -149,11 +145,7 @@ Examples:
     .action(async (target: string, opts: { json?: boolean }) => {
       const s = await ctx.store()
       const { createPins } = await import('../../content/pins.ts')
-      let unpinned: boolean
-      try { unpinned = createPins(s.db, s.refs).unpin(target) } catch (err) {
-        if ((err as Error).name === 'InvalidPinTargetError') throw new CliError((err as Error).message, { exitCode: EXIT.usage })
-        throw err
-      }
+      const unpinned = createPins(s.db, s.refs).unpin(target)
       if (opts.json === true) { ctx.out.json({ target, unpinned }); return }
       if (!unpinned) throw new CliError(`${target} is not pinned`, { exitCode: EXIT.notFound, hint: 'kiln store pin lists the pins' })
       ctx.out.line(`unpinned ${target}`)

@@ -3,9 +3,10 @@ import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
 import { startNode } from '../start-node.ts'
-import type { NoOffersError } from '../../requester/errors.ts'
+import { NoOffersError } from '../../requester/errors.ts'
 import type { JobEvent, RequesterSession, StoredJob, SubmitResult } from '../../requester/index.ts'
 import type { KilnNode } from '../../p2p/index.ts'
+import { isErrorOf } from '../../util/error-class.ts'
 
 interface SubmitFlags {
   file?: string
@@ -124,28 +125,18 @@ export function summarize (result: SubmitResult, stored: StoredJob | undefined, 
   return { json, lines }
 }
 
-/** Turns the requester's errors into exit codes and hints. */
+/** The requester's errors with more to say than the table of error-exits.ts: a timeout, and why nobody offered. */
 export function jobError (err: unknown, timedOut: boolean, timeoutS?: number): unknown {
   if (!(err instanceof Error) || err instanceof CliError) return err
   if (timedOut) return new CliError(`the job did not finish within ${timeoutS ?? 0} s; it was cancelled`, { exitCode: EXIT.network, cause: err })
-  const hints: Record<string, { code: typeof EXIT[keyof typeof EXIT], hint?: string }> = {
-    NoOffersError: { code: EXIT.network, hint: 'no trusted agent offered: check `kiln peers --platform P`, and that your trust policy names their root (kiln trust ls)' },
-    BuilderLostError: { code: EXIT.network, hint: 'kiln jobs resume ID follows the job again once the builder is back' },
-    BuildError: { code: EXIT.buildFailed, hint: 'kiln jobs logs ID shows the build output' },
-    ResultInvalidError: { code: EXIT.verification },
-    ReproducibilityError: { code: EXIT.verification },
-    JobCancelledError: { code: EXIT.failure },
-    JobInvalidError: { code: EXIT.usage }
-  }
-  const noOffers = err.name === 'NoOffersError' ? err as NoOffersError : undefined
+  const noOffers = isErrorOf(err, NoOffersError) ? err : undefined
   if (noOffers !== undefined && noOffers.declined.length > 0) {
     return new CliError(err.message, { exitCode: EXIT.network, cause: err, hint: 'the agents that build it declined (reasons above); if they do not trust you as a requester, their site must trust your institution\'s root: kiln trust add-root ROOT.pub.yaml --roles requester (docs/federation.md)' })
   }
   if (noOffers !== undefined && noOffers.refused.length > 0) {
     return new CliError(err.message, { exitCode: EXIT.network, cause: err, hint: 'your trust policy refused every offer: trust their root for the builder role (kiln trust add-root FILE --roles builder)' })
   }
-  const h = hints[err.name]
-  return h === undefined ? err : new CliError(err.message, { exitCode: h.code, cause: err, ...(h.hint !== undefined ? { hint: h.hint } : {}) })
+  return err
 }
 
 export function register (program: Command, ctx: CliContext): void {

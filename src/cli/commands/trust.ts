@@ -3,17 +3,24 @@ import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
 import type * as TrustModule from '../../trust/index.ts'
+import { KeyFileError, PolicyFileError } from '../../trust/errors.ts'
+import type { ErrorClass } from '../../util/error-class.ts'
+import { isErrorOf } from '../../util/error-class.ts'
+
+/** Classes of the files and values the user gave wrong; zod's joins when the trust module (which loads zod anyway) does. */
+const usageErrors: ErrorClass[] = [PolicyFileError, KeyFileError, RangeError]
 
 async function trust (): Promise<typeof TrustModule> {
-  return await import('../../trust/index.ts')
+  const [module, { ZodError }] = await Promise.all([import('../../trust/index.ts'), import('zod')])
+  if (!usageErrors.includes(ZodError)) usageErrors.push(ZodError)
+  return module
 }
 
 /** Errors of src/trust as the person at the terminal should see them. */
 function explain (err: unknown, hint?: string): never {
   if (err instanceof CliError) throw err
-  const name = err instanceof Error ? err.name : ''
   const message = err instanceof Error ? err.message : String(err)
-  const usage = ['PolicyFileError', 'KeyFileError', 'ZodError', 'RangeError'].includes(name)
+  const usage = usageErrors.some(cls => isErrorOf(err, cls))
   throw new CliError(message, { exitCode: usage ? EXIT.usage : EXIT.verification, cause: err, ...(hint !== undefined ? { hint } : {}) })
 }
 

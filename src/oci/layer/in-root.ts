@@ -73,7 +73,8 @@ export type InRootFailure = 'nul' | 'loop' | 'not-a-directory'
 
 /** A path that cannot be resolved (see InRootFailure). */
 export class InRootPathError extends Error {
-  override readonly name = 'InRootPathError'
+  static override readonly name = 'InRootPathError'
+  override readonly name = InRootPathError.name
   readonly code = 'ERR_IN_ROOT_PATH'
   readonly path: string
   readonly kind: InRootFailure

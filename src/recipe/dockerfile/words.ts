@@ -11,7 +11,8 @@ export type Env = ReadonlyMap<string, string>
 
 /** A substitution that cannot be done; callers add the recipe location. */
 export class WordError extends Error {
-  override readonly name: string = 'WordError'
+  static override readonly name: string = 'WordError'
+  override readonly name: string = WordError.name
   /** Set for `${VAR:?msg}` on an unset variable. */
   readonly variable?: string
   constructor (message: string, variable?: string) {

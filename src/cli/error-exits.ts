@@ -1,0 +1,102 @@
+/**
+ * The CLI's one table from error classes to exit codes (docs/cli.md, "Exit
+ * codes"): an error a command lets escape ends `kiln` with the code of its
+ * class's row, or of its nearest base class's row (every RecipeError
+ * subclass is a usage error), and the row's hint, if any, is printed under
+ * the message. Anything not listed exits EXIT.failure. Rows are matched by
+ * class name (src/util/error-class.ts), so errors from a second copy of a
+ * module still match. A test pins the table; change it only with that test.
+ *
+ * main.ts loads this file only when a command fails: it names classes of
+ * every module and of libp2p, and `kiln --help` should load none of them.
+ * The kiln classes come from the modules' errors.ts files, which import
+ * nothing.
+ */
+import { TimeoutError } from '@libp2p/interface'
+import { BaseImageError, CopySourceError, NetworkNotAllowedError, SandboxUnavailableError, StepFailedError, UnsupportedStepError } from '../build/errors.ts'
+import { IgnorePatternError } from '../build/context/errors.ts'
+import { ConfigError } from '../config/errors.ts'
+import { DigestMismatchError, InvalidDigestError, InvalidPinTargetError, NotFoundError, SizeMismatchError } from '../content/errors.ts'
+import { DataDirError } from '../doctor/errors.ts'
+import { ExportUnsupportedError, ExporterUnavailableError, OutputSpecInvalidError } from '../export/errors.ts'
+import { ArchiveInvalidError, BlobMissingError, ConfigInvalidError, HardlinkTargetError, ImageNotFoundError, LayerCompressionError, LayoutInvalidError, ManifestInvalidError, ManifestTooLargeError, PlatformInvalidError, PlatformNotFoundError, ReferenceInvalidError, SymlinkEscapeError, TarHeaderTooLargeError, TarInvalidError, UnsafePathError } from '../oci/errors.ts'
+import { RecipeError } from '../recipe/errors.ts'
+import { BuildError, BuilderLostError, JobInvalidError, NoOffersError, ReproducibilityError, ResultInvalidError } from '../requester/errors.ts'
+import { BlobVerificationError, NoProvidersError } from '../transfer/errors.ts'
+import { BadSignatureError, EnvelopeInvalidError, ExpiredError, KeyFileError, NotYetValidError, PolicyFileError, ReplayError, UnknownVersionError, WrongTypeError } from '../trust/errors.ts'
+import { lookupErrorClass } from '../util/error-class.ts'
+import type { ErrorClass } from '../util/error-class.ts'
+import { EXIT } from './exit-codes.ts'
+import type { ExitCode } from './exit-codes.ts'
+
+/** How `kiln` ends on an error: its exit code and what the user can do about it. */
+export interface ErrorExit {
+  code: ExitCode
+  hint?: string
+}
+
+export const ERROR_EXITS: ReadonlyArray<readonly [ErrorClass, ErrorExit]> = [
+  // Bad command line, config or input file.
+  [ConfigError, { code: EXIT.usage }],
+  [DataDirError, { code: EXIT.usage }],
+  [KeyFileError, { code: EXIT.usage }],
+  [PolicyFileError, { code: EXIT.usage }],
+  [InvalidDigestError, { code: EXIT.usage }],
+  [InvalidPinTargetError, { code: EXIT.usage }],
+  [IgnorePatternError, { code: EXIT.usage }],
+  [RecipeError, { code: EXIT.usage }],
+  [JobInvalidError, { code: EXIT.usage }],
+  [LayoutInvalidError, { code: EXIT.usage }],
+  [ArchiveInvalidError, { code: EXIT.usage }],
+  [ReferenceInvalidError, { code: EXIT.usage }],
+  [PlatformInvalidError, { code: EXIT.usage }],
+  [CopySourceError, { code: EXIT.usage, hint: 'COPY sources are paths inside the build context (the CONTEXT argument)' }],
+  [UnsupportedStepError, { code: EXIT.usage }],
+  [NetworkNotAllowedError, { code: EXIT.usage, hint: 'RUN without --network=default runs offline; --network lets the steps that ask use the network' }],
+  [OutputSpecInvalidError, { code: EXIT.usage, hint: 'docs/exporters.md lists the output types and their keys' }],
+  [ExporterUnavailableError, { code: EXIT.usage }],
+  [ExportUnsupportedError, { code: EXIT.usage }],
+  // What was asked for does not exist.
+  [NotFoundError, { code: EXIT.notFound }],
+  [PlatformNotFoundError, { code: EXIT.notFound }],
+  [BlobMissingError, { code: EXIT.notFound }],
+  [ImageNotFoundError, { code: EXIT.notFound }],
+  [BaseImageError, { code: EXIT.notFound }],
+  // A digest, signature or trust check failed.
+  [DigestMismatchError, { code: EXIT.verification }],
+  [SizeMismatchError, { code: EXIT.verification }],
+  [BlobVerificationError, { code: EXIT.verification }],
+  [BadSignatureError, { code: EXIT.verification }],
+  [ExpiredError, { code: EXIT.verification }],
+  [NotYetValidError, { code: EXIT.verification }],
+  [ReplayError, { code: EXIT.verification }],
+  [WrongTypeError, { code: EXIT.verification }],
+  [UnknownVersionError, { code: EXIT.verification }],
+  [EnvelopeInvalidError, { code: EXIT.verification }],
+  [ReproducibilityError, { code: EXIT.verification }],
+  [ResultInvalidError, { code: EXIT.verification }],
+  [ManifestInvalidError, { code: EXIT.verification }],
+  [ManifestTooLargeError, { code: EXIT.verification }],
+  [ConfigInvalidError, { code: EXIT.verification }],
+  [SymlinkEscapeError, { code: EXIT.verification }],
+  [HardlinkTargetError, { code: EXIT.verification }],
+  [TarHeaderTooLargeError, { code: EXIT.verification }],
+  [TarInvalidError, { code: EXIT.verification }],
+  [LayerCompressionError, { code: EXIT.verification }],
+  [UnsafePathError, { code: EXIT.verification }],
+  // A build step failed.
+  [StepFailedError, { code: EXIT.buildFailed }],
+  [BuildError, { code: EXIT.buildFailed, hint: 'kiln jobs logs ID shows the build output' }],
+  // The network or a peer could not be reached in time.
+  [NoOffersError, { code: EXIT.network, hint: 'no trusted agent offered: check `kiln peers --platform P`, and that your trust policy names their root (kiln trust ls)' }],
+  [BuilderLostError, { code: EXIT.network, hint: 'kiln jobs resume ID follows the job again once the builder is back' }],
+  [NoProvidersError, { code: EXIT.network }],
+  [TimeoutError, { code: EXIT.network }],
+  // Something else failed, and the user can look into it.
+  [SandboxUnavailableError, { code: EXIT.failure, hint: 'run kiln doctor to see which sandbox drivers work on this node' }]
+]
+
+/** How kiln ends on this error: EXIT.failure and no hint unless the table has its class. */
+export function errorExit (err: unknown): ErrorExit {
+  return lookupErrorClass(ERROR_EXITS, err) ?? { code: EXIT.failure }
+}
