@@ -2,7 +2,7 @@
  * Limits and fixed parameters of the builder.
  */
 
-/** Preference order when choosing a sandbox driver automatically (DESIGN.md: Building rootlessly). */
+/** Preference order when choosing a sandbox driver automatically (docs/building.md). */
 export const DRIVER_PREFERENCE = ['bwrap', 'unshare', 'proot'] as const
 
 /** Device nodes bound into every sandbox from the host. */

@@ -190,7 +190,7 @@ const CHACHA_TAG = 16
 /**
  * Noise's Node cipher (wire-identical ChaCha20-Poly1305) for bulk messages
  * (64 KiB each): one key object per session key instead of one built from
- * the raw key per message (DESIGN.md measured ~13% of a transfer in cipher
+ * the raw key per message (a profile of a transfer put ~13% in cipher
  * and key creation; the cipher object per message remains, as Node has no
  * reusable AEAD context), and the output written into a single buffer.
  * A few per cent in docs/network.md's benchmark. Handshake functions and

@@ -27,7 +27,7 @@ export interface SourceLoc {
   column?: number
 }
 
-/** Where a stage starts from. `ref` uses the containers-transports syntax (see DESIGN.md). */
+/** Where a stage starts from. `ref` uses the containers-transports syntax (docs/images.md). */
 export type BaseRef =
   | { kind: 'image', ref: string }
   | { kind: 'stage', stage: number }
