@@ -8,9 +8,15 @@
  * it only together with that test.
  *
  * Errors thrown by other modules (content store, OCI model) are translated
- * by their `name` through KILN_ERROR_CODES, never by message text; system
- * errors by their errno `code` through ERRNO_CODES.
+ * by their class through KILN_ERROR_CODES (matched by name, as
+ * src/util/error-class.ts does it), never by message text; system errors by
+ * their errno `code` through ERRNO_CODES.
  */
+import { DigestMismatchError, InvalidDigestError, InvalidRangeError, NotFoundError, SizeMismatchError } from '../content/errors.ts'
+import { ManifestInvalidError, ManifestTooLargeError } from '../oci/errors.ts'
+import { lookupErrorClass } from '../util/error-class.ts'
+import type { ErrorClass } from '../util/error-class.ts'
+import { BodyIdleTimeoutError } from './request-body.ts'
 
 export const OCI_ERRORS = {
   BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
@@ -43,19 +49,19 @@ export function wireCode (code: OciErrorCode): string {
 }
 
 /**
- * Errors from kiln's modules, by `name`, and the OCI code each becomes when it
- * escapes a handler. Anything not listed is a 500 with no detail.
+ * Error classes of kiln's modules and the OCI code each becomes when one of
+ * its errors escapes a handler. Anything not listed is a 500 with no detail.
  */
-export const KILN_ERROR_CODES: Readonly<Record<string, OciErrorCode>> = {
-  NotFoundError: 'BLOB_UNKNOWN',
-  InvalidDigestError: 'DIGEST_INVALID',
-  DigestMismatchError: 'DIGEST_INVALID',
-  SizeMismatchError: 'SIZE_INVALID',
-  InvalidRangeError: 'RANGE_INVALID',
-  ManifestInvalidError: 'MANIFEST_INVALID',
-  ManifestTooLargeError: 'MANIFEST_INVALID',
-  BodyIdleTimeoutError: 'REQUEST_TIMEOUT'
-}
+export const KILN_ERROR_CODES: ReadonlyArray<readonly [ErrorClass, OciErrorCode]> = [
+  [NotFoundError, 'BLOB_UNKNOWN'],
+  [InvalidDigestError, 'DIGEST_INVALID'],
+  [DigestMismatchError, 'DIGEST_INVALID'],
+  [SizeMismatchError, 'SIZE_INVALID'],
+  [InvalidRangeError, 'RANGE_INVALID'],
+  [ManifestInvalidError, 'MANIFEST_INVALID'],
+  [ManifestTooLargeError, 'MANIFEST_INVALID'],
+  [BodyIdleTimeoutError, 'REQUEST_TIMEOUT']
+]
 
 /** System errors, by errno code. A quota is a full disk for whoever hits it (HPC data dirs often have one). */
 export const ERRNO_CODES: Readonly<Record<string, OciErrorCode>> = {
@@ -95,7 +101,7 @@ export interface OciErrorBody {
 export function toRegistryApiError (err: unknown): RegistryApiError | undefined {
   if (err instanceof RegistryApiError) return err
   if (err instanceof Error) {
-    const code = KILN_ERROR_CODES[err.name]
+    const code = lookupErrorClass(KILN_ERROR_CODES, err)
     if (code !== undefined) return new RegistryApiError(code, err.message)
     // The table's message, not the system's: that one names paths on the server.
     const errno = ERRNO_CODES[(err as NodeJS.ErrnoException).code ?? '']

@@ -12,6 +12,12 @@ export class MetricDefinitionError extends Error {
 
 /** The metrics endpoint could not listen on the address it was given. */
 export class MetricsListenError extends Error {
-  static override readonly name = 'MetricsListenError'
-  override readonly name = MetricsListenError.name
+  static override readonly name: string = 'MetricsListenError'
+  override readonly name: string = MetricsListenError.name
+}
+
+/** The metrics address is not HOST:PORT: a usage error, where a MetricsListenError alone is the network's. */
+export class MetricsAddressError extends MetricsListenError {
+  static override readonly name: string = 'MetricsAddressError'
+  override readonly name: string = MetricsAddressError.name
 }

@@ -7,7 +7,7 @@ import { createServer } from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { CONTENT_TYPE, METRICS_PATH } from './constants.ts'
-import { MetricsListenError } from './errors.ts'
+import { MetricsAddressError, MetricsListenError } from './errors.ts'
 import type { Metrics } from './metrics.ts'
 
 export interface MetricsServerInit {
@@ -27,7 +27,7 @@ export interface MetricsServer {
 export function splitHostPort (listen: string): { host: string, port: number } {
   const m = /^(?:\[([0-9a-fA-F:]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(listen)
   const port = Number(m?.[3])
-  if (m === null || port > 65535) throw new MetricsListenError(`metrics.listen must be HOST:PORT, got ${JSON.stringify(listen)}`)
+  if (m === null || port > 65535) throw new MetricsAddressError(`metrics.listen must be HOST:PORT, got ${JSON.stringify(listen)}`)
   return { host: m[1] ?? m[2] as string, port }
 }
 

@@ -19,7 +19,7 @@ import type { Transfer } from '../../transfer/index.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
 import { startNode } from '../start-node.ts'
-import { MetricsListenError } from '../../metrics/errors.ts'
+import { MetricsAddressError } from '../../metrics/errors.ts'
 import { isErrorOf } from '../../util/error-class.ts'
 
 interface GatewayOptions {
@@ -233,7 +233,7 @@ export async function startMetricsFor (ctx: CliContext, flag: string | undefined
   try {
     running = await startMetrics({ listen })
   } catch (err) {
-    throw new CliError((err as Error).message, { exitCode: isErrorOf(err, MetricsListenError) && /must be HOST:PORT/.test(err.message) ? EXIT.usage : EXIT.network, hint: 'give --metrics-listen HOST:PORT with a free port, e.g. 127.0.0.1:9464' })
+    throw new CliError((err as Error).message, { exitCode: isErrorOf(err, MetricsAddressError) ? EXIT.usage : EXIT.network, hint: 'give --metrics-listen HOST:PORT with a free port, e.g. 127.0.0.1:9464' })
   }
   ctx.onClose(running.close)
   return { metrics: running.metrics, ...(running.server !== undefined ? { url: running.server.url } : {}) }

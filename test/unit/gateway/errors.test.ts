@@ -35,8 +35,8 @@ describe('gateway error table', () => {
     expect(errorBody(new RegistryApiError('STORAGE_FULL')).errors[0]).toEqual({ code: 'UNKNOWN', message: OCI_ERRORS.STORAGE_FULL.message })
   })
 
-  it('pins how kiln errors translate, by name', () => {
-    expect(KILN_ERROR_CODES).toEqual({
+  it('pins how kiln errors translate, by class', () => {
+    expect(Object.fromEntries(KILN_ERROR_CODES.map(([cls, code]) => [cls.name, code]))).toEqual({
       NotFoundError: 'BLOB_UNKNOWN',
       InvalidDigestError: 'DIGEST_INVALID',
       DigestMismatchError: 'DIGEST_INVALID',
@@ -46,6 +46,9 @@ describe('gateway error table', () => {
       ManifestTooLargeError: 'MANIFEST_INVALID',
       BodyIdleTimeoutError: 'REQUEST_TIMEOUT'
     })
+    expect(new Set(KILN_ERROR_CODES.map(([cls]) => cls.name)).size).toBe(KILN_ERROR_CODES.length)
+    // An error rebuilt by name (another copy of the module, a worker message) still translates.
+    expect(toRegistryApiError(Object.assign(new Error('gone'), { name: 'NotFoundError' }))?.code).toBe('BLOB_UNKNOWN')
     expect(ERRNO_CODES).toEqual({ ENOSPC: 'STORAGE_FULL', EDQUOT: 'STORAGE_FULL' })
     expect(toRegistryApiError(new DigestMismatchError('sha256:a', 'sha256:b'))?.status).toBe(400)
     expect(toRegistryApiError(new NotFoundError('x'))?.code).toBe('BLOB_UNKNOWN')

@@ -2,6 +2,8 @@ import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CONTENT_TYPE, createMetrics, createRegistry, startMetrics, startMetricsServer } from '../../../src/metrics/index.ts'
 import type { MetricsServer } from '../../../src/metrics/index.ts'
+import { MetricsAddressError, MetricsListenError } from '../../../src/metrics/errors.ts'
+import { isErrorOf } from '../../../src/util/error-class.ts'
 
 /**
  * A strict check of the text format's line grammar, beside the parser, for
@@ -144,6 +146,21 @@ describe('metrics', () => {
     server = on.server
     on.metrics.set('kiln_store_quota_bytes', {}, 42)
     expect(await (await fetch(on.server?.url as string)).text()).toContain('\nkiln_store_quota_bytes 42\n')
+  })
+
+  it('tells a malformed address (a usage error) from an address it cannot listen on', async () => {
+    const bad = await startMetrics({ listen: 'nonsense' }).then(() => undefined, (e: unknown) => e)
+    expect(isErrorOf(bad, MetricsAddressError)).toBe(true)
+    expect(isErrorOf(bad, MetricsListenError)).toBe(true)
+    const first = await startMetrics({ listen: '127.0.0.1:0' })
+    try {
+      const port = new URL(first.server?.url as string).port
+      const busy = await startMetrics({ listen: `127.0.0.1:${port}` }).then(async r => { await r.close(); return undefined }, (e: unknown) => e)
+      expect(isErrorOf(busy, MetricsListenError)).toBe(true)
+      expect(isErrorOf(busy, MetricsAddressError)).toBe(false)
+    } finally {
+      await first.close()
+    }
   })
 
   it('a collect hook that hangs or throws does not break the scrape', async () => {
