@@ -315,9 +315,8 @@ export function createBuilder (init: BuilderInit): Builder {
           makeError: reason => new CopySourceError(`COPY destination ${step.dest}: ${reason}`, step.source)
         })
         const destIsDir = inputs.items.length > 1 || step.dest.endsWith('/') || dest.comps.length === 0 || dest.entry?.st.isDirectory() === true
+        const contextFilter = contextCopyFilter(options.contextDir, options.contextIgnore)
         for (const item of inputs.items) {
-          const target = destIsDir && !item.isDir ? [...dest.comps, item.name] : dest.comps
-          const at = await placeInUpper(upper, below, item.isDir ? target : target.slice(0, -1), item.isDir ? undefined : target[target.length - 1])
           if (item.kind === 'host' && step.add && !item.isDir && await isTarArchive(item.path)) {
             // Docker: a local archive is unpacked into the destination directory.
             const into = await placeInUpper(upper, below, dest.comps, undefined)
@@ -329,7 +328,9 @@ export function createBuilder (init: BuilderInit): Builder {
             }
             continue
           }
-          if (item.kind === 'host') await cp(item.path, at, { recursive: true, verbatimSymlinks: true, force: true, preserveTimestamps: true, filter: contextCopyFilter(options.contextDir, options.contextIgnore) })
+          const target = destIsDir && !item.isDir ? [...dest.comps, item.name] : dest.comps
+          const at = await placeInUpper(upper, below, item.isDir ? target : target.slice(0, -1), item.isDir ? undefined : target[target.length - 1])
+          if (item.kind === 'host') await cp(item.path, at, { recursive: true, verbatimSymlinks: true, force: true, preserveTimestamps: true, filter: contextFilter })
           else if (item.kind === 'inline') await writeFile(at, item.content, { mode: 0o644, flag: 'wx' })
           else await copyFromTree(item.tree, item.comps, item.entry, at)
           if (step.chmod !== undefined) await chmodTree(at, parseInt(step.chmod, 8))
