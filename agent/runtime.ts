@@ -27,7 +27,7 @@ import type { TrustPolicy } from '../src/trust/index.ts'
 import { createAgentJobStore, createJobAgent, createNetworkContextSource, createRecipeBuilder } from './jobs/index.ts'
 import type { JobAgent, JobAgentStopOptions, JobBuilder } from './jobs/index.ts'
 import { createNetworkCache } from '../src/export/network-cache.ts'
-import type { Sandbox } from '../src/build/index.ts'
+import type { Sandbox } from '../src/builder/index.ts'
 import type { DerivedCache } from '../src/content/quota.ts'
 import { createBuildLeases } from '../src/content/index.ts'
 import { startStoreUpkeep } from './store-upkeep.ts'
@@ -96,7 +96,7 @@ export interface AgentInit {
   db?: KilnDb
   /** store.quota in bytes: enforced after each job and every 10 minutes. */
   quota?: number
-  /** The builder's snapshots and unpacked bases, bounded by the same quota (src/build/snapshots.ts). */
+  /** The builder's snapshots and unpacked bases, bounded by the same quota (src/builder/snapshots.ts). */
   derived?: DerivedCache
 }
 

@@ -32,7 +32,7 @@ export interface StoreUpkeepInit {
   intervalMs?: number
   /** Blobs younger than this are kept (enforceQuota's default when absent). */
   graceMs?: number
-  /** The builder's snapshots and unpacked bases, bounded by the same quota (src/build/snapshots.ts). */
+  /** The builder's snapshots and unpacked bases, bounded by the same quota (src/builder/snapshots.ts). */
   derived?: DerivedCache
   metrics?: Metrics
   log?: Logger

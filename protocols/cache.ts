@@ -13,7 +13,7 @@
  * Terms:
  * - step key: the builder's cache key of a filesystem step (RUN, COPY/ADD,
  *   Apptainer files): a sha256 of its parent's key, its canonical text and
- *   its inputs (src/build/cache.ts stepKey). Equal keys mean equal steps.
+ *   its inputs (src/builder/cache.ts stepKey). Equal keys mean equal steps.
  * - signer: the builder whose key signed the envelope; each signer has its
  *   own record per step key.
  */

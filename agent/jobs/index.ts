@@ -78,7 +78,7 @@ export interface JobAgentInit {
   allowNetwork?: boolean
   /**
    * Why this agent builds no job of another peer, when it does not (its
-   * sandbox cannot isolate build steps from the agent: src/build/sandbox's
+   * sandbox cannot isolate build steps from the agent: src/builder/sandbox's
    * othersRefusal). Such jobs and awards are declined with this reason;
    * jobs signed by this node's own key are still built.
    */

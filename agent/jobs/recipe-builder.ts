@@ -1,6 +1,6 @@
 /**
  * The real JobBuilder: parses the job's recipe (src/recipe), runs the
- * rootless builder (src/build) for the awarded platform, announces the
+ * rootless builder (src/builder) for the awarded platform, announces the
  * image's blobs to the network, and reports what the result and its
  * provenance need (manifest, blobs, base digests, sandbox, cached steps).
  *
@@ -10,8 +10,8 @@
  */
 import type { ContentStore, Digest, RefStore } from '../../src/content/index.ts'
 import type { KilnDb } from '../../src/db/index.ts'
-import { createBuilder } from '../../src/build/index.ts'
-import type { Builder, RemoteStepCache, Sandbox } from '../../src/build/index.ts'
+import { createBuilder } from '../../src/builder/index.ts'
+import type { Builder, RemoteStepCache, Sandbox } from '../../src/builder/index.ts'
 import { MAX_MANIFEST_SIZE, parseImageRef, parseManifestBytes } from '../../src/oci/index.ts'
 import { parseRecipe } from '../../src/recipe/index.ts'
 import type { BuildPlan } from '../../src/recipe/index.ts'

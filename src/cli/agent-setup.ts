@@ -11,7 +11,7 @@ import type { KilnConfig } from '../config/index.ts'
 import type { LocalStore } from '../content/index.ts'
 import type { Metrics } from '../metrics/index.ts'
 import type { TrustPolicy } from '../trust/index.ts'
-import type { Sandbox } from '../build/index.ts'
+import type { Sandbox } from '../builder/index.ts'
 import { CliError } from './errors.ts'
 import { EXIT } from './exit-codes.ts'
 
@@ -76,7 +76,7 @@ export async function sandboxForOthers (config: KilnConfig, dataDir: string, off
   const setting = fromEnv !== undefined ? 'KILN_SANDBOX' : 'build.sandbox'
   const driver = DRIVERS.find(d => d === choice)
   if (choice !== 'auto' && driver === undefined) throw new CliError(`${setting} is ${choice}: expected auto, ${DRIVERS.join(', ')}`, { exitCode: EXIT.usage })
-  const { createSandbox, othersRefusal } = await import('../build/sandbox/index.ts')
+  const { createSandbox, othersRefusal } = await import('../builder/sandbox/index.ts')
   const { join } = await import('node:path')
   let sandbox: Sandbox
   try {
@@ -113,7 +113,7 @@ export interface AgentOptionsInit {
 
 export async function agentOptions (o: AgentOptionsInit): Promise<AgentInit> {
   const { createTrackedStore } = await import('../content/quota.ts')
-  const { createBuildCache } = await import('../build/snapshots.ts')
+  const { createBuildCache } = await import('../builder/snapshots.ts')
   const { join } = await import('node:path')
   return {
     node: o.node,

@@ -13,8 +13,8 @@
  * nothing.
  */
 import { TimeoutError } from '@libp2p/interface'
-import { BaseImageError, CopySourceError, NetworkNotAllowedError, SandboxUnavailableError, StepFailedError, UnsupportedStepError } from '../build/errors.ts'
-import { IgnorePatternError } from '../build/context/errors.ts'
+import { BaseImageError, CopySourceError, NetworkNotAllowedError, SandboxUnavailableError, StepFailedError, UnsupportedStepError } from '../builder/errors.ts'
+import { IgnorePatternError } from '../builder/context/errors.ts'
 import { ConfigError } from '../config/errors.ts'
 import { DigestMismatchError, InvalidDigestError, InvalidPinTargetError, NotFoundError, SizeMismatchError } from '../content/errors.ts'
 import { DataDirError } from '../doctor/errors.ts'

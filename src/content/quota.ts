@@ -19,7 +19,7 @@
  * never read through it counts from its file's mtime.
  *
  * Caches made from blobs beside the store (a DerivedCache: the builder's
- * step snapshots and unpacked bases, src/build/snapshots.ts) count against
+ * step snapshots and unpacked bases, src/builder/snapshots.ts) count against
  * the quota too, and go before any blob, least recently used first: each
  * is an unpacked copy of blobs the store keeps, so losing one costs at most
  * rerunning a step or unpacking a base again. None goes while a build runs.

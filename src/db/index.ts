@@ -1,7 +1,7 @@
 /**
  * The database: one node:sqlite file per data dir, `<dataDir>/kiln.db` in
  * WAL mode, that every module keeps its records in: refs, leases, pins and
- * blob access times (src/content), the step cache (src/build), seen nonces
+ * blob access times (src/content), the step cache (src/builder), seen nonces
  * (src/trust), repository listings (src/gateway), the job journals
  * (src/requester, agent/jobs).
  *

@@ -1,7 +1,7 @@
 /** The real system behind `SystemAccess`: /proc, statfs, TCP, HTTP and the sandbox probe. */
 import { readdir, readFile, statfs } from 'node:fs/promises'
 import { connect } from 'node:net'
-import { probeSandboxes } from '../build/sandbox/index.ts'
+import { probeSandboxes } from '../builder/sandbox/index.ts'
 import type { KilnConfig } from '../config/index.ts'
 import { modeOnDisk } from './data-dir.ts'
 import { readPolicyFile } from '../trust/index.ts'

@@ -1,4 +1,4 @@
-import type { HostProbe } from '../build/sandbox/index.ts'
+import type { HostProbe } from '../builder/sandbox/index.ts'
 import type { KilnConfig } from '../config/index.ts'
 
 /**
@@ -56,7 +56,7 @@ export interface SystemAccess {
   dialPeer: (multiaddr: string, timeoutMs: number) => Promise<{ peerId: string, protocols: string[] }>
   /** The Date header of a HEAD request, or undefined if the answer had none. Rejects on failure. */
   httpDate: (url: string, timeoutMs: number) => Promise<Date | undefined>
-  /** The sandbox drivers' probe (src/build/sandbox). */
+  /** The sandbox drivers' probe (src/builder/sandbox). */
   probeSandboxes: () => Promise<HostProbe>
   /** Trust roots and single peers this node trusts (trust.yaml + kiln.yaml). Rejects if trust.yaml is invalid. */
   trustCounts: () => Promise<{ roots: number, peers: number }>

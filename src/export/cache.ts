@@ -1,6 +1,6 @@
 /**
  * Build cache export and import (protocols/exporter.md §7). The builder's
- * step cache (src/build's createStepCache) is packed with the layers it
+ * step cache (src/builder's createStepCache) is packed with the layers it
  * names as an OCI artifact, which any exporter can write (layout, archive, registry, static site, s3, exec).
  * Importing it into another store adds the records and blobs, and, given
  * the builder's snapshot dir, the step snapshots, so that another agent's
@@ -13,7 +13,7 @@ import {
   BUILD_CACHE_MAX_CONFIG_BYTES, BUILD_CACHE_MEDIA_TYPE, BUILD_CACHE_VERSION, BuildCacheConfigSchema
 } from '../../protocols/exporter.ts'
 import type { BuildCacheConfig, BuildCacheRecord } from '../../protocols/exporter.ts'
-import { createStepCache } from '../build/index.ts'
+import { createStepCache } from '../builder/index.ts'
 import type { BlobReader, ContentStore, Digest } from '../content/index.ts'
 import type { KilnDb } from '../db/index.ts'
 import { MAX_MANIFEST_SIZE, OCI_MANIFEST, encodeJson, importImage, parseDescribed, parseDockerName, parseImageRef, walkImage } from '../oci/index.ts'

@@ -16,7 +16,7 @@
  * ```
  */
 import type { PrivateKey } from '@libp2p/interface'
-import type { CachedLayer, RemoteStepCache } from '../build/index.ts'
+import type { CachedLayer, RemoteStepCache } from '../builder/index.ts'
 import type { ContentStore, Digest } from '../content/index.ts'
 import type { KilnDb } from '../db/index.ts'
 import type { Descriptor } from '../oci/index.ts'

@@ -3,7 +3,7 @@
  * times clamped to 0, owners 0:0 with no names, permissions kept, only
  * regular files, directories and symlinks. The same tree gives the same
  * bytes, so the same digest, on any machine. The entries are those a local
- * `kiln build` of the same dir and recipe would see (src/build/context:
+ * `kiln build` of the same dir and recipe would see (src/builder/context:
  * `.dockerignore`, or the recipe's own `<recipe>.dockerignore`), so what is
  * excluded never leaves the machine and the agent builds the tar as it is.
  */
@@ -11,7 +11,7 @@ import { readFile, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pack } from 'tar-stream'
 import type { Pack } from 'tar-stream'
-import { readContextIgnore, walkContext } from '../build/context/index.ts'
+import { readContextIgnore, walkContext } from '../builder/context/index.ts'
 
 export interface PackOptions {
   /** The recipe file: its `<name>.dockerignore` beside it wins over `<dir>/.dockerignore`. */

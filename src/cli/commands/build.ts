@@ -73,7 +73,7 @@ export function register (program: Command, ctx: CliContext): void {
       const cacheFrom = opts.cacheFrom.map(parseCacheFromSpec)
       const sandboxChoice = opts.sandbox ?? process.env.KILN_SANDBOX ?? (await ctx.config()).build.sandbox
       if (!isSandboxChoice(sandboxChoice)) throw new CliError(`--sandbox ${sandboxChoice}: expected one of ${SANDBOX_CHOICES.join(', ')}`, { exitCode: EXIT.usage })
-      const { createBuilder, instructionSummary, readContextIgnore } = await import('../../build/index.ts')
+      const { createBuilder, instructionSummary, readContextIgnore } = await import('../../builder/index.ts')
       const contextIgnore = await readContextIgnore(contextDir, { recipeFile: recipePath })
       const store = await ctx.store()
       const workDir = join(await ctx.dataDir(), 'build')

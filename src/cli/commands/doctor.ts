@@ -12,7 +12,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--gateway-url <url>', 'compare this node\'s clock with a kiln gateway (http://HOST:PORT); default node.timeReference')
     .addHelpText('after', '\nExits 1 when a check finds a problem (warnings alone exit 0). Each check is explained in docs/troubleshooting.md.\n\nExample:\n  kiln doctor --json | jq -r .selected')
     .action(async (opts: { json?: boolean, gatewayUrl?: string }) => {
-      const { probeSandboxes } = await import('../../build/index.ts')
+      const { probeSandboxes } = await import('../../builder/index.ts')
       const { createDoctor } = await import('../../doctor/index.ts')
       const probe = await probeSandboxes()
       const report = await createDoctor({ config: await ctx.config(), ...(opts.gatewayUrl !== undefined ? { gatewayUrl: opts.gatewayUrl } : {}) }).run()

@@ -19,7 +19,7 @@ export function register (program: Command, ctx: CliContext): void {
       const roots = await gcRoots(store)
       const graceMs = durationFlag('--grace', opts.grace)
       const result = await collectGarbage({ store: store.content, roots, children, graceMs, dryRun: opts.dryRun === true })
-      const { createBuildCache } = await import('../../build/snapshots.ts')
+      const { createBuildCache } = await import('../../builder/snapshots.ts')
       const { join } = await import('node:path')
       const buildCache = await createBuildCache({ workDir: join(store.root, 'build'), db: store.db, store: store.content }).collect({ graceMs, dryRun: opts.dryRun === true })
       if (opts.json === true) { ctx.out.json({ ...result, buildCache }); return }

@@ -1,7 +1,7 @@
 import { statfs } from 'node:fs/promises'
 import type { Command } from 'commander'
 import type { Digest, LocalStore } from '../../content/index.ts'
-import type { BuildCache, BuildCacheUsage } from '../../build/snapshots.ts'
+import type { BuildCache, BuildCacheUsage } from '../../builder/snapshots.ts'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
@@ -15,9 +15,9 @@ async function childrenReader (store: LocalStore): Promise<(d: Digest) => Promis
   return blobChildren(untracked(store.content))
 }
 
-/** The builder's snapshots and unpacked bases beside the store (src/build/snapshots.ts). */
+/** The builder's snapshots and unpacked bases beside the store (src/builder/snapshots.ts). */
 async function buildCacheOf (store: LocalStore): Promise<BuildCache> {
-  const { createBuildCache } = await import('../../build/snapshots.ts')
+  const { createBuildCache } = await import('../../builder/snapshots.ts')
   const { join } = await import('node:path')
   return createBuildCache({ workDir: join(store.root, 'build'), db: store.db, store: store.content })
 }

@@ -44,7 +44,7 @@ interface UpFlags {
  */
 export async function createLocalBuildRunner (store: LocalStore, workDir: string, nodeSandbox: NodeSandbox): Promise<BuildRunner> {
   const [{ mkdtemp, rm }, { join }, { createBuilder, instructionSummary }, { parseRecipe }, { extractLayer }] = await Promise.all([
-    import('node:fs/promises'), import('node:path'), import('../../build/index.ts'), import('../../recipe/index.ts'), import('../../oci/index.ts')
+    import('node:fs/promises'), import('node:path'), import('../../builder/index.ts'), import('../../recipe/index.ts'), import('../../oci/index.ts')
   ])
   const builder = createBuilder({ store: store.content, db: store.db, refs: store.refs, workDir, probeCacheDir: workDir, ...(nodeSandbox.sandbox === undefined ? {} : { sandbox: nodeSandbox.sandbox }) })
   return {

@@ -1,10 +1,10 @@
 /**
- * Each sandbox driver, as the builder's probe found it (src/build/sandbox/probe.ts),
+ * Each sandbox driver, as the builder's probe found it (src/builder/sandbox/probe.ts),
  * and the one builds will use. A driver that works but cannot isolate build
  * steps from kiln (proot) is a warning: it builds the operator's own recipes
  * only, never jobs of other peers nor gateway builds (docs/security.md).
  */
-import { othersRefusal } from '../../build/sandbox/index.ts'
+import { othersRefusal } from '../../builder/sandbox/index.ts'
 import type { Check, CheckResult } from '../types.ts'
 
 const ISOLATING_FIX = 'for jobs and gateway builds, enable unprivileged user namespaces (see the userns checks) and install bubblewrap'

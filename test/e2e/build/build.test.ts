@@ -12,7 +12,7 @@ import { makeBusyboxBase } from '../../helpers/busybox-base.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
-import { mountsUnder, processesWith } from '../../unit/build/fixtures.ts'
+import { mountsUnder, processesWith } from '../../unit/builder/fixtures.ts'
 
 const DOCKERFILE = `FROM oci:LAYOUT:base AS build
 ARG WHO=world

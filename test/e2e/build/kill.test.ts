@@ -21,7 +21,7 @@ import { kilnProcs } from '../../helpers/kiln-procs.ts'
 import type { KilnProcs, Proc } from '../../helpers/kiln-procs.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
-import { processesWith } from '../../unit/build/fixtures.ts'
+import { processesWith } from '../../unit/builder/fixtures.ts'
 
 const BENCH = join(import.meta.dirname, '../../../../shared/bench')
 const DRIVERS = [{ driver: 'bwrap', tool: 'bwrap' }, { driver: 'unshare', tool: 'unshare' }, { driver: 'proot', tool: 'proot' }] as const

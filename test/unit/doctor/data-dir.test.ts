@@ -12,7 +12,7 @@ import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createBuilder } from '../../../src/build/index.ts'
+import { createBuilder } from '../../../src/builder/index.ts'
 import { inspectDataDir, secureDataDir } from '../../../src/doctor/data-dir.ts'
 import { openLocalStore } from '../../../src/content/index.ts'
 import { createUploadManager } from '../../../src/gateway/uploads.ts'

@@ -7,7 +7,7 @@
 import { lstatSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createStepCache, stepKey } from '../../../src/build/cache.ts'
+import { createStepCache, stepKey } from '../../../src/builder/cache.ts'
 import { digestHex, openLocalStore } from '../../../src/content/index.ts'
 import type { LocalStore } from '../../../src/content/index.ts'
 import { BUILD_CACHE_MEDIA_TYPE, createCacheImage, createExporter, fetchCacheImage, importCacheImage, parseCacheFromSpec, parseCacheToSpec, parseOutputSpec } from '../../../src/export/index.ts'

@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DirTree, InRootPathError, resolveInRoot, MAX_SYMLINK_HOPS } from '../../../src/oci/index.ts'
 import type { InRootFailure, RootTree } from '../../../src/oci/index.ts'
-import { LayerTree } from '../../../src/build/rootfs-view.ts'
+import { LayerTree } from '../../../src/builder/rootfs-view.ts'
 import { haveTools } from '../../helpers/tools.ts'
 
 /** path -> 'dir' | 'file' | '->TARGET' (a symlink). Parents are made as dirs. */

@@ -61,7 +61,7 @@ export async function prepareScratch (root: SandboxRoot, network: boolean): Prom
 /**
  * Records that a step stacks on these lower dirs now, in their ctime: the
  * builder's snapshots and unpacked bases are evicted least recently used
- * first (src/build/snapshots.ts). Setting a dir's times to what they are
+ * first (src/builder/snapshots.ts). Setting a dir's times to what they are
  * moves its ctime to now and nothing else: its mtime may be in a layer, and
  * its atime moves whenever anyone lists it (relatime).
  */

@@ -3,7 +3,7 @@
  * that resolves outside the context (`..`, absolute paths, symlinks that
  * leave it), the context filter (what the ignore file excludes is not
  * there for COPY/ADD, is never read, and is not in the step cache key;
- * src/build/context), and content hashes for the step cache key.
+ * src/builder/context), and content hashes for the step cache key.
  */
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
@@ -86,7 +86,7 @@ async function fileHash (path: string): Promise<string> {
 /**
  * A stable digest of a file or tree: relative paths, kinds, modes, link
  * targets and contents. With contextDir and rules, a tree is what the build
- * sees of it (src/build/context): excluded entries are neither read nor
+ * sees of it (src/builder/context): excluded entries are neither read nor
  * hashed, so they cannot change the step's cache key.
  */
 export async function treeDigest (path: string, contextDir?: string, rules: IgnoreRules = NO_IGNORE_RULES): Promise<string> {

@@ -7,8 +7,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { buildRunning, holdBuildLock } from '../../../src/build/build-locks.ts'
-import { sweepStaleScratch } from '../../../src/build/stale-scratch.ts'
+import { buildRunning, holdBuildLock } from '../../../src/builder/build-locks.ts'
+import { sweepStaleScratch } from '../../../src/builder/stale-scratch.ts'
 import { ownerGone, ownerTag, processStart, scratchPrefix } from '../../../src/util/owner.ts'
 import { claimScratchDir } from '../../../src/util/scratch-claims.ts'
 

@@ -1,4 +1,4 @@
-import { probeSandboxes, createSandbox } from '../../../src/build/sandbox/index.ts'
+import { probeSandboxes, createSandbox } from '../../../src/builder/sandbox/index.ts'
 import { sandboxSuite } from './sandbox-suite.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { describe, expect, it } from 'vitest'

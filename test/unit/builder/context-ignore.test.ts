@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { IgnorePatternError, listContext, parseIgnoreFile, readContextIgnore, isVisible } from '../../../src/build/context/index.ts'
+import { IgnorePatternError, listContext, parseIgnoreFile, readContextIgnore, isVisible } from '../../../src/builder/context/index.ts'
 
 const rules = (...lines: string[]): ReturnType<typeof parseIgnoreFile> => parseIgnoreFile(lines.join('\n'))
 

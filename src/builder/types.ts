@@ -53,7 +53,7 @@ export interface BuildOptions {
   contextDir: string
   /**
    * What COPY/ADD may not see of the context (readContextIgnore in
-   * src/build/context: the `.dockerignore` rules). Default: nothing
+   * src/builder/context: the `.dockerignore` rules). Default: nothing
    * excluded, right for a context tar, which was filtered when packed.
    */
   contextIgnore?: IgnoreRules

@@ -5,9 +5,9 @@
  * `.dockerignore`; ./ignore-file.ts).
  *
  * One implementation for both ways a context is used: `kiln build` reads
- * COPY/ADD sources through it (src/build/context-files.ts), and `kiln
+ * COPY/ADD sources through it (src/builder/context-files.ts), and `kiln
  * submit` packs exactly these entries into the context tar that agents
- * build (src/requester/context-pack.ts). It lives under src/build, not
+ * build (src/requester/context-pack.ts). It lives under src/builder, not
  * src/recipe or src/requester, because it reads the filesystem (the recipe
  * front-ends are pure text) and because the requester may depend on the
  * builder's modules while the builder must not depend on the requester.

@@ -1,6 +1,6 @@
 /**
  * The rootless builder: turns a BuildPlan (src/recipe) into an OCI image in
- * the content store, running RUN steps in a sandbox (src/build/sandbox) as
+ * the content store, running RUN steps in a sandbox (src/builder/sandbox) as
  * an ordinary user, one layer per filesystem step, with a step cache in the
  * store's database and reproducible output (SOURCE_DATE_EPOCH, default 0).
  *

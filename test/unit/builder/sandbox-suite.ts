@@ -9,8 +9,8 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { removeTree } from '../../../src/build/sandbox/index.ts'
-import type { RunSpec, Sandbox, SandboxRoot } from '../../../src/build/sandbox/index.ts'
+import { removeTree } from '../../../src/builder/sandbox/index.ts'
+import type { RunSpec, Sandbox, SandboxRoot } from '../../../src/builder/sandbox/index.ts'
 import { makeBusyboxRoot, mountsUnder, processesWith } from './fixtures.ts'
 
 export function sandboxSuite (name: string, make: () => Promise<Sandbox>): void {

@@ -3,7 +3,7 @@
  * reads it, from the parsed plan.
  */
 import { describe, expect, it } from 'vitest'
-import { instructionSummary, instructionText } from '../../../src/build/instruction-text.ts'
+import { instructionSummary, instructionText } from '../../../src/builder/instruction-text.ts'
 import { parseRecipe } from '../../../src/recipe/index.ts'
 
 function texts (recipe: string, filename = 'Dockerfile'): string[] {
