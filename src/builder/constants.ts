@@ -23,5 +23,3 @@ export const FAILED_STEP_OUTPUT_TAIL = 4096
 /** Largest single file read whole into memory when hashing or diffing (bigger ones stream). */
 export const HASH_CHUNK_SIZE = 1024 * 1024
 
-/** Step cache format version: bump to invalidate every cache entry when the layer format changes. */
-export const STEP_CACHE_VERSION = 1

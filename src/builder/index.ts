@@ -37,8 +37,6 @@ export function createBuilder (init: BuilderInit): Builder {
 }
 export { instructionText, instructionSummary } from './instruction-text.ts'
 export type * from './types.ts'
-export { createStepCache, stepKey } from './cache.ts'
-export type { CachedLayer, StepCache, StepCacheRecord } from './cache.ts'
 export * from './errors.ts'
 export { createSandbox, probeSandboxes } from './sandbox/index.ts'
 export { readContextIgnore, parseIgnoreFile, NO_IGNORE_RULES, IgnorePatternError } from './context/index.ts'

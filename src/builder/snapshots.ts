@@ -32,7 +32,7 @@ import type { BlobReader, Digest } from '../content/index.ts'
 import type { KilnDb } from '../db/index.ts'
 import type { DerivedCache, DerivedEntry } from '../content/quota.ts'
 import { buildRunning } from './build-locks.ts'
-import { createStepCache } from './cache.ts'
+import { createStepCache, parseSnapshotName } from '../cache/index.ts'
 import { removeTree } from './sandbox/scratch.ts'
 
 export type BuildCacheKind = 'snapshot' | 'base'
@@ -62,8 +62,6 @@ export interface BuildCache extends DerivedCache {
   /** Removes orphans older than graceMs (kiln gc); nothing while a build runs. */
   collect: (options?: { graceMs?: number, dryRun?: boolean, now?: number }) => Promise<CollectResult>
 }
-
-const HEX = /^[0-9a-f]{64}$/
 
 /** Bytes a tree holds on disk, each inode once (hard links). */
 async function diskBytes (path: string, seen = new Set<string>()): Promise<number> {
@@ -108,18 +106,19 @@ export function createBuildCache (init: BuildCacheInit): BuildCache {
   /** Whether a build could still use the entry. */
   const backedBy = async (): Promise<(e: { kind: BuildCacheKind, name: string }) => Promise<boolean>> => {
     const cache = createStepCache(init.db).list()
-    const byKey = new Map(cache.map(r => [r.key.slice('sha256:'.length), r.descriptor.digest]))
-    const byDiffId = new Map<string, Digest[]>()
-    for (const r of cache) byDiffId.set(r.diffId.slice('sha256:'.length), [...byDiffId.get(r.diffId.slice('sha256:'.length)) ?? [], r.descriptor.digest])
+    const byKey = new Map(cache.map(r => [r.key, r.descriptor.digest]))
+    const byDiffId = new Map<Digest, Digest[]>()
+    for (const r of cache) byDiffId.set(r.diffId, [...byDiffId.get(r.diffId) ?? [], r.descriptor.digest])
     const has = async (d: Digest | undefined): Promise<boolean> => d !== undefined && await init.store.has(d)
     return async (e) => {
       if (e.kind === 'base') {
         const m = /^([0-9a-f]{64})-\d+$/.exec(e.name)
         return m === null ? e.name.startsWith('scratch-') : await has(`sha256:${m[1] as string}` as Digest)
       }
-      if (e.name.startsWith('k-')) return await has(byKey.get(e.name.slice(2)))
-      if (!HEX.test(e.name)) return false
-      for (const d of byDiffId.get(e.name) ?? []) if (await has(d)) return true
+      const snap = parseSnapshotName(e.name)
+      if (snap === undefined) return false
+      if (snap.kind === 'key') return await has(byKey.get(snap.key))
+      for (const d of byDiffId.get(snap.diffId) ?? []) if (await has(d)) return true
       return false
     }
   }

@@ -6,7 +6,7 @@ import type { KilnDb } from '../db/index.ts'
 import type { ImageConfig } from '../oci/index.ts'
 import type { SourceLoc, StepOp, BuildPlan } from '../recipe/ir.ts'
 import type { OutputStream, Sandbox, SandboxDriverName } from './sandbox/types.ts'
-import type { CachedLayer } from './cache.ts'
+import type { RemoteStepCache } from '../cache/index.ts'
 import type { IgnoreRules } from './context/index.ts'
 import type { Logger } from 'pino'
 
@@ -23,21 +23,8 @@ export interface BuilderInit {
   logger?: Logger
   /** Where unpacked bases, step snapshots and temp dirs live (e.g. DATA_DIR/build). */
   workDir: string
-  /** Asked for a filesystem step the local step cache lacks (e.g. the federation's signed cache records, src/export). */
+  /** Asked for a filesystem step the local step cache lacks (e.g. the federation's signed cache records, src/cache). */
   remoteCache?: RemoteStepCache
-}
-
-/**
- * A step cache elsewhere. On a hit `lookup` returns the layer with its blob
- * already in the builder's store (verified by digest) and, when it can, the
- * step's snapshot made under `snapshotsDir/<diffID hex>` (without one an
- * overlay build runs the step anyway). A miss or any failure is `undefined`:
- * a remote cache makes builds faster, never fails them. After a remote miss
- * the builder asks no more for the rest of that stage (later keys hash the
- * missed one, so nobody can have them without having it).
- */
-export interface RemoteStepCache {
-  lookup: (key: Digest, options: { snapshotsDir: string, signal?: AbortSignal }) => Promise<CachedLayer | undefined>
 }
 
 export type BuildEvent =

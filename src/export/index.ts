@@ -16,11 +16,9 @@
  * (any program speaking protocols/exporter.md) and kiln (the peer network;
  * wired in by whoever owns a transfer).
  *
- * Build caches: createCacheImage packs the builder's step cache as an OCI
- * artifact for any exporter; fetchCacheImage + importCacheImage bring it
- * into another store (protocols/exporter.md §7). createNetworkCache publishes
- * step-cache records as signed DHT records and gives the builder a
- * `remoteCache` that uses those of trusted builders (protocols/cache.md).
+ * Build caches are src/cache's: it packs the step cache as an OCI artifact
+ * that any exporter here writes; parseCacheToSpec reads `--cache-to`, an
+ * output spec plus `mode`.
  *
  * @example
  * ```ts
@@ -44,10 +42,6 @@ export { nginxConfig, htaccessFiles } from './site-config.ts'
 export type { SiteState } from './site-state.ts'
 export { parseCacheToSpec, parseCacheFromSpec, DEFAULT_CACHE_TAG } from './cache-spec.ts'
 export type { CacheToSpec } from './cache-spec.ts'
-export { BUILD_CACHE_MEDIA_TYPE, createCacheImage, fetchCacheImage, importCacheImage, selectCacheRecords } from './cache.ts'
-export { createNetworkCache } from './network-cache.ts'
-export type { NetworkCache, NetworkCacheInit } from './network-cache.ts'
-export type { BuildCacheRecord, CacheExportOptions, CacheImportOptions, CacheImportResult } from './cache.ts'
 
 /** What to export: a manifest or index and the store holding it and all it references. */
 export interface ExportImage {

@@ -88,7 +88,7 @@ export function register (program: Command, ctx: CliContext): void {
         ...(sandboxChoice !== 'auto' ? { sandboxDriver: sandboxChoice } : {})
       })
       for (const ref of cacheFrom) {
-        const { fetchCacheImage, importCacheImage } = await import('../../export/index.ts')
+        const { fetchCacheImage, importCacheImage } = await import('../../cache/index.ts')
         try {
           const root = await fetchCacheImage(store.content, ref)
           const r = await importCacheImage(store.db, store.content, root, { snapshotsDir: join(workDir, 'snapshots') })
@@ -134,7 +134,7 @@ export function register (program: Command, ctx: CliContext): void {
       const exported: Array<{ output: string, description: string, digest: string }> = []
       const cacheExported: Array<{ output: string, description: string, records: number }> = []
       if (outputs.length > 0 || cacheTo.length > 0) {
-        const { createExporter, createCacheImage } = await import('../../export/index.ts')
+        const [{ createExporter }, { createCacheImage }] = await Promise.all([import('../../export/index.ts'), import('../../cache/index.ts')])
         const exporter = createExporter()
         for (const [i, target] of outputs.entries()) {
           const r = await exporter.export({ store: store.content, root: result.descriptor }, target, { tags: tags.map(t => `${t.repository}:${t.tag}`) })

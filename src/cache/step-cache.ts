@@ -10,6 +10,7 @@ import { DigestSchema } from '../oci/index.ts'
 import { sha256Digest } from '../content/index.ts'
 import { STEP_CACHE_VERSION } from './constants.ts'
 
+/** A layer as the step cache knows it: its descriptor (as stored) and its diffID. */
 export interface CachedLayer {
   descriptor: { mediaType: string, digest: Digest, size: number }
   diffId: Digest
@@ -69,4 +70,17 @@ export function createStepCache (db: KilnDb): StepCache {
 /** Key of a step: hash of the parent key, the canonical step and its inputs (in the given order). */
 export function stepKey (parent: string, canonical: string, inputs: readonly string[] = []): Digest {
   return sha256Digest(JSON.stringify([STEP_CACHE_VERSION, parent, canonical, inputs]))
+}
+
+/**
+ * A step cache elsewhere. On a hit `lookup` returns the layer with its blob
+ * already in the builder's store (verified by digest) and, when it can, the
+ * step's snapshot made under `snapshotsDir/<diffID hex>` (without one an
+ * overlay build runs the step anyway). A miss or any failure is `undefined`:
+ * a remote cache makes builds faster, never fails them. After a remote miss
+ * the builder asks no more for the rest of that stage (later keys hash the
+ * missed one, so nobody can have them without having it).
+ */
+export interface RemoteStepCache {
+  lookup: (key: Digest, options: { snapshotsDir: string, signal?: AbortSignal }) => Promise<CachedLayer | undefined>
 }

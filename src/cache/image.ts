@@ -1,6 +1,6 @@
 /**
  * Build cache export and import (protocols/exporter.md §7). The builder's
- * step cache (src/builder's createStepCache) is packed with the layers it
+ * step cache (./step-cache.ts) is packed with the layers it
  * names as an OCI artifact, which any exporter can write (layout, archive, registry, static site, s3, exec).
  * Importing it into another store adds the records and blobs, and, given
  * the builder's snapshot dir, the step snapshots, so that another agent's
@@ -13,18 +13,24 @@ import {
   BUILD_CACHE_MAX_CONFIG_BYTES, BUILD_CACHE_MEDIA_TYPE, BUILD_CACHE_VERSION, BuildCacheConfigSchema
 } from '../../protocols/exporter.ts'
 import type { BuildCacheConfig, BuildCacheRecord } from '../../protocols/exporter.ts'
-import { createStepCache } from '../builder/index.ts'
 import type { BlobReader, ContentStore, Digest } from '../content/index.ts'
 import type { KilnDb } from '../db/index.ts'
 import { MAX_MANIFEST_SIZE, OCI_MANIFEST, encodeJson, importImage, parseDescribed, parseDockerName, parseImageRef, walkImage } from '../oci/index.ts'
 import type { Descriptor } from '../oci/index.ts'
 import { createRegistryClient, pullImage } from '../registry/index.ts'
-import { materializeSnapshot } from './cache-snapshot.ts'
-import { ExportUnsupportedError, OutputSpecInvalidError } from './errors.ts'
-import type { ExporterComponents } from './index.ts'
+import type { RegistryClient } from '../registry/index.ts'
+import type { DockerName } from '../oci/index.ts'
+import { materializeSnapshot } from './snapshot.ts'
+import { CacheImageError } from './errors.ts'
+import { createStepCache } from './step-cache.ts'
 
 export { BUILD_CACHE_MEDIA_TYPE }
 export type { BuildCacheRecord }
+
+/** How a cache image is fetched from a registry (the CLI's credentials and TLS choices); default an anonymous client. */
+export interface CacheSourceComponents {
+  registry?: (name: DockerName, insecure: boolean) => RegistryClient
+}
 
 export interface CacheExportOptions {
   /** Default 'max'. */
@@ -59,7 +65,7 @@ function readRecords (db: KilnDb): BuildCacheRecord[] {
 export async function selectCacheRecords (db: KilnDb, store: BlobReader, options: CacheExportOptions = {}): Promise<BuildCacheRecord[]> {
   let records = readRecords(db)
   if ((options.mode ?? 'max') === 'min') {
-    if (options.image === undefined) throw new OutputSpecInvalidError('cache mode=min needs the image whose steps to export', ['mode'])
+    if (options.image === undefined) throw new CacheImageError('cache mode=min needs the image whose steps to export')
     const layers = new Set<Digest>()
     for await (const w of walkImage(store, options.image)) if (w.role === 'layer') layers.add(w.descriptor.digest)
     records = records.filter(r => layers.has(r.layer.digest))
@@ -96,12 +102,12 @@ export async function createCacheImage (db: KilnDb, store: ContentStore, options
  * `oci-archive:FILE[:TAG]` or `docker://HOST/REPO:TAG` (a registry, the
  * gateway, or a static site behind a web server).
  */
-export async function fetchCacheImage (store: ContentStore, ref: string, components: ExporterComponents = {}): Promise<Descriptor> {
+export async function fetchCacheImage (store: ContentStore, ref: string, components: CacheSourceComponents = {}): Promise<Descriptor> {
   const parsed = parseImageRef(ref)
   if (parsed.transport === 'oci' || parsed.transport === 'oci-archive') {
     const images = await importImage(store, parsed)
     const first = images[0]
-    if (images.length !== 1 || first === undefined) throw new ExportUnsupportedError(`${ref} holds ${images.length} images; name the cache one with :TAG`)
+    if (images.length !== 1 || first === undefined) throw new CacheImageError(`${ref} holds ${images.length} images; name the cache one with :TAG`)
     return first.descriptor
   }
   if (parsed.transport === 'docker') {
@@ -110,20 +116,20 @@ export async function fetchCacheImage (store: ContentStore, ref: string, compone
     const pulled = await pullImage(client, name.path, name.digest ?? name.tag ?? 'latest', store)
     return { mediaType: pulled.mediaType, digest: pulled.digest, size: pulled.size }
   }
-  throw new ExportUnsupportedError(`cannot import a build cache from ${ref}; use oci:, oci-archive: or docker://`)
+  throw new CacheImageError(`cannot import a build cache from ${ref}; use oci:, oci-archive: or docker://`)
 }
 
 /** Adds a cache artifact that is already in the store to its step cache (and the builder's snapshots). */
 export async function importCacheImage (db: KilnDb, store: ContentStore, root: Descriptor, options: CacheImportOptions = {}): Promise<CacheImportResult> {
   const parsed = parseDescribed(root, await store.readBytes(root.digest, MAX_MANIFEST_SIZE))
   if (parsed.kind !== 'manifest' || parsed.value.config.mediaType !== BUILD_CACHE_MEDIA_TYPE) {
-    throw new ExportUnsupportedError(`${root.digest} is not a kiln build cache (${BUILD_CACHE_MEDIA_TYPE})`)
+    throw new CacheImageError(`${root.digest} is not a kiln build cache (${BUILD_CACHE_MEDIA_TYPE})`)
   }
   const configBytes = await store.readBytes(parsed.value.config.digest, BUILD_CACHE_MAX_CONFIG_BYTES)
   let json: unknown
-  try { json = JSON.parse(new TextDecoder().decode(configBytes)) } catch { throw new ExportUnsupportedError(`${parsed.value.config.digest}: cache config is not JSON`) }
+  try { json = JSON.parse(new TextDecoder().decode(configBytes)) } catch { throw new CacheImageError(`${parsed.value.config.digest}: cache config is not JSON`) }
   const r = BuildCacheConfigSchema.safeParse(json)
-  if (!r.success) throw new ExportUnsupportedError(`${parsed.value.config.digest}: invalid cache config: ${r.error.issues.slice(0, 3).map(i => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
+  if (!r.success) throw new CacheImageError(`${parsed.value.config.digest}: invalid cache config: ${r.error.issues.slice(0, 3).map(i => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
   const listed = new Map(parsed.value.layers.map(l => [l.digest, l]))
   const cache = createStepCache(db)
   const result: CacheImportResult = { added: 0, kept: 0, snapshots: { created: 0, present: 0, unsupported: 0 } }
@@ -131,9 +137,9 @@ export async function importCacheImage (db: KilnDb, store: ContentStore, root: D
     options.signal?.throwIfAborted()
     const layer = listed.get(rec.layer.digest)
     if (layer === undefined || layer.size !== rec.layer.size || layer.mediaType !== rec.layer.mediaType) {
-      throw new ExportUnsupportedError(`cache record ${rec.key} names layer ${rec.layer.digest}, which the artifact does not list as such`)
+      throw new CacheImageError(`cache record ${rec.key} names layer ${rec.layer.digest}, which the artifact does not list as such`)
     }
-    if (!await store.has(rec.layer.digest)) throw new ExportUnsupportedError(`cache layer ${rec.layer.digest} is not in the store; fetch the artifact first`)
+    if (!await store.has(rec.layer.digest)) throw new CacheImageError(`cache layer ${rec.layer.digest} is not in the store; fetch the artifact first`)
     if (options.snapshotsDir !== undefined) result.snapshots[await materializeSnapshot(store, layer, rec.diffId, options.snapshotsDir)]++
     if (cache.get(rec.key) !== undefined) { result.kept++; continue }
     cache.put(rec.key, { descriptor: rec.layer, diffId: rec.diffId })

@@ -16,7 +16,6 @@
  * ```
  */
 import type { PrivateKey } from '@libp2p/interface'
-import type { CachedLayer, RemoteStepCache } from '../builder/index.ts'
 import type { ContentStore, Digest } from '../content/index.ts'
 import type { KilnDb } from '../db/index.ts'
 import type { Descriptor } from '../oci/index.ts'
@@ -24,11 +23,10 @@ import { publishCacheRecord, resolveCacheRecord } from '../p2p/cache-records.ts'
 import type { CacheTrust } from '../p2p/cache-records.ts'
 import type { KilnNode } from '../p2p/index.ts'
 import type { Transfer } from '../transfer/index.ts'
-import { selectCacheRecords } from './cache.ts'
-import { materializeSnapshot } from './cache-snapshot.ts'
-
-/** Records published at once (each is a DHT put and two provides). */
-const PUBLISH_CONCURRENCY = 4
+import { PUBLISH_CONCURRENCY } from './constants.ts'
+import { selectCacheRecords } from './image.ts'
+import { materializeSnapshot } from './snapshot.ts'
+import type { CachedLayer, RemoteStepCache } from './step-cache.ts'
 
 export interface NetworkCacheInit {
   node: KilnNode

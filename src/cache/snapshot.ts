@@ -16,12 +16,12 @@ import { randomBytes } from 'node:crypto'
 import { lstat, mkdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { digestHex } from '../content/index.ts'
 import type { BlobReader, Digest } from '../content/index.ts'
 import { OPAQUE_WHITEOUT, SafeRoot, WHITEOUT_PREFIX, cleanComponents, decompress, extractLayer, layerCompression, readTar } from '../oci/index.ts'
 import type { Descriptor } from '../oci/index.ts'
 import { mkdirPrivate } from '../util/fs.ts'
 import { ownerTag } from '../util/owner.ts'
+import { layerSnapshotName } from './snapshot-names.ts'
 
 export type SnapshotOutcome = 'created' | 'present' | 'unsupported'
 
@@ -45,7 +45,7 @@ async function whiteoutsOf (store: BlobReader, layer: Descriptor): Promise<strin
 }
 
 export async function materializeSnapshot (store: BlobReader, layer: Descriptor, diffId: Digest, snapshotsDir: string): Promise<SnapshotOutcome> {
-  const dest = join(snapshotsDir, digestHex(diffId))
+  const dest = join(snapshotsDir, layerSnapshotName(diffId))
   if (await exists(dest)) return 'present'
   const whiteouts = await whiteoutsOf(store, layer)
   if (whiteouts === undefined) return 'unsupported'

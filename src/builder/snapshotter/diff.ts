@@ -15,7 +15,7 @@
 import { lstat, readdir, readlink } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
 import { join } from 'node:path'
-import type { LayerEntry } from '../oci/layer/write.ts'
+import type { LayerEntry } from '../../oci/layer/write.ts'
 
 export type { LayerEntry }
 

@@ -7,13 +7,13 @@
 import { lstatSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createStepCache, stepKey } from '../../../src/builder/cache.ts'
+import { BUILD_CACHE_MEDIA_TYPE, createCacheImage, createStepCache, fetchCacheImage, importCacheImage, stepKey } from '../../../src/cache/index.ts'
 import { digestHex, openLocalStore } from '../../../src/content/index.ts'
 import type { LocalStore } from '../../../src/content/index.ts'
-import { BUILD_CACHE_MEDIA_TYPE, createCacheImage, createExporter, fetchCacheImage, importCacheImage, parseCacheFromSpec, parseCacheToSpec, parseOutputSpec } from '../../../src/export/index.ts'
+import { createExporter, parseCacheFromSpec, parseCacheToSpec, parseOutputSpec } from '../../../src/export/index.ts'
 import { writeLayer } from '../../../src/oci/index.ts'
 import type { WrittenLayer } from '../../../src/oci/index.ts'
-import { makeImage, tempDirs } from './helpers.ts'
+import { makeImage, tempDirs } from '../export/helpers.ts'
 
 const dirs = tempDirs()
 let a: LocalStore
@@ -67,12 +67,12 @@ describe('build cache', () => {
     expect(none.records).toBe(0)
     createStepCache(a.db).put(stepKey('x', 'RUN img'), { descriptor: { mediaType: img.layer.mediaType, digest: img.layer.digest, size: img.layer.size }, diffId: img.diffId as `sha256:${string}` })
     expect((await createCacheImage(a.db, a.content, { mode: 'min', image: img.manifest })).records).toBe(1)
-    await expect(createCacheImage(a.db, a.content, { mode: 'min' })).rejects.toMatchObject({ name: 'OutputSpecInvalidError' })
+    await expect(createCacheImage(a.db, a.content, { mode: 'min' })).rejects.toMatchObject({ name: 'CacheImageError' })
   })
 
   it('refuses an image that is not a cache artifact', async () => {
     const img = await makeImage(a.content, 'amd64')
-    await expect(importCacheImage(a.db, a.content, img.manifest)).rejects.toMatchObject({ name: 'ExportUnsupportedError' })
+    await expect(importCacheImage(a.db, a.content, img.manifest)).rejects.toMatchObject({ name: 'CacheImageError' })
   })
 })
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createStepCache, stepKey } from '../../../src/builder/cache.ts'
+import { createStepCache, stepKey } from '../../../src/cache/index.ts'
 import { sha256Digest } from '../../../src/content/index.ts'
 import { openDb } from '../../../src/db/index.ts'
 

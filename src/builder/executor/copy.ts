@@ -1,0 +1,173 @@
+/**
+ * COPY/ADD and the Apptainer front end's files: the sources are gathered
+ * (context files, a stage's or an image's tree, inline heredocs) and placed
+ * in a fresh upper dir, resolved in the stage's root (src/oci/layer/in-root.ts)
+ * so that no link on the way leads out; the snapshotter commits the dir.
+ */
+import { chmod, cp, lstat, readdir, rm, mkdir, writeFile } from 'node:fs/promises'
+import type { Stats } from 'node:fs'
+import { basename, join, posix } from 'node:path'
+import type { Digest } from '../../content/index.ts'
+import { resolveInRoot } from '../../oci/index.ts'
+import type { TreeEntry } from '../../oci/index.ts'
+import type { CopyStep, FileStep } from '../../recipe/ir.ts'
+import { extractArchive, isTarArchive } from '../add-archive.ts'
+import { resolveBase, unpackedBase } from '../base.ts'
+import { contextCopyFilter, expandSource, treeDigest } from '../context-files.ts'
+import { CopySourceError } from '../errors.ts'
+import { LayerTree } from '../rootfs-view.ts'
+import { removeTree } from '../sandbox/index.ts'
+import { newUpper, stageDirs } from '../snapshotter/index.ts'
+import type { Snapshotter } from '../snapshotter/index.ts'
+import type { BuildScope, StageState } from '../stage.ts'
+
+type CopyItem =
+  | { kind: 'host', path: string, name: string, isDir: boolean }
+  | { kind: 'inline', name: string, content: string, isDir: false }
+  | { kind: 'layers', tree: LayerTree, comps: string[], entry: TreeEntry, name: string, isDir: boolean }
+
+/** A COPY's sources, gathered before its key is made: `digests` name their content for the key. */
+export interface CopyInputs { items: CopyItem[], digests: string[] }
+
+/** The layer dirs of a `COPY --from` stage or image, and the key that stands for their content. */
+async function copyFromRoot (scope: BuildScope, step: CopyStep): Promise<{ layers: string[], key: string, what: string }> {
+  if (step.from.kind === 'image') {
+    const image = await resolveBase(scope.resolver, step.from.ref, scope.platform, step.source)
+    return { layers: [await unpackedBase(scope.store, image, scope.dirs.rootfs, scope.options.signal)], key: image.manifestDigest ?? 'scratch', what: `image ${step.from.ref}` }
+  }
+  if (step.from.kind !== 'stage') throw new CopySourceError('COPY --from names neither a stage nor an image', step.source)
+  const from = scope.states.get(step.from.stage)
+  if (from === undefined) throw new CopySourceError(`COPY --from names stage ${step.from.stage}, which has not been built`, step.source)
+  return { layers: await stageDirs(scope, from), key: from.key, what: `stage ${step.from.stage}` }
+}
+
+export async function copyInputs (scope: BuildScope, step: CopyStep): Promise<CopyInputs> {
+  const { contextDir, contextIgnore } = scope.options
+  const items: CopyItem[] = []
+  const digests: string[] = []
+  for (const src of step.sources) {
+    if (src.kind === 'inline') { items.push({ kind: 'inline', name: src.name, content: src.content, isDir: false }); continue }
+    if (step.from.kind === 'context') {
+      for (const p of await expandSource(contextDir, src.path, step.source, contextIgnore)) {
+        const isDir = (await lstat(p)).isDirectory()
+        items.push({ kind: 'host', path: p, name: basename(p), isDir })
+        digests.push(`${src.path}=${await treeDigest(p, contextDir, contextIgnore)}`)
+      }
+    } else {
+      const from = await copyFromRoot(scope, step)
+      const tree = new LayerTree(from.layers)
+      // Docker follows a symlink source, the last component included, inside the stage's root.
+      const found = await resolveInRoot(tree, posix.resolve('/', src.path), {
+        makeError: reason => new CopySourceError(`COPY source ${src.path} in ${from.what}: ${reason}`, step.source)
+      })
+      if (found.entry === undefined) throw new CopySourceError(`COPY source ${src.path} not found in ${from.what}`, step.source)
+      items.push({ kind: 'layers', tree, comps: found.comps, entry: found.entry, name: posix.basename(posix.resolve('/', src.path)), isDir: found.entry.st.isDirectory() })
+      digests.push(`${src.path}@${from.key}`)
+    }
+  }
+  return { items, digests }
+}
+
+export async function copyStep (scope: BuildScope, snap: Snapshotter, st: StageState, step: CopyStep, key: Digest, inputs: CopyInputs): Promise<void> {
+  const { options } = scope
+  const { dir, upper } = await newUpper(scope)
+  try {
+    const below = new LayerTree(await stageDirs(scope, st))
+    const dest = await resolveInRoot(below, posix.resolve(st.config.WorkingDir ?? '/', step.dest), {
+      makeError: reason => new CopySourceError(`COPY destination ${step.dest}: ${reason}`, step.source)
+    })
+    const destIsDir = inputs.items.length > 1 || step.dest.endsWith('/') || dest.comps.length === 0 || dest.entry?.st.isDirectory() === true
+    const contextFilter = contextCopyFilter(options.contextDir, options.contextIgnore)
+    for (const item of inputs.items) {
+      if (item.kind === 'host' && step.add && !item.isDir && await isTarArchive(item.path)) {
+        // Docker: a local archive is unpacked into the destination directory.
+        const into = await placeInUpper(upper, below, dest.comps, undefined)
+        try {
+          await extractArchive(item.path, into, options.signal)
+        } catch (err) {
+          options.signal?.throwIfAborted()
+          throw new CopySourceError(`ADD ${basename(item.path)}: cannot extract the archive: ${(err as Error).message}`, step.source)
+        }
+        continue
+      }
+      const target = destIsDir && !item.isDir ? [...dest.comps, item.name] : dest.comps
+      const at = await placeInUpper(upper, below, item.isDir ? target : target.slice(0, -1), item.isDir ? undefined : target[target.length - 1])
+      if (item.kind === 'host') await cp(item.path, at, { recursive: true, verbatimSymlinks: true, force: true, preserveTimestamps: true, filter: contextFilter })
+      else if (item.kind === 'inline') await writeFile(at, item.content, { mode: 0o644, flag: 'wx' })
+      else await copyFromTree(item.tree, item.comps, item.entry, at)
+      if (step.chmod !== undefined) await chmodTree(at, parseInt(step.chmod, 8))
+    }
+    await snap.commit(st, step, key, upper)
+  } finally {
+    await removeTree(dir)
+  }
+}
+
+export async function fileStep (scope: BuildScope, snap: Snapshotter, st: StageState, step: FileStep, key: Digest): Promise<void> {
+  const { dir, upper } = await newUpper(scope)
+  try {
+    const below = new LayerTree(await stageDirs(scope, st))
+    const parent = await resolveInRoot(below, posix.dirname(posix.resolve('/', step.path)), {
+      makeError: reason => new CopySourceError(`cannot write ${step.path}: ${reason}`, step.source)
+    })
+    const at = await placeInUpper(upper, below, parent.comps, posix.basename(step.path))
+    await writeFile(at, step.content, { mode: step.mode, flag: 'wx' })
+    await chmod(at, step.mode)
+    await snap.commit(st, step, key, upper)
+  } finally {
+    await removeTree(dir)
+  }
+}
+
+async function lstatIn (path: string): Promise<Stats | undefined> {
+  return await lstat(path).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return undefined; throw err })
+}
+
+/**
+ * Makes `dirs` (resolved components of the stage) real directories in a
+ * step's upper dir, with the modes the stage below has for them, and clears
+ * the place of `name` inside: the host path returned is then written with no
+ * link anywhere on it. A non-directory an earlier item of the same step left
+ * on the way is replaced, as a later COPY source replaces an earlier one.
+ */
+async function placeInUpper (upper: string, below: LayerTree, dirs: readonly string[], name: string | undefined): Promise<string> {
+  let at = upper
+  for (let i = 0; i < dirs.length; i++) {
+    at = join(at, dirs[i] as string)
+    const here = await lstatIn(at)
+    if (here?.isDirectory() === true) continue
+    if (here !== undefined) await rm(at, { recursive: true, force: true })
+    const was = await below.entry(dirs.slice(0, i + 1))
+    await mkdir(at, { mode: was?.st.isDirectory() === true ? was.st.mode & 0o7777 : 0o755 })
+  }
+  if (name === undefined) return at
+  const file = join(at, name)
+  const here = await lstatIn(file)
+  if (here !== undefined && !here.isDirectory()) await rm(file, { force: true })
+  return file
+}
+
+/** Copies an entry of a stage (and, for a directory, the merged tree below it) to a host path made by placeInUpper. */
+async function copyFromTree (tree: LayerTree, comps: string[], entry: TreeEntry, dest: string): Promise<void> {
+  if (!entry.st.isDirectory()) {
+    const here = await lstatIn(dest)
+    if (here !== undefined) await rm(dest, { recursive: true, force: true })
+    await cp(entry.host, dest, { verbatimSymlinks: true, force: true, preserveTimestamps: true })
+    return
+  }
+  const here = await lstatIn(dest)
+  if (here !== undefined && !here.isDirectory()) await rm(dest, { force: true })
+  if (here?.isDirectory() !== true) await mkdir(dest, { mode: entry.st.mode & 0o7777 })
+  for (const name of await tree.list(comps)) {
+    const child = [...comps, name]
+    const e = await tree.entry(child)
+    if (e !== undefined) await copyFromTree(tree, child, e, join(dest, name))
+  }
+}
+
+async function chmodTree (path: string, mode: number): Promise<void> {
+  const st = await lstat(path)
+  if (st.isSymbolicLink()) return
+  await chmod(path, mode)
+  if (st.isDirectory()) for (const name of await readdir(path)) await chmodTree(join(path, name), mode)
+}

@@ -1,0 +1,41 @@
+/**
+ * The step executor: runs one filesystem step (RUN, COPY/ADD, an Apptainer
+ * front end's file) on a stage, its change committed by the snapshotter
+ * (../snapshotter). It knows nothing of the cache: the builder
+ * (../builder.ts) makes the key and asks the cache first.
+ */
+import type { Digest } from '../../content/index.ts'
+import type { CopyStep, FileStep, RunStep } from '../../recipe/ir.ts'
+import type { Sandbox } from '../sandbox/index.ts'
+import type { Snapshotter } from '../snapshotter/index.ts'
+import type { BuildScope, StageState } from '../stage.ts'
+import { copyInputs, copyStep, fileStep } from './copy.ts'
+import type { CopyInputs } from './copy.ts'
+import { runStep } from './run.ts'
+
+export type { CopyInputs } from './copy.ts'
+
+export type FsStep = RunStep | CopyStep | FileStep
+
+export interface StepExecutor {
+  /** What a COPY reads, gathered before its key is made (the key hashes `digests`). */
+  copyInputs: (step: CopyStep) => Promise<CopyInputs>
+  /** Runs the step on the stage; a COPY takes the inputs `copyInputs` gave. */
+  execute: (snap: Snapshotter, st: StageState, step: FsStep, key: Digest, inputs?: CopyInputs) => Promise<void>
+  /** The sandbox driver that ran RUN steps, once one ran. */
+  driverUsed: () => string | undefined
+}
+
+export function createStepExecutor (scope: BuildScope, sandbox: () => Promise<Sandbox>): StepExecutor {
+  const ctx = { scope, sandbox, warned: { network: false } }
+  let driver: string | undefined
+  return {
+    copyInputs: async (step) => await copyInputs(scope, step),
+    execute: async (snap, st, step, key, inputs) => {
+      if (step.op === 'run') driver = await runStep(ctx, snap, st, step, key)
+      else if (step.op === 'copy') await copyStep(scope, snap, st, step, key, inputs ?? await copyInputs(scope, step))
+      else await fileStep(scope, snap, st, step, key)
+    },
+    driverUsed: () => driver
+  }
+}

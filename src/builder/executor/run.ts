@@ -1,0 +1,73 @@
+/**
+ * RUN: the step's command in the sandbox, on a writable root the
+ * snapshotter gives, with the stage's env, working dir and user-facing
+ * output; a failure quotes the output's tail.
+ */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Digest } from '../../content/index.ts'
+import { formatPlatform, hostPlatform } from '../../oci/index.ts'
+import type { RunStep } from '../../recipe/ir.ts'
+import { envMap } from '../config-steps.ts'
+import { DEFAULT_PATH, FAILED_STEP_OUTPUT_TAIL } from '../constants.ts'
+import { StepFailedError, UnsupportedStepError } from '../errors.ts'
+import { instructionSummary } from '../instruction-text.ts'
+import type { Sandbox, SandboxRoot } from '../sandbox/index.ts'
+import type { Snapshotter } from '../snapshotter/index.ts'
+import type { BuildScope, StageState } from '../stage.ts'
+
+export interface RunContext {
+  scope: BuildScope
+  sandbox: () => Promise<Sandbox>
+  /** Warnings already given in this build (each is said once). */
+  warned: { network: boolean }
+}
+
+/** The argv a RUN executes: exec form as is, shell form through the stage's SHELL, a heredoc script written to a temp file first. */
+function argvOf (step: RunStep): string[] {
+  if (step.command.form === 'exec') return step.command.argv
+  if (step.command.form === 'shell') return [...step.shell, step.command.script]
+  return [...step.shell, `f=$(mktemp) && cat > "$f" <<'KILN_SHEBANG_EOF'\n${step.command.content}\nKILN_SHEBANG_EOF\nchmod +x "$f" && "$f"; rc=$?; rm -f "$f"; exit $rc`]
+}
+
+/** Runs the step and commits its change; returns the driver that ran it. */
+export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageState, step: RunStep, key: Digest): Promise<string> {
+  const { scope } = ctx
+  const { platform, options } = scope
+  const host = hostPlatform()
+  if (platform.architecture !== host.architecture && !binfmtFor(platform.architecture)) {
+    throw new UnsupportedStepError(`RUN for ${formatPlatform(platform)} needs an emulator registered in /proc/sys/fs/binfmt_misc (this node is ${formatPlatform(host)}); build on a ${platform.architecture} node or register qemu-user-static`, step.source)
+  }
+  const sb = await ctx.sandbox()
+  const network = scope.networkFor(step)
+  if (!network && !sb.features.networkIsolation && !ctx.warned.network) {
+    ctx.warned.network = true
+    scope.emit({ type: 'warning', message: `the ${sb.driver} driver cannot cut RUN steps off the network: they see the host's network (kiln doctor shows the drivers that can)` })
+  }
+  const argv = argvOf(step)
+  const env: Record<string, string> = { PATH: DEFAULT_PATH, ...step.env, ...envMap(st.config.Env) }
+  let tail = ''
+  const exec = async (root: SandboxRoot): Promise<void> => {
+    const r = await sb.run({
+      argv, env, cwd: st.config.WorkingDir !== undefined && st.config.WorkingDir !== '' ? st.config.WorkingDir : '/',
+      root,
+      network,
+      timeoutMs: options.stepTimeoutMs,
+      signal: options.signal,
+      onOutput: (stream, chunk) => {
+        tail = (tail + Buffer.from(chunk).toString()).slice(-FAILED_STEP_OUTPUT_TAIL)
+        scope.emit({ type: 'output', stream, chunk })
+      }
+    })
+    const text = instructionSummary(scope.textOf(step))
+    if (r.timedOut) throw new StepFailedError(step.source, `RUN timed out after ${String(options.stepTimeoutMs)} ms: ${text}`, null, tail)
+    if (r.exitCode !== 0) throw new StepFailedError(step.source, `RUN failed with ${r.exitCode === null ? `signal ${String(r.signal)}` : `exit code ${r.exitCode}`}: ${text}`, r.exitCode, tail)
+  }
+  await snap.run(st, step, key, exec)
+  return sb.driver
+}
+
+function binfmtFor (arch: string): boolean {
+  const names: Record<string, string[]> = { arm64: ['qemu-aarch64'], amd64: ['qemu-x86_64'], arm: ['qemu-arm'], ppc64le: ['qemu-ppc64le'], riscv64: ['qemu-riscv64'], s390x: ['qemu-s390x'], '386': ['qemu-i386'] }
+  return (names[arch] ?? []).some(n => existsSync(join('/proc/sys/fs/binfmt_misc', n)))
+}

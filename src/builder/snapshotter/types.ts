@@ -1,0 +1,46 @@
+/**
+ * A snapshotter keeps a stage's filesystem between steps and turns what a
+ * step changed into its layer, as containerd's snapshotters do for its
+ * builders. Two implementations, chosen once per build by the sandbox
+ * driver that would run its RUN steps:
+ * - overlay (./overlay.ts; bwrap, unshare): a step writes into a fresh
+ *   overlay upper dir, which is the change; kept under the work dir's
+ *   snapshots/ it is a lower dir for the steps after it while its layer is
+ *   compressed in the background;
+ * - scan (./scan.ts; proot, or any driver on a node without overlay in a
+ *   user namespace): the stage has a plain root dir (a copy of the base
+ *   rootfs with the stage's layers applied); a step runs in it in place and
+ *   the tree is compared with a snapshot taken before (./diff.ts). COPY
+ *   and cached steps are applied to that root by extracting their layer.
+ * Both give the same layers for the same step (tested: bwrap vs proot).
+ *
+ * COPY and the Apptainer front end's files fill an upper dir in overlay
+ * form (whatever the snapshotter) through the executor; `commit` takes it.
+ */
+import type { Digest } from '../../content/index.ts'
+import type { CachedLayer } from '../../cache/index.ts'
+import type { Step } from '../../recipe/ir.ts'
+import type { SandboxRoot } from '../sandbox/index.ts'
+import type { StageState } from '../stage.ts'
+
+export type SnapshotterKind = 'overlay' | 'scan'
+
+export interface Snapshotter {
+  readonly kind: SnapshotterKind
+  /** Makes the stage ready for a filesystem step (scan: its plain root, made on first use). */
+  prepare: (st: StageState) => Promise<void>
+  /**
+   * Runs `exec` on a writable root of the stage (an overlay over the stage,
+   * or the stage's own root) and commits what it changed as the step's layer.
+   */
+  run: (st: StageState, step: Step, key: Digest, exec: (root: SandboxRoot) => Promise<void>) => Promise<void>
+  /**
+   * Commits an upper dir (overlay form: whiteouts as char 0/0) that the
+   * executor filled as the step's layer. The dir is moved or removed.
+   */
+  commit: (st: StageState, step: Step, key: Digest, upper: string) => Promise<void>
+  /** Stacks a cached layer on the stage; false when it cannot be used here (overlay: no snapshot dir for it). */
+  applyCached: (st: StageState, key: Digest, hit: CachedLayer) => Promise<boolean>
+  /** Removes what only this build used (scan: the stages' root dirs); snapshots stay. */
+  close: () => Promise<void>
+}
