@@ -103,6 +103,9 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox'))('nothing survives a k
         expect(readdirSync(join(data, 'build', 'locks'))).toEqual([])
         expect(ours()).toEqual([])
         expect(deadProotTemp()).toEqual([])
+        // The store the killed build wrote into is whole.
+        const verify = u.kiln(['store', 'verify', '--json'], { dataDir: data })
+        expect(verify.status, verify.stdout + verify.stderr).toBe(0)
       })
 
       it('a step sees its own processes only, or none, and never kiln\'s environment', { timeout: 120_000 }, async () => {
@@ -166,6 +169,8 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox'))('nothing survives a k
       expect(readdirSync(join(agentData, 'build', 'tmp'))).toEqual([])
       again.child.kill('SIGTERM')
       expect(await again.exited).toBe(0)
+      const verify = u.kiln(['store', 'verify', '--json'], { dataDir: agentData })
+      expect(verify.status, verify.stdout + verify.stderr).toBe(0)
     })
   }
 
