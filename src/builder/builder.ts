@@ -26,9 +26,11 @@ import type { ImageConfig, Platform, TreeEntry } from '../oci/index.ts'
 import { writeLayer } from '../oci/layer/write.ts'
 import { extractLayer } from '../oci/layer/extract.ts'
 import type { BuildPlan, CopyStep, RunStep, Stage, Step } from '../recipe/ir.ts'
+import { SOURCE_ENVIRONMENT } from '../recipe/index.ts'
 import { resolveBase, unpackedBase } from './base.ts'
 import type { BaseResolverInit, ResolvedBase } from './base.ts'
 import { createStepCache, stepKey } from './cache.ts'
+import { debootstrapBase } from './debootstrap.ts'
 import type { CachedLayer } from './cache.ts'
 import { DEFAULT_PATH, DEFAULT_SOURCE_DATE_EPOCH, FAILED_STEP_OUTPUT_TAIL } from './constants.ts'
 import { contextCopyFilter, expandSource, treeDigest } from './context-files.ts'
@@ -288,8 +290,13 @@ export function createBuilder (init: BuilderInit): Builder {
           }
         })
         const text = instructionSummary(textOf(step))
-        if (r.timedOut) throw new StepFailedError(step.source, `RUN timed out after ${String(options.stepTimeoutMs)} ms: ${text}`, null, tail)
-        if (r.exitCode !== 0) throw new StepFailedError(step.source, `RUN failed with ${r.exitCode === null ? `signal ${String(r.signal)}` : `exit code ${r.exitCode}`}: ${text}`, r.exitCode, tail)
+        const what = step.check === true ? 'the check' : 'RUN'
+        if (r.timedOut) throw new StepFailedError(step.source, `${what} timed out after ${String(options.stepTimeoutMs)} ms: ${text}`, null, tail)
+        if (r.exitCode !== 0) throw new StepFailedError(step.source, `${what} failed with ${r.exitCode === null ? `signal ${String(r.signal)}` : `exit code ${r.exitCode}`}: ${text}`, r.exitCode, tail)
+      }
+      if (st.root !== undefined && step.check === true) {
+        await run({ kind: 'dir', path: await checkRoot(st, st.root) })
+        return
       }
       if (st.root !== undefined) {
         const before = await snapshotTree(st.root)
@@ -301,10 +308,20 @@ export function createBuilder (init: BuilderInit): Builder {
       const { dir, upper, work } = await newUpper()
       try {
         await run({ kind: 'overlay', lowers, upper, work })
-        await commitLayer(st, step, key, upper, lowers)
+        // A check's upper dir is its change: thrown away with the step's temp dir.
+        if (step.check !== true) await commitLayer(st, step, key, upper, lowers)
       } finally {
         await removeTree(dir)
       }
+    }
+
+    /** Scan mode: where a check runs; the stage's own root only when no later stage can read it. */
+    const checkRoot = async (st: StageState, root: string): Promise<string> => {
+      if (plan.stages.at(-1) === st.stage) return root
+      const dir = await mkdtemp(join(dirs.tmp, 'check-'))
+      roots.push(dir)
+      await copyTree(root, join(dir, 'rootfs'))
+      return join(dir, 'rootfs')
     }
 
     const copyStep = async (st: StageState, step: CopyStep, key: Digest, inputs: CopyInputs): Promise<void> => {
@@ -400,7 +417,11 @@ export function createBuilder (init: BuilderInit): Builder {
           const t0 = performance.now()
           emit({ type: 'step', index: n, total, stage: stage.index, text: textOf(step), source: step.source })
           let cached = false
-          if (step.op === 'run' || step.op === 'copy' || step.op === 'file') {
+          if (step.op === 'run' && step.check === true) {
+            // Not keyed, not cached: a check runs on every build, as Apptainer runs %test.
+            if (await scanning()) await ensureRoot(st)
+            await runStep(st, step, st.key as Digest)
+          } else if (step.op === 'run' || step.op === 'copy' || step.op === 'file') {
             if (await scanning()) await ensureRoot(st)
             const inputs = step.op === 'copy' ? await copyInputs(st, step, options.contextDir) : undefined
             const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', networkFor(step) ? 'net' : 'nonet', JSON.stringify(step.env)]
@@ -500,7 +521,9 @@ export function createBuilder (init: BuilderInit): Builder {
         ...(from.root !== undefined ? { root: from.root, rootLayers: from.layers.length } : {})
       }
     }
-    const resolved = await resolveBase(resolverFor(options), stage.base.ref, platform, stage.source)
+    const resolved = stage.base.kind === 'debootstrap'
+      ? await debootstrapBase({ ...resolverFor(options), tmpDir: dirs.tmp, sourceDateEpoch: options.sourceDateEpoch ?? DEFAULT_SOURCE_DATE_EPOCH, onOutput: (stream, chunk) => options.onEvent?.({ type: 'output', stream, chunk }) }, stage.base, platform, stage.source)
+      : await resolveBase(resolverFor(options), stage.base.ref, platform, stage.source)
     return { resolved, bottom: resolved, key: resolved.manifestDigest ?? 'scratch', uppers: [] }
   }
 
@@ -603,7 +626,7 @@ function applyConfigStep (config: Config, step: Step): void {
 /** Apptainer images run their runscript after sourcing /.singularity.d/env/*.sh, as `apptainer run` does. */
 function apptainerEntrypoint (st: StageState): void {
   if (st.config.Entrypoint != null && st.config.Entrypoint.length > 0) return
-  st.config.Entrypoint = ['/bin/sh', '-c', 'for f in /.singularity.d/env/*.sh; do [ -r "$f" ] && . "$f"; done; if [ -x /.singularity.d/runscript ]; then exec /.singularity.d/runscript "$@"; fi; exec "$@"', 'runscript']
+  st.config.Entrypoint = ['/bin/sh', '-c', `${SOURCE_ENVIRONMENT}; if [ -x /.singularity.d/runscript ]; then exec /.singularity.d/runscript "$@"; fi; exec "$@"`, 'runscript']
   st.config.Cmd = st.config.Cmd ?? []
 }
 
