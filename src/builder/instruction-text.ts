@@ -25,7 +25,7 @@ function execForm (argv: readonly string[]): string {
 }
 
 function runText (step: RunStep): string {
-  if (step.check === true) return `%test ${TEST_SCRIPT}`
+  if (step.check === true) return `%test: running ${TEST_SCRIPT}`
   const flags = step.network === undefined ? '' : `--network=${step.network} `
   const c = step.command
   const body = c.form === 'exec' ? execForm(c.argv) : c.form === 'shell' ? [...step.shell, c.script].join(' ') : `<<EOF\n${c.content}EOF`
