@@ -136,6 +136,8 @@ export function createBuilder (init: BuilderInit): Builder {
     let driverUsed: string | undefined
     /** Filesystem steps that missed the cache: config steps count as cached only when none did. */
     let misses = 0
+    /** Report indexes of checks, which run on every build and are never reported cached. */
+    const checks = new Set<number>()
 
     const lowersOf = async (st: StageState): Promise<string[]> => st.root !== undefined
       ? [st.root]
@@ -421,6 +423,7 @@ export function createBuilder (init: BuilderInit): Builder {
             // Not keyed, not cached: a check runs on every build, as Apptainer runs %test.
             if (await scanning()) await ensureRoot(st)
             await runStep(st, step, st.key as Digest)
+            checks.add(n)
           } else if (step.op === 'run' || step.op === 'copy' || step.op === 'file') {
             if (await scanning()) await ensureRoot(st)
             const inputs = step.op === 'copy' ? await copyInputs(st, step, options.contextDir) : undefined
@@ -450,7 +453,7 @@ export function createBuilder (init: BuilderInit): Builder {
 
       await settled()
       const hits = steps.filter(s => s.cached).length
-      if (misses === 0 && hits > 0) for (const s of steps) s.cached = true
+      if (misses === 0 && hits > 0) for (const s of steps) s.cached = !checks.has(s.index)
 
       const target = states.get(plan.target)
       if (target === undefined) throw new BaseImageError(`target stage ${plan.target} was not built`)

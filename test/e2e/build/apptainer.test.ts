@@ -129,6 +129,13 @@ describe.each(DRIVERS)('Apptainer SCIF apps and %test as an unprivileged user (s
 
     expect(runAs(u, image)).toBe('tool 1.0\n')
     expect(runAs(u, image, ['/bin/sh', '-c', RUN_APP, 'run', 'world'])).toBe('bonjour from hello: world\n')
+
+    // A rebuild takes every step from the cache but the two checks, which run again, as %test runs on every Apptainer build.
+    const again = u.kiln(['build', '--json', ctx], { env })
+    expect(again.status, again.stderr).toBe(0)
+    const rerun = JSON.parse(again.stdout) as { steps: number, cachedSteps: number, stepReports: Array<{ index: number, op: string, cached: boolean }> }
+    expect(rerun.stepReports.filter(s => !s.cached).map(s => `${s.op}:${s.index}`)).toEqual(['run:3', 'run:11'])
+    expect(rerun.cachedSteps).toBe(rerun.steps - 2)
   })
 
   it('fails the build when %test fails, naming its line, and --notest skips it', () => {
