@@ -41,6 +41,8 @@ export interface RecipeBuilderInit {
 export function localBaseRefs (plan: BuildPlan): string[] {
   const out: string[] = []
   for (const stage of plan.stages) {
+    // The bootstrap tool runs package scripts on the host, outside any sandbox: never for a peer's job.
+    if (stage.base.kind === 'debootstrap') throw new JobRefusedError(`Bootstrap: debootstrap (${stage.base.suite}): jobs may start from images in the agent's store or scratch only`)
     if (stage.base.kind !== 'image') continue
     const ref = parseImageRef(stage.base.ref)
     if (ref.transport !== 'local' && ref.transport !== 'digest') {

@@ -18,10 +18,12 @@ import type { CachedLayer } from '../cache/index.ts'
 import { encodeJson, formatPlatform, hostPlatform, parsePlatform, OCI_CONFIG, OCI_MANIFEST } from '../oci/index.ts'
 import type { ImageConfig, Platform } from '../oci/index.ts'
 import type { BuildPlan, RunStep, Stage, Step } from '../recipe/ir.ts'
+import { SOURCE_ENVIRONMENT } from '../recipe/index.ts'
 import { resolveBase } from './base.ts'
 import type { BaseResolverInit, ResolvedBase } from './base.ts'
 import { applyConfigStep, apptainerEntrypoint, envMap } from './config-steps.ts'
 import { DEFAULT_SOURCE_DATE_EPOCH } from './constants.ts'
+import { debootstrapBase } from './debootstrap.ts'
 import { BaseImageError, NetworkNotAllowedError } from './errors.ts'
 import { createStepExecutor } from './executor/index.ts'
 import type { CopyInputs } from './executor/index.ts'
@@ -85,6 +87,8 @@ export function createBuilder (init: BuilderInit): Builder {
     let n = 0
     /** Filesystem steps that missed the cache: config steps count as cached only when none did. */
     let misses = 0
+    /** Report indexes of checks, which run on every build and are never reported cached. */
+    const checks = new Set<number>()
 
     /** Stages whose chain of keys left what the remote cache knows (see RemoteStepCache). */
     const remoteMissed = new Set<StageState>()
@@ -128,7 +132,13 @@ export function createBuilder (init: BuilderInit): Builder {
           const t0 = performance.now()
           emit({ type: 'step', index: n, total, stage: stage.index, text: scope.textOf(step), source: step.source })
           let cached = false
-          if (step.op === 'run' || step.op === 'copy' || step.op === 'file') {
+          if (step.op === 'run' && step.check === true) {
+            // Not keyed, not cached: a check runs on every build, as Apptainer runs %test.
+            const snap = await snapshotterFor()
+            await snap.prepare(st)
+            await executor.check(snap, st, step, plan.stages.at(-1) === stage)
+            checks.add(n)
+          } else if (step.op === 'run' || step.op === 'copy' || step.op === 'file') {
             const snap = await snapshotterFor()
             await snap.prepare(st)
             const inputs: CopyInputs | undefined = step.op === 'copy' ? await executor.copyInputs(step) : undefined
@@ -156,11 +166,11 @@ export function createBuilder (init: BuilderInit): Builder {
 
       await layers.settled()
       const hits = steps.filter(s => s.cached).length
-      if (misses === 0 && hits > 0) for (const s of steps) s.cached = true
+      if (misses === 0 && hits > 0) for (const s of steps) s.cached = !checks.has(s.index)
 
       const target = states.get(plan.target)
       if (target === undefined) throw new BaseImageError(`target stage ${plan.target} was not built`)
-      if (plan.frontend === 'apptainer') apptainerEntrypoint(target.config)
+      if (plan.frontend === 'apptainer') apptainerEntrypoint(target.config, SOURCE_ENVIRONMENT)
       const config = {
         created,
         architecture: platform.architecture,
@@ -212,7 +222,9 @@ export function createBuilder (init: BuilderInit): Builder {
         ...(from.root !== undefined ? { root: from.root, rootLayers: from.layers.length } : {})
       }
     }
-    const resolved = await resolveBase(resolverFor(options), stage.base.ref, platform, stage.source)
+    const resolved = stage.base.kind === 'debootstrap'
+      ? await debootstrapBase({ ...resolverFor(options), tmpDir: dirs.tmp, sourceDateEpoch: options.sourceDateEpoch ?? DEFAULT_SOURCE_DATE_EPOCH, onOutput: (stream, chunk) => options.onEvent?.({ type: 'output', stream, chunk }) }, stage.base, platform, stage.source)
+      : await resolveBase(resolverFor(options), stage.base.ref, platform, stage.source)
     return { resolved, bottom: resolved, key: resolved.manifestDigest ?? 'scratch', uppers: [] }
   }
 

@@ -37,9 +37,9 @@ export function applyConfigStep (config: Config, step: Step): void {
   }
 }
 
-/** Apptainer images run their runscript after sourcing /.singularity.d/env/*.sh, as `apptainer run` does. */
-export function apptainerEntrypoint (config: Config): void {
+/** Apptainer images run their runscript after sourcing /.singularity.d/env/*.sh (`sourceEnvironment`, src/recipe's), as `apptainer run` does. */
+export function apptainerEntrypoint (config: Config, sourceEnvironment: string): void {
   if (config.Entrypoint != null && config.Entrypoint.length > 0) return
-  config.Entrypoint = ['/bin/sh', '-c', 'for f in /.singularity.d/env/*.sh; do [ -r "$f" ] && . "$f"; done; if [ -x /.singularity.d/runscript ]; then exec /.singularity.d/runscript "$@"; fi; exec "$@"', 'runscript']
+  config.Entrypoint = ['/bin/sh', '-c', `${sourceEnvironment}; if [ -x /.singularity.d/runscript ]; then exec /.singularity.d/runscript "$@"; fi; exec "$@"`, 'runscript']
   config.Cmd = config.Cmd ?? []
 }

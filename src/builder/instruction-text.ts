@@ -6,6 +6,7 @@
  * IR only, so it is the same on every node (it is part of the image config,
  * hence of the digest). The step cache keys on `canonical`, not on this.
  */
+import { TEST_SCRIPT } from '../recipe/index.ts'
 import type { CopyStep, RunStep, Step } from '../recipe/ir.ts'
 
 /** Apptainer metadata files, by the section that wrote them. */
@@ -13,7 +14,7 @@ const APPTAINER_FILES: Record<string, string> = {
   '/.singularity.d/env/90-environment.sh': '%environment',
   '/.singularity.d/runscript': '%runscript',
   '/.singularity.d/startscript': '%startscript',
-  '/.singularity.d/test': '%test',
+  [TEST_SCRIPT]: '%test',
   '/.singularity.d/runscript.help': '%help',
   '/.singularity.d/labels.json': '%labels'
 }
@@ -24,6 +25,7 @@ function execForm (argv: readonly string[]): string {
 }
 
 function runText (step: RunStep): string {
+  if (step.check === true) return `%test: running ${TEST_SCRIPT}`
   const flags = step.network === undefined ? '' : `--network=${step.network} `
   const c = step.command
   const body = c.form === 'exec' ? execForm(c.argv) : c.form === 'shell' ? [...step.shell, c.script].join(' ') : `<<EOF\n${c.content}EOF`

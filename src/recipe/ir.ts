@@ -32,6 +32,24 @@ export type BaseRef =
   | { kind: 'image', ref: string }
   | { kind: 'stage', stage: number }
   | { kind: 'scratch' }
+  | DebootstrapBase
+
+/**
+ * A Debian (or derivative) root file system made from a package mirror, as
+ * Apptainer's `Bootstrap: debootstrap` makes it: the `minbase` variant of
+ * `suite` plus the `include` packages, for the build's platform. The front
+ * end has checked every field: `mirror` is an http(s) URL, `suite` and
+ * `include` are plain Debian names (no apt patterns, no file paths).
+ */
+export interface DebootstrapBase {
+  kind: 'debootstrap'
+  /** `OSVersion`: a suite or codename, e.g. 'bookworm', 'stable'. */
+  suite: string
+  /** `MirrorURL`, e.g. 'http://deb.debian.org/debian'. */
+  mirror: string
+  /** `Include`: package names, in the order written, without duplicates. */
+  include: string[]
+}
 
 /** What a RUN executes. */
 export type Command =
@@ -80,6 +98,12 @@ export interface RunStep extends StepBase {
    * it (see docs/building.md).
    */
   network?: 'none' | 'default'
+  /**
+   * A check of the stage as built so far (Apptainer `%test`): its changes
+   * to the file system are thrown away, it adds no layer and no history and
+   * is never taken from the step cache; a non-zero exit fails the build.
+   */
+  check?: boolean
 }
 
 export interface CopyStep extends StepBase {

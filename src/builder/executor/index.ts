@@ -22,6 +22,8 @@ export interface StepExecutor {
   copyInputs: (step: CopyStep) => Promise<CopyInputs>
   /** Runs the step on the stage; a COPY takes the inputs `copyInputs` gave. */
   execute: (snap: Snapshotter, st: StageState, step: FsStep, key: Digest, inputs?: CopyInputs) => Promise<void>
+  /** Runs a check (Apptainer's %test): no key, no layer; `lastUse` when no later step reads the stage. */
+  check: (snap: Snapshotter, st: StageState, step: RunStep, lastUse: boolean) => Promise<void>
   /** The sandbox driver that ran RUN steps, once one ran. */
   driverUsed: () => string | undefined
 }
@@ -36,6 +38,7 @@ export function createStepExecutor (scope: BuildScope, sandbox: () => Promise<Sa
       else if (step.op === 'copy') await copyStep(scope, snap, st, step, key, inputs ?? await copyInputs(scope, step))
       else await fileStep(scope, snap, st, step, key)
     },
+    check: async (snap, st, step, lastUse) => { driver = await runStep(ctx, snap, st, step, undefined, lastUse) },
     driverUsed: () => driver
   }
 }

@@ -30,8 +30,12 @@ function argvOf (step: RunStep): string[] {
   return [...step.shell, `f=$(mktemp) && cat > "$f" <<'KILN_SHEBANG_EOF'\n${step.command.content}\nKILN_SHEBANG_EOF\nchmod +x "$f" && "$f"; rc=$?; rm -f "$f"; exit $rc`]
 }
 
-/** Runs the step and commits its change; returns the driver that ran it. */
-export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageState, step: RunStep, key: Digest): Promise<string> {
+/**
+ * Runs the step and commits its change; returns the driver that ran it. A
+ * check (`step.check`, Apptainer's %test) has no key and leaves nothing:
+ * `key` is undefined and `lastUse` says whether a later step reads the stage.
+ */
+export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageState, step: RunStep, key: Digest | undefined, lastUse = false): Promise<string> {
   const { scope } = ctx
   const { platform, options } = scope
   const host = hostPlatform()
@@ -60,10 +64,12 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
       }
     })
     const text = instructionSummary(scope.textOf(step))
-    if (r.timedOut) throw new StepFailedError(step.source, `RUN timed out after ${String(options.stepTimeoutMs)} ms: ${text}`, null, tail)
-    if (r.exitCode !== 0) throw new StepFailedError(step.source, `RUN failed with ${r.exitCode === null ? `signal ${String(r.signal)}` : `exit code ${r.exitCode}`}: ${text}`, r.exitCode, tail)
+    const what = step.check === true ? 'the check' : 'RUN'
+    if (r.timedOut) throw new StepFailedError(step.source, `${what} timed out after ${String(options.stepTimeoutMs)} ms: ${text}`, null, tail)
+    if (r.exitCode !== 0) throw new StepFailedError(step.source, `${what} failed with ${r.exitCode === null ? `signal ${String(r.signal)}` : `exit code ${r.exitCode}`}: ${text}`, r.exitCode, tail)
   }
-  await snap.run(st, step, key, exec)
+  if (key === undefined) await snap.check(st, exec, lastUse)
+  else await snap.run(st, step, key, exec)
   return sb.driver
 }
 

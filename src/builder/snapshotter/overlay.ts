@@ -25,6 +25,12 @@ export function createOverlaySnapshotter (scope: BuildScope, layers: LayerRecord
         await removeTree(dir)
       }
     },
+    check: async (st, exec) => {
+      const lowers = await stageDirs(scope, st)
+      const { dir, upper, work } = await newUpper(scope)
+      // The upper dir is the check's change: thrown away with the temp dir.
+      try { await exec({ kind: 'overlay', lowers, upper, work }) } finally { await removeTree(dir) }
+    },
     commit: async (st, step, key, upper) => {
       const snap = await keepSnapshot(scope, upper, key)
       st.uppers.unshift(snap)

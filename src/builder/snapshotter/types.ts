@@ -35,6 +35,12 @@ export interface Snapshotter {
    */
   run: (st: StageState, step: Step, key: Digest, exec: (root: SandboxRoot) => Promise<void>) => Promise<void>
   /**
+   * Runs `exec` on a writable root of the stage whose writes are thrown
+   * away (a check: Apptainer's %test). `lastUse`: no later step or stage
+   * reads the stage, so scan may run it on the stage's own root.
+   */
+  check: (st: StageState, exec: (root: SandboxRoot) => Promise<void>, lastUse: boolean) => Promise<void>
+  /**
    * Commits an upper dir (overlay form: whiteouts as char 0/0) that the
    * executor filled as the step's layer. The dir is moved or removed.
    */

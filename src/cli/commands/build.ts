@@ -19,6 +19,7 @@ interface BuildCliOptions {
   cache?: boolean
   pull?: boolean
   sandbox?: string
+  notest?: boolean
 }
 
 const SANDBOX_CHOICES = ['auto', 'bwrap', 'unshare', 'proot'] as const
@@ -49,7 +50,8 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--network', 'let RUN steps that ask for it (RUN --network=default, Apptainer %post) use the network (off by default)')
     .option('--sandbox <driver>', 'sandbox driver for RUN: auto, bwrap, unshare or proot (default $KILN_SANDBOX, else build.sandbox in kiln.yaml, else auto)')
     .option('--no-cache', 'run every step even when the step cache has it')
-    .option('--pull', 'ask the registry for registry bases even when the local store has them')
+    .option('--pull', 'ask the registry for registry bases even when the local store has them (and make Bootstrap: debootstrap bases afresh)')
+    .option('--notest', 'Apptainer: do not run %test at the end of the build')
     .option('--dry-run', 'parse the recipe and print the build plan without building')
     .option('--json', 'with --dry-run: the plan as JSON; otherwise a JSON summary')
     .addHelpText('after', '\nExamples:\n  kiln build -t app:1 .\n  kiln build -f Singularity.def --build-arg VERSION=2 -t tools:2 ./ctx\n  kiln build --dry-run --json .\n  kiln build -t hpc/app:1 --output type=static,dest=/srv/registry --output oci-archive:app.tar .\n  kiln build --cache-from docker://registry.example.org/cache/app:bc --cache-to type=registry,ref=registry.example.org/cache/app:bc,mode=max .')
@@ -58,11 +60,11 @@ export function register (program: Command, ctx: CliContext): void {
       const { readRecipeInput } = await import('../recipe-input.ts')
       const { contextDir, recipePath, text, buildArgs } = await readRecipeInput(contextArg, opts.file, opts.buildArg)
       const { parseRecipe } = await import('../../recipe/index.ts')
-      const plan = parseRecipe(text, { filename: basename(recipePath), buildArgs, ...(opts.target !== undefined ? { target: opts.target } : {}), ...(opts.platform !== undefined ? { platform: opts.platform } : {}) })
+      const plan = parseRecipe(text, { filename: basename(recipePath), buildArgs, ...(opts.target !== undefined ? { target: opts.target } : {}), ...(opts.platform !== undefined ? { platform: opts.platform } : {}), skipTest: opts.notest === true })
       if (opts.dryRun === true) {
         if (opts.json === true) { ctx.out.json(plan); return }
         for (const stage of plan.stages) {
-          ctx.out.line(`stage ${stage.index}${stage.name !== undefined ? ` (${stage.name})` : ''} from ${stage.base.kind === 'image' ? stage.base.ref : stage.base.kind === 'stage' ? `stage ${stage.base.stage}` : 'scratch'}`)
+          ctx.out.line(`stage ${stage.index}${stage.name !== undefined ? ` (${stage.name})` : ''} from ${stage.base.kind === 'image' ? stage.base.ref : stage.base.kind === 'stage' ? `stage ${stage.base.stage}` : stage.base.kind === 'debootstrap' ? `debootstrap ${stage.base.suite} ${stage.base.mirror}` : 'scratch'}`)
           for (const step of stage.steps) ctx.out.line(`  ${String(step.source.line).padStart(4)}  ${step.canonical}`)
         }
         return

@@ -95,7 +95,7 @@ describe('Apptainer: bases', () => {
     expect(parse('Bootstrap: localimage\nFrom: /x/odd.img\n', { localImageKind: () => 'oci-layout' }).stages[0]?.base).toEqual({ kind: 'image', ref: 'oci:/x/odd.img' })
   })
 
-  it.each(['library', 'shub', 'oras', 'yum', 'debootstrap'])('refuses Bootstrap: %s, naming it', (agent) => {
+  it.each(['library', 'shub', 'oras', 'yum', 'zypper', 'arch'])('refuses Bootstrap: %s, naming it', (agent) => {
     expect(() => parse(`# c\nBootstrap: ${agent}\nFrom: x\n`)).toThrow(expect.objectContaining({ name: 'UnsupportedFeatureError', line: 2, message: expect.stringContaining(`Bootstrap: ${agent}`) }))
   })
 
@@ -104,17 +104,13 @@ describe('Apptainer: bases', () => {
   })
 })
 
-describe('Apptainer: %setup policy', () => {
-  const text = 'Bootstrap: docker\nFrom: alpine\n%setup\n  touch ${APPTAINER_ROOTFS}/marker\n%post\n  ls /marker\n'
+describe('Apptainer: %setup', () => {
+  const text = 'Bootstrap: docker\nFrom: alpine\n%files\n  a /a\n%setup\n  touch ${APPTAINER_ROOTFS}/marker\n%post\n  ls /marker\n'
 
-  it('refuses %setup by default, naming it and suggesting %files or %post', () => {
-    expect(() => parse(text)).toThrow(expect.objectContaining({ name: 'UnsupportedFeatureError', line: 3, message: expect.stringContaining('%setup'), hint: expect.stringMatching(/%files.*%post/) }))
-  })
-
-  it('runs %setup inside the sandbox, before %post, with the rootfs at / when allowed', () => {
-    const steps = parse(text, { allowSetup: true }).stages[0]?.steps ?? []
-    expect(steps.map(s => s.op)).toEqual(['run', 'run'])
-    expect(steps[0]).toMatchObject({ command: { script: '  touch ${APPTAINER_ROOTFS}/marker\n' }, env: { APPTAINER_ROOTFS: '/', SINGULARITY_ROOTFS: '/' } })
+  it('runs %setup inside the sandbox, before %files and %post, with the rootfs at /', () => {
+    const steps = parse(text).stages[0]?.steps ?? []
+    expect(steps.map(s => s.op)).toEqual(['run', 'copy', 'run'])
+    expect(steps[0]).toMatchObject({ command: { script: '  touch ${APPTAINER_ROOTFS}/marker\n' }, env: { APPTAINER_ROOTFS: '/', SINGULARITY_ROOTFS: '/' }, source: { line: 5 } })
   })
 })
 
@@ -127,7 +123,8 @@ describe('Apptainer: errors', () => {
     ['unknown %files stage', 'Bootstrap: docker\nFrom: a\n%files from nope\n/a /b\n', 'UnknownStageError', 3],
     ['bad %files line', 'Bootstrap: docker\nFrom: a\n%files\na b c\n', 'RecipeSyntaxError', 4],
     ['bad %post args', 'Bootstrap: docker\nFrom: a\n%post --weird\ntrue\n', 'RecipeSyntaxError', 3],
-    ['app sections', 'Bootstrap: docker\nFrom: a\n%apprun foo\nexec foo\n', 'UnsupportedFeatureError', 3],
+    ['app section without a name', 'Bootstrap: docker\nFrom: a\n%apprun\nexec foo\n', 'RecipeSyntaxError', 3],
+    ['app name with a slash', 'Bootstrap: docker\nFrom: a\n%appinstall ../x\ntrue\n', 'RecipeSyntaxError', 3],
     ['header garbage', 'Bootstrap: docker\nnonsense here\n', 'RecipeSyntaxError', 2],
     ['duplicate header', 'Bootstrap: docker\nFrom: a\nFrom: b\n', 'RecipeSyntaxError', 3]
   ])('%s', (_, text, name, line) => {
