@@ -11,6 +11,11 @@
  * - any other ref: src/builder's resolveBase, the same resolution as
  *   `kiln build` on this node (the store, a registry, an `oci:` layout).
  * Whatever is resolved stays in the store, so the requester can serve it.
+ *
+ * A plain name (`REPO[:TAG]`, no digest, no transport) that neither the
+ * store nor its registry knows is left unpinned rather than refused: as in
+ * jobs from requesters that do not pin, a builder then takes it from its
+ * own store, where operators put shared bases (`kiln image import -t`).
  */
 import type { BasePin } from '../../protocols/job.ts'
 import type { BlobReader, ContentStore, Digest, RefStore } from '../content/index.ts'
@@ -29,6 +34,19 @@ export interface BasePinnerInit {
   /** A client for a registry host (tests); default src/registry's. */
   registryClient?: BaseResolverInit['registryClient']
   signal?: AbortSignal
+}
+
+/** A plain name this node could not resolve: the builder must hold it (see above). */
+export interface UnpinnedBase {
+  ref: string
+  platform: string
+  /** Why it could not be resolved here. */
+  reason: string
+}
+
+export interface PinnedBases {
+  pins: BasePin[]
+  unpinned: UnpinnedBase[]
 }
 
 /** One plan of the job per platform, as the builder of that platform will parse it. */
@@ -78,7 +96,13 @@ async function fromDigest (init: BasePinnerInit, digest: Digest, platform: Platf
   return { manifest: (await resolveImage(reader, root, platform)).descriptor }
 }
 
-async function pinOne (init: BasePinnerInit, ref: string, platform: string): Promise<BasePin> {
+/** Whether a ref is a plain name, which builders may also hold under that name. */
+function isPlainName (ref: string): boolean {
+  const parsed = parseImageRef(ref)
+  return parsed.transport === 'local' && parsed.digest === undefined
+}
+
+async function pinOne (init: BasePinnerInit, ref: string, platform: string): Promise<BasePin | UnpinnedBase> {
   const wanted = parsePlatform(platform)
   let digest: Digest | undefined
   try { digest = namedDigest(ref) } catch (err) { throw new BaseImageError(`base image ${JSON.stringify(ref)}: ${(err as Error).message}`) }
@@ -96,24 +120,39 @@ async function pinOne (init: BasePinnerInit, ref: string, platform: string): Pro
     }
   }
   if (manifest === undefined) {
-    const resolved = await resolveBase({
-      store: init.store, refs: init.refs,
-      ...(init.registryClient !== undefined ? { registryClient: init.registryClient } : {}),
-      ...(init.signal !== undefined ? { signal: init.signal } : {})
-    }, ref, wanted)
+    let resolved
+    try {
+      resolved = await resolveBase({
+        store: init.store, refs: init.refs,
+        ...(init.registryClient !== undefined ? { registryClient: init.registryClient } : {}),
+        ...(init.signal !== undefined ? { signal: init.signal } : {})
+      }, ref, wanted)
+    } catch (err) {
+      init.signal?.throwIfAborted()
+      if (err instanceof BaseImageError && isPlainName(ref)) return { ref, platform, reason: err.message }
+      throw err
+    }
     if (resolved.descriptor === undefined) throw new BaseImageError(`base image ${ref} for ${platform}: resolves to no image`)
     manifest = resolved.descriptor
   }
   return { ref, platform, digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.size }
 }
 
-/** Every image the plans name, pinned per platform, in recipe order. Throws BaseImageError naming the first base it cannot resolve. */
-export async function pinBases (init: BasePinnerInit, plans: PlatformPlan[]): Promise<BasePin[]> {
-  const pins: BasePin[] = []
+/**
+ * Every image the plans name, pinned per platform, in recipe order, and the
+ * plain names left unpinned. Throws BaseImageError naming the first other
+ * base it cannot resolve.
+ */
+export async function pinBases (init: BasePinnerInit, plans: PlatformPlan[]): Promise<PinnedBases> {
+  const out: PinnedBases = { pins: [], unpinned: [] }
   for (const { platform, plan } of plans) {
-    for (const ref of imageRefsOf(plan)) pins.push(await pinOne(init, ref, platform))
+    for (const ref of imageRefsOf(plan)) {
+      const r = await pinOne(init, ref, platform)
+      if ('digest' in r) out.pins.push(r)
+      else out.unpinned.push(r)
+    }
   }
-  return pins
+  return out
 }
 
 /** The blobs of pinned images that the store holds (manifest, config, layers): what a requester serves while the job lives. */

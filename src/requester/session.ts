@@ -28,7 +28,7 @@ import type { Transfer } from '../transfer/index.ts'
 import { createDbReplayCache } from '../trust/index.ts'
 import type { TrustPolicy } from '../trust/index.ts'
 import { heldBlobs, pinBases } from './bases.ts'
-import type { PlatformPlan } from './bases.ts'
+import type { PinnedBases, PlatformPlan } from './bases.ts'
 import { packContext } from './context-pack.ts'
 import type { PackOptions } from './context-pack.ts'
 import { createRequesterJobStore } from './job-store.ts'
@@ -60,10 +60,11 @@ export interface RequesterSession {
   /**
    * Pins every image the plans name (protocols/job.md §3.1: from the store,
    * the network or a registry), keeps what the store holds of them from
-   * `kiln gc` for a job's life and announces it. Throws BaseImageError
-   * (src/builder) naming the first base it cannot resolve.
+   * `kiln gc` for a job's life and announces it. Plain names it cannot
+   * resolve are left unpinned, for builders to hold. Throws BaseImageError
+   * (src/builder) naming the first other base it cannot resolve.
    */
-  pinBases: (plans: PlatformPlan[], options?: { signal?: AbortSignal }) => Promise<BasePin[]>
+  pinBases: (plans: PlatformPlan[], options?: { signal?: AbortSignal }) => Promise<PinnedBases>
   /**
    * Keeps a verified result: stores the index of a multi-platform job,
    * names the image (manifest, or index) and exports it when asked.
@@ -123,16 +124,16 @@ export async function startRequesterSession (init: RequesterSessionInit): Promis
       return { digest: info.digest, size: info.size }
     },
     async pinBases (plans, options = {}) {
-      const pins = await pinBases({
+      const pinned = await pinBases({
         store: content,
         refs: store.refs,
         fetch: async (digest, signal) => { await transfer.fetch(digest, { ...(signal !== undefined ? { signal } : {}) }) },
         ...(options.signal !== undefined ? { signal: options.signal } : {})
       }, plans)
-      const held = await heldBlobs(content, pins)
+      const held = await heldBlobs(content, pinned.pins)
       leases.add(leases.create('job-base', JOB_LEASE_MS), held)
       for (const digest of held) announce(digest, `base blob ${digest}`)
-      return pins
+      return pinned
     },
     async keep (result, options = {}) {
       let descriptor: Descriptor

@@ -198,7 +198,8 @@ export function register (program: Command, ctx: CliContext): void {
       const write = opts.json === true ? (line: string) => { process.stderr.write(`${line}\n`) } : (line: string) => { ctx.out.line(line) }
       const print = eventPrinter(write)
       const bases = await session.pinBases(plans)
-      for (const b of bases) write(`[${b.platform}] base ${b.ref} pinned to ${b.digest}`)
+      for (const b of bases.pins) write(`[${b.platform}] base ${b.ref} pinned to ${b.digest}`)
+      for (const b of bases.unpinned) write(`[${b.platform}] base ${b.ref} not pinned, the builder must hold it: ${b.reason}`)
       const meta = { tags: tags.map(t => `${t.repository}:${t.tag}`), ...(resumeOutput !== undefined ? { output: resumeOutput } : {}) }
       const ac = new AbortController()
       const onSignal = (): void => { ac.abort(new Error('interrupted')) }
@@ -212,7 +213,7 @@ export function register (program: Command, ctx: CliContext): void {
           recipe: { kind, file: filename, text },
           context,
           platforms,
-          bases,
+          bases: bases.pins,
           requirements: opts.require,
           buildArgs,
           network: opts.network === true,

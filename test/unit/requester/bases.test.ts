@@ -52,7 +52,8 @@ describe('pinning a job\'s bases', () => {
   it('pins a name in the store to its manifest once per platform, however often the recipe names it, and holds all its blobs', async () => {
     for (const d of [image.digest, config, layer]) await mine.content.ingest(await network.content.readBytes(d), { digest: d })
     mine.refs.set('site/base', '1', image)
-    const pins = await pinBases({ store: mine.content, refs: mine.refs, fetch: fetchFromNetwork }, [plan('FROM site/base:1\nCOPY --from=site/base:1 /a /a\n')])
+    const { pins, unpinned } = await pinBases({ store: mine.content, refs: mine.refs, fetch: fetchFromNetwork }, [plan('FROM site/base:1\nCOPY --from=site/base:1 /a /a\n')])
+    expect(unpinned).toEqual([])
     expect(pins).toEqual([{ ref: 'site/base:1', platform: 'linux/amd64', digest: image.digest, mediaType: image.mediaType, size: image.size }])
     expect(asked).toEqual([])
     expect((await heldBlobs(mine.content, pins)).sort()).toEqual([image.digest, config, layer].sort())
@@ -70,13 +71,13 @@ describe('pinning a job\'s bases', () => {
       ]
     }))
     const at = (await mine.content.ingest(index)).digest
-    const pins = await pinBases({ store: mine.content, refs: mine.refs }, [plan(`FROM ${at}\n`)])
+    const { pins } = await pinBases({ store: mine.content, refs: mine.refs }, [plan(`FROM ${at}\n`)])
     expect(pins).toEqual([{ ref: at, platform: 'linux/amd64', digest: image.digest, mediaType: image.mediaType, size: image.size }])
   })
 
   it('pins a digest only the network holds, bringing in what resolving needs (manifest, config) and not the layers', async () => {
     const ref = `elsewhere/base@${image.digest}`
-    const pins = await pinBases({ store: mine.content, refs: mine.refs, fetch: fetchFromNetwork }, [plan(`FROM ${ref}\n`)])
+    const { pins } = await pinBases({ store: mine.content, refs: mine.refs, fetch: fetchFromNetwork }, [plan(`FROM ${ref}\n`)])
     expect(pins).toEqual([{ ref, platform: 'linux/amd64', digest: image.digest, mediaType: image.mediaType, size: image.size }])
     expect(asked).toEqual([image.digest, config])
     expect(await mine.content.has(layer)).toBe(false)
@@ -89,9 +90,12 @@ describe('pinning a job\'s bases', () => {
       .rejects.toMatchObject({ name: 'BaseImageError', message: `base image ${missing} for linux/amd64: ${missing} is not in the store, and no peer provides it (no provider of ${missing})` })
   })
 
-  it('refuses a name neither the store nor its registry has, as kiln build does', async () => {
+  it('leaves a plain name neither the store nor its registry knows to the builders, and refuses a registry ref', async () => {
     const registryClient = (): never => { throw new TypeError('fetch failed') }
-    await expect(pinBases({ store: mine.content, refs: mine.refs, registryClient }, [plan('FROM registry.invalid/nothing:1\n')]))
-      .rejects.toMatchObject({ name: 'BaseImageError', message: expect.stringMatching(/^base image registry\.invalid\/nothing:1: cannot pull registry\.invalid\/nothing:1/) })
+    const { pins, unpinned } = await pinBases({ store: mine.content, refs: mine.refs, registryClient }, [plan('FROM registry.invalid/nothing:1\n')])
+    expect(pins).toEqual([])
+    expect(unpinned).toEqual([{ ref: 'registry.invalid/nothing:1', platform: 'linux/amd64', reason: expect.stringMatching(/^base image registry\.invalid\/nothing:1: cannot pull registry\.invalid\/nothing:1/) }])
+    await expect(pinBases({ store: mine.content, refs: mine.refs, registryClient }, [plan('FROM docker://registry.invalid/nothing:1\n')]))
+      .rejects.toMatchObject({ name: 'BaseImageError', message: expect.stringMatching(/^base image docker:\/\/registry\.invalid\/nothing:1: cannot pull/) })
   })
 })
