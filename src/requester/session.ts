@@ -16,7 +16,6 @@
  * ```
  */
 import type { PrivateKey } from '@libp2p/interface'
-import type { BasePin } from '../../protocols/job.ts'
 import { createLeases } from '../content/index.ts'
 import type { Digest, LocalStore } from '../content/index.ts'
 import { exportImage, OCI_INDEX } from '../oci/index.ts'
