@@ -1,16 +1,16 @@
 /**
  * A requester on a real node, as `kiln submit` and `kiln jobs` run it: the
- * store served and announced (so builders can fetch the context), the
- * job transport over libp2p, blobs fetched peer to peer into the local
- * store, the job's bases pinned and served, jobs journaled in the data dir's database, and the finished
- * image kept: the index stored, names set, optionally exported.
+ * store served and announced (so builders can fetch the context and the
+ * pinned bases), the job transport over libp2p, blobs fetched peer to peer
+ * into the local store, jobs journaled in the data dir's database, and the
+ * finished image kept: the index stored, names set, optionally exported.
  *
  * @example
  * ```ts
  * const session = await startRequesterSession({ node, key, store, policy, certs })
  * const context = await session.shareContext('./app')
- * const bases = await session.pinBases([{ platform: 'linux/amd64', plan }])
- * const result = await session.requester.submit({ recipe, context, bases, platforms: ['linux/amd64'] })
+ * const { pins } = await session.pinBases([{ platform: 'linux/amd64', plan }])
+ * const result = await session.requester.submit({ recipe, context, bases: pins, platforms: ['linux/amd64'] })
  * const image = await session.keep(result, { tags: [{ repository: 'app', tag: '1' }] })
  * await session.stop()
  * ```
