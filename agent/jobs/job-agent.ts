@@ -207,10 +207,16 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       progress(r, 'fetching')
       const ctx = await init.context.open(job.context, r.requester, r.abort.signal)
       release = ctx.release
+      const bases = (job.bases ?? []).filter(b => b.platform === r.platform)
+      if (bases.length > 0 && init.bases !== undefined) {
+        const held = await init.bases.open(bases, r.requester, r.abort.signal)
+        release = async () => { held.release(); await ctx.release() }
+      }
       progress(r, 'building')
       const out = await init.builder.build({
         recipe: job.recipe, contextDir: ctx.dir, platform: r.platform, buildArgs: job.buildArgs, network: job.network,
-        ...(job.target !== undefined ? { target: job.target } : {})
+        ...(job.target !== undefined ? { target: job.target } : {}),
+        ...(bases.length > 0 ? { bases } : {})
       }, {
         signal: r.abort.signal,
         onLog: line => {

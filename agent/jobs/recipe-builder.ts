@@ -4,17 +4,21 @@
  * image's blobs to the network, and reports what the result and its
  * provenance need (manifest, blobs, base digests, sandbox, cached steps).
  *
- * Bases a job may name: images in this agent's store (by name or digest),
- * earlier stages and `scratch`. Paths on the agent's disk (`oci:DIR`,
- * archives) are refused: a requester has no business reading them.
+ * Bases a job may name: the images it pins (protocols/job.md §3.1), built
+ * from their pinned digests and never resolved by name here; images in this
+ * agent's store (by name or digest), earlier stages and `scratch`. Other
+ * refs are refused: registries are reached only through a pin, and paths
+ * on the agent's disk (`oci:DIR`, archives) are none of a requester's
+ * business.
  */
+import type { BasePin } from '../../protocols/job.ts'
 import type { ContentStore, Digest, RefStore } from '../../src/content/index.ts'
 import type { KilnDb } from '../../src/db/index.ts'
 import { createBuilder } from '../../src/builder/index.ts'
 import type { Builder, Sandbox } from '../../src/builder/index.ts'
 import type { RemoteStepCache } from '../../src/cache/index.ts'
 import { MAX_MANIFEST_SIZE, parseImageRef, parseManifestBytes } from '../../src/oci/index.ts'
-import { parseRecipe } from '../../src/recipe/index.ts'
+import { imageRefsOf, mapImageRefs, parseRecipe } from '../../src/recipe/index.ts'
 import type { BuildPlan } from '../../src/recipe/index.ts'
 import { JobRefusedError } from './errors.ts'
 import type { BuildOutput, JobBuilder } from './index.ts'
@@ -37,20 +41,27 @@ export interface RecipeBuilderInit {
 }
 
 
-/** Base refs of a plan that must come from the local store; throws JobRefusedError for any other source. */
-export function localBaseRefs (plan: BuildPlan): string[] {
-  const out: string[] = []
+/**
+ * The plan with every pinned image ref replaced by its pinned digest, so
+ * that the builder never resolves those names; an image ref the pins do
+ * not name must be in the local store (by name or digest), else
+ * JobRefusedError.
+ */
+export function pinPlan (plan: BuildPlan, pins: readonly BasePin[] = []): BuildPlan {
   for (const stage of plan.stages) {
     // The bootstrap tool runs package scripts on the host, outside any sandbox: never for a peer's job.
-    if (stage.base.kind === 'debootstrap') throw new JobRefusedError(`Bootstrap: debootstrap (${stage.base.suite}): jobs may start from images in the agent's store or scratch only`)
-    if (stage.base.kind !== 'image') continue
-    const ref = parseImageRef(stage.base.ref)
-    if (ref.transport !== 'local' && ref.transport !== 'digest') {
-      throw new JobRefusedError(`base ${stage.base.ref}: jobs may start from images in the agent's store or scratch only`)
-    }
-    out.push(stage.base.ref)
+    if (stage.base.kind === 'debootstrap') throw new JobRefusedError(`Bootstrap: debootstrap (${stage.base.suite}): jobs may start from pinned images, images in the agent's store, or scratch only`)
   }
-  return out
+  const pinned = new Map(pins.map(p => [p.ref, p.digest]))
+  return mapImageRefs(plan, ref => {
+    const digest = pinned.get(ref)
+    if (digest !== undefined) return digest
+    const parsed = parseImageRef(ref)
+    if (parsed.transport !== 'local' && parsed.transport !== 'digest') {
+      throw new JobRefusedError(`base ${ref}: the job does not pin it, and unpinned jobs may start from images in the agent's store or scratch only`)
+    }
+    return ref
+  })
 }
 
 export function createRecipeBuilder (init: RecipeBuilderInit): JobBuilder {
@@ -71,14 +82,14 @@ export function createRecipeBuilder (init: RecipeBuilderInit): JobBuilder {
 
   return {
     async build (request, options): Promise<BuildOutput> {
-      const plan = parseRecipe(request.recipe.text, {
+      const plan = pinPlan(parseRecipe(request.recipe.text, {
         filename: request.recipe.file,
         frontend: request.recipe.kind,
         buildArgs: request.buildArgs,
         platform: request.platform,
         ...(request.target !== undefined ? { target: request.target } : {})
-      })
-      const bases = localBaseRefs(plan)
+      }), request.bases)
+      const bases = imageRefsOf(plan)
       const decoder = new TextDecoder()
       let partial = ''
       const result = await builder.build(plan, {

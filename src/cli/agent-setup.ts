@@ -139,6 +139,7 @@ export async function agentOptions (o: AgentOptionsInit): Promise<AgentInit> {
             capabilities: [...o.description.capabilities, ...o.config.agent.capabilities],
             concurrency: o.jobs.concurrency,
             allowNetwork: o.jobs.allowNetwork,
+            baseRegistries: o.config.agent.baseRegistries,
             ...(o.jobs.sandbox !== undefined ? { sandbox: o.jobs.sandbox } : {}),
             ...(o.jobs.othersRefused !== undefined ? { othersRefused: o.jobs.othersRefused } : {}),
             ...(o.institution !== undefined ? { institution: o.institution } : {})

@@ -49,7 +49,9 @@ export const AgentSection = z.strictObject({
   institution: z.string().default(''),
   maxConcurrentBuilds: z.number().int().min(1).default(1),
   /** Whether RUN steps may have network access when a job asks for it. */
-  allowNetwork: z.boolean().default(false)
+  allowNetwork: z.boolean().default(false),
+  /** Whether a base a job pins may be pulled by digest from its registry when no peer provides it (protocols/job.md §3.1). */
+  baseRegistries: z.boolean().default(false)
 })
 
 export const BuildSection = z.strictObject({

@@ -396,6 +396,8 @@ export function createRequester (init: RequesterInit): Requester {
         requirements: spec.requirements ?? [],
         buildArgs: spec.buildArgs ?? {},
         network: spec.network ?? false,
+        // Left out when empty, so that builders older than the field take the job (protocols/job.md §3.1).
+        ...(spec.bases !== undefined && spec.bases.length > 0 ? { bases: spec.bases } : {}),
         ...(spec.target !== undefined ? { target: spec.target } : {}),
         ...(spec.output !== undefined ? { output: spec.output } : {})
       })

@@ -177,11 +177,12 @@ export function register (program: Command, ctx: CliContext): void {
       const filename = basename(recipePath)
       const kind = detectFrontend(filename, text)
       // Parse here too: a broken recipe is the submitter's problem, found before anyone is asked to build it.
-      for (const platform of platforms) {
+      // The plans also say which images to pin (protocols/job.md §3.1).
+      const plans = platforms.map(platform => {
         try {
-          parseRecipe(text, { filename, frontend: kind, buildArgs, platform, ...(opts.target !== undefined ? { target: opts.target } : {}) })
+          return { platform, plan: parseRecipe(text, { filename, frontend: kind, buildArgs, platform, ...(opts.target !== undefined ? { target: opts.target } : {}) }) }
         } catch (err) { throw new CliError((err as Error).message, { exitCode: EXIT.usage, cause: err }) }
-      }
+      })
       const tags = await Promise.all(opts.tag.map(parseTagName))
       const { parseOutputSpec } = await import('../../export/index.ts')
       let outputs
@@ -196,6 +197,9 @@ export function register (program: Command, ctx: CliContext): void {
       const context = await session.shareContext(contextDir, { recipeFile: recipePath })
       const write = opts.json === true ? (line: string) => { process.stderr.write(`${line}\n`) } : (line: string) => { ctx.out.line(line) }
       const print = eventPrinter(write)
+      const bases = await session.pinBases(plans)
+      for (const b of bases.pins) write(`[${b.platform}] base ${b.ref} pinned to ${b.digest}`)
+      for (const b of bases.unpinned) write(`[${b.platform}] base ${b.ref} not pinned, the builder must hold it: ${b.reason}`)
       const meta = { tags: tags.map(t => `${t.repository}:${t.tag}`), ...(resumeOutput !== undefined ? { output: resumeOutput } : {}) }
       const ac = new AbortController()
       const onSignal = (): void => { ac.abort(new Error('interrupted')) }
@@ -209,6 +213,7 @@ export function register (program: Command, ctx: CliContext): void {
           recipe: { kind, file: filename, text },
           context,
           platforms,
+          bases: bases.pins,
           requirements: opts.require,
           buildArgs,
           network: opts.network === true,
