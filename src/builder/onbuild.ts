@@ -9,6 +9,7 @@ import { formatPlatform } from '../oci/index.ts'
 import type { Platform } from '../oci/index.ts'
 import { parseOnBuildTriggers } from '../recipe/index.ts'
 import type { BuildPlan, Step } from '../recipe/ir.ts'
+import { envMap } from './config-steps.ts'
 import type { StageState } from './stage.ts'
 
 export function takeTriggers (st: StageState, plan: BuildPlan, platform: Platform): Step[] {
@@ -17,5 +18,5 @@ export function takeTriggers (st: StageState, plan: BuildPlan, platform: Platfor
   if (triggers.length === 0 || plan.frontend !== 'dockerfile') return []
   const { base } = st.stage
   const name = base.kind === 'image' ? base.ref : base.kind === 'stage' ? `stage ${base.stage}` : 'scratch'
-  return parseOnBuildTriggers(triggers, { base: name, buildArgs: plan.args, platform: formatPlatform(platform) })
+  return parseOnBuildTriggers(triggers, { base: name, env: envMap(st.config.Env), buildArgs: plan.args, platform: formatPlatform(platform) })
 }

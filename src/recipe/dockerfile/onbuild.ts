@@ -29,6 +29,8 @@ export function handleOnBuild (ins: Instruction): void {
 export interface TriggerOptions extends Pick<ParseOptions, 'buildArgs' | 'platform' | 'buildPlatform'> {
   /** The base image as the recipe names it, for messages. */
   base: string
+  /** The base's environment (its config's Env), which triggers substitute from as any step after FROM does. */
+  env?: Record<string, string>
 }
 
 type Parse = (text: string, options: ParseOptions) => { stages: Array<{ steps: Step[] }> }
@@ -41,14 +43,14 @@ type Parse = (text: string, options: ParseOptions) => { stages: Array<{ steps: S
 export function parseTriggers (triggers: readonly string[], options: TriggerOptions, parse: Parse): Step[] {
   const file = `ONBUILD trigger of ${options.base}`
   const at = (line: number): SourceLoc => ({ file, line: line - 1 })
-  const { base: _base, ...rest } = options
+  const { base: _base, env, ...rest } = options
   for (const [i, t] of triggers.entries()) {
     if (t.includes('\n')) throw new RecipeSyntaxError({ file, line: i + 1 }, 'a trigger must be one line')
     const keyword = (/^\S+/.exec(t.trim())?.[0] ?? '').toUpperCase()
     if (REFUSED.has(keyword)) throw new RecipeSyntaxError({ file, line: i + 1 }, `${keyword} isn't allowed as an ONBUILD trigger`)
   }
   try {
-    const plan = parse(`FROM scratch\n${triggers.join('\n')}\n`, { ...rest, filename: file })
+    const plan = parse(`FROM onbuild-base\n${triggers.join('\n')}\n`, { ...rest, filename: file, baseEnv: () => env })
     return (plan.stages.at(-1)?.steps ?? []).map(s => ({ ...s, source: at(s.source.line) }))
   } catch (err) {
     if (!(err instanceof RecipeError)) throw err

@@ -85,6 +85,10 @@ describe('Dockerfile: ONBUILD', () => {
     expect(got[2]?.source).toEqual({ file: 'ONBUILD trigger of reg/base:1', line: 3 })
   })
 
+  it('substitutes from the base\'s environment', () => {
+    expect(parseOnBuildTriggers(['WORKDIR $APP/src'], { base: 'b', env: { APP: '/app' } })[0]).toMatchObject({ op: 'workdir', path: '/app/src' })
+  })
+
   it('names the base and the trigger when one is wrong', () => {
     expect(() => parseOnBuildTriggers(['RUN true', 'COPY'], { base: 'reg/base:1' }))
       .toThrow(expect.objectContaining({ name: 'RecipeSyntaxError', file: 'ONBUILD trigger of reg/base:1', line: 2 }))
