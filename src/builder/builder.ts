@@ -13,7 +13,7 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Digest } from '../content/index.ts'
-import { createStepCache, stepKey } from '../cache/index.ts'
+import { createStepCache, createUrlCache, stepKey } from '../cache/index.ts'
 import type { CachedLayer } from '../cache/index.ts'
 import { encodeJson, formatPlatform, hostPlatform, parsePlatform, OCI_CONFIG, OCI_MANIFEST } from '../oci/index.ts'
 import type { ImageConfig, Platform } from '../oci/index.ts'
@@ -29,6 +29,7 @@ import { createStepExecutor } from './executor/index.ts'
 import type { CopyInputs } from './executor/index.ts'
 import { instructionText } from './instruction-text.ts'
 import { createLayerRecorder } from './layers.ts'
+import { takeTriggers } from './onbuild.ts'
 import { createSandbox } from './sandbox/index.ts'
 import type { Sandbox } from './sandbox/index.ts'
 import { createSnapshotter } from './snapshotter/index.ts'
@@ -39,6 +40,7 @@ import type { BuildEvent, BuildOptions, BuildResult, Builder, BuilderInit, StepR
 export function createBuilder (init: BuilderInit): Builder {
   const { store, refs, workDir } = init
   const cache = createStepCache(init.db)
+  const urlCache = createUrlCache(init.db)
   const dirs = { rootfs: join(workDir, 'rootfs'), snapshots: join(workDir, 'snapshots'), tmp: join(workDir, 'tmp') }
   let sandboxPromise: Promise<Sandbox> | undefined
   const sandbox = async (): Promise<Sandbox> => {
@@ -60,7 +62,7 @@ export function createBuilder (init: BuilderInit): Builder {
       throw new NetworkNotAllowedError(asking.source, 'RUN --network=default asks for the network, which this build does not allow: rerun with kiln build --network (an agent allows it with agent.allowNetwork in kiln.yaml)')
     }
     const scope: BuildScope = {
-      store, options, platform, epoch,
+      store, urlCache, options, platform, epoch,
       created: new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),
       dirs,
       states: new Map<number, StageState>(),
@@ -83,7 +85,7 @@ export function createBuilder (init: BuilderInit): Builder {
       return snapshotter
     }
     const steps: StepReport[] = []
-    const total = plan.stages.reduce((n, s) => n + s.steps.length, 0)
+    let total = plan.stages.reduce((n, s) => n + s.steps.length, 0)
     let n = 0
     /** Filesystem steps that missed the cache: config steps count as cached only when none did. */
     let misses = 0
@@ -126,7 +128,9 @@ export function createBuilder (init: BuilderInit): Builder {
           history: [...(base.resolved.config?.history ?? [])],
           uppers: [...base.uppers]
         }
-        for (const step of stage.steps) {
+        const triggers = takeTriggers(st, plan, platform)
+        total += triggers.length
+        for (const step of [...triggers, ...stage.steps]) {
           n++
           options.signal?.throwIfAborted()
           const t0 = performance.now()

@@ -32,6 +32,7 @@ export function applyConfigStep (config: Config, step: Step): void {
     case 'volume': config.Volumes = { ...(config.Volumes ?? {}), ...Object.fromEntries(step.paths.map(p => [p, {}])) }; break
     case 'stopsignal': config.StopSignal = step.signal; break
     case 'healthcheck': (config as Record<string, unknown>).Healthcheck = { Test: step.test }; break
+    case 'onbuild': config.OnBuild = [...(config.OnBuild ?? []), step.trigger]; break
     case 'arg': case 'shell': break
     default: break
   }

@@ -23,3 +23,9 @@ export const FAILED_STEP_OUTPUT_TAIL = 4096
 /** Largest single file read whole into memory when hashing or diffing (bigger ones stream). */
 export const HASH_CHUNK_SIZE = 1024 * 1024
 
+
+/** Largest file `ADD <url>` downloads; a larger one fails the step (RemoteSourceError). */
+export const ADD_URL_MAX_BYTES = 4 * 1024 * 1024 * 1024
+
+/** How long one `ADD <url>` download, or one git command of `ADD <git>`, may take. */
+export const REMOTE_SOURCE_TIMEOUT_MS = 30 * 60_000

@@ -91,3 +91,19 @@ export class NetworkNotAllowedError extends Error {
     this.source = source
   }
 }
+
+/**
+ * An `ADD <url>` or `ADD <git>` source could not be fetched: the server
+ * answered with an error, the download was too large or too slow, the bytes
+ * do not match `--checksum`, git failed or the ref does not exist.
+ */
+export class RemoteSourceError extends Error {
+  static override readonly name = 'RemoteSourceError'
+  override readonly name = RemoteSourceError.name
+  readonly code = 'ERR_REMOTE_SOURCE'
+  readonly source: SourceLoc | undefined
+  constructor (message: string, source?: SourceLoc) {
+    super(`${where(source)}${message}`)
+    this.source = source
+  }
+}

@@ -7,7 +7,7 @@
  * hence of the digest). The step cache keys on `canonical`, not on this.
  */
 import { TEST_SCRIPT } from '../recipe/index.ts'
-import type { CopyStep, RunStep, Step } from '../recipe/ir.ts'
+import type { CopySourceRef, CopyStep, RunStep, Step } from '../recipe/ir.ts'
 
 /** Apptainer metadata files, by the section that wrote them. */
 const APPTAINER_FILES: Record<string, string> = {
@@ -35,6 +35,11 @@ function runText (step: RunStep): string {
 /** Names of stages by index (`FROM ... AS name`), for `COPY --from=name`. */
 export type StageNames = (index: number) => string | undefined
 
+function gitText (s: Extract<CopySourceRef, { kind: 'git' }>): string {
+  const fragment = (s.ref ?? '') + (s.subdir === undefined ? '' : `:${s.subdir}`)
+  return fragment === '' ? s.remote : `${s.remote}#${fragment}`
+}
+
 function copyText (step: CopyStep, names: StageNames): string {
   const flags: string[] = []
   if (step.from.kind === 'stage') flags.push(`--from=${names(step.from.stage) ?? step.from.stage}`)
@@ -42,7 +47,12 @@ function copyText (step: CopyStep, names: StageNames): string {
   if (step.chown !== undefined) flags.push(`--chown=${step.chown}`)
   if (step.chmod !== undefined) flags.push(`--chmod=${step.chmod}`)
   if (step.link) flags.push('--link')
-  const sources = step.sources.map(s => s.kind === 'path' ? s.path : `<<${s.name}`)
+  if (step.parents === true) flags.push('--parents')
+  for (const p of step.exclude ?? []) flags.push(`--exclude=${p}`)
+  const checksum = step.sources.find(s => s.kind === 'url' && s.checksum !== undefined)
+  if (checksum?.kind === 'url' && checksum.checksum !== undefined) flags.push(`--checksum=${checksum.checksum}`)
+  if (step.sources.some(s => s.kind === 'git' && s.keepGitDir)) flags.push('--keep-git-dir')
+  const sources = step.sources.map(s => s.kind === 'path' ? s.path : s.kind === 'url' ? s.url : s.kind === 'git' ? gitText(s) : `<<${s.name}`)
   return [step.add ? 'ADD' : 'COPY', ...flags, ...sources, step.dest].join(' ')
 }
 
@@ -62,6 +72,7 @@ export function instructionText (step: Step, names: StageNames = () => undefined
     case 'stopsignal': return `STOPSIGNAL ${step.signal}`
     case 'shell': return `SHELL ${execForm(step.argv)}`
     case 'healthcheck': return `HEALTHCHECK ${step.test[0] === 'NONE' ? 'NONE' : `CMD ${step.test[0] === 'CMD' ? execForm(step.test.slice(1)) : step.test.slice(1).join(' ')}`}`
+    case 'onbuild': return `ONBUILD ${step.trigger}`
     case 'file': return `${APPTAINER_FILES[step.path] ?? 'FILE'} ${step.path}`
   }
 }

@@ -17,6 +17,8 @@
  */
 export { createStepCache, stepKey, stepCacheReferences } from './step-cache.ts'
 export type { CachedLayer, RemoteStepCache, StepCache, StepCacheRecord } from './step-cache.ts'
+export { createUrlCache } from './url-cache.ts'
+export type { UrlCache, UrlRecord } from './url-cache.ts'
 export { keySnapshotName, layerSnapshotName, parseSnapshotName } from './snapshot-names.ts'
 export type { SnapshotName } from './snapshot-names.ts'
 export { materializeSnapshot } from './snapshot.ts'

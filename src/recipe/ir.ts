@@ -68,6 +68,17 @@ export type CopySourceRef =
   | { kind: 'path', path: string }
   /** A file whose content is given inline (a heredoc); `name` is its file name. */
   | { kind: 'inline', name: string, content: string }
+  /**
+   * ADD of an http(s) URL: the builder downloads it (never unpacked).
+   * `checksum` (`--checksum=sha256:...`) is the digest the bytes must have.
+   */
+  | { kind: 'url', url: string, checksum?: string }
+  /**
+   * ADD of a git repository, BuildKit's `URL#ref:subdir` syntax: `remote` is
+   * the URL without the fragment, `ref` a branch, tag or commit (absent: the
+   * remote's HEAD), `subdir` the directory of the tree to copy.
+   */
+  | { kind: 'git', remote: string, ref?: string, subdir?: string, keepGitDir: boolean }
 
 export type CopyFrom =
   | { kind: 'context' }
@@ -118,6 +129,10 @@ export interface CopyStep extends StepBase {
   /** Octal mode as written, e.g. '755'. */
   chmod?: string
   link: boolean
+  /** COPY --parents: a source keeps its parent dirs (those after a `/./` in it, if any). */
+  parents?: boolean
+  /** COPY/ADD --exclude: .dockerignore patterns, matched against source-relative paths, left out. */
+  exclude?: string[]
   /**
    * Absent: Dockerfile COPY rules (a directory source copies its contents).
    * 'cp': Apptainer %files rules, those of `cp -rL src dest`: a directory
@@ -141,6 +156,12 @@ export interface ExposeStep extends StepBase { op: 'expose', ports: string[] }
 export interface VolumeStep extends StepBase { op: 'volume', paths: string[] }
 export interface StopSignalStep extends StepBase { op: 'stopsignal', signal: string }
 export interface ShellStep extends StepBase { op: 'shell', argv: string[] }
+/**
+ * ONBUILD: `trigger` (the instruction as written, not substituted) goes to
+ * the image config's `OnBuild` list; a build whose base has triggers runs
+ * them right after FROM (docs/building.md).
+ */
+export interface OnBuildStep extends StepBase { op: 'onbuild', trigger: string }
 
 export interface HealthcheckStep extends StepBase {
   op: 'healthcheck'
@@ -167,7 +188,7 @@ export interface FileStep extends StepBase {
 export type Step =
   | RunStep | CopyStep | EnvStep | ArgStep | WorkdirStep | UserStep | LabelStep
   | EntrypointStep | CmdStep | ExposeStep | VolumeStep | StopSignalStep
-  | ShellStep | HealthcheckStep | FileStep
+  | ShellStep | HealthcheckStep | FileStep | OnBuildStep
 
 export type StepOp = Step['op']
 

@@ -45,6 +45,7 @@ function fakeSystem (over: Partial<SystemAccess> & { files?: Record<string, stri
     dialPeer: async () => ({ peerId: '12D3KooWrelay', protocols: ['/ipfs/id/1.0.0', '/libp2p/circuit/relay/0.2.0/hop'] }),
     httpDate: async () => new Date(),
     probeSandboxes: async () => HEALTHY_PROBE,
+    toolVersion: async (name) => name === 'git' ? 'git version 2.39.5' : undefined,
     trustCounts: async () => ({ roots: 1, peers: 0 }),
     now: () => Date.now(),
     arch: 'x64',
@@ -192,6 +193,12 @@ describe('doctor with injected failures', () => {
     expect((await run(fakeSystem(binfmt('POCF')), { agent: { platforms: ['linux/arm64', 'linux/amd64'] } })).byId('emulators').status).toBe('ok')
     expect((await run(fakeSystem(binfmt('P')))).byId('emulators').status).toBe('warn')
     expect((await run(fakeSystem(binfmt('P')), { agent: { platforms: ['linux/arm64'] } })).byId('emulators').status).toBe('problem')
+  })
+
+  it('git: present is ok with its version, missing is a warning naming ADD of a git repository', async () => {
+    expect((await run(fakeSystem())).byId('git')).toMatchObject({ status: 'ok', detail: 'git version 2.39.5' })
+    const missing = (await run(fakeSystem({ toolVersion: async () => undefined }))).byId('git')
+    expect(missing).toMatchObject({ status: 'warn', detail: expect.stringContaining('ADD of a git repository') })
   })
 
   it('a data dir others may enter, or a key or database they may read, is a warning that says what start-up fixes', async () => {
