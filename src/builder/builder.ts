@@ -18,7 +18,7 @@
 import { cp, chmod, lstat, mkdir, mkdtemp, rename, rm, stat, writeFile, readdir } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
 import { existsSync } from 'node:fs'
-import { basename, join, posix } from 'node:path'
+import { basename, join, posix, relative, sep } from 'node:path'
 import type { Digest } from '../content/index.ts'
 import { digestHex } from '../content/index.ts'
 import { encodeJson, formatPlatform, hostPlatform, parsePlatform, resolveInRoot, OCI_CONFIG, OCI_MANIFEST } from '../oci/index.ts'
@@ -34,6 +34,8 @@ import { DEFAULT_PATH, DEFAULT_SOURCE_DATE_EPOCH, FAILED_STEP_OUTPUT_TAIL } from
 import { contextCopyFilter, expandSource, treeDigest } from './context-files.ts'
 import { extractArchive, isTarArchive } from './add-archive.ts'
 import { diffOverlayUpper, diffSnapshot, snapshotTree } from './diff.ts'
+import { PERMISSIONS_ANNOTATION, flattenedBy, resolveOwner, withOwner } from './ownership.ts'
+import type { OwnedTree, Owner } from './ownership.ts'
 import { BaseImageError, CopySourceError, NetworkNotAllowedError, StepFailedError, UnsupportedStepError } from './errors.ts'
 import { instructionSummary, instructionText } from './instruction-text.ts'
 import { LayerTree } from './rootfs-view.ts'
@@ -127,6 +129,9 @@ export function createBuilder (init: BuilderInit): Builder {
     /** Plain root dirs made for scan mode, removed when the build ends. */
     const roots: string[] = []
     let warnedNetwork = false
+    let warnedRoot = false
+    const flattened = flattenedBy(plan)
+    if (flattened !== undefined) emit({ type: 'warning', message: `file ownership is not kept: ${flattened}; the image is annotated ${PERMISSIONS_ANNOTATION}=flattened (docs/building.md, "Ownership")` })
     const states = new Map<number, StageState>()
     const steps: StepReport[] = []
     const total = plan.stages.reduce((n, s) => n + s.steps.length, 0)
@@ -197,12 +202,15 @@ export function createBuilder (init: BuilderInit): Builder {
     }
 
     /** Overlay-style change dir -> layer, kept as a snapshot; in scan mode written at once and applied to the stage root. */
-    const commitLayer = async (st: StageState, step: Step, key: Digest, upper: string, lowers: string[] | undefined): Promise<void> => {
+    const commitLayer = async (st: StageState, step: Step, key: Digest, upper: string, lowers: string[] | undefined, owned?: { trees: OwnedTree[], owner: Owner }): Promise<void> => {
       const below = lowers === undefined ? undefined : new LayerTree(lowers)
-      const diff = async (dir: string): Promise<Parameters<typeof writeLayer>[1]> => await diffOverlayUpper(dir, {
-        opaqueDirs: findOpaqueDirs,
-        inLowers: async p => (await below?.entry(p.split('/')))?.st.isDirectory() === true
-      })
+      const diff = async (dir: string): Promise<Parameters<typeof writeLayer>[1]> => {
+        const entries = await diffOverlayUpper(dir, {
+          opaqueDirs: findOpaqueDirs,
+          inLowers: async p => (await below?.entry(p.split('/')))?.st.isDirectory() === true
+        })
+        return owned === undefined ? entries : withOwner(entries, owned.trees, owned.owner)
+      }
       if (st.root !== undefined) {
         const value = await storeLayer(st, step, key, await diff(upper))
         await applyLayer(st.root, value.descriptor)
@@ -270,6 +278,10 @@ export function createBuilder (init: BuilderInit): Builder {
         warnedNetwork = true
         emit({ type: 'warning', message: `the ${sb.driver} driver cannot cut RUN steps off the network: they see the host's network (kiln doctor shows the drivers that can)` })
       }
+      if (!sb.features.rootEmulation && !warnedRoot) {
+        warnedRoot = true
+        emit({ type: 'warning', message: `the ${sb.driver} driver has no root emulation: chown, setuid and setgroups to other ids fail in RUN steps (apt-get, useradd); bwrap has it (docs/building.md, "Root emulation")` })
+      }
       const argv = step.command.form === 'exec' ? step.command.argv
         : step.command.form === 'shell' ? [...step.shell, step.command.script]
           : [...step.shell, `f=$(mktemp) && cat > "$f" <<'KILN_SHEBANG_EOF'\n${step.command.content}\nKILN_SHEBANG_EOF\nchmod +x "$f" && "$f"; rc=$?; rm -f "$f"; exit $rc`]
@@ -316,12 +328,17 @@ export function createBuilder (init: BuilderInit): Builder {
         })
         const destIsDir = inputs.items.length > 1 || step.dest.endsWith('/') || dest.comps.length === 0 || dest.entry?.st.isDirectory() === true
         const contextFilter = contextCopyFilter(options.contextDir, options.contextIgnore)
+        const owner = step.chown === undefined ? undefined : await resolveOwner(step.chown, below, step.source)
+        /** What the step copies, as paths of the upper dir: --chown applies there and nowhere else (not to parents it repeats). */
+        const copied: OwnedTree[] = []
+        const inUpper = (at: string): string => relative(upper, at).split(sep).join('/')
         for (const item of inputs.items) {
           if (item.kind === 'host' && step.add && !item.isDir && await isTarArchive(item.path)) {
             // Docker: a local archive is unpacked into the destination directory.
             const into = await placeInUpper(upper, below, dest.comps, undefined)
             try {
               await extractArchive(item.path, into, options.signal)
+              copied.push({ path: inUpper(into), childrenOnly: true })
             } catch (err) {
               options.signal?.throwIfAborted()
               throw new CopySourceError(`ADD ${basename(item.path)}: cannot extract the archive: ${(err as Error).message}`, step.source)
@@ -334,8 +351,10 @@ export function createBuilder (init: BuilderInit): Builder {
           else if (item.kind === 'inline') await writeFile(at, item.content, { mode: 0o644, flag: 'wx' })
           else await copyFromTree(item.tree, item.comps, item.entry, at)
           if (step.chmod !== undefined) await chmodTree(at, parseInt(step.chmod, 8))
+          // A directory's contents go into the destination: that directory is the copy's own only when the step makes it.
+          copied.push({ path: inUpper(at), childrenOnly: item.isDir && dest.entry !== undefined })
         }
-        await commitLayer(st, step, key, upper, undefined)
+        await commitLayer(st, step, key, upper, undefined, owner === undefined ? undefined : { trees: copied, owner })
       } finally {
         await removeTree(dir)
       }
@@ -449,7 +468,8 @@ export function createBuilder (init: BuilderInit): Builder {
         schemaVersion: 2,
         mediaType: OCI_MANIFEST,
         config: { mediaType: OCI_CONFIG, digest: configInfo.digest, size: configInfo.size },
-        layers: target.layers
+        layers: target.layers,
+        ...(flattened !== undefined ? { annotations: { [PERMISSIONS_ANNOTATION]: 'flattened' } } : {})
       }
       const manifestBytes = encodeJson(manifest)
       const info = await store.ingest(manifestBytes)
