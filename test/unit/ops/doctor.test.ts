@@ -111,6 +111,12 @@ describe('doctor with injected failures', () => {
     expect(healthy.byId('sandbox').status).toBe('ok')
   })
 
+  it('root emulation is ok under bwrap and a warning, with bwrap as the fix, under unshare', async () => {
+    expect(await run(fakeSystem()).then(r => r.byId('sandbox.root-emulation').status)).toBe('ok')
+    const unshare = await run(fakeSystem(), { build: { sandbox: 'unshare' } })
+    expect(unshare.byId('sandbox.root-emulation')).toMatchObject({ status: 'warn', detail: expect.stringMatching(/unshare driver has no root emulation/), fix: expect.stringMatching(/bubblewrap/) })
+  })
+
   it('a configured driver that does not work is a problem even if another works', async () => {
     const r = await run(fakeSystem(), { build: { sandbox: 'proot' } })
     expect(r.byId('sandbox.proot').status).toBe('problem')
