@@ -130,8 +130,14 @@ export function createBuilder (init: BuilderInit): Builder {
     const roots: string[] = []
     let warnedNetwork = false
     let warnedRoot = false
-    const flattened = flattenedBy(plan)
-    if (flattened !== undefined) emit({ type: 'warning', message: `file ownership is not kept: ${flattened}; the image is annotated ${PERMISSIONS_ANNOTATION}=flattened (docs/building.md, "Ownership")` })
+    /** Why the image's owners are not what the recipe made (the first step that loses them), told once. */
+    let flattened: string | undefined
+    const flatten = (why: string | undefined): void => {
+      if (why === undefined || flattened !== undefined) return
+      flattened = why
+      emit({ type: 'warning', message: `file ownership is not kept: ${why}; the image is annotated ${PERMISSIONS_ANNOTATION}=flattened (docs/building.md, "Ownership")` })
+    }
+    flatten(flattenedBy(plan))
     const states = new Map<number, StageState>()
     const steps: StepReport[] = []
     const total = plan.stages.reduce((n, s) => n + s.steps.length, 0)
@@ -422,6 +428,8 @@ export function createBuilder (init: BuilderInit): Builder {
           if (step.op === 'run' || step.op === 'copy' || step.op === 'file') {
             if (await scanning()) await ensureRoot(st)
             const inputs = step.op === 'copy' ? await copyInputs(st, step, options.contextDir) : undefined
+            // Decided from the inputs, which a cached step has too: the annotation is the same cold or cached.
+            if (step.op === 'copy' && step.add && step.chown === undefined) flatten(await archiveFlattens(step, inputs?.items ?? []))
             const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', networkFor(step) ? 'net' : 'nonet', JSON.stringify(step.env)]
               : step.op === 'copy' ? [st.config.WorkingDir ?? '', ...(inputs?.digests ?? [])]
                 : [step.content]
@@ -537,6 +545,14 @@ type CopyItem =
   | { kind: 'host', path: string, name: string, isDir: boolean }
   | { kind: 'inline', name: string, content: string, isDir: false }
   | { kind: 'layers', tree: LayerTree, comps: string[], entry: TreeEntry, name: string, isDir: boolean }
+
+/** Why an ADD without --chown loses owners: it extracts an archive, whose entries' owners are not kept. */
+async function archiveFlattens (step: CopyStep, items: readonly CopyItem[]): Promise<string | undefined> {
+  for (const item of items) {
+    if (item.kind === 'host' && !item.isDir && await isTarArchive(item.path)) return `${step.source.file}:${step.source.line}: ADD ${item.name} extracts an archive and keeps no owners of its entries (they are 0:0); --chown sets one`
+  }
+  return undefined
+}
 
 async function lstatIn (path: string): Promise<Stats | undefined> {
   return await lstat(path).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return undefined; throw err })

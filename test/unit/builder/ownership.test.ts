@@ -4,6 +4,7 @@
  * written on exactly the copied entries of a real build's layer, and the
  * `flattened` annotation on images whose RUN or COPY --from lose owners.
  */
+import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -121,6 +122,21 @@ describe('COPY --chown in a build', () => {
     // A directory copied into one that exists: its contents are the copy's, the existing dir is not.
     const into = await build('FROM scratch\nCOPY etc /etc\nCOPY --chown=7 tree /etc/\n')
     expect((await lastLayerOwners(into)).owners).toEqual([{ name: 'etc', uid: 0, gid: 0 }, { name: 'etc/sub', uid: 7, gid: 7 }, { name: 'etc/sub/f', uid: 7, gid: 7 }])
+  })
+
+  it('ADD of an archive: --chown owns its entries (not the destination); without it the image is annotated, cold and cached alike', async () => {
+    await mkdir(join(work, 'pack/d'), { recursive: true })
+    await writeFile(join(work, 'pack/d/f'), 'f')
+    execFileSync('tar', ['-cf', join(ctx, 'a.tar'), '-C', join(work, 'pack'), 'd'])
+    const owned = await build('FROM scratch\nADD --chown=4:5 a.tar /x/\n')
+    expect(await lastLayerOwners(owned)).toEqual({ owners: [{ name: 'x', uid: 0, gid: 0 }, { name: 'x/d', uid: 4, gid: 5 }, { name: 'x/d/f', uid: 4, gid: 5 }], annotations: undefined })
+    for (let i = 0; i < 2; i++) {
+      const events: BuildEvent[] = []
+      const r = await build('FROM scratch\nADD a.tar /x/\n', events)
+      expect((await lastLayerOwners(r)).annotations).toEqual({ [PERMISSIONS_ANNOTATION]: 'flattened' })
+      expect(events.filter(e => e.type === 'warning').map(e => e.type === 'warning' ? e.message : '')).toEqual([expect.stringContaining('Dockerfile:2: ADD a.tar extracts an archive')])
+      expect(r.steps.map(s => s.cached)).toEqual([i === 1])
+    }
   })
 
   it('annotates an image whose COPY --from keeps no owners, and says so in the log', async () => {
