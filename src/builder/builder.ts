@@ -25,7 +25,8 @@ import { applyConfigStep, apptainerEntrypoint, envMap } from './config-steps.ts'
 import { DEFAULT_SOURCE_DATE_EPOCH } from './constants.ts'
 import { debootstrapBase } from './debootstrap.ts'
 import { BaseImageError, NetworkNotAllowedError } from './errors.ts'
-import { createStepExecutor } from './executor/index.ts'
+import { archiveFlattens, createStepExecutor } from './executor/index.ts'
+import { PERMISSIONS_ANNOTATION, flattenedBy } from './ownership.ts'
 import type { CopyInputs } from './executor/index.ts'
 import { instructionText } from './instruction-text.ts'
 import { createLayerRecorder } from './layers.ts'
@@ -91,6 +92,14 @@ export function createBuilder (init: BuilderInit): Builder {
     let misses = 0
     /** Report indexes of checks, which run on every build and are never reported cached. */
     const checks = new Set<number>()
+    /** Why the image's owners are not what the recipe made (the first step that loses them), told once. */
+    let flattened: string | undefined
+    const flatten = (why: string | undefined): void => {
+      if (why === undefined || flattened !== undefined) return
+      flattened = why
+      emit({ type: 'warning', message: `file ownership is not kept: ${why}; the image is annotated ${PERMISSIONS_ANNOTATION}=flattened (docs/building.md, "Ownership")` })
+    }
+    flatten(flattenedBy(plan))
 
     /** Stages whose chain of keys left what the remote cache knows (see RemoteStepCache). */
     const remoteMissed = new Set<StageState>()
@@ -146,6 +155,8 @@ export function createBuilder (init: BuilderInit): Builder {
             const snap = await snapshotterFor()
             await snap.prepare(st)
             const inputs: CopyInputs | undefined = step.op === 'copy' ? await executor.copyInputs(step) : undefined
+            // Decided from the inputs, which a cached step has too: the annotation is the same cold or cached.
+            if (step.op === 'copy' && inputs !== undefined) flatten(await archiveFlattens(step, inputs))
             const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', scope.networkFor(step) ? 'net' : 'nonet', JSON.stringify(step.env)]
               : step.op === 'copy' ? [st.config.WorkingDir ?? '', ...(inputs?.digests ?? [])]
                 : [step.content]
@@ -190,7 +201,8 @@ export function createBuilder (init: BuilderInit): Builder {
         schemaVersion: 2,
         mediaType: OCI_MANIFEST,
         config: { mediaType: OCI_CONFIG, digest: configInfo.digest, size: configInfo.size },
-        layers: target.layers
+        layers: target.layers,
+        ...(flattened !== undefined ? { annotations: { [PERMISSIONS_ANNOTATION]: 'flattened' } } : {})
       }
       const manifestBytes = encodeJson(manifest)
       const info = await store.ingest(manifestBytes)

@@ -107,3 +107,15 @@ export class RemoteSourceError extends Error {
     this.source = source
   }
 }
+
+/** `COPY --chown` / `ADD --chown` names a user or group the stage's /etc/passwd or /etc/group lacks, or is malformed. */
+export class UnknownOwnerError extends Error {
+  static override readonly name = 'UnknownOwnerError'
+  override readonly name = UnknownOwnerError.name
+  readonly code = 'ERR_UNKNOWN_OWNER'
+  readonly source: SourceLoc | undefined
+  constructor (message: string, source?: SourceLoc) {
+    super(`${where(source)}${message}`)
+    this.source = source
+  }
+}

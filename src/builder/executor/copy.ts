@@ -23,6 +23,8 @@ import { parseIgnoreFile } from '../context/index.ts'
 import type { IgnoreRules } from '../context/index.ts'
 import { contextCopyFilter, expandSource, treeDigest } from '../context-files.ts'
 import { CopySourceError } from '../errors.ts'
+import { resolveOwner, withOwner } from '../ownership.ts'
+import type { OwnedTree } from '../ownership.ts'
 import { LayerTree } from '../rootfs-view.ts'
 import { removeTree } from '../sandbox/index.ts'
 import { newUpper, stageDirs } from '../snapshotter/index.ts'
@@ -39,6 +41,15 @@ type CopyItem = { parents?: string[] } & (
   | { kind: 'layers', tree: LayerTree, comps: string[], entry: TreeEntry, name: string, isDir: boolean }
   | { kind: 'blob', digest: Digest, name: string, mtime?: Date, isDir: false }
   | { kind: 'git', src: GitSourceRef, commit: string, name: string, isDir: true })
+
+/** Why an ADD without --chown loses owners: it extracts an archive, whose entries' owners are not kept. */
+export async function archiveFlattens (step: CopyStep, inputs: CopyInputs): Promise<string | undefined> {
+  if (!step.add || step.chown !== undefined) return undefined
+  for (const item of inputs.items) {
+    if (item.kind === 'host' && !item.isDir && await isTarArchive(item.path)) return `${step.source.file}:${step.source.line}: ADD ${item.name} extracts an archive and keeps no owners of its entries (they are 0:0); --chown sets one`
+  }
+  return undefined
+}
 
 /** A COPY's sources, gathered before its key is made: `digests` name their content for the key. */
 export interface CopyInputs { items: CopyItem[], digests: string[] }
@@ -124,12 +135,17 @@ export async function copyStep (scope: BuildScope, snap: Snapshotter, st: StageS
     const destIsDir = inputs.items.length > 1 || step.parents === true || step.dest.endsWith('/') || dest.comps.length === 0 || dest.entry?.st.isDirectory() === true
     const contextFilter = contextCopyFilter(options.contextDir, options.contextIgnore)
     const exclude = excludeRules(step)
+    const owner = step.chown === undefined ? undefined : await resolveOwner(step.chown, below, step.source)
+    /** What the step copies, as paths of the upper dir: --chown applies there and nowhere else (not to parents it repeats). */
+    const copied: OwnedTree[] = []
+    const inUpper = (at: string): string => relative(upper, at).split(sep).join('/')
     for (const item of inputs.items) {
       if (item.kind === 'host' && step.add && !item.isDir && await isTarArchive(item.path)) {
         // Docker: a local archive is unpacked into the destination directory.
         const into = await placeInUpper(upper, below, dest.comps, undefined)
         try {
           await extractArchive(item.path, into, options.signal)
+          copied.push({ path: inUpper(into), childrenOnly: true })
         } catch (err) {
           options.signal?.throwIfAborted()
           throw new CopySourceError(`ADD ${basename(item.path)}: cannot extract the archive: ${(err as Error).message}`, step.source)
@@ -147,8 +163,10 @@ export async function copyStep (scope: BuildScope, snap: Snapshotter, st: StageS
       else if (item.kind === 'git') await placeGit(scope, step, item, at)
       else await copyFromTree(item.tree, item.comps, item.entry, at, exclude)
       if (step.chmod !== undefined) await chmodTree(at, parseInt(step.chmod, 8))
+      // A directory's contents go into the destination: that directory is the copy's own only when the step makes it.
+      copied.push({ path: inUpper(at), childrenOnly: item.isDir && dest.entry !== undefined })
     }
-    await snap.commit(st, step, key, upper)
+    await snap.commit(st, step, key, upper, owner === undefined ? undefined : entries => withOwner(entries, copied, owner))
   } finally {
     await removeTree(dir)
   }

@@ -9,11 +9,12 @@ import type { CopyStep, FileStep, RunStep } from '../../recipe/ir.ts'
 import type { Sandbox } from '../sandbox/index.ts'
 import type { Snapshotter } from '../snapshotter/index.ts'
 import type { BuildScope, StageState } from '../stage.ts'
-import { copyInputs, copyStep, fileStep } from './copy.ts'
+import { archiveFlattens, copyInputs, copyStep, fileStep } from './copy.ts'
 import type { CopyInputs } from './copy.ts'
 import { runStep } from './run.ts'
 
 export type { CopyInputs } from './copy.ts'
+export { archiveFlattens }
 
 export type FsStep = RunStep | CopyStep | FileStep
 
@@ -29,7 +30,7 @@ export interface StepExecutor {
 }
 
 export function createStepExecutor (scope: BuildScope, sandbox: () => Promise<Sandbox>): StepExecutor {
-  const ctx = { scope, sandbox, warned: { network: false } }
+  const ctx = { scope, sandbox, warned: { network: false, root: false } }
   let driver: string | undefined
   return {
     copyInputs: async (step) => await copyInputs(scope, step),

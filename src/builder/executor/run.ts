@@ -20,7 +20,7 @@ export interface RunContext {
   scope: BuildScope
   sandbox: () => Promise<Sandbox>
   /** Warnings already given in this build (each is said once). */
-  warned: { network: boolean }
+  warned: { network: boolean, root: boolean }
 }
 
 /** The argv a RUN executes: exec form as is, shell form through the stage's SHELL, a heredoc script written to a temp file first. */
@@ -47,6 +47,10 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
   if (!network && !sb.features.networkIsolation && !ctx.warned.network) {
     ctx.warned.network = true
     scope.emit({ type: 'warning', message: `the ${sb.driver} driver cannot cut RUN steps off the network: they see the host's network (kiln doctor shows the drivers that can)` })
+  }
+  if (!sb.features.rootEmulation && !ctx.warned.root) {
+    ctx.warned.root = true
+    scope.emit({ type: 'warning', message: `the ${sb.driver} driver has no root emulation: chown, setuid and setgroups to other ids fail in RUN steps (apt-get, useradd); bwrap has it (docs/building.md, "Root emulation")` })
   }
   const argv = argvOf(step)
   const env: Record<string, string> = { PATH: DEFAULT_PATH, ...step.env, ...envMap(st.config.Env) }

@@ -17,13 +17,21 @@
  * SIGKILL (kept across the outer unshare's exec of bwrap) and runs with
  * --die-with-parent, so a killed kiln takes the step's pid namespace, and
  * every process in it, along.
+ *
+ * Root emulation (./root-emulation.ts): bwrap loads the seccomp program of
+ * ./seccomp.ts into the step, so chown, setuid and their kin succeed in the
+ * single-uid namespace (docs/building.md, "Root emulation").
  */
 import { prepareScratch, workdirInRoot } from './scratch.ts'
 import { mountScript, requireTool } from './ns-script.ts'
 import { runProcess } from './process.ts'
 import { HOST_ENV, shq } from './host-tools.ts'
+import { bwrapRootEmulation } from './root-emulation.ts'
 import { bwrapEnvArgs } from './step-env.ts'
 import type { RunSpec, RunResult, Sandbox, SandboxFeatures } from './types.ts'
+
+/** bwrap's inputs start at fd 3 (runProcess's `inputFds`). */
+const emulation = bwrapRootEmulation(3)
 
 function bwrapArgs (rootDir: string, cwd: string, network: boolean, env: Record<string, string>): string[] {
   const args = [
@@ -33,7 +41,8 @@ function bwrapArgs (rootDir: string, cwd: string, network: boolean, env: Record<
     '--bind', rootDir, '/',
     '--proc', '/proc', '--dev', '/dev',
     '--chdir', cwd,
-    ...bwrapEnvArgs(env)
+    ...emulation.args,
+    ...bwrapEnvArgs({ ...emulation.env, ...env })
   ]
   if (!network) args.unshift('--unshare-net')
   else {
@@ -42,7 +51,7 @@ function bwrapArgs (rootDir: string, cwd: string, network: boolean, env: Record<
   return args
 }
 
-export function createBwrapSandbox (features: SandboxFeatures = { overlay: true, networkIsolation: true, pidIsolation: true, processIsolation: true }): Sandbox {
+export function createBwrapSandbox (features: SandboxFeatures = { overlay: true, networkIsolation: true, pidIsolation: true, processIsolation: true, rootEmulation: true }): Sandbox {
   return {
     driver: 'bwrap',
     features,
@@ -52,7 +61,7 @@ export function createBwrapSandbox (features: SandboxFeatures = { overlay: true,
       const cwd = await workdirInRoot(spec.root, spec.cwd ?? '/')
       const scratch = await prepareScratch(spec.root, network)
       try {
-        const common = { env: { ...HOST_ENV }, parentDeathSignal: 'SIGKILL' as const, timeoutMs: spec.timeoutMs, signal: spec.signal, onOutput: spec.onOutput }
+        const common = { env: { ...HOST_ENV }, parentDeathSignal: 'SIGKILL' as const, inputFds: emulation.fds, timeoutMs: spec.timeoutMs, signal: spec.signal, onOutput: spec.onOutput }
         if (scratch.overlayOptions === undefined) {
           return await runProcess({ file: bwrap, args: [...bwrapArgs(scratch.rootDir, cwd, network, spec.env), '--', ...spec.argv], ...common })
         }

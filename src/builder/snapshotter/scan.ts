@@ -58,9 +58,9 @@ export function createScanSnapshotter (scope: BuildScope, layers: LayerRecorder)
       await copyTree(root, join(dir, 'rootfs'))
       await exec({ kind: 'dir', path: join(dir, 'rootfs') })
     },
-    commit: async (st, step, key, upper) => {
+    commit: async (st, step, key, upper, edit = e => e) => {
       const root = await rootOf(st)
-      const value = await layers.store(st, step, key, await diffUpper(upper, undefined))
+      const value = await layers.store(st, step, key, edit(await diffUpper(upper, undefined)))
       await applyLayer(root, value.descriptor)
       await keepSnapshot(scope, upper, key)
     },

@@ -22,9 +22,9 @@ const HEALTHY_PROBE: HostProbe = {
   userNamespaces: { ok: true, detail: 'unshare -Ur' },
   overlayInUserns: { ok: true, detail: 'overlay mount in a user namespace' },
   drivers: [
-    { driver: 'bwrap', ok: true, features: { overlay: true, networkIsolation: true, pidIsolation: true, processIsolation: true }, detail: 'runs a step' },
-    { driver: 'unshare', ok: true, features: { overlay: true, networkIsolation: true, pidIsolation: true, processIsolation: true }, detail: 'runs a step' },
-    { driver: 'proot', ok: false, features: { overlay: false, networkIsolation: false, pidIsolation: true, processIsolation: false }, detail: 'proot -0: program not installed' }
+    { driver: 'bwrap', ok: true, features: { overlay: true, networkIsolation: true, pidIsolation: true, processIsolation: true, rootEmulation: true }, detail: 'runs a step' },
+    { driver: 'unshare', ok: true, features: { overlay: true, networkIsolation: true, pidIsolation: true, processIsolation: true, rootEmulation: false }, detail: 'runs a step' },
+    { driver: 'proot', ok: false, features: { overlay: false, networkIsolation: false, pidIsolation: true, processIsolation: false, rootEmulation: true }, detail: 'proot -0: program not installed' }
   ],
   selected: 'bwrap'
 }
@@ -110,6 +110,12 @@ describe('doctor with injected failures', () => {
     expect(healthy.byId('sandbox.proot').status).toBe('warn')
     expect(healthy.byId('sandbox.bwrap').status).toBe('ok')
     expect(healthy.byId('sandbox').status).toBe('ok')
+  })
+
+  it('root emulation is ok under bwrap and a warning, with bwrap as the fix, under unshare', async () => {
+    expect(await run(fakeSystem()).then(r => r.byId('sandbox.root-emulation').status)).toBe('ok')
+    const unshare = await run(fakeSystem(), { build: { sandbox: 'unshare' } })
+    expect(unshare.byId('sandbox.root-emulation')).toMatchObject({ status: 'warn', detail: expect.stringMatching(/unshare driver has no root emulation/), fix: expect.stringMatching(/bubblewrap/) })
   })
 
   it('a configured driver that does not work is a problem even if another works', async () => {
