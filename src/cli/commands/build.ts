@@ -57,9 +57,15 @@ export function register (program: Command, ctx: CliContext): void {
       const { join, basename } = await import('node:path')
       const { readRecipeInput } = await import('../recipe-input.ts')
       const { contextDir, recipePath, text, buildArgs } = await readRecipeInput(contextArg, opts.file, opts.buildArg)
-      const { parseRecipe } = await import('../../recipe/index.ts')
-      const plan = parseRecipe(text, { filename: basename(recipePath), buildArgs, ...(opts.target !== undefined ? { target: opts.target } : {}), ...(opts.platform !== undefined ? { platform: opts.platform } : {}) })
+      const { createBuilder, planRecipe, runRecipe, readContextIgnore } = await import('../../builder/index.ts')
+      const request = {
+        recipe: { text, file: basename(recipePath) },
+        buildArgs,
+        ...(opts.target !== undefined ? { target: opts.target } : {}),
+        ...(opts.platform !== undefined ? { platform: opts.platform } : {})
+      }
       if (opts.dryRun === true) {
+        const plan = planRecipe(request)
         if (opts.json === true) { ctx.out.json(plan); return }
         for (const stage of plan.stages) {
           ctx.out.line(`stage ${stage.index}${stage.name !== undefined ? ` (${stage.name})` : ''} from ${stage.base.kind === 'image' ? stage.base.ref : stage.base.kind === 'stage' ? `stage ${stage.base.stage}` : 'scratch'}`)
@@ -71,9 +77,9 @@ export function register (program: Command, ctx: CliContext): void {
       const outputs = opts.output.map(parseOutputSpec)
       const cacheTo = opts.cacheTo.map(parseCacheToSpec)
       const cacheFrom = opts.cacheFrom.map(parseCacheFromSpec)
-      const sandboxChoice = opts.sandbox ?? process.env.KILN_SANDBOX ?? (await ctx.config()).build.sandbox
+      const config = await ctx.config()
+      const sandboxChoice = opts.sandbox ?? config.build.sandbox
       if (!isSandboxChoice(sandboxChoice)) throw new CliError(`--sandbox ${sandboxChoice}: expected one of ${SANDBOX_CHOICES.join(', ')}`, { exitCode: EXIT.usage })
-      const { createBuilder, instructionSummary, readContextIgnore } = await import('../../builder/index.ts')
       const contextIgnore = await readContextIgnore(contextDir, { recipeFile: recipePath })
       const store = await ctx.store()
       const workDir = join(await ctx.dataDir(), 'build')
@@ -102,31 +108,28 @@ export function register (program: Command, ctx: CliContext): void {
       const onSignal = (): void => { ac.abort(new CliError('build interrupted', { exitCode: EXIT.failure })) }
       process.once('SIGINT', onSignal)
       process.once('SIGTERM', onSignal)
-      const epochEnv = process.env.SOURCE_DATE_EPOCH
-      const sourceDateEpoch = epochEnv !== undefined && /^\d+$/.test(epochEnv) ? Number(epochEnv) : undefined
+      const sourceDateEpoch = config.build.sourceDateEpoch
       const tags = (opts.tag ?? []).map(splitTag)
       let result
       try {
-        result = await building.hold(async () => await builder.build(plan, {
-          contextDir,
-          contextIgnore,
-          ...(opts.platform !== undefined ? { platform: opts.platform } : {}),
-          network: opts.network === true,
-          noCache: opts.cache === false,
-          ...(opts.pull === true ? { pull: 'always' as const } : {}),
-          ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
-          signal: ac.signal,
-          onEvent: (e) => {
-            if (opts.json === true) return
-            if (e.type === 'step') ctx.out.line(`[${e.index}/${e.total}] ${instructionSummary(e.text)}`)
-            else if (e.type === 'warning') process.stderr.write(`kiln: warning: ${e.message}\n`)
-            else if (e.type === 'output') process.stderr.write(e.chunk)
-            else if (e.type === 'step-done' && e.cached) ctx.out.line('  cached')
-          }
-        }).then(r => {
+        result = await building.hold(async () => {
+          const { result: r } = await runRecipe(builder, request, {
+            contextDir,
+            contextIgnore,
+            network: opts.network === true,
+            noCache: opts.cache === false,
+            ...(opts.pull === true ? { pull: 'always' as const } : {}),
+            ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
+            signal: ac.signal,
+            onLine: (line) => {
+              if (opts.json === true) return
+              if (line.kind === 'step' || line.kind === 'cached') ctx.out.line(line.text)
+              else process.stderr.write(`${line.kind === 'warning' ? 'kiln: ' : ''}${line.text}\n`)
+            }
+          })
           for (const t of tags) store.refs.set(t.repository, t.tag, r.descriptor)
           return r
-        }))
+        })
       } finally {
         process.off('SIGINT', onSignal)
         process.off('SIGTERM', onSignal)
