@@ -20,7 +20,7 @@
  * const metrics = await startNodeMetrics(config.metrics.listen)
  * const sandbox = await sandboxForOthers(config, ['--no-jobs'])
  * const agent = await startAgentNode({ config, store, identity, metrics: metrics.metrics, log, network: {}, jobs: { concurrency: 1, allowNetwork: false, ...sandbox } })
- * const builder = await createLocalBuildRunner(store, join(store.root, 'build'), sandbox)
+ * const builder = await createLocalBuildRunner(store, sandbox)
  * const gateway = await startGatewayNode({ config, store, log, host: '127.0.0.1', port: 5000, network: { node: agent.node, transfer: agent.agent.transfer, privateKey: identity.privateKey }, builder })
  * await runAgentUntilStopped(agent, { drainMs: 90_000, setLogLevel, flags: {} })
  * await gateway.close()
@@ -32,7 +32,8 @@ export { startGatewayNode, attachGatewayPeer, isLoopback } from './gateway.ts'
 export type { GatewayNode, GatewayNodeInit, GatewayNetwork, GatewayPeer, GatewayPeerInit } from './gateway.ts'
 export { openRequesterNode, FIRST_PEER_TIMEOUT_MS } from './requester.ts'
 export type { RequesterNode, RequesterNodeInit } from './requester.ts'
-export { createLocalBuildRunner } from './local-build.ts'
+export { createLocalBuildRunner, runLocalBuild } from './local-build.ts'
+export type { LocalBuild, LocalBuildInit } from './local-build.ts'
 export { sandboxForOthers } from './sandbox.ts'
 export type { NodeSandbox } from './sandbox.ts'
 export { startNodeMetrics } from './metrics.ts'

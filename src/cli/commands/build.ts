@@ -54,10 +54,10 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--json', 'with --dry-run: the plan as JSON; otherwise a JSON summary')
     .addHelpText('after', '\nExamples:\n  kiln build -t app:1 .\n  kiln build -f Singularity.def --build-arg VERSION=2 -t tools:2 ./ctx\n  kiln build --dry-run --json .\n  kiln build -t hpc/app:1 --output type=static,dest=/srv/registry --output oci-archive:app.tar .\n  kiln build --cache-from docker://registry.example.org/cache/app:bc --cache-to type=registry,ref=registry.example.org/cache/app:bc,mode=max .')
     .action(async (contextArg: string, opts: BuildCliOptions) => {
-      const { join, basename } = await import('node:path')
+      const { basename } = await import('node:path')
       const { readRecipeInput } = await import('../recipe-input.ts')
       const { contextDir, recipePath, text, buildArgs } = await readRecipeInput(contextArg, opts.file, opts.buildArg)
-      const { createBuilder, planRecipe, runRecipe, readContextIgnore } = await import('../../builder/index.ts')
+      const { planRecipe, readContextIgnore } = await import('../../builder/index.ts')
       const request = {
         recipe: { text, file: basename(recipePath) },
         buildArgs,
@@ -82,73 +82,48 @@ export function register (program: Command, ctx: CliContext): void {
       if (!isSandboxChoice(sandboxChoice)) throw new CliError(`--sandbox ${sandboxChoice}: expected one of ${SANDBOX_CHOICES.join(', ')}`, { exitCode: EXIT.usage })
       const contextIgnore = await readContextIgnore(contextDir, { recipeFile: recipePath })
       const store = await ctx.store()
-      const workDir = join(await ctx.dataDir(), 'build')
       const { sweepAtStart } = await import('../sweep-at-start.ts')
-      await sweepAtStart(await ctx.dataDir())
-      // What the build reads and writes is leased until its names are set: a `kiln gc` or quota run in
-      // another process must not take a layer of a build still in progress, however long it runs.
-      const { createBuildLeases, createLeases } = await import('../../content/index.ts')
-      const building = createBuildLeases(store.content, createLeases(store.db))
-      const builder = createBuilder({
-        store: building.store, db: store.db, refs: store.refs, workDir, probeCacheDir: workDir,
-        ...(sandboxChoice !== 'auto' ? { sandboxDriver: sandboxChoice } : {})
-      })
-      for (const ref of cacheFrom) {
-        const { fetchCacheImage, importCacheImage } = await import('../../export/index.ts')
-        try {
-          const root = await fetchCacheImage(store.content, ref)
-          const r = await importCacheImage(store.db, store.content, root, { snapshotsDir: join(workDir, 'snapshots') })
-          if (opts.json !== true) ctx.out.line(`cache from ${ref}: ${r.added} steps added, ${r.kept} known`)
-        } catch (err) {
-          // A cache that cannot be read only makes the build slower, as with buildx.
-          process.stderr.write(`kiln: warning: --cache-from ${ref}: ${(err as Error).message}\n`)
-        }
-      }
+      await sweepAtStart(store.root)
       const ac = new AbortController()
       const onSignal = (): void => { ac.abort(new CliError('build interrupted', { exitCode: EXIT.failure })) }
       process.once('SIGINT', onSignal)
       process.once('SIGTERM', onSignal)
-      const sourceDateEpoch = config.build.sourceDateEpoch
       const tags = (opts.tag ?? []).map(splitTag)
-      let result
+      const { runLocalBuild } = await import('../../node/index.ts')
+      let built
       try {
-        result = await building.hold(async () => {
-          const { result: r } = await runRecipe(builder, request, {
-            contextDir,
-            contextIgnore,
-            network: opts.network === true,
-            noCache: opts.cache === false,
-            ...(opts.pull === true ? { pull: 'always' as const } : {}),
-            ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
-            signal: ac.signal,
-            onLine: (line) => {
-              if (opts.json === true) return
-              if (line.kind === 'step' || line.kind === 'cached') ctx.out.line(line.text)
-              else process.stderr.write(`${line.kind === 'warning' ? 'kiln: ' : ''}${line.text}\n`)
-            }
-          })
-          for (const t of tags) store.refs.set(t.repository, t.tag, r.descriptor)
-          return r
+        built = await runLocalBuild({
+          store,
+          request,
+          contextDir,
+          contextIgnore,
+          ...(sandboxChoice !== 'auto' ? { sandboxDriver: sandboxChoice } : {}),
+          network: opts.network === true,
+          noCache: opts.cache === false,
+          ...(opts.pull === true ? { pull: 'always' as const } : {}),
+          ...(config.build.sourceDateEpoch !== undefined ? { sourceDateEpoch: config.build.sourceDateEpoch } : {}),
+          cacheFrom,
+          tags,
+          outputs,
+          cacheTo,
+          signal: ac.signal,
+          onCacheFrom: (ref, outcome) => {
+            if ('error' in outcome) process.stderr.write(`kiln: warning: --cache-from ${ref}: ${outcome.error.message}\n`)
+            else if (opts.json !== true) ctx.out.line(`cache from ${ref}: ${outcome.added} steps added, ${outcome.kept} known`)
+          },
+          onLine: (line) => {
+            if (opts.json === true) return
+            if (line.kind === 'step' || line.kind === 'cached') ctx.out.line(line.text)
+            else process.stderr.write(`${line.kind === 'warning' ? 'kiln: ' : ''}${line.text}\n`)
+          }
         })
       } finally {
         process.off('SIGINT', onSignal)
         process.off('SIGTERM', onSignal)
       }
-      const exported: Array<{ output: string, description: string, digest: string }> = []
-      const cacheExported: Array<{ output: string, description: string, records: number }> = []
-      if (outputs.length > 0 || cacheTo.length > 0) {
-        const { createExporter, createCacheImage } = await import('../../export/index.ts')
-        const exporter = createExporter()
-        for (const [i, target] of outputs.entries()) {
-          const r = await exporter.export({ store: store.content, root: result.descriptor }, target, { tags: tags.map(t => `${t.repository}:${t.tag}`) })
-          exported.push({ output: opts.output[i] as string, ...r })
-        }
-        for (const [i, spec] of cacheTo.entries()) {
-          const cache = await createCacheImage(store.db, store.content, { mode: spec.mode, image: result.descriptor })
-          const r = await exporter.export({ store: store.content, root: cache.descriptor }, spec.output)
-          cacheExported.push({ output: opts.cacheTo[i] as string, description: r.description, records: cache.records })
-        }
-      }
+      const { result } = built
+      const exported = built.exported.map((r, i) => ({ output: opts.output[i] as string, ...r }))
+      const cacheExported = built.cacheExported.map((r, i) => ({ output: opts.cacheTo[i] as string, ...r }))
       const cached = result.steps.filter(s => s.cached).length
       const summary = {
         digest: result.digest,

@@ -59,8 +59,8 @@ Examples:
   kiln up --gateway-listen 127.0.0.1:5000 --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...
   kiln up --anonymous-push --upstream docker.io`)
     .action(async (flags: UpFlags, command: Command) => {
-      const [{ join }, { followLogLevel }, { createLocalBuildRunner, runAgentUntilStopped, sandboxForOthers, startAgentNode, startGatewayNode }] = await Promise.all([
-        import('node:path'), import('../../../agent/lifecycle.ts'), import('../../node/index.ts')
+      const [{ followLogLevel }, { createLocalBuildRunner, runAgentUntilStopped, sandboxForOthers, startAgentNode, startGatewayNode }] = await Promise.all([
+        import('../../../agent/lifecycle.ts'), import('../../node/index.ts')
       ])
       const config = await ctx.config()
       const { host, port } = splitHostPort(flags.gatewayListen ?? config.gateway.listen, '--gateway-listen')
@@ -88,7 +88,7 @@ Examples:
       if (nodeSandbox.othersRefused !== undefined) started.log.warn({ reason: nodeSandbox.othersRefused }, 'jobs of other peers and gateway builds are refused')
       // Also on an error below; after a drain it is already stopped (stop is idempotent).
       ctx.onClose(started.close)
-      const builder = flags.localBuilds === false ? undefined : await createLocalBuildRunner(store, join(store.root, 'build'), nodeSandbox)
+      const builder = flags.localBuilds === false ? undefined : await createLocalBuildRunner(store, nodeSandbox)
       const service = await startGatewayNode({
         config,
         store,
