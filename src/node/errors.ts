@@ -27,9 +27,13 @@ export class ListenError extends Error {
   }
 }
 
-/** A requester session found no peer to talk to in time. */
+/** A client node (requester session, pull, peer search) found no peer to talk to in time. */
 export class NoPeerReachableError extends Error {
   static override readonly name = 'NoPeerReachableError'
   override readonly name = NoPeerReachableError.name
-  constructor () { super('no peer reachable') }
+  readonly hint?: string
+  constructor (options: { hint?: string } = {}) {
+    super('no peer reachable')
+    if (options.hint !== undefined) this.hint = options.hint
+  }
 }

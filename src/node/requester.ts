@@ -10,8 +10,7 @@ import type { LocalStore } from '../content/index.ts'
 import type { Identity } from '../p2p/identity.ts'
 import type { KilnNode, NodeFlags } from '../p2p/index.ts'
 import type { RequesterSession } from '../requester/index.ts'
-import { NoPeerReachableError } from './errors.ts'
-import { startPeer } from './peer.ts'
+import { startPeer, untilFirstPeer } from './peer.ts'
 
 /** How long a session waits for its first peer before NoPeerReachableError. */
 export const FIRST_PEER_TIMEOUT_MS = 15_000
@@ -35,8 +34,8 @@ export interface RequesterNode {
 }
 
 export async function openRequesterNode (init: RequesterNodeInit): Promise<RequesterNode> {
-  const [{ waitForPeers }, { startRequesterSession }, { loadTrustPolicy, loadCertificates }] = await Promise.all([
-    import('../p2p/index.ts'), import('../requester/index.ts'), import('../trust/index.ts')
+  const [{ startRequesterSession }, { loadTrustPolicy, loadCertificates }] = await Promise.all([
+    import('../requester/index.ts'), import('../trust/index.ts')
   ])
   const { config, store, identity } = init
   const log = init.log.child({ component: 'requester' })
@@ -62,7 +61,7 @@ export async function openRequesterNode (init: RequesterNodeInit): Promise<Reque
       ...(init.offerWindowMs !== undefined ? { offerWindowMs: init.offerWindowMs } : {}),
       log: (level, message) => { log[level](message) }
     })
-    if (!(await waitForPeers(node, FIRST_PEER_TIMEOUT_MS))) throw new NoPeerReachableError()
+    await untilFirstPeer(node, FIRST_PEER_TIMEOUT_MS)
   } catch (err) {
     await close()
     throw err
