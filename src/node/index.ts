@@ -27,6 +27,7 @@
  * ```
  */
 export { startAgentNode, runAgentUntilStopped } from './agent.ts'
+export { followLogLevel } from '../../agent/lifecycle.ts'
 export type { AgentNode, AgentNodeInit, AgentRunInit } from './agent.ts'
 export { startGatewayNode, attachGatewayPeer, isLoopback } from './gateway.ts'
 export type { GatewayNode, GatewayNodeInit, GatewayNetwork, GatewayPeer, GatewayPeerInit } from './gateway.ts'

@@ -46,8 +46,8 @@ kiln.yaml's logLevel, agent.allowNetwork and agent.maxConcurrentBuilds. See docs
 Example:
   kiln agent --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... --institution hpc.example.org --max-builds 2 --metrics-listen 127.0.0.1:9464`)
     .action(async (flags: AgentFlags, command: Command) => {
-      const [{ splitList }, { parsePlatform, formatPlatform }, { followLogLevel }, { runAgentUntilStopped, sandboxForOthers, startAgentNode }] = await Promise.all([
-        import('../../p2p/index.ts'), import('../../oci/platform.ts'), import('../../../agent/lifecycle.ts'), import('../../node/index.ts')
+      const [{ splitList }, { parsePlatform, formatPlatform }, { followLogLevel, runAgentUntilStopped, sandboxForOthers, startAgentNode }] = await Promise.all([
+        import('../../p2p/index.ts'), import('../../oci/platform.ts'), import('../../node/index.ts')
       ])
       const config = await ctx.config()
       const drainMs = durationFlag('--drain-timeout', flags.drainTimeout ?? '90s')

@@ -59,9 +59,7 @@ Examples:
   kiln up --gateway-listen 127.0.0.1:5000 --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...
   kiln up --anonymous-push --upstream docker.io`)
     .action(async (flags: UpFlags, command: Command) => {
-      const [{ followLogLevel }, { createLocalBuildRunner, runAgentUntilStopped, sandboxForOthers, startAgentNode, startGatewayNode }] = await Promise.all([
-        import('../../../agent/lifecycle.ts'), import('../../node/index.ts')
-      ])
+      const { createLocalBuildRunner, followLogLevel, runAgentUntilStopped, sandboxForOthers, startAgentNode, startGatewayNode } = await import('../../node/index.ts')
       const config = await ctx.config()
       const { host, port } = splitHostPort(flags.gatewayListen ?? config.gateway.listen, '--gateway-listen')
       const drainMs = durationFlag('--drain-timeout', flags.drainTimeout ?? '90s')
