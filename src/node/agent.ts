@@ -109,6 +109,15 @@ export async function startAgentNode (init: AgentNodeInit): Promise<AgentNode> {
   return { agent, node, description, policy, certs, config, dataDir: store.root, log, close: async () => { await agent.stop() } }
 }
 
+/**
+ * A level setter for `root` that reaches its child loggers too (agent/lifecycle.ts);
+ * take it before making the children, as SIGHUP's reload sets the level through it.
+ */
+export async function followLogLevel (root: Logger): Promise<(level: string) => void> {
+  const lifecycle = await import('../../agent/lifecycle.ts')
+  return lifecycle.followLogLevel(root)
+}
+
 export interface AgentRunInit {
   /** How long running builds may finish after SIGTERM. */
   drainMs: number

@@ -26,8 +26,7 @@
  * await gateway.close()
  * ```
  */
-export { startAgentNode, runAgentUntilStopped } from './agent.ts'
-export { followLogLevel } from '../../agent/lifecycle.ts'
+export { followLogLevel, startAgentNode, runAgentUntilStopped } from './agent.ts'
 export type { AgentNode, AgentNodeInit, AgentRunInit } from './agent.ts'
 export { startGatewayNode, attachGatewayPeer, isLoopback } from './gateway.ts'
 export type { GatewayNode, GatewayNodeInit, GatewayNetwork, GatewayPeer, GatewayPeerInit } from './gateway.ts'

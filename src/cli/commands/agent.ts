@@ -52,7 +52,7 @@ Example:
       const config = await ctx.config()
       const drainMs = durationFlag('--drain-timeout', flags.drainTimeout ?? '90s')
       const root = await ctx.logger()
-      const setLogLevel = followLogLevel(root)
+      const setLogLevel = await followLogLevel(root)
       const log = root.child({ component: 'agent' })
       let platforms: string[] | undefined
       try {

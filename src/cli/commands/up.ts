@@ -64,7 +64,7 @@ Examples:
       const { host, port } = splitHostPort(flags.gatewayListen ?? config.gateway.listen, '--gateway-listen')
       const drainMs = durationFlag('--drain-timeout', flags.drainTimeout ?? '90s')
       const root = await ctx.logger()
-      const setLogLevel = followLogLevel(root)
+      const setLogLevel = await followLogLevel(root)
       const log = root.child({ component: 'up' })
       const identity = await ctx.identity()
       const store = await ctx.store()
