@@ -1,6 +1,6 @@
 /**
- * The real JobBuilder: parses the job's recipe (src/recipe), runs the
- * rootless builder (src/builder) for the awarded platform, announces the
+ * The real JobBuilder: runs the job's recipe for the awarded platform with
+ * `runRecipe` (src/builder), announces the
  * image's blobs to the network, and reports what the result and its
  * provenance need (manifest, blobs, base digests, sandbox, cached steps).
  *
@@ -14,11 +14,11 @@
 import type { BasePin } from '../../protocols/job.ts'
 import type { ContentStore, Digest, RefStore } from '../../src/content/index.ts'
 import type { KilnDb } from '../../src/db/index.ts'
-import { createBuilder } from '../../src/builder/index.ts'
+import { createBuilder, runRecipe } from '../../src/builder/index.ts'
 import type { Builder, Sandbox } from '../../src/builder/index.ts'
 import type { RemoteStepCache } from '../../src/cache/index.ts'
 import { MAX_MANIFEST_SIZE, parseImageRef, parseManifestBytes } from '../../src/oci/index.ts'
-import { imageRefsOf, mapImageRefs, parseRecipe } from '../../src/recipe/index.ts'
+import { imageRefsOf, mapImageRefs } from '../../src/recipe/index.ts'
 import type { BuildPlan } from '../../src/recipe/index.ts'
 import { JobRefusedError } from './errors.ts'
 import type { BuildOutput, JobBuilder } from './index.ts'
@@ -82,38 +82,28 @@ export function createRecipeBuilder (init: RecipeBuilderInit): JobBuilder {
 
   return {
     async build (request, options): Promise<BuildOutput> {
-      const plan = pinPlan(parseRecipe(request.recipe.text, {
-        filename: request.recipe.file,
-        frontend: request.recipe.kind,
+      let bases: string[] = []
+      const { result } = await runRecipe(builder, {
+        recipe: request.recipe,
         buildArgs: request.buildArgs,
         platform: request.platform,
         ...(request.target !== undefined ? { target: request.target } : {})
-      }), request.bases)
-      const bases = imageRefsOf(plan)
-      const decoder = new TextDecoder()
-      let partial = ''
-      const result = await builder.build(plan, {
+      }, {
         contextDir: request.contextDir,
-        platform: request.platform,
         network: request.network,
         signal: options.signal,
         ...(init.sourceDateEpoch !== undefined ? { sourceDateEpoch: init.sourceDateEpoch } : {}),
         ...(init.stepTimeoutMs !== undefined ? { stepTimeoutMs: init.stepTimeoutMs } : {}),
-        onEvent: (e) => {
-          if (e.type === 'step') {
-            options.onLog(`[${e.index}/${e.total}] ${e.text}`)
-            options.onProgress(e.index, e.total, e.text)
-          } else if (e.type === 'output') {
-            const lines = (partial + decoder.decode(e.chunk, { stream: true })).split('\n')
-            partial = lines.pop() ?? ''
-            for (const l of lines) options.onLog(l)
-          } else if (e.type === 'step-done') {
-            if (partial !== '') { options.onLog(partial); partial = '' }
-            if (e.cached) options.onLog('  cached')
-          }
+        admit: (plan) => {
+          const pinned = pinPlan(plan, request.bases)
+          bases = imageRefsOf(pinned)
+          return pinned
+        },
+        onLine: (line) => {
+          options.onLog(line.text)
+          if (line.kind === 'step') options.onProgress(line.index, line.total, line.instruction)
         }
       })
-      if (partial !== '') options.onLog(partial)
       const manifest = parseManifestBytes(await init.store.readBytes(result.digest, MAX_MANIFEST_SIZE))
       if (manifest.kind !== 'manifest') throw new Error(`the builder produced ${manifest.mediaType}, not an image manifest`)
       const blobs = [manifest.value.config, ...manifest.value.layers].map(d => ({ digest: d.digest, size: d.size }))

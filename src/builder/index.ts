@@ -36,6 +36,8 @@ export function createBuilder (init: BuilderInit): Builder {
   return lockingBuilder(createUnlockedBuilder(init), init.workDir)
 }
 export { instructionText, instructionSummary } from './instruction-text.ts'
+export { planRecipe, runRecipe } from './run-recipe.ts'
+export type { RecipeLogLine, RecipeRequest, RecipeRun, RunRecipeOptions } from './run-recipe.ts'
 export type * from './types.ts'
 export * from './errors.ts'
 export { resolveBase } from './base.ts'

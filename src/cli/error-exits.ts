@@ -3,7 +3,9 @@
  * codes"): an error a command lets escape ends `kiln` with the code of its
  * class's row, or of its nearest base class's row (every RecipeError
  * subclass is a usage error), and the row's hint, if any, is printed under
- * the message. Anything not listed exits EXIT.failure. Rows are matched by
+ * the message; an error that carries its own `hint` (src/node's, which
+ * know the setting or flag at fault) shows that one instead. Anything not
+ * listed exits EXIT.failure. Rows are matched by
  * class name (src/util/error-class.ts), so errors from a second copy of a
  * module still match. A test pins the table; change it only with that test.
  *
@@ -18,6 +20,8 @@ import { IgnorePatternError } from '../builder/context/errors.ts'
 import { ConfigError } from '../config/errors.ts'
 import { DigestMismatchError, InvalidDigestError, InvalidPinTargetError, NotFoundError, SizeMismatchError } from '../content/errors.ts'
 import { DataDirError } from '../doctor/errors.ts'
+import { MetricsAddressError } from '../metrics/errors.ts'
+import { ListenError, NoPeerReachableError, NodeSettingError } from '../node/errors.ts'
 import { ExportUnsupportedError, ExporterUnavailableError, OutputSpecInvalidError } from '../export/errors.ts'
 import { ArchiveInvalidError, BlobMissingError, ConfigInvalidError, HardlinkTargetError, ImageNotFoundError, LayerCompressionError, LayoutInvalidError, ManifestInvalidError, ManifestTooLargeError, PlatformInvalidError, PlatformNotFoundError, ReferenceInvalidError, SymlinkEscapeError, TarHeaderTooLargeError, TarInvalidError, UnsafePathError } from '../oci/errors.ts'
 import { RecipeError } from '../recipe/errors.ts'
@@ -57,6 +61,8 @@ export const ERROR_EXITS: ReadonlyArray<readonly [ErrorClass, ErrorExit]> = [
   [OutputSpecInvalidError, { code: EXIT.usage, hint: 'docs/exporters.md lists the output types and their keys' }],
   [ExporterUnavailableError, { code: EXIT.usage }],
   [ExportUnsupportedError, { code: EXIT.usage }],
+  [NodeSettingError, { code: EXIT.usage }],
+  [MetricsAddressError, { code: EXIT.usage, hint: 'give --metrics-listen HOST:PORT with a free port, e.g. 127.0.0.1:9464' }],
   // What was asked for does not exist.
   [NotFoundError, { code: EXIT.notFound }],
   [PlatformNotFoundError, { code: EXIT.notFound }],
@@ -93,11 +99,15 @@ export const ERROR_EXITS: ReadonlyArray<readonly [ErrorClass, ErrorExit]> = [
   [BuilderLostError, { code: EXIT.network, hint: 'kiln jobs resume ID follows the job again once the builder is back' }],
   [NoProvidersError, { code: EXIT.network }],
   [TimeoutError, { code: EXIT.network }],
+  [ListenError, { code: EXIT.network }],
+  [NoPeerReachableError, { code: EXIT.network, hint: 'pass --bootstrap /ip4/HOST/tcp/PORT/p2p/PEERID of a running agent' }],
   // Something else failed, and the user can look into it.
   [SandboxUnavailableError, { code: EXIT.failure, hint: 'run kiln doctor to see which sandbox drivers work on this node' }]
 ]
 
-/** How kiln ends on this error: EXIT.failure and no hint unless the table has its class. */
+/** How kiln ends on this error: EXIT.failure and no hint unless the table has its class or the error has a hint. */
 export function errorExit (err: unknown): ErrorExit {
-  return lookupErrorClass(ERROR_EXITS, err) ?? { code: EXIT.failure }
+  const row = lookupErrorClass(ERROR_EXITS, err) ?? { code: EXIT.failure }
+  const own = typeof err === 'object' && err !== null && 'hint' in err && typeof err.hint === 'string' ? err.hint : undefined
+  return own === undefined ? row : { ...row, hint: own }
 }

@@ -101,4 +101,9 @@ export const KilnConfigSchema = z.strictObject({
 })
 
 export type KilnConfigInput = z.input<typeof KilnConfigSchema>
-export type KilnConfig = z.output<typeof KilnConfigSchema> & { dataDir: string, configFile?: string }
+export type KilnConfig = z.output<typeof KilnConfigSchema> & {
+  dataDir: string
+  configFile?: string
+  /** Keys set by an environment variable, to that variable's name (`build.sandbox` -> `KILN_SANDBOX`). */
+  fromEnv?: Record<string, string>
+}

@@ -28,6 +28,8 @@ import { createAccessLog } from './quota.ts'
 import type { RefStore } from './refs.ts'
 import type { KilnDb } from '../db/index.ts'
 import { isErrno, mkdirPrivate } from '../util/fs.ts'
+import { isErrorOf } from '../util/error-class.ts'
+import { NotFoundError } from './errors.ts'
 
 /** Blobs up to this size are always re-hashed (manifests, configs, small layers). */
 export const SMALL_BLOB_BYTES = 1024 * 1024
@@ -77,7 +79,7 @@ async function hashBlob (store: BlobReader, digest: Digest, signal?: AbortSignal
   try {
     for await (const chunk of store.read(digest, signal !== undefined ? { signal } : {})) h.update(chunk)
   } catch (err) {
-    if ((err as Error).name === 'NotFoundError' || isErrno(err, 'ENOENT')) return undefined // removed meanwhile (gc)
+    if (isErrorOf(err, NotFoundError) || isErrno(err, 'ENOENT')) return undefined // removed meanwhile (gc)
     throw err
   }
   return `sha256:${h.digest('hex')}`

@@ -2,8 +2,9 @@
  * Deterministic layer writing. The same tree gives the same bytes, whoever
  * writes it and whenever:
  * - entries sorted by path (byte order), directories as `path/`;
- * - mtimes clamped to SOURCE_DATE_EPOCH (option, else the environment
- *   variable, else 0: every mtime becomes the epoch);
+ * - mtimes clamped to the sourceDateEpoch option, else 0 (every mtime
+ *   becomes the epoch); the SOURCE_DATE_EPOCH variable is read by
+ *   src/config, and its value reaches here as that option;
  * - owners as the entry says (`uid`/`gid`, default 0:0), empty
  *   uname/gname, permission bits kept, no atime/ctime, no xattrs; ustar
  *   headers, PAX only for what does not fit;
@@ -46,7 +47,7 @@ export type LayerEntry =
 export interface WriteLayerOptions {
   /** Default 'gzip'. */
   compression?: LayerCompression
-  /** Seconds; mtimes later than this are clamped to it. Default: $SOURCE_DATE_EPOCH, else 0. */
+  /** Seconds; mtimes later than this are clamped to it. Default 0. */
   sourceDateEpoch?: number
   signal?: AbortSignal
 }
@@ -60,12 +61,9 @@ export interface WrittenLayer {
   tarSize: number
 }
 
-/** The clamp in effect: option, else $SOURCE_DATE_EPOCH, else 0. */
+/** The clamp in effect: the option, else 0. */
 export function resolveSourceDateEpoch (option?: number): number {
-  if (option !== undefined) return Math.max(0, Math.floor(option))
-  const env = process.env.SOURCE_DATE_EPOCH
-  if (env !== undefined && /^\d+$/.test(env)) return Number(env)
-  return 0
+  return option === undefined ? 0 : Math.max(0, Math.floor(option))
 }
 
 interface Prepared { name: string, sortKey: Buffer, header: TarHeader, entry: LayerEntry }
