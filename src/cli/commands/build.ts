@@ -137,7 +137,12 @@ export function register (program: Command, ctx: CliContext): void {
         const [{ createExporter }, { createCacheImage }] = await Promise.all([import('../../export/index.ts'), import('../../cache/index.ts')])
         const exporter = createExporter()
         for (const [i, target] of outputs.entries()) {
-          const r = await exporter.export({ store: store.content, root: result.descriptor }, target, { tags: tags.map(t => `${t.repository}:${t.tag}`) })
+          const r = await exporter.export({ store: store.content, root: result.descriptor }, target, {
+            tags: tags.map(t => `${t.repository}:${t.tag}`),
+            // A SIF keeps the definition it was built from, as Apptainer's do.
+            ...(plan.frontend === 'apptainer' ? { definition: text } : {}),
+            ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {})
+          })
           exported.push({ output: opts.output[i] as string, ...r })
         }
         for (const [i, spec] of cacheTo.entries()) {
