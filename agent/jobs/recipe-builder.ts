@@ -42,8 +42,9 @@ export function localBaseRefs (plan: BuildPlan): string[] {
   const out: string[] = []
   for (const stage of plan.stages) {
     if (stage.base.kind !== 'image') continue
-    const ref = parseImageRef(stage.base.ref)
-    if (ref.transport !== 'local' && ref.transport !== 'digest') {
+    // SIF bases (sif:, oras://, library://) are no containers-transports reference: refused like any remote source.
+    const ref = /^(sif:|oras:\/\/|library:\/\/)/.test(stage.base.ref) ? undefined : parseImageRef(stage.base.ref)
+    if (ref === undefined || (ref.transport !== 'local' && ref.transport !== 'digest')) {
       throw new JobRefusedError(`base ${stage.base.ref}: jobs may start from images in the agent's store or scratch only`)
     }
     out.push(stage.base.ref)

@@ -71,7 +71,8 @@ export function register (program: Command, ctx: CliContext): void {
       const outputs = opts.output.map(parseOutputSpec)
       const cacheTo = opts.cacheTo.map(parseCacheToSpec)
       const cacheFrom = opts.cacheFrom.map(parseCacheFromSpec)
-      const sandboxChoice = opts.sandbox ?? process.env.KILN_SANDBOX ?? (await ctx.config()).build.sandbox
+      const config = await ctx.config()
+      const sandboxChoice = opts.sandbox ?? process.env.KILN_SANDBOX ?? config.build.sandbox
       if (!isSandboxChoice(sandboxChoice)) throw new CliError(`--sandbox ${sandboxChoice}: expected one of ${SANDBOX_CHOICES.join(', ')}`, { exitCode: EXIT.usage })
       const { createBuilder, instructionSummary, readContextIgnore } = await import('../../builder/index.ts')
       const contextIgnore = await readContextIgnore(contextDir, { recipeFile: recipePath })
@@ -85,6 +86,7 @@ export function register (program: Command, ctx: CliContext): void {
       const building = createBuildLeases(store.content, createLeases(store.db))
       const builder = createBuilder({
         store: building.store, db: store.db, refs: store.refs, workDir, probeCacheDir: workDir,
+        ...(config.build.libraryUrl !== undefined ? { libraryUrl: config.build.libraryUrl } : {}),
         ...(sandboxChoice !== 'auto' ? { sandboxDriver: sandboxChoice } : {})
       })
       for (const ref of cacheFrom) {
