@@ -5,7 +5,9 @@
  * `-reproducible` (its default, said anyway), `-mkfs-time` and `-all-time`
  * from SOURCE_DATE_EPOCH, `-all-root` (a rootless unpack leaves files owned
  * by the builder's uid; Apptainer images are root-owned), `-no-xattrs`, and
- * `-noappend` so a leftover file is never extended.
+ * `-noappend` so a leftover file is never extended. mksquashfs 4.5 also
+ * reads SOURCE_DATE_EPOCH and refuses it beside `-mkfs-time`: the tools run
+ * without it, the epoch is given as flags.
  */
 import { spawn } from 'node:child_process'
 import { SquashfsToolError } from './errors.ts'
@@ -17,7 +19,8 @@ export interface ToolResult { code: number, stderr: string }
 /** Runs a tool; resolves with its exit code and the tail of its stderr. Throws SquashfsToolError when it cannot start or is killed. */
 async function run (cmd: string, args: readonly string[], signal?: AbortSignal): Promise<ToolResult> {
   return await new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], ...(signal === undefined ? {} : { signal }) })
+    const { SOURCE_DATE_EPOCH: _epoch, ...env } = process.env
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'], ...(signal === undefined ? {} : { signal }) })
     let stderr = ''
     child.stderr.setEncoding('utf8')
     child.stderr.on('data', (s: string) => { stderr = (stderr + s).slice(-STDERR_TAIL) })
