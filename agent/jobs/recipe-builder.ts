@@ -56,6 +56,8 @@ export function pinPlan (plan: BuildPlan, pins: readonly BasePin[] = []): BuildP
   return mapImageRefs(plan, ref => {
     const digest = pinned.get(ref)
     if (digest !== undefined) return digest
+    // SIF bases (sif:, oras://, library://) are no containers-transports reference: refused like any remote source.
+    if (/^(sif:|oras:\/\/|library:\/\/)/.test(ref)) throw new JobRefusedError(`base ${ref}: SIF bases are not pinned in jobs; jobs may start from pinned images, images in the agent's store, or scratch only`)
     const parsed = parseImageRef(ref)
     if (parsed.transport !== 'local' && parsed.transport !== 'digest') {
       throw new JobRefusedError(`base ${ref}: the job does not pin it, and unpinned jobs may start from images in the agent's store or scratch only`)

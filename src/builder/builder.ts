@@ -246,6 +246,8 @@ export function createBuilder (init: BuilderInit): Builder {
 
   const resolverFor = (options: BuildOptions): BaseResolverInit => ({
     store, refs,
+    tmpDir: init.workDir,
+    ...(init.libraryUrl !== undefined ? { libraryUrl: init.libraryUrl } : {}),
     ...(options.pull !== undefined ? { pull: options.pull } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {})
   })

@@ -59,7 +59,13 @@ export const BuildSection = z.strictObject({
   /** Seconds since the epoch used for file times and the image's created date. */
   sourceDateEpoch: z.number().int().nonnegative().optional(),
   /** Longest a single RUN step may take, in seconds. */
-  stepTimeout: z.number().int().positive().default(3600)
+  stepTimeout: z.number().int().positive().default(3600),
+  /**
+   * A Sylabs-library-API service (a self-hosted library such as Hinkskalle)
+   * that Apptainer `Bootstrap: library` bases are fetched from; unset, they
+   * are refused (docs/sif.md).
+   */
+  libraryUrl: z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL').optional()
 })
 
 export const GatewaySection = z.strictObject({

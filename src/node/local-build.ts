@@ -19,7 +19,7 @@ import type { NodeSandbox } from './sandbox.ts'
 type LocalSandbox = NodeSandbox | { driver: SandboxDriverName }
 
 /** A builder on the data dir's store, work dir `<dataDir>/build`, whose store leases what each held build touches. */
-async function localBuilder (store: LocalStore, sandbox: LocalSandbox): Promise<{ builder: Builder, building: BuildLeases, workDir: string }> {
+async function localBuilder (store: LocalStore, sandbox: LocalSandbox, libraryUrl?: string): Promise<{ builder: Builder, building: BuildLeases, workDir: string }> {
   const [{ join }, { createBuilder }, { createBuildLeases, createLeases }] = await Promise.all([
     import('node:path'), import('../builder/index.ts'), import('../content/index.ts')
   ])
@@ -27,6 +27,7 @@ async function localBuilder (store: LocalStore, sandbox: LocalSandbox): Promise<
   const building = createBuildLeases(store.content, createLeases(store.db))
   const builder = createBuilder({
     store: building.store, db: store.db, refs: store.refs, workDir, probeCacheDir: workDir,
+    ...(libraryUrl !== undefined ? { libraryUrl } : {}),
     ...('driver' in sandbox ? { sandboxDriver: sandbox.driver } : sandbox.sandbox !== undefined ? { sandbox: sandbox.sandbox } : {})
   })
   return { builder, building, workDir }
@@ -45,6 +46,8 @@ export interface LocalBuildInit {
   pull?: 'missing' | 'always'
   /** Seconds (build.sourceDateEpoch, src/config); default the builder's 0. */
   sourceDateEpoch?: number
+  /** Where `Bootstrap: library` bases come from (build.libraryUrl, src/config). */
+  libraryUrl?: string
   /** Step caches imported before the build (parseCacheFromSpec values). */
   cacheFrom: string[]
   /** Names the result gets in the store, inside the build's lease. */
@@ -68,7 +71,7 @@ export interface LocalBuild {
 export async function runLocalBuild (init: LocalBuildInit): Promise<LocalBuild> {
   const [{ join }, { runRecipe }, exp, cache] = await Promise.all([import('node:path'), import('../builder/index.ts'), import('../export/index.ts'), import('../cache/index.ts')])
   const { store } = init
-  const { builder, building, workDir } = await localBuilder(store, init.sandboxDriver !== undefined ? { driver: init.sandboxDriver } : {})
+  const { builder, building, workDir } = await localBuilder(store, init.sandboxDriver !== undefined ? { driver: init.sandboxDriver } : {}, init.libraryUrl)
   for (const ref of init.cacheFrom) {
     try {
       const root = await cache.fetchCacheImage(store.content, ref)
@@ -77,8 +80,8 @@ export async function runLocalBuild (init: LocalBuildInit): Promise<LocalBuild> 
       init.onCacheFrom?.(ref, { error: err as Error })
     }
   }
-  const result = await building.hold(async () => {
-    const { result: r } = await runRecipe(builder, init.request, {
+  const { result, plan } = await building.hold(async () => {
+    const run = await runRecipe(builder, init.request, {
       contextDir: init.contextDir,
       contextIgnore: init.contextIgnore,
       network: init.network,
@@ -88,8 +91,8 @@ export async function runLocalBuild (init: LocalBuildInit): Promise<LocalBuild> 
       ...(init.signal !== undefined ? { signal: init.signal } : {}),
       ...(init.onLine !== undefined ? { onLine: init.onLine } : {})
     })
-    for (const t of init.tags) store.refs.set(t.repository, t.tag, r.descriptor)
-    return r
+    for (const t of init.tags) store.refs.set(t.repository, t.tag, run.result.descriptor)
+    return run
   })
   const exported: LocalBuild['exported'] = []
   const cacheExported: LocalBuild['cacheExported'] = []
@@ -97,7 +100,13 @@ export async function runLocalBuild (init: LocalBuildInit): Promise<LocalBuild> 
     const exporter = exp.createExporter()
     const signal = init.signal !== undefined ? { signal: init.signal } : {}
     for (const target of init.outputs) {
-      exported.push(await exporter.export({ store: store.content, root: result.descriptor }, target, { tags: init.tags.map(t => `${t.repository}:${t.tag}`), ...signal }))
+      exported.push(await exporter.export({ store: store.content, root: result.descriptor }, target, {
+        tags: init.tags.map(t => `${t.repository}:${t.tag}`),
+        // A SIF keeps the definition it was built from, as Apptainer's do.
+        ...(plan.frontend === 'apptainer' ? { definition: init.request.recipe.text } : {}),
+        ...(init.sourceDateEpoch !== undefined ? { sourceDateEpoch: init.sourceDateEpoch } : {}),
+        ...signal
+      }))
     }
     for (const spec of init.cacheTo) {
       const image = await cache.createCacheImage(store.db, store.content, { mode: spec.mode, image: result.descriptor })

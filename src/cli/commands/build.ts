@@ -44,7 +44,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--platform <os/arch>', 'target platform (default: this node\'s)')
     .option('--build-arg <k=v>', 'set a build argument (repeatable)', collect, [])
     .option('--target <stage>', 'build this stage (name or index) instead of the last')
-    .option('-o, --output <spec>', 'also export the image (repeatable): type=oci-layout|oci-archive|docker-archive|registry|static|s3|exec,KEY=VALUE,... or oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], docker://HOST/REPO:TAG (docs/exporters.md)', collect, [])
+    .option('-o, --output <spec>', 'also export the image (repeatable): type=oci-layout|oci-archive|docker-archive|registry|static|s3|exec|sif,KEY=VALUE,... or oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], docker://HOST/REPO:TAG, sif:FILE (docs/exporters.md)', collect, [])
     .option('--cache-to <spec>', 'export the step cache after the build (repeatable): any --output value plus mode=min|max (default max), or type=registry,ref=HOST/REPO:TAG', collect, [])
     .option('--cache-from <ref>', 'import a step cache before the build (repeatable): oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://HOST/REPO:TAG, type=registry,ref=REF or type=local,src=DIR', collect, [])
     .option('--network', 'let RUN steps that ask for it (RUN --network=default, Apptainer %post) use the network (off by default)')
@@ -105,6 +105,7 @@ export function register (program: Command, ctx: CliContext): void {
           noCache: opts.cache === false,
           ...(opts.pull === true ? { pull: 'always' as const } : {}),
           ...(config.build.sourceDateEpoch !== undefined ? { sourceDateEpoch: config.build.sourceDateEpoch } : {}),
+          ...(config.build.libraryUrl !== undefined ? { libraryUrl: config.build.libraryUrl } : {}),
           cacheFrom,
           tags,
           outputs,

@@ -133,7 +133,7 @@ export function register (program: Command, ctx: CliContext): void {
         const [{ createExporter }, store] = await Promise.all([import('../../export/index.ts'), ctx.store()])
         const exporter = createExporter()
         try {
-          for (const target of outputs) exported.push((await exporter.export({ store: store.content, root: image }, target, { tags: meta.tags })).description)
+          for (const target of outputs) exported.push((await exporter.export({ store: store.content, root: image }, target, { tags: meta.tags, ...(kind === 'apptainer' ? { definition: text } : {}) })).description)
         } catch (err) { throw new CliError(`export failed: ${(err as Error).message}`, { exitCode: EXIT.failure, cause: err, hint: `the result is in the local store as ${image.digest}; kiln image export can write it again` }) }
       }
       const summary = summarize(result, session.journal.get(result.jobId), image, { tags: meta.tags, ...(exported.length > 0 ? { output: exported.join(', ') } : {}), startedAt })
