@@ -11,8 +11,8 @@
  * put of the record; only then is it logged as published. Before its walks,
  * kad-dht keeps the record and each provider key on this node, which answers
  * for them from then on: a lone agent (no DHT peer yet) is findable by the
- * first node that connects to it, and publishes again as DHT peers arrive
- * until its record is stored on ARRIVAL_REPUBLISH_BELOW peers.
+ * first node that connects to it, and its waiting publication goes on as
+ * soon as a DHT server arrives (or, between two tries, starts again then).
  */
 import type { Logger } from 'pino'
 import type { PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
@@ -82,12 +82,11 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
   let failures = 0
   let lastStart = 0
   let storedOn = 0
-  /** Set when a DHT peer arrived since the last publication started: the next one provides every key again. */
-  let arrived = false
   let arrivalTimer: NodeJS.Timeout | undefined
   const server = createRecordServer(init.node, () => signed)
 
-  async function publishOnce (): Promise<CapabilityRecord> {
+  /** `reprovide`: provide keys provided before too (a peer arrived to a record stored nowhere). */
+  async function publishOnce (reprovide: boolean): Promise<CapabilityRecord> {
     const description = await init.describe()
     const now = Date.now()
     const record: CapabilityRecord = {
@@ -105,9 +104,8 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
     signed = value
     last = record
     const signal = AbortSignal.any([stopController.signal, AbortSignal.timeout(publishTimeoutMs)])
-    // Keys already provided are left to kad-dht's reprovider, unless DHT peers arrived since: they may be closer to them.
-    const keys = discoveryCids(record).filter(k => arrived || !provided.has(k.toString()))
-    arrived = false
+    // Keys already provided are left to kad-dht's reprovider.
+    const keys = discoveryCids(record).filter(k => reprovide || !provided.has(k.toString()))
     const provide = async (key: CID): Promise<void> => {
       await drain(init.node.services.dht.provide(key, { signal }))
       provided.add(key.toString())
@@ -126,23 +124,27 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
     return record
   }
 
-  /** A DHT peer arrived: publish again soon, while the record is on few peers (several arrivals, one publication). */
+  /**
+   * A DHT peer arrived. While the record is stored nowhere, publish again
+   * soon (several arrivals, one publication), unless a publication runs:
+   * its walks were waiting for this very peer. More arrivals do not count:
+   * every `kiln submit` is one, and the record is re-placed each refreshMs.
+   */
   const onIdentify = (evt: CustomEvent<{ protocols: string[] }>): void => {
     if (stopController.signal.aborted || !evt.detail.protocols.includes(KAD_PROTOCOL)) return
-    arrived = true
-    if (storedOn >= ARRIVAL_REPUBLISH_BELOW || arrivalTimer !== undefined) return
+    if (storedOn >= ARRIVAL_REPUBLISH_BELOW || publishing !== undefined || arrivalTimer !== undefined) return
     arrivalTimer = setTimeout(() => {
       arrivalTimer = undefined
-      publish().catch(err => { if (!stopController.signal.aborted) init.log?.warn({ err }, 'capability record publication after a peer arrived failed') })
+      publish(true).catch(err => { if (!stopController.signal.aborted) init.log?.warn({ err }, 'capability record publication after a peer arrived failed') })
     }, ARRIVAL_REPUBLISH_DELAY_MS)
     arrivalTimer.unref()
   }
 
-  async function publish (): Promise<CapabilityRecord> {
+  async function publish (reprovide = false): Promise<CapabilityRecord> {
     // One publication at a time; a caller arriving mid-publication waits for a fresh one.
     while (publishing !== undefined) await publishing.catch(() => {})
     lastStart = Date.now()
-    publishing = publishOnce()
+    publishing = publishOnce(reprovide)
     try {
       const record = await publishing
       failures = 0
@@ -190,7 +192,7 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
       await server.stop().catch(() => {})
       await publishing?.catch(() => {})
     },
-    publish,
+    publish: async () => await publish(),
     current: () => last,
     published: () => lastPublished,
     storedOn: () => storedOn
@@ -224,7 +226,7 @@ async function storeRecord (node: KilnNode, peerId: string, value: Uint8Array, s
 /** Provides in flight at once during one publication of a connected node. */
 const PROVIDE_CONCURRENCY = 2
 /** An agent publishes again when a DHT peer arrives while its record is stored on fewer peers than this. */
-export const ARRIVAL_REPUBLISH_BELOW = 3
+export const ARRIVAL_REPUBLISH_BELOW = 1
 /** How long after a DHT peer arrived the agent publishes again (arrivals meanwhile share the publication). */
 const ARRIVAL_REPUBLISH_DELAY_MS = 500
 /** First retry delay after a failed publication. */
