@@ -1,7 +1,9 @@
 /**
  * The job protocol over libp2p (protocols/job.md §4): a JobTransport that
- * publishes job frames on the gossipsub topic of each platform and sends
- * every other frame on `/kiln/job/1.0.0` streams.
+ * publishes job frames on the gossipsub topic of each platform, finds the
+ * agents of a platform through the DHT (protocols/capability.md §4) so a
+ * job can also be sent to those its gossip may not reach, and sends every
+ * other frame on `/kiln/job/1.0.0` streams.
  *
  * A stream carries one or more frames from the side that opened it, each
  * prefixed by its length as an unsigned varint (it-length-prefixed), and is
@@ -28,7 +30,7 @@ import * as lp from 'it-length-prefixed'
 import { JOB_PROTOCOL, MAX_FRAME_BYTES, STREAM_TIMEOUT_MS } from '../../protocols/job.ts'
 import type { FrameHandler, JobTransport } from './transport.ts'
 import type { KilnNode } from '../p2p/index.ts'
-import { sendAll } from '../p2p/index.ts'
+import { findAgents, sendAll } from '../p2p/index.ts'
 
 /** Inbound `/kiln/job/1.0.0` streams open at once per connection. */
 export const JOB_MAX_INBOUND_STREAMS = 32
@@ -38,6 +40,8 @@ export const JOB_MAX_FRAMES_PER_STREAM = 64
 export const JOB_PUBLISH_WAIT_MS = 5_000
 /** Once one subscriber is known, how long publish waits for the other connected peers' subscriptions. */
 export const JOB_PUBLISH_SETTLE_MS = 1_000
+/** Bound on one search for the agents of a platform; the requester also ends it when the offer window closes. */
+export const JOB_SEARCH_TIMEOUT_MS = 10_000
 
 export interface Libp2pJobTransportInit {
   node: KilnNode
@@ -140,9 +144,23 @@ export function createLibp2pJobTransport (init: Libp2pJobTransportInit): Libp2pJ
     async publish (topic, frame) {
       if (frame.byteLength > MAX_FRAME_BYTES) throw new RangeError(`job frame of ${frame.byteLength} bytes is over ${MAX_FRAME_BYTES}`)
       await waitForSubscribers(topic)
-      await node.services.pubsub.publish(topic, frame)
+      // Not subscribed itself, this node flood-publishes to every subscriber it is connected to (gossipsub's
+      // floodPublish); they forward it through their meshes, which reach only agents subscribed to the topic.
+      const { recipients } = await node.services.pubsub.publish(topic, frame)
+      return { recipients: recipients.map(p => p.toString()) }
     },
-    audience: (topic) => node.services.pubsub.getSubscribers(topic).length,
+    async findAgents (search) {
+      await findAgents(node, {
+        platform: search.platform,
+        candidateCapabilities: search.capabilities,
+        signal: search.signal,
+        timeoutMs: JOB_SEARCH_TIMEOUT_MS,
+        onRecord: record => {
+          if (record.peerId === node.peerId.toString()) return
+          search.onAgent({ peer: record.peerId, platforms: [...record.platforms.map(p => p.platform), ...record.emulated] })
+        }
+      })
+    },
     subscribe (topic) {
       topics.add(topic)
       node.services.pubsub.subscribe(topic)
