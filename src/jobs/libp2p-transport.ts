@@ -22,7 +22,7 @@
  * await transport.stop()
  * ```
  */
-import type { Connection, Stream } from '@libp2p/interface'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { TimeoutError } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Message } from '@libp2p/gossipsub'
@@ -125,6 +125,26 @@ export function createLibp2pJobTransport (init: Libp2pJobTransportInit): Libp2pJ
     })
   }
 
+  /**
+   * Opens a job stream. The addresses this node knows for a peer can be
+   * stale: a requester runs each `kiln submit` on a new port with the same
+   * key, and an agent that heard its job by gossip only has the old one.
+   * When they all fail, the DHT says where the peer is now, and those are
+   * dialed once.
+   */
+  const dialJob = async (peer: PeerId, signal: AbortSignal): Promise<Stream> => {
+    try {
+      return await node.dialProtocol(peer, JOB_PROTOCOL, { signal })
+    } catch (err) {
+      if (signal.aborted || node.getConnections(peer).length > 0) throw err
+      const found = await node.peerRouting.findPeer(peer, { signal, useCache: false }).catch(() => undefined)
+      if (found === undefined || found.multiaddrs.length === 0) throw err
+      log('debug', `known addresses of ${peer.toString()} failed; dialing the ones the DHT gave`)
+      await node.peerStore.patch(peer, { multiaddrs: found.multiaddrs })
+      return await node.dialProtocol(peer, JOB_PROTOCOL, { signal })
+    }
+  }
+
   return {
     peerId: node.peerId.toString(),
     async start () {
@@ -171,7 +191,7 @@ export function createLibp2pJobTransport (init: Libp2pJobTransportInit): Libp2pJ
     },
     async send (peer, frames) {
       const signal = AbortSignal.timeout(timeoutMs)
-      const stream = await node.dialProtocol(peerIdFromString(peer), JOB_PROTOCOL, { signal })
+      const stream = await dialJob(peerIdFromString(peer), signal)
       try {
         for (const f of frames) {
           if (f.byteLength > MAX_FRAME_BYTES) throw new RangeError(`job frame of ${f.byteLength} bytes is over ${MAX_FRAME_BYTES}`)
