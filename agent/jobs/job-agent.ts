@@ -266,8 +266,9 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       else if (m.type === 'award') await onAward(m)
       else if (m.type === 'cancel') onCancel(m)
     })().catch(err => {
-      // A job published on several platforms' topics reaches an agent that builds several of them once per topic.
-      const level = via === 'gossip' && isErrorOf(err, ReplayError) ? 'info' : 'warn'
+      // A job published on several platforms' topics reaches an agent that builds several of them once per topic,
+      // and a requester that found this agent through the DHT may also send it the job it already had by gossip.
+      const level = isErrorOf(err, ReplayError) ? 'info' : 'warn'
       log(level, `dropped frame from ${from}: ${(err as Error).name}: ${(err as Error).message}`)
     })
   }
