@@ -51,7 +51,7 @@ export interface AgentNode {
 }
 
 export async function startAgentNode (init: AgentNodeInit): Promise<AgentNode> {
-  const [{ startAgent }, { detectCapabilities }, { createTrackedStore, parseByteSize }, { createBuildCache }, { join }] = await Promise.all([
+  const [{ startAgent }, { detectCapabilities, requirementTerms }, { createTrackedStore, parseByteSize }, { createBuildCache }, { join }] = await Promise.all([
     import('../../agent/runtime.ts'), import('../../agent/capabilities.ts'), import('../content/quota.ts'), import('../builder/snapshots.ts'), import('node:path')
   ])
   const { config, store } = init
@@ -65,7 +65,7 @@ export async function startAgentNode (init: AgentNodeInit): Promise<AgentNode> {
   const { policy, certs } = await loadNodeTrust(config, store.root, self, init.log)
   const platforms = init.platforms ?? (config.agent.platforms.length > 0 ? config.agent.platforms : undefined)
   const institution = init.institution ?? (config.agent.institution !== '' ? config.agent.institution : undefined)
-  const describe = async (): Promise<CapabilityDescription> => await detectCapabilities({ platforms, institution, dataDir: store.root })
+  const describe = async (): Promise<CapabilityDescription> => await detectCapabilities({ platforms, institution, dataDir: store.root, configured: config.agent.capabilities })
   const description = await describe()
   const node = await startPeer(config.node, init.network, init.identity.privateKey, false)
   const log = init.log.child({ peerId: node.peerId.toString() })
@@ -93,7 +93,7 @@ export async function startAgentNode (init: AgentNodeInit): Promise<AgentNode> {
               policy,
               certs,
               platforms: description.platforms.map(p => p.platform),
-              capabilities: [...description.capabilities, ...config.agent.capabilities],
+              capabilities: requirementTerms(description, config.agent.capabilities),
               concurrency: jobs.concurrency,
               allowNetwork: jobs.allowNetwork,
               ...(jobs.sandbox !== undefined ? { sandbox: jobs.sandbox } : {}),
