@@ -104,11 +104,13 @@ export async function startGatewayNode (init: GatewayNodeInit): Promise<GatewayN
     sources.push(gw.createNetworkPullThrough({
       fetch: async (digest, options) => await network.transfer.fetch(digest, options),
       resolveTag: async (repository, tag) => {
+        const skipped: Array<{ signer: string, reason: string }> = []
         const record = await resolveTagRecord(network.node, repository, tag, {
           trust: policy,
           timeoutMs: gw.TAG_RESOLVE_TIMEOUT_MS,
-          onSkip: (signer, reason) => { logger.info({ repository, tag, signer, reason }, 'tag record skipped') }
+          onSkip: (signer, reason) => { skipped.push({ signer, reason }); logger.info({ repository, tag, signer, reason }, 'tag record skipped') }
         })
+        if (record === undefined && skipped.length > 0) throw new gw.TagRecordsRefusedError(repository, tag, skipped)
         if (record === undefined) return undefined
         const { digest, mediaType, size } = record.payload
         return { digest: digest as Digest, mediaType, size }
