@@ -36,7 +36,7 @@ exit 6
 const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin'
 
 interface Summary { jobId: string, digest: string, platforms: Array<{ platform: string, builders: string[] }>, published: Array<{ repository: string, tag: string, storedOn: number }> }
-interface Record { peerId: string, capabilities: string[], details: { gpus?: Array<{ vendor: string, model: string, memoryMiB: number }> } }
+interface CapRecord { peerId: string, capabilities: string[], details: { gpus?: Array<{ vendor: string, model: string, memoryMiB: number }> } }
 
 describe.skipIf(!haveTools('setpriv', 'skopeo'))('farm: capabilities, trust without restarts, tags for results', () => {
   let u: Unprivileged
@@ -81,7 +81,7 @@ describe.skipIf(!haveTools('setpriv', 'skopeo'))('farm: capabilities, trust with
 
   it('kiln peers --capability gpu finds the agent configured with gpu, with the GPU nvidia-smi reports', { timeout: 60_000 }, async () => {
     const out = await k.run(dir('requester'), ['peers', '--capability', 'gpu', ...netArgs(), '--timeout', '10', '--json'])
-    const records = JSON.parse(out) as Record[]
+    const records = JSON.parse(out) as CapRecord[]
     expect(records.map(r => r.peerId)).toEqual([ids.gpu])
     expect(records[0]?.capabilities).toContain('gpu')
     expect(records[0]?.details.gpus).toEqual([{ vendor: 'nvidia', model: 'NVIDIA A100-SXM4-40GB', memoryMiB: 40960 }])
