@@ -100,7 +100,7 @@ export async function startGatewayNode (init: GatewayNodeInit): Promise<GatewayN
     const { resolveTagRecord } = await import('../p2p/tag-records.ts')
     const self = network.node.peerId.toString()
     trust = init.trust ?? await loadNodeTrust(init.config, store.root, self, logger)
-    const { policy, certs } = trust
+    const { policy } = trust
     sources.push(gw.createNetworkPullThrough({
       fetch: async (digest, options) => await network.transfer.fetch(digest, options),
       resolveTag: async (repository, tag) => {
@@ -116,7 +116,7 @@ export async function startGatewayNode (init: GatewayNodeInit): Promise<GatewayN
         return { digest: digest as Digest, mediaType, size }
       }
     }))
-    announcer = createPushAnnouncer(network, certs, logger)
+    announcer = createPushAnnouncer(network, trust, logger)
   }
   const upstreams = init.upstreams ?? []
   if (upstreams.length > 0) {
