@@ -1,8 +1,11 @@
 /**
  * What this machine can build, as a capability description (protocols/capability.md §2):
- * native platform and CPU features from /proc/cpuinfo, GPUs from nvidia-smi,
- * CUDA and MPI when present, emulated platforms from binfmt_misc, and limits.
- * Every probe is best effort and bounded; a missing tool means "not offered".
+ * native platform and CPU features from /proc/cpuinfo, GPUs from nvidia-smi
+ * or rocm-smi, CUDA and MPI (mpirun or mpiexec on PATH, with its version)
+ * when present, emulated platforms from binfmt_misc (qemu-*), limits, and the
+ * capabilities configured in kiln.yaml (`agent.capabilities`: `NAME` or
+ * `NAME=VALUE`). Every probe is best effort and bounded; a missing tool
+ * means "not offered".
  */
 import { execFile } from 'node:child_process'
 import { readFile, readdir, statfs } from 'node:fs/promises'
@@ -26,6 +29,8 @@ const BINFMT_ARCH: Record<string, string> = {
 }
 
 export interface DetectOptions {
+  /** kiln.yaml's agent.capabilities, `NAME` or `NAME=VALUE`: advertised beside the detected ones. */
+  configured?: readonly string[]
   /** Platforms to advertise instead of the detected one (`--platform`). */
   platforms?: string[]
   institution?: string
@@ -48,37 +53,74 @@ export async function cpuFeatures (): Promise<string[]> {
   return [...new Set(flags.filter(f => INTERESTING_FEATURES.has(f)))].sort()
 }
 
-export async function detectGpus (): Promise<Array<{ vendor: string, model: string, memoryMiB: number }>> {
+type Gpu = { vendor: string, model: string, memoryMiB: number }
+
+/** Runs a probe; undefined when the tool is missing, fails or is slow. */
+async function probe (file: string, args: string[]): Promise<string | undefined> {
   try {
-    const { stdout } = await run('nvidia-smi', ['--query-gpu=name,memory.total', '--format=csv,noheader,nounits'], { timeout: PROBE_TIMEOUT_MS })
-    return stdout.trim().split('\n').filter(l => l.includes(',')).map(l => {
-      const [model, mem] = l.split(',').map(s => s.trim())
-      return { vendor: 'nvidia', model: (model ?? 'unknown').slice(0, 128), memoryMiB: Number.parseInt(mem ?? '0', 10) || 0 }
-    })
+    return (await run(file, args, { timeout: PROBE_TIMEOUT_MS })).stdout
   } catch {
-    return []
+    return undefined
   }
+}
+
+/** `40960 MiB`, `40960`, `16 GiB` as nvidia-smi and rocm-smi print them, in MiB. */
+function mebibytes (text: string | undefined): number {
+  const m = /([0-9.]+)\s*([KMGT]i?B)?/i.exec(text ?? '')
+  if (m === null) return 0
+  const scale: Record<string, number> = { kib: 1 / 1024, mib: 1, gib: 1024, tib: 1024 * 1024, b: 1 / (1024 * 1024) }
+  const n = Number(m[1]) * (scale[(m[2] ?? 'MiB').toLowerCase()] ?? 1)
+  return Number.isFinite(n) ? Math.round(n) : 0
+}
+
+/** nvidia-smi's `--query-gpu=name,driver_version,memory.total --format=csv,noheader`: one `name, driver, 40960 MiB` line per GPU. */
+export function parseNvidiaSmi (stdout: string): Gpu[] {
+  return stdout.split('\n').map(l => l.split(',').map(s => s.trim())).filter(f => f.length >= 3 && f[0] !== '').map(([model, , mem]) =>
+    ({ vendor: 'nvidia', model: (model as string).slice(0, 128), memoryMiB: mebibytes(mem) }))
+}
+
+/** rocm-smi's `--showproductname --showmeminfo vram --json`: `{"card0": {"Card series": ..., "VRAM Total Memory (B)": ...}}`. */
+export function parseRocmSmi (stdout: string): Gpu[] {
+  let cards: unknown
+  try { cards = JSON.parse(stdout) } catch { return [] }
+  if (cards === null || typeof cards !== 'object') return []
+  return Object.entries(cards as Record<string, unknown>).filter(([card, v]) => card.startsWith('card') && v !== null && typeof v === 'object').map(([, v]) => {
+    const fields = v as Record<string, unknown>
+    const model = String(fields['Card series'] ?? fields['Card model'] ?? 'unknown').trim() || 'unknown'
+    const bytes = Number(fields['VRAM Total Memory (B)'] ?? 0)
+    return { vendor: 'amd', model: model.slice(0, 128), memoryMiB: Number.isFinite(bytes) ? Math.round(bytes / (1024 * 1024)) : 0 }
+  })
+}
+
+/** GPUs through nvidia-smi, else rocm-smi; none when neither runs. */
+export async function detectGpus (): Promise<Gpu[]> {
+  const nvidia = await probe('nvidia-smi', ['--query-gpu=name,driver_version,memory.total', '--format=csv,noheader'])
+  if (nvidia !== undefined) {
+    const gpus = parseNvidiaSmi(nvidia)
+    if (gpus.length > 0) return gpus
+  }
+  const rocm = await probe('rocm-smi', ['--showproductname', '--showmeminfo', 'vram', '--json'])
+  return rocm === undefined ? [] : parseRocmSmi(rocm)
 }
 
 async function cudaVersion (): Promise<string | undefined> {
-  try {
-    const { stdout } = await run('nvidia-smi', [], { timeout: PROBE_TIMEOUT_MS })
-    return /CUDA Version:\s*([0-9.]+)/.exec(stdout)?.[1]
-  } catch {
-    return undefined
-  }
+  return /CUDA Version:\s*([0-9.]+)/.exec(await probe('nvidia-smi', []) ?? '')?.[1]
 }
 
-async function mpiFlavour (): Promise<string | undefined> {
-  try {
-    const { stdout } = await run('mpirun', ['--version'], { timeout: PROBE_TIMEOUT_MS })
-    if (/Open MPI/i.test(stdout)) return 'openmpi'
-    if (/HYDRA|MPICH/i.test(stdout)) return 'mpich'
-    if (/Intel/i.test(stdout)) return 'intel-mpi'
-    return 'mpi'
-  } catch {
-    return undefined
+/** `mpirun --version` (or mpiexec's) as `flavour-version`: `openmpi-4.1.5`, `mpich-4.0`, `intel-mpi-2021.9`; flavour alone when no version shows. */
+export function parseMpiVersion (stdout: string): string {
+  const flavour = /Open MPI/i.test(stdout) ? 'openmpi' : /Intel/i.test(stdout) ? 'intel-mpi' : /HYDRA|MPICH/i.test(stdout) ? 'mpich' : 'mpi'
+  const version = /(?:Version:?|\)|Library)\s*([0-9]+(?:\.[0-9]+)*)/i.exec(stdout)?.[1] ?? /\b([0-9]+\.[0-9]+(?:\.[0-9]+)?)\b/.exec(stdout)?.[1]
+  return version === undefined ? flavour : `${flavour}-${version}`.slice(0, 64)
+}
+
+/** MPI from mpirun, else mpiexec, on PATH. */
+async function mpiVersion (): Promise<string | undefined> {
+  for (const tool of ['mpirun', 'mpiexec']) {
+    const out = await probe(tool, ['--version'])
+    if (out !== undefined) return parseMpiVersion(out)
   }
+  return undefined
 }
 
 export async function emulatedPlatforms (): Promise<string[]> {
@@ -96,24 +138,29 @@ export async function emulatedPlatforms (): Promise<string[]> {
 /** Probes the machine; takes a second or two when nvidia-smi or mpirun are slow. */
 export async function detectCapabilities (options: DetectOptions = {}): Promise<CapabilityDescription> {
   const [features, gpus, cuda, mpi, emulated, fs] = await Promise.all([
-    cpuFeatures(), detectGpus(), cudaVersion(), mpiFlavour(), emulatedPlatforms(),
+    cpuFeatures(), detectGpus(), cudaVersion(), mpiVersion(), emulatedPlatforms(),
     statfs(options.dataDir ?? '.').catch(() => undefined)
   ])
   const native = nativePlatform()
   const platforms = (options.platforms ?? [native]).map(platform => ({ platform, features: platform === native ? features : [] }))
-  const capabilities: string[] = []
-  if (gpus.length > 0) capabilities.push('gpu')
-  if (cuda !== undefined) capabilities.push('cuda')
-  if (mpi !== undefined) capabilities.push('mpi')
-  if (options.sandbox !== undefined) capabilities.push(`sandbox-${options.sandbox}`)
+  const configured = new Map((options.configured ?? []).map(c => splitCapability(c)))
+  const capabilities = new Set<string>()
+  if (gpus.length > 0) capabilities.add('gpu')
+  if (cuda !== undefined) capabilities.add('cuda')
+  if (mpi !== undefined) capabilities.add('mpi')
+  if (options.sandbox !== undefined) capabilities.add(`sandbox-${options.sandbox}`)
+  for (const name of configured.keys()) capabilities.add(name)
+  // A detected version wins over a configured one: it is what the build will find.
+  const cudaDetail = cuda ?? configured.get('cuda')
+  const mpiDetail = mpi ?? configured.get('mpi')
   return {
     platforms,
     emulated: emulated.filter(p => !platforms.some(x => x.platform === p)),
-    capabilities,
+    capabilities: [...capabilities],
     details: {
       ...(gpus.length > 0 ? { gpus } : {}),
-      ...(cuda !== undefined ? { cuda } : {}),
-      ...(mpi !== undefined ? { mpi } : {}),
+      ...(cudaDetail !== undefined ? { cuda: cudaDetail.slice(0, 32) } : {}),
+      ...(mpiDetail !== undefined ? { mpi: mpiDetail.slice(0, 64) } : {}),
       ...(options.sandbox !== undefined ? { sandbox: options.sandbox } : {})
     },
     limits: {
@@ -124,4 +171,36 @@ export async function detectCapabilities (options: DetectOptions = {}): Promise<
     queue: options.queue?.() ?? { queued: 0, running: 0 },
     ...(options.institution !== undefined ? { institution: options.institution } : {})
   }
+}
+
+/** `NAME=VALUE` as [NAME, VALUE], `NAME` as [NAME, undefined]. */
+function splitCapability (text: string): [string, string | undefined] {
+  const eq = text.indexOf('=')
+  return eq === -1 ? [text, undefined] : [text.slice(0, eq), text.slice(eq + 1)]
+}
+
+/**
+ * What a job's requirements are matched against (agent/jobs/match.ts), all
+ * taken from the description the agent advertises, so that what it offers
+ * and what it is found by are the same: its capabilities, the CPU features
+ * of its native platforms, `cuda=VERSION` and `mpi=VERSION` from the
+ * details (and `mpi=FLAVOUR`, `FLAVOUR=VERSION` for `mpi=openmpi` or
+ * `openmpi>=4`), and configured `NAME=VALUE` entries (kiln.yaml agent.capabilities)
+ * whose value the record has no field for.
+ */
+export function requirementTerms (description: CapabilityDescription, configured: readonly string[] = []): string[] {
+  const { details } = description
+  return [...new Set([
+    ...description.capabilities,
+    ...description.platforms.flatMap(p => p.features),
+    ...(details.cuda !== undefined ? [`cuda=${details.cuda}`] : []),
+    ...(details.mpi !== undefined ? mpiTerms(details.mpi) : []),
+    ...configured.filter(c => c.includes('='))
+  ])]
+}
+
+/** `openmpi-4.1.5` as `mpi=openmpi-4.1.5`, `mpi=openmpi` and `openmpi=4.1.5`. */
+function mpiTerms (mpi: string): string[] {
+  const m = /^([a-z][a-z0-9_.-]*?)-([0-9][0-9.]*)$/.exec(mpi)
+  return m === null ? [`mpi=${mpi}`] : [`mpi=${mpi}`, `mpi=${m[1] as string}`, `${m[1] as string}=${m[2] as string}`]
 }

@@ -20,7 +20,7 @@
 import type { Logger } from 'pino'
 import { loadConfig } from '../src/config/index.ts'
 import { loadTrustPolicy } from '../src/trust/index.ts'
-import type { TrustPolicy } from '../src/trust/index.ts'
+import type { LiveTrust, TrustPolicy } from '../src/trust/index.ts'
 import type { JobAgentSettings, JobAgentStopOptions } from './jobs/index.ts'
 
 /**
@@ -80,6 +80,8 @@ export function handleSignals (init: LifecycleInit): Lifecycle {
   const drainMs = init.drainMs ?? DEFAULT_DRAIN_MS
   const log = init.log
   let current = init.current
+  // A snapshot, not the object: a live policy (src/trust/live-trust.ts) is the same object before and after a reload.
+  let trustInForce = describePolicy(init.current.policy)
   let reloading: Promise<string[]> = Promise.resolve([])
 
   const apply = async (): Promise<string[]> => {
@@ -95,7 +97,9 @@ export function handleSignals (init: LifecycleInit): Lifecycle {
     if (next.logLevel !== current.logLevel) { init.setLogLevel(next.logLevel); changed.push('logLevel'); fields.logLevel = `${current.logLevel} -> ${next.logLevel}` }
     if (next.allowNetwork !== current.allowNetwork) { changed.push('allowNetwork'); fields.allowNetwork = `${current.allowNetwork} -> ${next.allowNetwork}` }
     if (next.maxConcurrentBuilds !== current.maxConcurrentBuilds) { changed.push('maxConcurrentBuilds'); fields.maxConcurrentBuilds = `${current.maxConcurrentBuilds} -> ${next.maxConcurrentBuilds}` }
-    const trustChanged = describePolicy(next.policy) !== describePolicy(current.policy)
+    const nextTrust = describePolicy(next.policy)
+    const trustChanged = nextTrust !== trustInForce
+    trustInForce = nextTrust
     if (trustChanged) {
       changed.push('trust')
       const c = next.policy.config
@@ -150,12 +154,24 @@ export interface LoadRunSettingsInit {
   self: string
   /** Command-line values: they win over kiln.yaml on every reload. */
   flags?: { logLevel?: string, allowNetwork?: boolean, maxConcurrentBuilds?: number }
+  /**
+   * The process's live trust: read again (with kiln.yaml's trust section as
+   * it is now) instead of loading a policy of the agent's own, so that every
+   * service sharing it sees the reload.
+   */
+  trust?: LiveTrust
 }
 
 /** Reads kiln.yaml and the trust policy as a SIGHUP reload sees them. */
 export async function loadRunSettings (init: LoadRunSettingsInit): Promise<RunSettings> {
   const config = await loadConfig({ ...(init.configFile !== undefined ? { file: init.configFile } : {}), overrides: { dataDir: init.dataDir } })
-  const policy = await loadTrustPolicy(init.dataDir, { self: init.self, config: config.trust })
+  let policy: TrustPolicy
+  if (init.trust !== undefined) {
+    await init.trust.reload(config.trust)
+    policy = init.trust.policy
+  } else {
+    policy = await loadTrustPolicy(init.dataDir, { self: init.self, config: config.trust })
+  }
   return {
     logLevel: init.flags?.logLevel ?? config.logLevel,
     allowNetwork: init.flags?.allowNetwork ?? config.agent.allowNetwork,

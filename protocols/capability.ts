@@ -151,10 +151,15 @@ export function agentCid (): CID {
   return discoveryCid(AGENT_KEY)
 }
 
-/** §4 every key an agent provides for its record: the agent key, each native and emulated platform, each capability. */
+/** §4 the names a record is found by as capabilities: its capabilities and the CPU features of its native platforms. */
+export function capabilityNames (record: Pick<CapabilityRecord, 'platforms' | 'capabilities'>): string[] {
+  return [...new Set([...record.capabilities, ...record.platforms.flatMap(p => p.features)])]
+}
+
+/** §4 every key an agent provides for its record: the agent key, each native and emulated platform, each capability name. */
 export function discoveryCids (record: Pick<CapabilityRecord, 'platforms' | 'emulated' | 'capabilities'>): CID[] {
   const platforms = new Set([...record.platforms.map(p => p.platform), ...record.emulated])
-  return [agentCid(), ...[...platforms].map(p => platformCid(p)), ...record.capabilities.map(c => capabilityCid(c))]
+  return [agentCid(), ...[...platforms].map(p => platformCid(p)), ...capabilityNames(record).map(c => capabilityCid(c))]
 }
 
 /** §4 whether a record meets a search: every criterion given must hold. */
@@ -163,5 +168,5 @@ export function matchesCapabilityQuery (record: CapabilityRecord, query: { platf
     const native = record.platforms.some(p => p.platform === query.platform)
     if (!native && (query.nativeOnly === true || !record.emulated.includes(query.platform))) return false
   }
-  return query.capability === undefined || record.capabilities.includes(query.capability)
+  return query.capability === undefined || capabilityNames(record).includes(query.capability)
 }

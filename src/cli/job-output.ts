@@ -76,7 +76,7 @@ export function jobError (err: unknown, timedOut: boolean, timeoutS?: number): u
     return new CliError(err.message, { exitCode: EXIT.network, cause: err, hint: 'the agents that build it declined (reasons above); if they do not trust you as a requester, their site must trust your institution\'s root: kiln trust add-root ROOT.pub.yaml --roles requester (docs/federation.md)' })
   }
   if (noOffers !== undefined && noOffers.refused.length > 0) {
-    return new CliError(err.message, { exitCode: EXIT.network, cause: err, hint: 'your trust policy refused every offer: trust their root for the builder role (kiln trust add-root FILE --roles builder)' })
+    return new CliError(err.message, { exitCode: EXIT.network, cause: err, hint: 'your trust policy refused every offer (reasons above). An agent that presented no certificate needs one: its site issues it (kiln trust issue --role builder PEER) and the agent stores it (kiln trust add-cert FILE; a running agent presents it at its next offer, no restart). An agent certified by a root you do not trust: trust that root for the builder role (kiln trust add-root FILE --roles builder)' })
   }
   return err
 }

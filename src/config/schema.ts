@@ -44,8 +44,12 @@ export const NodeSection = z.strictObject({
 export const AgentSection = z.strictObject({
   /** Platforms this agent builds for; default: the host's. */
   platforms: z.array(platform).default([]),
-  /** Extra capabilities to advertise (e.g. "mpi=openmpi-4"). */
-  capabilities: z.array(z.string()).default([]),
+  /**
+   * Capabilities to advertise beside the detected ones: `NAME` or
+   * `NAME=VALUE` (e.g. "gpu", "mpi=openmpi-4"), matched by `--require`
+   * (protocols/job.md §2); the record carries the name.
+   */
+  capabilities: z.array(z.string().regex(/^[a-z][a-z0-9_.-]{0,31}(=[A-Za-z0-9_.+-]{1,64})?$/, 'NAME or NAME=VALUE, like "gpu" or "mpi=openmpi-4"')).max(64).default([]),
   institution: z.string().default(''),
   maxConcurrentBuilds: z.number().int().min(1).default(1),
   /** Whether RUN steps may have network access when a job asks for it. */

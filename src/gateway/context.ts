@@ -41,6 +41,8 @@ export interface PullThrough {
   /**
    * Resolves a tag (signed tag records, an upstream registry); undefined when
    * unknown. The manifest may already be in the store when this returns.
+   * Rejects with TagRecordsRefusedError (./errors.ts) when records exist
+   * but none was accepted, so that the client is told why.
    */
   resolveTag: (repository: string, tag: string, hint?: { namespace?: string }) => Promise<RefTarget | undefined>
 }

@@ -93,6 +93,24 @@ export class RegistryApiError extends Error {
   }
 }
 
+/**
+ * A tag whose records the pull-through found, none of them accepted: the
+ * signer is not trusted by this gateway's policy, or its record could not
+ * be read or verified (protocols/tag.md). The client gets MANIFEST_UNKNOWN
+ * with each signer and the reason in the error's `detail`, not only the log.
+ */
+export class TagRecordsRefusedError extends Error {
+  static override readonly name = 'TagRecordsRefusedError'
+  override readonly name = TagRecordsRefusedError.name
+  readonly code = 'ERR_TAG_RECORDS_REFUSED'
+  /** Each signer whose record was skipped, and why. */
+  readonly skipped: ReadonlyArray<{ signer: string, reason: string }>
+  constructor (repository: string, tag: string, skipped: ReadonlyArray<{ signer: string, reason: string }>) {
+    super(`${repository}:${tag} has tag records on the network, but this gateway accepted none (reasons in detail.refused; to trust a signer: kiln trust add-peer PEER --roles builder, or add-root, on the gateway)`)
+    this.skipped = skipped
+  }
+}
+
 export interface OciErrorBody {
   errors: Array<{ code: string, message: string, detail?: unknown }>
 }

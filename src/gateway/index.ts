@@ -53,7 +53,7 @@ export {
   ANNOTATION_PLATFORMS, ANNOTATION_RECIPE_KIND, ANNOTATION_TAG, BuildRequestSchema, CONTEXT_LAYER_TYPES, RECIPE_ARTIFACT_TYPE, RECIPE_LAYER_TYPE
 } from './builds.ts'
 export type { BuildJob, BuildRequest, BuildRunner, BuildRunnerIo } from './builds.ts'
-export { OCI_ERRORS, RegistryApiError } from './errors.ts'
+export { OCI_ERRORS, RegistryApiError, TagRecordsRefusedError } from './errors.ts'
 export type { OciErrorCode } from './errors.ts'
 export type { GatewayRequest, GatewayResponse } from './http.ts'
 export { hashPassword, verifyPassword } from './passwords.ts'

@@ -13,7 +13,7 @@ import { recipeArtifactRequest } from './builds.ts'
 import { findManifest, hasBlob, recordManifest, resolveTag } from './context.ts'
 import type { GatewayContext } from './context.ts'
 import { MAX_MANIFEST_SIZE, TAG_RE } from './constants.ts'
-import { RegistryApiError } from './errors.ts'
+import { RegistryApiError, TagRecordsRefusedError } from './errors.ts'
 import { emptyResponse, readBody } from './http.ts'
 import type { GatewayRequest, GatewayResponse } from './http.ts'
 import type { ManifestRecord } from './repo-index.ts'
@@ -59,7 +59,13 @@ async function negotiate (ctx: GatewayContext, repository: string, rec: Manifest
 
 export async function getManifest (ctx: GatewayContext, req: GatewayRequest, repository: string, param: string): Promise<GatewayResponse> {
   const ref = parseReference(param)
-  const found = 'tag' in ref ? await resolveTag(ctx, repository, ref.tag) : await findManifest(ctx, repository, ref.digest)
+  let found: ManifestRecord | undefined
+  try {
+    found = 'tag' in ref ? await resolveTag(ctx, repository, ref.tag) : await findManifest(ctx, repository, ref.digest)
+  } catch (err) {
+    if (!isErrorOf(err, TagRecordsRefusedError)) throw err
+    throw new RegistryApiError('MANIFEST_UNKNOWN', err.message, { detail: { reference: param, refused: err.skipped } })
+  }
   if (found === undefined) throw unknownManifest(repository, param)
   const rec = await negotiate(ctx, repository, found, req.headers.accept)
   let body: Uint8Array

@@ -4,11 +4,14 @@
  * tags by name. `chainPullThrough` asks its sources in order (the peer
  * network first, then upstream registries) and shares one fetch among
  * concurrent requests for the same digest, so that 200 clients asking for a
- * missing layer cause one transfer.
+ * missing layer cause one transfer. A tag no source resolves, of which one
+ * found only untrusted records, rejects with that TagRecordsRefusedError.
  */
 import type { Digest } from '../content/digest.ts'
 import type { RefTarget } from '../content/refs.ts'
 import type { GatewayLogger, PullThrough, PullHint } from './context.ts'
+import { TagRecordsRefusedError } from './errors.ts'
+import { isErrorOf } from '../util/error-class.ts'
 
 const NOOP = (): void => {}
 const SILENT: GatewayLogger = { debug: NOOP, info: NOOP, warn: NOOP, error: NOOP }
@@ -43,6 +46,7 @@ export function chainPullThrough (sources: readonly NamedPullThrough[], logger: 
       return await p
     },
     resolveTag: async (repository, tag, hint): Promise<RefTarget | undefined> => {
+      let untrusted: TagRecordsRefusedError | undefined
       for (const source of sources) {
         try {
           const found = await source.resolveTag(repository, tag, hint)
@@ -51,9 +55,12 @@ export function chainPullThrough (sources: readonly NamedPullThrough[], logger: 
             return found
           }
         } catch (err) {
+          if (isErrorOf(err, TagRecordsRefusedError)) untrusted = err
           logger.warn({ repository, tag, source: source.name, err: (err as Error).message }, 'pull-through tag resolution failed')
         }
       }
+      // Why the tag is unknown, for the client, when no later source had it either.
+      if (untrusted !== undefined) throw untrusted
       return undefined
     }
   }

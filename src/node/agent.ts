@@ -12,11 +12,11 @@ import type { KilnConfig } from '../config/index.ts'
 import type { LocalStore } from '../content/index.ts'
 import type { Identity } from '../p2p/identity.ts'
 import type { Metrics } from '../metrics/index.ts'
-import type { TrustPolicy } from '../trust/index.ts'
 import { NodeSettingError } from './errors.ts'
 import { startPeer } from './peer.ts'
 import type { NodeSandbox } from './sandbox.ts'
 import { loadNodeTrust } from './trust.ts'
+import type { NodeTrust } from './trust.ts'
 
 export interface AgentNodeInit {
   config: KilnConfig
@@ -32,6 +32,8 @@ export interface AgentNodeInit {
   institution?: string
   /** Absent: the agent takes no jobs, it only advertises and serves the store. */
   jobs?: { concurrency: number, allowNetwork: boolean } & NodeSandbox
+  /** The process's live trust, when another service shares it; default: loaded from the data dir. */
+  trust?: NodeTrust
 }
 
 export interface AgentNode {
@@ -39,8 +41,8 @@ export interface AgentNode {
   readonly node: KilnNode
   /** What the agent advertised at start. */
   readonly description: CapabilityDescription
-  readonly policy: TrustPolicy
-  readonly certs: unknown[]
+  /** The live trust policy and certificates (./trust.ts): share it with the other services of the process. */
+  readonly trust: NodeTrust
   /** The config and data dir it started with, for reloads. */
   readonly config: KilnConfig
   readonly dataDir: string
@@ -51,7 +53,7 @@ export interface AgentNode {
 }
 
 export async function startAgentNode (init: AgentNodeInit): Promise<AgentNode> {
-  const [{ startAgent }, { detectCapabilities }, { createTrackedStore, parseByteSize }, { createBuildCache }, { join }] = await Promise.all([
+  const [{ startAgent }, { detectCapabilities, requirementTerms }, { createTrackedStore, parseByteSize }, { createBuildCache }, { join }] = await Promise.all([
     import('../../agent/runtime.ts'), import('../../agent/capabilities.ts'), import('../content/quota.ts'), import('../builder/snapshots.ts'), import('node:path')
   ])
   const { config, store } = init
@@ -62,10 +64,10 @@ export async function startAgentNode (init: AgentNodeInit): Promise<AgentNode> {
     throw new NodeSettingError(`store.quota: ${(err as Error).message}`, { cause: err })
   }
   const self = init.identity.peerId.toString()
-  const { policy, certs } = await loadNodeTrust(config, store.root, self, init.log)
+  const trust = init.trust ?? await loadNodeTrust(config, store.root, self, init.log)
   const platforms = init.platforms ?? (config.agent.platforms.length > 0 ? config.agent.platforms : undefined)
   const institution = init.institution ?? (config.agent.institution !== '' ? config.agent.institution : undefined)
-  const describe = async (): Promise<CapabilityDescription> => await detectCapabilities({ platforms, institution, dataDir: store.root })
+  const describe = async (): Promise<CapabilityDescription> => await detectCapabilities({ platforms, institution, dataDir: store.root, configured: config.agent.capabilities })
   const description = await describe()
   const node = await startPeer(config.node, init.network, init.identity.privateKey, false)
   const log = init.log.child({ peerId: node.peerId.toString() })
@@ -90,10 +92,10 @@ export async function startAgentNode (init: AgentNodeInit): Promise<AgentNode> {
               db: store.db,
               refs: store.refs,
               dataDir: store.root,
-              policy,
-              certs,
+              policy: trust.policy,
+              certs: trust.certs,
               platforms: description.platforms.map(p => p.platform),
-              capabilities: [...description.capabilities, ...config.agent.capabilities],
+              capabilities: requirementTerms(description, config.agent.capabilities),
               concurrency: jobs.concurrency,
               allowNetwork: jobs.allowNetwork,
               baseRegistries: config.agent.baseRegistries,
@@ -107,7 +109,7 @@ export async function startAgentNode (init: AgentNodeInit): Promise<AgentNode> {
     await node.stop()
     throw err
   }
-  return { agent, node, description, policy, certs, config, dataDir: store.root, log, close: async () => { await agent.stop() } }
+  return { agent, node, description, trust, config, dataDir: store.root, log, close: async () => { await agent.stop() } }
 }
 
 /**
@@ -130,7 +132,8 @@ export interface AgentRunInit {
 
 /**
  * Runs the agent until SIGTERM or SIGINT has drained and stopped it; SIGHUP
- * reloads the trust policy and the run settings (agent/lifecycle.ts).
+ * reloads the run settings and the process's live trust (agent/lifecycle.ts);
+ * trust files changed by `kiln trust` are read again without it.
  * Resolves with the signal's name.
  */
 export async function runAgentUntilStopped (handle: AgentNode, init: AgentRunInit): Promise<string> {
@@ -144,13 +147,14 @@ export async function runAgentUntilStopped (handle: AgentNode, init: AgentRunIni
       logLevel: config.logLevel,
       allowNetwork: init.flags.allowNetwork ?? config.agent.allowNetwork,
       maxConcurrentBuilds: init.flags.maxConcurrentBuilds ?? config.agent.maxConcurrentBuilds,
-      policy: handle.policy
+      policy: handle.trust.policy
     },
     reload: async () => await loadRunSettings({
       ...(config.configFile !== undefined ? { configFile: config.configFile } : {}),
       dataDir: handle.dataDir,
       self: handle.node.peerId.toString(),
-      flags: init.flags
+      flags: init.flags,
+      trust: handle.trust
     }),
     setLogLevel: init.setLogLevel
   })

@@ -17,6 +17,7 @@ import { startPeer } from './peer.ts'
 import { createPushAnnouncer } from './push-announcer.ts'
 import type { GatewayNetwork, PushAnnouncer } from './push-announcer.ts'
 import { loadNodeTrust } from './trust.ts'
+import type { NodeTrust } from './trust.ts'
 
 export type { GatewayNetwork }
 
@@ -40,6 +41,8 @@ export interface GatewayNodeInit {
   upstreams?: string[]
   /** Pull through from peers and announce pushes on this network. */
   network?: GatewayNetwork
+  /** The process's live trust (`kiln up` shares its agent's); default: loaded from the data dir when there is a network. */
+  trust?: NodeTrust
   /** Runs builds for the build extension (`kiln up` passes the local build runner). */
   builder?: BuildRunner
   /** Counts requests (kiln_gateway_requests_total). */
@@ -52,6 +55,8 @@ export interface GatewayNode {
   tls: boolean
   users: number
   anonymous: 'push' | 'read' | 'none'
+  /** Whose tag records count, kept current (./trust.ts); absent without a network. */
+  trust?: NodeTrust
   /** Stops serving, then waits (bounded) for tag publications and provides in flight. */
   close: () => Promise<void>
 }
@@ -89,25 +94,29 @@ export async function startGatewayNode (init: GatewayNodeInit): Promise<GatewayN
 
   const sources: NamedPullThrough[] = []
   let announcer: PushAnnouncer | undefined
+  let trust: NodeTrust | undefined
   if (init.network !== undefined) {
     const network = init.network
     const { resolveTagRecord } = await import('../p2p/tag-records.ts')
     const self = network.node.peerId.toString()
-    const { policy, certs } = await loadNodeTrust(init.config, store.root, self, logger)
+    trust = init.trust ?? await loadNodeTrust(init.config, store.root, self, logger)
+    const { policy } = trust
     sources.push(gw.createNetworkPullThrough({
       fetch: async (digest, options) => await network.transfer.fetch(digest, options),
       resolveTag: async (repository, tag) => {
+        const skipped: Array<{ signer: string, reason: string }> = []
         const record = await resolveTagRecord(network.node, repository, tag, {
           trust: policy,
           timeoutMs: gw.TAG_RESOLVE_TIMEOUT_MS,
-          onSkip: (signer, reason) => { logger.info({ repository, tag, signer, reason }, 'tag record skipped') }
+          onSkip: (signer, reason) => { skipped.push({ signer, reason }); logger.info({ repository, tag, signer, reason }, 'tag record skipped') }
         })
+        if (record === undefined && skipped.length > 0) throw new gw.TagRecordsRefusedError(repository, tag, skipped)
         if (record === undefined) return undefined
         const { digest, mediaType, size } = record.payload
         return { digest: digest as Digest, mediaType, size }
       }
     }))
-    announcer = createPushAnnouncer(network, certs, logger)
+    announcer = createPushAnnouncer(network, trust, logger)
   }
   const upstreams = init.upstreams ?? []
   if (upstreams.length > 0) {
@@ -150,6 +159,7 @@ export async function startGatewayNode (init: GatewayNodeInit): Promise<GatewayN
     tls: tls !== undefined,
     users: users.length,
     anonymous: init.anonymousPush === true ? 'push' : anonymousRead ? 'read' : 'none',
+    ...(trust !== undefined ? { trust } : {}),
     close: async () => {
       await gateway.close()
       await announcer?.drain()

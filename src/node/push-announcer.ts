@@ -21,7 +21,13 @@ export interface PushAnnouncer {
   drain: () => Promise<void>
 }
 
-export function createPushAnnouncer (network: GatewayNetwork, certificates: unknown[], log: { warn: (o: object, m: string) => void, info: (o: object, m: string) => void }): PushAnnouncer {
+/** This node's certificates as a live trust keeps them (./trust.ts): `refresh` reads them again if their files changed. */
+export interface PresentedCertificates {
+  readonly certs: unknown[]
+  refresh: () => Promise<void>
+}
+
+export function createPushAnnouncer (network: GatewayNetwork, presented: PresentedCertificates, log: { warn: (o: object, m: string) => void, info: (o: object, m: string) => void }): PushAnnouncer {
   let chain: Promise<void> = Promise.resolve()
   const abort = new AbortController()
   return {
@@ -34,9 +40,11 @@ export function createPushAnnouncer (network: GatewayNetwork, certificates: unkn
           await network.transfer.provide(digest, { signal }).catch((err: Error) => { log.warn({ digest, err: err.message }, 'provide failed') })
         }
         if (event.tag === undefined) return
+        // A certificate added with `kiln trust add-cert` since the last decision goes with this record too.
+        await presented.refresh()
         const published = await publishTagRecord(network.node, network.privateKey, {
           repository: event.repository, tag: event.tag, digest: event.digest, mediaType: event.mediaType, size: event.size
-        }, { certificates, signal })
+        }, { certificates: [...presented.certs], signal })
         log.info({ repository: event.repository, tag: event.tag, digest: event.digest, storedOn: published.storedOn }, 'tag record published')
       }).catch((err: Error) => { log.warn({ repository: event.repository, tag: event.tag, err: err.message }, 'tag record publication failed') })
     },

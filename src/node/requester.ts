@@ -2,7 +2,7 @@
  * A requester session on a data dir (what `kiln submit` and `kiln jobs
  * cancel|resume` open): the trust policy and certificates, a client node on
  * free ports, and `startRequesterSession` (src/requester) on it, once a peer
- * is reachable.
+ * is reachable; and the signed tag records of its results (`kiln submit -t`).
  */
 import type { Logger } from 'pino'
 import type { KilnConfig } from '../config/index.ts'
@@ -26,9 +26,24 @@ export interface RequesterNodeInit {
   warn?: (message: string) => void
 }
 
+/** One tag record a requester published for a result. */
+export interface PublishedTagName {
+  repository: string
+  tag: string
+  /** Peers that stored the record; 0: only this node has it, and it is leaving. */
+  storedOn: number
+}
+
 export interface RequesterNode {
   readonly session: RequesterSession
   readonly node: KilnNode
+  /**
+   * Signs and publishes a tag record for each name (protocols/tag.md), with
+   * this node's certificates, so that gateways whose policy trusts this
+   * requester as a builder or gateway resolve the name. Rejects with the
+   * DHT's error; a name no peer stored comes back with storedOn 0.
+   */
+  publishTags: (image: { digest: string, mediaType: string, size: number }, names: ReadonlyArray<{ repository: string, tag: string }>, signal?: AbortSignal) => Promise<PublishedTagName[]>
   /** Stops the session, then the node. Safe to call twice. */
   close: () => Promise<void>
 }
@@ -66,5 +81,15 @@ export async function openRequesterNode (init: RequesterNodeInit): Promise<Reque
     await close()
     throw err
   }
-  return { session, node, close }
+  const publishTags: RequesterNode['publishTags'] = async (image, names, signal) => {
+    const { publishTagRecord } = await import('../p2p/tag-records.ts')
+    const out: PublishedTagName[] = []
+    for (const { repository, tag } of names) {
+      const published = await publishTagRecord(node, identity.privateKey, { repository, tag, digest: image.digest, mediaType: image.mediaType, size: image.size }, { certificates: certs, ...(signal !== undefined ? { signal } : {}) })
+      log.info({ repository, tag, digest: image.digest, storedOn: published.storedOn }, 'tag record published')
+      out.push({ repository, tag, storedOn: published.storedOn })
+    }
+    return out
+  }
+  return { session, node, close, publishTags }
 }

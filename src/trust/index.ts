@@ -12,6 +12,8 @@
  *   builder/requester/gateway of institution I until T".
  * - policy: the roots and single peers a node accepts, per role
  *   (`<dataDir>/trust/trust.yaml`, see docs/federation.md).
+ * - live trust: a running node's policy and certificates, read again when
+ *   their files change (./live-trust.ts).
  *
  * @example
  * ```ts
@@ -35,6 +37,8 @@ export { PeerEntry, PolicyConfig, RootEntry, createTrustPolicy } from './policy.
 export type { TrustDecision, TrustPolicy, TrustPolicyInit } from './policy.ts'
 export { addPeer, addRoot, loadTrustPolicy, policyPath, readPolicyFile, writePolicyFile } from './policy-file.ts'
 export type { ConfigTrust } from './policy-file.ts'
+export { loadLiveTrust } from './live-trust.ts'
+export type { LiveTrust, LiveTrustInit } from './live-trust.ts'
 export { RootPublicFile, initRoot, loadRoot, readRootPublicFile, rootKeyPath, rootPublicPath } from './root.ts'
 export type { InitRootResult } from './root.ts'
 export { parseDuration } from '../util/duration.ts'

@@ -40,8 +40,9 @@ no job of another peer: named explicitly it stops the agent at start, picked as 
 works here it makes the agent decline those jobs (docs/security.md).
 
 Signals: SIGTERM (or Ctrl-C) takes no new jobs, lets running builds finish for --drain-timeout,
-hands back the rest and exits 0; a second one ends the drain. SIGHUP reloads the trust policy and
-kiln.yaml's logLevel, agent.allowNetwork and agent.maxConcurrentBuilds. See docs/hpc-deployment.md.
+hands back the rest and exits 0; a second one ends the drain. SIGHUP reloads kiln.yaml's logLevel,
+agent.allowNetwork, agent.maxConcurrentBuilds and trust section. Changes made with kiln trust
+(add-peer, add-root, add-cert) apply at the next job, without a signal. See docs/hpc-deployment.md.
 
 Example:
   kiln agent --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... --institution hpc.example.org --max-builds 2 --metrics-listen 127.0.0.1:9464`)
@@ -86,7 +87,7 @@ Example:
       ctx.out.line(`peer id: ${node.peerId.toString()}`)
       for (const ma of node.getMultiaddrs()) ctx.out.line(`listening: ${ma.toString()}`)
       ctx.out.line(`advertising: ${description.platforms.map(p => p.platform).join(', ')}${description.capabilities.length > 0 ? ` + ${description.capabilities.join(', ')}` : ''}`)
-      if (agent.jobs !== undefined) ctx.out.line(`taking jobs: up to ${maxBuilds} at once, ${started.certs.length} certificate${started.certs.length === 1 ? '' : 's'} presented, network for RUN ${allowNetwork ? 'allowed' : 'off'}`)
+      if (agent.jobs !== undefined) ctx.out.line(`taking jobs: up to ${maxBuilds} at once, ${started.trust.certs.length} certificate${started.trust.certs.length === 1 ? '' : 's'} presented, network for RUN ${allowNetwork ? 'allowed' : 'off'}`)
       if (nodeSandbox.othersRefused !== undefined) {
         ctx.out.line(`declining jobs of other peers: ${nodeSandbox.othersRefused}`)
         started.log.warn({ reason: nodeSandbox.othersRefused }, 'jobs of other peers are declined')

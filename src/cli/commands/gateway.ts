@@ -131,7 +131,15 @@ See docs/gateway.md for auth, TLS, pull-through and mirror configuration.`)
         ctx.out.line(`try: skopeo list-tags ${service.tls ? '' : '--tls-verify=false '}docker://${hostPort}/REPO`)
       }
       // A reload signal from a service manager must not kill the gateway (Node's default for SIGHUP).
-      const onHup = (): void => { ctx.out.warn('SIGHUP: kiln gateway reads its users file and settings at start; restart it to apply changes') }
+      // Trust is read again at the next tag resolution anyway; SIGHUP forces it and says so.
+      const onHup = (): void => {
+        const trust = service.trust
+        if (trust === undefined) { ctx.out.warn('SIGHUP: kiln gateway reads its users file and settings at start; restart it to apply changes'); return }
+        trust.reload().then(
+          () => { ctx.out.warn('SIGHUP: trust policy and certificates read again; the users file and other settings are read at start (restart to apply them)') },
+          (err: Error) => { ctx.out.warn(`SIGHUP: the trust policy does not load, the one in force is kept: ${err.message}`) }
+        )
+      }
       process.on('SIGHUP', onHup)
       ctx.onClose(() => { process.off('SIGHUP', onHup) })
       await untilSignal()

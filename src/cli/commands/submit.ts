@@ -22,6 +22,8 @@ interface SubmitFlags {
   offerWindow?: string
   timeout?: string
   json?: boolean
+  /** Commander's form of --no-publish. */
+  publish?: boolean
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
@@ -39,7 +41,8 @@ export function register (program: Command, ctx: CliContext): void {
     .argument('<context>', 'build context directory (packed without what .dockerignore or RECIPE.dockerignore excludes, and served to the builder)')
     .requiredOption('--platform <platforms>', 'comma-separated target platforms, e.g. linux/amd64,linux/arm64')
     .option('-f, --file <recipe>', 'recipe file (default: CONTEXT/Dockerfile, else CONTEXT/Singularity.def)')
-    .option('-t, --tag <repo:tag>', 'name the result in the local store (repeatable)', collect, [])
+    .option('-t, --tag <repo:tag>', 'name the result in the local store and publish a signed tag record for it (repeatable)', collect, [])
+    .option('--no-publish', 'name the result only in the local store: publish no tag record')
     .option('--require <capability>', 'a capability the builder must have, e.g. gpu or cuda>=12 (repeatable)', collect, [])
     .option('--to <peer>', 'send the job straight to this agent instead of publishing it (repeatable)', collect, [])
     .option('--build-arg <k=v>', 'set a build argument (repeatable)', collect, [])
@@ -87,7 +90,8 @@ export function register (program: Command, ctx: CliContext): void {
       const offerWindowMs = positiveInt('--offer-window', opts.offerWindow, 600_000)
       const timeoutS = positiveInt('--timeout', opts.timeout, 7 * 24 * 3600)
 
-      const { session } = await openSession(ctx, opts, offerWindowMs)
+      const requester = await openSession(ctx, opts, offerWindowMs)
+      const { session } = requester
       const context = await session.shareContext(contextDir, { recipeFile: recipePath })
       const write = opts.json === true ? (line: string) => { process.stderr.write(`${line}\n`) } : (line: string) => { ctx.out.line(line) }
       const print = eventPrinter(write)
@@ -136,8 +140,19 @@ export function register (program: Command, ctx: CliContext): void {
           for (const target of outputs) exported.push((await exporter.export({ store: store.content, root: image }, target, { tags: meta.tags, ...(kind === 'apptainer' ? { definition: text } : {}) })).description)
         } catch (err) { throw new CliError(`export failed: ${(err as Error).message}`, { exitCode: EXIT.failure, cause: err, hint: `the result is in the local store as ${image.digest}; kiln image export can write it again` }) }
       }
+      // Gateways resolve the tags through these records (docs/jobs.md); --no-publish keeps them local.
+      const published = opts.publish === false || tags.length === 0
+        ? []
+        : await requester.publishTags(image, tags, AbortSignal.timeout(60_000)).catch((err: Error) => {
+          ctx.out.warn(`the result is in the local store, but publishing its tag records failed: ${err.message} (kiln tag REPO:TAG --publish retries)`)
+          return []
+        })
       const summary = summarize(result, session.journal.get(result.jobId), image, { tags: meta.tags, ...(exported.length > 0 ? { output: exported.join(', ') } : {}), startedAt })
-      if (opts.json === true) ctx.out.json(summary.json)
-      else for (const l of summary.lines) ctx.out.line(l)
+      if (opts.json === true) ctx.out.json({ ...summary.json, published })
+      else {
+        for (const l of summary.lines) ctx.out.line(l)
+        for (const p of published) ctx.out.line(`  published ${p.repository}:${p.tag} (tag record on ${p.storedOn} peer${p.storedOn === 1 ? '' : 's'})`)
+      }
+      for (const p of published.filter(p => p.storedOn === 0)) ctx.out.warn(`no peer stored the tag record of ${p.repository}:${p.tag}: gateways will not find it once this command exits (kiln tag ${p.repository}:${p.tag} --publish retries)`)
     })
 }

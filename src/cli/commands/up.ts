@@ -50,8 +50,9 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default from config: metrics.listen, off)')
     .option('--drain-timeout <duration>', 'on SIGTERM, how long running builds may finish before they are handed back (e.g. 90s, 9m)', '90s')
     .addHelpText('after', `
-SIGTERM drains as for kiln agent; SIGHUP reloads the trust policy, logLevel, agent.allowNetwork and
-agent.maxConcurrentBuilds.
+SIGTERM drains as for kiln agent; SIGHUP reloads logLevel, agent.allowNetwork,
+agent.maxConcurrentBuilds and kiln.yaml's trust section. Changes made with kiln trust (add-peer,
+add-root, add-cert) apply to the agent and the gateway at their next decision, without a signal.
 
 Examples:
   kiln up
@@ -96,6 +97,8 @@ Examples:
         ...gatewayFlags(flags),
         ...(flags.upstream === undefined ? {} : { upstreams: flags.upstream }),
         network: { node, transfer: agent.transfer, privateKey: identity.privateKey },
+        // One live trust for both: a change of the trust files, or SIGHUP, reaches the gateway too.
+        trust: started.trust,
         ...(builder === undefined ? {} : { builder }),
         metrics
       })

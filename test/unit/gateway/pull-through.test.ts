@@ -2,11 +2,12 @@
  * Pull-through sources: order and fallback of the chain, one shared fetch
  * for concurrent requests, a failing source skipped, the network source's
  * idle deadline, upstream parsing and mirror prefixes, and the gateway
- * passing containerd's ns= to its sources.
+ * passing containerd's ns= to its sources, and a tag whose records were
+ * all refused reported with the reasons in the OCI error's detail.
  */
 import { describe, expect, it } from 'vitest'
 import type { Digest } from '../../../src/content/digest.ts'
-import { chainPullThrough, createNetworkPullThrough, mirrorPrefix, parseUpstream } from '../../../src/gateway/index.ts'
+import { TagRecordsRefusedError, chainPullThrough, createNetworkPullThrough, mirrorPrefix, parseUpstream } from '../../../src/gateway/index.ts'
 import type { NamedPullThrough, PullHint } from '../../../src/gateway/index.ts'
 import type { FetchResult } from '../../../src/transfer/index.ts'
 import { blob, makeGateway } from './helpers.ts'
@@ -106,6 +107,23 @@ describe('mirror configuration', () => {
     expect(mirrorPrefix('localhost:5001')).toBe('localhost-5001')
     expect(mirrorPrefix('Docker.IO')).toBe('docker.io')
     expect(mirrorPrefix('a/b')).toBeUndefined()
+  })
+
+  it('a tag whose network records were all refused: MANIFEST_UNKNOWN says why in detail, unless a later source has it', async () => {
+    const calls: string[] = []
+    const refused = { signer: '12D3KooWsigner', reason: '12D3KooWsigner is not trusted as builder and presented no certificate' }
+    const network: NamedPullThrough = { name: 'network', fetchBlob: async () => false, resolveTag: async (r, t) => { throw new TagRecordsRefusedError(r, t, [refused]) } }
+    const chain = chainPullThrough([network, source('upstream', new Set([D, 'a/b:v1']), calls)])
+    expect(await chain.resolveTag('a/b', 'v1')).toMatchObject({ digest: D })
+    await expect(chain.resolveTag('a/b', 'v2')).rejects.toMatchObject({ name: 'TagRecordsRefusedError', skipped: [refused] })
+    const t = await makeGateway({ pullThrough: chainPullThrough([network]) })
+    try {
+      const res = await t.inject('GET', '/v2/a/b/manifests/v2')
+      expect(res.status).toBe(404)
+      const body = JSON.parse(res.body.toString()) as { errors: Array<{ code: string, message: string, detail: unknown }> }
+      expect(body.errors[0]).toMatchObject({ code: 'MANIFEST_UNKNOWN', detail: { reference: 'v2', refused: [refused] } })
+      expect(body.errors[0]?.message).toMatch(/a\/b:v2 has tag records on the network, but this gateway accepted none/)
+    } finally { await t.cleanup() }
   })
 
   it('hands containerd\'s ns= to the sources, and a bad ns is ignored', async () => {

@@ -123,10 +123,11 @@ describe('capability records', async () => {
     expect(await selectCapabilityRecord(dhtKey, [otherRecord, seq5])).toBe(1)
   })
 
-  it('provides a key per native and emulated platform and per capability, and matches on every criterion', () => {
+  it('provides a key per native and emulated platform, per capability and per native CPU feature, and matches on every criterion', () => {
     const record = recordFor(key)
     const keys = discoveryCids(record).map(c => c.toString()).sort()
-    expect(keys).toEqual([agentCid(), platformCid('linux/amd64'), platformCid('linux/arm64'), capabilityCid('gpu'), capabilityCid('mpi')].map(c => c.toString()).sort())
+    expect(keys).toEqual([agentCid(), platformCid('linux/amd64'), platformCid('linux/arm64'), capabilityCid('gpu'), capabilityCid('mpi'), capabilityCid('avx2')].map(c => c.toString()).sort())
+    expect(matchesCapabilityQuery(record, { capability: 'avx2' })).toBe(true)
     expect(platformCid('linux/arm64').equals(platformCid('linux/amd64'))).toBe(false)
     expect(matchesCapabilityQuery(record, { platform: 'linux/amd64', capability: 'gpu' })).toBe(true)
     expect(matchesCapabilityQuery(record, { platform: 'linux/arm64', capability: 'mpi' })).toBe(true)
