@@ -1,30 +1,25 @@
 /**
  * Root emulation and kept ownership (docs/building.md), end to end as an
  * unprivileged user (uid 65534 when the tests run as root) under bwrap: a
- * Debian 12 base made by the bench's make-debian-base.sh (mmdebstrap, from
- * Debian's mirror; the tar is kept under TMPDIR/kiln-test-cache so later runs
- * reuse it), and an unmodified recipe that runs apt-get, useradd and chown
- * and copies a file with --chown. The layers are read back: apt's files are
+ * Debian 12 base (test/helpers/debian-base.ts: mmdebstrap from Debian's
+ * mirror, kept under TMPDIR/kiln-test-cache so later runs reuse it), and
+ * an unmodified recipe that runs apt-get, useradd and chown and copies a
+ * file with --chown. The layers are read back: apt's files are
  * there, the --chown file is 1001:1002 in its tar header, and RUN's owners,
  * which kiln does not record, are 0:0 with the image annotated `flattened`.
  *
  * apt needs the network: the recipe asks with `RUN --network=default` and the
  * build allows it with `kiln build --network` (docs/network.md).
  */
-import { execFileSync } from 'node:child_process'
-import { existsSync, linkSync, mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { linkSync, mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { DEBIAN_BASE_DIR, debianBase } from '../../helpers/debian-base.ts'
 import { readLayoutLayers } from '../../helpers/image-layers.ts'
 import type { ImageLayer } from '../../helpers/image-layers.ts'
 import { haveTools } from '../../helpers/tools.ts'
-import { isRoot, makeUnprivileged } from '../../helpers/unprivileged.ts'
+import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
-
-const MAKE_BASE = join(import.meta.dirname, '../../../../shared/bench/make-debian-base.sh')
-/** Stable across runs, so the Debian base is made once per machine. */
-const BASE_DIR = join(tmpdir(), 'kiln-test-cache', 'debian-bookworm')
 
 const DOCKERFILE = `FROM scratch
 ADD rootfs.tar /
@@ -33,20 +28,11 @@ RUN useradd -m researcher && mkdir /data && chown researcher /data && chown -R r
 COPY --chown=1001:1002 notes.txt /data/notes.txt
 `
 
-/** The base tar, made when missing (needs root: mmdebstrap --mode=root). */
-function debianBase (): string | undefined {
-  const tar = join(BASE_DIR, 'rootfs.tar')
-  if (existsSync(tar)) return tar
-  if (!isRoot()) return undefined
-  execFileSync('bash', [MAKE_BASE, BASE_DIR], { stdio: 'ignore', timeout: 900_000 })
-  return tar
-}
-
 const canRun = haveTools('setpriv', 'bwrap', 'mmdebstrap')
 const base = canRun ? debianBase() : undefined
 if (canRun && base === undefined) {
-  if (process.env.CI === 'true') throw new Error(`CI=true but no Debian base at ${BASE_DIR} and not root to make one`)
-  console.warn(`skipping: no Debian base at ${BASE_DIR}, and making one needs root`)
+  if (process.env.CI === 'true') throw new Error(`CI=true but no Debian base at ${DEBIAN_BASE_DIR} and not root to make one`)
+  console.warn(`skipping: no Debian base at ${DEBIAN_BASE_DIR}, and making one needs root`)
 }
 
 describe.skipIf(base === undefined)('root emulation: an unmodified apt/useradd/chown recipe as an unprivileged user (bwrap)', () => {
