@@ -82,7 +82,7 @@ export function createRecipeBuilder (init: RecipeBuilderInit): JobBuilder {
       const result = await builder.build(plan, {
         contextDir: request.contextDir,
         platform: request.platform,
-        network: request.network,
+        network: request.network ? 'default' : 'none',
         signal: options.signal,
         ...(init.sourceDateEpoch !== undefined ? { sourceDateEpoch: init.sourceDateEpoch } : {}),
         ...(init.stepTimeoutMs !== undefined ? { stepTimeoutMs: init.stepTimeoutMs } : {}),

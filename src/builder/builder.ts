@@ -22,7 +22,7 @@ import { resolveBase } from './base.ts'
 import type { BaseResolverInit, ResolvedBase } from './base.ts'
 import { applyConfigStep, apptainerEntrypoint, envMap } from './config-steps.ts'
 import { DEFAULT_SOURCE_DATE_EPOCH } from './constants.ts'
-import { BaseImageError, NetworkNotAllowedError } from './errors.ts'
+import { BaseImageError } from './errors.ts'
 import { createStepExecutor } from './executor/index.ts'
 import type { CopyInputs } from './executor/index.ts'
 import { instructionText } from './instruction-text.ts'
@@ -52,11 +52,7 @@ export function createBuilder (init: BuilderInit): Builder {
     const epoch = options.sourceDateEpoch ?? DEFAULT_SOURCE_DATE_EPOCH
     const stageNames = (index: number): string | undefined => plan.stages.find(s => s.index === index)?.name
     const runSteps = plan.stages.flatMap(s => s.steps.filter((x): x is RunStep => x.op === 'run'))
-    const allowNetwork = options.network === true
-    const asking = runSteps.find(s => s.network === 'default')
-    if (asking !== undefined && !allowNetwork) {
-      throw new NetworkNotAllowedError(asking.source, 'RUN --network=default asks for the network, which this build does not allow: rerun with kiln build --network (an agent allows it with agent.allowNetwork in kiln.yaml)')
-    }
+    const networked = options.network === 'default'
     const scope: BuildScope = {
       store, options, platform, epoch,
       created: new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),
@@ -65,7 +61,7 @@ export function createBuilder (init: BuilderInit): Builder {
       resolver: resolverFor(options),
       emit: (e: BuildEvent): void => { options.onEvent?.(e) },
       textOf: (step: Step): string => instructionText(step, stageNames),
-      networkFor: (step: RunStep): boolean => allowNetwork && (step.network === 'default' || (plan.frontend === 'apptainer' && step.network === undefined))
+      networkFor: (step: RunStep): boolean => networked && step.network !== 'none'
     }
     const { states, emit, created } = scope
     for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 })

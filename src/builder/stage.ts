@@ -58,6 +58,6 @@ export interface BuildScope {
   emit: (event: BuildEvent) => void
   /** The instruction as a person reads it (what the image history says). */
   textOf: (step: Step) => string
-  /** Whether a RUN gets the network: it asked (Apptainer %post has no way to ask: the build's --network is the ask) and the build allows it. */
+  /** Whether a RUN gets the network: the build's mode is `default` and the step does not say `--network=none`. */
   networkFor: (step: RunStep) => boolean
 }

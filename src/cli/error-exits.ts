@@ -13,7 +13,7 @@
  * nothing.
  */
 import { TimeoutError } from '@libp2p/interface'
-import { BaseImageError, CopySourceError, NetworkNotAllowedError, SandboxUnavailableError, StepFailedError, UnsupportedStepError } from '../builder/errors.ts'
+import { BaseImageError, CopySourceError, SandboxUnavailableError, StepFailedError, UnsupportedStepError } from '../builder/errors.ts'
 import { IgnorePatternError } from '../builder/context/errors.ts'
 import { ConfigError } from '../config/errors.ts'
 import { DigestMismatchError, InvalidDigestError, InvalidPinTargetError, NotFoundError, SizeMismatchError } from '../content/errors.ts'
@@ -52,7 +52,6 @@ export const ERROR_EXITS: ReadonlyArray<readonly [ErrorClass, ErrorExit]> = [
   [PlatformInvalidError, { code: EXIT.usage }],
   [CopySourceError, { code: EXIT.usage, hint: 'COPY sources are paths inside the build context (the CONTEXT argument)' }],
   [UnsupportedStepError, { code: EXIT.usage }],
-  [NetworkNotAllowedError, { code: EXIT.usage, hint: 'RUN without --network=default runs offline; --network lets the steps that ask use the network' }],
   [OutputSpecInvalidError, { code: EXIT.usage, hint: 'docs/exporters.md lists the output types and their keys' }],
   [ExporterUnavailableError, { code: EXIT.usage }],
   [ExportUnsupportedError, { code: EXIT.usage }],

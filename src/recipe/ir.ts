@@ -74,10 +74,10 @@ export interface RunStep extends StepBase {
   /** Build-time environment: build args in scope. Not persisted into the image. */
   env: Record<string, string>
   /**
-   * What the step said about the network: `RUN --network=default` asks for
-   * it, `--network=none` refuses it, absent means nothing was said. The
-   * builder gives a step the network only when it asks and the build allows
-   * it (see docs/building.md).
+   * What the step said about the network: `--network=none` cuts it off,
+   * `default` (also written `host`: kiln's network is the node's) or absent
+   * gives it the build's network, which is none unless the build says
+   * otherwise (docs/building.md).
    */
   network?: 'none' | 'default'
 }

@@ -9,7 +9,7 @@ import type { Digest } from '../../content/index.ts'
 import { formatPlatform, hostPlatform } from '../../oci/index.ts'
 import type { RunStep } from '../../recipe/ir.ts'
 import { envMap } from '../config-steps.ts'
-import { DEFAULT_PATH, FAILED_STEP_OUTPUT_TAIL } from '../constants.ts'
+import { DEFAULT_PATH, FAILED_STEP_OUTPUT_TAIL, NO_NETWORK_OUTPUT } from '../constants.ts'
 import { StepFailedError, UnsupportedStepError } from '../errors.ts'
 import { instructionSummary } from '../instruction-text.ts'
 import type { Sandbox, SandboxRoot } from '../sandbox/index.ts'
@@ -61,10 +61,18 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
     })
     const text = instructionSummary(scope.textOf(step))
     if (r.timedOut) throw new StepFailedError(step.source, `RUN timed out after ${String(options.stepTimeoutMs)} ms: ${text}`, null, tail)
-    if (r.exitCode !== 0) throw new StepFailedError(step.source, `RUN failed with ${r.exitCode === null ? `signal ${String(r.signal)}` : `exit code ${r.exitCode}`}: ${text}`, r.exitCode, tail)
+    if (r.exitCode !== 0) throw new StepFailedError(step.source, `RUN failed with ${r.exitCode === null ? `signal ${String(r.signal)}` : `exit code ${r.exitCode}`}: ${text}`, r.exitCode, tail, network ? undefined : offlineHint(step, tail))
   }
   await snap.run(st, step, key, exec)
   return sb.driver
+}
+
+/** For a step that ran without network and whose output says it wanted one: what to change. */
+function offlineHint (step: RunStep, tail: string): string | undefined {
+  if (!NO_NETWORK_OUTPUT.test(tail)) return undefined
+  return step.network === 'none'
+    ? 'the step ran without network, as its RUN --network=none says'
+    : 'the step ran without network: kiln build --network=default gives RUN steps the network (kiln submit --network=default asks an agent, whose agent.allowNetwork decides)'
 }
 
 function binfmtFor (arch: string): boolean {

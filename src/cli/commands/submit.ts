@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
+import { networkAndContext } from '../flags.ts'
 import { startNode } from '../start-node.ts'
 import { NoOffersError } from '../../requester/errors.ts'
 import type { JobEvent, RequesterSession, StoredJob, SubmitResult } from '../../requester/index.ts'
@@ -16,7 +17,7 @@ interface SubmitFlags {
   to: string[]
   buildArg: string[]
   target?: string
-  network?: boolean
+  network?: string | boolean
   verify?: string
   output: string[]
   bootstrap?: string
@@ -142,7 +143,7 @@ export function jobError (err: unknown, timedOut: boolean, timeoutS?: number): u
 export function register (program: Command, ctx: CliContext): void {
   program.command('submit')
     .description('submit a signed build job to the peer network and wait for verified results (docs/jobs.md)')
-    .argument('<context>', 'build context directory (packed without what .dockerignore or RECIPE.dockerignore excludes, and served to the builder)')
+    .argument('[context]', 'build context directory (packed without what .dockerignore or RECIPE.dockerignore excludes, and served to the builder)')
     .requiredOption('--platform <platforms>', 'comma-separated target platforms, e.g. linux/amd64,linux/arm64')
     .option('-f, --file <recipe>', 'recipe file (default: CONTEXT/Dockerfile, else CONTEXT/Singularity.def)')
     .option('-t, --tag <repo:tag>', 'name the result in the local store (repeatable)', collect, [])
@@ -150,7 +151,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--to <peer>', 'send the job straight to this agent instead of publishing it (repeatable)', collect, [])
     .option('--build-arg <k=v>', 'set a build argument (repeatable)', collect, [])
     .option('--target <stage>', 'build this stage instead of the last')
-    .option('--network', 'ask for network access in RUN steps (the agent decides)')
+    .option('--network [mode]', 'default: ask that every RUN get the network unless it says RUN --network=none (the agent\'s agent.allowNetwork decides); none (the default) asks for none. The bare flag means default')
     .option('--verify <n>', 'builders per platform whose digests must agree (default 1)')
     .option('-o, --output <spec>', 'also export the result (repeatable): any kiln build --output value, e.g. oci:DIR[:TAG], docker://HOST/REPO:TAG, type=static,dest=DIR (docs/exporters.md)', collect, [])
     .option('--bootstrap <multiaddrs>', 'comma-separated multiaddrs (with /p2p/<id>) to join through')
@@ -160,7 +161,8 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--timeout <s>', 'give up (and cancel the job) after this many seconds')
     .option('--json', 'print a JSON summary on stdout (logs go to stderr)')
     .addHelpText('after', '\nExamples:\n  kiln submit --platform linux/amd64,linux/arm64 -t app:1 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... .\n  kiln submit -f Singularity.def --platform linux/amd64 --require cuda>=12 --output oci-archive:app.tar ./ctx')
-    .action(async (contextArg: string, opts: SubmitFlags) => {
+    .action(async (contextWord: string | undefined, opts: SubmitFlags) => {
+      const { network, contextArg } = networkAndContext(opts.network, contextWord)
       const startedAt = Date.now()
       const { basename } = await import('node:path')
       const { readRecipeInput } = await import('../recipe-input.ts')
@@ -211,7 +213,7 @@ export function register (program: Command, ctx: CliContext): void {
           platforms,
           requirements: opts.require,
           buildArgs,
-          network: opts.network === true,
+          network: network === 'default',
           verify,
           ...(opts.target !== undefined ? { target: opts.target } : {}),
           ...(tags[0] !== undefined ? { output: `${tags[0].repository}:${tags[0].tag}` } : {}),

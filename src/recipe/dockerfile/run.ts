@@ -47,14 +47,16 @@ function buildEnv (ins: Instruction): Record<string, string> {
   return env
 }
 
-/** RUN [--network=none|default] command: no substitution, the shell expands at run time. */
+/** RUN [--network=none|default|host] [--mount=...]... command: no substitution, the shell expands at run time. */
 export function handleRun (ins: Instruction): void {
   const flags = parseFlags(ins.raw.args, RUN_FLAGS, 'RUN', ins.loc)
   if (flags.rest.trim() === '') throw ins.syntaxError('requires at least one argument')
-  const network = flags.values.get('network')
-  if (network !== undefined && network !== 'none' && network !== 'default') {
-    throw ins.syntaxError(`unsupported network mode '${network}'`, 'use --network=none or --network=default')
+  const written = flags.values.get('network')
+  if (written !== undefined && written !== 'none' && written !== 'default' && written !== 'host') {
+    throw ins.syntaxError(`unsupported network mode '${written}'`, 'use --network=none, --network=default or --network=host')
   }
+  // The build's network is the node's own (no bridge, no NAT), so host and default are the same network.
+  const network = written === 'host' ? 'default' : written
   ins.add({
     op: 'run',
     command: runCommand(ins, flags.rest),

@@ -27,7 +27,6 @@ const EXPECTED: Record<string, number> = {
   PlatformInvalidError: EXIT.usage,
   CopySourceError: EXIT.usage,
   UnsupportedStepError: EXIT.usage,
-  NetworkNotAllowedError: EXIT.usage,
   OutputSpecInvalidError: EXIT.usage,
   ExporterUnavailableError: EXIT.usage,
   ExportUnsupportedError: EXIT.usage,
