@@ -31,7 +31,7 @@ const ADD_FLAGS: FlagSpec = {
 const REMOTE_SOURCE = /^(https?:\/\/|git@|git:\/\/|ssh:\/\/)/i
 
 /** --from: an earlier stage by name or index, else an image reference. */
-function copyFrom (ins: Instruction, value: string | undefined): CopyFrom {
+export function copyFrom (ins: Instruction, value: string | undefined): CopyFrom {
   if (value === undefined) return { kind: 'context' }
   const ref = ins.word(value)
   const { stages } = ins.ctx

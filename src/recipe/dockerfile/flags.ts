@@ -4,6 +4,8 @@ import type { SourceLoc } from '../ir.ts'
 export interface FlagSpec {
   /** Flags taking a value (`--name=value`). */
   values?: readonly string[]
+  /** Flags taking a value that may be given more than once, kept in order. */
+  lists?: readonly string[]
   /** Flags without value (`--name`, or `--name=true|false`). */
   bools?: readonly string[]
   /** Flags kiln refuses, with the reason. */
@@ -12,6 +14,7 @@ export interface FlagSpec {
 
 export interface ParsedFlags {
   values: Map<string, string>
+  lists: Map<string, string[]>
   bools: Set<string>
   /** The arguments after the flags, as written. */
   rest: string
@@ -24,6 +27,7 @@ export interface ParsedFlags {
  */
 export function parseFlags (args: string, spec: FlagSpec, instruction: string, loc: SourceLoc): ParsedFlags {
   const values = new Map<string, string>()
+  const lists = new Map<string, string[]>()
   const bools = new Set<string>()
   let rest = args
   for (;;) {
@@ -38,9 +42,10 @@ export function parseFlags (args: string, spec: FlagSpec, instruction: string, l
     if (reason !== undefined) {
       throw new UnsupportedFeatureError(loc, `${instruction} --${name} is not supported`, reason)
     }
-    if (spec.values?.includes(name) === true) {
+    if (spec.values?.includes(name) === true || spec.lists?.includes(name) === true) {
       if (value === undefined || value === '') throw new RecipeSyntaxError(loc, `${instruction}: missing a value on flag --${name}`)
-      values.set(name, value)
+      if (spec.lists?.includes(name) === true) lists.set(name, [...(lists.get(name) ?? []), value])
+      else values.set(name, value)
     } else if (spec.bools?.includes(name) === true) {
       if (value === undefined || value === 'true') bools.add(name)
       else if (value === 'false') bools.delete(name)
@@ -49,5 +54,5 @@ export function parseFlags (args: string, spec: FlagSpec, instruction: string, l
       throw new RecipeSyntaxError(loc, `${instruction}: unknown flag: --${name}`)
     }
   }
-  return { values, bools, rest }
+  return { values, lists, bools, rest }
 }

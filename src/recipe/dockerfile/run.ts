@@ -3,13 +3,14 @@ import type { Instruction } from './context.ts'
 import { parseFlags } from './flags.ts'
 import { isHeredocWord } from './heredoc.ts'
 import { parseJsonForm } from './json-form.ts'
+import { parseMount } from './mount.ts'
 
-const NO_SANDBOX_ESCAPE = 'kiln runs every step in a rootless sandbox without mounts from the host or extra privileges'
+const NO_SANDBOX_ESCAPE = 'kiln runs every step in a rootless sandbox without extra privileges'
 
 const RUN_FLAGS = {
   values: ['network'],
+  lists: ['mount'],
   unsupported: {
-    mount: `${NO_SANDBOX_ESCAPE}; copy what the step needs with COPY --from instead`,
     security: NO_SANDBOX_ESCAPE,
     device: NO_SANDBOX_ESCAPE
   }
@@ -57,12 +58,14 @@ export function handleRun (ins: Instruction): void {
   }
   // The build's network is the node's own (no bridge, no NAT), so host and default are the same network.
   const network = written === 'host' ? 'default' : written
+  const mounts = (flags.lists.get('mount') ?? []).map(m => parseMount(ins, m))
   ins.add({
     op: 'run',
     command: runCommand(ins, flags.rest),
     shell: ins.stage.shell.slice(),
     env: buildEnv(ins),
     ...(network === undefined ? {} : { network }),
+    ...(mounts.length === 0 ? {} : { mounts }),
     source: ins.loc
   })
 }
