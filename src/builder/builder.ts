@@ -21,9 +21,10 @@ import type { BuildPlan, RunStep, Stage, Step } from '../recipe/ir.ts'
 import { resolveBase } from './base.ts'
 import type { BaseResolverInit, ResolvedBase } from './base.ts'
 import { applyConfigStep, apptainerEntrypoint, envMap } from './config-steps.ts'
-import { DEFAULT_SOURCE_DATE_EPOCH } from './constants.ts'
+import { CACHE_MOUNTS_DIR, DEFAULT_SOURCE_DATE_EPOCH } from './constants.ts'
 import { BaseImageError } from './errors.ts'
 import { createStepExecutor } from './executor/index.ts'
+import { mountKeyInputs } from './executor/mounts.ts'
 import type { CopyInputs } from './executor/index.ts'
 import { instructionText } from './instruction-text.ts'
 import { createLayerRecorder } from './layers.ts'
@@ -37,7 +38,7 @@ import type { BuildEvent, BuildOptions, BuildResult, Builder, BuilderInit, StepR
 export function createBuilder (init: BuilderInit): Builder {
   const { store, refs, workDir } = init
   const cache = createStepCache(init.db)
-  const dirs = { rootfs: join(workDir, 'rootfs'), snapshots: join(workDir, 'snapshots'), tmp: join(workDir, 'tmp') }
+  const dirs = { rootfs: join(workDir, 'rootfs'), snapshots: join(workDir, 'snapshots'), tmp: join(workDir, 'tmp'), cacheMounts: join(workDir, CACHE_MOUNTS_DIR) }
   let sandboxPromise: Promise<Sandbox> | undefined
   const sandbox = async (): Promise<Sandbox> => {
     sandboxPromise ??= init.sandbox !== undefined
@@ -128,7 +129,7 @@ export function createBuilder (init: BuilderInit): Builder {
             const snap = await snapshotterFor()
             await snap.prepare(st)
             const inputs: CopyInputs | undefined = step.op === 'copy' ? await executor.copyInputs(step) : undefined
-            const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', scope.networkFor(step) ? 'net' : 'nonet', JSON.stringify(step.env)]
+            const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', scope.networkFor(step) ? 'net' : 'nonet', JSON.stringify(step.env), ...await mountKeyInputs(scope, step)]
               : step.op === 'copy' ? [st.config.WorkingDir ?? '', ...(inputs?.digests ?? [])]
                 : [step.content]
             const key = stepKey(st.key, step.canonical, extra)

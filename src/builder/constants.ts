@@ -30,3 +30,9 @@ export const NO_NETWORK_OUTPUT = /Temporary failure (in name )?resolution|Tempor
 /** Largest single file read whole into memory when hashing or diffing (bigger ones stream). */
 export const HASH_CHUNK_SIZE = 1024 * 1024
 
+
+/** Under the builder's work dir: RUN --mount=type=cache dirs (./executor/mounts.ts), counted by ./snapshots.ts. */
+export const CACHE_MOUNTS_DIR = 'cache-mounts'
+
+/** How often a `sharing=locked` cache mount looks again whether its lock is free. */
+export const LOCK_POLL_MS = 200

@@ -81,3 +81,15 @@ export class UnsupportedStepError extends Error {
     this.source = source
   }
 }
+
+/** A RUN mounts a secret with `required` that the build was not given (`kiln build --secret`). */
+export class SecretNotFoundError extends Error {
+  static override readonly name = 'SecretNotFoundError'
+  override readonly name = SecretNotFoundError.name
+  readonly code = 'ERR_SECRET_NOT_FOUND'
+  readonly source: SourceLoc
+  constructor (message: string, source: SourceLoc) {
+    super(`${where(source)}${message}`)
+    this.source = source
+  }
+}

@@ -15,8 +15,8 @@ import type { BuildEvent, BuildOptions } from './types.ts'
 export type Config = NonNullable<ImageConfig['config']>
 export type LayerDescriptor = CachedLayer['descriptor']
 
-/** Where a build keeps unpacked bases, step snapshots and temp dirs, under the builder's work dir. */
-export interface WorkDirs { rootfs: string, snapshots: string, tmp: string }
+/** Where a build keeps unpacked bases, step snapshots, temp dirs and RUN cache mounts (./executor/mounts.ts), under the builder's work dir. */
+export interface WorkDirs { rootfs: string, snapshots: string, tmp: string, cacheMounts: string }
 
 export interface StageBase {
   /** Manifest and config the stage starts from. */

@@ -56,6 +56,12 @@ export interface BuildOptions {
    * private network namespace with loopback only (docs/building.md).
    */
   network?: NetworkMode
+  /**
+   * Secrets by id for `RUN --mount=type=secret` (`kiln build --secret`):
+   * given to the steps that mount them, never logged, stored, put in a layer
+   * or hashed into a step key (docs/security.md).
+   */
+  secrets?: Readonly<Record<string, Uint8Array>>
   /** Seconds; every timestamp in the image is clamped to it. Default 0 (see docs/building.md). */
   sourceDateEpoch?: number
   /**

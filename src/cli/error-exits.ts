@@ -13,7 +13,7 @@
  * nothing.
  */
 import { TimeoutError } from '@libp2p/interface'
-import { BaseImageError, CopySourceError, SandboxUnavailableError, StepFailedError, UnsupportedStepError } from '../builder/errors.ts'
+import { BaseImageError, CopySourceError, SandboxUnavailableError, SecretNotFoundError, StepFailedError, UnsupportedStepError } from '../builder/errors.ts'
 import { IgnorePatternError } from '../builder/context/errors.ts'
 import { ConfigError } from '../config/errors.ts'
 import { DigestMismatchError, InvalidDigestError, InvalidPinTargetError, NotFoundError, SizeMismatchError } from '../content/errors.ts'
@@ -52,6 +52,7 @@ export const ERROR_EXITS: ReadonlyArray<readonly [ErrorClass, ErrorExit]> = [
   [PlatformInvalidError, { code: EXIT.usage }],
   [CopySourceError, { code: EXIT.usage, hint: 'COPY sources are paths inside the build context (the CONTEXT argument)' }],
   [UnsupportedStepError, { code: EXIT.usage }],
+  [SecretNotFoundError, { code: EXIT.usage, hint: 'kiln build --secret id=ID,src=FILE (or env=VARIABLE) gives a RUN --mount=type=secret its value' }],
   [OutputSpecInvalidError, { code: EXIT.usage, hint: 'docs/exporters.md lists the output types and their keys' }],
   [ExporterUnavailableError, { code: EXIT.usage }],
   [ExportUnsupportedError, { code: EXIT.usage }],

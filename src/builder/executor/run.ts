@@ -14,6 +14,7 @@ import { StepFailedError, UnsupportedStepError } from '../errors.ts'
 import { instructionSummary } from '../instruction-text.ts'
 import type { Sandbox, SandboxRoot } from '../sandbox/index.ts'
 import type { Snapshotter } from '../snapshotter/index.ts'
+import { prepareMounts } from './mounts.ts'
 import type { BuildScope, StageState } from '../stage.ts'
 
 export interface RunContext {
@@ -45,12 +46,14 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
     scope.emit({ type: 'warning', message: `the ${sb.driver} driver cannot cut RUN steps off the network: they see the host's network (kiln doctor shows the drivers that can)` })
   }
   const argv = argvOf(step)
-  const env: Record<string, string> = { PATH: DEFAULT_PATH, ...step.env, ...envMap(st.config.Env) }
   let tail = ''
   const exec = async (root: SandboxRoot): Promise<void> => {
+    const mounts = await prepareMounts(scope, step, sb.features)
+    const env: Record<string, string> = { PATH: DEFAULT_PATH, ...step.env, ...envMap(st.config.Env), ...mounts.env }
     const r = await sb.run({
       argv, env, cwd: st.config.WorkingDir !== undefined && st.config.WorkingDir !== '' ? st.config.WorkingDir : '/',
       root,
+      mounts: mounts.mounts,
       network,
       timeoutMs: options.stepTimeoutMs,
       signal: options.signal,
@@ -58,7 +61,7 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
         tail = (tail + Buffer.from(chunk).toString()).slice(-FAILED_STEP_OUTPUT_TAIL)
         scope.emit({ type: 'output', stream, chunk })
       }
-    })
+    }).finally(mounts.release)
     const text = instructionSummary(scope.textOf(step))
     if (r.timedOut) throw new StepFailedError(step.source, `RUN timed out after ${String(options.stepTimeoutMs)} ms: ${text}`, null, tail)
     if (r.exitCode !== 0) throw new StepFailedError(step.source, `RUN failed with ${r.exitCode === null ? `signal ${String(r.signal)}` : `exit code ${r.exitCode}`}: ${text}`, r.exitCode, tail, network ? undefined : offlineHint(step, tail))

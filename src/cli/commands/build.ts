@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
-import { networkAndContext } from '../flags.ts'
+import { networkAndContext, secretFlags } from '../flags.ts'
 
 interface BuildCliOptions {
   file?: string
@@ -14,6 +14,7 @@ interface BuildCliOptions {
   cacheTo: string[]
   cacheFrom: string[]
   network?: string | boolean
+  secret: string[]
   dryRun?: boolean
   json?: boolean
   noCache?: boolean
@@ -48,6 +49,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--cache-to <spec>', 'export the step cache after the build (repeatable): any --output value plus mode=min|max (default max), or type=registry,ref=HOST/REPO:TAG', collect, [])
     .option('--cache-from <ref>', 'import a step cache before the build (repeatable): oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://HOST/REPO:TAG, type=registry,ref=REF or type=local,src=DIR', collect, [])
     .option('--network [mode]', 'default: every RUN (Apptainer %post) gets the network unless it says RUN --network=none; none (the default): no step does. The bare flag means default')
+    .option('--secret <id=ID,src=FILE|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable); never logged, stored, put in a layer or in a cache key', collect, [])
     .option('--sandbox <driver>', 'sandbox driver for RUN: auto, bwrap, unshare or proot (default $KILN_SANDBOX, else build.sandbox in kiln.yaml, else auto)')
     .option('--no-cache', 'run every step even when the step cache has it')
     .option('--pull', 'ask the registry for registry bases even when the local store has them')
@@ -73,6 +75,7 @@ export function register (program: Command, ctx: CliContext): void {
       const outputs = opts.output.map(parseOutputSpec)
       const cacheTo = opts.cacheTo.map(parseCacheToSpec)
       const cacheFrom = opts.cacheFrom.map(parseCacheFromSpec)
+      const secrets = await secretFlags(opts.secret)
       const sandboxChoice = opts.sandbox ?? process.env.KILN_SANDBOX ?? (await ctx.config()).build.sandbox
       if (!isSandboxChoice(sandboxChoice)) throw new CliError(`--sandbox ${sandboxChoice}: expected one of ${SANDBOX_CHOICES.join(', ')}`, { exitCode: EXIT.usage })
       const { createBuilder, instructionSummary, readContextIgnore } = await import('../../builder/index.ts')
@@ -114,6 +117,7 @@ export function register (program: Command, ctx: CliContext): void {
           contextIgnore,
           ...(opts.platform !== undefined ? { platform: opts.platform } : {}),
           network,
+          secrets,
           noCache: opts.cache === false,
           ...(opts.pull === true ? { pull: 'always' as const } : {}),
           ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),

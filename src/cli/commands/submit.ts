@@ -18,6 +18,7 @@ interface SubmitFlags {
   buildArg: string[]
   target?: string
   network?: string | boolean
+  secret: string[]
   verify?: string
   output: string[]
   bootstrap?: string
@@ -151,6 +152,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--to <peer>', 'send the job straight to this agent instead of publishing it (repeatable)', collect, [])
     .option('--build-arg <k=v>', 'set a build argument (repeatable)', collect, [])
     .option('--target <stage>', 'build this stage instead of the last')
+    .option('--secret <spec>', 'not supported for jobs yet: a secret would have to be encrypted to the awarded agent\'s key; build locally with kiln build --secret', collect, [])
     .option('--network [mode]', 'default: ask that every RUN get the network unless it says RUN --network=none (the agent\'s agent.allowNetwork decides); none (the default) asks for none. The bare flag means default')
     .option('--verify <n>', 'builders per platform whose digests must agree (default 1)')
     .option('-o, --output <spec>', 'also export the result (repeatable): any kiln build --output value, e.g. oci:DIR[:TAG], docker://HOST/REPO:TAG, type=static,dest=DIR (docs/exporters.md)', collect, [])
@@ -163,6 +165,9 @@ export function register (program: Command, ctx: CliContext): void {
     .addHelpText('after', '\nExamples:\n  kiln submit --platform linux/amd64,linux/arm64 -t app:1 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... .\n  kiln submit -f Singularity.def --platform linux/amd64 --require cuda>=12 --output oci-archive:app.tar ./ctx')
     .action(async (contextWord: string | undefined, opts: SubmitFlags) => {
       const { network, contextArg } = networkAndContext(opts.network, contextWord)
+      if (opts.secret.length > 0) {
+        throw new CliError('kiln submit --secret is not supported yet: a job is signed and sent to agents in the clear, and a secret would have to be encrypted to the awarded agent\'s key', { exitCode: EXIT.usage, hint: 'build the image locally with kiln build --secret id=ID,src=FILE; a job whose RUN needs a secret fails on the agent unless the mount is optional' })
+      }
       const startedAt = Date.now()
       const { basename } = await import('node:path')
       const { readRecipeInput } = await import('../recipe-input.ts')

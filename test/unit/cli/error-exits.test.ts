@@ -27,6 +27,7 @@ const EXPECTED: Record<string, number> = {
   PlatformInvalidError: EXIT.usage,
   CopySourceError: EXIT.usage,
   UnsupportedStepError: EXIT.usage,
+  SecretNotFoundError: EXIT.usage,
   OutputSpecInvalidError: EXIT.usage,
   ExporterUnavailableError: EXIT.usage,
   ExportUnsupportedError: EXIT.usage,
