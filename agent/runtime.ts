@@ -24,7 +24,7 @@ import { createTransfer } from '../src/transfer/index.ts'
 import type { Transfer } from '../src/transfer/index.ts'
 import { createDbReplayCache } from '../src/trust/index.ts'
 import type { TrustPolicy } from '../src/trust/index.ts'
-import { createAgentJobStore, createJobAgent, createNetworkContextSource, createRecipeBuilder } from './jobs/index.ts'
+import { createAgentJobStore, createJobAgent, createNetworkBaseSource, createNetworkContextSource, createRecipeBuilder } from './jobs/index.ts'
 import type { JobAgent, JobAgentStopOptions, JobBuilder } from './jobs/index.ts'
 import { createNetworkCache } from '../src/cache/index.ts'
 import type { Sandbox } from '../src/builder/index.ts'
@@ -71,6 +71,11 @@ export interface AgentJobsInit {
    * policy accepts as `builder` instead of running their steps. Default true.
    */
   networkCache?: boolean
+  /**
+   * Pull a base a job pins from the registry its ref names (by digest) when
+   * no peer provides it (protocols/job.md §3.1). Default false.
+   */
+  baseRegistries?: boolean
   heartbeatMs?: number
 }
 
@@ -230,6 +235,13 @@ async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer,
       workDir: join(j.dataDir, 'jobs'),
       leases,
       fetch: async (digest, o) => await transfer.fetch(digest, { size: o.size, providers: o.providers, signal: o.signal })
+    }),
+    bases: createNetworkBaseSource({
+      store: init.store,
+      refs: j.refs,
+      leases,
+      pull: async (root, o) => await transfer.pull(root, o),
+      registries: j.baseRegistries === true
     }),
     platforms: j.platforms,
     capabilities: j.capabilities ?? [],

@@ -29,6 +29,8 @@ export const MAX_LOG_LINES = 256
 export const MAX_LOG_LINE_CHARS = 8192
 export const MAX_REASON_CHARS = 1024
 export const MAX_IMAGE_BLOBS = 1024
+/** Pinned bases per job: up to 16 for each of the 16 platforms. */
+export const MAX_BASE_PINS = 256
 // §5 timing
 /** How often a builder sends a heartbeat for each job it holds. */
 export const HEARTBEAT_INTERVAL_MS = 5_000
@@ -72,6 +74,22 @@ export function jobTopic (platform: string): string {
 }
 
 // §3 payloads
+/**
+ * A base pinned by the requester (§3.1): an image the recipe names for one
+ * platform (a stage's `FROM` or `Bootstrap`/`From`, or `COPY --from=IMAGE`,
+ * as written after substitution) and the single-platform image manifest it
+ * resolved to there. The builder builds from that digest and never resolves
+ * `ref` again.
+ */
+export const BasePin = z.strictObject({
+  ref: Text(512),
+  platform: Platform,
+  digest: Digest,
+  mediaType: Text(128),
+  size: z.number().int().min(1).max(4 * 1024 * 1024)
+})
+export type BasePin = z.infer<typeof BasePin>
+
 export const JobPayload = z.strictObject({
   jobId: Id,
   recipe: z.strictObject({
@@ -94,7 +112,9 @@ export const JobPayload = z.strictObject({
    * unless it says `RUN --network=none`), false is `none`. The agent's
    * policy decides whether it builds a job that asks (docs/building.md).
    */
-  network: z.boolean().default(false)
+  network: z.boolean().default(false),
+  /** Every image the recipe names, pinned per platform (§3.1); absent in jobs from requesters that do not pin. */
+  bases: z.array(BasePin).max(MAX_BASE_PINS).optional()
 })
 export type JobPayload = z.infer<typeof JobPayload>
 

@@ -2,8 +2,9 @@
  * The agent's job side (protocols/job.md): offers for matching jobs from
  * trusted requesters, builds awarded ones through a queue, and answers with
  * signed results. Written against narrow seams: a JobTransport (network),
- * a JobBuilder (the rootless builder) and a ContextSource (fetches and
- * unpacks the context tar), so that it is tested with fakes.
+ * a JobBuilder (the rootless builder), a ContextSource (fetches and
+ * unpacks the context tar) and a BaseSource (fetches the bases the job
+ * pins), so that it is tested with fakes.
  *
  * @example
  * ```ts
@@ -14,17 +15,19 @@
  */
 import type { PrivateKey } from '@libp2p/interface'
 import type { Envelope } from '../../protocols/envelope.ts'
-import type { JobPayload, JobState, ResultPayload } from '../../protocols/job.ts'
+import type { BasePin, JobPayload, JobState, ResultPayload } from '../../protocols/job.ts'
 import type { JobTransport } from '../../src/jobs/index.ts'
 import type { ReplayCache, TrustPolicy } from '../../src/trust/index.ts'
 import type { Metrics } from '../../src/metrics/index.ts'
 
 export { createJobAgent } from './job-agent.ts'
 export { createAgentJobStore } from './job-store.ts'
-export { createRecipeBuilder, localBaseRefs } from './recipe-builder.ts'
+export { createRecipeBuilder, pinPlan } from './recipe-builder.ts'
 export type { RecipeBuilderInit } from './recipe-builder.ts'
 export { createNetworkContextSource } from './context-source.ts'
 export type { NetworkContextSourceInit } from './context-source.ts'
+export { createNetworkBaseSource } from './base-source.ts'
+export type { NetworkBaseSourceInit } from './base-source.ts'
 export { satisfies, unmet } from './match.ts'
 export * from './errors.ts'
 
@@ -35,6 +38,8 @@ export interface BuildRequest {
   buildArgs: Record<string, string>
   target?: string
   network: boolean
+  /** The job's pinned bases of this platform (protocols/job.md §3.1), already in the store: built from their digests. */
+  bases?: BasePin[]
 }
 
 export interface BuildOutput {
@@ -65,12 +70,25 @@ export interface ContextSource {
   open: (context: { digest: string, size: number }, requester: string, signal: AbortSignal) => Promise<{ dir: string, release: () => Promise<void> }>
 }
 
+export interface BaseSource {
+  /**
+   * Brings the pinned bases of one platform into the store by digest, whole
+   * (manifest, config, layers), from the requester or any provider (or a
+   * registry, when allowed), and keeps them from `kiln gc` until release().
+   * Throws BaseUnavailableError naming the ref and digest of the first base
+   * it cannot get.
+   */
+  open: (bases: BasePin[], requester: string, signal: AbortSignal) => Promise<{ release: () => void }>
+}
+
 export interface JobAgentInit {
   key: PrivateKey
   transport: JobTransport
   policy: TrustPolicy
   builder: JobBuilder
   context: ContextSource
+  /** Fetches the bases a job pins; absent: pinned bases must already be in the store. */
+  bases?: BaseSource
   platforms: string[]
   capabilities?: string[]
   /** Builds run at once; default 1. */

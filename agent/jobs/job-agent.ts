@@ -207,10 +207,16 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       progress(r, 'fetching')
       const ctx = await init.context.open(job.context, r.requester, r.abort.signal)
       release = ctx.release
+      const bases = (job.bases ?? []).filter(b => b.platform === r.platform)
+      if (bases.length > 0 && init.bases !== undefined) {
+        const held = await init.bases.open(bases, r.requester, r.abort.signal)
+        release = async () => { held.release(); await ctx.release() }
+      }
       progress(r, 'building')
       const out = await init.builder.build({
         recipe: job.recipe, contextDir: ctx.dir, platform: r.platform, buildArgs: job.buildArgs, network: job.network,
-        ...(job.target !== undefined ? { target: job.target } : {})
+        ...(job.target !== undefined ? { target: job.target } : {}),
+        ...(bases.length > 0 ? { bases } : {})
       }, {
         signal: r.abort.signal,
         onLog: line => {
@@ -260,8 +266,9 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       else if (m.type === 'award') await onAward(m)
       else if (m.type === 'cancel') onCancel(m)
     })().catch(err => {
-      // A job published on several platforms' topics reaches an agent that builds several of them once per topic.
-      const level = via === 'gossip' && isErrorOf(err, ReplayError) ? 'info' : 'warn'
+      // A job published on several platforms' topics reaches an agent that builds several of them once per topic,
+      // and a requester that found this agent through the DHT may also send it the job it already had by gossip.
+      const level = isErrorOf(err, ReplayError) ? 'info' : 'warn'
       log(level, `dropped frame from ${from}: ${(err as Error).name}: ${(err as Error).message}`)
     })
   }

@@ -1,20 +1,24 @@
 /**
- * The real JobBuilder: parses the job's recipe (src/recipe), runs the
- * rootless builder (src/builder) for the awarded platform, announces the
+ * The real JobBuilder: runs the job's recipe for the awarded platform with
+ * `runRecipe` (src/builder), announces the
  * image's blobs to the network, and reports what the result and its
  * provenance need (manifest, blobs, base digests, sandbox, cached steps).
  *
- * Bases a job may name: images in this agent's store (by name or digest),
- * earlier stages and `scratch`. Paths on the agent's disk (`oci:DIR`,
- * archives) are refused: a requester has no business reading them.
+ * Bases a job may name: the images it pins (protocols/job.md §3.1), built
+ * from their pinned digests and never resolved by name here; images in this
+ * agent's store (by name or digest), earlier stages and `scratch`. Other
+ * refs are refused: registries are reached only through a pin, and paths
+ * on the agent's disk (`oci:DIR`, archives) are none of a requester's
+ * business.
  */
+import type { BasePin } from '../../protocols/job.ts'
 import type { ContentStore, Digest, RefStore } from '../../src/content/index.ts'
 import type { KilnDb } from '../../src/db/index.ts'
-import { createBuilder } from '../../src/builder/index.ts'
+import { createBuilder, runRecipe } from '../../src/builder/index.ts'
 import type { Builder, Sandbox } from '../../src/builder/index.ts'
 import type { RemoteStepCache } from '../../src/cache/index.ts'
 import { MAX_MANIFEST_SIZE, parseImageRef, parseManifestBytes } from '../../src/oci/index.ts'
-import { parseRecipe } from '../../src/recipe/index.ts'
+import { imageRefsOf, mapImageRefs } from '../../src/recipe/index.ts'
 import type { BuildPlan } from '../../src/recipe/index.ts'
 import { JobRefusedError } from './errors.ts'
 import type { BuildOutput, JobBuilder } from './index.ts'
@@ -37,18 +41,29 @@ export interface RecipeBuilderInit {
 }
 
 
-/** Base refs of a plan that must come from the local store; throws JobRefusedError for any other source. */
-export function localBaseRefs (plan: BuildPlan): string[] {
-  const out: string[] = []
+/**
+ * The plan with every pinned image ref replaced by its pinned digest, so
+ * that the builder never resolves those names; an image ref the pins do
+ * not name must be in the local store (by name or digest), else
+ * JobRefusedError.
+ */
+export function pinPlan (plan: BuildPlan, pins: readonly BasePin[] = []): BuildPlan {
   for (const stage of plan.stages) {
-    if (stage.base.kind !== 'image') continue
-    const ref = parseImageRef(stage.base.ref)
-    if (ref.transport !== 'local' && ref.transport !== 'digest') {
-      throw new JobRefusedError(`base ${stage.base.ref}: jobs may start from images in the agent's store or scratch only`)
-    }
-    out.push(stage.base.ref)
+    // The bootstrap tool runs package scripts on the host, outside any sandbox: never for a peer's job.
+    if (stage.base.kind === 'debootstrap') throw new JobRefusedError(`Bootstrap: debootstrap (${stage.base.suite}): jobs may start from pinned images, images in the agent's store, or scratch only`)
   }
-  return out
+  const pinned = new Map(pins.map(p => [p.ref, p.digest]))
+  return mapImageRefs(plan, ref => {
+    const digest = pinned.get(ref)
+    if (digest !== undefined) return digest
+    // SIF bases (sif:, oras://, library://) are no containers-transports reference: refused like any remote source.
+    if (/^(sif:|oras:\/\/|library:\/\/)/.test(ref)) throw new JobRefusedError(`base ${ref}: SIF bases are not pinned in jobs; jobs may start from pinned images, images in the agent's store, or scratch only`)
+    const parsed = parseImageRef(ref)
+    if (parsed.transport !== 'local' && parsed.transport !== 'digest') {
+      throw new JobRefusedError(`base ${ref}: the job does not pin it, and unpinned jobs may start from images in the agent's store or scratch only`)
+    }
+    return ref
+  })
 }
 
 export function createRecipeBuilder (init: RecipeBuilderInit): JobBuilder {
@@ -69,38 +84,28 @@ export function createRecipeBuilder (init: RecipeBuilderInit): JobBuilder {
 
   return {
     async build (request, options): Promise<BuildOutput> {
-      const plan = parseRecipe(request.recipe.text, {
-        filename: request.recipe.file,
-        frontend: request.recipe.kind,
+      let bases: string[] = []
+      const { result } = await runRecipe(builder, {
+        recipe: request.recipe,
         buildArgs: request.buildArgs,
         platform: request.platform,
         ...(request.target !== undefined ? { target: request.target } : {})
-      })
-      const bases = localBaseRefs(plan)
-      const decoder = new TextDecoder()
-      let partial = ''
-      const result = await builder.build(plan, {
+      }, {
         contextDir: request.contextDir,
-        platform: request.platform,
         network: request.network ? 'default' : 'none',
         signal: options.signal,
         ...(init.sourceDateEpoch !== undefined ? { sourceDateEpoch: init.sourceDateEpoch } : {}),
         ...(init.stepTimeoutMs !== undefined ? { stepTimeoutMs: init.stepTimeoutMs } : {}),
-        onEvent: (e) => {
-          if (e.type === 'step') {
-            options.onLog(`[${e.index}/${e.total}] ${e.text}`)
-            options.onProgress(e.index, e.total, e.text)
-          } else if (e.type === 'output') {
-            const lines = (partial + decoder.decode(e.chunk, { stream: true })).split('\n')
-            partial = lines.pop() ?? ''
-            for (const l of lines) options.onLog(l)
-          } else if (e.type === 'step-done') {
-            if (partial !== '') { options.onLog(partial); partial = '' }
-            if (e.cached) options.onLog('  cached')
-          }
+        admit: (plan) => {
+          const pinned = pinPlan(plan, request.bases)
+          bases = imageRefsOf(pinned)
+          return pinned
+        },
+        onLine: (line) => {
+          options.onLog(line.text)
+          if (line.kind === 'step') options.onProgress(line.index, line.total, line.instruction)
         }
       })
-      if (partial !== '') options.onLog(partial)
       const manifest = parseManifestBytes(await init.store.readBytes(result.digest, MAX_MANIFEST_SIZE))
       if (manifest.kind !== 'manifest') throw new Error(`the builder produced ${manifest.mediaType}, not an image manifest`)
       const blobs = [manifest.value.config, ...manifest.value.layers].map(d => ({ digest: d.digest, size: d.size }))

@@ -13,6 +13,8 @@
  *   for `always`. A pulled image is named `HOST/REPO:TAG` in the local store.
  * - `oci:PATH[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:REF]`:
  *   imported into the store with src/oci's importImage.
+ * - `sif:FILE`, `oras://HOST/REPO:TAG`, `library://PATH`: SIF images
+ *   (Apptainer's format), converted by ./sif-base.ts.
  * - `scratch`: nothing (handled by the builder).
  */
 import { mkdir, rename, stat } from 'node:fs/promises'
@@ -28,6 +30,8 @@ import { removeTree } from './sandbox/index.ts'
 import { ownerTag } from '../util/owner.ts'
 import { RegistryNotFoundError, RegistryUnauthorizedError } from '../registry/errors.ts'
 import { isErrorOf } from '../util/error-class.ts'
+import { SifBaseUnavailableError, sifBase, sifBaseRef } from './sif-base.ts'
+import type { SifBaseRef } from './sif-base.ts'
 
 export interface ResolvedBase {
   /** The single-platform manifest; undefined for scratch. */
@@ -48,6 +52,10 @@ export interface BaseResolverInit {
   pull?: PullPolicy
   /** A client for a registry host (tests inject one); default src/registry's createRegistryClient. */
   registryClient?: (registry: string) => RegistryClient | Promise<RegistryClient>
+  /** The library service for `library://` bases (kiln.yaml `build.libraryUrl`); unset: they are refused. */
+  libraryUrl?: string
+  /** Where SIF bases are staged and unpacked; default os.tmpdir(). */
+  tmpDir?: string
   signal?: AbortSignal
 }
 
@@ -121,9 +129,34 @@ async function fromImport (store: ContentStore, ref: Extract<ImageRef, { transpo
   return top.descriptor
 }
 
+/** Reads a SIF base (file, ORAS artifact, library image) into the store. */
+async function fromSif (init: BaseResolverInit, ref: SifBaseRef, text: string, platform: Platform, source: SourceLoc | undefined): Promise<Descriptor> {
+  try {
+    return await sifBase({
+      store: init.store,
+      registryClient: async (registry) => await registryClientFor(init, registry),
+      ...(init.libraryUrl === undefined ? {} : { libraryUrl: init.libraryUrl }),
+      ...(init.tmpDir === undefined ? {} : { tmpDir: init.tmpDir }),
+      ...(init.signal === undefined ? {} : { signal: init.signal })
+    }, ref, platform)
+  } catch (err) {
+    init.signal?.throwIfAborted()
+    const hint = isErrorOf(err, SifBaseUnavailableError)
+      ? (err as SifBaseUnavailableError).hint
+      : ref.kind === 'oras' ? registryHintFor(err, ref.text) : ref.kind === 'file' ? 'check the path; it must be a SIF with a squashfs root partition' : undefined
+    fail(text, describeError(err), source, hint)
+  }
+}
+
+function registryHintFor (err: unknown, text: string): string | undefined {
+  try { return registryHint(err, parseDockerName(text)) } catch { return undefined }
+}
+
 /** Finds the root descriptor a base reference names, fetching or importing it when needed. */
 async function rootOf (init: BaseResolverInit, text: string, platform: Platform, source: SourceLoc | undefined): Promise<Descriptor> {
   const { store, refs } = init
+  const sif = sifBaseRef(text)
+  if (sif !== undefined) return await fromSif(init, sif, text, platform, source)
   let ref: ImageRef
   try { ref = parseImageRef(text) } catch (err) { fail(JSON.stringify(text), describeError(err), source) }
   switch (ref.transport) {

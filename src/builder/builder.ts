@@ -13,21 +13,25 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Digest } from '../content/index.ts'
-import { createStepCache, stepKey } from '../cache/index.ts'
+import { createStepCache, createUrlCache, stepKey } from '../cache/index.ts'
 import type { CachedLayer } from '../cache/index.ts'
 import { encodeJson, formatPlatform, hostPlatform, parsePlatform, OCI_CONFIG, OCI_MANIFEST } from '../oci/index.ts'
 import type { ImageConfig, Platform } from '../oci/index.ts'
 import type { BuildPlan, RunStep, Stage, Step } from '../recipe/ir.ts'
+import { SOURCE_ENVIRONMENT } from '../recipe/index.ts'
 import { resolveBase } from './base.ts'
 import type { BaseResolverInit, ResolvedBase } from './base.ts'
 import { applyConfigStep, apptainerEntrypoint, envMap } from './config-steps.ts'
 import { CACHE_MOUNTS_DIR, DEFAULT_SOURCE_DATE_EPOCH } from './constants.ts'
+import { debootstrapBase } from './debootstrap.ts'
 import { BaseImageError } from './errors.ts'
-import { createStepExecutor } from './executor/index.ts'
+import { archiveFlattens, createStepExecutor } from './executor/index.ts'
 import { mountKeyInputs } from './executor/mounts.ts'
+import { PERMISSIONS_ANNOTATION, flattenedBy } from './ownership.ts'
 import type { CopyInputs } from './executor/index.ts'
 import { instructionText } from './instruction-text.ts'
 import { createLayerRecorder } from './layers.ts'
+import { takeTriggers } from './onbuild.ts'
 import { createSandbox } from './sandbox/index.ts'
 import type { Sandbox } from './sandbox/index.ts'
 import { createSnapshotter } from './snapshotter/index.ts'
@@ -38,6 +42,7 @@ import type { BuildEvent, BuildOptions, BuildResult, Builder, BuilderInit, StepR
 export function createBuilder (init: BuilderInit): Builder {
   const { store, refs, workDir } = init
   const cache = createStepCache(init.db)
+  const urlCache = createUrlCache(init.db)
   const dirs = { rootfs: join(workDir, 'rootfs'), snapshots: join(workDir, 'snapshots'), tmp: join(workDir, 'tmp'), cacheMounts: join(workDir, CACHE_MOUNTS_DIR) }
   let sandboxPromise: Promise<Sandbox> | undefined
   const sandbox = async (): Promise<Sandbox> => {
@@ -55,7 +60,7 @@ export function createBuilder (init: BuilderInit): Builder {
     const runSteps = plan.stages.flatMap(s => s.steps.filter((x): x is RunStep => x.op === 'run'))
     const networked = options.network === 'default'
     const scope: BuildScope = {
-      store, options, platform, epoch,
+      store, urlCache, options, platform, epoch,
       created: new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),
       dirs,
       states: new Map<number, StageState>(),
@@ -78,10 +83,20 @@ export function createBuilder (init: BuilderInit): Builder {
       return snapshotter
     }
     const steps: StepReport[] = []
-    const total = plan.stages.reduce((n, s) => n + s.steps.length, 0)
+    let total = plan.stages.reduce((n, s) => n + s.steps.length, 0)
     let n = 0
     /** Filesystem steps that missed the cache: config steps count as cached only when none did. */
     let misses = 0
+    /** Report indexes of checks, which run on every build and are never reported cached. */
+    const checks = new Set<number>()
+    /** Why the image's owners are not what the recipe made (the first step that loses them), told once. */
+    let flattened: string | undefined
+    const flatten = (why: string | undefined): void => {
+      if (why === undefined || flattened !== undefined) return
+      flattened = why
+      emit({ type: 'warning', message: `file ownership is not kept: ${why}; the image is annotated ${PERMISSIONS_ANNOTATION}=flattened (docs/building.md, "Ownership")` })
+    }
+    flatten(flattenedBy(plan))
 
     /** Stages whose chain of keys left what the remote cache knows (see RemoteStepCache). */
     const remoteMissed = new Set<StageState>()
@@ -119,16 +134,26 @@ export function createBuilder (init: BuilderInit): Builder {
           history: [...(base.resolved.config?.history ?? [])],
           uppers: [...base.uppers]
         }
-        for (const step of stage.steps) {
+        const triggers = takeTriggers(st, plan, platform)
+        total += triggers.length
+        for (const step of [...triggers, ...stage.steps]) {
           n++
           options.signal?.throwIfAborted()
           const t0 = performance.now()
           emit({ type: 'step', index: n, total, stage: stage.index, text: scope.textOf(step), source: step.source })
           let cached = false
-          if (step.op === 'run' || step.op === 'copy' || step.op === 'file') {
+          if (step.op === 'run' && step.check === true) {
+            // Not keyed, not cached: a check runs on every build, as Apptainer runs %test.
+            const snap = await snapshotterFor()
+            await snap.prepare(st)
+            await executor.check(snap, st, step, plan.stages.at(-1) === stage)
+            checks.add(n)
+          } else if (step.op === 'run' || step.op === 'copy' || step.op === 'file') {
             const snap = await snapshotterFor()
             await snap.prepare(st)
             const inputs: CopyInputs | undefined = step.op === 'copy' ? await executor.copyInputs(step) : undefined
+            // Decided from the inputs, which a cached step has too: the annotation is the same cold or cached.
+            if (step.op === 'copy' && inputs !== undefined) flatten(await archiveFlattens(step, inputs))
             const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', scope.networkFor(step) ? 'net' : 'nonet', JSON.stringify(step.env), ...await mountKeyInputs(scope, step)]
               : step.op === 'copy' ? [st.config.WorkingDir ?? '', ...(inputs?.digests ?? [])]
                 : [step.content]
@@ -153,11 +178,11 @@ export function createBuilder (init: BuilderInit): Builder {
 
       await layers.settled()
       const hits = steps.filter(s => s.cached).length
-      if (misses === 0 && hits > 0) for (const s of steps) s.cached = true
+      if (misses === 0 && hits > 0) for (const s of steps) s.cached = !checks.has(s.index)
 
       const target = states.get(plan.target)
       if (target === undefined) throw new BaseImageError(`target stage ${plan.target} was not built`)
-      if (plan.frontend === 'apptainer') apptainerEntrypoint(target.config)
+      if (plan.frontend === 'apptainer') apptainerEntrypoint(target.config, SOURCE_ENVIRONMENT)
       const config = {
         created,
         architecture: platform.architecture,
@@ -173,7 +198,8 @@ export function createBuilder (init: BuilderInit): Builder {
         schemaVersion: 2,
         mediaType: OCI_MANIFEST,
         config: { mediaType: OCI_CONFIG, digest: configInfo.digest, size: configInfo.size },
-        layers: target.layers
+        layers: target.layers,
+        ...(flattened !== undefined ? { annotations: { [PERMISSIONS_ANNOTATION]: 'flattened' } } : {})
       }
       const manifestBytes = encodeJson(manifest)
       const info = await store.ingest(manifestBytes)
@@ -209,12 +235,16 @@ export function createBuilder (init: BuilderInit): Builder {
         ...(from.root !== undefined ? { root: from.root, rootLayers: from.layers.length } : {})
       }
     }
-    const resolved = await resolveBase(resolverFor(options), stage.base.ref, platform, stage.source)
+    const resolved = stage.base.kind === 'debootstrap'
+      ? await debootstrapBase({ ...resolverFor(options), tmpDir: dirs.tmp, sourceDateEpoch: options.sourceDateEpoch ?? DEFAULT_SOURCE_DATE_EPOCH, onOutput: (stream, chunk) => options.onEvent?.({ type: 'output', stream, chunk }) }, stage.base, platform, stage.source)
+      : await resolveBase(resolverFor(options), stage.base.ref, platform, stage.source)
     return { resolved, bottom: resolved, key: resolved.manifestDigest ?? 'scratch', uppers: [] }
   }
 
   const resolverFor = (options: BuildOptions): BaseResolverInit => ({
     store, refs,
+    tmpDir: init.workDir,
+    ...(init.libraryUrl !== undefined ? { libraryUrl: init.libraryUrl } : {}),
     ...(options.pull !== undefined ? { pull: options.pull } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {})
   })

@@ -32,14 +32,15 @@ export function applyConfigStep (config: Config, step: Step): void {
     case 'volume': config.Volumes = { ...(config.Volumes ?? {}), ...Object.fromEntries(step.paths.map(p => [p, {}])) }; break
     case 'stopsignal': config.StopSignal = step.signal; break
     case 'healthcheck': (config as Record<string, unknown>).Healthcheck = { Test: step.test }; break
+    case 'onbuild': config.OnBuild = [...(config.OnBuild ?? []), step.trigger]; break
     case 'arg': case 'shell': break
     default: break
   }
 }
 
-/** Apptainer images run their runscript after sourcing /.singularity.d/env/*.sh, as `apptainer run` does. */
-export function apptainerEntrypoint (config: Config): void {
+/** Apptainer images run their runscript after sourcing /.singularity.d/env/*.sh (`sourceEnvironment`, src/recipe's), as `apptainer run` does. */
+export function apptainerEntrypoint (config: Config, sourceEnvironment: string): void {
   if (config.Entrypoint != null && config.Entrypoint.length > 0) return
-  config.Entrypoint = ['/bin/sh', '-c', 'for f in /.singularity.d/env/*.sh; do [ -r "$f" ] && . "$f"; done; if [ -x /.singularity.d/runscript ]; then exec /.singularity.d/runscript "$@"; fi; exec "$@"', 'runscript']
+  config.Entrypoint = ['/bin/sh', '-c', `${sourceEnvironment}; if [ -x /.singularity.d/runscript ]; then exec /.singularity.d/runscript "$@"; fi; exec "$@"`, 'runscript']
   config.Cmd = config.Cmd ?? []
 }

@@ -36,3 +36,8 @@ export const CACHE_MOUNTS_DIR = 'cache-mounts'
 
 /** How often a `sharing=locked` cache mount looks again whether its lock is free. */
 export const LOCK_POLL_MS = 200
+/** Largest file `ADD <url>` downloads; a larger one fails the step (RemoteSourceError). */
+export const ADD_URL_MAX_BYTES = 4 * 1024 * 1024 * 1024
+
+/** How long one `ADD <url>` download, or one git command of `ADD <git>`, may take. */
+export const REMOTE_SOURCE_TIMEOUT_MS = 30 * 60_000

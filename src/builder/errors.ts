@@ -93,3 +93,48 @@ export class SecretNotFoundError extends Error {
     this.source = source
   }
 }
+
+/**
+ * A step the builder itself fetches for (`ADD <url>`, `ADD <git>`) needs the
+ * network and the build's network mode is `none` (`kiln build
+ * --network=default`, the agent's `agent.allowNetwork`). RUN steps never
+ * throw it: under `none` they simply run offline.
+ */
+export class NetworkNotAllowedError extends Error {
+  static override readonly name = 'NetworkNotAllowedError'
+  override readonly name = NetworkNotAllowedError.name
+  readonly code = 'ERR_NETWORK_NOT_ALLOWED'
+  readonly source: SourceLoc
+  constructor (source: SourceLoc, message: string) {
+    super(`${where(source)}${message}`)
+    this.source = source
+  }
+}
+
+/**
+ * An `ADD <url>` or `ADD <git>` source could not be fetched: the server
+ * answered with an error, the download was too large or too slow, the bytes
+ * do not match `--checksum`, git failed or the ref does not exist.
+ */
+export class RemoteSourceError extends Error {
+  static override readonly name = 'RemoteSourceError'
+  override readonly name = RemoteSourceError.name
+  readonly code = 'ERR_REMOTE_SOURCE'
+  readonly source: SourceLoc | undefined
+  constructor (message: string, source?: SourceLoc) {
+    super(`${where(source)}${message}`)
+    this.source = source
+  }
+}
+
+/** `COPY --chown` / `ADD --chown` names a user or group the stage's /etc/passwd or /etc/group lacks, or is malformed. */
+export class UnknownOwnerError extends Error {
+  static override readonly name = 'UnknownOwnerError'
+  override readonly name = UnknownOwnerError.name
+  readonly code = 'ERR_UNKNOWN_OWNER'
+  readonly source: SourceLoc | undefined
+  constructor (message: string, source?: SourceLoc) {
+    super(`${where(source)}${message}`)
+    this.source = source
+  }
+}

@@ -36,8 +36,12 @@ export function createBuilder (init: BuilderInit): Builder {
   return lockingBuilder(createUnlockedBuilder(init), init.workDir)
 }
 export { instructionText, instructionSummary } from './instruction-text.ts'
+export { planRecipe, runRecipe } from './run-recipe.ts'
+export type { RecipeLogLine, RecipeRequest, RecipeRun, RunRecipeOptions } from './run-recipe.ts'
 export type * from './types.ts'
 export * from './errors.ts'
+export { resolveBase } from './base.ts'
+export type { BaseResolverInit, PullPolicy, ResolvedBase } from './base.ts'
 export { createSandbox, probeSandboxes } from './sandbox/index.ts'
 export { readContextIgnore, parseIgnoreFile, NO_IGNORE_RULES, IgnorePatternError } from './context/index.ts'
 export type { IgnoreRules } from './context/index.ts'

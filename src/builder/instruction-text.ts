@@ -6,14 +6,15 @@
  * IR only, so it is the same on every node (it is part of the image config,
  * hence of the digest). The step cache keys on `canonical`, not on this.
  */
-import type { CopyStep, RunStep, Step } from '../recipe/ir.ts'
+import { TEST_SCRIPT } from '../recipe/index.ts'
+import type { CopySourceRef, CopyStep, RunStep, Step } from '../recipe/ir.ts'
 
 /** Apptainer metadata files, by the section that wrote them. */
 const APPTAINER_FILES: Record<string, string> = {
   '/.singularity.d/env/90-environment.sh': '%environment',
   '/.singularity.d/runscript': '%runscript',
   '/.singularity.d/startscript': '%startscript',
-  '/.singularity.d/test': '%test',
+  [TEST_SCRIPT]: '%test',
   '/.singularity.d/runscript.help': '%help',
   '/.singularity.d/labels.json': '%labels'
 }
@@ -24,6 +25,7 @@ function execForm (argv: readonly string[]): string {
 }
 
 function runText (step: RunStep): string {
+  if (step.check === true) return `%test: running ${TEST_SCRIPT}`
   const flags = step.network === undefined ? '' : `--network=${step.network} `
   const c = step.command
   const body = c.form === 'exec' ? execForm(c.argv) : c.form === 'shell' ? [...step.shell, c.script].join(' ') : `<<EOF\n${c.content}EOF`
@@ -33,6 +35,11 @@ function runText (step: RunStep): string {
 /** Names of stages by index (`FROM ... AS name`), for `COPY --from=name`. */
 export type StageNames = (index: number) => string | undefined
 
+function gitText (s: Extract<CopySourceRef, { kind: 'git' }>): string {
+  const fragment = (s.ref ?? '') + (s.subdir === undefined ? '' : `:${s.subdir}`)
+  return fragment === '' ? s.remote : `${s.remote}#${fragment}`
+}
+
 function copyText (step: CopyStep, names: StageNames): string {
   const flags: string[] = []
   if (step.from.kind === 'stage') flags.push(`--from=${names(step.from.stage) ?? step.from.stage}`)
@@ -40,7 +47,12 @@ function copyText (step: CopyStep, names: StageNames): string {
   if (step.chown !== undefined) flags.push(`--chown=${step.chown}`)
   if (step.chmod !== undefined) flags.push(`--chmod=${step.chmod}`)
   if (step.link) flags.push('--link')
-  const sources = step.sources.map(s => s.kind === 'path' ? s.path : `<<${s.name}`)
+  if (step.parents === true) flags.push('--parents')
+  for (const p of step.exclude ?? []) flags.push(`--exclude=${p}`)
+  const checksum = step.sources.find(s => s.kind === 'url' && s.checksum !== undefined)
+  if (checksum?.kind === 'url' && checksum.checksum !== undefined) flags.push(`--checksum=${checksum.checksum}`)
+  if (step.sources.some(s => s.kind === 'git' && s.keepGitDir)) flags.push('--keep-git-dir')
+  const sources = step.sources.map(s => s.kind === 'path' ? s.path : s.kind === 'url' ? s.url : s.kind === 'git' ? gitText(s) : `<<${s.name}`)
   return [step.add ? 'ADD' : 'COPY', ...flags, ...sources, step.dest].join(' ')
 }
 
@@ -60,6 +72,7 @@ export function instructionText (step: Step, names: StageNames = () => undefined
     case 'stopsignal': return `STOPSIGNAL ${step.signal}`
     case 'shell': return `SHELL ${execForm(step.argv)}`
     case 'healthcheck': return `HEALTHCHECK ${step.test[0] === 'NONE' ? 'NONE' : `CMD ${step.test[0] === 'CMD' ? execForm(step.test.slice(1)) : step.test.slice(1).join(' ')}`}`
+    case 'onbuild': return `ONBUILD ${step.trigger}`
     case 'file': return `${APPTAINER_FILES[step.path] ?? 'FILE'} ${step.path}`
   }
 }

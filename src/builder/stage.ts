@@ -6,7 +6,7 @@
  * stacked on the unpacked base; scan: one plain root dir).
  */
 import type { ContentStore, Digest } from '../content/index.ts'
-import type { CachedLayer } from '../cache/index.ts'
+import type { CachedLayer, UrlCache } from '../cache/index.ts'
 import type { ImageConfig, Platform } from '../oci/index.ts'
 import type { RunStep, Stage, Step } from '../recipe/ir.ts'
 import type { BaseResolverInit, ResolvedBase } from './base.ts'
@@ -46,6 +46,8 @@ export interface StageState {
 
 export interface BuildScope {
   store: ContentStore
+  /** What `ADD <url>` last downloaded, with the URL's validator (src/cache/url-cache.ts). */
+  urlCache: UrlCache
   options: BuildOptions
   platform: Platform
   /** SOURCE_DATE_EPOCH in seconds, and as the RFC 3339 time the image records. */

@@ -25,6 +25,8 @@ export interface BuilderInit {
   workDir: string
   /** Asked for a filesystem step the local step cache lacks (e.g. the federation's signed cache records, src/cache). */
   remoteCache?: RemoteStepCache
+  /** A Sylabs-library-API service for `library://` bases (Apptainer `Bootstrap: library`); unset: they are refused. */
+  libraryUrl?: string
 }
 
 /** `kiln build --network=MODE`. */

@@ -15,8 +15,10 @@
  * The builder asks a `RemoteStepCache` for steps its own cache lacks; the
  * network cache is one.
  */
-export { createStepCache, stepKey } from './step-cache.ts'
+export { createStepCache, stepKey, stepCacheReferences } from './step-cache.ts'
 export type { CachedLayer, RemoteStepCache, StepCache, StepCacheRecord } from './step-cache.ts'
+export { createUrlCache } from './url-cache.ts'
+export type { UrlCache, UrlRecord } from './url-cache.ts'
 export { keySnapshotName, layerSnapshotName, parseSnapshotName } from './snapshot-names.ts'
 export type { SnapshotName } from './snapshot-names.ts'
 export { materializeSnapshot } from './snapshot.ts'

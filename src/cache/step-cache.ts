@@ -9,6 +9,7 @@ import type { KilnDb } from '../db/index.ts'
 import { DigestSchema } from '../oci/index.ts'
 import { sha256Digest } from '../content/index.ts'
 import { STEP_CACHE_VERSION } from './constants.ts'
+import type { ReferenceTable } from '../content/index.ts'
 
 /** A layer as the step cache knows it: its descriptor (as stored) and its diffID. */
 export interface CachedLayer {
@@ -83,4 +84,16 @@ export function stepKey (parent: string, canonical: string, inputs: readonly str
  */
 export interface RemoteStepCache {
   lookup: (key: Digest, options: { snapshotsDir: string, signal?: AbortSignal }) => Promise<CachedLayer | undefined>
+}
+
+/** The step cache's rows as `kiln store verify` checks them: each names its layer blob (src/content/verify.ts). */
+export function stepCacheReferences (db: KilnDb): ReferenceTable {
+  db.migrate('build-cache', MIGRATIONS)
+  const list = db.sql.prepare('SELECT key, digest FROM build_cache')
+  const drop = db.sql.prepare('DELETE FROM build_cache WHERE digest = ?')
+  return {
+    name: 'build cache',
+    list: () => (list.all() as Array<{ key: string, digest: string }>).map(r => ({ digest: r.digest as Digest, what: `step ${r.key}` })),
+    drop: (digest) => Number(drop.run(digest).changes)
+  }
 }

@@ -3,7 +3,9 @@
  * codes"): an error a command lets escape ends `kiln` with the code of its
  * class's row, or of its nearest base class's row (every RecipeError
  * subclass is a usage error), and the row's hint, if any, is printed under
- * the message. Anything not listed exits EXIT.failure. Rows are matched by
+ * the message; an error that carries its own `hint` (src/node's, which
+ * know the setting or flag at fault) shows that one instead. Anything not
+ * listed exits EXIT.failure. Rows are matched by
  * class name (src/util/error-class.ts), so errors from a second copy of a
  * module still match. A test pins the table; change it only with that test.
  *
@@ -13,11 +15,13 @@
  * nothing.
  */
 import { TimeoutError } from '@libp2p/interface'
-import { BaseImageError, CopySourceError, SandboxUnavailableError, SecretNotFoundError, StepFailedError, UnsupportedStepError } from '../builder/errors.ts'
+import { BaseImageError, CopySourceError, NetworkNotAllowedError, SandboxUnavailableError, SecretNotFoundError, StepFailedError, UnknownOwnerError, UnsupportedStepError } from '../builder/errors.ts'
 import { IgnorePatternError } from '../builder/context/errors.ts'
 import { ConfigError } from '../config/errors.ts'
 import { DigestMismatchError, InvalidDigestError, InvalidPinTargetError, NotFoundError, SizeMismatchError } from '../content/errors.ts'
 import { DataDirError } from '../doctor/errors.ts'
+import { MetricsAddressError } from '../metrics/errors.ts'
+import { ListenError, NoPeerReachableError, NodeSettingError } from '../node/errors.ts'
 import { ExportUnsupportedError, ExporterUnavailableError, OutputSpecInvalidError } from '../export/errors.ts'
 import { ArchiveInvalidError, BlobMissingError, ConfigInvalidError, HardlinkTargetError, ImageNotFoundError, LayerCompressionError, LayoutInvalidError, ManifestInvalidError, ManifestTooLargeError, PlatformInvalidError, PlatformNotFoundError, ReferenceInvalidError, SymlinkEscapeError, TarHeaderTooLargeError, TarInvalidError, UnsafePathError } from '../oci/errors.ts'
 import { RecipeError } from '../recipe/errors.ts'
@@ -53,9 +57,13 @@ export const ERROR_EXITS: ReadonlyArray<readonly [ErrorClass, ErrorExit]> = [
   [CopySourceError, { code: EXIT.usage, hint: 'COPY sources are paths inside the build context (the CONTEXT argument)' }],
   [UnsupportedStepError, { code: EXIT.usage }],
   [SecretNotFoundError, { code: EXIT.usage, hint: 'kiln build --secret id=ID,src=FILE (or env=VARIABLE) gives a RUN --mount=type=secret its value' }],
+  [UnknownOwnerError, { code: EXIT.usage, hint: '--chown names are looked up in the stage\'s /etc/passwd and /etc/group; numbers are used as given' }],
+  [NetworkNotAllowedError, { code: EXIT.usage, hint: 'ADD <url> and ADD <git> fetch from the network: kiln build --network=default allows it' }],
   [OutputSpecInvalidError, { code: EXIT.usage, hint: 'docs/exporters.md lists the output types and their keys' }],
   [ExporterUnavailableError, { code: EXIT.usage }],
   [ExportUnsupportedError, { code: EXIT.usage }],
+  [NodeSettingError, { code: EXIT.usage }],
+  [MetricsAddressError, { code: EXIT.usage, hint: 'give --metrics-listen HOST:PORT with a free port, e.g. 127.0.0.1:9464' }],
   // What was asked for does not exist.
   [NotFoundError, { code: EXIT.notFound }],
   [PlatformNotFoundError, { code: EXIT.notFound }],
@@ -92,11 +100,15 @@ export const ERROR_EXITS: ReadonlyArray<readonly [ErrorClass, ErrorExit]> = [
   [BuilderLostError, { code: EXIT.network, hint: 'kiln jobs resume ID follows the job again once the builder is back' }],
   [NoProvidersError, { code: EXIT.network }],
   [TimeoutError, { code: EXIT.network }],
+  [ListenError, { code: EXIT.network }],
+  [NoPeerReachableError, { code: EXIT.network, hint: 'pass --bootstrap /ip4/HOST/tcp/PORT/p2p/PEERID of a running agent' }],
   // Something else failed, and the user can look into it.
   [SandboxUnavailableError, { code: EXIT.failure, hint: 'run kiln doctor to see which sandbox drivers work on this node' }]
 ]
 
-/** How kiln ends on this error: EXIT.failure and no hint unless the table has its class. */
+/** How kiln ends on this error: EXIT.failure and no hint unless the table has its class or the error has a hint. */
 export function errorExit (err: unknown): ErrorExit {
-  return lookupErrorClass(ERROR_EXITS, err) ?? { code: EXIT.failure }
+  const row = lookupErrorClass(ERROR_EXITS, err) ?? { code: EXIT.failure }
+  const own = typeof err === 'object' && err !== null && 'hint' in err && typeof err.hint === 'string' ? err.hint : undefined
+  return own === undefined ? row : { ...row, hint: own }
 }

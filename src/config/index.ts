@@ -1,5 +1,6 @@
 /**
- * kiln's configuration: defaults, then kiln.yaml, then environment, then
+ * kiln's configuration: defaults, then kiln.yaml, then environment
+ * (KILN_DATA_DIR, KILN_LOG_LEVEL, KILN_SANDBOX, SOURCE_DATE_EPOCH), then
  * command-line flags, each overriding the one before. Validated with zod; a
  * bad value is reported with the file, the key, the value and what was
  * expected.
@@ -85,12 +86,44 @@ export async function loadConfig (options: LoadConfigOptions = {}): Promise<Kiln
     }
   }
   const merged: Record<string, unknown> = { ...raw }
-  if (env.KILN_DATA_DIR !== undefined && env.KILN_DATA_DIR !== '') merged.dataDir = env.KILN_DATA_DIR
-  if (env.KILN_LOG_LEVEL !== undefined && env.KILN_LOG_LEVEL !== '') merged.logLevel = env.KILN_LOG_LEVEL
+  const fromEnv: Record<string, string> = {}
+  for (const setting of ENV_SETTINGS) {
+    const text = env[setting.variable]
+    const value = text === undefined || text === '' ? undefined : setting.parse === undefined ? text : setting.parse(text)
+    if (value === undefined) continue
+    const [section, key] = setting.key.split('.') as [string, string | undefined]
+    if (key === undefined) merged[section] = value
+    else if (merged[section] === undefined || isMapping(merged[section])) merged[section] = { ...(merged[section] as object | undefined), [key]: value }
+    else continue
+    fromEnv[setting.key] = setting.variable
+  }
   for (const [k, v] of Object.entries(options.overrides ?? {})) if (v !== undefined) merged[k] = v
 
   const parsed = KilnConfigSchema.safeParse(merged)
   if (!parsed.success) throw new ConfigError(formatIssues(file ?? 'config', merged, parsed.error))
   const dataDir = resolve(parsed.data.dataDir ?? defaultDataDir(env))
-  return { ...parsed.data, dataDir, ...(file !== undefined ? { configFile: resolve(file) } : {}) }
+  return { ...parsed.data, dataDir, ...(file !== undefined ? { configFile: resolve(file) } : {}), fromEnv }
 }
+
+/**
+ * How a person names where a setting came from: the environment variable
+ * that set it, else its key in kiln.yaml (`build.sandbox`).
+ */
+export function settingName (config: KilnConfig, key: string): string {
+  return config.fromEnv?.[key] ?? key
+}
+
+const isMapping = (v: unknown): v is object => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/**
+ * The environment variables that set a key (docs/configuration.md). No other
+ * module reads them: they get the values from the config. SOURCE_DATE_EPOCH
+ * that is not a whole number of seconds is ignored, as every kiln did before
+ * it was read here.
+ */
+const ENV_SETTINGS: ReadonlyArray<{ variable: string, key: string, parse?: (text: string) => unknown }> = [
+  { variable: 'KILN_DATA_DIR', key: 'dataDir' },
+  { variable: 'KILN_LOG_LEVEL', key: 'logLevel' },
+  { variable: 'KILN_SANDBOX', key: 'build.sandbox' },
+  { variable: 'SOURCE_DATE_EPOCH', key: 'build.sourceDateEpoch', parse: text => /^\d+$/.test(text) ? Number(text) : undefined }
+]

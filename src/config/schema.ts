@@ -49,7 +49,9 @@ export const AgentSection = z.strictObject({
   institution: z.string().default(''),
   maxConcurrentBuilds: z.number().int().min(1).default(1),
   /** Whether RUN steps may have network access when a job asks for it. */
-  allowNetwork: z.boolean().default(false)
+  allowNetwork: z.boolean().default(false),
+  /** Whether a base a job pins may be pulled by digest from its registry when no peer provides it (protocols/job.md §3.1). */
+  baseRegistries: z.boolean().default(false)
 })
 
 export const BuildSection = z.strictObject({
@@ -57,7 +59,13 @@ export const BuildSection = z.strictObject({
   /** Seconds since the epoch used for file times and the image's created date. */
   sourceDateEpoch: z.number().int().nonnegative().optional(),
   /** Longest a single RUN step may take, in seconds. */
-  stepTimeout: z.number().int().positive().default(3600)
+  stepTimeout: z.number().int().positive().default(3600),
+  /**
+   * A Sylabs-library-API service (a self-hosted library such as Hinkskalle)
+   * that Apptainer `Bootstrap: library` bases are fetched from; unset, they
+   * are refused (docs/sif.md).
+   */
+  libraryUrl: z.string().url().regex(/^https?:\/\//, 'an http:// or https:// URL').optional()
 })
 
 export const GatewaySection = z.strictObject({
@@ -99,4 +107,9 @@ export const KilnConfigSchema = z.strictObject({
 })
 
 export type KilnConfigInput = z.input<typeof KilnConfigSchema>
-export type KilnConfig = z.output<typeof KilnConfigSchema> & { dataDir: string, configFile?: string }
+export type KilnConfig = z.output<typeof KilnConfigSchema> & {
+  dataDir: string
+  configFile?: string
+  /** Keys set by an environment variable, to that variable's name (`build.sandbox` -> `KILN_SANDBOX`). */
+  fromEnv?: Record<string, string>
+}

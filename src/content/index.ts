@@ -146,9 +146,11 @@ export interface ContentStore extends BlobReader, Ingester, FileIngester, BlobMa
 
 export { createRefStore } from './refs.ts'
 export type { Ref, RefStore, RefTarget } from './refs.ts'
-export { openLocalStore } from './local-store.ts'
+export { openLocalStore, STORE_DIR } from './local-store.ts'
 export type { LocalStore } from './local-store.ts'
 export { collectGarbage, createLeases, markReachable } from './gc.ts'
 export type { GcOptions, GcResult, Leases } from './gc.ts'
 export { createBuildLeases, BUILD_LEASE_MS } from './leased-store.ts'
+export { verifyStore, contentReferenceTables, SMALL_BLOB_BYTES } from './verify.ts'
+export type { ReferenceTable, StoreProblem, VerifyOptions, VerifyReport } from './verify.ts'
 export type { BuildLeases } from './leased-store.ts'

@@ -16,6 +16,7 @@ import { checkClock } from './checks/clock.ts'
 import { checkDataDir } from './checks/data-dir.ts'
 import { checkDisk } from './checks/disk.ts'
 import { checkEmulators } from './checks/emulators.ts'
+import { checkGit } from './checks/git.ts'
 import { checkNetwork } from './checks/network.ts'
 import { checkSandboxes } from './checks/sandbox.ts'
 import { checkTrust } from './checks/trust.ts'
@@ -56,7 +57,8 @@ const CHECKS: ReadonlyArray<readonly [string, Check]> = [
   ['network', checkNetwork],
   ['clock', checkClock],
   ['trust', checkTrust],
-  ['emulators', checkEmulators]
+  ['emulators', checkEmulators],
+  ['git', checkGit]
 ]
 
 export function createDoctor (init: DoctorInit): Doctor {

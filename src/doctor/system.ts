@@ -1,4 +1,5 @@
-/** The real system behind `SystemAccess`: /proc, statfs, TCP, HTTP and the sandbox probe. */
+/** The real system behind `SystemAccess`: /proc, statfs, TCP, HTTP, host tools and the sandbox probe. */
+import { execFile } from 'node:child_process'
 import { readdir, readFile, statfs } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { probeSandboxes } from '../builder/sandbox/index.ts'
@@ -51,6 +52,9 @@ export function createSystemAccess (config: KilnConfig): SystemAccess {
       const date = res.headers.get('date')
       return date === null ? undefined : new Date(date)
     },
+    toolVersion: async (name) => await new Promise(resolve => {
+      execFile(name, ['--version'], { timeout: 5000 }, (err, stdout) => { resolve(err === null ? stdout.split('\n', 1)[0]?.trim() : undefined) })
+    }),
     probeSandboxes: async () => await probeSandboxes(),
     trustCounts: async () => {
       const file = await readPolicyFile(config.dataDir)

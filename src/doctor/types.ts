@@ -56,6 +56,8 @@ export interface SystemAccess {
   dialPeer: (multiaddr: string, timeoutMs: number) => Promise<{ peerId: string, protocols: string[] }>
   /** The Date header of a HEAD request, or undefined if the answer had none. Rejects on failure. */
   httpDate: (url: string, timeoutMs: number) => Promise<Date | undefined>
+  /** The first line `NAME --version` prints, or undefined if NAME is not on PATH or fails. */
+  toolVersion: (name: string) => Promise<string | undefined>
   /** The sandbox drivers' probe (src/builder/sandbox). */
   probeSandboxes: () => Promise<HostProbe>
   /** Trust roots and single peers this node trusts (trust.yaml + kiln.yaml). Rejects if trust.yaml is invalid. */

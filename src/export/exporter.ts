@@ -11,6 +11,7 @@ import { exportOciLayout } from './oci-layout.ts'
 import type { OutputSpec } from './output-spec.ts'
 import { exportRegistry } from './registry.ts'
 import { exportS3 } from './s3.ts'
+import { exportSifFile } from './sif.ts'
 import { exportStaticSite } from './static-site.ts'
 
 export class KilnExporter implements Exporter {
@@ -30,6 +31,7 @@ export class KilnExporter implements Exporter {
       case 'static': return await exportStaticSite(image, target, options)
       case 's3': return await exportS3(image, target, options, this.components)
       case 'exec': return await exportExec(image, target, options, this.components)
+      case 'sif': return await exportSifFile(image, target, options, this.components)
       case 'kiln': {
         const network = this.components.network
         if (network === undefined) throw new ExporterUnavailableError('type=kiln needs the peer network, which is not running in this command; use kiln submit or kiln agent, or another output type')

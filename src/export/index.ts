@@ -13,8 +13,9 @@
  * Types: oci-layout, oci-archive, docker-archive (`docker load` format),
  * registry (push), static (a directory any static HTTP server can serve as a
  * read-only registry), s3 (the same site in an S3-compatible bucket), exec
- * (any program speaking protocols/exporter.md) and kiln (the peer network;
- * wired in by whoever owns a transfer).
+ * (any program speaking protocols/exporter.md), kiln (the peer network;
+ * wired in by whoever owns a transfer) and sif (Apptainer's image format,
+ * one platform, made by src/sif).
  *
  * Build caches are src/cache's: it packs the step cache as an OCI artifact
  * that any exporter here writes; parseCacheToSpec reads `--cache-to`, an
@@ -36,7 +37,7 @@ import type { OutputSpec, OutputType, S3Spec } from './output-spec.ts'
 
 export * from './errors.ts'
 export { parseOutputSpec, formatOutputSpec } from './output-spec.ts'
-export type { OutputSpec, OutputType, OciLayoutSpec, OciArchiveSpec, DockerArchiveSpec, RegistrySpec, StaticSiteSpec, S3Spec, ExecSpec, KilnSpec } from './output-spec.ts'
+export type { OutputSpec, OutputType, OciLayoutSpec, OciArchiveSpec, DockerArchiveSpec, RegistrySpec, StaticSiteSpec, S3Spec, ExecSpec, KilnSpec, SifSpec } from './output-spec.ts'
 export type { ObjectStore, ObjectInfo } from './object-store.ts'
 export { nginxConfig, htaccessFiles } from './site-config.ts'
 export type { SiteState } from './site-state.ts'
@@ -62,6 +63,10 @@ export interface ExportOptions {
   /** Names to use when the target gives none (the build's `-t`). */
   tags?: readonly string[]
   onProgress?: (progress: ExportProgress) => void
+  /** The Apptainer definition the image was built from: type=sif stores it as the SIF's definition object. */
+  definition?: string
+  /** Seconds; the times in a SIF. Default $SOURCE_DATE_EPOCH, else 0. */
+  sourceDateEpoch?: number
   signal?: AbortSignal
 }
 
@@ -71,7 +76,8 @@ export interface ExportResult {
   /**
    * The digest a consumer will see: the root's for layout, archive, registry,
    * site and s3; the image ID (config digest) for docker-archive; what the
-   * program reports (else the root's) for exec.
+   * program reports (else the root's) for exec; the single-platform
+   * manifest's that the SIF holds for sif.
    */
   digest: Digest
 }
@@ -101,7 +107,7 @@ export interface ExporterComponents {
   network?: PeerProvider
   /** Environment for S3 credentials and the exec program; default process.env. */
   env?: NodeJS.ProcessEnv
-  /** Where the exec exporter makes its working directories; default os.tmpdir(). */
+  /** Where the exec and sif exporters make their working directories; default os.tmpdir(). */
   tmpDir?: string
 }
 

@@ -11,6 +11,7 @@
  *   type=s3,bucket=B[,prefix=P][,region=R][,endpoint_url=URL][,use_path_style=true],name=REPO[:TAG]
  *   type=exec,cmd=PROGRAM[,arg=A]...[,timeout=SECONDS][,opt.KEY=VALUE]...
  *   type=kiln                                     (provide the blobs on the peer network)
+ *   type=sif,dest=FILE[,platform=P]               sif:FILE   (Apptainer's image format, docs/sif.md)
  *
  * buildx aliases: `type=oci` is oci-archive (oci-layout with `tar=false`),
  * `type=docker` is docker-archive.
@@ -54,9 +55,10 @@ export interface ExecSpec {
   options: Record<string, string>
 }
 export interface KilnSpec { type: 'kiln' }
+export interface SifSpec { type: 'sif', dest: string, platform?: string }
 
 /** A parsed and validated `--output`. */
-export type OutputSpec = OciLayoutSpec | OciArchiveSpec | DockerArchiveSpec | RegistrySpec | StaticSiteSpec | S3Spec | ExecSpec | KilnSpec
+export type OutputSpec = OciLayoutSpec | OciArchiveSpec | DockerArchiveSpec | RegistrySpec | StaticSiteSpec | S3Spec | ExecSpec | KilnSpec | SifSpec
 export type OutputType = OutputSpec['type']
 
 const KEY_RE = /^[a-z][a-z0-9_.-]*$/
@@ -129,7 +131,8 @@ const SCHEMAS = {
     arg: z.array(z.string()).max(MAX_EXEC_ARGS).default([]),
     timeout: z.coerce.number().positive().max(24 * 3600).optional()
   }),
-  kiln: z.strictObject({})
+  kiln: z.strictObject({}),
+  sif: z.strictObject({ dest: NonEmpty, platform: NonEmpty.optional() })
 } as const
 
 type SchemaType = keyof typeof SCHEMAS
@@ -146,7 +149,8 @@ const TYPE_ALIASES: Record<string, SchemaType> = {
   static: 'static',
   's3': 's3',
   exec: 'exec',
-  kiln: 'kiln'
+  kiln: 'kiln',
+  sif: 'sif'
 }
 
 function fail (text: string, problems: Array<{ key: string, why: string }>): never {
@@ -249,10 +253,16 @@ function fromFields (text: string, fields: RawFields): OutputSpec {
       return { type, cmd: v.cmd as string, args: v.arg as string[], options, ...(v.timeout === undefined ? {} : { timeoutSeconds: v.timeout as number }) }
     case 'kiln':
       return { type }
+    case 'sif':
+      return { type, dest: v.dest as string, ...(v.platform === undefined ? {} : { platform: v.platform as string }) }
   }
 }
 
 function fromShortForm (text: string): OutputSpec {
+  if (text.startsWith('sif:')) {
+    if (text.length === 4) throw new OutputSpecInvalidError(`invalid --output ${JSON.stringify(text)}: sif:FILE needs a file`)
+    return { type: 'sif', dest: text.slice(4) }
+  }
   let ref: ImageRef
   try {
     ref = parseImageRef(text.startsWith('oci-layout:') ? `oci:${text.slice('oci-layout:'.length)}` : text)
@@ -269,7 +279,7 @@ function fromShortForm (text: string): OutputSpec {
     }
     case 'docker': return { type: 'registry', names: [text.slice('docker://'.length)], insecure: false }
     default:
-      throw new OutputSpecInvalidError(`invalid --output ${JSON.stringify(text)}: expected type=...,key=value or one of oci-layout:DIR, oci:DIR, oci-archive:FILE, docker-archive:FILE, docker://REF`)
+      throw new OutputSpecInvalidError(`invalid --output ${JSON.stringify(text)}: expected type=...,key=value or one of oci-layout:DIR, oci:DIR, oci-archive:FILE, docker-archive:FILE, docker://REF, sif:FILE`)
   }
 }
 
@@ -304,6 +314,8 @@ export function formatOutputSpec (spec: OutputSpec): string {
       for (const [k, v] of Object.entries(spec.options)) add(`opt.${k}`, v)
       break
     case 'kiln': break
+    case 'sif':
+      add('dest', spec.dest); add('platform', spec.platform); break
   }
   return parts.join(',')
 }

@@ -34,6 +34,7 @@ import type { Digest } from '../content/digest.ts'
 import type { BuildRunner } from './builds.ts'
 import { createGatewayImpl } from './gateway.ts'
 import { createRepoIndex } from './repo-index.ts'
+export { repoIndexReferences } from './repo-index.ts'
 import type { GatewayRequest, GatewayResponse, NodeHandler } from './http.ts'
 
 export type { AccessRule, Action, Permission } from './access.ts'

@@ -10,6 +10,7 @@
  */
 import type { KilnDb } from '../db/index.ts'
 import type { Digest } from '../content/digest.ts'
+import type { ReferenceTable } from '../content/index.ts'
 
 export interface ManifestRecord {
   repository: string
@@ -117,5 +118,18 @@ export function createRepoIndex (db: KilnDb): RepoIndex {
     repositories: () => (q.repos.all() as Array<{ repository: string }>).map(r => r.repository),
     hasRepository: (repository) => q.hasRepo.get(repository, repository) !== undefined,
     digests: () => (q.digests.all() as Array<{ digest: string }>).map(r => r.digest as Digest)
+  }
+}
+
+/** The gateway's repository rows as `kiln store verify` checks them: each names a blob (src/content/verify.ts). */
+export function repoIndexReferences (db: KilnDb): ReferenceTable {
+  createRepoIndex(db)
+  const list = db.sql.prepare("SELECT repository, digest, 'manifest' AS kind FROM gateway_manifests UNION ALL SELECT repository, digest, 'blob' AS kind FROM gateway_blobs")
+  const dropManifests = db.sql.prepare('DELETE FROM gateway_manifests WHERE digest = ?')
+  const dropBlobs = db.sql.prepare('DELETE FROM gateway_blobs WHERE digest = ?')
+  return {
+    name: 'gateway repositories',
+    list: () => (list.all() as Array<{ repository: string, digest: string, kind: string }>).map(r => ({ digest: r.digest as Digest, what: `${r.kind} in ${r.repository}` })),
+    drop: (digest) => db.transaction(() => Number(dropManifests.run(digest).changes) + Number(dropBlobs.run(digest).changes))
   }
 }

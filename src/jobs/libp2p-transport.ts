@@ -1,7 +1,9 @@
 /**
  * The job protocol over libp2p (protocols/job.md §4): a JobTransport that
- * publishes job frames on the gossipsub topic of each platform and sends
- * every other frame on `/kiln/job/1.0.0` streams.
+ * publishes job frames on the gossipsub topic of each platform, finds the
+ * agents of a platform through the DHT (protocols/capability.md §4) so a
+ * job can also be sent to those its gossip may not reach, and sends every
+ * other frame on `/kiln/job/1.0.0` streams.
  *
  * A stream carries one or more frames from the side that opened it, each
  * prefixed by its length as an unsigned varint (it-length-prefixed), and is
@@ -20,7 +22,7 @@
  * await transport.stop()
  * ```
  */
-import type { Connection, Stream } from '@libp2p/interface'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { TimeoutError } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Message } from '@libp2p/gossipsub'
@@ -28,7 +30,7 @@ import * as lp from 'it-length-prefixed'
 import { JOB_PROTOCOL, MAX_FRAME_BYTES, STREAM_TIMEOUT_MS } from '../../protocols/job.ts'
 import type { FrameHandler, JobTransport } from './transport.ts'
 import type { KilnNode } from '../p2p/index.ts'
-import { sendAll } from '../p2p/index.ts'
+import { findAgents, sendAll } from '../p2p/index.ts'
 
 /** Inbound `/kiln/job/1.0.0` streams open at once per connection. */
 export const JOB_MAX_INBOUND_STREAMS = 32
@@ -38,6 +40,8 @@ export const JOB_MAX_FRAMES_PER_STREAM = 64
 export const JOB_PUBLISH_WAIT_MS = 5_000
 /** Once one subscriber is known, how long publish waits for the other connected peers' subscriptions. */
 export const JOB_PUBLISH_SETTLE_MS = 1_000
+/** Bound on one search for the agents of a platform; the requester also ends it when the offer window closes. */
+export const JOB_SEARCH_TIMEOUT_MS = 10_000
 
 export interface Libp2pJobTransportInit {
   node: KilnNode
@@ -121,6 +125,26 @@ export function createLibp2pJobTransport (init: Libp2pJobTransportInit): Libp2pJ
     })
   }
 
+  /**
+   * Opens a job stream. The addresses this node knows for a peer can be
+   * stale: a requester runs each `kiln submit` on a new port with the same
+   * key, and an agent that heard its job by gossip only has the old one.
+   * When they all fail, the DHT says where the peer is now, and those are
+   * dialed once.
+   */
+  const dialJob = async (peer: PeerId, signal: AbortSignal): Promise<Stream> => {
+    try {
+      return await node.dialProtocol(peer, JOB_PROTOCOL, { signal })
+    } catch (err) {
+      if (signal.aborted || node.getConnections(peer).length > 0) throw err
+      const found = await node.peerRouting.findPeer(peer, { signal, useCache: false }).catch(() => undefined)
+      if (found === undefined || found.multiaddrs.length === 0) throw err
+      log('debug', `known addresses of ${peer.toString()} failed; dialing the ones the DHT gave`)
+      await node.peerStore.patch(peer, { multiaddrs: found.multiaddrs })
+      return await node.dialProtocol(peer, JOB_PROTOCOL, { signal })
+    }
+  }
+
   return {
     peerId: node.peerId.toString(),
     async start () {
@@ -140,9 +164,23 @@ export function createLibp2pJobTransport (init: Libp2pJobTransportInit): Libp2pJ
     async publish (topic, frame) {
       if (frame.byteLength > MAX_FRAME_BYTES) throw new RangeError(`job frame of ${frame.byteLength} bytes is over ${MAX_FRAME_BYTES}`)
       await waitForSubscribers(topic)
-      await node.services.pubsub.publish(topic, frame)
+      // Not subscribed itself, this node flood-publishes to every subscriber it is connected to (gossipsub's
+      // floodPublish); they forward it through their meshes, which reach only agents subscribed to the topic.
+      const { recipients } = await node.services.pubsub.publish(topic, frame)
+      return { recipients: recipients.map(p => p.toString()) }
     },
-    audience: (topic) => node.services.pubsub.getSubscribers(topic).length,
+    async findAgents (search) {
+      await findAgents(node, {
+        platform: search.platform,
+        candidateCapabilities: search.capabilities,
+        signal: search.signal,
+        timeoutMs: JOB_SEARCH_TIMEOUT_MS,
+        onRecord: record => {
+          if (record.peerId === node.peerId.toString()) return
+          search.onAgent({ peer: record.peerId, platforms: [...record.platforms.map(p => p.platform), ...record.emulated] })
+        }
+      })
+    },
     subscribe (topic) {
       topics.add(topic)
       node.services.pubsub.subscribe(topic)
@@ -153,7 +191,7 @@ export function createLibp2pJobTransport (init: Libp2pJobTransportInit): Libp2pJ
     },
     async send (peer, frames) {
       const signal = AbortSignal.timeout(timeoutMs)
-      const stream = await node.dialProtocol(peerIdFromString(peer), JOB_PROTOCOL, { signal })
+      const stream = await dialJob(peerIdFromString(peer), signal)
       try {
         for (const f of frames) {
           if (f.byteLength > MAX_FRAME_BYTES) throw new RangeError(`job frame of ${f.byteLength} bytes is over ${MAX_FRAME_BYTES}`)

@@ -37,9 +37,10 @@ export function createMemoryJobNetwork (): MemoryJobNetwork {
         peerId,
         publish: async (topic, frame) => {
           if (dead.has(peerId)) throw new Error(`${peerId} is disconnected`)
-          for (const p of topics.get(topic) ?? []) if (p !== peerId) deliver(p, peerId, frame, 'gossip')
+          const recipients = [...topics.get(topic) ?? []].filter(p => p !== peerId)
+          for (const p of recipients) deliver(p, peerId, frame, 'gossip')
+          return { recipients }
         },
-        audience: (topic) => [...topics.get(topic) ?? []].filter(p => p !== peerId).length,
         subscribe: (topic) => {
           const s = topics.get(topic) ?? new Set<string>()
           s.add(peerId)

@@ -40,7 +40,7 @@ export type { InRootFailure, Resolved, ResolveOptions, RootTree, TreeEntry } fro
 export { SafeRoot, cleanComponents } from './layer/safe-root.ts'
 export type { ExtractOptions, ExtractResult, ExtractWarning } from './layer/extract.ts'
 export { encodeTar, listTree, orderHardlinks, resolveSourceDateEpoch, writeLayer, writeLayerFromDir } from './layer/write.ts'
-export type { LayerEntry, WriteLayerOptions, WrittenLayer } from './layer/write.ts'
+export type { EntryOwner, LayerEntry, WriteLayerOptions, WrittenLayer } from './layer/write.ts'
 export { detectCompression, decompress, compress } from './layer/compression.ts'
 export { readTar } from './layer/tar-reader.ts'
 export type { TarEntry } from './layer/tar-reader.ts'

@@ -79,6 +79,7 @@ export const ImageConfigSchema = z.looseObject({
     Cmd: StringList,
     Volumes: EmptyObjectMap,
     WorkingDir: z.string().optional(),
+    OnBuild: z.array(z.string()).nullable().optional(),
     Labels: StringMap.nullable().optional(),
     StopSignal: z.string().optional()
   }).nullable().optional(),

@@ -6,6 +6,13 @@
  * of its criteria, reads each candidate's record from the candidate itself
  * (the DHT copy when it cannot be reached), verifies it and keeps the records
  * that meet every criterion.
+ *
+ * A publication is "stored" once at least one other peer has answered the
+ * put of the record; only then is it logged as published. Before its walks,
+ * kad-dht keeps the record and each provider key on this node, which answers
+ * for them from then on: a lone agent (no DHT peer yet) is findable by the
+ * first node that connects to it, and its waiting publication goes on as
+ * soon as a DHT server arrives (or, between two tries, starts again then).
  */
 import type { Logger } from 'pino'
 import type { PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
@@ -14,7 +21,7 @@ import type { CID } from 'multiformats/cid'
 import type { Metrics } from '../metrics/index.ts'
 import { agentCid, capabilityCid, capabilityDhtKey, discoveryCids, matchesCapabilityQuery, platformCid } from '../../protocols/capability.ts'
 import type { CapabilityRecord } from '../../protocols/capability.ts'
-import { CAPABILITY_DEFAULT_TTL_MS } from '../../protocols/constants.ts'
+import { CAPABILITY_DEFAULT_TTL_MS, KAD_PROTOCOL } from '../../protocols/constants.ts'
 import { signCapabilityRecord, verifyCapabilityRecord } from './capability-record.ts'
 import { PublishError } from './errors.ts'
 import type { KilnNode } from './node.ts'
@@ -49,12 +56,14 @@ export interface CapabilityAdvertiser {
   start: () => Promise<void>
   /** Stops serving and refreshing; the DHT copy lapses at its expiry. Safe to call twice. */
   stop: () => Promise<void>
-  /** Publishes now (e.g. after the queue changed). Throws PublishError if the put reached no peer. */
+  /** Publishes now (e.g. after the queue changed). Throws PublishError if no peer stored the record. */
   publish: () => Promise<CapabilityRecord>
   /** The last record signed (and served), if any. */
   current: () => CapabilityRecord | undefined
   /** The last record whose publication (put and provides) succeeded, if any. */
   published: () => CapabilityRecord | undefined
+  /** How many peers stored the record at the last publication that ended (0 before one has, or when it failed). */
+  storedOn: () => number
 }
 
 export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): CapabilityAdvertiser {
@@ -72,9 +81,12 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
   let publishing: Promise<CapabilityRecord> | undefined
   let failures = 0
   let lastStart = 0
+  let storedOn = 0
+  let arrivalTimer: NodeJS.Timeout | undefined
   const server = createRecordServer(init.node, () => signed)
 
-  async function publishOnce (): Promise<CapabilityRecord> {
+  /** `reprovide`: provide keys provided before too (a peer arrived to a record stored nowhere). */
+  async function publishOnce (reprovide: boolean): Promise<CapabilityRecord> {
     const description = await init.describe()
     const now = Date.now()
     const record: CapabilityRecord = {
@@ -92,27 +104,47 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
     signed = value
     last = record
     const signal = AbortSignal.any([stopController.signal, AbortSignal.timeout(publishTimeoutMs)])
-    let stored = 0
-    for await (const event of init.node.services.dht.put(capabilityDhtKey(record.peerId), value, { signal })) {
-      if (event.name === 'PEER_RESPONSE') stored++
-    }
-    if (stored === 0) throw new PublishError(`no peer stored the capability record of ${record.peerId}`)
-    // Each provide is a Kademlia walk plus k ADD_PROVIDER messages: a few at a time, not all at once.
-    const keys = discoveryCids(record).filter(k => !provided.has(k.toString()))
-    await mapLimit(keys, PROVIDE_CONCURRENCY, async (key) => {
+    // Keys already provided are left to kad-dht's reprovider.
+    const keys = discoveryCids(record).filter(k => reprovide || !provided.has(k.toString()))
+    const provide = async (key: CID): Promise<void> => {
       await drain(init.node.services.dht.provide(key, { signal }))
       provided.add(key.toString())
-    })
+    }
+    // Each put and provide keeps its value on this node before its walk, and a walk waits for a first DHT peer.
+    // A lone node starts them all at once, so that all are served here before anyone connects; a connected
+    // one runs the walks (each k messages and more) a few at a time.
+    const lone = !(await hasDhtPeer(init.node))
+    const put = storeRecord(init.node, record.peerId, value, signal)
+    const provides = lone ? Promise.all(keys.map(provide)) : put.then(async () => { await mapLimit(keys, PROVIDE_CONCURRENCY, provide) })
+    const stored = await Promise.all([put, provides]).then(([n]) => n, (err: unknown) => { storedOn = 0; throw err })
+    storedOn = stored
+    if (stored === 0) throw new PublishError(`no peer stored the capability record of ${record.peerId}`)
     lastPublished = record
-    init.log?.info({ seq: record.seq, expiresAt: new Date(record.expiresAt).toISOString(), platforms: record.platforms.map(p => p.platform), emulated: record.emulated, capabilities: record.capabilities }, 'capability record published')
+    init.log?.info({ seq: record.seq, storedOn: stored, expiresAt: new Date(record.expiresAt).toISOString(), platforms: record.platforms.map(p => p.platform), emulated: record.emulated, capabilities: record.capabilities }, 'capability record published')
     return record
   }
 
-  async function publish (): Promise<CapabilityRecord> {
+  /**
+   * A DHT peer arrived. While the record is stored nowhere, publish again
+   * soon (several arrivals, one publication), unless a publication runs:
+   * its walks were waiting for this very peer. More arrivals do not count:
+   * every `kiln submit` is one, and the record is re-placed each refreshMs.
+   */
+  const onIdentify = (evt: CustomEvent<{ protocols: string[] }>): void => {
+    if (stopController.signal.aborted || !evt.detail.protocols.includes(KAD_PROTOCOL)) return
+    if (storedOn >= ARRIVAL_REPUBLISH_BELOW || publishing !== undefined || arrivalTimer !== undefined) return
+    arrivalTimer = setTimeout(() => {
+      arrivalTimer = undefined
+      publish(true).catch(err => { if (!stopController.signal.aborted) init.log?.warn({ err }, 'capability record publication after a peer arrived failed') })
+    }, ARRIVAL_REPUBLISH_DELAY_MS)
+    arrivalTimer.unref()
+  }
+
+  async function publish (reprovide = false): Promise<CapabilityRecord> {
     // One publication at a time; a caller arriving mid-publication waits for a fresh one.
     while (publishing !== undefined) await publishing.catch(() => {})
     lastStart = Date.now()
-    publishing = publishOnce()
+    publishing = publishOnce(reprovide)
     try {
       const record = await publishing
       failures = 0
@@ -143,6 +175,7 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
   return {
     async start () {
       await server.start()
+      init.node.addEventListener('peer:identify', onIdentify)
       try {
         await publish()
       } catch (err) {
@@ -153,18 +186,54 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
     },
     async stop () {
       stopController.abort()
+      init.node.removeEventListener('peer:identify', onIdentify)
       clearTimeout(timer)
+      clearTimeout(arrivalTimer)
       await server.stop().catch(() => {})
       await publishing?.catch(() => {})
     },
-    publish,
+    publish: async () => await publish(),
     current: () => last,
-    published: () => lastPublished
+    published: () => lastPublished,
+    storedOn: () => storedOn
   }
 }
 
-/** Provides in flight at once during one publication. */
+/** Whether some connected peer speaks kiln's DHT protocol (a walk started now would not wait for one). */
+async function hasDhtPeer (node: KilnNode): Promise<boolean> {
+  for (const peer of node.getPeers()) {
+    const known = await node.peerStore.get(peer).catch(() => undefined)
+    if (known?.protocols.includes(KAD_PROTOCOL) === true) return true
+  }
+  return false
+}
+
+/**
+ * Puts the record (kept on this node first) and resolves with how many
+ * peers stored it: those that answered the PUT_VALUE with the same value.
+ * The walk's other answers (closest-peer queries) store nothing.
+ */
+async function storeRecord (node: KilnNode, peerId: string, value: Uint8Array, signal: AbortSignal): Promise<number> {
+  const stored = new Set<string>()
+  try {
+    for await (const event of node.services.dht.put(capabilityDhtKey(peerId), value, { signal })) {
+      if (event.name === 'PEER_RESPONSE' && event.messageName === 'PUT_VALUE') stored.add(event.from.toString())
+      // kad-dht reports a peer that answered with another value as an error right after its answer.
+      if (event.name === 'QUERY_ERROR') stored.delete(event.from.toString())
+    }
+  } catch (err) {
+    // Out of time with some copies stored: those count, the rest wait for the next refresh.
+    if (stored.size === 0) throw err
+  }
+  return stored.size
+}
+
+/** Provides in flight at once during one publication of a connected node. */
 const PROVIDE_CONCURRENCY = 2
+/** An agent publishes again when a DHT peer arrives while its record is stored on fewer peers than this. */
+export const ARRIVAL_REPUBLISH_BELOW = 1
+/** How long after a DHT peer arrived the agent publishes again (arrivals meanwhile share the publication). */
+const ARRIVAL_REPUBLISH_DELAY_MS = 500
 /** First retry delay after a failed publication. */
 const RETRY_BASE_MS = 1000
 
@@ -172,6 +241,14 @@ export interface FindAgentsOptions {
   /** `os/arch[/variant]`, as the agent wrote it in its record; agents that emulate it count unless nativeOnly. */
   platform?: string
   capability?: string
+  /**
+   * Capability names whose keys are searched for more candidates without
+   * being criteria: a platform key's lookup returns at most k providers, and
+   * an agent that also provides one of these keys is found through it.
+   */
+  candidateCapabilities?: string[]
+  /** Called with each matching record as soon as it is verified, before the search ends. */
+  onRecord?: (record: CapabilityRecord) => void
   /** Leave out agents that would only emulate the platform; default false. */
   nativeOnly?: boolean
   /** Bound on the whole search; default 10 s. */
@@ -222,6 +299,7 @@ export async function findAgents (node: KilnNode, options: FindAgentsOptions = {
   if (options.platform !== undefined) keys.push(platformCid(options.platform))
   if (options.capability !== undefined) keys.push(capabilityCid(options.capability))
   if (keys.length === 0) keys.push(agentCid())
+  for (const name of new Set(options.candidateCapabilities ?? [])) if (name !== options.capability) keys.push(capabilityCid(name))
   const limit = options.limit ?? Infinity
   const found = new Map<string, CapabilityRecord>()
   const readOptions: ReadRecordOptions = { signal, peerTimeoutMs: options.peerTimeoutMs ?? 3000, log: options.log, ...(options.metrics !== undefined ? { metrics: options.metrics } : {}) }
@@ -236,6 +314,7 @@ export async function findAgents (node: KilnNode, options: FindAgentsOptions = {
     options.log?.debug({ peer: id, ms: Date.now() - started, connected, valid: record !== undefined }, 'candidate read')
     if (record === undefined || found.size >= limit || !matchesCapabilityQuery(record, options)) return
     found.set(id, record)
+    options.onRecord?.(record)
     if (found.size >= limit) enough.abort()
   })
 

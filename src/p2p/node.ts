@@ -17,6 +17,7 @@ import type { Ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
+import { KEEP_ALIVE } from '@libp2p/interface'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -133,7 +134,9 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
   if (init.relayClient === true) listen.push('/p2p-circuit')
 
   const peerDiscovery: NonNullable<Libp2pOptions<KilnServices>['peerDiscovery']> = []
-  if (init.bootstrap !== undefined && init.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: init.bootstrap, timeout: 0 }))
+  // A bootstrap peer may be a node's one link into the network: its tag starts with KEEP_ALIVE, so libp2p
+  // redials it when the connection drops (an agent whose only link dropped under load stayed an island).
+  if (init.bootstrap !== undefined && init.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: init.bootstrap, timeout: 0, tagName: `${KEEP_ALIVE}-bootstrap` }))
   if (init.mdns === true) peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG, interval: 10_000 }))
 
   const direct = new DirectChannels()

@@ -38,7 +38,7 @@ export class UnknownInstructionError extends RecipeError {
   override readonly name: string = UnknownInstructionError.name
 }
 
-/** Valid recipe syntax that kiln refuses up front (RUN --mount, ONBUILD, %setup, Bootstrap: library...). */
+/** Valid recipe syntax that kiln refuses up front (RUN --mount, ONBUILD, Bootstrap: library...). */
 export class UnsupportedFeatureError extends RecipeError {
   static override readonly name: string = 'UnsupportedFeatureError'
   override readonly name: string = UnsupportedFeatureError.name

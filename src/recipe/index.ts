@@ -24,8 +24,10 @@ export type * from './ir.ts'
 export type { LocalImageKind, ParseOptions } from './options.ts'
 export * from './errors.ts'
 export { detectFrontend } from './detect.ts'
-export { parseDockerfile } from './dockerfile/index.ts'
-export { parseApptainer, normalizeDockerName } from './apptainer/index.ts'
+export { parseDockerfile, parseOnBuildTriggers } from './dockerfile/index.ts'
+export type { TriggerOptions } from './dockerfile/index.ts'
+export { parseApptainer, normalizeDockerName, SOURCE_ENVIRONMENT, TEST_SCRIPT } from './apptainer/index.ts'
+export { imageRefsOf, mapImageRefs } from './image-refs.ts'
 export { DEFAULT_PLATFORM, DEFAULT_SHELL, MAX_RECIPE_LENGTH, MAX_STAGES } from './constants.ts'
 
 /** Parses a recipe with the front-end named in options, or the detected one. */

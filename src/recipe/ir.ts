@@ -32,6 +32,24 @@ export type BaseRef =
   | { kind: 'image', ref: string }
   | { kind: 'stage', stage: number }
   | { kind: 'scratch' }
+  | DebootstrapBase
+
+/**
+ * A Debian (or derivative) root file system made from a package mirror, as
+ * Apptainer's `Bootstrap: debootstrap` makes it: the `minbase` variant of
+ * `suite` plus the `include` packages, for the build's platform. The front
+ * end has checked every field: `mirror` is an http(s) URL, `suite` and
+ * `include` are plain Debian names (no apt patterns, no file paths).
+ */
+export interface DebootstrapBase {
+  kind: 'debootstrap'
+  /** `OSVersion`: a suite or codename, e.g. 'bookworm', 'stable'. */
+  suite: string
+  /** `MirrorURL`, e.g. 'http://deb.debian.org/debian'. */
+  mirror: string
+  /** `Include`: package names, in the order written, without duplicates. */
+  include: string[]
+}
 
 /** What a RUN executes. */
 export type Command =
@@ -50,6 +68,17 @@ export type CopySourceRef =
   | { kind: 'path', path: string }
   /** A file whose content is given inline (a heredoc); `name` is its file name. */
   | { kind: 'inline', name: string, content: string }
+  /**
+   * ADD of an http(s) URL: the builder downloads it (never unpacked).
+   * `checksum` (`--checksum=sha256:...`) is the digest the bytes must have.
+   */
+  | { kind: 'url', url: string, checksum?: string }
+  /**
+   * ADD of a git repository, BuildKit's `URL#ref:subdir` syntax: `remote` is
+   * the URL without the fragment, `ref` a branch, tag or commit (absent: the
+   * remote's HEAD), `subdir` the directory of the tree to copy.
+   */
+  | { kind: 'git', remote: string, ref?: string, subdir?: string, keepGitDir: boolean }
 
 export type CopyFrom =
   | { kind: 'context' }
@@ -82,6 +111,12 @@ export interface RunStep extends StepBase {
   network?: 'none' | 'default'
   /** `RUN --mount=...` in the order written (docs/building.md, "RUN mounts"). */
   mounts?: RunMount[]
+  /**
+   * A check of the stage as built so far (Apptainer `%test`): its changes
+   * to the file system are thrown away, it adds no layer and no history and
+   * is never taken from the step cache; a non-zero exit fails the build.
+   */
+  check?: boolean
 }
 
 /**
@@ -120,6 +155,10 @@ export interface CopyStep extends StepBase {
   /** Octal mode as written, e.g. '755'. */
   chmod?: string
   link: boolean
+  /** COPY --parents: a source keeps its parent dirs (those after a `/./` in it, if any). */
+  parents?: boolean
+  /** COPY/ADD --exclude: .dockerignore patterns, matched against source-relative paths, left out. */
+  exclude?: string[]
   /**
    * Absent: Dockerfile COPY rules (a directory source copies its contents).
    * 'cp': Apptainer %files rules, those of `cp -rL src dest`: a directory
@@ -143,6 +182,12 @@ export interface ExposeStep extends StepBase { op: 'expose', ports: string[] }
 export interface VolumeStep extends StepBase { op: 'volume', paths: string[] }
 export interface StopSignalStep extends StepBase { op: 'stopsignal', signal: string }
 export interface ShellStep extends StepBase { op: 'shell', argv: string[] }
+/**
+ * ONBUILD: `trigger` (the instruction as written, not substituted) goes to
+ * the image config's `OnBuild` list; a build whose base has triggers runs
+ * them right after FROM (docs/building.md).
+ */
+export interface OnBuildStep extends StepBase { op: 'onbuild', trigger: string }
 
 export interface HealthcheckStep extends StepBase {
   op: 'healthcheck'
@@ -169,7 +214,7 @@ export interface FileStep extends StepBase {
 export type Step =
   | RunStep | CopyStep | EnvStep | ArgStep | WorkdirStep | UserStep | LabelStep
   | EntrypointStep | CmdStep | ExposeStep | VolumeStep | StopSignalStep
-  | ShellStep | HealthcheckStep | FileStep
+  | ShellStep | HealthcheckStep | FileStep | OnBuildStep
 
 export type StepOp = Step['op']
 

@@ -16,8 +16,11 @@ export interface ParseOptions {
   platform?: string
   /** Platform of the builder; default the target platform. */
   buildPlatform?: string
-  /** Apptainer: turn %setup into a sandboxed RUN step instead of refusing it. Default false. */
-  allowSetup?: boolean
+  /**
+   * Apptainer: leave `%test` out of the plan (`kiln build --notest`).
+   * Default false: each stage's %test runs as a check at its end.
+   */
+  skipTest?: boolean
   /**
    * Environment of a base image (its config's Env), when the caller knows it:
    * lets `ENV PATH=/opt/bin:$PATH` see the base's PATH as BuildKit does.

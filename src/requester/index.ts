@@ -20,7 +20,7 @@
  */
 import type { PrivateKey } from '@libp2p/interface'
 import type { Envelope } from '../../protocols/envelope.ts'
-import type { JobPayload, JobState, Provenance, ResultPayload } from '../../protocols/job.ts'
+import type { BasePin, JobPayload, JobState, Provenance, ResultPayload } from '../../protocols/job.ts'
 import type { ReplayCache, TrustPolicy } from '../trust/index.ts'
 import type { JobTransport } from '../jobs/index.ts'
 
@@ -29,6 +29,8 @@ export { createRequesterJobStore } from './job-store.ts'
 export { startRequesterSession } from './session.ts'
 export type { RequesterSession, RequesterSessionInit } from './session.ts'
 export type { JobMeta, LogLine, RequesterJobStore, StoredJob, StoredPlatform } from './job-store.ts'
+export { heldBlobs, pinBases } from './bases.ts'
+export type { BasePinnerInit, PinnedBases, PlatformPlan, UnpinnedBase } from './bases.ts'
 export { packContext } from './context-pack.ts'
 export type { PackOptions } from './context-pack.ts'
 export * from './errors.ts'
@@ -85,6 +87,8 @@ export interface SubmitSpec {
   recipe: Omit<JobPayload['recipe'], 'digest'>
   context: { digest: string, size: number }
   platforms: string[]
+  /** The recipe's images pinned per platform (RequesterSession.pinBases); none: the recipe names no image, or the builders take them from their stores. */
+  bases?: BasePin[]
   requirements?: string[]
   buildArgs?: Record<string, string>
   target?: string

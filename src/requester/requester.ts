@@ -3,10 +3,18 @@
  * offers for a window, awards each platform to the best one (or the best N
  * with `verify`), follows progress, logs and heartbeats, re-awards when a
  * builder goes silent, verifies the result and fetches its blobs.
+ *
+ * Reach: a job is published on each platform's gossip topic, which hands it
+ * to the subscribers this node is connected to (they forward it through
+ * their meshes), and, while the offer window runs, the agents of each
+ * platform are searched for through the DHT and sent the job directly when
+ * the gossip did not hand it to them. The peers a publication is known to
+ * have reached are those two sets; the window closes early only once the
+ * search has ended and every one of them has answered.
  */
 import { z } from 'zod'
 import type { Envelope } from '../../protocols/envelope.ts'
-import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_MISSES, OFFER_WINDOW_MS, jobTopic } from '../../protocols/job.ts'
+import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_MISSES, OFFER_WINDOW_MS, jobTopic, parseRequirement } from '../../protocols/job.ts'
 import { JobPayload as JobPayloadSchema } from '../../protocols/job.ts'
 import type { JobPayload, OfferPayload, ResultPayload } from '../../protocols/job.ts'
 import { sha256Digest } from '../content/digest.ts'
@@ -23,7 +31,14 @@ const ManifestRefs = z.looseObject({
 })
 
 interface Offer { builder: string, payload: OfferPayload }
-interface Assignment { builder: string, lastHeard: number, result?: PlatformResult, failed?: Error }
+interface Assignment {
+  builder: string
+  lastHeard: number
+  /** Its result arrived and is being checked and fetched: the builder has stopped heartbeating, it is not silent. */
+  reported?: boolean
+  result?: PlatformResult
+  failed?: Error
+}
 interface PlatformState {
   /** Offers heard for this platform (a re-publication starts a new list). */
   offers: Offer[]
@@ -31,8 +46,14 @@ interface PlatformState {
   tried: Set<string>
   /** Who answered the current publication: an offer, a decline, or an offer refused by our policy (with the reason). */
   answers: Map<string, { kind: 'offer' } | { kind: 'declined' | 'refused', reason: string }>
-  /** Answers to expect for the current publication (the topic's subscribers, or the peers sent to); Infinity when unknown. */
-  expected: number
+  /** Peers known to have the current publication: the topic's subscribers it was handed to, and the peers it was sent to. */
+  reached: Set<string>
+  /** While the search for this platform's agents (and the sends it started) runs, `reached` may still grow. */
+  searching: boolean
+  /** Ends that search (the window closed, the job ended). */
+  stopSearch?: () => void
+  /** Agents the last search found building this platform; undefined when no search ran. */
+  advertised?: number
   /** Wakes a wait (offer window, re-publication back-off) early: an answer came, or the platform settled. */
   wake?: () => void
   assignments: Assignment[]
@@ -49,14 +70,14 @@ interface Job {
   offerWindowMs: number
   platforms: Map<string, PlatformState>
   onEvent: (e: JobEvent) => void
+  /** The platforms each agent found through the DHT builds, as its signed record says. */
+  builds: Map<string, Set<string>>
   /** Set when follow() returns: loops that re-publish the job stop. */
   closed: boolean
   /** Rejects the job's follow() when the requester stops. */
   abandon?: (err: Error) => void
 }
 
-/** Once enough offers are in, the offer window closes after this long without another answer (protocols/job.md §5). */
-export const OFFER_QUIET_MS = 100
 /** Longest wait between two re-publications of a job nobody offers for any more. */
 const REPUBLISH_MAX_BACKOFF_MS = 60_000
 
@@ -90,37 +111,114 @@ export function createRequester (init: RequesterInit): Requester {
   }
 
   /**
-   * The offer window of one publication. It closes early once every agent
-   * that heard the job has answered, or once enough offers are in and no
-   * answer came for OFFER_QUIET_MS: a slow agent is a busy one.
+   * Whether every peer the publication is known to have reached has
+   * answered. Nobody known to have it may only mean that subscriptions and
+   * search results have not arrived yet: then the window decides.
+   */
+  const allAnswered = (ps: PlatformState): boolean =>
+    !ps.searching && ps.reached.size > 0 && [...ps.reached].every(peer => ps.answers.has(peer))
+
+  /**
+   * The offer window of one publication: every offer that arrives in it
+   * counts. It closes early only once every agent known to have the job has
+   * answered; a search still running when it closes is ended.
    */
   const gather = async (job: Job, ps: PlatformState): Promise<void> => {
     if (ps.settled || job.closed) return
     await new Promise<void>(resolve => {
-      let quiet: NodeJS.Timeout | undefined
-      const done = (): void => { clearTimeout(timer); clearTimeout(quiet); ps.wake = undefined; resolve() }
+      const done = (): void => { clearTimeout(timer); ps.wake = undefined; resolve() }
       const timer = setTimeout(done, job.offerWindowMs)
-      ps.wake = () => {
-        if (ps.settled || job.closed || ps.answers.size >= ps.expected) { done(); return }
-        if (candidates(ps).length >= job.verify) { clearTimeout(quiet); quiet = setTimeout(done, OFFER_QUIET_MS) }
-      }
+      ps.wake = () => { if (ps.settled || job.closed || allAnswered(ps)) done() }
       ps.wake()
     })
+    ps.stopSearch?.()
   }
 
-  /** Publishes (or sends) a job frame and sets what each platform can expect to hear back. */
+  /** Sends the frame to a peer once per publication; resolves to whether it was delivered. */
+  type Sends = Map<string, Promise<boolean>>
+  const sendOnce = (sends: Sends, peer: string, frame: Uint8Array): Promise<boolean> => {
+    let sending = sends.get(peer)
+    if (sending === undefined) {
+      sending = t.send(peer, [frame]).then(() => true, (err: Error) => { init.log?.('info', `could not send the job to ${peer}: ${err.message}`); return false })
+      sends.set(peer, sending)
+    }
+    return sending
+  }
+
+  /**
+   * Searches the DHT for the agents of one platform while the window runs
+   * and sends the job to each that the gossip publication did not hand it
+   * to. A peer sent the job directly answers for every platform of the job
+   * (protocols/job.md §3), so it counts as reached for each platform its
+   * record says it builds.
+   */
+  const search = async (job: Job, frame: Uint8Array, platform: string, sends: Sends): Promise<void> => {
+    const ps = job.platforms.get(platform)
+    if (t.findAgents === undefined || ps === undefined) return
+    const stop = new AbortController()
+    const mine = (): void => { stop.abort() }
+    ps.stopSearch = mine
+    const delivering: Array<Promise<unknown>> = []
+    const found = new Set<string>()
+    const capabilities = [...new Set(job.envelope.payload.requirements.map(r => parseRequirement(r).name))]
+    try {
+      await t.findAgents({
+        platform,
+        capabilities,
+        signal: stop.signal,
+        onAgent: agent => {
+          found.add(agent.peer)
+          job.builds.set(agent.peer, new Set(agent.platforms))
+          if (ps.reached.has(agent.peer) && !sends.has(agent.peer)) return
+          delivering.push(sendOnce(sends, agent.peer, frame).then(ok => {
+            if (!ok) return
+            for (const p of agent.platforms) job.platforms.get(p)?.reached.add(agent.peer)
+            ps.wake?.()
+          }))
+        }
+      })
+    } catch (err) {
+      init.log?.('warn', `searching for agents of ${platform} failed: ${(err as Error).message}`)
+    } finally {
+      await Promise.allSettled(delivering)
+      // A re-publication may have started another search meanwhile: that one owns the state now.
+      if (ps.stopSearch === mine) {
+        ps.stopSearch = undefined
+        ps.searching = false
+        ps.advertised = found.size
+        ps.wake?.()
+      }
+    }
+  }
+
+  /**
+   * Publishes (or sends) a job frame, and records for each platform who is
+   * known to have it; for a published job, starts the search for agents the
+   * gossip may not reach (it ends with the platform's offer window).
+   */
   const publish = async (job: Job, frame: Uint8Array, platforms: string[]): Promise<void> => {
+    const states = platforms.flatMap(p => job.platforms.get(p) ?? [])
+    for (const ps of states) {
+      ps.stopSearch?.()
+      ps.reached = new Set()
+      ps.searching = job.to === undefined && t.findAgents !== undefined
+      ps.advertised = undefined
+    }
     if (job.to !== undefined) {
-      await Promise.allSettled(job.to.map(async peer => { await t.send(peer, [frame]) }))
-    } else {
-      for (const p of platforms) await t.publish(jobTopic(p), frame)
+      await Promise.allSettled(job.to.map(async peer => {
+        await t.send(peer, [frame])
+        for (const ps of states) ps.reached.add(peer)
+      }))
+      return
+    }
+    const sends: Sends = new Map()
+    for (const p of platforms) {
+      if (job.platforms.get(p)?.searching === true) void search(job, frame, p, sends)
     }
     for (const p of platforms) {
+      const { recipients } = await t.publish(jobTopic(p), frame)
       const ps = job.platforms.get(p)
-      if (ps === undefined) continue
-      const audience = job.to !== undefined ? job.to.length : t.audience?.(jobTopic(p))
-      // Nobody known to listen may only mean subscriptions have not arrived yet: then the window decides.
-      ps.expected = audience === undefined || audience === 0 ? Infinity : audience
+      for (const peer of recipients) ps?.reached.add(peer)
     }
   }
 
@@ -130,7 +228,10 @@ export function createRequester (init: RequesterInit): Requester {
     const declined = of('declined')
     const refused = of('refused')
     const why = [...declined.map(a => `${a.builder} declined: ${a.reason}`), ...refused.map(a => `offer from ${a.builder} refused: ${a.reason}`)]
-    return new NoOffersError(`no trusted agent offered to build ${platform} (${ps.offers.length} offer(s), ${needed} needed)${why.length > 0 ? `; ${why.join('; ')}` : '; no agent answered'}`, { declined, refused })
+    // No answer, nobody subscribed to the topic and nobody found through the DHT: no agent builds it.
+    const nobody = ps.answers.size === 0 && ps.reached.size === 0 && ps.advertised === 0
+    const detail = why.length > 0 ? why.join('; ') : nobody ? `nobody advertises ${platform}` : 'no agent answered'
+    return new NoOffersError(`no trusted agent offered to build ${platform} (${ps.offers.length} offer(s), ${needed} needed); ${detail}`, { declined, refused })
   }
 
   const sendAward = async (job: Job, platform: string, builder: string): Promise<void> => {
@@ -216,6 +317,7 @@ export function createRequester (init: RequesterInit): Requester {
 
   const onResult = async (job: Job, platform: string, ps: PlatformState, a: Assignment, env: Envelope<ResultPayload>, certsOfSigner: unknown[]): Promise<void> => {
     const r = env.payload
+    a.reported = true
     // Trusted when it offered is not enough: the result is what we keep (protocols/job.md §5.6).
     const trust = await init.policy.allows(env.signer, 'builder', certsOfSigner)
     if (!trust.ok) {
@@ -289,6 +391,8 @@ export function createRequester (init: RequesterInit): Requester {
         return
       }
       if (m.type === 'decline') {
+        // Sent the job directly, an agent also declines the job's platforms it does not build: nobody asked it for those.
+        if (!ps.reached.has(from) && job.builds.get(from)?.has(p.platform) === false) return
         if (!ps.answers.has(from)) ps.answers.set(from, { kind: 'declined', reason: m.envelope.payload.reason })
         job.onEvent({ kind: 'decline', platform: p.platform, builder: from, reason: m.envelope.payload.reason })
         ps.wake?.()
@@ -314,7 +418,7 @@ export function createRequester (init: RequesterInit): Requester {
     for (const [platform, ps] of job.platforms) {
       if (ps.settled) continue
       for (const a of ps.assignments) {
-        if (a.failed !== undefined || a.result !== undefined || now - a.lastHeard <= heartbeatMs * misses) continue
+        if (a.failed !== undefined || a.reported === true || now - a.lastHeard <= heartbeatMs * misses) continue
         lose(job, platform, ps, a, new BuilderLostError(`${a.builder} went silent building ${platform}`))
       }
     }
@@ -330,6 +434,7 @@ export function createRequester (init: RequesterInit): Requester {
       verify: options.verify,
       offerWindowMs: options.offerWindowMs ?? init.offerWindowMs ?? OFFER_WINDOW_MS,
       platforms: new Map(),
+      builds: new Map(),
       closed: false,
       ...(options.to !== undefined && options.to.length > 0 ? { to: options.to } : {}),
       onEvent: (e) => {
@@ -342,7 +447,7 @@ export function createRequester (init: RequesterInit): Requester {
       let reject!: (e: Error) => void
       const promise = new Promise<PlatformResult>((res, rej) => { resolve = res; reject = rej })
       promise.catch(() => {})
-      job.platforms.set(p, { offers: [], tried: new Set(), answers: new Map(), expected: Infinity, assignments: [], settled: false, resolve, reject, promise })
+      job.platforms.set(p, { offers: [], tried: new Set(), answers: new Map(), reached: new Set(), searching: false, assignments: [], settled: false, resolve, reject, promise })
     }
     jobs.set(jobId, job)
     return job
@@ -376,7 +481,7 @@ export function createRequester (init: RequesterInit): Requester {
       throw err
     } finally {
       job.closed = true
-      for (const ps of job.platforms.values()) ps.wake?.()
+      for (const ps of job.platforms.values()) { ps.stopSearch?.(); ps.wake?.() }
       clearInterval(timer)
       signal?.removeEventListener('abort', onAbort)
       jobs.delete(jobId)
@@ -396,6 +501,8 @@ export function createRequester (init: RequesterInit): Requester {
         requirements: spec.requirements ?? [],
         buildArgs: spec.buildArgs ?? {},
         network: spec.network ?? false,
+        // Left out when empty, so that builders older than the field take the job (protocols/job.md §3.1).
+        ...(spec.bases !== undefined && spec.bases.length > 0 ? { bases: spec.bases } : {}),
         ...(spec.target !== undefined ? { target: spec.target } : {}),
         ...(spec.output !== undefined ? { output: spec.output } : {})
       })

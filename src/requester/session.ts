@@ -1,15 +1,16 @@
 /**
  * A requester on a real node, as `kiln submit` and `kiln jobs` run it: the
- * store served and announced (so builders can fetch the context), the
- * job transport over libp2p, blobs fetched peer to peer into the local
- * store, jobs journaled in the data dir's database, and the finished
- * image kept: the index stored, names set, optionally exported.
+ * store served and announced (so builders can fetch the context and the
+ * pinned bases), the job transport over libp2p, blobs fetched peer to peer
+ * into the local store, jobs journaled in the data dir's database, and the
+ * finished image kept: the index stored, names set, optionally exported.
  *
  * @example
  * ```ts
  * const session = await startRequesterSession({ node, key, store, policy, certs })
  * const context = await session.shareContext('./app')
- * const result = await session.requester.submit({ recipe, context, platforms: ['linux/amd64'] })
+ * const { pins } = await session.pinBases([{ platform: 'linux/amd64', plan }])
+ * const result = await session.requester.submit({ recipe, context, bases: pins, platforms: ['linux/amd64'] })
  * const image = await session.keep(result, { tags: [{ repository: 'app', tag: '1' }] })
  * await session.stop()
  * ```
@@ -25,6 +26,8 @@ import { createTransfer } from '../transfer/index.ts'
 import type { Transfer } from '../transfer/index.ts'
 import { createDbReplayCache } from '../trust/index.ts'
 import type { TrustPolicy } from '../trust/index.ts'
+import { heldBlobs, pinBases } from './bases.ts'
+import type { PinnedBases, PlatformPlan } from './bases.ts'
 import { packContext } from './context-pack.ts'
 import type { PackOptions } from './context-pack.ts'
 import { createRequesterJobStore } from './job-store.ts'
@@ -32,8 +35,8 @@ import type { RequesterJobStore } from './job-store.ts'
 import { createRequester } from './requester.ts'
 import type { Requester, SubmitResult } from './index.ts'
 
-/** How long a shared context is kept from `kiln gc`: a job's default validity. */
-const CONTEXT_LEASE_MS = 24 * 3600_000
+/** How long a shared context or pinned base is kept from `kiln gc`: a job's default validity. */
+const JOB_LEASE_MS = 24 * 3600_000
 
 export interface RequesterSessionInit {
   node: KilnNode
@@ -53,6 +56,14 @@ export interface RequesterSession {
   readonly journal: RequesterJobStore
   /** Packs a context dir into the store (deterministic tar) and announces it; resolves once it is stored. */
   shareContext: (dir: string, options?: PackOptions) => Promise<{ digest: Digest, size: number }>
+  /**
+   * Pins every image the plans name (protocols/job.md §3.1: from the store,
+   * the network or a registry), keeps what the store holds of them from
+   * `kiln gc` for a job's life and announces it. Plain names it cannot
+   * resolve are left unpinned, for builders to hold. Throws BaseImageError
+   * (src/builder) naming the first other base it cannot resolve.
+   */
+  pinBases: (plans: PlatformPlan[], options?: { signal?: AbortSignal }) => Promise<PinnedBases>
   /**
    * Keeps a verified result: stores the index of a multi-platform job,
    * names the image (manifest, or index) and exports it when asked.
@@ -74,6 +85,12 @@ export async function startRequesterSession (init: RequesterSessionInit): Promis
   // Announcing a context helps builders that find it through the DHT; it is not worth waiting for once we stop.
   const stopping = new AbortController()
   const leases = createLeases(store.db)
+  const announce = (digest: Digest, what: string): void => {
+    const p = transfer.provide(digest, { signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(30_000)]) })
+      .catch((err: Error) => { if (!stopping.signal.aborted) init.log?.('warn', `announcing ${what} failed: ${err.message}`) })
+      .finally(() => { announcing.delete(p) })
+    announcing.add(p)
+  }
   const requester = createRequester({
     key: init.key,
     transport,
@@ -101,12 +118,21 @@ export async function startRequesterSession (init: RequesterSessionInit): Promis
     async shareContext (dir, options = {}) {
       const info = await content.ingest(packContext(dir, options))
       // Builders fetch it while the job lives (24 h by default): keep it from `kiln gc` that long.
-      leases.add(leases.create('job-context', CONTEXT_LEASE_MS), [info.digest])
-      const p = transfer.provide(info.digest, { signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(30_000)]) })
-        .catch((err: Error) => { if (!stopping.signal.aborted) init.log?.('warn', `announcing the context failed: ${err.message}`) })
-        .finally(() => { announcing.delete(p) })
-      announcing.add(p)
+      leases.add(leases.create('job-context', JOB_LEASE_MS), [info.digest])
+      announce(info.digest, 'the context')
       return { digest: info.digest, size: info.size }
+    },
+    async pinBases (plans, options = {}) {
+      const pinned = await pinBases({
+        store: content,
+        refs: store.refs,
+        fetch: async (digest, signal) => { await transfer.fetch(digest, { ...(signal !== undefined ? { signal } : {}) }) },
+        ...(options.signal !== undefined ? { signal: options.signal } : {})
+      }, plans)
+      const held = await heldBlobs(content, pinned.pins)
+      leases.add(leases.create('job-base', JOB_LEASE_MS), held)
+      for (const digest of held) announce(digest, `base blob ${digest}`)
+      return pinned
     },
     async keep (result, options = {}) {
       let descriptor: Descriptor

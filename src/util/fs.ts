@@ -6,7 +6,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import { constants as fsc } from 'node:fs'
-import { chmod, copyFile, mkdir, open, rename, rm } from 'node:fs/promises'
+import { chmod, copyFile, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises'
+import { join } from 'node:path'
 
 /** Dirs kiln makes in the data dir: nobody but the owner lists or enters them. */
 export const PRIVATE_DIR_MODE = 0o700
@@ -53,4 +54,21 @@ export async function writeFileAtomic (path: string, data: Uint8Array, mode = 0o
 export async function copyBlobFile (blobPath: string, dest: string): Promise<void> {
   await copyFile(blobPath, dest, fsc.COPYFILE_FICLONE)
   await chmod(dest, EXPORTED_BLOB_MODE)
+}
+
+/**
+ * Removes a tree whose dirs may deny their owner write or search: an overlay
+ * work dir (the kernel leaves `work/work` at mode 000), an unpacked image
+ * (`/proc` is 0555).
+ */
+export async function removeTree (path: string): Promise<void> {
+  try { await rm(path, { recursive: true, force: true }); return } catch { /* fix modes, retry */ }
+  const fix = async (p: string): Promise<void> => {
+    const st = await lstat(p).catch(() => undefined)
+    if (st?.isDirectory() !== true) return
+    await chmod(p, 0o700).catch(() => {})
+    for (const e of await readdir(p).catch(() => [])) await fix(join(p, e))
+  }
+  await fix(path)
+  await rm(path, { recursive: true, force: true })
 }

@@ -17,6 +17,9 @@ export interface LayerEntry {
   /** tar-stream's type: file, directory, symlink, link (hardlink)... */
   type: string
   linkname?: string
+  /** Numeric owner as the tar header says. */
+  uid: number
+  gid: number
   body: Buffer
 }
 
@@ -43,7 +46,7 @@ async function entriesOf (bytes: Buffer): Promise<LayerEntry[]> {
       const chunks: Buffer[] = []
       stream.on('data', (c: unknown) => { chunks.push(c as Buffer) })
       stream.on('end', () => {
-        out.push({ name: header.name.replace(/^\.?\//, '').replace(/\/$/, ''), type: header.type ?? 'file', ...(header.linkname != null ? { linkname: header.linkname } : {}), body: Buffer.concat(chunks) })
+        out.push({ name: header.name.replace(/^\.?\//, '').replace(/\/$/, ''), type: header.type ?? 'file', ...(header.linkname != null ? { linkname: header.linkname } : {}), uid: header.uid ?? 0, gid: header.gid ?? 0, body: Buffer.concat(chunks) })
         next()
       })
       stream.resume()

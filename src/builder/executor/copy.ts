@@ -3,28 +3,53 @@
  * (context files, a stage's or an image's tree, inline heredocs) and placed
  * in a fresh upper dir, resolved in the stage's root (src/oci/layer/in-root.ts)
  * so that no link on the way leads out; the snapshotter commits the dir.
+ * ADD also fetches URLs (./url-source.ts) and git repositories
+ * (./git-source.ts). --exclude patterns (.dockerignore syntax, one
+ * implementation: ../context) match a path relative to the source as named
+ * (a file's own name; for a directory, paths inside it); --parents keeps a
+ * source's parent dirs below the destination, those after a `/./` if the
+ * source has one (docs/building.md, "COPY").
  */
-import { chmod, cp, lstat, readdir, rm, mkdir, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, cp, lstat, readdir, realpath, rm, mkdir, utimes, writeFile } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
-import { basename, join, posix } from 'node:path'
+import { basename, join, posix, relative, sep } from 'node:path'
 import type { Digest } from '../../content/index.ts'
 import { resolveInRoot } from '../../oci/index.ts'
 import type { TreeEntry } from '../../oci/index.ts'
 import type { CopyFrom, CopyStep, FileStep, SourceLoc } from '../../recipe/ir.ts'
 import { extractArchive, isTarArchive } from '../add-archive.ts'
 import { resolveBase, unpackedBase } from '../base.ts'
+import { parseIgnoreFile } from '../context/index.ts'
+import type { IgnoreRules } from '../context/index.ts'
 import { contextCopyFilter, expandSource, treeDigest } from '../context-files.ts'
 import { CopySourceError } from '../errors.ts'
+import { resolveOwner, withOwner } from '../ownership.ts'
+import type { OwnedTree } from '../ownership.ts'
 import { LayerTree } from '../rootfs-view.ts'
 import { removeTree } from '../sandbox/index.ts'
 import { newUpper, stageDirs } from '../snapshotter/index.ts'
 import type { Snapshotter } from '../snapshotter/index.ts'
 import type { BuildScope, StageState } from '../stage.ts'
+import { checkoutGit, gitSource } from './git-source.ts'
+import type { GitSourceRef } from './git-source.ts'
+import { urlSource } from './url-source.ts'
 
-type CopyItem =
+/** `parents`: with --parents, the components kept below the destination (the item's own name last). */
+type CopyItem = { parents?: string[] } & (
   | { kind: 'host', path: string, name: string, isDir: boolean }
   | { kind: 'inline', name: string, content: string, isDir: false }
   | { kind: 'layers', tree: LayerTree, comps: string[], entry: TreeEntry, name: string, isDir: boolean }
+  | { kind: 'blob', digest: Digest, name: string, mtime?: Date, isDir: false }
+  | { kind: 'git', src: GitSourceRef, commit: string, name: string, isDir: true })
+
+/** Why an ADD without --chown loses owners: it extracts an archive, whose entries' owners are not kept. */
+export async function archiveFlattens (step: CopyStep, inputs: CopyInputs): Promise<string | undefined> {
+  if (!step.add || step.chown !== undefined) return undefined
+  for (const item of inputs.items) {
+    if (item.kind === 'host' && !item.isDir && await isTarArchive(item.path)) return `${step.source.file}:${step.source.line}: ADD ${item.name} extracts an archive and keeps no owners of its entries (they are 0:0); --chown sets one`
+  }
+  return undefined
+}
 
 /** A COPY's sources, gathered before its key is made: `digests` name their content for the key. */
 export interface CopyInputs { items: CopyItem[], digests: string[] }
@@ -41,16 +66,44 @@ export async function copyFromRoot (scope: BuildScope, from: CopyFrom, source: S
   return { layers: await stageDirs(scope, state), key: state.key, what: `stage ${from.stage}` }
 }
 
+/** The components of `rel` that --parents keeps: all, or those after the `/./` pivot in the pattern. */
+function keptParents (pattern: string, rel: string): string[] {
+  const comps = rel.split('/').filter(c => c !== '' && c !== '.')
+  const pivot = pattern.indexOf('/./')
+  if (pivot < 0) return comps
+  return comps.slice(posix.normalize(pattern.slice(0, pivot)).split('/').filter(c => c !== '' && c !== '.').length)
+}
+
+function excludeRules (step: CopyStep): IgnoreRules | undefined {
+  return step.exclude === undefined ? undefined : parseIgnoreFile(step.exclude.join('\n'), '--exclude')
+}
+
 export async function copyInputs (scope: BuildScope, step: CopyStep): Promise<CopyInputs> {
   const { contextDir, contextIgnore } = scope.options
   const items: CopyItem[] = []
   const digests: string[] = []
+  const exclude = excludeRules(step)
   for (const src of step.sources) {
     if (src.kind === 'inline') { items.push({ kind: 'inline', name: src.name, content: src.content, isDir: false }); continue }
+    if (src.kind === 'url') {
+      const blob = await urlSource(scope, src, step.source)
+      items.push({ kind: 'blob', digest: blob.digest, name: blob.name, ...(blob.mtime === undefined ? {} : { mtime: blob.mtime }), isDir: false })
+      digests.push(blob.input)
+      continue
+    }
+    if (src.kind === 'git') {
+      const { commit, input } = await gitSource(scope, src, step.source)
+      items.push({ kind: 'git', src, commit, name: '', isDir: true })
+      digests.push(input)
+      continue
+    }
     if (step.from.kind === 'context') {
+      const realRoot = await realpath(contextDir)
       for (const p of await expandSource(contextDir, src.path, step.source, contextIgnore)) {
+        if (exclude?.excludes(basename(p)) === true) continue
         const isDir = (await lstat(p)).isDirectory()
-        items.push({ kind: 'host', path: p, name: basename(p), isDir })
+        const parents = step.parents === true ? { parents: keptParents(src.path, relative(realRoot, p).split(sep).join('/')) } : {}
+        items.push({ kind: 'host', path: p, name: basename(p), isDir, ...parents })
         digests.push(`${src.path}=${await treeDigest(p, contextDir, contextIgnore)}`)
       }
     } else {
@@ -61,7 +114,10 @@ export async function copyInputs (scope: BuildScope, step: CopyStep): Promise<Co
         makeError: reason => new CopySourceError(`COPY source ${src.path} in ${from.what}: ${reason}`, step.source)
       })
       if (found.entry === undefined) throw new CopySourceError(`COPY source ${src.path} not found in ${from.what}`, step.source)
-      items.push({ kind: 'layers', tree, comps: found.comps, entry: found.entry, name: posix.basename(posix.resolve('/', src.path)), isDir: found.entry.st.isDirectory() })
+      const name = posix.basename(posix.resolve('/', src.path))
+      if (exclude?.excludes(name) === true) continue
+      const parents = step.parents === true ? { parents: keptParents(src.path, posix.resolve('/', src.path)) } : {}
+      items.push({ kind: 'layers', tree, comps: found.comps, entry: found.entry, name, isDir: found.entry.st.isDirectory(), ...parents })
       digests.push(`${src.path}@${from.key}`)
     }
   }
@@ -76,28 +132,41 @@ export async function copyStep (scope: BuildScope, snap: Snapshotter, st: StageS
     const dest = await resolveInRoot(below, posix.resolve(st.config.WorkingDir ?? '/', step.dest), {
       makeError: reason => new CopySourceError(`COPY destination ${step.dest}: ${reason}`, step.source)
     })
-    const destIsDir = inputs.items.length > 1 || step.dest.endsWith('/') || dest.comps.length === 0 || dest.entry?.st.isDirectory() === true
+    const destIsDir = inputs.items.length > 1 || step.parents === true || step.dest.endsWith('/') || dest.comps.length === 0 || dest.entry?.st.isDirectory() === true
     const contextFilter = contextCopyFilter(options.contextDir, options.contextIgnore)
+    const exclude = excludeRules(step)
+    const owner = step.chown === undefined ? undefined : await resolveOwner(step.chown, below, step.source)
+    /** What the step copies, as paths of the upper dir: --chown applies there and nowhere else (not to parents it repeats). */
+    const copied: OwnedTree[] = []
+    const inUpper = (at: string): string => relative(upper, at).split(sep).join('/')
     for (const item of inputs.items) {
       if (item.kind === 'host' && step.add && !item.isDir && await isTarArchive(item.path)) {
         // Docker: a local archive is unpacked into the destination directory.
         const into = await placeInUpper(upper, below, dest.comps, undefined)
         try {
           await extractArchive(item.path, into, options.signal)
+          copied.push({ path: inUpper(into), childrenOnly: true })
         } catch (err) {
           options.signal?.throwIfAborted()
           throw new CopySourceError(`ADD ${basename(item.path)}: cannot extract the archive: ${(err as Error).message}`, step.source)
         }
         continue
       }
-      const target = destIsDir && !item.isDir ? [...dest.comps, item.name] : dest.comps
+      const target = item.parents !== undefined ? [...dest.comps, ...item.parents] : destIsDir && !item.isDir ? [...dest.comps, item.name] : dest.comps
       const at = await placeInUpper(upper, below, item.isDir ? target : target.slice(0, -1), item.isDir ? undefined : target[target.length - 1])
-      if (item.kind === 'host') await cp(item.path, at, { recursive: true, verbatimSymlinks: true, force: true, preserveTimestamps: true, filter: contextFilter })
-      else if (item.kind === 'inline') await writeFile(at, item.content, { mode: 0o644, flag: 'wx' })
-      else await copyFromTree(item.tree, item.comps, item.entry, at)
+      if (item.kind === 'host') {
+        const from = item.path
+        const keep = exclude === undefined ? contextFilter : async (s: string): Promise<boolean> => (s === from || !exclude.excludes(relative(from, s).split(sep).join('/'))) && await contextFilter(s)
+        await cp(from, at, { recursive: true, verbatimSymlinks: true, force: true, preserveTimestamps: true, filter: keep })
+      } else if (item.kind === 'inline') await writeFile(at, item.content, { mode: 0o644, flag: 'wx' })
+      else if (item.kind === 'blob') await placeBlob(scope, item, at)
+      else if (item.kind === 'git') await placeGit(scope, step, item, at)
+      else await copyFromTree(item.tree, item.comps, item.entry, at, exclude)
       if (step.chmod !== undefined) await chmodTree(at, parseInt(step.chmod, 8))
+      // A directory's contents go into the destination: that directory is the copy's own only when the step makes it.
+      copied.push({ path: inUpper(at), childrenOnly: item.isDir && dest.entry !== undefined })
     }
-    await snap.commit(st, step, key, upper)
+    await snap.commit(st, step, key, upper, owner === undefined ? undefined : entries => withOwner(entries, copied, owner))
   } finally {
     await removeTree(dir)
   }
@@ -147,8 +216,35 @@ async function placeInUpper (upper: string, below: LayerTree, dirs: readonly str
   return file
 }
 
-/** Copies an entry of a stage (and, for a directory, the merged tree below it) to a host path made by placeInUpper. */
-export async function copyFromTree (tree: LayerTree, comps: string[], entry: TreeEntry, dest: string): Promise<void> {
+/** A downloaded file: Docker gives it mode 0600 and the server's Last-Modified as mtime. */
+async function placeBlob (scope: BuildScope, item: Extract<CopyItem, { kind: 'blob' }>, at: string): Promise<void> {
+  await copyFile(await scope.store.path(item.digest), at)
+  await chmod(at, 0o600)
+  if (item.mtime !== undefined) await utimes(at, item.mtime, item.mtime)
+}
+
+/** A git tree, cloned for this step into the build's tmp dir and removed after. */
+async function placeGit (scope: BuildScope, step: CopyStep, item: Extract<CopyItem, { kind: 'git' }>, at: string): Promise<void> {
+  const { dir, tree } = await checkoutGit(scope, item.src, item.commit, step.source)
+  try {
+    const repo = await realpath(join(dir, 'repo'))
+    const real = await realpath(tree).catch(() => undefined)
+    if (real === undefined || (real !== repo && !real.startsWith(repo + sep)) || !(await lstat(real)).isDirectory()) {
+      throw new CopySourceError(`ADD ${item.src.remote}: ${item.src.subdir ?? ''} is not a directory of the repository`, step.source)
+    }
+    const gitDir = join(repo, '.git')
+    await cp(real, at, { recursive: true, verbatimSymlinks: true, force: true, filter: s => item.src.keepGitDir || s !== gitDir })
+  } finally {
+    await removeTree(dir)
+  }
+}
+
+/**
+ * Copies an entry of a stage (and, for a directory, the merged tree below it)
+ * to a host path made by placeInUpper, leaving out what `exclude` matches
+ * (paths relative to the entry).
+ */
+export async function copyFromTree (tree: LayerTree, comps: string[], entry: TreeEntry, dest: string, exclude?: IgnoreRules, rel = ''): Promise<void> {
   if (!entry.st.isDirectory()) {
     const here = await lstatIn(dest)
     if (here !== undefined) await rm(dest, { recursive: true, force: true })
@@ -160,8 +256,10 @@ export async function copyFromTree (tree: LayerTree, comps: string[], entry: Tre
   if (here?.isDirectory() !== true) await mkdir(dest, { mode: entry.st.mode & 0o7777 })
   for (const name of await tree.list(comps)) {
     const child = [...comps, name]
+    const childRel = rel === '' ? name : `${rel}/${name}`
+    if (exclude?.excludes(childRel) === true) continue
     const e = await tree.entry(child)
-    if (e !== undefined) await copyFromTree(tree, child, e, join(dest, name))
+    if (e !== undefined) await copyFromTree(tree, child, e, join(dest, name), exclude, childRel)
   }
 }
 

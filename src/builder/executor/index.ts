@@ -9,11 +9,12 @@ import type { CopyStep, FileStep, RunStep } from '../../recipe/ir.ts'
 import type { Sandbox } from '../sandbox/index.ts'
 import type { Snapshotter } from '../snapshotter/index.ts'
 import type { BuildScope, StageState } from '../stage.ts'
-import { copyInputs, copyStep, fileStep } from './copy.ts'
+import { archiveFlattens, copyInputs, copyStep, fileStep } from './copy.ts'
 import type { CopyInputs } from './copy.ts'
 import { runStep } from './run.ts'
 
 export type { CopyInputs } from './copy.ts'
+export { archiveFlattens }
 
 export type FsStep = RunStep | CopyStep | FileStep
 
@@ -22,12 +23,14 @@ export interface StepExecutor {
   copyInputs: (step: CopyStep) => Promise<CopyInputs>
   /** Runs the step on the stage; a COPY takes the inputs `copyInputs` gave. */
   execute: (snap: Snapshotter, st: StageState, step: FsStep, key: Digest, inputs?: CopyInputs) => Promise<void>
+  /** Runs a check (Apptainer's %test): no key, no layer; `lastUse` when no later step reads the stage. */
+  check: (snap: Snapshotter, st: StageState, step: RunStep, lastUse: boolean) => Promise<void>
   /** The sandbox driver that ran RUN steps, once one ran. */
   driverUsed: () => string | undefined
 }
 
 export function createStepExecutor (scope: BuildScope, sandbox: () => Promise<Sandbox>): StepExecutor {
-  const ctx = { scope, sandbox, warned: { network: false } }
+  const ctx = { scope, sandbox, warned: { network: false, root: false } }
   let driver: string | undefined
   return {
     copyInputs: async (step) => await copyInputs(scope, step),
@@ -36,6 +39,7 @@ export function createStepExecutor (scope: BuildScope, sandbox: () => Promise<Sa
       else if (step.op === 'copy') await copyStep(scope, snap, st, step, key, inputs ?? await copyInputs(scope, step))
       else await fileStep(scope, snap, st, step, key)
     },
+    check: async (snap, st, step, lastUse) => { driver = await runStep(ctx, snap, st, step, undefined, lastUse) },
     driverUsed: () => driver
   }
 }

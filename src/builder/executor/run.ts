@@ -21,7 +21,7 @@ export interface RunContext {
   scope: BuildScope
   sandbox: () => Promise<Sandbox>
   /** Warnings already given in this build (each is said once). */
-  warned: { network: boolean }
+  warned: { network: boolean, root: boolean }
 }
 
 /** The argv a RUN executes: exec form as is, shell form through the stage's SHELL, a heredoc script written to a temp file first. */
@@ -31,8 +31,12 @@ function argvOf (step: RunStep): string[] {
   return [...step.shell, `f=$(mktemp) && cat > "$f" <<'KILN_SHEBANG_EOF'\n${step.command.content}\nKILN_SHEBANG_EOF\nchmod +x "$f" && "$f"; rc=$?; rm -f "$f"; exit $rc`]
 }
 
-/** Runs the step and commits its change; returns the driver that ran it. */
-export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageState, step: RunStep, key: Digest): Promise<string> {
+/**
+ * Runs the step and commits its change; returns the driver that ran it. A
+ * check (`step.check`, Apptainer's %test) has no key and leaves nothing:
+ * `key` is undefined and `lastUse` says whether a later step reads the stage.
+ */
+export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageState, step: RunStep, key: Digest | undefined, lastUse = false): Promise<string> {
   const { scope } = ctx
   const { platform, options } = scope
   const host = hostPlatform()
@@ -44,6 +48,10 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
   if (!network && !sb.features.networkIsolation && !ctx.warned.network) {
     ctx.warned.network = true
     scope.emit({ type: 'warning', message: `the ${sb.driver} driver cannot cut RUN steps off the network: they see the host's network (kiln doctor shows the drivers that can)` })
+  }
+  if (!sb.features.rootEmulation && !ctx.warned.root) {
+    ctx.warned.root = true
+    scope.emit({ type: 'warning', message: `the ${sb.driver} driver has no root emulation: chown, setuid and setgroups to other ids fail in RUN steps (apt-get, useradd); bwrap has it (docs/building.md, "Root emulation")` })
   }
   const argv = argvOf(step)
   let tail = ''
@@ -63,10 +71,12 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
       }
     }).finally(mounts.release)
     const text = instructionSummary(scope.textOf(step))
-    if (r.timedOut) throw new StepFailedError(step.source, `RUN timed out after ${String(options.stepTimeoutMs)} ms: ${text}`, null, tail)
-    if (r.exitCode !== 0) throw new StepFailedError(step.source, `RUN failed with ${r.exitCode === null ? `signal ${String(r.signal)}` : `exit code ${r.exitCode}`}: ${text}`, r.exitCode, tail, network ? undefined : offlineHint(step, tail))
+    const what = step.check === true ? 'the check' : 'RUN'
+    if (r.timedOut) throw new StepFailedError(step.source, `${what} timed out after ${String(options.stepTimeoutMs)} ms: ${text}`, null, tail)
+    if (r.exitCode !== 0) throw new StepFailedError(step.source, `${what} failed with ${r.exitCode === null ? `signal ${String(r.signal)}` : `exit code ${r.exitCode}`}: ${text}`, r.exitCode, tail, network ? undefined : offlineHint(step, tail))
   }
-  await snap.run(st, step, key, exec)
+  if (key === undefined) await snap.check(st, exec, lastUse)
+  else await snap.run(st, step, key, exec)
   return sb.driver
 }
 

@@ -17,13 +17,21 @@
  * SIGKILL (kept across the outer unshare's exec of bwrap) and runs with
  * --die-with-parent, so a killed kiln takes the step's pid namespace, and
  * every process in it, along.
+ *
+ * Root emulation (./root-emulation.ts): bwrap loads the seccomp program of
+ * ./seccomp.ts into the step, so chown, setuid and their kin succeed in the
+ * single-uid namespace (docs/building.md, "Root emulation").
  */
 import { prepareScratch, workdirInRoot } from './scratch.ts'
 import { mountScript, requireTool } from './ns-script.ts'
 import { runProcess } from './process.ts'
 import { HOST_ENV, shq } from './host-tools.ts'
+import { bwrapRootEmulation } from './root-emulation.ts'
 import { bwrapEnvArgs } from './step-env.ts'
 import type { RunSpec, RunResult, Sandbox, SandboxFeatures, SandboxMount } from './types.ts'
+
+/** bwrap's inputs start at fd 3 (runProcess's `inputFds`). */
+const emulation = bwrapRootEmulation(3)
 
 function mountArgs (m: SandboxMount): string[] {
   if (m.kind === 'tmpfs') return [...(m.sizeBytes !== undefined ? ['--size', String(m.sizeBytes)] : []), '--tmpfs', m.target]
@@ -39,7 +47,8 @@ function bwrapArgs (rootDir: string, cwd: string, network: boolean, env: Record<
     '--proc', '/proc', '--dev', '/dev',
     ...mounts.flatMap(mountArgs),
     '--chdir', cwd,
-    ...bwrapEnvArgs(env)
+    ...emulation.args,
+    ...bwrapEnvArgs({ ...emulation.env, ...env })
   ]
   if (!network) args.unshift('--unshare-net')
   else {
@@ -48,7 +57,7 @@ function bwrapArgs (rootDir: string, cwd: string, network: boolean, env: Record<
   return args
 }
 
-export function createBwrapSandbox (features: SandboxFeatures = { overlay: true, readOnlyMounts: true, networkIsolation: true, pidIsolation: true, processIsolation: true }): Sandbox {
+export function createBwrapSandbox (features: SandboxFeatures = { overlay: true, readOnlyMounts: true, networkIsolation: true, pidIsolation: true, processIsolation: true, rootEmulation: true }): Sandbox {
   return {
     driver: 'bwrap',
     features,
@@ -58,7 +67,7 @@ export function createBwrapSandbox (features: SandboxFeatures = { overlay: true,
       const cwd = await workdirInRoot(spec.root, spec.cwd ?? '/')
       const scratch = await prepareScratch(spec.root, network, spec.mounts)
       try {
-        const common = { env: { ...HOST_ENV }, parentDeathSignal: 'SIGKILL' as const, timeoutMs: spec.timeoutMs, signal: spec.signal, onOutput: spec.onOutput }
+        const common = { env: { ...HOST_ENV }, parentDeathSignal: 'SIGKILL' as const, inputFds: emulation.fds, timeoutMs: spec.timeoutMs, signal: spec.signal, onOutput: spec.onOutput }
         if (scratch.overlayOptions === undefined) {
           return await runProcess({ file: bwrap, args: [...bwrapArgs(scratch.rootDir, cwd, network, spec.env, scratch.mounts), '--', ...spec.argv], ...common })
         }

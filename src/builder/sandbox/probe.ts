@@ -80,20 +80,22 @@ async function probeHost (): Promise<HostProbe> {
     for (const n of ['bwrap', 'unshare']) { await mkdir(join(dir, `${n}-upper`)); await mkdir(join(dir, `${n}-work`)) }
 
     const drivers: DriverProbe[] = []
-    const ns: SandboxFeatures = { overlay: overlayInUserns.ok, readOnlyMounts: true, networkIsolation: true, pidIsolation: true, processIsolation: true }
+    const ns: Omit<SandboxFeatures, 'rootEmulation'> = { overlay: overlayInUserns.ok, readOnlyMounts: true, networkIsolation: true, pidIsolation: true, processIsolation: true }
+    const bwrapFeatures: SandboxFeatures = { ...ns, rootEmulation: true }
+    const unshareFeatures: SandboxFeatures = { ...ns, rootEmulation: false }
     // unshare and proot set the step's environment with the host's static busybox (./step-env.ts).
     const helpers = missingHelpers(['busybox'])
     // Without setpriv no driver gets a parent-death signal (./process.ts): a killed kiln leaves its step running.
     const orphans = hostTool('setpriv') === undefined ? '; no setpriv (util-linux 2.31+): a step outlives a killed kiln' : ''
 
     const bwrapBin = await check(hostTool('bwrap'), ['--unshare-user', '--uid', '0', '--gid', '0', '--unshare-pid', '--unshare-net', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--', '/bin/true'], 'bwrap with user+pid+net namespaces')
-    const bwrap = bwrapBin.ok ? await driverWorks(createBwrapSandbox(ns), ns.overlay ? overlayRoot('bwrap') : dirRoot) : bwrapBin
-    drivers.push({ driver: 'bwrap', ok: bwrap.ok, features: ns, detail: bwrap.ok ? `${bwrap.detail}${ns.overlay ? '; overlay mounted in an outer unshare (bwrap 0.8 has no --overlay)' : '; no overlay: scan-based diff'}` : bwrap.detail })
+    const bwrap = bwrapBin.ok ? await driverWorks(createBwrapSandbox(bwrapFeatures), ns.overlay ? overlayRoot('bwrap') : dirRoot) : bwrapBin
+    drivers.push({ driver: 'bwrap', ok: bwrap.ok, features: bwrapFeatures, detail: bwrap.ok ? `${bwrap.detail}${ns.overlay ? '; overlay mounted in an outer unshare (bwrap 0.8 has no --overlay)' : '; no overlay: scan-based diff'}` : bwrap.detail })
 
     const un = !userNamespaces.ok ? { ok: false, detail: `needs user namespaces (${userNamespaces.detail})` }
       : helpers !== undefined ? helpers
-        : await driverWorks(createUnshareSandbox(ns), ns.overlay ? overlayRoot('unshare') : dirRoot)
-    drivers.push({ driver: 'unshare', ok: un.ok, features: ns, detail: un.ok ? `${un.detail}${ns.overlay ? '; overlay upper dir diff' : '; no overlay: scan-based diff'}${orphans}` : un.detail })
+        : await driverWorks(createUnshareSandbox(unshareFeatures), ns.overlay ? overlayRoot('unshare') : dirRoot)
+    drivers.push({ driver: 'unshare', ok: un.ok, features: unshareFeatures, detail: un.ok ? `${un.detail}${ns.overlay ? '; overlay upper dir diff' : '; no overlay: scan-based diff'}; no root emulation (chown/setuid to other ids fail: use bwrap)${orphans}` : un.detail })
 
     const prootBin = await check(hostTool('proot'), ['-0', '-r', '/', '/bin/true'], 'proot -0')
     const pr = !prootBin.ok ? prootBin : helpers ?? await driverWorks(createProotSandbox(), dirRoot)
@@ -110,13 +112,13 @@ async function probeHost (): Promise<HostProbe> {
 let cached: Promise<HostProbe> | undefined
 
 const PROBE_FILE = 'sandbox-probe.json'
-const PROBE_FORMAT = 3
+const PROBE_FORMAT = 4
 /** Host programs whose presence or version can change what the probe finds. */
 const PROBED_TOOLS = ['unshare', 'mount', 'bwrap', 'proot', 'busybox', 'sh', 'setpriv', 'grep']
 /** Sysctls that switch unprivileged user namespaces on and off. */
 const USERNS_SYSCTLS = ['/proc/sys/user/max_user_namespaces', '/proc/sys/kernel/unprivileged_userns_clone', '/proc/sys/kernel/apparmor_restrict_unprivileged_userns']
 
-const FeaturesSchema = z.object({ overlay: z.boolean(), readOnlyMounts: z.boolean(), networkIsolation: z.boolean(), pidIsolation: z.boolean(), processIsolation: z.boolean() })
+const FeaturesSchema = z.object({ overlay: z.boolean(), readOnlyMounts: z.boolean(), networkIsolation: z.boolean(), pidIsolation: z.boolean(), processIsolation: z.boolean(), rootEmulation: z.boolean() })
 const CheckSchema = z.object({ ok: z.boolean(), detail: z.string() })
 const DriverName = z.enum(DRIVER_PREFERENCE)
 const ProbeFileSchema = z.object({

@@ -8,6 +8,7 @@
  * drivers' namespaces or tracer take care of those).
  */
 import { spawn } from 'node:child_process'
+import type { Writable } from 'node:stream'
 import { hostTool } from './host-tools.ts'
 import type { OutputStream, RunResult } from './types.ts'
 
@@ -36,6 +37,12 @@ export interface ProcessSpec {
    * clean up first. Default: SIGKILL to the group at once.
    */
   stopSignal?: NodeJS.Signals
+  /**
+   * Bytes the leader can read on file descriptors 3, 4, ... (one pipe
+   * each, closed after the bytes): how bwrap takes its seccomp program and
+   * the files it places in the sandbox (./root-emulation.ts). Default: none.
+   */
+  inputFds?: readonly Uint8Array[]
 }
 
 function command (spec: ProcessSpec): { file: string, args: string[] } {
@@ -52,7 +59,13 @@ export async function runProcess (spec: ProcessSpec): Promise<RunResult> {
     env: spec.env,
     cwd: spec.cwd ?? '/',
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: ['ignore', 'pipe', 'pipe', ...(spec.inputFds ?? []).map(() => 'pipe' as const)]
+  })
+  spec.inputFds?.forEach((bytes, i) => {
+    const pipe = child.stdio[3 + i] as Writable
+    // A leader that exits without reading closes the pipe: its exit status reports that, not an EPIPE here.
+    pipe.on('error', () => {})
+    pipe.end(bytes)
   })
   let timedOut = false
   let aborted = false
@@ -71,8 +84,8 @@ export async function runProcess (spec: ProcessSpec): Promise<RunResult> {
   const onAbort = (): void => { aborted = true; stop() }
   spec.signal?.addEventListener('abort', onAbort, { once: true })
   child.once('exit', () => { exited = true })
-  child.stdout.on('data', (chunk: Buffer) => spec.onOutput?.('stdout', chunk))
-  child.stderr.on('data', (chunk: Buffer) => spec.onOutput?.('stderr', chunk))
+  child.stdout?.on('data', (chunk: Buffer) => spec.onOutput?.('stdout', chunk))
+  child.stderr?.on('data', (chunk: Buffer) => spec.onOutput?.('stderr', chunk))
   try {
     const { code, signal } = await new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve, reject) => {
       child.once('error', reject)

@@ -119,7 +119,7 @@ function binds (scratch: string, network: boolean, extra: ReadonlyArray<[string,
 export function createProotSandbox (): Sandbox {
   return {
     driver: 'proot',
-    features: { overlay: false, readOnlyMounts: false, networkIsolation: false, pidIsolation: true, processIsolation: false },
+    features: { overlay: false, readOnlyMounts: false, networkIsolation: false, pidIsolation: true, processIsolation: false, rootEmulation: true },
     run: async (spec: RunSpec): Promise<RunResult> => {
       if (spec.root.kind !== 'dir') throw new SandboxError('the proot driver needs a plain root directory, not an overlay')
       const proot = requireTool('proot')

@@ -99,16 +99,5 @@ export async function workdirInRoot (root: SandboxRoot, cwd: string): Promise<st
   return `/${r.comps.join('/')}`
 }
 
-/** Removes a tree that may hold an overlay work dir (the kernel leaves `work/work` at mode 000). */
-export async function removeTree (path: string): Promise<void> {
-  const { chmod, readdir } = await import('node:fs/promises')
-  try { await rm(path, { recursive: true, force: true }); return } catch { /* fix modes, retry */ }
-  const fix = async (p: string): Promise<void> => {
-    const st = await lstat(p).catch(() => undefined)
-    if (st?.isDirectory() !== true) return
-    await chmod(p, 0o700).catch(() => {})
-    for (const e of await readdir(p).catch(() => [])) await fix(join(p, e))
-  }
-  await fix(path)
-  await rm(path, { recursive: true, force: true })
-}
+/** Moved to src/util/fs.ts (src/sif removes unpacked trees too); re-exported for the builder's callers. */
+export { removeTree } from '../../util/fs.ts'

@@ -84,6 +84,14 @@ export interface SandboxFeatures {
    * of other peers nor gateway builds (docs/security.md).
    */
   processIsolation: boolean
+  /**
+   * chown to any id, setuid/setgid/setgroups to any user and mknod of
+   * devices succeed in the step (without taking effect), so package managers
+   * and user tools run unmodified as the node's unprivileged user
+   * (bwrap: ./seccomp.ts; proot: its `-0`). Without it those calls fail as
+   * in any single-uid user namespace.
+   */
+  rootEmulation: boolean
 }
 
 /**

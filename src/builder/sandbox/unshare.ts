@@ -11,6 +11,12 @@
  * pid 1 and with it the namespace. Host programs run with HOST_ENV; the
  * step's environment is set in the root by the host's static busybox
  * (./step-env.ts), which this driver therefore needs.
+ *
+ * No root emulation: util-linux has no way to load a seccomp program
+ * (./seccomp.ts) and node cannot call seccomp(2) without a native addon, so
+ * a step's chown to another id or setuid to another user fails here as in
+ * any single-uid user namespace. Recipes that install packages need bwrap
+ * (docs/building.md, "Root emulation").
  */
 import { prepareScratch, workdirInRoot } from './scratch.ts'
 import { NS_ENV_SETTER, enterScript, mountScript, requireTool } from './ns-script.ts'
@@ -19,7 +25,7 @@ import { runProcess } from './process.ts'
 import { envArgv } from './step-env.ts'
 import type { RunSpec, RunResult, Sandbox, SandboxFeatures } from './types.ts'
 
-export function createUnshareSandbox (features: SandboxFeatures = { overlay: true, readOnlyMounts: true, networkIsolation: true, pidIsolation: true, processIsolation: true }): Sandbox {
+export function createUnshareSandbox (features: SandboxFeatures = { overlay: true, readOnlyMounts: true, networkIsolation: true, pidIsolation: true, processIsolation: true, rootEmulation: false }): Sandbox {
   return {
     driver: 'unshare',
     features,

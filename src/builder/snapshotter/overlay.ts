@@ -25,10 +25,16 @@ export function createOverlaySnapshotter (scope: BuildScope, layers: LayerRecord
         await removeTree(dir)
       }
     },
-    commit: async (st, step, key, upper) => {
+    check: async (st, exec) => {
+      const lowers = await stageDirs(scope, st)
+      const { dir, upper, work } = await newUpper(scope)
+      // The upper dir is the check's change: thrown away with the temp dir.
+      try { await exec({ kind: 'overlay', lowers, upper, work }) } finally { await removeTree(dir) }
+    },
+    commit: async (st, step, key, upper, edit = e => e) => {
       const snap = await keepSnapshot(scope, upper, key)
       st.uppers.unshift(snap)
-      layers.defer(st, step, key, await diffUpper(snap, undefined))
+      layers.defer(st, step, key, edit(await diffUpper(snap, undefined)))
     },
     applyCached: async (st, key, hit) => {
       const found = await findSnapshot(scope, key, hit)

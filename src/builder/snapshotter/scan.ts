@@ -50,9 +50,17 @@ export function createScanSnapshotter (scope: BuildScope, layers: LayerRecorder)
       await exec({ kind: 'dir', path: root })
       await layers.store(st, step, key, await diffSnapshot(root, before))
     },
-    commit: async (st, step, key, upper) => {
+    check: async (st, exec, lastUse) => {
       const root = await rootOf(st)
-      const value = await layers.store(st, step, key, await diffUpper(upper, undefined))
+      if (lastUse) { await exec({ kind: 'dir', path: root }); return }
+      const dir = await mkdtemp(join(scope.dirs.tmp, 'check-'))
+      roots.push(dir)
+      await copyTree(root, join(dir, 'rootfs'))
+      await exec({ kind: 'dir', path: join(dir, 'rootfs') })
+    },
+    commit: async (st, step, key, upper, edit = e => e) => {
+      const root = await rootOf(st)
+      const value = await layers.store(st, step, key, edit(await diffUpper(upper, undefined)))
       await applyLayer(root, value.descriptor)
       await keepSnapshot(scope, upper, key)
     },

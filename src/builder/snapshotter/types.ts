@@ -19,6 +19,7 @@
  */
 import type { Digest } from '../../content/index.ts'
 import type { CachedLayer } from '../../cache/index.ts'
+import type { LayerEntry } from '../../oci/layer/write.ts'
 import type { Step } from '../../recipe/ir.ts'
 import type { SandboxRoot } from '../sandbox/index.ts'
 import type { StageState } from '../stage.ts'
@@ -35,10 +36,18 @@ export interface Snapshotter {
    */
   run: (st: StageState, step: Step, key: Digest, exec: (root: SandboxRoot) => Promise<void>) => Promise<void>
   /**
+   * Runs `exec` on a writable root of the stage whose writes are thrown
+   * away (a check: Apptainer's %test). `lastUse`: no later step or stage
+   * reads the stage, so scan may run it on the stage's own root.
+   */
+  check: (st: StageState, exec: (root: SandboxRoot) => Promise<void>, lastUse: boolean) => Promise<void>
+  /**
    * Commits an upper dir (overlay form: whiteouts as char 0/0) that the
    * executor filled as the step's layer. The dir is moved or removed.
+   * `entries` edits the layer's entries before they are written (COPY
+   * --chown sets owners there).
    */
-  commit: (st: StageState, step: Step, key: Digest, upper: string) => Promise<void>
+  commit: (st: StageState, step: Step, key: Digest, upper: string, entries?: (e: LayerEntry[]) => LayerEntry[]) => Promise<void>
   /** Stacks a cached layer on the stage; false when it cannot be used here (overlay: no snapshot dir for it). */
   applyCached: (st: StageState, key: Digest, hit: CachedLayer) => Promise<boolean>
   /** Removes what only this build used (scan: the stages' root dirs); snapshots stay. */

@@ -1,9 +1,8 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
-import { startNode } from '../start-node.ts'
-import { durationFlag } from '../flags.ts'
-import { startMetricsFor } from './gateway.ts'
+import { durationFlag, logLevelFlag } from '../flags.ts'
+import { startMetricsFor } from '../services.ts'
 
 interface AgentFlags {
   listen?: string
@@ -19,12 +18,6 @@ interface AgentFlags {
   drainTimeout?: string
 }
 
-/** `--log-level` when given: it keeps precedence over kiln.yaml when SIGHUP reloads it. */
-export function logLevelFlag (command: Command): { logLevel?: string } {
-  const level = command.optsWithGlobals<{ logLevel?: string }>().logLevel
-  return level !== undefined ? { logLevel: level } : {}
-}
-
 export function register (program: Command, ctx: CliContext): void {
   program.command('agent')
     .description('run a build agent in the foreground: join the network, advertise capabilities, serve the store')
@@ -35,7 +28,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--relay', 'relay connections for peers that nobody can dial')
     .option('--institution <name>', 'institution named in the capability record')
     .option('--max-builds <n>', 'jobs built at once (default: agent.maxConcurrentBuilds, 1)')
-    .option('--allow-network', 'let RUN steps of jobs that ask for it use the network (default: agent.allowNetwork, off)')
+    .option('--allow-network', 'build jobs that ask for the network (kiln submit --network=default: every RUN gets it unless RUN --network=none); default: agent.allowNetwork, off')
     .option('--no-jobs', 'do not take build jobs: only advertise and serve the store')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default from config: metrics.listen, off)')
     .option('--drain-timeout <duration>', 'on SIGTERM, how long running builds may finish before they are handed back (e.g. 90s, 9m)', '90s')
@@ -53,14 +46,13 @@ kiln.yaml's logLevel, agent.allowNetwork and agent.maxConcurrentBuilds. See docs
 Example:
   kiln agent --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... --institution hpc.example.org --max-builds 2 --metrics-listen 127.0.0.1:9464`)
     .action(async (flags: AgentFlags, command: Command) => {
-      const [{ splitList }, { startAgent }, { detectCapabilities }, { parsePlatform, formatPlatform }] = await Promise.all([
-        import('../../p2p/index.ts'), import('../../../agent/runtime.ts'), import('../../../agent/capabilities.ts'), import('../../oci/platform.ts')
+      const [{ splitList }, { parsePlatform, formatPlatform }, { followLogLevel, runAgentUntilStopped, sandboxForOthers, startAgentNode }] = await Promise.all([
+        import('../../p2p/index.ts'), import('../../oci/platform.ts'), import('../../node/index.ts')
       ])
-      const { followLogLevel, handleSignals, loadRunSettings } = await import('../../../agent/lifecycle.ts')
       const config = await ctx.config()
       const drainMs = durationFlag('--drain-timeout', flags.drainTimeout ?? '90s')
       const root = await ctx.logger()
-      const setLogLevel = followLogLevel(root)
+      const setLogLevel = await followLogLevel(root)
       const log = root.child({ component: 'agent' })
       let platforms: string[] | undefined
       try {
@@ -68,67 +60,48 @@ Example:
       } catch (err) {
         throw new CliError((err as Error).message, { exitCode: 2 })
       }
-      if (platforms === undefined && config.agent.platforms.length > 0) platforms = config.agent.platforms
-      const institution = flags.institution ?? (config.agent.institution !== '' ? config.agent.institution : undefined)
       let maxBuilds = config.agent.maxConcurrentBuilds
       if (flags.maxBuilds !== undefined) {
         maxBuilds = Number(flags.maxBuilds)
         if (!Number.isInteger(maxBuilds) || maxBuilds < 1 || maxBuilds > 64) throw new CliError(`--max-builds ${flags.maxBuilds}: expected an integer from 1 to 64`, { exitCode: 2 })
       }
-      const identity = await ctx.identity()
       const store = await ctx.store()
-      const self = identity.peerId.toString()
       const { sweepAtStart } = await import('../sweep-at-start.ts')
       await sweepAtStart(store.root, log)
       const { metrics, url: metricsUrl } = await startMetricsFor(ctx, flags.metricsListen)
-      const { loadAgentTrust, agentOptions, sandboxForOthers } = await import('../agent-setup.ts')
-      const trust = await loadAgentTrust(config, store, self, log)
-      const nodeSandbox = await sandboxForOthers(config, store.root, flags.jobs === false ? [] : ['--no-jobs'])
-      const { policy, certs } = trust
-      const description = await detectCapabilities({ platforms, institution, dataDir: store.root })
-      const node = await startNode(config.node, flags, identity.privateKey, false)
-      const peerLog = log.child({ peerId: node.peerId.toString() })
+      const nodeSandbox = await sandboxForOthers(config, flags.jobs === false ? [] : ['--no-jobs'])
       const allowNetwork = flags.allowNetwork === true || config.agent.allowNetwork
-      const agent = await startAgent(await agentOptions({
-        node,
-        privateKey: identity.privateKey,
-        store,
+      const started = await startAgentNode({
         config,
-        trust,
+        store,
+        identity: await ctx.identity(),
         metrics,
-        log: peerLog,
-        describe: async () => await detectCapabilities({ platforms, institution, dataDir: store.root }),
-        description,
-        ...(institution !== undefined ? { institution } : {}),
+        log,
+        network: flags,
+        ...(platforms !== undefined ? { platforms } : {}),
+        ...(flags.institution !== undefined ? { institution: flags.institution } : {}),
         ...(flags.jobs === false ? {} : { jobs: { concurrency: maxBuilds, allowNetwork, ...nodeSandbox } })
-      }))
+      })
+      const { node, description, agent } = started
       ctx.out.line(`peer id: ${node.peerId.toString()}`)
       for (const ma of node.getMultiaddrs()) ctx.out.line(`listening: ${ma.toString()}`)
       ctx.out.line(`advertising: ${description.platforms.map(p => p.platform).join(', ')}${description.capabilities.length > 0 ? ` + ${description.capabilities.join(', ')}` : ''}`)
-      if (agent.jobs !== undefined) ctx.out.line(`taking jobs: up to ${maxBuilds} at once, ${certs.length} certificate${certs.length === 1 ? '' : 's'} presented, network for RUN ${allowNetwork ? 'allowed' : 'off'}`)
+      if (agent.jobs !== undefined) ctx.out.line(`taking jobs: up to ${maxBuilds} at once, ${started.certs.length} certificate${started.certs.length === 1 ? '' : 's'} presented, network for RUN ${allowNetwork ? 'allowed' : 'off'}`)
       if (nodeSandbox.othersRefused !== undefined) {
         ctx.out.line(`declining jobs of other peers: ${nodeSandbox.othersRefused}`)
-        peerLog.warn({ reason: nodeSandbox.othersRefused }, 'jobs of other peers are declined')
+        started.log.warn({ reason: nodeSandbox.othersRefused }, 'jobs of other peers are declined')
       }
       if (metricsUrl !== undefined) ctx.out.line(`metrics: ${metricsUrl}`)
-      node.addEventListener('peer:connect', (evt) => { peerLog.info({ peer: evt.detail.toString() }, 'peer connected') })
-      node.addEventListener('peer:disconnect', (evt) => { peerLog.info({ peer: evt.detail.toString() }, 'peer disconnected') })
-      const runFlags = {
-        ...logLevelFlag(command),
-        ...(flags.allowNetwork === true ? { allowNetwork: true } : {}),
-        ...(flags.maxBuilds !== undefined ? { maxConcurrentBuilds: maxBuilds } : {})
-      }
-      const reload = async (): Promise<Awaited<ReturnType<typeof loadRunSettings>>> => await loadRunSettings({
-        ...(config.configFile !== undefined ? { configFile: config.configFile } : {}), dataDir: store.root, self, flags: runFlags
-      })
-      const life = handleSignals({
-        agent,
+      node.addEventListener('peer:connect', (evt) => { started.log.info({ peer: evt.detail.toString() }, 'peer connected') })
+      node.addEventListener('peer:disconnect', (evt) => { started.log.info({ peer: evt.detail.toString() }, 'peer disconnected') })
+      await runAgentUntilStopped(started, {
         drainMs,
-        log: peerLog,
-        current: { logLevel: config.logLevel, allowNetwork, maxConcurrentBuilds: maxBuilds, policy },
-        reload,
-        setLogLevel
+        setLogLevel,
+        flags: {
+          ...logLevelFlag(command),
+          ...(flags.allowNetwork === true ? { allowNetwork: true } : {}),
+          ...(flags.maxBuilds !== undefined ? { maxConcurrentBuilds: maxBuilds } : {})
+        }
       })
-      await life.stopped
     })
 }

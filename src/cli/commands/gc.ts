@@ -14,7 +14,7 @@ export function register (program: Command, ctx: CliContext): void {
       const store = await ctx.store()
       const { blobChildren } = await import('../../oci/index.ts')
       const { collectGarbage } = await import('../../content/index.ts')
-      const { gcRoots } = await import('../gc-roots.ts')
+      const { gcRoots } = await import('../../node/index.ts')
       const children = blobChildren(store.content)
       const roots = await gcRoots(store)
       const graceMs = durationFlag('--grace', opts.grace)

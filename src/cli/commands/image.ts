@@ -68,24 +68,32 @@ Examples:
     })
 
   image.command('export')
-    .description('write an image from the local store as an OCI layout or oci-archive (digests unchanged)')
+    .description('write an image from the local store as an OCI layout or oci-archive (digests unchanged), or a SIF')
     .argument('<image>', 'REPO[:TAG], REPO@DIGEST or sha256:DIGEST')
     .argument('<dest>', 'layout directory (merged into an existing layout) or archive file (replaced)')
-    .option('--format <format>', 'oci-layout or oci-archive', 'oci-layout')
+    .option('--format <format>', 'oci-layout, oci-archive or sif (Apptainer\'s image format; one platform)', 'oci-layout')
     .option('--ref-name <name>', 'name inside the layout (org.opencontainers.image.ref.name); default the image\'s tag')
     .option('--json', 'print JSON: { dest, format, digest, refName }')
     .addHelpText('after', `
 Examples:
   kiln image export demo/hello:1 ./hello-layout && skopeo inspect oci:./hello-layout:1
-  kiln image export demo/hello:1 --format oci-archive hello.tar`)
+  kiln image export demo/hello:1 --format oci-archive hello.tar
+  kiln image export demo/hello:1 --format sif hello.sif && apptainer run hello.sif`)
     .action(async (name: string, dest: string, opts: { format: string, refName?: string, json?: boolean }) => {
-      if (opts.format !== 'oci-layout' && opts.format !== 'oci-archive') {
-        throw new CliError(`unknown --format ${JSON.stringify(opts.format)}`, { exitCode: EXIT.usage, hint: 'use oci-layout or oci-archive' })
+      if (opts.format !== 'oci-layout' && opts.format !== 'oci-archive' && opts.format !== 'sif') {
+        throw new CliError(`unknown --format ${JSON.stringify(opts.format)}`, { exitCode: EXIT.usage, hint: 'use oci-layout, oci-archive or sif' })
       }
       const store = await ctx.store()
       const oci = await import('../../oci/index.ts')
       const { resolveLocalImage } = await import('../local-image.ts')
       const found = await resolveLocalImage(store, name)
+      if (opts.format === 'sif') {
+        const { createExporter } = await import('../../export/index.ts')
+        const r = await createExporter().export({ store: store.content, root: found.descriptor }, { type: 'sif', dest })
+        if (opts.json === true) ctx.out.json({ dest, format: 'sif', digest: r.digest, refName: null })
+        else ctx.out.line(`exported ${found.name ?? found.descriptor.digest} to ${r.description}`)
+        return
+      }
       const refName = opts.refName ?? (found.name !== undefined ? found.name.slice(found.name.lastIndexOf(':') + 1) : undefined)
       await oci.exportImage(store.content, found.descriptor, { format: opts.format, dest, ...(refName !== undefined ? { refName } : {}) })
       if (opts.json === true) ctx.out.json({ dest, format: opts.format, digest: found.descriptor.digest, refName: refName ?? null })

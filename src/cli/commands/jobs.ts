@@ -3,8 +3,9 @@ import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
 import type { RequesterJobStore, StoredJob } from '../../requester/index.ts'
-import { eventPrinter, jobError, openSession, summarize } from './submit.ts'
-import type { NetworkFlags } from './submit.ts'
+import type { NodeFlags } from '../../p2p/index.ts'
+import { eventPrinter, jobError, summarize } from '../job-output.ts'
+import { openSession } from '../services.ts'
 
 async function jobStore (ctx: CliContext): Promise<RequesterJobStore> {
   const { createRequesterJobStore } = await import('../../requester/index.ts')
@@ -107,7 +108,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--listen <multiaddrs>', 'comma-separated multiaddrs to listen on (default: a free port)')
     .option('--no-mdns', 'do not look for peers on the local network')
     .addHelpText('after', '\nExample:\n  kiln jobs cancel Xk3v9QpL2mNa --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...')
-    .action(async (id: string, flags: NetworkFlags) => {
+    .action(async (id: string, flags: NodeFlags) => {
       const store = await jobStore(ctx)
       const j = await find(store, id)
       if (j.state !== 'running') throw new CliError(`job ${id} has ended (${j.state})`, { exitCode: EXIT.usage })
@@ -129,7 +130,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--timeout <s>', 'give up (and cancel the job) after this many seconds')
     .option('--json', 'print a JSON summary on stdout (logs go to stderr)')
     .addHelpText('after', '\nExample:\n  kiln jobs resume Xk3v9QpL2mNa --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...')
-    .action(async (id: string, flags: NetworkFlags & { timeout?: string, json?: boolean }) => {
+    .action(async (id: string, flags: NodeFlags & { timeout?: string, json?: boolean }) => {
       const startedAt = Date.now()
       const store = await jobStore(ctx)
       const j = await find(store, id)

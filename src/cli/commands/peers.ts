@@ -24,7 +24,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--json', 'print the verified capability records as JSON')
     .addHelpText('after', '\nExample:\n  kiln peers --platform linux/arm64 --capability gpu --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...')
     .action(async (flags: PeersFlags) => {
-      const [{ createKilnNode, findAgents, nodeInitFromOptions, waitForPeers }, { parsePlatform, formatPlatform }] = await Promise.all([
+      const [{ findAgents }, { parsePlatform, formatPlatform }] = await Promise.all([
         import('../../p2p/index.ts'), import('../../oci/platform.ts')
       ])
       const timeoutMs = Number(flags.timeout) * 1000
@@ -37,11 +37,10 @@ export function register (program: Command, ctx: CliContext): void {
       }
       const config = await ctx.config()
       const identity = await ctx.identity()
-      const node = await createKilnNode(await nodeInitFromOptions(config.node, flags, identity.privateKey, true))
+      const { startPeer, untilFirstPeer } = await import('../../node/index.ts')
+      const node = await startPeer(config.node, flags, identity.privateKey, true)
       ctx.onClose(async () => { await node.stop() })
-      if (!(await waitForPeers(node, Math.min(timeoutMs, 5000)))) {
-        throw new CliError('no peer reachable', { exitCode: 6, hint: 'pass --bootstrap /ip4/HOST/tcp/PORT/p2p/PEERID of a running agent, or run one on this network (mdns)' })
-      }
+      await untilFirstPeer(node, Math.min(timeoutMs, 5000), 'pass --bootstrap /ip4/HOST/tcp/PORT/p2p/PEERID of a running agent, or run one on this network (mdns)')
       // Let the DHT routing table fill from the first peers before querying.
       await new Promise(resolve => setTimeout(resolve, 500))
       const records = await findAgents(node, { platform, capability: flags.capability, timeoutMs })

@@ -24,7 +24,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--no-mdns', 'do not look for peers on the local network')
     .addHelpText('after', '\nExamples:\n  kiln pull sha256:4f1c...e9 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...\n  kiln pull myapp:1.0@sha256:4f1c...e9')
     .action(async (ref: string, flags: PullFlags) => {
-      const [{ createKilnNode, nodeInitFromOptions, splitList, waitForPeers }, { createTransfer }, { parseDigest }, { formatBytes }] = await Promise.all([
+      const [{ splitList }, { createTransfer }, { parseDigest }, { formatBytes }] = await Promise.all([
         import('../../p2p/index.ts'), import('../../transfer/index.ts'), import('../../content/index.ts'), import('../output.ts')
       ])
       const at = ref.lastIndexOf('@')
@@ -38,11 +38,10 @@ export function register (program: Command, ctx: CliContext): void {
       const config = await ctx.config()
       const identity = await ctx.identity()
       const store = await ctx.store()
-      const node = await createKilnNode(await nodeInitFromOptions(config.node, flags, identity.privateKey, true))
+      const { startPeer, untilFirstPeer } = await import('../../node/index.ts')
+      const node = await startPeer(config.node, flags, identity.privateKey, true)
       ctx.onClose(async () => { await node.stop() })
-      if (!(await waitForPeers(node, 10_000))) {
-        throw new CliError('no peer reachable', { exitCode: 6, hint: 'pass --bootstrap /ip4/HOST/tcp/PORT/p2p/PEERID of a running agent' })
-      }
+      await untilFirstPeer(node, 10_000)
       const transfer = createTransfer({ node, store: store.content })
       let bar: ReturnType<typeof ctx.out.progress> | undefined
       let current = ''

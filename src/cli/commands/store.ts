@@ -84,7 +84,7 @@ async function usage (ctx: CliContext): Promise<Usage> {
 
 export function register (program: Command, ctx: CliContext): void {
   const store = program.command('store')
-    .description('the local content store: usage, pins and quota')
+    .description('the local content store: usage, pins, quota and integrity')
     .addHelpText('after', `
 Eviction policy (store.quota in kiln.yaml, or kiln store prune --quota; the quota counts blobs and the build cache):
   never evicted: pinned content, content a running build or transfer holds, blobs younger than the grace period;
@@ -95,7 +95,8 @@ Eviction policy (store.quota in kiln.yaml, or kiln store prune --quota; the quot
 Examples:
   kiln store df
   kiln store pin site/base:2024.1        keep this image whole on this node
-  kiln store prune --quota 200GiB --dry-run`)
+  kiln store prune --quota 200GiB --dry-run
+  kiln store verify --quick              re-hash a sample, check images and the database`)
 
   store.command('df')
     .description('show how much the store holds, what is pinned or in use, and the quota')
@@ -149,6 +150,61 @@ Examples:
       if (opts.json === true) { ctx.out.json({ target, unpinned }); return }
       if (!unpinned) throw new CliError(`${target} is not pinned`, { exitCode: EXIT.notFound, hint: 'kiln store pin lists the pins' })
       ctx.out.line(`unpinned ${target}`)
+    })
+
+  store.command('verify')
+    .description('check the store: re-hash blobs, check images are whole and database rows name blobs that exist')
+    .option('--quick [fraction]', 're-hash every small blob (manifests, configs) but only a random sample of large ones (default fraction 0.05)')
+    .option('--repair', 'move corrupt blobs aside to <data dir>/store/quarantine and drop database rows naming missing blobs; stop agents and gateways on this data dir first')
+    .option('--json', 'print JSON: { blobs, bytes, hashed, hashedBytes, problems: [{kind, ...}], unreferencedIncomplete, quarantine? }')
+    .addHelpText('after', `
+Exit status: 0 when nothing is wrong (or everything found was repaired), 4 when a problem remains.
+An image that a name or pin keeps but whose blobs are missing cannot be repaired here: pull it again.
+
+Examples:
+  kiln store verify
+  kiln store verify --quick
+  kiln store verify --repair --json`)
+    .action(async (opts: { quick?: boolean | string, repair?: boolean, json?: boolean }) => {
+      const sample = opts.quick === undefined ? undefined : opts.quick === true ? 0.05 : Number(opts.quick)
+      if (sample !== undefined && !(sample > 0 && sample <= 1)) throw new CliError(`--quick ${String(opts.quick)}: give a fraction in (0, 1], e.g. 0.1`, { exitCode: EXIT.usage })
+      const s = await ctx.store()
+      const [{ verifyStore, contentReferenceTables, STORE_DIR }, { stepCacheReferences }, { repoIndexReferences }, { createPins }, { untracked }] = await Promise.all([
+        import('../../content/index.ts'), import('../../cache/index.ts'), import('../../gateway/index.ts'), import('../../content/pins.ts'), import('../../content/quota.ts')
+      ])
+      const { join } = await import('node:path')
+      const pins = createPins(s.db, s.refs)
+      const roots = [
+        ...s.refs.list().map(r => ({ digest: r.digest, what: `${r.repository}:${r.tag}` })),
+        ...pins.roots().map(d => ({ digest: d, what: 'a pin' }))
+      ]
+      const progress = opts.json === true ? undefined : ctx.out.progress('verifying')
+      const report = await verifyStore(untracked(s.content), join(s.root, STORE_DIR), {
+        ...(sample !== undefined ? { sample } : {}),
+        repair: opts.repair === true,
+        children: await childrenReader(s),
+        tables: [...contentReferenceTables(s.db, s.refs), stepCacheReferences(s.db), repoIndexReferences(s.db)],
+        roots,
+        onProgress: p => { progress?.update(p.bytes, `${p.done}/${p.total} blobs`) }
+      })
+      progress?.done(`${report.hashed} of ${report.blobs} blobs re-hashed`)
+      const remaining = report.problems.filter(p => !p.repaired)
+      if (opts.json === true) ctx.out.json(report)
+      else {
+        for (const p of report.problems) {
+          const state = p.repaired ? 'repaired' : 'WRONG'
+          if (p.kind === 'corrupt-blob') ctx.out.line(`${state}: blob ${p.digest} holds bytes of ${p.actual}${p.repaired ? ' (moved to quarantine)' : ''}`)
+          else if (p.kind === 'dangling-row') ctx.out.line(`${state}: ${p.table}: ${p.what} names ${p.digest}, which the store lacks${p.repaired ? ' (row dropped)' : ''}`)
+          else ctx.out.line(`${state}: image ${p.digest} (kept by ${p.keptBy.join(', ')}) lacks ${p.missing.length} blob(s): ${p.missing.slice(0, 3).join(', ')}${p.missing.length > 3 ? ', ...' : ''}; pull it again`)
+        }
+        ctx.out.line(`${report.blobs} blobs (${formatBytes(report.bytes)}), ${report.hashed} re-hashed (${formatBytes(report.hashedBytes)}): ${report.problems.length === 0 ? 'no problems' : `${report.problems.length} problem(s), ${remaining.length} left`}${report.unreferencedIncomplete > 0 ? `; ${report.unreferencedIncomplete} unnamed incomplete image(s) from interrupted pulls (kiln gc removes them)` : ''}`)
+      }
+      if (remaining.length > 0) {
+        throw new CliError(`${remaining.length} problem(s) in the store`, {
+          exitCode: EXIT.verification,
+          hint: remaining.some(p => p.kind !== 'incomplete-image') ? 'kiln store verify --repair moves corrupt blobs aside and drops rows naming missing blobs' : 'pull the incomplete images again'
+        })
+      }
     })
 
   store.command('prune')

@@ -3,11 +3,8 @@ import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
 import { networkAndContext } from '../flags.ts'
-import { startNode } from '../start-node.ts'
-import { NoOffersError } from '../../requester/errors.ts'
-import type { JobEvent, RequesterSession, StoredJob, SubmitResult } from '../../requester/index.ts'
-import type { KilnNode } from '../../p2p/index.ts'
-import { isErrorOf } from '../../util/error-class.ts'
+import { eventPrinter, jobError, summarize } from '../job-output.ts'
+import { openSession } from '../services.ts'
 
 interface SubmitFlags {
   file?: string
@@ -29,8 +26,6 @@ interface SubmitFlags {
   json?: boolean
 }
 
-export interface NetworkFlags { bootstrap?: string, listen?: string, mdns?: boolean }
-
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
 
 function positiveInt (flag: string, text: string | undefined, max: number): number | undefined {
@@ -38,107 +33,6 @@ function positiveInt (flag: string, text: string | undefined, max: number): numb
   const n = Number(text)
   if (!Number.isInteger(n) || n < 1 || n > max) throw new CliError(`${flag} ${text}: expected an integer from 1 to ${max}`, { exitCode: EXIT.usage })
   return n
-}
-
-/** Starts a client node and a requester session on it; both stop when the command ends. */
-export async function openSession (ctx: CliContext, flags: NetworkFlags, offerWindowMs?: number): Promise<{ session: RequesterSession, node: KilnNode }> {
-  const [{ waitForPeers }, { startRequesterSession }, { loadTrustPolicy, loadCertificates }] = await Promise.all([
-    import('../../p2p/index.ts'), import('../../requester/index.ts'), import('../../trust/index.ts')
-  ])
-  const config = await ctx.config()
-  const identity = await ctx.identity()
-  const store = await ctx.store()
-  const log = (await ctx.logger()).child({ component: 'requester' })
-  const self = identity.peerId.toString()
-  const policy = await loadTrustPolicy(store.root, { self, config: config.trust })
-  if (!policy.config.open && policy.config.roots.every(r => !r.roles.includes('builder')) && policy.config.peers.every(p => !p.roles.includes('builder'))) {
-    ctx.out.warn('the trust policy names no builder: every offer will be refused (kiln trust add-root FILE --roles builder)')
-  }
-  const certs = await loadCertificates(store.root, self, (file, reason) => { log.warn({ file, reason }, 'certificate skipped') })
-  const node = await startNode(config.node, flags, identity.privateKey, true)
-  ctx.onClose(async () => { await node.stop() })
-  const session = await startRequesterSession({
-    node, key: identity.privateKey, store, policy, certs,
-    ...(offerWindowMs !== undefined ? { offerWindowMs } : {}),
-    log: (level, message) => { log[level](message) }
-  })
-  ctx.onClose(async () => { await session.stop() })
-  if (!(await waitForPeers(node, 15_000))) {
-    throw new CliError('no peer reachable', { exitCode: EXIT.network, hint: 'pass --bootstrap /ip4/HOST/tcp/PORT/p2p/PEERID of a running agent' })
-  }
-  return { session, node }
-}
-
-/** Prints job events for people: log lines prefixed with their platform, and what happens to each platform. */
-export function eventPrinter (write: (line: string) => void): (e: JobEvent) => void {
-  const short = (peer: string): string => `${peer.slice(0, 8)}…${peer.slice(-6)}`
-  const states = new Map<string, string>()
-  return (e) => {
-    switch (e.kind) {
-      case 'published': write(`job ${e.jobId} published`); break
-      case 'offer': write(`[${e.platform}] offer from ${short(e.builder)} (queue ${e.queue})`); break
-      case 'refused': write(`[${e.platform}] ${e.of ?? 'offer'} from ${short(e.builder)} refused: ${e.reason}`); break
-      case 'decline': write(`[${e.platform}] ${short(e.builder)} declined: ${e.reason}`); break
-      case 'award': write(`[${e.platform}] awarded to ${e.builder}`); break
-      case 'lost': write(`[${e.platform}] ${short(e.builder)} ${e.reason ?? 'went silent or away'}; the platform is awarded again`); break
-      case 'republished': write(`[${e.platform}] no offer left: the job is published again`); break
-      case 'progress':
-        if (states.get(e.platform) !== e.state) { states.set(e.platform, e.state); write(`[${e.platform}] ${e.state}`) }
-        break
-      case 'log': for (const line of e.lines) write(`[${e.platform}] ${line}`); break
-      case 'fetching': write(`[${e.platform}] fetching ${e.digest} from ${short(e.builder)}`); break
-      case 'result': write(`[${e.platform}] verified ${e.digest}`); break
-      case 'failed': write(`[${e.platform}] failed: ${e.error}`); break
-    }
-  }
-}
-
-/** The summary of a finished job, as JSON and as lines. */
-export function summarize (result: SubmitResult, stored: StoredJob | undefined, image: { digest: string }, extra: { tags: string[], output?: string, startedAt: number }): { json: Record<string, unknown>, lines: string[] } {
-  const platforms = result.platforms.map(p => {
-    const s = stored?.platforms.find(x => x.platform === p.platform)
-    return {
-      platform: p.platform,
-      digest: p.digest,
-      builders: p.builders,
-      sandbox: p.provenance.sandbox ?? null,
-      cachedSteps: s?.cachedSteps ?? null,
-      steps: s?.steps ?? null,
-      buildMs: p.provenance.finishedAt - p.provenance.startedAt
-    }
-  })
-  const json = {
-    jobId: result.jobId,
-    digest: image.digest,
-    index: result.index?.digest ?? null,
-    platforms,
-    tags: extra.tags,
-    output: extra.output ?? null,
-    durationMs: Date.now() - extra.startedAt
-  }
-  const lines = [`job ${result.jobId} succeeded in ${((Date.now() - extra.startedAt) / 1000).toFixed(1)} s`]
-  for (const p of platforms) {
-    lines.push(`  ${p.platform.padEnd(14)} ${p.digest}`)
-    lines.push(`  ${''.padEnd(14)} built by ${p.builders.join(', ')} in ${(p.buildMs / 1000).toFixed(1)} s${p.steps !== null ? `, ${p.cachedSteps ?? 0}/${p.steps} steps cached` : ''}${p.sandbox !== null ? `, sandbox ${p.sandbox}` : ''}`)
-  }
-  if (result.index !== undefined) lines.push(`  index          ${result.index.digest}`)
-  for (const t of extra.tags) lines.push(`  tagged ${t}`)
-  if (extra.output !== undefined) lines.push(`  exported to ${extra.output}`)
-  return { json, lines }
-}
-
-/** The requester's errors with more to say than the table of error-exits.ts: a timeout, and why nobody offered. */
-export function jobError (err: unknown, timedOut: boolean, timeoutS?: number): unknown {
-  if (!(err instanceof Error) || err instanceof CliError) return err
-  if (timedOut) return new CliError(`the job did not finish within ${timeoutS ?? 0} s; it was cancelled`, { exitCode: EXIT.network, cause: err })
-  const noOffers = isErrorOf(err, NoOffersError) ? err : undefined
-  if (noOffers !== undefined && noOffers.declined.length > 0) {
-    return new CliError(err.message, { exitCode: EXIT.network, cause: err, hint: 'the agents that build it declined (reasons above); if they do not trust you as a requester, their site must trust your institution\'s root: kiln trust add-root ROOT.pub.yaml --roles requester (docs/federation.md)' })
-  }
-  if (noOffers !== undefined && noOffers.refused.length > 0) {
-    return new CliError(err.message, { exitCode: EXIT.network, cause: err, hint: 'your trust policy refused every offer: trust their root for the builder role (kiln trust add-root FILE --roles builder)' })
-  }
-  return err
 }
 
 export function register (program: Command, ctx: CliContext): void {
@@ -184,11 +78,12 @@ export function register (program: Command, ctx: CliContext): void {
       const filename = basename(recipePath)
       const kind = detectFrontend(filename, text)
       // Parse here too: a broken recipe is the submitter's problem, found before anyone is asked to build it.
-      for (const platform of platforms) {
+      // The plans also say which images to pin (protocols/job.md §3.1).
+      const plans = platforms.map(platform => {
         try {
-          parseRecipe(text, { filename, frontend: kind, buildArgs, platform, ...(opts.target !== undefined ? { target: opts.target } : {}) })
+          return { platform, plan: parseRecipe(text, { filename, frontend: kind, buildArgs, platform, ...(opts.target !== undefined ? { target: opts.target } : {}) }) }
         } catch (err) { throw new CliError((err as Error).message, { exitCode: EXIT.usage, cause: err }) }
-      }
+      })
       const tags = await Promise.all(opts.tag.map(parseTagName))
       const { parseOutputSpec } = await import('../../export/index.ts')
       let outputs
@@ -203,6 +98,9 @@ export function register (program: Command, ctx: CliContext): void {
       const context = await session.shareContext(contextDir, { recipeFile: recipePath })
       const write = opts.json === true ? (line: string) => { process.stderr.write(`${line}\n`) } : (line: string) => { ctx.out.line(line) }
       const print = eventPrinter(write)
+      const bases = await session.pinBases(plans)
+      for (const b of bases.pins) write(`[${b.platform}] base ${b.ref} pinned to ${b.digest}`)
+      for (const b of bases.unpinned) write(`[${b.platform}] base ${b.ref} not pinned, the builder must hold it: ${b.reason}`)
       const meta = { tags: tags.map(t => `${t.repository}:${t.tag}`), ...(resumeOutput !== undefined ? { output: resumeOutput } : {}) }
       const ac = new AbortController()
       const onSignal = (): void => { ac.abort(new Error('interrupted')) }
@@ -216,6 +114,7 @@ export function register (program: Command, ctx: CliContext): void {
           recipe: { kind, file: filename, text },
           context,
           platforms,
+          bases: bases.pins,
           requirements: opts.require,
           buildArgs,
           network: network === 'default',
@@ -241,7 +140,7 @@ export function register (program: Command, ctx: CliContext): void {
         const [{ createExporter }, store] = await Promise.all([import('../../export/index.ts'), ctx.store()])
         const exporter = createExporter()
         try {
-          for (const target of outputs) exported.push((await exporter.export({ store: store.content, root: image }, target, { tags: meta.tags })).description)
+          for (const target of outputs) exported.push((await exporter.export({ store: store.content, root: image }, target, { tags: meta.tags, ...(kind === 'apptainer' ? { definition: text } : {}) })).description)
         } catch (err) { throw new CliError(`export failed: ${(err as Error).message}`, { exitCode: EXIT.failure, cause: err, hint: `the result is in the local store as ${image.digest}; kiln image export can write it again` }) }
       }
       const summary = summarize(result, session.journal.get(result.jobId), image, { tags: meta.tags, ...(exported.length > 0 ? { output: exported.join(', ') } : {}), startedAt })

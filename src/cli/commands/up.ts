@@ -7,16 +7,9 @@
  * what to run next; stops cleanly on SIGINT/SIGTERM.
  */
 import type { Command } from 'commander'
-import type { LocalStore } from '../../content/index.ts'
-import type { BuildRunner } from '../../gateway/index.ts'
 import type { CliContext } from '../context.ts'
-import type { NodeSandbox } from '../agent-setup.ts'
-import { startNode } from '../start-node.ts'
-import { mkdirPrivate } from '../../util/fs.ts'
-import { durationFlag } from '../flags.ts'
-import { logLevelFlag } from './agent.ts'
-import { collect, pick, splitHostPort, startGatewayService, startMetricsFor } from './gateway.ts'
-import { scratchPrefix } from '../../util/owner.ts'
+import { collectList as collect, durationFlag, gatewayFlags, logLevelFlag, splitHostPort } from '../flags.ts'
+import { startMetricsFor } from '../services.ts'
 
 interface UpFlags {
   gatewayListen?: string
@@ -35,55 +28,6 @@ interface UpFlags {
   json?: boolean
   metricsListen?: string
   drainTimeout?: string
-}
-
-/**
- * The gateway's builds on this node: the context tar is unpacked safely into
- * a temp dir under the data dir, the recipe parsed, and the rootless builder
- * run for the job's platform (others than this host's fail unless emulated).
- */
-export async function createLocalBuildRunner (store: LocalStore, workDir: string, nodeSandbox: NodeSandbox): Promise<BuildRunner> {
-  const [{ mkdtemp, rm }, { join }, { createBuilder, instructionSummary }, { parseRecipe }, { extractLayer }] = await Promise.all([
-    import('node:fs/promises'), import('node:path'), import('../../builder/index.ts'), import('../../recipe/index.ts'), import('../../oci/index.ts')
-  ])
-  const builder = createBuilder({ store: store.content, db: store.db, refs: store.refs, workDir, probeCacheDir: workDir, ...(nodeSandbox.sandbox === undefined ? {} : { sandbox: nodeSandbox.sandbox }) })
-  return {
-    name: 'local',
-    ...(nodeSandbox.othersRefused !== undefined ? { refuses: nodeSandbox.othersRefused } : {}),
-    run: async (job, io) => {
-      await mkdirPrivate(workDir)
-      const contextDir = await mkdtemp(join(workDir, scratchPrefix('gateway-context-')))
-      try {
-        if (job.context !== undefined) await extractLayer(store.content.read(job.context), contextDir, { signal: io.signal })
-        const plan = parseRecipe(job.recipe.text, {
-          filename: job.recipe.kind === 'apptainer' ? 'Singularity.def' : 'Dockerfile',
-          buildArgs: job.buildArgs,
-          platform: job.platform,
-          ...(job.target === undefined ? {} : { target: job.target })
-        })
-        let partial = ''
-        const result = await builder.build(plan, {
-          contextDir,
-          platform: job.platform,
-          signal: io.signal,
-          onEvent: (e) => {
-            if (e.type === 'step') { io.step(e.index, e.total); io.log(`[${e.index}/${e.total}] ${instructionSummary(e.text)}`) }
-            if (e.type === 'warning') io.log(`warning: ${e.message}`)
-            if (e.type === 'step-done' && e.cached) io.log('cached')
-            if (e.type === 'output') {
-              const lines = (partial + Buffer.from(e.chunk).toString('utf8')).split('\n')
-              partial = lines.pop() ?? ''
-              for (const line of lines) io.log(line)
-            }
-          }
-        })
-        if (partial !== '') io.log(partial)
-        return result.descriptor
-      } finally {
-        await rm(contextDir, { recursive: true, force: true })
-      }
-    }
-  }
 }
 
 export function register (program: Command, ctx: CliContext): void {
@@ -115,59 +59,47 @@ Examples:
   kiln up --gateway-listen 127.0.0.1:5000 --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...
   kiln up --anonymous-push --upstream docker.io`)
     .action(async (flags: UpFlags, command: Command) => {
-      const [{ startAgent }, { detectCapabilities }, { join }] = await Promise.all([
-        import('../../../agent/runtime.ts'), import('../../../agent/capabilities.ts'), import('node:path')
-      ])
-      const { followLogLevel, handleSignals, loadRunSettings } = await import('../../../agent/lifecycle.ts')
+      const { createLocalBuildRunner, followLogLevel, runAgentUntilStopped, sandboxForOthers, startAgentNode, startGatewayNode } = await import('../../node/index.ts')
       const config = await ctx.config()
       const { host, port } = splitHostPort(flags.gatewayListen ?? config.gateway.listen, '--gateway-listen')
       const drainMs = durationFlag('--drain-timeout', flags.drainTimeout ?? '90s')
       const root = await ctx.logger()
-      const setLogLevel = followLogLevel(root)
+      const setLogLevel = await followLogLevel(root)
       const log = root.child({ component: 'up' })
       const identity = await ctx.identity()
       const store = await ctx.store()
       const self = identity.peerId.toString()
       const { sweepAtStart } = await import('../sweep-at-start.ts')
       await sweepAtStart(store.root, log)
-      const { loadAgentTrust, agentOptions, sandboxForOthers } = await import('../agent-setup.ts')
-      const trust = await loadAgentTrust(config, store, self, log)
-      const nodeSandbox = await sandboxForOthers(config, store.root, [...(flags.jobs === false ? [] : ['--no-jobs']), ...(flags.localBuilds === false ? [] : ['--no-local-builds'])])
-      const { policy } = trust
+      const nodeSandbox = await sandboxForOthers(config, [...(flags.jobs === false ? [] : ['--no-jobs']), ...(flags.localBuilds === false ? [] : ['--no-local-builds'])])
       const { metrics, url: metricsUrl } = await startMetricsFor(ctx, flags.metricsListen)
-      const platforms = config.agent.platforms.length > 0 ? config.agent.platforms : undefined
-      const institution = config.agent.institution !== '' ? config.agent.institution : undefined
-      const describe = async (): Promise<Awaited<ReturnType<typeof detectCapabilities>>> => await detectCapabilities({ platforms, institution, dataDir: store.root })
-      const description = await describe()
-      const node = await startNode(config.node, { ...flags, mdns: flags.mdns ?? true }, identity.privateKey, false)
-      const peerLog = log.child({ peerId: node.peerId.toString() })
-      const agent = await startAgent(await agentOptions({
-        node,
-        privateKey: identity.privateKey,
-        store,
+      const started = await startAgentNode({
         config,
-        trust,
+        store,
+        identity,
         metrics,
-        log: peerLog,
-        describe,
-        description,
-        ...(institution !== undefined ? { institution } : {}),
+        log,
+        network: { ...flags, mdns: flags.mdns ?? true },
         ...(flags.jobs === false ? {} : { jobs: { concurrency: config.agent.maxConcurrentBuilds, allowNetwork: config.agent.allowNetwork, ...nodeSandbox } })
-      }))
-      if (nodeSandbox.othersRefused !== undefined) peerLog.warn({ reason: nodeSandbox.othersRefused }, 'jobs of other peers and gateway builds are refused')
+      })
+      const { node, agent, description } = started
+      if (nodeSandbox.othersRefused !== undefined) started.log.warn({ reason: nodeSandbox.othersRefused }, 'jobs of other peers and gateway builds are refused')
       // Also on an error below; after a drain it is already stopped (stop is idempotent).
-      ctx.onClose(async () => { await agent.stop() })
-      const builder = flags.localBuilds === false ? undefined : await createLocalBuildRunner(store, join(store.root, 'build'), nodeSandbox)
-      const service = await startGatewayService(ctx, store, {
+      ctx.onClose(started.close)
+      const builder = flags.localBuilds === false ? undefined : await createLocalBuildRunner(store, nodeSandbox)
+      const service = await startGatewayNode({
+        config,
+        store,
+        log: root,
         host,
         port,
-        ...pick(flags),
+        ...gatewayFlags(flags),
         ...(flags.upstream === undefined ? {} : { upstreams: flags.upstream }),
         network: { node, transfer: agent.transfer, privateKey: identity.privateKey },
         ...(builder === undefined ? {} : { builder }),
         metrics
       })
-      ctx.onClose(async () => { await service.close() })
+      ctx.onClose(service.close)
 
       const multiaddrs = node.getMultiaddrs().map(m => m.toString())
       if (flags.json === true) {
@@ -198,14 +130,6 @@ Examples:
         ]
         for (const line of lines) ctx.out.line(line)
       }
-      const life = handleSignals({
-        agent,
-        drainMs,
-        log: peerLog,
-        current: { logLevel: config.logLevel, allowNetwork: config.agent.allowNetwork, maxConcurrentBuilds: config.agent.maxConcurrentBuilds, policy },
-        reload: async () => await loadRunSettings({ ...(config.configFile !== undefined ? { configFile: config.configFile } : {}), dataDir: store.root, self, flags: logLevelFlag(command) }),
-        setLogLevel
-      })
-      await life.stopped
+      await runAgentUntilStopped(started, { drainMs, setLogLevel, flags: logLevelFlag(command) })
     })
 }

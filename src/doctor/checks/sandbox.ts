@@ -3,6 +3,10 @@
  * and the one builds will use. A driver that works but cannot isolate build
  * steps from kiln (proot) is a warning: it builds the operator's own recipes
  * only, never jobs of other peers nor gateway builds (docs/security.md).
+ * A driver without root emulation (unshare) is a warning too: recipes that
+ * install packages or add users fail under it (docs/building.md, "Root
+ * emulation"); the probe loads bwrap's seccomp program for real, so a
+ * kernel that refuses it shows as bwrap not working.
  */
 import { othersRefusal } from '../../builder/sandbox/index.ts'
 import type { Check, CheckResult } from '../types.ts'
@@ -34,6 +38,9 @@ export const checkSandboxes: Check = async ({ config, system }) => {
     out.push({ id: 'sandbox', title: 'sandbox', status: 'problem', detail: wanted === 'auto' ? 'no sandbox driver works: RUN steps cannot be built on this node' : `build.sandbox is ${wanted}, which does not work here`, fix: wanted === 'auto' ? 'enable user namespaces, or install bubblewrap or proot' : 'set build.sandbox: auto in kiln.yaml, or fix that driver' })
     return out
   }
+  out.push(used.features.rootEmulation
+    ? { id: 'sandbox.root-emulation', title: 'root emulation', status: 'ok', detail: `the ${uses} driver emulates root: chown, setuid and setgroups succeed in RUN steps (apt-get, dpkg, useradd work unmodified)` }
+    : { id: 'sandbox.root-emulation', title: 'root emulation', status: 'warn', detail: `the ${uses} driver has no root emulation: chown, setuid and setgroups to other ids fail in RUN steps, so apt-get, dpkg and useradd fail`, fix: 'install bubblewrap (apt/dnf install bubblewrap) and use build.sandbox: auto or bwrap' })
   const refusal = othersRefusal(used)
   out.push(refusal === undefined
     ? { id: 'sandbox', title: 'sandbox', status: 'ok', detail: `builds will use the ${uses} driver` }

@@ -2,10 +2,12 @@
  * Deterministic layer writing. The same tree gives the same bytes, whoever
  * writes it and whenever:
  * - entries sorted by path (byte order), directories as `path/`;
- * - mtimes clamped to SOURCE_DATE_EPOCH (option, else the environment
- *   variable, else 0: every mtime becomes the epoch);
- * - uid/gid 0, empty uname/gname, permission bits kept, no atime/ctime,
- *   no xattrs; ustar headers, PAX only for what does not fit;
+ * - mtimes clamped to the sourceDateEpoch option, else 0 (every mtime
+ *   becomes the epoch); the SOURCE_DATE_EPOCH variable is read by
+ *   src/config, and its value reaches here as that option;
+ * - owners as the entry says (`uid`/`gid`, default 0:0), empty
+ *   uname/gname, permission bits kept, no atime/ctime, no xattrs; ustar
+ *   headers, PAX only for what does not fit;
  * - fixed compression parameters (see compression.ts).
  * The diffID (sha256 of the tar) and the blob's digest and size are computed
  * while streaming into the content store; nothing is buffered whole.
@@ -26,14 +28,17 @@ import { cleanComponents } from './safe-root.ts'
 import { BLOCK_SIZE, encodeHeader, padding } from './tar-header.ts'
 import type { TarHeader } from './tar-header.ts'
 
+/** Numeric owner of an entry in the image; absent means 0 (root). */
+export interface EntryOwner { uid?: number, gid?: number }
+
 /** One change in a layer. Paths are relative to the image root (a leading `/` is ignored). */
 export type LayerEntry =
-  | { type: 'file', path: string, mode: number, mtime?: number, content: Uint8Array }
-  | { type: 'file', path: string, mode: number, mtime?: number, source: string }
-  | { type: 'directory', path: string, mode: number, mtime?: number }
-  | { type: 'symlink', path: string, target: string, mtime?: number }
+  | ({ type: 'file', path: string, mode: number, mtime?: number, content: Uint8Array } & EntryOwner)
+  | ({ type: 'file', path: string, mode: number, mtime?: number, source: string } & EntryOwner)
+  | ({ type: 'directory', path: string, mode: number, mtime?: number } & EntryOwner)
+  | ({ type: 'symlink', path: string, target: string, mtime?: number } & EntryOwner)
   /** A second name for a file written earlier in the same layer (`target` is its path). */
-  | { type: 'hardlink', path: string, target: string, mode: number, mtime?: number }
+  | ({ type: 'hardlink', path: string, target: string, mode: number, mtime?: number } & EntryOwner)
   /** Deletes `path` of the layers below. */
   | { type: 'whiteout', path: string }
   /** Hides everything the layers below have under the directory `path`. */
@@ -42,7 +47,7 @@ export type LayerEntry =
 export interface WriteLayerOptions {
   /** Default 'gzip'. */
   compression?: LayerCompression
-  /** Seconds; mtimes later than this are clamped to it. Default: $SOURCE_DATE_EPOCH, else 0. */
+  /** Seconds; mtimes later than this are clamped to it. Default 0. */
   sourceDateEpoch?: number
   signal?: AbortSignal
 }
@@ -56,12 +61,9 @@ export interface WrittenLayer {
   tarSize: number
 }
 
-/** The clamp in effect: option, else $SOURCE_DATE_EPOCH, else 0. */
+/** The clamp in effect: the option, else 0. */
 export function resolveSourceDateEpoch (option?: number): number {
-  if (option !== undefined) return Math.max(0, Math.floor(option))
-  const env = process.env.SOURCE_DATE_EPOCH
-  if (env !== undefined && /^\d+$/.test(env)) return Number(env)
-  return 0
+  return option === undefined ? 0 : Math.max(0, Math.floor(option))
 }
 
 interface Prepared { name: string, sortKey: Buffer, header: TarHeader, entry: LayerEntry }
@@ -78,7 +80,8 @@ function tarName (entry: LayerEntry): string {
 function prepare (entry: LayerEntry, epoch: number): Prepared {
   const name = tarName(entry)
   const mtime = Math.min(Math.max(0, Math.floor('mtime' in entry && entry.mtime !== undefined ? entry.mtime : epoch)), epoch)
-  const header: TarHeader = { name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime, linkname: '', uname: '', gname: '', devmajor: 0, devminor: 0 }
+  const owner: EntryOwner = entry.type === 'whiteout' || entry.type === 'opaque' ? {} : entry
+  const header: TarHeader = { name, type: 'file', mode: 0o644, uid: owner.uid ?? 0, gid: owner.gid ?? 0, size: 0, mtime, linkname: '', uname: '', gname: '', devmajor: 0, devminor: 0 }
   switch (entry.type) {
     case 'file':
       header.mode = entry.mode & 0o7777
@@ -175,7 +178,8 @@ export function orderHardlinks (entries: readonly LayerEntry[]): LayerEntry[] {
     if (first === target) continue
     const data = files.get(target) as LayerEntry & { type: 'file' }
     rename.set(first, { ...data, path: first })
-    for (const other of sorted.slice(1)) rename.set(other, { type: 'hardlink', path: other, target: first, mode: data.mode, ...(data.mtime === undefined ? {} : { mtime: data.mtime }) })
+    const owner = { ...(data.uid === undefined ? {} : { uid: data.uid }), ...(data.gid === undefined ? {} : { gid: data.gid }) }
+    for (const other of sorted.slice(1)) rename.set(other, { type: 'hardlink', path: other, target: first, mode: data.mode, ...(data.mtime === undefined ? {} : { mtime: data.mtime }), ...owner })
   }
   if (rename.size === 0) return [...entries]
   return entries.map(e => rename.get(key(e.path)) ?? e)

@@ -1,6 +1,8 @@
 /**
  * The Apptainer definition-file front-end: headers, sections and
- * `{{ var }}` templates to a build plan. %setup is refused unless allowed.
+ * `{{ var }}` templates to a build plan: SCIF apps (./apps.ts), %test as a
+ * check at the end of its stage, %setup inside the sandbox, and
+ * `Bootstrap: debootstrap` bases (./debootstrap.ts).
  *
  * @example
  * ```ts
@@ -9,3 +11,4 @@
  */
 export { parseApptainer } from './parse.ts'
 export { normalizeDockerName } from './base-ref.ts'
+export { SOURCE_ENVIRONMENT, TEST_SCRIPT } from './in-image.ts'

@@ -4,6 +4,7 @@ import type { BuildPlan, SourceLoc, Stage } from '../ir.ts'
 import type { ParseOptions } from '../options.ts'
 import { pruneStages } from '../prune.ts'
 import { baseRefOf } from './base-ref.ts'
+import { DEBOOTSTRAP_HEADERS } from './debootstrap.ts'
 import { splitDefinition } from './sections.ts'
 import type { DefStage, HeaderEntry } from './sections.ts'
 import { sectionSteps } from './steps.ts'
@@ -19,11 +20,12 @@ function headerValue (header: readonly HeaderEntry[], key: string, file: string)
   return entries[0]
 }
 
-function checkHeader (stage: DefStage, file: string): void {
+function checkHeader (stage: DefStage, file: string, bootstrap: string): void {
   for (const entry of stage.header) {
+    if (DEBOOTSTRAP_HEADERS.includes(entry.key) && bootstrap.toLowerCase() === 'debootstrap') continue
     if (!HEADER_KEYS.has(entry.key)) {
       throw new UnsupportedFeatureError({ file, line: entry.line }, `header '${entry.key}' is not supported`,
-        'kiln understands Bootstrap, From and Stage; put registries in the From reference')
+        'kiln understands Bootstrap, From and Stage (and OSVersion, MirrorURL, Include for Bootstrap: debootstrap); put registries in the From reference')
     }
   }
 }
@@ -41,10 +43,11 @@ function templateValues (stages: readonly DefStage[], buildArgs: Record<string, 
 }
 
 function toStage (def: DefStage, index: number, built: readonly Stage[], options: ParseOptions, file: string): Stage {
-  checkHeader(def, file)
   const loc: SourceLoc = { file, line: def.line }
   const bootstrap = headerValue(def.header, 'bootstrap', file)?.value ?? ''
-  const from = headerValue(def.header, 'from', file)?.value
+  // The base first: a refused agent (yum with its MirrorURL...) says what to use instead.
+  const base = baseRefOf(bootstrap, key => headerValue(def.header, key, file), loc, options)
+  checkHeader(def, file, bootstrap)
   const name = headerValue(def.header, 'stage', file)
   if (name !== undefined && !STAGE_NAME.test(name.value)) throw new RecipeSyntaxError({ file, line: name.line }, `invalid stage name '${name.value}'`)
   if (name !== undefined && built.some(s => s.name === name.value)) throw new RecipeSyntaxError({ file, line: name.line }, `duplicate stage name '${name.value}'`)
@@ -52,9 +55,9 @@ function toStage (def: DefStage, index: number, built: readonly Stage[], options
   return {
     ...(name === undefined ? {} : { name: name.value }),
     index,
-    base: baseRefOf(bootstrap, from, loc, options),
+    base,
     ...(options.platform === undefined ? {} : { platform: options.platform }),
-    steps: sectionSteps(def.sections, lookup, options.allowSetup === true),
+    steps: sectionSteps(def.sections, lookup, { skipTest: options.skipTest === true }),
     source: loc
   }
 }

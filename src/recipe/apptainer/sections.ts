@@ -1,9 +1,14 @@
-import { MissingBaseError, RecipeSyntaxError, UnknownInstructionError, UnsupportedFeatureError } from '../errors.ts'
+import { MissingBaseError, RecipeSyntaxError, UnknownInstructionError } from '../errors.ts'
 import { didYouMean } from '../suggest.ts'
 
+/** Sections of a definition file about the whole image. */
+const IMAGE_SECTIONS = ['setup', 'files', 'post', 'environment', 'runscript', 'startscript', 'test', 'labels', 'help', 'arguments'] as const
+/** SCIF app sections (`%appinstall NAME`...): see ./apps.ts. */
+export const APP_SECTIONS = ['appinstall', 'appfiles', 'appenv', 'apptest', 'apphelp', 'apprun', 'appstart', 'applabels'] as const
 /** Sections of a definition file that kiln understands. */
-export const SECTIONS = ['setup', 'files', 'post', 'environment', 'runscript', 'startscript', 'test', 'labels', 'help', 'arguments'] as const
+export const SECTIONS = [...IMAGE_SECTIONS, ...APP_SECTIONS] as const
 export type SectionName = typeof SECTIONS[number]
+export type AppSectionName = typeof APP_SECTIONS[number]
 
 export interface HeaderEntry {
   /** Key in lower case. */
@@ -14,7 +19,7 @@ export interface HeaderEntry {
 
 export interface Section {
   name: SectionName
-  /** What follows the section name on its line (`-c /bin/bash`, `from build`). */
+  /** What follows the section name on its line (`-c /bin/bash`, `from build`, an app's name). */
   args: string
   /** The lines after it up to the next section, each ending in '\n'. */
   body: string
@@ -44,9 +49,6 @@ function sectionOf (line: string, lineNo: number, file: string, inBody: boolean)
   const name = (m[1] ?? '').toLowerCase()
   if (isSection(name)) return { name, args: m[2] ?? '' }
   const loc = { file, line: lineNo, column: line.length - line.trimStart().length + 1 }
-  if (name.startsWith('app')) {
-    throw new UnsupportedFeatureError(loc, `%${name}: SCIF app sections are not supported`, 'build each app as its own image or install it in %post')
-  }
   const hint = didYouMean(name, SECTIONS)
   if (!inBody || hint !== undefined) {
     throw new UnknownInstructionError(loc, `unknown section %${name}`, hint === undefined ? `sections: ${SECTIONS.map(s => `%${s}`).join(' ')}` : `did you mean %${hint.slice('did you mean '.length)}`)

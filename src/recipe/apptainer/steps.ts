@@ -1,7 +1,9 @@
 import { withCanonical } from '../canonical.ts'
 import type { StepBody } from '../canonical.ts'
-import { RecipeSyntaxError, UnknownStageError, UnsupportedFeatureError } from '../errors.ts'
+import { RecipeSyntaxError, UnknownStageError } from '../errors.ts'
 import type { CopyFrom, KeyValue, SourceLoc, Step } from '../ir.ts'
+import { appFilesSteps, collectApps, installSteps, layoutStep } from './apps.ts'
+import { TEST_COMMAND, TEST_SCRIPT } from './in-image.ts'
 import type { Section, SectionName } from './sections.ts'
 
 /** Where Apptainer keeps a section's text in the image, and with which mode. */
@@ -9,7 +11,7 @@ const METADATA_FILES: Partial<Record<SectionName, { path: string, mode: number, 
   environment: { path: '/.singularity.d/env/90-environment.sh', mode: 0o755, prefix: () => '#!/bin/sh\n# Custom environment shell code should follow\n\n' },
   runscript: { path: '/.singularity.d/runscript', mode: 0o755, prefix: shell => `#!${shell}\n\n` },
   startscript: { path: '/.singularity.d/startscript', mode: 0o755, prefix: shell => `#!${shell}\n\n` },
-  test: { path: '/.singularity.d/test', mode: 0o755, prefix: shell => `#!${shell}\n\n` },
+  test: { path: TEST_SCRIPT, mode: 0o755, prefix: shell => `#!${shell}\n\n` },
   help: { path: '/.singularity.d/runscript.help', mode: 0o644, prefix: () => '' }
 }
 
@@ -106,33 +108,54 @@ function scriptStep (section: Section, file: string): StepBody {
   }
 }
 
-/** Order in which Apptainer applies sections: %setup, %files, metadata, %post, labels. */
+/** Order in which kiln applies a stage's own sections (apps come first, %test last). */
 const ORDER: readonly SectionName[] = ['setup', 'files', 'environment', 'runscript', 'startscript', 'test', 'help', 'post', 'labels']
 
-/** The steps of one stage's sections; %arguments is handled before (templating). */
-export function sectionSteps (sections: readonly Section[], lookup: StageLookup, allowSetup: boolean): Step[] {
-  const bodies: StepBody[] = []
+/** The %test check: `apptainer test` on the stage as built, at its end (see RunStep.check). */
+function testCheck (sections: readonly Section[], file: string): StepBody[] {
+  const test = sections.filter(s => s.name === 'test' && s.body.trim() !== '').at(-1)
+  if (test === undefined) return []
+  return [{ op: 'run', command: { form: 'shell', script: TEST_COMMAND }, shell: ['/bin/sh', '-c'], env: {}, check: true, source: locOf(test, file) }]
+}
+
+export interface SectionOptions {
+  /** Leave %test out (kiln build --notest). */
+  skipTest: boolean
+}
+
+/**
+ * The steps of one stage's sections; %arguments is handled before
+ * (templating). As in Apptainer, the SCIF apps are laid out first, each
+ * %appinstall runs after %post in %post's shell, and %test runs last.
+ * %setup runs inside the sandbox like %post, before %files: it never sees
+ * the build host (see docs/recipes.md).
+ */
+export function sectionSteps (sections: readonly Section[], lookup: StageLookup, options: SectionOptions): Step[] {
+  const file = lookup.file
+  const apps = collectApps(sections, file)
+  const layout = layoutStep(apps, file)
+  const bodies: StepBody[] = [...(layout === undefined ? [] : [layout]), ...appFilesSteps(apps, file, splitFileLine)]
   for (const name of ORDER) {
     for (const section of sections.filter(s => s.name === name)) {
-      if (name === 'setup') {
-        if (!allowSetup) {
-          throw new UnsupportedFeatureError(locOf(section, lookup.file), '%setup runs commands on the build host and kiln never does that',
-            'copy files in with %files and run commands inside the image in %post (or pass allowSetup to run %setup inside the sandbox)')
-        }
-        bodies.push(scriptStep(section, lookup.file))
+      if (name === 'setup' || name === 'post') {
+        if (section.body.trim() !== '') bodies.push(scriptStep(section, file))
       } else if (name === 'files') {
         bodies.push(...filesSteps(section, lookup))
-      } else if (name === 'post') {
-        if (section.body.trim() !== '') bodies.push(scriptStep(section, lookup.file))
       } else if (name === 'labels') {
-        bodies.push(...labelsSteps(section, lookup.file))
+        bodies.push(...labelsSteps(section, file))
       } else {
         const meta = METADATA_FILES[name]
         if (meta === undefined) continue
-        const shell = interpreterOf(section, lookup.file) ?? '/bin/sh'
-        bodies.push({ op: 'file', path: meta.path, content: meta.prefix(shell) + section.body, mode: meta.mode, source: locOf(section, lookup.file) })
+        const shell = interpreterOf(section, file) ?? '/bin/sh'
+        bodies.push({ op: 'file', path: meta.path, content: meta.prefix(shell) + section.body, mode: meta.mode, source: locOf(section, file) })
       }
     }
+    if (name === 'post') {
+      const post = sections.find(s => s.name === 'post')
+      const interpreter = post === undefined ? undefined : interpreterOf(post, file)
+      bodies.push(...installSteps(apps, file, interpreter === undefined ? POST_SHELL : [interpreter, '-c'], SCRIPT_ENV))
+    }
   }
+  if (!options.skipTest) bodies.push(...testCheck(sections, file))
   return bodies.map(body => withCanonical(body))
 }

@@ -10,25 +10,47 @@ import { splitRawWords } from './words.ts'
 
 const COPY_FLAGS: FlagSpec = {
   values: ['from', 'chown', 'chmod'],
-  bools: ['link'],
-  unsupported: {
-    parents: 'not implemented yet: copy each directory with its own COPY',
-    exclude: 'not implemented yet: leave the files out of the build context instead'
-  }
+  repeated: ['exclude'],
+  bools: ['link', 'parents']
 }
 
 const ADD_FLAGS: FlagSpec = {
-  values: ['chown', 'chmod'],
-  bools: ['link'],
+  values: ['chown', 'chmod', 'checksum'],
+  repeated: ['exclude'],
+  bools: ['link', 'keep-git-dir'],
   unsupported: {
-    checksum: 'ADD from URLs is not supported, so there is nothing to check',
-    'keep-git-dir': 'ADD from git repositories is not supported',
-    exclude: 'not implemented yet: leave the files out of the build context instead',
     unpack: 'not implemented yet'
   }
 }
 
-const REMOTE_SOURCE = /^(https?:\/\/|git@|git:\/\/|ssh:\/\/)/i
+/**
+ * A git source, as BuildKit tells one (its gitutil.ParseGitRef): an
+ * scp-like `git@host:path`, a `git://` or `ssh://` URL, or an http(s) URL
+ * whose path ends in `.git`; the `#ref:subdir` fragment is optional.
+ */
+const GIT_SOURCE = /^(git@[^:]+:|git:\/\/|ssh:\/\/|https?:\/\/[^#]+\.git(#|$))/i
+const URL_SOURCE = /^https?:\/\//i
+const CHECKSUM = /^sha256:[0-9a-f]{64}$/
+
+/** A remote ADD source: a git repository or a URL; undefined for a context path. */
+function remoteSource (ins: Instruction, path: string, checksum: string | undefined, keepGitDir: boolean): CopySourceRef | undefined {
+  if (GIT_SOURCE.test(path)) {
+    const hash = path.indexOf('#')
+    const remote = hash < 0 ? path : path.slice(0, hash)
+    const fragment = hash < 0 ? '' : path.slice(hash + 1)
+    const colon = fragment.indexOf(':')
+    const ref = colon < 0 ? fragment : fragment.slice(0, colon)
+    const subdir = colon < 0 ? '' : fragment.slice(colon + 1)
+    if (checksum !== undefined) throw ins.syntaxError('--checksum is for URLs; a git source is pinned by its ref (give a commit hash)')
+    if (ref.startsWith('-') || subdir.split('/').includes('..')) throw ins.syntaxError(`malformed git reference ${path}`, 'URL#ref:subdir, the subdir inside the repository')
+    return { kind: 'git', remote, ...(ref === '' ? {} : { ref }), ...(subdir === '' ? {} : { subdir }), keepGitDir }
+  }
+  if (URL_SOURCE.test(path)) {
+    if (!URL.canParse(path)) throw ins.syntaxError(`malformed URL ${path}`)
+    return { kind: 'url', url: path, ...(checksum === undefined ? {} : { checksum }) }
+  }
+  return undefined
+}
 
 /** --from: an earlier stage by name or index, else an image reference. */
 export function copyFrom (ins: Instruction, value: string | undefined): CopyFrom {
@@ -58,18 +80,28 @@ export function handleCopy (ins: Instruction): void {
   const words = json ?? splitRawWords(flags.rest, ins.ctx.escape)
   if (words.length < 2) throw ins.syntaxError('requires at least two arguments, but got ' + String(words.length), `${ins.keyword} <src>... <dest>`)
   const heredocs = [...ins.raw.heredocs]
+  const rawChecksum = flags.values.get('checksum')
+  const checksum = rawChecksum === undefined ? undefined : ins.word(rawChecksum)
+  if (checksum !== undefined && !CHECKSUM.test(checksum)) throw ins.syntaxError(`invalid --checksum=${checksum}`, 'give sha256: and 64 lowercase hex digits')
+  const keepGitDir = flags.bools.has('keep-git-dir')
+  const exclude = (flags.repeated.get('exclude') ?? []).map(p => ins.word(p))
   const sources: CopySourceRef[] = words.slice(0, -1).map((word): CopySourceRef => {
     if (json === undefined && isHeredocWord(word)) {
       const doc = heredocs.shift()
       if (doc !== undefined) return { kind: 'inline', name: doc.name, content: doc.expand ? ins.heredoc(doc.content) : doc.content }
     }
     const path = json === undefined ? ins.word(word) : word
-    if (add && REMOTE_SOURCE.test(path)) {
-      throw new UnsupportedFeatureError(ins.loc, `ADD from a URL or git repository is not supported: ${path}`,
-        'kiln builds from the signed context only; download the file into the context and COPY it')
+    const remote = add ? remoteSource(ins, path, checksum, keepGitDir) : undefined
+    if (remote !== undefined) return remote
+    if (/^(https?:\/\/|git@|git:\/\/|ssh:\/\/)/i.test(path)) {
+      throw new UnsupportedFeatureError(ins.loc, `COPY cannot fetch ${path}`, 'ADD downloads URLs and git repositories; COPY reads the context only')
     }
     return { kind: 'path', path }
   })
+  if (checksum !== undefined && !sources.some(s => s.kind === 'url')) throw ins.syntaxError('--checksum needs a URL source')
+  if (sources.some(s => s.kind === 'url' || s.kind === 'git') && (exclude.length > 0 || flags.bools.has('parents'))) {
+    throw ins.syntaxError('--exclude and --parents apply to context and stage sources, not to URLs or git repositories')
+  }
   const dest = json === undefined ? ins.word(words.at(-1) ?? '') : words.at(-1) ?? ''
   if (dest === '') throw ins.syntaxError('destination is empty')
   const chmod = flags.values.get('chmod')
@@ -87,6 +119,8 @@ export function handleCopy (ins: Instruction): void {
     ...(chown === undefined ? {} : { chown: ins.word(chown) }),
     ...(expandedChmod === undefined ? {} : { chmod: expandedChmod }),
     link: flags.bools.has('link'),
+    ...(flags.bools.has('parents') ? { parents: true } : {}),
+    ...(exclude.length > 0 ? { exclude } : {}),
     source: ins.loc
   })
 }

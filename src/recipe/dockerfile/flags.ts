@@ -4,8 +4,8 @@ import type { SourceLoc } from '../ir.ts'
 export interface FlagSpec {
   /** Flags taking a value (`--name=value`). */
   values?: readonly string[]
-  /** Flags taking a value that may be given more than once, kept in order. */
-  lists?: readonly string[]
+  /** Flags taking a value that may be given more than once (`--exclude=a --exclude=b`). */
+  repeated?: readonly string[]
   /** Flags without value (`--name`, or `--name=true|false`). */
   bools?: readonly string[]
   /** Flags kiln refuses, with the reason. */
@@ -14,8 +14,9 @@ export interface FlagSpec {
 
 export interface ParsedFlags {
   values: Map<string, string>
-  lists: Map<string, string[]>
   bools: Set<string>
+  /** Values of `repeated` flags, in order. */
+  repeated: Map<string, string[]>
   /** The arguments after the flags, as written. */
   rest: string
 }
@@ -27,8 +28,8 @@ export interface ParsedFlags {
  */
 export function parseFlags (args: string, spec: FlagSpec, instruction: string, loc: SourceLoc): ParsedFlags {
   const values = new Map<string, string>()
-  const lists = new Map<string, string[]>()
   const bools = new Set<string>()
+  const repeated = new Map<string, string[]>()
   let rest = args
   for (;;) {
     rest = rest.trimStart()
@@ -42,9 +43,10 @@ export function parseFlags (args: string, spec: FlagSpec, instruction: string, l
     if (reason !== undefined) {
       throw new UnsupportedFeatureError(loc, `${instruction} --${name} is not supported`, reason)
     }
-    if (spec.values?.includes(name) === true || spec.lists?.includes(name) === true) {
+    const many = spec.repeated?.includes(name) === true
+    if (many || spec.values?.includes(name) === true) {
       if (value === undefined || value === '') throw new RecipeSyntaxError(loc, `${instruction}: missing a value on flag --${name}`)
-      if (spec.lists?.includes(name) === true) lists.set(name, [...(lists.get(name) ?? []), value])
+      if (many) repeated.set(name, [...(repeated.get(name) ?? []), value])
       else values.set(name, value)
     } else if (spec.bools?.includes(name) === true) {
       if (value === undefined || value === 'true') bools.add(name)
@@ -54,5 +56,5 @@ export function parseFlags (args: string, spec: FlagSpec, instruction: string, l
       throw new RecipeSyntaxError(loc, `${instruction}: unknown flag: --${name}`)
     }
   }
-  return { values, lists, bools, rest }
+  return { values, bools, repeated, rest }
 }

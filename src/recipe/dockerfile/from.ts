@@ -17,7 +17,7 @@ export function findStage (stages: readonly StageState[], ref: string): StageSta
 
 function baseEnvOf (ins: Instruction, base: BaseRef): Map<string, string> {
   if (base.kind === 'stage') return new Map(ins.ctx.stages[base.stage]?.env)
-  if (base.kind === 'scratch') return new Map()
+  if (base.kind !== 'image') return new Map()
   return new Map(Object.entries(ins.ctx.options.baseEnv?.(base.ref) ?? {}))
 }
 

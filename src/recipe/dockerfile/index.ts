@@ -6,4 +6,5 @@
  * const plan = parseDockerfile(text, { filename: 'Dockerfile', buildArgs: { BASE: 'oci:/x:base' } })
  * ```
  */
-export { parseDockerfile } from './parse.ts'
+export { parseDockerfile, parseOnBuildTriggers } from './parse.ts'
+export type { TriggerOptions } from './onbuild.ts'

@@ -1,6 +1,6 @@
 import { DEFAULT_PLATFORM, MAX_RECIPE_LENGTH } from '../constants.ts'
-import { EmptyRecipeError, MissingBaseError, RecipeTooLargeError, UnknownInstructionError, UnknownStageError, UnsupportedFeatureError } from '../errors.ts'
-import type { BuildPlan, Stage } from '../ir.ts'
+import { EmptyRecipeError, MissingBaseError, RecipeTooLargeError, UnknownInstructionError, UnknownStageError } from '../errors.ts'
+import type { BuildPlan, Stage, Step } from '../ir.ts'
 import type { ParseOptions } from '../options.ts'
 import { automaticPlatformArgs } from '../platform.ts'
 import { pruneStages } from '../prune.ts'
@@ -14,6 +14,8 @@ import { handleCopy } from './copy.ts'
 import { parseDirectives } from './directives.ts'
 import { findStage, handleFrom } from './from.ts'
 import { splitInstructions } from './lines.ts'
+import { handleOnBuild, parseTriggers } from './onbuild.ts'
+import type { TriggerOptions } from './onbuild.ts'
 import { handleRun } from './run.ts'
 
 type Handler = (ins: Instruction) => void
@@ -30,6 +32,7 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   HEALTHCHECK: handleHealthcheck,
   LABEL: handleLabel,
   MAINTAINER: handleMaintainer,
+  ONBUILD: handleOnBuild,
   RUN: handleRun,
   SHELL: handleShell,
   STOPSIGNAL: handleStopSignal,
@@ -38,13 +41,9 @@ const HANDLERS: Readonly<Record<string, Handler>> = {
   WORKDIR: handleWorkdir
 }
 
-const KEYWORDS = [...Object.keys(HANDLERS), 'ONBUILD']
+const KEYWORDS = Object.keys(HANDLERS)
 
 function handle (ins: Instruction): void {
-  if (ins.keyword === 'ONBUILD') {
-    throw new UnsupportedFeatureError(ins.loc, 'ONBUILD is not supported',
-      'ONBUILD triggers run in a later, unknown build; put the steps in the recipe that uses this image')
-  }
   const handler = HANDLERS[ins.keyword]
   if (handler === undefined) {
     throw new UnknownInstructionError(ins.loc, `unknown instruction: ${ins.raw.keyword}`, didYouMean(ins.raw.keyword, KEYWORDS))
@@ -113,4 +112,9 @@ export function parseDockerfile (text: string, options: ParseOptions = {}): Buil
     target: target.index,
     args
   }
+}
+
+/** The steps of a base image's ONBUILD triggers (./onbuild.ts), read by this front end. */
+export function parseOnBuildTriggers (triggers: readonly string[], options: TriggerOptions): Step[] {
+  return parseTriggers(triggers, options, parseDockerfile)
 }

@@ -9,7 +9,7 @@ const NO_SANDBOX_ESCAPE = 'kiln runs every step in a rootless sandbox without ex
 
 const RUN_FLAGS = {
   values: ['network'],
-  lists: ['mount'],
+  repeated: ['mount'],
   unsupported: {
     security: NO_SANDBOX_ESCAPE,
     device: NO_SANDBOX_ESCAPE
@@ -58,7 +58,7 @@ export function handleRun (ins: Instruction): void {
   }
   // The build's network is the node's own (no bridge, no NAT), so host and default are the same network.
   const network = written === 'host' ? 'default' : written
-  const mounts = (flags.lists.get('mount') ?? []).map(m => parseMount(ins, m))
+  const mounts = (flags.repeated.get('mount') ?? []).map(m => parseMount(ins, m))
   ins.add({
     op: 'run',
     command: runCommand(ins, flags.rest),

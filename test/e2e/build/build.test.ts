@@ -5,10 +5,11 @@
  * reproducible across dirs, cached on rebuild; bad recipes fail cleanly.
  */
 import { execFileSync } from 'node:child_process'
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeBusyboxBase } from '../../helpers/busybox-base.ts'
+import { runAs, unpackAs } from '../../helpers/run-image.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
@@ -74,16 +75,7 @@ describe.each(DRIVERS)('kiln build as an unprivileged user (sandbox $sandbox)', 
     return { status: r.status, out: r.stdout, err: r.stderr, json }
   }
 
-  /** Unpacks an image with umoci --rootless (as the user) and runs its entrypoint+cmd with chroot in a user namespace. */
-  const runImage = (layoutDir: string, tag: string): string => {
-    const bundle = join(u.work, `bundle-${tag}-${Math.random().toString(36).slice(2)}`)
-    const unpack = u.exec('umoci', ['unpack', '--rootless', '--image', `${layoutDir}:${tag}`, bundle])
-    expect(unpack.status, unpack.stderr).toBe(0)
-    const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as { process: { args: string[], env: string[], cwd: string } }
-    const r = u.exec('unshare', ['-Ur', '--root', join(bundle, 'rootfs'), '--wd', spec.process.cwd, 'env', '-i', ...spec.process.env, ...spec.process.args])
-    expect(r.status, r.stderr).toBe(0)
-    return r.stdout
-  }
+  const runImage = (layoutDir: string, tag: string): string => runAs(u, unpackAs(u, layoutDir, tag))
 
   beforeAll(() => {
     u = makeUnprivileged()

@@ -26,7 +26,8 @@ CMD ["cat", "/data/marker"]
 
 const EXPORT_SCRIPT = `
 import { openLocalStore } from 'ROOT/src/content/index.ts'
-import { createCacheImage, createExporter, parseOutputSpec } from 'ROOT/src/export/index.ts'
+import { createCacheImage } from 'ROOT/src/cache/index.ts'
+import { createExporter, parseOutputSpec } from 'ROOT/src/export/index.ts'
 const [dataDir, site] = process.argv.slice(2)
 const local = await openLocalStore(dataDir)
 const { descriptor, records } = await createCacheImage(local.db, local.content, { mode: 'max' })
@@ -38,7 +39,7 @@ console.log(JSON.stringify({ records }))
 const IMPORT_SCRIPT = `
 import { join } from 'node:path'
 import { openLocalStore } from 'ROOT/src/content/index.ts'
-import { fetchCacheImage, importCacheImage } from 'ROOT/src/export/index.ts'
+import { fetchCacheImage, importCacheImage } from 'ROOT/src/cache/index.ts'
 const [dataDir, ref] = process.argv.slice(2)
 const local = await openLocalStore(dataDir)
 const root = await fetchCacheImage(local.content, ref)

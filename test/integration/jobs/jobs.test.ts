@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { createJobAgent } from '../../../agent/jobs/index.ts'
-import type { BuildOutput, JobAgent, JobBuilder } from '../../../agent/jobs/index.ts'
+import { BaseUnavailableError, createJobAgent } from '../../../agent/jobs/index.ts'
+import type { BaseSource, BuildOutput, BuildRequest, JobAgent, JobBuilder } from '../../../agent/jobs/index.ts'
+import type { BasePin } from '../../../protocols/job.ts'
 import { createRequester } from '../../../src/requester/index.ts'
 import { createMemoryJobNetwork } from '../../../src/jobs/index.ts'
 import type { JobEvent, Requester } from '../../../src/requester/index.ts'
@@ -21,11 +22,13 @@ const put = (bytes: Uint8Array | string): { digest: `sha256:${string}`, size: nu
 }
 
 /** Builds a fake image whose digest depends on recipe and platform (and a salt, to simulate a non-reproducible builder). */
-function fakeBuilder (opts: { salt?: string, delayMs?: number } = {}): JobBuilder & { started: number } {
+function fakeBuilder (opts: { salt?: string, delayMs?: number } = {}): JobBuilder & { started: number, requests: BuildRequest[] } {
   const b = {
     started: 0,
+    requests: [] as BuildRequest[],
     async build (req: Parameters<JobBuilder['build']>[0], o: Parameters<JobBuilder['build']>[1]): Promise<BuildOutput> {
       b.started++
+      b.requests.push(req)
       o.onProgress(1, 2, 'RUN make')
       o.onLog(`building ${req.platform} from ${req.contextDir}`)
       await new Promise<void>((resolve, reject) => {
@@ -54,7 +57,7 @@ beforeAll(async () => {
 })
 afterEach(async () => { for (const s of stops.splice(0)) await s() })
 
-async function agent (key: Ed25519PrivateKey, opts: { platforms?: string[], certified?: boolean, builder?: JobBuilder, capabilities?: string[], othersRefused?: string } = {}): Promise<JobAgent> {
+async function agent (key: Ed25519PrivateKey, opts: { platforms?: string[], certified?: boolean, builder?: JobBuilder, bases?: BaseSource, capabilities?: string[], othersRefused?: string } = {}): Promise<JobAgent> {
   const certs: Certificate[] = opts.certified === false ? [] : [await issueCertificate(root, { subject: id(key), roles: ['builder'], institution: 'uni-a' })]
   const a = createJobAgent({
     key,
@@ -64,6 +67,7 @@ async function agent (key: Ed25519PrivateKey, opts: { platforms?: string[], cert
     ...(opts.othersRefused !== undefined ? { othersRefused: opts.othersRefused } : {}),
     builder: opts.builder ?? fakeBuilder(),
     context: { open: async (ctx) => { if (!blobs.has(ctx.digest)) throw new Error('no context'); return { dir: `/ctx/${ctx.digest.slice(7, 15)}`, release: async () => {} } } },
+    ...(opts.bases !== undefined ? { bases: opts.bases } : {}),
     platforms: opts.platforms ?? ['linux/amd64'],
     capabilities: opts.capabilities ?? [],
     certs,
@@ -182,5 +186,39 @@ describe('signed jobs over an in-memory network', () => {
     const events: JobEvent[] = []
     await expect(requester().submit({ ...spec(), requirements: ['cuda>=12'], to: [a.peerId], onEvent: e => events.push(e) })).rejects.toMatchObject({ name: 'NoOffersError' })
     expect(events).toContainEqual(expect.objectContaining({ kind: 'decline', reason: 'lacks cuda>=12' }))
+  })
+
+  it('brings the pinned bases of the awarded platform in before building, holds them through the build, and fails the platform naming a base nobody provides', async () => {
+    net = createMemoryJobNetwork()
+    const pin = (platform: string, ref: string): BasePin => ({ ref, platform, digest: sha(`${ref} ${platform}`), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 400 })
+    const bases = [pin('linux/amd64', 'site/base:1'), pin('linux/arm64', 'site/base:1'), pin('linux/amd64', 'docker://quay.io/tools:2')]
+    const calls: Array<{ bases: BasePin[], requester: string, released: boolean }> = []
+    const source: BaseSource = {
+      open: async (pins, requester) => {
+        const call = { bases: pins, requester, released: false }
+        calls.push(call)
+        if (pins.some(p => p.ref.startsWith('gone/'))) throw new BaseUnavailableError(pins[0] as BasePin, 'no peer provides it')
+        return { release: () => { call.released = true } }
+      }
+    }
+    const builder = fakeBuilder()
+    const amd = await agent(builderKeys[0] as Ed25519PrivateKey, { builder, bases: source })
+    const out = await requester().submit({ ...spec(), bases, to: [amd.peerId] })
+    expect(out.job.payload.bases).toEqual(bases)
+    const mine = bases.filter(b => b.platform === 'linux/amd64')
+    expect(calls).toEqual([{ bases: mine, requester: id(reqKey), released: true }])
+    expect(builder.requests[0]?.bases).toEqual(mine)
+
+    const gone = pin('linux/amd64', 'gone/base:1')
+    await expect(requester().submit({ ...spec(), bases: [gone], to: [amd.peerId] }))
+      .rejects.toMatchObject({ name: 'BuildError', message: expect.stringContaining(`base gone/base:1 pinned to ${gone.digest} (linux/amd64): no peer provides it`) })
+    expect(builder.started).toBe(1)
+  })
+
+  it('leaves bases out of a job that pins none, so that builders older than the field take it', async () => {
+    net = createMemoryJobNetwork()
+    const a = await agent(builderKeys[0] as Ed25519PrivateKey)
+    const out = await requester().submit({ ...spec(), bases: [], to: [a.peerId] })
+    expect(Object.hasOwn(out.job.payload, 'bases')).toBe(false)
   })
 })

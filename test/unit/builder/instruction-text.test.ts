@@ -44,6 +44,14 @@ CMD echo hello
     ])
   })
 
+  it('names the %test check and the SCIF layout step', () => {
+    const out = texts('Bootstrap: scratch\n\n%apprun tool\n    exec tool\n\n%test\n    tool --version\n', 'Singularity.def')
+    expect(out[0]).toMatch(/^RUN \/bin\/sh -e -c # SCIF apps: tool\n/)
+    expect(instructionSummary(out[0] ?? '')).toBe('RUN /bin/sh -e -c # SCIF apps: tool ...')
+    expect(out.at(-1)).toBe('%test: running /.singularity.d/test')
+    expect(out).toContain('%test /.singularity.d/test')
+  })
+
   it('names Apptainer metadata files by their section', () => {
     const out = texts('Bootstrap: scratch\n\n%post\n    echo hi\n\n%runscript\n    echo run\n', 'Singularity.def')
     expect(out).toContain('%runscript /.singularity.d/runscript')

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { removeTree } from '../../../src/builder/sandbox/index.ts'
 import type { RunSpec, Sandbox, SandboxMount, SandboxRoot } from '../../../src/builder/sandbox/index.ts'
 import { makeBusyboxRoot, mountsUnder, processesWith } from './fixtures.ts'
+import { APT_CONFIG_PATH } from '../../../src/builder/sandbox/root-emulation.ts'
 
 export function sandboxSuite (name: string, make: () => Promise<Sandbox>): void {
   describe(`sandbox driver ${name}`, () => {
@@ -69,9 +70,23 @@ export function sandboxSuite (name: string, make: () => Promise<Sandbox>): void 
       expect(out).toBe('a b $HOME\n')
     })
 
-    it('gives the step exactly the environment asked for, as uid 0', async () => {
+    it('gives the step exactly the environment asked for (and bwrap\'s root emulation: APT_CONFIG), as uid 0', async () => {
       const r = await sh('env | sort; id -u', { env: { PATH: '/bin', FOO: 'bar baz' } })
-      expect(r.out.split('\n').filter(l => l !== '' && !l.startsWith('PWD=') && !l.startsWith('SHLVL='))).toEqual(['FOO=bar baz', 'PATH=/bin', '0'])
+      const emulation = sandbox.driver === 'bwrap' ? [`APT_CONFIG=${APT_CONFIG_PATH}`] : []
+      expect(r.out.split('\n').filter(l => l !== '' && !l.startsWith('PWD=') && !l.startsWith('SHLVL='))).toEqual([...emulation, 'FOO=bar baz', 'PATH=/bin', '0'])
+      // A recipe's own APT_CONFIG wins over kiln's.
+      expect((await sh('echo "$APT_CONFIG"', { env: { PATH: '/bin', APT_CONFIG: '/etc/mine.conf' } })).out).toBe('/etc/mine.conf\n')
+    })
+
+    it('emulates root when the driver says so: chown to other ids, su (setgroups, setgid, setuid) and device mknod succeed; else they fail', async () => {
+      const users = "printf 'root:x:0:0::/:/bin/sh\\nu:x:1:1::/:/bin/sh\\n' > /etc/passwd && printf 'root:x:0:\\nu:x:1:\\n' > /etc/group"
+      const calls = ['touch /tmp/f && chown 1:1 /tmp/f', 'chgrp 2 /tmp/f', 'su -s /bin/sh u -c true', 'mknod /tmp/null c 1 3']
+      const r = await sh(`${users} && for c in ${calls.map(c => `'${c}'`).join(' ')}; do sh -c "$c" 2>/dev/null; echo "$?"; done; ls -n /tmp/f`)
+      expect(r.code).toBe(0)
+      const codes = r.out.trim().split('\n').slice(0, calls.length)
+      expect(codes).toEqual(calls.map(() => sandbox.features.rootEmulation ? '0' : '1'))
+      // Faked by the filter, not done: the file stays the step's root's (proot run by root really chowns).
+      if (sandbox.driver === 'bwrap') expect(r.out).toMatch(/ 0 +0 +0 [A-Z]/)
     })
 
     it('keeps the step\'s environment from the host programs that start it (a recipe\'s LD_PRELOAD loads nothing on the host)', async () => {

@@ -10,6 +10,7 @@ import { EXIT } from '../../../src/cli/exit-codes.ts'
 import { NotFoundError } from '../../../src/content/errors.ts'
 import { RecipeError, RecipeSyntaxError } from '../../../src/recipe/errors.ts'
 import { NoOffersError } from '../../../src/requester/errors.ts'
+import { ListenError, NoPeerReachableError, NodeSettingError } from '../../../src/node/errors.ts'
 
 const EXPECTED: Record<string, number> = {
   ConfigError: EXIT.usage,
@@ -28,9 +29,13 @@ const EXPECTED: Record<string, number> = {
   CopySourceError: EXIT.usage,
   UnsupportedStepError: EXIT.usage,
   SecretNotFoundError: EXIT.usage,
+  UnknownOwnerError: EXIT.usage,
+  NetworkNotAllowedError: EXIT.usage,
   OutputSpecInvalidError: EXIT.usage,
   ExporterUnavailableError: EXIT.usage,
   ExportUnsupportedError: EXIT.usage,
+  NodeSettingError: EXIT.usage,
+  MetricsAddressError: EXIT.usage,
   NotFoundError: EXIT.notFound,
   PlatformNotFoundError: EXIT.notFound,
   BlobMissingError: EXIT.notFound,
@@ -63,6 +68,8 @@ const EXPECTED: Record<string, number> = {
   BuilderLostError: EXIT.network,
   NoProvidersError: EXIT.network,
   TimeoutError: EXIT.network,
+  ListenError: EXIT.network,
+  NoPeerReachableError: EXIT.network,
   SandboxUnavailableError: EXIT.failure
 }
 
@@ -102,8 +109,11 @@ describe('CLI error table', () => {
     expect(errorExit(rebuilt).code).toBe(EXIT.notFound)
   })
 
-  it('carries the hint of the row', () => {
+  it('carries the hint of the row, or the error\'s own when it has one', () => {
     expect(errorExit(new NoOffersError('nobody offered')).hint).toMatch(/kiln peers/)
+    expect(errorExit(new NoPeerReachableError()).hint).toMatch(/--bootstrap/)
+    expect(errorExit(new NodeSettingError('KILN_SANDBOX is proot: ...', { hint: 'set KILN_SANDBOX to auto' }))).toEqual({ code: EXIT.usage, hint: 'set KILN_SANDBOX to auto' })
+    expect(errorExit(new ListenError('cannot start the node: port taken'))).toEqual({ code: EXIT.network })
   })
 
 })

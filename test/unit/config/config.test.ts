@@ -2,7 +2,7 @@ import { describe, it, expect, afterAll } from 'vitest'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir, homedir } from 'node:os'
 import { join } from 'node:path'
-import { loadConfig, defaultDataDir } from '../../../src/config/index.ts'
+import { loadConfig, defaultDataDir, settingName } from '../../../src/config/index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-config-'))
 afterAll(() => { rmSync(dir, { recursive: true, force: true }) })
@@ -33,6 +33,21 @@ describe('config', () => {
     expect(c.dataDir).toBe('/from/flag')
     expect(c.logLevel).toBe('warn')
     expect(c.agent.institution).toBe('uni-a')
+  })
+
+  it('takes the sandbox and SOURCE_DATE_EPOCH from the environment over the file, and says which variable set them', async () => {
+    const f = file('build.yaml', 'build:\n  sandbox: proot\n  sourceDateEpoch: 5\n  stepTimeout: 60\n')
+    const fromFile = await loadConfig({ file: f, env: {} })
+    expect(fromFile.build).toMatchObject({ sandbox: 'proot', sourceDateEpoch: 5, stepTimeout: 60 })
+    expect(settingName(fromFile, 'build.sandbox')).toBe('build.sandbox')
+    const fromEnv = await loadConfig({ file: f, env: { KILN_SANDBOX: 'bwrap', SOURCE_DATE_EPOCH: '1700000000' } })
+    expect(fromEnv.build).toMatchObject({ sandbox: 'bwrap', sourceDateEpoch: 1_700_000_000, stepTimeout: 60 })
+    expect(settingName(fromEnv, 'build.sandbox')).toBe('KILN_SANDBOX')
+    expect(settingName(fromEnv, 'build.sourceDateEpoch')).toBe('SOURCE_DATE_EPOCH')
+    // Not a whole number of seconds: ignored, as before it was read here.
+    expect((await loadConfig({ file: f, env: { SOURCE_DATE_EPOCH: 'yesterday' } })).build.sourceDateEpoch).toBe(5)
+    expect((await loadConfig({ env: {} })).build.sourceDateEpoch).toBeUndefined()
+    await expect(loadConfig({ env: { KILN_SANDBOX: 'chroot' } })).rejects.toThrow(/build\.sandbox: got "chroot"/)
   })
 
   it('reads the file named by KILN_CONFIG', async () => {

@@ -26,6 +26,15 @@ describe('parseOutputSpec', () => {
     expect(parseOutputSpec('type=exec,cmd=/usr/local/bin/up,arg=--fast,arg=x y,timeout=30,opt.bucket=z'))
       .toEqual({ type: 'exec', cmd: '/usr/local/bin/up', args: ['--fast', 'x y'], timeoutSeconds: 30, options: { bucket: 'z' } })
     expect(parseOutputSpec('type=kiln')).toEqual({ type: 'kiln' })
+    expect(parseOutputSpec('type=sif,dest=app.sif,platform=linux/arm64')).toEqual({ type: 'sif', dest: 'app.sif', platform: 'linux/arm64' })
+  })
+
+  it('reads sif:FILE, refuses a sif output with no dest or a name, and writes it back', () => {
+    expect(parseOutputSpec('sif:out/app.sif')).toEqual({ type: 'sif', dest: 'out/app.sif' })
+    expect(badKeys('type=sif')).toEqual(['dest'])
+    expect(badKeys('type=sif,dest=a.sif,name=x:1')).toEqual(['name'])
+    expect(() => parseOutputSpec('sif:')).toThrow(OutputSpecInvalidError)
+    expect(formatOutputSpec(parseOutputSpec('type=sif,dest=a.sif,platform=linux/amd64'))).toBe('type=sif,dest=a.sif,platform=linux/amd64')
   })
 
   it('accepts the buildx type names', () => {

@@ -58,8 +58,7 @@ describe('deterministic layer writing', () => {
       chownTree(b, 65534)
       chmodSync(join(otherStore, '..'), 0o777)
     }
-    const out = execFileSync(NODE, [resolve('test/fixtures/oci/write-layer.ts'), otherStore, b, 'gzip'], {
-      env: { ...process.env, SOURCE_DATE_EPOCH: String(epoch) },
+    const out = execFileSync(NODE, [resolve('test/fixtures/oci/write-layer.ts'), otherStore, b, 'gzip', String(epoch)], {
       ...(isRoot ? { uid: 65534, gid: 65534 } : {}),
       encoding: 'utf8'
     })

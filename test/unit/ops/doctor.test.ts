@@ -22,9 +22,9 @@ const HEALTHY_PROBE: HostProbe = {
   userNamespaces: { ok: true, detail: 'unshare -Ur' },
   overlayInUserns: { ok: true, detail: 'overlay mount in a user namespace' },
   drivers: [
-    { driver: 'bwrap', ok: true, features: { overlay: true, readOnlyMounts: true, networkIsolation: true, pidIsolation: true, processIsolation: true }, detail: 'runs a step' },
-    { driver: 'unshare', ok: true, features: { overlay: true, readOnlyMounts: true, networkIsolation: true, pidIsolation: true, processIsolation: true }, detail: 'runs a step' },
-    { driver: 'proot', ok: false, features: { overlay: false, readOnlyMounts: false, networkIsolation: false, pidIsolation: true, processIsolation: false }, detail: 'proot -0: program not installed' }
+    { driver: 'bwrap', ok: true, features: { overlay: true, readOnlyMounts: true, networkIsolation: true, pidIsolation: true, processIsolation: true, rootEmulation: true }, detail: 'runs a step' },
+    { driver: 'unshare', ok: true, features: { overlay: true, readOnlyMounts: true, networkIsolation: true, pidIsolation: true, processIsolation: true, rootEmulation: false }, detail: 'runs a step' },
+    { driver: 'proot', ok: false, features: { overlay: false, readOnlyMounts: false, networkIsolation: false, pidIsolation: true, processIsolation: false, rootEmulation: true }, detail: 'proot -0: program not installed' }
   ],
   selected: 'bwrap'
 }
@@ -45,6 +45,7 @@ function fakeSystem (over: Partial<SystemAccess> & { files?: Record<string, stri
     dialPeer: async () => ({ peerId: '12D3KooWrelay', protocols: ['/ipfs/id/1.0.0', '/libp2p/circuit/relay/0.2.0/hop'] }),
     httpDate: async () => new Date(),
     probeSandboxes: async () => HEALTHY_PROBE,
+    toolVersion: async (name) => name === 'git' ? 'git version 2.39.5' : undefined,
     trustCounts: async () => ({ roots: 1, peers: 0 }),
     now: () => Date.now(),
     arch: 'x64',
@@ -109,6 +110,12 @@ describe('doctor with injected failures', () => {
     expect(healthy.byId('sandbox.proot').status).toBe('warn')
     expect(healthy.byId('sandbox.bwrap').status).toBe('ok')
     expect(healthy.byId('sandbox').status).toBe('ok')
+  })
+
+  it('root emulation is ok under bwrap and a warning, with bwrap as the fix, under unshare', async () => {
+    expect(await run(fakeSystem()).then(r => r.byId('sandbox.root-emulation').status)).toBe('ok')
+    const unshare = await run(fakeSystem(), { build: { sandbox: 'unshare' } })
+    expect(unshare.byId('sandbox.root-emulation')).toMatchObject({ status: 'warn', detail: expect.stringMatching(/unshare driver has no root emulation/), fix: expect.stringMatching(/bubblewrap/) })
   })
 
   it('a configured driver that does not work is a problem even if another works', async () => {
@@ -192,6 +199,12 @@ describe('doctor with injected failures', () => {
     expect((await run(fakeSystem(binfmt('POCF')), { agent: { platforms: ['linux/arm64', 'linux/amd64'] } })).byId('emulators').status).toBe('ok')
     expect((await run(fakeSystem(binfmt('P')))).byId('emulators').status).toBe('warn')
     expect((await run(fakeSystem(binfmt('P')), { agent: { platforms: ['linux/arm64'] } })).byId('emulators').status).toBe('problem')
+  })
+
+  it('git: present is ok with its version, missing is a warning naming ADD of a git repository', async () => {
+    expect((await run(fakeSystem())).byId('git')).toMatchObject({ status: 'ok', detail: 'git version 2.39.5' })
+    const missing = (await run(fakeSystem({ toolVersion: async () => undefined }))).byId('git')
+    expect(missing).toMatchObject({ status: 'warn', detail: expect.stringContaining('ADD of a git repository') })
   })
 
   it('a data dir others may enter, or a key or database they may read, is a warning that says what start-up fixes', async () => {

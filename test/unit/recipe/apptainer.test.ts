@@ -80,7 +80,12 @@ describe('Apptainer: bases', () => {
     ['docker', 'docker://alpine', 'docker://docker.io/library/alpine:latest'],
     ['oci-archive', '/x/img.tar', 'oci-archive:/x/img.tar'],
     ['docker-archive', 'img.tar', 'docker-archive:img.tar'],
-    ['localimage', '/images/layout', 'oci:/images/layout']
+    ['localimage', '/images/layout', 'oci:/images/layout'],
+    ['localimage', '/x/app.sif', 'sif:/x/app.sif'],
+    ['oras', 'ghcr.io/org/app:1.2', 'oras://ghcr.io/org/app:1.2'],
+    ['oras', 'oras://127.0.0.1:5000/sif/base', 'oras://127.0.0.1:5000/sif/base:latest'],
+    ['library', 'library://alpine:3.19', 'library://alpine:3.19'],
+    ['library', 'sylabs/examples/lolcow', 'library://sylabs/examples/lolcow']
   ])('Bootstrap: %s', (agent, from, ref) => {
     expect(parse(`Bootstrap: ${agent}\nFrom: ${from}\n`).stages[0]?.base).toEqual({ kind: 'image', ref })
   })
@@ -89,13 +94,18 @@ describe('Apptainer: bases', () => {
     expect(parse('Bootstrap: scratch\n%files\nbin/tool /tool\n').stages[0]?.base).toEqual({ kind: 'scratch' })
   })
 
-  it('refuses localimage SIF files and non-layout paths', () => {
-    expect(() => parse('Bootstrap: localimage\nFrom: /x/app.sif\n')).toThrow(expect.objectContaining({ name: 'UnsupportedFeatureError', message: expect.stringContaining('SIF') }))
+  it('reads a localimage SIF as sif:, refuses sandboxes and what is neither SIF nor layout', () => {
+    expect(parse('Bootstrap: localimage\nFrom: /x/app\n', { localImageKind: () => 'sif' }).stages[0]?.base).toEqual({ kind: 'image', ref: 'sif:/x/app' })
     expect(() => parse('Bootstrap: localimage\nFrom: /x/sandbox\n', { localImageKind: () => 'sandbox' })).toThrow(/sandbox/)
+    expect(() => parse('Bootstrap: localimage\nFrom: /x/file\n', { localImageKind: () => 'other' })).toThrow(expect.objectContaining({ name: 'UnsupportedFeatureError', message: expect.stringContaining('neither a SIF') }))
     expect(parse('Bootstrap: localimage\nFrom: /x/odd.img\n', { localImageKind: () => 'oci-layout' }).stages[0]?.base).toEqual({ kind: 'image', ref: 'oci:/x/odd.img' })
   })
 
-  it.each(['library', 'shub', 'oras', 'yum', 'debootstrap'])('refuses Bootstrap: %s, naming it', (agent) => {
+  it('refuses Bootstrap: shub, saying the service is retired', () => {
+    expect(() => parse('Bootstrap: shub\nFrom: vsoch/hello-world\n')).toThrow(expect.objectContaining({ name: 'UnsupportedFeatureError', hint: expect.stringContaining('Singularity Hub is retired') }))
+  })
+
+  it.each(['shub', 'yum', 'zypper', 'arch'])('refuses Bootstrap: %s, naming it', (agent) => {
     expect(() => parse(`# c\nBootstrap: ${agent}\nFrom: x\n`)).toThrow(expect.objectContaining({ name: 'UnsupportedFeatureError', line: 2, message: expect.stringContaining(`Bootstrap: ${agent}`) }))
   })
 
@@ -104,17 +114,13 @@ describe('Apptainer: bases', () => {
   })
 })
 
-describe('Apptainer: %setup policy', () => {
-  const text = 'Bootstrap: docker\nFrom: alpine\n%setup\n  touch ${APPTAINER_ROOTFS}/marker\n%post\n  ls /marker\n'
+describe('Apptainer: %setup', () => {
+  const text = 'Bootstrap: docker\nFrom: alpine\n%files\n  a /a\n%setup\n  touch ${APPTAINER_ROOTFS}/marker\n%post\n  ls /marker\n'
 
-  it('refuses %setup by default, naming it and suggesting %files or %post', () => {
-    expect(() => parse(text)).toThrow(expect.objectContaining({ name: 'UnsupportedFeatureError', line: 3, message: expect.stringContaining('%setup'), hint: expect.stringMatching(/%files.*%post/) }))
-  })
-
-  it('runs %setup inside the sandbox, before %post, with the rootfs at / when allowed', () => {
-    const steps = parse(text, { allowSetup: true }).stages[0]?.steps ?? []
-    expect(steps.map(s => s.op)).toEqual(['run', 'run'])
-    expect(steps[0]).toMatchObject({ command: { script: '  touch ${APPTAINER_ROOTFS}/marker\n' }, env: { APPTAINER_ROOTFS: '/', SINGULARITY_ROOTFS: '/' } })
+  it('runs %setup inside the sandbox, before %files and %post, with the rootfs at /', () => {
+    const steps = parse(text).stages[0]?.steps ?? []
+    expect(steps.map(s => s.op)).toEqual(['run', 'copy', 'run'])
+    expect(steps[0]).toMatchObject({ command: { script: '  touch ${APPTAINER_ROOTFS}/marker\n' }, env: { APPTAINER_ROOTFS: '/', SINGULARITY_ROOTFS: '/' }, source: { line: 5 } })
   })
 })
 
@@ -127,7 +133,8 @@ describe('Apptainer: errors', () => {
     ['unknown %files stage', 'Bootstrap: docker\nFrom: a\n%files from nope\n/a /b\n', 'UnknownStageError', 3],
     ['bad %files line', 'Bootstrap: docker\nFrom: a\n%files\na b c\n', 'RecipeSyntaxError', 4],
     ['bad %post args', 'Bootstrap: docker\nFrom: a\n%post --weird\ntrue\n', 'RecipeSyntaxError', 3],
-    ['app sections', 'Bootstrap: docker\nFrom: a\n%apprun foo\nexec foo\n', 'UnsupportedFeatureError', 3],
+    ['app section without a name', 'Bootstrap: docker\nFrom: a\n%apprun\nexec foo\n', 'RecipeSyntaxError', 3],
+    ['app name with a slash', 'Bootstrap: docker\nFrom: a\n%appinstall ../x\ntrue\n', 'RecipeSyntaxError', 3],
     ['header garbage', 'Bootstrap: docker\nnonsense here\n', 'RecipeSyntaxError', 2],
     ['duplicate header', 'Bootstrap: docker\nFrom: a\nFrom: b\n', 'RecipeSyntaxError', 3]
   ])('%s', (_, text, name, line) => {

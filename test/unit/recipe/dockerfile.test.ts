@@ -199,9 +199,9 @@ describe('Dockerfile: COPY, ADD and RUN flags', () => {
     expect(() => parse('FROM a AS self\nCOPY --from=self /x /x\n')).toThrow(expect.objectContaining({ name: 'UnknownStageError' }))
   })
 
-  it('marks ADD and refuses remote sources', () => {
+  it('marks ADD and refuses remote sources for COPY', () => {
     expect(only('FROM a\nADD --chmod=644 a.tar /opt/\n', 'copy')).toMatchObject({ add: true, chmod: '644' })
-    expect(() => parse('FROM a\nADD https://x.org/f /f\n')).toThrow(expect.objectContaining({ name: 'UnsupportedFeatureError', line: 2 }))
+    expect(() => parse('FROM a\nCOPY https://x.org/f /f\n')).toThrow(expect.objectContaining({ name: 'UnsupportedFeatureError', line: 2 }))
   })
 
   it('validates --chmod and requires two arguments', () => {
@@ -233,7 +233,7 @@ describe('Dockerfile: errors', () => {
     ['no FROM', 'ARG A=1\nARG B=2\n', 'MissingBaseError', 2],
     ['instruction before FROM', 'ARG A\nRUN true\nFROM a\n', 'MissingBaseError', 2],
     ['unknown instruction', 'FROM a\nRUNN true\n', 'UnknownInstructionError', 2],
-    ['ONBUILD', 'FROM a\nONBUILD RUN true\n', 'UnsupportedFeatureError', 2],
+    ['ONBUILD ONBUILD', 'FROM a\nONBUILD ONBUILD RUN true\n', 'RecipeSyntaxError', 2],
     ['blank FROM', 'ARG BASE\nFROM $BASE\n', 'RecipeSyntaxError', 2],
     ['bad FROM arity', 'FROM a b\n', 'RecipeSyntaxError', 1],
     ['bad stage name', 'FROM a AS 1x\n', 'RecipeSyntaxError', 1],

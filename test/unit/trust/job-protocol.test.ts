@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { canonicalJson } from '../../../protocols/envelope.ts'
-import { JobPayload, MAX_FRAME_BYTES, ResultPayload, decodeFrame, encodeFrame, jobTopic, parseRequirement } from '../../../protocols/job.ts'
+import { JobPayload, MAX_BASE_PINS, MAX_FRAME_BYTES, ResultPayload, decodeFrame, encodeFrame, jobTopic, parseRequirement } from '../../../protocols/job.ts'
 
 const digest = `sha256:${'a'.repeat(64)}`
 
@@ -29,6 +29,25 @@ describe('job protocol', () => {
     expect(JobPayload.safeParse({ ...job, platforms: Array(17).fill('linux/amd64') }).success).toBe(false)
     expect(JobPayload.safeParse({ ...job, recipe: { ...job.recipe, text: 'x'.repeat(256 * 1024 + 1) } }).success).toBe(false)
     expect(JobPayload.safeParse({ ...job, extra: 1 }).success).toBe(false)
+  })
+
+  it('carries pinned bases optionally, each a platform manifest by digest, within bounds', () => {
+    const job = {
+      jobId: 'abcdefgh12', recipe: { kind: 'dockerfile', file: 'Dockerfile', text: 'FROM busybox', digest },
+      context: { digest, size: 10 }, platforms: ['linux/amd64']
+    }
+    const pin = { ref: 'busybox', platform: 'linux/amd64', digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 500 }
+    expect(JobPayload.parse(job).bases).toBeUndefined()
+    expect(JobPayload.parse({ ...job, bases: [pin] }).bases).toEqual([pin])
+    expect(JobPayload.safeParse({ ...job, bases: [{ ...pin, digest: 'sha256:short' }] }).success).toBe(false)
+    expect(JobPayload.safeParse({ ...job, bases: [{ ...pin, platform: 'linux' }] }).success).toBe(false)
+    expect(JobPayload.safeParse({ ...job, bases: [{ ...pin, size: 4 * 1024 * 1024 + 1 }] }).success).toBe(false)
+    expect(JobPayload.safeParse({ ...job, bases: [{ ...pin, ref: 'x'.repeat(513) }] }).success).toBe(false)
+    expect(JobPayload.safeParse({ ...job, bases: [{ ...pin, source: 'registry' }] }).success).toBe(false)
+    expect(JobPayload.safeParse({ ...job, bases: Array(MAX_BASE_PINS + 1).fill(pin) }).success).toBe(false)
+    // The most pins a job may carry still fit in a frame.
+    const full = { ...job, bases: Array(MAX_BASE_PINS).fill({ ...pin, ref: 'r'.repeat(512) }) }
+    expect(canonicalJson(full).length).toBeLessThan(MAX_FRAME_BYTES / 4)
   })
 
   it('requires provenance on a successful result only', () => {

@@ -1,8 +1,9 @@
 /**
  * What keeps a blob alive, gathered from every module that holds content:
  * image names, pins, leases of running builds and transfers, and the
- * gateway's repositories (manifests pushed by digest only). `kiln gc` and
- * `kiln store` both mark from here, so they agree on what stays.
+ * gateway's repositories (manifests pushed by digest only). `kiln gc` marks
+ * from here; it sits in src/node because it reads both src/content and
+ * src/gateway, which do not import each other.
  */
 import type { Digest, LocalStore } from '../content/index.ts'
 

@@ -1,0 +1,114 @@
+/**
+ * One recipe, run: parse it for a platform and target, build the plan, and
+ * turn the builder's events into log lines. `kiln build`, the gateway's local
+ * builds (src/node) and the agent's jobs (agent/jobs) all go through here,
+ * so a build says the same thing wherever it runs.
+ *
+ * Terms: a *recipe request* is the recipe text with the name it was read
+ * under, its front-end when known, build args, target and platform; a *log
+ * line* is one line for a person, already formatted (`[2/5] RUN ...`,
+ * `  cached`, `warning: ...`, or one line of a step's output), with its kind
+ * so that a sink can send step lines and output to different places.
+ *
+ * @example
+ * ```ts
+ * const { result } = await runRecipe(builder, { recipe: { text, file: 'Dockerfile' } }, {
+ *   contextDir: '.', onLine: line => { console.log(line.text) }
+ * })
+ * ```
+ */
+import { parseRecipe } from '../recipe/index.ts'
+import type { BuildPlan } from '../recipe/index.ts'
+import { instructionSummary } from './instruction-text.ts'
+import type { BuildEvent, BuildOptions, BuildResult, Builder } from './types.ts'
+
+export interface RecipeRequest {
+  /** `file` is the name the recipe was read under (it picks the front-end when `kind` is absent). */
+  recipe: { text: string, file: string, kind?: 'dockerfile' | 'apptainer' }
+  buildArgs?: Record<string, string>
+  /** Stage name or index; default the last. */
+  target?: string
+  /** os/arch[/variant]; default the host's. */
+  platform?: string
+  /** Apptainer: leave %test out (`kiln build --notest`). */
+  skipTest?: boolean
+}
+
+export type RecipeLogLine =
+  /** `instruction`: the step's full text (may span lines); `text` shows its summary. */
+  | { kind: 'step', text: string, index: number, total: number, instruction: string }
+  | { kind: 'output' | 'warning' | 'cached', text: string }
+
+export interface RunRecipeOptions extends Omit<BuildOptions, 'platform' | 'onEvent'> {
+  /**
+   * Called with the plan before anything runs; throwing refuses the build
+   * (e.g. bases a job may not use). A plan returned is built instead (e.g.
+   * with pinned bases put in).
+   */
+  admit?: (plan: BuildPlan) => BuildPlan | undefined
+  onLine?: (line: RecipeLogLine) => void
+}
+
+export interface RecipeRun {
+  plan: BuildPlan
+  result: BuildResult
+}
+
+/** The plan of a request: what `runRecipe` builds, and what `--dry-run` prints. Throws RecipeError subclasses. */
+export function planRecipe (request: RecipeRequest): BuildPlan {
+  return parseRecipe(request.recipe.text, {
+    filename: request.recipe.file,
+    ...(request.recipe.kind !== undefined ? { frontend: request.recipe.kind } : {}),
+    buildArgs: request.buildArgs ?? {},
+    ...(request.target !== undefined ? { target: request.target } : {}),
+    ...(request.platform !== undefined ? { platform: request.platform } : {}),
+    ...(request.skipTest === true ? { skipTest: true } : {})
+  })
+}
+
+/** Parses, admits and builds one request; log lines go to `options.onLine` as they come. */
+export async function runRecipe (builder: Builder, request: RecipeRequest, options: RunRecipeOptions): Promise<RecipeRun> {
+  const parsed = planRecipe(request)
+  const plan = options.admit?.(parsed) ?? parsed
+  const { admit: _admit, onLine, ...build } = options
+  const lines = logLines(onLine ?? (() => {}))
+  try {
+    const result = await builder.build(plan, {
+      ...build,
+      ...(request.platform !== undefined ? { platform: request.platform } : {}),
+      onEvent: lines.onEvent
+    })
+    return { plan, result }
+  } finally {
+    lines.flush()
+  }
+}
+
+/** Build events as log lines: output is cut at newlines, and a step's unfinished last line is sent when it ends. */
+function logLines (sink: (line: RecipeLogLine) => void): { onEvent: (e: BuildEvent) => void, flush: () => void } {
+  const decoder = new TextDecoder()
+  let partial = ''
+  const flush = (): void => {
+    partial += decoder.decode()
+    if (partial !== '') sink({ kind: 'output', text: partial })
+    partial = ''
+  }
+  return {
+    flush,
+    onEvent: (e) => {
+      if (e.type === 'step') {
+        flush()
+        sink({ kind: 'step', text: `[${e.index}/${e.total}] ${instructionSummary(e.text)}`, index: e.index, total: e.total, instruction: e.text })
+      } else if (e.type === 'output') {
+        const parts = (partial + decoder.decode(e.chunk, { stream: true })).split('\n')
+        partial = parts.pop() ?? ''
+        for (const text of parts) sink({ kind: 'output', text })
+      } else if (e.type === 'step-done') {
+        flush()
+        if (e.cached) sink({ kind: 'cached', text: '  cached' })
+      } else if (e.type === 'warning') {
+        sink({ kind: 'warning', text: `warning: ${e.message}` })
+      }
+    }
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * The CLI's side of src/node: each function hands a service what the
+ * command's CliContext holds (config, store, identity, logger), starts it,
+ * and registers its close to run when the command ends.
+ */
+import type { NodeMetrics, RequesterNode } from '../node/index.ts'
+import type { NodeFlags } from '../p2p/index.ts'
+import type { CliContext } from './context.ts'
+
+/** The metrics endpoint of `--metrics-listen`, else `metrics.listen`; the no-op handle (and no url) when neither is set. */
+export async function startMetricsFor (ctx: CliContext, flag: string | undefined): Promise<NodeMetrics> {
+  const { startNodeMetrics } = await import('../node/index.ts')
+  const running = await startNodeMetrics(flag ?? (await ctx.config()).metrics.listen)
+  ctx.onClose(running.close)
+  return running
+}
+
+/** A client node and a requester session on it, once a peer is reachable. */
+export async function openSession (ctx: CliContext, network: NodeFlags, offerWindowMs?: number): Promise<RequesterNode> {
+  const { openRequesterNode } = await import('../node/index.ts')
+  const requester = await openRequesterNode({
+    config: await ctx.config(),
+    store: await ctx.store(),
+    identity: await ctx.identity(),
+    log: await ctx.logger(),
+    network,
+    ...(offerWindowMs !== undefined ? { offerWindowMs } : {}),
+    warn: (message) => { ctx.out.warn(message) }
+  })
+  ctx.onClose(requester.close)
+  return requester
+}

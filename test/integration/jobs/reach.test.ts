@@ -1,0 +1,144 @@
+/**
+ * Who a job reaches and when the offer window closes (protocols/job.md §5),
+ * over the in-memory network: "near" agents subscribe to their platform's
+ * topic and get the gossip; "far" agents do not (gossip does not reach
+ * them), and the requester's transport finds them, as the DHT would, a
+ * little after the job is published. The requester must send the job to
+ * the far ones, count their offers, and not close the window when the near
+ * ones have answered.
+ */
+import { createHash } from 'node:crypto'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createJobAgent } from '../../../agent/jobs/index.ts'
+import type { BuildOutput, JobBuilder } from '../../../agent/jobs/index.ts'
+import { createRequester } from '../../../src/requester/index.ts'
+import type { JobEvent, Requester } from '../../../src/requester/index.ts'
+import { createMemoryJobNetwork } from '../../../src/jobs/index.ts'
+import type { FoundAgent, JobTransport, MemoryJobNetwork } from '../../../src/jobs/index.ts'
+import { PolicyConfig, createTrustPolicy } from '../../../src/trust/index.ts'
+import type { Ed25519PrivateKey } from '../../../src/trust/index.ts'
+
+const sha = (b: Uint8Array): `sha256:${string}` => `sha256:${createHash('sha256').update(b).digest('hex')}`
+const id = (k: Ed25519PrivateKey): string => peerIdFromPrivateKey(k).toString()
+const blobs = new Map<string, Uint8Array>()
+const put = (text: string): { digest: `sha256:${string}`, size: number } => {
+  const b = new TextEncoder().encode(text)
+  blobs.set(sha(b), b)
+  return { digest: sha(b), size: b.byteLength }
+}
+/** When the stand-in DHT search reports the far agents, after publication. */
+const SEARCH_MS = 150
+const WINDOW_MS = 3000
+
+/** Every builder of a platform makes the same image (reproducible), so --verify 2 agrees. */
+const builder: JobBuilder = {
+  async build (req): Promise<BuildOutput> {
+    const layer = put(`layer for ${req.platform}`)
+    const config = put(`config ${req.platform}`)
+    const manifest = put(JSON.stringify({ schemaVersion: 2, config, layers: [layer] }))
+    return { ...manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json', blobs: [config, layer], baseDigests: [], sandbox: 'fake' }
+  }
+}
+
+interface Member { key: Ed25519PrivateKey, platforms: string[] }
+
+describe('a job reaches agents gossip does not', () => {
+  const stops: Array<() => Promise<void> | void> = []
+  afterEach(async () => { for (const s of stops.splice(0)) await s() })
+  let net: MemoryJobNetwork
+
+  const agent = async (opts: { platforms: string[], capabilities?: string[], far?: boolean }): Promise<Member> => {
+    const key = await generateKeyPair('Ed25519')
+    const inner = net.connect(id(key))
+    // A far agent's subscription never reaches the requester's side: only a direct send gets it the job.
+    const transport: JobTransport = opts.far === true ? { ...inner, subscribe: () => {} } : inner
+    const a = createJobAgent({
+      key,
+      transport,
+      policy: createTrustPolicy(PolicyConfig.parse({ version: 1, open: true })),
+      builder,
+      context: { open: async () => ({ dir: '/ctx', release: async () => {} }) },
+      platforms: opts.platforms,
+      capabilities: opts.capabilities ?? [],
+      heartbeatMs: 50
+    })
+    a.start()
+    stops.push(async () => { await a.stop() })
+    return { key, platforms: opts.platforms }
+  }
+
+  /** A requester whose transport "finds" `advertised` SEARCH_MS after a search starts. */
+  const requester = async (advertised: Member[]): Promise<{ r: Requester, searches: string[] }> => {
+    const key = await generateKeyPair('Ed25519')
+    const searches: string[] = []
+    const transport: JobTransport = {
+      ...net.connect(id(key)),
+      findAgents: async ({ platform, capabilities, signal, onAgent }) => {
+        searches.push(`${platform} ${capabilities.join(',')}`)
+        await new Promise(resolve => setTimeout(resolve, SEARCH_MS))
+        if (signal.aborted) return
+        for (const m of advertised) {
+          const found: FoundAgent = { peer: id(m.key), platforms: m.platforms }
+          if (m.platforms.includes(platform)) onAgent(found)
+        }
+      }
+    }
+    const r = createRequester({
+      key,
+      transport,
+      policy: createTrustPolicy(PolicyConfig.parse({ version: 1, open: true })),
+      blobs: { fetch: async (b) => blobs.get(b.digest) ?? new Uint8Array(0) },
+      offerWindowMs: WINDOW_MS,
+      heartbeatMs: 50
+    })
+    stops.push(() => { r.stop() })
+    return { r, searches }
+  }
+
+  const spec = (platforms: string[], extra: Partial<Parameters<Requester['submit']>[0]> = {}): Parameters<Requester['submit']>[0] => ({
+    recipe: { kind: 'dockerfile', file: 'Dockerfile', text: `FROM scratch\n# ${Math.random()}` },
+    context: put(`context ${Math.random()}`),
+    platforms,
+    ...extra
+  })
+
+  it('waits for the far agents the search finds, sends them the job, and closes the window once all answered', async () => {
+    net = createMemoryJobNetwork()
+    const near = await agent({ platforms: ['linux/amd64'] })
+    const far1 = await agent({ platforms: ['linux/amd64'], capabilities: ['cuda=12.4'], far: true })
+    const far2 = await agent({ platforms: ['linux/amd64'], capabilities: ['cuda=12.4'], far: true })
+    const { r, searches } = await requester([near, far1, far2])
+    const events: JobEvent[] = []
+    const started = Date.now()
+    const out = await r.submit(spec(['linux/amd64'], { requirements: ['cuda>=12'], verify: 2, onEvent: e => events.push(e) }))
+    const awardedAt = events.findIndex(e => e.kind === 'award')
+    expect(searches).toEqual(['linux/amd64 cuda'])
+    expect([...out.platforms[0]?.builders ?? []].sort()).toEqual([id(far1.key), id(far2.key)].sort())
+    // The near agent's decline came first; the window stayed open for the far ones, then closed before its end.
+    expect(events.slice(0, awardedAt)).toContainEqual(expect.objectContaining({ kind: 'decline', builder: id(near.key), reason: 'lacks cuda>=12' }))
+    expect(events.slice(0, awardedAt).filter(e => e.kind === 'offer').map(e => e.kind === 'offer' ? e.builder : '').sort()).toEqual([id(far1.key), id(far2.key)].sort())
+    expect(Date.now() - started).toBeLessThan(WINDOW_MS)
+  })
+
+  it('ignores the declines a directly-sent agent gives for platforms it does not build', async () => {
+    net = createMemoryJobNetwork()
+    const amd = await agent({ platforms: ['linux/amd64'], far: true })
+    const arm = await agent({ platforms: ['linux/arm64'] })
+    const { r } = await requester([amd, arm])
+    const events: JobEvent[] = []
+    const out = await r.submit(spec(['linux/amd64', 'linux/arm64'], { onEvent: e => events.push(e) }))
+    expect(out.platforms.map(p => p.builders)).toEqual([[id(amd.key)], [id(arm.key)]])
+    expect(events.filter(e => e.kind === 'decline')).toEqual([])
+  })
+
+  it('says nobody advertises a platform that no agent builds', async () => {
+    net = createMemoryJobNetwork()
+    const amd = await agent({ platforms: ['linux/amd64'] })
+    const { r } = await requester([amd])
+    const started = Date.now()
+    await expect(r.submit(spec(['linux/riscv64']))).rejects.toMatchObject({ name: 'NoOffersError', message: expect.stringMatching(/\(0 offer\(s\), 1 needed\); nobody advertises linux\/riscv64$/) })
+    expect(Date.now() - started).toBeGreaterThanOrEqual(WINDOW_MS - 50)
+  })
+})
