@@ -107,7 +107,11 @@ export const JobPayload = z.strictObject({
   target: Text(128).optional(),
   /** `repo:tag` the requester will name the result; informative for the builder. */
   output: Text(256).optional(),
-  /** Whether RUN steps ask for network access (the agent's policy decides). */
+  /**
+   * The build's network mode: true is `default` (every RUN gets the network
+   * unless it says `RUN --network=none`), false is `none`. The agent's
+   * policy decides whether it builds a job that asks (docs/building.md).
+   */
   network: z.boolean().default(false),
   /** Every image the recipe names, pinned per platform (§3.1); absent in jobs from requesters that do not pin. */
   bases: z.array(BasePin).max(MAX_BASE_PINS).optional()

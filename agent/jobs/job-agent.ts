@@ -78,7 +78,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
     if (init.othersRefused !== undefined && requester !== self) return { platforms, reason: init.othersRefused }
     const missing = unmet(job.requirements, init.capabilities ?? [])
     if (missing.length > 0) return { platforms, reason: `lacks ${missing.join(', ')}` }
-    if (job.network && !allowNetwork) return { platforms, reason: 'network access during RUN is not allowed here' }
+    if (job.network && !allowNetwork) return { platforms, reason: 'the job asks for the network (--network=default) and this agent does not give RUN steps the network (agent.allowNetwork in its kiln.yaml)' }
     return { platforms }
   }
 

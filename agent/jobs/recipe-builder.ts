@@ -92,7 +92,7 @@ export function createRecipeBuilder (init: RecipeBuilderInit): JobBuilder {
         ...(request.target !== undefined ? { target: request.target } : {})
       }, {
         contextDir: request.contextDir,
-        network: request.network,
+        network: request.network ? 'default' : 'none',
         signal: options.signal,
         ...(init.sourceDateEpoch !== undefined ? { sourceDateEpoch: init.sourceDateEpoch } : {}),
         ...(init.stepTimeoutMs !== undefined ? { stepTimeoutMs: init.stepTimeoutMs } : {}),

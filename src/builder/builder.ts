@@ -22,10 +22,11 @@ import { SOURCE_ENVIRONMENT } from '../recipe/index.ts'
 import { resolveBase } from './base.ts'
 import type { BaseResolverInit, ResolvedBase } from './base.ts'
 import { applyConfigStep, apptainerEntrypoint, envMap } from './config-steps.ts'
-import { DEFAULT_SOURCE_DATE_EPOCH } from './constants.ts'
+import { CACHE_MOUNTS_DIR, DEFAULT_SOURCE_DATE_EPOCH } from './constants.ts'
 import { debootstrapBase } from './debootstrap.ts'
-import { BaseImageError, NetworkNotAllowedError } from './errors.ts'
+import { BaseImageError } from './errors.ts'
 import { archiveFlattens, createStepExecutor } from './executor/index.ts'
+import { mountKeyInputs } from './executor/mounts.ts'
 import { PERMISSIONS_ANNOTATION, flattenedBy } from './ownership.ts'
 import type { CopyInputs } from './executor/index.ts'
 import { instructionText } from './instruction-text.ts'
@@ -42,7 +43,7 @@ export function createBuilder (init: BuilderInit): Builder {
   const { store, refs, workDir } = init
   const cache = createStepCache(init.db)
   const urlCache = createUrlCache(init.db)
-  const dirs = { rootfs: join(workDir, 'rootfs'), snapshots: join(workDir, 'snapshots'), tmp: join(workDir, 'tmp') }
+  const dirs = { rootfs: join(workDir, 'rootfs'), snapshots: join(workDir, 'snapshots'), tmp: join(workDir, 'tmp'), cacheMounts: join(workDir, CACHE_MOUNTS_DIR) }
   let sandboxPromise: Promise<Sandbox> | undefined
   const sandbox = async (): Promise<Sandbox> => {
     sandboxPromise ??= init.sandbox !== undefined
@@ -57,11 +58,7 @@ export function createBuilder (init: BuilderInit): Builder {
     const epoch = options.sourceDateEpoch ?? DEFAULT_SOURCE_DATE_EPOCH
     const stageNames = (index: number): string | undefined => plan.stages.find(s => s.index === index)?.name
     const runSteps = plan.stages.flatMap(s => s.steps.filter((x): x is RunStep => x.op === 'run'))
-    const allowNetwork = options.network === true
-    const asking = runSteps.find(s => s.network === 'default')
-    if (asking !== undefined && !allowNetwork) {
-      throw new NetworkNotAllowedError(asking.source, 'RUN --network=default asks for the network, which this build does not allow: rerun with kiln build --network (an agent allows it with agent.allowNetwork in kiln.yaml)')
-    }
+    const networked = options.network === 'default'
     const scope: BuildScope = {
       store, urlCache, options, platform, epoch,
       created: new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),
@@ -70,7 +67,7 @@ export function createBuilder (init: BuilderInit): Builder {
       resolver: resolverFor(options),
       emit: (e: BuildEvent): void => { options.onEvent?.(e) },
       textOf: (step: Step): string => instructionText(step, stageNames),
-      networkFor: (step: RunStep): boolean => allowNetwork && (step.network === 'default' || (plan.frontend === 'apptainer' && step.network === undefined))
+      networkFor: (step: RunStep): boolean => networked && step.network !== 'none'
     }
     const { states, emit, created } = scope
     for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 })
@@ -157,7 +154,7 @@ export function createBuilder (init: BuilderInit): Builder {
             const inputs: CopyInputs | undefined = step.op === 'copy' ? await executor.copyInputs(step) : undefined
             // Decided from the inputs, which a cached step has too: the annotation is the same cold or cached.
             if (step.op === 'copy' && inputs !== undefined) flatten(await archiveFlattens(step, inputs))
-            const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', scope.networkFor(step) ? 'net' : 'nonet', JSON.stringify(step.env)]
+            const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', scope.networkFor(step) ? 'net' : 'nonet', JSON.stringify(step.env), ...await mountKeyInputs(scope, step)]
               : step.op === 'copy' ? [st.config.WorkingDir ?? '', ...(inputs?.digests ?? [])]
                 : [step.content]
             const key = stepKey(st.key, step.canonical, extra)

@@ -24,7 +24,11 @@ export class SandboxError extends Error {
   constructor (message: string) { super(message) }
 }
 
-/** A RUN step exited non-zero, was killed, or timed out. */
+/**
+ * A RUN step exited non-zero, was killed, or timed out. `hint`, when kiln
+ * can tell what went wrong (a step without network that tried to resolve a
+ * name), says what to do; the message ends with it in parentheses.
+ */
 export class StepFailedError extends Error {
   static override readonly name = 'StepFailedError'
   override readonly name = StepFailedError.name
@@ -32,11 +36,13 @@ export class StepFailedError extends Error {
   readonly source: SourceLoc
   readonly exitCode: number | null
   readonly output: string
-  constructor (source: SourceLoc, detail: string, exitCode: number | null, output: string) {
-    super(`${where(source)}${detail}`)
+  readonly hint?: string
+  constructor (source: SourceLoc, detail: string, exitCode: number | null, output: string, hint?: string) {
+    super(`${where(source)}${detail}${hint === undefined ? '' : ` (${hint})`}`)
     this.source = source
     this.exitCode = exitCode
     this.output = output
+    if (hint !== undefined) this.hint = hint
   }
 }
 
@@ -76,10 +82,23 @@ export class UnsupportedStepError extends Error {
   }
 }
 
+/** A RUN mounts a secret with `required` that the build was not given (`kiln build --secret`). */
+export class SecretNotFoundError extends Error {
+  static override readonly name = 'SecretNotFoundError'
+  override readonly name = SecretNotFoundError.name
+  readonly code = 'ERR_SECRET_NOT_FOUND'
+  readonly source: SourceLoc
+  constructor (message: string, source: SourceLoc) {
+    super(`${where(source)}${message}`)
+    this.source = source
+  }
+}
+
 /**
- * A RUN step asks for the network (`RUN --network=default`) and the build does
- * not allow it (`kiln build --network`, the agent's `agent.allowNetwork`).
- * Thrown before any step runs.
+ * A step the builder itself fetches for (`ADD <url>`, `ADD <git>`) needs the
+ * network and the build's network mode is `none` (`kiln build
+ * --network=default`, the agent's `agent.allowNetwork`). RUN steps never
+ * throw it: under `none` they simply run offline.
  */
 export class NetworkNotAllowedError extends Error {
   static override readonly name = 'NetworkNotAllowedError'

@@ -10,7 +10,10 @@
  *   (made from an imported cache layer, src/export);
  * - an *unpacked base* is `<work dir>/rootfs/<manifest hex>-<uid>` (or
  *   `scratch-<uid>`), an image's layers extracted once and reused;
- * - an *entry* is either; it is *backed* while what makes it useful is in
+ * - a *cache mount* is `<work dir>/cache-mounts/<hash of id>`, a
+ *   `RUN --mount=type=cache` dir (./executor/mounts.ts); always backed, so
+ *   `kiln gc` keeps it and only the quota evicts it;
+ * - an *entry* is any of them; it is *backed* while what makes it useful is in
  *   the store: for `k-<key>`, the step cache maps the key to a layer whose
  *   blob is there; for `<diffID>`, some step-cache layer with that diffID
  *   is there; for a base, its manifest is there (`scratch` is always
@@ -32,10 +35,11 @@ import type { BlobReader, Digest } from '../content/index.ts'
 import type { KilnDb } from '../db/index.ts'
 import type { DerivedCache, DerivedEntry } from '../content/quota.ts'
 import { buildRunning } from './build-locks.ts'
+import { CACHE_MOUNTS_DIR } from './constants.ts'
 import { createStepCache, parseSnapshotName } from '../cache/index.ts'
 import { removeTree } from './sandbox/scratch.ts'
 
-export type BuildCacheKind = 'snapshot' | 'base'
+export type BuildCacheKind = 'snapshot' | 'base' | 'cache-mount'
 
 export interface BuildCacheEntry extends DerivedEntry {
   kind: BuildCacheKind
@@ -45,6 +49,8 @@ export interface BuildCacheEntry extends DerivedEntry {
 export interface BuildCacheUsage {
   snapshots: { count: number, bytes: number }
   bases: { count: number, bytes: number }
+  /** RUN --mount=type=cache dirs (./executor/mounts.ts): always backed, evicted by the quota only. */
+  cacheMounts: { count: number, bytes: number }
   bytes: number
 }
 
@@ -85,11 +91,14 @@ export interface BuildCacheInit {
 export function createBuildCache (init: BuildCacheInit): BuildCache {
   const snapshots = join(init.workDir, 'snapshots')
   const rootfs = join(init.workDir, 'rootfs')
+  const cacheMounts = join(init.workDir, CACHE_MOUNTS_DIR)
 
   const list = async (): Promise<Array<{ kind: BuildCacheKind, path: string, name: string }>> => {
     const out: Array<{ kind: BuildCacheKind, path: string, name: string }> = []
     for (const name of await readdir(snapshots).catch(() => [] as string[])) if (!name.startsWith('.')) out.push({ kind: 'snapshot', path: join(snapshots, name), name })
     for (const name of await readdir(rootfs).catch(() => [] as string[])) if (!name.includes('.tmp-') && !name.startsWith('.')) out.push({ kind: 'base', path: join(rootfs, name), name })
+    // Lock files sit beside the dirs; entries() keeps directories only.
+    for (const name of await readdir(cacheMounts).catch(() => [] as string[])) if (!name.startsWith('.')) out.push({ kind: 'cache-mount', path: join(cacheMounts, name), name })
     return out
   }
 
@@ -111,6 +120,7 @@ export function createBuildCache (init: BuildCacheInit): BuildCache {
     for (const r of cache) byDiffId.set(r.diffId, [...byDiffId.get(r.diffId) ?? [], r.descriptor.digest])
     const has = async (d: Digest | undefined): Promise<boolean> => d !== undefined && await init.store.has(d)
     return async (e) => {
+      if (e.kind === 'cache-mount') return true
       if (e.kind === 'base') {
         const m = /^([0-9a-f]{64})-\d+$/.exec(e.name)
         return m === null ? e.name.startsWith('scratch-') : await has(`sha256:${m[1] as string}` as Digest)
@@ -146,7 +156,8 @@ export function createBuildCache (init: BuildCacheInit): BuildCache {
       }
       const snaps = sum('snapshot')
       const bases = sum('base')
-      return { snapshots: snaps, bases, bytes: snaps.bytes + bases.bytes }
+      const mounts = sum('cache-mount')
+      return { snapshots: snaps, bases, cacheMounts: mounts, bytes: snaps.bytes + bases.bytes + mounts.bytes }
     },
     total: async () => (await entries()).reduce((n, e) => n + e.bytes, 0),
     evictable: async () => await buildRunning(init.workDir) ? [] : await entries(),

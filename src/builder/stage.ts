@@ -15,8 +15,8 @@ import type { BuildEvent, BuildOptions } from './types.ts'
 export type Config = NonNullable<ImageConfig['config']>
 export type LayerDescriptor = CachedLayer['descriptor']
 
-/** Where a build keeps unpacked bases, step snapshots and temp dirs, under the builder's work dir. */
-export interface WorkDirs { rootfs: string, snapshots: string, tmp: string }
+/** Where a build keeps unpacked bases, step snapshots, temp dirs and RUN cache mounts (./executor/mounts.ts), under the builder's work dir. */
+export interface WorkDirs { rootfs: string, snapshots: string, tmp: string, cacheMounts: string }
 
 export interface StageBase {
   /** Manifest and config the stage starts from. */
@@ -60,6 +60,6 @@ export interface BuildScope {
   emit: (event: BuildEvent) => void
   /** The instruction as a person reads it (what the image history says). */
   textOf: (step: Step) => string
-  /** Whether a RUN gets the network: it asked (Apptainer %post has no way to ask: the build's --network is the ask) and the build allows it. */
+  /** Whether a RUN gets the network: the build's mode is `default` and the step does not say `--network=none`. */
   networkFor: (step: RunStep) => boolean
 }

@@ -29,6 +29,9 @@ export interface BuilderInit {
   libraryUrl?: string
 }
 
+/** `kiln build --network=MODE`. */
+export type NetworkMode = 'default' | 'none'
+
 export type BuildEvent =
   /** `text`: the instruction as a person reads it (what the image history says), possibly several lines. */
   | { type: 'step', index: number, total: number, stage: number, text: string, source: SourceLoc }
@@ -49,11 +52,18 @@ export interface BuildOptions {
   /** os/arch[/variant]; default the host's. */
   platform?: string
   /**
-   * Allow RUN steps that ask for it (`RUN --network=default`; for Apptainer,
-   * every %post) to use the network. Default false: a step that asks fails
-   * the build before anything runs (NetworkNotAllowedError).
+   * The build's network mode, Docker's and buildah's model: `default` gives
+   * every RUN (every Apptainer %post) the node's network unless the step
+   * says `RUN --network=none`; `none` (the default) runs every step in a
+   * private network namespace with loopback only (docs/building.md).
    */
-  network?: boolean
+  network?: NetworkMode
+  /**
+   * Secrets by id for `RUN --mount=type=secret` (`kiln build --secret`):
+   * given to the steps that mount them, never logged, stored, put in a layer
+   * or hashed into a step key (docs/security.md).
+   */
+  secrets?: Readonly<Record<string, Uint8Array>>
   /** Seconds; every timestamp in the image is clamped to it. Default 0 (see docs/building.md). */
   sourceDateEpoch?: number
   /**

@@ -15,7 +15,7 @@
  * nothing.
  */
 import { TimeoutError } from '@libp2p/interface'
-import { BaseImageError, CopySourceError, NetworkNotAllowedError, SandboxUnavailableError, StepFailedError, UnknownOwnerError, UnsupportedStepError } from '../builder/errors.ts'
+import { BaseImageError, CopySourceError, NetworkNotAllowedError, SandboxUnavailableError, SecretNotFoundError, StepFailedError, UnknownOwnerError, UnsupportedStepError } from '../builder/errors.ts'
 import { IgnorePatternError } from '../builder/context/errors.ts'
 import { ConfigError } from '../config/errors.ts'
 import { DigestMismatchError, InvalidDigestError, InvalidPinTargetError, NotFoundError, SizeMismatchError } from '../content/errors.ts'
@@ -56,8 +56,9 @@ export const ERROR_EXITS: ReadonlyArray<readonly [ErrorClass, ErrorExit]> = [
   [PlatformInvalidError, { code: EXIT.usage }],
   [CopySourceError, { code: EXIT.usage, hint: 'COPY sources are paths inside the build context (the CONTEXT argument)' }],
   [UnsupportedStepError, { code: EXIT.usage }],
+  [SecretNotFoundError, { code: EXIT.usage, hint: 'kiln build --secret id=ID,src=FILE (or env=VARIABLE) gives a RUN --mount=type=secret its value' }],
   [UnknownOwnerError, { code: EXIT.usage, hint: '--chown names are looked up in the stage\'s /etc/passwd and /etc/group; numbers are used as given' }],
-  [NetworkNotAllowedError, { code: EXIT.usage, hint: 'RUN without --network=default runs offline; --network lets the steps that ask use the network' }],
+  [NetworkNotAllowedError, { code: EXIT.usage, hint: 'ADD <url> and ADD <git> fetch from the network: kiln build --network=default allows it' }],
   [OutputSpecInvalidError, { code: EXIT.usage, hint: 'docs/exporters.md lists the output types and their keys' }],
   [ExporterUnavailableError, { code: EXIT.usage }],
   [ExportUnsupportedError, { code: EXIT.usage }],

@@ -13,6 +13,60 @@ export function durationFlag (flag: string, text: string): number {
   }
 }
 
+const NETWORK_MODES: Readonly<Record<string, 'default' | 'none'>> = { default: 'default', host: 'default', none: 'none' }
+
+/**
+ * `--network[=MODE]` and the `<context>` argument of `kiln build` and
+ * `kiln submit` (docs/building.md): `default` or `none`; the bare flag, as
+ * before modes existed, is `default`; absent is `none`. `host` is `default`:
+ * kiln's network is the node's own. Commander gives an optional value the
+ * next word, so `--network CONTEXT` (the old boolean flag) arrives as a mode
+ * that is none and no context: that word is the context, the mode `default`.
+ */
+export function networkAndContext (value: string | boolean | undefined, contextArg: string | undefined): { network: 'default' | 'none', contextArg: string } {
+  const known = typeof value === 'string' ? NETWORK_MODES[value] : undefined
+  if (typeof value === 'string' && known === undefined) {
+    if (contextArg !== undefined) throw new CliError(`--network=${value}: expected default or none`, { exitCode: EXIT.usage, hint: 'default gives every RUN the network unless it says RUN --network=none; none gives it to no step' })
+    return { network: 'default', contextArg: value }
+  }
+  if (contextArg === undefined) throw new CliError('missing required argument \'context\'', { exitCode: EXIT.usage })
+  return { network: known ?? (value === true ? 'default' : 'none'), contextArg }
+}
+
+/**
+ * `kiln build --secret id=ID[,src=FILE|,env=VAR]` (BuildKit's): the value
+ * of a secret from a file or the environment; with neither, the variable
+ * named ID. `type=file|env` is accepted as BuildKit writes it. The value is
+ * handed to the builder and nowhere else (docs/security.md).
+ */
+export async function secretFlags (specs: readonly string[]): Promise<Record<string, Uint8Array>> {
+  const { readFile } = await import('node:fs/promises')
+  const out: Record<string, Uint8Array> = {}
+  const usage = (spec: string, why: string): CliError => new CliError(`--secret ${spec}: ${why}`, { exitCode: EXIT.usage, hint: 'write --secret id=ID,src=FILE or --secret id=ID,env=VARIABLE' })
+  for (const spec of specs) {
+    const fields = new Map<string, string>()
+    for (const part of spec.split(',')) {
+      const eq = part.indexOf('=')
+      if (eq <= 0) throw usage(spec, `'${part}' is not KEY=VALUE`)
+      const key = part.slice(0, eq).toLowerCase()
+      fields.set(key === 'source' ? 'src' : key, part.slice(eq + 1))
+    }
+    for (const key of fields.keys()) if (!['id', 'src', 'env', 'type'].includes(key)) throw usage(spec, `unknown key '${key}'`)
+    const id = fields.get('id')
+    if (id === undefined || id === '') throw usage(spec, 'no id')
+    const src = fields.get('src')
+    const env = fields.get('env') ?? (src === undefined ? id : undefined)
+    if (src !== undefined && fields.has('env')) throw usage(spec, 'give src or env, not both')
+    if (src !== undefined) {
+      out[id] = await readFile(src).catch((err: Error) => { throw usage(spec, `cannot read ${src}: ${err.message}`) })
+    } else {
+      const value = process.env[env ?? id]
+      if (value === undefined) throw usage(spec, `the environment has no ${env ?? id}`)
+      out[id] = Buffer.from(value)
+    }
+  }
+  return out
+}
 /** `HOST:PORT` (an IPv6 host in brackets) of `flag`'s value. */
 export function splitHostPort (text: string, flag = '--listen'): { host: string, port: number } {
   const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text)

@@ -9,7 +9,7 @@
  * or quota run in another process never takes a layer of a build in
  * progress, however long it runs.
  */
-import type { Builder, BuildResult, IgnoreRules, RecipeLogLine, RecipeRequest, SandboxDriverName } from '../builder/index.ts'
+import type { Builder, BuildResult, IgnoreRules, NetworkMode, RecipeLogLine, RecipeRequest, SandboxDriverName } from '../builder/index.ts'
 import type { BuildLeases, LocalStore } from '../content/index.ts'
 import type { CacheToSpec, OutputSpec } from '../export/index.ts'
 import type { BuildRunner } from '../gateway/index.ts'
@@ -41,7 +41,10 @@ export interface LocalBuildInit {
   contextIgnore: IgnoreRules
   /** Default: the driver probing picks. */
   sandboxDriver?: SandboxDriverName
-  network: boolean
+  /** The build's network mode (BuildOptions.network, src/builder). */
+  network: NetworkMode
+  /** `kiln build --secret` values by id, for RUN --mount=type=secret; handed to the builder only. */
+  secrets?: Readonly<Record<string, Uint8Array>>
   noCache: boolean
   pull?: 'missing' | 'always'
   /** Seconds (build.sourceDateEpoch, src/config); default the builder's 0. */
@@ -85,6 +88,7 @@ export async function runLocalBuild (init: LocalBuildInit): Promise<LocalBuild> 
       contextDir: init.contextDir,
       contextIgnore: init.contextIgnore,
       network: init.network,
+      ...(init.secrets !== undefined ? { secrets: init.secrets } : {}),
       noCache: init.noCache,
       ...(init.pull !== undefined ? { pull: init.pull } : {}),
       ...(init.sourceDateEpoch !== undefined ? { sourceDateEpoch: init.sourceDateEpoch } : {}),

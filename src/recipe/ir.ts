@@ -103,12 +103,14 @@ export interface RunStep extends StepBase {
   /** Build-time environment: build args in scope. Not persisted into the image. */
   env: Record<string, string>
   /**
-   * What the step said about the network: `RUN --network=default` asks for
-   * it, `--network=none` refuses it, absent means nothing was said. The
-   * builder gives a step the network only when it asks and the build allows
-   * it (see docs/building.md).
+   * What the step said about the network: `--network=none` cuts it off,
+   * `default` (also written `host`: kiln's network is the node's) or absent
+   * gives it the build's network, which is none unless the build says
+   * otherwise (docs/building.md).
    */
   network?: 'none' | 'default'
+  /** `RUN --mount=...` in the order written (docs/building.md, "RUN mounts"). */
+  mounts?: RunMount[]
   /**
    * A check of the stage as built so far (Apptainer `%test`): its changes
    * to the file system are thrown away, it adds no layer and no history and
@@ -116,6 +118,30 @@ export interface RunStep extends StepBase {
    */
   check?: boolean
 }
+
+/**
+ * A BuildKit RUN mount (https://docs.docker.com/reference/dockerfile/#run---mount).
+ * `target` is an absolute path inside the step's root. None of them is ever
+ * part of a layer; a secret's value is never part of the plan.
+ */
+export type RunMount =
+  /**
+   * A directory kept on the node between builds under `id` (default: the
+   * target): `shared` by concurrent steps, `private` (a fresh dir for a step
+   * while another holds it) or `locked` (one step at a time). `mode` (octal
+   * number), `uid`, `gid` are those of the dir when it is created.
+   */
+  | { type: 'cache', target: string, id: string, sharing: 'shared' | 'private' | 'locked', readOnly: boolean, mode: number, uid: number, gid: number }
+  /** `source` (a path, default the root) of the context, a stage or an image, read-only unless `readWrite` (whose writes are discarded). */
+  | { type: 'bind', target: string, from: CopyFrom, source: string, readWrite: boolean }
+  /** An empty tmpfs, `size` bytes at most when given. */
+  | { type: 'tmpfs', target: string, size?: number }
+  /**
+   * The build's secret `id` (`kiln build --secret`) as a file at `target`
+   * (default /run/secrets/<id>) and/or in the environment variable `env`;
+   * a missing secret fails the step when `required`, else the mount is left out.
+   */
+  | { type: 'secret', id: string, target?: string, env?: string, required: boolean, mode: number, uid: number, gid: number }
 
 export interface CopyStep extends StepBase {
   op: 'copy'

@@ -1,11 +1,14 @@
 import type { Stage } from './ir.ts'
 
-/** Indexes of the stages a stage reads from: its base and every copy source. */
+/** Indexes of the stages a stage reads from: its base, every copy source and every RUN bind mount's. */
 function dependencies (stage: Stage): number[] {
   const deps: number[] = []
   if (stage.base.kind === 'stage') deps.push(stage.base.stage)
   for (const step of stage.steps) {
     if (step.op === 'copy' && step.from.kind === 'stage') deps.push(step.from.stage)
+    if (step.op === 'run') {
+      for (const m of step.mounts ?? []) if (m.type === 'bind' && m.from.kind === 'stage') deps.push(m.from.stage)
+    }
   }
   return deps
 }

@@ -16,7 +16,7 @@ import { basename, join, posix, relative, sep } from 'node:path'
 import type { Digest } from '../../content/index.ts'
 import { resolveInRoot } from '../../oci/index.ts'
 import type { TreeEntry } from '../../oci/index.ts'
-import type { CopyStep, FileStep } from '../../recipe/ir.ts'
+import type { CopyFrom, CopyStep, FileStep, SourceLoc } from '../../recipe/ir.ts'
 import { extractArchive, isTarArchive } from '../add-archive.ts'
 import { resolveBase, unpackedBase } from '../base.ts'
 import { parseIgnoreFile } from '../context/index.ts'
@@ -54,16 +54,16 @@ export async function archiveFlattens (step: CopyStep, inputs: CopyInputs): Prom
 /** A COPY's sources, gathered before its key is made: `digests` name their content for the key. */
 export interface CopyInputs { items: CopyItem[], digests: string[] }
 
-/** The layer dirs of a `COPY --from` stage or image, and the key that stands for their content. */
-async function copyFromRoot (scope: BuildScope, step: CopyStep): Promise<{ layers: string[], key: string, what: string }> {
-  if (step.from.kind === 'image') {
-    const image = await resolveBase(scope.resolver, step.from.ref, scope.platform, step.source)
-    return { layers: [await unpackedBase(scope.store, image, scope.dirs.rootfs, scope.options.signal)], key: image.manifestDigest ?? 'scratch', what: `image ${step.from.ref}` }
+/** The layer dirs of a `--from` stage or image (COPY, RUN --mount), and the key that stands for their content. */
+export async function copyFromRoot (scope: BuildScope, from: CopyFrom, source: SourceLoc): Promise<{ layers: string[], key: string, what: string }> {
+  if (from.kind === 'image') {
+    const image = await resolveBase(scope.resolver, from.ref, scope.platform, source)
+    return { layers: [await unpackedBase(scope.store, image, scope.dirs.rootfs, scope.options.signal)], key: image.manifestDigest ?? 'scratch', what: `image ${from.ref}` }
   }
-  if (step.from.kind !== 'stage') throw new CopySourceError('COPY --from names neither a stage nor an image', step.source)
-  const from = scope.states.get(step.from.stage)
-  if (from === undefined) throw new CopySourceError(`COPY --from names stage ${step.from.stage}, which has not been built`, step.source)
-  return { layers: await stageDirs(scope, from), key: from.key, what: `stage ${step.from.stage}` }
+  if (from.kind !== 'stage') throw new CopySourceError('--from names neither a stage nor an image', source)
+  const state = scope.states.get(from.stage)
+  if (state === undefined) throw new CopySourceError(`--from names stage ${from.stage}, which has not been built`, source)
+  return { layers: await stageDirs(scope, state), key: state.key, what: `stage ${from.stage}` }
 }
 
 /** The components of `rel` that --parents keeps: all, or those after the `/./` pivot in the pattern. */
@@ -107,7 +107,7 @@ export async function copyInputs (scope: BuildScope, step: CopyStep): Promise<Co
         digests.push(`${src.path}=${await treeDigest(p, contextDir, contextIgnore)}`)
       }
     } else {
-      const from = await copyFromRoot(scope, step)
+      const from = await copyFromRoot(scope, step.from, step.source)
       const tree = new LayerTree(from.layers)
       // Docker follows a symlink source, the last component included, inside the stage's root.
       const found = await resolveInRoot(tree, posix.resolve('/', src.path), {
@@ -244,7 +244,7 @@ async function placeGit (scope: BuildScope, step: CopyStep, item: Extract<CopyIt
  * to a host path made by placeInUpper, leaving out what `exclude` matches
  * (paths relative to the entry).
  */
-async function copyFromTree (tree: LayerTree, comps: string[], entry: TreeEntry, dest: string, exclude?: IgnoreRules, rel = ''): Promise<void> {
+export async function copyFromTree (tree: LayerTree, comps: string[], entry: TreeEntry, dest: string, exclude?: IgnoreRules, rel = ''): Promise<void> {
   if (!entry.st.isDirectory()) {
     const here = await lstatIn(dest)
     if (here !== undefined) await rm(dest, { recursive: true, force: true })

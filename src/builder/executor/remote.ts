@@ -1,6 +1,6 @@
 /**
  * What `ADD <url>` and `ADD <git>` share: they use the network, so the build
- * must allow it (`kiln build --network`, an agent's `agent.allowNetwork`),
+ * must allow it (`kiln build --network=default`, an agent's `agent.allowNetwork`),
  * and each has a time limit; the builder fetches, never the sandbox.
  */
 import type { SourceLoc } from '../../recipe/ir.ts'
@@ -9,8 +9,8 @@ import { NetworkNotAllowedError, RemoteSourceError } from '../errors.ts'
 import type { BuildScope } from '../stage.ts'
 
 export function requireNetwork (scope: BuildScope, what: string, source: SourceLoc): void {
-  if (scope.options.network === true) return
-  throw new NetworkNotAllowedError(source, `ADD ${what} fetches from the network, which this build does not allow: rerun with kiln build --network (an agent allows it with agent.allowNetwork in kiln.yaml)`)
+  if (scope.options.network === 'default') return
+  throw new NetworkNotAllowedError(source, `ADD ${what} fetches from the network, which this build does not allow: rerun with kiln build --network=default (an agent allows it with agent.allowNetwork in kiln.yaml)`)
 }
 
 /**

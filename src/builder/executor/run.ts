@@ -9,11 +9,12 @@ import type { Digest } from '../../content/index.ts'
 import { formatPlatform, hostPlatform } from '../../oci/index.ts'
 import type { RunStep } from '../../recipe/ir.ts'
 import { envMap } from '../config-steps.ts'
-import { DEFAULT_PATH, FAILED_STEP_OUTPUT_TAIL } from '../constants.ts'
+import { DEFAULT_PATH, FAILED_STEP_OUTPUT_TAIL, NO_NETWORK_OUTPUT } from '../constants.ts'
 import { StepFailedError, UnsupportedStepError } from '../errors.ts'
 import { instructionSummary } from '../instruction-text.ts'
 import type { Sandbox, SandboxRoot } from '../sandbox/index.ts'
 import type { Snapshotter } from '../snapshotter/index.ts'
+import { prepareMounts } from './mounts.ts'
 import type { BuildScope, StageState } from '../stage.ts'
 
 export interface RunContext {
@@ -53,12 +54,14 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
     scope.emit({ type: 'warning', message: `the ${sb.driver} driver has no root emulation: chown, setuid and setgroups to other ids fail in RUN steps (apt-get, useradd); bwrap has it (docs/building.md, "Root emulation")` })
   }
   const argv = argvOf(step)
-  const env: Record<string, string> = { PATH: DEFAULT_PATH, ...step.env, ...envMap(st.config.Env) }
   let tail = ''
   const exec = async (root: SandboxRoot): Promise<void> => {
+    const mounts = await prepareMounts(scope, step, sb.features)
+    const env: Record<string, string> = { PATH: DEFAULT_PATH, ...step.env, ...envMap(st.config.Env), ...mounts.env }
     const r = await sb.run({
       argv, env, cwd: st.config.WorkingDir !== undefined && st.config.WorkingDir !== '' ? st.config.WorkingDir : '/',
       root,
+      mounts: mounts.mounts,
       network,
       timeoutMs: options.stepTimeoutMs,
       signal: options.signal,
@@ -66,15 +69,23 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
         tail = (tail + Buffer.from(chunk).toString()).slice(-FAILED_STEP_OUTPUT_TAIL)
         scope.emit({ type: 'output', stream, chunk })
       }
-    })
+    }).finally(mounts.release)
     const text = instructionSummary(scope.textOf(step))
     const what = step.check === true ? 'the check' : 'RUN'
     if (r.timedOut) throw new StepFailedError(step.source, `${what} timed out after ${String(options.stepTimeoutMs)} ms: ${text}`, null, tail)
-    if (r.exitCode !== 0) throw new StepFailedError(step.source, `${what} failed with ${r.exitCode === null ? `signal ${String(r.signal)}` : `exit code ${r.exitCode}`}: ${text}`, r.exitCode, tail)
+    if (r.exitCode !== 0) throw new StepFailedError(step.source, `${what} failed with ${r.exitCode === null ? `signal ${String(r.signal)}` : `exit code ${r.exitCode}`}: ${text}`, r.exitCode, tail, network ? undefined : offlineHint(step, tail))
   }
   if (key === undefined) await snap.check(st, exec, lastUse)
   else await snap.run(st, step, key, exec)
   return sb.driver
+}
+
+/** For a step that ran without network and whose output says it wanted one: what to change. */
+function offlineHint (step: RunStep, tail: string): string | undefined {
+  if (!NO_NETWORK_OUTPUT.test(tail)) return undefined
+  return step.network === 'none'
+    ? 'the step ran without network, as its RUN --network=none says'
+    : 'the step ran without network: kiln build --network=default gives RUN steps the network (kiln submit --network=default asks an agent, whose agent.allowNetwork decides)'
 }
 
 function binfmtFor (arch: string): boolean {

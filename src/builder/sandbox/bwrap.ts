@@ -28,18 +28,24 @@ import { runProcess } from './process.ts'
 import { HOST_ENV, shq } from './host-tools.ts'
 import { bwrapRootEmulation } from './root-emulation.ts'
 import { bwrapEnvArgs } from './step-env.ts'
-import type { RunSpec, RunResult, Sandbox, SandboxFeatures } from './types.ts'
+import type { RunSpec, RunResult, Sandbox, SandboxFeatures, SandboxMount } from './types.ts'
 
 /** bwrap's inputs start at fd 3 (runProcess's `inputFds`). */
 const emulation = bwrapRootEmulation(3)
 
-function bwrapArgs (rootDir: string, cwd: string, network: boolean, env: Record<string, string>): string[] {
+function mountArgs (m: SandboxMount): string[] {
+  if (m.kind === 'tmpfs') return [...(m.sizeBytes !== undefined ? ['--size', String(m.sizeBytes)] : []), '--tmpfs', m.target]
+  return [m.readOnly ? '--ro-bind' : '--bind', m.source, m.target]
+}
+
+function bwrapArgs (rootDir: string, cwd: string, network: boolean, env: Record<string, string>, mounts: readonly SandboxMount[]): string[] {
   const args = [
     '--unshare-user', '--uid', '0', '--gid', '0',
     '--unshare-pid', '--unshare-ipc', '--unshare-uts',
     '--die-with-parent', '--new-session',
     '--bind', rootDir, '/',
     '--proc', '/proc', '--dev', '/dev',
+    ...mounts.flatMap(mountArgs),
     '--chdir', cwd,
     ...emulation.args,
     ...bwrapEnvArgs({ ...emulation.env, ...env })
@@ -51,7 +57,7 @@ function bwrapArgs (rootDir: string, cwd: string, network: boolean, env: Record<
   return args
 }
 
-export function createBwrapSandbox (features: SandboxFeatures = { overlay: true, networkIsolation: true, pidIsolation: true, processIsolation: true, rootEmulation: true }): Sandbox {
+export function createBwrapSandbox (features: SandboxFeatures = { overlay: true, readOnlyMounts: true, networkIsolation: true, pidIsolation: true, processIsolation: true, rootEmulation: true }): Sandbox {
   return {
     driver: 'bwrap',
     features,
@@ -59,13 +65,13 @@ export function createBwrapSandbox (features: SandboxFeatures = { overlay: true,
       const bwrap = requireTool('bwrap')
       const network = spec.network === true
       const cwd = await workdirInRoot(spec.root, spec.cwd ?? '/')
-      const scratch = await prepareScratch(spec.root, network)
+      const scratch = await prepareScratch(spec.root, network, spec.mounts)
       try {
         const common = { env: { ...HOST_ENV }, parentDeathSignal: 'SIGKILL' as const, inputFds: emulation.fds, timeoutMs: spec.timeoutMs, signal: spec.signal, onOutput: spec.onOutput }
         if (scratch.overlayOptions === undefined) {
-          return await runProcess({ file: bwrap, args: [...bwrapArgs(scratch.rootDir, cwd, network, spec.env), '--', ...spec.argv], ...common })
+          return await runProcess({ file: bwrap, args: [...bwrapArgs(scratch.rootDir, cwd, network, spec.env, scratch.mounts), '--', ...spec.argv], ...common })
         }
-        const args = bwrapArgs(scratch.rootDir, cwd, network, spec.env).map(shq).join(' ')
+        const args = bwrapArgs(scratch.rootDir, cwd, network, spec.env, scratch.mounts).map(shq).join(' ')
         const script = [...mountScript(scratch, cwd), `exec ${bwrap} ${args} -- "$@"`].join('\n')
         return await runProcess({
           file: requireTool('unshare'),

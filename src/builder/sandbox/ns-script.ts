@@ -36,8 +36,8 @@ export function mountScript (scratch: Scratch, cwd: string): string[] {
 
 /**
  * /proc, a private /dev with the usual devices and the env setter
- * (NS_ENV_SETTER, bound from the host's static `busybox`), the host's
- * resolver when networked, then chroot + chdir + exec of "$@".
+ * (NS_ENV_SETTER, bound from the host's static `busybox`), the step's
+ * extra mounts, the host's resolver when networked, then chroot + chdir + exec of "$@".
  */
 export function enterScript (scratch: Scratch, cwd: string, network: boolean, busybox: string): string[] {
   const mount = requireTool('mount')
@@ -57,6 +57,14 @@ export function enterScript (scratch: Scratch, cwd: string, network: boolean, bu
     `${mkdir} ${m}/dev/shm ${m}/dev/pts`,
     `${mount} -t tmpfs -o mode=1777,nosuid,nodev tmpfs ${m}/dev/shm`
   ]
+  for (const mt of scratch.mounts) {
+    const at = `${m}${shq(mt.target)}`
+    if (mt.kind === 'tmpfs') lines.push(`${mount} -t tmpfs -o ${shq(`mode=755,nosuid,nodev${mt.sizeBytes !== undefined ? `,size=${mt.sizeBytes}` : ''}`)} tmpfs ${at}`)
+    else {
+      lines.push(`${mount} --bind ${shq(mt.source)} ${at}`)
+      if (mt.readOnly) lines.push(`${mount} -o remount,bind,ro ${at}`)
+    }
+  }
   if (network) {
     for (const f of ['/etc/resolv.conf', '/etc/hosts']) {
       lines.push(`if [ -f ${f} ] && [ -f ${m}${f} ]; then ${mount} --bind ${f} ${m}${f}; fi`)

@@ -80,7 +80,7 @@ async function probeHost (): Promise<HostProbe> {
     for (const n of ['bwrap', 'unshare']) { await mkdir(join(dir, `${n}-upper`)); await mkdir(join(dir, `${n}-work`)) }
 
     const drivers: DriverProbe[] = []
-    const ns: Omit<SandboxFeatures, 'rootEmulation'> = { overlay: overlayInUserns.ok, networkIsolation: true, pidIsolation: true, processIsolation: true }
+    const ns: Omit<SandboxFeatures, 'rootEmulation'> = { overlay: overlayInUserns.ok, readOnlyMounts: true, networkIsolation: true, pidIsolation: true, processIsolation: true }
     const bwrapFeatures: SandboxFeatures = { ...ns, rootEmulation: true }
     const unshareFeatures: SandboxFeatures = { ...ns, rootEmulation: false }
     // unshare and proot set the step's environment with the host's static busybox (./step-env.ts).
@@ -112,13 +112,13 @@ async function probeHost (): Promise<HostProbe> {
 let cached: Promise<HostProbe> | undefined
 
 const PROBE_FILE = 'sandbox-probe.json'
-const PROBE_FORMAT = 3
+const PROBE_FORMAT = 4
 /** Host programs whose presence or version can change what the probe finds. */
 const PROBED_TOOLS = ['unshare', 'mount', 'bwrap', 'proot', 'busybox', 'sh', 'setpriv', 'grep']
 /** Sysctls that switch unprivileged user namespaces on and off. */
 const USERNS_SYSCTLS = ['/proc/sys/user/max_user_namespaces', '/proc/sys/kernel/unprivileged_userns_clone', '/proc/sys/kernel/apparmor_restrict_unprivileged_userns']
 
-const FeaturesSchema = z.object({ overlay: z.boolean(), networkIsolation: z.boolean(), pidIsolation: z.boolean(), processIsolation: z.boolean(), rootEmulation: z.boolean() })
+const FeaturesSchema = z.object({ overlay: z.boolean(), readOnlyMounts: z.boolean(), networkIsolation: z.boolean(), pidIsolation: z.boolean(), processIsolation: z.boolean(), rootEmulation: z.boolean() })
 const CheckSchema = z.object({ ok: z.boolean(), detail: z.string() })
 const DriverName = z.enum(DRIVER_PREFERENCE)
 const ProbeFileSchema = z.object({

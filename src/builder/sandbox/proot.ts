@@ -39,7 +39,8 @@ import { SUPERVISOR_ENV, supervisorArgs } from './proot-supervisor.ts'
 import { envArgv } from './step-env.ts'
 import { sweepProotTemp } from '../stale-scratch.ts'
 import { scratchPrefix } from '../../util/owner.ts'
-import type { RunSpec, RunResult, Sandbox } from './types.ts'
+import { placeMounts } from './mount-points.ts'
+import type { RunSpec, RunResult, Sandbox, SandboxMount } from './types.ts'
 
 /** Guest path of the wrapper's bind mounts; proot creates placeholders for them in the root, removed after the run. */
 const GUEST_DIR = '.kiln-proot'
@@ -84,15 +85,33 @@ async function removePlaceholders (root: string, absent: readonly string[]): Pro
   }
 }
 
+/**
+ * The step's extra mounts as proot binds: proot has no read-only bind
+ * (`features.readOnlyMounts` is false: the builder hands a copy) and no
+ * tmpfs (a fresh dir in the scratch dir stands in, without a size limit).
+ */
+async function extraBinds (scratch: string, mounts: readonly SandboxMount[]): Promise<Array<[string, string]>> {
+  const pairs: Array<[string, string]> = []
+  for (const [i, m] of mounts.entries()) {
+    if (m.kind === 'bind' && m.readOnly) throw new SandboxError('the proot driver cannot make a read-only bind mount')
+    const host = m.kind === 'bind' ? m.source : join(scratch, `tmpfs-${i}`)
+    if (m.kind === 'tmpfs') await mkdir(host, { mode: 0o755 })
+    if (host.includes(':') || m.target.includes(':')) throw new SandboxError(`proot cannot bind a path holding ':' (${host} on ${m.target})`)
+    pairs.push([host, m.target])
+  }
+  return pairs
+}
+
 /** proot's bind options: the usual devices, a private /dev/shm, /sys, the host's resolver when networked, and the wrapper's dirs. */
-function binds (scratch: string, network: boolean): string[] {
+function binds (scratch: string, network: boolean, extra: ReadonlyArray<[string, string]>): string[] {
   const pairs: Array<[string, string]> = [
     ...SANDBOX_DEVICES.map((d): [string, string] => [`/dev/${d}`, `/dev/${d}`]),
     [join(scratch, 'shm'), '/dev/shm'],
     ['/sys', '/sys'],
     ...(network ? [['/etc/resolv.conf', '/etc/resolv.conf'], ['/etc/hosts', '/etc/hosts']] as Array<[string, string]> : []),
     [requireTool('busybox'), GUEST_BUSYBOX],
-    [join(scratch, 'status'), `/${GUEST_DIR}/status`]
+    [join(scratch, 'status'), `/${GUEST_DIR}/status`],
+    ...extra
   ]
   return pairs.flatMap(([host, guest]) => ['-b', `${host}:${guest}`])
 }
@@ -100,7 +119,7 @@ function binds (scratch: string, network: boolean): string[] {
 export function createProotSandbox (): Sandbox {
   return {
     driver: 'proot',
-    features: { overlay: false, networkIsolation: false, pidIsolation: true, processIsolation: false, rootEmulation: true },
+    features: { overlay: false, readOnlyMounts: false, networkIsolation: false, pidIsolation: true, processIsolation: false, rootEmulation: true },
     run: async (spec: RunSpec): Promise<RunResult> => {
       if (spec.root.kind !== 'dir') throw new SandboxError('the proot driver needs a plain root directory, not an overlay')
       const proot = requireTool('proot')
@@ -111,12 +130,14 @@ export function createProotSandbox (): Sandbox {
       const network = spec.network === true
       const absent = await missingMountPoints(root, network)
       const scratch = await mkdtemp(join(tmpdir(), scratchPrefix('kiln-proot-')))
+      const placed = await placeMounts(spec.root, spec.mounts ?? []).catch(async (err: unknown) => { await rm(scratch, { recursive: true, force: true }); throw err })
       try {
+        const extra = await extraBinds(scratch, placed.mounts)
         await mkdir(join(scratch, 'status'))
         await mkdir(join(scratch, 'shm'), { mode: 0o1777 })
         const r = await runProcess({
           file: supervisor[0] as string,
-          args: [...supervisor.slice(1), proot, '-0', '-v', '-1', '-r', root, '-w', cwd, ...binds(scratch, network), GUEST_BUSYBOX, 'sh', '-c', WRAPPER, 'kiln-step', ...argv],
+          args: [...supervisor.slice(1), proot, '-0', '-v', '-1', '-r', root, '-w', cwd, ...binds(scratch, network, extra), GUEST_BUSYBOX, 'sh', '-c', WRAPPER, 'kiln-step', ...argv],
           env: { ...HOST_ENV },
           parentDeathSignal: 'SIGTERM',
           stopSignal: 'SIGTERM',
@@ -130,6 +151,7 @@ export function createProotSandbox (): Sandbox {
         return code === undefined || Number.isNaN(code) ? r : { ...r, exitCode: code, signal: null }
       } finally {
         await rm(scratch, { recursive: true, force: true })
+        await placed.cleanup()
         await removePlaceholders(root, absent)
         await sweepProotTemp()
       }

@@ -1,8 +1,8 @@
 /**
  * Per-run scratch space of the namespace drivers: the mount point of the
  * merged overlay and an "init" lower layer holding the mount points the
- * sandbox needs (/proc, /dev, and /etc/hosts + /etc/resolv.conf when the step
- * has network). The init layer sits above the image's layers, so those mount
+ * sandbox needs (/proc, /dev, /etc/hosts + /etc/resolv.conf when the step
+ * has network, and the targets of its extra mounts: ./mount-points.ts). The init layer sits above the image's layers, so those mount
  * points never show up in the step's upper dir, hence never in a layer.
  */
 import { lstat, mkdir, mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises'
@@ -11,7 +11,8 @@ import { join } from 'node:path'
 import { DirTree, resolveInRoot } from '../../oci/index.ts'
 import { SandboxError } from '../errors.ts'
 import { LayerTree } from '../rootfs-view.ts'
-import type { SandboxRoot } from './types.ts'
+import { placeMounts } from './mount-points.ts'
+import type { SandboxMount, SandboxRoot } from './types.ts'
 import { scratchPrefix } from '../../util/owner.ts'
 
 export interface Scratch {
@@ -19,21 +20,28 @@ export interface Scratch {
   rootDir: string
   /** Overlay mount options, when the root is an overlay. */
   overlayOptions?: string
+  /** The step's extra mounts, targets resolved in the root (./mount-points.ts). */
+  mounts: SandboxMount[]
   cleanup: () => Promise<void>
 }
 
 const NETWORK_FILES = ['etc/resolv.conf', 'etc/hosts']
 
-export async function prepareScratch (root: SandboxRoot, network: boolean): Promise<Scratch> {
+export async function prepareScratch (root: SandboxRoot, network: boolean, mounts: readonly SandboxMount[] = []): Promise<Scratch> {
   if (root.kind === 'dir') {
     const created: string[] = []
     for (const d of ['proc', 'dev']) {
       const p = join(root.path, d)
       try { await lstat(p) } catch { await mkdir(p); created.push(p) }
     }
+    const placed = await placeMounts(root, mounts)
     return {
       rootDir: root.path,
-      cleanup: async () => { for (const p of created) await rm(p, { recursive: true, force: true }) }
+      mounts: placed.mounts,
+      cleanup: async () => {
+        await placed.cleanup()
+        for (const p of created) await rm(p, { recursive: true, force: true })
+      }
     }
   }
   await markUsed(root.lowers)
@@ -50,9 +58,11 @@ export async function prepareScratch (root: SandboxRoot, network: boolean): Prom
     await mkdir(join(init, 'etc'))
     for (const f of NETWORK_FILES) await writeFile(join(init, f), '')
   }
+  const placed = await placeMounts(root, mounts, init).catch(async (err: unknown) => { await rm(scratch, { recursive: true, force: true }); throw err })
   const lowers = [init, ...root.lowers].join(':')
   return {
     rootDir: merged,
+    mounts: placed.mounts,
     overlayOptions: `lowerdir=${lowers},upperdir=${root.upper},workdir=${root.work},userxattr`,
     cleanup: async () => { await rm(scratch, { recursive: true, force: true }) }
   }

@@ -19,6 +19,20 @@ export type SandboxRoot =
 
 export type OutputStream = 'stdout' | 'stderr'
 
+/**
+ * An extra mount in the step's root (RUN --mount). `target` is an absolute
+ * path as the step sees it; the driver resolves it in the root
+ * (src/oci/layer/in-root.ts), so a symlink in the image cannot send the
+ * mount outside, and creates a missing mount point where it leaves no trace
+ * in the step's change (an overlay root: the init layer under the upper dir;
+ * a dir root: removed after the run while still empty).
+ */
+export type SandboxMount =
+  /** A host file or dir. `readOnly` needs `features.readOnlyMounts`, else the caller binds a throwaway copy. */
+  | { kind: 'bind', source: string, target: string, readOnly: boolean }
+  /** An empty in-memory dir, at most `sizeBytes` where the driver can limit it. */
+  | { kind: 'tmpfs', target: string, sizeBytes?: number }
+
 export interface RunSpec {
   argv: string[]
   /**
@@ -30,6 +44,8 @@ export interface RunSpec {
   /** Absolute working directory inside the root; created when missing. Default '/'. */
   cwd?: string
   root: SandboxRoot
+  /** Mounted in this order after the root is set up; a later target may lie inside an earlier one. */
+  mounts?: SandboxMount[]
   /** Give the step the host's network. Default false: a private network namespace with only loopback. */
   network?: boolean
   /** Kill the whole process tree after this long. Default: no timeout. */
@@ -51,6 +67,8 @@ export interface RunResult {
 export interface SandboxFeatures {
   /** Accepts `{ kind: 'overlay' }` roots (the upper dir then holds exactly the step's changes). */
   overlay: boolean
+  /** A `readOnly` bind mount cannot be written through (proot cannot make one). */
+  readOnlyMounts: boolean
   /** `network: false` really cuts the step off the host's network. */
   networkIsolation: boolean
   /**

@@ -25,7 +25,7 @@ import { runProcess } from './process.ts'
 import { envArgv } from './step-env.ts'
 import type { RunSpec, RunResult, Sandbox, SandboxFeatures } from './types.ts'
 
-export function createUnshareSandbox (features: SandboxFeatures = { overlay: true, networkIsolation: true, pidIsolation: true, processIsolation: true, rootEmulation: false }): Sandbox {
+export function createUnshareSandbox (features: SandboxFeatures = { overlay: true, readOnlyMounts: true, networkIsolation: true, pidIsolation: true, processIsolation: true, rootEmulation: false }): Sandbox {
   return {
     driver: 'unshare',
     features,
@@ -35,7 +35,7 @@ export function createUnshareSandbox (features: SandboxFeatures = { overlay: tru
       const argv = envArgv(NS_ENV_SETTER, spec.env, spec.argv)
       const network = spec.network === true
       const cwd = await workdirInRoot(spec.root, spec.cwd ?? '/')
-      const scratch = await prepareScratch(spec.root, network)
+      const scratch = await prepareScratch(spec.root, network, spec.mounts)
       try {
         const script = [...mountScript(scratch, cwd), ...enterScript(scratch, cwd, network, busybox)].join('\n')
         const flags = network ? '-Urmpf' : '-Urmpfn'

@@ -28,7 +28,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--relay', 'relay connections for peers that nobody can dial')
     .option('--institution <name>', 'institution named in the capability record')
     .option('--max-builds <n>', 'jobs built at once (default: agent.maxConcurrentBuilds, 1)')
-    .option('--allow-network', 'let RUN steps of jobs that ask for it use the network (default: agent.allowNetwork, off)')
+    .option('--allow-network', 'build jobs that ask for the network (kiln submit --network=default: every RUN gets it unless RUN --network=none); default: agent.allowNetwork, off')
     .option('--no-jobs', 'do not take build jobs: only advertise and serve the store')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default from config: metrics.listen, off)')
     .option('--drain-timeout <duration>', 'on SIGTERM, how long running builds may finish before they are handed back (e.g. 90s, 9m)', '90s')

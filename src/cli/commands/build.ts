@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
+import { networkAndContext, secretFlags } from '../flags.ts'
 
 interface BuildCliOptions {
   file?: string
@@ -12,7 +13,8 @@ interface BuildCliOptions {
   output: string[]
   cacheTo: string[]
   cacheFrom: string[]
-  network?: boolean
+  network?: string | boolean
+  secret: string[]
   dryRun?: boolean
   json?: boolean
   noCache?: boolean
@@ -38,7 +40,7 @@ function splitTag (text: string): { repository: string, tag: string } {
 export function register (program: Command, ctx: CliContext): void {
   program.command('build')
     .description('build an image from a Dockerfile or Apptainer definition, rootlessly, into the local store')
-    .argument('<context>', 'build context directory (COPY sources are resolved in it, less what .dockerignore or RECIPE.dockerignore excludes)')
+    .argument('[context]', 'build context directory (COPY sources are resolved in it, less what .dockerignore or RECIPE.dockerignore excludes)')
     .option('-f, --file <recipe>', 'recipe file (default: CONTEXT/Dockerfile, else CONTEXT/Singularity.def)')
     .option('-t, --tag <repo:tag>', 'name the result in the local store (repeatable)', collect, [])
     .option('--platform <os/arch>', 'target platform (default: this node\'s)')
@@ -47,7 +49,8 @@ export function register (program: Command, ctx: CliContext): void {
     .option('-o, --output <spec>', 'also export the image (repeatable): type=oci-layout|oci-archive|docker-archive|registry|static|s3|exec|sif,KEY=VALUE,... or oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], docker://HOST/REPO:TAG, sif:FILE (docs/exporters.md)', collect, [])
     .option('--cache-to <spec>', 'export the step cache after the build (repeatable): any --output value plus mode=min|max (default max), or type=registry,ref=HOST/REPO:TAG', collect, [])
     .option('--cache-from <ref>', 'import a step cache before the build (repeatable): oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://HOST/REPO:TAG, type=registry,ref=REF or type=local,src=DIR', collect, [])
-    .option('--network', 'let RUN steps that ask for it (RUN --network=default, Apptainer %post) use the network (off by default)')
+    .option('--network [mode]', 'default: every RUN (Apptainer %post) gets the network unless it says RUN --network=none; none (the default): no step does. The bare flag means default')
+    .option('--secret <id=ID,src=FILE|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable); never logged, stored, put in a layer or in a cache key', collect, [])
     .option('--sandbox <driver>', 'sandbox driver for RUN: auto, bwrap, unshare or proot (default $KILN_SANDBOX, else build.sandbox in kiln.yaml, else auto)')
     .option('--no-cache', 'run every step even when the step cache has it')
     .option('--pull', 'ask the registry for registry bases even when the local store has them (and make Bootstrap: debootstrap bases afresh)')
@@ -55,7 +58,8 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--dry-run', 'parse the recipe and print the build plan without building')
     .option('--json', 'with --dry-run: the plan as JSON; otherwise a JSON summary')
     .addHelpText('after', '\nExamples:\n  kiln build -t app:1 .\n  kiln build -f Singularity.def --build-arg VERSION=2 -t tools:2 ./ctx\n  kiln build --dry-run --json .\n  kiln build -t hpc/app:1 --output type=static,dest=/srv/registry --output oci-archive:app.tar .\n  kiln build --cache-from docker://registry.example.org/cache/app:bc --cache-to type=registry,ref=registry.example.org/cache/app:bc,mode=max .')
-    .action(async (contextArg: string, opts: BuildCliOptions) => {
+    .action(async (contextWord: string | undefined, opts: BuildCliOptions) => {
+      const { network, contextArg } = networkAndContext(opts.network, contextWord)
       const { basename } = await import('node:path')
       const { readRecipeInput } = await import('../recipe-input.ts')
       const { contextDir, recipePath, text, buildArgs } = await readRecipeInput(contextArg, opts.file, opts.buildArg)
@@ -80,6 +84,7 @@ export function register (program: Command, ctx: CliContext): void {
       const outputs = opts.output.map(parseOutputSpec)
       const cacheTo = opts.cacheTo.map(parseCacheToSpec)
       const cacheFrom = opts.cacheFrom.map(parseCacheFromSpec)
+      const secrets = await secretFlags(opts.secret)
       const config = await ctx.config()
       const sandboxChoice = opts.sandbox ?? config.build.sandbox
       if (!isSandboxChoice(sandboxChoice)) throw new CliError(`--sandbox ${sandboxChoice}: expected one of ${SANDBOX_CHOICES.join(', ')}`, { exitCode: EXIT.usage })
@@ -101,7 +106,8 @@ export function register (program: Command, ctx: CliContext): void {
           contextDir,
           contextIgnore,
           ...(sandboxChoice !== 'auto' ? { sandboxDriver: sandboxChoice } : {}),
-          network: opts.network === true,
+          network,
+          secrets,
           noCache: opts.cache === false,
           ...(opts.pull === true ? { pull: 'always' as const } : {}),
           ...(config.build.sourceDateEpoch !== undefined ? { sourceDateEpoch: config.build.sourceDateEpoch } : {}),

@@ -109,7 +109,7 @@ Examples:
         ['data dir', u.dataDir],
         ['blobs', String(u.blobs)],
         ['size', formatBytes(u.bytes)],
-        ['build cache', `${formatBytes(u.buildCache.bytes)}: ${u.buildCache.snapshots.count} step snapshot(s) ${formatBytes(u.buildCache.snapshots.bytes)}, ${u.buildCache.bases.count} unpacked base(s) ${formatBytes(u.buildCache.bases.bytes)}`],
+        ['build cache', `${formatBytes(u.buildCache.bytes)}: ${u.buildCache.snapshots.count} step snapshot(s) ${formatBytes(u.buildCache.snapshots.bytes)}, ${u.buildCache.bases.count} unpacked base(s) ${formatBytes(u.buildCache.bases.bytes)}, ${u.buildCache.cacheMounts.count} RUN cache mount(s) ${formatBytes(u.buildCache.cacheMounts.bytes)}`],
         ['quota', u.quota === null ? 'none (store.quota not set)' : `${formatBytes(u.quota)} (${Math.round((u.bytes + u.buildCache.bytes) / Math.max(1, u.quota) * 100)}% used, build cache included)`],
         ['pinned', `${formatBytes(u.pinnedBytes)} in ${u.pins} pin(s)`],
         ['in use', `${formatBytes(u.leasedBytes)} held by running builds and transfers`],

@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
+import { networkAndContext } from '../flags.ts'
 import { eventPrinter, jobError, summarize } from '../job-output.ts'
 import { openSession } from '../services.ts'
 
@@ -13,7 +14,8 @@ interface SubmitFlags {
   to: string[]
   buildArg: string[]
   target?: string
-  network?: boolean
+  network?: string | boolean
+  secret: string[]
   verify?: string
   output: string[]
   bootstrap?: string
@@ -38,7 +40,7 @@ function positiveInt (flag: string, text: string | undefined, max: number): numb
 export function register (program: Command, ctx: CliContext): void {
   program.command('submit')
     .description('submit a signed build job to the peer network and wait for verified results (docs/jobs.md)')
-    .argument('<context>', 'build context directory (packed without what .dockerignore or RECIPE.dockerignore excludes, and served to the builder)')
+    .argument('[context]', 'build context directory (packed without what .dockerignore or RECIPE.dockerignore excludes, and served to the builder)')
     .requiredOption('--platform <platforms>', 'comma-separated target platforms, e.g. linux/amd64,linux/arm64')
     .option('-f, --file <recipe>', 'recipe file (default: CONTEXT/Dockerfile, else CONTEXT/Singularity.def)')
     .option('-t, --tag <repo:tag>', 'name the result in the local store and publish a signed tag record for it (repeatable)', collect, [])
@@ -47,7 +49,8 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--to <peer>', 'send the job straight to this agent instead of publishing it (repeatable)', collect, [])
     .option('--build-arg <k=v>', 'set a build argument (repeatable)', collect, [])
     .option('--target <stage>', 'build this stage instead of the last')
-    .option('--network', 'ask for network access in RUN steps (the agent decides)')
+    .option('--secret <spec>', 'not supported for jobs yet: a secret would have to be encrypted to the awarded agent\'s key; build locally with kiln build --secret', collect, [])
+    .option('--network [mode]', 'default: ask that every RUN get the network unless it says RUN --network=none (the agent\'s agent.allowNetwork decides); none (the default) asks for none. The bare flag means default')
     .option('--verify <n>', 'builders per platform whose digests must agree (default 1)')
     .option('-o, --output <spec>', 'also export the result (repeatable): any kiln build --output value, e.g. oci:DIR[:TAG], docker://HOST/REPO:TAG, type=static,dest=DIR (docs/exporters.md)', collect, [])
     .option('--bootstrap <multiaddrs>', 'comma-separated multiaddrs (with /p2p/<id>) to join through')
@@ -57,7 +60,11 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--timeout <s>', 'give up (and cancel the job) after this many seconds')
     .option('--json', 'print a JSON summary on stdout (logs go to stderr)')
     .addHelpText('after', '\nExamples:\n  kiln submit --platform linux/amd64,linux/arm64 -t app:1 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... .\n  kiln submit -f Singularity.def --platform linux/amd64 --require cuda>=12 --output oci-archive:app.tar ./ctx')
-    .action(async (contextArg: string, opts: SubmitFlags) => {
+    .action(async (contextWord: string | undefined, opts: SubmitFlags) => {
+      const { network, contextArg } = networkAndContext(opts.network, contextWord)
+      if (opts.secret.length > 0) {
+        throw new CliError('kiln submit --secret is not supported yet: a job is signed and sent to agents in the clear, and a secret would have to be encrypted to the awarded agent\'s key', { exitCode: EXIT.usage, hint: 'build the image locally with kiln build --secret id=ID,src=FILE; a job whose RUN needs a secret fails on the agent unless the mount is optional' })
+      }
       const startedAt = Date.now()
       const { basename } = await import('node:path')
       const { readRecipeInput } = await import('../recipe-input.ts')
@@ -114,7 +121,7 @@ export function register (program: Command, ctx: CliContext): void {
           bases: bases.pins,
           requirements: opts.require,
           buildArgs,
-          network: opts.network === true,
+          network: network === 'default',
           verify,
           ...(opts.target !== undefined ? { target: opts.target } : {}),
           ...(tags[0] !== undefined ? { output: `${tags[0].repository}:${tags[0].tag}` } : {}),

@@ -53,7 +53,7 @@ function remoteSource (ins: Instruction, path: string, checksum: string | undefi
 }
 
 /** --from: an earlier stage by name or index, else an image reference. */
-function copyFrom (ins: Instruction, value: string | undefined): CopyFrom {
+export function copyFrom (ins: Instruction, value: string | undefined): CopyFrom {
   if (value === undefined) return { kind: 'context' }
   const ref = ins.word(value)
   const { stages } = ins.ctx

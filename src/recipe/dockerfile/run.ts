@@ -3,13 +3,14 @@ import type { Instruction } from './context.ts'
 import { parseFlags } from './flags.ts'
 import { isHeredocWord } from './heredoc.ts'
 import { parseJsonForm } from './json-form.ts'
+import { parseMount } from './mount.ts'
 
-const NO_SANDBOX_ESCAPE = 'kiln runs every step in a rootless sandbox without mounts from the host or extra privileges'
+const NO_SANDBOX_ESCAPE = 'kiln runs every step in a rootless sandbox without extra privileges'
 
 const RUN_FLAGS = {
   values: ['network'],
+  repeated: ['mount'],
   unsupported: {
-    mount: `${NO_SANDBOX_ESCAPE}; copy what the step needs with COPY --from instead`,
     security: NO_SANDBOX_ESCAPE,
     device: NO_SANDBOX_ESCAPE
   }
@@ -47,20 +48,24 @@ function buildEnv (ins: Instruction): Record<string, string> {
   return env
 }
 
-/** RUN [--network=none|default] command: no substitution, the shell expands at run time. */
+/** RUN [--network=none|default|host] [--mount=...]... command: no substitution, the shell expands at run time. */
 export function handleRun (ins: Instruction): void {
   const flags = parseFlags(ins.raw.args, RUN_FLAGS, 'RUN', ins.loc)
   if (flags.rest.trim() === '') throw ins.syntaxError('requires at least one argument')
-  const network = flags.values.get('network')
-  if (network !== undefined && network !== 'none' && network !== 'default') {
-    throw ins.syntaxError(`unsupported network mode '${network}'`, 'use --network=none or --network=default')
+  const written = flags.values.get('network')
+  if (written !== undefined && written !== 'none' && written !== 'default' && written !== 'host') {
+    throw ins.syntaxError(`unsupported network mode '${written}'`, 'use --network=none, --network=default or --network=host')
   }
+  // The build's network is the node's own (no bridge, no NAT), so host and default are the same network.
+  const network = written === 'host' ? 'default' : written
+  const mounts = (flags.repeated.get('mount') ?? []).map(m => parseMount(ins, m))
   ins.add({
     op: 'run',
     command: runCommand(ins, flags.rest),
     shell: ins.stage.shell.slice(),
     env: buildEnv(ins),
     ...(network === undefined ? {} : { network }),
+    ...(mounts.length === 0 ? {} : { mounts }),
     source: ins.loc
   })
 }

@@ -1,7 +1,8 @@
 /**
  * Step behaviour that only shows end to end, as an unprivileged user: the
- * network a RUN gets (none unless the step asks and the build allows it;
- * asking without --network fails before anything runs), the history and
+ * network a RUN gets (Docker's model: with --network=default every step
+ * but those saying --network=none, else none, and a hint naming the flag
+ * when an offline step wanted it), the history and
  * progress lines carrying the instruction text, and ADD of a local tar.
  */
 import { execFileSync, spawn } from 'node:child_process'
@@ -58,23 +59,30 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'bwrap'))('kiln build 
     u?.cleanup()
   })
 
-  it('refuses a step that asks for the network before running anything when the build does not allow it', () => {
-    const ctx = context('FROM oci:LAYOUT:base\nRUN echo first\nRUN --network=default nc 127.0.0.1 PORT </dev/null\n')
-    const r = u.kiln(['build', ctx], { env: { KILN_SANDBOX: 'bwrap' } })
-    expect(r.status, r.stderr).toBe(2)
-    expect(r.stderr).toMatch(/Dockerfile:3: RUN --network=default asks for the network, which this build does not allow: rerun with kiln build --network/)
-    expect(r.stdout).not.toMatch(/\[1\//)
+  it('gives no step the network by default or with --network=none, and says which flag to use when a step wanted it', () => {
+    const before = connections()
+    for (const flags of [[], ['--network=none']]) {
+      const r = u.kiln(['build', '--no-cache', ...flags, context('FROM oci:LAYOUT:base\nRUN nc 127.0.0.1 PORT </dev/null; echo "nc exit $?"\nRUN --network=default nc 127.0.0.1 PORT </dev/null; echo "nc exit $?"\n')], { env: { KILN_SANDBOX: 'bwrap' } })
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stderr.match(/nc exit [1-9]/g)).toHaveLength(2)
+    }
+    expect(connections()).toBe(before)
+    const offline = u.kiln(['build', context('FROM oci:LAYOUT:base\nRUN wget -q -O /x http://kiln-no-such-host.invalid/\n')], { env: { KILN_SANDBOX: 'bwrap' } })
+    expect(offline.status, offline.stderr).toBe(5)
+    expect(offline.stderr).toMatch(/Dockerfile:2: RUN failed with exit code 1: .*\(the step ran without network: kiln build --network=default gives RUN steps the network/)
   })
 
-  it('gives the network to a step that asks when the build allows it, and to no other step', () => {
-    const before = connections()
-    const asks = u.kiln(['build', '--network', context('FROM oci:LAYOUT:base\nRUN --network=default nc 127.0.0.1 PORT </dev/null > /reply\n')], { env: { KILN_SANDBOX: 'bwrap' } })
-    expect(asks.status, asks.stderr).toBe(0)
-    expect(connections()).toBe(before + 1)
-    const silent = u.kiln(['build', '--network', context('FROM oci:LAYOUT:base\nRUN nc 127.0.0.1 PORT </dev/null; echo "nc exit $?"\n')], { env: { KILN_SANDBOX: 'bwrap' } })
-    expect(silent.status, silent.stderr).toBe(0)
-    expect(silent.stderr).toMatch(/nc exit [1-9]/)
-    expect(connections()).toBe(before + 1)
+  it('with --network (bare, or =default) gives every step the network except those that say --network=none', () => {
+    for (const flag of ['--network', '--network=default']) {
+      const before = connections()
+      const r = u.kiln(['build', '--no-cache', flag, context(`FROM oci:LAYOUT:base\nRUN nc 127.0.0.1 PORT </dev/null > /reply\nRUN --network=host nc 127.0.0.1 PORT </dev/null > /reply2\nRUN --network=none nc 127.0.0.1 PORT </dev/null; echo "nc exit $?"\n`)], { env: { KILN_SANDBOX: 'bwrap' } })
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stderr).toMatch(/nc exit [1-9]/)
+      expect(connections()).toBe(before + 2)
+    }
+    const bad = u.kiln(['build', '--network=bridge', context('FROM oci:LAYOUT:base\nRUN true\n')])
+    expect(bad.status).toBe(2)
+    expect(bad.stderr).toMatch(/--network=bridge: expected default or none/)
   })
 
   it('extracts a local tar archive on ADD (plain or compressed, recognized by content), copies other files, and refuses one that climbs out', () => {

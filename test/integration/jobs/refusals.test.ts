@@ -103,6 +103,12 @@ describe('refused over libp2p, with nothing built or stored', () => {
     await sendRaw(stranger.node, a.agent.node, [strangerAward])
     await refusedWith(/award from untrusted .* is not trusted as requester/)
 
+    // A job asking for the network (kiln submit --network=default) from a trusted requester: declined by the agent's policy, saying where it is set.
+    const netEvents: JobEvent[] = []
+    await expect(session.requester.submit({ recipe, context: ctx, platforms: ['linux/amd64'], network: true, to: [id(a.key)], onEvent: e => netEvents.push(e) }))
+      .rejects.toMatchObject({ name: 'NoOffersError' })
+    expect(netEvents).toContainEqual(expect.objectContaining({ kind: 'decline', builder: id(a.key), reason: expect.stringMatching(/asks for the network .*agent\.allowNetwork/) }))
+
     expect(await snapshot(a, reqStore)).toEqual(before)
     expect(await a.store.content.has(ctx.digest)).toBe(false)
   })

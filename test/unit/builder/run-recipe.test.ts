@@ -41,11 +41,11 @@ const RECIPE = 'FROM scratch AS one\nCOPY a /a\nFROM scratch AS two\nCOPY b /b\n
 describe('runRecipe', () => {
   it('parses the recipe for the target and platform, and builds that plan for that platform', async () => {
     const builder = fakeBuilder([])
-    const { plan, result } = await runRecipe(builder, { recipe: { text: RECIPE, file: 'Dockerfile' }, target: 'one', platform: 'linux/arm64' }, { contextDir: '/ctx', network: true })
+    const { plan, result } = await runRecipe(builder, { recipe: { text: RECIPE, file: 'Dockerfile' }, target: 'one', platform: 'linux/arm64' }, { contextDir: '/ctx', network: 'default' })
     expect(result).toBe(RESULT)
     expect(plan.stages.map(s => s.name)).toEqual(['one'])
     expect(builder.calls[0]?.plan).toBe(plan)
-    expect(builder.calls[0]?.options).toMatchObject({ contextDir: '/ctx', network: true, platform: 'linux/arm64' })
+    expect(builder.calls[0]?.options).toMatchObject({ contextDir: '/ctx', network: 'default', platform: 'linux/arm64' })
   })
 
   it('cuts output into lines across chunks, sends an unfinished line when its step ends, and formats steps, cached steps and warnings', async () => {

@@ -1,16 +1,17 @@
 /**
  * The suite every Sandbox driver must pass (containerd's snapshots/testsuite
  * idea): exit codes, env, cwd, output, timeouts that kill the whole tree,
- * aborts, no network unless asked, overlay roots, and nothing left behind.
+ * aborts, no network unless asked, overlay roots, extra mounts kept inside
+ * the root, and nothing left behind.
  */
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, existsSync } from 'node:fs'
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, existsSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { removeTree } from '../../../src/builder/sandbox/index.ts'
-import type { RunSpec, Sandbox, SandboxRoot } from '../../../src/builder/sandbox/index.ts'
+import type { RunSpec, Sandbox, SandboxMount, SandboxRoot } from '../../../src/builder/sandbox/index.ts'
 import { makeBusyboxRoot, mountsUnder, processesWith } from './fixtures.ts'
 import { APT_CONFIG_PATH } from '../../../src/builder/sandbox/root-emulation.ts'
 
@@ -162,6 +163,48 @@ export function sandboxSuite (name: string, make: () => Promise<Sandbox>): void 
       expect(existsSync(join(base, 'bin/false'))).toBe(true)
       expect(existsSync(join(root.upper, 'proc'))).toBe(false)
       expect(existsSync(join(root.upper, 'dev'))).toBe(false)
+    })
+
+    it('mounts extra binds and tmpfs at targets resolved in the root, leaving no mount point behind', async () => {
+      const host = join(dir, `mount-src-${++n}`)
+      mkdirSync(host)
+      writeFileSync(join(host, 'in'), 'from host\n')
+      const file = join(dir, `mount-file-${n}`)
+      writeFileSync(file, 'secret\n')
+      const root = freshRoot()
+      const mounts: SandboxMount[] = [
+        { kind: 'bind', source: host, target: '/mnt/deep/rw', readOnly: false },
+        { kind: 'bind', source: file, target: '/run/secrets/s', readOnly: sandbox.features.readOnlyMounts },
+        { kind: 'tmpfs', target: '/scratch', sizeBytes: 1024 * 1024 }
+      ]
+      let out = ''
+      const r = await sandbox.run({
+        argv: ['/bin/sh', '-c', 'cat /mnt/deep/rw/in /run/secrets/s && echo out > /mnt/deep/rw/out && echo t > /scratch/t && cat /scratch/t; { echo more >> /run/secrets/s; } 2>/dev/null || echo ro'],
+        env: { PATH: '/bin' }, root, mounts,
+        onOutput: (stream, c) => { if (stream === 'stdout') out += Buffer.from(c).toString() }
+      })
+      expect(r.exitCode).toBe(0)
+      expect(out).toBe(`from host\nsecret\nt\n${sandbox.features.readOnlyMounts ? 'ro\n' : ''}`)
+      expect(readFileSync(join(host, 'out'), 'utf8')).toBe('out\n')
+      const rootDir = root.kind === 'overlay' ? root.upper : root.path
+      for (const p of ['mnt', 'run', 'scratch']) expect(existsSync(join(rootDir, p)), p).toBe(false)
+    })
+
+    it('keeps a mount inside the root when the image has a symlink on the way out', async () => {
+      const host = join(dir, `mount-src-${++n}`)
+      mkdirSync(host)
+      const root = freshRoot()
+      const top = root.kind === 'overlay' ? root.lowers[0] ?? '' : root.path
+      const outside = join(dir, `outside-${n}`)
+      mkdirSync(outside)
+      // A link as an image could hold it: absolute, pointing at a host path.
+      const link = root.kind === 'overlay' ? join(dir, `lower-${n}`) : top
+      if (root.kind === 'overlay') { mkdirSync(link); root.lowers.unshift(link) }
+      symlinkSync(outside, join(link, 'escape'))
+      const r = await sandbox.run({ argv: ['/bin/sh', '-c', 'echo x > /escape/t/f'], env: { PATH: '/bin' }, root, mounts: [{ kind: 'bind', source: host, target: '/escape/t', readOnly: false }] })
+      expect(r.exitCode).toBe(0)
+      expect(readFileSync(join(host, 'f'), 'utf8')).toBe('x\n')
+      expect(existsSync(join(outside, 't'))).toBe(false)
     })
 
     it('sees /dev/null inside, and its own processes in /proc but no host process', async () => {

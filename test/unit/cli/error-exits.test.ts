@@ -28,6 +28,7 @@ const EXPECTED: Record<string, number> = {
   PlatformInvalidError: EXIT.usage,
   CopySourceError: EXIT.usage,
   UnsupportedStepError: EXIT.usage,
+  SecretNotFoundError: EXIT.usage,
   UnknownOwnerError: EXIT.usage,
   NetworkNotAllowedError: EXIT.usage,
   OutputSpecInvalidError: EXIT.usage,

@@ -22,9 +22,9 @@ const HEALTHY_PROBE: HostProbe = {
   userNamespaces: { ok: true, detail: 'unshare -Ur' },
   overlayInUserns: { ok: true, detail: 'overlay mount in a user namespace' },
   drivers: [
-    { driver: 'bwrap', ok: true, features: { overlay: true, networkIsolation: true, pidIsolation: true, processIsolation: true, rootEmulation: true }, detail: 'runs a step' },
-    { driver: 'unshare', ok: true, features: { overlay: true, networkIsolation: true, pidIsolation: true, processIsolation: true, rootEmulation: false }, detail: 'runs a step' },
-    { driver: 'proot', ok: false, features: { overlay: false, networkIsolation: false, pidIsolation: true, processIsolation: false, rootEmulation: true }, detail: 'proot -0: program not installed' }
+    { driver: 'bwrap', ok: true, features: { overlay: true, readOnlyMounts: true, networkIsolation: true, pidIsolation: true, processIsolation: true, rootEmulation: true }, detail: 'runs a step' },
+    { driver: 'unshare', ok: true, features: { overlay: true, readOnlyMounts: true, networkIsolation: true, pidIsolation: true, processIsolation: true, rootEmulation: false }, detail: 'runs a step' },
+    { driver: 'proot', ok: false, features: { overlay: false, readOnlyMounts: false, networkIsolation: false, pidIsolation: true, processIsolation: false, rootEmulation: true }, detail: 'proot -0: program not installed' }
   ],
   selected: 'bwrap'
 }
