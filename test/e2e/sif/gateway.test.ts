@@ -63,22 +63,21 @@ describe.skipIf(!haveTools('setpriv', 'busybox', 'umoci', 'mksquashfs', 'unsquas
   let buildData: string
   let n = 0
 
-  const build = (definition: string, args: string[], dataDir?: string): { status: number | null, err: string } => {
+  // Asynchronous (not u.kiln's spawnSync): a blocked event loop would miss the gateway closing idle keep-alive sockets, and reuse them.
+  const build = async (definition: string, args: string[], dataDir = u.dataDir): Promise<{ status: number, err: string }> => {
     const ctx = join(u.work, `ctx-${++n}`)
     mkdirSync(ctx)
     writeFileSync(join(ctx, 'Singularity.def'), definition)
     u.give(ctx)
-    const r = u.kiln(['build', '--json', '-f', join(ctx, 'Singularity.def'), ...args, ctx], {
-      env: { SOURCE_DATE_EPOCH: '1700000000' }, timeoutMs: 240_000, ...(dataDir === undefined ? {} : { dataDir })
-    })
-    return { status: r.status, err: r.stderr }
+    const r = await k.exec(['build', '--json', '-f', join(ctx, 'Singularity.def'), ...args, ctx], dataDir, 240_000)
+    return { status: r.code, err: r.stderr }
   }
 
   beforeAll(async () => {
     u = makeUnprivileged()
     k = kilnProcs(u)
     const layout = makeBusyboxBase(u)
-    const r = build(DEFINITION.replaceAll('LAYOUT', layout), ['-t', 'hpc/tool:1', '-t', 'hpc/tool:2'])
+    const r = await build(DEFINITION.replaceAll('LAYOUT', layout), ['-t', 'hpc/tool:1', '-t', 'hpc/tool:2'])
     expect(r.err).toBe('')
     expect(r.status).toBe(0)
     // Builds on the gateway's SIFs use their own data dir: they reach the gateway only over HTTP.
@@ -167,8 +166,8 @@ describe.skipIf(!haveTools('setpriv', 'busybox', 'umoci', 'mksquashfs', 'unsquas
     expect(made(gw)).toBe(before)
   }, 180_000)
 
-  it('builds with Bootstrap: oras on the SIF the gateway serves', () => {
-    const r = build(onSif(`${hostPort}/hpc/tool:1.sif`), [], buildData)
+  it('builds with Bootstrap: oras on the SIF the gateway serves', async () => {
+    const r = await build(onSif(`${hostPort}/hpc/tool:1.sif`), [], buildData)
     expect(r.err).toBe('')
     expect(r.status).toBe(0)
   }, 300_000)
@@ -187,7 +186,7 @@ describe.skipIf(!haveTools('setpriv', 'busybox', 'umoci', 'mksquashfs', 'unsquas
     const stored = await fetch(`${url}/v2/hpc/pushed/manifests/1.0`, { headers: ACCEPT })
     expect(stored.status).toBe(200)
     expect(stored.headers.get('docker-content-digest')).toBe(sha256Digest(manifest))
-    const r = build(onSif(`${hostPort}/hpc/pushed:1.0`), [], buildData)
+    const r = await build(onSif(`${hostPort}/hpc/pushed:1.0`), [], buildData)
     expect(r.err).toBe('')
     expect(r.status).toBe(0)
   }, 300_000)
