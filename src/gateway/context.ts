@@ -14,6 +14,7 @@ import type { ParsedManifest } from '../oci/index.ts'
 import type { Authenticator } from './auth.ts'
 import type { BuildManager } from './builds.ts'
 import type { ManifestRecord, RepoIndex } from './repo-index.ts'
+import type { SifArtifacts } from './sif-artifacts.ts'
 import type { UploadManager } from './uploads.ts'
 
 export interface GatewayLogger {
@@ -70,6 +71,8 @@ export interface GatewayContext {
   pullThrough?: PullThrough
   onPush?: (event: PushEvent) => void
   builds: BuildManager
+  /** SIF artifacts of the repositories' images (./sif-artifacts.ts). */
+  sifs: SifArtifacts
   /** Request-scoped: the mirror prefix of the request's `ns=` parameter. */
   namespace?: string
 }

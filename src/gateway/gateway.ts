@@ -7,6 +7,7 @@ import { createServer as createHttpServer } from 'node:http'
 import type { Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
+import { dirname, join } from 'node:path'
 import type { Action } from './access.ts'
 import { createAuthenticator } from './auth.ts'
 import { buildRoute, createBuildManager, submitBuild } from './builds.ts'
@@ -25,6 +26,7 @@ import { matchRoute } from './router.ts'
 import type { Route } from './router.ts'
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './upload-routes.ts'
 import { createUploadManager } from './uploads.ts'
+import { createSifArtifacts } from './sif-artifacts.ts'
 
 const NOOP = (): void => {}
 const SILENT = { debug: NOOP, info: NOOP, warn: NOOP, error: NOOP }
@@ -115,7 +117,8 @@ export function createGatewayImpl (init: GatewayInit): Gateway {
     deleteEnabled: init.deleteEnabled ?? false,
     ...(init.pullThrough === undefined ? {} : { pullThrough: init.pullThrough }),
     ...(init.onPush === undefined ? {} : { onPush: init.onPush }),
-    builds: createBuildManager(init.builder)
+    builds: createBuildManager(init.builder),
+    sifs: createSifArtifacts(join(dirname(init.uploadDir), 'sif'))
   }
 
   const handle = async (req: GatewayRequest): Promise<GatewayResponse> => {

@@ -17,6 +17,7 @@ import { RegistryApiError, TagRecordsRefusedError } from './errors.ts'
 import { emptyResponse, readBody } from './http.ts'
 import type { GatewayRequest, GatewayResponse } from './http.ts'
 import type { ManifestRecord } from './repo-index.ts'
+import { imageTagOfSifTag } from './sif-artifacts.ts'
 import { NotFoundError } from '../content/errors.ts'
 import { isErrorOf } from '../util/error-class.ts'
 
@@ -57,11 +58,20 @@ async function negotiate (ctx: GatewayContext, repository: string, rec: Manifest
   return (await findManifest(ctx, repository, child.digest)) ?? rec
 }
 
+/** A tag, else, for a SIF tag (`<tag>.sif`) that names nothing, the SIF artifact of `<tag>`'s image (./sif-artifacts.ts). */
+async function resolveTagOrSif (ctx: GatewayContext, repository: string, tag: string): Promise<ManifestRecord | undefined> {
+  const found = await resolveTag(ctx, repository, tag)
+  const imageTag = imageTagOfSifTag(tag)
+  if (found !== undefined || imageTag === undefined) return found
+  const image = await resolveTag(ctx, repository, imageTag)
+  return image === undefined ? undefined : await ctx.sifs.forImage(ctx, repository, image)
+}
+
 export async function getManifest (ctx: GatewayContext, req: GatewayRequest, repository: string, param: string): Promise<GatewayResponse> {
   const ref = parseReference(param)
   let found: ManifestRecord | undefined
   try {
-    found = 'tag' in ref ? await resolveTag(ctx, repository, ref.tag) : await findManifest(ctx, repository, ref.digest)
+    found = 'tag' in ref ? await resolveTagOrSif(ctx, repository, ref.tag) : await findManifest(ctx, repository, ref.digest)
   } catch (err) {
     if (!isErrorOf(err, TagRecordsRefusedError)) throw err
     throw new RegistryApiError('MANIFEST_UNKNOWN', err.message, { detail: { reference: param, refused: err.skipped } })
