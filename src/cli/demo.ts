@@ -59,9 +59,10 @@ export async function runDemo (options: DemoOptions): Promise<void> {
   const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KILN_'))), KILN_LOG_LEVEL: 'warn' }
 
   const stop = new AbortController()
-  const onSignal = (): void => { stop.abort(new CliError(`interrupted: the farm is stopped and ${work} removed`, { exitCode: EXIT.failure })) }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
+  const onSignal = (): void => { stop.abort(new CliError('interrupted: the farm was stopped', { exitCode: EXIT.failure })) }
+  // Kept until the farm is stopped: a second Ctrl-C must not end the demo before its cleanup.
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
   const limit = setTimeout(() => { stop.abort(new CliError(`the demo took longer than ${DEMO_TIME_LIMIT_MS / 1000} s: stopped (is the machine busy?)`, { exitCode: EXIT.failure })) }, DEMO_TIME_LIMIT_MS)
   const procs = createDemoProcs({ out, work, env, signal: stop.signal })
   const { show, dataDir } = procs
