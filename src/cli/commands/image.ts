@@ -5,6 +5,9 @@ import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
 import { formatBytes } from '../output.ts'
 
+/** Destinations that name their own format: a transport prefix or a `type=` output spec (src/export/output-spec.ts). */
+const OUTPUT_FORM_RE = /^(?:oci|oci-layout|oci-archive|docker-archive|sif):|^docker:\/\/|^type=/
+
 const shortDigest = (d: string): string => d.slice(7, 19)
 
 function age (ms: number): string {
@@ -68,29 +71,37 @@ Examples:
     })
 
   image.command('export')
-    .description('write an image from the local store as an OCI layout or oci-archive (digests unchanged), or a SIF')
+    .description('write an image from the local store anywhere kiln build --output writes (digests unchanged): a layout, an archive, a registry, a SIF...')
     .argument('<image>', 'REPO[:TAG], REPO@DIGEST or sha256:DIGEST')
-    .argument('<dest>', 'layout directory (merged into an existing layout) or archive file (replaced)')
-    .option('--format <format>', 'oci-layout, oci-archive or sif (Apptainer\'s image format; one platform)', 'oci-layout')
+    .argument('<dest>', 'a path (written as --format says), or any kiln build --output value: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], docker://HOST/REPO:TAG, sif:FILE, type=...,KEY=VALUE (docs/exporters.md)')
+    .option('--format <format>', 'for a plain path: oci-layout (a directory, merged into an existing layout), oci-archive (a file, replaced) or sif (Apptainer\'s image format; one platform)', 'oci-layout')
     .option('--ref-name <name>', 'name inside the layout (org.opencontainers.image.ref.name); default the image\'s tag')
     .option('--json', 'print JSON: { dest, format, digest, refName }')
     .addHelpText('after', `
 Examples:
   kiln image export demo/hello:1 ./hello-layout && skopeo inspect oci:./hello-layout:1
-  kiln image export demo/hello:1 --format oci-archive hello.tar
+  kiln image export demo/hello:1 oci-archive:hello.tar
+  kiln image export demo/hello:1 docker-archive:hello.tar && docker load -i hello.tar
   kiln image export demo/hello:1 --format sif hello.sif && apptainer run hello.sif`)
-    .action(async (name: string, dest: string, opts: { format: string, refName?: string, json?: boolean }) => {
+    .action(async (name: string, dest: string, opts: { format: string, refName?: string, json?: boolean }, command: Command) => {
+      // A transport prefix is the format, as skopeo and buildx read it, never part of a file name.
+      const spec = OUTPUT_FORM_RE.test(dest) ? dest : undefined
+      if (spec !== undefined && command.getOptionValueSource('format') === 'cli') {
+        throw new CliError(`${dest} names its format; --format ${opts.format} would contradict it`, { exitCode: EXIT.usage, hint: 'give either a transport prefix on the destination or --format with a plain path' })
+      }
       if (opts.format !== 'oci-layout' && opts.format !== 'oci-archive' && opts.format !== 'sif') {
-        throw new CliError(`unknown --format ${JSON.stringify(opts.format)}`, { exitCode: EXIT.usage, hint: 'use oci-layout, oci-archive or sif' })
+        throw new CliError(`unknown --format ${JSON.stringify(opts.format)}`, { exitCode: EXIT.usage, hint: 'use oci-layout, oci-archive or sif, or a transport prefix on the destination (oci-archive:FILE, docker-archive:FILE...)' })
       }
       const store = await ctx.store()
       const oci = await import('../../oci/index.ts')
       const { resolveLocalImage } = await import('../local-image.ts')
       const found = await resolveLocalImage(store, name)
-      if (opts.format === 'sif') {
-        const { createExporter } = await import('../../export/index.ts')
-        const r = await createExporter().export({ store: store.content, root: found.descriptor }, { type: 'sif', dest })
-        if (opts.json === true) ctx.out.json({ dest, format: 'sif', digest: r.digest, refName: null })
+      if (spec !== undefined || opts.format === 'sif') {
+        const { createExporter, parseOutputSpec } = await import('../../export/index.ts')
+        const target = parseOutputSpec(spec ?? `sif:${dest}`)
+        const names = opts.refName !== undefined ? [opts.refName] : found.name !== undefined ? [found.name] : []
+        const r = await createExporter().export({ store: store.content, root: found.descriptor }, target, { tags: names })
+        if (opts.json === true) ctx.out.json({ dest: 'dest' in target ? target.dest : dest, format: target.type, digest: r.digest, refName: opts.refName ?? null })
         else ctx.out.line(`exported ${found.name ?? found.descriptor.digest} to ${r.description}`)
         return
       }

@@ -68,6 +68,28 @@ describe.skipIf(!haveTools('skopeo', 'umoci', 'busybox'))('kiln image with skope
     expect(JSON.parse(r.stdout)[0].digest).toBe(digest)
   })
 
+  it('takes a transport prefix on the destination as the format, not as part of a file name', async () => {
+    const archive = join(work, 'prefixed.tar')
+    const r = await kiln('image', 'export', 'e2e/busybox:base', `oci-archive:${archive}`, '--json')
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({ dest: archive, format: 'oci-archive', digest })
+    expect((JSON.parse(sh('skopeo', ['inspect', `oci-archive:${archive}:base`])) as { Digest: string }).Digest).toBe(digest)
+
+    const layoutDir = join(work, 'prefixed-layout')
+    expect((await kiln('image', 'export', 'e2e/busybox:base', `oci:${layoutDir}:v2`)).code).toBe(0)
+    expect((JSON.parse(sh('skopeo', ['inspect', `oci:${layoutDir}:v2`])) as { Digest: string }).Digest).toBe(digest)
+
+    const docker = join(work, 'prefixed-docker.tar')
+    expect((await kiln('image', 'export', 'e2e/busybox:base', `docker-archive:${docker}`)).code).toBe(0)
+    const manifest = JSON.parse(sh('tar', ['-xOf', docker, 'manifest.json'])) as Array<{ RepoTags: string[] }>
+    expect(manifest[0]?.RepoTags).toEqual(['e2e/busybox:base'])
+    expect(JSON.parse(sh('skopeo', ['inspect', `docker-archive:${docker}`])) as { Layers: string[] }).toMatchObject({ Layers: [expect.stringMatching(/^sha256:/)] })
+
+    const both = await kiln('image', 'export', 'e2e/busybox:base', '--format', 'oci-layout', `oci-archive:${archive}`)
+    expect(both.code).toBe(2)
+    expect(both.stderr).toMatch(/names its format/)
+  })
+
   it('imports a docker-archive made by skopeo', async () => {
     const archive = join(work, 'docker.tar')
     sh('skopeo', ['copy', '-q', `oci:${layout}:base`, `docker-archive:${archive}:e2e/docker:1`])

@@ -52,7 +52,7 @@ describe('kiln CLI', () => {
     const ctx = join(dataDir, 'ctx-bad-name')
     mkdirSync(ctx)
     writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY Dockerfile /\n')
-    for (const [name, near] of [['Bad/Name:1', 'bad/name:1'], ['ok/name:bad tag!', 'ok/name:bad_tag_'], ['a//b', 'a/b:latest']]) {
+    for (const [name, near] of [['Bad/Name:1', 'bad/name:1'], ['ok/name:bad tag!', 'ok/name:bad_tag_'], ['a//b', 'a/b:latest']] as const) {
       const r = await runKiln(['--data-dir', dataDir, 'build', '-t', name, ctx])
       expect(r.code, r.stderr).toBe(2)
       expect(r.stderr).toMatch(/invalid image reference/)
