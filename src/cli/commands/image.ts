@@ -25,12 +25,13 @@ Image references:
   oci:PATH[:TAG]           an OCI image layout directory
   oci-archive:FILE[:TAG]   a tar of an OCI image layout
   docker-archive:FILE      a docker save tarball
+  docker://[HOST/]REPO[:TAG]  a registry (import only; names as docker pull reads them)
   REPO[:TAG], REPO@DIGEST  an image in the local store (tag defaults to latest)
   sha256:...               a manifest or index in the local store by digest`)
 
   image.command('import')
     .description('copy an image into the local store, verifying every blob')
-    .argument('<source>', 'oci:PATH[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, or an http(s) URL of an oci-archive with --sha256')
+    .argument('<source>', 'oci:PATH[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, docker://[HOST/]REPO[:TAG|@DIGEST] (every platform), or an http(s) URL of an oci-archive with --sha256')
     .option('-t, --tag <name>', 'name it REPO[:TAG] in the store (default: the name in the source, else the source file name)')
     .option('--sha256 <hex>', 'expected sha256 of a URL source; required for URLs')
     .option('--json', 'print JSON: a list of { name, digest, mediaType, size }')
@@ -41,6 +42,7 @@ nothing is named and the blobs this import added are removed again.
 Examples:
   kiln image import oci:./busybox-layout:base
   kiln image import docker-archive:app.tar -t site/app:2.1
+  kiln image import docker://registry.example.org/hpc/app:1.0
   kiln image import https://example.org/sysroot.oci.tar --sha256 3f2a...e1`)
     .action(async (sourceText: string, opts: { tag?: string, sha256?: string, json?: boolean }) => {
       const store = await ctx.store()
@@ -51,13 +53,22 @@ Examples:
       if (isUrl(sourceText)) fetched = await fetchPinned(sourceText, opts.sha256, total => ctx.out.progress('download', total))
       try {
         const ref = oci.parseImageRef(fetched !== undefined ? `oci-archive:${fetched.path}` : sourceText)
-        if (ref.transport !== 'oci' && ref.transport !== 'oci-archive' && ref.transport !== 'docker-archive') {
-          throw new CliError(`cannot import from ${sourceText}`, { exitCode: EXIT.usage, hint: 'sources are oci:PATH[:TAG], oci-archive:FILE, docker-archive:FILE or an http(s) URL with --sha256; docker:// bases are pulled by kiln build' })
-        }
         const started = Date.now()
         let stored = 0
-        const images = await oci.importImage(store.content, ref, { onBlob: (_d, status) => { if (status === 'stored') stored++ } })
-        const names = await namesForImport(images, ref, opts.tag, fetched !== undefined ? sourceText : undefined)
+        let names
+        if (ref.transport === 'docker') {
+          // Every platform of the registry image, each blob verified as it is stored; named as pulled unless --tag.
+          const { clientFor, pullImage } = await import('../../registry/index.ts')
+          const n = ref.name
+          const pulled = await pullImage(clientFor(n), n.path, n.digest ?? n.tag ?? 'latest', store.content, { onBlob: () => { stored++ } })
+          const descriptor = { mediaType: pulled.mediaType, digest: pulled.digest, size: pulled.size }
+          names = await namesForImport([{ descriptor, refName: `${n.domain}/${n.path}:${n.tag ?? 'latest'}` }], ref, opts.tag)
+        } else if (ref.transport === 'oci' || ref.transport === 'oci-archive' || ref.transport === 'docker-archive') {
+          const images = await oci.importImage(store.content, ref, { onBlob: (_d, status) => { if (status === 'stored') stored++ } })
+          names = await namesForImport(images, ref, opts.tag, fetched !== undefined ? sourceText : undefined)
+        } else {
+          throw new CliError(`cannot import from ${sourceText}`, { exitCode: EXIT.usage, hint: 'sources are oci:PATH[:TAG], oci-archive:FILE, docker-archive:FILE, docker://HOST/REPO[:TAG] or an http(s) URL with --sha256' })
+        }
         store.db.transaction(() => {
           for (const n of names) store.refs.set(n.repository, n.tag, n.descriptor)
         })

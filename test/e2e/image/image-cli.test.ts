@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runKiln, REPO_ROOT } from '../../helpers/cli.ts'
 import { haveTools } from '../../helpers/tools.ts'
+import { startDockerRegistry } from '../../integration/registry/docker-registry.ts'
 import { buildTarGz, rawHeader } from '../../unit/oci/helpers.ts'
 import { writeLayout } from '../../helpers/oci-layout.ts'
 import { sha256Digest } from '../../../src/content/index.ts'
@@ -88,6 +89,20 @@ describe.skipIf(!haveTools('skopeo', 'umoci', 'busybox'))('kiln image with skope
     const both = await kiln('image', 'export', 'e2e/busybox:base', '--format', 'oci-layout', `oci-archive:${archive}`)
     expect(both.code).toBe(2)
     expect(both.stderr).toMatch(/names its format/)
+  })
+
+  it.skipIf(!haveTools('docker-registry'))('imports docker:// from a registry, named as pulled, and names nothing when the image is absent', async () => {
+    const registry = await startDockerRegistry()
+    try {
+      sh('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${layout}:base`, `docker://${registry.hostPort}/e2e/pulled:1`])
+      const r = await kiln('image', 'import', `docker://${registry.hostPort}/e2e/pulled:1`, '--json')
+      expect(r.code, r.stderr).toBe(0)
+      expect(JSON.parse(r.stdout)).toEqual([expect.objectContaining({ name: `${registry.hostPort}/e2e/pulled:1`, digest })])
+      expect(JSON.parse((await kiln('image', 'inspect', `${registry.hostPort}/e2e/pulled:1`, '--json')).stdout)).toMatchObject({ digest })
+      const missing = await kiln('image', 'import', `docker://${registry.hostPort}/e2e/absent:1`)
+      expect(missing.code).not.toBe(0)
+      expect(JSON.parse((await kiln('image', 'ls', '--json')).stdout).map((x: { repository: string }) => x.repository)).not.toContain(`${registry.hostPort}/e2e/absent`)
+    } finally { await registry.stop() }
   })
 
   it('imports a docker-archive made by skopeo', async () => {
