@@ -64,10 +64,11 @@ export function createContext (program: Command, out: Output): CliContext & { cl
     dataDir: getDataDir,
     store: async () => {
       store ??= (async () => {
-        const { openLocalStore } = await import('../content/index.ts')
+        const [{ openLocalStore }, { aliasedRefStore }] = await Promise.all([import('../content/index.ts'), import('../oci/ref-aliases.ts')])
         const s = await openLocalStore(await getDataDir())
         closers.push(() => { s.close() })
-        return s
+        // Every command finds `busybox` under `docker.io/library/busybox` too (src/oci/ref-aliases.ts).
+        return { ...s, refs: aliasedRefStore(s.refs) }
       })()
       return await store
     },

@@ -4,13 +4,35 @@ import { parseDuration } from '../util/duration.ts'
 import { CliError } from './errors.ts'
 import { EXIT } from './exit-codes.ts'
 
-/** `0`, `30s`, `15m`, `2h`, `7d` (a bare number is milliseconds) to milliseconds. */
-export function durationFlag (flag: string, text: string): number {
+/**
+ * `0`, `1500ms`, `30s`, `2m`, `2h`, `7d` to milliseconds. A bare number is in
+ * `bareUnitMs` (milliseconds unless given), so flags that took plain seconds
+ * or milliseconds before durations keep their meaning. With `maxMs`, zero and
+ * values above it are refused.
+ */
+export function durationFlag (flag: string, text: string, bareUnitMs = 1, maxMs?: number): number {
+  let ms: number
   try {
-    return parseDuration(text)
+    ms = /^\s*\d+\s*$/.test(text) ? Number(text) * bareUnitMs : parseDuration(text)
   } catch (err) {
-    throw new CliError(`${flag}: ${(err as Error).message}`, { exitCode: EXIT.usage, hint: 'use e.g. 0, 30s, 15m, 2h' })
+    throw new CliError(`${flag}: ${(err as Error).message}`, { exitCode: EXIT.usage, hint: 'use e.g. 1500ms, 30s, 2m, 2h' })
   }
+  if (maxMs !== undefined && (ms < 1 || ms > maxMs)) {
+    throw new CliError(`${flag} ${text}: expected a duration from 1ms to ${maxMs / 1000}s`, { exitCode: EXIT.usage, hint: 'use e.g. 1500ms, 30s, 2m' })
+  }
+  return ms
+}
+
+/** `--drain-timeout` of `kiln agent` and `kiln up`. */
+export const DRAIN_TIMEOUT_HELP = 'on SIGTERM, how long running builds may finish before they are handed back, e.g. 90s, 9m; a bare number is milliseconds'
+
+/** `--timeout` of the commands that follow a job: seconds when bare, as it always was. */
+export const JOB_TIMEOUT_HELP = 'give up (and cancel the job) after this long, e.g. 90s, 30m, 2h; a bare number is seconds'
+const MAX_JOB_TIMEOUT_MS = 7 * 24 * 3600_000
+
+/** The `--timeout` of `kiln submit` and `kiln jobs resume`, in milliseconds. */
+export function jobTimeoutFlag (text: string | undefined): number | undefined {
+  return text === undefined ? undefined : durationFlag('--timeout', text, 1000, MAX_JOB_TIMEOUT_MS)
 }
 
 const NETWORK_MODES: Readonly<Record<string, 'default' | 'none'>> = { default: 'default', host: 'default', none: 'none' }

@@ -5,6 +5,7 @@
  */
 import { CliError } from './errors.ts'
 import { EXIT } from './exit-codes.ts'
+import { formatDuration } from './output.ts'
 import { NoOffersError } from '../requester/errors.ts'
 import type { JobEvent, StoredJob, SubmitResult } from '../requester/index.ts'
 import { isErrorOf } from '../util/error-class.ts'
@@ -68,9 +69,9 @@ export function summarize (result: SubmitResult, stored: StoredJob | undefined, 
 }
 
 /** The requester's errors with more to say than the table of error-exits.ts: a timeout, and why nobody offered. */
-export function jobError (err: unknown, timedOut: boolean, timeoutS?: number): unknown {
+export function jobError (err: unknown, timedOut: boolean, timeoutMs?: number): unknown {
   if (!(err instanceof Error) || err instanceof CliError) return err
-  if (timedOut) return new CliError(`the job did not finish within ${timeoutS ?? 0} s; it was cancelled`, { exitCode: EXIT.network, cause: err })
+  if (timedOut) return new CliError(`the job did not finish within ${formatDuration(timeoutMs ?? 0)}; it was cancelled`, { exitCode: EXIT.network, cause: err })
   const noOffers = isErrorOf(err, NoOffersError) ? err : undefined
   if (noOffers !== undefined && noOffers.declined.length > 0) {
     return new CliError(err.message, { exitCode: EXIT.network, cause: err, hint: 'the agents that build it declined (reasons above); if they do not trust you as a requester, their site must trust your institution\'s root: kiln trust add-root ROOT.pub.yaml --roles requester (docs/federation.md)' })

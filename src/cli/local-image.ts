@@ -6,6 +6,7 @@ import type { Descriptor } from '../oci/index.ts'
 import type { LocalStore } from '../content/index.ts'
 import { CliError } from './errors.ts'
 import { EXIT } from './exit-codes.ts'
+import { isErrorOf } from '../util/error-class.ts'
 
 export interface LocalImage {
   descriptor: Descriptor
@@ -40,10 +41,39 @@ export async function resolveLocalImage (store: LocalStore, text: string): Promi
   return { descriptor: { mediaType: parsed.mediaType, digest, size: bytes.byteLength } }
 }
 
-/** Splits `REPO[:TAG]` into its parts, the tag defaulting to latest; refuses digests and transports. */
+/**
+ * A valid `REPO:TAG` near `text`, for hints: lowercase path components with
+ * other characters turned into `-`, and a tag with them turned into `_`.
+ */
+function nearestValidName (text: string): string {
+  const slash = text.lastIndexOf('/')
+  const colon = text.lastIndexOf(':')
+  const [repo, tag] = colon > slash ? [text.slice(0, colon), text.slice(colon + 1)] : [text, 'latest']
+  const components = repo.toLowerCase().split('/')
+    .map(c => c.replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, ''))
+    .filter(c => c !== '')
+  const cleanTag = tag.replace(/[^\w.-]+/g, '_').replace(/^[.-]+/, '').slice(0, 128)
+  return `${components.length > 0 ? components.join('/') : 'demo/hello'}:${cleanTag === '' ? 'latest' : cleanTag}`
+}
+
+/**
+ * Splits `REPO[:TAG]` into its parts, the tag defaulting to latest; refuses
+ * digests, transports, and names the OCI distribution spec refuses
+ * (uppercase, bad separators, a bad tag), before anything is built or
+ * stored under them, with a valid form in the hint.
+ */
 export async function parseTagName (text: string): Promise<{ repository: string, tag: string }> {
-  const { parseImageRef } = await import('../oci/index.ts')
-  const ref = parseImageRef(text)
+  const { parseImageRef, ReferenceInvalidError } = await import('../oci/index.ts')
+  let ref
+  try {
+    ref = parseImageRef(text)
+  } catch (err) {
+    if (!isErrorOf(err, ReferenceInvalidError)) throw err
+    const near = nearestValidName(text)
+    throw new CliError(`${err.message}; image names are lowercase path components (letters, digits, and . _ __ - between them) with an optional :TAG of up to 128 letters, digits, _ . -`, {
+      exitCode: EXIT.usage, cause: err, hint: `for example ${near}`
+    })
+  }
   if (ref.transport !== 'local' || ref.digest !== undefined) {
     throw new CliError(`${JSON.stringify(text)} is not a name for the local store`, { exitCode: EXIT.usage, hint: 'use REPO[:TAG], e.g. demo/hello:1' })
   }

@@ -22,6 +22,7 @@ import { catalog, listReferrers, listTags } from './listings.ts'
 import { deleteManifest, getManifest, putManifest } from './manifests.ts'
 import { createRepoIndex } from './repo-index.ts'
 import { mirrorPrefix } from './mirror.ts'
+import { aliasedRefStore } from '../oci/ref-aliases.ts'
 import { matchRoute } from './router.ts'
 import type { Route } from './router.ts'
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './upload-routes.ts'
@@ -109,7 +110,7 @@ export function createGatewayImpl (init: GatewayInit): Gateway {
   const uploads = createUploadManager({ dir: init.uploadDir, store: init.store, ttlMs: init.uploadTtlMs ?? UPLOAD_SESSION_TTL_MS })
   const ctx: GatewayContext = {
     store: init.store,
-    refs: init.refs,
+    refs: aliasedRefStore(init.refs),
     index: createRepoIndex(init.db),
     uploads,
     auth: createAuthenticator(init.auth),

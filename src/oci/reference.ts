@@ -6,7 +6,8 @@
  * - `oci-archive:FILE[:TAG]`      a tar of an OCI image layout
  * - `docker-archive:FILE[:REF|:@N]` a `docker save` tarball
  * - `docker://[HOST/]REPO[:TAG][@DIGEST]` a registry (names normalized: `busybox` -> `docker.io/library/busybox:latest`)
- * - `REPO[:TAG]`, `REPO@sha256:...` the local store (names kept as written, tag defaults to `latest`)
+ * - `REPO[:TAG]`, `REPO@sha256:...` the local store (names kept as written, tag defaults to `latest`;
+ *   looked up under every spelling of the same name, see repositorySpellings)
  * - `sha256:...`                  a manifest or index in the local store by digest
  *
  * As in containers/image, the path of `oci:`, `oci-archive:` and
@@ -103,6 +104,25 @@ export function parseDockerName (text: string, whole = text): DockerName {
 /** `domain/path[:tag][@digest]`. */
 export function formatDockerName (n: DockerName): string {
   return `${n.domain}/${n.path}${n.tag === undefined ? '' : `:${n.tag}`}${n.digest === undefined ? '' : `@${n.digest}`}`
+}
+
+/**
+ * The spellings of one repository that Docker, containerd and podman take for
+ * the same image, `repository` itself first: `busybox`, `library/busybox`,
+ * `docker.io/library/busybox` and `index.docker.io/library/busybox` are one
+ * name, as are `demo/app` and `docker.io/demo/app`. Names in the local store
+ * are kept as they were written (stores made before normalization still
+ * hold short names), so a lookup tries each spelling in this order. A text
+ * that is not a valid name has only itself.
+ */
+export function repositorySpellings (repository: string): string[] {
+  let n: DockerName
+  try { n = parseDockerName(repository) } catch { return [repository] }
+  if (n.tag !== DEFAULT_TAG || n.digest !== undefined) return [repository]
+  const full = `${n.domain}/${n.path}`
+  if (n.domain !== DEFAULT_DOMAIN) return [...new Set([repository, full])]
+  const official = /^library\/[^/]+$/.test(n.path) ? n.path.slice('library/'.length) : undefined
+  return [...new Set([repository, ...(official !== undefined ? [official] : []), n.path, full, `${LEGACY_DEFAULT_DOMAIN}/${n.path}`])]
 }
 
 /** Checks a name for an image layout's `org.opencontainers.image.ref.name`. */

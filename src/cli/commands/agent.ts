@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
-import { durationFlag, logLevelFlag } from '../flags.ts'
+import { DRAIN_TIMEOUT_HELP, durationFlag, logLevelFlag } from '../flags.ts'
 import { startMetricsFor } from '../services.ts'
 
 interface AgentFlags {
@@ -31,7 +31,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--allow-network', 'build jobs that ask for the network (kiln submit --network=default: every RUN gets it unless RUN --network=none); default: agent.allowNetwork, off')
     .option('--no-jobs', 'do not take build jobs: only advertise and serve the store')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default from config: metrics.listen, off)')
-    .option('--drain-timeout <duration>', 'on SIGTERM, how long running builds may finish before they are handed back (e.g. 90s, 9m)', '90s')
+    .option('--drain-timeout <duration>', DRAIN_TIMEOUT_HELP, '90s')
     .addHelpText('after', `
 Build jobs come from requesters the trust policy accepts (kiln trust ls); the agent presents its
 own certificates (kiln trust add-cert). See docs/jobs.md. Jobs run in the sandbox KILN_SANDBOX or

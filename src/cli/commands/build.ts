@@ -30,13 +30,6 @@ const isSandboxChoice = (v: string): v is SandboxChoice => (SANDBOX_CHOICES as r
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
 
-function splitTag (text: string): { repository: string, tag: string } {
-  const slash = text.lastIndexOf('/')
-  const colon = text.lastIndexOf(':')
-  if (colon > slash) return { repository: text.slice(0, colon), tag: text.slice(colon + 1) }
-  return { repository: text, tag: 'latest' }
-}
-
 export function register (program: Command, ctx: CliContext): void {
   program.command('build')
     .description('build an image from a Dockerfile or Apptainer definition, rootlessly, into the local store')
@@ -62,6 +55,9 @@ export function register (program: Command, ctx: CliContext): void {
       const { network, contextArg } = networkAndContext(opts.network, contextWord)
       const { basename } = await import('node:path')
       const { readRecipeInput } = await import('../recipe-input.ts')
+      const { parseTagName } = await import('../local-image.ts')
+      // Refused before the build: a bad name found after it wastes the build (and the gateway would refuse it).
+      const tags = await Promise.all((opts.tag ?? []).map(parseTagName))
       const { contextDir, recipePath, text, buildArgs } = await readRecipeInput(contextArg, opts.file, opts.buildArg)
       const { planRecipe, readContextIgnore } = await import('../../builder/index.ts')
       const request = {
@@ -96,7 +92,6 @@ export function register (program: Command, ctx: CliContext): void {
       const onSignal = (): void => { ac.abort(new CliError('build interrupted', { exitCode: EXIT.failure })) }
       process.once('SIGINT', onSignal)
       process.once('SIGTERM', onSignal)
-      const tags = (opts.tag ?? []).map(splitTag)
       const { runLocalBuild } = await import('../../node/index.ts')
       let built
       try {

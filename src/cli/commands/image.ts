@@ -5,6 +5,9 @@ import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
 import { formatBytes } from '../output.ts'
 
+/** Destinations that name their own format: a transport prefix or a `type=` output spec (src/export/output-spec.ts). */
+const OUTPUT_FORM_RE = /^(?:oci|oci-layout|oci-archive|docker-archive|sif):|^docker:\/\/|^type=/
+
 const shortDigest = (d: string): string => d.slice(7, 19)
 
 function age (ms: number): string {
@@ -22,12 +25,13 @@ Image references:
   oci:PATH[:TAG]           an OCI image layout directory
   oci-archive:FILE[:TAG]   a tar of an OCI image layout
   docker-archive:FILE      a docker save tarball
+  docker://[HOST/]REPO[:TAG]  a registry (import only; names as docker pull reads them)
   REPO[:TAG], REPO@DIGEST  an image in the local store (tag defaults to latest)
   sha256:...               a manifest or index in the local store by digest`)
 
   image.command('import')
     .description('copy an image into the local store, verifying every blob')
-    .argument('<source>', 'oci:PATH[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, or an http(s) URL of an oci-archive with --sha256')
+    .argument('<source>', 'oci:PATH[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, docker://[HOST/]REPO[:TAG|@DIGEST] (every platform), or an http(s) URL of an oci-archive with --sha256')
     .option('-t, --tag <name>', 'name it REPO[:TAG] in the store (default: the name in the source, else the source file name)')
     .option('--sha256 <hex>', 'expected sha256 of a URL source; required for URLs')
     .option('--json', 'print JSON: a list of { name, digest, mediaType, size }')
@@ -38,6 +42,7 @@ nothing is named and the blobs this import added are removed again.
 Examples:
   kiln image import oci:./busybox-layout:base
   kiln image import docker-archive:app.tar -t site/app:2.1
+  kiln image import docker://registry.example.org/hpc/app:1.0
   kiln image import https://example.org/sysroot.oci.tar --sha256 3f2a...e1`)
     .action(async (sourceText: string, opts: { tag?: string, sha256?: string, json?: boolean }) => {
       const store = await ctx.store()
@@ -48,13 +53,22 @@ Examples:
       if (isUrl(sourceText)) fetched = await fetchPinned(sourceText, opts.sha256, total => ctx.out.progress('download', total))
       try {
         const ref = oci.parseImageRef(fetched !== undefined ? `oci-archive:${fetched.path}` : sourceText)
-        if (ref.transport !== 'oci' && ref.transport !== 'oci-archive' && ref.transport !== 'docker-archive') {
-          throw new CliError(`cannot import from ${sourceText}`, { exitCode: EXIT.usage, hint: 'sources are oci:PATH[:TAG], oci-archive:FILE, docker-archive:FILE or an http(s) URL with --sha256; docker:// bases are pulled by kiln build' })
-        }
         const started = Date.now()
         let stored = 0
-        const images = await oci.importImage(store.content, ref, { onBlob: (_d, status) => { if (status === 'stored') stored++ } })
-        const names = await namesForImport(images, ref, opts.tag, fetched !== undefined ? sourceText : undefined)
+        let names
+        if (ref.transport === 'docker') {
+          // Every platform of the registry image, each blob verified as it is stored; named as pulled unless --tag.
+          const { clientFor, pullImage } = await import('../../registry/index.ts')
+          const n = ref.name
+          const pulled = await pullImage(clientFor(n), n.path, n.digest ?? n.tag ?? 'latest', store.content, { onBlob: () => { stored++ } })
+          const descriptor = { mediaType: pulled.mediaType, digest: pulled.digest, size: pulled.size }
+          names = await namesForImport([{ descriptor, refName: `${n.domain}/${n.path}:${n.tag ?? 'latest'}` }], ref, opts.tag)
+        } else if (ref.transport === 'oci' || ref.transport === 'oci-archive' || ref.transport === 'docker-archive') {
+          const images = await oci.importImage(store.content, ref, { onBlob: (_d, status) => { if (status === 'stored') stored++ } })
+          names = await namesForImport(images, ref, opts.tag, fetched !== undefined ? sourceText : undefined)
+        } else {
+          throw new CliError(`cannot import from ${sourceText}`, { exitCode: EXIT.usage, hint: 'sources are oci:PATH[:TAG], oci-archive:FILE, docker-archive:FILE, docker://HOST/REPO[:TAG] or an http(s) URL with --sha256' })
+        }
         store.db.transaction(() => {
           for (const n of names) store.refs.set(n.repository, n.tag, n.descriptor)
         })
@@ -68,29 +82,37 @@ Examples:
     })
 
   image.command('export')
-    .description('write an image from the local store as an OCI layout or oci-archive (digests unchanged), or a SIF')
+    .description('write an image from the local store anywhere kiln build --output writes (digests unchanged): a layout, an archive, a registry, a SIF...')
     .argument('<image>', 'REPO[:TAG], REPO@DIGEST or sha256:DIGEST')
-    .argument('<dest>', 'layout directory (merged into an existing layout) or archive file (replaced)')
-    .option('--format <format>', 'oci-layout, oci-archive or sif (Apptainer\'s image format; one platform)', 'oci-layout')
+    .argument('<dest>', 'a path (written as --format says), or any kiln build --output value: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], docker://HOST/REPO:TAG, sif:FILE, type=...,KEY=VALUE (docs/exporters.md)')
+    .option('--format <format>', 'for a plain path: oci-layout (a directory, merged into an existing layout), oci-archive (a file, replaced) or sif (Apptainer\'s image format; one platform)', 'oci-layout')
     .option('--ref-name <name>', 'name inside the layout (org.opencontainers.image.ref.name); default the image\'s tag')
     .option('--json', 'print JSON: { dest, format, digest, refName }')
     .addHelpText('after', `
 Examples:
   kiln image export demo/hello:1 ./hello-layout && skopeo inspect oci:./hello-layout:1
-  kiln image export demo/hello:1 --format oci-archive hello.tar
+  kiln image export demo/hello:1 oci-archive:hello.tar
+  kiln image export demo/hello:1 docker-archive:hello.tar && docker load -i hello.tar
   kiln image export demo/hello:1 --format sif hello.sif && apptainer run hello.sif`)
-    .action(async (name: string, dest: string, opts: { format: string, refName?: string, json?: boolean }) => {
+    .action(async (name: string, dest: string, opts: { format: string, refName?: string, json?: boolean }, command: Command) => {
+      // A transport prefix is the format, as skopeo and buildx read it, never part of a file name.
+      const spec = OUTPUT_FORM_RE.test(dest) ? dest : undefined
+      if (spec !== undefined && command.getOptionValueSource('format') === 'cli') {
+        throw new CliError(`${dest} names its format; --format ${opts.format} would contradict it`, { exitCode: EXIT.usage, hint: 'give either a transport prefix on the destination or --format with a plain path' })
+      }
       if (opts.format !== 'oci-layout' && opts.format !== 'oci-archive' && opts.format !== 'sif') {
-        throw new CliError(`unknown --format ${JSON.stringify(opts.format)}`, { exitCode: EXIT.usage, hint: 'use oci-layout, oci-archive or sif' })
+        throw new CliError(`unknown --format ${JSON.stringify(opts.format)}`, { exitCode: EXIT.usage, hint: 'use oci-layout, oci-archive or sif, or a transport prefix on the destination (oci-archive:FILE, docker-archive:FILE...)' })
       }
       const store = await ctx.store()
       const oci = await import('../../oci/index.ts')
       const { resolveLocalImage } = await import('../local-image.ts')
       const found = await resolveLocalImage(store, name)
-      if (opts.format === 'sif') {
-        const { createExporter } = await import('../../export/index.ts')
-        const r = await createExporter().export({ store: store.content, root: found.descriptor }, { type: 'sif', dest })
-        if (opts.json === true) ctx.out.json({ dest, format: 'sif', digest: r.digest, refName: null })
+      if (spec !== undefined || opts.format === 'sif') {
+        const { createExporter, parseOutputSpec } = await import('../../export/index.ts')
+        const target = parseOutputSpec(spec ?? `sif:${dest}`)
+        const names = opts.refName !== undefined ? [opts.refName] : found.name !== undefined ? [found.name] : []
+        const r = await createExporter().export({ store: store.content, root: found.descriptor }, target, { tags: names })
+        if (opts.json === true) ctx.out.json({ dest: 'dest' in target ? target.dest : dest, format: target.type, digest: r.digest, refName: opts.refName ?? null })
         else ctx.out.line(`exported ${found.name ?? found.descriptor.digest} to ${r.description}`)
         return
       }

@@ -5,6 +5,7 @@ import { EXIT } from '../exit-codes.ts'
 import type { RequesterJobStore, StoredJob } from '../../requester/index.ts'
 import type { NodeFlags } from '../../p2p/index.ts'
 import { eventPrinter, jobError, summarize } from '../job-output.ts'
+import { JOB_TIMEOUT_HELP, jobTimeoutFlag } from '../flags.ts'
 import { openSession } from '../services.ts'
 
 async function jobStore (ctx: CliContext): Promise<RequesterJobStore> {
@@ -127,7 +128,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--bootstrap <multiaddrs>', 'comma-separated multiaddrs (with /p2p/<id>) to join through')
     .option('--listen <multiaddrs>', 'comma-separated multiaddrs to listen on (default: a free port)')
     .option('--no-mdns', 'do not look for peers on the local network')
-    .option('--timeout <s>', 'give up (and cancel the job) after this many seconds')
+    .option('--timeout <duration>', JOB_TIMEOUT_HELP)
     .option('--json', 'print a JSON summary on stdout (logs go to stderr)')
     .addHelpText('after', '\nExample:\n  kiln jobs resume Xk3v9QpL2mNa --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...')
     .action(async (id: string, flags: NodeFlags & { timeout?: string, json?: boolean }) => {
@@ -137,16 +138,15 @@ export function register (program: Command, ctx: CliContext): void {
       if (j.state !== 'running') throw new CliError(`job ${id} has ended (${j.state})`, { exitCode: EXIT.usage, hint: `kiln jobs show ${id}` })
       const spec = store.resumeSpec(id)
       if (spec === undefined) throw new CliError(`job ${id} cannot be read back`, { exitCode: EXIT.failure })
-      const timeoutS = flags.timeout !== undefined ? Number(flags.timeout) : undefined
-      if (timeoutS !== undefined && (!Number.isInteger(timeoutS) || timeoutS < 1)) throw new CliError(`--timeout ${flags.timeout ?? ''}: expected whole seconds`, { exitCode: EXIT.usage })
+      const timeoutMs = jobTimeoutFlag(flags.timeout)
       const { session } = await openSession(ctx, flags)
       const write = flags.json === true ? (line: string) => { process.stderr.write(`${line}\n`) } : (line: string) => { ctx.out.line(line) }
-      const timeout = timeoutS !== undefined ? AbortSignal.timeout(timeoutS * 1000) : undefined
+      const timeout = timeoutMs !== undefined ? AbortSignal.timeout(timeoutMs) : undefined
       let result
       try {
         result = await session.requester.resume({ ...spec, ...(timeout !== undefined ? { signal: timeout } : {}), onEvent: eventPrinter(write) })
       } catch (err) {
-        throw jobError(err, timeout?.aborted === true, timeoutS)
+        throw jobError(err, timeout?.aborted === true, timeoutMs)
       }
       const { parseTagName } = await import('../local-image.ts')
       const { parseImageRef, exportOptionsFromRef } = await import('../../oci/index.ts')

@@ -11,6 +11,7 @@ interface PullFlags {
   mdns?: boolean
   output?: string
   from?: string
+  json?: boolean
 }
 
 export function register (program: Command, ctx: CliContext): void {
@@ -22,6 +23,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--bootstrap <multiaddrs>', 'comma-separated multiaddrs (with /p2p/<id>) to join through')
     .option('--listen <multiaddrs>', 'comma-separated multiaddrs to listen on (default: a free port)')
     .option('--no-mdns', 'do not look for peers on the local network')
+    .option('--json', 'print JSON: { digest, name, blobs, size, fetched, peers, banned }')
     .addHelpText('after', '\nExamples:\n  kiln pull sha256:4f1c...e9 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...\n  kiln pull myapp:1.0@sha256:4f1c...e9')
     .action(async (ref: string, flags: PullFlags) => {
       const [{ splitList }, { createTransfer }, { parseDigest }, { formatBytes }] = await Promise.all([
@@ -50,6 +52,7 @@ export function register (program: Command, ctx: CliContext): void {
         result = await transfer.pull(digest, {
           providers: splitList(flags.from),
           onProgress: (p) => {
+            if (flags.json === true) return
             if (current !== p.digest) { bar?.done(); bar = ctx.out.progress(p.digest.slice(7, 19), p.size); current = p.digest }
             bar?.update(p.bytes, `${formatBytes(p.rate)}/s from ${p.peers} peer${p.peers === 1 ? '' : 's'}`)
           }
@@ -64,6 +67,7 @@ export function register (program: Command, ctx: CliContext): void {
       const total = result.blobs.reduce((n, b) => n + b.size, 0)
       const fetched = result.blobs.reduce((n, b) => n + [...b.fromPeers.values()].reduce((a, c) => a + c, 0), 0)
       const peers = new Set(result.blobs.flatMap(b => [...b.fromPeers.keys()]))
+      let recorded: string | undefined
       if (name !== undefined) {
         const colon = name.lastIndexOf(':')
         const slash = name.lastIndexOf('/')
@@ -73,6 +77,7 @@ export function register (program: Command, ctx: CliContext): void {
           const root = result.blobs[0]
           const mediaType = parseManifestBytes(await store.content.readBytes(digest, 4 * 1024 * 1024)).mediaType
           store.refs.set(repository, tag, { digest, mediaType, size: root?.size ?? 0 })
+          recorded = `${repository}:${tag}`
         } catch (err) {
           ctx.out.warn(`pulled, but ${name} was not recorded: ${(err as Error).message}`)
         }
@@ -80,6 +85,11 @@ export function register (program: Command, ctx: CliContext): void {
       if (flags.output !== undefined) {
         const { copyBlobFile } = await import('../../util/fs.ts')
         await copyBlobFile(await store.content.path(digest), flags.output)
+      }
+      const banned = [...new Set(result.blobs.flatMap(b => b.banned))]
+      if (flags.json === true) {
+        ctx.out.json({ digest, name: recorded ?? null, blobs: result.blobs.length, size: total, fetched, peers: [...peers], banned })
+        return
       }
       ctx.out.line(`pulled ${digest}: ${result.blobs.length} blob${result.blobs.length === 1 ? '' : 's'}, ${formatBytes(total)} (${formatBytes(fetched)} fetched from ${peers.size} peer${peers.size === 1 ? '' : 's'})`)
       for (const b of result.blobs) if (b.banned.length > 0) ctx.out.warn(`banned for sending bad bytes: ${b.banned.join(', ')}`)

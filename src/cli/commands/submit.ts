@@ -2,13 +2,13 @@ import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
-import { networkAndContext } from '../flags.ts'
+import { durationFlag, JOB_TIMEOUT_HELP, jobTimeoutFlag, networkAndContext } from '../flags.ts'
 import { eventPrinter, jobError, summarize } from '../job-output.ts'
 import { openSession } from '../services.ts'
 
 interface SubmitFlags {
   file?: string
-  platform: string
+  platform?: string
   tag: string[]
   require: string[]
   to: string[]
@@ -41,7 +41,7 @@ export function register (program: Command, ctx: CliContext): void {
   program.command('submit')
     .description('submit a signed build job to the peer network and wait for verified results (docs/jobs.md)')
     .argument('[context]', 'build context directory (packed without what .dockerignore or RECIPE.dockerignore excludes, and served to the builder)')
-    .requiredOption('--platform <platforms>', 'comma-separated target platforms, e.g. linux/amd64,linux/arm64')
+    .option('--platform <platforms>', 'comma-separated target platforms, e.g. linux/amd64,linux/arm64 (default: this host\'s)')
     .option('-f, --file <recipe>', 'recipe file (default: CONTEXT/Dockerfile, else CONTEXT/Singularity.def)')
     .option('-t, --tag <repo:tag>', 'name the result in the local store and publish a signed tag record for it (repeatable)', collect, [])
     .option('--no-publish', 'name the result only in the local store: publish no tag record')
@@ -56,10 +56,10 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--bootstrap <multiaddrs>', 'comma-separated multiaddrs (with /p2p/<id>) to join through')
     .option('--listen <multiaddrs>', 'comma-separated multiaddrs to listen on (default: a free port)')
     .option('--no-mdns', 'do not look for peers on the local network')
-    .option('--offer-window <ms>', 'how long to collect offers before awarding (default 3000)')
-    .option('--timeout <s>', 'give up (and cancel the job) after this many seconds')
+    .option('--offer-window <duration>', 'how long to collect offers before awarding, e.g. 1500ms, 5s; a bare number is milliseconds (default 3000)')
+    .option('--timeout <duration>', JOB_TIMEOUT_HELP)
     .option('--json', 'print a JSON summary on stdout (logs go to stderr)')
-    .addHelpText('after', '\nExamples:\n  kiln submit --platform linux/amd64,linux/arm64 -t app:1 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... .\n  kiln submit -f Singularity.def --platform linux/amd64 --require cuda>=12 --output oci-archive:app.tar ./ctx')
+    .addHelpText('after', '\nExamples:\n  kiln submit -t app:1 .\n  kiln submit --platform linux/amd64,linux/arm64 -t app:1 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... .\n  kiln submit -f Singularity.def --platform linux/amd64 --require cuda>=12 --output oci-archive:app.tar ./ctx')
     .action(async (contextWord: string | undefined, opts: SubmitFlags) => {
       const { network, contextArg } = networkAndContext(opts.network, contextWord)
       if (opts.secret.length > 0) {
@@ -69,12 +69,12 @@ export function register (program: Command, ctx: CliContext): void {
       const { basename } = await import('node:path')
       const { readRecipeInput } = await import('../recipe-input.ts')
       const { contextDir, recipePath, text, buildArgs } = await readRecipeInput(contextArg, opts.file, opts.buildArg)
-      const [{ splitList }, { parsePlatform, formatPlatform, parseImageRef, exportOptionsFromRef }, { parseRecipe, detectFrontend }, { parseTagName }, { Requirement }] = await Promise.all([
+      const [{ splitList }, { parsePlatform, formatPlatform, hostPlatform, parseImageRef, exportOptionsFromRef }, { parseRecipe, detectFrontend }, { parseTagName }, { Requirement }] = await Promise.all([
         import('../../p2p/index.ts'), import('../../oci/index.ts'), import('../../recipe/index.ts'), import('../local-image.ts'), import('../../../protocols/job.ts')
       ])
       let platforms: string[]
       try {
-        platforms = [...new Set((splitList(opts.platform) ?? []).map(p => formatPlatform(parsePlatform(p))))]
+        platforms = [...new Set((splitList(opts.platform ?? formatPlatform(hostPlatform())) ?? []).map(p => formatPlatform(parsePlatform(p))))]
       } catch (err) { throw new CliError(`--platform: ${(err as Error).message}`, { exitCode: EXIT.usage }) }
       if (platforms.length === 0) throw new CliError('--platform names no platform', { exitCode: EXIT.usage })
       for (const r of opts.require) if (!Requirement.safeParse(r).success) throw new CliError(`--require ${r}: expected NAME or NAME(>=|<=|=|>|<)VALUE, e.g. gpu or cuda>=12`, { exitCode: EXIT.usage })
@@ -94,8 +94,8 @@ export function register (program: Command, ctx: CliContext): void {
       // kiln jobs resume re-exports to a layout or archive named here (src/oci's short forms).
       const resumeOutput = opts.output.find(o => { try { exportOptionsFromRef(parseImageRef(o)); return true } catch { return false } })
       const verify = positiveInt('--verify', opts.verify, 8) ?? 1
-      const offerWindowMs = positiveInt('--offer-window', opts.offerWindow, 600_000)
-      const timeoutS = positiveInt('--timeout', opts.timeout, 7 * 24 * 3600)
+      const offerWindowMs = opts.offerWindow !== undefined ? durationFlag('--offer-window', opts.offerWindow, 1, 600_000) : undefined
+      const timeoutMs = jobTimeoutFlag(opts.timeout)
 
       const requester = await openSession(ctx, opts, offerWindowMs)
       const { session } = requester
@@ -110,7 +110,7 @@ export function register (program: Command, ctx: CliContext): void {
       const onSignal = (): void => { ac.abort(new Error('interrupted')) }
       process.once('SIGINT', onSignal)
       process.once('SIGTERM', onSignal)
-      const timeout = timeoutS !== undefined ? AbortSignal.timeout(timeoutS * 1000) : undefined
+      const timeout = timeoutMs !== undefined ? AbortSignal.timeout(timeoutMs) : undefined
       const signal = timeout !== undefined ? AbortSignal.any([ac.signal, timeout]) : ac.signal
       let result
       try {
@@ -133,7 +133,7 @@ export function register (program: Command, ctx: CliContext): void {
           }
         })
       } catch (err) {
-        throw jobError(err, timeout?.aborted === true, timeoutS)
+        throw jobError(err, timeout?.aborted === true, timeoutMs)
       } finally {
         process.off('SIGINT', onSignal)
         process.off('SIGTERM', onSignal)

@@ -1,3 +1,4 @@
+import { Option } from 'commander'
 import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
@@ -32,8 +33,17 @@ async function parseRoles (text: string): Promise<Array<'builder' | 'requester' 
     if (!ok.success) throw new CliError(`unknown role ${JSON.stringify(r)}`, { exitCode: EXIT.usage, hint: 'roles are builder, requester, gateway' })
     return ok.data
   })
-  if (out.length === 0) throw new CliError('no role given', { exitCode: EXIT.usage, hint: 'e.g. --role builder or --roles builder,requester' })
+  if (out.length === 0) throw new CliError('no role given', { exitCode: EXIT.usage, hint: 'e.g. --roles builder,requester' })
   return [...new Set(out)]
+}
+
+/** `--roles` is documented; `--role`, hidden, is the same flag (the one given wins over the default). */
+interface RolesFlags { roles?: string, role?: string }
+
+function rolesOf (opts: RolesFlags): string {
+  const text = opts.role ?? opts.roles
+  if (text === undefined) throw new CliError('no role given', { exitCode: EXIT.usage, hint: 'e.g. --roles builder,requester' })
+  return text
 }
 
 export function register (program: Command, ctx: CliContext): void {
@@ -67,14 +77,15 @@ Examples:
   cmd.command('issue')
     .description('sign a membership certificate for a peer with this institution\'s root key; prints it (JSON)')
     .argument('<peer>', 'the subject\'s peer id (`kiln key show` on that node), or "self"')
-    .requiredOption('--role <roles>', 'comma-separated roles: builder, requester, gateway')
+    .option('--roles <roles>', 'comma-separated roles: builder, requester, gateway (required; --role is the same flag)')
+    .addOption(new Option('--role <roles>').hideHelp())
     .option('--expires <duration>', 'validity, e.g. 30d, 12h (at most 730d)', '90d')
     .option('-o, --output <file>', 'write the certificate to a file instead of stdout')
-    .addHelpText('after', '\nExample:\n  kiln trust issue --role builder,requester --expires 30d 12D3KooW... -o node7.cert.json')
-    .action(async (peerArg: string, opts: { role: string, expires: string, output?: string }) => {
+    .addHelpText('after', '\nExample:\n  kiln trust issue --roles builder,requester --expires 30d 12D3KooW... -o node7.cert.json')
+    .action(async (peerArg: string, opts: RolesFlags & { expires: string, output?: string }) => {
       const t = await trust()
       const dataDir = await ctx.dataDir()
-      const roles = await parseRoles(opts.role)
+      const roles = await parseRoles(rolesOf(opts))
       let ttlMs: number
       try { ttlMs = t.parseDuration(opts.expires) } catch (err) { explain(err) }
       const self = (await ctx.identity()).peerId.toString()
@@ -117,13 +128,14 @@ Examples:
   cmd.command('add-root')
     .description('trust an institution\'s root key for some roles')
     .argument('<file-or-key>', 'a root.pub.yaml from `kiln trust init-root`, or the root key\'s peer id')
-    .option('--roles <roles>', 'roles accepted from this root\'s certificates', 'builder')
+    .option('--roles <roles>', 'roles accepted from this root\'s certificates (--role is the same flag)', 'builder')
+    .addOption(new Option('--role <roles>').hideHelp())
     .option('--institution <name>', 'require certificates to name this institution (taken from the file when given one)')
     .option('--note <text>', 'a note for `kiln trust ls`')
     .addHelpText('after', '\nExamples:\n  kiln trust add-root uni-b.root.pub.yaml --roles builder\n  kiln trust add-root 12D3KooW... --institution uni-b --roles builder,requester')
-    .action(async (arg: string, opts: { roles: string, institution?: string, note?: string }) => {
+    .action(async (arg: string, opts: RolesFlags & { institution?: string, note?: string }) => {
       const t = await trust()
-      const roles = await parseRoles(opts.roles)
+      const roles = await parseRoles(rolesOf(opts))
       const { PeerIdString } = await import('../../../protocols/envelope.ts')
       let key = arg
       let institution = opts.institution
@@ -141,12 +153,13 @@ Examples:
   cmd.command('add-peer')
     .description('trust one peer directly for some roles, without a certificate')
     .argument('<peer>', 'peer id')
-    .option('--roles <roles>', 'roles to trust it for', 'builder')
+    .option('--roles <roles>', 'roles to trust it for (--role is the same flag)', 'builder')
+    .addOption(new Option('--role <roles>').hideHelp())
     .option('--note <text>', 'a note for `kiln trust ls`')
     .addHelpText('after', '\nExample:\n  kiln trust add-peer 12D3KooW... --roles builder,requester --note "my laptop"')
-    .action(async (peer: string, opts: { roles: string, note?: string }) => {
+    .action(async (peer: string, opts: RolesFlags & { note?: string }) => {
       const t = await trust()
-      const roles = await parseRoles(opts.roles)
+      const roles = await parseRoles(rolesOf(opts))
       await t.addPeer(await ctx.dataDir(), { peer, roles, ...(opts.note !== undefined ? { note: opts.note } : {}) }).catch(err => explain(err))
       ctx.out.line(`trusting peer ${peer} for ${roles.join(',')}`)
     })

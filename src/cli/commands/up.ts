@@ -8,7 +8,7 @@
  */
 import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
-import { collectList as collect, durationFlag, gatewayFlags, logLevelFlag, splitHostPort } from '../flags.ts'
+import { collectList as collect, DRAIN_TIMEOUT_HELP, durationFlag, gatewayFlags, logLevelFlag, splitHostPort } from '../flags.ts'
 import { startMetricsFor } from '../services.ts'
 
 interface UpFlags {
@@ -48,7 +48,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--insecure-listen', 'allow plain HTTP on a non-loopback gateway address')
     .option('--json', 'print { url, peerId, multiaddrs, dataDir, metricsUrl? } as JSON once up')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (default from config: metrics.listen, off)')
-    .option('--drain-timeout <duration>', 'on SIGTERM, how long running builds may finish before they are handed back (e.g. 90s, 9m)', '90s')
+    .option('--drain-timeout <duration>', DRAIN_TIMEOUT_HELP, '90s')
     .addHelpText('after', `
 SIGTERM drains as for kiln agent; SIGHUP reloads logLevel, agent.allowNetwork,
 agent.maxConcurrentBuilds and kiln.yaml's trust section. Changes made with kiln trust (add-peer,

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runKiln, REPO_ROOT } from '../../helpers/cli.ts'
 import { haveTools } from '../../helpers/tools.ts'
+import { startDockerRegistry } from '../../integration/registry/docker-registry.ts'
 import { buildTarGz, rawHeader } from '../../unit/oci/helpers.ts'
 import { writeLayout } from '../../helpers/oci-layout.ts'
 import { sha256Digest } from '../../../src/content/index.ts'
@@ -66,6 +67,42 @@ describe.skipIf(!haveTools('skopeo', 'umoci', 'busybox'))('kiln image with skope
     expect(info.Digest).toBe(digest)
     const r = await kiln('image', 'import', `oci-archive:${archive}`, '-t', 'e2e/again:1', '--json')
     expect(JSON.parse(r.stdout)[0].digest).toBe(digest)
+  })
+
+  it('takes a transport prefix on the destination as the format, not as part of a file name', async () => {
+    const archive = join(work, 'prefixed.tar')
+    const r = await kiln('image', 'export', 'e2e/busybox:base', `oci-archive:${archive}`, '--json')
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({ dest: archive, format: 'oci-archive', digest })
+    expect((JSON.parse(sh('skopeo', ['inspect', `oci-archive:${archive}:base`])) as { Digest: string }).Digest).toBe(digest)
+
+    const layoutDir = join(work, 'prefixed-layout')
+    expect((await kiln('image', 'export', 'e2e/busybox:base', `oci:${layoutDir}:v2`)).code).toBe(0)
+    expect((JSON.parse(sh('skopeo', ['inspect', `oci:${layoutDir}:v2`])) as { Digest: string }).Digest).toBe(digest)
+
+    const docker = join(work, 'prefixed-docker.tar')
+    expect((await kiln('image', 'export', 'e2e/busybox:base', `docker-archive:${docker}`)).code).toBe(0)
+    const manifest = JSON.parse(sh('tar', ['-xOf', docker, 'manifest.json'])) as Array<{ RepoTags: string[] }>
+    expect(manifest[0]?.RepoTags).toEqual(['e2e/busybox:base'])
+    expect(JSON.parse(sh('skopeo', ['inspect', `docker-archive:${docker}`])) as { Layers: string[] }).toMatchObject({ Layers: [expect.stringMatching(/^sha256:/)] })
+
+    const both = await kiln('image', 'export', 'e2e/busybox:base', '--format', 'oci-layout', `oci-archive:${archive}`)
+    expect(both.code).toBe(2)
+    expect(both.stderr).toMatch(/names its format/)
+  })
+
+  it.skipIf(!haveTools('docker-registry'))('imports docker:// from a registry, named as pulled, and names nothing when the image is absent', async () => {
+    const registry = await startDockerRegistry()
+    try {
+      sh('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${layout}:base`, `docker://${registry.hostPort}/e2e/pulled:1`])
+      const r = await kiln('image', 'import', `docker://${registry.hostPort}/e2e/pulled:1`, '--json')
+      expect(r.code, r.stderr).toBe(0)
+      expect(JSON.parse(r.stdout)).toEqual([expect.objectContaining({ name: `${registry.hostPort}/e2e/pulled:1`, digest })])
+      expect(JSON.parse((await kiln('image', 'inspect', `${registry.hostPort}/e2e/pulled:1`, '--json')).stdout)).toMatchObject({ digest })
+      const missing = await kiln('image', 'import', `docker://${registry.hostPort}/e2e/absent:1`)
+      expect(missing.code).not.toBe(0)
+      expect(JSON.parse((await kiln('image', 'ls', '--json')).stdout).map((x: { repository: string }) => x.repository)).not.toContain(`${registry.hostPort}/e2e/absent`)
+    } finally { await registry.stop() }
   })
 
   it('imports a docker-archive made by skopeo', async () => {

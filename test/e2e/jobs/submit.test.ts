@@ -94,13 +94,15 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'tar'))('kiln submit a
     writeFileSync(join(ctx, 'greeting.txt'), 'hello from the context\n')
     u.give(ctx)
 
-    const submit = start(['submit', '--platform', 'linux/amd64', '-t', 'demo/app:1', ...netArgs(), '--offer-window', '4000', '--timeout', '240', '--json', ctx], d.requester)
+    // No --platform: the host's (the agents advertise linux/amd64, as the test base is); durations in units.
+    const submit = start(['submit', '-t', 'demo/app:1', ...netArgs(), '--offer-window', '4s', '--timeout', '4m', '--json', ctx], d.requester)
     const code = await submit.exited
     expect(code, `${submit.stderr()}\n--- agent A:\n${a.stderr()}\n--- agent B:\n${b.stderr()}`).toBe(0)
     const summary = JSON.parse(submit.stdout()) as { jobId: string, digest: string, platforms: Array<{ platform: string, digest: string, builders: string[], steps: number }> }
     const idA = peerId(d.agentA)
     const idB = peerId(d.agentB)
     expect(summary.platforms).toHaveLength(1)
+    expect(summary.platforms[0]?.platform).toBe('linux/amd64')
     expect(summary.platforms[0]?.builders).toEqual([idA])
     expect(summary.platforms[0]?.steps).toBe(2)
     expect(summary.digest).toBe(summary.platforms[0]?.digest)

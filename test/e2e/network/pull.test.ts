@@ -51,9 +51,14 @@ describe.skipIf(!haveTools('skopeo', 'umoci', 'busybox'))('kiln pull between two
   })
 
   it('pulls an image only the agent has, verified, and skopeo accepts the export', async () => {
-    const pulled = await runKiln(['--data-dir', b, 'pull', `net/busybox:base@${digest}`, '--bootstrap', addr, '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0'], { timeoutMs: 120_000 })
+    const pulled = await runKiln(['--data-dir', b, 'pull', `net/busybox:base@${digest}`, '--bootstrap', addr, '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0', '--json'], { timeoutMs: 120_000 })
     expect(pulled.stderr.replace(/.*\r/g, '')).not.toMatch(/error/i)
     expect(pulled.code).toBe(0)
+    const summary = JSON.parse(pulled.stdout) as { digest: string, name: string, blobs: number, size: number, fetched: number, peers: string[], banned: string[] }
+    expect(summary).toMatchObject({ digest, name: 'net/busybox:base', banned: [] })
+    expect(summary.blobs).toBeGreaterThanOrEqual(3)
+    expect(summary.fetched).toBe(summary.size)
+    expect(summary.peers).toHaveLength(1)
     const inspect = JSON.parse((await runKiln(['--data-dir', b, 'image', 'inspect', 'net/busybox:base', '--json'])).stdout) as { digest: string, complete: boolean }
     expect(inspect).toMatchObject({ digest, complete: true })
     const out = join(work, 'export')

@@ -1,5 +1,5 @@
 import { describe, it, expect, afterAll } from 'vitest'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runKiln } from '../../helpers/cli.ts'
@@ -46,5 +46,18 @@ describe('kiln CLI', () => {
     const r = await runKiln(['--config', cfg, 'key', 'show'])
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/node\.mdns: got "perhaps"/)
+  })
+
+  it('build -t refuses a name the distribution spec refuses before building, and shows a valid one', async () => {
+    const ctx = join(dataDir, 'ctx-bad-name')
+    mkdirSync(ctx)
+    writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY Dockerfile /\n')
+    for (const [name, near] of [['Bad/Name:1', 'bad/name:1'], ['ok/name:bad tag!', 'ok/name:bad_tag_'], ['a//b', 'a/b:latest']] as const) {
+      const r = await runKiln(['--data-dir', dataDir, 'build', '-t', name, ctx])
+      expect(r.code, r.stderr).toBe(2)
+      expect(r.stderr).toMatch(/invalid image reference/)
+      expect(r.stderr).toContain(`for example ${near}`)
+    }
+    expect(JSON.parse((await runKiln(['--data-dir', dataDir, 'image', 'ls', '--json'])).stdout)).toEqual([])
   })
 })

@@ -143,6 +143,20 @@ describe('gateway pull and push (in-process)', () => {
     expect((await t.inject('GET', '/v2/local/base/manifests/v1')).status).toBe(200)
   })
 
+  it('serves a short local name under the names containerd and podman ask for through the mirror', async () => {
+    const img = testImage('short')
+    for (const b of [img.config, img.layer, img.manifest]) await t.store.ingest(b.bytes, { digest: b.digest })
+    t.refs.set('shortname', 'latest', { digest: img.manifest.digest, mediaType: OCI_MANIFEST, size: img.manifest.bytes.byteLength })
+    for (const path of ['/v2/shortname/manifests/latest', '/v2/library/shortname/manifests/latest?ns=docker.io', '/v2/docker.io/library/shortname/manifests/latest']) {
+      const r = await t.inject('GET', path)
+      expect(r.status, path).toBe(200)
+      expect(r.headers['docker-content-digest']).toBe(img.manifest.digest)
+    }
+    expect((await t.inject('GET', `/v2/library/shortname/blobs/${img.layer.digest}?ns=docker.io`)).status).toBe(200)
+    expect((await t.inject('GET', '/v2/library/shortname/tags/list?ns=docker.io')).json()).toMatchObject({ tags: ['latest'] })
+    expect((await t.inject('GET', '/v2/other/shortname/manifests/latest')).status).toBe(404)
+  })
+
   it('pulls through from the network what the store lacks', async () => {
     const b = blob('from-a-peer')
     const remote = await makeGateway({

@@ -52,4 +52,18 @@ describe('kiln trust', () => {
     expect(noRoot.code).toBe(2)
     expect(noRoot.stderr).toMatch(/init-root/)
   })
+
+  it('takes --roles and --role on every command that names roles', async () => {
+    const issued = await kiln(siteA, 'issue', '--roles', 'builder,requester', '--expires', '1d', 'self')
+    expect(issued.code).toBe(0)
+    expect(JSON.parse(issued.stdout)).toMatchObject({ payload: { roles: ['builder', 'requester'] } })
+    const site = join(dir, 'spellings')
+    const peer = '12D3KooWLp1n6cQhYHdmtCgmEKNNoESgGJPEUSvwPnP6q1tZVYgh'
+    expect((await kiln(site, 'add-peer', peer, '--role', 'requester')).code).toBe(0)
+    const ls = JSON.parse((await kiln(site, 'ls', '--json')).stdout) as { peers: Array<{ peer: string, roles: string[] }> }
+    expect(ls.peers).toEqual([expect.objectContaining({ peer, roles: ['requester'] })])
+    const none = await kiln(siteA, 'issue', 'self')
+    expect(none.code).toBe(2)
+    expect(none.stderr).toMatch(/no role given/)
+  })
 })
