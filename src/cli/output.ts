@@ -22,6 +22,8 @@ export interface Output {
   table: <Row>(rows: Row[], columns: Array<Column<Row>>) => void
   line: (text: string) => void
   warn: (text: string) => void
+  /** A line about what happened, for people, on stderr: not a warning, and never mixed into what stdout carries. */
+  note: (text: string) => void
   progress: (label: string, total?: number) => Progress
 }
 
@@ -45,6 +47,7 @@ export function createOutput (stdout: Writable & { isTTY?: boolean } = process.s
     json: (value) => { stdout.write(`${JSON.stringify(value, null, 2)}\n`) },
     line,
     warn: (text) => { stderr.write(`warning: ${text}\n`) },
+    note: (text) => { stderr.write(`${text}\n`) },
     table: (rows, columns) => {
       const cells = rows.map(r => columns.map(c => c.value(r)))
       const widths = columns.map((c, i) => Math.max(c.header.length, ...cells.map(row => (row[i] as string).length)))

@@ -1,6 +1,9 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
+import { checkMultiaddrFlags } from '../multiaddr-flags.ts'
+import { CapabilityName } from '../../../protocols/capability.ts'
+import { expectedText } from '../../config/index.ts'
 
 interface PeersFlags {
   listen?: string
@@ -10,6 +13,19 @@ interface PeersFlags {
   capability?: string
   json?: boolean
   timeout: string
+}
+
+/** Refuses a capability no agent could provide a key for, before any search: `gpu=nvidia` names a value, not a capability. */
+function checkCapability (value: string): void {
+  const parsed = CapabilityName.safeParse(value)
+  if (parsed.success) return
+  const [name] = value.split('=')
+  throw new CliError(`--capability: expected a capability name like gpu, cuda or mpi (${parsed.error.issues.map(expectedText).join('; ')}), got ${JSON.stringify(value)}`, {
+    exitCode: 2,
+    hint: value.includes('=') && name !== undefined && CapabilityName.safeParse(name).success
+      ? `capabilities are searched by name only: try --capability ${name}, and see the CAPABILITIES column for what each agent offers`
+      : 'kiln peers without --capability lists what each agent offers in its CAPABILITIES column'
+  })
 }
 
 export function register (program: Command, ctx: CliContext): void {
@@ -35,6 +51,8 @@ export function register (program: Command, ctx: CliContext): void {
       } catch (err) {
         throw new CliError((err as Error).message, { exitCode: 2 })
       }
+      if (flags.capability !== undefined) checkCapability(flags.capability)
+      checkMultiaddrFlags(flags)
       const config = await ctx.config()
       const identity = await ctx.identity()
       const { startPeer, untilFirstPeer } = await import('../../node/index.ts')

@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
+import { checkMultiaddrFlags } from '../multiaddr-flags.ts'
 import { EXIT } from '../exit-codes.ts'
 import { NoProvidersError } from '../../transfer/errors.ts'
 import { isErrorOf } from '../../util/error-class.ts'
@@ -35,6 +36,7 @@ export function register (program: Command, ctx: CliContext): void {
       } catch (err) {
         throw new CliError((err as Error).message, { exitCode: 2, hint: 'pull takes a digest: sha256:<64 hex> or name:tag@sha256:<64 hex>' })
       }
+      checkMultiaddrFlags(flags)
       const config = await ctx.config()
       const identity = await ctx.identity()
       const store = await ctx.store()
