@@ -53,7 +53,7 @@ export function register (program: Command, ctx: CliContext): void {
           providers: splitList(flags.from),
           onProgress: (p) => {
             if (current !== p.digest) { bar?.done(); bar = ctx.out.progress(p.digest.slice(7, 19), p.size); current = p.digest }
-            bar?.update(p.bytes, `${formatBytes(p.rate)}/s from ${p.peers} peer${p.peers === 1 ? '' : 's'}`)
+            bar?.update(p.bytes, `from ${p.peers} peer${p.peers === 1 ? '' : 's'}`)
           }
         })
       } catch (err) {
