@@ -20,15 +20,17 @@ export async function startMetricsFor (ctx: CliContext, flag: string | undefined
 export async function openSession (ctx: CliContext, network: NodeFlags, offerWindowMs?: number): Promise<RequesterNode> {
   checkMultiaddrFlags(network)
   const { openRequesterNode } = await import('../node/index.ts')
-  const requester = await openRequesterNode({
-    config: await ctx.config(),
+  const { peerSearchSources, sayingPeerSearch } = await import('./peer-search.ts')
+  const config = await ctx.config()
+  const requester = await sayingPeerSearch(ctx.out, peerSearchSources(network, config.node), openRequesterNode({
+    config,
     store: await ctx.store(),
     identity: await ctx.identity(),
     log: await ctx.logger(),
     network,
     ...(offerWindowMs !== undefined ? { offerWindowMs } : {}),
     warn: (message) => { ctx.out.warn(message) }
-  })
+  }))
   ctx.onClose(requester.close)
   return requester
 }

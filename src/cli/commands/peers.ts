@@ -58,7 +58,8 @@ export function register (program: Command, ctx: CliContext): void {
       const { startPeer, untilFirstPeer } = await import('../../node/index.ts')
       const node = await startPeer(config.node, flags, identity.privateKey, true)
       ctx.onClose(async () => { await node.stop() })
-      await untilFirstPeer(node, Math.min(timeoutMs, 5000), 'pass --bootstrap /ip4/HOST/tcp/PORT/p2p/PEERID of a running agent, or run one on this network (mdns)')
+      const { peerSearchSources, sayingPeerSearch } = await import('../peer-search.ts')
+      await sayingPeerSearch(ctx.out, peerSearchSources(flags, config.node), untilFirstPeer(node, Math.min(timeoutMs, 5000), 'pass --bootstrap /ip4/HOST/tcp/PORT/p2p/PEERID of a running agent, or run one on this network (mdns)'))
       // Let the DHT routing table fill from the first peers before querying.
       await new Promise(resolve => setTimeout(resolve, 500))
       const records = await findAgents(node, { platform, capability: flags.capability, timeoutMs })

@@ -43,7 +43,8 @@ export function register (program: Command, ctx: CliContext): void {
       const { startPeer, untilFirstPeer } = await import('../../node/index.ts')
       const node = await startPeer(config.node, flags, identity.privateKey, true)
       ctx.onClose(async () => { await node.stop() })
-      await untilFirstPeer(node, 10_000)
+      const { peerSearchSources, sayingPeerSearch } = await import('../peer-search.ts')
+      await sayingPeerSearch(ctx.out, peerSearchSources(flags, config.node), untilFirstPeer(node, 10_000))
       const transfer = createTransfer({ node, store: store.content })
       let bar: ReturnType<typeof ctx.out.progress> | undefined
       let current = ''

@@ -63,4 +63,9 @@ describe('kiln CLI', () => {
       expect(r.stderr).not.toMatch(/port/)
     }
   })
+  it('a peer search says what it is doing while it waits, then why it failed', async () => {
+    const r = await runKiln(['--data-dir', dataDir, 'peers', '--no-mdns', '--timeout', '2'])
+    expect(r.code).toBe(6)
+    expect(r.stderr).toMatch(/^looking for peers \(no mDNS and no bootstrap list: only peers that dial in\)\.\.\.\nkiln: error: no peer reachable/m)
+  })
 })
