@@ -2,8 +2,6 @@ import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { checkMultiaddrFlags } from '../multiaddr-flags.ts'
-import { CapabilityName } from '../../../protocols/capability.ts'
-import { expectedText } from '../../config/index.ts'
 
 interface PeersFlags {
   listen?: string
@@ -16,7 +14,9 @@ interface PeersFlags {
 }
 
 /** Refuses a capability no agent could provide a key for, before any search: `gpu=nvidia` names a value, not a capability. */
-function checkCapability (value: string): void {
+async function checkCapability (value: string): Promise<void> {
+  // Loaded here, not at the top: `kiln --help` registers every command and should not load zod.
+  const [{ CapabilityName }, { expectedText }] = await Promise.all([import('../../../protocols/capability.ts'), import('../../config/index.ts')])
   const parsed = CapabilityName.safeParse(value)
   if (parsed.success) return
   const [name] = value.split('=')
@@ -51,7 +51,7 @@ export function register (program: Command, ctx: CliContext): void {
       } catch (err) {
         throw new CliError((err as Error).message, { exitCode: 2 })
       }
-      if (flags.capability !== undefined) checkCapability(flags.capability)
+      if (flags.capability !== undefined) await checkCapability(flags.capability)
       checkMultiaddrFlags(flags)
       const config = await ctx.config()
       const identity = await ctx.identity()
