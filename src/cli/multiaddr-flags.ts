@@ -6,12 +6,13 @@
  * address, e.g. `/ip4/0.0.0.0/tcp/4001` or, to dial a peer,
  * `/ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...`.
  */
-import { multiaddr } from '@multiformats/multiaddr'
 import { CliError } from './errors.ts'
 import { EXIT } from './exit-codes.ts'
 
 /** The comma-separated multiaddrs of each given flag; throws a usage CliError on the first that does not parse. */
-export function checkMultiaddrFlags (flags: { listen?: string | string[], bootstrap?: string }): void {
+export async function checkMultiaddrFlags (flags: { listen?: string | string[], bootstrap?: string }): Promise<void> {
+  // Loaded here: commands import this file when they register, and `kiln --help` should load no libp2p code.
+  const { multiaddr } = await import('@multiformats/multiaddr')
   const given: Array<[string, string | string[] | undefined]> = [['--listen', flags.listen], ['--bootstrap', flags.bootstrap]]
   for (const [flag, value] of given) {
     const items = (Array.isArray(value) ? value : (value ?? '').split(',')).map(s => s.trim()).filter(s => s !== '')

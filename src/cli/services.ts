@@ -18,7 +18,7 @@ export async function startMetricsFor (ctx: CliContext, flag: string | undefined
 
 /** A client node and a requester session on it, once a peer is reachable. */
 export async function openSession (ctx: CliContext, network: NodeFlags, offerWindowMs?: number): Promise<RequesterNode> {
-  checkMultiaddrFlags(network)
+  await checkMultiaddrFlags(network)
   const { openRequesterNode } = await import('../node/index.ts')
   const { peerSearchSources, sayingPeerSearch } = await import('./peer-search.ts')
   const config = await ctx.config()

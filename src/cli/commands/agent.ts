@@ -50,7 +50,7 @@ Example:
       const [{ splitList }, { parsePlatform, formatPlatform }, { followLogLevel, runAgentUntilStopped, sandboxForOthers, startAgentNode }] = await Promise.all([
         import('../../p2p/index.ts'), import('../../oci/platform.ts'), import('../../node/index.ts')
       ])
-      checkMultiaddrFlags(flags)
+      await checkMultiaddrFlags(flags)
       const config = await ctx.config()
       const drainMs = durationFlag('--drain-timeout', flags.drainTimeout ?? '90s')
       const root = await ctx.logger()

@@ -81,7 +81,7 @@ See docs/gateway.md for auth, TLS, pull-through and mirror configuration.`)
       const listen = opts.listen ?? []
       const httpAddrs = listen.filter(a => !a.startsWith('/'))
       const multiaddrs = listen.filter(a => a.startsWith('/'))
-      checkMultiaddrFlags({ listen: multiaddrs, ...(opts.bootstrap === undefined ? {} : { bootstrap: opts.bootstrap }) })
+      await checkMultiaddrFlags({ listen: multiaddrs, ...(opts.bootstrap === undefined ? {} : { bootstrap: opts.bootstrap }) })
       if (httpAddrs.length > 1) throw new CliError('give one HOST:PORT in --listen', { exitCode: EXIT.usage })
       const { host, port } = splitHostPort(httpAddrs[0] ?? config.gateway.listen)
       const store = await ctx.store()

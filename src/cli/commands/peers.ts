@@ -52,7 +52,7 @@ export function register (program: Command, ctx: CliContext): void {
         throw new CliError((err as Error).message, { exitCode: 2 })
       }
       if (flags.capability !== undefined) await checkCapability(flags.capability)
-      checkMultiaddrFlags(flags)
+      await checkMultiaddrFlags(flags)
       const config = await ctx.config()
       const identity = await ctx.identity()
       const { startPeer, untilFirstPeer } = await import('../../node/index.ts')

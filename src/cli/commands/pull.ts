@@ -36,7 +36,7 @@ export function register (program: Command, ctx: CliContext): void {
       } catch (err) {
         throw new CliError((err as Error).message, { exitCode: 2, hint: 'pull takes a digest: sha256:<64 hex> or name:tag@sha256:<64 hex>' })
       }
-      checkMultiaddrFlags(flags)
+      await checkMultiaddrFlags(flags)
       const config = await ctx.config()
       const identity = await ctx.identity()
       const store = await ctx.store()

@@ -61,7 +61,7 @@ Examples:
   kiln up --anonymous-push --upstream docker.io`)
     .action(async (flags: UpFlags, command: Command) => {
       const { createLocalBuildRunner, followLogLevel, runAgentUntilStopped, sandboxForOthers, startAgentNode, startGatewayNode } = await import('../../node/index.ts')
-      checkMultiaddrFlags(flags)
+      await checkMultiaddrFlags(flags)
       const config = await ctx.config()
       const { host, port } = splitHostPort(flags.gatewayListen ?? config.gateway.listen, '--gateway-listen')
       const drainMs = durationFlag('--drain-timeout', flags.drainTimeout ?? '90s')
