@@ -47,7 +47,9 @@ const B64URL_RE = /^[A-Za-z0-9_-]+$/
 
 const Millis = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 const Count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
-const Token = z.string().regex(TOKEN_RE, 'expected a lowercase token')
+const Token = z.string().regex(TOKEN_RE, 'expected a lowercase name of letters, digits and . _ + - (at most 64)')
+/** §2 a capability or CPU feature name, as searched for (`gpu`, `cuda`, `avx2`). */
+export const CapabilityName = Token
 export const PlatformString = z.string().regex(PLATFORM_RE, 'expected os/arch[/variant]')
 
 /** §2.1 one platform the agent builds natively. */

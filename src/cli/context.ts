@@ -1,7 +1,8 @@
 /**
  * What every command gets: the global options resolved into a config, the
  * data dir's store (opened on first use, closed on exit), the node identity,
- * a logger, and output helpers.
+ * a logger (in the format of --log-format, see ./log-format.ts), and output
+ * helpers.
  */
 import type { Command } from 'commander'
 import type { Logger } from 'pino'
@@ -9,11 +10,14 @@ import type { KilnConfig } from '../config/index.ts'
 import type { LocalStore } from '../content/index.ts'
 import type { Identity } from '../p2p/identity.ts'
 import type { Output } from './output.ts'
+import { CliError } from './errors.ts'
+import { EXIT } from './exit-codes.ts'
 
 export interface GlobalOptions {
   config?: string
   dataDir?: string
   logLevel?: string
+  logFormat?: string
 }
 
 export interface CliContext {
@@ -78,9 +82,15 @@ export function createContext (program: Command, out: Output): CliContext & { cl
     },
     logger: async () => {
       logger ??= (async () => {
-        const { pino } = await import('pino')
+        const [{ pino }, { logDestination, pickLogFormat }] = await Promise.all([import('pino'), import('./log-format.ts')])
+        let format
+        try {
+          format = pickLogFormat(program.opts<GlobalOptions>().logFormat)
+        } catch (err) {
+          throw new CliError((err as Error).message, { exitCode: EXIT.usage })
+        }
         const level = (await getConfig()).logLevel
-        return pino({ level, base: { pid: process.pid } }, pino.destination(2))
+        return pino({ level, base: { pid: process.pid } }, logDestination(format, pino.destination(2)))
       })()
       return await logger
     },

@@ -29,6 +29,7 @@ export function buildProgram (out: Output = createOutput()): { program: Command,
     .option('-c, --config <file>', 'config file (kiln.yaml); default $KILN_CONFIG')
     .option('--data-dir <dir>', 'data dir; default $KILN_DATA_DIR, else $XDG_DATA_HOME/kiln or ~/.local/share/kiln')
     .option('--log-level <level>', 'trace, debug, info, warn, error or silent')
+    .option('--log-format <format>', 'text (default: one line per record, for people) or json (for log collectors); default $KILN_LOG_FORMAT, else text')
     .version(`kiln ${(JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as { version: string }).version} (Node ${process.versions.node})`, '-V, --version', 'print the kiln and Node versions')
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: true })

@@ -6,6 +6,7 @@
 import type { NodeMetrics, RequesterNode } from '../node/index.ts'
 import type { NodeFlags } from '../p2p/index.ts'
 import type { CliContext } from './context.ts'
+import { checkMultiaddrFlags } from './multiaddr-flags.ts'
 
 /** The metrics endpoint of `--metrics-listen`, else `metrics.listen`; the no-op handle (and no url) when neither is set. */
 export async function startMetricsFor (ctx: CliContext, flag: string | undefined): Promise<NodeMetrics> {
@@ -17,16 +18,19 @@ export async function startMetricsFor (ctx: CliContext, flag: string | undefined
 
 /** A client node and a requester session on it, once a peer is reachable. */
 export async function openSession (ctx: CliContext, network: NodeFlags, offerWindowMs?: number): Promise<RequesterNode> {
+  await checkMultiaddrFlags(network)
   const { openRequesterNode } = await import('../node/index.ts')
-  const requester = await openRequesterNode({
-    config: await ctx.config(),
+  const { peerSearchSources, sayingPeerSearch } = await import('./peer-search.ts')
+  const config = await ctx.config()
+  const requester = await sayingPeerSearch(ctx.out, peerSearchSources(network, config.node), openRequesterNode({
+    config,
     store: await ctx.store(),
     identity: await ctx.identity(),
     log: await ctx.logger(),
     network,
     ...(offerWindowMs !== undefined ? { offerWindowMs } : {}),
     warn: (message) => { ctx.out.warn(message) }
-  })
+  }))
   ctx.onClose(requester.close)
   return requester
 }

@@ -13,13 +13,14 @@
 import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import type { z } from 'zod'
 import { ConfigError } from './errors.ts'
+import { describeValue, formatIssues } from './issues.ts'
 import { KilnConfigSchema } from './schema.ts'
 import type { KilnConfig, KilnConfigInput } from './schema.ts'
 
 export type { KilnConfig, KilnConfigInput }
 export { ConfigError, KilnConfigSchema }
+export { expectedText, formatIssues } from './issues.ts'
 
 export interface LoadConfigOptions {
   /** Path of kiln.yaml; default $KILN_CONFIG, else none (defaults only). */
@@ -33,35 +34,6 @@ export interface LoadConfigOptions {
 export function defaultDataDir (env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_DATA_HOME
   return xdg !== undefined && xdg !== '' ? join(xdg, 'kiln') : join(homedir(), '.local', 'share', 'kiln')
-}
-
-function describeValue (value: unknown): string {
-  if (value === undefined) return 'nothing'
-  const json = JSON.stringify(value)
-  const text = json === undefined ? String(value) : json.length > 60 ? `${json.slice(0, 57)}...` : json
-  const kind = Array.isArray(value) ? 'a list' : value === null ? 'null' : `a ${typeof value}`
-  return `${text} (${kind})`
-}
-
-function valueAt (input: unknown, path: ReadonlyArray<PropertyKey>): unknown {
-  let v: unknown = input
-  for (const key of path) {
-    if (v === null || typeof v !== 'object') return undefined
-    v = (v as Record<PropertyKey, unknown>)[key]
-  }
-  return v
-}
-
-/** One line per problem: `where: key.path: got VALUE, expected WHAT`. */
-export function formatIssues (where: string, input: unknown, error: z.ZodError): string {
-  return error.issues.map(issue => {
-    const key = issue.path.map(String).join('.')
-    if (issue.code === 'unrecognized_keys') {
-      const keys = issue.keys.map(k => (key === '' ? k : `${key}.${k}`))
-      return `${where}: unknown key${keys.length > 1 ? 's' : ''} ${keys.join(', ')} (check the spelling; see docs/configuration.md)`
-    }
-    return `${where}: ${key === '' ? '(top level)' : key}: got ${describeValue(valueAt(input, issue.path))}, expected ${issue.message}`
-  }).join('\n')
 }
 
 export async function loadConfig (options: LoadConfigOptions = {}): Promise<KilnConfig> {

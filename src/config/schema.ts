@@ -8,7 +8,7 @@ import { z } from 'zod'
 const platform = z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, 'a platform like "linux/amd64" or "linux/arm64/v8"')
 const multiaddr = z.string().regex(/^\//, 'a multiaddr like "/ip4/127.0.0.1/tcp/4001"')
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'HOST:PORT, like "127.0.0.1:5000"')
-const byteSize = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+(\.\d+)?\s*([KMGT]i?B?)?$/i, 'a size like 500GiB or 20G')])
+const byteSize = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+(\.\d+)?\s*([KMGT]i?B?)?$/i, 'a size like 500GiB or 20G')], { error: 'a size like 500GiB or 20G, or a number of bytes' })
 
 export const NodeSection = z.strictObject({
   /**

@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
+import { checkMultiaddrFlags } from '../multiaddr-flags.ts'
 import { DRAIN_TIMEOUT_HELP, durationFlag, logLevelFlag } from '../flags.ts'
 import { startMetricsFor } from '../services.ts'
 
@@ -50,6 +51,7 @@ Example:
       const [{ splitList }, { parsePlatform, formatPlatform }, { followLogLevel, runAgentUntilStopped, sandboxForOthers, startAgentNode }] = await Promise.all([
         import('../../p2p/index.ts'), import('../../oci/platform.ts'), import('../../node/index.ts')
       ])
+      await checkMultiaddrFlags(flags)
       const config = await ctx.config()
       const drainMs = durationFlag('--drain-timeout', flags.drainTimeout ?? '90s')
       const root = await ctx.logger()

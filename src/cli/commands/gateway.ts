@@ -12,6 +12,7 @@ import type { Command } from 'commander'
 import type { GatewayPeer } from '../../node/index.ts'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
+import { checkMultiaddrFlags } from '../multiaddr-flags.ts'
 import { EXIT } from '../exit-codes.ts'
 import { collectList as collect, gatewayFlags, splitHostPort } from '../flags.ts'
 import { startMetricsFor } from '../services.ts'
@@ -80,6 +81,7 @@ See docs/gateway.md for auth, TLS, pull-through and mirror configuration.`)
       const listen = opts.listen ?? []
       const httpAddrs = listen.filter(a => !a.startsWith('/'))
       const multiaddrs = listen.filter(a => a.startsWith('/'))
+      await checkMultiaddrFlags({ listen: multiaddrs, ...(opts.bootstrap === undefined ? {} : { bootstrap: opts.bootstrap }) })
       if (httpAddrs.length > 1) throw new CliError('give one HOST:PORT in --listen', { exitCode: EXIT.usage })
       const { host, port } = splitHostPort(httpAddrs[0] ?? config.gateway.listen)
       const store = await ctx.store()

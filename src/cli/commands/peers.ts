@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
+import { checkMultiaddrFlags } from '../multiaddr-flags.ts'
 
 interface PeersFlags {
   listen?: string
@@ -10,6 +11,21 @@ interface PeersFlags {
   capability?: string
   json?: boolean
   timeout: string
+}
+
+/** Refuses a capability no agent could provide a key for, before any search: `gpu=nvidia` names a value, not a capability. */
+async function checkCapability (value: string): Promise<void> {
+  // Loaded here, not at the top: `kiln --help` registers every command and should not load zod.
+  const [{ CapabilityName }, { expectedText }] = await Promise.all([import('../../../protocols/capability.ts'), import('../../config/index.ts')])
+  const parsed = CapabilityName.safeParse(value)
+  if (parsed.success) return
+  const [name] = value.split('=')
+  throw new CliError(`--capability: expected a capability name like gpu, cuda or mpi (${parsed.error.issues.map(expectedText).join('; ')}), got ${JSON.stringify(value)}`, {
+    exitCode: 2,
+    hint: value.includes('=') && name !== undefined && CapabilityName.safeParse(name).success
+      ? `capabilities are searched by name only: try --capability ${name}, and see the CAPABILITIES column for what each agent offers`
+      : 'kiln peers without --capability lists what each agent offers in its CAPABILITIES column'
+  })
 }
 
 export function register (program: Command, ctx: CliContext): void {
@@ -35,12 +51,15 @@ export function register (program: Command, ctx: CliContext): void {
       } catch (err) {
         throw new CliError((err as Error).message, { exitCode: 2 })
       }
+      if (flags.capability !== undefined) await checkCapability(flags.capability)
+      await checkMultiaddrFlags(flags)
       const config = await ctx.config()
       const identity = await ctx.identity()
       const { startPeer, untilFirstPeer } = await import('../../node/index.ts')
       const node = await startPeer(config.node, flags, identity.privateKey, true)
       ctx.onClose(async () => { await node.stop() })
-      await untilFirstPeer(node, Math.min(timeoutMs, 5000), 'pass --bootstrap /ip4/HOST/tcp/PORT/p2p/PEERID of a running agent, or run one on this network (mdns)')
+      const { peerSearchSources, sayingPeerSearch } = await import('../peer-search.ts')
+      await sayingPeerSearch(ctx.out, peerSearchSources(flags, config.node), untilFirstPeer(node, Math.min(timeoutMs, 5000), 'pass --bootstrap /ip4/HOST/tcp/PORT/p2p/PEERID of a running agent, or run one on this network (mdns)'))
       // Let the DHT routing table fill from the first peers before querying.
       await new Promise(resolve => setTimeout(resolve, 500))
       const records = await findAgents(node, { platform, capability: flags.capability, timeoutMs })

@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
+import { checkMultiaddrFlags } from '../multiaddr-flags.ts'
 import { EXIT } from '../exit-codes.ts'
 import { NoProvidersError } from '../../transfer/errors.ts'
 import { isErrorOf } from '../../util/error-class.ts'
@@ -37,13 +38,15 @@ export function register (program: Command, ctx: CliContext): void {
       } catch (err) {
         throw new CliError((err as Error).message, { exitCode: 2, hint: 'pull takes a digest: sha256:<64 hex> or name:tag@sha256:<64 hex>' })
       }
+      await checkMultiaddrFlags(flags)
       const config = await ctx.config()
       const identity = await ctx.identity()
       const store = await ctx.store()
       const { startPeer, untilFirstPeer } = await import('../../node/index.ts')
       const node = await startPeer(config.node, flags, identity.privateKey, true)
       ctx.onClose(async () => { await node.stop() })
-      await untilFirstPeer(node, 10_000)
+      const { peerSearchSources, sayingPeerSearch } = await import('../peer-search.ts')
+      await sayingPeerSearch(ctx.out, peerSearchSources(flags, config.node), untilFirstPeer(node, 10_000))
       const transfer = createTransfer({ node, store: store.content })
       let bar: ReturnType<typeof ctx.out.progress> | undefined
       let current = ''
@@ -54,7 +57,7 @@ export function register (program: Command, ctx: CliContext): void {
           onProgress: (p) => {
             if (flags.json === true) return
             if (current !== p.digest) { bar?.done(); bar = ctx.out.progress(p.digest.slice(7, 19), p.size); current = p.digest }
-            bar?.update(p.bytes, `${formatBytes(p.rate)}/s from ${p.peers} peer${p.peers === 1 ? '' : 's'}`)
+            bar?.update(p.bytes, `from ${p.peers} peer${p.peers === 1 ? '' : 's'}`)
           }
         })
       } catch (err) {

@@ -98,13 +98,13 @@ Examples:
       if (opts.output !== undefined) {
         const { writeFile } = await import('node:fs/promises')
         await writeFile(opts.output, text, { mode: 0o644 })
-        ctx.out.warn(`certificate for ${subject} (${roles.join(',')}, ${root.institution}) written to ${opts.output}, valid until ${new Date(cert.expiresAt).toISOString()}`)
+        ctx.out.note(`certificate for ${subject} (${roles.join(',')}, ${root.institution}) written to ${opts.output}, valid until ${new Date(cert.expiresAt).toISOString()}`)
       } else {
         process.stdout.write(text)
       }
       if (subject === self) {
         const { path } = await t.saveCertificate(dataDir, cert)
-        ctx.out.warn(`this node's own certificate, stored in ${path}`)
+        ctx.out.note(`this node's own certificate, stored in ${path}`)
       }
     })
 

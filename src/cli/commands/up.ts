@@ -9,6 +9,7 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { collectList as collect, DRAIN_TIMEOUT_HELP, durationFlag, gatewayFlags, logLevelFlag, splitHostPort } from '../flags.ts'
+import { checkMultiaddrFlags } from '../multiaddr-flags.ts'
 import { startMetricsFor } from '../services.ts'
 
 interface UpFlags {
@@ -61,6 +62,7 @@ Examples:
   kiln up --anonymous-push --upstream docker.io`)
     .action(async (flags: UpFlags, command: Command) => {
       const { createLocalBuildRunner, followLogLevel, runAgentUntilStopped, sandboxForOthers, startAgentNode, startGatewayNode } = await import('../../node/index.ts')
+      await checkMultiaddrFlags(flags)
       const config = await ctx.config()
       const { host, port } = splitHostPort(flags.gatewayListen ?? config.gateway.listen, '--gateway-listen')
       const drainMs = durationFlag('--drain-timeout', flags.drainTimeout ?? '90s')

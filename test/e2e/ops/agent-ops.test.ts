@@ -78,7 +78,7 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox'))('kiln agent at a site
 
     await kiln(dir.agent, ['trust', 'add-peer', ids.requester, '--roles', 'requester'])
     agent.child.kill('SIGHUP')
-    await agent.waitFor(/"changed":\["trust"\][^\n]*reloaded: trust changed/)
+    await agent.waitFor(/reloaded: trust changed[^\n]*changed=\["trust"\]/)
 
     const accepted = submit(ctx)
     expect(await accepted.exited, `${accepted.stderr()}\n--- agent:\n${agent.stderr()}`).toBe(0)

@@ -45,7 +45,28 @@ describe('kiln CLI', () => {
     writeFileSync(cfg, 'node:\n  mdns: perhaps\n')
     const r = await runKiln(['--config', cfg, 'key', 'show'])
     expect(r.code).toBe(2)
-    expect(r.stderr).toMatch(/node\.mdns: got "perhaps"/)
+    expect(r.stderr).toMatch(/node\.mdns: expected a boolean, got "perhaps"/)
+  })
+  it('a capability with a value is refused before any search, with the name to search for', async () => {
+    const r = await runKiln(['--data-dir', dataDir, 'peers', '--capability', 'gpu=nvidia', '--no-mdns'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/--capability: expected a capability name like gpu, cuda or mpi \(.*\), got "gpu=nvidia"/)
+    expect(r.stderr).toMatch(/try --capability gpu\b/)
+    expect(r.stderr).not.toMatch(/Invalid input|no peer reachable/)
+  })
+
+  it('a malformed --listen multiaddr is a usage error that names it, not a port in use', async () => {
+    for (const args of [['agent', '--no-jobs', '--no-mdns', '--listen', 'garbage'], ['peers', '--no-mdns', '--listen', '/ip4/0.0.0.0/tcp/0,/ip4/nowhere/tcp/1']]) {
+      const r = await runKiln(['--data-dir', dataDir, ...args])
+      expect(r.code).toBe(2)
+      expect(r.stderr).toMatch(/--listen: "(garbage|\/ip4\/nowhere\/tcp\/1)" is not a multiaddr/)
+      expect(r.stderr).not.toMatch(/port/)
+    }
+  })
+  it('a peer search says what it is doing while it waits, then why it failed', async () => {
+    const r = await runKiln(['--data-dir', dataDir, 'peers', '--no-mdns', '--timeout', '2'])
+    expect(r.code).toBe(6)
+    expect(r.stderr).toMatch(/^looking for peers \(no mDNS and no bootstrap list: only peers that dial in\)\.\.\.\nkiln: error: no peer reachable/m)
   })
 
   it('build -t refuses a name the distribution spec refuses before building, and shows a valid one', async () => {

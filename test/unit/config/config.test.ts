@@ -47,7 +47,7 @@ describe('config', () => {
     // Not a whole number of seconds: ignored, as before it was read here.
     expect((await loadConfig({ file: f, env: { SOURCE_DATE_EPOCH: 'yesterday' } })).build.sourceDateEpoch).toBe(5)
     expect((await loadConfig({ env: {} })).build.sourceDateEpoch).toBeUndefined()
-    await expect(loadConfig({ env: { KILN_SANDBOX: 'chroot' } })).rejects.toThrow(/build\.sandbox: got "chroot"/)
+    await expect(loadConfig({ env: { KILN_SANDBOX: 'chroot' } })).rejects.toThrow(/build\.sandbox: expected one of "auto", .*, got "chroot"/)
   })
 
   it('reads the file named by KILN_CONFIG', async () => {
@@ -57,7 +57,7 @@ describe('config', () => {
 
   it('names the key, the value and what was expected for a bad value', async () => {
     const f = file('bad.yaml', 'gateway:\n  listen: 5000\n')
-    await expect(loadConfig({ file: f, env: {} })).rejects.toThrow(/bad\.yaml: gateway\.listen: got 5000 \(a number\), expected/)
+    await expect(loadConfig({ file: f, env: {} })).rejects.toThrow(/bad\.yaml: gateway\.listen: expected a string, got 5000 \(a number\)/)
   })
 
   it('refuses unknown keys, naming them', async () => {
@@ -72,6 +72,6 @@ describe('config', () => {
   })
 
   it('validates enums with the allowed values', async () => {
-    await expect(loadConfig({ env: { KILN_LOG_LEVEL: 'loud' } })).rejects.toThrow(/logLevel: got "loud"/)
+    await expect(loadConfig({ env: { KILN_LOG_LEVEL: 'loud' } })).rejects.toThrow(/logLevel: expected one of "trace", .*, got "loud"/)
   })
 })

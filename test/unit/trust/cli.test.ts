@@ -28,6 +28,9 @@ describe('kiln trust', () => {
     const certFile = join(dir, 'builder.cert.json')
     const issue = await kiln(siteA, 'issue', '--role', 'builder', '--expires', '30d', '-o', certFile, builderId)
     expect(issue.code).toBe(0)
+    // Success is reported as what happened, not as a warning.
+    expect(issue.stderr).toMatch(/^certificate for \S+ \(builder, uni-a\) written to /m)
+    expect(issue.stderr).not.toMatch(/warning/)
     expect(JSON.parse(await readFile(certFile, 'utf8'))).toMatchObject({ type: 'cert', signer: root.key, payload: { subject: builderId, roles: ['builder'] } })
 
     expect((await kiln(builder, 'add-cert', certFile)).code).toBe(0)
