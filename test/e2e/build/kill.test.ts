@@ -214,6 +214,6 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox'))('nothing survives a k
     expect(r.removed.length).toBeGreaterThan(0)
     expect(r.buildCache.skipped).toBe(false)
     expect(r.buildCache.removed.length).toBe(before.buildCache.snapshots.count + before.buildCache.bases.count)
-    expect(df().buildCache).toEqual({ snapshots: { count: 0, bytes: 0 }, bases: { count: 0, bytes: 0 }, bytes: 0 })
+    expect(df().buildCache).toEqual({ snapshots: { count: 0, bytes: 0 }, bases: { count: 0, bytes: 0 }, cacheMounts: { count: 0, bytes: 0 }, bytes: 0 })
   })
 })
