@@ -28,7 +28,7 @@ export class KilnExporter implements Exporter {
       case 'oci-archive': return await exportOciArchive(image, target, options)
       case 'docker-archive': return await exportDockerArchive(image, target, options)
       case 'registry': return await exportRegistry(image, target, options, this.components)
-      case 'static': return await exportStaticSite(image, target, options)
+      case 'static': return await exportStaticSite(image, target, options, this.components)
       case 's3': return await exportS3(image, target, options, this.components)
       case 'exec': return await exportExec(image, target, options, this.components)
       case 'sif': return await exportSifFile(image, target, options, this.components)

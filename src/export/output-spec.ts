@@ -7,7 +7,7 @@
  *   type=docker-archive,dest=FILE[,name=REPO:TAG][,platform=P]  docker-archive:FILE[:REPO:TAG]
  *   type=registry,name=HOST/REPO:TAG[,insecure=true]            docker://HOST/REPO:TAG
  *   type=image,name=...,push=true                 (buildx spelling of type=registry)
- *   type=static,dest=DIR,name=REPO[:TAG]
+ *   type=static,dest=DIR,name=REPO[:TAG][,sif=true]   (sif: each tag T also as the SIF artifact T.sif)
  *   type=s3,bucket=B[,prefix=P][,region=R][,endpoint_url=URL][,use_path_style=true],name=REPO[:TAG]
  *   type=exec,cmd=PROGRAM[,arg=A]...[,timeout=SECONDS][,opt.KEY=VALUE]...
  *   type=kiln                                     (provide the blobs on the peer network)
@@ -32,7 +32,13 @@ export interface OciLayoutSpec { type: 'oci-layout', dest: string, names: string
 export interface OciArchiveSpec { type: 'oci-archive', dest: string, names: string[] }
 export interface DockerArchiveSpec { type: 'docker-archive', dest: string, names: string[], platform?: string }
 export interface RegistrySpec { type: 'registry', names: string[], insecure: boolean }
-export interface StaticSiteSpec { type: 'static', dest: string, names: string[] }
+export interface StaticSiteSpec {
+  type: 'static'
+  dest: string
+  names: string[]
+  /** Also write each tag T's SIF ORAS artifact at tag `T.sif` (src/sif's oras-artifact.ts). */
+  sif: boolean
+}
 export interface S3Spec {
   type: 's3'
   bucket: string
@@ -114,7 +120,7 @@ const SCHEMAS = {
   'oci-archive': z.strictObject({ dest: NonEmpty, name: OptNames.refine(ns => ns.every(layoutName), 'not a valid image name') }),
   'docker-archive': z.strictObject({ dest: NonEmpty, name: OptNames, platform: NonEmpty.optional() }),
   registry: z.strictObject({ name: Names.min(1, 'a registry output needs name=HOST/REPO:TAG'), insecure: Bool.default(false), push: Bool.optional() }),
-  static: z.strictObject({ dest: NonEmpty, name: OptNames }),
+  static: z.strictObject({ dest: NonEmpty, name: OptNames, sif: Bool.default(false) }),
   s3: z.strictObject({
     bucket: NonEmpty,
     prefix: z.string().default(''),
@@ -230,8 +236,9 @@ function fromFields (text: string, fields: RawFields): OutputSpec {
   switch (type) {
     case 'oci-layout':
     case 'oci-archive':
-    case 'static':
       return { type, dest: v.dest as string, names }
+    case 'static':
+      return { type, dest: v.dest as string, names, sif: v.sif as boolean }
     case 'docker-archive':
       return { type, dest: v.dest as string, names, ...(v.platform === undefined ? {} : { platform: v.platform as string }) }
     case 'registry':
@@ -300,8 +307,10 @@ export function formatOutputSpec (spec: OutputSpec): string {
   const parts: string[] = [`type=${spec.type}`]
   const add = (k: string, v: string | undefined): void => { if (v !== undefined) parts.push(`${k}=${q(v)}`) }
   switch (spec.type) {
-    case 'oci-layout': case 'oci-archive': case 'static':
+    case 'oci-layout': case 'oci-archive':
       add('dest', spec.dest); spec.names.forEach(n => { add('name', n) }); break
+    case 'static':
+      add('dest', spec.dest); spec.names.forEach(n => { add('name', n) }); if (spec.sif) add('sif', 'true'); break
     case 'docker-archive':
       add('dest', spec.dest); spec.names.forEach(n => { add('name', n) }); add('platform', spec.platform); break
     case 'registry':

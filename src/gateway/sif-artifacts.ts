@@ -3,48 +3,31 @@
  * (docs/gateway.md §"SIF"), so that `apptainer pull oras://GW/REPO:TAG.sif`
  * gets a file Apptainer runs with no conversion on the client.
  *
- * Terms:
- * - SIF tag: `<tag>.sif`, where `<tag>` names an image in the repository.
- *   It is a valid OCI tag (the tag grammar allows `.`), so every client
- *   asks for it as for any tag. A real tag of that name (a SIF pushed with
- *   `oras push` or `apptainer push`) wins: this module only answers a SIF
- *   tag that names nothing.
- * - SIF artifact: an OCI image manifest with config media type (and
- *   artifactType) `application/vnd.sylabs.sif.config.v1+json`, one layer
- *   `application/vnd.sylabs.sif.layer.v1.sif` titled `image.sif` (what
- *   Apptainer's ORAS pull looks for), and `subject` the single-platform
- *   image manifest it was made from, so the referrers API lists it.
+ * Terms (SIF tag, subject, SIF artifact) are src/sif's (oras-artifact.ts),
+ * which also makes the artifact's bytes. A real tag `<tag>.sif` (a SIF
+ * pushed with `oras push` or `apptainer push`) wins: this module only
+ * answers a SIF tag that names nothing.
  *
- * Made once: the SIF (src/sif's exportSif, deterministic: SOURCE_DATE_EPOCH
- * 0 and a UUID from the manifest digest) and its manifest go into the store
- * and the repository index; later requests find the artifact among the
+ * Made once: the SIF and its manifest go into the store and the repository
+ * index; later requests find the artifact among the
  * image's referrers (by the SOURCE_ANNOTATION kiln puts on it) and serve it
  * from there. Concurrent first requests for one image share one export.
- * An index is made into the SIF of its host-platform image, as
- * `apptainer pull docker://` would pick it.
  */
 import { mkdir, mkdtemp } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Digest } from '../content/digest.ts'
 import { sha256Digest } from '../content/digest.ts'
 import type { Descriptor } from '../oci/index.ts'
-import { OCI_MANIFEST, PlatformNotFoundError, encodeJson, hostPlatform, parseManifestBytes, resolveImage } from '../oci/index.ts'
-import { SIF_CONFIG_MEDIA_TYPE, SIF_LAYER_MEDIA_TYPE, exportSif } from '../sif/index.ts'
+import { OCI_MANIFEST, PlatformNotFoundError, parseManifestBytes } from '../oci/index.ts'
+import {
+  SIF_ARTIFACT_CONFIG, SIF_CONFIG_MEDIA_TYPE, SIF_LAYER_TITLE, SIF_TAG_SUFFIX, SOURCE_ANNOTATION, sifArtifactManifest, sifArtifactSubject, writeArtifactSif
+} from '../sif/index.ts'
 import { removeTree } from '../util/fs.ts'
 import { isErrorOf } from '../util/error-class.ts'
 import { recordManifest } from './context.ts'
 import type { GatewayContext } from './context.ts'
 import { RegistryApiError } from './errors.ts'
 import type { ManifestRecord } from './repo-index.ts'
-
-/** The suffix that turns an image tag into its SIF tag. */
-export const SIF_TAG_SUFFIX = '.sif'
-/** Layer title: the file name `oras pull` writes and Apptainer's ORAS client expects. */
-export const SIF_LAYER_TITLE = 'image.sif'
-/** Marks an artifact the gateway made, with the image manifest digest it was made from. */
-export const SOURCE_ANNOTATION = 'org.kiln.sif.source'
-/** Apptainer pushes `{}` as the config of its SIF artifacts; so does the gateway. */
-const SIF_CONFIG = encodeJson({})
 
 export interface SifArtifacts {
   /**
@@ -71,19 +54,10 @@ async function make (ctx: GatewayContext, repository: string, image: Descriptor,
   const tmp = await mkdtemp(join(workDir, 'sif-'))
   try {
     const file = join(tmp, SIF_LAYER_TITLE)
-    const descriptor = { mediaType: image.mediaType, digest: image.digest, size: image.size }
-    await exportSif(ctx.store, descriptor, file, { sourceDateEpoch: 0, tmpDir: tmp })
+    await writeArtifactSif(ctx.store, image, file, { tmpDir: tmp })
     const layer = await ctx.store.ingestFile(file)
-    await ctx.store.ingest(SIF_CONFIG, { digest: sha256Digest(SIF_CONFIG), size: SIF_CONFIG.byteLength })
-    const bytes = encodeJson({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      artifactType: SIF_CONFIG_MEDIA_TYPE,
-      config: { mediaType: SIF_CONFIG_MEDIA_TYPE, digest: sha256Digest(SIF_CONFIG), size: SIF_CONFIG.byteLength },
-      layers: [{ mediaType: SIF_LAYER_MEDIA_TYPE, digest: layer.digest, size: layer.size, annotations: { 'org.opencontainers.image.title': SIF_LAYER_TITLE } }],
-      subject: descriptor,
-      annotations: { [SOURCE_ANNOTATION]: image.digest }
-    })
+    await ctx.store.ingest(SIF_ARTIFACT_CONFIG, { digest: sha256Digest(SIF_ARTIFACT_CONFIG), size: SIF_ARTIFACT_CONFIG.byteLength })
+    const bytes = sifArtifactManifest(image, layer)
     const digest = sha256Digest(bytes)
     await ctx.store.ingest(bytes, { digest, size: bytes.byteLength })
     const record = recordManifest(ctx, repository, digest, bytes.byteLength, parseManifestBytes(bytes, OCI_MANIFEST))
@@ -101,7 +75,7 @@ export function createSifArtifacts (workDir: string): SifArtifacts {
     forImage: async (ctx, repository, image) => {
       let single: Descriptor
       try {
-        single = (await resolveImage(ctx.store, { mediaType: image.mediaType, digest: image.digest, size: image.size }, hostPlatform())).descriptor
+        single = await sifArtifactSubject(ctx.store, image)
       } catch (err) {
         if (!isErrorOf(err, PlatformNotFoundError)) throw err
         throw new RegistryApiError('MANIFEST_UNKNOWN', `no SIF: ${(err as Error).message}`, { detail: { digest: image.digest } })

@@ -36,3 +36,6 @@ export type { SifExportOptions, WrittenSif } from './from-image.ts'
 export { importSif } from './to-image.ts'
 export type { SifImportOptions, ImportedSif } from './to-image.ts'
 export { dockerEnvScript, ociRunscript, shellQuote } from './apptainer-metadata.ts'
+export {
+  SIF_TAG_SUFFIX, SIF_LAYER_TITLE, SOURCE_ANNOTATION, SIF_ARTIFACT_CONFIG, sifArtifactSubject, writeArtifactSif, sifArtifactManifest
+} from './oras-artifact.ts'

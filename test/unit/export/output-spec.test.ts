@@ -19,7 +19,7 @@ describe('parseOutputSpec', () => {
       .toEqual({ type: 'docker-archive', dest: 'img.tar', names: ['hpc/app:1'], platform: 'linux/arm64' })
     expect(parseOutputSpec('type=registry,name=127.0.0.1:5000/hpc/app:1,insecure=true'))
       .toEqual({ type: 'registry', names: ['127.0.0.1:5000/hpc/app:1'], insecure: true })
-    expect(parseOutputSpec('type=static,dest=/srv/site,name=hpc/app:1')).toEqual({ type: 'static', dest: '/srv/site', names: ['hpc/app:1'] })
+    expect(parseOutputSpec('type=static,dest=/srv/site,name=hpc/app:1')).toEqual({ type: 'static', dest: '/srv/site', names: ['hpc/app:1'], sif: false })
     expect(parseOutputSpec('type=s3,bucket=b,prefix=/reg/,region=eu-west-1,endpoint_url=http://127.0.0.1:9000,use_path_style=true,name=a:1')).toEqual({
       type: 's3', bucket: 'b', prefix: 'reg', region: 'eu-west-1', endpointUrl: 'http://127.0.0.1:9000', usePathStyle: true, names: ['a:1']
     })
@@ -81,7 +81,7 @@ describe('parseOutputSpec', () => {
   })
 
   it('says which keys a type knows', () => {
-    expect(() => parseOutputSpec('type=static,dest=d,bucket=b')).toThrow(/bucket: unknown key for type=static \(known: dest, name\)/)
+    expect(() => parseOutputSpec('type=static,dest=d,bucket=b')).toThrow(/bucket: unknown key for type=static \(known: dest, name, sif\)/)
   })
 
   it('formats a spec back into something it parses to the same value, without secrets', () => {
