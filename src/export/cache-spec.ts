@@ -45,6 +45,8 @@ export function parseCacheToSpec (text: string): CacheToSpec {
     return `${k}=${v}`
   })
   const output = parseOutputSpec(rest.join(','))
+  // A cache image is an artifact, not a root filesystem: there is no SIF to make of it.
+  if (output.type === 'static' && output.sif) throw new OutputSpecInvalidError(`invalid --cache-to ${JSON.stringify(text)}: sif: a cache image has no SIF`, ['sif'])
   if ((output.type === 'oci-layout' || output.type === 'oci-archive' || output.type === 'static' || output.type === 's3') && output.names.length === 0) {
     output.names.push(output.type === 'static' || output.type === 's3' ? `cache:${DEFAULT_CACHE_TAG}` : DEFAULT_CACHE_TAG)
   }

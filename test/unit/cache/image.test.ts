@@ -81,6 +81,7 @@ describe('--cache-to / --cache-from', () => {
     expect(parseCacheToSpec('type=registry,ref=127.0.0.1:5000/cache/app:bc,mode=min')).toEqual({ mode: 'min', output: { type: 'registry', names: ['127.0.0.1:5000/cache/app:bc'], insecure: false } })
     expect(parseCacheToSpec('type=local,dest=/c')).toEqual({ mode: 'max', output: { type: 'oci-layout', dest: '/c', names: ['buildcache'] } })
     expect(parseCacheToSpec('type=static,dest=/srv/site')).toMatchObject({ output: { names: ['cache:buildcache'] } })
+    expect(() => parseCacheToSpec('type=static,dest=/srv/site,sif=true')).toThrow(expect.objectContaining({ name: 'OutputSpecInvalidError', keys: ['sif'] }))
     expect(parseCacheToSpec('oci:/c:v1')).toEqual({ mode: 'max', output: { type: 'oci-layout', dest: '/c', names: ['v1'] } })
     expect(() => parseCacheToSpec('type=local,dest=/c,mode=most')).toThrow(/mode/)
     expect(parseCacheFromSpec('type=registry,ref=h:5000/c:bc')).toBe('docker://h:5000/c:bc')
