@@ -107,7 +107,7 @@ describe.skipIf(!haveTools('setpriv', 'skopeo'))('farm: capabilities, trust with
 
   it('the tag record resolves through a gateway once it trusts the requester; before, the error detail says why', { timeout: 120_000 }, async () => {
     const gw = k.start(['gateway', '--listen', '127.0.0.1:0', '--bootstrap', `${addrs.gpu as string},${addrs.plain as string}`, '--json', '--log-level', 'info'], dir('gateway'))
-    const url = (await gw.waitFor(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] as string
+    const url = (await gw.waitFor(/"url":\s*"(http:\/\/127\.0\.0\.1:\d+)"/))[1] as string
     const manifest = async (): Promise<Response> => await fetch(`${url}/v2/farm/model/manifests/1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json,application/vnd.oci.image.index.v1+json' } })
 
     let res = await manifest()
