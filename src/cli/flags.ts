@@ -3,6 +3,7 @@ import type { Command } from 'commander'
 import { parseDuration } from '../util/duration.ts'
 import { CliError } from './errors.ts'
 import { EXIT } from './exit-codes.ts'
+import type { GatewayNodeInit } from '../node/index.ts'
 
 /**
  * `0`, `1500ms`, `30s`, `2m`, `2h`, `7d` to milliseconds. A bare number is in
@@ -101,22 +102,15 @@ export function collectList (value: string, previous: string[] | undefined): str
   return [...(previous ?? []), ...value.split(',').map(s => s.trim()).filter(s => s !== '')]
 }
 
-/** The gateway flags `kiln gateway` and `kiln up` share. */
-export interface GatewayFlagValues {
-  anonymousRead?: boolean
-  anonymousPush?: boolean
-  tlsCert?: string
-  tlsKey?: string
-  insecureListen?: boolean
-  users?: string
-  deleteEnabled?: boolean
-}
+const GATEWAY_FLAG_KEYS = ['anonymousRead', 'anonymousPush', 'tlsCert', 'tlsKey', 'insecureListen', 'users', 'deleteEnabled'] as const
+
+/** The gateway flags `kiln gateway` and `kiln up` share: settings of src/node's gateway, named as it names them. */
+export type GatewayFlagValues = Pick<GatewayNodeInit, typeof GATEWAY_FLAG_KEYS[number]>
 
 /** Those of `opts` that were given (strict optional types refuse explicit undefined). */
 export function gatewayFlags (opts: GatewayFlagValues): GatewayFlagValues {
-  const keys = ['anonymousRead', 'anonymousPush', 'tlsCert', 'tlsKey', 'insecureListen', 'users', 'deleteEnabled'] as const
   const out: Record<string, string | boolean> = {}
-  for (const k of keys) {
+  for (const k of GATEWAY_FLAG_KEYS) {
     const v = opts[k]
     if (v !== undefined) out[k] = v
   }

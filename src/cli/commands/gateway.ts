@@ -15,21 +15,15 @@ import { CliError } from '../errors.ts'
 import { checkMultiaddrFlags } from '../multiaddr-flags.ts'
 import { EXIT } from '../exit-codes.ts'
 import { collectList as collect, gatewayFlags, splitHostPort } from '../flags.ts'
+import type { GatewayFlagValues } from '../flags.ts'
 import { startMetricsFor } from '../services.ts'
 
-interface GatewayOptions {
+interface GatewayOptions extends GatewayFlagValues {
   metricsListen?: string
   listen?: string[]
   bootstrap?: string
   mdns?: boolean
   upstream?: string[]
-  anonymousRead?: boolean
-  anonymousPush?: boolean
-  tlsCert?: string
-  tlsKey?: string
-  insecureListen?: boolean
-  users?: string
-  deleteEnabled?: boolean
   json?: boolean
 }
 

@@ -9,10 +9,12 @@
 import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { collectList as collect, DRAIN_TIMEOUT_HELP, durationFlag, gatewayFlags, logLevelFlag, splitHostPort } from '../flags.ts'
+import type { GatewayFlagValues } from '../flags.ts'
 import { checkMultiaddrFlags } from '../multiaddr-flags.ts'
 import { startMetricsFor } from '../services.ts'
 
-interface UpFlags {
+/** `kiln up` has the gateway's flags but `--delete`. */
+interface UpFlags extends Omit<GatewayFlagValues, 'deleteEnabled'> {
   gatewayListen?: string
   listen?: string
   bootstrap?: string
@@ -20,12 +22,6 @@ interface UpFlags {
   upstream?: string[]
   jobs?: boolean
   localBuilds?: boolean
-  anonymousRead?: boolean
-  anonymousPush?: boolean
-  users?: string
-  tlsCert?: string
-  tlsKey?: string
-  insecureListen?: boolean
   json?: boolean
   metricsListen?: string
   drainTimeout?: string
