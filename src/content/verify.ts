@@ -124,7 +124,13 @@ export async function verifyStore (store: BlobReader & Pick<BlobManager, 'walk'>
   const kept = new Map<Digest, string[]>()
   for (const r of options.roots) kept.set(r.digest, [...kept.get(r.digest) ?? [], r.what])
   const missingOf = new Map<Digest, Digest[]>()
-  const children = async (d: Digest): Promise<Digest[]> => await options.children(d).catch(() => [])
+  // Read once per blob: the check for missing children and the marking from the roots both need them.
+  const childrenOf = new Map<Digest, Digest[]>()
+  const children = async (d: Digest): Promise<Digest[]> => {
+    let c = childrenOf.get(d)
+    if (c === undefined) { c = await options.children(d).catch(() => []); childrenOf.set(d, c) }
+    return c
+  }
   for (const digest of present.keys()) {
     signal?.throwIfAborted()
     const missing = (await children(digest)).filter(c => !present.has(c))
