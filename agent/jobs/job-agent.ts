@@ -4,6 +4,7 @@
  * queue with a concurrency limit, streams progress, logs and heartbeats,
  * and returns a signed result with provenance (protocols/job.md §5).
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Envelope } from '../../protocols/envelope.ts'
 import { HEARTBEAT_INTERVAL_MS, JOB_STATES, MAX_LOG_LINES, MAX_REASON_CHARS, MAX_LOG_LINE_CHARS, jobTopic } from '../../protocols/job.ts'
@@ -24,6 +25,9 @@ const DECLINE_BURST = 20
 const DECLINES_PER_SECOND = 2
 /** How long stop() waits for the hand-back results to be sent. */
 const STOP_SEND_WAIT_MS = 3_000
+
+/** Waits before the second, third and fourth try of a frame whose send failed (see sendQuiet). */
+export const SEND_RETRY_DELAYS_MS = [500, 1_500, 3_000]
 
 /** Finished jobs status() remembers (the journal keeps them all). */
 const MAX_FINISHED_KEPT = 1000
@@ -64,8 +68,30 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
     await t.send(to, [frame])
   }
   const sending = new Set<Promise<void>>()
+  const stopped = new AbortController()
+  /**
+   * Sends a frame in the background. A requester that just started may not
+   * be reachable yet: an agent that heard its job by gossip knows only the
+   * address of its previous run, and the requester dials this agent a moment
+   * later. So every frame but a heartbeat (the next one follows anyway) is
+   * tried again after SEND_RETRY_DELAYS_MS, until the agent stops.
+   */
   const sendQuiet = (to: string, type: Parameters<typeof send>[1], payload: unknown): void => {
-    const p: Promise<void> = send(to, type, payload as never)
+    const delays = type === 'heartbeat' ? [] : SEND_RETRY_DELAYS_MS
+    const attempt = async (): Promise<void> => {
+      for (let i = 0; ; i++) {
+        try {
+          await send(to, type, payload as never)
+          return
+        } catch (err) {
+          const delay = delays[i]
+          if (delay === undefined || stopped.signal.aborted) throw err
+          log('info', `sending ${type} to ${to} failed (${(err as Error).message}); trying again in ${delay} ms`)
+          await sleep(delay, undefined, { signal: stopped.signal }).catch(() => { throw err })
+        }
+      }
+    }
+    const p: Promise<void> = attempt()
       .catch(err => { log('warn', `sending ${type} to ${to} failed: ${(err as Error).message}`) })
       .finally(() => { sending.delete(p) })
     sending.add(p)
@@ -315,6 +341,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       while (active.size > 0) await new Promise(resolve => setTimeout(resolve, 10))
       // Let those results leave before the node goes (bounded: a requester that is gone must not hold the stop).
       await Promise.race([Promise.allSettled([...sending]), new Promise(resolve => setTimeout(resolve, STOP_SEND_WAIT_MS).unref())])
+      stopped.abort()
     },
     configure (settings) {
       if (settings.policy !== undefined) policy = settings.policy

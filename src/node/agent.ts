@@ -12,6 +12,7 @@ import type { KilnConfig } from '../config/index.ts'
 import type { LocalStore } from '../content/index.ts'
 import type { Identity } from '../p2p/identity.ts'
 import type { Metrics } from '../metrics/index.ts'
+import * as lifecycle from '../../agent/lifecycle.ts'
 import { NodeSettingError } from './errors.ts'
 import { startPeer } from './peer.ts'
 import type { NodeSandbox } from './sandbox.ts'
@@ -117,7 +118,6 @@ export async function startAgentNode (init: AgentNodeInit): Promise<AgentNode> {
  * take it before making the children, as SIGHUP's reload sets the level through it.
  */
 export async function followLogLevel (root: Logger): Promise<(level: string) => void> {
-  const lifecycle = await import('../../agent/lifecycle.ts')
   return lifecycle.followLogLevel(root)
 }
 
@@ -137,8 +137,10 @@ export interface AgentRunInit {
  * Resolves with the signal's name.
  */
 export async function runAgentUntilStopped (handle: AgentNode, init: AgentRunInit): Promise<string> {
-  const { handleSignals, loadRunSettings } = await import('../../agent/lifecycle.ts')
+  const { handleSignals, loadRunSettings } = lifecycle
   const { config } = handle
+  // Synchronously, before the first await: the handlers are in place when this returns, so a caller that
+  // calls it before printing its addresses never has a SIGTERM kill the agent with Node's default action.
   const life = handleSignals({
     agent: handle.agent,
     drainMs: init.drainMs,

@@ -86,6 +86,17 @@ Example:
         ...(flags.jobs === false ? {} : { jobs: { concurrency: maxBuilds, allowNetwork, ...nodeSandbox } })
       })
       const { node, description, agent } = started
+      // Signals are handled from here on, before anything says "listening": a SIGTERM that follows that line
+      // must drain and stop the agent, not kill it with the default action.
+      const running = runAgentUntilStopped(started, {
+        drainMs,
+        setLogLevel,
+        flags: {
+          ...logLevelFlag(command),
+          ...(flags.allowNetwork === true ? { allowNetwork: true } : {}),
+          ...(flags.maxBuilds !== undefined ? { maxConcurrentBuilds: maxBuilds } : {})
+        }
+      })
       ctx.out.line(`peer id: ${node.peerId.toString()}`)
       for (const ma of node.getMultiaddrs()) ctx.out.line(`listening: ${ma.toString()}`)
       ctx.out.line(`advertising: ${description.platforms.map(p => p.platform).join(', ')}${description.capabilities.length > 0 ? ` + ${description.capabilities.join(', ')}` : ''}`)
@@ -97,14 +108,6 @@ Example:
       if (metricsUrl !== undefined) ctx.out.line(`metrics: ${metricsUrl}`)
       node.addEventListener('peer:connect', (evt) => { started.log.info({ peer: evt.detail.toString() }, 'peer connected') })
       node.addEventListener('peer:disconnect', (evt) => { started.log.info({ peer: evt.detail.toString() }, 'peer disconnected') })
-      await runAgentUntilStopped(started, {
-        drainMs,
-        setLogLevel,
-        flags: {
-          ...logLevelFlag(command),
-          ...(flags.allowNetwork === true ? { allowNetwork: true } : {}),
-          ...(flags.maxBuilds !== undefined ? { maxConcurrentBuilds: maxBuilds } : {})
-        }
-      })
+      await running
     })
 }

@@ -114,18 +114,6 @@ See docs/gateway.md for auth, TLS, pull-through and mirror configuration.`)
         metrics
       })
       ctx.onClose(async () => { await service.close() })
-      const peer = network === undefined ? {} : { peerId: network.node.peerId.toString(), multiaddrs: network.node.getMultiaddrs().map(m => m.toString()) }
-      if (opts.json === true) ctx.out.json({ url: service.url, ...peer, ...(metricsUrl !== undefined ? { metricsUrl } : {}) })
-      else {
-        ctx.out.line(`gateway listening on ${service.url} (${service.users} user${service.users === 1 ? '' : 's'}, anonymous ${service.anonymous})`)
-        if (metricsUrl !== undefined) ctx.out.line(`metrics: ${metricsUrl}`)
-        if (network !== undefined) {
-          ctx.out.line(`peer id: ${network.node.peerId.toString()}`)
-          for (const ma of network.node.getMultiaddrs()) ctx.out.line(`p2p: ${ma.toString()}`)
-        }
-        const hostPort = service.url.replace(/^https?:\/\//, '')
-        ctx.out.line(`try: skopeo list-tags ${service.tls ? '' : '--tls-verify=false '}docker://${hostPort}/REPO`)
-      }
       // A reload signal from a service manager must not kill the gateway (Node's default for SIGHUP).
       // Trust is read again at the next tag resolution anyway; SIGHUP forces it and says so.
       const onHup = (): void => {
@@ -138,7 +126,21 @@ See docs/gateway.md for auth, TLS, pull-through and mirror configuration.`)
       }
       process.on('SIGHUP', onHup)
       ctx.onClose(() => { process.off('SIGHUP', onHup) })
-      await untilSignal()
+      // Both are handled before the address is printed: whoever signals once they read it must get a clean stop.
+      const signalled = untilSignal()
+      const peer = network === undefined ? {} : { peerId: network.node.peerId.toString(), multiaddrs: network.node.getMultiaddrs().map(m => m.toString()) }
+      if (opts.json === true) ctx.out.json({ url: service.url, ...peer, ...(metricsUrl !== undefined ? { metricsUrl } : {}) })
+      else {
+        ctx.out.line(`gateway listening on ${service.url} (${service.users} user${service.users === 1 ? '' : 's'}, anonymous ${service.anonymous})`)
+        if (metricsUrl !== undefined) ctx.out.line(`metrics: ${metricsUrl}`)
+        if (network !== undefined) {
+          ctx.out.line(`peer id: ${network.node.peerId.toString()}`)
+          for (const ma of network.node.getMultiaddrs()) ctx.out.line(`p2p: ${ma.toString()}`)
+        }
+        const hostPort = service.url.replace(/^https?:\/\//, '')
+        ctx.out.line(`try: skopeo list-tags ${service.tls ? '' : '--tls-verify=false '}docker://${hostPort}/REPO`)
+      }
+      await signalled
     })
 
   gateway.command('hash-password')

@@ -85,6 +85,8 @@ Examples:
       if (nodeSandbox.othersRefused !== undefined) started.log.warn({ reason: nodeSandbox.othersRefused }, 'jobs of other peers and gateway builds are refused')
       // Also on an error below; after a drain it is already stopped (stop is idempotent).
       ctx.onClose(started.close)
+      // Signals are handled from here on, before anything says "listening" (see kiln agent).
+      const running = runAgentUntilStopped(started, { drainMs, setLogLevel, flags: logLevelFlag(command) })
       const builder = flags.localBuilds === false ? undefined : await createLocalBuildRunner(store, nodeSandbox)
       const service = await startGatewayNode({
         config,
@@ -131,6 +133,6 @@ Examples:
         ]
         for (const line of lines) ctx.out.line(line)
       }
-      await runAgentUntilStopped(started, { drainMs, setLogLevel, flags: logLevelFlag(command) })
+      await running
     })
 }

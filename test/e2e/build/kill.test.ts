@@ -143,9 +143,9 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox'))('nothing survives a k
   }
 
   for (const driver of ['bwrap', 'unshare'] as const) {
-    // retry: one run in three on a loaded machine saw the restarted agent end by a signal after SIGTERM
-    // (exit 128 from kiln-procs) instead of exiting 0; the cause is not found yet (see the session note).
-    it.skipIf(!haveTools(driver))(`a SIGKILLed kiln agent (${driver}) leaves no step of its job running, and its next start removes the job's scratch`, { timeout: 300_000, retry: 1 }, async () => {
+    // The restarted agent is sent SIGTERM as soon as it prints "listening": it must drain and exit 0, which
+    // needs its signal handlers in place by then (src/node/agent.ts runAgentUntilStopped).
+    it.skipIf(!haveTools(driver))(`a SIGKILLed kiln agent (${driver}) leaves no step of its job running, and its next start removes the job's scratch`, { timeout: 300_000 }, async () => {
       const agentData = fresh('agent')
       const requesterData = fresh('requester')
       const idOf = async (d: string): Promise<string> => (JSON.parse(await k.run(d, ['key', 'show', '--json'])) as { peerId: string }).peerId

@@ -113,6 +113,18 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox'))('kiln agent at a site
     expect(sum('kiln_queue_length')).toBe(0)
   })
 
+  it('a SIGTERM the moment "listening" is printed stops the agent cleanly (exit 0), every time', { timeout: 300_000 }, async () => {
+    const quick = join(u.work, 'quick')
+    mkdirSync(quick)
+    u.give(quick)
+    for (let i = 0; i < 3; i++) {
+      const p = k.start(['agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-jobs'], quick)
+      await p.waitFor(/listening: /, 120_000)
+      p.child.kill('SIGTERM')
+      expect(await p.exited, p.stderr()).toBe(0)
+    }
+  })
+
   it('on SIGTERM during a build, finishes it within the drain timeout, delivers the result and exits 0', { timeout: 300_000 }, async () => {
     const ctx = context('slow', 'FROM kiln-test/busybox:base\nRUN sleep 4 && echo drained > /drained.txt\n')
     const job = submit(ctx)

@@ -49,11 +49,20 @@ describe('a job reaches agents gossip does not', () => {
   afterEach(async () => { for (const s of stops.splice(0)) await s() })
   let net: MemoryJobNetwork
 
-  const agent = async (opts: { platforms: string[], capabilities?: string[], far?: boolean }): Promise<Member> => {
+  const agent = async (opts: { platforms: string[], capabilities?: string[], far?: boolean, failedSends?: number }): Promise<Member> => {
     const key = await generateKeyPair('Ed25519')
     const inner = net.connect(id(key))
     // A far agent's subscription never reaches the requester's side: only a direct send gets it the job.
-    const transport: JobTransport = opts.far === true ? { ...inner, subscribe: () => {} } : inner
+    let failing = opts.failedSends ?? 0
+    const transport: JobTransport = {
+      ...inner,
+      ...(opts.far === true ? { subscribe: () => {} } : {}),
+      // Its first sends fail, as a dial to the requester's address from an earlier run does.
+      send: async (peer, frames) => {
+        if (failing-- > 0) throw new Error('All multiaddr dials failed')
+        await inner.send(peer, frames)
+      }
+    }
     const a = createJobAgent({
       key,
       transport,
@@ -120,6 +129,17 @@ describe('a job reaches agents gossip does not', () => {
     expect(events.slice(0, awardedAt)).toContainEqual(expect.objectContaining({ kind: 'decline', builder: id(near.key), reason: 'lacks cuda>=12' }))
     expect(events.slice(0, awardedAt).filter(e => e.kind === 'offer').map(e => e.kind === 'offer' ? e.builder : '').sort()).toEqual([id(far1.key), id(far2.key)].sort())
     expect(Date.now() - started).toBeLessThan(WINDOW_MS)
+  })
+
+  it('an agent whose offer could not be sent at first tries again, and its offer counts', async () => {
+    net = createMemoryJobNetwork()
+    const one = await agent({ platforms: ['linux/amd64'] })
+    const late = await agent({ platforms: ['linux/amd64'], failedSends: 2 })
+    const { r } = await requester([one, late])
+    const events: JobEvent[] = []
+    const out = await r.submit(spec(['linux/amd64'], { verify: 2, onEvent: e => events.push(e) }))
+    expect([...out.platforms[0]?.builders ?? []].sort()).toEqual([id(one.key), id(late.key)].sort())
+    expect(events.filter(e => e.kind === 'offer').map(e => e.kind === 'offer' ? e.builder : '')).toContain(id(late.key))
   })
 
   it('ignores the declines a directly-sent agent gives for platforms it does not build', async () => {
