@@ -133,7 +133,7 @@ function flattenHeaders (req: IncomingMessage): Record<string, string | undefine
 export interface NodeHandlerOptions {
   /** Longest wait for the next bytes of a request body (./request-body.ts). */
   bodyIdleTimeoutMs: number
-  /** Longest time spent dropping the rest of a body a handler did not read, after its response. */
+  /** Longest time spent dropping the rest of a body a handler did not read, before its response. */
   bodyLingerMs: number
 }
 
@@ -152,8 +152,13 @@ export function toNodeHandler (handle: (req: GatewayRequest) => Promise<GatewayR
       secure: 'encrypted' in req.socket && req.socket.encrypted === true,
       ...(req.socket.remoteAddress === undefined ? {} : { remoteAddress: req.socket.remoteAddress })
     }
+    // An early answer (the handler did not read the whole body) waits for the rest of the body (./request-body.ts).
+    const awaitRest = async (): Promise<void> => {
+      if (body.unfinished && !await body.discardRest(options.bodyLingerMs)) res.setHeader('connection', 'close')
+    }
     const run = async (): Promise<void> => {
       const out = await handle(greq)
+      await awaitRest()
       res.writeHead(out.status, out.headers)
       if (out.body === undefined || req.method === 'HEAD') {
         res.end()
@@ -167,9 +172,10 @@ export function toNodeHandler (handle: (req: GatewayRequest) => Promise<GatewayR
         await pipeline(Readable.from(out.body, { objectMode: false }), res)
       }
     }
-    run().catch(err => {
+    run().catch(async err => {
       onError(err)
       if (!res.headersSent) {
+        await awaitRest()
         const internal = new RegistryApiError('INTERNAL')
         res.writeHead(internal.status, { 'content-type': 'application/json' })
         res.end(JSON.stringify(errorBody(internal)))

@@ -7,11 +7,14 @@
  *   timeout is off, see ./gateway.ts); a client that stops sending is cut off.
  * - A handler that stops reading early (it answers an error before the whole
  *   body came) does not destroy the request, so its response still reaches
- *   the client. After the response, `finish` discards what the client still
- *   sends for a bounded time, then closes the connection: closing a socket
- *   with unread bytes makes the kernel send a reset, which can make the
- *   client lose the response it has not read yet (nginx's "lingering close"
- *   does the same).
+ *   the client. Closing a socket with unread bytes makes the kernel send a
+ *   reset, which makes the client lose the response it has not read yet
+ *   (skopeo: "write: broken pipe" instead of the 507). So the rest of the
+ *   body is read and dropped for a bounded time (`discardRest`) before the
+ *   response is sent: a client that asked for `Connection: close` (skopeo's
+ *   chunked PATCH does) has its socket closed by node:http as soon as the
+ *   response is written, and nothing could read the rest after that. What
+ *   is still unread then closes the connection after the response (`finish`).
  *
  * In-process callers (GatewayRequest bodies of their own) have no socket and
  * no idle timer.
@@ -37,9 +40,9 @@ export class NodeRequestBody implements AsyncIterable<Uint8Array> {
     this.idleMs = idleMs
   }
 
-  /** Whether a handler began reading and the client has not sent the whole body yet. */
+  /** Whether the client has not sent the whole body yet (read by a handler or not). */
   get unfinished (): boolean {
-    return this.iterator !== undefined && !this.req.complete
+    return !this.req.complete
   }
 
   async * [Symbol.asyncIterator] (): AsyncGenerator<Uint8Array> {
@@ -51,20 +54,24 @@ export class NodeRequestBody implements AsyncIterable<Uint8Array> {
   }
 
   /**
-   * After the response: when a handler left part of the body unread, reads
-   * and drops the rest for at most `lingerMs` (and no longer than the idle
-   * timeout between chunks), then destroys the connection if it has still
-   * not ended. Never throws.
+   * Reads and drops what is left of a body a handler did not read to its
+   * end, for at most `lingerMs` (and no longer than the idle timeout between
+   * chunks). Resolves with whether the client sent the whole body. Never throws.
    */
-  async finish (lingerMs: number): Promise<void> {
-    if (!this.unfinished) return
+  async discardRest (lingerMs: number): Promise<boolean> {
+    if (!this.unfinished) return true
     const deadline = Date.now() + lingerMs
     try {
       for (let left = lingerMs; left > 0 && !this.req.complete; left = deadline - Date.now()) {
         if ((await this.next(Math.min(left, this.idleMs))).done === true) break
       }
     } catch { /* timed out or the client went away */ }
-    if (!this.req.complete) this.req.socket.destroy()
+    return this.req.complete
+  }
+
+  /** After the response: what discardRest leaves unread closes the connection. Never throws. */
+  async finish (lingerMs: number): Promise<void> {
+    if (!await this.discardRest(lingerMs)) this.req.socket.destroy()
   }
 
   private async next (timeoutMs: number): Promise<IteratorResult<Buffer>> {
