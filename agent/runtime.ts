@@ -10,6 +10,7 @@
  * process.once('SIGTERM', () => { void agent.stop() })
  * ```
  */
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { PrivateKey } from '@libp2p/interface'
@@ -202,6 +203,8 @@ async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer,
     provide: async (digest) => { await transfer.provide(digest, { signal: AbortSignal.timeout(60_000) }) },
     ...(networkCache !== undefined ? { remoteCache: networkCache.remoteCache } : {}),
     ...(j.sandbox !== undefined ? { sandbox: j.sandbox } : {}),
+    // Within the cores: jobs run side by side up to `concurrency`, so each takes its share of them for its stages.
+    parallelStages: Math.max(1, Math.floor(availableParallelism() / (j.concurrency ?? 1))),
     log: say
   })
   // A built image is kept from `kiln gc` for its requester to fetch, also after a resume.

@@ -37,6 +37,8 @@ export interface RecipeBuilderInit {
   /** Seconds; default the builder's (0). */
   sourceDateEpoch?: number
   stepTimeoutMs?: number
+  /** Stages of one job built at once at most (BuildOptions.parallelStages); default the builder's (the cores). */
+  parallelStages?: number
   log?: (level: 'info' | 'warn', message: string) => void
 }
 
@@ -96,6 +98,7 @@ export function createRecipeBuilder (init: RecipeBuilderInit): JobBuilder {
         signal: options.signal,
         ...(init.sourceDateEpoch !== undefined ? { sourceDateEpoch: init.sourceDateEpoch } : {}),
         ...(init.stepTimeoutMs !== undefined ? { stepTimeoutMs: init.stepTimeoutMs } : {}),
+        ...(init.parallelStages !== undefined ? { parallelStages: init.parallelStages } : {}),
         admit: (plan) => {
           const pinned = pinPlan(plan, request.bases)
           bases = imageRefsOf(pinned)

@@ -199,6 +199,21 @@ export async function unpackedBase (store: ContentStore, base: ResolvedBase, cac
   const uid = process.getuid?.() ?? 0
   const name = base.manifestDigest === undefined ? `scratch-${uid}` : `${digestHex(base.manifestDigest)}-${uid}`
   const dir = join(cacheDir, name)
+  // Stages built at once from one base unpack it once (another process racing for it is handled by the rename).
+  const joined = unpacking.get(dir)
+  if (joined !== undefined) {
+    // Another build's unpack may fail for its own reason (it was cancelled): then this one unpacks for itself.
+    try { return await joined } catch { signal?.throwIfAborted() }
+  }
+  const p = unpackOnce(store, base, dir, signal).finally(() => { if (unpacking.get(dir) === p) unpacking.delete(dir) })
+  unpacking.set(dir, p)
+  return await p
+}
+
+/** Unpacks under way in this process, by target dir. */
+const unpacking = new Map<string, Promise<string>>()
+
+async function unpackOnce (store: ContentStore, base: ResolvedBase, dir: string, signal?: AbortSignal): Promise<string> {
   if (await stat(dir).then(() => true, () => false)) return dir
   const tmp = `${dir}.tmp-${ownerTag()}-${Date.now()}`
   await mkdir(tmp, { recursive: true })

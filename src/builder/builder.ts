@@ -1,5 +1,6 @@
 /**
- * The builder: executes a BuildPlan stage by stage. Each filesystem step
+ * The builder: executes a BuildPlan, independent stages side by side
+ * (./stage-schedule.ts), each stage step by step. Each filesystem step
  * (RUN, COPY/ADD, Apptainer files) produces one layer; every other step
  * edits the image config (./config-steps.ts).
  *
@@ -11,6 +12,7 @@
  * manifest.
  */
 import { mkdir } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import type { Digest } from '../content/index.ts'
 import { createStepCache, createUrlCache, stepKey } from '../cache/index.ts'
@@ -35,6 +37,7 @@ import { takeTriggers } from './onbuild.ts'
 import { createSandbox } from './sandbox/index.ts'
 import type { Sandbox } from './sandbox/index.ts'
 import { createSnapshotter } from './snapshotter/index.ts'
+import { runStages } from './stage-schedule.ts'
 import type { Snapshotter } from './snapshotter/index.ts'
 import type { BuildScope, StageBase, StageState } from './stage.ts'
 import type { BuildEvent, BuildOptions, BuildResult, Builder, BuilderInit, StepReport } from './types.ts'
@@ -52,8 +55,15 @@ export function createBuilder (init: BuilderInit): Builder {
     return await sandboxPromise
   }
 
-  const build = async (plan: BuildPlan, options: BuildOptions): Promise<BuildResult> => {
+  const build = async (plan: BuildPlan, given: BuildOptions): Promise<BuildResult> => {
     const started = performance.now()
+    // The build's own signal: the caller's, and aborted too when a stage fails while others run (./stage-schedule.ts).
+    const stop = new AbortController()
+    const outer = given.signal
+    const onOuter = (): void => { stop.abort(outer?.reason) }
+    if (outer?.aborted === true) onOuter()
+    else outer?.addEventListener('abort', onOuter, { once: true })
+    const options: BuildOptions = { ...given, signal: stop.signal }
     const platform: Platform = options.platform === undefined ? hostPlatform() : parsePlatform(options.platform)
     const epoch = options.sourceDateEpoch ?? DEFAULT_SOURCE_DATE_EPOCH
     const stageNames = (index: number): string | undefined => plan.stages.find(s => s.index === index)?.name
@@ -75,12 +85,15 @@ export function createBuilder (init: BuilderInit): Builder {
     const executor = createStepExecutor(scope, sandbox)
     /** Chosen once, at the first filesystem step, by the driver that would run RUN steps (see ./snapshotter/types.ts). */
     let snapshotter: Snapshotter | undefined
+    let choosing: Promise<Snapshotter> | undefined
     const snapshotterFor = async (): Promise<Snapshotter> => {
-      if (snapshotter !== undefined) return snapshotter
-      // A probe failure surfaces when a RUN has to run; until then the overlay snapshotter (no sandbox needed) serves.
-      const scan = runSteps.length > 0 && await sandbox().then(s => !s.features.overlay, () => false)
-      snapshotter = createSnapshotter(scan ? 'scan' : 'overlay', scope, layers)
-      return snapshotter
+      choosing ??= (async () => {
+        // A probe failure surfaces when a RUN has to run; until then the overlay snapshotter (no sandbox needed) serves.
+        const scan = runSteps.length > 0 && await sandbox().then(s => !s.features.overlay, () => false)
+        snapshotter = createSnapshotter(scan ? 'scan' : 'overlay', scope, layers)
+        return snapshotter
+      })()
+      return await choosing
     }
     const steps: StepReport[] = []
     let total = plan.stages.reduce((n, s) => n + s.steps.length, 0)
@@ -121,62 +134,66 @@ export function createBuilder (init: BuilderInit): Builder {
       return true
     }
 
-    try {
-      for (const stage of plan.stages) {
-        if (stage.base.kind === 'stage') await layers.settled()
-        const base = await baseOf(stage, platform, states, options)
-        const st: StageState = {
-          stage, base,
-          key: stepKey(base.key, `FROM ${formatPlatform(platform)}`, [plan.frontend]),
-          config: structuredClone(base.resolved.config?.config ?? {}),
-          diffIds: [...(base.resolved.config?.rootfs.diff_ids ?? [])],
-          layers: (base.resolved.manifest?.layers ?? []).map(l => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
-          history: [...(base.resolved.config?.history ?? [])],
-          uppers: [...base.uppers]
-        }
-        const triggers = takeTriggers(st, plan, platform)
-        total += triggers.length
-        for (const step of [...triggers, ...stage.steps]) {
-          n++
-          options.signal?.throwIfAborted()
-          const t0 = performance.now()
-          emit({ type: 'step', index: n, total, stage: stage.index, text: scope.textOf(step), source: step.source })
-          let cached = false
-          if (step.op === 'run' && step.check === true) {
-            // Not keyed, not cached: a check runs on every build, as Apptainer runs %test.
-            const snap = await snapshotterFor()
-            await snap.prepare(st)
-            await executor.check(snap, st, step, plan.stages.at(-1) === stage)
-            checks.add(n)
-          } else if (step.op === 'run' || step.op === 'copy' || step.op === 'file') {
-            const snap = await snapshotterFor()
-            await snap.prepare(st)
-            const inputs: CopyInputs | undefined = step.op === 'copy' ? await executor.copyInputs(step) : undefined
-            // Decided from the inputs, which a cached step has too: the annotation is the same cold or cached.
-            if (step.op === 'copy' && inputs !== undefined) flatten(await archiveFlattens(step, inputs))
-            const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', scope.networkFor(step) ? 'net' : 'nonet', JSON.stringify(step.env), ...await mountKeyInputs(scope, step)]
-              : step.op === 'copy' ? [st.config.WorkingDir ?? '', ...(inputs?.digests ?? [])]
-                : [step.content]
-            const key = stepKey(st.key, step.canonical, extra)
-            st.key = key
-            cached = await tryCache(snap, st, step, key)
-            if (!cached) {
-              misses++
-              await executor.execute(snap, st, step, key, inputs)
-            }
-          } else {
-            st.key = stepKey(st.key, step.canonical)
-            applyConfigStep(st.config, step)
-            st.history.push({ created, created_by: scope.textOf(step), comment: 'kiln', empty_layer: true })
-          }
-          const durationMs = performance.now() - t0
-          steps.push({ index: n, stage: stage.index, canonical: step.canonical, op: step.op, cached, durationMs })
-          emit({ type: 'step-done', index: n, cached, durationMs })
-        }
-        states.set(stage.index, st)
+    /** One stage, start to end; its steps are numbered as they start (stages may run at once). */
+    const buildStage = async (stage: Stage, signal: AbortSignal): Promise<void> => {
+      if (stage.base.kind === 'stage') await layers.settled()
+      const base = await baseOf(stage, platform, states, options)
+      const st: StageState = {
+        stage, base,
+        key: stepKey(base.key, `FROM ${formatPlatform(platform)}`, [plan.frontend]),
+        config: structuredClone(base.resolved.config?.config ?? {}),
+        diffIds: [...(base.resolved.config?.rootfs.diff_ids ?? [])],
+        layers: (base.resolved.manifest?.layers ?? []).map(l => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+        history: [...(base.resolved.config?.history ?? [])],
+        uppers: [...base.uppers]
       }
+      const triggers = takeTriggers(st, plan, platform)
+      total += triggers.length
+      for (const step of [...triggers, ...stage.steps]) {
+        const index = ++n
+        signal.throwIfAborted()
+        const t0 = performance.now()
+        st.step = index
+        emit({ type: 'step', index, total, stage: stage.index, text: scope.textOf(step), source: step.source })
+        let cached = false
+        if (step.op === 'run' && step.check === true) {
+          // Not keyed, not cached: a check runs on every build, as Apptainer runs %test.
+          const snap = await snapshotterFor()
+          await snap.prepare(st)
+          await executor.check(snap, st, step, plan.stages.at(-1) === stage)
+          checks.add(index)
+        } else if (step.op === 'run' || step.op === 'copy' || step.op === 'file') {
+          const snap = await snapshotterFor()
+          await snap.prepare(st)
+          const inputs: CopyInputs | undefined = step.op === 'copy' ? await executor.copyInputs(step) : undefined
+          // Decided from the inputs, which a cached step has too: the annotation is the same cold or cached.
+          if (step.op === 'copy' && inputs !== undefined) flatten(await archiveFlattens(step, inputs))
+          const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', scope.networkFor(step) ? 'net' : 'nonet', JSON.stringify(step.env), ...await mountKeyInputs(scope, step)]
+            : step.op === 'copy' ? [st.config.WorkingDir ?? '', ...(inputs?.digests ?? [])]
+              : [step.content]
+          const key = stepKey(st.key, step.canonical, extra)
+          st.key = key
+          cached = await tryCache(snap, st, step, key)
+          if (!cached) {
+            misses++
+            await executor.execute(snap, st, step, key, inputs)
+          }
+        } else {
+          st.key = stepKey(st.key, step.canonical)
+          applyConfigStep(st.config, step)
+          st.history.push({ created, created_by: scope.textOf(step), comment: 'kiln', empty_layer: true })
+        }
+        const durationMs = performance.now() - t0
+        steps.push({ index, stage: stage.index, canonical: step.canonical, op: step.op, cached, durationMs })
+        emit({ type: 'step-done', index, cached, durationMs })
+      }
+      states.set(stage.index, st)
+    }
 
+    try {
+      await runStages(plan.stages, options.parallelStages ?? availableParallelism(), buildStage, stop)
       await layers.settled()
+      steps.sort((a, b) => a.index - b.index)
       const hits = steps.filter(s => s.cached).length
       if (misses === 0 && hits > 0) for (const s of steps) s.cached = !checks.has(s.index)
 
@@ -212,6 +229,7 @@ export function createBuilder (init: BuilderInit): Builder {
         ...(driverUsed !== undefined ? { sandboxDriver: driverUsed } : {})
       }
     } finally {
+      outer?.removeEventListener('abort', onOuter)
       await layers.drain()
       await snapshotter?.close()
       emit({ type: 'done' })

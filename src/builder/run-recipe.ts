@@ -17,6 +17,7 @@
  * })
  * ```
  */
+import { TextDecoder } from 'node:util'
 import { parseRecipe } from '../recipe/index.ts'
 import type { BuildPlan } from '../recipe/index.ts'
 import { instructionSummary } from './instruction-text.ts'
@@ -84,27 +85,41 @@ export async function runRecipe (builder: Builder, request: RecipeRequest, optio
   }
 }
 
-/** Build events as log lines: output is cut at newlines, and a step's unfinished last line is sent when it ends. */
+/**
+ * Build events as log lines: output is cut at newlines, per step, and a
+ * step's unfinished last line is sent when it ends. While steps of several
+ * stages run at once, their output lines are prefixed with the step's
+ * number (`[3] ...`), so interleaved lines still say whose they are.
+ */
 function logLines (sink: (line: RecipeLogLine) => void): { onEvent: (e: BuildEvent) => void, flush: () => void } {
-  const decoder = new TextDecoder()
-  let partial = ''
-  const flush = (): void => {
-    partial += decoder.decode()
-    if (partial !== '') sink({ kind: 'output', text: partial })
-    partial = ''
+  /** Running steps (by index) and their unfinished line. */
+  const open = new Map<number, { decoder: TextDecoder, partial: string }>()
+  const prefix = (index: number): string => open.size > 1 && index >= 0 ? `[${index}] ` : ''
+  const end = (index: number): void => {
+    const o = open.get(index)
+    if (o === undefined) return
+    const text = o.partial + o.decoder.decode()
+    if (text !== '') sink({ kind: 'output', text: prefix(index) + text })
+    open.delete(index)
   }
+  const flush = (): void => { for (const index of [...open.keys()]) end(index) }
   return {
     flush,
     onEvent: (e) => {
       if (e.type === 'step') {
-        flush()
+        open.set(e.index, { decoder: new TextDecoder(), partial: '' })
         sink({ kind: 'step', text: `[${e.index}/${e.total}] ${instructionSummary(e.text)}`, index: e.index, total: e.total, instruction: e.text })
       } else if (e.type === 'output') {
-        const parts = (partial + decoder.decode(e.chunk, { stream: true })).split('\n')
-        partial = parts.pop() ?? ''
-        for (const text of parts) sink({ kind: 'output', text })
+        // Output of no known step (a bootstrap before the first step): a stream of its own, index -1.
+        const index = e.index ?? -1
+        let o = open.get(index)
+        if (o === undefined) { o = { decoder: new TextDecoder(), partial: '' }; open.set(index, o) }
+        const parts = (o.partial + o.decoder.decode(e.chunk, { stream: true })).split('\n')
+        o.partial = parts.pop() ?? ''
+        for (const text of parts) sink({ kind: 'output', text: prefix(index) + text })
       } else if (e.type === 'step-done') {
-        flush()
+        end(e.index)
+        end(-1)
         if (e.cached) sink({ kind: 'cached', text: '  cached' })
       } else if (e.type === 'warning') {
         sink({ kind: 'warning', text: `warning: ${e.message}` })

@@ -42,6 +42,8 @@ export interface StageState {
   uppers: string[]
   /** Scan mode: the stage's plain root dir, the base with every layer so far applied. */
   root?: string
+  /** Report index of the step the stage is running (its output events carry it: stages may run at once). */
+  step?: number
 }
 
 export interface BuildScope {

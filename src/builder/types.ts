@@ -36,7 +36,8 @@ export type BuildEvent =
   /** `text`: the instruction as a person reads it (what the image history says), possibly several lines. */
   | { type: 'step', index: number, total: number, stage: number, text: string, source: SourceLoc }
   | { type: 'warning', message: string }
-  | { type: 'output', stream: OutputStream, chunk: Uint8Array }
+  /** `index`: the step whose output it is (steps of several stages may run at once), when known. */
+  | { type: 'output', stream: OutputStream, chunk: Uint8Array, index?: number }
   | { type: 'step-done', index: number, cached: boolean, durationMs: number }
   | { type: 'done' }
 
@@ -75,6 +76,12 @@ export interface BuildOptions {
   /** Ignore the step cache (entries are still written). */
   noCache?: boolean
   stepTimeoutMs?: number
+  /**
+   * Stages built at once at most, among those that do not read from each
+   * other (./stage-schedule.ts); default the node's cores
+   * (os.availableParallelism). 1 builds them one after another.
+   */
+  parallelStages?: number
   signal?: AbortSignal
   onEvent?: (event: BuildEvent) => void
 }

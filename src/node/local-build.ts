@@ -46,6 +46,8 @@ export interface LocalBuildInit {
   /** `kiln build --secret` values by id, for RUN --mount=type=secret; handed to the builder only. */
   secrets?: Readonly<Record<string, Uint8Array>>
   noCache: boolean
+  /** Stages built at once at most (BuildOptions.parallelStages); default the cores. */
+  parallelStages?: number
   pull?: 'missing' | 'always'
   /** Seconds (build.sourceDateEpoch, src/config); default the builder's 0. */
   sourceDateEpoch?: number
@@ -90,6 +92,7 @@ export async function runLocalBuild (init: LocalBuildInit): Promise<LocalBuild> 
       network: init.network,
       ...(init.secrets !== undefined ? { secrets: init.secrets } : {}),
       noCache: init.noCache,
+      ...(init.parallelStages !== undefined ? { parallelStages: init.parallelStages } : {}),
       ...(init.pull !== undefined ? { pull: init.pull } : {}),
       ...(init.sourceDateEpoch !== undefined ? { sourceDateEpoch: init.sourceDateEpoch } : {}),
       ...(init.signal !== undefined ? { signal: init.signal } : {}),

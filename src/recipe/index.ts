@@ -28,6 +28,7 @@ export { parseDockerfile, parseOnBuildTriggers } from './dockerfile/index.ts'
 export type { TriggerOptions } from './dockerfile/index.ts'
 export { parseApptainer, normalizeDockerName, SOURCE_ENVIRONMENT, TEST_SCRIPT } from './apptainer/index.ts'
 export { imageRefsOf, mapImageRefs } from './image-refs.ts'
+export { stageDependencies } from './prune.ts'
 export { DEFAULT_PLATFORM, DEFAULT_SHELL, MAX_RECIPE_LENGTH, MAX_STAGES } from './constants.ts'
 
 /** Parses a recipe with the front-end named in options, or the detected one. */

@@ -1,7 +1,7 @@
 import type { Stage } from './ir.ts'
 
 /** Indexes of the stages a stage reads from: its base, every copy source and every RUN bind mount's. */
-function dependencies (stage: Stage): number[] {
+export function stageDependencies (stage: Stage): number[] {
   const deps: number[] = []
   if (stage.base.kind === 'stage') deps.push(stage.base.stage)
   for (const step of stage.steps) {
@@ -26,7 +26,7 @@ export function pruneStages (stages: readonly Stage[], target: number): Stage[] 
     if (index === undefined || needed.has(index)) continue
     needed.add(index)
     const stage = byIndex.get(index)
-    if (stage !== undefined) pending.push(...dependencies(stage))
+    if (stage !== undefined) pending.push(...stageDependencies(stage))
   }
   return stages.filter(s => needed.has(s.index))
 }

@@ -67,7 +67,7 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
       signal: options.signal,
       onOutput: (stream, chunk) => {
         tail = (tail + Buffer.from(chunk).toString()).slice(-FAILED_STEP_OUTPUT_TAIL)
-        scope.emit({ type: 'output', stream, chunk })
+        scope.emit({ type: 'output', stream, chunk, ...(st.step !== undefined ? { index: st.step } : {}) })
       }
     }).finally(mounts.release)
     const text = instructionSummary(scope.textOf(step))

@@ -19,6 +19,7 @@ interface BuildCliOptions {
   json?: boolean
   noCache?: boolean
   cache?: boolean
+  jobs?: string
   pull?: boolean
   sandbox?: string
   notest?: boolean
@@ -46,6 +47,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--secret <id=ID,src=FILE|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable); never logged, stored, put in a layer or in a cache key', collect, [])
     .option('--sandbox <driver>', 'sandbox driver for RUN: auto, bwrap, unshare or proot (default $KILN_SANDBOX, else build.sandbox in kiln.yaml, else auto)')
     .option('--no-cache', 'run every step even when the step cache has it')
+    .option('--jobs <n>', 'build at most N stages at once, among those that do not read from each other (default: the number of cores; 1: one after another)')
     .option('--pull', 'ask the registry for registry bases even when the local store has them (and make Bootstrap: debootstrap bases afresh)')
     .option('--notest', 'Apptainer: do not run %test at the end of the build')
     .option('--dry-run', 'parse the recipe and print the build plan without building')
@@ -55,6 +57,11 @@ export function register (program: Command, ctx: CliContext): void {
       const { network, contextArg } = networkAndContext(opts.network, contextWord)
       const { basename } = await import('node:path')
       const { readRecipeInput } = await import('../recipe-input.ts')
+      let parallelStages: number | undefined
+      if (opts.jobs !== undefined) {
+        parallelStages = Number(opts.jobs)
+        if (!Number.isInteger(parallelStages) || parallelStages < 1 || parallelStages > 64) throw new CliError(`--jobs ${opts.jobs}: expected an integer from 1 to 64`, { exitCode: EXIT.usage })
+      }
       const { parseTagName } = await import('../local-image.ts')
       // Refused before the build: a bad name found after it wastes the build (and the gateway would refuse it).
       const tags = await Promise.all((opts.tag ?? []).map(parseTagName))
@@ -104,6 +111,7 @@ export function register (program: Command, ctx: CliContext): void {
           network,
           secrets,
           noCache: opts.cache === false,
+          ...(parallelStages !== undefined ? { parallelStages } : {}),
           ...(opts.pull === true ? { pull: 'always' as const } : {}),
           ...(config.build.sourceDateEpoch !== undefined ? { sourceDateEpoch: config.build.sourceDateEpoch } : {}),
           ...(config.build.libraryUrl !== undefined ? { libraryUrl: config.build.libraryUrl } : {}),
