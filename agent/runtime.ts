@@ -213,7 +213,8 @@ async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer,
       try {
         return await building.hold(async () => {
           const out = await inner.build(request, options)
-          leases.add(leases.create('job-result', RESULT_LEASE_MS), [out.digest, ...out.blobs.map(b => b.digest)])
+          // One lease per result: the same image built again renews it rather than adding one (no pile-up under steady load).
+          leases.keep(`job-result:${out.digest}`, RESULT_LEASE_MS, [out.digest, ...out.blobs.map(b => b.digest)])
           // Publish this build's steps for other trusted builders, in the background: a slow DHT must not hold the result.
           if (networkCache !== undefined) {
             networkCache.publish({ image: { mediaType: out.mediaType, digest: out.digest, size: out.size } })

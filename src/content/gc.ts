@@ -81,6 +81,12 @@ export interface Leases {
   create: (holder: string, ttlMs: number) => string
   add: (lease: string, digests: Iterable<Digest>) => void
   release: (lease: string) => void
+  /**
+   * The one lease of `holder`: replaces that holder's earlier leases with a
+   * new one on `digests`, so work repeated on the same result (the same job
+   * result built again) renews its lease instead of adding one. Returns its id.
+   */
+  keep: (holder: string, ttlMs: number, digests: Iterable<Digest>) => string
   /** Every digest held by an unexpired lease. */
   held: (now?: number) => Set<Digest>
 }
@@ -95,15 +101,23 @@ export function createLeases (db: KilnDb): Leases {
   const ins = db.sql.prepare('INSERT INTO leases (id, holder, expires_at) VALUES (?, ?, ?)')
   const add = db.sql.prepare('INSERT OR IGNORE INTO lease_blobs (lease, digest) VALUES (?, ?)')
   const del = db.sql.prepare('DELETE FROM leases WHERE id = ?')
+  const delHolder = db.sql.prepare('DELETE FROM leases WHERE holder = ?')
   const expire = db.sql.prepare('DELETE FROM leases WHERE expires_at <= ?')
   const held = db.sql.prepare('SELECT DISTINCT b.digest FROM lease_blobs b JOIN leases l ON l.id = b.lease WHERE l.expires_at > ?')
+  const create = (holder: string, ttlMs: number): string => {
+    const id = `${holder}-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 10)}`
+    ins.run(id, holder, Date.now() + ttlMs)
+    return id
+  }
   return {
-    create: (holder, ttlMs) => {
-      const id = `${holder}-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 10)}`
-      ins.run(id, holder, Date.now() + ttlMs)
-      return id
-    },
+    create,
     add: (lease, digests) => { db.transaction(() => { for (const d of digests) add.run(lease, d) }) },
+    keep: (holder, ttlMs, digests) => db.transaction(() => {
+      delHolder.run(holder)
+      const id = create(holder, ttlMs)
+      for (const d of digests) add.run(id, d)
+      return id
+    }),
     release: (lease) => { del.run(lease) },
     held: (now = Date.now()) => {
       expire.run(now)

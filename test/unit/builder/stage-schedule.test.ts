@@ -8,7 +8,7 @@ import { parseRecipe } from '../../../src/recipe/index.ts'
 import type { Stage } from '../../../src/recipe/index.ts'
 import { runStages } from '../../../src/builder/stage-schedule.ts'
 
-const stagesOf = (text: string): Stage[] => parseRecipe(text, { file: 'Dockerfile' }).stages
+const stagesOf = (text: string): Stage[] => parseRecipe(text, { filename: 'Dockerfile' }).stages
 
 /** Runs every stage as a task that ends when the test releases it; records what ran when. */
 function harness (): { run: (stage: Stage, signal: AbortSignal) => Promise<void>, started: number[], running: () => number[], finish: (index: number, err?: Error) => void, peak: () => number, signals: Map<number, AbortSignal> } {

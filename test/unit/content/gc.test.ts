@@ -63,6 +63,23 @@ describe('garbage collection', () => {
     db.close()
   })
 
+  it('keep gives a holder one lease: renewed, never piled up, and it still holds what it names', async () => {
+    const db = openDb(':memory:')
+    const leases = createLeases(db)
+    const a = await store.ingest(Buffer.from('kept a'))
+    const b = await store.ingest(Buffer.from('kept b'))
+    for (let i = 0; i < 5; i++) leases.keep('job-result:x', 60_000, [a.digest])
+    leases.keep('job-result:y', 60_000, [b.digest])
+    const count = (): number => (db.sql.prepare('SELECT COUNT(*) AS n FROM leases').get() as { n: number }).n
+    expect(count()).toBe(2)
+    expect([...leases.held()].sort()).toEqual([a.digest, b.digest].sort())
+    // The renewal replaces what the holder held.
+    leases.keep('job-result:x', 60_000, [b.digest])
+    expect([...leases.held()]).toEqual([b.digest])
+    expect(count()).toBe(2)
+    db.close()
+  })
+
   it('a build holds what it reads and writes until it returns, and gc run meanwhile keeps it', async () => {
     const db = openDb(':memory:')
     const leases = createLeases(db)
