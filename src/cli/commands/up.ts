@@ -99,6 +99,7 @@ Examples:
         network: { node, transfer: agent.transfer, privateKey: identity.privateKey },
         // One live trust for both: a change of the trust files, or SIGHUP, reaches the gateway too.
         trust: started.trust,
+        agent: { description, ...(agent.jobs === undefined ? {} : { jobs: agent.jobs }) },
         ...(builder === undefined ? {} : { builder }),
         metrics
       })
