@@ -6,7 +6,8 @@
  * a StatusSource and never sees the agent.
  *
  * Costly parts are cached: a peer's record is read from the peer itself
- * (protocols/capability.md §5) at most every PEER_RECORD_TTL_MS, store
+ * (protocols/capability.md §5) at most every PEER_RECORD_TTL_MS (a peer
+ * without one again after PEER_NO_RECORD_TTL_MS), store
  * usage (a walk of the store) measured at most every STORE_USAGE_TTL_MS;
  * a snapshot waits for neither longer than SNAPSHOT_WAIT_MS and shows what
  * it has.
@@ -19,6 +20,8 @@ import type { CapabilityDescription, KilnNode } from '../p2p/index.ts'
 import { storeUsage } from './store-usage.ts'
 
 export const PEER_RECORD_TTL_MS = 60_000
+/** A peer that had no record (an agent that just started has signed none yet) is asked again sooner. */
+export const PEER_NO_RECORD_TTL_MS = 5_000
 export const STORE_USAGE_TTL_MS = 30_000
 export const SNAPSHOT_WAIT_MS = 2_000
 /** Peers a snapshot lists (and reads records of). */
@@ -37,7 +40,7 @@ export interface NodeStatusInit {
   jobs?: JobAgent
 }
 
-interface Cached<T> { value?: T, at: number, pending?: Promise<void> }
+interface Cached<T> { value?: T, at: number, ttl?: number, pending?: Promise<void> }
 
 /** Resolves with p, or with undefined after ms: a snapshot shows what it has rather than wait. */
 async function within (p: Promise<unknown>, ms: number): Promise<void> {
@@ -69,6 +72,7 @@ export function createNodeStatus (init: NodeStatusInit): StatusSource {
     const { readCapabilityRecord } = await import('../p2p/index.ts')
     const record = await readCapabilityRecord(node, peer, { from: 'peer', peerTimeoutMs: PEER_READ_TIMEOUT_MS }).catch(() => undefined)
     entry.at = Date.now()
+    entry.ttl = record === undefined ? PEER_NO_RECORD_TTL_MS : PEER_RECORD_TTL_MS
     entry.value = record === undefined
       ? { peerId: peer.toString(), addresses: [] }
       : {
@@ -90,7 +94,7 @@ export function createNodeStatus (init: NodeStatusInit): StatusSource {
       let entry = records.get(id)
       if (entry === undefined) { entry = { at: 0 }; records.set(id, entry) }
       const e = entry
-      if (e.pending === undefined && Date.now() - e.at > PEER_RECORD_TTL_MS) {
+      if (e.pending === undefined && Date.now() - e.at > (e.ttl ?? 0)) {
         e.pending = refreshPeer(node, peer, e).finally(() => { e.pending = undefined })
       }
       if (e.pending !== undefined && e.value === undefined) waits.push(e.pending)

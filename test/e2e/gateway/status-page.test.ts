@@ -3,8 +3,10 @@
  * driven by puppeteer-core): `kiln up` runs as the unprivileged user with a
  * users file and anonymous pulls off; without credentials the page is a
  * 401; a build is POSTed to the gateway's build extension and pulled; the
- * page, opened with the user's credentials, shows this node, the build's
- * row with a line of its log, the pull and store usage; its screenshot is
+ * page, opened with the user's credentials, shows this node, a second
+ * agent joined to it as a peer with its platform and institution (markup,
+ * shown as text), the build's row with a line of its log, the pull and
+ * store usage; its screenshot is
  * a PNG of the viewport's size that is not blank (a blank page's is, which
  * the same decoder checks first).
  *
@@ -30,12 +32,15 @@ const USER = 'viewer'
 const PASSWORD = 'status-page-pw'
 const auth = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`
 const VIEWPORT = { width: 1100, height: 800 }
+/** The second agent's institution: markup that must reach the page as text. */
+const MARKUP = '<b id="injected">peer</b>'
 
 describe.skipIf(!haveTools('chromium'))('status page in headless Chromium', () => {
   let u: Unprivileged
   let procs: KilnProcs
   let url: string
   let peerId: string
+  let otherId: string
   let profile: string
   let browser: Browser | undefined
 
@@ -57,6 +62,13 @@ describe.skipIf(!haveTools('chromium'))('status page in headless Chromium', () =
     const up = procs.start(['--log-level', 'warn', 'up', '--gateway-listen', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-anonymous-read', '--json'], u.dataDir)
     url = (await up.waitFor(/"url":\s*"(http:\/\/[^"]+)"/, 120_000))[1] as string
     peerId = (await up.waitFor(/"peerId":\s*"([^"]+)"/))[1] as string
+    const bootstrap = (await up.waitFor(/"(\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/[^"]+)"/))[1] as string
+    // A second node, joined to the first: a peer the page lists with its capability record.
+    const otherData = join(u.home, 'data-peer')
+    mkdirSync(otherData, { mode: 0o700 })
+    u.give(otherData)
+    const other = procs.start(['--log-level', 'warn', 'agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', bootstrap, '--no-mdns', '--no-jobs', '--platform', 'linux/arm64', '--institution', MARKUP], otherData)
+    otherId = (await other.waitFor(/listening: \/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/(\S+)/, 120_000))[1] as string
     profile = mkdtempSync(join(tmpdir(), 'kiln-chromium-'))
   }, 180_000)
 
@@ -121,16 +133,22 @@ describe.skipIf(!haveTools('chromium'))('status page in headless Chromium', () =
     await page.waitForSelector('tr[data-kind="build"] pre[data-log]', { timeout: 60_000 })
     // Page code as strings: the tests compile without the DOM's types.
     await page.waitForFunction("document.querySelector('#pulls-body tr[data-kind=\"pull\"]') !== null && document.getElementById('store-info').textContent.includes('blobs')", { timeout: 60_000 })
+    await page.waitForFunction(`document.getElementById('peers-body').textContent.includes('linux/arm64')`, { timeout: 60_000 })
     const text = await page.evaluate(`({
+      peers: document.getElementById('peers-body').textContent,
+      injected: document.getElementById('injected') !== null,
       node: document.getElementById('node-info').textContent,
       build: document.querySelector('tr[data-kind="build"]').textContent,
       log: document.querySelector('tr[data-kind="build"] pre[data-log]').textContent,
       pulls: document.getElementById('pulls-body').textContent,
       store: document.getElementById('store-info').textContent,
       problem: document.getElementById('problem').textContent
-    })`) as Record<'node' | 'build' | 'log' | 'pulls' | 'store' | 'problem', string>
+    })`) as Record<'peers' | 'node' | 'build' | 'log' | 'pulls' | 'store' | 'problem', string> & { injected: boolean }
     expect(text.problem).toBe('')
     expect(text.node).toContain(peerId)
+    expect(text.peers).toContain(otherId)
+    expect(text.peers).toContain(MARKUP)
+    expect(text.injected).toBe(false)
     expect(text.build).toContain(id)
     expect(text.build).toContain('demo/status:1')
     expect(text.build).toContain('succeeded')
