@@ -2,10 +2,11 @@
  * The status page end to end in headless Chromium (Debian's `chromium`,
  * driven by puppeteer-core): `kiln up` runs as the unprivileged user with a
  * users file and anonymous pulls off; without credentials the page is a
- * 401; a build is POSTed to the gateway's build extension and pulled; the
+ * 401; a trusted requester submits a job its agent builds, a build is
+ * POSTed to the gateway's build extension and pulled; the
  * page, opened with the user's credentials, shows this node, a second
  * agent joined to it as a peer with its platform and institution (markup,
- * shown as text), the build's row with a line of its log, the pull and
+ * shown as text), the job's and the build's rows with a line of each log, the pull and
  * store usage; its screenshot is
  * a PNG of the viewport's size that is not blank (a blank page's is, which
  * the same decoder checks first).
@@ -41,6 +42,9 @@ describe.skipIf(!haveTools('chromium'))('status page in headless Chromium', () =
   let url: string
   let peerId: string
   let otherId: string
+  let upAddr: string
+  let requesterData: string
+  let ctxDir: string
   let profile: string
   let browser: Browser | undefined
 
@@ -58,16 +62,28 @@ describe.skipIf(!haveTools('chromium'))('status page in headless Chromium', () =
       '        allow: [read, write, build]',
       ''
     ].join('\n'))
+    // A requester the node trusts, and that trusts it, for a job its agent builds.
+    requesterData = join(u.home, 'data-requester')
+    mkdirSync(requesterData, { mode: 0o700 })
+    ctxDir = join(u.work, 'job-context')
+    mkdirSync(ctxDir)
+    writeFileSync(join(ctxDir, 'Dockerfile'), 'FROM scratch\nCOPY job.txt /job.txt\n')
+    writeFileSync(join(ctxDir, 'job.txt'), 'built as a job\n')
     u.give(u.dataDir)
+    u.give(requesterData)
+    u.give(ctxDir)
+    const [selfId, requesterId] = [await procs.peerId(u.dataDir), await procs.peerId(requesterData)]
+    await procs.run(u.dataDir, ['trust', 'add-peer', requesterId, '--roles', 'requester'])
+    await procs.run(requesterData, ['trust', 'add-peer', selfId, '--roles', 'builder'])
     const up = procs.start(['--log-level', 'warn', 'up', '--gateway-listen', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--no-anonymous-read', '--json'], u.dataDir)
     url = (await up.waitFor(/"url":\s*"(http:\/\/[^"]+)"/, 120_000))[1] as string
     peerId = (await up.waitFor(/"peerId":\s*"([^"]+)"/))[1] as string
-    const bootstrap = (await up.waitFor(/"(\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/[^"]+)"/))[1] as string
+    upAddr = (await up.waitFor(/"(\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/[^"]+)"/))[1] as string
     // A second node, joined to the first: a peer the page lists with its capability record.
     const otherData = join(u.home, 'data-peer')
     mkdirSync(otherData, { mode: 0o700 })
     u.give(otherData)
-    const other = procs.start(['--log-level', 'warn', 'agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', bootstrap, '--no-mdns', '--no-jobs', '--platform', 'linux/arm64', '--institution', MARKUP], otherData)
+    const other = procs.start(['--log-level', 'warn', 'agent', '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', upAddr, '--no-mdns', '--no-jobs', '--platform', 'linux/arm64', '--institution', MARKUP], otherData)
     otherId = (await other.waitFor(/listening: \/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/(\S+)/, 120_000))[1] as string
     profile = mkdtempSync(join(tmpdir(), 'kiln-chromium-'))
   }, 180_000)
@@ -92,7 +108,7 @@ describe.skipIf(!haveTools('chromium'))('status page in headless Chromium', () =
     }
   })
 
-  it('shows the node, a build with its log, the pull and the store, in a screenshot that is not blank', async () => {
+  it('shows the node, a peer, a job and a build with their logs, the pull and the store, in a screenshot that is not blank', async () => {
     const context = Buffer.concat([
       tarOf('Dockerfile', Buffer.from('FROM scratch\nCOPY hello.txt /hello.txt\nCMD ["/hello.txt"]\n')).subarray(0, -1024),
       tarOf('hello.txt', Buffer.from('hello from the status page\n'))
@@ -107,8 +123,12 @@ describe.skipIf(!haveTools('chromium'))('status page in headless Chromium', () =
     expect(pulled.status).toBe(200)
     const digest = pulled.headers.get('docker-content-digest') as string
     await pulled.arrayBuffer()
+    const job = await procs.exec(['submit', '--platform', 'linux/amd64', '--to', peerId, '--bootstrap', upAddr, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--timeout', '200', '--json', ctxDir], requesterData, 240_000)
+    expect(job.code, job.stderr).toBe(0)
+    const { jobId } = JSON.parse(job.stdout) as { jobId: string }
     const doc = await (await fetch(`${url}/_kiln/status.json`, { headers: { authorization: auth } })).json() as StatusDocument
     expect(doc.node?.peerId).toBe(peerId)
+    expect(doc.jobs[0]).toMatchObject({ jobId, platform: 'linux/amd64', state: 'succeeded' })
     expect(doc.pulls[0]).toMatchObject({ repository: 'demo/status', reference: '1', digest, user: USER })
 
     const { default: puppeteer } = await import('puppeteer-core')
@@ -131,6 +151,7 @@ describe.skipIf(!haveTools('chromium'))('status page in headless Chromium', () =
     const response = await page.goto(`${url}/_kiln/status`, { waitUntil: 'load', timeout: 60_000 })
     expect(response?.status()).toBe(200)
     await page.waitForSelector('tr[data-kind="build"] pre[data-log]', { timeout: 60_000 })
+    await page.waitForSelector('tr[data-kind="job"] pre[data-log]', { timeout: 60_000 })
     // Page code as strings: the tests compile without the DOM's types.
     await page.waitForFunction("document.querySelector('#pulls-body tr[data-kind=\"pull\"]') !== null && document.getElementById('store-info').textContent.includes('blobs')", { timeout: 60_000 })
     await page.waitForFunction(`document.getElementById('peers-body').textContent.includes('linux/arm64')`, { timeout: 60_000 })
@@ -138,17 +159,22 @@ describe.skipIf(!haveTools('chromium'))('status page in headless Chromium', () =
       peers: document.getElementById('peers-body').textContent,
       injected: document.getElementById('injected') !== null,
       node: document.getElementById('node-info').textContent,
+      job: document.querySelector('tr[data-kind="job"]').textContent,
+      jobLog: document.querySelector('tr[data-kind="job"] pre[data-log]').textContent,
       build: document.querySelector('tr[data-kind="build"]').textContent,
       log: document.querySelector('tr[data-kind="build"] pre[data-log]').textContent,
       pulls: document.getElementById('pulls-body').textContent,
       store: document.getElementById('store-info').textContent,
       problem: document.getElementById('problem').textContent
-    })`) as Record<'peers' | 'node' | 'build' | 'log' | 'pulls' | 'store' | 'problem', string> & { injected: boolean }
+    })`) as Record<'peers' | 'job' | 'jobLog' | 'node' | 'build' | 'log' | 'pulls' | 'store' | 'problem', string> & { injected: boolean }
     expect(text.problem).toBe('')
     expect(text.node).toContain(peerId)
     expect(text.peers).toContain(otherId)
     expect(text.peers).toContain(MARKUP)
     expect(text.injected).toBe(false)
+    expect(text.job).toContain(jobId)
+    expect(text.job).toContain('succeeded')
+    expect(text.jobLog).toContain('COPY job.txt /job.txt')
     expect(text.build).toContain(id)
     expect(text.build).toContain('demo/status:1')
     expect(text.build).toContain('succeeded')
