@@ -16,7 +16,8 @@
  * Who may look (docs/gateway.md §Status page): anyone on an open gateway;
  * anonymous requests when the gateway allows anonymous pulls; otherwise a
  * user of the users file (basic auth or a token). A user sees the builds
- * and pulls of the repositories they may pull, and all of the node status.
+ * and pulls of the repositories they may pull, and all of the node status;
+ * an anonymous viewer does not see who pulled.
  */
 import { randomBytes } from 'node:crypto'
 import type { Principal } from './auth.ts'
@@ -147,6 +148,11 @@ export async function statusPrincipal (ctx: GatewayContext, req: GatewayRequest)
   return principal
 }
 
+function withoutUser (pull: RecentPull): RecentPull {
+  const { user: _user, ...rest } = pull
+  return rest
+}
+
 export async function statusDocument (ctx: GatewayContext, principal: Principal, builds: BuildManager, pulls: PullLog, source: StatusSource | undefined): Promise<StatusDocument> {
   const mayPull = (repository: string): boolean => principal.allows(repository, ['pull'])
   const node: NodeStatus = source === undefined ? { peers: [], jobs: [] } : await source.snapshot()
@@ -159,7 +165,8 @@ export async function statusDocument (ctx: GatewayContext, principal: Principal,
     jobs: node.jobs.slice(0, STATUS_MAX_ROWS),
     ...(node.store === undefined ? {} : { store: node.store }),
     builds: builds.overview(STATUS_LOG_TAIL_LINES).filter(b => mayPull(b.repository)).slice(0, STATUS_MAX_ROWS),
-    pulls: pulls.list().filter(p => mayPull(p.repository))
+    // Who pulled is for users of the users file to see, not for anyone who may look anonymously.
+    pulls: pulls.list().filter(p => mayPull(p.repository)).map(p => principal.via === 'anonymous' ? withoutUser(p) : p)
   }
 }
 

@@ -134,6 +134,9 @@ describe('status page behind the gateway auth', () => {
     expect(forBob[0]?.user).toBe('alice')
     const forAlice = ((await anon.inject('GET', '/_kiln/status.json', { headers: alice })).json() as StatusDocument).pulls
     expect(forAlice.map(p => p.repository)).toEqual(['other/app', 'team/app'])
+    // Anonymous viewers see the pulls, not who made them.
+    const forAnyone = ((await anon.inject('GET', '/_kiln/status.json')).json() as StatusDocument).pulls
+    expect(forAnyone.map(p => [p.repository, p.user])).toEqual([['other/app', undefined], ['team/app', undefined]])
   })
 })
 
