@@ -188,4 +188,6 @@ export interface JobAgent {
   /** Applies new settings from now on: the policy to the next job or award, concurrency to the queue, allowNetwork to the next match. */
   configure: (settings: JobAgentSettings) => void
   status: () => AgentJobStatus[]
+  /** The newest lines (at most LOG_TAIL_LINES) of a job platform's build log, for the status page; empty when none is kept. */
+  logTail: (jobId: string, platform: string) => string[]
 }

@@ -32,6 +32,10 @@ export const SEND_RETRY_DELAYS_MS = [500, 1_500, 3_000]
 /** Finished jobs status() remembers (the journal keeps them all). */
 const MAX_FINISHED_KEPT = 1000
 
+/** Log lines logTail() keeps per job platform, and finished jobs whose tail it keeps. */
+export const LOG_TAIL_LINES = 50
+const MAX_TAILS_KEPT = 100
+
 interface Running {
   job: Envelope<JobPayload>
   platform: string
@@ -40,6 +44,8 @@ interface Running {
   abort: AbortController
   seq: number
   pending: string[]
+  /** The newest log lines, for logTail(). */
+  tail: string[]
   flushing?: Promise<void>
 }
 
@@ -58,6 +64,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
   const queue: Running[] = []
   const active = new Map<string, Running>()
   const finished: AgentJobStatus[] = []
+  const tails = new Map<string, string[]>()
   let off: (() => void) | undefined
   let timer: NodeJS.Timeout | undefined
 
@@ -178,7 +185,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       sendQuiet(award.signer, 'result', known.result)
       return
     }
-    queue.push({ job, platform, requester: award.signer, state: 'queued', abort: new AbortController(), seq: 0, pending: [] })
+    queue.push({ job, platform, requester: award.signer, state: 'queued', abort: new AbortController(), seq: 0, pending: [], tail: [] })
     metrics?.inc('kiln_jobs_total', { state: 'awarded' })
     init.journal?.accepted({ jobId: job.payload.jobId, platform, requester: award.signer, job })
     sendQuiet(award.signer, 'progress', { jobId: job.payload.jobId, platform, state: 'queued' })
@@ -217,6 +224,10 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
     metrics?.inc('kiln_jobs_total', { state: result.status })
     init.journal?.finished(result.jobId, result.platform, result)
     if (finished.length >= MAX_FINISHED_KEPT) finished.shift()
+    if (r.tail.length > 0) {
+      tails.set(keyOf(result.jobId, result.platform), r.tail)
+      for (const k of tails.keys()) { if (tails.size <= MAX_TAILS_KEPT) break; tails.delete(k) }
+    }
     finished.push({ jobId: r.job.payload.jobId, platform: r.platform, requester: r.requester, state: result.status, ...(result.status === 'succeeded' ? { digest: result.digest } : { error: result.error }) })
     sendQuiet(r.requester, 'result', result)
   }
@@ -246,7 +257,10 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       }, {
         signal: r.abort.signal,
         onLog: line => {
-          r.pending.push(line.length > MAX_LOG_LINE_CHARS ? line.slice(0, MAX_LOG_LINE_CHARS) : line)
+          const cut = line.length > MAX_LOG_LINE_CHARS ? line.slice(0, MAX_LOG_LINE_CHARS) : line
+          r.pending.push(cut)
+          r.tail.push(cut)
+          if (r.tail.length > LOG_TAIL_LINES) r.tail.shift()
           r.flushing ??= new Promise<void>(resolve => setTimeout(resolve, 100)).then(async () => { await flushLogs(r) }).finally(() => { r.flushing = undefined })
         },
         onProgress: (step, steps, detail) => { progress(r, 'building', { step, steps, ...(detail !== undefined ? { detail: detail.slice(0, 1024) } : {}) }) }
@@ -354,6 +368,11 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
     status: () => [
       ...[...active.values(), ...queue].map(r => ({ jobId: r.job.payload.jobId, platform: r.platform, requester: r.requester, state: r.state })),
       ...finished
-    ]
+    ],
+    logTail: (jobId, platform) => {
+      const key = keyOf(jobId, platform)
+      const running = active.get(key) ?? queue.find(r => keyOf(r.job.payload.jobId, r.platform) === key)
+      return [...(running?.tail ?? tails.get(key) ?? [])]
+    }
   }
 }

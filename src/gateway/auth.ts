@@ -64,6 +64,10 @@ export interface Principal {
 }
 
 export interface Authenticator {
+  /** No auth configured: anyone may do anything. */
+  readonly open: boolean
+  /** Anonymous requests may pull (true on an open gateway). */
+  readonly anonymousRead: boolean
   /** Who sent the request; throws UNAUTHORIZED for wrong credentials or a bad token. */
   authenticate: (req: GatewayRequest) => Promise<Principal>
   /** Throws UNAUTHORIZED (with a challenge) or DENIED unless principal may do actions on repository. */
@@ -90,6 +94,8 @@ function parseBasic (header: string): { user: string, password: string } | undef
 export function createAuthenticator (init: GatewayAuthInit | undefined): Authenticator {
   if (init === undefined) {
     return {
+      open: true,
+      anonymousRead: true,
       authenticate: async () => OPEN,
       authorize: () => {},
       checkPing: () => {},
@@ -179,6 +185,8 @@ export function createAuthenticator (init: GatewayAuthInit | undefined): Authent
   }
 
   return {
+    open: false,
+    anonymousRead: init.anonymousRead !== false,
     authenticate,
     authorize: (req, principal, repository, actions) => {
       if (principal.allows(repository, actions)) return

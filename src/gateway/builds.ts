@@ -118,6 +118,8 @@ export interface BuildManager {
   submit: (ctx: GatewayContext, repository: string, request: BuildRequest) => Build
   get: (repository: string, id: string) => Build | undefined
   list: (repository: string) => Build[]
+  /** Every build, newest first, with the newest `tailLines` lines of its log (the status page). */
+  overview: (tailLines: number) => Array<BuildSummary & { log: string[] }>
   close: () => void
 }
 
@@ -218,6 +220,17 @@ export function createBuildManager (runner: BuildRunner | undefined): BuildManag
       return b?.repository === repository ? b : undefined
     },
     list: (repository) => [...builds.values()].filter(b => b.repository === repository).reverse(),
+    overview: (tailLines) => [...builds.values()].reverse().map(b => ({
+      id: b.id,
+      repository: b.repository,
+      ...(b.tag === undefined ? {} : { tag: b.tag }),
+      status: b.status,
+      createdAt: new Date(b.createdAt).toISOString(),
+      platforms: b.platforms,
+      ...(b.result === undefined ? {} : { result: b.result }),
+      ...(b.error === undefined ? {} : { error: b.error }),
+      log: b.log.slice(-tailLines)
+    })),
     close: () => {
       for (const b of builds.values()) if (!ended(b.status)) b.abort.abort()
     }
@@ -238,6 +251,18 @@ async function storeIndex (ctx: GatewayContext, results: ReadonlyArray<{ platfor
   const digest = sha256Digest(bytes)
   await ctx.store.ingest(bytes, { digest, size: bytes.byteLength })
   return { platform: 'index', digest, mediaType: OCI_INDEX, size: bytes.byteLength }
+}
+
+/** A build as its status route and the status page show it. */
+export interface BuildSummary {
+  id: string
+  repository: string
+  tag?: string
+  status: Status
+  createdAt: string
+  platforms: Record<string, PlatformState>
+  result?: Build['result']
+  error?: Build['error']
 }
 
 function statusBody (b: Build): Record<string, unknown> {

@@ -83,3 +83,12 @@ export const MAX_BUILD_LOG_BYTES = 4 * 1024 * 1024
 
 /** Finished builds remembered (status, log) before the oldest are forgotten. */
 export const MAX_BUILDS_KEPT = 200
+
+/** Manifest pulls the status page lists (./status.ts): the most recent, oldest forgotten first. */
+export const MAX_RECENT_PULLS = 50
+
+/** Lines of each build's and job's log the status JSON carries (the newest). */
+export const STATUS_LOG_TAIL_LINES = 50
+
+/** Builds and jobs the status JSON lists (the newest). */
+export const STATUS_MAX_ROWS = 100

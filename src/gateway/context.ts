@@ -15,6 +15,7 @@ import type { Authenticator } from './auth.ts'
 import type { BuildManager } from './builds.ts'
 import type { ManifestRecord, RepoIndex } from './repo-index.ts'
 import type { SifArtifacts } from './sif-artifacts.ts'
+import type { PullLog, StatusSource } from './status.ts'
 import type { UploadManager } from './uploads.ts'
 
 export interface GatewayLogger {
@@ -73,6 +74,10 @@ export interface GatewayContext {
   builds: BuildManager
   /** SIF artifacts of the repositories' images (./sif-artifacts.ts). */
   sifs: SifArtifacts
+  /** The last manifest pulls, for the status page (./status.ts). */
+  pulls: PullLog
+  /** What the status page shows of the process around the gateway. */
+  status?: StatusSource
   /** Request-scoped: the mirror prefix of the request's `ns=` parameter. */
   namespace?: string
 }

@@ -28,6 +28,7 @@ import type { Route } from './router.ts'
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './upload-routes.ts'
 import { createUploadManager } from './uploads.ts'
 import { createSifArtifacts } from './sif-artifacts.ts'
+import { createPullLog, statusRoute } from './status.ts'
 
 const NOOP = (): void => {}
 const SILENT = { debug: NOOP, info: NOOP, warn: NOOP, error: NOOP }
@@ -54,6 +55,8 @@ function neededAction (method: string, route: Route): Action {
 }
 
 async function dispatch (ctx: GatewayContext, req: GatewayRequest, route: Route, method: string): Promise<GatewayResponse> {
+  // Before the registry's authentication: the page answers a browser with a Basic challenge, not a Bearer one.
+  if (route.kind === 'status') return await statusRoute(ctx, req, method, route.format, ctx.builds, ctx.pulls, ctx.status)
   const principal = await ctx.auth.authenticate(req)
   if (route.kind === 'token') {
     if (method !== 'GET') throw unsupported(method, route)
@@ -72,7 +75,14 @@ async function dispatch (ctx: GatewayContext, req: GatewayRequest, route: Route,
   const read = method === 'GET' || method === 'HEAD'
   switch (route.kind) {
     case 'manifest':
-      if (read) return await getManifest(ctx, req, repo, route.param)
+      if (read) {
+        const out = await getManifest(ctx, req, repo, route.param)
+        const digest = out.headers['docker-content-digest']
+        if (method === 'GET' && out.status === 200 && digest !== undefined) {
+          ctx.pulls.add({ at: new Date().toISOString(), repository: repo, reference: route.param, digest, ...(principal.name === undefined ? {} : { user: principal.name }) })
+        }
+        return out
+      }
       if (method === 'PUT') return await putManifest(ctx, req, repo, route.param)
       if (method === 'DELETE') return await deleteManifest(ctx, repo, route.param)
       break
@@ -119,7 +129,9 @@ export function createGatewayImpl (init: GatewayInit): Gateway {
     ...(init.pullThrough === undefined ? {} : { pullThrough: init.pullThrough }),
     ...(init.onPush === undefined ? {} : { onPush: init.onPush }),
     builds: createBuildManager(init.builder),
-    sifs: createSifArtifacts(join(dirname(init.uploadDir), 'sif'))
+    sifs: createSifArtifacts(join(dirname(init.uploadDir), 'sif')),
+    pulls: createPullLog(),
+    ...(init.status === undefined ? {} : { status: init.status })
   }
 
   const handle = async (req: GatewayRequest): Promise<GatewayResponse> => {

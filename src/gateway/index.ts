@@ -32,6 +32,7 @@ import type { GatewayAuthInit } from './auth.ts'
 import type { GatewayLogger, PullThrough, PushEvent } from './context.ts'
 import type { Digest } from '../content/digest.ts'
 import type { BuildRunner } from './builds.ts'
+import type { StatusSource } from './status.ts'
 import { createGatewayImpl } from './gateway.ts'
 import { createRepoIndex } from './repo-index.ts'
 export { repoIndexReferences } from './repo-index.ts'
@@ -57,6 +58,8 @@ export { OCI_ERRORS, RegistryApiError, TagRecordsRefusedError } from './errors.t
 export type { OciErrorCode } from './errors.ts'
 export type { GatewayRequest, GatewayResponse } from './http.ts'
 export { hashPassword, verifyPassword } from './passwords.ts'
+export { STATUS_VERSION } from './status.ts'
+export type { NodeStatus, RecentPull, StatusDocument, StatusJob, StatusNode, StatusPeer, StatusSource, StatusStoreUsage } from './status.ts'
 
 export interface GatewayInit {
   store: ContentStore
@@ -83,6 +86,8 @@ export interface GatewayInit {
   bodyIdleTimeoutMs?: number
   /** Counts requests by method and status (kiln_gateway_requests_total); default none. */
   metrics?: Metrics
+  /** This node, its peers, jobs and store for the status page (`/_kiln/status`); absent: the page shows the gateway's builds and pulls only. */
+  status?: StatusSource
 }
 
 export interface ListenOptions {

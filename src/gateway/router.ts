@@ -16,6 +16,7 @@ export type Route =
   | { kind: 'tags', repository: string }
   | { kind: 'referrers', repository: string, param: string }
   | { kind: 'builds', repository: string, rest: string }
+  | { kind: 'status', format: 'html' | 'json' }
 
 const NAMED: Array<[RegExp, (name: string, m: RegExpExecArray) => Route]> = [
   [/^\/v2\/(.+)\/blobs\/uploads\/?$/, (repository) => ({ kind: 'upload', repository })],
@@ -32,6 +33,8 @@ export function matchRoute (path: string): Route | undefined {
   if (path === '/v2' || path === '/v2/') return { kind: 'ping' }
   if (path === '/token') return { kind: 'token' }
   if (path === '/v2/_catalog') return { kind: 'catalog' }
+  if (path === '/_kiln/status' || path === '/_kiln/status/') return { kind: 'status', format: 'html' }
+  if (path === '/_kiln/status.json') return { kind: 'status', format: 'json' }
   for (const [re, make] of NAMED) {
     const m = re.exec(path)
     if (m === null) continue

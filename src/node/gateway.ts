@@ -10,7 +10,8 @@ import type { KilnConfig } from '../config/index.ts'
 import type { Digest, LocalStore } from '../content/index.ts'
 import type { BuildRunner, Gateway, NamedPullThrough } from '../gateway/index.ts'
 import type { Identity } from '../p2p/identity.ts'
-import type { NodeFlags } from '../p2p/index.ts'
+import type { CapabilityDescription, NodeFlags } from '../p2p/index.ts'
+import type { JobAgent } from '../../agent/jobs/index.ts'
 import type { Metrics } from '../metrics/index.ts'
 import { ListenError, NodeSettingError } from './errors.ts'
 import { startPeer } from './peer.ts'
@@ -47,6 +48,8 @@ export interface GatewayNodeInit {
   builder?: BuildRunner
   /** Counts requests (kiln_gateway_requests_total). */
   metrics?: Metrics
+  /** The agent of the same process (`kiln up`), for the status page: what it advertises and its jobs. */
+  agent?: { description: CapabilityDescription, jobs?: JobAgent }
 }
 
 export interface GatewayNode {
@@ -59,6 +62,12 @@ export interface GatewayNode {
   trust?: NodeTrust
   /** Stops serving, then waits (bounded) for tag publications and provides in flight. */
   close: () => Promise<void>
+}
+
+/** store.quota in bytes; undefined when unset or unreadable (the agent refuses to start on the latter). */
+function quotaOf (config: KilnConfig, parse: (value: number | string) => number): number | undefined {
+  if (config.store.quota === undefined) return undefined
+  try { return parse(config.store.quota) } catch { return undefined }
 }
 
 export function isLoopback (host: string): boolean {
@@ -82,8 +91,9 @@ export async function startGatewayNode (init: GatewayNodeInit): Promise<GatewayN
   if (init.anonymousPush === true && !isLoopback(init.host)) {
     throw new NodeSettingError('--anonymous-push is only allowed on a loopback address')
   }
-  const [{ join }, { existsSync }, { readFile }, gw, { GATEWAY_USERS_FILE }, { claimScratchDir }] = await Promise.all([
-    import('node:path'), import('node:fs'), import('node:fs/promises'), import('../gateway/index.ts'), import('../doctor/data-dir.ts'), import('../util/scratch-claims.ts')
+  const [{ join }, { existsSync }, { readFile }, gw, { GATEWAY_USERS_FILE }, { claimScratchDir }, { createNodeStatus }, { parseByteSize }] = await Promise.all([
+    import('node:path'), import('node:fs'), import('node:fs/promises'), import('../gateway/index.ts'), import('../doctor/data-dir.ts'), import('../util/scratch-claims.ts'),
+    import('./status.ts'), import('../content/quota.ts')
   ])
   const { store } = init
   const logger = init.log.child({ module: 'gateway' })
@@ -129,6 +139,7 @@ export async function startGatewayNode (init: GatewayNodeInit): Promise<GatewayN
     sources.push(gw.createUpstreamPullThrough({ upstreams: parsed, store: store.content }))
   }
 
+  const quota = quotaOf(init.config, parseByteSize)
   // Upload files of a gateway that was killed: removed unless another live gateway shares the dir.
   const uploadDir = join(store.root, 'gateway', 'uploads')
   await claimScratchDir(uploadDir)
@@ -143,7 +154,13 @@ export async function startGatewayNode (init: GatewayNodeInit): Promise<GatewayN
     ...(sources.length === 0 ? {} : { pullThrough: gw.chainPullThrough(sources, logger) }),
     ...(announcer === undefined ? {} : { onPush: announcer.onPush }),
     ...(init.builder === undefined ? {} : { builder: init.builder }),
-    ...(init.metrics === undefined ? {} : { metrics: init.metrics })
+    ...(init.metrics === undefined ? {} : { metrics: init.metrics }),
+    status: createNodeStatus({
+      store,
+      ...(quota === undefined ? {} : { quota }),
+      ...(init.network === undefined ? {} : { node: init.network.node }),
+      ...(init.agent === undefined ? {} : { description: init.agent.description, ...(init.agent.jobs === undefined ? {} : { jobs: init.agent.jobs }) })
+    })
   })
   const tls = certFile === undefined || keyFile === undefined ? undefined : { cert: await readFile(certFile), key: await readFile(keyFile) }
   let url: string

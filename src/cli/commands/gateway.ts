@@ -137,6 +137,7 @@ See docs/gateway.md for auth, TLS, pull-through and mirror configuration.`)
           ctx.out.line(`peer id: ${network.node.peerId.toString()}`)
           for (const ma of network.node.getMultiaddrs()) ctx.out.line(`p2p: ${ma.toString()}`)
         }
+        ctx.out.line(`status page: ${service.url}/_kiln/status`)
         const hostPort = service.url.replace(/^https?:\/\//, '')
         ctx.out.line(`try: skopeo list-tags ${service.tls ? '' : '--tls-verify=false '}docker://${hostPort}/REPO`)
       }

@@ -1,8 +1,8 @@
-import { statfs } from 'node:fs/promises'
 import type { Command } from 'commander'
 import type { Digest, LocalStore } from '../../content/index.ts'
-import type { BuildCache, BuildCacheUsage } from '../../builder/snapshots.ts'
+import type { BuildCache } from '../../builder/snapshots.ts'
 import type { CliContext } from '../context.ts'
+import type { StoreUsage } from '../../node/index.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
 import { durationFlag } from '../flags.ts'
@@ -33,53 +33,9 @@ async function quotaFrom (ctx: CliContext, flag: string | undefined): Promise<nu
   }
 }
 
-interface Usage {
-  dataDir: string
-  blobs: number
-  /** Bytes of blobs. */
-  bytes: number
-  /** Step snapshots and unpacked bases beside the store, which the quota bounds too. */
-  buildCache: BuildCacheUsage
-  quota: number | null
-  pinnedBytes: number
-  leasedBytes: number
-  pins: number
-  filesystem: { sizeBytes: number, freeBytes: number, freeInodes: number }
-}
-
-async function usage (ctx: CliContext): Promise<Usage> {
-  const store = await ctx.store()
-  const { createLeases } = await import('../../content/index.ts')
-  const { createPins } = await import('../../content/pins.ts')
-  const children = await childrenReader(store)
-  const { markReachable } = await import('../../content/index.ts')
-  const closure = async (from: Iterable<Digest>): Promise<Set<Digest>> => {
-    const seen = new Set<Digest>()
-    await markReachable(from, seen, store.content, children)
-    return seen
-  }
-  const pins = createPins(store.db, store.refs)
-  const pinned = await closure(pins.roots())
-  const leased = await closure(createLeases(store.db).held())
-  let blobs = 0; let bytes = 0; let pinnedBytes = 0; let leasedBytes = 0
-  for await (const b of store.content.walk()) {
-    blobs++
-    bytes += b.size
-    if (pinned.has(b.digest)) pinnedBytes += b.size
-    if (leased.has(b.digest)) leasedBytes += b.size
-  }
-  const fs = await statfs(store.root)
-  return {
-    dataDir: store.root,
-    blobs,
-    bytes,
-    buildCache: await (await buildCacheOf(store)).usage(),
-    quota: (await quotaFrom(ctx, undefined)) ?? null,
-    pinnedBytes,
-    leasedBytes,
-    pins: pins.list().length,
-    filesystem: { sizeBytes: fs.blocks * fs.bsize, freeBytes: fs.bavail * fs.bsize, freeInodes: fs.ffree }
-  }
+async function usage (ctx: CliContext): Promise<StoreUsage> {
+  const { storeUsage } = await import('../../node/index.ts')
+  return await storeUsage(await ctx.store(), await quotaFrom(ctx, undefined))
 }
 
 export function register (program: Command, ctx: CliContext): void {

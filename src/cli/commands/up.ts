@@ -51,6 +51,9 @@ SIGTERM drains as for kiln agent; SIGHUP reloads logLevel, agent.allowNetwork,
 agent.maxConcurrentBuilds and kiln.yaml's trust section. Changes made with kiln trust (add-peer,
 add-root, add-cert) apply to the agent and the gateway at their next decision, without a signal.
 
+The gateway serves a read-only status page at http://HOST:PORT/_kiln/status (peers, jobs and
+builds with their logs, store usage, recent pulls), behind its auth (docs/gateway.md).
+
 Examples:
   kiln up
   kiln up --metrics-listen 127.0.0.1:9464
@@ -99,6 +102,7 @@ Examples:
         network: { node, transfer: agent.transfer, privateKey: identity.privateKey },
         // One live trust for both: a change of the trust files, or SIGHUP, reaches the gateway too.
         trust: started.trust,
+        agent: { description, ...(agent.jobs === undefined ? {} : { jobs: agent.jobs }) },
         ...(builder === undefined ? {} : { builder }),
         metrics
       })
@@ -117,6 +121,7 @@ Examples:
           `  peer id:   ${self}`,
           ...multiaddrs.map(m => `  p2p:       ${m}`),
           `  gateway:   ${service.url} (anonymous ${service.anonymous}${builder === undefined ? '' : builder.refuses === undefined ? ', local builds' : ', builds refused'})`,
+          `  status:    ${service.url}/_kiln/status`,
           ...(nodeSandbox.othersRefused !== undefined ? [`  refused:   jobs of other peers and gateway builds: ${nodeSandbox.othersRefused}`] : []),
           `  agent:     ${description.platforms.map(p => p.platform).join(', ')}${agent.jobs === undefined ? ', no jobs' : ', taking jobs from trusted requesters'}`,
           ...(metricsUrl !== undefined ? [`  metrics:   ${metricsUrl}`] : []),

@@ -3,6 +3,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { BaseUnavailableError, createJobAgent } from '../../../agent/jobs/index.ts'
+import { LOG_TAIL_LINES } from '../../../agent/jobs/job-agent.ts'
 import type { BaseSource, BuildOutput, BuildRequest, JobAgent, JobBuilder } from '../../../agent/jobs/index.ts'
 import type { BasePin } from '../../../protocols/job.ts'
 import { createRequester } from '../../../src/requester/index.ts'
@@ -118,6 +119,25 @@ describe('signed jobs over an in-memory network', () => {
     const index = JSON.parse(new TextDecoder().decode(out.index?.bytes)) as { manifests: Array<{ digest: string, platform: { architecture: string } }> }
     expect(index.manifests.map(m => [m.platform.architecture, m.digest])).toEqual(out.platforms.map(p => [p.platform.split('/')[1], p.digest]))
     expect(out.index?.digest).toBe(sha(out.index?.bytes as Uint8Array))
+  })
+
+  it('keeps the newest lines of each job\'s log for the status page, bounded, after the job ends too', async () => {
+    net = createMemoryJobNetwork()
+    const base = fakeBuilder()
+    const chatty: JobBuilder = {
+      build: async (req, o) => {
+        for (let i = 1; i <= LOG_TAIL_LINES + 30; i++) o.onLog(`line ${i} of ${req.platform}`)
+        return await base.build(req, o)
+      }
+    }
+    const a = await agent(builderKeys[0] as Ed25519PrivateKey, { builder: chatty })
+    const out = await requester().submit(spec())
+    const tail = a.logTail(out.jobId, 'linux/amd64')
+    expect(tail).toHaveLength(LOG_TAIL_LINES)
+    expect(tail[0]).toBe('line 32 of linux/amd64')
+    expect(tail.at(-1)).toMatch(/^building linux\/amd64 from /)
+    expect(a.status()).toContainEqual(expect.objectContaining({ jobId: out.jobId, state: 'succeeded' }))
+    expect(a.logTail(out.jobId, 'linux/arm64')).toEqual([])
   })
 
   it('--verify 2 fails loudly when two builders disagree, and passes when they agree', async () => {
