@@ -94,6 +94,13 @@ export interface SubmitSpec {
   target?: string
   output?: string
   network?: boolean
+  /**
+   * Secret values by id for the recipe's `RUN --mount=type=secret`
+   * (protocols/job.md §6): the job lists the ids, and each award carries the
+   * values sealed to the agent awarded. Kept in memory only: never
+   * journaled, so a resumed job cannot send them again.
+   */
+  secrets?: Readonly<Record<string, Uint8Array>>
   /** Send the job to these peers instead of publishing it. */
   to?: string[]
   /** Builders per platform whose digests must agree; default 1. */

@@ -25,7 +25,8 @@ beforeAll(async () => {
 
 const flip = (b64: string, at: number): string => {
   const bytes = Buffer.from(b64, 'base64url')
-  bytes[at % bytes.byteLength] ^= 0x01
+  const i = at % bytes.byteLength
+  bytes[i] = (bytes[i] as number) ^ 0x01
   return bytes.toString('base64url')
 }
 
