@@ -209,7 +209,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
     const ids = job.secrets ?? []
     if (award.secrets === undefined) {
       if (ids.length === 0) return undefined
-      throw new SecretsError(`the job needs the secrets ${ids.join(', ')} and its award carries none (a requester that resumed a job cannot send them again: submit it again)`)
+      throw new SecretsError(`the job needs the secrets ${ids.join(', ')} and its award carries none (kiln keeps no secret: a resumed job needs them given again, kiln jobs resume --secret)`)
     }
     if (ids.length === 0) throw new SecretsError('the award carries secrets the job does not list')
     const opened = openSecrets(key, award.secrets, { jobId: award.jobId, platform: award.platform, builder: self, requester })

@@ -536,7 +536,14 @@ export function createRequester (init: RequesterInit): Requester {
       })
     },
     async resume (spec: ResumeSpec): Promise<SubmitResult> {
-      const job = open(spec.job, { verify: spec.verify, ...(spec.onEvent !== undefined ? { onEvent: spec.onEvent } : {}) })
+      const ids = spec.job.payload.secrets ?? []
+      const given = Object.keys(spec.secrets ?? {})
+      const stray = given.filter(id => !ids.includes(id))
+      if (stray.length > 0) throw new JobInvalidError(`job ${spec.job.payload.jobId} lists no secret ${stray.join(', ')}${ids.length > 0 ? `; it lists ${ids.join(', ')}` : ''}`)
+      const missing = ids.filter(id => !given.includes(id))
+      // All or none: an award carries every secret the job lists, or none (the agent then fails the platform, saying so).
+      if (given.length > 0 && missing.length > 0) throw new JobInvalidError(`job ${spec.job.payload.jobId} needs the secrets ${missing.join(', ')} too`)
+      const job = open(spec.job, { verify: spec.verify, ...(given.length > 0 && spec.secrets !== undefined ? { secrets: spec.secrets } : {}), ...(spec.onEvent !== undefined ? { onEvent: spec.onEvent } : {}) })
       return await follow(job, spec.signal, async () => {
         for (const [platform, ps] of job.platforms) {
           const known = spec.platforms.find(p => p.platform === platform)

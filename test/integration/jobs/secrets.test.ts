@@ -184,7 +184,7 @@ describe('job secrets over an in-memory network (protocols/job.md §6)', () => {
     let got = nextResult(t)
     await t.send(id(keyA), [(await seal(reqKey, 'award', { jobId: payload.jobId, platform: 'linux/amd64', builder: id(keyA), job: envelope })).frame])
     let result = await got
-    expect(result.status === 'failed' && result.error).toMatch(/needs the secrets token and its award carries none.*submit it again/)
+    expect(result.status === 'failed' && result.error).toMatch(/needs the secrets token and its award carries none.*kiln jobs resume --secret/)
 
     // Sealed for the job's other platform, then put in this platform's award: the associated data differs.
     got = nextResult(t)
@@ -193,5 +193,27 @@ describe('job secrets over an in-memory network (protocols/job.md §6)', () => {
     result = await got
     expect(result.status === 'failed' && result.error).toMatch(/do not open/)
     expect(builder.seen).toHaveLength(0)
+  }, 30_000)
+
+  it('a resumed job builds again only with its secrets given again; without them the platform fails saying so', async () => {
+    net = createMemoryJobNetwork()
+    const builder = recordingBuilder()
+    await agent(keyA, builder)
+    const payload = (jobId: string): JobPayload => ({
+      jobId, recipe: { kind: 'dockerfile', file: 'Dockerfile', text: RECIPE, digest: sha(RECIPE) },
+      context: put(`ctx ${jobId}`), platforms: ['linux/amd64'], requirements: [], buildArgs: {}, network: false, secrets: ['token']
+    })
+    // As the journal gives it back: the signed job (ids only) and the builder it was awarded to.
+    const resumeSpec = async (jobId: string): Promise<Parameters<Requester['resume']>[0]> => ({
+      job: (await seal(reqKey, 'job', payload(jobId), { ttlMs: 3600_000 })).envelope, verify: 1, platforms: [{ platform: 'linux/amd64', builders: [id(keyA)] }]
+    })
+    const r = requester()
+    await expect(r.resume(await resumeSpec('resumed-bare'))).rejects.toThrow(/cannot use the job's secrets: the job needs the secrets token and its award carries none/)
+    expect(builder.seen).toHaveLength(0)
+    await expect(r.resume({ ...(await resumeSpec('resumed-stray')), secrets: { other: enc.encode('x') } })).rejects.toThrow(/lists no secret other/)
+
+    const out = await r.resume({ ...(await resumeSpec('resumed-given')), secrets: { token: enc.encode(SECRET) } })
+    expect(out.platforms[0]?.builders).toEqual([id(keyA)])
+    expect(builder.seen).toEqual([{ token: SECRET }])
   }, 30_000)
 })
