@@ -202,8 +202,8 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
   /**
    * The secrets an award carries, opened with this agent's key; undefined
    * for a job without secrets. Throws SecretsError when the job lists ids
-   * and the award has none (a requester that resumed the job no longer
-   * holds them), or they do not open, or the ids differ from the job's.
+   * and the award has none (a requester that resumed the job without
+   * them), or they do not open, or the ids differ from the job's.
    */
   const openAwardSecrets = (award: { jobId: string, platform: string, secrets?: SealedSecrets }, job: JobPayload, requester: string): Record<string, Uint8Array> | undefined => {
     const ids = job.secrets ?? []
