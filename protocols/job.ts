@@ -31,6 +31,13 @@ export const MAX_REASON_CHARS = 1024
 export const MAX_IMAGE_BLOBS = 1024
 /** Pinned bases per job: up to 16 for each of the 16 platforms. */
 export const MAX_BASE_PINS = 256
+/** Secrets per job (§6), and their values' bytes in all. */
+export const MAX_SECRETS = 32
+export const MAX_SECRETS_BYTES = 128 * 1024
+/** Base64url characters of sealed secrets: the values in base64url inside JSON with their ids, then base64url again. */
+export const MAX_SEALED_CHARS = 320 * 1024
+/** §6 the only sealing scheme of version 1. */
+export const SECRETS_ALG = 'x25519-hkdf-sha256-aes-256-gcm'
 // §5 timing
 /** How often a builder sends a heartbeat for each job it holds. */
 export const HEARTBEAT_INTERVAL_MS = 5_000
@@ -90,6 +97,22 @@ export const BasePin = z.strictObject({
 })
 export type BasePin = z.infer<typeof BasePin>
 
+/** §6 a secret's id as `RUN --mount=type=secret,id=` names it. */
+export const SecretId = z.string().regex(/^[^\x00-\x1f\x7f]{1,128}$/, 'expected 1-128 characters, no control characters')
+
+/**
+ * §6 secrets sealed to the awarded agent: an ephemeral X25519 public key,
+ * a 96-bit nonce, and AES-256-GCM ciphertext with its tag appended, all
+ * base64url.
+ */
+export const SealedSecrets = z.strictObject({
+  alg: z.literal(SECRETS_ALG),
+  epk: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected 32 bytes, base64url'),
+  iv: z.string().regex(/^[A-Za-z0-9_-]{16}$/, 'expected 12 bytes, base64url'),
+  ct: z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected base64url').min(22).max(MAX_SEALED_CHARS)
+})
+export type SealedSecrets = z.infer<typeof SealedSecrets>
+
 export const JobPayload = z.strictObject({
   jobId: Id,
   recipe: z.strictObject({
@@ -114,7 +137,12 @@ export const JobPayload = z.strictObject({
    */
   network: z.boolean().default(false),
   /** Every image the recipe names, pinned per platform (§3.1); absent in jobs from requesters that do not pin. */
-  bases: z.array(BasePin).max(MAX_BASE_PINS).optional()
+  bases: z.array(BasePin).max(MAX_BASE_PINS).optional(),
+  /**
+   * The ids (never the values) of the secrets the requester seals into each
+   * award (§6); absent when the job has none, so that older builders take it.
+   */
+  secrets: z.array(SecretId).min(1).max(MAX_SECRETS).refine(ids => new Set(ids).size === ids.length, 'secret ids repeat').optional()
 })
 export type JobPayload = z.infer<typeof JobPayload>
 
@@ -141,7 +169,9 @@ export const AwardPayload = z.strictObject({
   ...JobRef,
   builder: PeerIdString,
   /** The job envelope itself, so an agent that restarted or never saw the gossip can build. */
-  job: z.unknown()
+  job: z.unknown(),
+  /** The job's secrets sealed to `builder` (§6); present exactly when the job lists secret ids. */
+  secrets: SealedSecrets.optional()
 })
 export type AwardPayload = z.infer<typeof AwardPayload>
 

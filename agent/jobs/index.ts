@@ -40,6 +40,8 @@ export interface BuildRequest {
   network: boolean
   /** The job's pinned bases of this platform (protocols/job.md §3.1), already in the store: built from their digests. */
   bases?: BasePin[]
+  /** The job's secrets by id, opened from the award (protocols/job.md §6), for RUN --mount=type=secret; never logged or stored. */
+  secrets?: Readonly<Record<string, Uint8Array>>
 }
 
 export interface BuildOutput {

@@ -8,8 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Envelope } from '../../protocols/envelope.ts'
 import { HEARTBEAT_INTERVAL_MS, JOB_STATES, MAX_LOG_LINES, MAX_REASON_CHARS, MAX_LOG_LINE_CHARS, jobTopic } from '../../protocols/job.ts'
-import type { JobPayload, JobState, Provenance, ResultPayload } from '../../protocols/job.ts'
-import { isHandBack, openFrame, seal } from '../../src/jobs/index.ts'
+import type { JobPayload, JobState, Provenance, ResultPayload, SealedSecrets } from '../../protocols/job.ts'
+import { SecretsError, isHandBack, openFrame, openSecrets, seal } from '../../src/jobs/index.ts'
 import type { FrameSource, JobTransport, OpenedFrame } from '../../src/jobs/index.ts'
 import { createMemoryReplayCache, peerIdOf, verifyEnvelope } from '../../src/trust/index.ts'
 import type { ReplayCache } from '../../src/trust/index.ts'
@@ -42,6 +42,8 @@ interface Running {
   requester: string
   state: JobState
   abort: AbortController
+  /** The job's secrets opened from the award (protocols/job.md §6): in memory only, wiped when the run ends. */
+  secrets?: Record<string, Uint8Array>
   seq: number
   pending: string[]
   /** The newest log lines, for logTail(). */
@@ -112,6 +114,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
     const missing = unmet(job.requirements, init.capabilities ?? [])
     if (missing.length > 0) return { platforms, reason: `lacks ${missing.join(', ')}` }
     if (job.network && !allowNetwork) return { platforms, reason: 'the job asks for the network (--network=default) and this agent does not give RUN steps the network (agent.allowNetwork in its kiln.yaml)' }
+    if (job.secrets !== undefined && key.type !== 'Ed25519') return { platforms, reason: `the job has secrets, which are sealed to Ed25519 keys, and this agent's key is ${key.type}` }
     return { platforms }
   }
 
@@ -185,11 +188,44 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       sendQuiet(award.signer, 'result', known.result)
       return
     }
-    queue.push({ job, platform, requester: award.signer, state: 'queued', abort: new AbortController(), seq: 0, pending: [], tail: [] })
+    let secrets: Record<string, Uint8Array> | undefined
+    try {
+      secrets = openAwardSecrets(award.payload, job.payload, award.signer)
+    } catch (err) {
+      // A clear failure, not a hand-back: another agent would be sent the same kind of award.
+      const error = `cannot use the job's secrets: ${(err as Error).message}`.slice(0, MAX_REASON_CHARS)
+      log('warn', `job ${job.payload.jobId} ${platform}: ${error}`)
+      const now = Date.now()
+      sendQuiet(award.signer, 'result', { jobId: job.payload.jobId, platform, status: 'failed', error, provenance: { builder: self, platform, startedAt: now, finishedAt: now } })
+      return
+    }
+    queue.push({ job, platform, requester: award.signer, state: 'queued', abort: new AbortController(), seq: 0, pending: [], tail: [], ...(secrets !== undefined ? { secrets } : {}) })
     metrics?.inc('kiln_jobs_total', { state: 'awarded' })
     init.journal?.accepted({ jobId: job.payload.jobId, platform, requester: award.signer, job })
     sendQuiet(award.signer, 'progress', { jobId: job.payload.jobId, platform, state: 'queued' })
     pump()
+  }
+
+  /**
+   * The secrets an award carries, opened with this agent's key; undefined
+   * for a job without secrets. Throws SecretsError when the job lists ids
+   * and the award has none (a requester that resumed the job without
+   * them), or they do not open, or the ids differ from the job's.
+   */
+  const openAwardSecrets = (award: { jobId: string, platform: string, secrets?: SealedSecrets }, job: JobPayload, requester: string): Record<string, Uint8Array> | undefined => {
+    const ids = job.secrets ?? []
+    if (award.secrets === undefined) {
+      if (ids.length === 0) return undefined
+      throw new SecretsError(`the job needs the secrets ${ids.join(', ')} and its award carries none (kiln keeps no secret: a resumed job needs them given again, kiln jobs resume --secret)`)
+    }
+    if (ids.length === 0) throw new SecretsError('the award carries secrets the job does not list')
+    const opened = openSecrets(key, award.secrets, { jobId: award.jobId, platform: award.platform, builder: self, requester })
+    const got = Object.keys(opened).sort()
+    if (got.join('\0') !== [...ids].sort().join('\0')) {
+      for (const v of Object.values(opened)) v.fill(0)
+      throw new SecretsError(`the award's secrets are ${got.join(', ') || 'none'}, the job lists ${ids.join(', ')}`)
+    }
+    return opened
   }
 
   const onCancel = (m: Extract<OpenedFrame, { type: 'cancel' }>): void => {
@@ -252,6 +288,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       progress(r, 'building')
       const out = await init.builder.build({
         recipe: job.recipe, contextDir: ctx.dir, platform: r.platform, buildArgs: job.buildArgs, network: job.network,
+        ...(r.secrets !== undefined ? { secrets: r.secrets } : {}),
         ...(job.target !== undefined ? { target: job.target } : {}),
         ...(bases.length > 0 ? { bases } : {})
       }, {
@@ -281,6 +318,8 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       if (r.abort.signal.aborted) finish(r, { jobId: job.jobId, platform: r.platform, status: 'cancelled', error: message })
       else finish(r, { jobId: job.jobId, platform: r.platform, status: 'failed', error: message, provenance: { ...base, finishedAt: Date.now() } })
     } finally {
+      for (const v of Object.values(r.secrets ?? {})) v.fill(0)
+      delete r.secrets
       await release?.().catch(() => {})
     }
   }

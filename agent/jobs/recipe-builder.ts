@@ -95,6 +95,7 @@ export function createRecipeBuilder (init: RecipeBuilderInit): JobBuilder {
       }, {
         contextDir: request.contextDir,
         network: request.network ? 'default' : 'none',
+        ...(request.secrets !== undefined ? { secrets: request.secrets } : {}),
         signal: options.signal,
         ...(init.sourceDateEpoch !== undefined ? { sourceDateEpoch: init.sourceDateEpoch } : {}),
         ...(init.stepTimeoutMs !== undefined ? { stepTimeoutMs: init.stepTimeoutMs } : {}),

@@ -5,7 +5,8 @@
  * implementation (gossipsub for job announcements, `/kiln/job/1.0.0`
  * streams for everything else) and an in-process one for tests and demos.
  * The requester (src/requester) and the agent (agent/jobs) both build on
- * this module; neither imports the other.
+ * this module; neither imports the other. Job secrets are sealed to the
+ * awarded agent and opened by it here (./secrets.ts).
  *
  * @example
  * ```ts
@@ -22,3 +23,5 @@ export type { MemoryJobNetwork } from './memory-transport.ts'
 export type { AgentSearch, FoundAgent, FrameHandler, FrameSource, JobTransport } from './transport.ts'
 export { openFrame, seal, frameOf, isHandBack } from './messages.ts'
 export type { JobPayloads, OpenedFrame, SealOptions } from './messages.ts'
+export { SecretsError, checkSecrets, montgomeryPublic, montgomeryPublicOf, openSecrets, sealSecrets } from './secrets.ts'
+export type { SecretsBinding } from './secrets.ts'

@@ -79,6 +79,8 @@ export interface ResumeSpec {
   job: Envelope<JobPayload>
   verify: number
   platforms: Array<{ platform: string, builders: string[], done?: PlatformResult }>
+  /** The values of the secrets the job lists (protocols/job.md §6), given again: the journal never held them. */
+  secrets?: Readonly<Record<string, Uint8Array>>
   signal?: AbortSignal
   onEvent?: (event: JobEvent) => void
 }
@@ -94,6 +96,13 @@ export interface SubmitSpec {
   target?: string
   output?: string
   network?: boolean
+  /**
+   * Secret values by id for the recipe's `RUN --mount=type=secret`
+   * (protocols/job.md §6): the job lists the ids, and each award carries the
+   * values sealed to the agent awarded. Kept in memory only: never
+   * journaled, so a resumed job needs them again (ResumeSpec.secrets).
+   */
+  secrets?: Readonly<Record<string, Uint8Array>>
   /** Send the job to these peers instead of publishing it. */
   to?: string[]
   /** Builders per platform whose digests must agree; default 1. */

@@ -22,7 +22,7 @@ import { createMemoryReplayCache, peerIdOf } from '../trust/index.ts'
 import { BuildError, BuilderLostError, JobCancelledError, JobInvalidError, NoOffersError, ReproducibilityError, RequesterStoppedError, ResultInvalidError } from './errors.ts'
 import type { Answer } from './errors.ts'
 import type { JobEvent, PlatformResult, Requester, RequesterInit, ResumeSpec, SubmitResult, SubmitSpec } from './index.ts'
-import { isHandBack, openFrame, seal } from '../jobs/index.ts'
+import { checkSecrets, isHandBack, openFrame, seal, sealSecrets } from '../jobs/index.ts'
 import type { OpenedFrame } from '../jobs/index.ts'
 
 const ManifestRefs = z.looseObject({
@@ -64,6 +64,8 @@ interface PlatformState {
 }
 interface Job {
   envelope: Envelope<JobPayload>
+  /** The job's secret values (protocols/job.md §6), sealed anew for each award; in memory only. */
+  secrets?: Readonly<Record<string, Uint8Array>>
   /** The peers a direct job went to; absent: published on the platforms' topics. */
   to?: string[]
   verify: number
@@ -235,7 +237,10 @@ export function createRequester (init: RequesterInit): Requester {
   }
 
   const sendAward = async (job: Job, platform: string, builder: string): Promise<void> => {
-    const { frame } = await seal(init.key, 'award', { jobId: job.envelope.payload.jobId, platform, builder, job: job.envelope }, { certs, ttlMs: Math.max(60_000, job.envelope.expiresAt - Date.now()) })
+    const jobId = job.envelope.payload.jobId
+    // Sealed to this builder alone, bound to the job and platform: a frame that goes astray opens for nobody else.
+    const secrets = job.secrets !== undefined ? { secrets: sealSecrets(job.secrets, { jobId, platform, builder, requester: self }) } : {}
+    const { frame } = await seal(init.key, 'award', { jobId, platform, builder, job: job.envelope, ...secrets }, { certs, ttlMs: Math.max(60_000, job.envelope.expiresAt - Date.now()) })
     await t.send(builder, [frame])
   }
 
@@ -426,7 +431,7 @@ export function createRequester (init: RequesterInit): Requester {
 
   const off = t.onFrame(onFrame)
 
-  const open = (envelope: Envelope<JobPayload>, options: { verify: number, offerWindowMs?: number, to?: string[], onEvent?: (e: JobEvent) => void }): Job => {
+  const open = (envelope: Envelope<JobPayload>, options: { verify: number, offerWindowMs?: number, to?: string[], secrets?: Readonly<Record<string, Uint8Array>>, onEvent?: (e: JobEvent) => void }): Job => {
     const jobId = envelope.payload.jobId
     const onEvent = options.onEvent
     const job: Job = {
@@ -437,6 +442,7 @@ export function createRequester (init: RequesterInit): Requester {
       builds: new Map(),
       closed: false,
       ...(options.to !== undefined && options.to.length > 0 ? { to: options.to } : {}),
+      ...(options.secrets !== undefined ? { secrets: options.secrets } : {}),
       onEvent: (e) => {
         init.journal?.event(jobId, e)
         onEvent?.(e)
@@ -493,6 +499,10 @@ export function createRequester (init: RequesterInit): Requester {
     async submit (spec: SubmitSpec): Promise<SubmitResult> {
       const verify = spec.verify ?? 1
       const jobId = spec.jobId ?? newJobId()
+      const secrets = spec.secrets !== undefined && Object.keys(spec.secrets).length > 0 ? spec.secrets : undefined
+      if (secrets !== undefined) {
+        try { checkSecrets(secrets) } catch (err) { throw new JobInvalidError(`the job's secrets are not valid: ${(err as Error).message}`) }
+      }
       const parsed = JobPayloadSchema.safeParse({
         jobId,
         recipe: { ...spec.recipe, digest: sha256Digest(spec.recipe.text) },
@@ -503,6 +513,8 @@ export function createRequester (init: RequesterInit): Requester {
         network: spec.network ?? false,
         // Left out when empty, so that builders older than the field take the job (protocols/job.md §3.1).
         ...(spec.bases !== undefined && spec.bases.length > 0 ? { bases: spec.bases } : {}),
+        // The ids only: the values travel in the awards, sealed to each builder (protocols/job.md §6).
+        ...(secrets !== undefined ? { secrets: Object.keys(secrets).sort() } : {}),
         ...(spec.target !== undefined ? { target: spec.target } : {}),
         ...(spec.output !== undefined ? { output: spec.output } : {})
       })
@@ -511,7 +523,7 @@ export function createRequester (init: RequesterInit): Requester {
       const payload: JobPayload = parsed.data
       const { envelope, frame } = await seal(init.key, 'job', payload, { certs, ttlMs: spec.ttlMs ?? 24 * 3600_000 })
       init.journal?.created(envelope, { verify })
-      const job = open(envelope, { verify, onEvent: spec.onEvent, ...(spec.offerWindowMs !== undefined ? { offerWindowMs: spec.offerWindowMs } : {}), ...(spec.to !== undefined ? { to: spec.to } : {}) })
+      const job = open(envelope, { verify, onEvent: spec.onEvent, ...(secrets !== undefined ? { secrets } : {}), ...(spec.offerWindowMs !== undefined ? { offerWindowMs: spec.offerWindowMs } : {}), ...(spec.to !== undefined ? { to: spec.to } : {}) })
       return await follow(job, spec.signal, async () => {
         await publish(job, frame, spec.platforms)
         job.onEvent({ kind: 'published', jobId })
@@ -524,7 +536,14 @@ export function createRequester (init: RequesterInit): Requester {
       })
     },
     async resume (spec: ResumeSpec): Promise<SubmitResult> {
-      const job = open(spec.job, { verify: spec.verify, ...(spec.onEvent !== undefined ? { onEvent: spec.onEvent } : {}) })
+      const ids = spec.job.payload.secrets ?? []
+      const given = Object.keys(spec.secrets ?? {})
+      const stray = given.filter(id => !ids.includes(id))
+      if (stray.length > 0) throw new JobInvalidError(`job ${spec.job.payload.jobId} lists no secret ${stray.join(', ')}${ids.length > 0 ? `; it lists ${ids.join(', ')}` : ''}`)
+      const missing = ids.filter(id => !given.includes(id))
+      // All or none: an award carries every secret the job lists, or none (the agent then fails the platform, saying so).
+      if (given.length > 0 && missing.length > 0) throw new JobInvalidError(`job ${spec.job.payload.jobId} needs the secrets ${missing.join(', ')} too`)
+      const job = open(spec.job, { verify: spec.verify, ...(given.length > 0 && spec.secrets !== undefined ? { secrets: spec.secrets } : {}), ...(spec.onEvent !== undefined ? { onEvent: spec.onEvent } : {}) })
       return await follow(job, spec.signal, async () => {
         for (const [platform, ps] of job.platforms) {
           const known = spec.platforms.find(p => p.platform === platform)

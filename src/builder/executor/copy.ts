@@ -132,7 +132,8 @@ export async function copyStep (scope: BuildScope, snap: Snapshotter, st: StageS
     const dest = await resolveInRoot(below, posix.resolve(st.config.WorkingDir ?? '/', step.dest), {
       makeError: reason => new CopySourceError(`COPY destination ${step.dest}: ${reason}`, step.source)
     })
-    const destIsDir = inputs.items.length > 1 || step.parents === true || step.dest.endsWith('/') || dest.comps.length === 0 || dest.entry?.st.isDirectory() === true
+    // `.` and `..` (alone or last) name a directory as `DIR/` does: `WORKDIR /src` then `COPY hello.c .` copies into /src even before it exists (BuildKit).
+    const destIsDir = inputs.items.length > 1 || step.parents === true || step.dest.endsWith('/') || /(^|\/)\.\.?$/.test(step.dest) || dest.comps.length === 0 || dest.entry?.st.isDirectory() === true
     const contextFilter = contextCopyFilter(options.contextDir, options.contextIgnore)
     const exclude = excludeRules(step)
     const owner = step.chown === undefined ? undefined : await resolveOwner(step.chown, below, step.source)

@@ -5,8 +5,10 @@ import { EXIT } from '../exit-codes.ts'
 import type { RequesterJobStore, StoredJob } from '../../requester/index.ts'
 import type { NodeFlags } from '../../p2p/index.ts'
 import { eventPrinter, jobError, summarize } from '../job-output.ts'
-import { JOB_TIMEOUT_HELP, jobTimeoutFlag } from '../flags.ts'
+import { JOB_TIMEOUT_HELP, jobTimeoutFlag, secretFlags } from '../flags.ts'
 import { openSession } from '../services.ts'
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value]
 
 async function jobStore (ctx: CliContext): Promise<RequesterJobStore> {
   const { createRequesterJobStore } = await import('../../requester/index.ts')
@@ -128,10 +130,11 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--bootstrap <multiaddrs>', 'comma-separated multiaddrs (with /p2p/<id>) to join through')
     .option('--listen <multiaddrs>', 'comma-separated multiaddrs to listen on (default: a free port)')
     .option('--no-mdns', 'do not look for peers on the local network')
+    .option('--secret <id=ID,src=FILE|env=VAR>', 'give the job\'s secrets again (repeatable; every id the job lists): kiln keeps no secret, and a platform that must be built again fails without them', collect, [])
     .option('--timeout <duration>', JOB_TIMEOUT_HELP)
     .option('--json', 'print a JSON summary on stdout (logs go to stderr)')
-    .addHelpText('after', '\nExample:\n  kiln jobs resume Xk3v9QpL2mNa --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...')
-    .action(async (id: string, flags: NodeFlags & { timeout?: string, json?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  kiln jobs resume Xk3v9QpL2mNa --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...\n  kiln jobs resume Xk3v9QpL2mNa --secret id=token,src=$HOME/.token')
+    .action(async (id: string, flags: NodeFlags & { timeout?: string, json?: boolean, secret: string[] }) => {
       const startedAt = Date.now()
       const store = await jobStore(ctx)
       const j = await find(store, id)
@@ -139,12 +142,19 @@ export function register (program: Command, ctx: CliContext): void {
       const spec = store.resumeSpec(id)
       if (spec === undefined) throw new CliError(`job ${id} cannot be read back`, { exitCode: EXIT.failure })
       const timeoutMs = jobTimeoutFlag(flags.timeout)
+      const secrets = await secretFlags(flags.secret)
+      const listed = spec.job.payload.secrets ?? []
+      const stray = Object.keys(secrets).filter(s => !listed.includes(s))
+      if (stray.length > 0) throw new CliError(`--secret: job ${id} has no secret ${stray.join(', ')}`, { exitCode: EXIT.usage, hint: listed.length > 0 ? `it lists ${listed.join(', ')}` : 'it lists none' })
+      const missing = listed.filter(s => secrets[s] === undefined)
+      if (flags.secret.length > 0 && missing.length > 0) throw new CliError(`--secret: job ${id} needs ${missing.join(', ')} too`, { exitCode: EXIT.usage, hint: `give every secret the job lists: ${listed.join(', ')}` })
+      if (listed.length > 0 && flags.secret.length === 0) ctx.out.warn(`job ${id} has secrets (${listed.join(', ')}) and kiln keeps none: a platform that must be built again fails unless you give them with --secret`)
       const { session } = await openSession(ctx, flags)
       const write = flags.json === true ? (line: string) => { process.stderr.write(`${line}\n`) } : (line: string) => { ctx.out.line(line) }
       const timeout = timeoutMs !== undefined ? AbortSignal.timeout(timeoutMs) : undefined
       let result
       try {
-        result = await session.requester.resume({ ...spec, ...(timeout !== undefined ? { signal: timeout } : {}), onEvent: eventPrinter(write) })
+        result = await session.requester.resume({ ...spec, ...(flags.secret.length > 0 ? { secrets } : {}), ...(timeout !== undefined ? { signal: timeout } : {}), onEvent: eventPrinter(write) })
       } catch (err) {
         throw jobError(err, timeout?.aborted === true, timeoutMs)
       }

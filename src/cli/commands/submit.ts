@@ -1,8 +1,9 @@
 import type { Command } from 'commander'
+import type { BuildPlan } from '../../recipe/index.ts'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
-import { durationFlag, JOB_TIMEOUT_HELP, jobTimeoutFlag, networkAndContext } from '../flags.ts'
+import { durationFlag, JOB_TIMEOUT_HELP, jobTimeoutFlag, networkAndContext, secretFlags } from '../flags.ts'
 import { eventPrinter, jobError, summarize } from '../job-output.ts'
 import { openSession } from '../services.ts'
 
@@ -37,6 +38,36 @@ function positiveInt (flag: string, text: string | undefined, max: number): numb
   return n
 }
 
+/**
+ * The secrets the job sends: those the recipe mounts (RUN
+ * --mount=type=secret), checked as kiln build would at the step, but
+ * before anything is signed: a required one missing is an error; one
+ * given that no step mounts is left out (it goes to nobody) with a warning.
+ */
+async function jobSecrets (given: Record<string, Uint8Array>, plans: readonly BuildPlan[], warn: (line: string) => void): Promise<Record<string, Uint8Array> | undefined> {
+  const mounted = new Map<string, boolean>()
+  for (const plan of plans) {
+    for (const stage of plan.stages) {
+      for (const step of stage.steps) {
+        if (step.op !== 'run') continue
+        for (const m of step.mounts ?? []) if (m.type === 'secret') mounted.set(m.id, (mounted.get(m.id) ?? false) || m.required)
+      }
+    }
+  }
+  for (const [id, required] of mounted) {
+    if (required && given[id] === undefined) throw new CliError(`RUN --mount=type=secret,id=${id}: the build has no secret '${id}'`, { exitCode: EXIT.usage, hint: `add --secret id=${id},src=FILE (or env=VARIABLE)` })
+  }
+  const out: Record<string, Uint8Array> = {}
+  for (const [id, value] of Object.entries(given)) {
+    if (mounted.has(id)) out[id] = value
+    else warn(`--secret id=${id}: no RUN step of the recipe mounts it; it is not sent`)
+  }
+  if (Object.keys(out).length === 0) return undefined
+  const { checkSecrets } = await import('../../jobs/index.ts')
+  try { checkSecrets(out) } catch (err) { throw new CliError(`--secret: ${(err as Error).message}`, { exitCode: EXIT.usage, cause: err }) }
+  return out
+}
+
 export function register (program: Command, ctx: CliContext): void {
   program.command('submit')
     .description('submit a signed build job to the peer network and wait for verified results (docs/jobs.md)')
@@ -49,7 +80,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--to <peer>', 'send the job straight to this agent instead of publishing it (repeatable)', collect, [])
     .option('--build-arg <k=v>', 'set a build argument (repeatable)', collect, [])
     .option('--target <stage>', 'build this stage instead of the last')
-    .option('--secret <spec>', 'not supported for jobs yet: a secret would have to be encrypted to the awarded agent\'s key; build locally with kiln build --secret', collect, [])
+    .option('--secret <id=ID,src=FILE|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable): sealed to the awarded agent\'s key in its award only, never in the published job, never logged, stored, put in a layer or in a cache key (docs/security.md)', collect, [])
     .option('--network [mode]', 'default: ask that every RUN get the network unless it says RUN --network=none (the agent\'s agent.allowNetwork decides); none (the default) asks for none. The bare flag means default')
     .option('--verify <n>', 'builders per platform whose digests must agree (default 1)')
     .option('-o, --output <spec>', 'also export the result (repeatable): any kiln build --output value, e.g. oci:DIR[:TAG], docker://HOST/REPO:TAG, type=static,dest=DIR (docs/exporters.md)', collect, [])
@@ -59,12 +90,9 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--offer-window <duration>', 'how long to collect offers before awarding, e.g. 1500ms, 5s; a bare number is milliseconds (default 3000)')
     .option('--timeout <duration>', JOB_TIMEOUT_HELP)
     .option('--json', 'print a JSON summary on stdout (logs go to stderr)')
-    .addHelpText('after', '\nExamples:\n  kiln submit -t app:1 .\n  kiln submit --platform linux/amd64,linux/arm64 -t app:1 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... .\n  kiln submit -f Singularity.def --platform linux/amd64 --require cuda>=12 --output oci-archive:app.tar ./ctx')
+    .addHelpText('after', '\nExamples:\n  kiln submit -t app:1 .\n  kiln submit --secret id=token,src=$HOME/.token -t app:1 .\n  kiln submit --platform linux/amd64,linux/arm64 -t app:1 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... .\n  kiln submit -f Singularity.def --platform linux/amd64 --require cuda>=12 --output oci-archive:app.tar ./ctx')
     .action(async (contextWord: string | undefined, opts: SubmitFlags) => {
       const { network, contextArg } = networkAndContext(opts.network, contextWord)
-      if (opts.secret.length > 0) {
-        throw new CliError('kiln submit --secret is not supported yet: a job is signed and sent to agents in the clear, and a secret would have to be encrypted to the awarded agent\'s key', { exitCode: EXIT.usage, hint: 'build the image locally with kiln build --secret id=ID,src=FILE; a job whose RUN needs a secret fails on the agent unless the mount is optional' })
-      }
       const startedAt = Date.now()
       const { basename } = await import('node:path')
       const { readRecipeInput } = await import('../recipe-input.ts')
@@ -87,6 +115,7 @@ export function register (program: Command, ctx: CliContext): void {
           return { platform, plan: parseRecipe(text, { filename, frontend: kind, buildArgs, platform, ...(opts.target !== undefined ? { target: opts.target } : {}) }) }
         } catch (err) { throw new CliError((err as Error).message, { exitCode: EXIT.usage, cause: err }) }
       })
+      const secrets = await jobSecrets(await secretFlags(opts.secret), plans.map(p => p.plan), (line) => { ctx.out.warn(line) })
       const tags = await Promise.all(opts.tag.map(parseTagName))
       const { parseOutputSpec } = await import('../../export/index.ts')
       let outputs
@@ -122,6 +151,7 @@ export function register (program: Command, ctx: CliContext): void {
           requirements: opts.require,
           buildArgs,
           network: network === 'default',
+          ...(secrets !== undefined ? { secrets } : {}),
           verify,
           ...(opts.target !== undefined ? { target: opts.target } : {}),
           ...(tags[0] !== undefined ? { output: `${tags[0].repository}:${tags[0].tag}` } : {}),

@@ -118,4 +118,10 @@ describe('the context a local build sees', () => {
     const result = await build('FROM scratch\nCOPY *.txt /x/\n', join(ctx, 'build', 'app.Dockerfile'))
     expect(await layerNames(result)).toEqual(['x', 'x/a.txt'])
   })
+
+  it('takes a destination of . (or DIR/.) as a directory, one WORKDIR named but did not make', async () => {
+    await files({ 'hello.c': 'int main(){}\n' })
+    expect(await layerNames(await build('FROM scratch\nWORKDIR /src\nCOPY hello.c .\n'))).toEqual(['src', 'src/hello.c'])
+    expect(await layerNames(await build('FROM scratch\nCOPY hello.c /opt/app/.\n'))).toEqual(['opt', 'opt/app', 'opt/app/hello.c'])
+  })
 })
