@@ -4,7 +4,8 @@
  * with a Cmd, an Env and a user in /etc/passwd, run in the default sandbox
  * and, for the user mapping and bind mounts, in each driver that works here.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeBusyboxBase } from '../../helpers/busybox-base.ts'
@@ -13,6 +14,8 @@ import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { KilnRun, Unprivileged } from '../../helpers/unprivileged.ts'
 
 const IMAGE = 'e2e/run:1'
+/** An architecture other than the node's, for which no emulator is registered on a test machine. */
+const FOREIGN_ARCH = process.arch === 'riscv64' ? 's390x' : 'riscv64'
 const DOCKERFILE = (layout: string): string => `FROM oci:${layout}:base
 COPY passwd /etc/passwd
 COPY group /etc/group
@@ -37,6 +40,17 @@ describe.skipIf(!haveTools('setpriv', 'busybox', 'umoci', 'bwrap'))('kiln run', 
     expect(b.status, b.stderr).toBe(0)
     const t = u.kiln(['tag', IMAGE, 'docker.io/library/e2e-alias:2'])
     expect(t.status, t.stderr).toBe(0)
+    // An image whose config names a user, and one for an architecture this node cannot run.
+    const userCtx = join(u.work, 'user-ctx')
+    mkdirSync(userCtx)
+    writeFileSync(join(userCtx, 'Dockerfile'), `FROM ${IMAGE}\nUSER researcher\nWORKDIR /home/researcher\n`)
+    u.give(userCtx)
+    const b2 = u.kiln(['build', '-t', 'e2e/run-user:1', userCtx], { timeoutMs: 300_000 })
+    expect(b2.status, b2.stderr).toBe(0)
+    execFileSync('umoci', ['config', '--image', `${layout}:base`, '--tag', 'foreign', '--architecture', FOREIGN_ARCH], { stdio: 'ignore' })
+    u.give(layout)
+    const f = u.kiln(['image', 'import', `oci:${layout}:foreign`, '-t', 'e2e/foreign:1'])
+    expect(f.status, f.stderr).toBe(0)
   }, 400_000)
   afterAll(() => { u?.cleanup() })
 
@@ -88,10 +102,42 @@ describe.skipIf(!haveTools('setpriv', 'busybox', 'umoci', 'bwrap'))('kiln run', 
     expect(run([IMAGE, 'sh', '-c', 'kill -TERM $$']).status).toBe(143)
   }, 120_000)
 
-  it('keeps nothing the command wrote in the root', () => {
+  it('keeps nothing the command wrote in the root, and unpacks the image once', () => {
     expect(run([IMAGE, 'sh', '-c', 'echo x > /persist && cat /persist']).stdout).toBe('x\n')
+    const unpacked = (): Array<[string, number]> => readdirSync(join(u.dataDir, 'build', 'rootfs')).filter(n => !n.startsWith('.')).map(n => [n, statSync(join(u.dataDir, 'build', 'rootfs', n)).ino])
+    const before = unpacked()
     const r = run([IMAGE, 'ls', '/persist'])
     expect(r.status).not.toBe(0)
+    // The same unpacked dirs (by inode), none added: the second run re-extracted nothing.
+    expect(unpacked()).toEqual(before)
+    expect(before.length).toBeGreaterThan(0)
+    expect(readdirSync(join(u.dataDir, 'build', 'tmp'))).toEqual([])
+  }, 120_000)
+
+  it('replaces the entrypoint with --entrypoint (a program, or a JSON array), the image\'s Cmd then dropped', () => {
+    const r = run(['--entrypoint', '/bin/echo', IMAGE, 'from', 'echo'])
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toBe('from echo\n')
+    expect(run(['--entrypoint', '/bin/echo', IMAGE]).stdout).toBe('\n')
+    const json = run(['--entrypoint', '["sh", "-c"]', IMAGE, 'echo "$GREETING json"'])
+    expect(json.status, json.stderr).toBe(0)
+    expect(json.stdout).toBe('hello json\n')
+  }, 120_000)
+
+  it('runs as the image\'s USER in its WORKDIR by default; -u overrides it', () => {
+    const r = run(['e2e/run-user:1', 'sh', '-c', 'echo "$(id -u) $(pwd) $HOME"'])
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toBe('1000 /home/researcher /home/researcher\n')
+    expect(run(['-u', 'root', 'e2e/run-user:1', 'id', '-u']).stdout).toBe('0\n')
+  }, 120_000)
+
+  it('refuses an image for another architecture with no emulator, saying so', (t) => {
+    if (existsSync(`/proc/sys/fs/binfmt_misc/qemu-${FOREIGN_ARCH}`)) { t.skip(); return }
+    const r = run(['e2e/foreign:1', 'true'])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain(`the image is for linux/${FOREIGN_ARCH}`)
+    expect(r.stderr).toContain('no emulator registered')
+    expect(r.stderr).toContain('hint:')
   }, 120_000)
 
   it('refuses a missing image with a clear error', () => {
