@@ -189,6 +189,13 @@ describe.skipIf(!haveTools('setpriv', 'busybox', 'umoci', 'bwrap'))('kiln run', 
       expect(run(['-u', '2000', IMAGE, 'sh', '-c', 'echo "$(id -u):$(id -g) $HOME"'], { env }).stdout).toBe('2000:0 /\n')
     }, 120_000)
 
+    it('passes stdin with -i', (t) => {
+      if (!usable()) { t.skip(); return }
+      const r = run(['-i', IMAGE, 'sh', '-c', 'read line; echo "got $line"'], { env, input: `through ${driver}\n` })
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stdout).toBe(`got through ${driver}\n`)
+    }, 120_000)
+
     it('binds a host dir read-write with -v: the file appears on the host', (t) => {
       if (!usable()) { t.skip(); return }
       const vol = join(u.work, `vol-${driver}`)
