@@ -23,6 +23,9 @@ ENV GREETING=hello
 CMD ["sh", "-c", "echo default cmd as $(id -u) in $(pwd)"]
 `
 
+/** The interface names of a /proc/net/dev text, sorted. */
+const netDevices = (text: string): string[] => text.split('\n').slice(2).map(l => l.split(':')[0]?.trim() ?? '').filter(n => n !== '').sort()
+
 describe.skipIf(!haveTools('setpriv', 'busybox', 'umoci', 'bwrap'))('kiln run', () => {
   let u: Unprivileged
   const run = (args: string[], options: { env?: Record<string, string>, input?: string } = {}): KilnRun => u.kiln(['run', ...args], { timeoutMs: 120_000, ...options })
@@ -138,6 +141,16 @@ describe.skipIf(!haveTools('setpriv', 'busybox', 'umoci', 'bwrap'))('kiln run', 
     expect(r.stderr).toContain(`the image is for linux/${FOREIGN_ARCH}`)
     expect(r.stderr).toContain('no emulator registered')
     expect(r.stderr).toContain('hint:')
+  }, 120_000)
+
+  it('gives loopback only by default, the host\'s network with --network=host', () => {
+    const links = (args: string[]): string[] => {
+      const r = run([...args, IMAGE, 'cat', '/proc/net/dev'])
+      expect(r.status, r.stderr).toBe(0)
+      return netDevices(r.stdout)
+    }
+    expect(links([])).toEqual(['lo'])
+    expect(links(['--network=host'])).toEqual(netDevices(readFileSync('/proc/net/dev', 'utf8')))
   }, 120_000)
 
   it('refuses a missing image with a clear error', () => {
