@@ -72,20 +72,21 @@ function takesNext (cmd: Command, arg: string): boolean {
  */
 export function markTrailingArgv (program: Command, args: readonly string[]): string[] {
   let i = 0
-  const skipOptions = (cmd: Command): boolean => {
+  // The global options may also come after the command's name (kiln run --data-dir D IMAGE).
+  const skipOptions = (cmds: Command[]): boolean => {
     while (i < args.length) {
       const a = args[i] as string
       if (a === '--') return false
       if (!a.startsWith('-') || a === '-') return true
-      i += takesNext(cmd, a) ? 2 : 1
+      i += cmds.some(c => takesNext(c, a)) ? 2 : 1
     }
     return false
   }
-  if (!skipOptions(program)) return [...args]
+  if (!skipOptions([program])) return [...args]
   const sub = program.commands.find(c => c.name() === args[i] || c.aliases().includes(args[i] as string))
   if (sub === undefined || !TRAILING_ARGV_COMMANDS.has(sub.name())) return [...args]
   i++
-  if (!skipOptions(sub)) return [...args]
+  if (!skipOptions([sub, program])) return [...args]
   return [...args.slice(0, i), '--', ...args.slice(i)]
 }
 

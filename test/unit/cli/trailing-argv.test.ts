@@ -15,6 +15,8 @@ describe('markTrailingArgv', async () => {
     expect(mark('--data-dir', 'd', 'run', '-e', 'A=1', '-v', '/x:/y', '-it', '--network=host', 'img', 'ls', '-w'))
       .toEqual(['--data-dir', 'd', 'run', '-e', 'A=1', '-v', '/x:/y', '-it', '--network=host', '--', 'img', 'ls', '-w'])
     expect(mark('-c', 'kiln.yaml', 'run', '--user', '1000', 'img')).toEqual(['-c', 'kiln.yaml', 'run', '--user', '1000', '--', 'img'])
+    // Global options after the command's name take their value too.
+    expect(mark('run', '--log-level', 'debug', '--data-dir', 'd', 'img', 'true')).toEqual(['run', '--log-level', 'debug', '--data-dir', 'd', '--', 'img', 'true'])
   })
 
   it('leaves other commands, a run without image, and an explicit -- alone', () => {
