@@ -30,9 +30,12 @@ export interface CliContext {
   out: Output
   /** Registers work to run when the command ends (close servers, stores). */
   onClose: (fn: () => Promise<void> | void) => void
+  /** Sets kiln's exit status for a command that ends without error (kiln run: the container's). */
+  exitCode: (code: number) => void
 }
 
-export function createContext (program: Command, out: Output): CliContext & { close: () => Promise<void> } {
+export function createContext (program: Command, out: Output): CliContext & { close: () => Promise<void>, commandExitCode: () => number | undefined } {
+  let commandExitCode: number | undefined
   let config: Promise<KilnConfig> | undefined
   let store: Promise<LocalStore> | undefined
   let logger: Promise<Logger> | undefined
@@ -95,6 +98,8 @@ export function createContext (program: Command, out: Output): CliContext & { cl
       return await logger
     },
     onClose: (fn) => { closers.push(fn) },
+    exitCode: (code) => { commandExitCode = code },
+    commandExitCode: () => commandExitCode,
     close: async () => {
       for (const fn of closers.splice(0).reverse()) await fn()
     }

@@ -4,15 +4,14 @@
  * the *job recipe* is what the farm builds: on the base with a RUN step
  * when the base can be made, else `FROM scratch` + COPY only, so that
  * `npm run demo` works on a machine with no busybox and no sandbox. Running
- * the result means the image's entrypoint and command, with its
- * environment, in the sandbox the builder uses for RUN steps.
+ * the result is what `kiln run` does (src/builder/container.ts).
  */
 import { spawnSync } from 'node:child_process'
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { resolveImage } from '../oci/index.ts'
 import { openLocalStore } from '../content/index.ts'
-import { createSandbox } from '../builder/sandbox/index.ts'
+import { runContainer } from '../builder/index.ts'
 
 /** What the job's recipe copies into the image, and what running the image prints first. */
 export const DEMO_MESSAGE = 'Hello from an image built by a kiln farm, without root.'
@@ -70,33 +69,28 @@ export interface RunImageResult {
 }
 
 /**
- * Runs the image `repository:tag` of the store in `dataDir`, unpacked at
- * `rootfs`, in the builder's sandbox. Throws SandboxUnavailableError when
- * no sandbox driver works here.
+ * Runs the image `repository:tag` of the store in `dataDir` as `kiln run`
+ * does (src/builder/container.ts), its output collected. Throws
+ * SandboxUnavailableError when no sandbox driver works here.
  */
-export async function runImage (dataDir: string, repository: string, tag: string, rootfs: string, signal: AbortSignal): Promise<RunImageResult> {
+export async function runImage (dataDir: string, repository: string, tag: string, signal: AbortSignal): Promise<RunImageResult> {
   const store = await openLocalStore(dataDir)
-  let image
   try {
     const { digest, mediaType, size } = store.refs.get(repository, tag)
-    image = await resolveImage(store.content, { digest, mediaType, size })
+    const image = await resolveImage(store.content, { digest, mediaType, size })
+    const c = image.config.config
+    if ([...c?.Entrypoint ?? [], ...c?.Cmd ?? []].length === 0) return { exitCode: null, output: '' }
+    let output = ''
+    const r = await runContainer({
+      store: store.content,
+      image: image.descriptor,
+      workDir: join(dataDir, 'build'),
+      signal,
+      timeoutMs: 30_000,
+      onOutput: (_stream, chunk) => { output += Buffer.from(chunk).toString() }
+    })
+    return { argv: r.argv, driver: r.driver, exitCode: r.exitCode, output }
   } finally {
     store.close()
   }
-  const c = image.config.config
-  const argv = [...c?.Entrypoint ?? [], ...c?.Cmd ?? []]
-  if (argv.length === 0) return { exitCode: null, output: '' }
-  const env = Object.fromEntries((c?.Env ?? []).map(e => { const i = e.indexOf('='); return [e.slice(0, i), e.slice(i + 1)] }))
-  const sandbox = await createSandbox()
-  let output = ''
-  const r = await sandbox.run({
-    argv,
-    env,
-    cwd: c?.WorkingDir !== undefined && c.WorkingDir !== '' ? c.WorkingDir : '/',
-    root: { kind: 'dir', path: rootfs },
-    signal,
-    timeoutMs: 30_000,
-    onOutput: (_stream, chunk) => { output += Buffer.from(chunk).toString() }
-  })
-  return { argv, driver: sandbox.driver, exitCode: r.exitCode, output }
 }

@@ -110,8 +110,8 @@ export async function runDemo (options: DemoOptions): Promise<void> {
 
     say('Run it on the desk')
     const rootfs = join(work, 'rootfs')
-    await procs.kiln('desk', ['image', 'unpack', `${IMAGE.repository}:${IMAGE.tag}`, rootfs], { echo: false })
-    await runResult({ desk: dataDir('desk'), rootfs, signal: stop.signal, show, out })
+    const unpack = async (): Promise<void> => { await procs.kiln('desk', ['image', 'unpack', `${IMAGE.repository}:${IMAGE.tag}`, rootfs], { echo: false }) }
+    await runResult({ desk: dataDir('desk'), rootfs, unpack, signal: stop.signal, show, out })
 
     out.line('')
     out.line('Next: docs/quickstart.md — run `kiln agent` on your nodes and `kiln submit` from anywhere.')
@@ -196,29 +196,29 @@ async function pullThroughGateway (procs: DemoProcs, port: number, digest: strin
   return served
 }
 
-/** Runs the unpacked image's command in the builder's sandbox, else shows the file the job made. */
-async function runResult (init: Narration & { desk: string, rootfs: string, signal: AbortSignal }): Promise<void> {
+/** Runs the image as `kiln run` does, else shows the file the job made. */
+async function runResult (init: Narration & { desk: string, rootfs: string, unpack: () => Promise<void>, signal: AbortSignal }): Promise<void> {
   const { show, out } = init
-  const printFile = (): void => {
-    show('cat rootfs/srv/message.txt')
+  const printFile = async (): Promise<void> => {
+    await init.unpack()
+    show(`kiln image unpack ${IMAGE.repository}:${IMAGE.tag} rootfs && cat rootfs/srv/message.txt`)
     out.line(indent(readFileSync(join(init.rootfs, 'srv', 'message.txt'), 'utf8')))
   }
   let run
   try {
-    run = await runImage(init.desk, IMAGE.repository, IMAGE.tag, init.rootfs, init.signal)
+    run = await runImage(init.desk, IMAGE.repository, IMAGE.tag, init.signal)
   } catch (err) {
     if (!isErrorOf(err, SandboxUnavailableError)) throw err
     out.line(`(no sandbox works here, so the image is not run: ${err.message}; kiln doctor says why)`)
-    printFile()
+    await printFile()
     return
   }
   if (run.argv === undefined) {
     out.line('(the image names no command: it is FROM scratch + COPY)')
-    printFile()
+    await printFile()
     return
   }
-  out.line(`(kiln has no run command yet: the demo runs the image's command in the sandbox the builder uses for RUN steps, ${run.driver ?? ''})`)
-  show(`${run.argv.join(' ')}        # inside rootfs/`)
+  show(`kiln run ${IMAGE.repository}:${IMAGE.tag}        # ${run.argv.join(' ')}, in the ${run.driver ?? ''} sandbox RUN steps use`)
   out.line(indent(run.output))
   if (run.exitCode !== 0) throw new CliError(`the image's command exited with ${String(run.exitCode)}`, { exitCode: EXIT.failure })
   if (!run.output.startsWith(DEMO_MESSAGE)) throw new CliError('the image\'s command did not print what the job wrote', { exitCode: EXIT.failure })

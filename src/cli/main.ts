@@ -56,6 +56,40 @@ export async function registerAll (program: Command, ctx: CliContext): Promise<v
   override(program)
 }
 
+/** Commands whose arguments after the first operand are another program's argv (`kiln run IMAGE sh -c ...`). */
+const TRAILING_ARGV_COMMANDS = new Set(['run'])
+
+/** Whether `arg` is an option of `cmd` that takes its value from the next argument. */
+function takesNext (cmd: Command, arg: string): boolean {
+  const o = cmd.options.find(o => o.long === arg || o.short === arg)
+  return o !== undefined && (o.required || o.optional)
+}
+
+/**
+ * For the commands of TRAILING_ARGV_COMMANDS: a `--` before their first
+ * operand, so that neither kiln's global options nor the command's own
+ * read the flags meant for the program (`-c` of `sh -c` is not --config).
+ */
+export function markTrailingArgv (program: Command, args: readonly string[]): string[] {
+  let i = 0
+  // The global options may also come after the command's name (kiln run --data-dir D IMAGE).
+  const skipOptions = (cmds: Command[]): boolean => {
+    while (i < args.length) {
+      const a = args[i] as string
+      if (a === '--') return false
+      if (!a.startsWith('-') || a === '-') return true
+      i += cmds.some(c => takesNext(c, a)) ? 2 : 1
+    }
+    return false
+  }
+  if (!skipOptions([program])) return [...args]
+  const sub = program.commands.find(c => c.name() === args[i] || c.aliases().includes(args[i] as string))
+  if (sub === undefined || !TRAILING_ARGV_COMMANDS.has(sub.name())) return [...args]
+  i++
+  if (!skipOptions([sub, program])) return [...args]
+  return [...args.slice(0, i), '--', ...args.slice(i)]
+}
+
 /** The exit code and hint for an error: a CliError's own, else the table's (loaded only now: see error-exits.ts). */
 async function exitFor (err: unknown): Promise<ErrorExit> {
   if (err instanceof CliError) return { code: err.exitCode, ...(err.hint !== undefined ? { hint: err.hint } : {}) }
@@ -76,8 +110,8 @@ export async function main (argv: string[]): Promise<number> {
   const { program, ctx } = buildProgram()
   await registerAll(program, ctx)
   try {
-    await program.parseAsync(argv)
-    return EXIT.ok
+    await program.parseAsync([...argv.slice(0, 2), ...markTrailingArgv(program, argv.slice(2))])
+    return ctx.commandExitCode() ?? EXIT.ok
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok

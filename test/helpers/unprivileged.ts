@@ -35,9 +35,9 @@ export interface Unprivileged {
   work: string
   uid: number
   /** Runs `kiln ARGS` as the user. */
-  kiln: (args: string[], options?: { env?: Record<string, string>, timeoutMs?: number, dataDir?: string }) => KilnRun
-  /** Runs any command as the user. */
-  exec: (file: string, args: string[], options?: { env?: Record<string, string>, timeoutMs?: number }) => KilnRun
+  kiln: (args: string[], options?: { env?: Record<string, string>, timeoutMs?: number, dataDir?: string, input?: string }) => KilnRun
+  /** Runs any command as the user; `input` is its stdin (default: none). */
+  exec: (file: string, args: string[], options?: { env?: Record<string, string>, timeoutMs?: number, input?: string }) => KilnRun
   /** Makes a path (recursively) owned by the user. */
   give: (path: string) => void
   cleanup: () => void
@@ -70,12 +70,13 @@ export function makeUnprivileged (): Unprivileged {
   const give = (path: string): void => { if (drop) execFileSync('chown', ['-R', `${UNPRIVILEGED_UID}:${UNPRIVILEGED_UID}`, path]) }
   give(home)
   const node = join(root, 'node_modules/.bin/node')
-  const exec = (file: string, args: string[], options: { env?: Record<string, string>, timeoutMs?: number } = {}): KilnRun => {
+  const exec = (file: string, args: string[], options: { env?: Record<string, string>, timeoutMs?: number, input?: string } = {}): KilnRun => {
     const argv = drop ? ['--reuid=65534', '--regid=65534', '--clear-groups', file, ...args] : args
     const r = spawnSync(drop ? 'setpriv' : file, argv, {
       cwd: work,
       env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: home, TMPDIR: tmp, KILN_DATA_DIR: dataDir, ...options.env },
       encoding: 'utf8',
+      ...(options.input !== undefined ? { input: options.input } : {}),
       timeout: options.timeoutMs ?? 120_000,
       killSignal: 'SIGKILL'
     })

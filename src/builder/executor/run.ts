@@ -3,12 +3,11 @@
  * snapshotter gives, with the stage's env, working dir and user-facing
  * output; a failure quotes the output's tail.
  */
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
 import type { Digest } from '../../content/index.ts'
 import { formatPlatform, hostPlatform } from '../../oci/index.ts'
 import type { RunStep } from '../../recipe/ir.ts'
 import { envMap } from '../config-steps.ts'
+import { emulatorFor } from '../container.ts'
 import { DEFAULT_PATH, FAILED_STEP_OUTPUT_TAIL, NO_NETWORK_OUTPUT } from '../constants.ts'
 import { StepFailedError, UnsupportedStepError } from '../errors.ts'
 import { instructionSummary } from '../instruction-text.ts'
@@ -40,7 +39,7 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
   const { scope } = ctx
   const { platform, options } = scope
   const host = hostPlatform()
-  if (platform.architecture !== host.architecture && !binfmtFor(platform.architecture)) {
+  if (platform.architecture !== host.architecture && !emulatorFor(platform.architecture)) {
     throw new UnsupportedStepError(`RUN for ${formatPlatform(platform)} needs an emulator registered in /proc/sys/fs/binfmt_misc (this node is ${formatPlatform(host)}); build on a ${platform.architecture} node or register qemu-user-static`, step.source)
   }
   const sb = await ctx.sandbox()
@@ -86,9 +85,4 @@ function offlineHint (step: RunStep, tail: string): string | undefined {
   return step.network === 'none'
     ? 'the step ran without network, as its RUN --network=none says'
     : 'the step ran without network: kiln build --network=default gives RUN steps the network (kiln submit --network=default asks an agent, whose agent.allowNetwork decides)'
-}
-
-function binfmtFor (arch: string): boolean {
-  const names: Record<string, string[]> = { arm64: ['qemu-aarch64'], amd64: ['qemu-x86_64'], arm: ['qemu-arm'], ppc64le: ['qemu-ppc64le'], riscv64: ['qemu-riscv64'], s390x: ['qemu-s390x'], '386': ['qemu-i386'] }
-  return (names[arch] ?? []).some(n => existsSync(join('/proc/sys/fs/binfmt_misc', n)))
 }

@@ -38,9 +38,9 @@ function mountArgs (m: SandboxMount): string[] {
   return [m.readOnly ? '--ro-bind' : '--bind', m.source, m.target]
 }
 
-function bwrapArgs (rootDir: string, cwd: string, network: boolean, env: Record<string, string>, mounts: readonly SandboxMount[]): string[] {
+function bwrapArgs (rootDir: string, cwd: string, network: boolean, env: Record<string, string>, mounts: readonly SandboxMount[], user: { uid: number, gid: number }): string[] {
   const args = [
-    '--unshare-user', '--uid', '0', '--gid', '0',
+    '--unshare-user', '--uid', String(user.uid), '--gid', String(user.gid),
     '--unshare-pid', '--unshare-ipc', '--unshare-uts',
     '--die-with-parent', '--new-session',
     '--bind', rootDir, '/',
@@ -67,11 +67,12 @@ export function createBwrapSandbox (features: SandboxFeatures = { overlay: true,
       const cwd = await workdirInRoot(spec.root, spec.cwd ?? '/')
       const scratch = await prepareScratch(spec.root, network, spec.mounts)
       try {
-        const common = { env: { ...HOST_ENV }, parentDeathSignal: 'SIGKILL' as const, inputFds: emulation.fds, timeoutMs: spec.timeoutMs, signal: spec.signal, onOutput: spec.onOutput }
+        const user = spec.user ?? { uid: 0, gid: 0 }
+        const common = { env: { ...HOST_ENV }, parentDeathSignal: 'SIGKILL' as const, inputFds: emulation.fds, timeoutMs: spec.timeoutMs, signal: spec.signal, onOutput: spec.onOutput, stdin: spec.stdin, output: spec.output }
         if (scratch.overlayOptions === undefined) {
-          return await runProcess({ file: bwrap, args: [...bwrapArgs(scratch.rootDir, cwd, network, spec.env, scratch.mounts), '--', ...spec.argv], ...common })
+          return await runProcess({ file: bwrap, args: [...bwrapArgs(scratch.rootDir, cwd, network, spec.env, scratch.mounts, user), '--', ...spec.argv], ...common })
         }
-        const args = bwrapArgs(scratch.rootDir, cwd, network, spec.env, scratch.mounts).map(shq).join(' ')
+        const args = bwrapArgs(scratch.rootDir, cwd, network, spec.env, scratch.mounts, user).map(shq).join(' ')
         const script = [...mountScript(scratch, cwd), `exec ${bwrap} ${args} -- "$@"`].join('\n')
         return await runProcess({
           file: requireTool('unshare'),

@@ -38,8 +38,10 @@ export function mountScript (scratch: Scratch, cwd: string): string[] {
  * /proc, a private /dev with the usual devices and the env setter
  * (NS_ENV_SETTER, bound from the host's static `busybox`), the step's
  * extra mounts, the host's resolver when networked, then chroot + chdir + exec of "$@".
+ * A `user` other than 0:0 gets a nested user namespace that maps the
+ * namespace's root to it, entered by the same unshare that chroots.
  */
-export function enterScript (scratch: Scratch, cwd: string, network: boolean, busybox: string): string[] {
+export function enterScript (scratch: Scratch, cwd: string, network: boolean, busybox: string, user?: { uid: number, gid: number }): string[] {
   const mount = requireTool('mount')
   const ln = requireTool('ln')
   const mkdir = requireTool('mkdir')
@@ -70,6 +72,7 @@ export function enterScript (scratch: Scratch, cwd: string, network: boolean, bu
       lines.push(`if [ -f ${f} ] && [ -f ${m}${f} ]; then ${mount} --bind ${f} ${m}${f}; fi`)
     }
   }
-  lines.push(`exec ${unshare} --root=${m} --wd=${shq(cwd)} -- "$@"`)
+  const mapUser = user === undefined || (user.uid === 0 && user.gid === 0) ? '' : `--map-user=${user.uid} --map-group=${user.gid} `
+  lines.push(`exec ${unshare} ${mapUser}--root=${m} --wd=${shq(cwd)} -- "$@"`)
   return lines
 }

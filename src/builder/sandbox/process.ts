@@ -43,6 +43,10 @@ export interface ProcessSpec {
    * the files it places in the sandbox (./root-emulation.ts). Default: none.
    */
   inputFds?: readonly Uint8Array[]
+  /** `inherit`: the leader reads kiln's stdin. Default: /dev/null. */
+  stdin?: 'null' | 'inherit'
+  /** `inherit`: the leader writes to kiln's stdout and stderr (onOutput is not called). Default: pipes to onOutput. */
+  output?: 'pipe' | 'inherit'
 }
 
 function command (spec: ProcessSpec): { file: string, args: string[] } {
@@ -55,11 +59,12 @@ export async function runProcess (spec: ProcessSpec): Promise<RunResult> {
   spec.signal?.throwIfAborted()
   const started = performance.now()
   const { file, args } = command(spec)
+  const out = spec.output === 'inherit' ? 'inherit' : 'pipe'
   const child = spawn(file, args, {
     env: spec.env,
     cwd: spec.cwd ?? '/',
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe', ...(spec.inputFds ?? []).map(() => 'pipe' as const)]
+    stdio: [spec.stdin === 'inherit' ? 'inherit' : 'ignore', out, out, ...(spec.inputFds ?? []).map(() => 'pipe' as const)]
   })
   spec.inputFds?.forEach((bytes, i) => {
     const pipe = child.stdio[3 + i] as Writable

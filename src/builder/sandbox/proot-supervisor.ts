@@ -66,8 +66,9 @@ reap () {
 trap reap USR1
 trap 'reap; kill -KILL 0' TERM HUP INT
 # The shell's own notices (a job "Killed") must not mix into the step's stderr: only proot's reaches it.
-exec 3>&2 2>/dev/null
-${SUPERVISOR_ENV}=$$ "$@" 2>&3 3>&- &
+# A background job's stdin is /dev/null unless redirected: proot gets the supervisor's own (kiln run -i) through fd 4.
+exec 3>&2 2>/dev/null 4<&0
+${SUPERVISOR_ENV}=$$ "$@" 2>&3 3>&- <&4 4<&- &
 p=$!
 while :; do wait "$p"; rc=$?; kill -0 "$p" 2>/dev/null || break; done
 exit "$rc"`

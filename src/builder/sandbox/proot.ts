@@ -116,6 +116,11 @@ function binds (scratch: string, network: boolean, extra: ReadonlyArray<[string,
   return pairs.flatMap(([host, guest]) => ['-b', `${host}:${guest}`])
 }
 
+/** proot's fake ids: `-0` (root, its root emulation) or `-i UID:GID` (another user, chown and kin still faked). */
+function identity (user: RunSpec['user']): string[] {
+  return user === undefined || (user.uid === 0 && user.gid === 0) ? ['-0'] : ['-i', `${user.uid}:${user.gid}`]
+}
+
 export function createProotSandbox (): Sandbox {
   return {
     driver: 'proot',
@@ -137,13 +142,15 @@ export function createProotSandbox (): Sandbox {
         await mkdir(join(scratch, 'shm'), { mode: 0o1777 })
         const r = await runProcess({
           file: supervisor[0] as string,
-          args: [...supervisor.slice(1), proot, '-0', '-v', '-1', '-r', root, '-w', cwd, ...binds(scratch, network, extra), GUEST_BUSYBOX, 'sh', '-c', WRAPPER, 'kiln-step', ...argv],
+          args: [...supervisor.slice(1), proot, ...identity(spec.user), '-v', '-1', '-r', root, '-w', cwd, ...binds(scratch, network, extra), GUEST_BUSYBOX, 'sh', '-c', WRAPPER, 'kiln-step', ...argv],
           env: { ...HOST_ENV },
           parentDeathSignal: 'SIGTERM',
           stopSignal: 'SIGTERM',
           timeoutMs: spec.timeoutMs,
           signal: spec.signal,
-          onOutput: spec.onOutput
+          onOutput: spec.onOutput,
+          stdin: spec.stdin,
+          output: spec.output
         })
         if (r.timedOut) return r
         const code = await readFile(join(scratch, 'status', 'code'), 'utf8').then(t => Number.parseInt(t.trim(), 10), () => undefined)

@@ -53,6 +53,17 @@ export interface RunSpec {
   /** Aborting kills the whole process tree; run() then rejects with the signal's reason. */
   signal?: AbortSignal
   onOutput?: (stream: OutputStream, chunk: Uint8Array) => void
+  /**
+   * The ids the command runs as in the root. Default 0:0, the namespace's
+   * root (what build steps get). Another id is the caller's own uid seen
+   * under that number (bwrap `--uid`, a nested user namespace for
+   * `unshare`, proot `-i`): files the caller owns show as owned by it.
+   */
+  user?: { uid: number, gid: number }
+  /** `inherit`: the command reads kiln's own stdin (`kiln run -i`). Default: /dev/null. */
+  stdin?: 'null' | 'inherit'
+  /** `inherit`: the command writes to kiln's own stdout and stderr, and onOutput is not called. Default: piped to onOutput. */
+  output?: 'pipe' | 'inherit'
 }
 
 export interface RunResult {

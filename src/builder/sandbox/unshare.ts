@@ -37,7 +37,7 @@ export function createUnshareSandbox (features: SandboxFeatures = { overlay: tru
       const cwd = await workdirInRoot(spec.root, spec.cwd ?? '/')
       const scratch = await prepareScratch(spec.root, network, spec.mounts)
       try {
-        const script = [...mountScript(scratch, cwd), ...enterScript(scratch, cwd, network, busybox)].join('\n')
+        const script = [...mountScript(scratch, cwd), ...enterScript(scratch, cwd, network, busybox, spec.user)].join('\n')
         const flags = network ? '-Urmpf' : '-Urmpfn'
         return await runProcess({
           file: unshare,
@@ -46,7 +46,9 @@ export function createUnshareSandbox (features: SandboxFeatures = { overlay: tru
           parentDeathSignal: 'SIGKILL',
           timeoutMs: spec.timeoutMs,
           signal: spec.signal,
-          onOutput: spec.onOutput
+          onOutput: spec.onOutput,
+          stdin: spec.stdin,
+          output: spec.output
         })
       } finally {
         await scratch.cleanup()

@@ -64,8 +64,8 @@ describe.skipIf(!haveTools('setpriv', 'busybox', 'skopeo', 'bwrap'))('npm run de
     expect(p2p).toMatch(/^sha256:/)
     expect(gateway).toBe(p2p)
     expect(out).toMatch(/pulled (sha256:[0-9a-f]{64}): 5 blobs/)
-    // Run in the builder's sandbox: the file the job made.
-    expect(out).toMatch(/\$ cat \/srv\/message\.txt .*\n {4}Hello from an image built by a kiln farm, without root\.\n {4}built as uid 0 in a user namespace on /)
+    // Run as kiln run does, in the builder's sandbox: the file the job made.
+    expect(out).toMatch(/\$ kiln run demo\/hello:1 .*# cat \/srv\/message\.txt, .*\n {4}Hello from an image built by a kiln farm, without root\.\n {4}built as uid 0 in a user namespace on /)
     const work = workDirOf(out)
     expect(work).toContain('kiln-demo-')
     expect(out).toContain(`farm stopped; removed ${work}`)
