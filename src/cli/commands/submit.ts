@@ -68,7 +68,8 @@ export function register (program: Command, ctx: CliContext): void {
       const startedAt = Date.now()
       const { basename } = await import('node:path')
       const { readRecipeInput } = await import('../recipe-input.ts')
-      const { contextDir, recipePath, text, buildArgs } = await readRecipeInput(contextArg, opts.file, opts.buildArg)
+      const { contextDir, recipePath, text, buildArgs, cleanup } = await readRecipeInput(contextArg, opts.file, opts.buildArg)
+      ctx.onClose(cleanup)
       const [{ splitList }, { parsePlatform, formatPlatform, hostPlatform, parseImageRef, exportOptionsFromRef }, { parseRecipe, detectFrontend }, { parseTagName }, { Requirement }] = await Promise.all([
         import('../../p2p/index.ts'), import('../../oci/index.ts'), import('../../recipe/index.ts'), import('../local-image.ts'), import('../../../protocols/job.ts')
       ])
