@@ -142,7 +142,7 @@ export function register (program: Command, ctx: CliContext): void {
           }
         })
       } catch (err) {
-        throw foreignPlatformError(err, platforms)
+        throw await foreignPlatformError(err, platforms)
       } finally {
         process.off('SIGINT', onSignal)
         process.off('SIGTERM', onSignal)
@@ -207,9 +207,12 @@ function annotationFlags (values: readonly string[], platforms: number): { manif
   return { manifest: keyValueFlags('--annotation', manifest), index: keyValueFlags('--annotation', index) }
 }
 
-/** A RUN for a platform this node cannot run: say that a job (kiln submit) builds it on an agent that can. */
-function foreignPlatformError (err: unknown, platforms: readonly string[]): unknown {
-  if (!(err instanceof Error) || err.name !== 'UnsupportedStepError' || !/binfmt_misc/.test(err.message)) return err
-  const list = platforms.length > 0 ? platforms.join(',') : 'PLATFORM'
-  return new CliError(err.message, { exitCode: EXIT.usage, cause: err, hint: `kiln submit --platform ${list} sends the build to agents that build those platforms natively or emulated (kiln peers lists them)` })
+/** A step this node cannot run in a build for another architecture (no emulator): say that a job (kiln submit) builds it on an agent that can. */
+async function foreignPlatformError (err: unknown, platforms: readonly string[]): Promise<unknown> {
+  const [{ UnsupportedStepError }, { isErrorOf }, { hostPlatform, parsePlatform }] = await Promise.all([
+    import('../../builder/errors.ts'), import('../../util/error-class.ts'), import('../../oci/index.ts')
+  ])
+  const host = hostPlatform().architecture
+  if (!isErrorOf(err, UnsupportedStepError) || !platforms.some(p => parsePlatform(p).architecture !== host)) return err
+  return new CliError(err.message, { exitCode: EXIT.usage, cause: err, hint: `kiln submit --platform ${platforms.join(',')} sends the build to agents that build those platforms natively or emulated (kiln peers lists them)` })
 }
