@@ -47,7 +47,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('-q, --quiet', 'print nothing but the image digest (the manifest\'s, or the index\'s with several platforms)')
     .option('--iidfile <file>', 'write the image digest to this file')
     .option('--target <stage>', 'build this stage (name or index) instead of the last')
-    .option('-o, --output <spec>', 'also export the image (repeatable): type=oci-layout|oci-archive|docker-archive|registry|static|s3|exec|sif,KEY=VALUE,... or oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], docker://HOST/REPO:TAG, sif:FILE (docs/exporters.md)', collect, [])
+    .option('-o, --output <spec>', 'also export the image (repeatable): type=oci-layout|oci-archive|docker-archive|registry|static|s3|exec|sif|local|tar,KEY=VALUE,... or oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], docker://HOST/REPO:TAG, sif:FILE, or a plain DIR (type=local: the root filesystem as files) (docs/exporters.md)', collect, [])
     .option('--cache-to <spec>', 'export the step cache after the build (repeatable): any --output value plus mode=min|max (default max), or type=registry,ref=HOST/REPO:TAG', collect, [])
     .option('--cache-from <ref>', 'import a step cache before the build (repeatable): oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://HOST/REPO:TAG, type=registry,ref=REF or type=local,src=DIR', collect, [])
     .option('--network [mode]', 'default: every RUN (Apptainer %post) gets the network unless it says RUN --network=none; none (the default): no step does. The bare flag means default')
@@ -58,7 +58,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--notest', 'Apptainer: do not run %test at the end of the build')
     .option('--dry-run', 'parse the recipe and print the build plan without building')
     .option('--json', 'with --dry-run: the plan as JSON; otherwise a JSON summary')
-    .addHelpText('after', '\nExamples:\n  kiln build -t app:1 .\n  kiln build -f Singularity.def --build-arg VERSION=2 -t tools:2 ./ctx\n  kiln build --dry-run --json .\n  kiln build -t hpc/app:1 --output type=static,dest=/srv/registry --output oci-archive:app.tar .\n  kiln build --cache-from docker://registry.example.org/cache/app:bc --cache-to type=registry,ref=registry.example.org/cache/app:bc,mode=max .')
+    .addHelpText('after', '\nExamples:\n  kiln build -t app:1 .\n  kiln build -f Singularity.def --build-arg VERSION=2 -t tools:2 ./ctx\n  kiln build --dry-run --json .\n  kiln build --platform linux/amd64,linux/arm64 -t app:1 --label org.opencontainers.image.version=1 .\n  tar -C ctx -c . | kiln build -q --iidfile app.iid -\n  kiln build -f - --output type=local,dest=./rootfs . < Dockerfile\n  kiln build -t hpc/app:1 --output type=static,dest=/srv/registry --output oci-archive:app.tar .\n  kiln build --cache-from docker://registry.example.org/cache/app:bc --cache-to type=registry,ref=registry.example.org/cache/app:bc,mode=max .')
     .action(async (contextWord: string | undefined, opts: BuildCliOptions) => {
       const { network, contextArg } = networkAndContext(opts.network, contextWord)
       const { basename } = await import('node:path')
