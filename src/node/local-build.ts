@@ -105,6 +105,10 @@ export async function runLocalBuild (init: LocalBuildInit): Promise<LocalBuild> 
     }
   }
   const platforms = init.platforms !== undefined && init.platforms.length > 1 ? init.platforms : [init.request.platform]
+  if (platforms.length > 1) {
+    const { checkPlanRuns, planRecipe } = await import('../builder/index.ts')
+    for (const platform of platforms as string[]) await checkPlanRuns(planRecipe({ ...init.request, platform }), platform)
+  }
   const { root, built, plan } = await building.hold(async () => {
     const built: LocalBuild['platforms'] = []
     let plan
