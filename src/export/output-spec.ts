@@ -269,9 +269,11 @@ function fromFields (text: string, fields: RawFields): OutputSpec {
       return { type, cmd: v.cmd as string, args: v.arg as string[], options, ...(v.timeout === undefined ? {} : { timeoutSeconds: v.timeout as number }) }
     case 'kiln':
       return { type }
-    case 'sif':
     case 'local':
     case 'tar':
+      if (v.dest === '-') fail(text, [{ key: 'dest', why: 'a root filesystem on stdout (-) is not supported, stdout carries the build\'s own lines; give a file' }])
+      return { type, dest: v.dest as string, ...(v.platform === undefined ? {} : { platform: v.platform as string }) }
+    case 'sif':
       return { type, dest: v.dest as string, ...(v.platform === undefined ? {} : { platform: v.platform as string }) }
   }
 }
@@ -282,6 +284,7 @@ function fromShortForm (text: string): OutputSpec {
     return { type: 'sif', dest: text.slice(4) }
   }
   // A plain path is a directory for the root filesystem, as buildx reads `-o DIR`.
+  if (text === '-') throw new OutputSpecInvalidError('invalid --output "-": a tar on stdout is not supported, stdout carries the build\'s own lines; write type=tar,dest=FILE', ['dest'])
   if (!text.includes(':')) return { type: 'local', dest: text }
   let ref: ImageRef
   try {

@@ -86,6 +86,9 @@ describe('parseOutputSpec', () => {
     expect(parseOutputSpec('type=tar,dest=rootfs.tar,platform=linux/arm64')).toEqual({ type: 'tar', dest: 'rootfs.tar', platform: 'linux/arm64' })
     expect(parseOutputSpec('./out/rootfs')).toEqual({ type: 'local', dest: './out/rootfs' })
     expect(parseOutputSpec('out')).toEqual({ type: 'local', dest: 'out' })
+    // buildx's `-o -` (a tar on stdout) is refused, not taken for a directory named "-".
+    expect(badKeys('-')).toEqual(['dest'])
+    expect(badKeys('type=tar,dest=-')).toEqual(['dest'])
     // A word with a colon is a transport, never a directory named after a typo.
     expect(() => parseOutputSpec('oci-archve:app.tar')).toThrow(OutputSpecInvalidError)
     for (const text of ['type=local,dest=d,platform=linux/amd64', 'type=tar,dest=r.tar']) expect(parseOutputSpec(formatOutputSpec(parseOutputSpec(text)))).toEqual(parseOutputSpec(text))
