@@ -136,3 +136,11 @@ export function keyValueFlags (flag: string, values: readonly string[]): Record<
   }
   return out
 }
+
+/** `--iidfile FILE` of `kiln build` and `kiln submit`: the digest the image is stored under, as docker build writes its image ID. */
+export async function writeIidFile (file: string, digest: string): Promise<void> {
+  const { writeFile } = await import('node:fs/promises')
+  await writeFile(file, digest).catch((err: Error) => {
+    throw new CliError(`--iidfile ${file}: ${err.message}`, { exitCode: EXIT.failure, hint: `the image is in the local store as ${digest}` })
+  })
+}

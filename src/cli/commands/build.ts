@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
-import { collectList, keyValueFlags, networkAndContext, secretFlags } from '../flags.ts'
+import { collectList, keyValueFlags, networkAndContext, secretFlags, writeIidFile } from '../flags.ts'
 
 interface BuildCliOptions {
   file?: string
@@ -148,10 +148,7 @@ export function register (program: Command, ctx: CliContext): void {
         process.off('SIGTERM', onSignal)
       }
       const { result, root } = built
-      if (opts.iidfile !== undefined) {
-        const { writeFile } = await import('node:fs/promises')
-        await writeFile(opts.iidfile, root.digest).catch((err: Error) => { throw new CliError(`--iidfile ${opts.iidfile ?? ''}: ${err.message}`, { exitCode: EXIT.failure, hint: `the image is built and stored as ${root.digest}` }) })
-      }
+      if (opts.iidfile !== undefined) await writeIidFile(opts.iidfile, root.digest)
       if (opts.quiet === true) { ctx.out.line(root.digest); return }
       const exported = built.exported.map((r, i) => ({ output: opts.output[i] as string, ...r }))
       const cacheExported = built.cacheExported.map((r, i) => ({ output: opts.cacheTo[i] as string, ...r }))
