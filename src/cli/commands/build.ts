@@ -196,6 +196,10 @@ function annotationFlags (values: readonly string[], platforms: number): { manif
   const manifest: string[] = []
   const index: string[] = []
   for (const v of values) {
+    const level = /^([a-z-]+)(?:\[[^\]]*\])?:/.exec(v)?.[1]
+    if (level !== undefined && level !== 'manifest' && level !== 'index' && /-descriptor$/.test(level)) {
+      throw new CliError(`--annotation ${v}: the ${level} level is not supported`, { exitCode: EXIT.usage, hint: 'annotate the manifest (K=V or manifest:K=V) or the index of a multi-platform build (index:K=V)' })
+    }
     const m = /^(manifest|index):(.*)$/s.exec(v)
     if (m?.[1] === 'index') index.push(m[2] as string)
     else manifest.push(m?.[2] ?? v)

@@ -6,6 +6,7 @@
  * values into one index that -t names. Recipes are FROM scratch + COPY, so
  * no sandbox is needed and any platform builds.
  */
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -91,6 +92,22 @@ describe('kiln build flags', () => {
     expect((await readImage('flags/stdin:f')).configs[0]?.history.map((h: Json) => h.created_by)).toEqual(['COPY a.txt /from-stdin-recipe'])
   })
 
+  it('kiln image export writes the root filesystem with type=tar and --format local', async () => {
+    const ctx = context('FROM scratch\nCOPY a.txt /etc/a.txt\n')
+    expect((await kiln(['build', '-q', '-t', 'flags/rootfs:1', ctx])).code).toBe(0)
+    const tar = join(root, 'rootfs.tar')
+    const r = await kiln(['image', 'export', 'flags/rootfs:1', `type=tar,dest=${tar}`, '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({ dest: tar, format: 'tar' })
+    expect(execFileSync('tar', ['-xOf', tar, 'etc/a.txt'], { encoding: 'utf8' })).toBe('hello\n')
+    const dir = join(root, 'rootfs-dir')
+    expect((await kiln(['image', 'export', 'flags/rootfs:1', '--format', 'local', dir])).code).toBe(0)
+    expect(readFileSync(join(dir, 'etc', 'a.txt'), 'utf8')).toBe('hello\n')
+    const again = await kiln(['image', 'export', 'flags/rootfs:1', '--format', 'local', dir])
+    expect(again.code).not.toBe(0)
+    expect(again.stderr).toMatch(/is not empty/)
+  })
+
   it('several --platform values build each and store an index that -t names, with index: annotations on it', async () => {
     const ctx = context('FROM scratch\nCOPY a.txt /\n')
     const r = await kiln(['build', '--json', '-t', 'flags/multi:1', '--platform', 'linux/amd64,linux/arm64', '--platform', 'linux/amd64', '--annotation', 'index:org.example.index=yes', '--label', 'l=1', ctx])
@@ -107,5 +124,8 @@ describe('kiln build flags', () => {
     const one = await kiln(['build', '--annotation', 'index:a=b', ctx])
     expect(one.code).toBe(2)
     expect(one.stderr).toMatch(/a build of one platform makes no index/)
+    const descriptor = await kiln(['build', '--annotation', 'manifest-descriptor:a=b', ctx])
+    expect(descriptor.code).toBe(2)
+    expect(descriptor.stderr).toMatch(/the manifest-descriptor level is not supported/)
   })
 })
