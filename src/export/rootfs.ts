@@ -7,9 +7,10 @@
  * local output out.
  *
  * The layers are applied with src/oci's unpackImage (whiteouts, diffIDs
- * checked, setuid bits stripped). Unpacking is rootless, so owners are not
- * kept: a local tree belongs to the user who exported it, and the tar's
- * entries are 0:0, its times clamped to SOURCE_DATE_EPOCH (the same image
+ * checked, setuid bits stripped). Unpacking is rootless, so a local tree
+ * belongs to the user who exported it. The tar takes each entry's owner and
+ * mode (setuid bits included) from the last layer that wrote it, as the
+ * image has them, and its times clamped to SOURCE_DATE_EPOCH (the same image
  * gives the same tar). dest of type=local must be absent or empty; a tar
  * replaces its file atomically.
  */
@@ -20,8 +21,9 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { encodeTar, formatPlatform, listTree, parseDescribed, parsePlatform, unpackImage } from '../oci/index.ts'
-import type { Descriptor, LayerEntry, Platform } from '../oci/index.ts'
+import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX, decompressDetected, encodeTar, formatPlatform, listTree, parseDescribed, parsePlatform, readTar, unpackImage } from '../oci/index.ts'
+import type { Descriptor, LayerEntry, Platform, ResolvedImage } from '../oci/index.ts'
+import type { BlobReader } from '../content/index.ts'
 import { removeTree } from '../util/fs.ts'
 import { ExportUnsupportedError } from './errors.ts'
 import type { ExportImage, ExportOptions, ExportResult, ExporterComponents } from './index.ts'
@@ -47,12 +49,61 @@ async function treesOf (image: ExportImage, platformText: string | undefined): P
   return entries.map(m => ({ subdir: platformDirName(m.platform as Platform), root: image.root, platform: m.platform as Platform }))
 }
 
-async function unpackTrees (image: ExportImage, trees: Tree[], dir: string, signal?: AbortSignal): Promise<void> {
+/** Unpacks each tree under dir; returns the image each tree came from. */
+async function unpackTrees (image: ExportImage, trees: Tree[], dir: string, signal?: AbortSignal): Promise<ResolvedImage[]> {
+  const images: ResolvedImage[] = []
   for (const t of trees) {
     const into = t.subdir === '' ? dir : join(dir, t.subdir)
     await mkdir(into, { recursive: true })
-    await unpackImage(image.store, t.root, into, { ...(t.platform !== undefined ? { platform: t.platform } : {}), ...(signal !== undefined ? { signal } : {}) })
+    images.push(await unpackImage(image.store, t.root, into, { ...(t.platform !== undefined ? { platform: t.platform } : {}), ...(signal !== undefined ? { signal } : {}) }))
   }
+  return images
+}
+
+interface Owner { uid: number, gid: number, mode: number }
+
+/** `./a/b/` -> `a/b`: a tar name as listTree writes paths. */
+const cleanName = (name: string): string => name.split('/').filter(c => c !== '' && c !== '.').join('/')
+
+/**
+ * Owner and mode of every path of an image's root filesystem, from its
+ * layers' headers: the last layer that writes a path decides, a whiteout
+ * removes a path and what is under it, an opaque whiteout what is under its
+ * directory. (The unpacked tree has the exporting user's ids and no setuid
+ * bits; the image's own are these.)
+ */
+async function ownersOf (store: BlobReader, resolved: ResolvedImage, signal?: AbortSignal): Promise<Map<string, Owner>> {
+  const owners = new Map<string, Owner>()
+  const removeUnder = (dir: string, andSelf: boolean): void => {
+    if (andSelf) owners.delete(dir)
+    const prefix = dir === '' ? '' : `${dir}/`
+    for (const k of owners.keys()) if (k.startsWith(prefix) && k !== dir) owners.delete(k)
+  }
+  for (const layer of resolved.manifest.layers) {
+    const { tar } = await decompressDetected(store.read(layer.digest, { signal }))
+    for await (const { header } of readTar(tar)) {
+      const path = cleanName(header.name)
+      const slash = path.lastIndexOf('/')
+      const base = path.slice(slash + 1)
+      const parent = slash < 0 ? '' : path.slice(0, slash)
+      if (base === OPAQUE_WHITEOUT) removeUnder(parent, false)
+      else if (base.startsWith(WHITEOUT_PREFIX)) removeUnder(`${parent === '' ? '' : `${parent}/`}${base.slice(WHITEOUT_PREFIX.length)}`, true)
+      else if (path !== '') owners.set(path, { uid: header.uid, gid: header.gid, mode: header.mode & 0o7777 })
+    }
+  }
+  return owners
+}
+
+/** The tree's entries with the image's owners and modes; a path no layer names (a per-platform directory) is 0:0. */
+async function imageEntries (rootfs: string, store: BlobReader, trees: Tree[], images: ResolvedImage[], signal?: AbortSignal): Promise<LayerEntry[]> {
+  const bySubdir = new Map<string, Map<string, Owner>>()
+  for (const [i, t] of trees.entries()) bySubdir.set(t.subdir, await ownersOf(store, images[i] as ResolvedImage, signal))
+  return (await listTree(rootfs)).filter(e => e.type !== 'whiteout' && e.type !== 'opaque').map(e => {
+    const sub = trees.length > 1 ? e.path.split('/')[0] as string : ''
+    const owner = bySubdir.get(sub)?.get(sub === '' ? e.path : e.path.slice(sub.length + 1))
+    if (owner === undefined) return e
+    return e.type === 'symlink' ? { ...e, uid: owner.uid, gid: owner.gid } : { ...e, uid: owner.uid, gid: owner.gid, mode: owner.mode }
+  })
 }
 
 export async function exportLocal (image: ExportImage, spec: LocalSpec, options: ExportOptions): Promise<ExportResult> {
@@ -73,9 +124,8 @@ export async function exportTar (image: ExportImage, spec: TarSpec, options: Exp
   try {
     const rootfs = join(work, 'rootfs')
     await mkdir(rootfs)
-    await unpackTrees(image, trees, rootfs, options.signal)
-    // Owners are the image's root, as in every rootless unpack; modes, links and (clamped) times are the tree's.
-    const entries: LayerEntry[] = (await listTree(rootfs)).filter(e => e.type !== 'whiteout')
+    const images = await unpackTrees(image, trees, rootfs, options.signal)
+    const entries = await imageEntries(rootfs, image.store, trees, images, options.signal)
     await mkdir(dirname(spec.dest), { recursive: true })
     const tmp = `${spec.dest}.tmp-${randomBytes(6).toString('hex')}`
     try {
