@@ -140,13 +140,19 @@ async function fromStdinContext (stdin: AsyncIterable<Uint8Array>, file: string 
     } catch (err) {
       throw new CliError(`the context tar on stdin cannot be unpacked: ${(err as Error).message}`, { exitCode: EXIT.usage, cause: err })
     }
+    // A path in the tar: it may not leave the context, nor be a link (which could point anywhere on this host).
+    const fileIn = async (name: string): Promise<string | undefined> => {
+      const path = resolve(contextDir, name.replace(/^\/+/, ''))
+      const st = path.startsWith(`${contextDir}/`) ? await lstat(path).catch(() => undefined) : undefined
+      return st?.isFile() === true ? path : undefined
+    }
     let recipePath: string | undefined
     if (file !== undefined) {
-      // A path in the tar: it may not leave the context, nor be a link (which could point anywhere on this host).
-      const path = resolve(contextDir, file.replace(/^\/+/, ''))
-      const st = path.startsWith(`${contextDir}/`) ? await lstat(path).catch(() => undefined) : undefined
-      if (st?.isFile() !== true) throw new CliError(`-f ${file}: no such file in the context tar`, { exitCode: EXIT.notFound, hint: '-f is a path inside the tar when the context is -' })
-      recipePath = path
+      recipePath = await fileIn(file)
+      if (recipePath === undefined) throw new CliError(`-f ${file}: no such file in the context tar`, { exitCode: EXIT.notFound, hint: '-f is a path inside the tar when the context is -' })
+    } else {
+      for (const name of RECIPE_NAMES) if ((recipePath = await fileIn(name)) !== undefined) break
+      if (recipePath === undefined) throw new CliError('no recipe in the context tar on stdin', { exitCode: EXIT.usage, hint: `put a ${RECIPE_NAMES.join(', ')} file at its root, or name one with -f PATH-IN-THE-TAR` })
     }
     return { ...await recipeIn(contextDir, 'the context tar on stdin', recipePath), buildArgs, cleanup }
   } catch (err) {

@@ -73,6 +73,13 @@ describe('readRecipeInput', () => {
     expect(readdirSync(tmpdir()).filter(n => n.startsWith('kiln-context-')).length).toBe(before)
   })
 
+  it('context - does not follow a recipe that is a link out of the tar', async () => {
+    const chunks: Uint8Array[] = []
+    for await (const c of encodeTar([{ type: 'symlink', path: 'Dockerfile', target: '/etc/passwd' }])) chunks.push(c)
+    await expect(readRecipeInput('-', undefined, [], { stdin: stdinOf(Buffer.concat(chunks)) })).rejects.toThrow(/no recipe in the context tar on stdin/)
+    await expect(readRecipeInput('-', 'Dockerfile', [], { stdin: stdinOf(Buffer.concat(chunks)) })).rejects.toThrow(/no such file in the context tar/)
+  })
+
   it('context - with no tar on stdin takes stdin as the recipe and the context empty', async () => {
     const input = await readRecipeInput('-', undefined, [], { stdin: stdinOf(enc('FROM scratch\nENV A=1\n'), 3) })
     expect(input.text).toBe('FROM scratch\nENV A=1\n')
