@@ -205,7 +205,7 @@ export function createBuilder (init: BuilderInit): Builder {
         architecture: platform.architecture,
         os: platform.os,
         ...(platform.variant !== undefined ? { variant: platform.variant } : {}),
-        config: target.config,
+        config: !hasEntries(options.labels) ? target.config : { ...target.config, Labels: { ...(target.config.Labels ?? {}), ...options.labels } },
         rootfs: { type: 'layers' as const, diff_ids: target.diffIds },
         history: target.history
       }
@@ -216,7 +216,7 @@ export function createBuilder (init: BuilderInit): Builder {
         mediaType: OCI_MANIFEST,
         config: { mediaType: OCI_CONFIG, digest: configInfo.digest, size: configInfo.size },
         layers: target.layers,
-        ...(flattened !== undefined ? { annotations: { [PERMISSIONS_ANNOTATION]: 'flattened' } } : {})
+        ...(flattened !== undefined || hasEntries(options.annotations) ? { annotations: { ...options.annotations, ...(flattened !== undefined ? { [PERMISSIONS_ANNOTATION]: 'flattened' } : {}) } } : {})
       }
       const manifestBytes = encodeJson(manifest)
       const info = await store.ingest(manifestBytes)
@@ -268,4 +268,8 @@ export function createBuilder (init: BuilderInit): Builder {
   })
 
   return { build }
+}
+
+function hasEntries (record: Readonly<Record<string, string>> | undefined): boolean {
+  return record !== undefined && Object.keys(record).length > 0
 }

@@ -36,7 +36,7 @@ export function createBuilder (init: BuilderInit): Builder {
   return lockingBuilder(createUnlockedBuilder(init), init.workDir)
 }
 export { instructionText, instructionSummary } from './instruction-text.ts'
-export { planRecipe, runRecipe } from './run-recipe.ts'
+export { checkPlanRuns, planRecipe, runRecipe } from './run-recipe.ts'
 export type { RecipeLogLine, RecipeRequest, RecipeRun, RunRecipeOptions } from './run-recipe.ts'
 export type * from './types.ts'
 export * from './errors.ts'

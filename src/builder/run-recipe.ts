@@ -67,6 +67,20 @@ export function planRecipe (request: RecipeRequest): BuildPlan {
   })
 }
 
+/**
+ * Throws UnsupportedStepError, before anything is built, when the plan has a
+ * RUN in a stage whose platform (its `FROM --platform`, else `platform`)
+ * this node cannot run: what a build of several platforms checks first, so
+ * that one platform it cannot build does not fail it after the others.
+ */
+export async function checkPlanRuns (plan: BuildPlan, platform: string): Promise<void> {
+  const [{ parsePlatform }, { checkRunnable }] = await Promise.all([import('../oci/index.ts'), import('./executor/run.ts')])
+  for (const stage of plan.stages) {
+    const run = stage.steps.find(s => s.op === 'run')
+    if (run !== undefined) checkRunnable(parsePlatform(stage.platform ?? platform), run.source)
+  }
+}
+
 /** Parses, admits and builds one request; log lines go to `options.onLine` as they come. */
 export async function runRecipe (builder: Builder, request: RecipeRequest, options: RunRecipeOptions): Promise<RecipeRun> {
   const parsed = planRecipe(request)

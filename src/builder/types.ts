@@ -73,6 +73,13 @@ export interface BuildOptions {
    * every time (a moved tag is followed).
    */
   pull?: 'missing' | 'always'
+  /**
+   * Labels added to the image config's Labels after the last step (`kiln
+   * build --label`, as docker build's): they win over the recipe's LABELs.
+   */
+  labels?: Readonly<Record<string, string>>
+  /** Annotations of the image manifest (`kiln build --annotation`, as buildx's). */
+  annotations?: Readonly<Record<string, string>>
   /** Ignore the step cache (entries are still written). */
   noCache?: boolean
   stepTimeoutMs?: number

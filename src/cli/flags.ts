@@ -122,3 +122,25 @@ export function logLevelFlag (command: Command): { logLevel?: string } {
   const level = command.optsWithGlobals<{ logLevel?: string }>().logLevel
   return level !== undefined ? { logLevel: level } : {}
 }
+
+/**
+ * `KEY=VALUE` values of a repeatable flag (`--label`, `--annotation`) as a
+ * record; a later KEY wins, VALUE may be empty, KEY may not.
+ */
+export function keyValueFlags (flag: string, values: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const kv of values) {
+    const i = kv.indexOf('=')
+    if (i <= 0) throw new CliError(`${flag} ${kv}: expected KEY=VALUE`, { exitCode: EXIT.usage, hint: `for example ${flag} org.opencontainers.image.source=https://example.org/app` })
+    out[kv.slice(0, i)] = kv.slice(i + 1)
+  }
+  return out
+}
+
+/** `--iidfile FILE` of `kiln build` and `kiln submit`: the digest the image is stored under, as docker build writes its image ID. */
+export async function writeIidFile (file: string, digest: string): Promise<void> {
+  const { writeFile } = await import('node:fs/promises')
+  await writeFile(file, digest).catch((err: Error) => {
+    throw new CliError(`--iidfile ${file}: ${err.message}`, { exitCode: EXIT.failure, hint: `the image is in the local store as ${digest}` })
+  })
+}

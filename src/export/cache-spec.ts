@@ -26,9 +26,17 @@ function fields (text: string): Array<[string, string]> | undefined {
   return text.split(',').map(f => { const i = f.indexOf('='); return i < 0 ? [f, ''] : [f.slice(0, i), f.slice(i + 1)] })
 }
 
+/** A cache image is an artifact, not a root filesystem: outputs that unpack one (a tree, a tar, a SIF) cannot take it. */
+function imageOutput (text: string, output: OutputSpec): OutputSpec {
+  if (output.type === 'local' || output.type === 'tar' || output.type === 'sif') {
+    throw new OutputSpecInvalidError(`invalid --cache-to ${JSON.stringify(text)}: a cache image has no root filesystem to write as type=${output.type}; write it as an image: oci:DIR, oci-archive:FILE, or type=local,dest=DIR (which --cache-to, as buildx, reads as an OCI layout)`, ['type'])
+  }
+  return output
+}
+
 export function parseCacheToSpec (text: string): CacheToSpec {
   const fs = fields(text)
-  if (fs === undefined) return { mode: 'max', output: parseOutputSpec(text) }
+  if (fs === undefined) return { mode: 'max', output: imageOutput(text, parseOutputSpec(text)) }
   let mode: 'min' | 'max' = 'max'
   const modes = fs.filter(([k]) => k === 'mode')
   if (modes.length > 1) throw new OutputSpecInvalidError(`invalid --cache-to ${JSON.stringify(text)}: mode: given more than once`, ['mode'])
@@ -44,7 +52,7 @@ export function parseCacheToSpec (text: string): CacheToSpec {
     if (k === 'type' && v === 'local') return 'type=oci-layout'
     return `${k}=${v}`
   })
-  const output = parseOutputSpec(rest.join(','))
+  const output = imageOutput(text, parseOutputSpec(rest.join(',')))
   // A cache image is an artifact, not a root filesystem: there is no SIF to make of it.
   if (output.type === 'static' && output.sif) throw new OutputSpecInvalidError(`invalid --cache-to ${JSON.stringify(text)}: sif: a cache image has no SIF`, ['sif'])
   if ((output.type === 'oci-layout' || output.type === 'oci-archive' || output.type === 'static' || output.type === 's3') && output.names.length === 0) {

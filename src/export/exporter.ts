@@ -10,6 +10,7 @@ import { exportOciArchive } from './oci-archive.ts'
 import { exportOciLayout } from './oci-layout.ts'
 import type { OutputSpec } from './output-spec.ts'
 import { exportRegistry } from './registry.ts'
+import { exportLocal, exportTar } from './rootfs.ts'
 import { exportS3 } from './s3.ts'
 import { exportSifFile } from './sif.ts'
 import { exportStaticSite } from './static-site.ts'
@@ -32,6 +33,8 @@ export class KilnExporter implements Exporter {
       case 's3': return await exportS3(image, target, options, this.components)
       case 'exec': return await exportExec(image, target, options, this.components)
       case 'sif': return await exportSifFile(image, target, options, this.components)
+      case 'local': return await exportLocal(image, target, options)
+      case 'tar': return await exportTar(image, target, options, this.components)
       case 'kiln': {
         const network = this.components.network
         if (network === undefined) throw new ExporterUnavailableError('type=kiln needs the peer network, which is not running in this command; use kiln submit or kiln agent, or another output type')

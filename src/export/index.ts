@@ -15,7 +15,8 @@
  * read-only registry), s3 (the same site in an S3-compatible bucket), exec
  * (any program speaking protocols/exporter.md), kiln (the peer network;
  * wired in by whoever owns a transfer) and sif (Apptainer's image format,
- * one platform, made by src/sif).
+ * one platform, made by src/sif), local and tar (the root filesystem as
+ * files or as a tar, not an image).
  *
  * Build caches are src/cache's: it packs the step cache as an OCI artifact
  * that any exporter here writes; parseCacheToSpec reads `--cache-to`, an
@@ -37,7 +38,7 @@ import type { OutputSpec, OutputType, S3Spec } from './output-spec.ts'
 
 export * from './errors.ts'
 export { parseOutputSpec, formatOutputSpec } from './output-spec.ts'
-export type { OutputSpec, OutputType, OciLayoutSpec, OciArchiveSpec, DockerArchiveSpec, RegistrySpec, StaticSiteSpec, S3Spec, ExecSpec, KilnSpec, SifSpec } from './output-spec.ts'
+export type { OutputSpec, OutputType, OciLayoutSpec, OciArchiveSpec, DockerArchiveSpec, RegistrySpec, StaticSiteSpec, S3Spec, ExecSpec, KilnSpec, SifSpec, LocalSpec, TarSpec } from './output-spec.ts'
 export type { ObjectStore, ObjectInfo } from './object-store.ts'
 export { nginxConfig, htaccessFiles } from './site-config.ts'
 export type { SiteState } from './site-state.ts'
@@ -75,7 +76,7 @@ export interface ExportResult {
   description: string
   /**
    * The digest a consumer will see: the root's for layout, archive, registry,
-   * site and s3; the image ID (config digest) for docker-archive; what the
+   * site, s3, local and tar; the image ID (config digest) for docker-archive; what the
    * program reports (else the root's) for exec; the single-platform
    * manifest's that the SIF holds for sif.
    */

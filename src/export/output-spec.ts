@@ -12,6 +12,8 @@
  *   type=exec,cmd=PROGRAM[,arg=A]...[,timeout=SECONDS][,opt.KEY=VALUE]...
  *   type=kiln                                     (provide the blobs on the peer network)
  *   type=sif,dest=FILE[,platform=P]               sif:FILE   (Apptainer's image format, docs/sif.md)
+ *   type=local,dest=DIR[,platform=P]              DIR (a plain path)   (the root filesystem as files)
+ *   type=tar,dest=FILE[,platform=P]               (a tar of the root filesystem)
  *
  * buildx aliases: `type=oci` is oci-archive (oci-layout with `tar=false`),
  * `type=docker` is docker-archive.
@@ -62,9 +64,13 @@ export interface ExecSpec {
 }
 export interface KilnSpec { type: 'kiln' }
 export interface SifSpec { type: 'sif', dest: string, platform?: string }
+/** The root filesystem unpacked into a directory (an index without platform: one subdirectory per platform). */
+export interface LocalSpec { type: 'local', dest: string, platform?: string }
+/** A tar of the root filesystem (laid out as type=local's directory). */
+export interface TarSpec { type: 'tar', dest: string, platform?: string }
 
 /** A parsed and validated `--output`. */
-export type OutputSpec = OciLayoutSpec | OciArchiveSpec | DockerArchiveSpec | RegistrySpec | StaticSiteSpec | S3Spec | ExecSpec | KilnSpec | SifSpec
+export type OutputSpec = OciLayoutSpec | OciArchiveSpec | DockerArchiveSpec | RegistrySpec | StaticSiteSpec | S3Spec | ExecSpec | KilnSpec | SifSpec | LocalSpec | TarSpec
 export type OutputType = OutputSpec['type']
 
 const KEY_RE = /^[a-z][a-z0-9_.-]*$/
@@ -138,7 +144,9 @@ const SCHEMAS = {
     timeout: z.coerce.number().positive().max(24 * 3600).optional()
   }),
   kiln: z.strictObject({}),
-  sif: z.strictObject({ dest: NonEmpty, platform: NonEmpty.optional() })
+  sif: z.strictObject({ dest: NonEmpty, platform: NonEmpty.optional() }),
+  local: z.strictObject({ dest: NonEmpty, platform: NonEmpty.optional() }),
+  tar: z.strictObject({ dest: NonEmpty, platform: NonEmpty.optional() })
 } as const
 
 type SchemaType = keyof typeof SCHEMAS
@@ -156,7 +164,9 @@ const TYPE_ALIASES: Record<string, SchemaType> = {
   's3': 's3',
   exec: 'exec',
   kiln: 'kiln',
-  sif: 'sif'
+  sif: 'sif',
+  local: 'local',
+  tar: 'tar'
 }
 
 function fail (text: string, problems: Array<{ key: string, why: string }>): never {
@@ -189,7 +199,6 @@ function fromFields (text: string, fields: RawFields): OutputSpec {
   if (typeValues === undefined) fail(text, [{ key: 'type', why: `missing; expected one of ${Object.keys(TYPE_ALIASES).join(', ')}` }])
   if (typeValues.length > 1) fail(text, [{ key: 'type', why: 'given more than once' }])
   const typeName = (typeValues[0] as string).trim()
-  if (typeName === 'local' || typeName === 'tar') fail(text, [{ key: 'type', why: `${typeName} (a plain filesystem) is not an image output; use type=oci-layout or type=oci-archive` }])
   let type = TYPE_ALIASES[typeName]
   if (type === undefined) fail(text, [{ key: 'type', why: `unknown type ${JSON.stringify(typeName)}; expected one of ${Object.keys(TYPE_ALIASES).join(', ')}` }])
   fields.delete('type')
@@ -260,6 +269,10 @@ function fromFields (text: string, fields: RawFields): OutputSpec {
       return { type, cmd: v.cmd as string, args: v.arg as string[], options, ...(v.timeout === undefined ? {} : { timeoutSeconds: v.timeout as number }) }
     case 'kiln':
       return { type }
+    case 'local':
+    case 'tar':
+      if (v.dest === '-') fail(text, [{ key: 'dest', why: 'a root filesystem on stdout (-) is not supported, stdout carries the build\'s own lines; give a file' }])
+      return { type, dest: v.dest as string, ...(v.platform === undefined ? {} : { platform: v.platform as string }) }
     case 'sif':
       return { type, dest: v.dest as string, ...(v.platform === undefined ? {} : { platform: v.platform as string }) }
   }
@@ -270,6 +283,9 @@ function fromShortForm (text: string): OutputSpec {
     if (text.length === 4) throw new OutputSpecInvalidError(`invalid --output ${JSON.stringify(text)}: sif:FILE needs a file`)
     return { type: 'sif', dest: text.slice(4) }
   }
+  // A plain path is a directory for the root filesystem, as buildx reads `-o DIR`.
+  if (text === '-') throw new OutputSpecInvalidError('invalid --output "-": a tar on stdout is not supported, stdout carries the build\'s own lines; write type=tar,dest=FILE', ['dest'])
+  if (!text.includes(':')) return { type: 'local', dest: text }
   let ref: ImageRef
   try {
     ref = parseImageRef(text.startsWith('oci-layout:') ? `oci:${text.slice('oci-layout:'.length)}` : text)
@@ -286,7 +302,7 @@ function fromShortForm (text: string): OutputSpec {
     }
     case 'docker': return { type: 'registry', names: [text.slice('docker://'.length)], insecure: false }
     default:
-      throw new OutputSpecInvalidError(`invalid --output ${JSON.stringify(text)}: expected type=...,key=value or one of oci-layout:DIR, oci:DIR, oci-archive:FILE, docker-archive:FILE, docker://REF, sif:FILE`)
+      throw new OutputSpecInvalidError(`invalid --output ${JSON.stringify(text)}: expected type=...,key=value, a directory (type=local) or one of oci-layout:DIR, oci:DIR, oci-archive:FILE, docker-archive:FILE, docker://REF, sif:FILE`)
   }
 }
 
@@ -323,7 +339,7 @@ export function formatOutputSpec (spec: OutputSpec): string {
       for (const [k, v] of Object.entries(spec.options)) add(`opt.${k}`, v)
       break
     case 'kiln': break
-    case 'sif':
+    case 'sif': case 'local': case 'tar':
       add('dest', spec.dest); add('platform', spec.platform); break
   }
   return parts.join(',')

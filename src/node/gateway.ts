@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino'
 import type { KilnConfig } from '../config/index.ts'
-import type { Digest, LocalStore } from '../content/index.ts'
+import type { LocalStore } from '../content/index.ts'
 import type { BuildRunner, Gateway, NamedPullThrough } from '../gateway/index.ts'
 import type { Identity } from '../p2p/identity.ts'
 import type { CapabilityDescription, NodeFlags } from '../p2p/index.ts'
@@ -107,23 +107,20 @@ export async function startGatewayNode (init: GatewayNodeInit): Promise<GatewayN
   let trust: NodeTrust | undefined
   if (init.network !== undefined) {
     const network = init.network
-    const { resolveTagRecord } = await import('../p2p/tag-records.ts')
+    const { resolveNetworkTag } = await import('./tags.ts')
     const self = network.node.peerId.toString()
     trust = init.trust ?? await loadNodeTrust(init.config, store.root, self, logger)
     const { policy } = trust
     sources.push(gw.createNetworkPullThrough({
       fetch: async (digest, options) => await network.transfer.fetch(digest, options),
       resolveTag: async (repository, tag) => {
-        const skipped: Array<{ signer: string, reason: string }> = []
-        const record = await resolveTagRecord(network.node, repository, tag, {
-          trust: policy,
+        const { target, skipped } = await resolveNetworkTag(network.node, policy, repository, tag, {
           timeoutMs: gw.TAG_RESOLVE_TIMEOUT_MS,
-          onSkip: (signer, reason) => { skipped.push({ signer, reason }); logger.info({ repository, tag, signer, reason }, 'tag record skipped') }
+          onSkip: (signer, reason) => { logger.info({ repository, tag, signer, reason }, 'tag record skipped') }
         })
-        if (record === undefined && skipped.length > 0) throw new gw.TagRecordsRefusedError(repository, tag, skipped)
-        if (record === undefined) return undefined
-        const { digest, mediaType, size } = record.payload
-        return { digest: digest as Digest, mediaType, size }
+        if (target === undefined && skipped.length > 0) throw new gw.TagRecordsRefusedError(repository, tag, skipped)
+        if (target === undefined) return undefined
+        return { digest: target.digest, mediaType: target.mediaType, size: target.size }
       }
     }))
     announcer = createPushAnnouncer(network, trust, logger)

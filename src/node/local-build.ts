@@ -10,7 +10,9 @@
  * progress, however long it runs.
  */
 import type { Builder, BuildResult, IgnoreRules, NetworkMode, RecipeLogLine, RecipeRequest, SandboxDriverName } from '../builder/index.ts'
-import type { BuildLeases, LocalStore } from '../content/index.ts'
+import type { BuildLeases, Ingester, LocalStore } from '../content/index.ts'
+import type { Descriptor, Platform } from '../oci/index.ts'
+import type { BuildPlan } from '../recipe/index.ts'
 import type { CacheToSpec, OutputSpec } from '../export/index.ts'
 import type { BuildRunner } from '../gateway/index.ts'
 import type { NodeSandbox } from './sandbox.ts'
@@ -59,13 +61,32 @@ export interface LocalBuildInit {
   tags: Array<{ repository: string, tag: string }>
   outputs: OutputSpec[]
   cacheTo: CacheToSpec[]
+  /**
+   * Several platforms (os/arch[/variant]) to build one after the other, into
+   * an OCI index that is then named and exported; with fewer than two, the
+   * request's platform (default the host's) is built into one manifest.
+   */
+  platforms?: readonly string[]
+  /** Added to each image config's Labels (`kiln build --label`). */
+  labels?: Readonly<Record<string, string>>
+  /** Annotations of each image manifest (`kiln build --annotation`). */
+  annotations?: Readonly<Record<string, string>>
+  /** Annotations of the index, when several platforms make one (`--annotation index:K=V`). */
+  indexAnnotations?: Readonly<Record<string, string>>
   signal?: AbortSignal
+  /** Called before each platform's build when several are built. */
+  onPlatform?: (platform: string, index: number, total: number) => void
   onLine?: (line: RecipeLogLine) => void
   /** A cache imported; a cache that cannot be read is `error` and only makes the build slower, as with buildx. */
   onCacheFrom?: (ref: string, outcome: { added: number, kept: number } | { error: Error }) => void
 }
 
 export interface LocalBuild {
+  /** What was named and exported: the image manifest, or the index of the platforms built. */
+  root: Descriptor
+  /** The build of each platform, in the order given. */
+  platforms: Array<{ platform: string, result: BuildResult }>
+  /** The first (with one platform, the only) build. */
   result: BuildResult
   /** One per output, in order. */
   exported: Array<{ description: string, digest: string }>
@@ -74,7 +95,7 @@ export interface LocalBuild {
 }
 
 export async function runLocalBuild (init: LocalBuildInit): Promise<LocalBuild> {
-  const [{ join }, { runRecipe }, exp, cache] = await Promise.all([import('node:path'), import('../builder/index.ts'), import('../export/index.ts'), import('../cache/index.ts')])
+  const [{ join }, { runRecipe }, exp, cache, { formatPlatform }] = await Promise.all([import('node:path'), import('../builder/index.ts'), import('../export/index.ts'), import('../cache/index.ts'), import('../oci/index.ts')])
   const { store } = init
   const { builder, building, workDir } = await localBuilder(store, init.sandboxDriver !== undefined ? { driver: init.sandboxDriver } : {}, init.libraryUrl)
   for (const ref of init.cacheFrom) {
@@ -85,29 +106,45 @@ export async function runLocalBuild (init: LocalBuildInit): Promise<LocalBuild> 
       init.onCacheFrom?.(ref, { error: err as Error })
     }
   }
-  const { result, plan } = await building.hold(async () => {
-    const run = await runRecipe(builder, init.request, {
-      contextDir: init.contextDir,
-      contextIgnore: init.contextIgnore,
-      network: init.network,
-      ...(init.secrets !== undefined ? { secrets: init.secrets } : {}),
-      noCache: init.noCache,
-      ...(init.parallelStages !== undefined ? { parallelStages: init.parallelStages } : {}),
-      ...(init.pull !== undefined ? { pull: init.pull } : {}),
-      ...(init.sourceDateEpoch !== undefined ? { sourceDateEpoch: init.sourceDateEpoch } : {}),
-      ...(init.signal !== undefined ? { signal: init.signal } : {}),
-      ...(init.onLine !== undefined ? { onLine: init.onLine } : {})
-    })
-    for (const t of init.tags) store.refs.set(t.repository, t.tag, run.result.descriptor)
-    return run
+  const platforms = init.platforms !== undefined && init.platforms.length > 1 ? init.platforms : [init.request.platform]
+  if (platforms.length > 1) {
+    const { checkPlanRuns, planRecipe } = await import('../builder/index.ts')
+    for (const platform of platforms as string[]) await checkPlanRuns(planRecipe({ ...init.request, platform }), platform)
+  }
+  const { root, built, plan } = await building.hold(async () => {
+    const built: LocalBuild['platforms'] = []
+    let plan
+    for (const [i, platform] of platforms.entries()) {
+      if (platforms.length > 1) init.onPlatform?.(platform as string, i, platforms.length)
+      const run = await runRecipe(builder, { ...init.request, ...(platform !== undefined ? { platform } : {}) }, {
+        contextDir: init.contextDir,
+        contextIgnore: init.contextIgnore,
+        network: init.network,
+        ...(init.secrets !== undefined ? { secrets: init.secrets } : {}),
+        noCache: init.noCache,
+        ...(init.parallelStages !== undefined ? { parallelStages: init.parallelStages } : {}),
+        ...(init.pull !== undefined ? { pull: init.pull } : {}),
+        ...(init.sourceDateEpoch !== undefined ? { sourceDateEpoch: init.sourceDateEpoch } : {}),
+        ...(init.labels !== undefined ? { labels: init.labels } : {}),
+        ...(init.annotations !== undefined ? { annotations: init.annotations } : {}),
+        ...(init.signal !== undefined ? { signal: init.signal } : {}),
+        ...(init.onLine !== undefined ? { onLine: init.onLine } : {})
+      })
+      plan = run.plan
+      built.push({ platform: formatPlatform(platformOf(run.result)), result: run.result })
+    }
+    const root = built.length === 1 ? (built[0] as LocalBuild['platforms'][number]).result.descriptor : await storeIndex(building.store, built, init.indexAnnotations)
+    for (const t of init.tags) store.refs.set(t.repository, t.tag, root)
+    return { root, built, plan: plan as BuildPlan }
   })
+  const result = (built[0] as LocalBuild['platforms'][number]).result
   const exported: LocalBuild['exported'] = []
   const cacheExported: LocalBuild['cacheExported'] = []
   if (init.outputs.length > 0 || init.cacheTo.length > 0) {
     const exporter = exp.createExporter()
     const signal = init.signal !== undefined ? { signal: init.signal } : {}
     for (const target of init.outputs) {
-      exported.push(await exporter.export({ store: store.content, root: result.descriptor }, target, {
+      exported.push(await exporter.export({ store: store.content, root }, target, {
         tags: init.tags.map(t => `${t.repository}:${t.tag}`),
         // A SIF keeps the definition it was built from, as Apptainer's do.
         ...(plan.frontend === 'apptainer' ? { definition: init.request.recipe.text } : {}),
@@ -116,12 +153,30 @@ export async function runLocalBuild (init: LocalBuildInit): Promise<LocalBuild> 
       }))
     }
     for (const spec of init.cacheTo) {
-      const image = await cache.createCacheImage(store.db, store.content, { mode: spec.mode, image: result.descriptor })
+      const image = await cache.createCacheImage(store.db, store.content, { mode: spec.mode, image: root })
       const r = await exporter.export({ store: store.content, root: image.descriptor }, spec.output, signal)
       cacheExported.push({ description: r.description, records: image.records })
     }
   }
-  return { result, exported, cacheExported }
+  return { root, platforms: built, result, exported, cacheExported }
+}
+
+function platformOf (result: BuildResult): Platform {
+  const c = result.config
+  return { os: c.os, architecture: c.architecture, ...(c.variant !== undefined ? { variant: c.variant } : {}) }
+}
+
+/** Stores the OCI index of the platforms built, each entry with its platform; returns its descriptor. */
+async function storeIndex (store: Ingester, built: LocalBuild['platforms'], annotations?: Readonly<Record<string, string>>): Promise<Descriptor> {
+  const { OCI_INDEX, encodeJson } = await import('../oci/index.ts')
+  const bytes = encodeJson({
+    schemaVersion: 2,
+    mediaType: OCI_INDEX,
+    manifests: built.map(({ result }) => ({ ...result.descriptor, platform: platformOf(result) })),
+    ...(annotations !== undefined && Object.keys(annotations).length > 0 ? { annotations } : {})
+  })
+  const info = await store.ingest(bytes)
+  return { mediaType: OCI_INDEX, digest: info.digest, size: info.size }
 }
 
 export async function createLocalBuildRunner (store: LocalStore, nodeSandbox: NodeSandbox): Promise<BuildRunner> {

@@ -7,7 +7,7 @@ export const KILN = join(REPO_ROOT, 'src', 'cli', 'kiln.mjs')
 
 export interface RunResult { code: number, stdout: string, stderr: string }
 
-export async function runKiln (args: string[], options: { env?: NodeJS.ProcessEnv, cwd?: string, timeoutMs?: number, input?: string } = {}): Promise<RunResult> {
+export async function runKiln (args: string[], options: { env?: NodeJS.ProcessEnv, cwd?: string, timeoutMs?: number, input?: string | Uint8Array } = {}): Promise<RunResult> {
   const child = spawn(process.execPath, [KILN, ...args], {
     cwd: options.cwd ?? REPO_ROOT,
     env: { ...process.env, ...options.env },

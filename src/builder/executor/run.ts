@@ -5,7 +5,8 @@
  */
 import type { Digest } from '../../content/index.ts'
 import { formatPlatform, hostPlatform } from '../../oci/index.ts'
-import type { RunStep } from '../../recipe/ir.ts'
+import type { Platform } from '../../oci/index.ts'
+import type { RunStep, SourceLoc } from '../../recipe/ir.ts'
 import { envMap } from '../config-steps.ts'
 import { emulatorFor } from '../container.ts'
 import { DEFAULT_PATH, FAILED_STEP_OUTPUT_TAIL, NO_NETWORK_OUTPUT } from '../constants.ts'
@@ -38,10 +39,7 @@ function argvOf (step: RunStep): string[] {
 export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageState, step: RunStep, key: Digest | undefined, lastUse = false): Promise<string> {
   const { scope } = ctx
   const { platform, options } = scope
-  const host = hostPlatform()
-  if (platform.architecture !== host.architecture && !emulatorFor(platform.architecture)) {
-    throw new UnsupportedStepError(`RUN for ${formatPlatform(platform)} needs an emulator registered in /proc/sys/fs/binfmt_misc (this node is ${formatPlatform(host)}); build on a ${platform.architecture} node or register qemu-user-static`, step.source)
-  }
+  checkRunnable(platform, step.source)
   const sb = await ctx.sandbox()
   const network = scope.networkFor(step)
   if (!network && !sb.features.networkIsolation && !ctx.warned.network) {
@@ -86,3 +84,12 @@ function offlineHint (step: RunStep, tail: string): string | undefined {
     ? 'the step ran without network, as its RUN --network=none says'
     : 'the step ran without network: kiln build --network=default gives RUN steps the network (kiln submit --network=default asks an agent, whose agent.allowNetwork decides)'
 }
+
+/** Throws UnsupportedStepError when a RUN for `platform` cannot run here: another architecture, and no emulator registered for it. */
+export function checkRunnable (platform: Platform, source?: SourceLoc): void {
+  const host = hostPlatform()
+  if (platform.architecture !== host.architecture && !emulatorFor(platform.architecture)) {
+    throw new UnsupportedStepError(`RUN for ${formatPlatform(platform)} needs an emulator registered in /proc/sys/fs/binfmt_misc (this node is ${formatPlatform(host)}); build on a ${platform.architecture} node or register qemu-user-static`, source)
+  }
+}
+

@@ -2,12 +2,16 @@ import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
-import { networkAndContext, secretFlags } from '../flags.ts'
+import { collectList, keyValueFlags, networkAndContext, secretFlags, writeIidFile } from '../flags.ts'
 
 interface BuildCliOptions {
   file?: string
   tag?: string[]
-  platform?: string
+  platform: string[]
+  label: string[]
+  annotation: string[]
+  quiet?: boolean
+  iidfile?: string
   buildArg: string[]
   target?: string
   output: string[]
@@ -34,13 +38,17 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 export function register (program: Command, ctx: CliContext): void {
   program.command('build')
     .description('build an image from a Dockerfile or Apptainer definition, rootlessly, into the local store')
-    .argument('[context]', 'build context directory (COPY sources are resolved in it, less what .dockerignore or RECIPE.dockerignore excludes)')
-    .option('-f, --file <recipe>', 'recipe file (default: CONTEXT/Dockerfile, else CONTEXT/Singularity.def)')
-    .option('-t, --tag <repo:tag>', 'name the result in the local store (repeatable)', collect, [])
-    .option('--platform <os/arch>', 'target platform (default: this node\'s)')
-    .option('--build-arg <k=v>', 'set a build argument (repeatable)', collect, [])
+    .argument('[context]', 'build context directory (COPY sources are resolved in it, less what .dockerignore or RECIPE.dockerignore excludes), or - for a tar of it on stdin (or a recipe alone, with an empty context)')
+    .option('-f, --file <recipe>', 'recipe file (default: CONTEXT/Dockerfile, else CONTEXT/Singularity.def); - reads it from stdin; with context -, a path inside the tar')
+    .option('-t, --tag <repo:tag>', 'name the result in the local store (repeatable); with several platforms it names the index', collect, [])
+    .option('--platform <os/arch>', 'target platform (default: this node\'s); several (comma-separated or repeated) build each and store an OCI index of them', collectList, [])
+    .option('--build-arg <k[=v]>', 'set a build argument (repeatable); KEY alone takes its value from the environment (unset there: not set)', collect, [])
+    .option('--label <k=v>', 'add a label to the image config (repeatable); wins over the recipe\'s LABEL', collect, [])
+    .option('--annotation <k=v>', 'add an annotation to the image manifest (repeatable); index:K=V annotates the index of a multi-platform build', collect, [])
+    .option('-q, --quiet', 'print nothing but the image digest (the manifest\'s, or the index\'s with several platforms)')
+    .option('--iidfile <file>', 'write the image digest to this file')
     .option('--target <stage>', 'build this stage (name or index) instead of the last')
-    .option('-o, --output <spec>', 'also export the image (repeatable): type=oci-layout|oci-archive|docker-archive|registry|static|s3|exec|sif,KEY=VALUE,... or oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], docker://HOST/REPO:TAG, sif:FILE (docs/exporters.md)', collect, [])
+    .option('-o, --output <spec>', 'also export the image (repeatable): type=oci-layout|oci-archive|docker-archive|registry|static|s3|exec|sif|local|tar,KEY=VALUE,... or oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], docker://HOST/REPO:TAG, sif:FILE, or a plain DIR (type=local: the root filesystem as files) (docs/exporters.md)', collect, [])
     .option('--cache-to <spec>', 'export the step cache after the build (repeatable): any --output value plus mode=min|max (default max), or type=registry,ref=HOST/REPO:TAG', collect, [])
     .option('--cache-from <ref>', 'import a step cache before the build (repeatable): oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://HOST/REPO:TAG, type=registry,ref=REF or type=local,src=DIR', collect, [])
     .option('--network [mode]', 'default: every RUN (Apptainer %post) gets the network unless it says RUN --network=none; none (the default): no step does. The bare flag means default')
@@ -52,7 +60,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--notest', 'Apptainer: do not run %test at the end of the build')
     .option('--dry-run', 'parse the recipe and print the build plan without building')
     .option('--json', 'with --dry-run: the plan as JSON; otherwise a JSON summary')
-    .addHelpText('after', '\nExamples:\n  kiln build -t app:1 .\n  kiln build -f Singularity.def --build-arg VERSION=2 -t tools:2 ./ctx\n  kiln build --dry-run --json .\n  kiln build -t hpc/app:1 --output type=static,dest=/srv/registry --output oci-archive:app.tar .\n  kiln build --cache-from docker://registry.example.org/cache/app:bc --cache-to type=registry,ref=registry.example.org/cache/app:bc,mode=max .')
+    .addHelpText('after', '\nExamples:\n  kiln build -t app:1 .\n  kiln build -f Singularity.def --build-arg VERSION=2 -t tools:2 ./ctx\n  kiln build --dry-run --json .\n  kiln build --platform linux/amd64,linux/arm64 -t app:1 --label org.opencontainers.image.version=1 .\n  tar -C ctx -c . | kiln build -q --iidfile app.iid -\n  kiln build -f - --output type=local,dest=./rootfs . < Dockerfile\n  kiln build -t hpc/app:1 --output type=static,dest=/srv/registry --output oci-archive:app.tar .\n  kiln build --cache-from docker://registry.example.org/cache/app:bc --cache-to type=registry,ref=registry.example.org/cache/app:bc,mode=max .')
     .action(async (contextWord: string | undefined, opts: BuildCliOptions) => {
       const { network, contextArg } = networkAndContext(opts.network, contextWord)
       const { basename } = await import('node:path')
@@ -65,16 +73,22 @@ export function register (program: Command, ctx: CliContext): void {
       const { parseTagName } = await import('../local-image.ts')
       // Refused before the build: a bad name found after it wastes the build (and the gateway would refuse it).
       const tags = await Promise.all((opts.tag ?? []).map(parseTagName))
-      const { contextDir, recipePath, text, buildArgs } = await readRecipeInput(contextArg, opts.file, opts.buildArg)
+      if (opts.quiet === true && opts.json === true) throw new CliError('--quiet and --json both say what to print', { exitCode: EXIT.usage, hint: 'give one: -q prints the digest alone, --json a summary' })
+      const platforms = await platformFlags(opts.platform)
+      const labels = keyValueFlags('--label', opts.label)
+      const { manifest: annotations, index: indexAnnotations } = annotationFlags(opts.annotation, platforms.length)
+      const { contextDir, recipePath, text, buildArgs, cleanup } = await readRecipeInput(contextArg, opts.file, opts.buildArg)
+      ctx.onClose(cleanup)
       const { planRecipe, readContextIgnore } = await import('../../builder/index.ts')
       const request = {
         recipe: { text, file: basename(recipePath) },
         buildArgs,
         ...(opts.target !== undefined ? { target: opts.target } : {}),
-        ...(opts.platform !== undefined ? { platform: opts.platform } : {}),
+        ...(platforms.length === 1 ? { platform: platforms[0] as string } : {}),
         ...(opts.notest === true ? { skipTest: true } : {})
       }
       if (opts.dryRun === true) {
+        if (platforms.length > 1) throw new CliError('--dry-run shows the plan of one platform', { exitCode: EXIT.usage, hint: `give one --platform, e.g. --platform ${platforms[0] as string}` })
         const plan = planRecipe(request)
         if (opts.json === true) { ctx.out.json(plan); return }
         for (const stage of plan.stages) {
@@ -119,43 +133,95 @@ export function register (program: Command, ctx: CliContext): void {
           tags,
           outputs,
           cacheTo,
+          platforms,
+          labels,
+          annotations,
+          indexAnnotations,
           signal: ac.signal,
+          onPlatform: (platform, i, total) => { if (opts.json !== true && opts.quiet !== true) ctx.out.line(`platform ${platform} (${i + 1}/${total})`) },
           onCacheFrom: (ref, outcome) => {
             if ('error' in outcome) process.stderr.write(`kiln: warning: --cache-from ${ref}: ${outcome.error.message}\n`)
-            else if (opts.json !== true) ctx.out.line(`cache from ${ref}: ${outcome.added} steps added, ${outcome.kept} known`)
+            else if (opts.json !== true && opts.quiet !== true) ctx.out.line(`cache from ${ref}: ${outcome.added} steps added, ${outcome.kept} known`)
           },
           onLine: (line) => {
-            if (opts.json === true) return
+            if (opts.json === true || opts.quiet === true) return
             if (line.kind === 'step' || line.kind === 'cached') ctx.out.line(line.text)
             else process.stderr.write(`${line.kind === 'warning' ? 'kiln: ' : ''}${line.text}\n`)
           }
         })
+      } catch (err) {
+        throw await foreignPlatformError(err, platforms)
       } finally {
         process.off('SIGINT', onSignal)
         process.off('SIGTERM', onSignal)
       }
-      const { result } = built
+      const { result, root } = built
+      if (opts.iidfile !== undefined) await writeIidFile(opts.iidfile, root.digest)
+      if (opts.quiet === true) { ctx.out.line(root.digest); return }
       const exported = built.exported.map((r, i) => ({ output: opts.output[i] as string, ...r }))
       const cacheExported = built.cacheExported.map((r, i) => ({ output: opts.cacheTo[i] as string, ...r }))
-      const cached = result.steps.filter(s => s.cached).length
+      const results = built.platforms.map(p => p.result)
+      const steps = results.flatMap(r => r.steps)
+      const cached = steps.filter(s => s.cached).length
+      const durationMs = results.reduce((n, r) => n + r.durationMs, 0)
       const summary = {
-        digest: result.digest,
-        size: result.size,
-        steps: result.steps.length,
+        digest: root.digest,
+        mediaType: root.mediaType,
+        size: results.reduce((n, r) => n + r.size, 0),
+        steps: steps.length,
         cachedSteps: cached,
-        durationMs: Math.round(result.durationMs),
+        durationMs: Math.round(durationMs),
         sandboxDriver: result.sandboxDriver ?? null,
-        stepReports: result.steps.map(s => ({ index: s.index, stage: s.stage, op: s.op, cached: s.cached, durationMs: Math.round(s.durationMs) })),
+        platforms: built.platforms.map(p => ({ platform: p.platform, digest: p.result.digest })),
+        stepReports: built.platforms.flatMap(p => p.result.steps.map(s => ({ platform: p.platform, index: s.index, stage: s.stage, op: s.op, cached: s.cached, durationMs: Math.round(s.durationMs) }))),
         tags: tags.map(t => `${t.repository}:${t.tag}`),
         outputs: exported,
         cacheExports: cacheExported
       }
       if (opts.json === true) { ctx.out.json(summary); return }
       const { formatBytes, formatDuration } = await import('../output.ts')
-      ctx.out.line(`built ${result.digest}`)
-      ctx.out.line(`  size ${formatBytes(result.size)}, ${result.steps.length} steps (${cached} cached), ${formatDuration(result.durationMs)}, sandbox ${result.sandboxDriver ?? 'not used'}`)
+      ctx.out.line(`built ${root.digest}${built.platforms.length > 1 ? ` (an index of ${built.platforms.length} platforms)` : ''}`)
+      if (built.platforms.length > 1) for (const p of built.platforms) ctx.out.line(`  ${p.platform} ${p.result.digest}`)
+      ctx.out.line(`  size ${formatBytes(summary.size)}, ${steps.length} steps (${cached} cached), ${formatDuration(durationMs)}, sandbox ${result.sandboxDriver ?? 'not used'}`)
       for (const t of summary.tags) ctx.out.line(`  tagged ${t}`)
       for (const e of exported) ctx.out.line(`  exported to ${e.description}`)
       for (const e of cacheExported) ctx.out.line(`  cache (${e.records} steps) exported to ${e.description}`)
     })
+}
+
+/** `--platform` values, normalized and without repeats; none: the host's (the builder's default). */
+async function platformFlags (values: readonly string[]): Promise<string[]> {
+  const { formatPlatform, parsePlatform } = await import('../../oci/index.ts')
+  try {
+    return [...new Set(values.map(p => formatPlatform(parsePlatform(p))))]
+  } catch (err) {
+    throw new CliError(`--platform: ${(err as Error).message}`, { exitCode: EXIT.usage })
+  }
+}
+
+/** `--annotation [manifest:|index:]K=V`, as buildx spells the level; index: needs an index (several platforms). */
+function annotationFlags (values: readonly string[], platforms: number): { manifest: Record<string, string>, index: Record<string, string> } {
+  const manifest: string[] = []
+  const index: string[] = []
+  for (const v of values) {
+    const level = /^([a-z-]+)(?:\[[^\]]*\])?:/.exec(v)?.[1]
+    if (level !== undefined && level !== 'manifest' && level !== 'index' && /-descriptor$/.test(level)) {
+      throw new CliError(`--annotation ${v}: the ${level} level is not supported`, { exitCode: EXIT.usage, hint: 'annotate the manifest (K=V or manifest:K=V) or the index of a multi-platform build (index:K=V)' })
+    }
+    const m = /^(manifest|index):(.*)$/s.exec(v)
+    if (m?.[1] === 'index') index.push(m[2] as string)
+    else manifest.push(m?.[2] ?? v)
+  }
+  if (index.length > 0 && platforms < 2) throw new CliError(`--annotation index:${index[0] as string}: a build of one platform makes no index`, { exitCode: EXIT.usage, hint: 'annotate the manifest (--annotation K=V), or build several --platform values' })
+  return { manifest: keyValueFlags('--annotation', manifest), index: keyValueFlags('--annotation', index) }
+}
+
+/** A step this node cannot run in a build for another architecture (no emulator): say that a job (kiln submit) builds it on an agent that can. */
+async function foreignPlatformError (err: unknown, platforms: readonly string[]): Promise<unknown> {
+  const [{ UnsupportedStepError }, { isErrorOf }, { hostPlatform, parsePlatform }] = await Promise.all([
+    import('../../builder/errors.ts'), import('../../util/error-class.ts'), import('../../oci/index.ts')
+  ])
+  const host = hostPlatform().architecture
+  if (!isErrorOf(err, UnsupportedStepError) || !platforms.some(p => parsePlatform(p).architecture !== host)) return err
+  return new CliError(err.message, { exitCode: EXIT.usage, cause: err, hint: `kiln submit --platform ${platforms.join(',')} sends the build to agents that build those platforms natively or emulated (kiln peers lists them)` })
 }

@@ -85,7 +85,7 @@ Examples:
     .description('write an image from the local store anywhere kiln build --output writes (digests unchanged): a layout, an archive, a registry, a SIF...')
     .argument('<image>', 'REPO[:TAG], REPO@DIGEST or sha256:DIGEST')
     .argument('<dest>', 'a path (written as --format says), or any kiln build --output value: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], docker://HOST/REPO:TAG, sif:FILE, type=...,KEY=VALUE (docs/exporters.md)')
-    .option('--format <format>', 'for a plain path: oci-layout (a directory, merged into an existing layout), oci-archive (a file, replaced) or sif (Apptainer\'s image format; one platform)', 'oci-layout')
+    .option('--format <format>', 'for a plain path: oci-layout (a directory, merged into an existing layout), oci-archive (a file, replaced), sif (Apptainer\'s image format; one platform), local (the root filesystem as files, in a new or empty directory) or tar (a tar of the root filesystem)', 'oci-layout')
     .option('--ref-name <name>', 'name inside the layout (org.opencontainers.image.ref.name); default the image\'s tag')
     .option('--json', 'print JSON: { dest, format, digest, refName }')
     .addHelpText('after', `
@@ -93,23 +93,25 @@ Examples:
   kiln image export demo/hello:1 ./hello-layout && skopeo inspect oci:./hello-layout:1
   kiln image export demo/hello:1 oci-archive:hello.tar
   kiln image export demo/hello:1 docker-archive:hello.tar && docker load -i hello.tar
-  kiln image export demo/hello:1 --format sif hello.sif && apptainer run hello.sif`)
+  kiln image export demo/hello:1 --format sif hello.sif && apptainer run hello.sif
+  kiln image export demo/hello:1 type=local,dest=./rootfs,platform=linux/arm64
+  kiln image export demo/hello:1 --format tar rootfs.tar`)
     .action(async (name: string, dest: string, opts: { format: string, refName?: string, json?: boolean }, command: Command) => {
       // A transport prefix is the format, as skopeo and buildx read it, never part of a file name.
       const spec = OUTPUT_FORM_RE.test(dest) ? dest : undefined
       if (spec !== undefined && command.getOptionValueSource('format') === 'cli') {
         throw new CliError(`${dest} names its format; --format ${opts.format} would contradict it`, { exitCode: EXIT.usage, hint: 'give either a transport prefix on the destination or --format with a plain path' })
       }
-      if (opts.format !== 'oci-layout' && opts.format !== 'oci-archive' && opts.format !== 'sif') {
-        throw new CliError(`unknown --format ${JSON.stringify(opts.format)}`, { exitCode: EXIT.usage, hint: 'use oci-layout, oci-archive or sif, or a transport prefix on the destination (oci-archive:FILE, docker-archive:FILE...)' })
+      if (!['oci-layout', 'oci-archive', 'sif', 'local', 'tar'].includes(opts.format)) {
+        throw new CliError(`unknown --format ${JSON.stringify(opts.format)}`, { exitCode: EXIT.usage, hint: 'use oci-layout, oci-archive, sif, local or tar, or a transport prefix or type=... on the destination (oci-archive:FILE, docker-archive:FILE, type=local,dest=DIR...)' })
       }
       const store = await ctx.store()
       const oci = await import('../../oci/index.ts')
       const { resolveLocalImage } = await import('../local-image.ts')
       const found = await resolveLocalImage(store, name)
-      if (spec !== undefined || opts.format === 'sif') {
+      if (spec !== undefined || opts.format === 'sif' || opts.format === 'local' || opts.format === 'tar') {
         const { createExporter, parseOutputSpec } = await import('../../export/index.ts')
-        const target = parseOutputSpec(spec ?? `sif:${dest}`)
+        const target = spec !== undefined ? parseOutputSpec(spec) : { type: opts.format as 'sif' | 'local' | 'tar', dest }
         const names = opts.refName !== undefined ? [opts.refName] : found.name !== undefined ? [found.name] : []
         const r = await createExporter().export({ store: store.content, root: found.descriptor }, target, { tags: names })
         if (opts.json === true) ctx.out.json({ dest: 'dest' in target ? target.dest : dest, format: target.type, digest: r.digest, refName: opts.refName ?? null })
@@ -117,7 +119,7 @@ Examples:
         return
       }
       const refName = opts.refName ?? (found.name !== undefined ? found.name.slice(found.name.lastIndexOf(':') + 1) : undefined)
-      await oci.exportImage(store.content, found.descriptor, { format: opts.format, dest, ...(refName !== undefined ? { refName } : {}) })
+      await oci.exportImage(store.content, found.descriptor, { format: opts.format as 'oci-layout' | 'oci-archive', dest, ...(refName !== undefined ? { refName } : {}) })
       if (opts.json === true) ctx.out.json({ dest, format: opts.format, digest: found.descriptor.digest, refName: refName ?? null })
       else ctx.out.line(`exported ${found.name ?? found.descriptor.digest} to ${opts.format === 'oci-layout' ? `oci:${dest}` : `oci-archive:${dest}`}${refName !== undefined ? `:${refName}` : ''}`)
     })

@@ -3,7 +3,7 @@ import type { BuildPlan } from '../../recipe/index.ts'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
-import { durationFlag, JOB_TIMEOUT_HELP, jobTimeoutFlag, networkAndContext, secretFlags } from '../flags.ts'
+import { durationFlag, JOB_TIMEOUT_HELP, jobTimeoutFlag, networkAndContext, secretFlags, writeIidFile } from '../flags.ts'
 import { eventPrinter, jobError, summarize } from '../job-output.ts'
 import { openSession } from '../services.ts'
 
@@ -25,6 +25,8 @@ interface SubmitFlags {
   offerWindow?: string
   timeout?: string
   json?: boolean
+  quiet?: boolean
+  iidfile?: string
   /** Commander's form of --no-publish. */
   publish?: boolean
 }
@@ -90,13 +92,17 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--offer-window <duration>', 'how long to collect offers before awarding, e.g. 1500ms, 5s; a bare number is milliseconds (default 3000)')
     .option('--timeout <duration>', JOB_TIMEOUT_HELP)
     .option('--json', 'print a JSON summary on stdout (logs go to stderr)')
+    .option('-q, --quiet', 'print nothing but the result\'s digest (the index\'s for several platforms); warnings still go to stderr')
+    .option('--iidfile <file>', 'write the result\'s digest to this file')
     .addHelpText('after', '\nExamples:\n  kiln submit -t app:1 .\n  kiln submit --secret id=token,src=$HOME/.token -t app:1 .\n  kiln submit --platform linux/amd64,linux/arm64 -t app:1 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... .\n  kiln submit -f Singularity.def --platform linux/amd64 --require cuda>=12 --output oci-archive:app.tar ./ctx')
     .action(async (contextWord: string | undefined, opts: SubmitFlags) => {
       const { network, contextArg } = networkAndContext(opts.network, contextWord)
+      if (opts.quiet === true && opts.json === true) throw new CliError('--quiet and --json both say what to print', { exitCode: EXIT.usage, hint: 'give one: -q prints the digest alone, --json a summary' })
       const startedAt = Date.now()
       const { basename } = await import('node:path')
       const { readRecipeInput } = await import('../recipe-input.ts')
-      const { contextDir, recipePath, text, buildArgs } = await readRecipeInput(contextArg, opts.file, opts.buildArg)
+      const { contextDir, recipePath, text, buildArgs, cleanup } = await readRecipeInput(contextArg, opts.file, opts.buildArg)
+      ctx.onClose(cleanup)
       const [{ splitList }, { parsePlatform, formatPlatform, hostPlatform, parseImageRef, exportOptionsFromRef }, { parseRecipe, detectFrontend }, { parseTagName }, { Requirement }] = await Promise.all([
         import('../../p2p/index.ts'), import('../../oci/index.ts'), import('../../recipe/index.ts'), import('../local-image.ts'), import('../../../protocols/job.ts')
       ])
@@ -129,7 +135,7 @@ export function register (program: Command, ctx: CliContext): void {
       const requester = await openSession(ctx, opts, offerWindowMs)
       const { session } = requester
       const context = await session.shareContext(contextDir, { recipeFile: recipePath })
-      const write = opts.json === true ? (line: string) => { process.stderr.write(`${line}\n`) } : (line: string) => { ctx.out.line(line) }
+      const write = opts.quiet === true ? () => {} : opts.json === true ? (line: string) => { process.stderr.write(`${line}\n`) } : (line: string) => { ctx.out.line(line) }
       const print = eventPrinter(write)
       const bases = await session.pinBases(plans)
       for (const b of bases.pins) write(`[${b.platform}] base ${b.ref} pinned to ${b.digest}`)
@@ -184,8 +190,10 @@ export function register (program: Command, ctx: CliContext): void {
           ctx.out.warn(`the result is in the local store, but publishing its tag records failed: ${err.message} (kiln tag REPO:TAG --publish retries)`)
           return []
         })
+      if (opts.iidfile !== undefined) await writeIidFile(opts.iidfile, image.digest)
       const summary = summarize(result, session.journal.get(result.jobId), image, { tags: meta.tags, ...(exported.length > 0 ? { output: exported.join(', ') } : {}), startedAt })
-      if (opts.json === true) ctx.out.json({ ...summary.json, published })
+      if (opts.quiet === true) ctx.out.line(image.digest)
+      else if (opts.json === true) ctx.out.json({ ...summary.json, published })
       else {
         for (const l of summary.lines) ctx.out.line(l)
         for (const p of published) ctx.out.line(`  published ${p.repository}:${p.tag} (tag record on ${p.storedOn} peer${p.storedOn === 1 ? '' : 's'})`)

@@ -95,7 +95,8 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'tar'))('kiln submit a
     u.give(ctx)
 
     // No --platform: the host's (the agents advertise linux/amd64, as the test base is); durations in units.
-    const submit = start(['submit', '-t', 'demo/app:1', ...netArgs(), '--offer-window', '4s', '--timeout', '4m', '--json', ctx], d.requester)
+    const iidfile = join(u.work, 'submit.iid')
+    const submit = start(['submit', '-t', 'demo/app:1', ...netArgs(), '--offer-window', '4s', '--timeout', '4m', '--json', '--iidfile', iidfile, ctx], d.requester)
     const code = await submit.exited
     expect(code, `${submit.stderr()}\n--- agent A:\n${a.stderr()}\n--- agent B:\n${b.stderr()}`).toBe(0)
     const summary = JSON.parse(submit.stdout()) as { jobId: string, digest: string, platforms: Array<{ platform: string, digest: string, builders: string[], steps: number }> }
@@ -106,6 +107,7 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'tar'))('kiln submit a
     expect(summary.platforms[0]?.builders).toEqual([idA])
     expect(summary.platforms[0]?.steps).toBe(2)
     expect(summary.digest).toBe(summary.platforms[0]?.digest)
+    expect(readFileSync(iidfile, 'utf8')).toBe(summary.digest)
     // B offered (it trusts uni-a's requesters) and was refused as a builder; logs came live, prefixed.
     const refused = submit.stderr().split('\n').filter(l => / refused: /.test(l))
     expect(refused, submit.stderr()).toHaveLength(1)

@@ -82,6 +82,8 @@ describe('--cache-to / --cache-from', () => {
     expect(parseCacheToSpec('type=local,dest=/c')).toEqual({ mode: 'max', output: { type: 'oci-layout', dest: '/c', names: ['buildcache'] } })
     expect(parseCacheToSpec('type=static,dest=/srv/site')).toMatchObject({ output: { names: ['cache:buildcache'] } })
     expect(() => parseCacheToSpec('type=static,dest=/srv/site,sif=true')).toThrow(expect.objectContaining({ name: 'OutputSpecInvalidError', keys: ['sif'] }))
+    // A cache image has no root filesystem: the outputs that write one refuse it (type=local is buildx's cache spelling of a layout).
+    for (const text of ['type=tar,dest=/c.tar', 'sif:/c.sif', './cachedir']) expect(() => parseCacheToSpec(text)).toThrow(expect.objectContaining({ name: 'OutputSpecInvalidError', keys: ['type'] }))
     expect(parseCacheToSpec('oci:/c:v1')).toEqual({ mode: 'max', output: { type: 'oci-layout', dest: '/c', names: ['v1'] } })
     expect(() => parseCacheToSpec('type=local,dest=/c,mode=most')).toThrow(/mode/)
     expect(parseCacheFromSpec('type=registry,ref=h:5000/c:bc')).toBe('docker://h:5000/c:bc')

@@ -60,7 +60,7 @@ describe('parseOutputSpec', () => {
     expect(parseOutputSpec('docker-archive:img.tar')).toEqual({ type: 'docker-archive', dest: 'img.tar', names: [] })
     expect(parseOutputSpec('docker-archive:img.tar:hpc/app:1')).toEqual({ type: 'docker-archive', dest: 'img.tar', names: ['hpc/app:1'] })
     expect(parseOutputSpec('docker://localhost:5000/hpc/app:1')).toEqual({ type: 'registry', names: ['localhost:5000/hpc/app:1'], insecure: false })
-    expect(() => parseOutputSpec('./some/dir')).toThrow(OutputSpecInvalidError)
+    expect(parseOutputSpec('./some/dir')).toEqual({ type: 'local', dest: './some/dir' })
     expect(() => parseOutputSpec('docker-archive:img.tar:@1')).toThrow(/@INDEX/)
   })
 
@@ -75,9 +75,23 @@ describe('parseOutputSpec', () => {
     expect(badKeys('type=oci-layout,dest=a,dest=b')).toEqual(['dest'])
     expect(badKeys('type=nope,dest=a')).toEqual(['type'])
     expect(badKeys('dest=a')).toEqual(['type'])
-    expect(badKeys('type=local,dest=a')).toEqual(['type'])
+    expect(badKeys('type=local')).toEqual(['dest'])
+    expect(badKeys('type=tar,dest=a,name=x:1')).toEqual(['name'])
     expect(badKeys('type=kiln,dest=a')).toEqual(['dest'])
     expect(badKeys('type=oci-layout,dest=a,justakey')).toEqual(['justakey'])
+  })
+
+  it('reads the root filesystem outputs: type=local, type=tar, and a plain path as buildx reads -o DIR', () => {
+    expect(parseOutputSpec('type=local,dest=./rootfs')).toEqual({ type: 'local', dest: './rootfs' })
+    expect(parseOutputSpec('type=tar,dest=rootfs.tar,platform=linux/arm64')).toEqual({ type: 'tar', dest: 'rootfs.tar', platform: 'linux/arm64' })
+    expect(parseOutputSpec('./out/rootfs')).toEqual({ type: 'local', dest: './out/rootfs' })
+    expect(parseOutputSpec('out')).toEqual({ type: 'local', dest: 'out' })
+    // buildx's `-o -` (a tar on stdout) is refused, not taken for a directory named "-".
+    expect(badKeys('-')).toEqual(['dest'])
+    expect(badKeys('type=tar,dest=-')).toEqual(['dest'])
+    // A word with a colon is a transport, never a directory named after a typo.
+    expect(() => parseOutputSpec('oci-archve:app.tar')).toThrow(OutputSpecInvalidError)
+    for (const text of ['type=local,dest=d,platform=linux/amd64', 'type=tar,dest=r.tar']) expect(parseOutputSpec(formatOutputSpec(parseOutputSpec(text)))).toEqual(parseOutputSpec(text))
   })
 
   it('says which keys a type knows', () => {
