@@ -1,0 +1,262 @@
+/**
+ * The progress of every long operation of the CLI (`kiln pull`, `kiln
+ * submit`, `kiln build`, `kiln image import|export`), drawn one way. A
+ * *task* is one piece of work that moves bytes: a blob fetched, a layer
+ * compressed into the store, a base pulled, a context packed. Tasks are
+ * grouped by *phase* (`pull`, `fetch`, `base`, `layer`, `context`,
+ * `import`, `export`) and named by an id (a digest, mostly); the reporter
+ * adds them up into a total.
+ *
+ * Modes (`--progress`):
+ * - `tty`: a live block on stderr, redrawn in place (log-update): one line
+ *   per running task and a total line, each with bytes, rate and ETA; a
+ *   finished task leaves one line in the scrollback.
+ * - `plain`: lines that never repeat and never redraw, for logs and batch
+ *   jobs: one when a task starts, one when it ends, and a total line at
+ *   most every 5 s.
+ * - `json`: one JSON object per line on stderr (schema in docs/cli.md,
+ *   "Progress events"), for scripts.
+ * - `quiet`: nothing.
+ * - `auto` (the default): `tty` when stderr is a terminal, else `plain`.
+ *
+ * The modules never import this file (docs/architecture.md): they report
+ * through their own callbacks (`onProgress`, `onBlob`, `onEvent`), and
+ * the command turns those into tasks here.
+ */
+import { Option } from 'commander'
+import type { Writable } from 'node:stream'
+import { createLogUpdate } from 'log-update'
+import { CliError } from './errors.ts'
+import { EXIT } from './exit-codes.ts'
+import { formatBytes, formatDuration } from './output.ts'
+
+export const PROGRESS_MODES = ['auto', 'tty', 'plain', 'json', 'quiet'] as const
+export type ProgressMode = typeof PROGRESS_MODES[number]
+
+/** Off a terminal, a total line at most this often. */
+export const PLAIN_EVERY_MS = 5000
+/** In JSON, a task's `progress` event at most this often. */
+export const JSON_EVERY_MS = 1000
+/** On a terminal, the block is redrawn at most this often. */
+const TTY_EVERY_MS = 100
+/** On a terminal, at most this many running tasks get a line; the rest are counted. */
+const TTY_MAX_LINES = 6
+
+export interface ProgressTask {
+  /** Bytes done so far (not a delta); `total` when it becomes known. Calls after done() or fail() are ignored. */
+  update: (bytes: number, total?: number) => void
+  /** The task ended; `bytes` is its final count (default the last update, else the total). */
+  done: (bytes?: number) => void
+  fail: (error: string) => void
+}
+
+export interface TaskOptions {
+  /** What people read (default: the id, a digest shortened). */
+  label?: string
+  /** Bytes expected; unknown for a layer being compressed. */
+  total?: number
+}
+
+export interface ProgressReporter {
+  /** The mode `auto` resolved to. */
+  readonly mode: Exclude<ProgressMode, 'auto'>
+  /** Starts a task, or returns the running one of this phase and id (so a callback can call it on every report). */
+  task: (phase: string, id: string, options?: TaskOptions) => ProgressTask
+  /** A message for people (`looking for peers...`): a line, or a `note` event. */
+  note: (text: string) => void
+  /** Writes a line to `stream` (the command's stdout) without tearing the live block. */
+  print: (text: string, stream?: Writable) => void
+  /** Ends the display: the block is cleared, a total line (plain) or `summary` event (json) is written once if any task ran. */
+  close: () => void
+}
+
+/** A parsed `--progress` value; a CliError naming the modes otherwise (commander's choices() does this for the flag). */
+export function parseProgressMode (text: string | undefined): ProgressMode {
+  if (text === undefined) return 'auto'
+  if ((PROGRESS_MODES as readonly string[]).includes(text)) return text as ProgressMode
+  throw new CliError(`--progress ${text}: expected one of ${PROGRESS_MODES.join(', ')}`, { exitCode: EXIT.usage })
+}
+
+/** The `--progress` flag, the same on every command that has long operations. */
+export function progressOption (): Option {
+  return new Option('--progress <mode>', 'how progress is shown on stderr: auto (a live display on a terminal, else plain), tty, plain (lines, at most one every 5 s besides task start and end), json (one event per line, docs/cli.md "Progress events") or quiet')
+    .choices(PROGRESS_MODES)
+    .default('auto')
+}
+
+interface TaskState {
+  phase: string
+  id: string
+  label: string
+  total: number | undefined
+  bytes: number
+  start: number
+  lastJson: number
+  ended: boolean
+}
+
+/** `sha256:4f1c2a9b3e7d...` as `4f1c2a9b3e7d`; other ids as they are. */
+function shortId (id: string): string {
+  return /^sha256:[0-9a-f]{64}$/.test(id) ? id.slice(7, 19) : id
+}
+
+function rateOf (bytes: number, ms: number): number {
+  return bytes / Math.max(1, ms) * 1000
+}
+
+/** `10.0 MiB/200 MiB, 5.0 MiB/s, ETA 38s`: bytes, the average rate since the start and, when the total is known, the time left at that rate. */
+export function figures (bytes: number, total: number | undefined, elapsedMs: number): string {
+  const perSecond = rateOf(bytes, elapsedMs)
+  const known = total !== undefined && total > 0
+  const parts = [known ? `${formatBytes(bytes)}/${formatBytes(total)}` : formatBytes(bytes), `${formatBytes(perSecond)}/s`]
+  if (known && bytes < total) parts.push(perSecond > 0 ? `ETA ${formatDuration((total - bytes) / perSecond * 1000)}` : 'ETA unknown')
+  return parts.join(', ')
+}
+
+function bar (bytes: number, total: number | undefined): string {
+  if (total === undefined || total <= 0) return ''
+  const width = 20
+  const filled = Math.min(width, Math.round(bytes / total * width))
+  return `[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${String(Math.min(100, Math.floor(bytes / total * 100))).padStart(3)}% `
+}
+
+export interface ProgressStreams {
+  /** Where progress goes; default process.stderr. */
+  stderr?: Writable & { isTTY?: boolean, columns?: number }
+  /** Where print() writes by default; default process.stdout. */
+  stdout?: Writable
+}
+
+export function createProgress (mode: ProgressMode, streams: ProgressStreams = {}): ProgressReporter {
+  const stderr = streams.stderr ?? process.stderr
+  const stdout = streams.stdout ?? process.stdout
+  const resolved = mode === 'auto' ? (stderr.isTTY === true ? 'tty' : 'plain') : mode
+  const tasks = new Map<string, TaskState>()
+  let all: TaskState[] = []
+  let first: number | undefined
+  let lastPlain = 0
+  let lastDraw = 0
+  let closed = false
+  const live = resolved === 'tty' ? createLogUpdate(stderr as NodeJS.WriteStream, { showCursor: true }) : undefined
+
+  const sums = (): { bytes: number, total: number | undefined, running: number, done: number } => {
+    let bytes = 0
+    let total = 0
+    let unknown = false
+    let running = 0
+    for (const t of all) {
+      bytes += t.bytes
+      if (t.total === undefined) unknown = true
+      else total += t.total
+      if (!t.ended) running++
+    }
+    // Bytes still unknown (a layer being compressed) make the total unknown, not smaller than it is.
+    return { bytes, total: unknown ? undefined : total, running, done: all.length - running }
+  }
+
+  const totalLine = (): string => {
+    const s = sums()
+    return `total: ${s.done}/${all.length} done, ${figures(s.bytes, s.total, Date.now() - (first ?? Date.now()))}`
+  }
+
+  const json = (event: Record<string, unknown>): void => {
+    stderr.write(`${JSON.stringify({ ...event, time: new Date().toISOString() })}\n`)
+  }
+
+  const taskJson = (t: TaskState): Record<string, unknown> => ({ phase: t.phase, id: t.id, bytes: t.bytes, total: t.total ?? null })
+
+  const draw = (force: boolean): void => {
+    if (live === undefined || closed) return
+    const now = Date.now()
+    if (!force && now - lastDraw < TTY_EVERY_MS) return
+    lastDraw = now
+    const running = all.filter(t => !t.ended)
+    if (running.length === 0) { live.clear(); return }
+    const lines = running.slice(0, TTY_MAX_LINES).map(t => `${t.phase} ${t.label} ${bar(t.bytes, t.total)}${figures(t.bytes, t.total, now - t.start)}`)
+    if (running.length > TTY_MAX_LINES) lines.push(`... and ${running.length - TTY_MAX_LINES} more`)
+    if (all.length > 1) lines.push(totalLine())
+    live(lines.join('\n'))
+  }
+
+  const plainTick = (): void => {
+    const now = Date.now()
+    if (now - lastPlain < PLAIN_EVERY_MS) return
+    lastPlain = now
+    stderr.write(`${totalLine()}\n`)
+  }
+
+  const end = (t: TaskState, error?: string): void => {
+    t.ended = true
+    tasks.delete(`${t.phase}\0${t.id}`)
+    const took = Date.now() - t.start
+    const text = error === undefined
+      ? `${t.phase} ${t.label} done: ${formatBytes(t.bytes)} in ${formatDuration(took)} (${formatBytes(rateOf(t.bytes, took))}/s)`
+      : `${t.phase} ${t.label} failed after ${formatBytes(t.bytes)}: ${error}`
+    if (resolved === 'json') json(error === undefined ? { type: 'done', ...taskJson(t), durationMs: took } : { type: 'fail', ...taskJson(t), error })
+    else if (resolved === 'plain') stderr.write(`${text}\n`)
+    else if (live !== undefined && !closed) { live.clear(); stderr.write(`${text}\n`); draw(true) }
+  }
+
+  const reporter: ProgressReporter = {
+    mode: resolved,
+    task: (phase, id, options = {}) => {
+      const key = `${phase}\0${id}`
+      let t = tasks.get(key)
+      if (t === undefined) {
+        const now = Date.now()
+        if (first === undefined) { first = now; lastPlain = now }
+        t = { phase, id, label: options.label ?? shortId(id), total: options.total, bytes: 0, start: now, lastJson: now, ended: false }
+        tasks.set(key, t)
+        all.push(t)
+        if (resolved === 'json') json({ type: 'start', ...taskJson(t), label: t.label })
+        else if (resolved === 'plain') stderr.write(`${phase} ${t.label} started${t.total !== undefined ? `: ${formatBytes(t.total)}` : ''}\n`)
+        else draw(true)
+      }
+      const state = t
+      return {
+        update: (bytes, total) => {
+          if (state.ended) return
+          state.bytes = bytes
+          if (total !== undefined) state.total = total
+          if (resolved === 'json') {
+            const now = Date.now()
+            if (now - state.lastJson >= JSON_EVERY_MS) { state.lastJson = now; json({ type: 'progress', ...taskJson(state) }) }
+          } else if (resolved === 'plain') plainTick()
+          else draw(false)
+        },
+        done: (bytes) => {
+          if (state.ended) return
+          state.bytes = bytes ?? (state.bytes === 0 && state.total !== undefined ? state.total : state.bytes)
+          state.total ??= state.bytes
+          end(state)
+        },
+        fail: (error) => {
+          if (state.ended) return
+          end(state, error)
+        }
+      }
+    },
+    note: (text) => {
+      if (resolved === 'json') json({ type: 'note', text })
+      else if (resolved === 'quiet') return
+      else if (live !== undefined && !closed) { live.clear(); stderr.write(`${text}\n`); draw(true) } else stderr.write(`${text}\n`)
+    },
+    print: (text, stream = stdout) => {
+      if (live !== undefined && !closed) { live.clear(); stream.write(`${text}\n`); draw(true) } else stream.write(`${text}\n`)
+    },
+    close: () => {
+      if (closed) return
+      // Tasks still running when the command ends did not finish (an error on the way out): say so once.
+      for (const t of all.filter(t => !t.ended)) end(t, 'interrupted')
+      if (all.length > 0) {
+        const s = sums()
+        if (resolved === 'json') json({ type: 'summary', tasks: all.length, bytes: s.bytes, durationMs: Date.now() - (first ?? Date.now()) })
+        else if (resolved === 'plain' || (resolved === 'tty' && all.length > 1)) { live?.clear(); stderr.write(`${totalLine()}\n`) }
+      }
+      live?.clear()
+      closed = true
+      all = []
+    }
+  }
+  return reporter
+}
