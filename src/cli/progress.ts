@@ -12,8 +12,8 @@
  *   per running task and a total line, each with bytes, rate and ETA; a
  *   finished task leaves one line in the scrollback.
  * - `plain`: lines that never repeat and never redraw, for logs and batch
- *   jobs: one when a task starts, one when it ends, and a total line at
- *   most every 5 s.
+ *   jobs: one when a task has run for a second (so short ones add nothing),
+ *   one when that task ends, and a total line at most every 5 s.
  * - `json`: one JSON object per line on stderr (schema in docs/cli.md,
  *   "Progress events"), for scripts.
  * - `quiet`: nothing.
@@ -35,6 +35,8 @@ export type ProgressMode = typeof PROGRESS_MODES[number]
 
 /** Off a terminal, a total line at most this often. */
 export const PLAIN_EVERY_MS = 5000
+/** Off a terminal, a task says it started only once it has run this long. */
+export const PLAIN_QUIET_MS = 1000
 /** In JSON, a task's `progress` event at most this often. */
 export const JSON_EVERY_MS = 1000
 /** On a terminal, the block is redrawn at most this often. */
@@ -60,13 +62,17 @@ export interface TaskOptions {
 export interface ProgressReporter {
   /** The mode `auto` resolved to. */
   readonly mode: Exclude<ProgressMode, 'auto'>
-  /** Starts a task, or returns the running one of this phase and id (so a callback can call it on every report). */
+  /**
+   * Starts a task, or returns the one of this phase and id started before,
+   * running or ended (so a callback can call it on every report, and a
+   * command can end every task it knows of once the work is done).
+   */
   task: (phase: string, id: string, options?: TaskOptions) => ProgressTask
   /** A message for people (`looking for peers...`): a line, or a `note` event. */
   note: (text: string) => void
   /** Writes a line to `stream` (the command's stdout) without tearing the live block. */
   print: (text: string, stream?: Writable) => void
-  /** Ends the display: the block is cleared, a total line (plain) or `summary` event (json) is written once if any task ran. */
+  /** Ends the display: the block is cleared, a total line (plain, if it wrote any; tty, for several tasks) or `summary` event (json) is written once if any task ran. */
   close: () => void
 }
 
@@ -88,16 +94,27 @@ interface TaskState {
   phase: string
   id: string
   label: string
+  /** The label uncut, for JSON. */
+  full: string
   total: number | undefined
   bytes: number
   start: number
   lastJson: number
+  /** Plain mode: its start line was written. */
+  announced: boolean
   ended: boolean
 }
 
 /** `sha256:4f1c2a9b3e7d...` as `4f1c2a9b3e7d`; other ids as they are. */
 function shortId (id: string): string {
   return /^sha256:[0-9a-f]{64}$/.test(id) ? id.slice(7, 19) : id
+}
+
+/** Labels longer than this are cut on a terminal and in plain lines (a RUN line can be long); JSON keeps them whole. */
+const LABEL_MAX = 48
+
+function cut (label: string): string {
+  return label.length <= LABEL_MAX ? label : `${label.slice(0, LABEL_MAX - 3)}...`
 }
 
 function rateOf (bytes: number, ms: number): number {
@@ -135,6 +152,7 @@ export function createProgress (mode: ProgressMode, streams: ProgressStreams = {
   let all: TaskState[] = []
   let first: number | undefined
   let lastPlain = 0
+  let wrotePlain = false
   let lastDraw = 0
   let closed = false
   const live = resolved === 'tty' ? createLogUpdate(stderr as NodeJS.WriteStream, { showCursor: true }) : undefined
@@ -178,23 +196,27 @@ export function createProgress (mode: ProgressMode, streams: ProgressStreams = {
     live(lines.join('\n'))
   }
 
-  const plainTick = (): void => {
+  const plainLine = (text: string): void => { stderr.write(`${text}\n`); wrotePlain = true }
+
+  const plainTick = (t: TaskState): void => {
     const now = Date.now()
+    if (!t.announced && now - t.start >= PLAIN_QUIET_MS) {
+      t.announced = true
+      plainLine(`${t.phase} ${t.label} started${t.total !== undefined ? `: ${formatBytes(t.total)}` : ''}`)
+    }
     if (now - lastPlain < PLAIN_EVERY_MS) return
     lastPlain = now
-    stderr.write(`${totalLine()}\n`)
+    plainLine(totalLine())
   }
 
   const end = (t: TaskState, error?: string): void => {
     t.ended = true
-    tasks.delete(`${t.phase}\0${t.id}`)
     const took = Date.now() - t.start
     const text = error === undefined
       ? `${t.phase} ${t.label} done: ${formatBytes(t.bytes)} in ${formatDuration(took)} (${formatBytes(rateOf(t.bytes, took))}/s)`
       : `${t.phase} ${t.label} failed after ${formatBytes(t.bytes)}: ${error}`
     if (resolved === 'json') json(error === undefined ? { type: 'done', ...taskJson(t), durationMs: took } : { type: 'fail', ...taskJson(t), error })
-    else if (resolved === 'plain') stderr.write(`${text}\n`)
-    else if (live !== undefined && !closed) { live.clear(); stderr.write(`${text}\n`); draw(true) }
+    else if (resolved === 'plain') { if (t.announced || took >= PLAIN_QUIET_MS) plainLine(text) } else if (live !== undefined && !closed) { live.clear(); stderr.write(`${text}\n`); draw(true) }
   }
 
   const reporter: ProgressReporter = {
@@ -205,12 +227,11 @@ export function createProgress (mode: ProgressMode, streams: ProgressStreams = {
       if (t === undefined) {
         const now = Date.now()
         if (first === undefined) { first = now; lastPlain = now }
-        t = { phase, id, label: options.label ?? shortId(id), total: options.total, bytes: 0, start: now, lastJson: now, ended: false }
+        t = { phase, id, label: cut(options.label ?? shortId(id)), full: options.label ?? shortId(id), total: options.total, bytes: 0, start: now, lastJson: now, announced: false, ended: false }
         tasks.set(key, t)
         all.push(t)
-        if (resolved === 'json') json({ type: 'start', ...taskJson(t), label: t.label })
-        else if (resolved === 'plain') stderr.write(`${phase} ${t.label} started${t.total !== undefined ? `: ${formatBytes(t.total)}` : ''}\n`)
-        else draw(true)
+        if (resolved === 'json') json({ type: 'start', ...taskJson(t), label: t.full })
+        else if (resolved === 'tty') draw(true)
       }
       const state = t
       return {
@@ -221,7 +242,7 @@ export function createProgress (mode: ProgressMode, streams: ProgressStreams = {
           if (resolved === 'json') {
             const now = Date.now()
             if (now - state.lastJson >= JSON_EVERY_MS) { state.lastJson = now; json({ type: 'progress', ...taskJson(state) }) }
-          } else if (resolved === 'plain') plainTick()
+          } else if (resolved === 'plain') plainTick(state)
           else draw(false)
         },
         done: (bytes) => {
@@ -251,7 +272,7 @@ export function createProgress (mode: ProgressMode, streams: ProgressStreams = {
       if (all.length > 0) {
         const s = sums()
         if (resolved === 'json') json({ type: 'summary', tasks: all.length, bytes: s.bytes, durationMs: Date.now() - (first ?? Date.now()) })
-        else if (resolved === 'plain' || (resolved === 'tty' && all.length > 1)) { live?.clear(); stderr.write(`${totalLine()}\n`) }
+        else if ((resolved === 'plain' && wrotePlain) || (resolved === 'tty' && all.length > 1)) { live?.clear(); stderr.write(`${totalLine()}\n`) }
       }
       live?.clear()
       closed = true

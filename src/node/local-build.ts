@@ -9,7 +9,7 @@
  * or quota run in another process never takes a layer of a build in
  * progress, however long it runs.
  */
-import type { Builder, BuildResult, IgnoreRules, NetworkMode, RecipeLogLine, RecipeRequest, SandboxDriverName } from '../builder/index.ts'
+import type { Builder, BuildProgress, BuildResult, IgnoreRules, NetworkMode, RecipeLogLine, RecipeRequest, SandboxDriverName } from '../builder/index.ts'
 import type { BuildLeases, LocalStore } from '../content/index.ts'
 import type { CacheToSpec, OutputSpec } from '../export/index.ts'
 import type { BuildRunner } from '../gateway/index.ts'
@@ -59,6 +59,8 @@ export interface LocalBuildInit {
   cacheTo: CacheToSpec[]
   signal?: AbortSignal
   onLine?: (line: RecipeLogLine) => void
+  /** Bases pulled or imported, layers compressed (BuildOptions.onProgress, src/builder). */
+  onProgress?: (progress: BuildProgress) => void
   /** A cache imported; a cache that cannot be read is `error` and only makes the build slower, as with buildx. */
   onCacheFrom?: (ref: string, outcome: { added: number, kept: number } | { error: Error }) => void
 }
@@ -93,7 +95,8 @@ export async function runLocalBuild (init: LocalBuildInit): Promise<LocalBuild> 
       ...(init.pull !== undefined ? { pull: init.pull } : {}),
       ...(init.sourceDateEpoch !== undefined ? { sourceDateEpoch: init.sourceDateEpoch } : {}),
       ...(init.signal !== undefined ? { signal: init.signal } : {}),
-      ...(init.onLine !== undefined ? { onLine: init.onLine } : {})
+      ...(init.onLine !== undefined ? { onLine: init.onLine } : {}),
+      ...(init.onProgress !== undefined ? { onProgress: init.onProgress } : {})
     })
     for (const t of init.tags) store.refs.set(t.repository, t.tag, run.result.descriptor)
     return run

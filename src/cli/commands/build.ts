@@ -3,6 +3,9 @@ import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
 import { networkAndContext, secretFlags } from '../flags.ts'
+import { createProgress, progressOption } from '../progress.ts'
+import type { ProgressMode } from '../progress.ts'
+import { onBuild } from '../progress-sources.ts'
 
 interface BuildCliOptions {
   file?: string
@@ -22,6 +25,7 @@ interface BuildCliOptions {
   pull?: boolean
   sandbox?: string
   notest?: boolean
+  progress: ProgressMode
 }
 
 const SANDBOX_CHOICES = ['auto', 'bwrap', 'unshare', 'proot'] as const
@@ -50,6 +54,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--notest', 'Apptainer: do not run %test at the end of the build')
     .option('--dry-run', 'parse the recipe and print the build plan without building')
     .option('--json', 'with --dry-run: the plan as JSON; otherwise a JSON summary')
+    .addOption(progressOption())
     .addHelpText('after', '\nExamples:\n  kiln build -t app:1 .\n  kiln build -f Singularity.def --build-arg VERSION=2 -t tools:2 ./ctx\n  kiln build --dry-run --json .\n  kiln build -t hpc/app:1 --output type=static,dest=/srv/registry --output oci-archive:app.tar .\n  kiln build --cache-from docker://registry.example.org/cache/app:bc --cache-to type=registry,ref=registry.example.org/cache/app:bc,mode=max .')
     .action(async (contextWord: string | undefined, opts: BuildCliOptions) => {
       const { network, contextArg } = networkAndContext(opts.network, contextWord)
@@ -93,6 +98,8 @@ export function register (program: Command, ctx: CliContext): void {
       process.once('SIGINT', onSignal)
       process.once('SIGTERM', onSignal)
       const { runLocalBuild } = await import('../../node/index.ts')
+      const progress = createProgress(opts.progress)
+      ctx.onClose(progress.close)
       let built
       try {
         built = await runLocalBuild({
@@ -116,13 +123,15 @@ export function register (program: Command, ctx: CliContext): void {
             if ('error' in outcome) process.stderr.write(`kiln: warning: --cache-from ${ref}: ${outcome.error.message}\n`)
             else if (opts.json !== true) ctx.out.line(`cache from ${ref}: ${outcome.added} steps added, ${outcome.kept} known`)
           },
+          onProgress: onBuild(progress),
           onLine: (line) => {
             if (opts.json === true) return
-            if (line.kind === 'step' || line.kind === 'cached') ctx.out.line(line.text)
-            else process.stderr.write(`${line.kind === 'warning' ? 'kiln: ' : ''}${line.text}\n`)
+            if (line.kind === 'step' || line.kind === 'cached') progress.print(line.text)
+            else progress.print(`${line.kind === 'warning' ? 'kiln: ' : ''}${line.text}`, process.stderr)
           }
         })
       } finally {
+        progress.close()
         process.off('SIGINT', onSignal)
         process.off('SIGTERM', onSignal)
       }

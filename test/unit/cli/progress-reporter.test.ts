@@ -104,6 +104,20 @@ describe('progress reporter', () => {
     expect(totals[2]).toMatch(/^total: 2\/2 done, 12\.0 MiB\/12\.0 MiB, /)
   })
 
+  it('off a terminal a short task adds nothing, nor a total', () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    vi.setSystemTime(0)
+    const err = sink(false)
+    const p = createProgress('plain', { stderr: err })
+    const t = p.task('import', DIGEST_A, { total: MiB })
+    vi.setSystemTime(500)
+    t.update(MiB / 2)
+    vi.setSystemTime(900)
+    t.done()
+    p.close()
+    expect(err.text()).toBe('')
+  })
+
   it('json: one parseable event per line, whose done bytes add up to the summary', () => {
     vi.useFakeTimers({ toFake: ['Date'] })
     const err = sink(false)

@@ -1,0 +1,56 @@
+/**
+ * The modules' own progress callbacks turned into tasks of a
+ * ProgressReporter (./progress.ts), so each command passes one line instead
+ * of repeating the mapping: src/transfer's fetch reports, src/export's
+ * events, src/oci's import callbacks, src/builder's build progress, and the
+ * single-bar Progress of ./output.ts (fetchPinned).
+ */
+import type { BuildProgress } from '../builder/index.ts'
+import type { ExportProgress } from '../export/index.ts'
+import type { Descriptor } from '../oci/index.ts'
+import type { Progress } from './output.ts'
+import type { ProgressReporter, ProgressTask } from './progress.ts'
+
+/** A fetch report of src/transfer (FetchProgress): the blob's task, ended when every byte is held. */
+export function onFetch (progress: ProgressReporter, phase: string): (p: { digest: string, size: number, bytes: number }) => void {
+  return (p) => {
+    const task = progress.task(phase, p.digest, { total: p.size })
+    task.update(p.bytes, p.size)
+    if (p.bytes >= p.size) task.done(p.size)
+  }
+}
+
+/** importImage's callbacks (src/oci): one task per blob stored; blobs already present are not work. */
+export function onImport (progress: ProgressReporter): { onProgress: (d: Descriptor, bytes: number) => void, onBlob: (d: Descriptor, status: 'stored' | 'present') => void } {
+  return {
+    onProgress: (d, bytes) => { progress.task('import', d.digest, { total: d.size }).update(bytes) },
+    onBlob: (d, status) => { if (status === 'stored') progress.task('import', d.digest, { total: d.size }).done(d.size) }
+  }
+}
+
+/** src/export's events: a blob or manifest written is a task done; bytes written to a layout or archive advance one task for the whole export. */
+export function onExport (progress: ProgressReporter, label: string): { onProgress: (p: ExportProgress) => void, task: ProgressTask } {
+  const task = progress.task('export', label, { label })
+  return {
+    task,
+    onProgress: (p) => {
+      if (p.event === 'written' && p.size !== undefined) task.update(p.size)
+      else if ((p.event === 'blob' || p.event === 'manifest') && p.digest !== undefined && p.size !== undefined) progress.task('export', p.digest, { total: p.size }).done(p.size)
+    }
+  }
+}
+
+/** src/builder's progress: a base blob pulled, a layer compressed into the store, the context packed. */
+export function onBuild (progress: ProgressReporter): (p: BuildProgress) => void {
+  return (p) => {
+    const task = progress.task(p.what, p.id, { label: p.label, ...(p.total !== undefined ? { total: p.total } : {}) })
+    if (p.done) task.done(p.bytes)
+    else task.update(p.bytes, p.total)
+  }
+}
+
+/** The single-bar Progress of ./output.ts (what fetchPinned draws) as a task of the reporter. */
+export function asBar (progress: ProgressReporter, phase: string, id: string, total?: number): Progress {
+  const task = progress.task(phase, id, { label: id, ...(total !== undefined ? { total } : {}) })
+  return { update: (bytes) => { task.update(bytes) }, done: () => { task.done() } }
+}
