@@ -5,6 +5,8 @@ import { EXIT } from '../exit-codes.ts'
 import { durationFlag, JOB_TIMEOUT_HELP, jobTimeoutFlag, networkAndContext } from '../flags.ts'
 import { eventPrinter, jobError, summarize } from '../job-output.ts'
 import { openSession } from '../services.ts'
+import { createProgress, progressOption } from '../progress.ts'
+import type { ProgressMode } from '../progress.ts'
 
 interface SubmitFlags {
   file?: string
@@ -26,6 +28,7 @@ interface SubmitFlags {
   json?: boolean
   /** Commander's form of --no-publish. */
   publish?: boolean
+  progress: ProgressMode
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
@@ -59,6 +62,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--offer-window <duration>', 'how long to collect offers before awarding, e.g. 1500ms, 5s; a bare number is milliseconds (default 3000)')
     .option('--timeout <duration>', JOB_TIMEOUT_HELP)
     .option('--json', 'print a JSON summary on stdout (logs go to stderr)')
+    .addOption(progressOption())
     .addHelpText('after', '\nExamples:\n  kiln submit -t app:1 .\n  kiln submit --platform linux/amd64,linux/arm64 -t app:1 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... .\n  kiln submit -f Singularity.def --platform linux/amd64 --require cuda>=12 --output oci-archive:app.tar ./ctx')
     .action(async (contextWord: string | undefined, opts: SubmitFlags) => {
       const { network, contextArg } = networkAndContext(opts.network, contextWord)
@@ -97,10 +101,14 @@ export function register (program: Command, ctx: CliContext): void {
       const offerWindowMs = opts.offerWindow !== undefined ? durationFlag('--offer-window', opts.offerWindow, 1, 600_000) : undefined
       const timeoutMs = jobTimeoutFlag(opts.timeout)
 
-      const requester = await openSession(ctx, opts, offerWindowMs)
+      const progress = createProgress(opts.progress)
+      ctx.onClose(progress.close)
+      const requester = await openSession(ctx, opts, offerWindowMs, progress)
       const { session } = requester
-      const context = await session.shareContext(contextDir, { recipeFile: recipePath })
-      const write = opts.json === true ? (line: string) => { process.stderr.write(`${line}\n`) } : (line: string) => { ctx.out.line(line) }
+      const packing = progress.task('context', contextDir, { label: contextDir })
+      const context = await session.shareContext(contextDir, { recipeFile: recipePath, onProgress: packing.update })
+      packing.done(context.size)
+      const write = opts.json === true ? (line: string) => { progress.print(line, process.stderr) } : (line: string) => { progress.print(line) }
       const print = eventPrinter(write)
       const bases = await session.pinBases(plans)
       for (const b of bases.pins) write(`[${b.platform}] base ${b.ref} pinned to ${b.digest}`)
@@ -138,6 +146,7 @@ export function register (program: Command, ctx: CliContext): void {
         process.off('SIGINT', onSignal)
         process.off('SIGTERM', onSignal)
       }
+      progress.close()
       const image = await session.keep(result, { tags })
       const exported: string[] = []
       if (outputs.length > 0) {
