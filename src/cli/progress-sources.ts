@@ -3,12 +3,11 @@
  * ProgressReporter (./progress.ts), so each command passes one line instead
  * of repeating the mapping: src/transfer's fetch reports, src/export's
  * events, src/oci's import callbacks, src/builder's build progress, and the
- * single-bar Progress of ./output.ts (fetchPinned).
+ * download of a URL source (./fetch-url.ts).
  */
 import type { BuildProgress } from '../builder/index.ts'
 import type { ExportProgress } from '../export/index.ts'
 import type { Descriptor } from '../oci/index.ts'
-import type { Progress } from './output.ts'
 import type { ProgressReporter, ProgressTask } from './progress.ts'
 
 /** A fetch report of src/transfer (FetchProgress): the blob's task, ended when every byte is held. */
@@ -49,8 +48,7 @@ export function onBuild (progress: ProgressReporter): (p: BuildProgress) => void
   }
 }
 
-/** The single-bar Progress of ./output.ts (what fetchPinned draws) as a task of the reporter. */
-export function asBar (progress: ProgressReporter, phase: string, id: string, total?: number): Progress {
-  const task = progress.task(phase, id, { label: id, ...(total !== undefined ? { total } : {}) })
-  return { update: (bytes) => { task.update(bytes) }, done: () => { task.done() } }
+/** The download of a URL source (fetchPinned, ./fetch-url.ts), once its size is known or not. */
+export function onDownload (progress: ProgressReporter, url: string): (total?: number) => ProgressTask {
+  return total => progress.task('download', url, { label: url, ...(total !== undefined ? { total } : {}) })
 }

@@ -17,7 +17,9 @@
  * - `json`: one JSON object per line on stderr (schema in docs/cli.md,
  *   "Progress events"), for scripts.
  * - `quiet`: nothing.
- * - `auto` (the default): `tty` when stderr is a terminal, else `plain`.
+ * - `auto` (the default): `quiet` when the command prints `--json` (a
+ *   script reads it; it asks for events with `--progress=json`), notes
+ *   excepted, else `tty` when stderr is a terminal, else `plain`.
  *
  * The modules never import this file (docs/architecture.md): they report
  * through their own callbacks (`onProgress`, `onBlob`, `onEvent`), and
@@ -25,7 +27,6 @@
  */
 import { Option } from 'commander'
 import type { Writable } from 'node:stream'
-import { createLogUpdate } from 'log-update'
 import { CliError } from './errors.ts'
 import { EXIT } from './exit-codes.ts'
 import { formatBytes, formatDuration } from './output.ts'
@@ -45,8 +46,8 @@ const TTY_EVERY_MS = 100
 const TTY_MAX_LINES = 6
 
 export interface ProgressTask {
-  /** Bytes done so far (not a delta); `total` when it becomes known. Calls after done() or fail() are ignored. */
-  update: (bytes: number, total?: number) => void
+  /** Bytes done so far (not a delta); `total` when it becomes known; `detail` shown after the figures (`3/10 blobs`). Calls after done() or fail() are ignored. */
+  update: (bytes: number, total?: number, detail?: string) => void
   /** The task ended; `bytes` is its final count (default the last update, else the total). */
   done: (bytes?: number) => void
   fail: (error: string) => void
@@ -85,7 +86,7 @@ export function parseProgressMode (text: string | undefined): ProgressMode {
 
 /** The `--progress` flag, the same on every command that has long operations. */
 export function progressOption (): Option {
-  return new Option('--progress <mode>', 'how progress is shown on stderr: auto (a live display on a terminal, else plain), tty, plain (lines, at most one every 5 s besides task start and end), json (one event per line, docs/cli.md "Progress events") or quiet')
+  return new Option('--progress <mode>', 'how progress is shown on stderr: auto (quiet with --json, else a live display on a terminal, else plain), tty, plain (lines, at most one every 5 s besides task start and end), json (one event per line, docs/cli.md "Progress events") or quiet')
     .choices(PROGRESS_MODES)
     .default('auto')
 }
@@ -98,6 +99,7 @@ interface TaskState {
   full: string
   total: number | undefined
   bytes: number
+  detail: string
   start: number
   lastJson: number
   /** Plain mode: its start line was written. */
@@ -130,6 +132,11 @@ export function figures (bytes: number, total: number | undefined, elapsedMs: nu
   return parts.join(', ')
 }
 
+/** `pull 4f1c2a9b3e7d`; a task whose label is empty goes by its phase alone (`verifying`). */
+function name (t: { phase: string, label: string }): string {
+  return t.label === '' ? t.phase : `${t.phase} ${t.label}`
+}
+
 function bar (bytes: number, total: number | undefined): string {
   if (total === undefined || total <= 0) return ''
   const width = 20
@@ -137,17 +144,22 @@ function bar (bytes: number, total: number | undefined): string {
   return `[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${String(Math.min(100, Math.floor(bytes / total * 100))).padStart(3)}% `
 }
 
-export interface ProgressStreams {
+export interface ProgressInit {
+  /** The command's --json was given: `auto` is `quiet`. */
+  json?: boolean
   /** Where progress goes; default process.stderr. */
   stderr?: Writable & { isTTY?: boolean, columns?: number }
   /** Where print() writes by default; default process.stdout. */
   stdout?: Writable
 }
 
-export function createProgress (mode: ProgressMode, streams: ProgressStreams = {}): ProgressReporter {
-  const stderr = streams.stderr ?? process.stderr
-  const stdout = streams.stdout ?? process.stdout
-  const resolved = mode === 'auto' ? (stderr.isTTY === true ? 'tty' : 'plain') : mode
+/** A reporter in `mode`; log-update is loaded only for a terminal (it costs every other command its load time). */
+export async function createProgress (mode: ProgressMode, init: ProgressInit = {}): Promise<ProgressReporter> {
+  const stderr = init.stderr ?? process.stderr
+  const stdout = init.stdout ?? process.stdout
+  const resolved = mode !== 'auto' ? mode : init.json === true ? 'quiet' : stderr.isTTY === true ? 'tty' : 'plain'
+  // Quiet because of --json, not asked for: notes (a peer search that takes a while) still say what is going on.
+  const notes = mode !== 'quiet'
   const tasks = new Map<string, TaskState>()
   let all: TaskState[] = []
   let first: number | undefined
@@ -155,7 +167,7 @@ export function createProgress (mode: ProgressMode, streams: ProgressStreams = {
   let wrotePlain = false
   let lastDraw = 0
   let closed = false
-  const live = resolved === 'tty' ? createLogUpdate(stderr as NodeJS.WriteStream, { showCursor: true }) : undefined
+  const live = resolved === 'tty' ? (await import('log-update')).createLogUpdate(stderr as NodeJS.WriteStream, { showCursor: true }) : undefined
 
   const sums = (): { bytes: number, total: number | undefined, running: number, done: number } => {
     let bytes = 0
@@ -181,7 +193,7 @@ export function createProgress (mode: ProgressMode, streams: ProgressStreams = {
     stderr.write(`${JSON.stringify({ ...event, time: new Date().toISOString() })}\n`)
   }
 
-  const taskJson = (t: TaskState): Record<string, unknown> => ({ phase: t.phase, id: t.id, bytes: t.bytes, total: t.total ?? null })
+  const taskJson = (t: TaskState): Record<string, unknown> => ({ phase: t.phase, id: t.id, bytes: t.bytes, total: t.total ?? null, ...(t.detail !== '' ? { detail: t.detail } : {}) })
 
   const draw = (force: boolean): void => {
     if (live === undefined || closed) return
@@ -190,7 +202,7 @@ export function createProgress (mode: ProgressMode, streams: ProgressStreams = {
     lastDraw = now
     const running = all.filter(t => !t.ended)
     if (running.length === 0) { live.clear(); return }
-    const lines = running.slice(0, TTY_MAX_LINES).map(t => `${t.phase} ${t.label} ${bar(t.bytes, t.total)}${figures(t.bytes, t.total, now - t.start)}`)
+    const lines = running.slice(0, TTY_MAX_LINES).map(t => `${name(t)} ${bar(t.bytes, t.total)}${figures(t.bytes, t.total, now - t.start)}${t.detail === '' ? '' : `, ${t.detail}`}`)
     if (running.length > TTY_MAX_LINES) lines.push(`... and ${running.length - TTY_MAX_LINES} more`)
     if (all.length > 1) lines.push(totalLine())
     live(lines.join('\n'))
@@ -202,7 +214,7 @@ export function createProgress (mode: ProgressMode, streams: ProgressStreams = {
     const now = Date.now()
     if (!t.announced && now - t.start >= PLAIN_QUIET_MS) {
       t.announced = true
-      plainLine(`${t.phase} ${t.label} started${t.total !== undefined ? `: ${formatBytes(t.total)}` : ''}`)
+      plainLine(`${name(t)} started${t.total !== undefined ? `: ${formatBytes(t.total)}` : ''}`)
     }
     if (now - lastPlain < PLAIN_EVERY_MS) return
     lastPlain = now
@@ -213,8 +225,8 @@ export function createProgress (mode: ProgressMode, streams: ProgressStreams = {
     t.ended = true
     const took = Date.now() - t.start
     const text = error === undefined
-      ? `${t.phase} ${t.label} done: ${formatBytes(t.bytes)} in ${formatDuration(took)} (${formatBytes(rateOf(t.bytes, took))}/s)`
-      : `${t.phase} ${t.label} failed after ${formatBytes(t.bytes)}: ${error}`
+      ? `${name(t)} done: ${formatBytes(t.bytes)} in ${formatDuration(took)} (${formatBytes(rateOf(t.bytes, took))}/s)${t.detail === '' ? '' : `, ${t.detail}`}`
+      : `${name(t)} failed after ${formatBytes(t.bytes)}: ${error}`
     if (resolved === 'json') json(error === undefined ? { type: 'done', ...taskJson(t), durationMs: took } : { type: 'fail', ...taskJson(t), error })
     else if (resolved === 'plain') { if (t.announced || took >= PLAIN_QUIET_MS) plainLine(text) } else if (live !== undefined && !closed) { live.clear(); stderr.write(`${text}\n`); draw(true) }
   }
@@ -227,7 +239,7 @@ export function createProgress (mode: ProgressMode, streams: ProgressStreams = {
       if (t === undefined) {
         const now = Date.now()
         if (first === undefined) { first = now; lastPlain = now }
-        t = { phase, id, label: cut(options.label ?? shortId(id)), full: options.label ?? shortId(id), total: options.total, bytes: 0, start: now, lastJson: now, announced: false, ended: false }
+        t = { phase, id, label: cut(options.label ?? shortId(id)), full: options.label ?? shortId(id), total: options.total, bytes: 0, detail: '', start: now, lastJson: now, announced: false, ended: false }
         tasks.set(key, t)
         all.push(t)
         if (resolved === 'json') json({ type: 'start', ...taskJson(t), label: t.full })
@@ -235,10 +247,11 @@ export function createProgress (mode: ProgressMode, streams: ProgressStreams = {
       }
       const state = t
       return {
-        update: (bytes, total) => {
+        update: (bytes, total, detail) => {
           if (state.ended) return
           state.bytes = bytes
           if (total !== undefined) state.total = total
+          if (detail !== undefined) state.detail = detail
           if (resolved === 'json') {
             const now = Date.now()
             if (now - state.lastJson >= JSON_EVERY_MS) { state.lastJson = now; json({ type: 'progress', ...taskJson(state) }) }
@@ -259,7 +272,7 @@ export function createProgress (mode: ProgressMode, streams: ProgressStreams = {
     },
     note: (text) => {
       if (resolved === 'json') json({ type: 'note', text })
-      else if (resolved === 'quiet') return
+      else if (resolved === 'quiet') { if (notes) stderr.write(`${text}\n`) }
       else if (live !== undefined && !closed) { live.clear(); stderr.write(`${text}\n`); draw(true) } else stderr.write(`${text}\n`)
     },
     print: (text, stream = stdout) => {

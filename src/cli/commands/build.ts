@@ -98,7 +98,7 @@ export function register (program: Command, ctx: CliContext): void {
       process.once('SIGINT', onSignal)
       process.once('SIGTERM', onSignal)
       const { runLocalBuild } = await import('../../node/index.ts')
-      const progress = createProgress(opts.progress)
+      const progress = await createProgress(opts.progress, { json: opts.json === true })
       ctx.onClose(progress.close)
       let built
       try {

@@ -6,7 +6,7 @@ import { EXIT } from '../exit-codes.ts'
 import { formatBytes } from '../output.ts'
 import { createProgress, progressOption } from '../progress.ts'
 import type { ProgressMode } from '../progress.ts'
-import { asBar, onExport, onImport } from '../progress-sources.ts'
+import { onDownload, onExport, onImport } from '../progress-sources.ts'
 
 /** Destinations that name their own format: a transport prefix or a `type=` output spec (src/export/output-spec.ts). */
 const OUTPUT_FORM_RE = /^(?:oci|oci-layout|oci-archive|docker-archive|sif):|^docker:\/\/|^type=/
@@ -51,13 +51,13 @@ Examples:
   kiln image import oci-archive:app.tar --progress=json 2>events.jsonl`)
     .action(async (sourceText: string, opts: { tag?: string, sha256?: string, json?: boolean, progress: ProgressMode }) => {
       const store = await ctx.store()
-      const progress = createProgress(opts.progress)
+      const progress = await createProgress(opts.progress, { json: opts.json === true })
       ctx.onClose(progress.close)
       const oci = await import('../../oci/index.ts')
       const { isUrl, fetchPinned } = await import('../fetch-url.ts')
       const { namesForImport } = await import('../local-image.ts')
       let fetched: { path: string, cleanup: () => Promise<void> } | undefined
-      if (isUrl(sourceText)) fetched = await fetchPinned(sourceText, opts.sha256, total => asBar(progress, 'download', sourceText, total))
+      if (isUrl(sourceText)) fetched = await fetchPinned(sourceText, opts.sha256, onDownload(progress, sourceText))
       try {
         const ref = oci.parseImageRef(fetched !== undefined ? `oci-archive:${fetched.path}` : sourceText)
         const started = Date.now()
@@ -117,7 +117,7 @@ Examples:
       const oci = await import('../../oci/index.ts')
       const { resolveLocalImage } = await import('../local-image.ts')
       const found = await resolveLocalImage(store, name)
-      const progress = createProgress(opts.progress)
+      const progress = await createProgress(opts.progress, { json: opts.json === true })
       ctx.onClose(progress.close)
       const report = onExport(progress, dest)
       if (spec !== undefined || opts.format === 'sif') {
@@ -147,6 +147,7 @@ Examples:
     .option('--sha256 <hex>', 'expected sha256 of a URL source')
     .option('--keep-setuid', 'keep setuid/setgid bits (stripped by default)')
     .option('--json', 'print JSON: { dir, digest, platform, layers, warnings }')
+    .addOption(progressOption())
     .addHelpText('after', `
 Layers are applied in order with OCI whiteouts. Entries that would write
 outside the target (absolute paths, .., symlink or hardlink escapes) stop the
@@ -156,7 +157,7 @@ unpack with an error; device nodes and fifos are skipped with a warning
 Examples:
   kiln image unpack demo/hello:1 ./rootfs
   kiln image unpack oci:./multiarch:1 ./sysroot-arm64 --platform linux/arm64`)
-    .action(async (name: string, dir: string, opts: { platform?: string, sha256?: string, keepSetuid?: boolean, json?: boolean }) => {
+    .action(async (name: string, dir: string, opts: { platform?: string, sha256?: string, keepSetuid?: boolean, json?: boolean, progress: ProgressMode }) => {
       const { readdir, mkdir } = await import('node:fs/promises')
       const existing = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT') return []
@@ -170,7 +171,12 @@ Examples:
       let descriptor: Descriptor | undefined
       let fetched: { path: string, cleanup: () => Promise<void> } | undefined
       try {
-        if (isUrl(name)) fetched = await fetchPinned(name, opts.sha256, total => ctx.out.progress('download', total))
+        if (isUrl(name)) {
+          const progress = await createProgress(opts.progress, { json: opts.json === true })
+          ctx.onClose(progress.close)
+          fetched = await fetchPinned(name, opts.sha256, onDownload(progress, name))
+          progress.close()
+        }
         const ref = oci.parseImageRef(fetched !== undefined ? `oci-archive:${fetched.path}` : name)
         if (ref.transport === 'local' || ref.transport === 'digest') {
           descriptor = (await resolveLocalImage(store, name)).descriptor

@@ -49,7 +49,7 @@ export function register (program: Command, ctx: CliContext): void {
       const { startPeer, untilFirstPeer } = await import('../../node/index.ts')
       const node = await startPeer(config.node, flags, identity.privateKey, true)
       ctx.onClose(async () => { await node.stop() })
-      const progress = createProgress(flags.progress)
+      const progress = await createProgress(flags.progress, { json: flags.json === true })
       ctx.onClose(progress.close)
       const { peerSearchSources, sayingPeerSearch } = await import('../peer-search.ts')
       await sayingPeerSearch(progress, peerSearchSources(flags, config.node), untilFirstPeer(node, 10_000))

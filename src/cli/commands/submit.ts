@@ -101,7 +101,7 @@ export function register (program: Command, ctx: CliContext): void {
       const offerWindowMs = opts.offerWindow !== undefined ? durationFlag('--offer-window', opts.offerWindow, 1, 600_000) : undefined
       const timeoutMs = jobTimeoutFlag(opts.timeout)
 
-      const progress = createProgress(opts.progress)
+      const progress = await createProgress(opts.progress, { json: opts.json === true })
       ctx.onClose(progress.close)
       const requester = await openSession(ctx, opts, offerWindowMs, progress)
       const { session } = requester
