@@ -31,6 +31,52 @@ import { CliError } from './errors.ts'
 import { EXIT } from './exit-codes.ts'
 import { formatBytes, formatDuration } from './output.ts'
 
+/** The "Progress" section of docs/cli.md (written by ./reference.ts): the modes and the JSON events' schema. */
+export const PROGRESS_DOC = `## Progress
+
+Every long operation (\`kiln pull\`, \`kiln submit\`, \`kiln build\`,
+\`kiln image import|export|unpack\`, \`kiln store verify\`) reports its
+*tasks* on stderr: a blob pulled, imported, exported or fetched as a
+result, a base image's blob, a layer compressed into the store, a build
+context packed. \`--progress MODE\` chooses how:
+
+| mode | what stderr gets |
+|---|---|
+| \`auto\` (default) | \`quiet\` when the command prints \`--json\` (notes such as "looking for peers" excepted); else \`tty\` on a terminal, \`plain\` elsewhere |
+| \`tty\` | a block redrawn in place: a line per running task (bytes, bar, rate, ETA), a total line; each finished task leaves one line |
+| \`plain\` | lines that never repeat: a task's start once it has run 1 s, its end, and a total line at most every 5 s |
+| \`json\` | one JSON object per line, below |
+| \`quiet\` | nothing |
+
+### Progress events
+
+With \`--progress=json\` every stderr line is one object with \`type\` and
+\`time\` (ISO 8601). Rates and ETAs are left to the reader: \`bytes\` over
+\`time\`.
+
+| type | fields | when |
+|---|---|---|
+| \`start\` | \`phase\`, \`id\`, \`label\`, \`bytes\`, \`total\` | a task starts |
+| \`progress\` | \`phase\`, \`id\`, \`bytes\`, \`total\`, \`detail\`? | at most once a second per task |
+| \`done\` | \`phase\`, \`id\`, \`bytes\`, \`total\`, \`durationMs\` | the task ended; \`bytes\` is what it moved |
+| \`fail\` | \`phase\`, \`id\`, \`bytes\`, \`total\`, \`error\` | it failed, or was still running when the command ended (\`interrupted\`) |
+| \`note\` | \`text\` | a message for people (a peer search that takes a while) |
+| \`summary\` | \`tasks\`, \`bytes\`, \`durationMs\` | once, last, when any task ran: \`bytes\` is the sum of the tasks' |
+
+\`phase\` is one of \`pull\`, \`fetch\` (a submitted job's result blobs and
+pinned bases), \`context\`, \`base\`, \`layer\`, \`import\`, \`export\`,
+\`download\` (a URL source), \`verifying\`. \`id\` is a blob digest, else
+a path, URL or (\`layer\`) the step's cache key. \`total\` is \`null\`
+while unknown (a layer's compressed size is known when it is done). For
+a task, \`bytes\` never goes down, and a task has one \`start\` and one
+\`done\` or \`fail\`.
+
+\`\`\`
+kiln pull sha256:4f1c...e9 --progress=json 2>events.jsonl
+jq -s 'map(select(.type == "done")) | map(.bytes) | add' events.jsonl
+\`\`\`
+`
+
 export const PROGRESS_MODES = ['auto', 'tty', 'plain', 'json', 'quiet'] as const
 export type ProgressMode = typeof PROGRESS_MODES[number]
 
