@@ -93,6 +93,11 @@ async function registryClientFor (init: BaseResolverInit, registry: string): Pro
   return createRegistryClient({ registry })
 }
 
+/** `4f1c2a9b3e7d of debian:bookworm`: which blob of which base, for a progress display. */
+function baseBlobLabel (d: Descriptor, base: string): string {
+  return `${digestHex(d.digest).slice(0, 12)} of ${base}`
+}
+
 /** Pulls a registry image (or finds it in the store) and returns its root descriptor. */
 async function fromRegistry (init: BaseResolverInit, name: DockerName, text: string, platform: Platform, source: SourceLoc | undefined): Promise<Descriptor> {
   const { store, refs } = init
@@ -107,10 +112,9 @@ async function fromRegistry (init: BaseResolverInit, name: DockerName, text: str
   try {
     const { pullImage } = await import('../registry/index.ts')
     const onProgress = init.onProgress
-    const label = formatDockerName(name)
     pulled = await pullImage(await registryClientFor(init, name.domain), name.path, reference, store, {
       platform,
-      ...(onProgress !== undefined ? { onBlob: (d: Descriptor) => { onProgress({ what: 'base', id: d.digest, label, bytes: d.size, total: d.size, done: true }) } } : {})
+      ...(onProgress !== undefined ? { onBlob: (d: Descriptor) => { onProgress({ what: 'base', id: d.digest, label: baseBlobLabel(d, formatDockerName(name)), bytes: d.size, total: d.size, done: true }) } } : {})
     })
   } catch (err) {
     init.signal?.throwIfAborted()
@@ -129,8 +133,8 @@ async function fromImport (store: ContentStore, ref: Extract<ImageRef, { transpo
       ...(signal !== undefined ? { signal } : {}),
       ...(onProgress !== undefined
         ? {
-            onProgress: (d: Descriptor, bytes: number) => { onProgress({ what: 'base', id: d.digest, label: text, bytes, total: d.size, done: false }) },
-            onBlob: (d: Descriptor, status: 'stored' | 'present') => { if (status === 'stored') onProgress({ what: 'base', id: d.digest, label: text, bytes: d.size, total: d.size, done: true }) }
+            onProgress: (d: Descriptor, bytes: number) => { onProgress({ what: 'base', id: d.digest, label: baseBlobLabel(d, text), bytes, total: d.size, done: false }) },
+            onBlob: (d: Descriptor, status: 'stored' | 'present') => { if (status === 'stored') onProgress({ what: 'base', id: d.digest, label: baseBlobLabel(d, text), bytes: d.size, total: d.size, done: true }) }
           }
         : {})
     })

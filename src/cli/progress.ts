@@ -169,12 +169,13 @@ function rateOf (bytes: number, ms: number): number {
   return bytes / Math.max(1, ms) * 1000
 }
 
-/** `10.0 MiB/200 MiB, 5.0 MiB/s, ETA 38s`: bytes, the average rate since the start and, when the total is known, the time left at that rate. */
+/** `10.0 MiB/200 MiB, 5.0 MiB/s, ETA 38s`: bytes, the average rate since the start and, when the total is known and a second has gone, the time left at that rate. */
 export function figures (bytes: number, total: number | undefined, elapsedMs: number): string {
   const perSecond = rateOf(bytes, elapsedMs)
   const known = total !== undefined && total > 0
   const parts = [known ? `${formatBytes(bytes)}/${formatBytes(total)}` : formatBytes(bytes), `${formatBytes(perSecond)}/s`]
-  if (known && bytes < total) parts.push(perSecond > 0 ? `ETA ${formatDuration((total - bytes) / perSecond * 1000)}` : 'ETA unknown')
+  // Under a second the average says little (a small blob first makes the total's rate tiny): no ETA yet.
+  if (known && bytes < total && elapsedMs >= 1000) parts.push(perSecond > 0 ? `ETA ${formatDuration((total - bytes) / perSecond * 1000)}` : 'ETA unknown')
   return parts.join(', ')
 }
 

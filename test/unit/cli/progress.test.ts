@@ -40,6 +40,7 @@ describe('progress reporter', () => {
     expect(figures(10 * MiB, 100 * MiB, 2000)).toBe('10.0 MiB/100 MiB, 5.0 MiB/s, ETA 18.0s')
     expect(figures(3 * MiB, undefined, 1000)).toBe('3.0 MiB, 3.0 MiB/s')
     expect(figures(0, 100, 1000)).toBe('0 B/100 B, 0 B/s, ETA unknown')
+    expect(figures(10, 100 * MiB, 20)).toBe('10 B/100 MiB, 500 B/s')
   })
 
   it('parses --progress and refuses an unknown mode, naming the modes', async () => {
