@@ -11,10 +11,10 @@ import type { Descriptor } from '../oci/index.ts'
 import type { ProgressReporter, ProgressTask } from './progress.ts'
 
 /** A fetch report of src/transfer (FetchProgress): the blob's task, ended when every byte is held. */
-export function onFetch (progress: ProgressReporter, phase: string): (p: { digest: string, size: number, bytes: number }) => void {
+export function onFetch (progress: ProgressReporter, phase: string): (p: { digest: string, size: number, bytes: number, peers: number }) => void {
   return (p) => {
     const task = progress.task(phase, p.digest, { total: p.size })
-    task.update(p.bytes, p.size)
+    task.update(p.bytes, p.size, `from ${p.peers} peer${p.peers === 1 ? '' : 's'}`)
     if (p.bytes >= p.size) task.done(p.size)
   }
 }

@@ -6,6 +6,7 @@ import { EXIT } from '../exit-codes.ts'
 import { NoProvidersError } from '../../transfer/errors.ts'
 import { isErrorOf } from '../../util/error-class.ts'
 import { createProgress, progressOption } from '../progress.ts'
+import { onFetch } from '../progress-sources.ts'
 import type { ProgressMode } from '../progress.ts'
 
 interface PullFlags {
@@ -58,11 +59,7 @@ export function register (program: Command, ctx: CliContext): void {
       try {
         result = await transfer.pull(digest, {
           providers: splitList(flags.from),
-          onProgress: (p) => {
-            const task = progress.task('pull', p.digest, { total: p.size })
-            task.update(p.bytes, p.size)
-            if (p.bytes >= p.size) task.done(p.size)
-          }
+          onProgress: onFetch(progress, 'pull')
         })
       } catch (err) {
         // Nobody providing the digest means, to a pull, that it is not there (the table says network).

@@ -2,6 +2,7 @@ import { describe, it, expect, afterEach, vi } from 'vitest'
 import { Writable } from 'node:stream'
 import { createProgress, figures, parseProgressMode } from '../../../src/cli/progress.ts'
 import type { ProgressReporter } from '../../../src/cli/progress.ts'
+import { onBuild, onFetch } from '../../../src/cli/progress-sources.ts'
 
 const MiB = 1024 * 1024
 const DIGEST_A = `sha256:${'a'.repeat(64)}`
@@ -173,5 +174,35 @@ describe('progress reporter', () => {
     p.task('pull', DIGEST_A, { total: 10 }).done()
     p.close()
     expect(err.text()).toBe('looking for peers...\n')
+  })
+})
+
+describe('progress sources', () => {
+  const parse = (text: string): Array<Record<string, unknown>> => text.trimEnd().split('\n').map(l => JSON.parse(l) as Record<string, unknown>)
+
+  it('a fetch report becomes its blob\'s task, ended when every byte is held', async () => {
+    const err = sink(false)
+    const p = await createProgress('json', { stderr: err })
+    const report = onFetch(p, 'fetch')
+    report({ digest: DIGEST_A, size: 100, bytes: 40, peers: 2 })
+    report({ digest: DIGEST_A, size: 100, bytes: 100, peers: 1 })
+    // A late report of a finished blob starts nothing again.
+    report({ digest: DIGEST_A, size: 100, bytes: 100, peers: 1 })
+    p.close()
+    const events = parse(err.text())
+    expect(events.map(e => e.type)).toEqual(['start', 'done', 'summary'])
+    expect(events[1]).toMatchObject({ phase: 'fetch', id: DIGEST_A, bytes: 100, total: 100, detail: 'from 1 peer' })
+  })
+
+  it('a layer compressed has no total until it is done, then its size', async () => {
+    const err = sink(false)
+    const p = await createProgress('json', { stderr: err })
+    const report = onBuild(p)
+    report({ what: 'layer', id: DIGEST_B, label: 'RUN make', bytes: 10, done: false })
+    report({ what: 'layer', id: DIGEST_B, label: 'RUN make', bytes: 50, total: 50, done: true })
+    p.close()
+    const events = parse(err.text())
+    expect(events[0]).toMatchObject({ type: 'start', phase: 'layer', label: 'RUN make', total: null })
+    expect(events[1]).toMatchObject({ type: 'done', phase: 'layer', bytes: 50, total: 50 })
   })
 })
