@@ -27,15 +27,25 @@ export function onImport (progress: ProgressReporter): { onProgress: (d: Descrip
   }
 }
 
-/** src/export's events: a blob or manifest written is a task done; bytes written to a layout or archive advance one task for the whole export. */
-export function onExport (progress: ProgressReporter, label: string): { onProgress: (p: ExportProgress) => void, task: ProgressTask } {
-  const task = progress.task('export', label, { label })
+/**
+ * src/export's events for one output: a blob or manifest written is a task
+ * done; the bytes written to a layout or archive advance one task for the
+ * whole output, named `label`, started on its first report and ended by
+ * done().
+ */
+export function onExport (progress: ProgressReporter, label: string): { onProgress: (p: ExportProgress) => void, written: (bytes: number) => void, done: () => void } {
+  let task: ProgressTask | undefined
+  const written = (bytes: number): void => {
+    task ??= progress.task('export', label, { label })
+    task.update(bytes)
+  }
   return {
-    task,
+    written,
     onProgress: (p) => {
-      if (p.event === 'written' && p.size !== undefined) task.update(p.size)
+      if (p.event === 'written' && p.size !== undefined) written(p.size)
       else if ((p.event === 'blob' || p.event === 'manifest') && p.digest !== undefined && p.size !== undefined) progress.task('export', p.digest, { total: p.size }).done(p.size)
-    }
+    },
+    done: () => { task?.done() }
   }
 }
 

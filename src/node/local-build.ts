@@ -11,7 +11,7 @@
  */
 import type { Builder, BuildProgress, BuildResult, IgnoreRules, NetworkMode, RecipeLogLine, RecipeRequest, SandboxDriverName } from '../builder/index.ts'
 import type { BuildLeases, LocalStore } from '../content/index.ts'
-import type { CacheToSpec, OutputSpec } from '../export/index.ts'
+import type { CacheToSpec, ExportProgress, OutputSpec } from '../export/index.ts'
 import type { BuildRunner } from '../gateway/index.ts'
 import type { NodeSandbox } from './sandbox.ts'
 
@@ -61,6 +61,8 @@ export interface LocalBuildInit {
   onLine?: (line: RecipeLogLine) => void
   /** Bases pulled or imported, layers compressed (BuildOptions.onProgress, src/builder). */
   onProgress?: (progress: BuildProgress) => void
+  /** The export to `outputs[output]` going on (src/export's ExportOptions.onProgress). */
+  onExportProgress?: (output: number, progress: ExportProgress) => void
   /** A cache imported; a cache that cannot be read is `error` and only makes the build slower, as with buildx. */
   onCacheFrom?: (ref: string, outcome: { added: number, kept: number } | { error: Error }) => void
 }
@@ -106,8 +108,10 @@ export async function runLocalBuild (init: LocalBuildInit): Promise<LocalBuild> 
   if (init.outputs.length > 0 || init.cacheTo.length > 0) {
     const exporter = exp.createExporter()
     const signal = init.signal !== undefined ? { signal: init.signal } : {}
-    for (const target of init.outputs) {
+    for (const [i, target] of init.outputs.entries()) {
+      const onExportProgress = init.onExportProgress
       exported.push(await exporter.export({ store: store.content, root: result.descriptor }, target, {
+        ...(onExportProgress !== undefined ? { onProgress: (p: ExportProgress) => { onExportProgress(i, p) } } : {}),
         tags: init.tags.map(t => `${t.repository}:${t.tag}`),
         // A SIF keeps the definition it was built from, as Apptainer's do.
         ...(plan.frontend === 'apptainer' ? { definition: init.request.recipe.text } : {}),

@@ -5,7 +5,7 @@ import { EXIT } from '../exit-codes.ts'
 import { networkAndContext, secretFlags } from '../flags.ts'
 import { createProgress, progressOption } from '../progress.ts'
 import type { ProgressMode } from '../progress.ts'
-import { onBuild } from '../progress-sources.ts'
+import { onBuild, onExport } from '../progress-sources.ts'
 
 interface BuildCliOptions {
   file?: string
@@ -100,6 +100,7 @@ export function register (program: Command, ctx: CliContext): void {
       const { runLocalBuild } = await import('../../node/index.ts')
       const progress = await createProgress(opts.progress, { json: opts.json === true })
       ctx.onClose(progress.close)
+      const exports = opts.output.map(o => onExport(progress, o))
       let built
       try {
         built = await runLocalBuild({
@@ -124,12 +125,15 @@ export function register (program: Command, ctx: CliContext): void {
             else if (opts.json !== true) ctx.out.line(`cache from ${ref}: ${outcome.added} steps added, ${outcome.kept} known`)
           },
           onProgress: onBuild(progress),
+          // Outputs are written one after another: one reporting means those before it are done.
+          onExportProgress: (i, p) => { for (const e of exports.slice(0, i)) e.done(); exports[i]?.onProgress(p) },
           onLine: (line) => {
             if (opts.json === true) return
             if (line.kind === 'step' || line.kind === 'cached') progress.print(line.text)
             else progress.print(`${line.kind === 'warning' ? 'kiln: ' : ''}${line.text}`, process.stderr)
           }
         })
+        for (const e of exports) e.done()
       } finally {
         progress.close()
         process.off('SIGINT', onSignal)

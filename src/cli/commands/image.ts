@@ -125,15 +125,15 @@ Examples:
         const target = parseOutputSpec(spec ?? `sif:${dest}`)
         const names = opts.refName !== undefined ? [opts.refName] : found.name !== undefined ? [found.name] : []
         const r = await createExporter().export({ store: store.content, root: found.descriptor }, target, { tags: names, onProgress: report.onProgress })
-        report.task.done()
+        report.done()
         progress.close()
         if (opts.json === true) ctx.out.json({ dest: 'dest' in target ? target.dest : dest, format: target.type, digest: r.digest, refName: opts.refName ?? null })
         else ctx.out.line(`exported ${found.name ?? found.descriptor.digest} to ${r.description}`)
         return
       }
       const refName = opts.refName ?? (found.name !== undefined ? found.name.slice(found.name.lastIndexOf(':') + 1) : undefined)
-      await oci.exportImage(store.content, found.descriptor, { format: opts.format, dest, ...(refName !== undefined ? { refName } : {}), onProgress: report.task.update })
-      report.task.done()
+      await oci.exportImage(store.content, found.descriptor, { format: opts.format, dest, ...(refName !== undefined ? { refName } : {}), onProgress: report.written })
+      report.done()
       progress.close()
       if (opts.json === true) ctx.out.json({ dest, format: opts.format, digest: found.descriptor.digest, refName: refName ?? null })
       else ctx.out.line(`exported ${found.name ?? found.descriptor.digest} to ${opts.format === 'oci-layout' ? `oci:${dest}` : `oci-archive:${dest}`}${refName !== undefined ? `:${refName}` : ''}`)
