@@ -114,7 +114,12 @@ async function fromRegistry (init: BaseResolverInit, name: DockerName, text: str
     const onProgress = init.onProgress
     pulled = await pullImage(await registryClientFor(init, name.domain), name.path, reference, store, {
       platform,
-      ...(onProgress !== undefined ? { onBlob: (d: Descriptor) => { onProgress({ what: 'base', id: d.digest, label: baseBlobLabel(d, formatDockerName(name)), bytes: d.size, total: d.size, done: true }) } } : {})
+      ...(onProgress !== undefined
+        ? {
+            onProgress: (d: Descriptor, bytes: number) => { onProgress({ what: 'base', id: d.digest, label: baseBlobLabel(d, formatDockerName(name)), bytes, total: d.size, done: false }) },
+            onBlob: (d: Descriptor, status: 'stored' | 'present') => { if (status === 'stored') onProgress({ what: 'base', id: d.digest, label: baseBlobLabel(d, formatDockerName(name)), bytes: d.size, total: d.size, done: true }) }
+          }
+        : {})
     })
   } catch (err) {
     init.signal?.throwIfAborted()

@@ -63,15 +63,15 @@ Examples:
         const started = Date.now()
         let stored = 0
         let names
+        const report = onImport(progress)
         if (ref.transport === 'docker') {
           // Every platform of the registry image, each blob verified as it is stored; named as pulled unless --tag.
           const { clientFor, pullImage } = await import('../../registry/index.ts')
           const n = ref.name
-          const pulled = await pullImage(clientFor(n), n.path, n.digest ?? n.tag ?? 'latest', store.content, { onBlob: (d) => { stored++; progress.task('import', d.digest, { total: d.size }).done(d.size) } })
+          const pulled = await pullImage(clientFor(n), n.path, n.digest ?? n.tag ?? 'latest', store.content, { onProgress: report.onProgress, onBlob: (d, status) => { if (status === 'stored') stored++; report.onBlob(d, status) } })
           const descriptor = { mediaType: pulled.mediaType, digest: pulled.digest, size: pulled.size }
           names = await namesForImport([{ descriptor, refName: `${n.domain}/${n.path}:${n.tag ?? 'latest'}` }], ref, opts.tag)
         } else if (ref.transport === 'oci' || ref.transport === 'oci-archive' || ref.transport === 'docker-archive') {
-          const report = onImport(progress)
           const images = await oci.importImage(store.content, ref, { onProgress: report.onProgress, onBlob: (d, status) => { if (status === 'stored') stored++; report.onBlob(d, status) } })
           names = await namesForImport(images, ref, opts.tag, fetched !== undefined ? sourceText : undefined)
         } else {
