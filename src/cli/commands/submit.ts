@@ -7,6 +7,7 @@ import { eventPrinter, jobError, summarize } from '../job-output.ts'
 import { openSession } from '../services.ts'
 import { createProgress, progressOption } from '../progress.ts'
 import type { ProgressMode } from '../progress.ts'
+import { onExport } from '../progress-sources.ts'
 
 interface SubmitFlags {
   file?: string
@@ -146,16 +147,20 @@ export function register (program: Command, ctx: CliContext): void {
         process.off('SIGINT', onSignal)
         process.off('SIGTERM', onSignal)
       }
-      progress.close()
       const image = await session.keep(result, { tags })
       const exported: string[] = []
       if (outputs.length > 0) {
         const [{ createExporter }, store] = await Promise.all([import('../../export/index.ts'), ctx.store()])
         const exporter = createExporter()
         try {
-          for (const target of outputs) exported.push((await exporter.export({ store: store.content, root: image }, target, { tags: meta.tags, ...(kind === 'apptainer' ? { definition: text } : {}) })).description)
+          for (const [i, target] of outputs.entries()) {
+            const sink = onExport(progress, opts.output[i] as string)
+            exported.push((await exporter.export({ store: store.content, root: image }, target, { tags: meta.tags, ...(kind === 'apptainer' ? { definition: text } : {}), onProgress: sink.onProgress })).description)
+            sink.done()
+          }
         } catch (err) { throw new CliError(`export failed: ${(err as Error).message}`, { exitCode: EXIT.failure, cause: err, hint: `the result is in the local store as ${image.digest}; kiln image export can write it again` }) }
       }
+      progress.close()
       // Gateways resolve the tags through these records (docs/jobs.md); --no-publish keeps them local.
       const published = opts.publish === false || tags.length === 0
         ? []
