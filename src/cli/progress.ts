@@ -59,7 +59,7 @@ With \`--progress=json\` every stderr line is one object with \`type\` and
 | \`start\` | \`phase\`, \`id\`, \`label\`, \`bytes\`, \`total\` | a task starts |
 | \`progress\` | \`phase\`, \`id\`, \`bytes\`, \`total\`, \`detail\`? | at most once a second per task |
 | \`done\` | \`phase\`, \`id\`, \`bytes\`, \`total\`, \`durationMs\` | the task ended; \`bytes\` is what it moved |
-| \`fail\` | \`phase\`, \`id\`, \`bytes\`, \`total\`, \`error\` | it failed, or was still running when the command ended (\`interrupted\`) |
+| \`fail\` | \`phase\`, \`id\`, \`bytes\`, \`total\`, \`error\` | it failed, or was still running when the command ended (\`did not finish\`, before the command's error) |
 | \`note\` | \`text\` | a message for people (a peer search that takes a while) |
 | \`summary\` | \`tasks\`, \`bytes\`, \`durationMs\` | once, last, when any task ran: \`bytes\` is the sum of the tasks' |
 
@@ -200,6 +200,9 @@ export interface ProgressInit {
   stdout?: Writable
 }
 
+/** Reporters not closed yet: a command that fails ends them before its error is printed (endProgress). */
+const open = new Set<ProgressReporter>()
+
 /** A reporter in `mode`; log-update is loaded only for a terminal (it costs every other command its load time). */
 export async function createProgress (mode: ProgressMode, init: ProgressInit = {}): Promise<ProgressReporter> {
   const stderr = init.stderr ?? process.stderr
@@ -328,7 +331,7 @@ export async function createProgress (mode: ProgressMode, init: ProgressInit = {
     close: () => {
       if (closed) return
       // Tasks still running when the command ends did not finish (an error on the way out): say so once.
-      for (const t of all.filter(t => !t.ended)) end(t, 'interrupted')
+      for (const t of all.filter(t => !t.ended)) end(t, 'did not finish')
       if (all.length > 0) {
         const s = sums()
         if (resolved === 'json') json({ type: 'summary', tasks: all.length, bytes: s.bytes, durationMs: Date.now() - (first ?? Date.now()) })
@@ -337,7 +340,18 @@ export async function createProgress (mode: ProgressMode, init: ProgressInit = {
       live?.clear()
       closed = true
       all = []
+      open.delete(reporter)
     }
   }
+  open.add(reporter)
   return reporter
+}
+
+/**
+ * Ends every open reporter: main.ts calls it before printing an error, so the
+ * live block is cleared and a task cut short is said to be, above the error
+ * rather than over it.
+ */
+export function endProgress (): void {
+  for (const r of [...open]) r.close()
 }

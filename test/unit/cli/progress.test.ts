@@ -1,6 +1,6 @@
 import { describe, it, expect, afterEach, vi } from 'vitest'
 import { Writable } from 'node:stream'
-import { createProgress, figures, parseProgressMode } from '../../../src/cli/progress.ts'
+import { createProgress, endProgress, figures, parseProgressMode } from '../../../src/cli/progress.ts'
 import type { ProgressReporter } from '../../../src/cli/progress.ts'
 import { onBuild, onFetch } from '../../../src/cli/progress-sources.ts'
 
@@ -155,7 +155,21 @@ describe('progress reporter', () => {
     p.task('fetch', DIGEST_B, { total: 10 }).fail('peer went away')
     p.close()
     const events = err.text().trimEnd().split('\n').map(l => JSON.parse(l) as Record<string, unknown>)
-    expect(events.filter(e => e.type === 'fail').map(e => [e.id, e.error, e.bytes])).toEqual([[DIGEST_B, 'peer went away', 0], [DIGEST_A, 'interrupted', 4]])
+    expect(events.filter(e => e.type === 'fail').map(e => [e.id, e.error, e.bytes])).toEqual([[DIGEST_B, 'peer went away', 0], [DIGEST_A, 'did not finish', 4]])
+  })
+
+  it('endProgress, before an error is printed, clears the live block and says which task did not finish', async () => {
+    const err = sink(true)
+    const p = await createProgress('tty', { stderr: err })
+    p.task('pull', DIGEST_A, { total: 10 * MiB }).update(MiB)
+    endProgress()
+    const after = err.text().length
+    err.write('kiln: error: peer went away\n')
+    // Closed: nothing more is drawn over the error.
+    p.task('pull', DIGEST_B, { total: 10 }).update(5)
+    p.close()
+    expect(err.text().slice(after)).toBe('kiln: error: peer went away\n')
+    expect(err.text().replace(ANSI, '')).toContain('pull aaaaaaaaaaaa failed after 1.0 MiB: did not finish')
   })
 
   it('quiet says nothing', async () => {
