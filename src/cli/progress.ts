@@ -150,6 +150,8 @@ interface TaskState {
   lastJson: number
   /** Plain mode: its start line was written. */
   announced: boolean
+  /** It had an update before it ended. */
+  updated: boolean
   ended: boolean
 }
 
@@ -275,7 +277,8 @@ export async function createProgress (mode: ProgressMode, init: ProgressInit = {
     t.ended = true
     const took = Date.now() - t.start
     const text = error === undefined
-      ? `${name(t)} done: ${formatBytes(t.bytes)} in ${formatDuration(took)} (${formatBytes(rateOf(t.bytes, took))}/s)${t.detail === '' ? '' : `, ${t.detail}`}`
+      // A task reported only once done (a blob a registry push or pull names when it is through) has no rate to speak of.
+      ? `${name(t)} done: ${formatBytes(t.bytes)}${t.updated ? ` in ${formatDuration(took)} (${formatBytes(rateOf(t.bytes, took))}/s)` : ''}${t.detail === '' ? '' : `, ${t.detail}`}`
       : `${name(t)} failed after ${formatBytes(t.bytes)}: ${error}`
     if (resolved === 'json') json(error === undefined ? { type: 'done', ...taskJson(t), durationMs: took } : { type: 'fail', ...taskJson(t), error })
     else if (resolved === 'plain') { if (t.announced || took >= PLAIN_QUIET_MS) plainLine(text) } else if (live !== undefined && !closed) { live.clear(); stderr.write(`${text}\n`); draw(true) }
@@ -289,7 +292,7 @@ export async function createProgress (mode: ProgressMode, init: ProgressInit = {
       if (t === undefined) {
         const now = Date.now()
         if (first === undefined) { first = now; lastPlain = now }
-        t = { phase, id, label: cut(options.label ?? shortId(id)), full: options.label ?? shortId(id), total: options.total, bytes: 0, detail: '', start: now, lastJson: now, announced: false, ended: false }
+        t = { phase, id, label: cut(options.label ?? shortId(id)), full: options.label ?? shortId(id), total: options.total, bytes: 0, detail: '', start: now, lastJson: now, announced: false, updated: false, ended: false }
         tasks.set(key, t)
         all.push(t)
         if (resolved === 'json') json({ type: 'start', ...taskJson(t), label: t.full })
@@ -299,6 +302,7 @@ export async function createProgress (mode: ProgressMode, init: ProgressInit = {
       return {
         update: (bytes, total, detail) => {
           if (state.ended) return
+          state.updated = true
           state.bytes = bytes
           if (total !== undefined) state.total = total
           if (detail !== undefined) state.detail = detail

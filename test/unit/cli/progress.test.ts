@@ -172,6 +172,14 @@ describe('progress reporter', () => {
     expect(err.text().replace(ANSI, '')).toContain('pull aaaaaaaaaaaa failed after 1.0 MiB: did not finish')
   })
 
+  it('a task reported only when done gets no rate', async () => {
+    const err = sink(true)
+    const p = await createProgress('tty', { stderr: err })
+    p.task('export', DIGEST_A, { total: 3 * MiB }).done()
+    p.close()
+    expect(err.text().replace(ANSI, '')).toContain('export aaaaaaaaaaaa done: 3.0 MiB\n')
+  })
+
   it('quiet says nothing', async () => {
     const err = sink(false)
     const p = await createProgress('quiet', { stderr: err })
