@@ -60,7 +60,7 @@ With \`--progress=json\` every stderr line is one object with \`type\` and
 | \`progress\` | \`phase\`, \`id\`, \`bytes\`, \`total\`, \`detail\`? | at most once a second per task |
 | \`done\` | \`phase\`, \`id\`, \`bytes\`, \`total\`, \`durationMs\` | the task ended; \`bytes\` is what it moved |
 | \`fail\` | \`phase\`, \`id\`, \`bytes\`, \`total\`, \`error\` | it failed, or was still running when the command ended (\`did not finish\`, before the command's error) |
-| \`note\` | \`text\` | a message for people (a peer search that takes a while) |
+| \`note\` | \`text\` | a line for people (a peer search that takes a while, a build step's output, \`kiln submit --json\`'s job events) |
 | \`summary\` | \`tasks\`, \`bytes\`, \`durationMs\` | once, last, when any task ran: \`bytes\` is the sum of the tasks' |
 
 \`phase\` is one of \`pull\`, \`fetch\` (a submitted job's result blobs and
@@ -117,7 +117,7 @@ export interface ProgressReporter {
   task: (phase: string, id: string, options?: TaskOptions) => ProgressTask
   /** A message for people (`looking for peers...`): a line, or a `note` event. */
   note: (text: string) => void
-  /** Writes a line to `stream` (the command's stdout) without tearing the live block. */
+  /** Writes a line to `stream` (the command's stdout) without tearing the live block; in json mode a line for stderr is a `note` event. */
   print: (text: string, stream?: Writable) => void
   /** Ends the display: the block is cleared, a total line (plain, if it wrote any; tty, for several tasks) or `summary` event (json) is written once if any task ran. */
   close: () => void
@@ -330,6 +330,8 @@ export async function createProgress (mode: ProgressMode, init: ProgressInit = {
       else if (live !== undefined && !closed) { live.clear(); stderr.write(`${text}\n`); draw(true) } else stderr.write(`${text}\n`)
     },
     print: (text, stream = stdout) => {
+      // In JSON, stderr is all events: a line for people there (a build's output, submit's job lines with --json) is a note.
+      if (resolved === 'json' && stream === stderr) { json({ type: 'note', text }); return }
       if (live !== undefined && !closed) { live.clear(); stream.write(`${text}\n`); draw(true) } else stream.write(`${text}\n`)
     },
     close: () => {

@@ -148,6 +148,16 @@ describe('progress reporter', () => {
     expect(summary).toMatchObject({ type: 'summary', tasks: 2, bytes: 12 * MiB })
   })
 
+  it('json: a line printed for stderr is a note event, a line for stdout stays a line', async () => {
+    const err = sink(false)
+    const out = sink(false)
+    const p = await createProgress('json', { stderr: err, stdout: out })
+    p.print('[linux/amd64] offer from 12D3KooW...', err)
+    p.print('built sha256:abc')
+    expect(out.text()).toBe('built sha256:abc\n')
+    expect(JSON.parse(err.text())).toMatchObject({ type: 'note', text: '[linux/amd64] offer from 12D3KooW...' })
+  })
+
   it('a task failed, or still running at close, ends with a fail event', async () => {
     const err = sink(false)
     const p = await createProgress('json', { stderr: err })
