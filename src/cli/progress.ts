@@ -50,9 +50,11 @@ context packed. \`--progress MODE\` chooses how:
 
 ### Progress events
 
-With \`--progress=json\` every stderr line is one object with \`type\` and
-\`time\` (ISO 8601). Rates and ETAs are left to the reader: \`bytes\` over
-\`time\`.
+With \`--progress=json\` every line kiln writes on stderr for people is one
+object with \`type\` and \`time\` (ISO 8601). Log records (\`--log-level\`)
+come on stderr too: with \`--log-format json\` they are JSON objects without
+\`type\`, so that stderr is all JSON. Rates and ETAs are left to the reader:
+\`bytes\` over \`time\`.
 
 | type | fields | when |
 |---|---|---|
