@@ -25,6 +25,7 @@ import { MAX_MANIFEST_SIZE, formatDockerName, importImage, parseManifestBytes, p
 import type { Descriptor, DockerName, ImageConfig, ImageManifest, ImageRef, Platform } from '../oci/index.ts'
 import type { RegistryClient } from '../registry/index.ts'
 import { BaseImageError } from './errors.ts'
+import type { BuildProgress } from './types.ts'
 import type { SourceLoc } from '../recipe/ir.ts'
 import { removeTree } from './sandbox/index.ts'
 import { ownerTag } from '../util/owner.ts'
@@ -57,6 +58,8 @@ export interface BaseResolverInit {
   /** Where SIF bases are staged and unpacked; default os.tmpdir(). */
   tmpDir?: string
   signal?: AbortSignal
+  /** Blobs of a base pulled from a registry (as each is stored) or imported from an archive or layout (as it is written). */
+  onProgress?: (progress: BuildProgress) => void
 }
 
 /** A descriptor for a manifest or index the store holds by digest alone. */
@@ -90,6 +93,11 @@ async function registryClientFor (init: BaseResolverInit, registry: string): Pro
   return createRegistryClient({ registry })
 }
 
+/** `4f1c2a9b3e7d of debian:bookworm`: which blob of which base, for a progress display. */
+function baseBlobLabel (d: Descriptor, base: string): string {
+  return `${digestHex(d.digest).slice(0, 12)} of ${base}`
+}
+
 /** Pulls a registry image (or finds it in the store) and returns its root descriptor. */
 async function fromRegistry (init: BaseResolverInit, name: DockerName, text: string, platform: Platform, source: SourceLoc | undefined): Promise<Descriptor> {
   const { store, refs } = init
@@ -103,7 +111,16 @@ async function fromRegistry (init: BaseResolverInit, name: DockerName, text: str
   let pulled
   try {
     const { pullImage } = await import('../registry/index.ts')
-    pulled = await pullImage(await registryClientFor(init, name.domain), name.path, reference, store, { platform })
+    const onProgress = init.onProgress
+    pulled = await pullImage(await registryClientFor(init, name.domain), name.path, reference, store, {
+      platform,
+      ...(onProgress !== undefined
+        ? {
+            onProgress: (d: Descriptor, bytes: number) => { onProgress({ what: 'base', id: d.digest, label: baseBlobLabel(d, formatDockerName(name)), bytes, total: d.size, done: false }) },
+            onBlob: (d: Descriptor, status: 'stored' | 'present') => { if (status === 'stored') onProgress({ what: 'base', id: d.digest, label: baseBlobLabel(d, formatDockerName(name)), bytes: d.size, total: d.size, done: true }) }
+          }
+        : {})
+    })
   } catch (err) {
     init.signal?.throwIfAborted()
     fail(text, `cannot pull ${formatDockerName(name)}: ${describeError(err)}`, source, registryHint(err, name))
@@ -114,10 +131,18 @@ async function fromRegistry (init: BaseResolverInit, name: DockerName, text: str
 }
 
 /** Imports an oci:, oci-archive: or docker-archive: image and returns its root descriptor. */
-async function fromImport (store: ContentStore, ref: Extract<ImageRef, { transport: 'oci' | 'oci-archive' | 'docker-archive' }>, text: string, source: SourceLoc | undefined, signal?: AbortSignal): Promise<Descriptor> {
+async function fromImport (store: ContentStore, ref: Extract<ImageRef, { transport: 'oci' | 'oci-archive' | 'docker-archive' }>, text: string, source: SourceLoc | undefined, signal?: AbortSignal, onProgress?: (progress: BuildProgress) => void): Promise<Descriptor> {
   let roots
   try {
-    roots = await importImage(store, ref, { ...(signal !== undefined ? { signal } : {}) })
+    roots = await importImage(store, ref, {
+      ...(signal !== undefined ? { signal } : {}),
+      ...(onProgress !== undefined
+        ? {
+            onProgress: (d: Descriptor, bytes: number) => { onProgress({ what: 'base', id: d.digest, label: baseBlobLabel(d, text), bytes, total: d.size, done: false }) },
+            onBlob: (d: Descriptor, status: 'stored' | 'present') => { if (status === 'stored') onProgress({ what: 'base', id: d.digest, label: baseBlobLabel(d, text), bytes: d.size, total: d.size, done: true }) }
+          }
+        : {})
+    })
   } catch (err) {
     signal?.throwIfAborted()
     const what = ref.transport === 'oci' ? 'OCI image layout' : ref.transport === 'oci-archive' ? 'OCI archive' : 'docker archive'
@@ -174,7 +199,7 @@ async function rootOf (init: BaseResolverInit, text: string, platform: Platform,
     }
     case 'docker': return await fromRegistry(init, ref.name, text, platform, source)
     case 'oci': case 'oci-archive': case 'docker-archive':
-      return await fromImport(store, ref, text, source, init.signal)
+      return await fromImport(store, ref, text, source, init.signal, init.onProgress)
   }
 }
 

@@ -264,7 +264,8 @@ export function createBuilder (init: BuilderInit): Builder {
     tmpDir: init.workDir,
     ...(init.libraryUrl !== undefined ? { libraryUrl: init.libraryUrl } : {}),
     ...(options.pull !== undefined ? { pull: options.pull } : {}),
-    ...(options.signal !== undefined ? { signal: options.signal } : {})
+    ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {})
   })
 
   return { build }

@@ -37,8 +37,15 @@ export function createLayerRecorder (scope: BuildScope, cache: StepCache): Layer
     st.history.push({ created: scope.created, created_by: scope.textOf(step), comment: 'kiln' })
   }
 
-  const write = async (key: Digest, entries: LayerEntry[]): Promise<CachedLayer> => {
-    const layer = await writeLayer(scope.store, entries, { sourceDateEpoch: scope.epoch, signal: scope.options.signal })
+  const write = async (step: Step, key: Digest, entries: LayerEntry[]): Promise<CachedLayer> => {
+    const report = scope.options.onProgress
+    const label = report !== undefined ? scope.textOf(step).split('\n')[0] ?? '' : ''
+    const layer = await writeLayer(scope.store, entries, {
+      sourceDateEpoch: scope.epoch,
+      signal: scope.options.signal,
+      ...(report !== undefined ? { onProgress: (bytes: number) => { report({ what: 'layer', id: key, label, bytes, done: false }) } } : {})
+    })
+    report?.({ what: 'layer', id: key, label, bytes: layer.descriptor.size, total: layer.descriptor.size, done: true })
     const value: CachedLayer = { descriptor: { mediaType: layer.descriptor.mediaType, digest: layer.descriptor.digest, size: layer.descriptor.size }, diffId: layer.diffId }
     cache.put(key, value)
     return value
@@ -47,14 +54,14 @@ export function createLayerRecorder (scope: BuildScope, cache: StepCache): Layer
   return {
     push,
     store: async (st, step, key, entries) => {
-      const value = await write(key, entries)
+      const value = await write(step, key, entries)
       push(st, step, value)
       return value
     },
     defer: (st, step, key, entries) => {
       const i = st.layers.length
       push(st, step, { descriptor: { mediaType: '', digest: key, size: 0 }, diffId: key })
-      const p = write(key, entries).then(v => { st.layers[i] = v.descriptor; st.diffIds[i] = v.diffId })
+      const p = write(step, key, entries).then(v => { st.layers[i] = v.descriptor; st.diffIds[i] = v.diffId })
       p.catch(() => {}) // awaited (and rethrown) by settled()
       pending.push(p)
     },

@@ -41,6 +41,24 @@ export type BuildEvent =
   | { type: 'step-done', index: number, cached: boolean, durationMs: number }
   | { type: 'done' }
 
+/**
+ * Bytes moving in a long part of a build, for a progress display: a base
+ * image's blob pulled or imported into the store (`base`), a layer
+ * compressed into the store (`layer`, whose size is known only when done).
+ * Reports of one `id` come in order, the last with `done`.
+ */
+export interface BuildProgress {
+  what: 'base' | 'layer'
+  /** A blob digest (base) or the step's cache key (layer). */
+  id: string
+  /** What people read: the base's name, the step's instruction. */
+  label: string
+  /** Bytes stored so far (compressed, for a layer). */
+  bytes: number
+  total?: number
+  done: boolean
+}
+
 export interface BuildOptions {
   /** Build context: COPY sources are resolved in it and may not leave it. */
   contextDir: string
@@ -91,6 +109,7 @@ export interface BuildOptions {
   parallelStages?: number
   signal?: AbortSignal
   onEvent?: (event: BuildEvent) => void
+  onProgress?: (progress: BuildProgress) => void
 }
 
 export interface StepReport {

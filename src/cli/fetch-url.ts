@@ -14,7 +14,7 @@ import { Transform } from 'node:stream'
 import type { ReadableStream as WebReadableStream } from 'node:stream/web'
 import { CliError } from './errors.ts'
 import { EXIT } from './exit-codes.ts'
-import type { Progress } from './output.ts'
+import type { ProgressTask } from './progress.ts'
 import { scratchPrefix } from '../util/owner.ts'
 
 export function isUrl (text: string): boolean {
@@ -23,7 +23,7 @@ export function isUrl (text: string): boolean {
 
 export interface FetchedFile { path: string, cleanup: () => Promise<void> }
 
-export async function fetchPinned (url: string, sha256: string | undefined, progress?: (total?: number) => Progress): Promise<FetchedFile> {
+export async function fetchPinned (url: string, sha256: string | undefined, progress?: (total?: number) => ProgressTask): Promise<FetchedFile> {
   if (sha256 === undefined) {
     throw new CliError(`a URL source needs its expected hash: ${url}`, { exitCode: EXIT.usage, hint: 'add --sha256 <64 hex characters> (sha256sum of the file)' })
   }

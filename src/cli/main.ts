@@ -12,6 +12,7 @@ import { CliError } from './errors.ts'
 import type { ErrorExit } from './error-exits.ts'
 import { EXIT } from './exit-codes.ts'
 import { createOutput } from './output.ts'
+import { endProgress } from './progress.ts'
 import { tuneHeapForBulkData } from '../util/heap.ts'
 import type { Output } from './output.ts'
 
@@ -118,6 +119,7 @@ export async function main (argv: string[]): Promise<number> {
       return EXIT.usage
     }
     const exit = await exitFor(err)
+    endProgress()
     printError(err, exit.hint)
     return exit.code
   } finally {

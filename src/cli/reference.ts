@@ -7,6 +7,7 @@ import type { EventEmitter } from 'node:events'
 import type { Command, Option } from 'commander'
 import { buildProgram, registerAll } from './main.ts'
 import { EXIT } from './exit-codes.ts'
+import { PROGRESS_DOC } from './progress.ts'
 
 function optionLine (o: Option): string {
   const def = o.defaultValue !== undefined && o.defaultValue !== false ? ` (default: ${JSON.stringify(o.defaultValue)})` : ''
@@ -65,6 +66,8 @@ export async function cliReference (): Promise<string> {
     `| ${EXIT.verification} | a digest, signature or trust check failed |`,
     `| ${EXIT.buildFailed} | a build step failed |`,
     `| ${EXIT.network} | the network or a peer could not be reached in time |`,
+    '',
+    PROGRESS_DOC,
     '',
     '## Commands',
     ''

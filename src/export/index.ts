@@ -53,8 +53,11 @@ export interface ExportImage {
 
 export interface ExportProgress {
   type: OutputType
-  /** What just finished: a blob or manifest written, or the external program started. */
-  event: 'blob' | 'manifest' | 'tag' | 'exec'
+  /**
+   * What just finished: a blob or manifest written, or the external program
+   * started; `written`: the bytes written so far to a layout or archive, in `size`.
+   */
+  event: 'blob' | 'manifest' | 'tag' | 'exec' | 'written'
   digest?: Digest
   /** Bytes of the blob or manifest, when there is one. */
   size?: number

@@ -14,7 +14,7 @@ export async function exportOciArchive (image: ExportImage, spec: OciArchiveSpec
   options.signal?.throwIfAborted()
   const index = layoutEntries(image.root, targetNames(spec.names, options))
   await mkdir(dirname(spec.dest), { recursive: true })
-  await writeOciArchive(spec.dest, image.store, index.map(descriptor => ({ descriptor })))
+  await writeOciArchive(spec.dest, image.store, index.map(descriptor => ({ descriptor })), written => { options.onProgress?.({ type: 'oci-archive', event: 'written', size: written }) })
   const tag = index[0]?.annotations?.['org.opencontainers.image.ref.name']
   return { description: formatImageRef({ transport: 'oci-archive', path: spec.dest, ...(tag === undefined ? {} : { tag }) }), digest: image.root.digest }
 }

@@ -11,7 +11,7 @@ import type { OciLayoutSpec } from './output-spec.ts'
 export async function exportOciLayout (image: ExportImage, spec: OciLayoutSpec, options: ExportOptions): Promise<ExportResult> {
   options.signal?.throwIfAborted()
   const entries = layoutEntries(image.root, targetNames(spec.names, options))
-  await writeOciLayout(spec.dest, image.store, entries.map(descriptor => ({ descriptor })))
+  await writeOciLayout(spec.dest, image.store, entries.map(descriptor => ({ descriptor })), written => { options.onProgress?.({ type: 'oci-layout', event: 'written', size: written }) })
   const tag = entries[0]?.annotations?.['org.opencontainers.image.ref.name']
   return { description: formatImageRef({ transport: 'oci', path: spec.dest, ...(tag === undefined ? {} : { tag }) }), digest: image.root.digest }
 }

@@ -9,11 +9,11 @@
  * or quota run in another process never takes a layer of a build in
  * progress, however long it runs.
  */
-import type { Builder, BuildResult, IgnoreRules, NetworkMode, RecipeLogLine, RecipeRequest, SandboxDriverName } from '../builder/index.ts'
+import type { Builder, BuildProgress, BuildResult, IgnoreRules, NetworkMode, RecipeLogLine, RecipeRequest, SandboxDriverName } from '../builder/index.ts'
 import type { BuildLeases, Ingester, LocalStore } from '../content/index.ts'
 import type { Descriptor, Platform } from '../oci/index.ts'
 import type { BuildPlan } from '../recipe/index.ts'
-import type { CacheToSpec, OutputSpec } from '../export/index.ts'
+import type { CacheToSpec, ExportProgress, OutputSpec } from '../export/index.ts'
 import type { BuildRunner } from '../gateway/index.ts'
 import type { NodeSandbox } from './sandbox.ts'
 
@@ -77,6 +77,10 @@ export interface LocalBuildInit {
   /** Called before each platform's build when several are built. */
   onPlatform?: (platform: string, index: number, total: number) => void
   onLine?: (line: RecipeLogLine) => void
+  /** Bases pulled or imported, layers compressed (BuildOptions.onProgress, src/builder). */
+  onProgress?: (progress: BuildProgress) => void
+  /** The export to `outputs[output]` going on (src/export's ExportOptions.onProgress). */
+  onExportProgress?: (output: number, progress: ExportProgress) => void
   /** A cache imported; a cache that cannot be read is `error` and only makes the build slower, as with buildx. */
   onCacheFrom?: (ref: string, outcome: { added: number, kept: number } | { error: Error }) => void
 }
@@ -128,7 +132,8 @@ export async function runLocalBuild (init: LocalBuildInit): Promise<LocalBuild> 
         ...(init.labels !== undefined ? { labels: init.labels } : {}),
         ...(init.annotations !== undefined ? { annotations: init.annotations } : {}),
         ...(init.signal !== undefined ? { signal: init.signal } : {}),
-        ...(init.onLine !== undefined ? { onLine: init.onLine } : {})
+        ...(init.onLine !== undefined ? { onLine: init.onLine } : {}),
+        ...(init.onProgress !== undefined ? { onProgress: init.onProgress } : {})
       })
       plan = run.plan
       built.push({ platform: formatPlatform(platformOf(run.result)), result: run.result })
@@ -143,8 +148,10 @@ export async function runLocalBuild (init: LocalBuildInit): Promise<LocalBuild> 
   if (init.outputs.length > 0 || init.cacheTo.length > 0) {
     const exporter = exp.createExporter()
     const signal = init.signal !== undefined ? { signal: init.signal } : {}
-    for (const target of init.outputs) {
+    for (const [i, target] of init.outputs.entries()) {
+      const onExportProgress = init.onExportProgress
       exported.push(await exporter.export({ store: store.content, root }, target, {
+        ...(onExportProgress !== undefined ? { onProgress: (p: ExportProgress) => { onExportProgress(i, p) } } : {}),
         tags: init.tags.map(t => `${t.repository}:${t.tag}`),
         // A SIF keeps the definition it was built from, as Apptainer's do.
         ...(plan.frontend === 'apptainer' ? { definition: init.request.recipe.text } : {}),

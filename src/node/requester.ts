@@ -9,7 +9,7 @@ import type { KilnConfig } from '../config/index.ts'
 import type { LocalStore } from '../content/index.ts'
 import type { Identity } from '../p2p/identity.ts'
 import type { KilnNode, NodeFlags } from '../p2p/index.ts'
-import type { RequesterSession } from '../requester/index.ts'
+import type { RequesterSession, RequesterSessionInit } from '../requester/index.ts'
 import { startPeer, untilFirstPeer } from './peer.ts'
 
 /** How long a session waits for its first peer before NoPeerReachableError. */
@@ -24,6 +24,8 @@ export interface RequesterNodeInit {
   offerWindowMs?: number
   /** Told when the trust policy names no builder, so that every offer will be refused. */
   warn?: (message: string) => void
+  /** Blobs fetched from the network (RequesterSessionInit.onFetchProgress, src/requester). */
+  onFetchProgress?: RequesterSessionInit['onFetchProgress']
 }
 
 /** One tag record a requester published for a result. */
@@ -74,6 +76,7 @@ export async function openRequesterNode (init: RequesterNodeInit): Promise<Reque
     session = await startRequesterSession({
       node, key: identity.privateKey, store, policy, certs,
       ...(init.offerWindowMs !== undefined ? { offerWindowMs: init.offerWindowMs } : {}),
+      ...(init.onFetchProgress !== undefined ? { onFetchProgress: init.onFetchProgress } : {}),
       log: (level, message) => { log[level](message) }
     })
     await untilFirstPeer(node, FIRST_PEER_TIMEOUT_MS)

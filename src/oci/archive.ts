@@ -216,7 +216,7 @@ export async function readDockerArchive (path: string, select: DockerArchiveSele
  * Writes images from the store as an oci-archive file (replacing it
  * atomically). The tar is deterministic: sorted members, mtime 0, no owners.
  */
-export async function writeOciArchive (file: string, store: BlobReader, images: readonly NamedImage[]): Promise<void> {
+export async function writeOciArchive (file: string, store: BlobReader, images: readonly NamedImage[], onProgress?: (written: number) => void): Promise<void> {
   const entries: LayerEntry[] = [
     { type: 'directory', path: 'blobs', mode: 0o755 },
     { type: 'directory', path: 'blobs/sha256', mode: 0o755 },
@@ -233,7 +233,15 @@ export async function writeOciArchive (file: string, store: BlobReader, images: 
   }
   const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`
   try {
-    await pipeline(Readable.from(encodeTar(entries, { sourceDateEpoch: 0 })), createWriteStream(tmp, { flags: 'wx' }))
+    let written = 0
+    const counted = async function * (source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+      for await (const chunk of source) {
+        written += chunk.byteLength
+        onProgress?.(written)
+        yield chunk
+      }
+    }
+    await pipeline(Readable.from(encodeTar(entries, { sourceDateEpoch: 0 })), counted, createWriteStream(tmp, { flags: 'wx' }))
     const fh = await open(tmp, 'r+')
     try { await fh.sync() } finally { await fh.close() }
     await rename(tmp, file)

@@ -18,6 +18,8 @@ export interface ExportOptions {
   dest: string
   /** Name for the image in the layout (`org.opencontainers.image.ref.name`). */
   refName?: string
+  /** Called as the export goes, with the bytes written so far (blobs for a layout, the tar for an archive). */
+  onProgress?: (written: number) => void
 }
 
 /**
@@ -30,8 +32,8 @@ export async function exportImage (store: BlobReader, descriptor: Descriptor, op
     throw new ReferenceInvalidError(`${JSON.stringify(options.refName)} is not a valid image layout ref name`)
   }
   const images = [{ descriptor, ...(options.refName === undefined ? {} : { refName: options.refName }) }]
-  if (options.format === 'oci-layout') await writeOciLayout(options.dest, store, images)
-  else await writeOciArchive(options.dest, store, images)
+  if (options.format === 'oci-layout') await writeOciLayout(options.dest, store, images, options.onProgress)
+  else await writeOciArchive(options.dest, store, images, options.onProgress)
 }
 
 /** Export options from an `oci:` or `oci-archive:` reference. */

@@ -32,6 +32,8 @@ export interface ImportOptions {
   signal?: AbortSignal
   /** Called with each blob as it is stored (or found already present). */
   onBlob?: (descriptor: Descriptor, status: 'stored' | 'present') => void
+  /** Called as a blob is being stored, with the bytes written so far (not for blobs already present). */
+  onProgress?: (descriptor: Descriptor, bytes: number) => void
 }
 
 interface PlannedBlob {
@@ -95,7 +97,8 @@ export async function importFromSource (store: ContentStore, source: BlobSource,
         continue
       }
       const data = b.bytes ?? (b.location as BlobLocation).open()
-      await store.ingest(data, { digest, size }, { signal: options.signal })
+      const onProgress = options.onProgress
+      await store.ingest(data, { digest, size }, { signal: options.signal, ...(onProgress !== undefined ? { onProgress: (n: number) => { onProgress(b.descriptor, n) } } : {}) })
       added.push(digest)
       options.onBlob?.(b.descriptor, 'stored')
     }

@@ -121,16 +121,20 @@ async function copyBlobInto (dir: string, store: BlobReader, d: Descriptor): Pro
  * replaced). Blobs are copied as they are: digests do not change. index.json
  * is replaced atomically, after every blob is in place.
  */
-export async function writeOciLayout (dir: string, store: BlobReader, images: readonly NamedImage[]): Promise<void> {
+export async function writeOciLayout (dir: string, store: BlobReader, images: readonly NamedImage[], onProgress?: (written: number) => void): Promise<void> {
   await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true })
   const layoutFile = await readSmallFile(join(dir, 'oci-layout'))
   if (layoutFile === undefined) await writeFileAtomic(join(dir, 'oci-layout'), encodeJson({ imageLayoutVersion: OCI_LAYOUT_VERSION }))
   else checkOciLayoutFile(layoutFile, dir)
   const existingBytes = await readSmallFile(join(dir, 'index.json'))
   const existing = existingBytes === undefined ? [] : parseLayoutIndex(existingBytes, dir).manifests
+  let written = 0
   for (const image of images) {
     for await (const w of walkImage(store, image.descriptor)) {
-      if (w.present) await copyBlobInto(dir, store, w.descriptor)
+      if (!w.present) continue
+      await copyBlobInto(dir, store, w.descriptor)
+      written += w.descriptor.size
+      onProgress?.(written)
     }
   }
   await writeFileAtomic(join(dir, 'index.json'), layoutIndexBytes(mergeIndexEntries(existing, images.map(namedDescriptor))))

@@ -97,7 +97,10 @@ export interface RegistryClient {
 export interface PullOptions {
   /** Fetch only this platform's image from an index. */
   platform?: Platform
-  onBlob?: (descriptor: Descriptor) => void
+  /** Called with each config or layer blob once it is stored, or found already present. */
+  onBlob?: (descriptor: Descriptor, status: 'stored' | 'present') => void
+  /** Called as a blob is being stored, with the bytes written so far. */
+  onProgress?: (descriptor: Descriptor, bytes: number) => void
 }
 
 export interface PulledImage {

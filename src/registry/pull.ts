@@ -5,7 +5,7 @@
  * index itself is stored too, so the result keeps its digest).
  */
 import type { Digest } from '../content/digest.ts'
-import type { ContentStore } from '../content/index.ts'
+import type { ContentStore, Ingester } from '../content/index.ts'
 import { parseManifestBytes, selectManifest } from '../oci/index.ts'
 import type { Descriptor, Platform } from '../oci/index.ts'
 import { PULL_CONCURRENCY } from './constants.ts'
@@ -24,14 +24,24 @@ interface Walk {
   repository: string
   store: ContentStore
   platform?: Platform
-  onBlob?: (d: Descriptor) => void
+  onBlob?: PullOptions['onBlob']
+  onProgress?: PullOptions['onProgress']
 }
 
 async function fetchBlobOnce (w: Walk, d: { digest: Digest, size: number, mediaType: string }): Promise<void> {
-  if (!await w.store.has(d.digest)) {
-    await w.client.fetchBlob(w.repository, d, w.store)
+  if (await w.store.has(d.digest)) {
+    w.onBlob?.(d as Descriptor, 'present')
+    return
   }
-  w.onBlob?.(d as Descriptor)
+  const onProgress = w.onProgress
+  const into: Ingester = onProgress === undefined
+    ? w.store
+    : {
+        ingest: async (source, expected, options = {}) => await w.store.ingest(source, expected, { ...options, onProgress: n => { onProgress(d as Descriptor, n) } }),
+        openPartial: async (digest, size) => await w.store.openPartial(digest, size)
+      }
+  await w.client.fetchBlob(w.repository, d, into)
+  w.onBlob?.(d as Descriptor, 'stored')
 }
 
 /** Fetches and stores a manifest or index by digest or tag, then what it references; returns its descriptor. */
@@ -56,7 +66,12 @@ async function pullNode (w: Walk, reference: string, depth: number): Promise<{ d
 }
 
 export async function pullImageImpl (client: RegistryClient, repository: string, reference: string, store: ContentStore, options: PullOptions = {}): Promise<PulledImage> {
-  const w: Walk = { client, repository, store, ...(options.platform === undefined ? {} : { platform: options.platform }), ...(options.onBlob === undefined ? {} : { onBlob: options.onBlob }) }
+  const w: Walk = {
+    client, repository, store,
+    ...(options.platform === undefined ? {} : { platform: options.platform }),
+    ...(options.onBlob === undefined ? {} : { onBlob: options.onBlob }),
+    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress })
+  }
   const root = await pullNode(w, reference, 0)
   return { digest: root.digest, mediaType: root.mediaType, size: root.size, manifests: root.manifests }
 }

@@ -23,7 +23,7 @@ import type { Descriptor, ExportOptions } from '../oci/index.ts'
 import type { KilnNode } from '../p2p/index.ts'
 import { createLibp2pJobTransport } from '../jobs/index.ts'
 import { createTransfer } from '../transfer/index.ts'
-import type { Transfer } from '../transfer/index.ts'
+import type { FetchProgress, Transfer } from '../transfer/index.ts'
 import { createDbReplayCache } from '../trust/index.ts'
 import type { TrustPolicy } from '../trust/index.ts'
 import { heldBlobs, pinBases } from './bases.ts'
@@ -48,14 +48,16 @@ export interface RequesterSessionInit {
   offerWindowMs?: number
   heartbeatMs?: number
   log?: (level: 'info' | 'warn', message: string) => void
+  /** Reports of blobs fetched from the network (results, pinned bases), for a progress display. */
+  onFetchProgress?: (progress: FetchProgress) => void
 }
 
 export interface RequesterSession {
   readonly requester: Requester
   readonly transfer: Transfer
   readonly journal: RequesterJobStore
-  /** Packs a context dir into the store (deterministic tar) and announces it; resolves once it is stored. */
-  shareContext: (dir: string, options?: PackOptions) => Promise<{ digest: Digest, size: number }>
+  /** Packs a context dir into the store (deterministic tar) and announces it; resolves once it is stored. `onProgress`: the bytes of the tar stored so far. */
+  shareContext: (dir: string, options?: PackOptions & { onProgress?: (bytes: number) => void }) => Promise<{ digest: Digest, size: number }>
   /**
    * Pins every image the plans name (protocols/job.md §3.1: from the store,
    * the network or a registry), keeps what the store holds of them from
@@ -85,6 +87,7 @@ export async function startRequesterSession (init: RequesterSessionInit): Promis
   // Announcing a context helps builders that find it through the DHT; it is not worth waiting for once we stop.
   const stopping = new AbortController()
   const leases = createLeases(store.db)
+  const onFetchProgress = init.onFetchProgress !== undefined ? { onProgress: init.onFetchProgress } : {}
   const announce = (digest: Digest, what: string): void => {
     const p = transfer.provide(digest, { signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(30_000)]) })
       .catch((err: Error) => { if (!stopping.signal.aborted) init.log?.('warn', `announcing ${what} failed: ${err.message}`) })
@@ -104,7 +107,7 @@ export async function startRequesterSession (init: RequesterSessionInit): Promis
     blobs: {
       fetch: async (blob, providers, options = {}) => {
         const digest = blob.digest as Digest
-        await transfer.fetch(digest, { size: blob.size, providers, ...(options.signal !== undefined ? { signal: options.signal } : {}) })
+        await transfer.fetch(digest, { size: blob.size, providers, ...(options.signal !== undefined ? { signal: options.signal } : {}), ...onFetchProgress })
         const info = await content.info(digest)
         if (info.size !== blob.size) throw new Error(`${digest} is ${info.size} bytes, the result says ${blob.size}`)
         return options.discard === true ? new Uint8Array(0) : await content.readBytes(digest, blob.size)
@@ -116,7 +119,8 @@ export async function startRequesterSession (init: RequesterSessionInit): Promis
     transfer,
     journal,
     async shareContext (dir, options = {}) {
-      const info = await content.ingest(packContext(dir, options))
+      const { onProgress, ...pack } = options
+      const info = await content.ingest(packContext(dir, pack), undefined, onProgress !== undefined ? { onProgress } : {})
       // Builders fetch it while the job lives (24 h by default): keep it from `kiln gc` that long.
       leases.add(leases.create('job-context', JOB_LEASE_MS), [info.digest])
       announce(info.digest, 'the context')
@@ -126,7 +130,7 @@ export async function startRequesterSession (init: RequesterSessionInit): Promis
       const pinned = await pinBases({
         store: content,
         refs: store.refs,
-        fetch: async (digest, signal) => { await transfer.fetch(digest, { ...(signal !== undefined ? { signal } : {}) }) },
+        fetch: async (digest, signal) => { await transfer.fetch(digest, { ...(signal !== undefined ? { signal } : {}), ...onFetchProgress }) },
         ...(options.signal !== undefined ? { signal: options.signal } : {})
       }, plans)
       const held = await heldBlobs(content, pinned.pins)

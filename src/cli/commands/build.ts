@@ -3,6 +3,9 @@ import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
 import { collectList, keyValueFlags, networkAndContext, secretFlags, writeIidFile } from '../flags.ts'
+import { createProgress, progressOption } from '../progress.ts'
+import type { ProgressMode } from '../progress.ts'
+import { onBuild, onExport } from '../progress-sources.ts'
 
 interface BuildCliOptions {
   file?: string
@@ -27,6 +30,7 @@ interface BuildCliOptions {
   pull?: boolean
   sandbox?: string
   notest?: boolean
+  progress: ProgressMode
 }
 
 const SANDBOX_CHOICES = ['auto', 'bwrap', 'unshare', 'proot'] as const
@@ -60,6 +64,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--notest', 'Apptainer: do not run %test at the end of the build')
     .option('--dry-run', 'parse the recipe and print the build plan without building')
     .option('--json', 'with --dry-run: the plan as JSON; otherwise a JSON summary')
+    .addOption(progressOption())
     .addHelpText('after', '\nExamples:\n  kiln build -t app:1 .\n  kiln build -f Singularity.def --build-arg VERSION=2 -t tools:2 ./ctx\n  kiln build --dry-run --json .\n  kiln build --platform linux/amd64,linux/arm64 -t app:1 --label org.opencontainers.image.version=1 .\n  tar -C ctx -c . | kiln build -q --iidfile app.iid -\n  kiln build -f - --output type=local,dest=./rootfs . < Dockerfile\n  kiln build -t hpc/app:1 --output type=static,dest=/srv/registry --output oci-archive:app.tar .\n  kiln build --cache-from docker://registry.example.org/cache/app:bc --cache-to type=registry,ref=registry.example.org/cache/app:bc,mode=max .')
     .action(async (contextWord: string | undefined, opts: BuildCliOptions) => {
       const { network, contextArg } = networkAndContext(opts.network, contextWord)
@@ -114,6 +119,9 @@ export function register (program: Command, ctx: CliContext): void {
       process.once('SIGINT', onSignal)
       process.once('SIGTERM', onSignal)
       const { runLocalBuild } = await import('../../node/index.ts')
+      const progress = await createProgress(opts.quiet === true ? 'quiet' : opts.progress, { json: opts.json === true })
+      ctx.onClose(progress.close)
+      const exports = opts.output.map(o => onExport(progress, o))
       let built
       try {
         built = await runLocalBuild({
@@ -138,20 +146,25 @@ export function register (program: Command, ctx: CliContext): void {
           annotations,
           indexAnnotations,
           signal: ac.signal,
-          onPlatform: (platform, i, total) => { if (opts.json !== true && opts.quiet !== true) ctx.out.line(`platform ${platform} (${i + 1}/${total})`) },
+          onPlatform: (platform, i, total) => { if (opts.json !== true && opts.quiet !== true) progress.print(`platform ${platform} (${i + 1}/${total})`) },
           onCacheFrom: (ref, outcome) => {
             if ('error' in outcome) process.stderr.write(`kiln: warning: --cache-from ${ref}: ${outcome.error.message}\n`)
             else if (opts.json !== true && opts.quiet !== true) ctx.out.line(`cache from ${ref}: ${outcome.added} steps added, ${outcome.kept} known`)
           },
+          onProgress: onBuild(progress),
+          // Outputs are written one after another: one reporting means those before it are done.
+          onExportProgress: (i, p) => { for (const e of exports.slice(0, i)) e.done(); exports[i]?.onProgress(p) },
           onLine: (line) => {
             if (opts.json === true || opts.quiet === true) return
-            if (line.kind === 'step' || line.kind === 'cached') ctx.out.line(line.text)
-            else process.stderr.write(`${line.kind === 'warning' ? 'kiln: ' : ''}${line.text}\n`)
+            if (line.kind === 'step' || line.kind === 'cached') progress.print(line.text)
+            else progress.print(`${line.kind === 'warning' ? 'kiln: ' : ''}${line.text}`, process.stderr)
           }
         })
+        for (const e of exports) e.done()
       } catch (err) {
         throw await foreignPlatformError(err, platforms)
       } finally {
+        progress.close()
         process.off('SIGINT', onSignal)
         process.off('SIGTERM', onSignal)
       }

@@ -4,6 +4,9 @@ import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
 import { formatBytes } from '../output.ts'
+import { createProgress, progressOption } from '../progress.ts'
+import type { ProgressMode } from '../progress.ts'
+import { onDownload, onExport, onImport } from '../progress-sources.ts'
 
 /** Destinations that name their own format: a transport prefix or a `type=` output spec (src/export/output-spec.ts). */
 const OUTPUT_FORM_RE = /^(?:oci|oci-layout|oci-archive|docker-archive|sif):|^docker:\/\/|^type=/
@@ -35,6 +38,7 @@ Image references:
     .option('-t, --tag <name>', 'name it REPO[:TAG] in the store (default: the name in the source, else the source file name)')
     .option('--sha256 <hex>', 'expected sha256 of a URL source; required for URLs')
     .option('--json', 'print JSON: a list of { name, digest, mediaType, size }')
+    .addOption(progressOption())
     .addHelpText('after', `
 Every blob is checked against its digest and size; if anything is wrong,
 nothing is named and the blobs this import added are removed again.
@@ -43,28 +47,32 @@ Examples:
   kiln image import oci:./busybox-layout:base
   kiln image import docker-archive:app.tar -t site/app:2.1
   kiln image import docker://registry.example.org/hpc/app:1.0
-  kiln image import https://example.org/sysroot.oci.tar --sha256 3f2a...e1`)
-    .action(async (sourceText: string, opts: { tag?: string, sha256?: string, json?: boolean }) => {
+  kiln image import https://example.org/sysroot.oci.tar --sha256 3f2a...e1
+  kiln image import oci-archive:app.tar --progress=json 2>events.jsonl`)
+    .action(async (sourceText: string, opts: { tag?: string, sha256?: string, json?: boolean, progress: ProgressMode }) => {
       const store = await ctx.store()
+      const progress = await createProgress(opts.progress, { json: opts.json === true })
+      ctx.onClose(progress.close)
       const oci = await import('../../oci/index.ts')
       const { isUrl, fetchPinned } = await import('../fetch-url.ts')
       const { namesForImport } = await import('../local-image.ts')
       let fetched: { path: string, cleanup: () => Promise<void> } | undefined
-      if (isUrl(sourceText)) fetched = await fetchPinned(sourceText, opts.sha256, total => ctx.out.progress('download', total))
+      if (isUrl(sourceText)) fetched = await fetchPinned(sourceText, opts.sha256, onDownload(progress, sourceText))
       try {
         const ref = oci.parseImageRef(fetched !== undefined ? `oci-archive:${fetched.path}` : sourceText)
         const started = Date.now()
         let stored = 0
         let names
+        const report = onImport(progress)
         if (ref.transport === 'docker') {
           // Every platform of the registry image, each blob verified as it is stored; named as pulled unless --tag.
           const { clientFor, pullImage } = await import('../../registry/index.ts')
           const n = ref.name
-          const pulled = await pullImage(clientFor(n), n.path, n.digest ?? n.tag ?? 'latest', store.content, { onBlob: () => { stored++ } })
+          const pulled = await pullImage(clientFor(n), n.path, n.digest ?? n.tag ?? 'latest', store.content, { onProgress: report.onProgress, onBlob: (d, status) => { if (status === 'stored') stored++; report.onBlob(d, status) } })
           const descriptor = { mediaType: pulled.mediaType, digest: pulled.digest, size: pulled.size }
           names = await namesForImport([{ descriptor, refName: `${n.domain}/${n.path}:${n.tag ?? 'latest'}` }], ref, opts.tag)
         } else if (ref.transport === 'oci' || ref.transport === 'oci-archive' || ref.transport === 'docker-archive') {
-          const images = await oci.importImage(store.content, ref, { onBlob: (_d, status) => { if (status === 'stored') stored++ } })
+          const images = await oci.importImage(store.content, ref, { onProgress: report.onProgress, onBlob: (d, status) => { if (status === 'stored') stored++; report.onBlob(d, status) } })
           names = await namesForImport(images, ref, opts.tag, fetched !== undefined ? sourceText : undefined)
         } else {
           throw new CliError(`cannot import from ${sourceText}`, { exitCode: EXIT.usage, hint: 'sources are oci:PATH[:TAG], oci-archive:FILE, docker-archive:FILE, docker://HOST/REPO[:TAG] or an http(s) URL with --sha256' })
@@ -72,6 +80,7 @@ Examples:
         store.db.transaction(() => {
           for (const n of names) store.refs.set(n.repository, n.tag, n.descriptor)
         })
+        progress.close()
         const rows = names.map(n => ({ name: `${n.repository}:${n.tag}`, digest: n.descriptor.digest, mediaType: n.descriptor.mediaType, size: n.descriptor.size }))
         if (opts.json === true) { ctx.out.json(rows); return }
         for (const r of rows) ctx.out.line(`imported ${r.name} ${r.digest}`)
@@ -88,6 +97,7 @@ Examples:
     .option('--format <format>', 'for a plain path: oci-layout (a directory, merged into an existing layout), oci-archive (a file, replaced), sif (Apptainer\'s image format; one platform), local (the root filesystem as files, in a new or empty directory) or tar (a tar of the root filesystem)', 'oci-layout')
     .option('--ref-name <name>', 'name inside the layout (org.opencontainers.image.ref.name); default the image\'s tag')
     .option('--json', 'print JSON: { dest, format, digest, refName }')
+    .addOption(progressOption())
     .addHelpText('after', `
 Examples:
   kiln image export demo/hello:1 ./hello-layout && skopeo inspect oci:./hello-layout:1
@@ -96,7 +106,7 @@ Examples:
   kiln image export demo/hello:1 --format sif hello.sif && apptainer run hello.sif
   kiln image export demo/hello:1 type=local,dest=./rootfs,platform=linux/arm64
   kiln image export demo/hello:1 --format tar rootfs.tar`)
-    .action(async (name: string, dest: string, opts: { format: string, refName?: string, json?: boolean }, command: Command) => {
+    .action(async (name: string, dest: string, opts: { format: string, refName?: string, json?: boolean, progress: ProgressMode }, command: Command) => {
       // A transport prefix is the format, as skopeo and buildx read it, never part of a file name.
       const spec = OUTPUT_FORM_RE.test(dest) ? dest : undefined
       if (spec !== undefined && command.getOptionValueSource('format') === 'cli') {
@@ -109,17 +119,24 @@ Examples:
       const oci = await import('../../oci/index.ts')
       const { resolveLocalImage } = await import('../local-image.ts')
       const found = await resolveLocalImage(store, name)
+      const progress = await createProgress(opts.progress, { json: opts.json === true })
+      ctx.onClose(progress.close)
+      const report = onExport(progress, dest)
       if (spec !== undefined || opts.format === 'sif' || opts.format === 'local' || opts.format === 'tar') {
         const { createExporter, parseOutputSpec } = await import('../../export/index.ts')
         const target = spec !== undefined ? parseOutputSpec(spec) : { type: opts.format as 'sif' | 'local' | 'tar', dest }
         const names = opts.refName !== undefined ? [opts.refName] : found.name !== undefined ? [found.name] : []
-        const r = await createExporter().export({ store: store.content, root: found.descriptor }, target, { tags: names })
+        const r = await createExporter().export({ store: store.content, root: found.descriptor }, target, { tags: names, onProgress: report.onProgress })
+        report.done()
+        progress.close()
         if (opts.json === true) ctx.out.json({ dest: 'dest' in target ? target.dest : dest, format: target.type, digest: r.digest, refName: opts.refName ?? null })
         else ctx.out.line(`exported ${found.name ?? found.descriptor.digest} to ${r.description}`)
         return
       }
       const refName = opts.refName ?? (found.name !== undefined ? found.name.slice(found.name.lastIndexOf(':') + 1) : undefined)
-      await oci.exportImage(store.content, found.descriptor, { format: opts.format as 'oci-layout' | 'oci-archive', dest, ...(refName !== undefined ? { refName } : {}) })
+      await oci.exportImage(store.content, found.descriptor, { format: opts.format as 'oci-layout' | 'oci-archive', dest, ...(refName !== undefined ? { refName } : {}), onProgress: report.written })
+      report.done()
+      progress.close()
       if (opts.json === true) ctx.out.json({ dest, format: opts.format, digest: found.descriptor.digest, refName: refName ?? null })
       else ctx.out.line(`exported ${found.name ?? found.descriptor.digest} to ${opts.format === 'oci-layout' ? `oci:${dest}` : `oci-archive:${dest}`}${refName !== undefined ? `:${refName}` : ''}`)
     })
@@ -132,6 +149,7 @@ Examples:
     .option('--sha256 <hex>', 'expected sha256 of a URL source')
     .option('--keep-setuid', 'keep setuid/setgid bits (stripped by default)')
     .option('--json', 'print JSON: { dir, digest, platform, layers, warnings }')
+    .addOption(progressOption())
     .addHelpText('after', `
 Layers are applied in order with OCI whiteouts. Entries that would write
 outside the target (absolute paths, .., symlink or hardlink escapes) stop the
@@ -141,7 +159,7 @@ unpack with an error; device nodes and fifos are skipped with a warning
 Examples:
   kiln image unpack demo/hello:1 ./rootfs
   kiln image unpack oci:./multiarch:1 ./sysroot-arm64 --platform linux/arm64`)
-    .action(async (name: string, dir: string, opts: { platform?: string, sha256?: string, keepSetuid?: boolean, json?: boolean }) => {
+    .action(async (name: string, dir: string, opts: { platform?: string, sha256?: string, keepSetuid?: boolean, json?: boolean, progress: ProgressMode }) => {
       const { readdir, mkdir } = await import('node:fs/promises')
       const existing = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT') return []
@@ -155,7 +173,12 @@ Examples:
       let descriptor: Descriptor | undefined
       let fetched: { path: string, cleanup: () => Promise<void> } | undefined
       try {
-        if (isUrl(name)) fetched = await fetchPinned(name, opts.sha256, total => ctx.out.progress('download', total))
+        if (isUrl(name)) {
+          const progress = await createProgress(opts.progress, { json: opts.json === true })
+          ctx.onClose(progress.close)
+          fetched = await fetchPinned(name, opts.sha256, onDownload(progress, name))
+          progress.close()
+        }
         const ref = oci.parseImageRef(fetched !== undefined ? `oci-archive:${fetched.path}` : name)
         if (ref.transport === 'local' || ref.transport === 'digest') {
           descriptor = (await resolveLocalImage(store, name)).descriptor

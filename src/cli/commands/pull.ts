@@ -8,6 +8,9 @@ import { isErrorOf } from '../../util/error-class.ts'
 import type { KilnConfig } from '../../config/index.ts'
 import type { Digest } from '../../content/index.ts'
 import type { KilnNode } from '../../p2p/index.ts'
+import { createProgress, progressOption } from '../progress.ts'
+import { onFetch } from '../progress-sources.ts'
+import type { ProgressMode } from '../progress.ts'
 
 interface PullFlags {
   listen?: string
@@ -16,6 +19,7 @@ interface PullFlags {
   output?: string
   from?: string
   json?: boolean
+  progress: ProgressMode
 }
 
 export function register (program: Command, ctx: CliContext): void {
@@ -28,6 +32,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--listen <multiaddrs>', 'comma-separated multiaddrs to listen on (default: a free port)')
     .option('--no-mdns', 'do not look for peers on the local network')
     .option('--json', 'print JSON: { digest, name, blobs, size, fetched, peers, banned, signer }')
+    .addOption(progressOption())
     .addHelpText('after', `
 A tag is taken from the newest tag record whose signer the trust policy
 accepts as builder or gateway (kiln trust ls), as the gateway does; the
@@ -36,7 +41,8 @@ image is then fetched by that digest and checked byte for byte.
 Examples:
   kiln pull hpc/app:1.0 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...
   kiln pull sha256:4f1c...e9
-  kiln pull myapp:1.0@sha256:4f1c...e9`)
+  kiln pull myapp:1.0@sha256:4f1c...e9
+  kiln pull sha256:4f1c...e9 --progress=json 2>events.jsonl`)
     .action(async (ref: string, flags: PullFlags) => {
       const [{ splitList }, { createTransfer }, { parseDigest }, { formatBytes }] = await Promise.all([
         import('../../p2p/index.ts'), import('../../transfer/index.ts'), import('../../content/index.ts'), import('../output.ts')
@@ -63,36 +69,32 @@ Examples:
       const { startPeer, untilFirstPeer } = await import('../../node/index.ts')
       const node = await startPeer(config.node, flags, identity.privateKey, true)
       ctx.onClose(async () => { await node.stop() })
+      const progress = await createProgress(flags.progress, { json: flags.json === true })
+      ctx.onClose(progress.close)
       const { peerSearchSources, sayingPeerSearch } = await import('../peer-search.ts')
-      await sayingPeerSearch(ctx.out, peerSearchSources(flags, config.node), untilFirstPeer(node, 10_000))
+      await sayingPeerSearch(progress, peerSearchSources(flags, config.node), untilFirstPeer(node, 10_000))
       let signer: string | undefined
       if (digest === undefined) {
         const resolved = await resolveTag(name as string, node, store.root, config)
         digest = resolved.digest
         signer = resolved.signer
-        if (flags.json !== true) ctx.out.line(`${name as string} is ${digest} (tag record signed by ${signer})`)
+        if (flags.json !== true) progress.print(`${name as string} is ${digest} (tag record signed by ${signer})`)
       }
       const wanted = digest
       const transfer = createTransfer({ node, store: store.content })
-      let bar: ReturnType<typeof ctx.out.progress> | undefined
-      let current = ''
       let result
       try {
         result = await transfer.pull(wanted, {
           providers: splitList(flags.from),
-          onProgress: (p) => {
-            if (flags.json === true) return
-            if (current !== p.digest) { bar?.done(); bar = ctx.out.progress(p.digest.slice(7, 19), p.size); current = p.digest }
-            bar?.update(p.bytes, `from ${p.peers} peer${p.peers === 1 ? '' : 's'}`)
-          }
+          onProgress: onFetch(progress, 'pull')
         })
       } catch (err) {
-        bar?.done()
         // Nobody providing the digest means, to a pull, that it is not there (the table says network).
         if (isErrorOf(err, NoProvidersError)) throw new CliError(err.message, { exitCode: EXIT.notFound, cause: err, hint: 'is an agent holding it online? try --from PEERID or --bootstrap' })
         throw err
       }
-      bar?.done()
+      for (const b of result.blobs) if (!b.alreadyPresent) progress.task('pull', b.digest, { total: b.size }).done(b.size)
+      progress.close()
       const total = result.blobs.reduce((n, b) => n + b.size, 0)
       const fetched = result.blobs.reduce((n, b) => n + [...b.fromPeers.values()].reduce((a, c) => a + c, 0), 0)
       const peers = new Set(result.blobs.flatMap(b => [...b.fromPeers.keys()]))

@@ -7,6 +7,8 @@ import { CliError } from '../errors.ts'
 import { EXIT } from '../exit-codes.ts'
 import { durationFlag } from '../flags.ts'
 import { formatBytes } from '../output.ts'
+import { createProgress, progressOption } from '../progress.ts'
+import type { ProgressMode } from '../progress.ts'
 
 /** The digests a blob refers to, read without counting as use. */
 async function childrenReader (store: LocalStore): Promise<(d: Digest) => Promise<Digest[]>> {
@@ -113,6 +115,7 @@ Examples:
     .option('--quick [fraction]', 're-hash every small blob (manifests, configs) but only a random sample of large ones (default fraction 0.05)')
     .option('--repair', 'move corrupt blobs aside to <data dir>/store/quarantine and drop database rows naming missing blobs; stop agents and gateways on this data dir first')
     .option('--json', 'print JSON: { blobs, bytes, hashed, hashedBytes, problems: [{kind, ...}], unreferencedIncomplete, quarantine? }')
+    .addOption(progressOption())
     .addHelpText('after', `
 Exit status: 0 when nothing is wrong (or everything found was repaired), 4 when a problem remains.
 An image that a name or pin keeps but whose blobs are missing cannot be repaired here: pull it again.
@@ -121,7 +124,7 @@ Examples:
   kiln store verify
   kiln store verify --quick
   kiln store verify --repair --json`)
-    .action(async (opts: { quick?: boolean | string, repair?: boolean, json?: boolean }) => {
+    .action(async (opts: { quick?: boolean | string, repair?: boolean, json?: boolean, progress: ProgressMode }) => {
       const sample = opts.quick === undefined ? undefined : opts.quick === true ? 0.05 : Number(opts.quick)
       if (sample !== undefined && !(sample > 0 && sample <= 1)) throw new CliError(`--quick ${String(opts.quick)}: give a fraction in (0, 1], e.g. 0.1`, { exitCode: EXIT.usage })
       const s = await ctx.store()
@@ -134,16 +137,20 @@ Examples:
         ...s.refs.list().map(r => ({ digest: r.digest, what: `${r.repository}:${r.tag}` })),
         ...pins.roots().map(d => ({ digest: d, what: 'a pin' }))
       ]
-      const progress = opts.json === true ? undefined : ctx.out.progress('verifying')
+      const progress = await createProgress(opts.progress, { json: opts.json === true })
+      ctx.onClose(progress.close)
+      const verifying = progress.task('verifying', 'store', { label: '' })
       const report = await verifyStore(untracked(s.content), join(s.root, STORE_DIR), {
         ...(sample !== undefined ? { sample } : {}),
         repair: opts.repair === true,
         children: await childrenReader(s),
         tables: [...contentReferenceTables(s.db, s.refs), stepCacheReferences(s.db), repoIndexReferences(s.db)],
         roots,
-        onProgress: p => { progress?.update(p.bytes, `${p.done}/${p.total} blobs`) }
+        onProgress: p => { verifying.update(p.bytes, undefined, `${p.done}/${p.total} blobs`) }
       })
-      progress?.done(`${report.hashed} of ${report.blobs} blobs re-hashed`)
+      verifying.update(report.hashedBytes, undefined, `${report.hashed} of ${report.blobs} blobs re-hashed`)
+      verifying.done()
+      progress.close()
       const remaining = report.problems.filter(p => !p.repaired)
       if (opts.json === true) ctx.out.json(report)
       else {

@@ -6,6 +6,9 @@ import { EXIT } from '../exit-codes.ts'
 import { durationFlag, JOB_TIMEOUT_HELP, jobTimeoutFlag, networkAndContext, secretFlags, writeIidFile } from '../flags.ts'
 import { eventPrinter, jobError, summarize } from '../job-output.ts'
 import { openSession } from '../services.ts'
+import { createProgress, progressOption } from '../progress.ts'
+import type { ProgressMode } from '../progress.ts'
+import { onExport } from '../progress-sources.ts'
 
 interface SubmitFlags {
   file?: string
@@ -29,6 +32,7 @@ interface SubmitFlags {
   iidfile?: string
   /** Commander's form of --no-publish. */
   publish?: boolean
+  progress: ProgressMode
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value]
@@ -94,6 +98,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--json', 'print a JSON summary on stdout (logs go to stderr)')
     .option('-q, --quiet', 'print nothing but the result\'s digest (the index\'s for several platforms); warnings still go to stderr')
     .option('--iidfile <file>', 'write the result\'s digest to this file')
+    .addOption(progressOption())
     .addHelpText('after', '\nExamples:\n  kiln submit -t app:1 .\n  kiln submit --secret id=token,src=$HOME/.token -t app:1 .\n  kiln submit --platform linux/amd64,linux/arm64 -t app:1 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... .\n  kiln submit -f Singularity.def --platform linux/amd64 --require cuda>=12 --output oci-archive:app.tar ./ctx')
     .action(async (contextWord: string | undefined, opts: SubmitFlags) => {
       const { network, contextArg } = networkAndContext(opts.network, contextWord)
@@ -132,10 +137,14 @@ export function register (program: Command, ctx: CliContext): void {
       const offerWindowMs = opts.offerWindow !== undefined ? durationFlag('--offer-window', opts.offerWindow, 1, 600_000) : undefined
       const timeoutMs = jobTimeoutFlag(opts.timeout)
 
-      const requester = await openSession(ctx, opts, offerWindowMs)
+      const progress = await createProgress(opts.quiet === true ? 'quiet' : opts.progress, { json: opts.json === true })
+      ctx.onClose(progress.close)
+      const requester = await openSession(ctx, opts, offerWindowMs, progress)
       const { session } = requester
-      const context = await session.shareContext(contextDir, { recipeFile: recipePath })
-      const write = opts.quiet === true ? () => {} : opts.json === true ? (line: string) => { process.stderr.write(`${line}\n`) } : (line: string) => { ctx.out.line(line) }
+      const packing = progress.task('context', contextDir, { label: contextDir })
+      const context = await session.shareContext(contextDir, { recipeFile: recipePath, onProgress: packing.update })
+      packing.done(context.size)
+      const write = opts.quiet === true ? () => {} : opts.json === true ? (line: string) => { progress.print(line, process.stderr) } : (line: string) => { progress.print(line) }
       const print = eventPrinter(write)
       const bases = await session.pinBases(plans)
       for (const b of bases.pins) write(`[${b.platform}] base ${b.ref} pinned to ${b.digest}`)
@@ -180,9 +189,14 @@ export function register (program: Command, ctx: CliContext): void {
         const [{ createExporter }, store] = await Promise.all([import('../../export/index.ts'), ctx.store()])
         const exporter = createExporter()
         try {
-          for (const target of outputs) exported.push((await exporter.export({ store: store.content, root: image }, target, { tags: meta.tags, ...(kind === 'apptainer' ? { definition: text } : {}) })).description)
+          for (const [i, target] of outputs.entries()) {
+            const sink = onExport(progress, opts.output[i] as string)
+            exported.push((await exporter.export({ store: store.content, root: image }, target, { tags: meta.tags, ...(kind === 'apptainer' ? { definition: text } : {}), onProgress: sink.onProgress })).description)
+            sink.done()
+          }
         } catch (err) { throw new CliError(`export failed: ${(err as Error).message}`, { exitCode: EXIT.failure, cause: err, hint: `the result is in the local store as ${image.digest}; kiln image export can write it again` }) }
       }
+      progress.close()
       // Gateways resolve the tags through these records (docs/jobs.md); --no-publish keeps them local.
       const published = opts.publish === false || tags.length === 0
         ? []

@@ -50,6 +50,8 @@ export interface WriteLayerOptions {
   /** Seconds; mtimes later than this are clamped to it. Default 0. */
   sourceDateEpoch?: number
   signal?: AbortSignal
+  /** Called as the compressed layer is stored, with its bytes so far. */
+  onProgress?: (bytes: number) => void
 }
 
 export interface WrittenLayer {
@@ -212,7 +214,7 @@ export async function writeLayer (store: Ingester, entries: readonly LayerEntry[
   const compression = options.compression ?? 'gzip'
   const tar = { hash: createHash('sha256'), size: 0 }
   const source = encodeTar(entries, options)
-  const blob = await store.ingest(compress(measure(source, tar), compression), undefined, { signal: options.signal })
+  const blob = await store.ingest(compress(measure(source, tar), compression), undefined, { signal: options.signal, ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {}) })
   return {
     descriptor: { mediaType: ociLayerMediaType(compression), digest: blob.digest, size: blob.size },
     diffId: `sha256:${tar.hash.digest('hex')}`,

@@ -96,7 +96,7 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'tar'))('kiln submit a
 
     // No --platform: the host's (the agents advertise linux/amd64, as the test base is); durations in units.
     const iidfile = join(u.work, 'submit.iid')
-    const submit = start(['submit', '-t', 'demo/app:1', ...netArgs(), '--offer-window', '4s', '--timeout', '4m', '--json', '--iidfile', iidfile, ctx], d.requester)
+    const submit = start(['submit', '-t', 'demo/app:1', ...netArgs(), '--offer-window', '4s', '--timeout', '4m', '--json', '--progress=json', '--log-format', 'json', '--iidfile', iidfile, ctx], d.requester)
     const code = await submit.exited
     expect(code, `${submit.stderr()}\n--- agent A:\n${a.stderr()}\n--- agent B:\n${b.stderr()}`).toBe(0)
     const summary = JSON.parse(submit.stdout()) as { jobId: string, digest: string, platforms: Array<{ platform: string, digest: string, builders: string[], steps: number }> }
@@ -108,12 +108,18 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'tar'))('kiln submit a
     expect(summary.platforms[0]?.steps).toBe(2)
     expect(summary.digest).toBe(summary.platforms[0]?.digest)
     expect(readFileSync(iidfile, 'utf8')).toBe(summary.digest)
+    // --progress=json and --log-format json: stderr is all JSON, events (with a type) and log records; the job's lines for people are notes (docs/cli.md "Progress events").
+    const events = submit.stderr().trimEnd().split('\n').map(l => { try { return JSON.parse(l) as { type: string, phase?: string, id?: string, text?: string } } catch { throw new Error(`not an event: ${l}`) } })
+    const notes = events.filter(e => e.type === 'note').map(e => e.text as string)
     // B offered (it trusts uni-a's requesters) and was refused as a builder; logs came live, prefixed.
-    const refused = submit.stderr().split('\n').filter(l => / refused: /.test(l))
+    const refused = notes.filter(l => / refused: /.test(l))
     expect(refused, submit.stderr()).toHaveLength(1)
     expect(refused[0]).toContain(idB.slice(-6))
     expect(refused[0]).toMatch(/not trusted as builder/)
-    expect(submit.stderr()).toMatch(/\[linux\/amd64\] \[1\/2\] RUN/)
+    expect(notes.join('\n')).toMatch(/\[linux\/amd64\] \[1\/2\] RUN/)
+    // The context was packed once, and the result's manifest fetched from the builder, as tasks.
+    expect(events.filter(e => e.type === 'done' && e.phase === 'context')).toHaveLength(1)
+    expect(events.filter(e => e.type === 'done' && e.phase === 'fetch').map(e => e.id)).toContain(summary.digest)
 
     // The image is in the requester's store under its name, with the digest the builder signed.
     const inspect = JSON.parse(kiln(d.requester, ['image', 'inspect', 'demo/app:1', '--json'])) as { digest: string }

@@ -51,14 +51,21 @@ describe.skipIf(!haveTools('skopeo', 'umoci', 'busybox'))('kiln pull between two
   })
 
   it('pulls an image only the agent has, verified, and skopeo accepts the export', async () => {
-    const pulled = await runKiln(['--data-dir', b, 'pull', `net/busybox:base@${digest}`, '--bootstrap', addr, '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0', '--json'], { timeoutMs: 120_000 })
-    expect(pulled.stderr.replace(/.*\r/g, '')).not.toMatch(/error/i)
+    const pulled = await runKiln(['--data-dir', b, 'pull', `net/busybox:base@${digest}`, '--bootstrap', addr, '--no-mdns', '--listen', '/ip4/127.0.0.1/tcp/0', '--json', '--progress=json'], { timeoutMs: 120_000 })
+    expect(pulled.stderr).not.toMatch(/error/i)
     expect(pulled.code).toBe(0)
     const summary = JSON.parse(pulled.stdout) as { digest: string, name: string, blobs: number, size: number, fetched: number, peers: string[], banned: string[] }
     expect(summary).toMatchObject({ digest, name: 'net/busybox:base', banned: [] })
     expect(summary.blobs).toBeGreaterThanOrEqual(3)
     expect(summary.fetched).toBe(summary.size)
     expect(summary.peers).toHaveLength(1)
+    // --progress=json: stderr is all events (docs/cli.md), one done per blob fetched, adding up to the bytes pulled.
+    const events = pulled.stderr.trimEnd().split('\n').map(l => JSON.parse(l) as { type: string, phase?: string, id?: string, bytes?: number })
+    const done = events.filter(e => e.type === 'done' && e.phase === 'pull')
+    expect(done).toHaveLength(summary.blobs)
+    expect(new Set(done.map(e => e.id)).size).toBe(summary.blobs)
+    expect(done.reduce((n, e) => n + (e.bytes ?? 0), 0)).toBe(summary.size)
+    expect(events.at(-1)).toMatchObject({ type: 'summary', tasks: summary.blobs, bytes: summary.size })
     const inspect = JSON.parse((await runKiln(['--data-dir', b, 'image', 'inspect', 'net/busybox:base', '--json'])).stdout) as { digest: string, complete: boolean }
     expect(inspect).toMatchObject({ digest, complete: true })
     const out = join(work, 'export')

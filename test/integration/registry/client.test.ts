@@ -102,8 +102,19 @@ describe.each(targets)('registry client against $name', (target) => {
     expect((await client.headManifest('hpc/tool', 'v1'))?.digest).toBe(image.index)
 
     const whole = await createFsContentStore({ root: join(dir, 'whole') })
-    const pulled = await pullImage(client, 'hpc/tool', 'v1', whole)
+    const stored = new Map<string, string>()
+    const bytesOf = new Map<string, number>()
+    const pulled = await pullImage(client, 'hpc/tool', 'v1', whole, {
+      onProgress: (d, bytes) => { bytesOf.set(d.digest, bytes) },
+      onBlob: (d, status) => { stored.set(d.digest, status) }
+    })
     expect(pulled.digest).toBe(image.index)
+    // Each config and layer is reported as it is stored: the big layer's last report is all of it.
+    expect(stored.get(image.bigLayer)).toBe('stored')
+    expect(bytesOf.get(image.bigLayer)).toBe(300 * 1024)
+    const again = new Map<string, string>()
+    await pullImage(client, 'hpc/tool', 'v1', whole, { onBlob: (d, status) => { again.set(d.digest, status) } })
+    expect(new Set(again.values())).toEqual(new Set(['present']))
     expect(pulled.manifests.sort()).toEqual([image.amd64, image.arm64].sort())
     expect(await whole.has(image.bigLayer)).toBe(true)
     expect((await whole.info(image.bigLayer)).size).toBe(300 * 1024)

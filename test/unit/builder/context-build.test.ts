@@ -13,7 +13,7 @@ import { createGunzip } from 'node:zlib'
 import { extract } from 'tar-stream'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createBuilder, readContextIgnore } from '../../../src/builder/index.ts'
-import type { BuildResult } from '../../../src/builder/index.ts'
+import type { BuildProgress, BuildResult } from '../../../src/builder/index.ts'
 import { openLocalStore } from '../../../src/content/index.ts'
 import type { LocalStore } from '../../../src/content/index.ts'
 import { parseRecipe } from '../../../src/recipe/index.ts'
@@ -123,5 +123,25 @@ describe('the context a local build sees', () => {
     await files({ 'hello.c': 'int main(){}\n' })
     expect(await layerNames(await build('FROM scratch\nWORKDIR /src\nCOPY hello.c .\n'))).toEqual(['src', 'src/hello.c'])
     expect(await layerNames(await build('FROM scratch\nCOPY hello.c /opt/app/.\n'))).toEqual(['opt', 'opt/app', 'opt/app/hello.c'])
+  })
+})
+
+describe('build progress', () => {
+  it('reports each layer as it is compressed into the store, the last report its size; a cached step reports nothing', async () => {
+    await files({ Dockerfile: 'FROM scratch\nCOPY a.bin /a.bin\n' })
+    await writeFile(join(ctx, 'a.bin'), Buffer.alloc(2 * 1024 * 1024, 1))
+    const builder = createBuilder({ store: local.content, db: local.db, refs: local.refs, workDir: join(work, 'data', 'build') })
+    const plan = parseRecipe('FROM scratch\nCOPY a.bin /a.bin\n', { filename: 'Dockerfile' })
+    const reports: BuildProgress[] = []
+    const result = await builder.build(plan, { contextDir: ctx, onProgress: p => { reports.push(p) } })
+    const manifest = JSON.parse(Buffer.from(await local.content.readBytes(result.digest)).toString()) as { layers: Array<{ digest: string, size: number }> }
+    const layer = manifest.layers.at(-1)
+    expect(reports.length).toBeGreaterThan(0)
+    expect(reports.every(r => r.what === 'layer' && r.label === 'COPY a.bin /a.bin')).toBe(true)
+    expect(reports.at(-1)).toMatchObject({ done: true, bytes: layer?.size, total: layer?.size })
+    expect(reports.filter(r => r.done)).toHaveLength(1)
+    const again: BuildProgress[] = []
+    await builder.build(plan, { contextDir: ctx, onProgress: p => { again.push(p) } })
+    expect(again).toEqual([])
   })
 })

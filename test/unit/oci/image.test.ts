@@ -84,6 +84,32 @@ describe('OCI layout and oci-archive', () => {
     expect(await errorOf(importImage(b, parseImageRef(`oci-archive:${join(d, 'junk.tar')}`)))).toMatchObject({ name: 'ArchiveInvalidError' })
   })
 
+  it('reports progress: an export its bytes written, an import each blob stored with its size', async () => {
+    const a = await makeStore(dirs)
+    const img = await makeImage(a)
+    const d = dirs.make()
+    const written: number[] = []
+    await exportImage(a, img.manifest, { format: 'oci-archive', dest: join(d, 'p.tar'), refName: 'latest', onProgress: n => { written.push(n) } })
+    expect(written.length).toBeGreaterThan(0)
+    expect([...written].sort((x, y) => x - y)).toEqual(written)
+    expect(written.at(-1)).toBe((await stat(join(d, 'p.tar'))).size)
+    const layoutWritten: number[] = []
+    await exportImage(a, img.manifest, { format: 'oci-layout', dest: join(d, 'layout'), onProgress: n => { layoutWritten.push(n) } })
+    const sizes = [img.manifest, img.config, ...img.layers].map(x => x.size)
+    expect(layoutWritten.at(-1)).toBe(sizes.reduce((x, y) => x + y, 0))
+
+    const b = await makeStore(dirs)
+    const stored = new Map<string, number>()
+    const last = new Map<string, number>()
+    await importImage(b, parseImageRef(`oci-archive:${join(d, 'p.tar')}:latest`), {
+      onProgress: (desc, bytes) => { expect(bytes).toBeLessThanOrEqual(desc.size); last.set(desc.digest, bytes) },
+      onBlob: (desc, status) => { if (status === 'stored') stored.set(desc.digest, desc.size) }
+    })
+    expect(stored).toEqual(new Map([img.manifest, img.config, ...img.layers].map(x => [x.digest, x.size])))
+    // The last report of each blob is all of it.
+    expect(last).toEqual(stored)
+  })
+
   it('unpacks the right platform of an index', async () => {
     const store = await makeStore(dirs)
     const amd = await makeImage(store, 'x', { os: 'linux', architecture: 'amd64' })

@@ -124,6 +124,16 @@ describe('deterministic layer writing', () => {
     expect(await blobCount(store)).toBe(0)
   })
 
+  it('reports the compressed bytes stored as it goes, the last report the layer\'s size', async () => {
+    const store = await makeStore(dirs)
+    const reports: number[] = []
+    const big = Buffer.alloc(3 * 1024 * 1024, 7)
+    const layer = await writeLayer(store, [{ type: 'file', path: 'big', mode: 0o644, content: big }], { onProgress: n => { reports.push(n) } })
+    expect(reports.length).toBeGreaterThan(0)
+    expect([...reports].sort((x, y) => x - y)).toEqual(reports)
+    expect(reports.at(-1)).toBe(layer.descriptor.size)
+  })
+
   it('refuses the same path twice', async () => {
     const store = await makeStore(dirs)
     await expect(writeLayer(store, [{ type: 'whiteout', path: 'a' }, { type: 'whiteout', path: '/a' }])).rejects.toMatchObject({ name: 'UnsafePathError' })
