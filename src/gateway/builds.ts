@@ -304,7 +304,7 @@ function parseRequest (value: unknown): BuildRequest {
 function unsupported (runner: { refuses?: string } | undefined): RegistryApiError {
   return new RegistryApiError('UNSUPPORTED', runner?.refuses !== undefined
     ? `this gateway builds nothing: ${runner.refuses}`
-    : 'this gateway has no builder (start it with kiln up, or submit with kiln submit)')
+    : 'this gateway has no builder (start it with kiln up, or put it on the peer network with kiln gateway --listen /ip4/... or --bootstrap, or submit with kiln submit)')
 }
 
 export async function submitBuild (ctx: GatewayContext, manager: BuildManager, req: GatewayRequest, repository: string): Promise<GatewayResponse> {

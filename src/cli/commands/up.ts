@@ -82,7 +82,7 @@ Examples:
         ...(flags.jobs === false ? {} : { jobs: { concurrency: config.agent.maxConcurrentBuilds, allowNetwork: config.agent.allowNetwork, ...nodeSandbox } })
       })
       const { node, agent, description } = started
-      if (nodeSandbox.othersRefused !== undefined) started.log.warn({ reason: nodeSandbox.othersRefused }, 'jobs of other peers and gateway builds are refused')
+      if (nodeSandbox.othersRefused !== undefined) started.log.warn({ reason: nodeSandbox.othersRefused }, 'jobs of other peers and gateway builds on this node are refused')
       // Also on an error below; after a drain it is already stopped (stop is idempotent).
       ctx.onClose(started.close)
       // Signals are handled from here on, before anything says "listening" (see kiln agent).
@@ -118,7 +118,7 @@ Examples:
           `  peer id:   ${self}`,
           ...multiaddrs.map(m => `  p2p:       ${m}`),
           `  gateway:   ${service.url} (anonymous ${service.anonymous}${buildsSummary(service.builds, builder)})`,
-          ...(nodeSandbox.othersRefused !== undefined ? [`  refused:   jobs of other peers and gateway builds: ${nodeSandbox.othersRefused}`] : []),
+          ...(nodeSandbox.othersRefused !== undefined ? [`  refused:   jobs of other peers and gateway builds on this node: ${nodeSandbox.othersRefused}`] : []),
           `  agent:     ${description.platforms.map(p => p.platform).join(', ')}${agent.jobs === undefined ? ', no jobs' : ', taking jobs from trusted requesters'}`,
           ...(metricsUrl !== undefined ? [`  metrics:   ${metricsUrl}`] : []),
           '',
