@@ -21,6 +21,7 @@ import type { Metrics } from '../src/metrics/index.ts'
 import { createCapabilityAdvertiser } from '../src/p2p/index.ts'
 import type { CapabilityAdvertiser, CapabilityDescription, KilnNode } from '../src/p2p/index.ts'
 import { createLibp2pJobTransport } from '../src/jobs/index.ts'
+import type { JobTransport } from '../src/jobs/index.ts'
 import { createTransfer } from '../src/transfer/index.ts'
 import type { Transfer } from '../src/transfer/index.ts'
 import { createDbReplayCache } from '../src/trust/index.ts'
@@ -112,6 +113,13 @@ export interface Agent {
   readonly advertiser: CapabilityAdvertiser
   /** The job side, when started with `jobs`. */
   readonly jobs?: JobAgent
+  /**
+   * The node's job transport, when started with `jobs`: another service of
+   * the process that sends or receives job frames (the gateway's network
+   * builds under `kiln up`) uses this one, since the node has one handler
+   * for the job protocol.
+   */
+  readonly jobTransport?: JobTransport
   /** Quota enforcement and store metrics, when started with a db. */
   readonly upkeep?: StoreUpkeep
   /** Stops taking jobs (running ones may finish within `drainMs`), advertising, serving and the node. Safe to call twice. */
@@ -145,7 +153,7 @@ export async function startAgent (init: AgentInit): Promise<Agent> {
     node: init.node,
     transfer,
     advertiser,
-    ...(jobs !== undefined ? { jobs: jobs.agent } : {}),
+    ...(jobs !== undefined ? { jobs: jobs.agent, jobTransport: jobs.transport } : {}),
     ...(upkeep !== undefined ? { upkeep } : {}),
     stop: async (options) => {
       stopping ??= (async () => {
@@ -176,7 +184,7 @@ async function untilServingIdle (transfer: Transfer, deadline: number, signal?: 
   }
 }
 
-async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer, upkeep: StoreUpkeep | undefined): Promise<{ agent: JobAgent, stop: (options?: JobAgentStopOptions) => Promise<void> }> {
+async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer, upkeep: StoreUpkeep | undefined): Promise<{ agent: JobAgent, transport: JobTransport, stop: (options?: JobAgentStopOptions) => Promise<void> }> {
   const log = init.log?.child({ component: 'jobs' })
   const say = (level: 'info' | 'warn', message: string): void => { log?.[level](message) }
   const transport = createLibp2pJobTransport({ node: init.node, log: (level, message) => { log?.[level](message) } })
@@ -263,6 +271,7 @@ async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer,
   })
   agent.start()
   return {
+    transport,
     agent: {
       ...agent,
       configure: (settings) => {

@@ -78,7 +78,13 @@ export const GatewaySection = z.strictObject({
   deleteEnabled: z.boolean().default(false),
   tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
   /** Allow plain HTTP on a non-loopback address. */
-  insecureListen: z.boolean().default(false)
+  insecureListen: z.boolean().default(false),
+  /**
+   * Where the build extension (/v2/<name>/_kiln/builds) builds: `local` with
+   * `kiln up`'s builder only, `network` every platform as a job on the peer
+   * network, `auto` locally what this node builds and on the network the rest.
+   */
+  builds: z.enum(['local', 'network', 'auto']).default('auto')
 })
 
 export const TrustSection = z.strictObject({

@@ -7,8 +7,9 @@
  *
  * Terms: a *build* is one request (id, repository, platforms); a *runner*
  * turns one platform of it into an image in the store. The gateway does not
- * build: `kiln up` gives it a runner over the local rootless builder, and a
- * runner submitting to the network through src/requester fits the same seam.
+ * build: `kiln up` gives it a runner over the local rootless builder, a
+ * runner submitting jobs to the network through src/requester, or one that
+ * picks between them by platform (src/node/network-build.ts).
  * Builds live in memory: a restarted gateway forgets them (the images stay).
  */
 import { randomUUID } from 'node:crypto'
@@ -74,6 +75,8 @@ export interface BuildRunnerIo {
  */
 export interface BuildRunner {
   readonly name: string
+  /** The runner that builds a platform, when it depends on the platform (local or network); default `name`. */
+  nameFor?: (platform: string) => string
   /**
    * Why this runner takes no build, when it takes none: its sandbox cannot
    * isolate build steps from kiln, and a gateway build runs a recipe of
@@ -147,7 +150,7 @@ export function createBuildManager (runner: BuildRunner | undefined): BuildManag
     for (const platform of request.platforms) {
       const state = b.platforms[platform] as PlatformState
       state.status = 'building'
-      emit(b, `${platform} | building with ${r.name}`)
+      emit(b, `${platform} | building with ${r.nameFor?.(platform) ?? r.name}`)
       try {
         const out = await r.run({
           id: b.id,
@@ -198,7 +201,7 @@ export function createBuildManager (runner: BuildRunner | undefined): BuildManag
         ...(request.tag === undefined ? {} : { tag: request.tag }),
         status: 'queued',
         createdAt: Date.now(),
-        platforms: Object.fromEntries(request.platforms.map(p => [p, { status: 'queued' as Status, builder: runner.name }])),
+        platforms: Object.fromEntries(request.platforms.map(p => [p, { status: 'queued' as Status, builder: runner.nameFor?.(p) ?? runner.name }])),
         log: [],
         logBytes: 0,
         listeners: new Set(),
@@ -326,7 +329,7 @@ function parseRequest (value: unknown): BuildRequest {
 function unsupported (runner: { refuses?: string } | undefined): RegistryApiError {
   return new RegistryApiError('UNSUPPORTED', runner?.refuses !== undefined
     ? `this gateway builds nothing: ${runner.refuses}`
-    : 'this gateway has no builder (start it with kiln up, or submit with kiln submit)')
+    : 'this gateway has no builder (start it with kiln up, or put it on the peer network with kiln gateway --listen /ip4/... or --bootstrap, or submit with kiln submit)')
 }
 
 export async function submitBuild (ctx: GatewayContext, manager: BuildManager, req: GatewayRequest, repository: string): Promise<GatewayResponse> {

@@ -3,7 +3,9 @@
  * `kiln up` run it: TLS and auth settings checked, the users file read, the
  * pull-through chain put together (peers through the transfer and signed tag
  * records, then `upstreams`), pushes announced on the network
- * (./push-announcer.ts), and the build extension given its runner.
+ * (./push-announcer.ts), and the build extension given its runner: the
+ * local builder, the network (./network-build.ts, a requester session on
+ * the gateway's node), or both by platform, as `gateway.builds` says.
  */
 import type { Logger } from 'pino'
 import type { KilnConfig } from '../config/index.ts'
@@ -17,6 +19,10 @@ import { ListenError, NodeSettingError } from './errors.ts'
 import { startPeer } from './peer.ts'
 import { createPushAnnouncer } from './push-announcer.ts'
 import type { GatewayNetwork, PushAnnouncer } from './push-announcer.ts'
+import { attachRequester } from './requester.ts'
+import type { RequesterNode } from './requester.ts'
+import { chooseBuildRunner, createNetworkBuildRunner } from './network-build.ts'
+import type { GatewayBuildMode } from './network-build.ts'
 import { loadNodeTrust } from './trust.ts'
 import type { NodeTrust } from './trust.ts'
 
@@ -46,6 +52,12 @@ export interface GatewayNodeInit {
   trust?: NodeTrust
   /** Runs builds for the build extension (`kiln up` passes the local build runner). */
   builder?: BuildRunner
+  /** Platforms `builder` builds (natively or emulated); the others go to the network in `auto` mode. */
+  builderPlatforms?: string[]
+  /** Where builds run; default config.gateway.builds. `network` and `auto` need `network`. */
+  builds?: GatewayBuildMode
+  /** Offer window of the network builds' jobs; default the requester's. */
+  offerWindowMs?: number
   /** Counts requests (kiln_gateway_requests_total). */
   metrics?: Metrics
   /** The agent of the same process (`kiln up`), for the status page: what it advertises and its jobs. */
@@ -60,6 +72,8 @@ export interface GatewayNode {
   anonymous: 'push' | 'read' | 'none'
   /** Whose tag records count, kept current (./trust.ts); absent without a network. */
   trust?: NodeTrust
+  /** The build extension's runner: 'local', 'network' or 'auto'; absent: it builds nothing. */
+  builds?: string
   /** Stops serving, then waits (bounded) for tag publications and provides in flight. */
   close: () => Promise<void>
 }
@@ -136,6 +150,29 @@ export async function startGatewayNode (init: GatewayNodeInit): Promise<GatewayN
     sources.push(gw.createUpstreamPullThrough({ upstreams: parsed, store: store.content }))
   }
 
+  const mode = init.builds ?? gwConfig.builds
+  if (mode === 'network' && init.network === undefined) {
+    throw new NodeSettingError('gateway.builds is network, but this gateway is not on the peer network', {
+      hint: 'give kiln gateway --listen /ip4/... or --bootstrap, or set gateway.builds to auto or local'
+    })
+  }
+  let requester: RequesterNode | undefined
+  if (init.network !== undefined && trust !== undefined && mode !== 'local') {
+    requester = await attachRequester({
+      store,
+      log: logger,
+      network: init.network,
+      trust,
+      ...(init.offerWindowMs !== undefined ? { offerWindowMs: init.offerWindowMs } : {})
+    })
+  }
+  const builder = chooseBuildRunner({
+    mode,
+    ...(init.builder !== undefined ? { local: init.builder } : {}),
+    ...(requester !== undefined ? { network: createNetworkBuildRunner({ session: requester.session, store: store.content, ...(init.offerWindowMs !== undefined ? { offerWindowMs: init.offerWindowMs } : {}) }) } : {}),
+    localPlatforms: init.builderPlatforms ?? []
+  })
+
   const quota = quotaOf(init.config, parseByteSize)
   // Upload files of a gateway that was killed: removed unless another live gateway shares the dir.
   const uploadDir = join(store.root, 'gateway', 'uploads')
@@ -150,7 +187,7 @@ export async function startGatewayNode (init: GatewayNodeInit): Promise<GatewayN
     ...(init.anonymousPush === true ? {} : { auth: { anonymousRead, users } }),
     ...(sources.length === 0 ? {} : { pullThrough: gw.chainPullThrough(sources, logger) }),
     ...(announcer === undefined ? {} : { onPush: announcer.onPush }),
-    ...(init.builder === undefined ? {} : { builder: init.builder }),
+    ...(builder === undefined ? {} : { builder }),
     ...(init.metrics === undefined ? {} : { metrics: init.metrics }),
     status: createNodeStatus({
       store,
@@ -165,6 +202,7 @@ export async function startGatewayNode (init: GatewayNodeInit): Promise<GatewayN
     url = (await gateway.listen(init.host, init.port, tls === undefined ? {} : { tls })).url
   } catch (err) {
     await gateway.close()
+    await requester?.close()
     throw new ListenError(`cannot listen on ${init.host}:${init.port}: ${(err as Error).message}`, { cause: err, hint: 'pick another address with --listen HOST:PORT' })
   }
   return {
@@ -174,8 +212,10 @@ export async function startGatewayNode (init: GatewayNodeInit): Promise<GatewayN
     users: users.length,
     anonymous: init.anonymousPush === true ? 'push' : anonymousRead ? 'read' : 'none',
     ...(trust !== undefined ? { trust } : {}),
+    ...(builder !== undefined ? { builds: builder.name } : {}),
     close: async () => {
       await gateway.close()
+      await requester?.close()
       await announcer?.drain()
     }
   }

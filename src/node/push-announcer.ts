@@ -6,6 +6,7 @@
 import type { PrivateKey } from '@libp2p/interface'
 import type { PushEvent } from '../gateway/index.ts'
 import type { KilnNode } from '../p2p/index.ts'
+import type { JobTransport } from '../jobs/index.ts'
 import type { Transfer } from '../transfer/index.ts'
 
 /** The network side a gateway can use: the node, its transfer, and the key that signs tag records. */
@@ -13,6 +14,8 @@ export interface GatewayNetwork {
   node: KilnNode
   transfer: Transfer
   privateKey: PrivateKey
+  /** The node's job transport when a service of the process runs one (`kiln up`'s agent); absent: the gateway's network builds start their own. */
+  transport?: JobTransport
 }
 
 export interface PushAnnouncer {

@@ -3,13 +3,20 @@
  * cancel|resume` open): the trust policy and certificates, a client node on
  * free ports, and `startRequesterSession` (src/requester) on it, once a peer
  * is reachable; and the signed tag records of its results (`kiln submit -t`).
+ * `attachRequester` opens the same session on a node another service of the
+ * process runs (the gateway's network builds: `kiln up`'s agent node, or
+ * `kiln gateway`'s own), with that node's transfer and job transport.
  */
+import type { PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
 import type { KilnConfig } from '../config/index.ts'
 import type { LocalStore } from '../content/index.ts'
 import type { Identity } from '../p2p/identity.ts'
+import type { JobTransport } from '../jobs/index.ts'
 import type { KilnNode, NodeFlags } from '../p2p/index.ts'
 import type { RequesterSession, RequesterSessionInit } from '../requester/index.ts'
+import type { Transfer } from '../transfer/index.ts'
+import type { TrustPolicy } from '../trust/index.ts'
 import { startPeer, untilFirstPeer } from './peer.ts'
 
 /** How long a session waits for its first peer before NoPeerReachableError. */
@@ -51,9 +58,7 @@ export interface RequesterNode {
 }
 
 export async function openRequesterNode (init: RequesterNodeInit): Promise<RequesterNode> {
-  const [{ startRequesterSession }, { loadTrustPolicy, loadCertificates }] = await Promise.all([
-    import('../requester/index.ts'), import('../trust/index.ts')
-  ])
+  const { loadTrustPolicy, loadCertificates } = await import('../trust/index.ts')
   const { config, store, identity } = init
   const log = init.log.child({ component: 'requester' })
   const self = identity.peerId.toString()
@@ -63,23 +68,85 @@ export async function openRequesterNode (init: RequesterNodeInit): Promise<Reque
   }
   const certs = await loadCertificates(store.root, self, (file, reason) => { log.warn({ file, reason }, 'certificate skipped') })
   const node = await startPeer(config.node, init.network, identity.privateKey, true)
-  let session: RequesterSession | undefined
+  let opened: RequesterNode
+  try {
+    opened = await openOn({ node, store, key: identity.privateKey, log, policy, certs, ...(init.offerWindowMs !== undefined ? { offerWindowMs: init.offerWindowMs } : {}), ...(init.onFetchProgress !== undefined ? { onFetchProgress: init.onFetchProgress } : {}) }, async () => { await untilFirstPeer(node, FIRST_PEER_TIMEOUT_MS) })
+  } catch (err) {
+    await node.stop()
+    throw err
+  }
+  let closing: Promise<void> | undefined
+  return {
+    ...opened,
+    close: async () => {
+      closing ??= (async () => {
+        await opened.close()
+        await node.stop()
+      })()
+      await closing
+    }
+  }
+}
+
+export interface AttachedRequesterInit {
+  store: LocalStore
+  log: Logger
+  /** The running node, its key, its blob transfer, and its job transport when a service of the process has one (an agent's). */
+  network: { node: KilnNode, privateKey: PrivateKey, transfer: Transfer, transport?: JobTransport }
+  /** The process's live trust: whose offers count, and the certificates presented. */
+  trust: { policy: TrustPolicy, certs: unknown[] }
+  offerWindowMs?: number
+}
+
+/**
+ * A requester session on a node that runs already; `close` stops the
+ * session only (its own job transport, when it made one), never the node
+ * nor a shared transfer or transport.
+ */
+export async function attachRequester (init: AttachedRequesterInit): Promise<RequesterNode> {
+  const log = init.log.child({ component: 'requester' })
+  return await openOn({
+    node: init.network.node,
+    store: init.store,
+    key: init.network.privateKey,
+    log,
+    policy: init.trust.policy,
+    certs: init.trust.certs,
+    shared: { transfer: init.network.transfer, ...(init.network.transport !== undefined ? { transport: init.network.transport } : {}) },
+    ...(init.offerWindowMs !== undefined ? { offerWindowMs: init.offerWindowMs } : {})
+  })
+}
+
+interface SessionOn {
+  node: KilnNode
+  store: LocalStore
+  key: PrivateKey
+  log: Logger
+  policy: TrustPolicy
+  certs: unknown[]
+  shared?: { transfer: Transfer, transport?: JobTransport }
+  offerWindowMs?: number
+  onFetchProgress?: RequesterSessionInit['onFetchProgress']
+}
+
+/** The session on `node`, then `ready` (waiting for a first peer); `close` stops the session only. */
+async function openOn (init: SessionOn, ready?: () => Promise<void>): Promise<RequesterNode> {
+  const { startRequesterSession } = await import('../requester/index.ts')
+  const { node, store, key, log } = init
+  const session = await startRequesterSession({
+    node, key, store, policy: init.policy, certs: init.certs,
+    ...(init.shared !== undefined ? { shared: init.shared } : {}),
+    ...(init.offerWindowMs !== undefined ? { offerWindowMs: init.offerWindowMs } : {}),
+    ...(init.onFetchProgress !== undefined ? { onFetchProgress: init.onFetchProgress } : {}),
+    log: (level, message) => { log[level](message) }
+  })
   let closing: Promise<void> | undefined
   const close = async (): Promise<void> => {
-    closing ??= (async () => {
-      await session?.stop()
-      await node.stop()
-    })()
+    closing ??= session.stop()
     await closing
   }
   try {
-    session = await startRequesterSession({
-      node, key: identity.privateKey, store, policy, certs,
-      ...(init.offerWindowMs !== undefined ? { offerWindowMs: init.offerWindowMs } : {}),
-      ...(init.onFetchProgress !== undefined ? { onFetchProgress: init.onFetchProgress } : {}),
-      log: (level, message) => { log[level](message) }
-    })
-    await untilFirstPeer(node, FIRST_PEER_TIMEOUT_MS)
+    await ready?.()
   } catch (err) {
     await close()
     throw err
@@ -88,7 +155,7 @@ export async function openRequesterNode (init: RequesterNodeInit): Promise<Reque
     const { publishTagRecord } = await import('../p2p/tag-records.ts')
     const out: PublishedTagName[] = []
     for (const { repository, tag } of names) {
-      const published = await publishTagRecord(node, identity.privateKey, { repository, tag, digest: image.digest, mediaType: image.mediaType, size: image.size }, { certificates: certs, ...(signal !== undefined ? { signal } : {}) })
+      const published = await publishTagRecord(node, key, { repository, tag, digest: image.digest, mediaType: image.mediaType, size: image.size }, { certificates: init.certs, ...(signal !== undefined ? { signal } : {}) })
       log.info({ repository, tag, digest: image.digest, storedOn: published.storedOn }, 'tag record published')
       out.push({ repository, tag, storedOn: published.storedOn })
     }

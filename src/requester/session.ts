@@ -24,8 +24,9 @@ import type { KilnNode } from '../p2p/index.ts'
 import { createLibp2pJobTransport } from '../jobs/index.ts'
 import { createTransfer } from '../transfer/index.ts'
 import type { FetchProgress, Transfer } from '../transfer/index.ts'
-import { createDbReplayCache } from '../trust/index.ts'
+import { createDbReplayCache, createMemoryReplayCache } from '../trust/index.ts'
 import type { TrustPolicy } from '../trust/index.ts'
+import type { JobTransport } from '../jobs/index.ts'
 import { heldBlobs, pinBases } from './bases.ts'
 import type { PinnedBases, PlatformPlan } from './bases.ts'
 import { packContext } from './context-pack.ts'
@@ -50,12 +51,23 @@ export interface RequesterSessionInit {
   log?: (level: 'info' | 'warn', message: string) => void
   /** Reports of blobs fetched from the network (results, pinned bases), for a progress display. */
   onFetchProgress?: (progress: FetchProgress) => void
+  /**
+   * The node's blob transfer and job transport when another service of the
+   * process runs them already (an agent's, under `kiln up`): libp2p lets one
+   * handler per protocol, so a second transfer or transport on the same node
+   * would take over the agent's. Shared ones are used as they are, neither
+   * started nor stopped by the session; frames are checked for replays in
+   * memory then. Default: the session's own.
+   */
+  shared?: { transfer: Transfer, transport?: JobTransport }
 }
 
 export interface RequesterSession {
   readonly requester: Requester
   readonly transfer: Transfer
   readonly journal: RequesterJobStore
+  /** Keeps a context tar already in the store from `kiln gc` for a job's life and announces it. */
+  shareStored: (digest: Digest) => void
   /** Packs a context dir into the store (deterministic tar) and announces it; resolves once it is stored. `onProgress`: the bytes of the tar stored so far. */
   shareContext: (dir: string, options?: PackOptions & { onProgress?: (bytes: number) => void }) => Promise<{ digest: Digest, size: number }>
   /**
@@ -78,10 +90,12 @@ export interface RequesterSession {
 export async function startRequesterSession (init: RequesterSessionInit): Promise<RequesterSession> {
   const { node, store } = init
   const content = store.content
-  const transfer = createTransfer({ node, store: content })
-  await transfer.start()
-  const transport = createLibp2pJobTransport({ node })
-  await transport.start()
+  const ownTransfer = init.shared === undefined ? createTransfer({ node, store: content }) : undefined
+  const transfer = init.shared?.transfer ?? ownTransfer as Transfer
+  await ownTransfer?.start()
+  const ownTransport = init.shared?.transport === undefined ? createLibp2pJobTransport({ node }) : undefined
+  const transport: JobTransport = init.shared?.transport ?? ownTransport as JobTransport
+  await ownTransport?.start()
   const journal = createRequesterJobStore(store.db, message => init.log?.('warn', message))
   const announcing = new Set<Promise<void>>()
   // Announcing a context helps builders that find it through the DHT; it is not worth waiting for once we stop.
@@ -100,7 +114,9 @@ export async function startRequesterSession (init: RequesterSessionInit): Promis
     policy: init.policy,
     certs: init.certs ?? [],
     journal,
-    replayCache: createDbReplayCache(store.db),
+    // A shared transport hands each frame to the agent too, whose replay cache is the data dir's: the same
+    // table would take the agent's sighting of an offer for a replay here. The session's own is in memory.
+    replayCache: init.shared?.transport !== undefined ? createMemoryReplayCache() : createDbReplayCache(store.db),
     ...(init.offerWindowMs !== undefined ? { offerWindowMs: init.offerWindowMs } : {}),
     ...(init.heartbeatMs !== undefined ? { heartbeatMs: init.heartbeatMs } : {}),
     ...(init.log !== undefined ? { log: init.log } : {}),
@@ -118,6 +134,10 @@ export async function startRequesterSession (init: RequesterSessionInit): Promis
     requester,
     transfer,
     journal,
+    shareStored (digest) {
+      leases.add(leases.create('job-context', JOB_LEASE_MS), [digest])
+      announce(digest, 'the context')
+    },
     async shareContext (dir, options = {}) {
       const { onProgress, ...pack } = options
       const info = await content.ingest(packContext(dir, pack), undefined, onProgress !== undefined ? { onProgress } : {})
@@ -155,9 +175,9 @@ export async function startRequesterSession (init: RequesterSessionInit): Promis
     async stop () {
       requester.stop()
       stopping.abort()
-      await transport.stop()
+      await ownTransport?.stop()
       await Promise.allSettled([...announcing])
-      await transfer.stop()
+      await ownTransfer?.stop()
     }
   }
 }

@@ -69,6 +69,9 @@ Examples:
   kiln gateway --listen 127.0.0.1:5000 --listen /ip4/0.0.0.0/tcp/4003 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...
   kiln gateway --listen 127.0.0.1:5000 --upstream docker.io
   kiln gateway --listen 0.0.0.0:5443 --tls-cert cert.pem --tls-key key.pem --users users.yaml --no-anonymous-read
+On the peer network (--listen /ip4/..., --bootstrap), builds POSTed to
+/v2/NAME/_kiln/builds run as signed jobs on the network's agents
+(kiln.yaml gateway.builds; protocols/build-api.md).
 See docs/gateway.md for auth, TLS, pull-through and mirror configuration.`)
     .action(async (opts: GatewayOptions) => {
       const config = await ctx.config()

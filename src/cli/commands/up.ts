@@ -36,7 +36,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--no-mdns', 'do not look for peers on the local network (on by default)')
     .option('--upstream <ns[=url]>', 'registry the gateway mirrors after the peer network (repeatable), e.g. docker.io', collect)
     .option('--no-jobs', 'do not take build jobs from the network')
-    .option('--no-local-builds', 'do not build for the gateway\'s build extension (/v2/<name>/_kiln/builds)')
+    .option('--no-local-builds', 'do not build the gateway\'s builds (/v2/<name>/_kiln/builds) on this node: with gateway.builds auto (the default) they all go to the network as jobs')
     .option('--anonymous-push', 'let anyone on this machine push to the gateway (loopback only)')
     .option('--no-anonymous-read', 'require a login to pull from the gateway')
     .option('--users <file>', 'gateway users file (default <data-dir>/gateway/users.yaml if present)')
@@ -85,7 +85,7 @@ Examples:
         ...(flags.jobs === false ? {} : { jobs: { concurrency: config.agent.maxConcurrentBuilds, allowNetwork: config.agent.allowNetwork, ...nodeSandbox } })
       })
       const { node, agent, description } = started
-      if (nodeSandbox.othersRefused !== undefined) started.log.warn({ reason: nodeSandbox.othersRefused }, 'jobs of other peers and gateway builds are refused')
+      if (nodeSandbox.othersRefused !== undefined) started.log.warn({ reason: nodeSandbox.othersRefused }, 'jobs of other peers and gateway builds on this node are refused')
       // Also on an error below; after a drain it is already stopped (stop is idempotent).
       ctx.onClose(started.close)
       // Signals are handled from here on, before anything says "listening" (see kiln agent).
@@ -99,11 +99,12 @@ Examples:
         port,
         ...gatewayFlags(flags),
         ...(flags.upstream === undefined ? {} : { upstreams: flags.upstream }),
-        network: { node, transfer: agent.transfer, privateKey: identity.privateKey },
+        // The agent's job transport too: the node has one handler for the job protocol, and the gateway's network builds are jobs.
+        network: { node, transfer: agent.transfer, privateKey: identity.privateKey, ...(agent.jobTransport !== undefined ? { transport: agent.jobTransport } : {}) },
         // One live trust for both: a change of the trust files, or SIGHUP, reaches the gateway too.
         trust: started.trust,
         agent: { description, ...(agent.jobs === undefined ? {} : { jobs: agent.jobs }) },
-        ...(builder === undefined ? {} : { builder }),
+        ...(builder === undefined ? {} : { builder, builderPlatforms: [...description.platforms.map(p => p.platform), ...description.emulated] }),
         metrics
       })
       ctx.onClose(service.close)
@@ -120,9 +121,9 @@ Examples:
           `  data dir:  ${store.root}`,
           `  peer id:   ${self}`,
           ...multiaddrs.map(m => `  p2p:       ${m}`),
-          `  gateway:   ${service.url} (anonymous ${service.anonymous}${builder === undefined ? '' : builder.refuses === undefined ? ', local builds' : ', builds refused'})`,
+          `  gateway:   ${service.url} (anonymous ${service.anonymous}${buildsSummary(service.builds, builder)})`,
           `  status:    ${service.url}/_kiln/status`,
-          ...(nodeSandbox.othersRefused !== undefined ? [`  refused:   jobs of other peers and gateway builds: ${nodeSandbox.othersRefused}`] : []),
+          ...(nodeSandbox.othersRefused !== undefined ? [`  refused:   jobs of other peers and gateway builds on this node: ${nodeSandbox.othersRefused}`] : []),
           `  agent:     ${description.platforms.map(p => p.platform).join(', ')}${agent.jobs === undefined ? ', no jobs' : ', taking jobs from trusted requesters'}`,
           ...(metricsUrl !== undefined ? [`  metrics:   ${metricsUrl}`] : []),
           '',
@@ -140,4 +141,12 @@ Examples:
       }
       await running
     })
+}
+
+/** What the gateway line says of builds: where they run, from the runner chosen by gateway.builds. */
+function buildsSummary (runner: string | undefined, local: { refuses?: string } | undefined): string {
+  if (runner === undefined) return local?.refuses !== undefined ? ', builds refused' : ''
+  if (runner === 'local') return local?.refuses !== undefined ? ', builds refused' : ', local builds'
+  if (runner === 'network') return ', builds on the network'
+  return ', local builds, other platforms on the network'
 }
