@@ -72,7 +72,7 @@ async function agent (key: Ed25519PrivateKey, opts: { platforms?: string[], cert
     platforms: opts.platforms ?? ['linux/amd64'],
     capabilities: opts.capabilities ?? [],
     certs,
-    heartbeatMs: 50
+    heartbeatMs: 250
   })
   a.start()
   stops.push(async () => { await a.stop() })
@@ -92,7 +92,7 @@ function requester (key: Ed25519PrivateKey = reqKey): Requester {
       }
     },
     offerWindowMs: 200,
-    heartbeatMs: 50
+    heartbeatMs: 250
   })
   stops.push(() => { r.stop() })
   return r

@@ -69,7 +69,7 @@ async function agent (key: Ed25519PrivateKey, builder: JobBuilder, log: string[]
     context: { open: async () => ({ dir: '/ctx', release: async () => {} }) },
     platforms: ['linux/amd64'],
     certs: [await issueCertificate(root, { subject: id(key), roles: ['builder'], institution: 'uni-a' })],
-    heartbeatMs: 50,
+    heartbeatMs: 250,
     log: (_level, message) => { log.push(message) }
   })
   a.start()
@@ -93,7 +93,7 @@ function requester (frames: Array<{ to: string, frame: Uint8Array }> = []): Requ
     policy: createTrustPolicy(PolicyConfig.parse({ version: 1, roots: [{ key: id(root), institution: 'uni-a', roles: ['builder'] }] })),
     blobs: { fetch: async (b) => { const bytes = blobs.get(b.digest); if (bytes === undefined) throw new Error('missing'); return bytes } },
     offerWindowMs: 300,
-    heartbeatMs: 50
+    heartbeatMs: 250
   })
   stops.push(() => { r.stop() })
   return r
