@@ -13,6 +13,7 @@ import type { CachedLayer, StepCache } from '../cache/index.ts'
 import { writeLayer } from '../oci/layer/write.ts'
 import type { LayerEntry } from '../oci/layer/write.ts'
 import type { Step } from '../recipe/ir.ts'
+import { rememberLayerOwners, summarizeEntries } from './owner-ledger.ts'
 import type { BuildScope, StageState } from './stage.ts'
 
 export interface LayerRecorder {
@@ -38,8 +39,12 @@ export function createLayerRecorder (scope: BuildScope, cache: StepCache): Layer
   }
 
   const write = async (key: Digest, entries: LayerEntry[]): Promise<CachedLayer> => {
+    // The owners a later RUN of the stage starts from (./owner-ledger.ts): known now, by the key until the digest is.
+    const owners = summarizeEntries(entries)
+    rememberLayerOwners(key, owners)
     const layer = await writeLayer(scope.store, entries, { sourceDateEpoch: scope.epoch, signal: scope.options.signal })
     const value: CachedLayer = { descriptor: { mediaType: layer.descriptor.mediaType, digest: layer.descriptor.digest, size: layer.descriptor.size }, diffId: layer.diffId }
+    rememberLayerOwners(layer.descriptor.digest, owners)
     cache.put(key, value)
     return value
   }

@@ -10,6 +10,7 @@
  * source's parent dirs below the destination, those after a `/./` if the
  * source has one (docs/building.md, "COPY").
  */
+import { createReadStream } from 'node:fs'
 import { chmod, copyFile, cp, lstat, readdir, realpath, rm, mkdir, utimes, writeFile } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
 import { basename, join, posix, relative, sep } from 'node:path'
@@ -23,6 +24,8 @@ import { parseIgnoreFile } from '../context/index.ts'
 import type { IgnoreRules } from '../context/index.ts'
 import { contextCopyFilter, expandSource, treeDigest } from '../context-files.ts'
 import { CopySourceError } from '../errors.ts'
+import { tarOwners, withArchiveOwners } from '../owner-ledger.ts'
+import type { LayerOwners } from '../owner-ledger.ts'
 import { resolveOwner, withOwner } from '../ownership.ts'
 import type { OwnedTree } from '../ownership.ts'
 import { LayerTree } from '../rootfs-view.ts'
@@ -41,15 +44,6 @@ type CopyItem = { parents?: string[] } & (
   | { kind: 'layers', tree: LayerTree, comps: string[], entry: TreeEntry, name: string, isDir: boolean }
   | { kind: 'blob', digest: Digest, name: string, mtime?: Date, isDir: false }
   | { kind: 'git', src: GitSourceRef, commit: string, name: string, isDir: true })
-
-/** Why an ADD without --chown loses owners: it extracts an archive, whose entries' owners are not kept. */
-export async function archiveFlattens (step: CopyStep, inputs: CopyInputs): Promise<string | undefined> {
-  if (!step.add || step.chown !== undefined) return undefined
-  for (const item of inputs.items) {
-    if (item.kind === 'host' && !item.isDir && await isTarArchive(item.path)) return `${step.source.file}:${step.source.line}: ADD ${item.name} extracts an archive and keeps no owners of its entries (they are 0:0); --chown sets one`
-  }
-  return undefined
-}
 
 /** A COPY's sources, gathered before its key is made: `digests` name their content for the key. */
 export interface CopyInputs { items: CopyItem[], digests: string[] }
@@ -138,6 +132,8 @@ export async function copyStep (scope: BuildScope, snap: Snapshotter, st: StageS
     const owner = step.chown === undefined ? undefined : await resolveOwner(step.chown, below, step.source)
     /** What the step copies, as paths of the upper dir: --chown applies there and nowhere else (not to parents it repeats). */
     const copied: OwnedTree[] = []
+    /** Archives ADD extracted, where (a path of the upper dir) and the owners their headers give. */
+    const archives: Array<{ prefix: string, owners: LayerOwners }> = []
     const inUpper = (at: string): string => relative(upper, at).split(sep).join('/')
     for (const item of inputs.items) {
       if (item.kind === 'host' && step.add && !item.isDir && await isTarArchive(item.path)) {
@@ -146,6 +142,7 @@ export async function copyStep (scope: BuildScope, snap: Snapshotter, st: StageS
         try {
           await extractArchive(item.path, into, options.signal)
           copied.push({ path: inUpper(into), childrenOnly: true })
+          archives.push({ prefix: inUpper(into), owners: await tarOwners(createReadStream(item.path)) })
         } catch (err) {
           options.signal?.throwIfAborted()
           throw new CopySourceError(`ADD ${basename(item.path)}: cannot extract the archive: ${(err as Error).message}`, step.source)
@@ -166,7 +163,10 @@ export async function copyStep (scope: BuildScope, snap: Snapshotter, st: StageS
       // A directory's contents go into the destination: that directory is the copy's own only when the step makes it.
       copied.push({ path: inUpper(at), childrenOnly: item.isDir && dest.entry !== undefined })
     }
-    await snap.commit(st, step, key, upper, owner === undefined ? undefined : entries => withOwner(entries, copied, owner))
+    await snap.commit(st, step, key, upper, entries => {
+      const kept = archives.reduce((e, a) => withArchiveOwners(e, a.prefix === '.' ? '' : a.prefix, a.owners), entries)
+      return owner === undefined ? kept : withOwner(kept, copied, owner)
+    })
   } finally {
     await removeTree(dir)
   }

@@ -53,6 +53,12 @@ export interface RunSpec {
   /** Aborting kills the whole process tree; run() then rejects with the signal's reason. */
   signal?: AbortSignal
   onOutput?: (stream: OutputStream, chunk: Uint8Array) => void
+  /**
+   * Run the step under the ownership ledger (./fakeroot.ts): a host dir
+   * holding `in`, the owners the step starts from; the step leaves `out`
+   * and `rootdev` there. Only where `ledgerRefusal()` gives undefined.
+   */
+  ledger?: string
 }
 
 export interface RunResult {
@@ -104,6 +110,8 @@ export interface Sandbox {
   readonly driver: SandboxDriverName
   readonly features: SandboxFeatures
   run: (spec: RunSpec) => Promise<RunResult>
+  /** Undefined when `RunSpec.ledger` works here, else why not (a driver without it leaves this out). */
+  ledgerRefusal?: () => string | undefined
 }
 
 /** What probing a driver on this node found. */
