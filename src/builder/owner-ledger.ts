@@ -249,6 +249,9 @@ async function findInLowers (lowers: readonly string[], ino: number): Promise<st
   return await walk([])
 }
 
+/** The glibc version of a libc file, by host path and stats: every RUN asks, the file rarely changes. */
+const libcVersions = new Map<string, number | undefined>()
+
 const LIBC_PATHS = ['lib/x86_64-linux-gnu/libc.so.6', 'lib/aarch64-linux-gnu/libc.so.6', 'lib64/libc.so.6', 'usr/lib64/libc.so.6', 'lib/libc.so.6', 'usr/lib/libc.so.6']
 
 /**
@@ -263,7 +266,14 @@ export async function glibcRefusal (tree: RootTree): Promise<string | undefined>
   for (const p of LIBC_PATHS) {
     const found = await resolveInRoot(tree, p).catch(() => undefined)
     if (found?.entry === undefined || !found.entry.st.isFile()) continue
-    const have = maxGlibcMinor(await readFile(found.entry.host))
+    const { host, st } = found.entry
+    const seen = `${host}\0${st.ino}\0${st.size}\0${st.mtimeMs}`
+    let have = libcVersions.get(seen)
+    if (!libcVersions.has(seen)) {
+      have = maxGlibcMinor(await readFile(host))
+      libcVersions.set(seen, have)
+      if (libcVersions.size > 64) libcVersions.delete(libcVersions.keys().next().value as string)
+    }
     if (have === undefined) continue
     return have >= need ? undefined : `the stage's glibc is 2.${have}, older than the 2.${need} this node's libfakeroot needs`
   }

@@ -61,7 +61,11 @@ async function stepLedger (scope: BuildScope, st: StageState): Promise<{ dir: st
   return {
     dir,
     prepare: async (lowers) => {
-      const summaries = await Promise.all(st.layers.map(async l => await layerOwners(scope.store, l.digest, scope.options.signal)))
+      const summaries = await Promise.all(st.layers.map(async l => await layerOwners(scope.store, l.digest, scope.options.signal).catch((err: unknown) => {
+        scope.options.signal?.throwIfAborted()
+        scope.emit({ type: 'warning', message: `the owners in layer ${l.digest} cannot be read (${(err as Error).message}): files of it that a RUN step rewrites become 0:0` })
+        return { owned: new Map(), whiteouts: [], opaques: [] }
+      })))
       input = await ledgerInput(composeOwners(summaries), lowers)
       await writeFile(join(dir, 'in'), input.text)
     },

@@ -83,8 +83,11 @@ export function hostFakeroot (): { pieces?: HostPieces, refusal?: string } {
 export function fakerootGlibcMinor (): number | undefined {
   const lib = hostFakeroot().pieces?.lib
   if (lib === undefined) return undefined
-  return maxGlibcMinor(readFileSync(lib))
+  libGlibc ??= { minor: maxGlibcMinor(readFileSync(lib)) }
+  return libGlibc.minor
 }
+
+let libGlibc: { minor: number | undefined } | undefined
 
 /** The highest `GLIBC_2.N` named in an ELF file's bytes (its version needs or definitions), or undefined. */
 export function maxGlibcMinor (bytes: Uint8Array): number | undefined {

@@ -1,0 +1,60 @@
+/**
+ * The child of the ledger benchmark (test/bench/ledger.ts), run as the
+ * unprivileged user: unpacks the Debian base, then times RUN steps in the
+ * bwrap sandbox on an overlay of it, with and without the ownership ledger,
+ * alternating so both see the same load, and the builder's own ledger work
+ * (the base layer's owners read from its tar headers, the state file
+ * written, the ledger applied). Prints one JSON line.
+ *
+ * Args: BASE_TAR WORK_DIR ROUNDS
+ */
+import { spawnSync } from 'node:child_process'
+import { createReadStream } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { applyLedger, composeOwners, ledgerInput, tarOwners } from '../../src/builder/owner-ledger.ts'
+import { createBwrapSandbox } from '../../src/builder/sandbox/bwrap.ts'
+import { diffUpper } from '../../src/builder/snapshotter/dirs.ts'
+
+const [baseTar = '', work = '', roundsArg = '5'] = process.argv.slice(2)
+const rounds = Number(roundsArg)
+const lower = join(work, 'lower')
+await mkdir(lower, { recursive: true })
+// Device nodes cannot be made unprivileged: tar says so and goes on.
+spawnSync('tar', ['-xf', baseTar, '-C', lower, '--no-same-owner', '--no-same-permissions', '--exclude=./dev/*'], { stdio: 'ignore' })
+
+let t = performance.now()
+const owners = composeOwners([await tarOwners(createReadStream(baseTar))])
+const readHeadersMs = performance.now() - t
+t = performance.now()
+const input = await ledgerInput(owners, [lower])
+const stateFileMs = performance.now() - t
+
+const sb = createBwrapSandbox()
+const STEPS: Record<string, string> = { true: 'true', useradd: 'useradd -m researcher && mkdir /data && chown researcher:researcher /data' }
+const times: Record<string, Record<string, number[]>> = {}
+let applyMs = 0
+for (let i = 0; i < rounds; i++) {
+  for (const [name, script] of Object.entries(STEPS)) {
+    for (const mode of i % 2 === 0 ? ['plain', 'ledger'] : ['ledger', 'plain']) {
+      const dir = await mkdtemp(join(work, 'step-'))
+      const upper = join(dir, 'upper'); const wk = join(dir, 'work'); const ledger = join(dir, 'ledger')
+      for (const d of [upper, wk, ledger]) await mkdir(d)
+      await writeFile(join(ledger, 'in'), input.text)
+      const t0 = performance.now()
+      const r = await sb.run({ argv: ['/bin/sh', '-c', script], env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' }, root: { kind: 'overlay', lowers: [lower], upper, work: wk }, ...(mode === 'ledger' ? { ledger } : {}) })
+      const ms = performance.now() - t0
+      if (r.exitCode !== 0) throw new Error(`${name} (${mode}) failed: exit ${String(r.exitCode)}`)
+      ;((times[name] ??= {})[mode] ??= []).push(ms)
+      if (mode === 'ledger' && name === 'useradd') {
+        const t1 = performance.now()
+        const entries = await applyLedger(await diffUpper(upper, [lower]), await readFile(join(ledger, 'out'), 'utf8'), await readFile(join(ledger, 'rootdev'), 'utf8'), input, upper, [lower])
+        applyMs = performance.now() - t1
+        const data = entries.find(e => e.path === 'data')
+        if (data === undefined || !('uid' in data) || data.uid !== 1000) throw new Error('the ledger did not record chown researcher /data')
+      }
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+}
+console.log(JSON.stringify({ times, readHeadersMs, stateFileMs, stateRecords: input.records.size, applyMs }))
