@@ -213,13 +213,15 @@ export async function applyLedger (entries: readonly LayerEntry[], out: string, 
   }
   // Lower files the step chowned or chmodded without writing them: no copy-up, so not in the upper dir.
   const changed: Array<[string, LedgerRecord]> = []
+  const unknown = new Map<number, LedgerRecord>()
   for (const [ino, rec] of byIno) {
     if (used.has(ino)) continue
     const before = input.records.get(ino)
     if (before !== undefined ? sameRecord(before, rec) : recorded(rec.uid, rec.gid, rec.mode) === null) continue
-    const path = input.paths.get(ino) ?? await findInLowers(lowers, ino)
-    if (path !== undefined) changed.push([path, rec])
+    const path = input.paths.get(ino)
+    if (path !== undefined) changed.push([path, rec]); else unknown.set(ino, rec)
   }
+  if (unknown.size > 0) for (const [ino, path] of await findInLowers(lowers, new Set(unknown.keys()))) changed.push([path, unknown.get(ino) as LedgerRecord])
   for (const [path, rec] of changed) {
     const e = await tree.entry(path.split('/')).catch(() => undefined)
     if (e === undefined) continue
@@ -230,23 +232,26 @@ export async function applyLedger (entries: readonly LayerEntry[], out: string, 
   return result.sort((a, b) => Buffer.compare(Buffer.from(a.type === 'opaque' ? `${a.path}/\u0000` : a.path), Buffer.from(b.type === 'opaque' ? `${b.path}/\u0000` : b.path)))
 }
 
-/** The merged path of the file with inode `ino` in the layer dirs, walking them (only for a chown of a lower file the stage owners do not know). */
-async function findInLowers (lowers: readonly string[], ino: number): Promise<string | undefined> {
+/**
+ * The merged paths of the files with these inodes in the layer dirs, in one
+ * walk that stops when all are found (only for a chown of lower files the
+ * stage owners do not know; an inode no longer there costs a whole walk).
+ */
+async function findInLowers (lowers: readonly string[], inos: ReadonlySet<number>): Promise<Map<number, string>> {
   const tree = new LayerTree(lowers)
-  const walk = async (comps: string[]): Promise<string | undefined> => {
+  const found = new Map<number, string>()
+  const walk = async (comps: string[]): Promise<void> => {
     for (const name of await tree.list(comps).catch(() => [])) {
+      if (found.size === inos.size) return
       const c = [...comps, name]
       const e = await tree.entry(c).catch(() => undefined)
       if (e === undefined) continue
-      if (e.st.ino === ino) return c.join('/')
-      if (e.st.isDirectory()) {
-        const found = await walk(c)
-        if (found !== undefined) return found
-      }
+      if (inos.has(e.st.ino) && !found.has(e.st.ino)) found.set(e.st.ino, c.join('/'))
+      if (e.st.isDirectory()) await walk(c)
     }
-    return undefined
   }
-  return await walk([])
+  await walk([])
+  return found
 }
 
 /** The glibc version of a libc file, by host path and stats: every RUN asks, the file rarely changes. */

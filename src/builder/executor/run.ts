@@ -3,8 +3,8 @@
  * snapshotter gives, with the stage's env, working dir and user-facing
  * output; a failure quotes the output's tail.
  */
-import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { constants as fsc, existsSync } from 'node:fs'
+import { mkdtemp, open, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Digest } from '../../content/index.ts'
 import { formatPlatform, hostPlatform } from '../../oci/index.ts'
@@ -54,6 +54,9 @@ export async function ownersRefusal (ctx: RunContext, snap: Snapshotter, st: Sta
   return await glibcRefusal(new LayerTree(await stageDirs(ctx.scope, st)))
 }
 
+/** faked writes about 80 bytes per file it knows: far above any real step's ledger. */
+const MAX_LEDGER_BYTES = 256 * 1024 * 1024
+
 /** The ledger of one step: its dir, what it starts from (filled in by `exec`) and the edit that applies it to the step's layer. */
 async function stepLedger (scope: BuildScope, st: StageState): Promise<{ dir: string, prepare: (lowers: string[]) => Promise<void>, edit: LayerEdit }> {
   const dir = await mkdtemp(join(scope.dirs.tmp, 'ledger-'))
@@ -70,9 +73,19 @@ async function stepLedger (scope: BuildScope, st: StageState): Promise<{ dir: st
       await writeFile(join(dir, 'in'), input.text)
     },
     edit: async (entries, { upper, lowers }) => {
-      const read = async (name: string): Promise<string> => await readFile(join(dir, name), 'utf8').catch(() => {
-        throw new Error(`the ownership ledger of the step left no ${name} (fakeroot's faked stopped early?): run the build again; kiln doctor checks fakeroot`)
-      })
+      // The step can write the ledger dir: a link is not followed, a file larger than any ledger is refused.
+      const read = async (name: string): Promise<string> => {
+        const fh = await open(join(dir, name), fsc.O_RDONLY | fsc.O_NOFOLLOW).catch(() => {
+          throw new Error(`the ownership ledger of the step left no ${name} (fakeroot's faked stopped early?): run the build again; kiln doctor checks fakeroot`)
+        })
+        try {
+          const st = await fh.stat()
+          if (!st.isFile() || st.size > MAX_LEDGER_BYTES) throw new Error(`the ownership ledger's ${name} is not a file of at most ${MAX_LEDGER_BYTES} bytes: the step replaced it`)
+          return await fh.readFile('utf8')
+        } finally {
+          await fh.close()
+        }
+      }
       return await applyLedger(entries, await read('out'), await read('rootdev'), input ?? { text: '', paths: new Map(), records: new Map() }, upper, lowers)
     }
   }

@@ -23,7 +23,11 @@
  *   (src/builder/owner-ledger.ts, `glibcRefusal`).
  *
  * faked talks to libfakeroot over SysV message queues, which the step's
- * private IPC namespace (`--unshare-ipc`) keeps to the step. The seccomp
+ * private IPC namespace (`--unshare-ipc`) keeps to the step. chown and
+ * chmod are sent without an answer, so before faked is told to stop (and
+ * save) the wrapper makes one call faked answers (a `test -e /` of the
+ * image's shell; without one, it waits for the queue to be empty), as
+ * fakeroot's own script does with `ls -l /`. The seccomp
  * filter stays: libfakeroot still calls the real chown after recording it,
  * and the filter makes that call succeed without effect.
  */
@@ -116,6 +120,10 @@ const WRAPPER = [
   'case $c in */*) ;; *) IFS=:; for d in $PATH; do if [ -f "$d/$c" ] && [ -x "$d/$c" ]; then c=$d/$c; break; fi; done; unset IFS;; esac',
   'FAKEROOTKEY=${KP%%:*} LD_PRELOAD="$H/libfakeroot.so${LD_PRELOAD:+:$LD_PRELOAD}" "$c" "$@"',
   'rc=$?; P=${KP##*:}',
+  // libfakeroot sends chown and chmod to faked without waiting for an answer, and faked saves on SIGTERM
+  // what it has handled so far. A stat is answered, after the messages before it: the image's shell asks one.
+  'if [ -x /bin/sh ]; then FAKEROOTKEY=${KP%%:*} LD_PRELOAD=$H/libfakeroot.so /bin/sh -c "test -e /" >/dev/null 2>&1',
+  'else n=0; while [ $n -lt 500 ] && $B awk \'NR > 1 && $5 > 0 { f = 1 } END { exit !f }\' /proc/sysvipc/msg 2>/dev/null; do $B usleep 10000; n=$((n + 1)); done; $B usleep 50000; fi',
   '$B kill -TERM $P 2>/dev/null; while $B kill -0 $P 2>/dev/null; do $B usleep 10000; done',
   'exit $rc'
 ].join('\n')
