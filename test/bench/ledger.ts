@@ -6,7 +6,11 @@
  * ledger (fakeroot's faked in the sandbox, libfakeroot preloaded),
  * alternating in the same run; printed: median milliseconds per step and
  * the ledger/plain ratio, for `true` (the fixed cost: faked's start and
- * stop) and for `useradd -m` + `chown` (a step that records owners), plus
+ * stop), for `useradd -m` + `chown` (a step that records owners) and for
+ * `cp -a /usr/share` (thousands of stat, chown and chmod calls, each a
+ * message to faked: the ledger's worst case) and for `apt-get install
+ * python3-minimal` from packages downloaded once before (what dpkg costs
+ * under the ledger; the download needs the Debian mirror), plus
  * the builder's own work: reading the base layer's tar headers (once per
  * layer and process), writing faked's state file and applying the ledger.
  *

@@ -11,7 +11,7 @@ import { formatPlatform, hostPlatform } from '../../oci/index.ts'
 import type { RunStep } from '../../recipe/ir.ts'
 import { envMap } from '../config-steps.ts'
 import { DEFAULT_PATH, FAILED_STEP_OUTPUT_TAIL, NO_NETWORK_OUTPUT } from '../constants.ts'
-import { StepFailedError, UnsupportedStepError } from '../errors.ts'
+import { SandboxError, StepFailedError, UnsupportedStepError } from '../errors.ts'
 import { instructionSummary } from '../instruction-text.ts'
 import type { Sandbox, SandboxRoot } from '../sandbox/index.ts'
 import { applyLedger, composeOwners, glibcRefusal, layerOwners, ledgerInput } from '../owner-ledger.ts'
@@ -76,11 +76,11 @@ async function stepLedger (scope: BuildScope, st: StageState): Promise<{ dir: st
       // The step can write the ledger dir: a link is not followed, a file larger than any ledger is refused.
       const read = async (name: string): Promise<string> => {
         const fh = await open(join(dir, name), fsc.O_RDONLY | fsc.O_NOFOLLOW).catch(() => {
-          throw new Error(`the ownership ledger of the step left no ${name} (fakeroot's faked stopped early?): run the build again; kiln doctor checks fakeroot`)
+          throw new SandboxError(`the ownership ledger of the step left no ${name} (fakeroot's faked stopped early?): run the build again; kiln doctor checks fakeroot`)
         })
         try {
           const st = await fh.stat()
-          if (!st.isFile() || st.size > MAX_LEDGER_BYTES) throw new Error(`the ownership ledger's ${name} is not a file of at most ${MAX_LEDGER_BYTES} bytes: the step replaced it`)
+          if (!st.isFile() || st.size > MAX_LEDGER_BYTES) throw new SandboxError(`the ownership ledger's ${name} is not a file of at most ${MAX_LEDGER_BYTES} bytes: the step replaced it`)
           return await fh.readFile('utf8')
         } finally {
           await fh.close()
