@@ -27,7 +27,7 @@ import { debootstrapBase } from './debootstrap.ts'
 import { BaseImageError } from './errors.ts'
 import { createStepExecutor } from './executor/index.ts'
 import { mountKeyInputs } from './executor/mounts.ts'
-import { PERMISSIONS_ANNOTATION, flattenedBy } from './ownership.ts'
+import { PERMISSIONS_ANNOTATION } from './ownership.ts'
 import type { CopyInputs } from './executor/index.ts'
 import { instructionText } from './instruction-text.ts'
 import { createLayerRecorder } from './layers.ts'
@@ -96,7 +96,6 @@ export function createBuilder (init: BuilderInit): Builder {
       flattened = why
       emit({ type: 'warning', message: `file ownership is not kept: ${why}; the image is annotated ${PERMISSIONS_ANNOTATION}=flattened (docs/building.md, "Ownership")` })
     }
-    flatten(flattenedBy(plan))
 
     /** Stages whose chain of keys left what the remote cache knows (see RemoteStepCache). */
     const remoteMissed = new Set<StageState>()
@@ -156,7 +155,7 @@ export function createBuilder (init: BuilderInit): Builder {
             const ownersLost = step.op === 'run' ? await executor.ownersRefusal(snap, st) : undefined
             if (step.op === 'run' && ownersLost !== undefined) flatten(`${step.source.file}:${step.source.line}: RUN: owners set inside it (chown, useradd -m, dpkg) are not recorded: ${ownersLost}; its files are 0:0 in its layer`)
             const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', scope.networkFor(step) ? 'net' : 'nonet', JSON.stringify(step.env), ...await mountKeyInputs(scope, step), ownersLost === undefined ? 'owners' : 'flattened']
-              : step.op === 'copy' ? [st.config.WorkingDir ?? '', ...(inputs?.digests ?? []), ...(step.add ? ['archive-owners'] : [])]
+              : step.op === 'copy' ? [st.config.WorkingDir ?? '', ...(inputs?.digests ?? []), 'owners-kept']
                 : [step.content]
             const key = stepKey(st.key, step.canonical, extra)
             st.key = key

@@ -98,6 +98,32 @@ export function withArchiveOwners (entries: readonly LayerEntry[], prefix: strin
   })
 }
 
+/**
+ * Entries with the owners a COPY --from source had: `at` is where the
+ * source landed in the layer, `src` its path in the source's root (for a
+ * directory source, its contents: `at` itself is the destination dir,
+ * which the copy makes as root, as Docker does).
+ */
+export function withCopiedOwners (entries: readonly LayerEntry[], at: string, src: string, isDir: boolean, owners: ReadonlyMap<string, Recorded>): LayerEntry[] {
+  return entries.map(e => {
+    if (e.type === 'whiteout' || e.type === 'opaque') return e
+    const path = strip(e.path)
+    let from: string | undefined
+    if (path === at) from = isDir ? undefined : src
+    else if (at === '' || path.startsWith(`${at}/`)) {
+      const rel = at === '' ? path : path.slice(at.length + 1)
+      from = src === '' ? rel : `${src}/${rel}`
+    }
+    const r = from === undefined ? undefined : owners.get(from)
+    return r === undefined ? e : withRecorded(e, r)
+  })
+}
+
+/** The owners of a stack of layers by digest, bottom first (COPY --from's source). */
+export async function ownersOfLayers (store: ContentStore, digests: readonly string[], signal?: AbortSignal): Promise<Map<string, Recorded>> {
+  return composeOwners(await Promise.all(digests.map(async d => await layerOwners(store, d, signal))))
+}
+
 /** Summaries by layer digest (or by the step key of a layer still being written), bounded. */
 const summaries = new Map<string, Promise<LayerOwners>>()
 const MAX_SUMMARIES = 512

@@ -12,10 +12,12 @@
  *   the step's layer. Where they do not (proot or unshare driver, no
  *   fakeroot, a stage without a new enough glibc, an emulated architecture),
  *   what the step writes is 0:0 in its layer (executor's `ownersRefusal`).
- * - Files `COPY --from` takes from another stage or image are 0:0 too.
- * An image built with either is "flattened": the build log says so and the
- * manifest carries PERMISSIONS_ANNOTATION=flattened (`flattenedBy` for the
- * plan, the builder for RUN steps; docs/building.md, "Ownership").
+ * - `COPY --from` keeps the owners the other stage or image has (its
+ *   layers' tar headers), and ADD keeps an archive's (./owner-ledger.ts).
+ * An image with a RUN step whose owners are not kept is "flattened": the
+ * build log says so and the manifest carries
+ * PERMISSIONS_ANNOTATION=flattened (decided by the builder; docs/building.md,
+ * "Ownership").
  *
  * Terms:
  * - owner spec: `USER[:GROUP]`, each a name or a number, as Docker takes it.
@@ -28,7 +30,7 @@
 import { readFile } from 'node:fs/promises'
 import type { EntryOwner, LayerEntry, RootTree } from '../oci/index.ts'
 import { resolveInRoot } from '../oci/index.ts'
-import type { BuildPlan, SourceLoc } from '../recipe/ir.ts'
+import type { SourceLoc } from '../recipe/ir.ts'
 import { UnknownOwnerError } from './errors.ts'
 
 export interface Owner { uid: number, gid: number }
@@ -83,17 +85,3 @@ export function withOwner (entries: readonly LayerEntry[], trees: readonly Owned
 
 /** Manifest annotation saying the image's file ownership is not what the recipe made (value `flattened`). */
 export const PERMISSIONS_ANNOTATION = 'org.kiln.permissions'
-
-/**
- * Why the plan's image cannot keep the ownership its recipe made (the first
- * COPY that loses it), or undefined when nothing in the plan itself does
- * (RUN steps are decided when they run: the executor's `ownersRefusal`).
- */
-export function flattenedBy (plan: BuildPlan): string | undefined {
-  for (const stage of plan.stages) {
-    for (const step of stage.steps) {
-      if (step.op === 'copy' && step.from.kind !== 'context' && step.chown === undefined) return `${step.source.file}:${step.source.line}: COPY --from keeps no owners of the other stage or image (its files are 0:0); --chown sets one`
-    }
-  }
-  return undefined
-}

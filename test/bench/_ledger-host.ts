@@ -12,10 +12,11 @@
  */
 import { spawnSync } from 'node:child_process'
 import { createReadStream } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { applyLedger, composeOwners, ledgerInput, tarOwners } from '../../src/builder/owner-ledger.ts'
 import { createBwrapSandbox } from '../../src/builder/sandbox/bwrap.ts'
+import { removeTree } from '../../src/builder/sandbox/index.ts'
 import { diffUpper } from '../../src/builder/snapshotter/dirs.ts'
 
 const [baseTar = '', work = '', roundsArg = '5'] = process.argv.slice(2)
@@ -61,8 +62,10 @@ for (let i = 0; i < rounds; i++) {
         const data = entries.find(e => e.path === 'data')
         if (data === undefined || !('uid' in data) || data.uid !== 1000) throw new Error('the ledger did not record chown researcher /data')
       }
-      await rm(dir, { recursive: true, force: true })
+      // removeTree: overlayfs leaves its work dir unreadable (mode 0).
+      await removeTree(dir)
     }
   }
 }
+await removeTree(work)
 console.log(JSON.stringify({ times, readHeadersMs, stateFileMs, stateRecords: input.records.size, applyMs }))

@@ -15,7 +15,7 @@ import { extract } from 'tar-stream'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createBuilder } from '../../../src/builder/index.ts'
 import type { BuildEvent, BuildResult } from '../../../src/builder/index.ts'
-import { PERMISSIONS_ANNOTATION, flattenedBy, resolveOwner, withOwner } from '../../../src/builder/ownership.ts'
+import { resolveOwner, withOwner } from '../../../src/builder/ownership.ts'
 import { openLocalStore } from '../../../src/content/index.ts'
 import type { LocalStore } from '../../../src/content/index.ts'
 import { DirTree } from '../../../src/oci/index.ts'
@@ -71,15 +71,6 @@ describe('withOwner', () => {
   })
 })
 
-describe('flattenedBy', () => {
-  it('names the first COPY --from without --chown, and nothing for context COPYs or RUN (decided when it runs)', () => {
-    expect(flattenedBy(parseRecipe('FROM scratch\nCOPY --chown=1:1 a /a\nCOPY b /b\n', { filename: 'Dockerfile' }))).toBeUndefined()
-    expect(flattenedBy(parseRecipe('FROM scratch\nCOPY a /a\nRUN true\n', { filename: 'Dockerfile' }))).toBeUndefined()
-    expect(flattenedBy(parseRecipe('FROM scratch AS a\nCOPY a /a\nFROM scratch\nCOPY --from=a /a /b\n', { filename: 'Dockerfile' }))).toMatch(/^Dockerfile:4: COPY --from/)
-    expect(flattenedBy(parseRecipe('FROM scratch AS a\nCOPY a /a\nFROM scratch\nCOPY --from=a --chown=2 /a /b\n', { filename: 'Dockerfile' }))).toBeUndefined()
-  })
-})
-
 interface TarOwner { name: string, uid: number, gid: number }
 
 async function lastLayerOwners (result: BuildResult): Promise<{ owners: TarOwner[], annotations: Record<string, string> | undefined }> {
@@ -92,6 +83,20 @@ async function lastLayerOwners (result: BuildResult): Promise<{ owners: TarOwner
   await pipeline(Readable.from(local.content.read(layer.digest)), createGunzip(), x)
   await done
   return { owners: owners.sort((a, b) => a.name.localeCompare(b.name)), annotations: manifest.annotations }
+}
+
+async function allLayerOwners (result: BuildResult): Promise<TarOwner[][]> {
+  const manifest = JSON.parse(Buffer.from(await local.content.readBytes(result.digest)).toString()) as { layers: Array<{ digest: `sha256:${string}` }> }
+  const out: TarOwner[][] = []
+  for (const layer of manifest.layers) {
+    const x = extract()
+    const owners: TarOwner[] = []
+    const done = (async () => { for await (const e of x) { owners.push({ name: e.header.name.replace(/\/$/, ''), uid: e.header.uid ?? -1, gid: e.header.gid ?? -1 }); e.resume() } })()
+    await pipeline(Readable.from(local.content.read(layer.digest)), createGunzip(), x)
+    await done
+    out.push(owners.sort((a, b) => a.name.localeCompare(b.name)))
+  }
+  return out
 }
 
 async function lastLayerModes (result: BuildResult): Promise<Record<string, number>> {
@@ -154,11 +159,19 @@ describe('COPY --chown in a build', () => {
     }
   })
 
-  it('annotates an image whose COPY --from keeps no owners, and says so in the log', async () => {
-    await writeFile(join(ctx, 'one'), '1')
+  it('COPY --from keeps the owners the other stage has (a file, a directory\'s contents), not on the destination dir it makes; --chown still wins', async () => {
+    await mkdir(join(work, 'pack/d/sub'), { recursive: true })
+    await writeFile(join(work, 'pack/d/sub/f'), 'f')
+    await writeFile(join(work, 'pack/one'), '1')
+    execFileSync('tar', ['-cf', join(ctx, 'a.tar'), '--owner=3', '--group=4', '-C', join(work, 'pack'), 'd', 'one'])
     const events: BuildEvent[] = []
-    const r = await build('FROM scratch AS a\nCOPY --chown=3:3 one /one\nFROM scratch\nCOPY --from=a /one /two\n', events)
-    expect((await lastLayerOwners(r)).annotations).toEqual({ [PERMISSIONS_ANNOTATION]: 'flattened' })
-    expect(events.filter(e => e.type === 'warning').map(e => e.type === 'warning' ? e.message : '')).toEqual([expect.stringContaining('Dockerfile:4: COPY --from')])
+    const r = await build('FROM scratch AS a\nADD a.tar /src/\nFROM scratch\nCOPY --from=a /src/one /two\nCOPY --from=a /src/d /copied\n', events)
+    const layers = await allLayerOwners(r)
+    expect(layers.at(-2)).toEqual([{ name: 'two', uid: 3, gid: 4 }])
+    expect(layers.at(-1)).toEqual([{ name: 'copied', uid: 0, gid: 0 }, { name: 'copied/sub', uid: 3, gid: 4 }, { name: 'copied/sub/f', uid: 3, gid: 4 }])
+    expect((await lastLayerOwners(r)).annotations).toBeUndefined()
+    expect(events.filter(e => e.type === 'warning')).toEqual([])
+    const chowned = await build('FROM scratch AS a\nADD a.tar /src/\nFROM scratch\nCOPY --from=a --chown=9:9 /src/one /two\n')
+    expect((await lastLayerOwners(chowned)).owners).toEqual([{ name: 'two', uid: 9, gid: 9 }])
   })
 })
