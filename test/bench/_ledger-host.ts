@@ -56,8 +56,10 @@ for (let i = 0; i < rounds; i++) {
       if (r.exitCode !== 0) throw new Error(`${name} (${mode}) failed: exit ${String(r.exitCode)}`)
       ;((times[name] ??= {})[mode] ??= []).push(ms)
       if (mode === 'ledger' && name === 'useradd') {
+        const diffed = await diffUpper(upper, [debs, lower])
+        const [out, rootdev, stepInput] = [await readFile(join(ledger, 'out'), 'utf8'), await readFile(join(ledger, 'rootdev'), 'utf8'), await ledgerInput(owners, [debs, lower])]
         const t1 = performance.now()
-        const entries = await applyLedger(await diffUpper(upper, [debs, lower]), await readFile(join(ledger, 'out'), 'utf8'), await readFile(join(ledger, 'rootdev'), 'utf8'), await ledgerInput(owners, [debs, lower]), upper, [debs, lower])
+        const entries = await applyLedger(diffed, out, rootdev, stepInput, upper, [debs, lower])
         applyMs = performance.now() - t1
         const data = entries.find(e => e.path === 'data')
         if (data === undefined || !('uid' in data) || data.uid !== 1000) throw new Error('the ledger did not record chown researcher /data')
