@@ -124,28 +124,49 @@ export async function ownersOfLayers (store: ContentStore, digests: readonly str
   return composeOwners(await Promise.all(digests.map(async d => await layerOwners(store, d, signal))))
 }
 
-/** Summaries by layer digest (or by the step key of a layer still being written), bounded. */
-const summaries = new Map<string, Promise<LayerOwners>>()
-const MAX_SUMMARIES = 512
+/**
+ * Summaries by layer digest (or by the step key of a layer still being
+ * written), least recently used dropped first once they hold more than
+ * MAX_SUMMARY_PATHS paths in all (a Debian base layer has some 20 000; a
+ * path costs some 150 bytes here).
+ */
+const summaries = new Map<string, { value: Promise<LayerOwners>, paths: number }>()
+const MAX_SUMMARY_PATHS = 400_000
+let summaryPaths = 0
 
-function remember (digest: string, value: Promise<LayerOwners>): void {
+function forget (digest: string): void {
+  const had = summaries.get(digest)
+  if (had === undefined) return
   summaries.delete(digest)
-  summaries.set(digest, value)
-  while (summaries.size > MAX_SUMMARIES) summaries.delete(summaries.keys().next().value as string)
+  summaryPaths -= had.paths
 }
+
+function remember (digest: string, value: Promise<LayerOwners>, paths = 0): void {
+  forget(digest)
+  summaries.set(digest, { value, paths })
+  summaryPaths += paths
+  while (summaryPaths > MAX_SUMMARY_PATHS && summaries.size > 1) forget(summaries.keys().next().value as string)
+}
+
+const sizeOf = (o: LayerOwners): number => o.owned.size + o.whiteouts.length + o.opaques.length
 
 /** Gives the summary of a layer this process writes, under its digest (or the step key it stands under until written). */
 export function rememberLayerOwners (digest: string, owners: LayerOwners): void {
-  remember(digest, Promise.resolve(owners))
+  remember(digest, Promise.resolve(owners), sizeOf(owners))
 }
 
 export async function layerOwners (store: ContentStore, digest: string, signal?: AbortSignal): Promise<LayerOwners> {
-  let p = summaries.get(digest)
-  if (p === undefined) {
-    p = tarOwners(store.read(digest as Digest, signal !== undefined ? { signal } : {}))
-    remember(digest, p)
-    p.catch(() => { if (summaries.get(digest) === p) summaries.delete(digest) })
+  const had = summaries.get(digest)
+  if (had !== undefined) {
+    // Most recently used last.
+    summaries.delete(digest)
+    summaries.set(digest, had)
+    return await had.value
   }
+  const p = tarOwners(store.read(digest as Digest, signal !== undefined ? { signal } : {}))
+  remember(digest, p)
+  // Counted once read; a failed read is not kept.
+  p.then(o => { if (summaries.get(digest)?.value === p) remember(digest, p, sizeOf(o)) }, () => { if (summaries.get(digest)?.value === p) forget(digest) })
   return await p
 }
 

@@ -12,7 +12,8 @@ import { lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { applyLedger, composeOwners, formatLedger, glibcRefusal, ledgerInput, parseLedger, summarizeEntries, withArchiveOwners } from '../../../src/builder/owner-ledger.ts'
+import { applyLedger, composeOwners, formatLedger, glibcRefusal, layerOwners, ledgerInput, parseLedger, rememberLayerOwners, summarizeEntries, withArchiveOwners, withCopiedOwners } from '../../../src/builder/owner-ledger.ts'
+import type { ContentStore } from '../../../src/content/index.ts'
 import { fakerootGlibcMinor, isStaticElf, maxGlibcMinor } from '../../../src/builder/sandbox/fakeroot.ts'
 import { DirTree } from '../../../src/oci/index.ts'
 import type { LayerEntry } from '../../../src/oci/index.ts'
@@ -88,6 +89,30 @@ describe('the ledger applied to a step\'s layer', () => {
       ['new/f', 7, 8, 0o600]
     ])
     expect(result.find(e => e.path === 'data')).toMatchObject({ type: 'directory' })
+  })
+})
+
+describe('layer summaries', () => {
+  it('gives a remembered layer\'s owners without reading the store, and reads again after a failed read', async () => {
+    let reads = 0
+    const store = { read: async function * () { reads++; yield * []; throw new Error('no such blob') } } as unknown as ContentStore
+    const owners = summarizeEntries([file('a', 0o644, { uid: 3 })])
+    rememberLayerOwners('sha256:remembered', owners)
+    expect(await layerOwners(store, 'sha256:remembered')).toBe(owners)
+    expect(reads).toBe(0)
+    await expect(layerOwners(store, 'sha256:missing')).rejects.toThrow()
+    await expect(layerOwners(store, 'sha256:missing')).rejects.toThrow()
+    expect(reads).toBe(2)
+  })
+})
+
+describe('withCopiedOwners', () => {
+  it('maps the source\'s owners to where COPY --from put it: a file by its own path, a directory\'s contents but not the directory', () => {
+    const owners = composeOwners([summarizeEntries([file('src/one', 0o600, { uid: 3, gid: 4 }), dir('src/d', 0o755, { uid: 5 }), file('src/d/f', 0o644, { uid: 6 })])])
+    const asFile = withCopiedOwners([file('two')], 'two', 'src/one', false, owners)
+    expect(asFile).toEqual([{ ...file('two'), uid: 3, gid: 4, mode: 0o600 }])
+    const asDir = withCopiedOwners([dir('copied'), file('copied/f'), file('other')], 'copied', 'src/d', true, owners)
+    expect(asDir.map(e => [e.path, 'uid' in e ? e.uid : undefined])).toEqual([['copied', undefined], ['copied/f', 6], ['other', undefined]])
   })
 })
 
