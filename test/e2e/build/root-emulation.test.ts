@@ -32,6 +32,7 @@ RUN --network=default apt-get update && apt-get install -y --no-install-recommen
 RUN useradd -m researcher && mkdir /data && chown researcher /data && chown -R researcher:researcher /home/researcher && install -d -o researcher -g 50 -m 2770 /data/shared
 RUN echo 'export LAB=1' >> /home/researcher/.profile && chgrp researcher /data && chmod 750 /data
 COPY --chown=1001:1002 notes.txt /data/notes.txt
+RUN ["chown", "researcher:researcher", "/data/notes.txt"]
 `
 
 const busyboxDockerfile = (layout: string): string => `FROM oci:${layout}:base
@@ -112,6 +113,11 @@ describe.skipIf(base === undefined)('root emulation: an unmodified apt/useradd/c
 
   it('writes COPY --chown=1001:1002 exactly in the tar header', () => {
     expect(entry(layers[4], 'data/notes.txt')).toMatchObject({ uid: 1001, gid: 1002, body: Buffer.from('field notes\n') })
+  })
+
+  it('an exec-form RUN (chown looked up in PATH) that only chowns a file of an earlier layer puts it in its layer with the new owner', () => {
+    expect(entry(layers[5], 'data/notes.txt')).toMatchObject({ uid: 1000, gid: 1000, body: Buffer.from('field notes\n') })
+    expect(layers[5]?.entries.map(e => e.name)).toEqual(['data/notes.txt'])
   })
 
   it('annotates nothing and warns of nothing about ownership', () => {
