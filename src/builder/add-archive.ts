@@ -5,8 +5,10 @@
  * plain, gzip- or zstd-compressed (what src/oci reads). bzip2 and xz
  * archives and v7 tars without the magic are copied as files. Extraction
  * uses src/oci's safe extractor rooted at the destination, so nothing in
- * the archive can write outside it; owners are not applied (flattened, as
- * for every file the builder writes) and setuid bits are stripped.
+ * the archive can write outside it. Owners are not applied on disk (every
+ * file belongs to the node's user) and setuid bits are stripped there; the
+ * archive's owners and modes are written into the step's layer instead
+ * (./owner-ledger.ts, `tarOwners`, `withArchiveOwners`), as Docker keeps them.
  */
 import { createReadStream } from 'node:fs'
 import { open } from 'node:fs/promises'

@@ -27,9 +27,9 @@ import { applyConfigStep, apptainerEntrypoint, envMap } from './config-steps.ts'
 import { CACHE_MOUNTS_DIR, DEFAULT_SOURCE_DATE_EPOCH } from './constants.ts'
 import { debootstrapBase } from './debootstrap.ts'
 import { BaseImageError } from './errors.ts'
-import { archiveFlattens, createStepExecutor } from './executor/index.ts'
+import { createStepExecutor } from './executor/index.ts'
 import { mountKeyInputs } from './executor/mounts.ts'
-import { PERMISSIONS_ANNOTATION, flattenedBy } from './ownership.ts'
+import { PERMISSIONS_ANNOTATION } from './ownership.ts'
 import type { CopyInputs } from './executor/index.ts'
 import { instructionText } from './instruction-text.ts'
 import { createLayerRecorder } from './layers.ts'
@@ -109,7 +109,6 @@ export function createBuilder (init: BuilderInit): Builder {
       flattened = why
       emit({ type: 'warning', message: `file ownership is not kept: ${why}; the image is annotated ${PERMISSIONS_ANNOTATION}=flattened (docs/building.md, "Ownership")` })
     }
-    flatten(flattenedBy(plan))
 
     /** Stages whose chain of keys left what the remote cache knows (see RemoteStepCache). */
     const remoteMissed = new Set<StageState>()
@@ -166,17 +165,18 @@ export function createBuilder (init: BuilderInit): Builder {
           const snap = await snapshotterFor()
           await snap.prepare(st)
           const inputs: CopyInputs | undefined = step.op === 'copy' ? await executor.copyInputs(step) : undefined
-          // Decided from the inputs, which a cached step has too: the annotation is the same cold or cached.
-          if (step.op === 'copy' && inputs !== undefined) flatten(await archiveFlattens(step, inputs))
-          const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', scope.networkFor(step) ? 'net' : 'nonet', JSON.stringify(step.env), ...await mountKeyInputs(scope, step)]
-            : step.op === 'copy' ? [st.config.WorkingDir ?? '', ...(inputs?.digests ?? [])]
+          // Owners set in a RUN are kept or not by the node and stage (not the cache): decided first, and part of the key.
+          const ownersLost = step.op === 'run' ? await executor.ownersRefusal(snap, st) : undefined
+          if (step.op === 'run' && ownersLost !== undefined) flatten(`${step.source.file}:${step.source.line}: RUN: owners set inside it (chown, useradd -m, dpkg) are not recorded: ${ownersLost}; its files are 0:0 in its layer`)
+          const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', scope.networkFor(step) ? 'net' : 'nonet', JSON.stringify(step.env), ...await mountKeyInputs(scope, step), ownersLost === undefined ? 'owners' : 'flattened']
+            : step.op === 'copy' ? [st.config.WorkingDir ?? '', ...(inputs?.digests ?? []), 'owners-kept']
               : [step.content]
           const key = stepKey(st.key, step.canonical, extra)
           st.key = key
           cached = await tryCache(snap, st, step, key)
           if (!cached) {
             misses++
-            await executor.execute(snap, st, step, key, inputs)
+            await executor.execute(snap, st, step, key, inputs, step.op === 'run' && ownersLost === undefined)
           }
         } else {
           st.key = stepKey(st.key, step.canonical)

@@ -13,6 +13,7 @@ import type { CachedLayer, StepCache } from '../cache/index.ts'
 import { writeLayer } from '../oci/layer/write.ts'
 import type { LayerEntry } from '../oci/layer/write.ts'
 import type { Step } from '../recipe/ir.ts'
+import { rememberLayerOwners, summarizeEntries } from './owner-ledger.ts'
 import type { BuildScope, StageState } from './stage.ts'
 
 export interface LayerRecorder {
@@ -38,6 +39,9 @@ export function createLayerRecorder (scope: BuildScope, cache: StepCache): Layer
   }
 
   const write = async (step: Step, key: Digest, entries: LayerEntry[]): Promise<CachedLayer> => {
+    // The owners a later RUN of the stage starts from (./owner-ledger.ts): known now, by the key until the digest is.
+    const owners = summarizeEntries(entries)
+    rememberLayerOwners(key, owners)
     const report = scope.options.onProgress
     const label = report !== undefined ? scope.textOf(step).split('\n')[0] ?? '' : ''
     const layer = await writeLayer(scope.store, entries, {
@@ -47,6 +51,7 @@ export function createLayerRecorder (scope: BuildScope, cache: StepCache): Layer
     })
     report?.({ what: 'layer', id: key, label, bytes: layer.descriptor.size, total: layer.descriptor.size, done: true })
     const value: CachedLayer = { descriptor: { mediaType: layer.descriptor.mediaType, digest: layer.descriptor.digest, size: layer.descriptor.size }, diffId: layer.diffId }
+    rememberLayerOwners(layer.descriptor.digest, owners)
     cache.put(key, value)
     return value
   }

@@ -7,11 +7,17 @@
  * - `COPY --chown` / `ADD --chown`: kiln knows the owner the recipe asks for
  *   and writes it on every copied entry (`resolveOwner`, `withOwner`).
  * - RUN steps: a chown in the step is faked (root emulation,
- *   ./sandbox/seccomp.ts) and recorded nowhere, so what a step writes is
- *   0:0 in its layer; so are files `COPY --from` takes from another stage or
- *   image. An image built with either is "flattened": the build log says so
- *   and the manifest carries PERMISSIONS_ANNOTATION=flattened
- *   (`flattenedBy`; docs/building.md, "Ownership").
+ *   ./sandbox/seccomp.ts) and, where the node and stage allow it, recorded
+ *   by the ownership ledger (./owner-ledger.ts), whose owners kiln writes in
+ *   the step's layer. Where they do not (proot or unshare driver, no
+ *   fakeroot, a stage without a new enough glibc, an emulated architecture),
+ *   what the step writes is 0:0 in its layer (executor's `ownersRefusal`).
+ * - `COPY --from` keeps the owners the other stage or image has (its
+ *   layers' tar headers), and ADD keeps an archive's (./owner-ledger.ts).
+ * An image with a RUN step whose owners are not kept is "flattened": the
+ * build log says so and the manifest carries
+ * PERMISSIONS_ANNOTATION=flattened (decided by the builder; docs/building.md,
+ * "Ownership").
  *
  * Terms:
  * - owner spec: `USER[:GROUP]`, each a name or a number, as Docker takes it.
@@ -24,7 +30,7 @@
 import { readFile } from 'node:fs/promises'
 import type { EntryOwner, LayerEntry, RootTree } from '../oci/index.ts'
 import { resolveInRoot } from '../oci/index.ts'
-import type { BuildPlan, SourceLoc } from '../recipe/ir.ts'
+import type { SourceLoc } from '../recipe/ir.ts'
 import { UnknownOwnerError } from './errors.ts'
 
 export interface Owner { uid: number, gid: number }
@@ -79,17 +85,3 @@ export function withOwner (entries: readonly LayerEntry[], trees: readonly Owned
 
 /** Manifest annotation saying the image's file ownership is not what the recipe made (value `flattened`). */
 export const PERMISSIONS_ANNOTATION = 'org.kiln.permissions'
-
-/**
- * Why the plan's image cannot keep the ownership its recipe made (the first
- * step that loses it), or undefined when every owner in it is exact.
- */
-export function flattenedBy (plan: BuildPlan): string | undefined {
-  for (const stage of plan.stages) {
-    for (const step of stage.steps) {
-      if (step.op === 'run') return `${step.source.file}:${step.source.line}: RUN: owners set inside a RUN step (chown, useradd -m) are not recorded, its files are 0:0 in its layer`
-      if (step.op === 'copy' && step.from.kind !== 'context' && step.chown === undefined) return `${step.source.file}:${step.source.line}: COPY --from keeps no owners of the other stage or image (its files are 0:0); --chown sets one`
-    }
-  }
-  return undefined
-}

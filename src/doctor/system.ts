@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process'
 import { readdir, readFile, statfs } from 'node:fs/promises'
 import { connect } from 'node:net'
-import { probeSandboxes } from '../builder/sandbox/index.ts'
+import { ownershipLedgerRefusal, probeSandboxes } from '../builder/sandbox/index.ts'
 import type { KilnConfig } from '../config/index.ts'
 import { modeOnDisk } from './data-dir.ts'
 import { readPolicyFile } from '../trust/index.ts'
@@ -56,6 +56,7 @@ export function createSystemAccess (config: KilnConfig): SystemAccess {
       execFile(name, ['--version'], { timeout: 5000 }, (err, stdout) => { resolve(err === null ? stdout.split('\n', 1)[0]?.trim() : undefined) })
     }),
     probeSandboxes: async () => await probeSandboxes(),
+    ownershipLedger: ownershipLedgerRefusal,
     trustCounts: async () => {
       const file = await readPolicyFile(config.dataDir)
       return { roots: file.roots.length + config.trust.roots.length, peers: file.peers.length + config.trust.peers.length }

@@ -60,6 +60,8 @@ export interface SystemAccess {
   toolVersion: (name: string) => Promise<string | undefined>
   /** The sandbox drivers' probe (src/builder/sandbox). */
   probeSandboxes: () => Promise<HostProbe>
+  /** Why bwrap cannot record owners set in RUN steps here (fakeroot's ledger), or undefined when it can (src/builder/sandbox). */
+  ownershipLedger: () => string | undefined
   /** Trust roots and single peers this node trusts (trust.yaml + kiln.yaml). Rejects if trust.yaml is invalid. */
   trustCounts: () => Promise<{ roots: number, peers: number }>
   now: () => number

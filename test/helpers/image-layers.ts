@@ -17,9 +17,10 @@ export interface LayerEntry {
   /** tar-stream's type: file, directory, symlink, link (hardlink)... */
   type: string
   linkname?: string
-  /** Numeric owner as the tar header says. */
+  /** Numeric owner and permission bits (0o7777) as the tar header says. */
   uid: number
   gid: number
+  mode: number
   body: Buffer
 }
 
@@ -46,7 +47,7 @@ async function entriesOf (bytes: Buffer): Promise<LayerEntry[]> {
       const chunks: Buffer[] = []
       stream.on('data', (c: unknown) => { chunks.push(c as Buffer) })
       stream.on('end', () => {
-        out.push({ name: header.name.replace(/^\.?\//, '').replace(/\/$/, ''), type: header.type ?? 'file', ...(header.linkname != null ? { linkname: header.linkname } : {}), uid: header.uid ?? 0, gid: header.gid ?? 0, body: Buffer.concat(chunks) })
+        out.push({ name: header.name.replace(/^\.?\//, '').replace(/\/$/, ''), type: header.type ?? 'file', ...(header.linkname != null ? { linkname: header.linkname } : {}), uid: header.uid ?? 0, gid: header.gid ?? 0, mode: (header.mode ?? 0) & 0o7777, body: Buffer.concat(chunks) })
         next()
       })
       stream.resume()

@@ -10,6 +10,7 @@
  * source's parent dirs below the destination, those after a `/./` if the
  * source has one (docs/building.md, "COPY").
  */
+import { createReadStream } from 'node:fs'
 import { chmod, copyFile, cp, lstat, readdir, realpath, rm, mkdir, utimes, writeFile } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
 import { basename, join, posix, relative, sep } from 'node:path'
@@ -23,6 +24,8 @@ import { parseIgnoreFile } from '../context/index.ts'
 import type { IgnoreRules } from '../context/index.ts'
 import { contextCopyFilter, expandSource, treeDigest } from '../context-files.ts'
 import { CopySourceError } from '../errors.ts'
+import { ownersOfLayers, tarOwners, withArchiveOwners, withCopiedOwners } from '../owner-ledger.ts'
+import type { LayerOwners, Recorded } from '../owner-ledger.ts'
 import { resolveOwner, withOwner } from '../ownership.ts'
 import type { OwnedTree } from '../ownership.ts'
 import { LayerTree } from '../rootfs-view.ts'
@@ -38,32 +41,23 @@ import { urlSource } from './url-source.ts'
 type CopyItem = { parents?: string[] } & (
   | { kind: 'host', path: string, name: string, isDir: boolean }
   | { kind: 'inline', name: string, content: string, isDir: false }
-  | { kind: 'layers', tree: LayerTree, comps: string[], entry: TreeEntry, name: string, isDir: boolean }
+  | { kind: 'layers', tree: LayerTree, comps: string[], entry: TreeEntry, name: string, isDir: boolean, ownerLayers: string[] }
   | { kind: 'blob', digest: Digest, name: string, mtime?: Date, isDir: false }
   | { kind: 'git', src: GitSourceRef, commit: string, name: string, isDir: true })
-
-/** Why an ADD without --chown loses owners: it extracts an archive, whose entries' owners are not kept. */
-export async function archiveFlattens (step: CopyStep, inputs: CopyInputs): Promise<string | undefined> {
-  if (!step.add || step.chown !== undefined) return undefined
-  for (const item of inputs.items) {
-    if (item.kind === 'host' && !item.isDir && await isTarArchive(item.path)) return `${step.source.file}:${step.source.line}: ADD ${item.name} extracts an archive and keeps no owners of its entries (they are 0:0); --chown sets one`
-  }
-  return undefined
-}
 
 /** A COPY's sources, gathered before its key is made: `digests` name their content for the key. */
 export interface CopyInputs { items: CopyItem[], digests: string[] }
 
 /** The layer dirs of a `--from` stage or image (COPY, RUN --mount), and the key that stands for their content. */
-export async function copyFromRoot (scope: BuildScope, from: CopyFrom, source: SourceLoc): Promise<{ layers: string[], key: string, what: string }> {
+export async function copyFromRoot (scope: BuildScope, from: CopyFrom, source: SourceLoc): Promise<{ layers: string[], key: string, what: string, ownerLayers: string[] }> {
   if (from.kind === 'image') {
     const image = await resolveBase(scope.resolver, from.ref, scope.platform, source)
-    return { layers: [await unpackedBase(scope.store, image, scope.dirs.rootfs, scope.options.signal)], key: image.manifestDigest ?? 'scratch', what: `image ${from.ref}` }
+    return { layers: [await unpackedBase(scope.store, image, scope.dirs.rootfs, scope.options.signal)], key: image.manifestDigest ?? 'scratch', what: `image ${from.ref}`, ownerLayers: (image.manifest?.layers ?? []).map(l => l.digest) }
   }
   if (from.kind !== 'stage') throw new CopySourceError('--from names neither a stage nor an image', source)
   const state = scope.states.get(from.stage)
   if (state === undefined) throw new CopySourceError(`--from names stage ${from.stage}, which has not been built`, source)
-  return { layers: await stageDirs(scope, state), key: state.key, what: `stage ${from.stage}` }
+  return { layers: await stageDirs(scope, state), key: state.key, what: `stage ${from.stage}`, ownerLayers: state.layers.map(l => l.digest) }
 }
 
 /** The components of `rel` that --parents keeps: all, or those after the `/./` pivot in the pattern. */
@@ -117,7 +111,7 @@ export async function copyInputs (scope: BuildScope, step: CopyStep): Promise<Co
       const name = posix.basename(posix.resolve('/', src.path))
       if (exclude?.excludes(name) === true) continue
       const parents = step.parents === true ? { parents: keptParents(src.path, posix.resolve('/', src.path)) } : {}
-      items.push({ kind: 'layers', tree, comps: found.comps, entry: found.entry, name, isDir: found.entry.st.isDirectory(), ...parents })
+      items.push({ kind: 'layers', tree, comps: found.comps, entry: found.entry, name, isDir: found.entry.st.isDirectory(), ownerLayers: from.ownerLayers, ...parents })
       digests.push(`${src.path}@${from.key}`)
     }
   }
@@ -139,6 +133,10 @@ export async function copyStep (scope: BuildScope, snap: Snapshotter, st: StageS
     const owner = step.chown === undefined ? undefined : await resolveOwner(step.chown, below, step.source)
     /** What the step copies, as paths of the upper dir: --chown applies there and nowhere else (not to parents it repeats). */
     const copied: OwnedTree[] = []
+    /** Archives ADD extracted, where (a path of the upper dir) and the owners their headers give. */
+    const archives: Array<{ prefix: string, owners: LayerOwners }> = []
+    /** Sources COPY --from took from a stage or image: where they landed, and their owners there (Docker keeps them). */
+    const fromOwners: Array<{ at: string, src: string, isDir: boolean, owners: ReadonlyMap<string, Recorded> }> = []
     const inUpper = (at: string): string => relative(upper, at).split(sep).join('/')
     for (const item of inputs.items) {
       if (item.kind === 'host' && step.add && !item.isDir && await isTarArchive(item.path)) {
@@ -147,6 +145,7 @@ export async function copyStep (scope: BuildScope, snap: Snapshotter, st: StageS
         try {
           await extractArchive(item.path, into, options.signal)
           copied.push({ path: inUpper(into), childrenOnly: true })
+          archives.push({ prefix: inUpper(into), owners: await tarOwners(createReadStream(item.path)) })
         } catch (err) {
           options.signal?.throwIfAborted()
           throw new CopySourceError(`ADD ${basename(item.path)}: cannot extract the archive: ${(err as Error).message}`, step.source)
@@ -162,12 +161,19 @@ export async function copyStep (scope: BuildScope, snap: Snapshotter, st: StageS
       } else if (item.kind === 'inline') await writeFile(at, item.content, { mode: 0o644, flag: 'wx' })
       else if (item.kind === 'blob') await placeBlob(scope, item, at)
       else if (item.kind === 'git') await placeGit(scope, step, item, at)
-      else await copyFromTree(item.tree, item.comps, item.entry, at, exclude)
+      else {
+        await copyFromTree(item.tree, item.comps, item.entry, at, exclude)
+        fromOwners.push({ at: inUpper(at), src: item.comps.join('/'), isDir: item.isDir, owners: await ownersOfLayers(scope.store, item.ownerLayers, options.signal) })
+      }
       if (step.chmod !== undefined) await chmodTree(at, parseInt(step.chmod, 8))
       // A directory's contents go into the destination: that directory is the copy's own only when the step makes it.
       copied.push({ path: inUpper(at), childrenOnly: item.isDir && dest.entry !== undefined })
     }
-    await snap.commit(st, step, key, upper, owner === undefined ? undefined : entries => withOwner(entries, copied, owner))
+    await snap.commit(st, step, key, upper, entries => {
+      const fromArchives = archives.reduce((e, a) => withArchiveOwners(e, a.prefix, a.owners), entries)
+      const kept = fromOwners.reduce((e, f) => withCopiedOwners(e, f.at, f.src, f.isDir, f.owners), fromArchives)
+      return owner === undefined ? kept : withOwner(kept, copied, owner)
+    })
   } finally {
     await removeTree(dir)
   }

@@ -9,20 +9,21 @@ import type { CopyStep, FileStep, RunStep } from '../../recipe/ir.ts'
 import type { Sandbox } from '../sandbox/index.ts'
 import type { Snapshotter } from '../snapshotter/index.ts'
 import type { BuildScope, StageState } from '../stage.ts'
-import { archiveFlattens, copyInputs, copyStep, fileStep } from './copy.ts'
+import { copyInputs, copyStep, fileStep } from './copy.ts'
 import type { CopyInputs } from './copy.ts'
-import { runStep } from './run.ts'
+import { ownersRefusal, runStep } from './run.ts'
 
 export type { CopyInputs } from './copy.ts'
-export { archiveFlattens }
 
 export type FsStep = RunStep | CopyStep | FileStep
 
 export interface StepExecutor {
   /** What a COPY reads, gathered before its key is made (the key hashes `digests`). */
   copyInputs: (step: CopyStep) => Promise<CopyInputs>
-  /** Runs the step on the stage; a COPY takes the inputs `copyInputs` gave. */
-  execute: (snap: Snapshotter, st: StageState, step: FsStep, key: Digest, inputs?: CopyInputs) => Promise<void>
+  /** Why owners set inside a RUN step on this stage cannot be kept, or undefined when they are (ask before the step's key). */
+  ownersRefusal: (snap: Snapshotter, st: StageState) => Promise<string | undefined>
+  /** Runs the step on the stage; a COPY takes the inputs `copyInputs` gave; a RUN keeps its owners when `keepOwners`. */
+  execute: (snap: Snapshotter, st: StageState, step: FsStep, key: Digest, inputs?: CopyInputs, keepOwners?: boolean) => Promise<void>
   /** Runs a check (Apptainer's %test): no key, no layer; `lastUse` when no later step reads the stage. */
   check: (snap: Snapshotter, st: StageState, step: RunStep, lastUse: boolean) => Promise<void>
   /** The sandbox driver that ran RUN steps, once one ran. */
@@ -34,8 +35,9 @@ export function createStepExecutor (scope: BuildScope, sandbox: () => Promise<Sa
   let driver: string | undefined
   return {
     copyInputs: async (step) => await copyInputs(scope, step),
-    execute: async (snap, st, step, key, inputs) => {
-      if (step.op === 'run') driver = await runStep(ctx, snap, st, step, key)
+    ownersRefusal: async (snap, st) => await ownersRefusal(ctx, snap, st),
+    execute: async (snap, st, step, key, inputs, keepOwners) => {
+      if (step.op === 'run') driver = await runStep(ctx, snap, st, step, key, false, keepOwners)
       else if (step.op === 'copy') await copyStep(scope, snap, st, step, key, inputs ?? await copyInputs(scope, step))
       else await fileStep(scope, snap, st, step, key)
     },

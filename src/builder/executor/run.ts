@@ -3,6 +3,9 @@
  * snapshotter gives, with the stage's env, working dir and user-facing
  * output; a failure quotes the output's tail.
  */
+import { constants as fsc, existsSync } from 'node:fs'
+import { mkdtemp, open, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { Digest } from '../../content/index.ts'
 import { formatPlatform, hostPlatform } from '../../oci/index.ts'
 import type { Platform } from '../../oci/index.ts'
@@ -10,10 +13,15 @@ import type { RunStep, SourceLoc } from '../../recipe/ir.ts'
 import { envMap } from '../config-steps.ts'
 import { emulatorFor } from '../container.ts'
 import { DEFAULT_PATH, FAILED_STEP_OUTPUT_TAIL, NO_NETWORK_OUTPUT } from '../constants.ts'
-import { StepFailedError, UnsupportedStepError } from '../errors.ts'
+import { SandboxError, StepFailedError, UnsupportedStepError } from '../errors.ts'
 import { instructionSummary } from '../instruction-text.ts'
 import type { Sandbox, SandboxRoot } from '../sandbox/index.ts'
-import type { Snapshotter } from '../snapshotter/index.ts'
+import { applyLedger, composeOwners, glibcRefusal, layerOwners, ledgerInput } from '../owner-ledger.ts'
+import type { LedgerInput } from '../owner-ledger.ts'
+import { LayerTree } from '../rootfs-view.ts'
+import { removeTree } from '../sandbox/index.ts'
+import { stageDirs } from '../snapshotter/index.ts'
+import type { LayerEdit, Snapshotter } from '../snapshotter/index.ts'
 import { prepareMounts } from './mounts.ts'
 import type { BuildScope, StageState } from '../stage.ts'
 
@@ -32,11 +40,66 @@ function argvOf (step: RunStep): string[] {
 }
 
 /**
+ * Why the owners a RUN step sets cannot be kept in its layer, or undefined
+ * when they are: the step then runs under the ownership ledger
+ * (../owner-ledger.ts, ../sandbox/fakeroot.ts). Decided before the step's
+ * key, from the node and the stage only, so a cached step says the same.
+ */
+export async function ownersRefusal (ctx: RunContext, snap: Snapshotter, st: StageState): Promise<string | undefined> {
+  const sb = await ctx.sandbox()
+  if (sb.ledgerRefusal === undefined) return `the ${sb.driver} driver keeps no record of them`
+  const node = sb.ledgerRefusal()
+  if (node !== undefined) return node
+  if (snap.kind !== 'overlay') return 'steps run on a plain root here (no overlay in a user namespace), where the ledger is not used'
+  const { platform } = ctx.scope
+  if (platform.architecture !== hostPlatform().architecture) return `RUN for ${formatPlatform(platform)} runs under an emulator, into which libfakeroot cannot be loaded`
+  return await glibcRefusal(new LayerTree(await stageDirs(ctx.scope, st)))
+}
+
+/** faked writes about 80 bytes per file it knows: far above any real step's ledger. */
+const MAX_LEDGER_BYTES = 256 * 1024 * 1024
+
+/** The ledger of one step: its dir, what it starts from (filled in by `exec`) and the edit that applies it to the step's layer. */
+async function stepLedger (scope: BuildScope, st: StageState): Promise<{ dir: string, prepare: (lowers: string[]) => Promise<void>, edit: LayerEdit }> {
+  const dir = await mkdtemp(join(scope.dirs.tmp, 'ledger-'))
+  let input: LedgerInput | undefined
+  return {
+    dir,
+    prepare: async (lowers) => {
+      const summaries = await Promise.all(st.layers.map(async l => await layerOwners(scope.store, l.digest, scope.options.signal).catch((err: unknown) => {
+        scope.options.signal?.throwIfAborted()
+        scope.emit({ type: 'warning', message: `the owners in layer ${l.digest} cannot be read (${(err as Error).message}): files of it that a RUN step rewrites become 0:0` })
+        return { owned: new Map(), whiteouts: [], opaques: [] }
+      })))
+      input = await ledgerInput(composeOwners(summaries), lowers)
+      await writeFile(join(dir, 'in'), input.text)
+    },
+    edit: async (entries, { upper, lowers }) => {
+      // The step can write the ledger dir: a link is not followed, a file larger than any ledger is refused.
+      const read = async (name: string): Promise<string> => {
+        const fh = await open(join(dir, name), fsc.O_RDONLY | fsc.O_NOFOLLOW).catch(() => {
+          throw new SandboxError(`the ownership ledger of the step left no ${name} (fakeroot's faked stopped early?): run the build again; kiln doctor checks fakeroot`)
+        })
+        try {
+          const st = await fh.stat()
+          if (!st.isFile() || st.size > MAX_LEDGER_BYTES) throw new SandboxError(`the ownership ledger's ${name} is not a file of at most ${MAX_LEDGER_BYTES} bytes: the step replaced it`)
+          return await fh.readFile('utf8')
+        } finally {
+          await fh.close()
+        }
+      }
+      return await applyLedger(entries, await read('out'), await read('rootdev'), input ?? { text: '', paths: new Map(), records: new Map() }, upper, lowers)
+    }
+  }
+}
+
+/**
  * Runs the step and commits its change; returns the driver that ran it. A
  * check (`step.check`, Apptainer's %test) has no key and leaves nothing:
  * `key` is undefined and `lastUse` says whether a later step reads the stage.
+ * `keepOwners`: run it under the ownership ledger (where `ownersRefusal` said so).
  */
-export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageState, step: RunStep, key: Digest | undefined, lastUse = false): Promise<string> {
+export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageState, step: RunStep, key: Digest | undefined, lastUse = false, keepOwners = false): Promise<string> {
   const { scope } = ctx
   const { platform, options } = scope
   checkRunnable(platform, step.source)
@@ -52,7 +115,9 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
   }
   const argv = argvOf(step)
   let tail = ''
+  const ledger = keepOwners && key !== undefined ? await stepLedger(scope, st) : undefined
   const exec = async (root: SandboxRoot): Promise<void> => {
+    if (ledger !== undefined && root.kind === 'overlay') await ledger.prepare(root.lowers)
     const mounts = await prepareMounts(scope, step, sb.features)
     const env: Record<string, string> = { PATH: DEFAULT_PATH, ...step.env, ...envMap(st.config.Env), ...mounts.env }
     const r = await sb.run({
@@ -60,6 +125,7 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
       root,
       mounts: mounts.mounts,
       network,
+      ...(ledger !== undefined ? { ledger: ledger.dir } : {}),
       timeoutMs: options.stepTimeoutMs,
       signal: options.signal,
       onOutput: (stream, chunk) => {
@@ -72,8 +138,12 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
     if (r.timedOut) throw new StepFailedError(step.source, `${what} timed out after ${String(options.stepTimeoutMs)} ms: ${text}`, null, tail)
     if (r.exitCode !== 0) throw new StepFailedError(step.source, `${what} failed with ${r.exitCode === null ? `signal ${String(r.signal)}` : `exit code ${r.exitCode}`}: ${text}`, r.exitCode, tail, network ? undefined : offlineHint(step, tail))
   }
-  if (key === undefined) await snap.check(st, exec, lastUse)
-  else await snap.run(st, step, key, exec)
+  try {
+    if (key === undefined) await snap.check(st, exec, lastUse)
+    else await snap.run(st, step, key, exec, ledger?.edit)
+  } finally {
+    if (ledger !== undefined) await removeTree(ledger.dir)
+  }
   return sb.driver
 }
 

@@ -20,12 +20,15 @@
  *
  * Root emulation (./root-emulation.ts): bwrap loads the seccomp program of
  * ./seccomp.ts into the step, so chown, setuid and their kin succeed in the
- * single-uid namespace (docs/building.md, "Root emulation").
+ * single-uid namespace (docs/building.md, "Root emulation"). With
+ * `RunSpec.ledger`, the step runs under fakeroot's ledger (./fakeroot.ts),
+ * which records the owners it sets (docs/building.md, "Ownership").
  */
 import { prepareScratch, workdirInRoot } from './scratch.ts'
 import { mountScript, requireTool } from './ns-script.ts'
 import { runProcess } from './process.ts'
 import { HOST_ENV, shq } from './host-tools.ts'
+import { bwrapLedger, hostFakeroot } from './fakeroot.ts'
 import { bwrapRootEmulation } from './root-emulation.ts'
 import { bwrapEnvArgs } from './step-env.ts'
 import type { RunSpec, RunResult, Sandbox, SandboxFeatures, SandboxMount } from './types.ts'
@@ -66,22 +69,25 @@ export function createBwrapSandbox (features: SandboxFeatures = { overlay: true,
       const network = spec.network === true
       const cwd = await workdirInRoot(spec.root, spec.cwd ?? '/')
       const scratch = await prepareScratch(spec.root, network, spec.mounts)
+      const ledger = spec.ledger !== undefined ? bwrapLedger(spec.ledger, spec.argv) : undefined
+      const argv = ledger?.argv ?? spec.argv
+      const user = spec.user ?? { uid: 0, gid: 0 }
+      const args = (): string[] => [...bwrapArgs(scratch.rootDir, cwd, network, spec.env, scratch.mounts, user), ...(ledger?.args ?? [])]
       try {
-        const user = spec.user ?? { uid: 0, gid: 0 }
         const common = { env: { ...HOST_ENV }, parentDeathSignal: 'SIGKILL' as const, inputFds: emulation.fds, timeoutMs: spec.timeoutMs, signal: spec.signal, onOutput: spec.onOutput, stdin: spec.stdin, output: spec.output }
         if (scratch.overlayOptions === undefined) {
-          return await runProcess({ file: bwrap, args: [...bwrapArgs(scratch.rootDir, cwd, network, spec.env, scratch.mounts, user), '--', ...spec.argv], ...common })
+          return await runProcess({ file: bwrap, args: [...args(), '--', ...argv], ...common })
         }
-        const args = bwrapArgs(scratch.rootDir, cwd, network, spec.env, scratch.mounts, user).map(shq).join(' ')
-        const script = [...mountScript(scratch, cwd), `exec ${bwrap} ${args} -- "$@"`].join('\n')
+        const script = [...mountScript(scratch, cwd), `exec ${bwrap} ${args().map(shq).join(' ')} -- "$@"`].join('\n')
         return await runProcess({
           file: requireTool('unshare'),
-          args: ['-Urm', '--', requireTool('sh'), '-c', script, 'kiln-sandbox', ...spec.argv],
+          args: ['-Urm', '--', requireTool('sh'), '-c', script, 'kiln-sandbox', ...argv],
           ...common
         })
       } finally {
         await scratch.cleanup()
       }
-    }
+    },
+    ledgerRefusal: () => hostFakeroot().refusal
   }
 }

@@ -16,12 +16,16 @@
  * ```
  */
 import { SandboxUnavailableError } from '../errors.ts'
+import { hostFakeroot } from './fakeroot.ts'
 import { probeSandboxes, sandboxFor } from './probe.ts'
 import type { Sandbox, SandboxDriverName, SandboxFeatures } from './types.ts'
 
 export type * from './types.ts'
 export { probeSandboxes } from './probe.ts'
 export { removeTree } from './scratch.ts'
+
+/** Why the bwrap driver cannot keep owners set in RUN steps on this node (fakeroot's ledger, ./fakeroot.ts), or undefined when it can. */
+export const ownershipLedgerRefusal = (): string | undefined => hostFakeroot().refusal
 
 export interface SandboxInit {
   /** Use this driver; default: the first that works in the order bwrap, unshare, proot. */

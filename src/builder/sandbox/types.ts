@@ -64,6 +64,12 @@ export interface RunSpec {
   stdin?: 'null' | 'inherit'
   /** `inherit`: the command writes to kiln's own stdout and stderr, and onOutput is not called. Default: piped to onOutput. */
   output?: 'pipe' | 'inherit'
+  /**
+   * Run the step under the ownership ledger (./fakeroot.ts): a host dir
+   * holding `in`, the owners the step starts from; the step leaves `out`
+   * and `rootdev` there. Only where `ledgerRefusal()` gives undefined.
+   */
+  ledger?: string
 }
 
 export interface RunResult {
@@ -115,6 +121,8 @@ export interface Sandbox {
   readonly driver: SandboxDriverName
   readonly features: SandboxFeatures
   run: (spec: RunSpec) => Promise<RunResult>
+  /** Undefined when `RunSpec.ledger` works here, else why not (a driver without it leaves this out). */
+  ledgerRefusal?: () => string | undefined
 }
 
 /** What probing a driver on this node found. */

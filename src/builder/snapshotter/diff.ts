@@ -29,7 +29,8 @@ function isWhiteout (st: Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0
 }
 
-async function entryFor (path: string, full: string, st: Stats): Promise<LayerEntry | undefined> {
+/** The layer entry of a file on disk (kind, permission bits, mtime), or undefined for what layers do not carry. */
+export async function entryFor (path: string, full: string, st: Stats): Promise<LayerEntry | undefined> {
   const mode = st.mode & 0o7777
   const mtime = Math.floor(st.mtimeMs / 1000)
   if (st.isDirectory()) return { type: 'directory', path, mode, mtime }

@@ -7,7 +7,7 @@ import { createOverlaySnapshotter } from './overlay.ts'
 import { createScanSnapshotter } from './scan.ts'
 import type { Snapshotter, SnapshotterKind } from './types.ts'
 
-export type { Snapshotter, SnapshotterKind } from './types.ts'
+export type { LayerEdit, Snapshotter, SnapshotterKind } from './types.ts'
 export { newUpper, stageDirs } from './dirs.ts'
 
 export function createSnapshotter (kind: SnapshotterKind, scope: BuildScope, layers: LayerRecorder): Snapshotter {

@@ -13,14 +13,22 @@ export function createOverlaySnapshotter (scope: BuildScope, layers: LayerRecord
   return {
     kind: 'overlay',
     prepare: async () => {},
-    run: async (st, step, key, exec) => {
+    run: async (st, step, key, exec, edit) => {
       const lowers = await stageDirs(scope, st)
       const { dir, upper, work } = await newUpper(scope)
       try {
         await exec({ kind: 'overlay', lowers, upper, work })
+        if (edit === undefined) {
+          const snap = await keepSnapshot(scope, upper, key)
+          st.uppers.unshift(snap)
+          layers.defer(st, step, key, await diffUpper(snap, lowers))
+          return
+        }
+        // Edited where the step ran (the ledger knows the upper dir's inodes), then moved.
+        const entries = await edit(await diffUpper(upper, lowers), { upper, lowers })
         const snap = await keepSnapshot(scope, upper, key)
         st.uppers.unshift(snap)
-        layers.defer(st, step, key, await diffUpper(snap, lowers))
+        layers.defer(st, step, key, entries.map(e => 'source' in e && e.source.startsWith(`${upper}/`) ? { ...e, source: snap + e.source.slice(upper.length) } : e))
       } finally {
         await removeTree(dir)
       }

@@ -26,6 +26,13 @@ import type { StageState } from '../stage.ts'
 
 export type SnapshotterKind = 'overlay' | 'scan'
 
+/**
+ * Edits a RUN step's layer entries before they are written (overlay only:
+ * the ownership ledger sets owners there), given the step's upper dir, not
+ * yet moved, and the layer dirs it ran on (top-most first).
+ */
+export type LayerEdit = (entries: LayerEntry[], dirs: { upper: string, lowers: string[] }) => Promise<LayerEntry[]>
+
 export interface Snapshotter {
   readonly kind: SnapshotterKind
   /** Makes the stage ready for a filesystem step (scan: its plain root, made on first use). */
@@ -34,7 +41,7 @@ export interface Snapshotter {
    * Runs `exec` on a writable root of the stage (an overlay over the stage,
    * or the stage's own root) and commits what it changed as the step's layer.
    */
-  run: (st: StageState, step: Step, key: Digest, exec: (root: SandboxRoot) => Promise<void>) => Promise<void>
+  run: (st: StageState, step: Step, key: Digest, exec: (root: SandboxRoot) => Promise<void>, edit?: LayerEdit) => Promise<void>
   /**
    * Runs `exec` on a writable root of the stage whose writes are thrown
    * away (a check: Apptainer's %test). `lastUse`: no later step or stage

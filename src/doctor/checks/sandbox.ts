@@ -6,7 +6,10 @@
  * A driver without root emulation (unshare) is a warning too: recipes that
  * install packages or add users fail under it (docs/building.md, "Root
  * emulation"); the probe loads bwrap's seccomp program for real, so a
- * kernel that refuses it shows as bwrap not working.
+ * kernel that refuses it shows as bwrap not working. Owners set inside
+ * RUN steps are kept only by bwrap with Debian's fakeroot and a static
+ * busybox on the node (docs/building.md, "Ownership"); otherwise images
+ * whose RUN steps chown are annotated flattened: a warning.
  */
 import { othersRefusal } from '../../builder/sandbox/index.ts'
 import type { Check, CheckResult } from '../types.ts'
@@ -41,6 +44,10 @@ export const checkSandboxes: Check = async ({ config, system }) => {
   out.push(used.features.rootEmulation
     ? { id: 'sandbox.root-emulation', title: 'root emulation', status: 'ok', detail: `the ${uses} driver emulates root: chown, setuid and setgroups succeed in RUN steps (apt-get, dpkg, useradd work unmodified)` }
     : { id: 'sandbox.root-emulation', title: 'root emulation', status: 'warn', detail: `the ${uses} driver has no root emulation: chown, setuid and setgroups to other ids fail in RUN steps, so apt-get, dpkg and useradd fail`, fix: 'install bubblewrap (apt/dnf install bubblewrap) and use build.sandbox: auto or bwrap' })
+  const ledger = uses === 'bwrap' ? system.ownershipLedger() : `the ${uses} driver keeps no record of them`
+  out.push(ledger === undefined
+    ? { id: 'sandbox.owners', title: 'owners set in RUN', status: 'ok', detail: 'chown, useradd -m and dpkg\'s owners in RUN steps are recorded by fakeroot\'s ledger and kept in the layers' }
+    : { id: 'sandbox.owners', title: 'owners set in RUN', status: 'warn', detail: `owners set inside RUN steps are not kept (their files are 0:0, the image is annotated org.kiln.permissions=flattened): ${ledger}`, fix: 'install fakeroot and busybox-static (apt-get install fakeroot busybox-static) and use the bwrap driver' })
   const refusal = othersRefusal(used)
   out.push(refusal === undefined
     ? { id: 'sandbox', title: 'sandbox', status: 'ok', detail: `builds will use the ${uses} driver` }

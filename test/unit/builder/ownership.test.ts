@@ -5,7 +5,7 @@
  * `flattened` annotation on images whose RUN or COPY --from lose owners.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -15,7 +15,7 @@ import { extract } from 'tar-stream'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createBuilder } from '../../../src/builder/index.ts'
 import type { BuildEvent, BuildResult } from '../../../src/builder/index.ts'
-import { PERMISSIONS_ANNOTATION, flattenedBy, resolveOwner, withOwner } from '../../../src/builder/ownership.ts'
+import { resolveOwner, withOwner } from '../../../src/builder/ownership.ts'
 import { openLocalStore } from '../../../src/content/index.ts'
 import type { LocalStore } from '../../../src/content/index.ts'
 import { DirTree } from '../../../src/oci/index.ts'
@@ -71,15 +71,6 @@ describe('withOwner', () => {
   })
 })
 
-describe('flattenedBy', () => {
-  it('names the first RUN or COPY --from without --chown, and nothing for context COPYs', () => {
-    expect(flattenedBy(parseRecipe('FROM scratch\nCOPY --chown=1:1 a /a\nCOPY b /b\n', { filename: 'Dockerfile' }))).toBeUndefined()
-    expect(flattenedBy(parseRecipe('FROM scratch\nCOPY a /a\nRUN true\n', { filename: 'Dockerfile' }))).toMatch(/^Dockerfile:3: RUN/)
-    expect(flattenedBy(parseRecipe('FROM scratch AS a\nCOPY a /a\nFROM scratch\nCOPY --from=a /a /b\n', { filename: 'Dockerfile' }))).toMatch(/^Dockerfile:4: COPY --from/)
-    expect(flattenedBy(parseRecipe('FROM scratch AS a\nCOPY a /a\nFROM scratch\nCOPY --from=a --chown=2 /a /b\n', { filename: 'Dockerfile' }))).toBeUndefined()
-  })
-})
-
 interface TarOwner { name: string, uid: number, gid: number }
 
 async function lastLayerOwners (result: BuildResult): Promise<{ owners: TarOwner[], annotations: Record<string, string> | undefined }> {
@@ -92,6 +83,32 @@ async function lastLayerOwners (result: BuildResult): Promise<{ owners: TarOwner
   await pipeline(Readable.from(local.content.read(layer.digest)), createGunzip(), x)
   await done
   return { owners: owners.sort((a, b) => a.name.localeCompare(b.name)), annotations: manifest.annotations }
+}
+
+async function allLayerOwners (result: BuildResult): Promise<TarOwner[][]> {
+  const manifest = JSON.parse(Buffer.from(await local.content.readBytes(result.digest)).toString()) as { layers: Array<{ digest: `sha256:${string}` }> }
+  const out: TarOwner[][] = []
+  for (const layer of manifest.layers) {
+    const x = extract()
+    const owners: TarOwner[] = []
+    const done = (async () => { for await (const e of x) { owners.push({ name: e.header.name.replace(/\/$/, ''), uid: e.header.uid ?? -1, gid: e.header.gid ?? -1 }); e.resume() } })()
+    await pipeline(Readable.from(local.content.read(layer.digest)), createGunzip(), x)
+    await done
+    out.push(owners.sort((a, b) => a.name.localeCompare(b.name)))
+  }
+  return out
+}
+
+async function lastLayerModes (result: BuildResult): Promise<Record<string, number>> {
+  const manifest = JSON.parse(Buffer.from(await local.content.readBytes(result.digest)).toString()) as { layers: Array<{ digest: `sha256:${string}` }> }
+  const layer = manifest.layers[manifest.layers.length - 1]
+  if (layer === undefined) throw new Error('no layer')
+  const x = extract()
+  const modes: Record<string, number> = {}
+  const done = (async () => { for await (const e of x) { modes[e.header.name.replace(/\/$/, '')] = (e.header.mode ?? 0) & 0o7777; e.resume() } })()
+  await pipeline(Readable.from(local.content.read(layer.digest)), createGunzip(), x)
+  await done
+  return modes
 }
 
 describe('COPY --chown in a build', () => {
@@ -124,26 +141,37 @@ describe('COPY --chown in a build', () => {
     expect((await lastLayerOwners(into)).owners).toEqual([{ name: 'etc', uid: 0, gid: 0 }, { name: 'etc/sub', uid: 7, gid: 7 }, { name: 'etc/sub/f', uid: 7, gid: 7 }])
   })
 
-  it('ADD of an archive: --chown owns its entries (not the destination); without it the image is annotated, cold and cached alike', async () => {
+  it('ADD of an archive: --chown owns its entries (not the destination); without it the archive\'s owners and modes are kept, cold and cached alike', async () => {
     await mkdir(join(work, 'pack/d'), { recursive: true })
     await writeFile(join(work, 'pack/d/f'), 'f')
-    execFileSync('tar', ['-cf', join(ctx, 'a.tar'), '-C', join(work, 'pack'), 'd'])
+    await writeFile(join(work, 'pack/d/s'), 's')
+    await chmod(join(work, 'pack/d/s'), 0o4755)
+    execFileSync('tar', ['-cf', join(ctx, 'a.tar'), '--owner=7', '--group=8', '-C', join(work, 'pack'), 'd'])
     const owned = await build('FROM scratch\nADD --chown=4:5 a.tar /x/\n')
-    expect(await lastLayerOwners(owned)).toEqual({ owners: [{ name: 'x', uid: 0, gid: 0 }, { name: 'x/d', uid: 4, gid: 5 }, { name: 'x/d/f', uid: 4, gid: 5 }], annotations: undefined })
+    expect(await lastLayerOwners(owned)).toEqual({ owners: [{ name: 'x', uid: 0, gid: 0 }, { name: 'x/d', uid: 4, gid: 5 }, { name: 'x/d/f', uid: 4, gid: 5 }, { name: 'x/d/s', uid: 4, gid: 5 }], annotations: undefined })
     for (let i = 0; i < 2; i++) {
       const events: BuildEvent[] = []
       const r = await build('FROM scratch\nADD a.tar /x/\n', events)
-      expect((await lastLayerOwners(r)).annotations).toEqual({ [PERMISSIONS_ANNOTATION]: 'flattened' })
-      expect(events.filter(e => e.type === 'warning').map(e => e.type === 'warning' ? e.message : '')).toEqual([expect.stringContaining('Dockerfile:2: ADD a.tar extracts an archive')])
+      expect(await lastLayerOwners(r)).toEqual({ owners: [{ name: 'x', uid: 0, gid: 0 }, { name: 'x/d', uid: 7, gid: 8 }, { name: 'x/d/f', uid: 7, gid: 8 }, { name: 'x/d/s', uid: 7, gid: 8 }], annotations: undefined })
+      expect(await lastLayerModes(r)).toMatchObject({ 'x/d/s': 0o4755 })
+      expect(events.filter(e => e.type === 'warning')).toEqual([])
       expect(r.steps.map(s => s.cached)).toEqual([i === 1])
     }
   })
 
-  it('annotates an image whose COPY --from keeps no owners, and says so in the log', async () => {
-    await writeFile(join(ctx, 'one'), '1')
+  it('COPY --from keeps the owners the other stage has (a file, a directory\'s contents), not on the destination dir it makes; --chown still wins', async () => {
+    await mkdir(join(work, 'pack/d/sub'), { recursive: true })
+    await writeFile(join(work, 'pack/d/sub/f'), 'f')
+    await writeFile(join(work, 'pack/one'), '1')
+    execFileSync('tar', ['-cf', join(ctx, 'a.tar'), '--owner=3', '--group=4', '-C', join(work, 'pack'), 'd', 'one'])
     const events: BuildEvent[] = []
-    const r = await build('FROM scratch AS a\nCOPY --chown=3:3 one /one\nFROM scratch\nCOPY --from=a /one /two\n', events)
-    expect((await lastLayerOwners(r)).annotations).toEqual({ [PERMISSIONS_ANNOTATION]: 'flattened' })
-    expect(events.filter(e => e.type === 'warning').map(e => e.type === 'warning' ? e.message : '')).toEqual([expect.stringContaining('Dockerfile:4: COPY --from')])
+    const r = await build('FROM scratch AS a\nADD a.tar /src/\nFROM scratch\nCOPY --from=a /src/one /two\nCOPY --from=a /src/d /copied\n', events)
+    const layers = await allLayerOwners(r)
+    expect(layers.at(-2)).toEqual([{ name: 'two', uid: 3, gid: 4 }])
+    expect(layers.at(-1)).toEqual([{ name: 'copied', uid: 0, gid: 0 }, { name: 'copied/sub', uid: 3, gid: 4 }, { name: 'copied/sub/f', uid: 3, gid: 4 }])
+    expect((await lastLayerOwners(r)).annotations).toBeUndefined()
+    expect(events.filter(e => e.type === 'warning')).toEqual([])
+    const chowned = await build('FROM scratch AS a\nADD a.tar /src/\nFROM scratch\nCOPY --from=a --chown=9:9 /src/one /two\n')
+    expect((await lastLayerOwners(chowned)).owners).toEqual([{ name: 'two', uid: 9, gid: 9 }])
   })
 })

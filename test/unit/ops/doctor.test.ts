@@ -45,6 +45,7 @@ function fakeSystem (over: Partial<SystemAccess> & { files?: Record<string, stri
     dialPeer: async () => ({ peerId: '12D3KooWrelay', protocols: ['/ipfs/id/1.0.0', '/libp2p/circuit/relay/0.2.0/hop'] }),
     httpDate: async () => new Date(),
     probeSandboxes: async () => HEALTHY_PROBE,
+    ownershipLedger: () => undefined,
     toolVersion: async (name) => name === 'git' ? 'git version 2.39.5' : undefined,
     trustCounts: async () => ({ roots: 1, peers: 0 }),
     now: () => Date.now(),
@@ -116,6 +117,14 @@ describe('doctor with injected failures', () => {
     expect(await run(fakeSystem()).then(r => r.byId('sandbox.root-emulation').status)).toBe('ok')
     const unshare = await run(fakeSystem(), { build: { sandbox: 'unshare' } })
     expect(unshare.byId('sandbox.root-emulation')).toMatchObject({ status: 'warn', detail: expect.stringMatching(/unshare driver has no root emulation/), fix: expect.stringMatching(/bubblewrap/) })
+  })
+
+  it('owners set in RUN: ok under bwrap with fakeroot; a warning naming the fix without fakeroot, and under unshare', async () => {
+    expect(await run(fakeSystem()).then(r => r.byId('sandbox.owners').status)).toBe('ok')
+    const missing = await run(fakeSystem({ ownershipLedger: () => '/usr/bin/faked-sysv missing' }))
+    expect(missing.byId('sandbox.owners')).toMatchObject({ status: 'warn', detail: expect.stringMatching(/faked-sysv missing/), fix: expect.stringMatching(/apt-get install fakeroot busybox-static/) })
+    const unshare = await run(fakeSystem(), { build: { sandbox: 'unshare' } })
+    expect(unshare.byId('sandbox.owners')).toMatchObject({ status: 'warn', detail: expect.stringMatching(/unshare driver keeps no record/) })
   })
 
   it('a configured driver that does not work is a problem even if another works', async () => {
