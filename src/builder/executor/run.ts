@@ -3,7 +3,7 @@
  * snapshotter gives, with the stage's env, working dir and user-facing
  * output; a failure quotes the output's tail.
  */
-import { constants as fsc, existsSync } from 'node:fs'
+import { constants as fsc } from 'node:fs'
 import { mkdtemp, open, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Digest } from '../../content/index.ts'
