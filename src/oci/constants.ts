@@ -25,6 +25,19 @@ export const MAX_SYMLINK_HOPS = 40
 export const GZIP_LEVEL = 6
 export const ZSTD_LEVEL = 3
 
+/**
+ * A layer is compressed in blocks of this many tar bytes, each an
+ * independent gzip member (RFC 1952 section 2.2) or zstd frame (RFC 8878
+ * section 3.1), concatenated. Blocks compress in parallel on libuv's thread
+ * pool; every reader (Go's gzip.Reader, containerd, skopeo, podman, GNU tar,
+ * node:zlib) reads the concatenation as one stream. The size is fixed: where
+ * the cuts fall is part of what makes the bytes reproducible.
+ */
+export const COMPRESSION_BLOCK_SIZE = 1024 * 1024
+
+/** Most blocks being compressed at once (bounded by the thread pool's size). */
+export const MAX_COMPRESSION_PARALLEL = 4
+
 /** Streaming chunk size for hashing and copying. */
 export const COPY_CHUNK_SIZE = 1024 * 1024
 

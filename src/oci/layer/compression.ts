@@ -1,11 +1,14 @@
 /**
  * Layer compression: detection by magic bytes, streaming decompression and
- * deterministic compression (fixed levels, gzip header without name or mtime).
+ * deterministic compression (fixed levels, gzip header without name or mtime,
+ * fixed blocks compressed in parallel off the main thread).
  */
+import { availableParallelism } from 'node:os'
 import { Readable, pipeline } from 'node:stream'
 import type { Transform } from 'node:stream'
-import { constants, createGunzip, createGzip, createZstdCompress, createZstdDecompress } from 'node:zlib'
-import { GZIP_LEVEL, ZSTD_LEVEL } from '../constants.ts'
+import { promisify } from 'node:util'
+import { constants, createGunzip, createZstdDecompress, gzip, zstdCompress } from 'node:zlib'
+import { COMPRESSION_BLOCK_SIZE, GZIP_LEVEL, MAX_COMPRESSION_PARALLEL, ZSTD_LEVEL } from '../constants.ts'
 import { LayerCompressionError } from '../errors.ts'
 import type { LayerCompression } from '../media-types.ts'
 
@@ -101,14 +104,65 @@ export function decompress (source: AsyncIterable<Uint8Array>, compression: Laye
   }
 }
 
+const gzipAsync = promisify(gzip)
+const zstdAsync = promisify(zstdCompress)
+
+const compressBlock: Record<Exclude<LayerCompression, 'none'>, (block: Buffer) => Promise<Buffer>> = {
+  gzip: async block => await gzipAsync(block, { level: GZIP_LEVEL }),
+  zstd: async block => await zstdAsync(block, { params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL, [constants.ZSTD_c_checksumFlag]: 1 } })
+}
+
+/**
+ * Cuts the source into blocks of exactly `blockSize` bytes (the last one
+ * shorter) and compresses up to `parallel` of them at once, yielding the
+ * compressed blocks in order. Memory stays within (parallel + 1) blocks.
+ * An error of the source is thrown as it was; one of the compressor
+ * becomes a LayerCompressionError.
+ */
+export async function * compressBlocks (source: AsyncIterable<Uint8Array>, compression: Exclude<LayerCompression, 'none'>, blockSize = COMPRESSION_BLOCK_SIZE, parallel = compressionParallelism()): AsyncGenerator<Uint8Array> {
+  const queue: Array<Promise<Buffer>> = []
+  const start = (block: Buffer): void => {
+    const p = compressBlock[compression](block).catch((err: unknown) => {
+      throw new LayerCompressionError(`${compression} compression failed: ${(err as Error).message}`, { cause: err })
+    })
+    p.catch(() => {}) // awaited in order below; a failure while an earlier block is awaited is not unhandled
+    queue.push(p)
+  }
+  let block = Buffer.allocUnsafe(blockSize)
+  let filled = 0
+  let started = 0
+  for await (const chunk of source) {
+    let off = 0
+    while (off < chunk.byteLength) {
+      const take = Math.min(blockSize - filled, chunk.byteLength - off)
+      block.set(chunk.subarray(off, off + take), filled)
+      filled += take
+      off += take
+      if (filled < blockSize) continue
+      start(block)
+      started++
+      block = Buffer.allocUnsafe(blockSize)
+      filled = 0
+      while (queue.length >= parallel) yield await (queue.shift() as Promise<Buffer>)
+    }
+  }
+  // An empty source still gives one (empty) member: a valid compressed stream.
+  if (filled > 0 || started === 0) start(block.subarray(0, filled))
+  while (queue.length > 0) yield await (queue.shift() as Promise<Buffer>)
+}
+
+/** Blocks compressed at once: the cores, at least 2, at most MAX_COMPRESSION_PARALLEL. */
+export function compressionParallelism (): number {
+  return Math.min(MAX_COMPRESSION_PARALLEL, Math.max(2, availableParallelism()))
+}
+
 /**
  * Compresses with fixed parameters so that the same tar always gives the
- * same bytes: node:zlib's gzip header carries no name and mtime 0, OS 3.
+ * same bytes: fixed levels and block cuts (COMPRESSION_BLOCK_SIZE), each
+ * gzip member's header with no name, mtime 0 and OS 3 (node:zlib's), each
+ * zstd frame with its checksum.
  */
 export function compress (source: AsyncIterable<Uint8Array>, compression: LayerCompression): AsyncIterable<Uint8Array> {
-  switch (compression) {
-    case 'none': return source
-    case 'gzip': return through(source, createGzip({ level: GZIP_LEVEL }), 'gzip')
-    case 'zstd': return through(source, createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL, [constants.ZSTD_c_checksumFlag]: 1 } }), 'zstd')
-  }
+  if (compression === 'none') return source
+  return compressBlocks(source, compression)
 }

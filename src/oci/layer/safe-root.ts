@@ -8,6 +8,10 @@
  * write never goes through a link.
  *
  * The root must not be modified by anyone else during an extraction.
+ * Resolved directories are remembered (an extraction resolves the same
+ * parents thousands of times); whoever removes or replaces anything in the
+ * root, or makes a symlink in it, calls SafeRoot.forget() before resolving
+ * again, so a remembered path never stands for what a link now redirects.
  */
 import { DirTree, resolveInRoot } from './in-root.ts'
 import { SymlinkEscapeError, UnsafePathError } from '../errors.ts'
@@ -40,6 +44,13 @@ export function cleanComponents (name: string, makeError: (reason: string) => Er
 export class SafeRoot {
   readonly dir: string
   private readonly tree: DirTree
+  /**
+   * Directory components resolved before (`/`-joined) to the real ones they
+   * named. Entries stay true while nothing in the root is removed or
+   * replaced and no symlink is made: whoever changes the root in those ways
+   * calls forget().
+   */
+  private readonly resolved = new Map<string, string[]>()
 
   /** `dir` must be an absolute, real (symlink-free) path to an existing directory. */
   constructor (dir: string) {
@@ -60,16 +71,25 @@ export class SafeRoot {
    */
   async resolveDir (comps: readonly string[], entry: string, create: boolean): Promise<string[] | undefined> {
     if (comps.length === 0) return []
-    const r = await resolveInRoot(this.tree, comps.join('/'), {
+    const key = comps.join('/')
+    const known = this.resolved.get(key)
+    if (known !== undefined) return [...known]
+    const r = await resolveInRoot(this.tree, key, {
       create,
       makeError: (reason, kind) => kind === 'loop' ? new SymlinkEscapeError(entry, reason) : new UnsafePathError(entry, reason)
     })
     if (r.entry === undefined) {
       if (!create) return undefined
       await this.tree.mkdir(r.comps)
-      return r.comps
+    } else if (!r.entry.st.isDirectory()) {
+      throw new UnsafePathError(entry, `${r.comps.join('/')} on its path is not a directory`)
     }
-    if (!r.entry.st.isDirectory()) throw new UnsafePathError(entry, `${r.comps.join('/')} on its path is not a directory`)
-    return r.comps
+    this.resolved.set(key, r.comps)
+    return [...r.comps]
+  }
+
+  /** Drops every remembered resolution: call after removing or replacing anything in the root, or making a symlink. */
+  forget (): void {
+    this.resolved.clear()
   }
 }

@@ -13,7 +13,7 @@
  * while streaming into the content store; nothing is buffered whole.
  */
 import { createHash } from 'node:crypto'
-import { constants as fsc } from 'node:fs'
+import { closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs'
 import { lstat, open, readdir, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Digest, Ingester } from '../../content/index.ts'
@@ -130,18 +130,64 @@ async function * fileBody (path: string, size: number): AsyncGenerator<Uint8Arra
   }
 }
 
+/** Files up to this size are read whole with synchronous calls (one open, fstat, read, close). */
+const SMALL_FILE_SIZE = 256 * 1024
+/** Longest run of synchronous reads before the writer yields to the event loop. */
+const SYNC_SLICE_MS = 5
+
+/**
+ * A small regular file's bytes, read with synchronous calls; undefined when
+ * the file is larger than SMALL_FILE_SIZE (then read as a stream).
+ */
+function readSmallFile (path: string): Buffer | undefined {
+  let fd: number
+  try {
+    fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new SourceChangedError(path, 'is no longer a regular file')
+    throw err
+  }
+  try {
+    const st = fstatSync(fd)
+    if (!st.isFile()) throw new SourceChangedError(path, 'is no longer a regular file')
+    if (st.size > SMALL_FILE_SIZE) return undefined
+    const buf = Buffer.allocUnsafe(st.size + 1)
+    let got = 0
+    for (let n = -1; n !== 0 && got < buf.length;) {
+      n = readSync(fd, buf, got, buf.length - got, null)
+      got += n
+    }
+    if (got > st.size) throw new SourceChangedError(path, `grew beyond ${st.size} bytes`)
+    return buf.subarray(0, got)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 async function * tarStream (entries: Prepared[], signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  let sliceStart = performance.now()
   for (const p of entries) {
     signal?.throwIfAborted()
     const e = p.entry
+    let small: Buffer | undefined
     if (e.type === 'file' && 'source' in e) {
-      const st = await lstat(e.source)
-      if (!st.isFile()) throw new SourceChangedError(e.source, 'is no longer a regular file')
-      p.header.size = st.size
+      small = readSmallFile(e.source)
+      if (small === undefined) {
+        const st = await lstat(e.source)
+        if (!st.isFile()) throw new SourceChangedError(e.source, 'is no longer a regular file')
+        p.header.size = st.size
+      } else {
+        p.header.size = small.byteLength
+      }
+      if (performance.now() - sliceStart >= SYNC_SLICE_MS) {
+        await new Promise(resolve => setImmediate(resolve))
+        sliceStart = performance.now()
+      }
     }
     yield encodeHeader(p.header)
     if (e.type !== 'file' || p.header.size === 0) continue
     if ('content' in e) yield e.content
+    else if (small !== undefined) yield small
     else yield * fileBody(e.source, p.header.size)
     const pad = padding(p.header.size)
     if (pad > 0) yield Buffer.alloc(pad)

@@ -106,6 +106,24 @@ describe('extractLayer: hostile inputs', () => {
     expect(error?.name).toBe('SymlinkEscapeError')
   })
 
+  it('resolves a directory again after a layer replaces it with a symlink that leaves the root', async () => {
+    const { base } = sandbox()
+    const { error, root } = await extractExpectingContainment([
+      { name: 'd', type: 'directory' },
+      { name: 'd/first', body: 'one' },
+      { name: 'd', type: 'symlink', linkname: join(base, 'outside') },
+      { name: 'd/keep', body: 'contained' },
+      { name: 'e', type: 'directory' },
+      { name: 'e/first', body: 'one' },
+      { name: 'e', body: 'now a file' },
+      { name: 'e/second', body: 'x' }
+    ])
+    expect(error?.name).toBe('UnsafePathError')
+    expect(readFileSync(join(root, base, 'outside', 'keep'), 'utf8')).toBe('contained')
+    expect(readFileSync(join(base, 'outside', 'keep'), 'utf8')).toBe('precious')
+    expect(readFileSync(join(root, 'e'), 'utf8')).toBe('now a file')
+  })
+
   it('replaces a symlink with a file instead of writing through it', async () => {
     const { error, root } = await extractExpectingContainment([
       { name: 'link', type: 'symlink', linkname: '../outside/keep' },

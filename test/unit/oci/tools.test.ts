@@ -1,14 +1,15 @@
 // Round trips with the real tools of the field: the layouts and archives
 // kiln writes must be accepted by skopeo and umoci, with digests unchanged.
 import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ContentStore } from '../../../src/content/index.ts'
-import { OCI_CONFIG, OCI_MANIFEST, encodeJson, exportImage, importImage, parseImageRef, readOciLayout, unpackImage, writeLayerFromDir } from '../../../src/oci/index.ts'
+import { COMPRESSION_BLOCK_SIZE, OCI_CONFIG, OCI_MANIFEST, encodeJson, exportImage, importImage, parseImageRef, readOciLayout, unpackImage, writeLayerFromDir } from '../../../src/oci/index.ts'
 import type { Descriptor } from '../../../src/oci/index.ts'
 import { haveTools } from '../../helpers/tools.ts'
-import { makeStore, snapshot, tempDirs } from './helpers.ts'
+import { collect, makeStore, snapshot, tempDirs } from './helpers.ts'
 
 const REPO = resolve(import.meta.dirname, '../../..')
 const MAKE_BASE = resolve(REPO, '..', 'shared', 'bench', 'make-busybox-base.sh')
@@ -70,7 +71,14 @@ describe.skipIf(!haveTools('skopeo', 'umoci', 'busybox'))('real tools round trip
     linkSync(join(src, 'usr/tool'), join(src, 'usr/alias'))
     symlinkSync('usr/tool', join(src, 'tool'))
     writeFileSync(join(src, 'naïve-ünïcode'), 'u')
+    // Over COMPRESSION_BLOCK_SIZE: the blob is several gzip members that Go's reader must take as one stream.
+    writeFileSync(join(src, 'usr/big.bin'), randomBytes(3 * COMPRESSION_BLOCK_SIZE))
     const layer = await writeLayerFromDir(store, src, { compression: 'gzip' })
+    const blob = await collect(store.read(layer.descriptor.digest))
+    const memberHeader = Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0])
+    let members = 0
+    for (let at = blob.indexOf(memberHeader); at !== -1; at = blob.indexOf(memberHeader, at + 1)) members++
+    expect(members).toBeGreaterThan(2)
     const config = await store.ingest(encodeJson({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer.diffId] } }))
     const manifest = await store.ingest(encodeJson({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, ...config }, layers: [layer.descriptor] }))
     const out = join(dirs.make(), 'out')

@@ -118,8 +118,13 @@ describe('deterministic layer writing', () => {
   it('reports a source that is not a regular file as such (not as a compression error), storing nothing', async () => {
     const store = await makeStore(dirs)
     const notAFile = dirs.make()
+    const link = join(dirs.make(), 'link')
+    writeFileSync(`${link}-target`, 'x')
+    symlinkSync(`${link}-target`, link)
     for (const compression of ['gzip', 'zstd', 'none'] as const) {
-      await expect(writeLayer(store, [{ type: 'file', path: 'f', mode: 0o644, source: notAFile }], { compression })).rejects.toMatchObject({ name: 'SourceChangedError' })
+      for (const source of [notAFile, link]) {
+        await expect(writeLayer(store, [{ type: 'file', path: 'f', mode: 0o644, source }], { compression })).rejects.toMatchObject({ name: 'SourceChangedError' })
+      }
     }
     expect(await blobCount(store)).toBe(0)
   })
