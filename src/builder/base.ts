@@ -17,7 +17,7 @@
  *   (Apptainer's format), converted by ./sif-base.ts.
  * - `scratch`: nothing (handled by the builder).
  */
-import { mkdir, rename, stat } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, rename, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ContentStore, Digest, RefStore } from '../content/index.ts'
 import { digestHex } from '../content/index.ts'
@@ -200,8 +200,11 @@ export async function unpackedBase (store: ContentStore, base: ResolvedBase, cac
   const name = base.manifestDigest === undefined ? `scratch-${uid}` : `${digestHex(base.manifestDigest)}-${uid}`
   const dir = join(cacheDir, name)
   if (await stat(dir).then(() => true, () => false)) return dir
-  const tmp = `${dir}.tmp-${ownerTag()}-${Date.now()}`
-  await mkdir(tmp, { recursive: true })
+  // A name of its own: two builds of one agent that unpack the same base in the same millisecond shared
+  // `<dir>.tmp-<owner>-<ms>`, and the first one's rename made the second one's mkdir fail (ENOENT).
+  await mkdir(cacheDir, { recursive: true })
+  const tmp = await mkdtemp(`${dir}.tmp-${ownerTag()}-`)
+  await chmod(tmp, 0o755) // as mkdir made it: the rootfs's own mode, not mkdtemp's 0700
   try {
     if (base.descriptor !== undefined) await unpackImage(store, base.descriptor, tmp, { ...(signal !== undefined ? { signal } : {}) })
     await rename(tmp, dir)
