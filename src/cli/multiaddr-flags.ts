@@ -17,13 +17,21 @@ export async function checkMultiaddrFlags (flags: { listen?: string | string[], 
   for (const [flag, value] of given) {
     const items = (Array.isArray(value) ? value : (value ?? '').split(',')).map(s => s.trim()).filter(s => s !== '')
     for (const item of items) {
+      let parsed: ReturnType<typeof multiaddr>
       try {
-        multiaddr(item)
+        parsed = multiaddr(item)
       } catch (err) {
         throw new CliError(`${flag}: ${JSON.stringify(item)} is not a multiaddr (${(err as Error).message})`, {
           exitCode: EXIT.usage,
           cause: err,
           hint: flag === '--listen' ? 'for example --listen /ip4/0.0.0.0/tcp/4001' : `for example ${flag} /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...`
+        })
+      }
+      // A reservation is made with one peer: the relay's address must say which.
+      if (flag === '--relay-via' && parsed.getComponents().at(-1)?.name !== 'p2p') {
+        throw new CliError(`--relay-via: ${JSON.stringify(item)} names no relay peer: it must end in /p2p/<peer id>`, {
+          exitCode: EXIT.usage,
+          hint: 'the login-node agent prints its addresses as "listening: /ip4/.../tcp/4001/p2p/12D3KooW..."; kiln key show on it prints the peer id'
         })
       }
     }

@@ -68,6 +68,9 @@ describe('kiln CLI', () => {
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/--relay-via: "login1:4001" is not a multiaddr/)
     expect(r.stderr).toMatch(/for example --relay-via \/ip4\//)
+    const noPeer = await runKiln(['--data-dir', dataDir, 'agent', '--no-jobs', '--no-mdns', '--listen', '', '--relay-via', '/ip4/10.1.0.5/tcp/4001'])
+    expect(noPeer.code).toBe(2)
+    expect(noPeer.stderr).toMatch(/--relay-via: "\/ip4\/10\.1\.0\.5\/tcp\/4001" names no relay peer: it must end in \/p2p\/<peer id>/)
   })
   it('a peer search says what it is doing while it waits, then why it failed', async () => {
     const r = await runKiln(['--data-dir', dataDir, 'peers', '--no-mdns', '--timeout', '2'])
