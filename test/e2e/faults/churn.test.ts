@@ -13,8 +13,9 @@ import type { Scenario } from './scenario.ts'
 
 /**
  * What CI affords within its 4 minutes on two shared cores: the full size (10 agents, 3 requesters,
- * 40 jobs, 40 pulls) took over 6 minutes here, with each kiln command's start CPU-bound; it is
- * `npm run bench -- faults` (docs/benchmarks.md).
+ * 40 jobs, 40 pulls) took 260 s at load 3–10 and over 15 minutes at load 25, each kiln command's
+ * start being CPU-bound; this size took 87 s at load 3–7. The full size is `npm run bench -- faults`
+ * or this file with KILN_FAULTS_AGENTS=10 KILN_FAULTS_JOBS=40 KILN_FAULTS_PULLS=40 (docs/benchmarks.md).
  */
 const CI_SIZE = { agents: 6, requesters: 3, jobs: 12, pulls: 12, chaosS: 75 }
 const env = (name: string, fallback: number): number => Number(process.env[`KILN_FAULTS_${name}`] ?? fallback)
