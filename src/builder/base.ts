@@ -17,8 +17,8 @@
  *   (Apptainer's format), converted by ./sif-base.ts.
  * - `scratch`: nothing (handled by the builder).
  */
-import { mkdir, rename, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { chmod, mkdir, mkdtemp, rename, stat } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import type { ContentStore, Digest, RefStore } from '../content/index.ts'
 import { digestHex } from '../content/index.ts'
 import { MAX_MANIFEST_SIZE, formatDockerName, importImage, parseManifestBytes, parseDockerName, parseImageRef, resolveImage, unpackImage } from '../oci/index.ts'
@@ -240,8 +240,11 @@ const unpacking = new Map<string, Promise<string>>()
 
 async function unpackOnce (store: ContentStore, base: ResolvedBase, dir: string, signal?: AbortSignal): Promise<string> {
   if (await stat(dir).then(() => true, () => false)) return dir
-  const tmp = `${dir}.tmp-${ownerTag()}-${Date.now()}`
-  await mkdir(tmp, { recursive: true })
+  // A name of its own: two builds that unpack the same base in the same millisecond (in two processes; in one,
+  // unpackedBase joins them) shared `<dir>.tmp-<owner>-<ms>`, and the first one's rename made the second one's mkdir fail.
+  await mkdir(dirname(dir), { recursive: true })
+  const tmp = await mkdtemp(`${dir}.tmp-${ownerTag()}-`)
+  await chmod(tmp, 0o755) // as mkdir made it: the rootfs's own mode, not mkdtemp's 0700
   try {
     if (base.descriptor !== undefined) await unpackImage(store, base.descriptor, tmp, { ...(signal !== undefined ? { signal } : {}) })
     await rename(tmp, dir)

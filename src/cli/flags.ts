@@ -28,6 +28,10 @@ export function durationFlag (flag: string, text: string, bareUnitMs = 1, maxMs?
 export const DRAIN_TIMEOUT_HELP = 'on SIGTERM, how long running builds may finish before they are handed back, e.g. 90s, 9m; a bare number is milliseconds'
 
 /** `--timeout` of the commands that follow a job: seconds when bare, as it always was. */
+/** `--relay` and `--relay-via` of the commands that run an agent (kiln agent, kiln up); docs/network.md#relays. */
+export const RELAY_HELP = 'relay connections for peers that nobody can dial (a login node for its compute nodes; node.relay)'
+export const RELAY_VIA_HELP = 'comma-separated relay multiaddrs (with /p2p/<id>) to reserve a slot on and be reached through, for a node whose inbound connections are dropped (node.relayVia); add --listen \'\' to announce no direct address'
+
 export const JOB_TIMEOUT_HELP = 'give up (and cancel the job) after this long, e.g. 90s, 30m, 2h; a bare number is seconds'
 const MAX_JOB_TIMEOUT_MS = 7 * 24 * 3600_000
 

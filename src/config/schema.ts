@@ -27,6 +27,13 @@ export const NodeSection = z.strictObject({
    * nodes nobody can dial (compute nodes behind the cluster's firewall).
    */
   relayClient: z.boolean().default(false),
+  /**
+   * Relays to be reached through (multiaddrs with `/p2p/<id>` of nodes with
+   * `relay: true`): the node reserves a slot on each and listens on
+   * `<relay>/p2p-circuit`. For compute nodes whose inbound connections are
+   * dropped; set `listen: []` there so no unreachable address is announced.
+   */
+  relayVia: z.array(multiaddr.regex(/\/p2p\/[A-Za-z0-9]+$/, 'a relay multiaddr ending in /p2p/<peer id>')).default([]),
   /** Path to a libp2p private-network pre-shared key file (closed clusters). */
   pnet: z.string().optional(),
   /**

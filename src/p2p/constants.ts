@@ -28,3 +28,5 @@ export const DHT_QUERY_SELF_INTERVAL_MS = 5 * 60_000
 export const MDNS_SERVICE_TAG = 'kiln'
 /** Inbound connections per second from one IP (a login node fronting many jobs, or loopback tests). */
 export const DEFAULT_INBOUND_CONNECTION_THRESHOLD = 50
+/** Reservations a relay (`node.relay: true`) holds at once: one per compute node behind it (libp2p's default is 15). */
+export const RELAY_MAX_RESERVATIONS = 256

@@ -33,7 +33,7 @@ import { selectTagRecord, validateTagRecord } from './tag-records.ts'
 import { selectCacheRecord, validateCacheRecord } from './cache-records.ts'
 import { CACHE_NAMESPACE } from '../../protocols/cache.ts'
 import {
-  DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DHT_QUERY_SELF_INTERVAL_MS, MDNS_SERVICE_TAG,
+  DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DHT_QUERY_SELF_INTERVAL_MS, MDNS_SERVICE_TAG, RELAY_MAX_RESERVATIONS,
   YAMUX_INITIAL_STREAM_WINDOW, YAMUX_MAX_STREAM_WINDOW
 } from './constants.ts'
 import { isTcpTlsAddress, tcpTls, tlsTwin } from './tls-transport.ts'
@@ -103,6 +103,13 @@ export interface KilnNodeInit {
    * transport is always present, so relayed addresses can always be dialed.)
    */
   relayClient?: boolean
+  /**
+   * Relays (multiaddrs with `/p2p/<id>`, e.g. a login node's agent started
+   * with `relay: true`) to reserve a slot on and be reachable through: each
+   * is dialed at start, kept connected, and the node listens on
+   * `<relay>/p2p-circuit`. For a node whose inbound connections are dropped.
+   */
+  relayVia?: string[]
   /** A libp2p pnet pre-shared key (the 95-byte swarm.key file): only nodes holding it connect. */
   psk?: Uint8Array
   dht?: DhtTuning
@@ -132,11 +139,15 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
   const useTls = init.tls !== false && init.psk === undefined
   const listen = withTlsTwins(init.listen ?? DEFAULT_LISTEN, useTls)
   if (init.relayClient === true) listen.push('/p2p-circuit')
+  const relayVia = init.relayVia ?? []
+  for (const r of relayVia) listen.push(`${r}/p2p-circuit`)
 
   const peerDiscovery: NonNullable<Libp2pOptions<KilnServices>['peerDiscovery']> = []
   // A bootstrap peer may be a node's one link into the network: its tag starts with KEEP_ALIVE, so libp2p
   // redials it when the connection drops (an agent whose only link dropped under load stayed an island).
-  if (init.bootstrap !== undefined && init.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: init.bootstrap, timeout: 0, tagName: `${KEEP_ALIVE}-bootstrap` }))
+  // A relay the node is reached through is such a link too.
+  const joinThrough = [...new Set([...(init.bootstrap ?? []), ...relayVia])]
+  if (joinThrough.length > 0) peerDiscovery.push(bootstrap({ list: joinThrough, timeout: 0, tagName: `${KEEP_ALIVE}-bootstrap` }))
   if (init.mdns === true) peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG, interval: 10_000 }))
 
   const direct = new DirectChannels()
@@ -160,7 +171,10 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
     // IP-colocation penalty would stop sending them jobs, so it is off. Trust decides who builds, not IPs.
     pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, scoreParams: { IPColocationFactorWeight: 0 } })
   }
-  if (init.relay === true) services.relay = circuitRelayServer()
+  // A kiln relay carries job results and blobs for its site's compute nodes: libp2p's default limits on a
+  // relayed connection (2 min, 128 KiB) would cut every transfer, and a limited connection runs none of
+  // kiln's protocols. The relay serves whoever reserves; trust still decides who builds and what is accepted.
+  if (init.relay === true) services.relay = circuitRelayServer({ reservations: { applyDefaultLimit: false, maxReservations: RELAY_MAX_RESERVATIONS } })
 
   return await createLibp2p<KilnServices>({
     privateKey,

@@ -13,6 +13,7 @@ export interface NodeConfig {
   mdns: boolean
   relay: boolean
   relayClient: boolean
+  relayVia: string[]
   pnet?: string
   tls?: boolean
 }
@@ -25,6 +26,8 @@ export interface NodeFlags {
   /** commander's `--no-mdns` sets this false. */
   mdns?: boolean
   relay?: boolean
+  /** Comma-separated relay multiaddrs (with /p2p/<id>) to be reached through. */
+  relayVia?: string
 }
 
 export function splitList (value: string | undefined): string[] | undefined {
@@ -42,6 +45,7 @@ export async function nodeInitFromOptions (config: NodeConfig, flags: NodeFlags,
     mdns: flags.mdns ?? config.mdns,
     relay: flags.relay ?? config.relay,
     relayClient: config.relayClient,
+    relayVia: splitList(flags.relayVia) ?? config.relayVia,
     tls: config.tls,
     ...(config.pnet !== undefined ? { psk: await readFile(config.pnet) } : {})
   }

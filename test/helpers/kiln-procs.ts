@@ -22,12 +22,15 @@ export interface Proc {
 }
 
 export interface KilnProcs {
-  /** Starts `kiln ARGS` with this data dir (and these extra environment variables); the process is stopped by stopAll(). */
-  start: (args: string[], dataDir: string, env?: Record<string, string>) => Proc
+  /**
+   * Starts `kiln ARGS` with this data dir (and these extra environment variables), inside network
+   * namespace `netns` when given (test/helpers/netns.ts); the process is stopped by stopAll().
+   */
+  start: (args: string[], dataDir: string, env?: Record<string, string>, netns?: string) => Proc
   /** Runs `kiln ARGS` to its end and returns stdout; throws with stderr on a non-zero exit. */
   run: (dataDir: string, args: string[]) => Promise<string>
   /** Runs `kiln ARGS` to its end; resolves with the exit code and output, whatever they are. */
-  exec: (args: string[], dataDir: string, timeoutMs?: number) => Promise<{ code: number, stdout: string, stderr: string }>
+  exec: (args: string[], dataDir: string, timeoutMs?: number, netns?: string) => Promise<{ code: number, stdout: string, stderr: string }>
   peerId: (dataDir: string) => Promise<string>
   /** SIGTERM to every process still running (SIGKILL after 15 s), awaited. */
   stopAll: () => Promise<void>
@@ -57,9 +60,12 @@ function watch (child: ChildProcess): Proc {
 
 export function kilnProcs (u: Unprivileged): KilnProcs {
   const all: Proc[] = []
-  const start = (args: string[], dataDir: string, env: Record<string, string> = {}): Proc => {
-    const argv = [join(u.root, 'node_modules/.bin/node'), join(u.root, 'src/cli/kiln.mjs'), ...args]
-    const child = spawn(isRoot() ? 'setpriv' : argv[0] as string, isRoot() ? ['--reuid=65534', '--regid=65534', '--clear-groups', ...argv] : argv.slice(1), {
+  const start = (args: string[], dataDir: string, env: Record<string, string> = {}, netns?: string): Proc => {
+    const node = [join(u.root, 'node_modules/.bin/node'), join(u.root, 'src/cli/kiln.mjs'), ...args]
+    const dropped = isRoot() ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...node] : node
+    // Entering a namespace needs root; the kiln process inside it still runs as the unprivileged user.
+    const argv = netns !== undefined ? ['ip', 'netns', 'exec', netns, ...dropped] : dropped
+    const child = spawn(argv[0] as string, argv.slice(1), {
       cwd: u.work,
       env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', HOME: u.home, TMPDIR: join(u.home, 'tmp'), KILN_DATA_DIR: dataDir, ...env },
       stdio: ['ignore', 'pipe', 'pipe']
@@ -68,8 +74,8 @@ export function kilnProcs (u: Unprivileged): KilnProcs {
     all.push(p)
     return p
   }
-  const exec: KilnProcs['exec'] = async (args, dataDir, timeoutMs = 120_000) => {
-    const p = start(args, dataDir)
+  const exec: KilnProcs['exec'] = async (args, dataDir, timeoutMs = 120_000, netns) => {
+    const p = start(args, dataDir, {}, netns)
     const timer = setTimeout(() => { p.child.kill('SIGKILL') }, timeoutMs)
     const code = await p.exited
     clearTimeout(timer)

@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
 import { CliError } from '../errors.ts'
 import { checkMultiaddrFlags } from '../multiaddr-flags.ts'
-import { DRAIN_TIMEOUT_HELP, durationFlag, logLevelFlag } from '../flags.ts'
+import { DRAIN_TIMEOUT_HELP, RELAY_HELP, RELAY_VIA_HELP, durationFlag, logLevelFlag } from '../flags.ts'
 import { startMetricsFor } from '../services.ts'
 
 interface AgentFlags {
@@ -10,6 +10,7 @@ interface AgentFlags {
   bootstrap?: string
   mdns?: boolean
   relay?: boolean
+  relayVia?: string
   platform?: string
   institution?: string
   maxBuilds?: string
@@ -26,7 +27,8 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--bootstrap <multiaddrs>', 'comma-separated multiaddrs (with /p2p/<id>) to join through')
     .option('--no-mdns', 'do not look for peers on the local network')
     .option('--platform <platforms>', 'comma-separated platforms to advertise (default: this host\'s)')
-    .option('--relay', 'relay connections for peers that nobody can dial')
+    .option('--relay', RELAY_HELP)
+    .option('--relay-via <multiaddrs>', RELAY_VIA_HELP)
     .option('--institution <name>', 'institution named in the capability record')
     .option('--max-builds <n>', 'jobs built at once (default: agent.maxConcurrentBuilds, 1)')
     .option('--allow-network', 'build jobs that ask for the network (kiln submit --network=default: every RUN gets it unless RUN --network=none); default: agent.allowNetwork, off')
@@ -45,8 +47,13 @@ hands back the rest and exits 0; a second one ends the drain. SIGHUP reloads kil
 agent.allowNetwork, agent.maxConcurrentBuilds and trust section. Changes made with kiln trust
 (add-peer, add-root, add-cert) apply at the next job, without a signal. See docs/hpc-deployment.md.
 
-Example:
-  kiln agent --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... --institution hpc.example.org --max-builds 2 --metrics-listen 127.0.0.1:9464`)
+A compute node that accepts no inbound connection is reached through a relay: run the login node's
+agent with --relay, and the compute node's with --relay-via that agent's address (docs/network.md#relays).
+
+Examples:
+  kiln agent --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW... --institution hpc.example.org --max-builds 2 --metrics-listen 127.0.0.1:9464
+  kiln agent --relay --listen /ip4/0.0.0.0/tcp/4001          # on the login node
+  kiln agent --listen '' --relay-via /ip4/10.1.0.5/tcp/4001/p2p/12D3KooW...   # on a compute node`)
     .action(async (flags: AgentFlags, command: Command) => {
       const [{ splitList }, { parsePlatform, formatPlatform }, { followLogLevel, runAgentUntilStopped, sandboxForOthers, startAgentNode }] = await Promise.all([
         import('../../p2p/index.ts'), import('../../oci/platform.ts'), import('../../node/index.ts')

@@ -8,7 +8,7 @@
  */
 import type { Command } from 'commander'
 import type { CliContext } from '../context.ts'
-import { collectList as collect, DRAIN_TIMEOUT_HELP, durationFlag, gatewayFlags, logLevelFlag, splitHostPort } from '../flags.ts'
+import { collectList as collect, DRAIN_TIMEOUT_HELP, RELAY_HELP, RELAY_VIA_HELP, durationFlag, gatewayFlags, logLevelFlag, splitHostPort } from '../flags.ts'
 import type { GatewayFlagValues } from '../flags.ts'
 import { checkMultiaddrFlags } from '../multiaddr-flags.ts'
 import { startMetricsFor } from '../services.ts'
@@ -19,6 +19,8 @@ interface UpFlags extends Omit<GatewayFlagValues, 'deleteEnabled'> {
   listen?: string
   bootstrap?: string
   mdns?: boolean
+  relay?: boolean
+  relayVia?: string
   upstream?: string[]
   jobs?: boolean
   localBuilds?: boolean
@@ -34,6 +36,8 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--listen <multiaddrs>', 'comma-separated multiaddrs for the peer network (default from config: /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/tcp/4002/tls; a list without a /tls address gets one on a free port)')
     .option('--bootstrap <multiaddrs>', 'comma-separated multiaddrs (with /p2p/<id>) to join through')
     .option('--no-mdns', 'do not look for peers on the local network (on by default)')
+    .option('--relay', RELAY_HELP)
+    .option('--relay-via <multiaddrs>', RELAY_VIA_HELP)
     .option('--upstream <ns[=url]>', 'registry the gateway mirrors after the peer network (repeatable), e.g. docker.io', collect)
     .option('--no-jobs', 'do not take build jobs from the network')
     .option('--no-local-builds', 'do not build the gateway\'s builds (/v2/<name>/_kiln/builds) on this node: with gateway.builds auto (the default) they all go to the network as jobs')

@@ -47,7 +47,14 @@ export const checkNetwork: Check = async ({ config, system }) => {
         : { id: 'network.bootstrap', title: 'bootstrap peers', status: 'problem', detail: lines, fix })
   }
 
-  if (!relayClient) {
+  const { relayVia } = config.node
+  if (relayVia.length > 0) {
+    const relays = await Promise.all(relayVia.map(async a => await reach(system, a)))
+    const up = relays.filter(r => r.ok)
+    out.push(up.length > 0
+      ? await checkRelays(system, up.map(r => r.addr))
+      : { id: 'network.relay', title: 'relay', status: 'problem', detail: `no relay of node.relayVia is reachable: ${relays.map(r => `${r.addr} (${r.detail})`).join('; ')}`, fix: 'check the address and that the login-node agent runs with node.relay: true (kiln agent --relay); see docs/hpc-deployment.md' })
+  } else if (!relayClient) {
     out.push({ id: 'network.relay', title: 'relay', status: 'skip', detail: config.node.relay ? 'this node serves as a relay for others (node.relay)' : 'not used (node.relayClient is off: this node must be dialable)' })
   } else if (reachable.length === 0) {
     out.push({ id: 'network.relay', title: 'relay', status: 'problem', detail: 'node.relayClient is on but no bootstrap peer is reachable to relay through', fix: 'bootstrap through a peer that runs with node.relay: true (the login node agent) and that this node can reach' })

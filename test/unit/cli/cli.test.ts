@@ -63,6 +63,15 @@ describe('kiln CLI', () => {
       expect(r.stderr).not.toMatch(/port/)
     }
   })
+  it('a malformed --relay-via multiaddr is a usage error that names the flag, with an example', async () => {
+    const r = await runKiln(['--data-dir', dataDir, 'agent', '--no-jobs', '--no-mdns', '--listen', '', '--relay-via', 'login1:4001'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/--relay-via: "login1:4001" is not a multiaddr/)
+    expect(r.stderr).toMatch(/for example --relay-via \/ip4\//)
+    const noPeer = await runKiln(['--data-dir', dataDir, 'agent', '--no-jobs', '--no-mdns', '--listen', '', '--relay-via', '/ip4/10.1.0.5/tcp/4001'])
+    expect(noPeer.code).toBe(2)
+    expect(noPeer.stderr).toMatch(/--relay-via: "\/ip4\/10\.1\.0\.5\/tcp\/4001" names no relay peer: it must end in \/p2p\/<peer id>/)
+  })
   it('a peer search says what it is doing while it waits, then why it failed', async () => {
     const r = await runKiln(['--data-dir', dataDir, 'peers', '--no-mdns', '--timeout', '2'])
     expect(r.code).toBe(6)

@@ -176,6 +176,15 @@ describe('doctor with injected failures', () => {
     expect(wrongKey.byId('network.bootstrap').status).toBe('ok')
   })
 
+  it('node.relayVia: its relays are checked, with no bootstrap list needed', async () => {
+    const refuse = async (host: string): Promise<void> => { if (host === '10.9.9.9') throw new Error('connect ECONNREFUSED') }
+    const down = await run(fakeSystem({ connect: refuse }), { node: { listen: [], relayVia: ['/ip4/10.9.9.9/tcp/4001/p2p/12D3KooWa'] } })
+    expect(down.byId('network.relay')).toMatchObject({ status: 'problem' })
+    expect(down.byId('network.relay').detail).toMatch(/no relay of node\.relayVia is reachable: \/ip4\/10\.9\.9\.9.*ECONNREFUSED/)
+    const up = await run(fakeSystem({ dialPeer: async () => ({ peerId: '12D3KooWa', protocols: ['/libp2p/circuit/relay/0.2.0/hop'] }) }), { node: { listen: [], relayVia: ['/dns4/login1/tcp/4001/p2p/12D3KooWa'] } })
+    expect(up.byId('network.relay')).toMatchObject({ status: 'ok' })
+  })
+
   it('compares the clock with node.timeReference when no --gateway-url is given', async () => {
     const asked: string[] = []
     const skewed = await run(fakeSystem({ httpDate: async (url) => { asked.push(url); return new Date(Date.now() + 60_000) } }), { node: { timeReference: 'http://gw.example.org:5000' } })
