@@ -113,6 +113,7 @@ export async function startGatewayNode (init: GatewayNodeInit): Promise<GatewayN
     const { policy } = trust
     sources.push(gw.createNetworkPullThrough({
       fetch: async (digest, options) => await network.transfer.fetch(digest, options),
+      logger,
       resolveTag: async (repository, tag) => {
         const skipped: Array<{ signer: string, reason: string }> = []
         const record = await resolveTagRecord(network.node, repository, tag, {
