@@ -112,6 +112,11 @@ export class ArrivingBlobState implements ArrivingBlob {
     let pos = offset
     let generation = this.generation
     let sent = false
+    if (pos === end) {
+      // An empty response is complete at once: it waits for the verdict like a last byte would.
+      if (!await this.done) throw new ArrivalFailedError(`${this.failure?.message ?? 'fetch failed'}; the response was cut short`, { cause: this.failure })
+      return
+    }
     const cut = (): ArrivalFailedError => new ArrivalFailedError(this.mismatch ?? `${this.digest} was fetched again after a failed digest check; the response was cut short`)
     while (pos < end) {
       const woken = this.next()
