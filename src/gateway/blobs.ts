@@ -1,7 +1,9 @@
 /**
  * `GET|HEAD|DELETE /v2/<name>/blobs/<digest>` (spec §"Pulling blobs",
  * §"Deleting blobs"). Reads honour one `Range`; DELETE removes the blob from
- * the repository only: the store's GC decides when the bytes go.
+ * the repository only: the store's GC decides when the bytes go. A blob
+ * that is being pulled through from peers is served while it arrives
+ * (./arriving.ts: its last byte only after the digest matched).
  */
 import { isDigest } from '../content/digest.ts'
 import type { Digest } from '../content/digest.ts'
