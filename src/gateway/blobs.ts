@@ -1,12 +1,14 @@
 /**
  * `GET|HEAD|DELETE /v2/<name>/blobs/<digest>` (spec §"Pulling blobs",
  * §"Deleting blobs"). Reads honour one `Range`; DELETE removes the blob from
- * the repository only: the store's GC decides when the bytes go.
+ * the repository only: the store's GC decides when the bytes go. A blob
+ * that is being pulled through from peers is served while it arrives
+ * (./arriving.ts: its last byte only after the digest matched).
  */
 import { isDigest } from '../content/digest.ts'
 import type { Digest } from '../content/digest.ts'
 import { STREAM_CHUNK } from './constants.ts'
-import { hasBlob } from './context.ts'
+import { findBlob } from './context.ts'
 import type { GatewayContext } from './context.ts'
 import { RegistryApiError } from './errors.ts'
 import { FileBody, emptyResponse } from './http.ts'
@@ -32,9 +34,13 @@ async function blobBody (ctx: GatewayContext, digest: Digest, size: number, rang
 
 export async function getBlob (ctx: GatewayContext, req: GatewayRequest, repository: string, param: string): Promise<GatewayResponse> {
   const digest = parseDigestParam(param)
-  if (!await hasBlob(ctx, repository, digest)) throw new RegistryApiError('BLOB_UNKNOWN', `blob ${digest} unknown to ${repository}`, { detail: { digest } })
-  const { size } = await ctx.store.info(digest)
+  const found = await findBlob(ctx, repository, digest)
+  if (found === false) throw new RegistryApiError('BLOB_UNKNOWN', `blob ${digest} unknown to ${repository}`, { detail: { digest } })
+  // Still arriving from peers: served as it arrives (./arriving.ts), ranges too.
+  const arriving = found === true ? undefined : found
+  const size = arriving?.size ?? (await ctx.store.info(digest)).size
   const range = parseRangeHeader(req.headers.range, size)
+  const body = async (r?: ByteRange): Promise<AsyncIterable<Uint8Array>> => arriving === undefined ? await blobBody(ctx, digest, size, r) : arriving.read(ctx.store, r)
   const headers: Record<string, string> = {
     'content-type': 'application/octet-stream',
     'docker-content-digest': digest,
@@ -44,11 +50,11 @@ export async function getBlob (ctx: GatewayContext, req: GatewayRequest, reposit
   }
   if (range === undefined) {
     headers['content-length'] = String(size)
-    return { status: 200, headers, ...(req.method === 'HEAD' ? {} : { body: await blobBody(ctx, digest, size) }) }
+    return { status: 200, headers, ...(req.method === 'HEAD' ? {} : { body: await body() }) }
   }
   headers['content-length'] = String(range.length)
   headers['content-range'] = `bytes ${range.offset}-${range.offset + range.length - 1}/${size}`
-  return { status: 206, headers, ...(req.method === 'HEAD' ? {} : { body: await blobBody(ctx, digest, size, range) }) }
+  return { status: 206, headers, ...(req.method === 'HEAD' ? {} : { body: await body(range) }) }
 }
 
 export async function deleteBlob (ctx: GatewayContext, repository: string, param: string): Promise<GatewayResponse> {

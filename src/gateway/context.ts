@@ -11,6 +11,7 @@ import type { RefStore, RefTarget } from '../content/refs.ts'
 import { MAX_MANIFEST_SIZE } from './constants.ts'
 import { parseManifestBytes } from '../oci/index.ts'
 import type { ParsedManifest } from '../oci/index.ts'
+import type { ArrivingBlob } from './arriving.ts'
 import type { Authenticator } from './auth.ts'
 import type { BuildManager } from './builds.ts'
 import type { ManifestRecord, RepoIndex } from './repo-index.ts'
@@ -40,6 +41,12 @@ export interface PullHint {
 export interface PullThrough {
   /** Fetches a blob or manifest by digest into the local store, verified; false when no source has it. */
   fetchBlob: (digest: Digest, hint?: PullHint) => Promise<boolean>
+  /**
+   * Like fetchBlob, but resolves as soon as the blob can be served while it
+   * arrives (./arriving.ts), for sources that can; true when it is in the
+   * store already, false when no source has it. Absent: fetchBlob only.
+   */
+  streamBlob?: (digest: Digest, hint?: PullHint) => Promise<ArrivingBlob | boolean>
   /**
    * Resolves a tag (signed tag records, an upstream registry); undefined when
    * unknown. The manifest may already be in the store when this returns.
@@ -136,10 +143,30 @@ function ns (ctx: GatewayContext): { namespace?: string } {
   return ctx.namespace === undefined ? {} : { namespace: ctx.namespace }
 }
 
-export async function hasBlob (ctx: GatewayContext, repository: string, digest: Digest): Promise<boolean> {
+/** Whether the repository has the blob here, without asking pull-through sources. */
+export async function hasLocalBlob (ctx: GatewayContext, repository: string, digest: Digest): Promise<boolean> {
   if (ctx.index.hasBlob(repository, digest) && await ctx.store.has(digest)) return true
   await adoptRefs(ctx, repository)
-  if (ctx.index.hasBlob(repository, digest) && await ctx.store.has(digest)) return true
+  return ctx.index.hasBlob(repository, digest) && await ctx.store.has(digest)
+}
+
+/**
+ * A blob for a GET: true when stored (here, or pulled through), an
+ * ArrivingBlob to serve while it arrives from a streaming source, false
+ * when unknown. The repository gains the blob once it is stored.
+ */
+export async function findBlob (ctx: GatewayContext, repository: string, digest: Digest): Promise<ArrivingBlob | boolean> {
+  if (await hasLocalBlob(ctx, repository, digest)) return true
+  if (ctx.pullThrough?.streamBlob === undefined) return await hasBlob(ctx, repository, digest)
+  const found = await ctx.pullThrough.streamBlob(digest, { repository, kind: 'blob', ...ns(ctx) })
+  if (found === true) ctx.index.addBlobs(repository, [digest])
+  if (typeof found === 'boolean') return found
+  void found.done.then(ok => { if (ok) ctx.index.addBlobs(repository, [digest]) })
+  return found
+}
+
+export async function hasBlob (ctx: GatewayContext, repository: string, digest: Digest): Promise<boolean> {
+  if (await hasLocalBlob(ctx, repository, digest)) return true
   if (ctx.pullThrough !== undefined && await ctx.pullThrough.fetchBlob(digest, { repository, kind: 'blob', ...ns(ctx) })) {
     ctx.index.addBlobs(repository, [digest])
     return true

@@ -4,11 +4,13 @@
  * tags by name. `chainPullThrough` asks its sources in order (the peer
  * network first, then upstream registries) and shares one fetch among
  * concurrent requests for the same digest, so that 200 clients asking for a
- * missing layer cause one transfer. A tag no source resolves, of which one
+ * missing layer cause one transfer; a source that streams (the network)
+ * is followed by every request that joins while its fetch runs. A tag no source resolves, of which one
  * found only untrusted records, rejects with that TagRecordsRefusedError.
  */
 import type { Digest } from '../content/digest.ts'
 import type { RefTarget } from '../content/refs.ts'
+import type { ArrivingBlob } from './arriving.ts'
 import type { GatewayLogger, PullThrough, PullHint } from './context.ts'
 import { TagRecordsRefusedError } from './errors.ts'
 import { isErrorOf } from '../util/error-class.ts'
@@ -23,28 +25,47 @@ export interface NamedPullThrough extends PullThrough {
 
 /** Asks each source in order; the first that has it wins. A source that throws counts as not having it (and is logged). */
 export function chainPullThrough (sources: readonly NamedPullThrough[], logger: GatewayLogger = SILENT): PullThrough {
-  const inflight = new Map<Digest, Promise<boolean>>()
-  const fetchOnce = async (digest: Digest, hint?: PullHint): Promise<boolean> => {
+  const inflight = new Map<Digest, Promise<ArrivingBlob | boolean>>()
+  const fetchOnce = async (digest: Digest, hint: PullHint | undefined, stream: boolean): Promise<ArrivingBlob | boolean> => {
     for (const source of sources) {
       try {
-        if (await source.fetchBlob(digest, hint)) {
-          logger.info({ digest, source: source.name, repository: hint?.repository }, 'pulled through')
-          return true
+        if (stream && source.streamBlob !== undefined) {
+          const found = await source.streamBlob(digest, hint)
+          if (found === false) continue
+          if (found !== true) {
+            void found.done.then(ok => {
+              if (ok) logger.info({ digest, source: source.name, repository: hint?.repository, streamed: true }, 'pulled through')
+              else logger.warn({ digest, source: source.name, err: found.failure?.message }, 'pull-through source failed')
+            })
+            return found
+          }
+        } else if (!await source.fetchBlob(digest, hint)) {
+          continue
         }
+        logger.info({ digest, source: source.name, repository: hint?.repository }, 'pulled through')
+        return true
       } catch (err) {
         logger.warn({ digest, source: source.name, err: (err as Error).message }, 'pull-through source failed')
       }
     }
     return false
   }
+  /** One fetch per digest: a request that comes while one runs (streaming or not) joins it. */
+  const begin = async (digest: Digest, hint: PullHint | undefined, stream: boolean): Promise<ArrivingBlob | boolean> => {
+    const running = inflight.get(digest)
+    if (running !== undefined) return await running
+    const p = fetchOnce(digest, hint, stream)
+    inflight.set(digest, p)
+    void p.then(async found => typeof found === 'boolean' ? found : await found.done, () => false)
+      .finally(() => { if (inflight.get(digest) === p) inflight.delete(digest) })
+    return await p
+  }
   return {
     fetchBlob: async (digest, hint) => {
-      const running = inflight.get(digest)
-      if (running !== undefined) return await running
-      const p = fetchOnce(digest, hint).finally(() => { inflight.delete(digest) })
-      inflight.set(digest, p)
-      return await p
+      const found = await begin(digest, hint, false)
+      return typeof found === 'boolean' ? found : await found.done
     },
+    streamBlob: async (digest, hint) => await begin(digest, hint, true),
     resolveTag: async (repository, tag, hint): Promise<RefTarget | undefined> => {
       let untrusted: TagRecordsRefusedError | undefined
       for (const source of sources) {

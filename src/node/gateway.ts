@@ -127,6 +127,7 @@ export async function startGatewayNode (init: GatewayNodeInit): Promise<GatewayN
     const { policy } = trust
     sources.push(gw.createNetworkPullThrough({
       fetch: async (digest, options) => await network.transfer.fetch(digest, options),
+      logger,
       resolveTag: async (repository, tag) => {
         const { target, skipped } = await resolveNetworkTag(network.node, policy, repository, tag, {
           timeoutMs: gw.TAG_RESOLVE_TIMEOUT_MS,

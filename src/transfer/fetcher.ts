@@ -59,6 +59,16 @@ export interface FetchBlobOptions {
   banned?: Set<string>
   signal?: AbortSignal
   onProgress?: (progress: FetchProgress) => void
+  /**
+   * Called with the partial each round writes into, once the size is known:
+   * its written() ranges grow as chunks land, so a reader can serve the
+   * prefix while the fetch runs (the gateway's streaming pull-through). A
+   * later call means the previous partial failed its digest check and was
+   * discarded: bytes read from it are unverified and must not be trusted.
+   */
+  onPartial?: (partial: PartialBlob) => void
+  /** Called when a round's bytes fail the digest check, with the peers that sent them. */
+  onDigestMismatch?: (peers: string[]) => void
   /** Human-readable notes (dropped and banned peers). */
   log?: (message: string) => void
   /** Counts kiln_bytes_fetched_total by peer and the provider lookups. */
@@ -133,6 +143,7 @@ class BlobFetch {
     try {
       const size = this.options.size ?? await this.probeSize(signal)
       let partial = await this.store.openPartial(this.digest, size)
+      this.options.onPartial?.(partial)
       const resumedBytes = covered(partial.written())
       const tried = new Set<string>()
       let mode: Mode = 'spread'
@@ -141,7 +152,10 @@ class BlobFetch {
         let single: string | undefined
         if (mode === 'single') {
           single = this.usable().map(p => p.toString()).find(p => !tried.has(p))
-          if (single === undefined) throw new BlobVerificationError(`no provider of ${this.digest} sent bytes that match it`)
+          if (single === undefined) {
+            await partial.abort().catch(() => {})
+            throw new BlobVerificationError(`no provider of ${this.digest} sent bytes that match it (tried ${[...tried].join(', ') || 'none'})`)
+          }
           tried.add(single)
         }
         try {
@@ -156,6 +170,9 @@ class BlobFetch {
         } catch (err) {
           if ((err as Error).name !== DigestMismatchError.name) throw err
           // Some chunk is wrong: note what each peer sent, then every chunk is fetched again and checked against it.
+          const senders = [...new Set([...this.sentBy.values()].map(s => s.peer))]
+          this.options.log?.(`${this.digest} failed its digest check; its bytes came from ${senders.join(', ')}`)
+          this.options.onDigestMismatch?.(senders)
           try {
             await this.observeSent(partial)
           } finally {
@@ -163,6 +180,7 @@ class BlobFetch {
           }
           mode = mode === 'spread' ? 'cross-check' : 'single'
           partial = await this.store.openPartial(this.digest, size)
+          this.options.onPartial?.(partial)
           chunks = []
           continue
         }

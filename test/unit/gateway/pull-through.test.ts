@@ -1,6 +1,6 @@
 /**
  * Pull-through sources: order and fallback of the chain, one shared fetch
- * for concurrent requests, a failing source skipped, the network source's
+ * for concurrent requests (streaming or not), a failing source skipped, the network source's
  * idle deadline, upstream parsing and mirror prefixes, and the gateway
  * passing containerd's ns= to its sources, and a tag whose records were
  * all refused reported with the reasons in the OCI error's detail.
@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Digest } from '../../../src/content/digest.ts'
 import { TagRecordsRefusedError, chainPullThrough, createNetworkPullThrough, mirrorPrefix, parseUpstream } from '../../../src/gateway/index.ts'
-import type { NamedPullThrough, PullHint } from '../../../src/gateway/index.ts'
+import type { ArrivingBlob, NamedPullThrough, PullHint } from '../../../src/gateway/index.ts'
 import type { FetchResult } from '../../../src/transfer/index.ts'
 import { blob, makeGateway } from './helpers.ts'
 
@@ -61,6 +61,30 @@ describe('chainPullThrough', () => {
     // Done fetches are not remembered: a later request asks again.
     await chain.fetchBlob(D)
     expect(fetches).toBe(2)
+  })
+
+  it('shares a streaming fetch: streams and whole-blob requests join it, and its failure is logged', async () => {
+    let settle: (ok: boolean) => void = () => {}
+    const done = new Promise<boolean>(resolve => { settle = resolve })
+    const arriving: ArrivingBlob = { digest: D, size: 3, read: () => (async function * () {})(), done, failure: new Error('bytes from 12D3KooWliar do not match') }
+    let streams = 0
+    const calls: string[] = []
+    const network: NamedPullThrough = { ...source('network', new Set(), calls), streamBlob: async () => { streams++; return arriving } }
+    const warned: Array<Record<string, unknown>> = []
+    const logger = { debug: () => {}, info: () => {}, warn: (o: Record<string, unknown>) => { warned.push(o) }, error: () => {} }
+    const chain = chainPullThrough([network, source('upstream', new Set([D]), calls)], logger)
+    expect(await chain.streamBlob?.(D)).toBe(arriving)
+    expect(await chain.streamBlob?.(D)).toBe(arriving)
+    const whole = chain.fetchBlob(D)
+    settle(false)
+    expect(await whole).toBe(false)
+    expect(streams).toBe(1)
+    expect(calls).toEqual([])
+    expect(warned).toContainEqual(expect.objectContaining({ source: 'network', err: 'bytes from 12D3KooWliar do not match' }))
+    // A source that does not have it: the next one is asked, and the blob is stored (true).
+    const none: NamedPullThrough = { ...source('network', new Set(), calls), streamBlob: async () => false }
+    expect(await chainPullThrough([none, source('upstream', new Set([D]), calls)]).streamBlob?.(D)).toBe(true)
+    expect(calls).toEqual([`upstream:${D.slice(7, 11)}`])
   })
 })
 

@@ -1,0 +1,254 @@
+/**
+ * Streaming pull-through benchmark (issue 21 item 2): a single-layer image
+ * (a tar holding one file of KILN_BENCH_SIZE_MIB MiB of random bytes, 1 GiB
+ * by default) is pushed to gateway A and to Debian's docker-registry. Each
+ * run starts a fresh gateway B attached to A over libp2p on loopback (the
+ * layer is only on A), and times, in the same run, alternating:
+ * - curl of the layer through B: time to first byte and total, against the
+ *   same curl from docker-registry;
+ * - `ctr images pull` (a private containerd, native snapshotter, fresh each
+ *   pull) of the image through B in mirror mode (the hosts.toml of
+ *   docs/gateway.md, `ns=docker.io`), against `ctr images pull --plain-http`
+ *   straight from docker-registry.
+ * Prints medians and ratios of speeds (registry time / gateway time; >= 1.0:
+ * the gateway through the network is at least as fast). Extra lines: the
+ * same ctr pull once B has stored the layer, and from it what a
+ * fetch-then-serve gateway would take (B's fetch as curl timed it, plus
+ * that pull), against streaming. Needs root (for
+ * containerd), containerd, ctr, curl, tar and docker-registry; otherwise the
+ * ctr part is skipped and says so.
+ *
+ *   npm run bench -- pullthrough    (KILN_BENCH_SIZE_MIB=1024, KILN_BENCH_RUNS=3)
+ */
+import { spawn, spawnSync } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+
+const sizeMiB = Number(process.env.KILN_BENCH_SIZE_MIB ?? 1024)
+const runs = Number(process.env.KILN_BENCH_RUNS ?? 3)
+const repo = join(import.meta.dirname, '..', '..')
+const kiln = join(repo, 'src', 'cli', 'kiln.mjs')
+const work = mkdtempSync(join(tmpdir(), 'kiln-bench-pullthrough-'))
+const children = new Set<ChildProcess>()
+
+function have (cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => { resolve(port) }) })
+  })
+}
+
+async function waitFor (what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    if (await check().catch(() => false)) return
+    if (Date.now() > deadline) throw new Error(`${what}: not ready within ${ms / 1000} s`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
+async function stop (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) { children.delete(child); return }
+  const exited = new Promise(resolve => child.once('exit', resolve))
+  const kill = setTimeout(() => { child.kill('SIGKILL') }, 15_000)
+  child.kill('SIGTERM')
+  await exited
+  clearTimeout(kill)
+  children.delete(child)
+}
+
+interface Ready { url: string, peerId: string, multiaddrs: string[] }
+
+/** `kiln gateway --json` on loopback (HTTP and libp2p), ready once it printed its address. */
+async function startGateway (name: string, extra: string[]): Promise<{ child: ChildProcess, ready: Ready }> {
+  const child = spawn(process.execPath, [kiln, '--data-dir', join(work, name), '--log-level', 'warn', 'gateway', '--listen', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--anonymous-push', '--json', ...extra], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, HOME: work } })
+  children.add(child)
+  let out = ''
+  const ready = await new Promise<Ready>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`gateway ${name} not ready in 60 s`)) }, 60_000)
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString()
+      try { const r = JSON.parse(out.slice(out.indexOf('{'))) as Ready; clearTimeout(timer); resolve(r) } catch { /* not all of it yet */ }
+    })
+    child.once('exit', code => { clearTimeout(timer); reject(new Error(`gateway ${name} exited (${code ?? 'signal'})`)) })
+  })
+  child.stdout?.resume()
+  return { child, ready }
+}
+
+/** A tar of one file of random bytes: a valid layer that ctr can unpack, incompressible like a real one's payload. */
+function makeLayer (dir: string): { path: string, digest: string, size: number } {
+  const payload = join(dir, 'payload')
+  mkdirSync(payload)
+  const fd = openSync(join(payload, 'data.bin'), 'w')
+  const block = randomBytes(4 * 1024 * 1024)
+  for (let done = 0; done < sizeMiB * 1024 * 1024; done += block.length) {
+    block.writeUInt32LE(done / block.length, 0)
+    writeSync(fd, block)
+  }
+  closeSync(fd)
+  const path = join(dir, 'layer.tar')
+  const r = spawnSync('tar', ['-C', payload, '--owner=0', '--group=0', '-cf', path, 'data.bin'], { stdio: 'inherit' })
+  if (r.status !== 0) throw new Error('tar failed')
+  rmSync(payload, { recursive: true, force: true })
+  const hash = createHash('sha256')
+  const fdr = openSync(path, 'r')
+  const buf = Buffer.allocUnsafe(8 * 1024 * 1024)
+  for (;;) {
+    const n = readSync(fdr, buf, 0, buf.length, null)
+    if (n === 0) break
+    hash.update(buf.subarray(0, n))
+  }
+  closeSync(fdr)
+  return { path, digest: `sha256:${hash.digest('hex')}`, size: statSync(path).size }
+}
+
+/** Pushes the image with plain distribution API calls; returns the manifest's and config's digests. */
+async function pushImage (base: string, layer: { path: string, digest: string, size: number }): Promise<{ manifest: string, config: string }> {
+  const upload = async (digest: string, body: Buffer | Readable, size: number): Promise<void> => {
+    const start = await fetch(`${base}/v2/bench/img/blobs/uploads/`, { method: 'POST' })
+    await start.body?.cancel()
+    const location = new URL(start.headers.get('location') as string, base)
+    location.searchParams.set('digest', digest)
+    const res = await fetch(location, { method: 'PUT', body: body instanceof Readable ? Readable.toWeb(body) as ReadableStream : body, headers: { 'content-length': String(size), 'content-type': 'application/octet-stream' }, duplex: 'half' } as RequestInit)
+    if (res.status !== 201) throw new Error(`upload to ${base} failed: ${res.status} ${await res.text()}`)
+  }
+  await upload(layer.digest, createReadStream(layer.path, { highWaterMark: 1 << 20 }), layer.size)
+  const diffId = layer.digest
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diffId] }, config: {} }))
+  const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`
+  await upload(configDigest, config, config.byteLength)
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.byteLength },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer.digest, size: layer.size }]
+  })
+  const res = await fetch(`${base}/v2/bench/img/manifests/v1`, { method: 'PUT', body: manifest, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } })
+  if (res.status !== 201) throw new Error(`manifest push to ${base} failed: ${res.status} ${await res.text()}`)
+  return { manifest: `sha256:${createHash('sha256').update(manifest).digest('hex')}`, config: configDigest }
+}
+
+/** curl of a URL into /dev/null: seconds to the first byte and in all. */
+function curlTimes (url: string): { first: number, total: number } {
+  const r = spawnSync('curl', ['-sf', '-o', '/dev/null', '-w', '%{time_starttransfer} %{time_total}', url], { encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`curl ${url} failed (${r.status ?? 'signal'})`)
+  const [first, total] = r.stdout.trim().split(' ').map(Number) as [number, number]
+  return { first, total }
+}
+
+/** A fresh gateway B attached to A, with the small blobs of the image already pulled through (so B is connected to A). */
+async function freshB (a: Ready, name: string, warm: string): Promise<{ child: ChildProcess, ready: Ready }> {
+  rmSync(join(work, name), { recursive: true, force: true })
+  const b = await startGateway(name, ['--bootstrap', a.multiaddrs[0] as string])
+  await waitFor(`${name} pulling the config through A`, async () => (await fetch(`${b.ready.url}/v2/bench/img/blobs/${warm}`, { method: 'HEAD' })).status === 200)
+  return b
+}
+
+/** A private containerd in a fresh root; `pull` times one `ctr images pull`. */
+async function withContainerd<T> (name: string, hostsToml: string | undefined, work2: (pull: (ref: string, flags: string[]) => number) => Promise<T>): Promise<T> {
+  const root = join(work, name)
+  rmSync(root, { recursive: true, force: true })
+  mkdirSync(join(root, 'certs.d', 'docker.io'), { recursive: true })
+  if (hostsToml !== undefined) writeFileSync(join(root, 'certs.d', 'docker.io', 'hosts.toml'), hostsToml)
+  const sock = join(root, 'containerd.sock')
+  writeFileSync(join(root, 'config.toml'), [
+    'version = 2', `root = "${join(root, 'root')}"`, `state = "${join(root, 'state')}"`,
+    'disabled_plugins = ["io.containerd.grpc.v1.cri"]', '[grpc]', `  address = "${sock}"`,
+    '[plugins."io.containerd.internal.v1.opt"]', `  path = "${join(root, 'opt')}"`
+  ].join('\n') + '\n')
+  const child = spawn('containerd', ['--config', join(root, 'config.toml')], { stdio: 'ignore' })
+  children.add(child)
+  try {
+    await waitFor('containerd', async () => spawnSync('ctr', ['--address', sock, 'version'], { stdio: 'ignore', timeout: 10_000 }).status === 0)
+    return await work2((ref, flags) => {
+      const t0 = performance.now()
+      const r = spawnSync('ctr', ['--address', sock, 'images', 'pull', '--snapshotter', 'native', '--hosts-dir', join(root, 'certs.d'), ...flags, ref], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 600_000 })
+      const seconds = (performance.now() - t0) / 1000
+      if (r.status !== 0) throw new Error(`ctr images pull ${ref} failed`)
+      return seconds
+    })
+  } finally {
+    await stop(child)
+    rmSync(root, { recursive: true, force: true })
+  }
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+const fmt = (xs: number[]): string => xs.map(x => x.toFixed(2)).join(', ')
+
+async function main (): Promise<void> {
+  if (!have('docker-registry') || !have('curl') || !have('tar')) {
+    console.log('pullthrough bench skipped: needs docker-registry, curl and tar (apt-get install docker-registry curl tar)')
+    return
+  }
+  const withCtr = have('containerd') && have('ctr') && process.getuid?.() === 0
+  if (!withCtr) console.log('ctr part skipped: needs root, containerd and ctr (apt-get install containerd)')
+  console.log(`load average at start: ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
+  console.log(`making a ${sizeMiB} MiB layer...`)
+  const layer = makeLayer(work)
+
+  const regPort = await freePort()
+  writeFileSync(join(work, 'registry.yml'), `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(work, 'registry')}\nhttp:\n  addr: 127.0.0.1:${regPort}\n`)
+  const registry = spawn('/usr/bin/docker-registry', ['serve', join(work, 'registry.yml')], { stdio: 'ignore' })
+  children.add(registry)
+  const reg = `http://127.0.0.1:${regPort}`
+  await waitFor('docker-registry', async () => (await fetch(`${reg}/v2/`)).ok)
+  const a = await startGateway('a', [])
+  console.log('pushing the image to gateway A and to docker-registry...')
+  const image = await pushImage(a.ready.url, layer)
+  await pushImage(reg, layer)
+  rmSync(layer.path)
+  const layerPath = `/v2/bench/img/blobs/${layer.digest}`
+
+  const ttfb = { reg: [] as number[], gw: [] as number[] }
+  const curlTotal = { reg: [] as number[], gw: [] as number[] }
+  const ctr = { reg: [] as number[], gw: [] as number[], warm: [] as number[], stored: [] as number[] }
+  // One warm-up of each path (page cache, process start-up), not counted.
+  for (let i = -1; i < runs; i++) {
+    const r = curlTimes(`${reg}${layerPath}`)
+    const b = await freshB(a.ready, 'b', image.config)
+    const g = curlTimes(`${b.ready.url}${layerPath}`)
+    await stop(b.child)
+    if (i >= 0) { ttfb.reg.push(r.first); ttfb.gw.push(g.first); curlTotal.reg.push(r.total); curlTotal.gw.push(g.total) }
+    if (!withCtr) continue
+    const regRef = `127.0.0.1:${regPort}/bench/img@${image.manifest}`
+    const rt = await withContainerd('ctr-reg', undefined, async pull => pull(regRef, ['--plain-http']))
+    const b2 = await freshB(a.ready, 'b', image.config)
+    const hosts = `server = "https://registry-1.docker.io"\n\n[host."${b2.ready.url}"]\n  capabilities = ["pull", "resolve"]\n  skip_verify = true\n`
+    const gt = await withContainerd('ctr-gw', hosts, async pull => pull(`docker.io/bench/img@${image.manifest}`, []))
+    // B has the layer now: what a client waits once a fetch-then-serve gateway has stored it.
+    const wt = await withContainerd('ctr-gw', hosts, async pull => pull(`docker.io/bench/img@${image.manifest}`, []))
+    await stop(b2.child)
+    if (i >= 0) { ctr.reg.push(rt); ctr.gw.push(gt); ctr.warm.push(wt); ctr.stored.push(g.total + wt) }
+  }
+  const mbps = (s: number): string => (layer.size / s / 1e6).toFixed(0)
+  console.log(`curl of the ${sizeMiB} MiB layer, ${runs} runs (median), gateway B pulling it through from A (fresh B each run):`)
+  console.log(`  docker-registry: first byte ${median(ttfb.reg).toFixed(3)} s, all ${median(curlTotal.reg).toFixed(2)} s (${mbps(median(curlTotal.reg))} MB/s)  runs ${fmt(curlTotal.reg)}`)
+  console.log(`  kiln gateway B:  first byte ${median(ttfb.gw).toFixed(3)} s, all ${median(curlTotal.gw).toFixed(2)} s (${mbps(median(curlTotal.gw))} MB/s)  runs ${fmt(curlTotal.gw)}; first bytes ${fmt(ttfb.gw)}`)
+  console.log(`  first byte at ${(100 * median(ttfb.gw) / median(curlTotal.gw)).toFixed(1)}% of the gateway's transfer; ratio of speeds (registry / gateway): ${(median(curlTotal.reg) / median(curlTotal.gw)).toFixed(2)}x`)
+  if (withCtr) {
+    console.log(`ctr images pull (native snapshotter, unpacked), ${runs} runs (median):`)
+    console.log(`  from docker-registry:              ${median(ctr.reg).toFixed(2)} s  runs ${fmt(ctr.reg)}`)
+    console.log(`  mirror mode through B (layer on A): ${median(ctr.gw).toFixed(2)} s  runs ${fmt(ctr.gw)}`)
+    console.log(`  ratio of speeds (registry / gateway): ${(median(ctr.reg) / median(ctr.gw)).toFixed(2)}x  (>= 1.0: the gateway at least as fast)`)
+    console.log(`  extra: through B once B has the layer: ${median(ctr.warm).toFixed(2)} s  runs ${fmt(ctr.warm)}`)
+    console.log(`  extra: fetch-then-serve, derived (B's fetch as timed by curl + the pull once stored): ${median(ctr.stored).toFixed(2)} s  runs ${fmt(ctr.stored)}; streaming / that, ratio of speeds: ${(median(ctr.stored) / median(ctr.gw)).toFixed(2)}x`)
+  }
+  console.log(`load average at end: ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
+}
+
+main().then(() => undefined, (err: Error) => { console.error(err); process.exitCode = 1 }).finally(async () => {
+  for (const c of [...children]) await stop(c)
+  rmSync(work, { recursive: true, force: true })
+})
