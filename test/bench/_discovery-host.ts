@@ -22,9 +22,9 @@ import { performance } from 'node:perf_hooks'
 import { createCapabilityAdvertiser, createKilnNode } from '../../src/p2p/index.ts'
 import type { CapabilityAdvertiser, CapabilityDescription, KilnNode, KilnNodeInit } from '../../src/p2p/index.ts'
 import { mapLimit } from '../../src/util/map-limit.ts'
+import { serveHost } from './_host-rpc.ts'
 
-export interface HostRequest { id: number, op: 'start' | 'dial' | 'publish' | 'load' | 'usage' | 'stop', args?: unknown }
-export interface HostReply { id: number, ok: boolean, result?: unknown, error?: string }
+export type HostOp = 'start' | 'dial' | 'publish' | 'load' | 'usage' | 'stop'
 export interface AgentSpec { platform: string, capabilities: string[] }
 
 interface Member { node: KilnNode, privateKey: PrivateKey, advertiser?: CapabilityAdvertiser }
@@ -104,16 +104,4 @@ const ops = {
   }
 }
 
-process.on('message', (msg: HostRequest) => {
-  // The parent is the only sender, and it sends each op its own argument type.
-  const run = ops[msg.op] as (args: unknown) => Promise<unknown>
-  run(msg.args).then(
-    result => { process.send?.({ id: msg.id, ok: true, result } satisfies HostReply) },
-    (err: unknown) => { process.send?.({ id: msg.id, ok: false, error: String((err as Error)?.stack ?? err) } satisfies HostReply) }
-  ).finally(() => { if (msg.op === 'stop') setTimeout(() => process.exit(0), 100) })
-})
-// The parent is gone (finished, crashed or killed): stop the nodes, and exit whatever they do.
-process.on('disconnect', () => {
-  setTimeout(() => process.exit(1), 5000).unref()
-  void stopAll().finally(() => process.exit(0))
-})
+serveHost(ops, stopAll)

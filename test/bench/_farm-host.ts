@@ -26,9 +26,9 @@ import { createKilnNode } from '../../src/p2p/index.ts'
 import type { CapabilityDescription } from '../../src/p2p/index.ts'
 import { PolicyConfig, createTrustPolicy } from '../../src/trust/index.ts'
 import { mapLimit } from '../../src/util/map-limit.ts'
+import { serveHost } from './_host-rpc.ts'
 
-export interface FarmHostRequest { id: number, op: 'start' | 'dial' | 'stats' | 'stop', args?: unknown }
-export interface FarmHostReply { id: number, ok: boolean, result?: unknown, error?: string }
+export type FarmHostOp = 'start' | 'dial' | 'stats' | 'stop'
 export interface FarmAgentSpec { platform: string, capabilities: string[], listen: string }
 export interface FarmStartArgs { dir: string, agents: FarmAgentSpec[], requesters: string[] }
 export interface FarmDialArgs { dials: Array<[number, string]> }
@@ -111,16 +111,4 @@ const ops = {
   }
 }
 
-process.on('message', (msg: FarmHostRequest) => {
-  // The parent is the only sender, and it sends each op its own argument type.
-  const run = ops[msg.op] as (args: unknown) => Promise<unknown>
-  run(msg.args).then(
-    result => { process.send?.({ id: msg.id, ok: true, result } satisfies FarmHostReply) },
-    (err: unknown) => { process.send?.({ id: msg.id, ok: false, error: String((err as Error)?.stack ?? err) } satisfies FarmHostReply) }
-  ).finally(() => { if (msg.op === 'stop') setTimeout(() => process.exit(0), 100) })
-})
-// The parent is gone (finished, crashed or killed): stop the agents, and exit whatever they do.
-process.on('disconnect', () => {
-  setTimeout(() => process.exit(1), 5000).unref()
-  void stopAll().finally(() => process.exit(0))
-})
+serveHost(ops, stopAll)

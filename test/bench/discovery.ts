@@ -31,8 +31,6 @@
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
-import { fork } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
@@ -41,7 +39,8 @@ import { performance } from 'node:perf_hooks'
 import { pino } from 'pino'
 import { createKilnNode, findAgents } from '../../src/p2p/index.ts'
 import type { KilnNode, KilnNodeInit } from '../../src/p2p/index.ts'
-import type { AgentSpec, DialArgs, HostReply, HostRequest, LoadArgs, PublishArgs, StartArgs } from './_discovery-host.ts'
+import type { AgentSpec, DialArgs, HostOp, LoadArgs, PublishArgs, StartArgs } from './_discovery-host.ts'
+import { BenchHost } from './_host-rpc.ts'
 import { mapLimit } from '../../src/util/map-limit.ts'
 
 const NODES = Number(process.env.KILN_BENCH_NODES ?? 100)
@@ -69,59 +68,21 @@ function rng (seed: number): () => number {
 
 const pct = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil(p / 100 * s.length) - 1)] as number }
 
-/** One child process hosting nodes; call() sends one request and waits for its reply, within ms. */
-class Host {
-  private readonly child: ChildProcess
-  private readonly waiting = new Map<number, { resolve: (v: unknown) => void, reject: (e: Error) => void }>()
-  private nextId = 0
-  exited = false
-  readonly index: number
-
+/** One child process hosting nodes (./_host-rpc.ts), with the ops' argument types. */
+class Host extends BenchHost<HostOp> {
   constructor (index: number) {
-    this.index = index
-    // `node --cpu-prof test/bench/discovery.ts` profiles the lookups' side only.
-    const execArgv = process.execArgv.filter(a => !a.startsWith('--cpu-prof'))
-    this.child = fork(join(import.meta.dirname, '_discovery-host.ts'), [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    this.child.on('message', (reply: HostReply) => {
-      const w = this.waiting.get(reply.id)
-      this.waiting.delete(reply.id)
-      if (reply.ok) w?.resolve(reply.result)
-      else w?.reject(new Error(`host ${index}: ${reply.error ?? 'failed'}`))
-    })
-    this.child.on('exit', (code, signal) => {
-      this.exited = true
-      for (const w of this.waiting.values()) w.reject(new Error(`host ${index} exited (${code ?? signal})`))
-      this.waiting.clear()
-    })
+    super(join(import.meta.dirname, '_discovery-host.ts'), index,
+      // `node --cpu-prof test/bench/discovery.ts` profiles the lookups' side only.
+      process.execArgv.filter(a => !a.startsWith('--cpu-prof')))
   }
 
-  async call<R>(op: 'start', args: StartArgs, ms: number): Promise<R>
-  async call<R>(op: 'dial', args: DialArgs, ms: number): Promise<R>
-  async call<R>(op: 'publish', args: PublishArgs, ms: number): Promise<R>
-  async call<R>(op: 'load', args: LoadArgs, ms: number): Promise<R>
-  async call<R>(op: 'usage' | 'stop', args: undefined, ms: number): Promise<R>
-  async call<R> (op: HostRequest['op'], args: unknown, ms: number): Promise<R> {
-    if (this.exited) throw new Error(`host ${this.index} has exited`)
-    const id = this.nextId++
-    return await new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => { this.waiting.delete(id); reject(new Error(`host ${this.index}: ${op} took more than ${ms} ms`)) }, ms)
-      this.waiting.set(id, { resolve: v => { clearTimeout(timer); resolve(v as R) }, reject: e => { clearTimeout(timer); reject(e) } })
-      this.child.send({ id, op, args } satisfies HostRequest)
-    })
-  }
-
-  /** Asks the host to stop its nodes; kills it if it has not exited within ms. */
-  async close (ms: number): Promise<void> {
-    if (this.exited) return
-    const exited = new Promise<void>(resolve => this.child.once('exit', () => { resolve() }))
-    await Promise.race([this.call('stop', undefined, ms).catch(() => {}), exited])
-    const timer = setTimeout(() => { this.child.kill('SIGKILL') }, 2000)
-    await exited
-    clearTimeout(timer)
-  }
-
-  kill (): void {
-    if (!this.exited) this.child.kill('SIGKILL')
+  override async call<R>(op: 'start', args: StartArgs, ms: number): Promise<R>
+  override async call<R>(op: 'dial', args: DialArgs, ms: number): Promise<R>
+  override async call<R>(op: 'publish', args: PublishArgs, ms: number): Promise<R>
+  override async call<R>(op: 'load', args: LoadArgs, ms: number): Promise<R>
+  override async call<R>(op: 'usage' | 'stop', args: undefined, ms: number): Promise<R>
+  override async call<R> (op: HostOp, args: unknown, ms: number): Promise<R> {
+    return await super.call<R>(op, args, ms)
   }
 }
 

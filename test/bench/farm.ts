@@ -29,8 +29,7 @@
  *
  *   npm run bench -- farm     (KILN_BENCH_HOSTS, KILN_BENCH_JOBS)
  */
-import { fork, spawn } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -50,7 +49,8 @@ import type { RequesterSession } from '../../src/requester/index.ts'
 import { PolicyConfig, createTrustPolicy } from '../../src/trust/index.ts'
 import { freePort } from '../helpers/http-service.ts'
 import { haveTools } from '../helpers/tools.ts'
-import type { FarmAgentSpec, FarmDialArgs, FarmHostReply, FarmHostRequest, FarmStartArgs, FarmStatsArgs } from './_farm-host.ts'
+import type { FarmAgentSpec, FarmDialArgs, FarmHostOp, FarmStartArgs, FarmStatsArgs } from './_farm-host.ts'
+import { BenchHost } from './_host-rpc.ts'
 
 const HOSTS = Number(process.env.KILN_BENCH_HOSTS ?? 4)
 const AGENTS = 20
@@ -65,51 +65,18 @@ const pct = (xs: number[], p: number): number => { const s = [...xs].sort((a, b)
 const say = (what: string): void => { process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${what}\n`) }
 const load = (): string => loadavg().map(x => x.toFixed(2)).join(' ')
 
-/** One child process hosting agents; call() sends one request and waits for its reply, within ms. */
-class Host {
-  private readonly child: ChildProcess
-  private readonly waiting = new Map<number, { resolve: (v: unknown) => void, reject: (e: Error) => void }>()
-  private nextId = 0
-  exited = false
-  readonly index: number
-
+/** One child process hosting agents (./_host-rpc.ts), with the ops' argument types. */
+class Host extends BenchHost<FarmHostOp> {
   constructor (index: number) {
-    this.index = index
-    this.child = fork(join(import.meta.dirname, '_farm-host.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    this.child.on('message', (reply: FarmHostReply) => {
-      const w = this.waiting.get(reply.id)
-      this.waiting.delete(reply.id)
-      if (reply.ok) w?.resolve(reply.result)
-      else w?.reject(new Error(`host ${index}: ${reply.error ?? 'failed'}`))
-    })
-    this.child.on('exit', (code, signal) => {
-      this.exited = true
-      for (const w of this.waiting.values()) w.reject(new Error(`host ${index} exited (${code ?? signal})`))
-      this.waiting.clear()
-    })
+    super(join(import.meta.dirname, '_farm-host.ts'), index)
   }
 
-  async call<R>(op: 'start', args: FarmStartArgs, ms: number): Promise<R>
-  async call<R>(op: 'dial', args: FarmDialArgs, ms: number): Promise<R>
-  async call<R>(op: 'stats', args: FarmStatsArgs, ms: number): Promise<R>
-  async call<R>(op: 'stop', args: undefined, ms: number): Promise<R>
-  async call<R> (op: FarmHostRequest['op'], args: unknown, ms: number): Promise<R> {
-    if (this.exited) throw new Error(`host ${this.index} has exited`)
-    const id = this.nextId++
-    return await new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => { this.waiting.delete(id); reject(new Error(`host ${this.index}: ${op} took more than ${ms} ms`)) }, ms)
-      this.waiting.set(id, { resolve: v => { clearTimeout(timer); resolve(v as R) }, reject: e => { clearTimeout(timer); reject(e) } })
-      this.child.send({ id, op, args } satisfies FarmHostRequest)
-    })
-  }
-
-  async close (ms: number): Promise<void> {
-    if (this.exited) return
-    const exited = new Promise<void>(resolve => this.child.once('exit', () => { resolve() }))
-    await Promise.race([this.call('stop', undefined, ms).catch(() => {}), exited])
-    const timer = setTimeout(() => { this.child.kill('SIGKILL') }, 2000)
-    await exited
-    clearTimeout(timer)
+  override async call<R>(op: 'start', args: FarmStartArgs, ms: number): Promise<R>
+  override async call<R>(op: 'dial', args: FarmDialArgs, ms: number): Promise<R>
+  override async call<R>(op: 'stats', args: FarmStatsArgs, ms: number): Promise<R>
+  override async call<R>(op: 'stop', args: undefined, ms: number): Promise<R>
+  override async call<R> (op: FarmHostOp, args: unknown, ms: number): Promise<R> {
+    return await super.call<R>(op, args, ms)
   }
 }
 
