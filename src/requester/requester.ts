@@ -9,8 +9,9 @@
  * their meshes), and, while the offer window runs, the agents of each
  * platform are searched for through the DHT and sent the job directly when
  * the gossip did not hand it to them. The peers a publication is known to
- * have reached are those two sets; the window closes early only once the
- * search has ended and every one of them has answered.
+ * have reached are those two sets; the window closes early only once every
+ * one of them has answered and either the search has ended or the offers
+ * in hand are enough for the award.
  */
 import { z } from 'zod'
 import type { Envelope } from '../../protocols/envelope.ts'
@@ -113,12 +114,17 @@ export function createRequester (init: RequesterInit): Requester {
   }
 
   /**
-   * Whether every peer the publication is known to have reached has
-   * answered. Nobody known to have it may only mean that subscriptions and
-   * search results have not arrived yet: then the window decides.
+   * Whether the window may close early: every peer the publication is known
+   * to have reached has answered, and either the search for more agents has
+   * ended or the offers in hand are enough for the award (`verify` of them):
+   * a search still running on a busy network must not hold an award that
+   * the agents already reached can make. Nobody known to have it may only
+   * mean that subscriptions and search results have not arrived yet: then
+   * the window decides.
    */
-  const allAnswered = (ps: PlatformState): boolean =>
-    !ps.searching && ps.reached.size > 0 && [...ps.reached].every(peer => ps.answers.has(peer))
+  const allAnswered = (job: Job, ps: PlatformState): boolean =>
+    ps.reached.size > 0 && [...ps.reached].every(peer => ps.answers.has(peer)) &&
+    (!ps.searching || candidates(ps).length >= job.verify)
 
   /**
    * The offer window of one publication: every offer that arrives in it
@@ -130,7 +136,7 @@ export function createRequester (init: RequesterInit): Requester {
     await new Promise<void>(resolve => {
       const done = (): void => { clearTimeout(timer); ps.wake = undefined; resolve() }
       const timer = setTimeout(done, job.offerWindowMs)
-      ps.wake = () => { if (ps.settled || job.closed || allAnswered(ps)) done() }
+      ps.wake = () => { if (ps.settled || job.closed || allAnswered(job, ps)) done() }
       ps.wake()
     })
     ps.stopSearch?.()

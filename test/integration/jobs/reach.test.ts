@@ -131,6 +131,38 @@ describe('a job reaches agents gossip does not', () => {
     expect(Date.now() - started).toBeLessThan(WINDOW_MS)
   })
 
+  it('awards without waiting for a search still running, once the agents reached have answered with enough offers', async () => {
+    net = createMemoryJobNetwork()
+    const near = await agent({ platforms: ['linux/amd64'] })
+    const key = await generateKeyPair('Ed25519')
+    let searchEnded = 0
+    // A search that finds nobody and runs until it is ended (a slow DHT on a busy network).
+    const transport: JobTransport = {
+      ...net.connect(id(key)),
+      findAgents: async ({ signal }) => {
+        await new Promise<void>(resolve => { signal.addEventListener('abort', () => { resolve() }, { once: true }) })
+        searchEnded = Date.now()
+      }
+    }
+    const r = createRequester({
+      key,
+      transport,
+      policy: createTrustPolicy(PolicyConfig.parse({ version: 1, open: true })),
+      blobs: { fetch: async (b) => blobs.get(b.digest) ?? new Uint8Array(0) },
+      offerWindowMs: WINDOW_MS,
+      heartbeatMs: 50
+    })
+    stops.push(() => { r.stop() })
+    let awardedAt = 0
+    const started = Date.now()
+    const out = await r.submit(spec(['linux/amd64'], { onEvent: e => { if (e.kind === 'award') awardedAt = Date.now() } }))
+    expect(out.platforms[0]?.builders).toEqual([id(near.key)])
+    // The award ended the search; the window did not run out.
+    expect(awardedAt - started).toBeLessThan(WINDOW_MS)
+    expect(searchEnded).toBeGreaterThan(0)
+    expect(searchEnded).toBeLessThanOrEqual(awardedAt)
+  })
+
   it('an agent whose offer could not be sent at first tries again, and its offer counts', async () => {
     net = createMemoryJobNetwork()
     const one = await agent({ platforms: ['linux/amd64'] })
