@@ -38,8 +38,13 @@ export const JOB_MAX_INBOUND_STREAMS = 32
 export const JOB_MAX_FRAMES_PER_STREAM = 64
 /** How long publish waits for a subscriber of the topic to be known, so a fresh node's first job is not lost. */
 export const JOB_PUBLISH_WAIT_MS = 5_000
-/** Once one subscriber is known, how long publish waits for the other connected peers' subscriptions. */
-export const JOB_PUBLISH_SETTLE_MS = 1_000
+/**
+ * Once one subscriber is known, how long publish waits for the other
+ * connected peers' subscriptions. Short: connected peers of other platforms
+ * never subscribe, so on a mixed farm this wait runs to its end before every
+ * job; and an agent the gossip misses is found by the requester's DHT search.
+ */
+export const JOB_PUBLISH_SETTLE_MS = 100
 /** Bound on one search for the agents of a platform; the requester also ends it when the offer window closes. */
 export const JOB_SEARCH_TIMEOUT_MS = 10_000
 
