@@ -78,14 +78,24 @@ describe('a job reaches agents gossip does not', () => {
     return { key, platforms: opts.platforms }
   }
 
-  /** A requester whose transport "finds" `advertised` SEARCH_MS after a search starts. */
-  const requester = async (advertised: Member[]): Promise<{ r: Requester, searches: string[] }> => {
+  /**
+   * A requester whose transport "finds" `advertised` SEARCH_MS after a
+   * search starts; with `endless`, a search that finds nobody and runs until
+   * it is ended (a slow DHT on a busy network), noting when in `searchEnded`.
+   */
+  const requester = async (advertised: Member[], opts: { endless?: boolean } = {}): Promise<{ r: Requester, searches: string[], searchEnded: () => number }> => {
     const key = await generateKeyPair('Ed25519')
     const searches: string[] = []
+    let ended = 0
     const transport: JobTransport = {
       ...net.connect(id(key)),
       findAgents: async ({ platform, capabilities, signal, onAgent }) => {
         searches.push(`${platform} ${capabilities.join(',')}`)
+        if (opts.endless === true) {
+          await new Promise<void>(resolve => { signal.addEventListener('abort', () => { resolve() }, { once: true }) })
+          ended = Date.now()
+          return
+        }
         await new Promise(resolve => setTimeout(resolve, SEARCH_MS))
         if (signal.aborted) return
         for (const m of advertised) {
@@ -103,7 +113,7 @@ describe('a job reaches agents gossip does not', () => {
       heartbeatMs: 50
     })
     stops.push(() => { r.stop() })
-    return { r, searches }
+    return { r, searches, searchEnded: () => ended }
   }
 
   const spec = (platforms: string[], extra: Partial<Parameters<Requester['submit']>[0]> = {}): Parameters<Requester['submit']>[0] => ({
@@ -134,33 +144,15 @@ describe('a job reaches agents gossip does not', () => {
   it('awards without waiting for a search still running, once the agents reached have answered with enough offers', async () => {
     net = createMemoryJobNetwork()
     const near = await agent({ platforms: ['linux/amd64'] })
-    const key = await generateKeyPair('Ed25519')
-    let searchEnded = 0
-    // A search that finds nobody and runs until it is ended (a slow DHT on a busy network).
-    const transport: JobTransport = {
-      ...net.connect(id(key)),
-      findAgents: async ({ signal }) => {
-        await new Promise<void>(resolve => { signal.addEventListener('abort', () => { resolve() }, { once: true }) })
-        searchEnded = Date.now()
-      }
-    }
-    const r = createRequester({
-      key,
-      transport,
-      policy: createTrustPolicy(PolicyConfig.parse({ version: 1, open: true })),
-      blobs: { fetch: async (b) => blobs.get(b.digest) ?? new Uint8Array(0) },
-      offerWindowMs: WINDOW_MS,
-      heartbeatMs: 50
-    })
-    stops.push(() => { r.stop() })
+    const { r, searchEnded } = await requester([], { endless: true })
     let awardedAt = 0
     const started = Date.now()
     const out = await r.submit(spec(['linux/amd64'], { onEvent: e => { if (e.kind === 'award') awardedAt = Date.now() } }))
     expect(out.platforms[0]?.builders).toEqual([id(near.key)])
     // The award ended the search; the window did not run out.
     expect(awardedAt - started).toBeLessThan(WINDOW_MS)
-    expect(searchEnded).toBeGreaterThan(0)
-    expect(searchEnded).toBeLessThanOrEqual(awardedAt)
+    expect(searchEnded()).toBeGreaterThan(0)
+    expect(searchEnded()).toBeLessThanOrEqual(awardedAt)
   })
 
   it('an agent whose offer could not be sent at first tries again, and its offer counts', async () => {
