@@ -20,8 +20,9 @@ import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { performance } from 'node:perf_hooks'
 import { createCapabilityAdvertiser, createKilnNode } from '../../src/p2p/index.ts'
-import type { CapabilityAdvertiser, CapabilityDescription, KilnNode, KilnNodeInit } from '../../src/p2p/index.ts'
+import type { CapabilityAdvertiser, KilnNode, KilnNodeInit } from '../../src/p2p/index.ts'
 import { mapLimit } from '../../src/util/map-limit.ts'
+import { describeAgent } from './_agent-description.ts'
 import { serveHost } from './_host-rpc.ts'
 
 export type HostOp = 'start' | 'dial' | 'publish' | 'load' | 'usage' | 'stop'
@@ -30,17 +31,6 @@ export interface AgentSpec { platform: string, capabilities: string[] }
 interface Member { node: KilnNode, privateKey: PrivateKey, advertiser?: CapabilityAdvertiser }
 
 const members: Member[] = []
-
-function describeAgent (spec: AgentSpec): CapabilityDescription {
-  return {
-    platforms: [{ platform: spec.platform, features: [] }],
-    emulated: [],
-    capabilities: spec.capabilities,
-    details: {},
-    limits: { cpus: 4, memoryBytes: 8 << 30, diskBytes: 100 << 30 },
-    queue: { queued: 0, running: 0 }
-  }
-}
 
 async function stopAll (): Promise<void> {
   await Promise.allSettled(members.map(async m => { await m.advertiser?.stop(); await m.node.stop() }))

@@ -23,9 +23,9 @@ import type { JobBuilder } from '../../agent/jobs/index.ts'
 import { openLocalStore } from '../../src/content/index.ts'
 import type { Digest, LocalStore } from '../../src/content/index.ts'
 import { createKilnNode } from '../../src/p2p/index.ts'
-import type { CapabilityDescription } from '../../src/p2p/index.ts'
 import { PolicyConfig, createTrustPolicy } from '../../src/trust/index.ts'
 import { mapLimit } from '../../src/util/map-limit.ts'
+import { describeAgent } from './_agent-description.ts'
 import { serveHost } from './_host-rpc.ts'
 
 export type FarmHostOp = 'start' | 'dial' | 'stats' | 'stop'
@@ -36,17 +36,6 @@ export interface FarmStatsArgs { blobs: string[] }
 
 interface Member { agent: Agent, store: LocalStore, builds: { n: number } }
 const members: Member[] = []
-
-function describeAgent (spec: FarmAgentSpec): CapabilityDescription {
-  return {
-    platforms: [{ platform: spec.platform, features: [] }],
-    emulated: [],
-    capabilities: spec.capabilities,
-    details: {},
-    limits: { cpus: 4, memoryBytes: 8 << 30, diskBytes: 100 << 30 },
-    queue: { queued: 0, running: 0 }
-  }
-}
 
 /** An image of one tiny layer, written into the agent's store once the job's bases are held: the build costs nothing. */
 function instantBuilder (store: LocalStore, platform: string, builds: { n: number }): JobBuilder {

@@ -13,11 +13,12 @@
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, createReadStream, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
+import { freePort } from '../helpers/http-service.ts'
+import { findTool } from '../helpers/tools.ts'
+import { pushImage } from './_push-image.ts'
 
 const sizeMiB = Number(process.env.KILN_BENCH_SIZE_MIB ?? 1024)
 const runs = Number(process.env.KILN_BENCH_RUNS ?? 3)
@@ -26,17 +27,7 @@ const kiln = join(repo, 'src', 'cli', 'kiln.mjs')
 const work = mkdtempSync(join(tmpdir(), 'kiln-bench-gateway-'))
 const children: ChildProcess[] = []
 
-function have (cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
-}
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => { resolve(port) }) })
-  })
-}
 
 async function waitUp (url: string): Promise<void> {
   const deadline = Date.now() + 30_000
@@ -63,29 +54,6 @@ function makeLayer (path: string): { digest: string, size: number } {
   return { digest: `sha256:${hash.digest('hex')}`, size }
 }
 
-/** Pushes the image with plain distribution API calls (monolithic blob uploads), the same way to both servers. */
-async function pushImage (base: string, layerPath: string, layer: { digest: string, size: number }): Promise<void> {
-  const upload = async (digest: string, body: Buffer | Readable, size: number): Promise<void> => {
-    const start = await fetch(`${base}/v2/bench/img/blobs/uploads/`, { method: 'POST' })
-    await start.body?.cancel()
-    const location = new URL(start.headers.get('location') as string, base)
-    location.searchParams.set('digest', digest)
-    const res = await fetch(location, { method: 'PUT', body: body instanceof Readable ? Readable.toWeb(body) as ReadableStream : body, headers: { 'content-length': String(size), 'content-type': 'application/octet-stream' }, duplex: 'half' } as RequestInit)
-    if (res.status !== 201) throw new Error(`upload to ${base} failed: ${res.status} ${await res.text()}`)
-  }
-  await upload(layer.digest, createReadStream(layerPath, { highWaterMark: 1 << 20 }), layer.size)
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer.digest] }, config: {} }))
-  const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`
-  await upload(configDigest, config, config.byteLength)
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.byteLength },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer.digest, size: layer.size }]
-  })
-  const res = await fetch(`${base}/v2/bench/img/manifests/v1`, { method: 'PUT', body: manifest, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } })
-  if (res.status !== 201) throw new Error(`manifest push to ${base} failed: ${res.status} ${await res.text()}`)
-}
 
 function timeCopy (hostPort: string, label: string): number {
   const dest = join(work, `out-${label}`)
@@ -108,7 +76,7 @@ function timeCurl (hostPort: string, digest: string): number {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 
 async function main (): Promise<void> {
-  if (!have('skopeo') || !have('docker-registry')) {
+  if (findTool('skopeo') === undefined || findTool('docker-registry') === undefined) {
     console.log('gateway bench skipped: needs skopeo and docker-registry (apt-get install skopeo docker-registry)')
     return
   }
@@ -124,8 +92,8 @@ async function main (): Promise<void> {
   await waitUp(`http://127.0.0.1:${regPort}`)
   await waitUp(`http://127.0.0.1:${gwPort}`)
   console.log('pushing the image to both...')
-  await pushImage(`http://127.0.0.1:${regPort}`, layerPath, layer)
-  await pushImage(`http://127.0.0.1:${gwPort}`, layerPath, layer)
+  await pushImage(`http://127.0.0.1:${regPort}`, { path: layerPath, ...layer })
+  await pushImage(`http://127.0.0.1:${gwPort}`, { path: layerPath, ...layer })
   rmSync(layerPath)
 
   // One warm-up each (page cache, skopeo's own start-up), then alternate.
@@ -139,7 +107,7 @@ async function main (): Promise<void> {
   }
   const size = statSync(join(work, 'kiln')).isDirectory() ? layer.size : 0
   const mbps = (s: number): string => (size / s / 1e6).toFixed(0)
-  if (have('curl')) {
+  if (findTool('curl') !== undefined) {
     const regCurl: number[] = []
     const gwCurl: number[] = []
     for (let i = 0; i < runs; i++) {

@@ -23,11 +23,12 @@
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
+import { freePort } from '../helpers/http-service.ts'
+import { findTool } from '../helpers/tools.ts'
+import { pushImage } from './_push-image.ts'
 
 const sizeMiB = Number(process.env.KILN_BENCH_SIZE_MIB ?? 1024)
 const runs = Number(process.env.KILN_BENCH_RUNS ?? 3)
@@ -36,17 +37,7 @@ const kiln = join(repo, 'src', 'cli', 'kiln.mjs')
 const work = mkdtempSync(join(tmpdir(), 'kiln-bench-pullthrough-'))
 const children = new Set<ChildProcess>()
 
-function have (cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
-}
 
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => { resolve(port) }) })
-  })
-}
 
 async function waitFor (what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms
@@ -113,31 +104,6 @@ function makeLayer (dir: string): { path: string, digest: string, size: number }
   return { path, digest: `sha256:${hash.digest('hex')}`, size: statSync(path).size }
 }
 
-/** Pushes the image with plain distribution API calls; returns the manifest's and config's digests. */
-async function pushImage (base: string, layer: { path: string, digest: string, size: number }): Promise<{ manifest: string, config: string }> {
-  const upload = async (digest: string, body: Buffer | Readable, size: number): Promise<void> => {
-    const start = await fetch(`${base}/v2/bench/img/blobs/uploads/`, { method: 'POST' })
-    await start.body?.cancel()
-    const location = new URL(start.headers.get('location') as string, base)
-    location.searchParams.set('digest', digest)
-    const res = await fetch(location, { method: 'PUT', body: body instanceof Readable ? Readable.toWeb(body) as ReadableStream : body, headers: { 'content-length': String(size), 'content-type': 'application/octet-stream' }, duplex: 'half' } as RequestInit)
-    if (res.status !== 201) throw new Error(`upload to ${base} failed: ${res.status} ${await res.text()}`)
-  }
-  await upload(layer.digest, createReadStream(layer.path, { highWaterMark: 1 << 20 }), layer.size)
-  const diffId = layer.digest
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diffId] }, config: {} }))
-  const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`
-  await upload(configDigest, config, config.byteLength)
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.byteLength },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer.digest, size: layer.size }]
-  })
-  const res = await fetch(`${base}/v2/bench/img/manifests/v1`, { method: 'PUT', body: manifest, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } })
-  if (res.status !== 201) throw new Error(`manifest push to ${base} failed: ${res.status} ${await res.text()}`)
-  return { manifest: `sha256:${createHash('sha256').update(manifest).digest('hex')}`, config: configDigest }
-}
 
 /** curl of a URL into /dev/null: seconds to the first byte and in all. */
 function curlTimes (url: string): { first: number, total: number } {
@@ -188,11 +154,11 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const fmt = (xs: number[]): string => xs.map(x => x.toFixed(2)).join(', ')
 
 async function main (): Promise<void> {
-  if (!have('docker-registry') || !have('curl') || !have('tar')) {
+  if (findTool('docker-registry') === undefined || findTool('curl') === undefined || findTool('tar') === undefined) {
     console.log('pullthrough bench skipped: needs docker-registry, curl and tar (apt-get install docker-registry curl tar)')
     return
   }
-  const withCtr = have('containerd') && have('ctr') && process.getuid?.() === 0
+  const withCtr = findTool('containerd') !== undefined && findTool('ctr') !== undefined && process.getuid?.() === 0
   if (!withCtr) console.log('ctr part skipped: needs root, containerd and ctr (apt-get install containerd)')
   console.log(`load average at start: ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
   console.log(`making a ${sizeMiB} MiB layer...`)
