@@ -154,7 +154,7 @@ export function toNodeHandler (handle: (req: GatewayRequest) => Promise<GatewayR
     }
     // An early answer (the handler did not read the whole body) waits for the rest of the body (./request-body.ts).
     const awaitRest = async (): Promise<void> => {
-      if (body.unfinished && !await body.discardRest(options.bodyLingerMs)) res.setHeader('connection', 'close')
+      if (!await body.discardRest(options.bodyLingerMs)) res.setHeader('connection', 'close')
     }
     const run = async (): Promise<void> => {
       const out = await handle(greq)
