@@ -12,7 +12,7 @@
  * first job. The figures are printed (docs/benchmarks.md keeps them).
  */
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -81,7 +81,9 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox'))(`an agent under stead
     }
     const sample = (): void => {
       const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024
-      const scratch = readdirSync(join(dir.agent, 'build', 'tmp')).length + readdirSync(dir.agent).filter(n => n === 'jobs').flatMap(() => readdirSync(join(dir.agent, 'jobs')).filter(n => n.startsWith('ctx-'))).length
+      const jobsDir = join(dir.agent, 'jobs')
+      const contexts = existsSync(jobsDir) ? readdirSync(jobsDir).filter(n => n.startsWith('ctx-')).length : 0
+      const scratch = readdirSync(join(dir.agent, 'build', 'tmp')).length + contexts
       samples.push({
         at: Date.now(),
         rssMiB: Math.round(rss),
