@@ -48,7 +48,8 @@ const S_IFCHR = 0o020000
 const S_IFBLK = 0o060000
 const SPECIAL_BITS = 0o6000
 
-const recorded = (uid: number, gid: number, mode: number): Recorded | null => uid !== 0 || gid !== 0 || (mode & SPECIAL_BITS) !== 0 ? { uid, gid, mode: mode & 0o7777 } : null
+/** The recorded owner of uid, gid and mode, or null for a plain 0:0 path (see Terms). */
+export const recorded = (uid: number, gid: number, mode: number): Recorded | null => uid !== 0 || gid !== 0 || (mode & SPECIAL_BITS) !== 0 ? { uid, gid, mode: mode & 0o7777 } : null
 
 const strip = (name: string): string => name.replace(/^(\.\/|\/)+/, '').replace(/\/+$/, '')
 

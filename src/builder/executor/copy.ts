@@ -16,9 +16,9 @@ import type { Stats } from 'node:fs'
 import { basename, join, posix, relative, sep } from 'node:path'
 import type { Digest } from '../../content/index.ts'
 import { resolveInRoot } from '../../oci/index.ts'
-import type { TreeEntry } from '../../oci/index.ts'
+import type { LayerEntry, TreeEntry } from '../../oci/index.ts'
 import type { CopyFrom, CopyStep, FileStep, SourceLoc } from '../../recipe/ir.ts'
-import { extractArchive, isTarArchive } from '../add-archive.ts'
+import { archiveLayerEntries, extractArchive, isTarArchive } from '../add-archive.ts'
 import { resolveBase, unpackedBase } from '../base.ts'
 import { parseIgnoreFile } from '../context/index.ts'
 import type { IgnoreRules } from '../context/index.ts'
@@ -118,8 +118,28 @@ export async function copyInputs (scope: BuildScope, step: CopyStep): Promise<Co
   return { items, digests }
 }
 
+/**
+ * `ADD archive.tar /` as a stage's first filesystem change (FROM scratch):
+ * the layer's entries come from the archive's headers, and the layer is
+ * written from the archive itself, with no extraction (../add-archive.ts,
+ * `archiveLayerEntries`). Undefined when the step is anything else, or the
+ * archive needs extracting to say what its layer is.
+ */
+async function streamedArchive (st: StageState, step: CopyStep, inputs: CopyInputs, signal?: AbortSignal): Promise<LayerEntry[] | undefined> {
+  const item = inputs.items[0]
+  if (!step.add || inputs.items.length !== 1 || item?.kind !== 'host' || item.isDir || item.parents !== undefined) return undefined
+  if (step.chown !== undefined || step.chmod !== undefined || st.layers.length > 0 || st.uppers.length > 0) return undefined
+  if (posix.resolve(st.config.WorkingDir ?? '/', step.dest) !== '/' || !await isTarArchive(item.path)) return undefined
+  return await archiveLayerEntries(item.path, signal)
+}
+
 export async function copyStep (scope: BuildScope, snap: Snapshotter, st: StageState, step: CopyStep, key: Digest, inputs: CopyInputs): Promise<void> {
   const { options } = scope
+  const streamed = await streamedArchive(st, step, inputs, options.signal)
+  if (streamed !== undefined) {
+    await snap.commitEntries(st, step, key, streamed)
+    return
+  }
   const { dir, upper } = await newUpper(scope)
   try {
     const below = new LayerTree(await stageDirs(scope, st))

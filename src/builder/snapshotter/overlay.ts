@@ -6,7 +6,8 @@
 import type { LayerRecorder } from '../layers.ts'
 import { removeTree } from '../sandbox/index.ts'
 import type { BuildScope } from '../stage.ts'
-import { diffUpper, findSnapshot, keepSnapshot, newUpper, stageDirs } from './dirs.ts'
+import { layerOwners } from '../owner-ledger.ts'
+import { diffUpper, findSnapshot, keepSnapshot, lazySnapshot, newUpper, stageDirs } from './dirs.ts'
 import type { Snapshotter } from './types.ts'
 
 export function createOverlaySnapshotter (scope: BuildScope, layers: LayerRecorder): Snapshotter {
@@ -44,10 +45,20 @@ export function createOverlaySnapshotter (scope: BuildScope, layers: LayerRecord
       st.uppers.unshift(snap)
       layers.defer(st, step, key, edit(await diffUpper(snap, undefined)))
     },
+    commitEntries: async (st, step, key, entries) => {
+      const layer = await layers.store(st, step, key, entries)
+      st.uppers.unshift(lazySnapshot(scope, key, layer.descriptor))
+    },
     applyCached: async (st, key, hit) => {
       const found = await findSnapshot(scope, key, hit)
-      if (found === undefined) return false
-      st.uppers.unshift(found)
+      if (found !== undefined) {
+        st.uppers.unshift(found)
+        return true
+      }
+      // No snapshot (a layer written from its entries, or the dir was evicted): one made on first use, if extracting the layer gives it.
+      const owners = await layerOwners(scope.store, hit.descriptor.digest, scope.options.signal).catch(() => undefined)
+      if (owners === undefined || owners.whiteouts.length > 0 || owners.opaques.length > 0) return false
+      st.uppers.unshift(lazySnapshot(scope, key, hit.descriptor))
       return true
     },
     close: async () => {}

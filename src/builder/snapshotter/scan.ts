@@ -64,6 +64,11 @@ export function createScanSnapshotter (scope: BuildScope, layers: LayerRecorder)
       await applyLayer(root, value.descriptor)
       await keepSnapshot(scope, upper, key)
     },
+    commitEntries: async (st, step, key, entries) => {
+      const root = await rootOf(st)
+      const value = await layers.store(st, step, key, entries)
+      await applyLayer(root, value.descriptor)
+    },
     applyCached: async (st, _key, hit) => {
       await applyLayer(await rootOf(st), hit.descriptor)
       return true

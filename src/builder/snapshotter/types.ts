@@ -55,6 +55,12 @@ export interface Snapshotter {
    * --chown sets owners there).
    */
   commit: (st: StageState, step: Step, key: Digest, upper: string, entries?: (e: LayerEntry[]) => LayerEntry[]) => Promise<void>
+  /**
+   * Commits a step's layer given as entries, with no upper dir (a scratch
+   * stage's ADD of an archive, src/builder/add-archive.ts); overlay makes
+   * its snapshot only when a later step reads the stage's files.
+   */
+  commitEntries: (st: StageState, step: Step, key: Digest, entries: LayerEntry[]) => Promise<void>
   /** Stacks a cached layer on the stage; false when it cannot be used here (overlay: no snapshot dir for it). */
   applyCached: (st: StageState, key: Digest, hit: CachedLayer) => Promise<boolean>
   /** Removes what only this build used (scan: the stages' root dirs); snapshots stay. */

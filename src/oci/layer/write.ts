@@ -13,9 +13,10 @@
  * while streaming into the content store; nothing is buffered whole.
  */
 import { createHash } from 'node:crypto'
-import { closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs'
+import { closeSync, constants as fsc, fstatSync, openSync, read, readSync } from 'node:fs'
 import { lstat, open, readdir, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import type { Digest, Ingester } from '../../content/index.ts'
 import { COPY_CHUNK_SIZE } from '../constants.ts'
 import { SourceChangedError, UnsafePathError } from '../errors.ts'
@@ -35,6 +36,8 @@ export interface EntryOwner { uid?: number, gid?: number }
 export type LayerEntry =
   | ({ type: 'file', path: string, mode: number, mtime?: number, content: Uint8Array } & EntryOwner)
   | ({ type: 'file', path: string, mode: number, mtime?: number, source: string } & EntryOwner)
+  /** A file's bytes at `offset` of the file `source` (a member of an uncompressed tar), `size` of them. */
+  | ({ type: 'file', path: string, mode: number, mtime?: number, source: string, offset: number, size: number } & EntryOwner)
   | ({ type: 'directory', path: string, mode: number, mtime?: number } & EntryOwner)
   | ({ type: 'symlink', path: string, target: string, mtime?: number } & EntryOwner)
   /** A second name for a file written earlier in the same layer (`target` is its path). */
@@ -87,7 +90,7 @@ function prepare (entry: LayerEntry, epoch: number): Prepared {
   switch (entry.type) {
     case 'file':
       header.mode = entry.mode & 0o7777
-      header.size = 'content' in entry ? entry.content.byteLength : -1
+      header.size = 'content' in entry ? entry.content.byteLength : 'offset' in entry ? entry.size : -1
       break
     case 'directory':
       header.type = 'directory'
@@ -164,13 +167,80 @@ function readSmallFile (path: string): Buffer | undefined {
   }
 }
 
+/**
+ * The files that ranged entries read from, each opened once per tar (a
+ * layer streamed from an archive reads thousands of members of one file).
+ */
+class RangeFiles {
+  private readonly fds = new Map<string, { fd: number, size: number }>()
+
+  private open (path: string): { fd: number, size: number } {
+    let f = this.fds.get(path)
+    if (f === undefined) {
+      const fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+      f = { fd, size: fstatSync(fd).size }
+      this.fds.set(path, f)
+    }
+    return f
+  }
+
+  /** `size` bytes at `offset` of `path`, read synchronously (small members). */
+  readSync (path: string, offset: number, size: number): Buffer {
+    const f = this.open(path)
+    if (offset + size > f.size) throw new SourceChangedError(path, `shrank below ${offset + size} bytes`)
+    const buf = Buffer.allocUnsafe(size)
+    for (let got = 0; got < size;) {
+      const n = readSync(f.fd, buf, got, size - got, offset + got)
+      if (n === 0) throw new SourceChangedError(path, `shrank below ${offset + size} bytes`)
+      got += n
+    }
+    return buf
+  }
+
+  /** The same as a stream, read off the main thread (large members). */
+  async * stream (path: string, offset: number, size: number): AsyncGenerator<Uint8Array> {
+    const f = this.open(path)
+    if (offset + size > f.size) throw new SourceChangedError(path, `shrank below ${offset + size} bytes`)
+    for (let pos = offset, left = size; left > 0;) {
+      const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK_SIZE, left))
+      const { bytesRead } = await readAt(f.fd, buf, 0, buf.length, pos)
+      if (bytesRead === 0) throw new SourceChangedError(path, `shrank below ${offset + size} bytes`)
+      pos += bytesRead
+      left -= bytesRead
+      yield buf.subarray(0, bytesRead)
+    }
+  }
+
+  close (): void {
+    for (const { fd } of this.fds.values()) closeSync(fd)
+    this.fds.clear()
+  }
+}
+
+const readAt = promisify(read)
+
 async function * tarStream (entries: Prepared[], signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  const ranges = new RangeFiles()
+  try {
+    yield * tarEntries(entries, ranges, signal)
+  } finally {
+    ranges.close()
+  }
+}
+
+async function * tarEntries (entries: Prepared[], ranges: RangeFiles, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   let sliceStart = performance.now()
   for (const p of entries) {
     signal?.throwIfAborted()
     const e = p.entry
     let small: Buffer | undefined
-    if (e.type === 'file' && 'source' in e) {
+    if (e.type === 'file' && 'offset' in e) {
+      if (e.size <= SMALL_FILE_SIZE) small = ranges.readSync(e.source, e.offset, e.size)
+      if (performance.now() - sliceStart >= SYNC_SLICE_MS) {
+        await new Promise(resolve => setImmediate(resolve))
+        sliceStart = performance.now()
+      }
+    } else if (e.type === 'file' && 'source' in e) {
       small = readSmallFile(e.source)
       if (small === undefined) {
         const st = await lstat(e.source)
@@ -188,6 +258,7 @@ async function * tarStream (entries: Prepared[], signal?: AbortSignal): AsyncGen
     if (e.type !== 'file' || p.header.size === 0) continue
     if ('content' in e) yield e.content
     else if (small !== undefined) yield small
+    else if ('offset' in e) yield * ranges.stream(e.source, e.offset, e.size)
     else yield * fileBody(e.source, p.header.size)
     const pad = padding(p.header.size)
     if (pad > 0) yield Buffer.alloc(pad)
