@@ -139,7 +139,7 @@ export function createBuilder (init: BuilderInit): Builder {
       const base = await baseOf(stage, platform, states, options)
       const st: StageState = {
         stage, base,
-        key: stepKey(base.key, `FROM ${formatPlatform(platform)}`, [plan.frontend]),
+        key: stepKey(base.key, `FROM ${formatPlatform(platform)}`, [plan.frontend, ...(options.layerCompression === 'zstd' ? ['layers=zstd'] : [])]),
         config: structuredClone(base.resolved.config?.config ?? {}),
         diffIds: [...(base.resolved.config?.rootfs.diff_ids ?? [])],
         layers: (base.resolved.manifest?.layers ?? []).map(l => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),

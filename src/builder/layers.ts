@@ -45,6 +45,7 @@ export function createLayerRecorder (scope: BuildScope, cache: StepCache): Layer
     const report = scope.options.onProgress
     const label = report !== undefined ? scope.textOf(step).split('\n')[0] ?? '' : ''
     const layer = await writeLayer(scope.store, entries, {
+      compression: scope.options.layerCompression ?? 'gzip',
       sourceDateEpoch: scope.epoch,
       signal: scope.options.signal,
       ...(report !== undefined ? { onProgress: (bytes: number) => { report({ what: 'layer', id: key, label, bytes, done: false }) } } : {})

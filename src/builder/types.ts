@@ -100,6 +100,12 @@ export interface BuildOptions {
   annotations?: Readonly<Record<string, string>>
   /** Ignore the step cache (entries are still written). */
   noCache?: boolean
+  /**
+   * Compression of the layers the build writes (default gzip; an output's
+   * `compression=`). Any other than gzip is part of every step key, so a
+   * layer written one way never answers a build that asks for the other.
+   */
+  layerCompression?: 'gzip' | 'zstd'
   stepTimeoutMs?: number
   /**
    * Stages built at once at most, among those that do not read from each

@@ -2,10 +2,10 @@
  * `--output` values, in docker buildx syntax or as a containers-transports
  * short form:
  *
- *   type=oci-layout,dest=DIR[,name=TAG]           oci-layout:DIR[:TAG]   oci:DIR[:TAG]
- *   type=oci-archive,dest=FILE[,name=TAG]         oci-archive:FILE[:TAG]
+ *   type=oci-layout,dest=DIR[,name=TAG][,compression=gzip|zstd]   oci-layout:DIR[:TAG]   oci:DIR[:TAG]
+ *   type=oci-archive,dest=FILE[,name=TAG][,compression=gzip|zstd] oci-archive:FILE[:TAG]
  *   type=docker-archive,dest=FILE[,name=REPO:TAG][,platform=P]  docker-archive:FILE[:REPO:TAG]
- *   type=registry,name=HOST/REPO:TAG[,insecure=true]            docker://HOST/REPO:TAG
+ *   type=registry,name=HOST/REPO:TAG[,insecure=true][,compression=gzip|zstd]  docker://HOST/REPO:TAG
  *   type=image,name=...,push=true                 (buildx spelling of type=registry)
  *   type=static,dest=DIR,name=REPO[:TAG][,sif=true]   (sif: each tag T also as the SIF artifact T.sif)
  *   type=s3,bucket=B[,prefix=P][,region=R][,endpoint_url=URL][,use_path_style=true],name=REPO[:TAG]
@@ -23,6 +23,10 @@
  * value (`name="a:1,a:2"`); `""` inside quotes is one quote. `name` may be
  * repeated or hold a comma-separated list; `arg` may be repeated and keeps
  * its order.
+ *
+ * `compression` (as buildx's) is that of the layers the build writes
+ * (`layerCompressionOf`): gzip by default; zstd is smaller and faster to
+ * write, and needs clients that read it (docs/exporters.md).
  */
 import { z } from 'zod'
 import { parseImageRef } from '../oci/index.ts'
@@ -30,10 +34,12 @@ import type { ImageRef } from '../oci/index.ts'
 import { MAX_EXEC_ARGS, MAX_EXPORT_NAMES, MAX_OUTPUT_SPEC_LENGTH } from './constants.ts'
 import { OutputSpecInvalidError } from './errors.ts'
 
-export interface OciLayoutSpec { type: 'oci-layout', dest: string, names: string[] }
-export interface OciArchiveSpec { type: 'oci-archive', dest: string, names: string[] }
+/** Compression of the layers a build writes, asked for by an output. */
+export type OutputCompression = 'gzip' | 'zstd'
+export interface OciLayoutSpec { type: 'oci-layout', dest: string, names: string[], compression?: OutputCompression }
+export interface OciArchiveSpec { type: 'oci-archive', dest: string, names: string[], compression?: OutputCompression }
 export interface DockerArchiveSpec { type: 'docker-archive', dest: string, names: string[], platform?: string }
-export interface RegistrySpec { type: 'registry', names: string[], insecure: boolean }
+export interface RegistrySpec { type: 'registry', names: string[], insecure: boolean, compression?: OutputCompression }
 export interface StaticSiteSpec {
   type: 'static'
   dest: string
@@ -121,11 +127,13 @@ const OptNames = Names.default([])
 
 const layoutName = (n: string): boolean => /^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$/.test(n)
 
+const Compression = z.enum(['gzip', 'zstd'], 'expected gzip or zstd').optional()
+
 const SCHEMAS = {
-  'oci-layout': z.strictObject({ dest: NonEmpty, name: OptNames.refine(ns => ns.every(layoutName), 'not a valid image name') }),
-  'oci-archive': z.strictObject({ dest: NonEmpty, name: OptNames.refine(ns => ns.every(layoutName), 'not a valid image name') }),
+  'oci-layout': z.strictObject({ dest: NonEmpty, name: OptNames.refine(ns => ns.every(layoutName), 'not a valid image name'), compression: Compression }),
+  'oci-archive': z.strictObject({ dest: NonEmpty, name: OptNames.refine(ns => ns.every(layoutName), 'not a valid image name'), compression: Compression }),
   'docker-archive': z.strictObject({ dest: NonEmpty, name: OptNames, platform: NonEmpty.optional() }),
-  registry: z.strictObject({ name: Names.min(1, 'a registry output needs name=HOST/REPO:TAG'), insecure: Bool.default(false), push: Bool.optional() }),
+  registry: z.strictObject({ name: Names.min(1, 'a registry output needs name=HOST/REPO:TAG'), insecure: Bool.default(false), push: Bool.optional(), compression: Compression }),
   static: z.strictObject({ dest: NonEmpty, name: OptNames, sif: Bool.default(false) }),
   s3: z.strictObject({
     bucket: NonEmpty,
@@ -242,16 +250,17 @@ function fromFields (text: string, fields: RawFields): OutputSpec {
   const v = r.data as Record<string, unknown>
   const names = (v.name as string[] | undefined) ?? []
   checkNames(text, type, names)
+  const compression = v.compression === undefined ? {} : { compression: v.compression as OutputCompression }
   switch (type) {
     case 'oci-layout':
     case 'oci-archive':
-      return { type, dest: v.dest as string, names }
+      return { type, dest: v.dest as string, names, ...compression }
     case 'static':
       return { type, dest: v.dest as string, names, sif: v.sif as boolean }
     case 'docker-archive':
       return { type, dest: v.dest as string, names, ...(v.platform === undefined ? {} : { platform: v.platform as string }) }
     case 'registry':
-      return { type, names, insecure: v.insecure as boolean }
+      return { type, names, insecure: v.insecure as boolean, ...compression }
     case 's3':
       return {
         type,
@@ -324,13 +333,13 @@ export function formatOutputSpec (spec: OutputSpec): string {
   const add = (k: string, v: string | undefined): void => { if (v !== undefined) parts.push(`${k}=${q(v)}`) }
   switch (spec.type) {
     case 'oci-layout': case 'oci-archive':
-      add('dest', spec.dest); spec.names.forEach(n => { add('name', n) }); break
+      add('dest', spec.dest); spec.names.forEach(n => { add('name', n) }); add('compression', spec.compression); break
     case 'static':
       add('dest', spec.dest); spec.names.forEach(n => { add('name', n) }); if (spec.sif) add('sif', 'true'); break
     case 'docker-archive':
       add('dest', spec.dest); spec.names.forEach(n => { add('name', n) }); add('platform', spec.platform); break
     case 'registry':
-      spec.names.forEach(n => { add('name', n) }); if (spec.insecure) add('insecure', 'true'); break
+      spec.names.forEach(n => { add('name', n) }); if (spec.insecure) add('insecure', 'true'); add('compression', spec.compression); break
     case 's3':
       add('bucket', spec.bucket); if (spec.prefix !== '') add('prefix', spec.prefix); add('region', spec.region); add('endpoint_url', spec.endpointUrl)
       if (spec.usePathStyle) add('use_path_style', 'true'); spec.names.forEach(n => { add('name', n) }); break
@@ -343,4 +352,15 @@ export function formatOutputSpec (spec: OutputSpec): string {
       add('dest', spec.dest); add('platform', spec.platform); break
   }
   return parts.join(',')
+}
+
+/**
+ * The compression of the layers a build with these outputs writes: what
+ * they ask for (gzip when none does). Outputs asking for different ones are
+ * refused: one build writes one set of layers.
+ */
+export function layerCompressionOf (outputs: readonly OutputSpec[]): OutputCompression {
+  const asked = new Set(outputs.flatMap(o => 'compression' in o && o.compression !== undefined ? [o.compression] : []))
+  if (asked.size > 1) throw new OutputSpecInvalidError('invalid --output: the outputs ask for different compressions (gzip and zstd); a build writes its layers once: give every output the same compression=', ['compression'])
+  return asked.has('zstd') ? 'zstd' : 'gzip'
 }

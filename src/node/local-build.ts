@@ -126,6 +126,7 @@ export async function runLocalBuild (init: LocalBuildInit): Promise<LocalBuild> 
         network: init.network,
         ...(init.secrets !== undefined ? { secrets: init.secrets } : {}),
         noCache: init.noCache,
+        layerCompression: exp.layerCompressionOf(init.outputs),
         ...(init.parallelStages !== undefined ? { parallelStages: init.parallelStages } : {}),
         ...(init.pull !== undefined ? { pull: init.pull } : {}),
         ...(init.sourceDateEpoch !== undefined ? { sourceDateEpoch: init.sourceDateEpoch } : {}),

@@ -65,7 +65,7 @@ export function register (program: Command, ctx: CliContext): void {
     .option('--dry-run', 'parse the recipe and print the build plan without building')
     .option('--json', 'with --dry-run: the plan as JSON; otherwise a JSON summary')
     .addOption(progressOption())
-    .addHelpText('after', '\nExamples:\n  kiln build -t app:1 .\n  kiln build -f Singularity.def --build-arg VERSION=2 -t tools:2 ./ctx\n  kiln build --dry-run --json .\n  kiln build --platform linux/amd64,linux/arm64 -t app:1 --label org.opencontainers.image.version=1 .\n  tar -C ctx -c . | kiln build -q --iidfile app.iid -\n  kiln build -f - --output type=local,dest=./rootfs . < Dockerfile\n  kiln build -t hpc/app:1 --output type=static,dest=/srv/registry --output oci-archive:app.tar .\n  kiln build --cache-from docker://registry.example.org/cache/app:bc --cache-to type=registry,ref=registry.example.org/cache/app:bc,mode=max .')
+    .addHelpText('after', '\nExamples:\n  kiln build -t app:1 .\n  kiln build -f Singularity.def --build-arg VERSION=2 -t tools:2 ./ctx\n  kiln build --dry-run --json .\n  kiln build --platform linux/amd64,linux/arm64 -t app:1 --label org.opencontainers.image.version=1 .\n  tar -C ctx -c . | kiln build -q --iidfile app.iid -\n  kiln build -f - --output type=local,dest=./rootfs . < Dockerfile\n  kiln build --output type=oci-layout,dest=./layout,name=app:1,compression=zstd .\n  kiln build -t hpc/app:1 --output type=static,dest=/srv/registry --output oci-archive:app.tar .\n  kiln build --cache-from docker://registry.example.org/cache/app:bc --cache-to type=registry,ref=registry.example.org/cache/app:bc,mode=max .')
     .action(async (contextWord: string | undefined, opts: BuildCliOptions) => {
       const { network, contextArg } = networkAndContext(opts.network, contextWord)
       const { basename } = await import('node:path')
@@ -102,8 +102,9 @@ export function register (program: Command, ctx: CliContext): void {
         }
         return
       }
-      const { parseOutputSpec, parseCacheToSpec, parseCacheFromSpec } = await import('../../export/index.ts')
+      const { parseOutputSpec, parseCacheToSpec, parseCacheFromSpec, layerCompressionOf } = await import('../../export/index.ts')
       const outputs = opts.output.map(parseOutputSpec)
+      layerCompressionOf(outputs) // outputs that disagree are refused before the build
       const cacheTo = opts.cacheTo.map(parseCacheToSpec)
       const cacheFrom = opts.cacheFrom.map(parseCacheFromSpec)
       const secrets = await secretFlags(opts.secret)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { OutputSpecInvalidError, formatOutputSpec, parseOutputSpec } from '../../../src/export/index.ts'
+import { OutputSpecInvalidError, formatOutputSpec, layerCompressionOf, parseOutputSpec } from '../../../src/export/index.ts'
 
 function badKeys (text: string): string[] {
   try {
@@ -103,6 +103,8 @@ describe('parseOutputSpec', () => {
       'type=oci-layout,dest=./out,name=v1',
       'type=docker-archive,dest=img.tar,name=hpc/app:1,platform=linux/arm64',
       'type=registry,name=127.0.0.1:5000/hpc/app:1,insecure=true',
+      'type=registry,name=127.0.0.1:5000/hpc/app:1,compression=zstd',
+      'type=oci-archive,dest=a.tar,compression=gzip',
       'type=s3,bucket=b,prefix=reg,region=r,endpoint_url=http://127.0.0.1:9000/,use_path_style=true,name=a:1',
       'type=exec,cmd=up,"arg=a,b",arg=c,timeout=5,opt.k=v',
       'type=kiln'
@@ -111,5 +113,15 @@ describe('parseOutputSpec', () => {
       expect(parseOutputSpec(formatOutputSpec(spec))).toEqual(spec)
     }
     expect(formatOutputSpec(parseOutputSpec('type=s3,bucket=b,name=a,secret_access_key=SECRET,access_key_id=ID'))).not.toMatch(/SECRET|ID/)
+  })
+
+  it('reads compression= on image outputs, and the layer compression a set of outputs asks for', () => {
+    expect(parseOutputSpec('type=oci-layout,dest=d,name=a,compression=zstd')).toEqual({ type: 'oci-layout', dest: 'd', names: ['a'], compression: 'zstd' })
+    expect(badKeys('type=oci-layout,dest=d,compression=xz')).toEqual(['compression'])
+    expect(badKeys('type=docker-archive,dest=d.tar,compression=zstd')).toEqual(['compression'])
+    expect(layerCompressionOf([])).toBe('gzip')
+    expect(layerCompressionOf([parseOutputSpec('oci:d:a'), parseOutputSpec('type=oci-archive,dest=a.tar,compression=zstd')])).toBe('zstd')
+    expect(layerCompressionOf([parseOutputSpec('type=oci-layout,dest=d,compression=gzip')])).toBe('gzip')
+    expect(() => layerCompressionOf([parseOutputSpec('type=oci-layout,dest=d,compression=gzip'), parseOutputSpec('type=oci-archive,dest=a.tar,compression=zstd')])).toThrow(/different compressions/)
   })
 })
