@@ -22,9 +22,11 @@ import { dirname, join } from 'node:path'
 import type { ContentStore, Digest, RefStore } from '../content/index.ts'
 import { digestHex } from '../content/index.ts'
 import { MAX_MANIFEST_SIZE, formatDockerName, importImage, parseManifestBytes, parseDockerName, parseImageRef, resolveImage, unpackImage } from '../oci/index.ts'
-import type { Descriptor, DockerName, ImageConfig, ImageManifest, ImageRef, Platform } from '../oci/index.ts'
+import type { Descriptor, DockerName, ImageConfig, ImageManifest, ImageRef, Platform, TarHeader } from '../oci/index.ts'
 import type { RegistryClient } from '../registry/index.ts'
 import { BaseImageError } from './errors.ts'
+import { ownersCollector, rememberLayerOwners } from './owner-ledger.ts'
+import type { LayerOwners } from './owner-ledger.ts'
 import type { BuildProgress } from './types.ts'
 import type { SourceLoc } from '../recipe/ir.ts'
 import { removeTree } from './sandbox/index.ts'
@@ -246,7 +248,15 @@ async function unpackOnce (store: ContentStore, base: ResolvedBase, dir: string,
   const tmp = await mkdtemp(`${dir}.tmp-${ownerTag()}-`)
   await chmod(tmp, 0o755) // as mkdir made it: the rootfs's own mode, not mkdtemp's 0700
   try {
-    if (base.descriptor !== undefined) await unpackImage(store, base.descriptor, tmp, { ...(signal !== undefined ? { signal } : {}) })
+    // The owners summaries of the layers (./owner-ledger.ts) come from the headers extraction reads: a RUN on the base needs no pass of its own.
+    const collected: Array<{ digest: string, owners: LayerOwners }> = []
+    const onLayerHeader = (layer: Descriptor): (h: TarHeader) => void => {
+      const c = ownersCollector()
+      collected.push({ digest: layer.digest, owners: c.owners })
+      return c.add
+    }
+    if (base.descriptor !== undefined) await unpackImage(store, base.descriptor, tmp, { ...(signal !== undefined ? { signal } : {}), onLayerHeader })
+    for (const { digest, owners } of collected) rememberLayerOwners(digest, owners)
     await rename(tmp, dir)
   } catch (err) {
     await removeTree(tmp)

@@ -28,7 +28,7 @@ import type { Stats } from 'node:fs'
 import { join } from 'node:path'
 import type { ContentStore, Digest } from '../content/index.ts'
 import { readTar, resolveInRoot } from '../oci/index.ts'
-import type { LayerEntry, RootTree } from '../oci/index.ts'
+import type { LayerEntry, RootTree, TarHeader } from '../oci/index.ts'
 import { decompressDetected } from '../oci/layer/compression.ts'
 import { LayerTree } from './rootfs-view.ts'
 import { fakerootGlibcMinor, hostFakeroot, maxGlibcMinor } from './sandbox/fakeroot.ts'
@@ -66,13 +66,12 @@ export function summarizeEntries (entries: readonly LayerEntry[]): LayerOwners {
 }
 
 
-/** The owners summary of a tar stream (a layer, or an archive ADD extracts), from its headers. */
-export async function tarOwners (source: AsyncIterable<Uint8Array>): Promise<LayerOwners> {
+/** The owners summary of tar headers, fed one by one (by tarOwners, or by an extraction that reads them anyway). */
+export function ownersCollector (): { add: (h: TarHeader) => void, owners: LayerOwners } {
   const out: LayerOwners = { owned: new Map(), whiteouts: [], opaques: [] }
-  const { tar } = await decompressDetected(source)
-  for await (const { header: h } of readTar(tar)) {
+  const add = (h: TarHeader): void => {
     const path = strip(h.name)
-    if (path === '') continue
+    if (path === '') return
     const slash = path.lastIndexOf('/')
     const base = path.slice(slash + 1)
     const dir = slash < 0 ? '' : path.slice(0, slash)
@@ -80,7 +79,15 @@ export async function tarOwners (source: AsyncIterable<Uint8Array>): Promise<Lay
     else if (base.startsWith('.wh.')) out.whiteouts.push(slash < 0 ? base.slice(4) : `${dir}/${base.slice(4)}`)
     else if (h.type === 'file' || h.type === 'directory' || h.type === 'symlink' || h.type === 'hardlink') out.owned.set(path, recorded(h.uid, h.gid, h.mode))
   }
-  return out
+  return { add, owners: out }
+}
+
+/** The owners summary of a tar stream (a layer, or an archive ADD extracts), from its headers. */
+export async function tarOwners (source: AsyncIterable<Uint8Array>): Promise<LayerOwners> {
+  const c = ownersCollector()
+  const { tar } = await decompressDetected(source)
+  for await (const { header } of readTar(tar)) c.add(header)
+  return c.owners
 }
 
 /**

@@ -53,6 +53,8 @@ export interface ExtractOptions {
   keepSetuid?: boolean
   /** Called for entries that are skipped (device nodes, fifos). */
   onWarning?: (warning: ExtractWarning) => void
+  /** Called with every entry's header as it is read, before it is applied (a reader that wants the headers needs no pass of its own). */
+  onHeader?: (header: TarHeader) => void
   signal?: AbortSignal
 }
 
@@ -298,6 +300,7 @@ export async function extractLayer (source: AsyncIterable<Uint8Array>, target: s
   const extractor = new Extractor(root, options)
   for await (const { header, body } of readTar(hashing(tar, hash))) {
     options.signal?.throwIfAborted()
+    options.onHeader?.(header)
     await extractor.apply(header, body)
   }
   await extractor.finish()

@@ -14,10 +14,13 @@ import { parseConfigBytes } from '../schemas.ts'
 import type { Descriptor, ImageConfig, ImageManifest } from '../schemas.ts'
 import { extractLayer } from './extract.ts'
 import type { ExtractOptions } from './extract.ts'
+import type { TarHeader } from './tar-header.ts'
 
 export interface UnpackOptions extends ExtractOptions {
   /** Platform to pick from an index; default the host's. */
   platform?: Platform
+  /** Asked once per layer for a header reader for it (ExtractOptions.onHeader). */
+  onLayerHeader?: (layer: Descriptor) => ((header: TarHeader) => void) | undefined
 }
 
 export interface ResolvedImage {
@@ -56,7 +59,8 @@ export async function resolveImage (store: BlobReader, descriptor: Descriptor, p
 export async function unpackImage (store: BlobReader, descriptor: Descriptor, dir: string, options: UnpackOptions = {}): Promise<ResolvedImage> {
   const image = await resolveImage(store, descriptor, options.platform)
   for (const [i, layer] of image.manifest.layers.entries()) {
-    const result = await extractLayer(store.read(layer.digest, { signal: options.signal }), dir, options)
+    const onHeader = options.onLayerHeader?.(layer)
+    const result = await extractLayer(store.read(layer.digest, { signal: options.signal }), dir, onHeader === undefined ? options : { ...options, onHeader })
     const expected = image.config.rootfs.diff_ids[i]
     if (result.diffId !== expected) throw new DiffIdMismatchError(layer.digest, expected ?? '(none)', result.diffId)
   }
