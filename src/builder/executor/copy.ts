@@ -129,7 +129,7 @@ async function streamedArchive (st: StageState, step: CopyStep, inputs: CopyInpu
   const item = inputs.items[0]
   if (!step.add || inputs.items.length !== 1 || item?.kind !== 'host' || item.isDir || item.parents !== undefined) return undefined
   if (step.chown !== undefined || step.chmod !== undefined || st.layers.length > 0 || st.uppers.length > 0) return undefined
-  if (posix.resolve(st.config.WorkingDir ?? '/', step.dest) !== '/' || !await isTarArchive(item.path)) return undefined
+  if (posix.resolve(st.config.WorkingDir ?? '/', step.dest) !== '/' || !(await lstat(item.path)).isFile() || !await isTarArchive(item.path)) return undefined
   return await archiveLayerEntries(item.path, signal)
 }
 
