@@ -76,10 +76,10 @@ export async function extractArchive (path: string, dir: string, signal?: AbortS
 export async function archiveLayerEntries (path: string, signal?: AbortSignal): Promise<LayerEntry[] | undefined> {
   try {
     return await scanArchive(path, signal)
-  } catch (err) {
+  } catch {
+    // NotStreamable, or an archive the extractor refuses with its own error.
     signal?.throwIfAborted()
-    if (err instanceof NotStreamable) return undefined
-    return undefined // malformed: extraction reports it
+    return undefined
   }
 }
 
