@@ -6,7 +6,7 @@
  * their own.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -54,6 +54,15 @@ describe('FROM scratch + ADD archive.tar /', () => {
     const copied = await build('FROM scratch AS base\nADD rootfs.tar /\nFROM scratch\nCOPY --from=base /etc/hostname /name\n')
     expect(copied.steps.map(s => s.cached)).toEqual([true, false])
     expect((await snapshots()).length).toBe(2) // the ADD's, made for the COPY, and the COPY's own
+  })
+
+  it('gives the same layer through a symlink to the archive (which takes the extracting path) as from the archive itself', async () => {
+    const direct = await build('FROM scratch\nADD rootfs.tar /\n')
+    await symlink('rootfs.tar', join(ctx, 'linked.tar'))
+    const linked = await build('FROM scratch\nADD linked.tar /\n')
+    expect(linked.steps.map(s => s.cached)).toEqual([false])
+    expect(linked.config.rootfs.diff_ids).toEqual(direct.config.rootfs.diff_ids)
+    expect((await snapshots()).length).toBe(1) // the extracting path keeps its upper dir
   })
 
   it('writes zstd layers when asked, never answered by the gzip ones', async () => {
