@@ -18,7 +18,9 @@
  * containerd), containerd, ctr, curl, tar and docker-registry; otherwise the
  * ctr part is skipped and says so.
  *
- *   npm run bench -- pullthrough    (KILN_BENCH_SIZE_MIB=1024, KILN_BENCH_RUNS=3)
+ *   npm run bench -- pullthrough    (KILN_BENCH_SIZE_MIB=1024, KILN_BENCH_RUNS=3, KILN_BENCH_ONLY=curl)
+ *
+ * KILN_BENCH_ONLY=curl times the curl lines alone (no containerd needed).
  */
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -32,6 +34,8 @@ import { pushImage } from './_push-image.ts'
 
 const sizeMiB = Number(process.env.KILN_BENCH_SIZE_MIB ?? 1024)
 const runs = Number(process.env.KILN_BENCH_RUNS ?? 3)
+/** `curl`: the curl lines only. */
+const only = process.env.KILN_BENCH_ONLY
 const repo = join(import.meta.dirname, '..', '..')
 const kiln = join(repo, 'src', 'cli', 'kiln.mjs')
 const work = mkdtempSync(join(tmpdir(), 'kiln-bench-pullthrough-'))
@@ -158,8 +162,9 @@ async function main (): Promise<void> {
     console.log('pullthrough bench skipped: needs docker-registry, curl and tar (apt-get install docker-registry curl tar)')
     return
   }
-  const withCtr = findTool('containerd') !== undefined && findTool('ctr') !== undefined && process.getuid?.() === 0
-  if (!withCtr) console.log('ctr part skipped: needs root, containerd and ctr (apt-get install containerd)')
+  const withCtr = only !== 'curl' && findTool('containerd') !== undefined && findTool('ctr') !== undefined && process.getuid?.() === 0
+  if (only === 'curl') console.log('ctr part left out (KILN_BENCH_ONLY=curl)')
+  else if (!withCtr) console.log('ctr part skipped: needs root, containerd and ctr (apt-get install containerd)')
   console.log(`load average at start: ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
   console.log(`making a ${sizeMiB} MiB layer...`)
   const layer = makeLayer(work)
@@ -208,7 +213,7 @@ async function main (): Promise<void> {
     console.log(`  from docker-registry:              ${median(ctr.reg).toFixed(2)} s  runs ${fmt(ctr.reg)}`)
     console.log(`  mirror mode through B (layer on A): ${median(ctr.gw).toFixed(2)} s  runs ${fmt(ctr.gw)}`)
     console.log(`  ratio of speeds (registry / gateway): ${(median(ctr.reg) / median(ctr.gw)).toFixed(2)}x  (>= 1.0: the gateway at least as fast)`)
-    console.log(`  extra: through B once B has the layer: ${median(ctr.warm).toFixed(2)} s  runs ${fmt(ctr.warm)}`)
+    console.log(`  extra: through B once B has the layer: ${median(ctr.warm).toFixed(2)} s  runs ${fmt(ctr.warm)}; ratio of speeds (registry / that): ${(median(ctr.reg) / median(ctr.warm)).toFixed(2)}x, the ceiling for streaming here (ctr's own hashing, writing and unpacking)`)
     console.log(`  extra: fetch-then-serve, derived (B's fetch as timed by curl + the pull once stored): ${median(ctr.stored).toFixed(2)} s  runs ${fmt(ctr.stored)}; streaming / that, ratio of speeds: ${(median(ctr.stored) / median(ctr.gw)).toFixed(2)}x`)
   }
   console.log(`load average at end: ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
