@@ -23,6 +23,11 @@
  * MB/s (10^6 bytes) and the ratios the issue asks for.
  *
  *   npm run bench -- transfer     (KILN_BENCH_MIB=1024, KILN_BENCH_RUNS=3, KILN_BENCH_ONLY=a|b)
+ *
+ * KILN_BENCH_COMPARE=DIR (another checkout of kiln, e.g. a `git worktree`
+ * of main with node_modules linked) adds to (a) a pull from one agent with
+ * that checkout's kiln on both ends, alternated with the others: a
+ * before/after in one run.
  */
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -49,6 +54,8 @@ const SINK_PROTOCOL = '/kiln/bench/sink/1.0.0'
 const LOOPBACK = ['/ip4/127.0.0.1/tcp/0']
 const repo = join(import.meta.dirname, '..', '..')
 const kilnBin = join(repo, 'src', 'cli', 'kiln.mjs')
+/** Another checkout whose kiln is timed beside this one in (a). */
+const COMPARE = process.env.KILN_BENCH_COMPARE
 
 /**
  * The layer's bytes, the same in every process: a 4 MiB pseudo-random block
@@ -327,10 +334,13 @@ async function main (): Promise<void> {
     // Three agents, each with the image imported into its own store; not connected to each other,
     // so a pull that knows one of them cannot find the others.
     const agents: Array<{ peer: string, addr: string, pid: number | undefined }> = []
-    for (let i = 0; i < 3; i++) {
+    // With KILN_BENCH_COMPARE, a fourth agent runs the other checkout's kiln.
+    const compareBin = COMPARE === undefined ? undefined : join(COMPARE, 'src', 'cli', 'kiln.mjs')
+    for (let i = 0; i < (compareBin === undefined ? 3 : 4); i++) {
       const dataDir = join(work, `agent${i}`)
-      run(process.execPath, [kilnBin, '--data-dir', dataDir, 'image', 'import', `oci:${layout}:v1`, '-t', 'bench/img:v1'], env)
-      const proc = spawn(process.execPath, [kilnBin, '--data-dir', dataDir, '--log-level', 'warn', 'agent', '--no-jobs', '--no-mdns', '--listen', LOOPBACK[0]!], { stdio: ['ignore', 'pipe', 'ignore'], env })
+      const bin = i === 3 ? compareBin! : kilnBin
+      run(process.execPath, [bin, '--data-dir', dataDir, 'image', 'import', `oci:${layout}:v1`, '-t', 'bench/img:v1'], env)
+      const proc = spawn(process.execPath, [bin, '--data-dir', dataDir, '--log-level', 'warn', 'agent', '--no-jobs', '--no-mdns', '--listen', LOOPBACK[0]!], { stdio: ['ignore', 'pipe', 'ignore'], env })
       children.push(proc)
       const [peerLine, addrLine] = await firstLines(proc, [l => l.startsWith('peer id: '), l => l.startsWith('listening: ')])
       const peer = peerLine!.slice('peer id: '.length)
@@ -344,7 +354,7 @@ async function main (): Promise<void> {
     const settle = (): void => { run('sync', []) }
     // CPU seconds of each run: the client (the command with its threads and children) and the
     // serving side (docker-registry, or the agents), read from /proc around the run.
-    const cpu = { dd: [] as number[], sk: [] as number[], reg: [] as number[], k1: [] as number[], a1: [] as number[], k3: [] as number[], a3: [] as number[] }
+    const cpu = { dd: [] as number[], sk: [] as number[], reg: [] as number[], k1: [] as number[], a1: [] as number[], k3: [] as number[], a3: [] as number[], kc: [] as number[], ac: [] as number[] }
     const statFile = join(work, 'cpu.stat')
     const ddRun = (): number => {
       settle()
@@ -366,20 +376,20 @@ async function main (): Promise<void> {
       rmSync(dest, { recursive: true, force: true })
       return s
     }
-    const pullRun = (from: typeof agents): number => {
+    const pullRun = (from: typeof agents, bin = kilnBin): number => {
       settle()
       const dataDir = join(work, `puller${n++}`)
       const served = from.reduce((t, a) => t + cpuSeconds(a.pid), 0)
       let used = 0
       const s = timed(() => {
-        used = runCounted(process.execPath, [kilnBin, '--data-dir', dataDir, '--log-level', 'warn', 'pull', `bench/img:v1@${img.manifest}`, '--no-mdns',
+        used = runCounted(process.execPath, [bin, '--data-dir', dataDir, '--log-level', 'warn', 'pull', `bench/img:v1@${img.manifest}`, '--no-mdns',
           '--bootstrap', from.map(a => a.addr).join(','), '--from', from.map(a => a.peer).join(',')],
         // KILN_BENCH_PULL_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR" profiles the pulling processes alone.
         { ...env, NODE_OPTIONS: process.env.KILN_BENCH_PULL_NODE_OPTIONS }, statFile)
       })
-      const one = from.length === 1
-      ;(one ? cpu.k1 : cpu.k3).push(used)
-      ;(one ? cpu.a1 : cpu.a3).push(from.reduce((t, a) => t + cpuSeconds(a.pid), 0) - served)
+      const [client, server] = bin !== kilnBin ? [cpu.kc, cpu.ac] : from.length === 1 ? [cpu.k1, cpu.a1] : [cpu.k3, cpu.a3]
+      client.push(used)
+      server.push(from.reduce((t, a) => t + cpuSeconds(a.pid), 0) - served)
       if (spawnSync('test', ['-s', join(dataDir, 'store', 'blobs', 'sha256', img.layer.slice(7))]).status !== 0) throw new Error('kiln pull stored no layer')
       rmSync(dataDir, { recursive: true, force: true })
       return s
@@ -389,18 +399,25 @@ async function main (): Promise<void> {
       // One warm-up of each (page cache, first start-up), then alternate.
       ddRun(); skopeoRun(); pullRun(agents.slice(0, 1))
       for (const list of Object.values(cpu)) list.length = 0
-      const dd: number[] = []; const sk: number[] = []; const k1: number[] = []; const k3: number[] = []
+      const dd: number[] = []; const sk: number[] = []; const k1: number[] = []; const k3: number[] = []; const kc: number[] = []
+      if (compareBin !== undefined) pullRun(agents.slice(3), compareBin)
+      for (const list of Object.values(cpu)) list.length = 0
       for (let i = 0; i < RUNS; i++) {
         dd.push(ddRun())
         sk.push(skopeoRun())
         k1.push(pullRun(agents.slice(0, 1)))
-        k3.push(pullRun(agents))
+        if (compareBin !== undefined) kc.push(pullRun(agents.slice(3), compareBin))
+        k3.push(pullRun(agents.slice(0, 3)))
       }
       console.log(`(a) image pull to disk, verified (ratios: reference time / this time, >= 1 is as fast or faster)  load ${loadavg()[0]!.toFixed(1)}`)
       row('dd bs=4M conv=fsync (the disk)', dd)
       row('skopeo copy from docker-registry', sk, { label: 'dd', s: median(dd) })
       row('kiln pull, one agent', k1, { label: 'skopeo', s: median(sk) })
       console.log(`  ${''.padEnd(40)} ${''.padEnd(21)}  ${(median(dd) / median(k1)).toFixed(2)}x dd`)
+      if (compareBin !== undefined) {
+        row(`compare: ${COMPARE!}, one agent`.slice(-40), kc, { label: 'skopeo', s: median(sk) })
+        console.log(`  ${''.padEnd(40)} ${''.padEnd(21)}  ${(median(dd) / median(kc)).toFixed(2)}x dd; this checkout ${(median(kc) / median(k1)).toFixed(2)}x as fast`)
+      }
       row('kiln pull, three agents', k3, { label: 'skopeo', s: median(sk) })
       console.log(`  ${''.padEnd(40)} ${''.padEnd(21)}  ${(median(dd) / median(k3)).toFixed(2)}x dd`)
       const c = (xs: number[]): string => `${median(xs).toFixed(2)} s [${xs.map(x => x.toFixed(2)).join(', ')}]`
@@ -409,6 +426,7 @@ async function main (): Promise<void> {
       console.log(`    skopeo ${c(cpu.sk)} / docker-registry ${c(cpu.reg)}`)
       console.log(`    kiln pull, one agent ${c(cpu.k1)} / agent ${c(cpu.a1)}`)
       console.log(`    kiln pull, three agents ${c(cpu.k3)} / agents ${c(cpu.a3)}`)
+      if (compareBin !== undefined) console.log(`    compare, one agent ${c(cpu.kc)} / agent ${c(cpu.ac)}`)
     }
     if (ONLY !== 'a') {
       const mem = await benchChild('mem-server')
