@@ -211,12 +211,37 @@ async function main (): Promise<void> {
     await stop(b.child)
     return { ...g, ...used }
   }
+  /**
+   * The same fetch from A without a gateway: `kiln pull` of the image into a fresh data dir (the
+   * process's start-up included), with the CPU seconds of A and of the puller.
+   */
+  const pulls: number[] = []
+  const pullCpu = { a: [] as number[], puller: [] as number[] }
+  const pullFromA = (): void => {
+    const dataDir = join(work, 'puller')
+    const statFile = join(work, 'puller.stat')
+    rmSync(dataDir, { recursive: true, force: true })
+    const a0 = cpuSeconds(a.child.pid)
+    const t0 = performance.now()
+    // Through sh, whose /proc stat counts the pull's CPU once it has waited for it.
+    const r = spawnSync('sh', ['-c', 'f=$1; shift; "$@"; s=$?; cat /proc/$$/stat > "$f"; exit $s', 'sh', statFile,
+      process.execPath, kiln, '--data-dir', dataDir, '--log-level', 'warn', 'pull', `bench/img@${image.manifest}`, '--no-mdns', '--progress=quiet',
+      '--bootstrap', a.ready.multiaddrs[0] as string, '--from', a.ready.peerId], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, HOME: work } })
+    pulls.push((performance.now() - t0) / 1000)
+    pullCpu.a.push(cpuSeconds(a.child.pid) - a0)
+    rmSync(dataDir, { recursive: true, force: true })
+    if (r.status !== 0) throw new Error(`kiln pull from A failed (${r.status ?? 'signal'})`)
+    const fields = readFileSync(statFile, 'utf8').split(') ')[1]!.split(' ')
+    pullCpu.puller.push((Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS)
+  }
   const ctr = { reg: [] as number[], gw: [] as number[], warm: [] as number[], stored: [] as number[] }
   // One warm-up of each path (page cache, process start-up), not counted.
   for (let i = -1; i < runs; i++) {
     const r = curlTimes(`${reg}${layerPath}`)
     const g = await throughB(kiln)
     const before = compare === undefined ? undefined : await throughB(join(compare, 'src', 'cli', 'kiln.mjs'))
+    pullFromA()
+    if (i < 0) { pulls.length = 0; pullCpu.a.length = 0; pullCpu.puller.length = 0 }
     if (i >= 0) {
       ttfb.reg.push(r.first); ttfb.gw.push(g.first); curlTotal.reg.push(r.total); curlTotal.gw.push(g.total)
       cpu.a.push(g.cpuA); cpu.b.push(g.cpuB)
@@ -239,6 +264,7 @@ async function main (): Promise<void> {
   console.log(`  kiln gateway B:  first byte ${median(ttfb.gw).toFixed(3)} s, all ${median(curlTotal.gw).toFixed(2)} s (${mbps(median(curlTotal.gw))} MB/s)  runs ${fmt(curlTotal.gw)}; first bytes ${fmt(ttfb.gw)}`)
   console.log(`  first byte at ${(100 * median(ttfb.gw) / median(curlTotal.gw)).toFixed(1)}% of the gateway's transfer; ratio of speeds (registry / gateway): ${(median(curlTotal.reg) / median(curlTotal.gw)).toFixed(2)}x`)
   console.log(`  CPU seconds during the curl: gateway A ${median(cpu.a).toFixed(2)} s [${fmt(cpu.a)}], gateway B ${median(cpu.b).toFixed(2)} s [${fmt(cpu.b)}]`)
+  console.log(`  kiln pull of the image from A, no gateway (process start-up included): ${median(pulls).toFixed(2)} s  runs ${fmt(pulls)}; CPU seconds: A ${median(pullCpu.a).toFixed(2)} s [${fmt(pullCpu.a)}], puller ${median(pullCpu.puller).toFixed(2)} s [${fmt(pullCpu.puller)}]`)
   if (compare !== undefined) {
     console.log(`  compare: B of ${compare}: all ${median(curlTotal.before).toFixed(2)} s  runs ${fmt(curlTotal.before)}; this checkout ${(median(curlTotal.before) / median(curlTotal.gw)).toFixed(2)}x as fast`)
     console.log(`    CPU seconds during the curl: gateway A ${median(cpu.beforeA).toFixed(2)} s [${fmt(cpu.beforeA)}], gateway B ${median(cpu.beforeB).toFixed(2)} s [${fmt(cpu.beforeB)}]`)
