@@ -322,11 +322,11 @@ export async function createFsContentStore (init: FsContentStoreInit): Promise<C
           hasher?.wrote(offset, prefixEnd())
         }
       },
-      readAt: async (offset, length) => {
+      readAt: async (offset, length, into) => {
         if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
           throw new InvalidRangeError(`read of ${length} bytes at ${offset} is outside a blob of ${size} bytes`)
         }
-        const out = Buffer.allocUnsafe(length)
+        const out = into !== undefined && into.byteLength >= length ? Buffer.from(into.buffer, into.byteOffset, length) : Buffer.allocUnsafe(length)
         let done = 0
         while (done < length) {
           const { bytesRead } = await handle().read(out, done, length - done, offset + done)

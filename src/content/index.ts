@@ -89,9 +89,11 @@ export interface PartialBlob {
   writeAt: (offset: number, data: Uint8Array) => Promise<void>
   /**
    * Reads back bytes of the partial (what was last written there; unwritten
-   * bytes read as zeros). Throws InvalidRangeError outside the blob.
+   * bytes read as zeros). Throws InvalidRangeError outside the blob. With
+   * `into` (at least `length` bytes) the bytes land there and the result is
+   * a view of it, so a reader that follows the partial reuses its buffers.
    */
-  readAt: (offset: number, length: number) => Promise<Uint8Array>
+  readAt: (offset: number, length: number, into?: Uint8Array) => Promise<Uint8Array>
   /** Flushes data and the range record, so that a resume after a crash keeps them. */
   sync: () => Promise<void>
   /**

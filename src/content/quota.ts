@@ -130,7 +130,7 @@ export function createTrackedStore (store: ContentStore, db: KilnDb, options: Tr
         size: partial.size,
         written: () => partial.written(),
         writeAt: async (offset, data) => { await partial.writeAt(offset, data) },
-        readAt: async (offset, length) => await partial.readAt(offset, length),
+        readAt: async (offset, length, into) => await partial.readAt(offset, length, into),
         sync: async () => { await partial.sync() },
         commit: async (options) => { const info = await partial.commit(options); log.touch(info.digest); return info },
         abort: async () => { await partial.abort() },

@@ -22,8 +22,13 @@ import type { ByteRange } from './range.ts'
 export interface ArrivingBlob {
   readonly digest: Digest
   readonly size: number
-  /** The bytes of `range` (default all), as they arrive; throws when the blob turns out wrong or the fetch fails. */
-  read: (store: ContentStore, range?: ByteRange) => AsyncIterable<Uint8Array>
+  /**
+   * The bytes of `range` (default all), as they arrive; throws when the blob
+   * turns out wrong or the fetch fails. With `reuseBuffers`, bytes read from
+   * the partial land in two buffers filled in turn (a chunk is overwritten
+   * when the one after the next is asked for: see ./http.ts ReusedBuffersBody).
+   */
+  read: (store: ContentStore, range?: ByteRange, options?: { reuseBuffers?: boolean }) => AsyncIterable<Uint8Array>
   /** Settles when the fetch ends: true once the verified blob is in the store. Never rejects. */
   readonly done: Promise<boolean>
   /** Why the fetch failed, once done is false. */
@@ -102,13 +107,16 @@ export class ArrivingBlobState implements ArrivingBlob {
     return this.wake.promise
   }
 
-  read (store: ContentStore, range?: ByteRange): AsyncIterable<Uint8Array> {
+  read (store: ContentStore, range?: ByteRange, options: { reuseBuffers?: boolean } = {}): AsyncIterable<Uint8Array> {
     const offset = range?.offset ?? 0
     const end = offset + (range?.length ?? this.size)
-    return this.follow(store, offset, end)
+    return this.follow(store, offset, end, options.reuseBuffers === true)
   }
 
-  private async * follow (store: ContentStore, offset: number, end: number): AsyncGenerator<Uint8Array> {
+  private async * follow (store: ContentStore, offset: number, end: number, reuse: boolean): AsyncGenerator<Uint8Array> {
+    // Allocated on first use, the size of the largest read; a fresh buffer per read otherwise.
+    const buffers: Buffer[] = []
+    let turn = 0
     let pos = offset
     let generation = this.generation
     let sent = false
@@ -135,8 +143,10 @@ export class ArrivingBlobState implements ArrivingBlob {
       if (pos < limit) {
         const length = Math.min(limit - pos, STREAM_CHUNK)
         let bytes: Uint8Array | undefined
+        // The buffer not given out last: the caller is done with the one before (see read()).
+        const into = reuse ? buffers[turn] ??= Buffer.allocUnsafeSlow(Math.min(end - offset, STREAM_CHUNK)) : undefined
         try {
-          bytes = await partial!.readAt(pos, length)
+          bytes = await partial!.readAt(pos, length, into)
         } catch {
           // Closed under us: committed, or discarded after a failed check. The next turn knows which.
           await woken
@@ -148,6 +158,7 @@ export class ArrivingBlobState implements ArrivingBlob {
         }
         sent = true
         pos += bytes.byteLength
+        turn ^= 1
         yield bytes
         continue
       }

@@ -11,7 +11,7 @@ import { STREAM_CHUNK } from './constants.ts'
 import { findBlob } from './context.ts'
 import type { GatewayContext } from './context.ts'
 import { RegistryApiError } from './errors.ts'
-import { FileBody, emptyResponse } from './http.ts'
+import { FileBody, ReusedBuffersBody, emptyResponse } from './http.ts'
 import type { GatewayRequest, GatewayResponse } from './http.ts'
 import { parseRangeHeader } from './range.ts'
 import type { ByteRange } from './range.ts'
@@ -40,7 +40,9 @@ export async function getBlob (ctx: GatewayContext, req: GatewayRequest, reposit
   const arriving = found === true ? undefined : found
   const size = arriving?.size ?? (await ctx.store.info(digest)).size
   const range = parseRangeHeader(req.headers.range, size)
-  const body = async (r?: ByteRange): Promise<AsyncIterable<Uint8Array>> => arriving === undefined ? await blobBody(ctx, digest, size, r) : arriving.read(ctx.store, r)
+  const body = async (r?: ByteRange): Promise<AsyncIterable<Uint8Array>> => arriving === undefined
+    ? await blobBody(ctx, digest, size, r)
+    : new ReusedBuffersBody(arriving.read(ctx.store, r, { reuseBuffers: true }))
   const headers: Record<string, string> = {
     'content-type': 'application/octet-stream',
     'docker-content-digest': digest,

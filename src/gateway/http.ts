@@ -55,6 +55,43 @@ export class FileBody implements AsyncIterable<Uint8Array> {
   }
 }
 
+/**
+ * A body whose chunks are views of two buffers it fills in turn: a chunk's
+ * memory is filled again when the chunk after the next one is asked for.
+ * Written by sendReused, which waits for each write to finish before asking
+ * for the chunk after the next, so no buffer is allocated per chunk (the
+ * gateway's streaming pull-through, ./arriving.ts).
+ */
+export class ReusedBuffersBody implements AsyncIterable<Uint8Array> {
+  readonly source: AsyncIterable<Uint8Array>
+  constructor (source: AsyncIterable<Uint8Array>) { this.source = source }
+  [Symbol.asyncIterator] (): AsyncIterator<Uint8Array> { return this.source[Symbol.asyncIterator]() }
+}
+
+/** Writes a chunk to a response; resolves once the socket has taken it (its memory may then be reused). */
+async function writeChunk (res: ServerResponse, chunk: Uint8Array): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    if (res.destroyed) { reject(Object.assign(new Error('client went away'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })); return }
+    res.write(chunk, err => { if (err === undefined || err === null) resolve(); else reject(err) })
+  })
+}
+
+/** Writes a ReusedBuffersBody: one write in flight while the next chunk is read. */
+async function sendReused (body: ReusedBuffersBody, res: ServerResponse): Promise<void> {
+  let writing: Promise<void> | undefined
+  try {
+    for await (const chunk of body) {
+      await writing
+      writing = writeChunk(res, chunk)
+    }
+    await writing
+  } finally {
+    // A failed read leaves a write in flight: its outcome no longer matters.
+    writing?.catch(() => {})
+  }
+  await new Promise<void>(resolve => { res.end(resolve) })
+}
+
 /** Writes a FileBody to a response: read the next chunk while the previous one is being written. */
 async function sendFile (body: FileBody, res: ServerResponse): Promise<void> {
   const file = await open(body.path, 'r')
@@ -69,12 +106,7 @@ async function sendFile (body: FileBody, res: ServerResponse): Promise<void> {
       left -= bytesRead
       return buf.subarray(0, bytesRead)
     }
-    const write = async (chunk: Buffer): Promise<void> => {
-      await new Promise<void>((resolve, reject) => {
-        if (res.destroyed) { reject(Object.assign(new Error('client went away'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })); return }
-        res.write(chunk, err => { if (err === undefined || err === null) resolve(); else reject(err) })
-      })
-    }
+    const write = async (chunk: Buffer): Promise<void> => { await writeChunk(res, chunk) }
     let current = body.length === 0 ? undefined : await readInto(buffers[0] as Buffer)
     let turn = 1
     while (current !== undefined) {
@@ -166,6 +198,8 @@ export function toNodeHandler (handle: (req: GatewayRequest) => Promise<GatewayR
         res.end(out.body)
       } else if (out.body instanceof FileBody) {
         await sendFile(out.body, res)
+      } else if (out.body instanceof ReusedBuffersBody) {
+        await sendReused(out.body, res)
       } else if (out.body instanceof Readable) {
         await pipeline(out.body, res)
       } else {

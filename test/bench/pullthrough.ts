@@ -18,12 +18,19 @@
  * containerd), containerd, ctr, curl, tar and docker-registry; otherwise the
  * ctr part is skipped and says so.
  *
- *   npm run bench -- pullthrough    (KILN_BENCH_SIZE_MIB=1024, KILN_BENCH_RUNS=3)
+ *   npm run bench -- pullthrough    (KILN_BENCH_SIZE_MIB=1024, KILN_BENCH_RUNS=3, KILN_BENCH_ONLY=curl)
+ *
+ * KILN_BENCH_ONLY=curl times the curl lines alone (no containerd needed).
+ * KILN_BENCH_COMPARE=DIR (another checkout of kiln, node_modules linked)
+ * adds a curl through a gateway B running that checkout's kiln, alternated
+ * with the others: a before/after in one run. The CPU seconds gateways A
+ * and B spend during each curl are printed too (read from /proc; unlike
+ * wall time they barely change with other load on the machine).
  */
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../helpers/http-service.ts'
@@ -32,6 +39,10 @@ import { pushImage } from './_push-image.ts'
 
 const sizeMiB = Number(process.env.KILN_BENCH_SIZE_MIB ?? 1024)
 const runs = Number(process.env.KILN_BENCH_RUNS ?? 3)
+/** `curl`: the curl lines only. */
+const only = process.env.KILN_BENCH_ONLY
+/** Another checkout whose gateway B is timed beside this one's (curl lines). */
+const compare = process.env.KILN_BENCH_COMPARE
 const repo = join(import.meta.dirname, '..', '..')
 const kiln = join(repo, 'src', 'cli', 'kiln.mjs')
 const work = mkdtempSync(join(tmpdir(), 'kiln-bench-pullthrough-'))
@@ -61,8 +72,8 @@ async function stop (child: ChildProcess): Promise<void> {
 interface Ready { url: string, peerId: string, multiaddrs: string[] }
 
 /** `kiln gateway --json` on loopback (HTTP and libp2p), ready once it printed its address. */
-async function startGateway (name: string, extra: string[]): Promise<{ child: ChildProcess, ready: Ready }> {
-  const child = spawn(process.execPath, [kiln, '--data-dir', join(work, name), '--log-level', 'warn', 'gateway', '--listen', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--anonymous-push', '--json', ...extra], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, HOME: work } })
+async function startGateway (name: string, extra: string[], bin = kiln): Promise<{ child: ChildProcess, ready: Ready }> {
+  const child = spawn(process.execPath, [bin, '--data-dir', join(work, name), '--log-level', 'warn', 'gateway', '--listen', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', '--anonymous-push', '--json', ...extra], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, HOME: work } })
   children.add(child)
   let out = ''
   const ready = await new Promise<Ready>((resolve, reject) => {
@@ -105,6 +116,15 @@ function makeLayer (dir: string): { path: string, digest: string, size: number }
 }
 
 
+/** CPU seconds (user + system, all threads) a live process has used, from /proc/PID/stat; 0 without /proc. */
+function cpuSeconds (pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${String(pid)}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  } catch { return 0 }
+}
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
+
 /** curl of a URL into /dev/null: seconds to the first byte and in all. */
 function curlTimes (url: string): { first: number, total: number } {
   const r = spawnSync('curl', ['-sf', '-o', '/dev/null', '-w', '%{time_starttransfer} %{time_total}', url], { encoding: 'utf8' })
@@ -114,9 +134,9 @@ function curlTimes (url: string): { first: number, total: number } {
 }
 
 /** A fresh gateway B attached to A, with the small blobs of the image already pulled through (so B is connected to A). */
-async function freshB (a: Ready, name: string, warm: string): Promise<{ child: ChildProcess, ready: Ready }> {
+async function freshB (a: Ready, name: string, warm: string, bin = kiln): Promise<{ child: ChildProcess, ready: Ready }> {
   rmSync(join(work, name), { recursive: true, force: true })
-  const b = await startGateway(name, ['--bootstrap', a.multiaddrs[0] as string])
+  const b = await startGateway(name, ['--bootstrap', a.multiaddrs[0] as string], bin)
   await waitFor(`${name} pulling the config through A`, async () => (await fetch(`${b.ready.url}/v2/bench/img/blobs/${warm}`, { method: 'HEAD' })).status === 200)
   return b
 }
@@ -158,8 +178,9 @@ async function main (): Promise<void> {
     console.log('pullthrough bench skipped: needs docker-registry, curl and tar (apt-get install docker-registry curl tar)')
     return
   }
-  const withCtr = findTool('containerd') !== undefined && findTool('ctr') !== undefined && process.getuid?.() === 0
-  if (!withCtr) console.log('ctr part skipped: needs root, containerd and ctr (apt-get install containerd)')
+  const withCtr = only !== 'curl' && findTool('containerd') !== undefined && findTool('ctr') !== undefined && process.getuid?.() === 0
+  if (only === 'curl') console.log('ctr part left out (KILN_BENCH_ONLY=curl)')
+  else if (!withCtr) console.log('ctr part skipped: needs root, containerd and ctr (apt-get install containerd)')
   console.log(`load average at start: ${loadavg().map(x => x.toFixed(2)).join(' ')}`)
   console.log(`making a ${sizeMiB} MiB layer...`)
   const layer = makeLayer(work)
@@ -178,15 +199,54 @@ async function main (): Promise<void> {
   const layerPath = `/v2/bench/img/blobs/${layer.digest}`
 
   const ttfb = { reg: [] as number[], gw: [] as number[] }
-  const curlTotal = { reg: [] as number[], gw: [] as number[] }
+  const curlTotal = { reg: [] as number[], gw: [] as number[], before: [] as number[] }
+  /** CPU seconds of A and B during each curl through B (and through the compared B). */
+  const cpu = { a: [] as number[], b: [] as number[], beforeA: [] as number[], beforeB: [] as number[] }
+  /** curl of the layer through a fresh B of `bin`: its times and the CPU seconds A and B spent during it. */
+  const throughB = async (bin: string): Promise<{ first: number, total: number, cpuA: number, cpuB: number }> => {
+    const b = await freshB(a.ready, 'b', image.config, bin)
+    const [a0, b0] = [cpuSeconds(a.child.pid), cpuSeconds(b.child.pid)]
+    const g = curlTimes(`${b.ready.url}${layerPath}`)
+    const used = { cpuA: cpuSeconds(a.child.pid) - a0, cpuB: cpuSeconds(b.child.pid) - b0 }
+    await stop(b.child)
+    return { ...g, ...used }
+  }
+  /**
+   * The same fetch from A without a gateway: `kiln pull` of the image into a fresh data dir (the
+   * process's start-up included), with the CPU seconds of A and of the puller.
+   */
+  const pulls: number[] = []
+  const pullCpu = { a: [] as number[], puller: [] as number[] }
+  const pullFromA = (): void => {
+    const dataDir = join(work, 'puller')
+    const statFile = join(work, 'puller.stat')
+    rmSync(dataDir, { recursive: true, force: true })
+    const a0 = cpuSeconds(a.child.pid)
+    const t0 = performance.now()
+    // Through sh, whose /proc stat counts the pull's CPU once it has waited for it.
+    const r = spawnSync('sh', ['-c', 'f=$1; shift; "$@"; s=$?; cat /proc/$$/stat > "$f"; exit $s', 'sh', statFile,
+      process.execPath, kiln, '--data-dir', dataDir, '--log-level', 'warn', 'pull', `bench/img@${image.manifest}`, '--no-mdns', '--progress=quiet',
+      '--bootstrap', a.ready.multiaddrs[0] as string, '--from', a.ready.peerId], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, HOME: work } })
+    pulls.push((performance.now() - t0) / 1000)
+    pullCpu.a.push(cpuSeconds(a.child.pid) - a0)
+    rmSync(dataDir, { recursive: true, force: true })
+    if (r.status !== 0) throw new Error(`kiln pull from A failed (${r.status ?? 'signal'})`)
+    const fields = readFileSync(statFile, 'utf8').split(') ')[1]!.split(' ')
+    pullCpu.puller.push((Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS)
+  }
   const ctr = { reg: [] as number[], gw: [] as number[], warm: [] as number[], stored: [] as number[] }
   // One warm-up of each path (page cache, process start-up), not counted.
   for (let i = -1; i < runs; i++) {
     const r = curlTimes(`${reg}${layerPath}`)
-    const b = await freshB(a.ready, 'b', image.config)
-    const g = curlTimes(`${b.ready.url}${layerPath}`)
-    await stop(b.child)
-    if (i >= 0) { ttfb.reg.push(r.first); ttfb.gw.push(g.first); curlTotal.reg.push(r.total); curlTotal.gw.push(g.total) }
+    const g = await throughB(kiln)
+    const before = compare === undefined ? undefined : await throughB(join(compare, 'src', 'cli', 'kiln.mjs'))
+    pullFromA()
+    if (i < 0) { pulls.length = 0; pullCpu.a.length = 0; pullCpu.puller.length = 0 }
+    if (i >= 0) {
+      ttfb.reg.push(r.first); ttfb.gw.push(g.first); curlTotal.reg.push(r.total); curlTotal.gw.push(g.total)
+      cpu.a.push(g.cpuA); cpu.b.push(g.cpuB)
+      if (before !== undefined) { curlTotal.before.push(before.total); cpu.beforeA.push(before.cpuA); cpu.beforeB.push(before.cpuB) }
+    }
     if (!withCtr) continue
     const regRef = `127.0.0.1:${regPort}/bench/img@${image.manifest}`
     const rt = await withContainerd('ctr-reg', undefined, async pull => pull(regRef, ['--plain-http']))
@@ -203,12 +263,18 @@ async function main (): Promise<void> {
   console.log(`  docker-registry: first byte ${median(ttfb.reg).toFixed(3)} s, all ${median(curlTotal.reg).toFixed(2)} s (${mbps(median(curlTotal.reg))} MB/s)  runs ${fmt(curlTotal.reg)}`)
   console.log(`  kiln gateway B:  first byte ${median(ttfb.gw).toFixed(3)} s, all ${median(curlTotal.gw).toFixed(2)} s (${mbps(median(curlTotal.gw))} MB/s)  runs ${fmt(curlTotal.gw)}; first bytes ${fmt(ttfb.gw)}`)
   console.log(`  first byte at ${(100 * median(ttfb.gw) / median(curlTotal.gw)).toFixed(1)}% of the gateway's transfer; ratio of speeds (registry / gateway): ${(median(curlTotal.reg) / median(curlTotal.gw)).toFixed(2)}x`)
+  console.log(`  CPU seconds during the curl: gateway A ${median(cpu.a).toFixed(2)} s [${fmt(cpu.a)}], gateway B ${median(cpu.b).toFixed(2)} s [${fmt(cpu.b)}]`)
+  console.log(`  kiln pull of the image from A, no gateway (process start-up included): ${median(pulls).toFixed(2)} s  runs ${fmt(pulls)}; CPU seconds: A ${median(pullCpu.a).toFixed(2)} s [${fmt(pullCpu.a)}], puller ${median(pullCpu.puller).toFixed(2)} s [${fmt(pullCpu.puller)}]`)
+  if (compare !== undefined) {
+    console.log(`  compare: B of ${compare}: all ${median(curlTotal.before).toFixed(2)} s  runs ${fmt(curlTotal.before)}; this checkout ${(median(curlTotal.before) / median(curlTotal.gw)).toFixed(2)}x as fast`)
+    console.log(`    CPU seconds during the curl: gateway A ${median(cpu.beforeA).toFixed(2)} s [${fmt(cpu.beforeA)}], gateway B ${median(cpu.beforeB).toFixed(2)} s [${fmt(cpu.beforeB)}]`)
+  }
   if (withCtr) {
     console.log(`ctr images pull (native snapshotter, unpacked), ${runs} runs (median):`)
     console.log(`  from docker-registry:              ${median(ctr.reg).toFixed(2)} s  runs ${fmt(ctr.reg)}`)
     console.log(`  mirror mode through B (layer on A): ${median(ctr.gw).toFixed(2)} s  runs ${fmt(ctr.gw)}`)
     console.log(`  ratio of speeds (registry / gateway): ${(median(ctr.reg) / median(ctr.gw)).toFixed(2)}x  (>= 1.0: the gateway at least as fast)`)
-    console.log(`  extra: through B once B has the layer: ${median(ctr.warm).toFixed(2)} s  runs ${fmt(ctr.warm)}`)
+    console.log(`  extra: through B once B has the layer: ${median(ctr.warm).toFixed(2)} s  runs ${fmt(ctr.warm)}; ratio of speeds (registry / that): ${(median(ctr.reg) / median(ctr.warm)).toFixed(2)}x, the ceiling for streaming here (ctr's own hashing, writing and unpacking)`)
     console.log(`  extra: fetch-then-serve, derived (B's fetch as timed by curl + the pull once stored): ${median(ctr.stored).toFixed(2)} s  runs ${fmt(ctr.stored)}; streaming / that, ratio of speeds: ${(median(ctr.stored) / median(ctr.gw)).toFixed(2)}x`)
   }
   console.log(`load average at end: ${loadavg().map(x => x.toFixed(2)).join(' ')}`)

@@ -23,11 +23,16 @@
  * MB/s (10^6 bytes) and the ratios the issue asks for.
  *
  *   npm run bench -- transfer     (KILN_BENCH_MIB=1024, KILN_BENCH_RUNS=3, KILN_BENCH_ONLY=a|b)
+ *
+ * KILN_BENCH_COMPARE=DIR (another checkout of kiln, e.g. a `git worktree`
+ * of main with node_modules linked) adds to (a) a pull from one agent with
+ * that checkout's kiln on both ends, alternated with the others: a
+ * before/after in one run.
  */
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createCipheriv, createHash } from 'node:crypto'
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { loadavg, tmpdir } from 'node:os'
@@ -49,6 +54,8 @@ const SINK_PROTOCOL = '/kiln/bench/sink/1.0.0'
 const LOOPBACK = ['/ip4/127.0.0.1/tcp/0']
 const repo = join(import.meta.dirname, '..', '..')
 const kilnBin = join(repo, 'src', 'cli', 'kiln.mjs')
+/** Another checkout whose kiln is timed beside this one in (a). */
+const COMPARE = process.env.KILN_BENCH_COMPARE
 
 /**
  * The layer's bytes, the same in every process: a 4 MiB pseudo-random block
@@ -148,6 +155,27 @@ function run (cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env)
   // stderr kept only for a failure (kiln pull draws its progress bars there).
   const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env, encoding: 'utf8' })
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${String(r.status ?? r.signal)}): ${r.stderr.slice(-2000)}`)
+}
+
+/** CPU seconds (user + system, all threads) a live process has used, from /proc/PID/stat; 0 where there is no /proc. */
+function cpuSeconds (pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${String(pid)}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  } catch { return 0 }
+}
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
+
+/**
+ * Runs a command through sh and returns the CPU seconds it used (user + system, with its threads
+ * and children): the shell's own /proc stat counts them once it has waited for the command. CPU
+ * time, unlike wall time, barely changes with the load of other work on the machine.
+ */
+function runCounted (cmd: string, args: string[], env: NodeJS.ProcessEnv, statFile: string): number {
+  run('sh', ['-c', 'f=$1; shift; "$@"; s=$?; cat /proc/$$/stat > "$f"; exit $s', 'sh', statFile, cmd, ...args], env)
+  const fields = readFileSync(statFile, 'utf8').split(') ')[1]!.split(' ')
+  rmSync(statFile, { force: true })
+  return (Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS
 }
 
 /** Seconds one run of fn takes. */
@@ -297,52 +325,71 @@ async function main (): Promise<void> {
     // the two sides would not move the same bytes.
     const regPort = await freePort()
     writeFileSync(join(work, 'registry.yml'), `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(work, 'registry')}\nhttp:\n  addr: 127.0.0.1:${regPort}\n`)
-    children.push(spawn('/usr/bin/docker-registry', ['serve', join(work, 'registry.yml')], { stdio: 'ignore' }))
+    const registry = spawn('/usr/bin/docker-registry', ['serve', join(work, 'registry.yml')], { stdio: 'ignore' })
+    children.push(registry)
     const reg = `127.0.0.1:${regPort}`
     await waitUp(`http://${reg}/v2/`)
     run('skopeo', ['copy', '--quiet', '--preserve-digests', '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${reg}/bench/img:v1`], env)
 
     // Three agents, each with the image imported into its own store; not connected to each other,
     // so a pull that knows one of them cannot find the others.
-    const agents: Array<{ peer: string, addr: string }> = []
-    for (let i = 0; i < 3; i++) {
+    const agents: Array<{ peer: string, addr: string, pid: number | undefined }> = []
+    // With KILN_BENCH_COMPARE, a fourth agent runs the other checkout's kiln.
+    const compareBin = COMPARE === undefined ? undefined : join(COMPARE, 'src', 'cli', 'kiln.mjs')
+    for (let i = 0; i < (compareBin === undefined ? 3 : 4); i++) {
       const dataDir = join(work, `agent${i}`)
-      run(process.execPath, [kilnBin, '--data-dir', dataDir, 'image', 'import', `oci:${layout}:v1`, '-t', 'bench/img:v1'], env)
-      const proc = spawn(process.execPath, [kilnBin, '--data-dir', dataDir, '--log-level', 'warn', 'agent', '--no-jobs', '--no-mdns', '--listen', LOOPBACK[0]!], { stdio: ['ignore', 'pipe', 'ignore'], env })
+      const bin = i === 3 ? compareBin! : kilnBin
+      run(process.execPath, [bin, '--data-dir', dataDir, 'image', 'import', `oci:${layout}:v1`, '-t', 'bench/img:v1'], env)
+      const proc = spawn(process.execPath, [bin, '--data-dir', dataDir, '--log-level', 'warn', 'agent', '--no-jobs', '--no-mdns', '--listen', LOOPBACK[0]!], { stdio: ['ignore', 'pipe', 'ignore'], env })
       children.push(proc)
       const [peerLine, addrLine] = await firstLines(proc, [l => l.startsWith('peer id: '), l => l.startsWith('listening: ')])
       const peer = peerLine!.slice('peer id: '.length)
       const addr = addrLine!.slice('listening: '.length)
-      agents.push({ peer, addr: addr.includes('/p2p/') ? addr : `${addr}/p2p/${peer}` })
+      agents.push({ peer, addr: addr.includes('/p2p/') ? addr : `${addr}/p2p/${peer}`, pid: proc.pid })
     }
 
     let n = 0
     // Each timed command starts with no dirty pages left by the one before (they would be written
     // back while it runs, on its time): `sync` first, outside the timing.
     const settle = (): void => { run('sync', []) }
+    // CPU seconds of each run: the client (the command with its threads and children) and the
+    // serving side (docker-registry, or the agents), read from /proc around the run.
+    const cpu = { dd: [] as number[], sk: [] as number[], reg: [] as number[], k1: [] as number[], a1: [] as number[], k3: [] as number[], a3: [] as number[], kc: [] as number[], ac: [] as number[] }
+    const statFile = join(work, 'cpu.stat')
     const ddRun = (): number => {
       settle()
       const out = join(work, 'dd.out')
-      const s = timed(() => { run('dd', [`if=${img.layerPath}`, `of=${out}`, 'bs=4M', 'conv=fsync', 'status=none']) })
+      let used = 0
+      const s = timed(() => { used = runCounted('dd', [`if=${img.layerPath}`, `of=${out}`, 'bs=4M', 'conv=fsync', 'status=none'], env, statFile) })
+      cpu.dd.push(used)
       rmSync(out, { force: true })
       return s
     }
     const skopeoRun = (): number => {
       settle()
       const dest = join(work, 'skopeo-out')
-      const s = timed(() => { run('skopeo', ['copy', '--quiet', '--preserve-digests', '--dest-oci-accept-uncompressed-layers', '--src-tls-verify=false', `docker://${reg}/bench/img:v1`, `oci:${dest}:v1`], env) })
+      const served = cpuSeconds(registry.pid)
+      let used = 0
+      const s = timed(() => { used = runCounted('skopeo', ['copy', '--quiet', '--preserve-digests', '--dest-oci-accept-uncompressed-layers', '--src-tls-verify=false', `docker://${reg}/bench/img:v1`, `oci:${dest}:v1`], env, statFile) })
+      cpu.sk.push(used)
+      cpu.reg.push(cpuSeconds(registry.pid) - served)
       rmSync(dest, { recursive: true, force: true })
       return s
     }
-    const pullRun = (from: typeof agents): number => {
+    const pullRun = (from: typeof agents, bin = kilnBin): number => {
       settle()
       const dataDir = join(work, `puller${n++}`)
+      const served = from.reduce((t, a) => t + cpuSeconds(a.pid), 0)
+      let used = 0
       const s = timed(() => {
-        run(process.execPath, [kilnBin, '--data-dir', dataDir, '--log-level', 'warn', 'pull', `bench/img:v1@${img.manifest}`, '--no-mdns',
+        used = runCounted(process.execPath, [bin, '--data-dir', dataDir, '--log-level', 'warn', 'pull', `bench/img:v1@${img.manifest}`, '--no-mdns',
           '--bootstrap', from.map(a => a.addr).join(','), '--from', from.map(a => a.peer).join(',')],
         // KILN_BENCH_PULL_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR" profiles the pulling processes alone.
-        { ...env, NODE_OPTIONS: process.env.KILN_BENCH_PULL_NODE_OPTIONS })
+        { ...env, NODE_OPTIONS: process.env.KILN_BENCH_PULL_NODE_OPTIONS }, statFile)
       })
+      const [client, server] = bin !== kilnBin ? [cpu.kc, cpu.ac] : from.length === 1 ? [cpu.k1, cpu.a1] : [cpu.k3, cpu.a3]
+      client.push(used)
+      server.push(from.reduce((t, a) => t + cpuSeconds(a.pid), 0) - served)
       if (spawnSync('test', ['-s', join(dataDir, 'store', 'blobs', 'sha256', img.layer.slice(7))]).status !== 0) throw new Error('kiln pull stored no layer')
       rmSync(dataDir, { recursive: true, force: true })
       return s
@@ -351,20 +398,35 @@ async function main (): Promise<void> {
     if (ONLY !== 'b') {
       // One warm-up of each (page cache, first start-up), then alternate.
       ddRun(); skopeoRun(); pullRun(agents.slice(0, 1))
-      const dd: number[] = []; const sk: number[] = []; const k1: number[] = []; const k3: number[] = []
+      for (const list of Object.values(cpu)) list.length = 0
+      const dd: number[] = []; const sk: number[] = []; const k1: number[] = []; const k3: number[] = []; const kc: number[] = []
+      if (compareBin !== undefined) pullRun(agents.slice(3), compareBin)
+      for (const list of Object.values(cpu)) list.length = 0
       for (let i = 0; i < RUNS; i++) {
         dd.push(ddRun())
         sk.push(skopeoRun())
         k1.push(pullRun(agents.slice(0, 1)))
-        k3.push(pullRun(agents))
+        if (compareBin !== undefined) kc.push(pullRun(agents.slice(3), compareBin))
+        k3.push(pullRun(agents.slice(0, 3)))
       }
       console.log(`(a) image pull to disk, verified (ratios: reference time / this time, >= 1 is as fast or faster)  load ${loadavg()[0]!.toFixed(1)}`)
       row('dd bs=4M conv=fsync (the disk)', dd)
       row('skopeo copy from docker-registry', sk, { label: 'dd', s: median(dd) })
       row('kiln pull, one agent', k1, { label: 'skopeo', s: median(sk) })
       console.log(`  ${''.padEnd(40)} ${''.padEnd(21)}  ${(median(dd) / median(k1)).toFixed(2)}x dd`)
+      if (compareBin !== undefined) {
+        row(`compare: ${COMPARE!}, one agent`.slice(-40), kc, { label: 'skopeo', s: median(sk) })
+        console.log(`  ${''.padEnd(40)} ${''.padEnd(21)}  ${(median(dd) / median(kc)).toFixed(2)}x dd; this checkout ${(median(kc) / median(k1)).toFixed(2)}x as fast`)
+      }
       row('kiln pull, three agents', k3, { label: 'skopeo', s: median(sk) })
       console.log(`  ${''.padEnd(40)} ${''.padEnd(21)}  ${(median(dd) / median(k3)).toFixed(2)}x dd`)
+      const c = (xs: number[]): string => `${median(xs).toFixed(2)} s [${xs.map(x => x.toFixed(2)).join(', ')}]`
+      console.log('  CPU seconds per pull (user + system, medians), client / serving side:')
+      console.log(`    dd ${c(cpu.dd)}`)
+      console.log(`    skopeo ${c(cpu.sk)} / docker-registry ${c(cpu.reg)}`)
+      console.log(`    kiln pull, one agent ${c(cpu.k1)} / agent ${c(cpu.a1)}`)
+      console.log(`    kiln pull, three agents ${c(cpu.k3)} / agents ${c(cpu.a3)}`)
+      if (compareBin !== undefined) console.log(`    compare, one agent ${c(cpu.kc)} / agent ${c(cpu.ac)}`)
     }
     if (ONLY !== 'a') {
       const mem = await benchChild('mem-server')

@@ -204,6 +204,11 @@ export function contentStoreSuite (name: string, make: () => Promise<StoreFixtur
       await expect(p.commit({ keepOnMismatch: true })).rejects.toMatchObject({ name: 'DigestMismatchError' })
       expect(await store.has(digest)).toBe(false)
       expect(Buffer.compare(await p.readAt(10_000, 10_000), bad.subarray(10_000))).toBe(0)
+      // Into a caller's buffer: the result is a view of it.
+      const into = Buffer.alloc(12_000)
+      const view = await p.readAt(5_000, 10_000, into)
+      expect(view.buffer).toBe(into.buffer)
+      expect(Buffer.compare(view, bad.subarray(5_000, 15_000))).toBe(0)
       await expect(p.readAt(15_000, 10_000)).rejects.toMatchObject({ name: 'InvalidRangeError' })
       await p.abort()
       const again = await store.openPartial(digest, data.length)

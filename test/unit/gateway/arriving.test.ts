@@ -14,6 +14,7 @@ import { createFsContentStore } from '../../../src/content/fs-store.ts'
 import { sha256Digest } from '../../../src/content/digest.ts'
 import type { ContentStore } from '../../../src/content/index.ts'
 import { ArrivalFailedError, ArrivingBlobState } from '../../../src/gateway/arriving.ts'
+import { STREAM_CHUNK } from '../../../src/gateway/constants.ts'
 
 const bytes = randomBytes(1000)
 const digest = sha256Digest(bytes)
@@ -92,5 +93,30 @@ describe('ArrivingBlobState', () => {
     await partial.abort()
     expect(await state.done).toBe(false)
     expect(state.failure?.message).toBe('no provider')
+  })
+  it('with reuseBuffers, fills two buffers in turn and still delivers every byte in order', async () => {
+    const big = randomBytes(3 * STREAM_CHUNK + 1234)
+    const bigDigest = sha256Digest(big)
+    const partial = await store.openPartial(bigDigest, big.byteLength)
+    const state = new ArrivingBlobState(bigDigest, partial)
+    const reader = state.read(store, undefined, { reuseBuffers: true })[Symbol.asyncIterator]()
+    await partial.writeAt(0, big)
+    state.changed()
+    // The caller is done with a chunk once it asks for the one after the next: copy each before that.
+    const chunks: Uint8Array[] = []
+    const copies: Buffer[] = []
+    for (let i = 0; i < 3; i++) {
+      const next = await reader.next()
+      chunks.push(next.value as Uint8Array)
+      copies.push(Buffer.from(next.value as Uint8Array))
+    }
+    const [a, b, c] = chunks as [Uint8Array, Uint8Array, Uint8Array]
+    expect(a.buffer).toBe(c.buffer)
+    expect(a.buffer).not.toBe(b.buffer)
+    const rest = reader.next()
+    await partial.commit()
+    state.settle(true)
+    for (let r = await rest; r.done !== true; r = await reader.next()) copies.push(Buffer.from(r.value))
+    expect(Buffer.concat(copies).equals(big)).toBe(true)
   })
 })
