@@ -7,7 +7,7 @@ import { copyFileSync, mkdirSync, readFileSync, readdirSync, symlinkSync } from 
 import { join } from 'node:path'
 import { findTool } from '../../helpers/tools.ts'
 
-const APPLETS = ['sh', 'echo', 'cat', 'env', 'pwd', 'sleep', 'rm', 'mkdir', 'ls', 'nc', 'id', 'touch', 'true', 'false', 'setsid', 'grep', 'tr', 'chown', 'chgrp', 'mknod', 'su', 'printf']
+const APPLETS = ['sh', 'echo', 'cat', 'env', 'pwd', 'sleep', 'rm', 'mkdir', 'ls', 'nc', 'id', 'touch', 'true', 'false', 'setsid', 'grep', 'tr', 'chown', 'chgrp', 'mknod', 'su', 'printf', 'sync']
 
 export function makeBusyboxRoot (dir: string): string {
   const busybox = findTool('busybox') ?? '/bin/busybox'
