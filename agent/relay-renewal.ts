@@ -8,7 +8,7 @@
  * and no puller finds it as a provider.
  */
 import type { Logger } from 'pino'
-import type { CapabilityAdvertiser, KilnNode } from '../src/p2p/index.ts'
+import type { CapabilityAdvertiser, KilnNode, RelayLost, RelayRenewed, RelayRetry } from '../src/p2p/index.ts'
 import type { Transfer } from '../src/transfer/index.ts'
 
 export interface RelayRenewalInit {
@@ -46,11 +46,11 @@ export function followRelayRenewals (init: RelayRenewalInit): () => Promise<void
     } while (again && !stopped)
   }
 
-  const onLost = (evt: CustomEvent<{ relay: string }>): void => { log?.warn({ relay: evt.detail.relay }, 'relay reservation lost, re-reserving') }
-  const onRetry = (evt: CustomEvent<{ relay: string, attempt: number, error: Error, nextInMs: number }>): void => {
+  const onLost = (evt: CustomEvent<RelayLost>): void => { log?.warn({ relay: evt.detail.relay }, 'relay reservation lost, re-reserving') }
+  const onRetry = (evt: CustomEvent<RelayRetry>): void => {
     log?.info({ relay: evt.detail.relay, attempt: evt.detail.attempt, err: evt.detail.error.message, nextInMs: evt.detail.nextInMs }, 'relay reservation not made yet, trying again')
   }
-  const onRenewed = (evt: CustomEvent<{ relay: string, attempts: number, addresses: string[] }>): void => {
+  const onRenewed = (evt: CustomEvent<RelayRenewed>): void => {
     log?.info({ relay: evt.detail.relay, attempts: evt.detail.attempts, addresses: init.node.getMultiaddrs().map(a => a.toString()) }, 'relay reservation renewed')
     // Renewals during an announcement (a flapping relay) make one more round, not a second one in parallel.
     if (announcing !== undefined) { again = true; return }
