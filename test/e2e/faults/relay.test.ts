@@ -140,6 +140,7 @@ describe.skipIf(!canMakeNamespaces())('a job reaches an agent only a relay can r
     login.child.kill('SIGKILL')
     await login.exited
     const killed = performance.now()
+    const killedAt = Date.now()
     const lost = compute.waitFor(/relay reservation lost, re-reserving/, 60_000)
     login = k.start(loginArgs(), `${u.work}/login`, {}, nodes.login.ns)
     expect(await labAddress(login, nodes.login.ip)).toBe(loginAddr)
@@ -149,6 +150,12 @@ describe.skipIf(!canMakeNamespaces())('a job reaches an agent only a relay can r
     // The capability record and the store are announced again, to the restarted relay's empty DHT among others.
     await compute.waitFor(/store announced again/, 180_000)
     const announced = performance.now()
+    // A capability search finds a record signed after the restart, naming the address through the relay.
+    const peers = await k.exec(['peers', '--capability', 'compute', '--bootstrap', loginAddr, '--listen', `/ip4/${nodes.req.ip}/tcp/0`, '--no-mdns', '--json'], `${u.work}/req`, 120_000, nodes.req.ns)
+    expect(peers.code, `${peers.stderr}\n${logs()}`).toBe(0)
+    const record = (JSON.parse(peers.stdout) as Array<{ peerId: string, issuedAt: number, addresses: string[] }>).find(r => r.peerId === computeId)
+    expect(record?.issuedAt).toBeGreaterThan(killedAt)
+    expect(record?.addresses).toContain(`${loginAddr}/p2p-circuit/p2p/${computeId}`)
     const again = await submitToCompute('ctx-after-restart', randomBytes(1024 * 1024))
     expect(again.digest).not.toBe(summary?.digest)
     console.log(`relay restart: reservation renewed ${((renewed - killed) / 1000).toFixed(1)} s after the relay was killed, announced again after ${((announced - killed) / 1000).toFixed(1)} s, a new job built through it after ${((performance.now() - killed) / 1000).toFixed(1)} s`)
