@@ -154,6 +154,7 @@ describe.skipIf(!canMakeNamespaces())('a job reaches an agent only a relay can r
     const peers = await k.exec(['peers', '--capability', 'compute', '--bootstrap', loginAddr, '--listen', `/ip4/${nodes.req.ip}/tcp/0`, '--no-mdns', '--json'], `${u.work}/req`, 120_000, nodes.req.ns)
     expect(peers.code, `${peers.stderr}\n${logs()}`).toBe(0)
     const record = (JSON.parse(peers.stdout) as Array<{ peerId: string, issuedAt: number, addresses: string[] }>).find(r => r.peerId === computeId)
+    expect(record, `no capability record of the compute agent found: ${peers.stdout}`).toBeDefined()
     expect(record?.issuedAt).toBeGreaterThan(killedAt)
     expect(record?.addresses).toContain(`${loginAddr}/p2p-circuit/p2p/${computeId}`)
     const again = await submitToCompute('ctx-after-restart', randomBytes(1024 * 1024))
