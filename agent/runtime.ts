@@ -33,6 +33,7 @@ import type { Sandbox } from '../src/builder/index.ts'
 import type { DerivedCache } from '../src/content/quota.ts'
 import { createBuildLeases } from '../src/content/index.ts'
 import { startStoreUpkeep } from './store-upkeep.ts'
+import { followRelayRenewals } from './relay-renewal.ts'
 import type { StoreUpkeep } from './store-upkeep.ts'
 
 /**
@@ -144,6 +145,8 @@ export async function startAgent (init: AgentInit): Promise<Agent> {
   const providing = init.provideStore === false
     ? Promise.resolve()
     : transfer.provideAll().then(n => init.log?.info({ blobs: n }, 'store announced'), (err: Error) => init.log?.warn({ err }, 'announcing the store failed'))
+  // Reached through a relay that restarted: announced again once the reservation is renewed.
+  const stopFollowingRelays = followRelayRenewals({ node: init.node, advertiser, transfer, provideStore: init.provideStore !== false, ...(init.log !== undefined ? { log: init.log } : {}) })
   const upkeep = db !== undefined
     ? startStoreUpkeep({ store: init.store, db, ...(init.quota !== undefined ? { quota: init.quota } : {}), ...(init.derived !== undefined ? { derived: init.derived } : {}), ...(init.metrics !== undefined ? { metrics: init.metrics } : {}), ...(init.log !== undefined ? { log: init.log } : {}) })
     : undefined
@@ -162,7 +165,10 @@ export async function startAgent (init: AgentInit): Promise<Agent> {
         await jobs?.stop(options)
         if (building) await untilServingIdle(transfer, deadline, options?.signal)
         await upkeep?.stop()
+        // Not awaited before the advertiser stops: that ends a publication the renewal may be waiting on.
+        const following = stopFollowingRelays()
         await advertiser.stop()
+        await following
         await advertising
         await transfer.stop()
         await init.node.stop()

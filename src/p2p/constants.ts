@@ -30,3 +30,11 @@ export const MDNS_SERVICE_TAG = 'kiln'
 export const DEFAULT_INBOUND_CONNECTION_THRESHOLD = 50
 /** Reservations a relay (`node.relay: true`) holds at once: one per compute node behind it (libp2p's default is 15). */
 export const RELAY_MAX_RESERVATIONS = 256
+/**
+ * Re-reserving on a `relayVia` relay whose reservation was dropped (./relay-via.ts): the first try
+ * comes this long after the drop (a restarting relay is rarely back sooner), each failed try doubles
+ * the wait up to the maximum, and one dial of the relay is bounded.
+ */
+export const RELAY_RENEW_BACKOFF_MS = 500
+export const RELAY_RENEW_BACKOFF_MAX_MS = 30_000
+export const RELAY_RENEW_DIAL_TIMEOUT_MS = 10_000

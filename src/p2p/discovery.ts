@@ -56,8 +56,13 @@ export interface CapabilityAdvertiser {
   start: () => Promise<void>
   /** Stops serving and refreshing; the DHT copy lapses at its expiry. Safe to call twice. */
   stop: () => Promise<void>
-  /** Publishes now (e.g. after the queue changed). Throws PublishError if no peer stored the record. */
-  publish: () => Promise<CapabilityRecord>
+  /**
+   * Publishes now (e.g. after the queue changed). Throws PublishError if no
+   * peer stored the record. `reprovide`: provide every discovery key again,
+   * not only new ones (the peers holding them may have lost them, e.g. a
+   * relay that restarted).
+   */
+  publish: (options?: { reprovide?: boolean }) => Promise<CapabilityRecord>
   /** The last record signed (and served), if any. */
   current: () => CapabilityRecord | undefined
   /** The last record whose publication (put and provides) succeeded, if any. */
@@ -192,7 +197,7 @@ export function createCapabilityAdvertiser (init: CapabilityAdvertiserInit): Cap
       await server.stop().catch(() => {})
       await publishing?.catch(() => {})
     },
-    publish: async () => await publish(),
+    publish: async (options) => await publish(options?.reprovide === true),
     current: () => last,
     published: () => lastPublished,
     storedOn: () => storedOn

@@ -2,6 +2,7 @@
  * Errors thrown by the peer network. Callers branch on `name`, never on the
  * message text.
  */
+import type { ErrorClass } from '../util/error-class.ts'
 
 /** The identity file exists but cannot be used (unreadable, wrong type, too open). */
 export class InvalidIdentityError extends Error {
@@ -34,3 +35,10 @@ export class PublishError extends Error {
   readonly code = 'ERR_PUBLISH'
   constructor (message: string, options?: ErrorOptions) { super(message, options) }
 }
+
+/**
+ * libp2p's error when the node cannot listen on a configured address (a port
+ * in use; a `relayVia` relay it cannot reserve on while starting). The
+ * package does not export the class; this stands for it in isErrorOf.
+ */
+export const UnsupportedListenAddressesErrorName: ErrorClass = { name: 'UnsupportedListenAddressesError', prototype: Error.prototype }

@@ -38,6 +38,8 @@ import {
 } from './constants.ts'
 import { isTcpTlsAddress, tcpTls, tlsTwin } from './tls-transport.ts'
 import { DirectChannels } from './direct.ts'
+import { relayVia as relayViaService } from './relay-via.ts'
+import type { RelayVia } from './relay-via.ts'
 
 export interface KilnServices extends Record<string, unknown> {
   identify: Identify
@@ -48,6 +50,8 @@ export interface KilnServices extends Record<string, unknown> {
   relay?: CircuitRelayService
   /** Direct channels for bulk data (src/p2p/direct.ts); enabled with the TCP+TLS transport. */
   direct: DirectChannels
+  /** Present only on nodes started with `relayVia`: re-reserves on those relays when a reservation is dropped (./relay-via.ts). */
+  relayVia?: RelayVia
 }
 
 /** A started (or startable) kiln libp2p node. */
@@ -107,7 +111,8 @@ export interface KilnNodeInit {
    * Relays (multiaddrs with `/p2p/<id>`, e.g. a login node's agent started
    * with `relay: true`) to reserve a slot on and be reachable through: each
    * is dialed at start, kept connected, and the node listens on
-   * `<relay>/p2p-circuit`. For a node whose inbound connections are dropped.
+   * `<relay>/p2p-circuit`; a reservation dropped with the relay's connection
+   * is made again (`services.relayVia`). For a node whose inbound connections are dropped.
    */
   relayVia?: string[]
   /** A libp2p pnet pre-shared key (the 95-byte swarm.key file): only nodes holding it connect. */
@@ -175,6 +180,8 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
   // relayed connection (2 min, 128 KiB) would cut every transfer, and a limited connection runs none of
   // kiln's protocols. The relay serves whoever reserves; trust still decides who builds and what is accepted.
   if (init.relay === true) services.relay = circuitRelayServer({ reservations: { applyDefaultLimit: false, maxReservations: RELAY_MAX_RESERVATIONS } })
+  // libp2p reserves on a configured relay once; this service reserves again after the relay's connection dropped.
+  if (relayVia.length > 0) services.relayVia = relayViaService({ relays: relayVia })
 
   return await createLibp2p<KilnServices>({
     privateKey,

@@ -92,6 +92,8 @@ export function createTransfer (init: TransferInit): Transfer {
     async provideAll (options = {}) {
       let n = 0
       for await (const { digest } of init.store.walk()) {
+        // Aborted: stop here, rather than fail (and log) once per blob left.
+        options.signal?.throwIfAborted()
         await provide(digest, options).catch((err: Error) => init.log?.warn({ err, digest }, 'provide failed'))
         n++
       }

@@ -7,12 +7,13 @@
  * line), and a stored registry base used without asking the registry again.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeBusyboxBase } from '../../helpers/busybox-base.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
 import { startDockerRegistry } from '../../integration/registry/docker-registry.ts'
 import type { DockerRegistry } from '../../integration/registry/docker-registry.ts'
@@ -25,11 +26,7 @@ describe.skipIf(!haveTools('setpriv', 'skopeo', 'umoci', 'busybox', 'docker-regi
   let n = 0
 
   const build = (dockerfile: string, options: { dataDir?: string, files?: Record<string, string> } = {}): { status: number | null, err: string, json?: { digest: string } } => {
-    const ctx = join(u.work, `ctx-${++n}`)
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), dockerfile)
-    for (const [name, text] of Object.entries(options.files ?? {})) writeFileSync(join(ctx, name), text)
-    u.give(ctx)
+    const ctx = makeContext(u, { Dockerfile: dockerfile, ...options.files })
     const r = u.kiln(['build', '--json', ctx], options.dataDir === undefined ? {} : { dataDir: options.dataDir })
     let json
     try { json = JSON.parse(r.stdout) } catch { json = undefined }

@@ -12,6 +12,7 @@ import { makeBusyboxBase } from '../../helpers/busybox-base.ts'
 import { runAs, unpackAs } from '../../helpers/run-image.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
 import { mountsUnder, processesWith } from '../../unit/builder/fixtures.ts'
 
@@ -61,12 +62,7 @@ describe.each(DRIVERS)('kiln build as an unprivileged user (sandbox $sandbox)', 
   let layout: string
   let ctx: string
 
-  const write = (dir: string, files: Record<string, string>): string => {
-    mkdirSync(dir, { recursive: true })
-    for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text.replaceAll('LAYOUT', layout))
-    u.give(dir)
-    return dir
-  }
+  const write = (name: string, files: Record<string, string>): string => makeContext(u, files, { LAYOUT: layout }, name)
 
   const build = (args: string[], dataDir?: string): { status: number | null, out: string, err: string, json?: { digest: string, steps: number, cachedSteps: number, sandboxDriver: string | null, stepReports: Array<{ op: string, cached: boolean }> } } => {
     const r = u.kiln(['build', '--json', ...args], { env: { KILN_SANDBOX: sandbox }, ...(dataDir === undefined ? {} : { dataDir }) })
@@ -80,7 +76,7 @@ describe.each(DRIVERS)('kiln build as an unprivileged user (sandbox $sandbox)', 
   beforeAll(() => {
     u = makeUnprivileged()
     layout = makeBusyboxBase(u)
-    ctx = write(join(u.work, 'ctx'), { Dockerfile: DOCKERFILE, 'Singularity.def': DEFINITION, 'notes.txt': 'notes from the context\n' })
+    ctx = write('ctx', { Dockerfile: DOCKERFILE, 'Singularity.def': DEFINITION, 'notes.txt': 'notes from the context\n' })
   }, 120_000)
   afterAll(() => { u?.cleanup() })
 
@@ -121,7 +117,7 @@ describe.each(DRIVERS)('kiln build as an unprivileged user (sandbox $sandbox)', 
   })
 
   it('reruns only the steps from a changed COPY input on', () => {
-    const c = write(join(u.work, 'ctx-change'), { Dockerfile: DOCKERFILE, 'notes.txt': 'v1\n' })
+    const c = write('ctx-change', { Dockerfile: DOCKERFILE, 'notes.txt': 'v1\n' })
     expect(build([c]).status).toBe(0)
     writeFileSync(join(c, 'notes.txt'), 'v2\n')
     const r = build([c])
@@ -154,7 +150,7 @@ describe.each(DRIVERS)('kiln build as an unprivileged user (sandbox $sandbox)', 
   ]
   for (const [what, files, code, message] of bad) {
     it(`fails clearly on ${what}, leaving no process, mount or new ref behind`, () => {
-      const c = write(join(u.work, `bad-${what.replaceAll(' ', '-')}`), files)
+      const c = write(`bad-${what.replaceAll(' ', '-')}`, files)
       const before = u.kiln(['image', 'ls', '--json']).stdout
       const r = build(['-t', 'e2e/bad:1', c])
       expect(r.status, r.err).toBe(code)

@@ -13,7 +13,7 @@
  * - `kiln store df` counts build snapshots and `kiln gc` removes them.
  */
 import { execFileSync } from 'node:child_process'
-import { lstatSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { lstatSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { haveTools } from '../../helpers/tools.ts'
@@ -21,6 +21,7 @@ import { kilnProcs } from '../../helpers/kiln-procs.ts'
 import type { KilnProcs, Proc } from '../../helpers/kiln-procs.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 import { processesWith } from '../../unit/builder/fixtures.ts'
 import { APT_CONFIG_PATH } from '../../../src/builder/sandbox/root-emulation.ts'
 
@@ -41,13 +42,7 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox'))('nothing survives a k
     u.give(d)
     return d
   }
-  const context = (dockerfile: string): string => {
-    const d = join(u.work, `ctx-${++n}`)
-    mkdirSync(d)
-    writeFileSync(join(d, 'Dockerfile'), dockerfile.replaceAll('LAYOUT', layout))
-    u.give(d)
-    return d
-  }
+  const context = (dockerfile: string): string => makeContext(u, { Dockerfile: dockerfile }, { LAYOUT: layout })
   /** Every live process whose command line holds the marker: the step's sleeps, and the sandbox programs running its script. */
   const leftovers = (marker: string): number[] => processesWith(marker)
   const marker = (): string => `${Date.now() % 100_000}${Math.floor(Math.random() * 1000)}`

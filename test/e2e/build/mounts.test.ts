@@ -6,7 +6,7 @@
  * layer, no output of kiln and no step key.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -14,23 +14,14 @@ import { makeBusyboxBase } from '../../helpers/busybox-base.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 
 describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'bwrap', 'tar'))('kiln build RUN --mount', () => {
   let u: Unprivileged
   let layout: string
   let n = 0
 
-  const context = (dockerfile: string, files: Record<string, string> = {}): string => {
-    const ctx = join(u.work, `ctx-${++n}`)
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), dockerfile.replaceAll('LAYOUT', layout))
-    for (const [name, text] of Object.entries(files)) {
-      mkdirSync(join(ctx, name, '..'), { recursive: true })
-      writeFileSync(join(ctx, name), text)
-    }
-    u.give(ctx)
-    return ctx
-  }
+  const context = (dockerfile: string, files: Record<string, string> = {}): string => makeContext(u, { Dockerfile: dockerfile, ...files }, { LAYOUT: layout })
 
   /** The image's layers in an OCI layout, uncompressed. */
   const layers = (out: string): Buffer[] => {

@@ -6,13 +6,14 @@
  * names kiln submit when no emulator is registered, and builds under the
  * emulator when one is (skipped, visibly, where there is none).
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeBusyboxBase } from '../../helpers/busybox-base.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 
 /** A usable aarch64 user-mode emulator: an enabled binfmt_misc entry with the F flag (it works inside a user namespace). */
 function arm64Emulated (): boolean {
@@ -30,15 +31,7 @@ const foreign = process.arch === 'arm64' ? 'linux/amd64' : 'linux/arm64'
 describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'bwrap'))('kiln build for several platforms', () => {
   let u: Unprivileged
   let layout: string
-  let n = 0
-  const context = (dockerfile: string): string => {
-    const ctx = join(u.work, `ctx-${++n}`)
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), dockerfile.replaceAll('LAYOUT', layout))
-    writeFileSync(join(ctx, 'a.txt'), 'hello\n')
-    u.give(ctx)
-    return ctx
-  }
+  const context = (dockerfile: string): string => makeContext(u, { Dockerfile: dockerfile, 'a.txt': 'hello\n' }, { LAYOUT: layout })
 
   beforeAll(() => {
     u = makeUnprivileged()

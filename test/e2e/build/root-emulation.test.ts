@@ -24,6 +24,7 @@ import { readLayoutLayers } from '../../helpers/image-layers.ts'
 import type { ImageLayer } from '../../helpers/image-layers.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
 
 const DOCKERFILE = `FROM scratch
@@ -133,10 +134,7 @@ describe.skipIf(!haveTools('setpriv', 'bwrap', 'busybox', 'umoci'))('ownership t
   it('builds, says in the log why RUN\'s owners are not kept, annotates the image flattened, and writes 0:0', async () => {
     u = makeUnprivileged()
     const layout = makeBusyboxBase(u)
-    const ctx = join(u.work, 'ctx')
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), busyboxDockerfile(layout))
-    u.give(ctx)
+    const ctx = makeContext(u, { Dockerfile: busyboxDockerfile(layout) })
     const out = join(u.work, 'out')
     const r = u.kiln(['build', '-t', 'e2e/bb:1', '--output', `oci-layout:${out}`, ctx], { env: { KILN_SANDBOX: 'bwrap' }, timeoutMs: 300_000 })
     expect(r.status, r.stderr.slice(-3000)).toBe(0)

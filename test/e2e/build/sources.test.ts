@@ -17,6 +17,7 @@ import { makeBusyboxBase } from '../../helpers/busybox-base.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 
 /** Serves DIR/NAME with the ETag in DIR/NAME.etag, answers If-None-Match with 304; logs `STATUS PATH` lines. */
 const HTTP_SERVER = `
@@ -54,19 +55,9 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'bwrap', 'git'))('kiln
   let httpPort: number
   let gitd: ChildProcess
   let gitPort: number
-  let n = 0
 
-  const context = (dockerfile: string, extra: Record<string, string> = {}): string => {
-    const ctx = join(u.work, `ctx-${++n}`)
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), dockerfile.replaceAll('LAYOUT', layout).replaceAll('HTTP', `http://127.0.0.1:${httpPort}`).replaceAll('GIT', `git://127.0.0.1:${gitPort}`))
-    for (const [name, text] of Object.entries(extra)) {
-      mkdirSync(join(ctx, name, '..'), { recursive: true })
-      writeFileSync(join(ctx, name), text)
-    }
-    u.give(ctx)
-    return ctx
-  }
+  const context = (dockerfile: string, extra: Record<string, string> = {}): string =>
+    makeContext(u, { Dockerfile: dockerfile, ...extra }, { LAYOUT: layout, HTTP: `http://127.0.0.1:${httpPort}`, GIT: `git://127.0.0.1:${gitPort}` })
   const serve = (name: string, body: string, etag: string): void => {
     writeFileSync(join(files, name), body)
     writeFileSync(join(files, `${name}.etag`), `"${etag}"`)

@@ -7,13 +7,12 @@
  * run, their output lines say whose they are (`[n] ...`).
  */
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeBusyboxBase } from '../../helpers/busybox-base.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 
 /** A stage that marks itself started, then waits up to 6 s for `other` to have started too. */
 const waiter = (self: string, other: string, id: string): string => [
@@ -26,14 +25,7 @@ const waiter = (self: string, other: string, id: string): string => [
 describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox'))('stages that do not read from each other', () => {
   let u: Unprivileged
   let layout: string
-  let n = 0
-  const context = (dockerfile: string): string => {
-    const ctx = join(u.work, `ctx-${++n}`)
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), dockerfile.replaceAll('LAYOUT', layout))
-    u.give(ctx)
-    return ctx
-  }
+  const context = (dockerfile: string): string => makeContext(u, { Dockerfile: dockerfile }, { LAYOUT: layout })
   const recipe = (): string => {
     const id = `barrier-${randomBytes(6).toString('hex')}`
     return [waiter('a', 'b', id), waiter('b', 'a', id), 'FROM a', 'COPY --from=b /met-b /met-b', 'RUN cat /met-a /met-b', ''].join('\n')

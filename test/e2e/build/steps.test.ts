@@ -15,6 +15,7 @@ import { makeBusyboxBase } from '../../helpers/busybox-base.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 
 describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'bwrap'))('kiln build steps', () => {
   let u: Unprivileged
@@ -23,16 +24,8 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'bwrap'))('kiln build 
   let port: number
   let log: string
   const connections = (): number => existsSync(log) ? readFileSync(log, 'utf8').length : 0
-  let n = 0
 
-  const context = (dockerfile: string, files: Record<string, string> = {}): string => {
-    const ctx = join(u.work, `ctx-${++n}`)
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), dockerfile.replaceAll('LAYOUT', layout).replaceAll('PORT', String(port)))
-    for (const [name, text] of Object.entries(files)) writeFileSync(join(ctx, name), text)
-    u.give(ctx)
-    return ctx
-  }
+  const context = (dockerfile: string, files: Record<string, string> = {}): string => makeContext(u, { Dockerfile: dockerfile, ...files }, { LAYOUT: layout, PORT: String(port) })
 
   /** The image config's history of an image written to an OCI layout. */
   const history = (out: string): string[] => {

@@ -6,6 +6,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { isRoot } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import type { Proc } from '../../helpers/kiln-procs.ts'
@@ -43,12 +44,7 @@ export function configFile (u: Unprivileged, name: string, text: string): string
 
 /** A FROM scratch + COPY context (no sandbox needed): `payload` is what the one layer holds. */
 export function copyContext (u: Unprivileged, name: string, payload: Buffer | string): string {
-  const ctx = join(u.work, name)
-  mkdirSync(ctx, { recursive: true })
-  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY payload /payload\n')
-  writeFileSync(join(ctx, 'payload'), payload)
-  u.give(ctx)
-  return ctx
+  return makeContext(u, { Dockerfile: 'FROM scratch\nCOPY payload /payload\n', payload }, {}, name)
 }
 
 /** The plain TCP address an agent on the lab network prints (not its /tls twin, not a relayed one). */

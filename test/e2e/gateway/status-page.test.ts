@@ -26,6 +26,7 @@ import type { KilnProcs } from '../../helpers/kiln-procs.ts'
 import { decodePng } from '../../helpers/png.ts'
 import { findTool, haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
 import { tarOf } from './fixtures.ts'
 
@@ -65,13 +66,9 @@ describe.skipIf(!haveTools('chromium'))('status page in headless Chromium', () =
     // A requester the node trusts, and that trusts it, for a job its agent builds.
     requesterData = join(u.home, 'data-requester')
     mkdirSync(requesterData, { mode: 0o700 })
-    ctxDir = join(u.work, 'job-context')
-    mkdirSync(ctxDir)
-    writeFileSync(join(ctxDir, 'Dockerfile'), 'FROM scratch\nCOPY job.txt /job.txt\n')
-    writeFileSync(join(ctxDir, 'job.txt'), 'built as a job\n')
+    ctxDir = makeContext(u, { Dockerfile: 'FROM scratch\nCOPY job.txt /job.txt\n', 'job.txt': 'built as a job\n' }, {}, 'job-context')
     u.give(u.dataDir)
     u.give(requesterData)
-    u.give(ctxDir)
     const [selfId, requesterId] = [await procs.peerId(u.dataDir), await procs.peerId(requesterData)]
     await procs.run(u.dataDir, ['trust', 'add-peer', requesterId, '--roles', 'requester'])
     await procs.run(requesterData, ['trust', 'add-peer', selfId, '--roles', 'builder'])

@@ -15,13 +15,14 @@
  * name and digest. A built image must start with the base's layers.
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeBusyboxBase } from '../../helpers/busybox-base.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 import { addressOf, kilnProcs } from '../../helpers/kiln-procs.ts'
 import type { KilnProcs, Proc } from '../../helpers/kiln-procs.ts'
 import { startDockerRegistry } from '../../integration/registry/docker-registry.ts'
@@ -100,12 +101,7 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'skopeo', 'docker-regi
     return { proc, addr: await addressOf(proc), id, dataDir }
   }
 
-  const context = (files: Record<string, string>): string => {
-    const ctx = dir(`ctx-${++n}`)
-    for (const [name, text] of Object.entries(files)) writeFileSync(join(ctx, name), text)
-    u.give(ctx)
-    return ctx
-  }
+  const context = (files: Record<string, string>): string => makeContext(u, files)
 
   /** Submits to `builder` only; resolves with the exit code, the summary and the progress lines. */
   const submit = async (requester: string, ctx: string, builder: { addr: string, id: string }, started?: (p: Proc) => Promise<void>): Promise<{ code: number, summary?: { digest: string, platforms: Array<{ builders: string[] }> }, log: string }> => {

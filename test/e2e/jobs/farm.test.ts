@@ -21,6 +21,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
 import { addressOf, kilnProcs } from '../../helpers/kiln-procs.ts'
 import type { KilnProcs, Proc } from '../../helpers/kiln-procs.ts'
@@ -57,10 +58,7 @@ describe.skipIf(!haveTools('setpriv', 'skopeo'))('farm: capabilities, trust with
     writeFileSync(join(dir('bin'), 'nvidia-smi'), NVIDIA_SMI)
     chmodSync(join(dir('bin'), 'nvidia-smi'), 0o755)
     writeFileSync(join(dir('gpu'), 'kiln.yaml'), 'agent:\n  capabilities: [gpu]\n')
-    ctx = dir('ctx')
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY model.txt /model.txt\n')
-    writeFileSync(join(ctx, 'model.txt'), 'weights\n')
+    ctx = makeContext(u, { Dockerfile: 'FROM scratch\nCOPY model.txt /model.txt\n', 'model.txt': 'weights\n' })
     u.give(u.work)
     for (const name of ['gpu', 'plain', 'requester'] as const) ids[name] = await k.peerId(dir(name))
     // The requester takes offers from both agents; they do not trust it yet.

@@ -14,11 +14,12 @@
  *   notices the silence and the job completes on another agent.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
 import { addressOf, kilnProcs, waitFor } from '../../helpers/kiln-procs.ts'
 import type { KilnProcs, Proc } from '../../helpers/kiln-procs.ts'
@@ -90,11 +91,7 @@ describe.skipIf(!haveTools('setpriv', 'busybox', 'tar'))('federation: two instit
   }, 60_000)
 
   it('builds for uni-a on uni-b\'s riscv64 agent only once uni-b trusts uni-a\'s root; before that the decline is shown', { timeout: 240_000 }, async () => {
-    const ctx = join(u.work, 'ctx-riscv')
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY greeting.txt /greeting.txt\nLABEL org.example.built-for=riscv64\n')
-    writeFileSync(join(ctx, 'greeting.txt'), 'hello from uni-a\n')
-    u.give(ctx)
+    const ctx = makeContext(u, { Dockerfile: 'FROM scratch\nCOPY greeting.txt /greeting.txt\nLABEL org.example.built-for=riscv64\n', 'greeting.txt': 'hello from uni-a\n' })
     const submit = (): Proc => k.start(['submit', '--platform', 'linux/riscv64', '-t', 'fed/app:1', ...netArgs(), '--timeout', '120', '--json', ctx], dir('requester'))
 
     // uni-b does not trust uni-a's requesters yet: b1 declines, and says why.
@@ -130,10 +127,7 @@ describe.skipIf(!haveTools('setpriv', 'busybox', 'tar'))('federation: two instit
   })
 
   it('a builder SIGKILLed mid-build: the job completes on another agent', { timeout: 240_000 }, async () => {
-    const ctx = join(u.work, 'ctx-kill')
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), `FROM kiln-test/busybox:base\nRUN sleep 5 && echo survived-${Date.now()} > /survived.txt\n`)
-    u.give(ctx)
+    const ctx = makeContext(u, { Dockerfile: `FROM kiln-test/busybox:base\nRUN sleep 5 && echo survived-${Date.now()} > /survived.txt\n` })
     const submit = k.start(['submit', '--platform', 'linux/amd64', '-t', 'fed/survivor:1', ...netArgs(), '--timeout', '200', '--json', ctx], dir('requester'))
     await expect.poll(() => /\[linux\/amd64\] building/.test(submit.stderr()) || submit.child.exitCode !== null, { timeout: 120_000, interval: 100 }).toBe(true)
     const awarded = /\[linux\/amd64\] awarded to (\S+)/.exec(submit.stderr())?.[1]

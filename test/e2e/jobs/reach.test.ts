@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
 import { kilnProcs } from '../../helpers/kiln-procs.ts'
 import type { KilnProcs, Proc } from '../../helpers/kiln-procs.ts'
@@ -32,6 +33,7 @@ describe.skipIf(!haveTools('setpriv'))(`a job reaches the farthest of ${AGENTS} 
   let first: string
   let cudaConfig: string
   const dir = (name: string): string => join(u.work, name)
+  let ctx = ''
   const agentLogs = (): string => agents.map((a, i) => `--- agent ${i}:\n${a.stderr()}`).join('\n')
 
   /** A data dir that trusts everyone (a closed test network). */
@@ -50,11 +52,7 @@ describe.skipIf(!haveTools('setpriv'))(`a job reaches the farthest of ${AGENTS} 
     cudaConfig = join(u.work, 'cuda.yaml')
     writeFileSync(cudaConfig, 'agent:\n  capabilities: ["cuda=12.4"]\n')
     u.give(cudaConfig)
-    const ctx = dir('ctx')
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY greeting.txt /greeting.txt\n')
-    writeFileSync(join(ctx, 'greeting.txt'), 'hello from the far end\n')
-    u.give(ctx)
+    ctx = makeContext(u, { Dockerfile: 'FROM scratch\nCOPY greeting.txt /greeting.txt\n', 'greeting.txt': 'hello from the far end\n' })
     openDataDir('requester')
     ids.push(...await mapLimit([...Array(AGENTS).keys()], 2, async i => await k.peerId(openDataDir(`agent${i}`))))
     // A line: each agent knows only the one before it; the matching ones log at info, for "published".
@@ -78,7 +76,7 @@ describe.skipIf(!haveTools('setpriv'))(`a job reaches the farthest of ${AGENTS} 
   }, 60_000)
 
   const submit = async (extra: string[]): Promise<{ summary: Summary, stderr: string }> => {
-    const p = k.start(['submit', '--platform', 'linux/amd64', '--require', 'cuda>=12', ...extra, '--bootstrap', first, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--offer-window', '8000', '--timeout', '120', '--json', dir('ctx')], dir('requester'))
+    const p = k.start(['submit', '--platform', 'linux/amd64', '--require', 'cuda>=12', ...extra, '--bootstrap', first, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--offer-window', '8000', '--timeout', '120', '--json', ctx], dir('requester'))
     const code = await p.exited
     expect(code, `${p.stderr()}\n${agentLogs()}`).toBe(0)
     return { summary: JSON.parse(p.stdout()) as Summary, stderr: p.stderr() }

@@ -18,6 +18,7 @@ import { addressOf, kilnProcs } from '../../helpers/kiln-procs.ts'
 import type { KilnProcs, Proc } from '../../helpers/kiln-procs.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
 
 const SECRET = `kiln-e2e-secret-${randomBytes(12).toString('hex')}`
@@ -73,17 +74,16 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'tar'))('kiln submit -
   }, 60_000)
 
   it('reaches the RUN steps of the awarded agent only, and is in no layer, no data dir and no output', { timeout: 300_000 }, async () => {
-    const ctx = join(u.work, 'ctx')
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), [
-      'FROM kiln-test/busybox:base',
-      'RUN --mount=type=secret,id=token,required sha256sum /run/secrets/token | cut -d" " -f1 > /token.sha256 && ls -l /run/secrets/token > /token.ls',
-      'RUN --mount=type=secret,id=token,env=TOKEN,required sh -c \'printf %s "$TOKEN" | wc -c > /token.len\'',
-      ''
-    ].join('\n'))
+    const ctx = makeContext(u, {
+      Dockerfile: [
+        'FROM kiln-test/busybox:base',
+        'RUN --mount=type=secret,id=token,required sha256sum /run/secrets/token | cut -d" " -f1 > /token.sha256 && ls -l /run/secrets/token > /token.ls',
+        'RUN --mount=type=secret,id=token,env=TOKEN,required sh -c \'printf %s "$TOKEN" | wc -c > /token.len\'',
+        ''
+      ].join('\n')
+    })
     const secretFile = join(u.work, 'token.txt')
     writeFileSync(secretFile, SECRET, { mode: 0o600 })
-    u.give(ctx)
     u.give(secretFile)
 
     // Without the secret the recipe is refused before anything is signed, as kiln build refuses at the step.

@@ -9,11 +9,12 @@
  * in the image's layer. `kiln jobs` then shows the job and its logs.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { haveTools } from '../../helpers/tools.ts'
 import { isRoot, makeUnprivileged, UNPRIVILEGED_UID } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
 import { addressOf, kilnProcs } from '../../helpers/kiln-procs.ts'
 import type { KilnProcs, Proc } from '../../helpers/kiln-procs.ts'
@@ -88,11 +89,7 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'tar'))('kiln submit a
     await startAgents()
     expect(a.stdout()).toMatch(/taking jobs: up to 1 at once, 1 certificate presented/)
 
-    const ctx = join(u.work, 'ctx')
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), 'FROM kiln-test/busybox:base\nRUN echo built-by-kiln-$((6*7)) > /hello.txt\nCOPY greeting.txt /greeting.txt\n')
-    writeFileSync(join(ctx, 'greeting.txt'), 'hello from the context\n')
-    u.give(ctx)
+    const ctx = makeContext(u, { Dockerfile: 'FROM kiln-test/busybox:base\nRUN echo built-by-kiln-$((6*7)) > /hello.txt\nCOPY greeting.txt /greeting.txt\n', 'greeting.txt': 'hello from the context\n' })
 
     // No --platform: the host's (the agents advertise linux/amd64, as the test base is); durations in units.
     const iidfile = join(u.work, 'submit.iid')
@@ -148,10 +145,7 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox', 'tar'))('kiln submit a
 
   it('kiln jobs resume follows a job whose kiln submit was killed, and names the image as submit would have', { timeout: 300_000 }, async () => {
     const d = dirs as Record<'agentA' | 'requester', string>
-    const ctx = join(u.work, 'ctx-resume')
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), 'FROM kiln-test/busybox:base\nRUN sleep 8 && echo resumed > /resumed.txt\n')
-    u.give(ctx)
+    const ctx = makeContext(u, { Dockerfile: 'FROM kiln-test/busybox:base\nRUN sleep 8 && echo resumed > /resumed.txt\n' })
     const submit = start(['submit', '--platform', 'linux/amd64', '-t', 'demo/resumed:1', ...netArgs(), '--offer-window', '4000', '--json', ctx], d.requester)
     await expect.poll(() => /\[linux\/amd64\] building/.test(submit.stderr()), { timeout: 120_000, interval: 100 }).toBe(true)
     submit.child.kill('SIGKILL')

@@ -8,13 +8,14 @@
  * requester gets its result, and the agent exits 0.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 import { kilnProcs } from '../../helpers/kiln-procs.ts'
 import type { KilnProcs, Proc } from '../../helpers/kiln-procs.ts'
 
@@ -34,14 +35,7 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox'))('kiln agent at a site
     if (r.code !== 0) throw new Error(`kiln ${args.join(' ')} exited ${r.code}: ${r.stderr}`)
     return r.stdout
   }
-  const context = (name: string, dockerfile: string): string => {
-    const ctx = join(u.work, name)
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), dockerfile)
-    writeFileSync(join(ctx, 'hello.txt'), `hello from ${name}\n`)
-    u.give(ctx)
-    return ctx
-  }
+  const context = (name: string, dockerfile: string): string => makeContext(u, { Dockerfile: dockerfile, 'hello.txt': `hello from ${name}\n` }, {}, name)
   const net = (): string[] => ['--bootstrap', addr, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns']
   const submit = (ctx: string): Proc => k.start(['submit', '--platform', 'linux/amd64', '--to', ids.agent, ...net(), '--offer-window', '2000', '--timeout', '120', '--json', ctx], dir.requester)
 

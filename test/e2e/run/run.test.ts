@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeBusyboxBase } from '../../helpers/busybox-base.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 import type { KilnRun, Unprivileged } from '../../helpers/unprivileged.ts'
 
 const IMAGE = 'e2e/run:1'
@@ -33,21 +34,17 @@ describe.skipIf(!haveTools('setpriv', 'busybox', 'umoci', 'bwrap'))('kiln run', 
   beforeAll(() => {
     u = makeUnprivileged()
     const layout = makeBusyboxBase(u)
-    const ctx = join(u.work, 'ctx')
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), DOCKERFILE(layout))
-    writeFileSync(join(ctx, 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nresearcher:x:1000:1001::/home/researcher:/bin/sh\n')
-    writeFileSync(join(ctx, 'group'), 'root:x:0:\nlab:x:1001:\nstaff:x:50:\n')
-    u.give(ctx)
+    const ctx = makeContext(u, {
+      Dockerfile: DOCKERFILE(layout),
+      passwd: 'root:x:0:0:root:/root:/bin/sh\nresearcher:x:1000:1001::/home/researcher:/bin/sh\n',
+      group: 'root:x:0:\nlab:x:1001:\nstaff:x:50:\n'
+    })
     const b = u.kiln(['build', '-t', IMAGE, ctx], { timeoutMs: 300_000 })
     expect(b.status, b.stderr).toBe(0)
     const t = u.kiln(['tag', IMAGE, 'docker.io/library/e2e-alias:2'])
     expect(t.status, t.stderr).toBe(0)
     // An image whose config names a user, and one for an architecture this node cannot run.
-    const userCtx = join(u.work, 'user-ctx')
-    mkdirSync(userCtx)
-    writeFileSync(join(userCtx, 'Dockerfile'), `FROM ${IMAGE}\nUSER researcher\nWORKDIR /home/researcher\n`)
-    u.give(userCtx)
+    const userCtx = makeContext(u, { Dockerfile: `FROM ${IMAGE}\nUSER researcher\nWORKDIR /home/researcher\n` }, {}, 'user-ctx')
     const b2 = u.kiln(['build', '-t', 'e2e/run-user:1', userCtx], { timeoutMs: 300_000 })
     expect(b2.status, b2.stderr).toBe(0)
     execFileSync('umoci', ['config', '--image', `${layout}:base`, '--tag', 'foreign', '--architecture', FOREIGN_ARCH], { stdio: 'ignore' })

@@ -12,7 +12,7 @@
  * first job. The figures are printed (docs/benchmarks.md keeps them).
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -21,6 +21,7 @@ import { kilnProcs } from '../../helpers/kiln-procs.ts'
 import type { KilnProcs, Proc } from '../../helpers/kiln-procs.ts'
 import { haveTools } from '../../helpers/tools.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
+import { makeContext } from '../../helpers/context.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
 
 const SECONDS = Number(process.env.KILN_SOAK_SECONDS ?? '180')
@@ -63,10 +64,7 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox'))(`an agent under stead
   }, 60_000)
 
   it('keeps RSS, fds, store size, leases and scratch flat', { timeout: (SECONDS + 300) * 1000 }, async () => {
-    const ctx = join(u.work, 'ctx')
-    mkdirSync(ctx)
-    writeFileSync(join(ctx, 'Dockerfile'), 'FROM kiln-test/busybox:base\nARG ROUND\nRUN echo soak > /soak.txt && ls /bin | wc -l > /count.txt\n')
-    u.give(ctx)
+    const ctx = makeContext(u, { Dockerfile: 'FROM kiln-test/busybox:base\nARG ROUND\nRUN echo soak > /soak.txt && ls /bin | wc -l > /count.txt\n' })
     const pid = agent.child.pid as number
     const net = ['--bootstrap', addr, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns']
     const samples: Sample[] = []

@@ -1,7 +1,5 @@
-import { createHash } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { BaseUnavailableError, createJobAgent } from '../../../agent/jobs/index.ts'
 import { LOG_TAIL_LINES } from '../../../agent/jobs/job-agent.ts'
 import type { BaseSource, BuildOutput, BuildRequest, JobAgent, JobBuilder } from '../../../agent/jobs/index.ts'
@@ -12,15 +10,9 @@ import type { JobEvent, Requester } from '../../../src/requester/index.ts'
 import type { MemoryJobNetwork } from '../../../src/jobs/index.ts'
 import { PolicyConfig, createTrustPolicy, issueCertificate } from '../../../src/trust/index.ts'
 import type { Certificate, Ed25519PrivateKey } from '../../../src/trust/index.ts'
+import { id, memoryBlobs, sha, stopsAfterEach } from './memory.ts'
 
-const sha = (b: Uint8Array | string): `sha256:${string}` => `sha256:${createHash('sha256').update(b).digest('hex')}`
-const id = (k: Ed25519PrivateKey): string => peerIdFromPrivateKey(k).toString()
-const blobs = new Map<string, Uint8Array>()
-const put = (bytes: Uint8Array | string): { digest: `sha256:${string}`, size: number } => {
-  const b = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes
-  blobs.set(sha(b), b)
-  return { digest: sha(b), size: b.byteLength }
-}
+const { blobs, put, image, fetch } = memoryBlobs()
 
 /** Builds a fake image whose digest depends on recipe and platform (and a salt, to simulate a non-reproducible builder). */
 function fakeBuilder (opts: { salt?: string, delayMs?: number } = {}): JobBuilder & { started: number, requests: BuildRequest[] } {
@@ -36,10 +28,7 @@ function fakeBuilder (opts: { salt?: string, delayMs?: number } = {}): JobBuilde
         const t = setTimeout(resolve, opts.delayMs ?? 5)
         o.signal.addEventListener('abort', () => { clearTimeout(t); reject(o.signal.reason as Error) }, { once: true })
       })
-      const layer = put(`layer of ${req.recipe.text} for ${req.platform}${opts.salt ?? ''}`)
-      const config = put(`config ${req.platform}`)
-      const manifest = put(JSON.stringify({ schemaVersion: 2, config, layers: [layer] }))
-      return { ...manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json', blobs: [config, layer], baseDigests: [], sandbox: 'fake' }
+      return image(`layer of ${req.recipe.text} for ${req.platform}${opts.salt ?? ''}`, req.platform)
     }
   }
   return b
@@ -49,14 +38,13 @@ let root: Ed25519PrivateKey
 let reqKey: Ed25519PrivateKey
 const builderKeys: Ed25519PrivateKey[] = []
 let net: MemoryJobNetwork
-const stops: Array<() => Promise<void> | void> = []
+const stops = stopsAfterEach()
 
 beforeAll(async () => {
   root = await generateKeyPair('Ed25519')
   reqKey = await generateKeyPair('Ed25519')
   for (let i = 0; i < 3; i++) builderKeys.push(await generateKeyPair('Ed25519'))
 })
-afterEach(async () => { for (const s of stops.splice(0)) await s() })
 
 async function agent (key: Ed25519PrivateKey, opts: { platforms?: string[], certified?: boolean, builder?: JobBuilder, bases?: BaseSource, capabilities?: string[], othersRefused?: string } = {}): Promise<JobAgent> {
   const certs: Certificate[] = opts.certified === false ? [] : [await issueCertificate(root, { subject: id(key), roles: ['builder'], institution: 'uni-a' })]
@@ -84,13 +72,7 @@ function requester (key: Ed25519PrivateKey = reqKey): Requester {
     key,
     transport: net.connect(id(key)),
     policy: createTrustPolicy(PolicyConfig.parse({ version: 1, roots: [{ key: id(root), institution: 'uni-a', roles: ['builder'] }] })),
-    blobs: {
-      fetch: async (b) => {
-        const bytes = blobs.get(b.digest)
-        if (bytes === undefined || sha(bytes) !== b.digest || bytes.byteLength !== b.size) throw new Error(`blob ${b.digest} unavailable`)
-        return bytes
-      }
-    },
+    blobs: { fetch },
     offerWindowMs: 200,
     heartbeatMs: 250
   })

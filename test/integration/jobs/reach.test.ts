@@ -7,10 +7,8 @@
  * the far ones, count their offers, and not close the window when the near
  * ones have answered.
  */
-import { createHash } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createJobAgent } from '../../../agent/jobs/index.ts'
 import type { BuildOutput, JobBuilder } from '../../../agent/jobs/index.ts'
 import { createRequester } from '../../../src/requester/index.ts'
@@ -19,15 +17,9 @@ import { createMemoryJobNetwork } from '../../../src/jobs/index.ts'
 import type { FoundAgent, JobTransport, MemoryJobNetwork } from '../../../src/jobs/index.ts'
 import { PolicyConfig, createTrustPolicy } from '../../../src/trust/index.ts'
 import type { Ed25519PrivateKey } from '../../../src/trust/index.ts'
+import { id, memoryBlobs, stopsAfterEach } from './memory.ts'
 
-const sha = (b: Uint8Array): `sha256:${string}` => `sha256:${createHash('sha256').update(b).digest('hex')}`
-const id = (k: Ed25519PrivateKey): string => peerIdFromPrivateKey(k).toString()
-const blobs = new Map<string, Uint8Array>()
-const put = (text: string): { digest: `sha256:${string}`, size: number } => {
-  const b = new TextEncoder().encode(text)
-  blobs.set(sha(b), b)
-  return { digest: sha(b), size: b.byteLength }
-}
+const { put, image, fetch } = memoryBlobs()
 /** When the stand-in DHT search reports the far agents, after publication. */
 const SEARCH_MS = 150
 const WINDOW_MS = 3000
@@ -35,18 +27,14 @@ const WINDOW_MS = 3000
 /** Every builder of a platform makes the same image (reproducible), so --verify 2 agrees. */
 const builder: JobBuilder = {
   async build (req): Promise<BuildOutput> {
-    const layer = put(`layer for ${req.platform}`)
-    const config = put(`config ${req.platform}`)
-    const manifest = put(JSON.stringify({ schemaVersion: 2, config, layers: [layer] }))
-    return { ...manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json', blobs: [config, layer], baseDigests: [], sandbox: 'fake' }
+    return image(`layer for ${req.platform}`, req.platform)
   }
 }
 
 interface Member { key: Ed25519PrivateKey, platforms: string[] }
 
 describe('a job reaches agents gossip does not', () => {
-  const stops: Array<() => Promise<void> | void> = []
-  afterEach(async () => { for (const s of stops.splice(0)) await s() })
+  const stops = stopsAfterEach()
   let net: MemoryJobNetwork
 
   const agent = async (opts: { platforms: string[], capabilities?: string[], far?: boolean, failedSends?: number }): Promise<Member> => {
@@ -108,7 +96,7 @@ describe('a job reaches agents gossip does not', () => {
       key,
       transport,
       policy: createTrustPolicy(PolicyConfig.parse({ version: 1, open: true })),
-      blobs: { fetch: async (b) => blobs.get(b.digest) ?? new Uint8Array(0) },
+      blobs: { fetch },
       offerWindowMs: WINDOW_MS,
       heartbeatMs: 50
     })

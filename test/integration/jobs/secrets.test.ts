@@ -1,7 +1,5 @@
-import { createHash } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { createJobAgent } from '../../../agent/jobs/index.ts'
 import type { BuildOutput, BuildRequest, JobAgent, JobBuilder } from '../../../agent/jobs/index.ts'
 import { jobTopic } from '../../../protocols/job.ts'
@@ -12,17 +10,11 @@ import { createMemoryJobNetwork, openFrame, seal, sealSecrets } from '../../../s
 import type { JobTransport, MemoryJobNetwork } from '../../../src/jobs/index.ts'
 import { PolicyConfig, createTrustPolicy, issueCertificate } from '../../../src/trust/index.ts'
 import type { Ed25519PrivateKey } from '../../../src/trust/index.ts'
+import { id, memoryBlobs, sha, stopsAfterEach } from './memory.ts'
 
-const sha = (b: Uint8Array | string): `sha256:${string}` => `sha256:${createHash('sha256').update(b).digest('hex')}`
-const id = (k: Ed25519PrivateKey): string => peerIdFromPrivateKey(k).toString()
 const enc = new TextEncoder()
 const dec = new TextDecoder()
-const blobs = new Map<string, Uint8Array>()
-const put = (text: string): { digest: `sha256:${string}`, size: number } => {
-  const b = enc.encode(text)
-  blobs.set(sha(b), b)
-  return { digest: sha(b), size: b.byteLength }
-}
+const { put, image, fetch } = memoryBlobs()
 
 const SECRET = 'tok-5f1e9a7c-never-on-the-wire'
 const RECIPE = 'FROM scratch\nRUN --mount=type=secret,id=token,required cat /run/secrets/token\n'
@@ -36,10 +28,7 @@ function recordingBuilder (): JobBuilder & { seen: Array<Record<string, string>>
       b.given.push(req.secrets)
       b.seen.push(Object.fromEntries(Object.entries(req.secrets ?? {}).map(([k, v]) => [k, dec.decode(v)])))
       o.onLog(`building with secrets ${Object.keys(req.secrets ?? {}).join(',')}`)
-      const layer = put(`layer ${req.platform} ${Math.random()}`)
-      const config = put(`config ${req.platform}`)
-      const manifest = put(JSON.stringify({ schemaVersion: 2, config, layers: [layer] }))
-      return { ...manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json', blobs: [config, layer], baseDigests: [], sandbox: 'fake' }
+      return image(`layer ${req.platform} ${Math.random()}`, req.platform)
     }
   }
   return b
@@ -50,7 +39,7 @@ let reqKey: Ed25519PrivateKey
 let keyA: Ed25519PrivateKey
 let keyB: Ed25519PrivateKey
 let net: MemoryJobNetwork
-const stops: Array<() => Promise<void> | void> = []
+const stops = stopsAfterEach()
 
 beforeAll(async () => {
   root = await generateKeyPair('Ed25519')
@@ -58,7 +47,6 @@ beforeAll(async () => {
   keyA = await generateKeyPair('Ed25519')
   keyB = await generateKeyPair('Ed25519')
 })
-afterEach(async () => { for (const s of stops.splice(0)) await s() })
 
 async function agent (key: Ed25519PrivateKey, builder: JobBuilder, log: string[] = []): Promise<JobAgent> {
   const a = createJobAgent({
@@ -91,7 +79,7 @@ function requester (frames: Array<{ to: string, frame: Uint8Array }> = []): Requ
     key: reqKey,
     transport: tapped(net.connect(id(reqKey)), frames),
     policy: createTrustPolicy(PolicyConfig.parse({ version: 1, roots: [{ key: id(root), institution: 'uni-a', roles: ['builder'] }] })),
-    blobs: { fetch: async (b) => { const bytes = blobs.get(b.digest); if (bytes === undefined) throw new Error('missing'); return bytes } },
+    blobs: { fetch },
     offerWindowMs: 300,
     heartbeatMs: 250
   })
