@@ -60,7 +60,7 @@ export async function ownersRefusal (ctx: RunContext, snap: Snapshotter, st: Sta
 const MAX_LEDGER_BYTES = 256 * 1024 * 1024
 
 /** The ledger of one step: its dir, what it starts from (filled in by `exec`) and the edit that applies it to the step's layer. */
-async function stepLedger (scope: BuildScope, st: StageState): Promise<{ dir: string, prepare: (lowers: string[]) => Promise<void>, edit: LayerEdit }> {
+async function stepLedger (scope: BuildScope, st: StageState, source: SourceLoc): Promise<{ dir: string, prepare: (lowers: string[]) => Promise<void>, edit: LayerEdit }> {
   const dir = await mkdtemp(join(scope.dirs.tmp, 'ledger-'))
   let input: LedgerInput | undefined
   return {
@@ -75,14 +75,15 @@ async function stepLedger (scope: BuildScope, st: StageState): Promise<{ dir: st
       await writeFile(join(dir, 'in'), input.text)
     },
     edit: async (entries, { upper, lowers }) => {
-      // The step can write the ledger dir: a link is not followed, a file larger than any ledger is refused.
+      // The step can write the ledger dir: a link is not followed, a file larger than any ledger is refused, and a
+      // fifo or device is opened without waiting (a fifo with no writer would block the open, and the build, forever).
       const read = async (name: string): Promise<string> => {
-        const fh = await open(join(dir, name), fsc.O_RDONLY | fsc.O_NOFOLLOW).catch(() => {
+        const fh = await open(join(dir, name), fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK).catch(() => {
           throw new SandboxError(`the ownership ledger of the step left no ${name} (fakeroot's faked stopped early?): run the build again; kiln doctor checks fakeroot`)
         })
         try {
           const st = await fh.stat()
-          if (!st.isFile() || st.size > MAX_LEDGER_BYTES) throw new SandboxError(`the ownership ledger's ${name} is not a file of at most ${MAX_LEDGER_BYTES} bytes: the step replaced it`)
+          if (!st.isFile() || st.size > MAX_LEDGER_BYTES) throw new StepFailedError(source, `the step replaced the ownership ledger's ${name} with something other than a file of at most ${MAX_LEDGER_BYTES} bytes`, null, '')
           return await fh.readFile('utf8')
         } finally {
           await fh.close()
@@ -115,7 +116,7 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
   }
   const argv = argvOf(step)
   let tail = ''
-  const ledger = keepOwners && key !== undefined ? await stepLedger(scope, st) : undefined
+  const ledger = keepOwners && key !== undefined ? await stepLedger(scope, st, step.source) : undefined
   const exec = async (root: SandboxRoot): Promise<void> => {
     if (ledger !== undefined && root.kind === 'overlay') await ledger.prepare(root.lowers)
     const mounts = await prepareMounts(scope, step, sb.features)
