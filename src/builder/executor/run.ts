@@ -58,6 +58,8 @@ export async function ownersRefusal (ctx: RunContext, snap: Snapshotter, st: Sta
 
 /** faked writes about 80 bytes per file it knows: far above any real step's ledger. */
 const MAX_LEDGER_BYTES = 256 * 1024 * 1024
+/** The longest path the host's calls take (Linux's PATH_MAX). */
+const PATH_MAX = 4096
 
 /** The ledger of one step: its dir, what it starts from (filled in by `exec`) and the edit that applies it to the step's layer. */
 async function stepLedger (scope: BuildScope, st: StageState, source: SourceLoc): Promise<{ dir: string, prepare: (lowers: string[]) => Promise<void>, edit: LayerEdit }> {
@@ -142,6 +144,13 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
   try {
     if (key === undefined) await snap.check(st, exec, lastUse)
     else await snap.run(st, step, key, exec, ledger?.edit)
+  } catch (err) {
+    // Paths in the step's change are read on the host below kiln's work dir: one that cannot be named there
+    // (PATH_MAX) is the step's doing, and the step's scratch is removed all the same (removeTree moves deep dirs up).
+    if ((err as NodeJS.ErrnoException).code === 'ENAMETOOLONG') {
+      throw new StepFailedError(step.source, `the step made a path too deep for kiln to read back into a layer (the host's limit is ${PATH_MAX} bytes, counted from kiln's work dir): ${instructionSummary(scope.textOf(step))}`, null, tail)
+    }
+    throw err
   } finally {
     if (ledger !== undefined) await removeTree(ledger.dir)
   }
