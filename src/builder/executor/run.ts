@@ -17,6 +17,7 @@ import { SandboxError, StepFailedError, UnsupportedStepError } from '../errors.t
 import { instructionSummary } from '../instruction-text.ts'
 import type { Sandbox, SandboxRoot } from '../sandbox/index.ts'
 import { applyLedger, composeOwners, glibcRefusal, layerOwners, ledgerInput } from '../owner-ledger.ts'
+import { homeOf } from '../ownership.ts'
 import type { LedgerInput } from '../owner-ledger.ts'
 import { LayerTree } from '../rootfs-view.ts'
 import { removeTree } from '../sandbox/index.ts'
@@ -123,6 +124,8 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
     if (ledger !== undefined && root.kind === 'overlay') await ledger.prepare(root.lowers)
     const mounts = await prepareMounts(scope, step, sb.features)
     const env: Record<string, string> = { PATH: DEFAULT_PATH, ...step.env, ...envMap(st.config.Env), ...mounts.env }
+    // As Docker's runtime: the USER's home (root's without USER) from the stage's /etc/passwd, unless the recipe set HOME.
+    env.HOME ??= await homeOf(new LayerTree(await stageDirs(scope, st)), st.config.User)
     const r = await sb.run({
       argv, env, cwd: st.config.WorkingDir !== undefined && st.config.WorkingDir !== '' ? st.config.WorkingDir : '/',
       root,
