@@ -81,12 +81,14 @@ async function stepLedger (scope: BuildScope, st: StageState, source: SourceLoc)
       // The step can write the ledger dir: a link is not followed, a file larger than any ledger is refused, and a
       // fifo or device is opened without waiting (a fifo with no writer would block the open, and the build, forever).
       const read = async (name: string): Promise<string> => {
-        const fh = await open(join(dir, name), fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK).catch(() => {
+        const replaced = new StepFailedError(source, `the step replaced the ownership ledger's ${name} with something other than a file of at most ${MAX_LEDGER_BYTES} bytes`, null, '')
+        const fh = await open(join(dir, name), fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'ELOOP') throw replaced
           throw new SandboxError(`the ownership ledger of the step left no ${name} (fakeroot's faked stopped early?): run the build again; kiln doctor checks fakeroot`)
         })
         try {
           const st = await fh.stat()
-          if (!st.isFile() || st.size > MAX_LEDGER_BYTES) throw new StepFailedError(source, `the step replaced the ownership ledger's ${name} with something other than a file of at most ${MAX_LEDGER_BYTES} bytes`, null, '')
+          if (!st.isFile() || st.size > MAX_LEDGER_BYTES) throw replaced
           return await fh.readFile('utf8')
         } finally {
           await fh.close()
