@@ -7,7 +7,8 @@
  * after a step: the ledger's files replaced by a fifo (which made kiln's
  * open block forever, deaf to SIGTERM) or by a link to the node key, a
  * path deeper than PATH_MAX (which failed the commit with a bare
- * ENAMETOOLONG and left an undeletable dir in the data dir), devices,
+ * ENAMETOOLONG and left an undeletable dir in the data dir, and a snapshot
+ * under the step's key that a rebuild took as its result), devices,
  * fifos and sockets, hard links to the host files bound into the step, and
  * the file descriptors a step inherits. The context cases climb out with
  * `..`, re-include a host-pointing link with a `.dockerignore` negation,
@@ -91,10 +92,14 @@ describe.skipIf(base === undefined)('kiln build against hostile steps on a glibc
   it('a path deeper than PATH_MAX fails the step at its line and leaves no scratch in the data dir', async () => {
     // Dir names of 200 bytes, as deep as the step's shell goes (about 4096 bytes): past PATH_MAX below kiln's work dir.
     const recipe = `FROM ${BASE}\nRUN n=$(printf 'd%.0s' $(seq 1 200)); i=0; while [ $i -lt 30 ]; do mkdir $n && cd $n || break; i=$((i+1)); done 2>/dev/null; echo deep > leaf\n`
+    const snapshots = (): string[] => readdirSync(join(arena.dataDir, 'build', 'snapshots'))
+    const before = snapshots()
     const { run } = await x.attack({ recipe, at: 'RUN n=', accepts: ['refused'] })
     expect(run.status).toBe(5)
     expect(run.stderr).toMatch(/path too deep/)
     expect(scratch()).toEqual([])
+    // Nor a snapshot under the step's key, which a later build of the same step would take as its result.
+    expect(snapshots()).toEqual(before)
   }, 180_000)
 
   it('devices, fifos and sockets a step makes are not carried into its layer', async () => {
