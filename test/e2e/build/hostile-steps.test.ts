@@ -61,7 +61,8 @@ describe.skipIf(base === undefined)('kiln build against hostile steps on a glibc
     const r = x.kiln(['build', '-q', '-t', BASE, ctx])
     if (r.status !== 0) throw new Error(`the Debian base does not build: ${r.stderr}`)
   }, 300_000)
-  afterAll(() => { u?.cleanup() })
+  // The data dir holds the unpacked Debian base and its snapshots: removing them takes a while on a loaded machine.
+  afterAll(() => { u?.cleanup() }, 300_000)
   afterEach(() => { x?.reset() })
 
   /** What a build left in the data dir's scratch: nothing once it has ended. */
