@@ -42,6 +42,8 @@ export interface BuildRequest {
   bases?: BasePin[]
   /** The job's secrets by id, opened from the award (protocols/job.md §6), for RUN --mount=type=secret; never logged or stored. */
   secrets?: Readonly<Record<string, Uint8Array>>
+  /** The requester's peer id: its RUN cache mounts are its own (BuildOptions.cacheScope), never another requester's. */
+  requester?: string
 }
 
 export interface BuildOutput {

@@ -287,7 +287,7 @@ export function createJobAgent (init: JobAgentInit): JobAgent {
       }
       progress(r, 'building')
       const out = await init.builder.build({
-        recipe: job.recipe, contextDir: ctx.dir, platform: r.platform, buildArgs: job.buildArgs, network: job.network,
+        recipe: job.recipe, contextDir: ctx.dir, platform: r.platform, buildArgs: job.buildArgs, network: job.network, requester: r.requester,
         ...(r.secrets !== undefined ? { secrets: r.secrets } : {}),
         ...(job.target !== undefined ? { target: job.target } : {}),
         ...(bases.length > 0 ? { bases } : {})

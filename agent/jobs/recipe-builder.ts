@@ -96,6 +96,8 @@ export function createRecipeBuilder (init: RecipeBuilderInit): JobBuilder {
         contextDir: request.contextDir,
         network: request.network ? 'default' : 'none',
         ...(request.secrets !== undefined ? { secrets: request.secrets } : {}),
+        // Cache mounts are per requester: one requester's job cannot plant files for, or read files of, another's.
+        ...(request.requester !== undefined ? { cacheScope: `peer:${request.requester}` } : {}),
         signal: options.signal,
         ...(init.sourceDateEpoch !== undefined ? { sourceDateEpoch: init.sourceDateEpoch } : {}),
         ...(init.stepTimeoutMs !== undefined ? { stepTimeoutMs: init.stepTimeoutMs } : {}),

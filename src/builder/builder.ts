@@ -168,7 +168,7 @@ export function createBuilder (init: BuilderInit): Builder {
           // Owners set in a RUN are kept or not by the node and stage (not the cache): decided first, and part of the key.
           const ownersLost = step.op === 'run' ? await executor.ownersRefusal(snap, st) : undefined
           if (step.op === 'run' && ownersLost !== undefined) flatten(`${step.source.file}:${step.source.line}: RUN: owners set inside it (chown, useradd -m, dpkg) are not recorded: ${ownersLost}; its files are 0:0 in its layer`)
-          const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', scope.networkFor(step) ? 'net' : 'nonet', JSON.stringify(step.env), ...await mountKeyInputs(scope, step), ownersLost === undefined ? 'owners' : 'flattened']
+          const extra = step.op === 'run' ? [JSON.stringify(envMap(st.config.Env)), st.config.WorkingDir ?? '', scope.networkFor(step) ? 'net' : 'nonet', JSON.stringify(step.env), ...await mountKeyInputs(scope, step), ownersLost === undefined ? 'owners' : 'flattened', ...(st.config.User !== undefined && st.config.User !== '' ? [`user:${st.config.User}`] : [])]
             : step.op === 'copy' ? [st.config.WorkingDir ?? '', ...(inputs?.digests ?? []), 'owners-kept']
               : [step.content]
           const key = stepKey(st.key, step.canonical, extra)

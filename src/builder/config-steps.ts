@@ -20,6 +20,26 @@ function setEnv (config: Config, key: string, value: string): void {
   config.Env = env
 }
 
+const NS_PER_UNIT: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 }
+
+/** A Go duration as HEALTHCHECK flags write it (`1m30s`, `500ms`) in nanoseconds, as Docker's config stores it. */
+export function durationNs (text: string): number {
+  let ns = 0
+  for (const [, n, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) ns += Number(n) * (NS_PER_UNIT[unit as string] ?? 0)
+  return Math.round(ns)
+}
+
+/** Docker's Healthcheck config: the test, and the durations (nanoseconds) and retries the flags gave. */
+function healthcheck (step: Extract<Step, { op: 'healthcheck' }>): Record<string, unknown> {
+  const out: Record<string, unknown> = { Test: step.test }
+  if (step.interval !== undefined) out.Interval = durationNs(step.interval)
+  if (step.timeout !== undefined) out.Timeout = durationNs(step.timeout)
+  if (step.startPeriod !== undefined) out.StartPeriod = durationNs(step.startPeriod)
+  if (step.startInterval !== undefined) out.StartInterval = durationNs(step.startInterval)
+  if (step.retries !== undefined) out.Retries = step.retries
+  return out
+}
+
 export function applyConfigStep (config: Config, step: Step): void {
   switch (step.op) {
     case 'env': for (const { key, value } of step.vars) setEnv(config, key, value); break
@@ -31,7 +51,7 @@ export function applyConfigStep (config: Config, step: Step): void {
     case 'expose': config.ExposedPorts = { ...(config.ExposedPorts ?? {}), ...Object.fromEntries(step.ports.map(p => [p.includes('/') ? p : `${p}/tcp`, {}])) }; break
     case 'volume': config.Volumes = { ...(config.Volumes ?? {}), ...Object.fromEntries(step.paths.map(p => [p, {}])) }; break
     case 'stopsignal': config.StopSignal = step.signal; break
-    case 'healthcheck': (config as Record<string, unknown>).Healthcheck = { Test: step.test }; break
+    case 'healthcheck': (config as Record<string, unknown>).Healthcheck = healthcheck(step); break
     case 'onbuild': config.OnBuild = [...(config.OnBuild ?? []), step.trigger]; break
     case 'arg': case 'shell': break
     default: break

@@ -46,9 +46,12 @@ function parseIds (text: string): Map<string, [number, number]> {
   return out
 }
 
+/** Larger account files are not read (a step can make /etc/passwd a sparse file of any size): as if absent. */
+const MAX_ACCOUNT_FILE_BYTES = 16 * 1024 * 1024
+
 async function readInRoot (tree: RootTree, path: string): Promise<string> {
   const found = await resolveInRoot(tree, path).catch(() => undefined)
-  if (found?.entry === undefined || !found.entry.st.isFile()) return ''
+  if (found?.entry === undefined || !found.entry.st.isFile() || found.entry.st.size > MAX_ACCOUNT_FILE_BYTES) return ''
   return await readFile(found.entry.host, 'utf8').catch(() => '')
 }
 
@@ -74,6 +77,23 @@ export async function resolveOwner (spec: string, tree: RootTree, source?: Sourc
   return { uid, gid: gid ?? uid }
 }
 
+/**
+ * HOME for a RUN step whose environment sets none, as Docker's runtime
+ * sets it: the home dir of the USER (name or uid; root without USER) in the
+ * stage's /etc/passwd, else `/`.
+ */
+export async function homeOf (tree: RootTree, userSpec: string | undefined): Promise<string> {
+  const user = (userSpec ?? '').split(':', 1)[0] ?? ''
+  const name = user === '' ? 'root' : user
+  const uid = numeric(name)
+  for (const line of (await readInRoot(tree, '/etc/passwd')).split('\n')) {
+    const f = line.split(':')
+    if (f.length < 6 || (uid !== undefined ? Number(f[2]) !== uid || f[2] === '' : f[0] !== name)) continue
+    return f[5] !== undefined && f[5] !== '' ? f[5] : '/'
+  }
+  return '/'
+}
+
 /** A subtree of a layer whose entries get one owner: `path` itself unless `childrenOnly`, and all below it. */
 export interface OwnedTree { path: string, childrenOnly?: boolean }
 
@@ -81,6 +101,16 @@ export interface OwnedTree { path: string, childrenOnly?: boolean }
 export function withOwner (entries: readonly LayerEntry[], trees: readonly OwnedTree[], owner: Owner): LayerEntry[] {
   const inside = (path: string): boolean => trees.some(t => t.path === '' || path.startsWith(`${t.path}/`) || (t.childrenOnly !== true && path === t.path))
   return entries.map(e => e.type === 'whiteout' || e.type === 'opaque' || !inside(e.path) ? e : { ...e, ...owner } satisfies EntryOwner & LayerEntry)
+}
+
+/**
+ * Entries inside `trees` with permission bits `mode` (COPY --chmod): what
+ * the step wrote on disk keeps the owner's read and search bits, which kiln
+ * needs to read it back, so the exact bits are set here, in the layer.
+ */
+export function withMode (entries: readonly LayerEntry[], trees: readonly OwnedTree[], mode: number): LayerEntry[] {
+  const inside = (path: string): boolean => trees.some(t => t.path === '' || path.startsWith(`${t.path}/`) || (t.childrenOnly !== true && path === t.path))
+  return entries.map(e => (e.type === 'file' || e.type === 'directory') && inside(e.path) ? { ...e, mode } : e)
 }
 
 /** Manifest annotation saying the image's file ownership is not what the recipe made (value `flattened`). */

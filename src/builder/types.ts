@@ -98,6 +98,14 @@ export interface BuildOptions {
   labels?: Readonly<Record<string, string>>
   /** Annotations of the image manifest (`kiln build --annotation`, as buildx's). */
   annotations?: Readonly<Record<string, string>>
+  /**
+   * Whose RUN cache mounts the steps use (`RUN --mount=type=cache`): builds
+   * of different scopes never share a cache dir, nor a step-cache entry of a
+   * step that mounted one, since such a step's result depends on the dir's
+   * content, which one scope could prepare for another. Default '' (the
+   * node's own builds); an agent gives each requester its own scope.
+   */
+  cacheScope?: string
   /** Ignore the step cache (entries are still written). */
   noCache?: boolean
   /**

@@ -207,6 +207,8 @@ export async function createLocalBuildRunner (store: LocalStore, nodeSandbox: No
           ...(job.target === undefined ? {} : { target: job.target })
         }, {
           contextDir,
+          // Whoever may push to the repository posts its builds: their cache mounts are the repository's, never the node user's own.
+          cacheScope: `gateway:${job.repository}`,
           signal: io.signal,
           onLine: (line) => {
             if (line.kind === 'step') io.step(line.index, line.total)

@@ -57,18 +57,37 @@ export async function copyBlobFile (blobPath: string, dest: string): Promise<voi
 }
 
 /**
+ * Paths kept below this length while a tree is removed: well under the
+ * kernel's PATH_MAX (4096), so that a name of up to 255 bytes still fits.
+ */
+const SHALLOW_PATH = 2048
+
+/**
  * Removes a tree whose dirs may deny their owner write or search: an overlay
  * work dir (the kernel leaves `work/work` at mode 000), an unpacked image
- * (`/proc` is 0555).
+ * (`/proc` is 0555), or a tree nested deeper than a path can name (a build
+ * step can make one inside its upper dir: every path call on its leaves
+ * fails with ENAMETOOLONG). Such subtrees are first moved up to the top of
+ * the tree, under a fresh name, by a rename of a path that is still short.
  */
 export async function removeTree (path: string): Promise<void> {
-  try { await rm(path, { recursive: true, force: true }); return } catch { /* fix modes, retry */ }
-  const fix = async (p: string): Promise<void> => {
-    const st = await lstat(p).catch(() => undefined)
-    if (st?.isDirectory() !== true) return
-    await chmod(p, 0o700).catch(() => {})
-    for (const e of await readdir(p).catch(() => [])) await fix(join(p, e))
+  try { await rm(path, { recursive: true, force: true }); return } catch { /* fix modes and depth, retry */ }
+  const st = await lstat(path).catch(() => undefined)
+  if (st?.isDirectory() !== true) { await rm(path, { force: true }); return }
+  let moved = 0
+  const dirs = [path]
+  for (let dir = dirs.pop(); dir !== undefined; dir = dirs.pop()) {
+    await chmod(dir, 0o700).catch(() => {})
+    for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      if (!e.isDirectory()) continue
+      let sub = join(dir, e.name)
+      if (Buffer.byteLength(sub) > SHALLOW_PATH) {
+        const up = join(path, `.deep-${moved++}-${randomBytes(4).toString('hex')}`)
+        await rename(sub, up)
+        sub = up
+      }
+      dirs.push(sub)
+    }
   }
-  await fix(path)
   await rm(path, { recursive: true, force: true })
 }

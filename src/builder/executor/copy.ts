@@ -26,7 +26,7 @@ import { contextCopyFilter, expandSource, treeDigest } from '../context-files.ts
 import { CopySourceError } from '../errors.ts'
 import { ownersOfLayers, tarOwners, withArchiveOwners, withCopiedOwners } from '../owner-ledger.ts'
 import type { LayerOwners, Recorded } from '../owner-ledger.ts'
-import { resolveOwner, withOwner } from '../ownership.ts'
+import { resolveOwner, withMode, withOwner } from '../ownership.ts'
 import type { OwnedTree } from '../ownership.ts'
 import { LayerTree } from '../rootfs-view.ts'
 import { removeTree } from '../sandbox/index.ts'
@@ -192,7 +192,8 @@ export async function copyStep (scope: BuildScope, snap: Snapshotter, st: StageS
     await snap.commit(st, step, key, upper, entries => {
       const fromArchives = archives.reduce((e, a) => withArchiveOwners(e, a.prefix, a.owners), entries)
       const kept = fromOwners.reduce((e, f) => withCopiedOwners(e, f.at, f.src, f.isDir, f.owners), fromArchives)
-      return owner === undefined ? kept : withOwner(kept, copied, owner)
+      const moded = step.chmod === undefined ? kept : withMode(kept, copied, parseInt(step.chmod, 8))
+      return owner === undefined ? moded : withOwner(moded, copied, owner)
     })
   } finally {
     await removeTree(dir)
@@ -290,9 +291,15 @@ export async function copyFromTree (tree: LayerTree, comps: string[], entry: Tre
   }
 }
 
+/**
+ * `--chmod` on everything copied, on disk: with the owner's read bit (and a
+ * dir's write and search bits) kept, which kiln needs to read the copy back
+ * into the layer and to remove it. A mode such as 0640 on a dir would take
+ * them away; the layer gets the exact bits (withMode).
+ */
 async function chmodTree (path: string, mode: number): Promise<void> {
   const st = await lstat(path)
   if (st.isSymbolicLink()) return
-  await chmod(path, mode)
+  await chmod(path, mode | (st.isDirectory() ? 0o700 : 0o400))
   if (st.isDirectory()) for (const name of await readdir(path)) await chmodTree(join(path, name), mode)
 }

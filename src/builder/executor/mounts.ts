@@ -4,9 +4,11 @@
  * host source, and is undone after the step.
  *
  * Terms:
- * - cache dir: `<work dir>/cache-mounts/<hash of id>`, kept on this node
+ * - cache dir: `<work dir>/cache-mounts/<hash of scope and id>`, kept on this node
  *   between builds, never in a layer, not part of the step key; counted by
  *   `kiln store df` and the quota beside the snapshots (../snapshots.ts).
+ *   The scope (BuildOptions.cacheScope, an agent's requester) keeps one
+ *   requester's steps from reading or preparing what another's read.
  *   `locked` takes `<hash>.lock` (a file named by owner, stale when its
  *   process is gone), waiting while another step holds it; `private` uses a
  *   throwaway dir while that lock is held or another step of this process
@@ -64,11 +66,23 @@ async function bindSource (scope: BuildScope, step: RunStep, m: BindMount): Prom
   return { tree, comps: r.comps, key: `${path}@${from.key}`, what: from.what }
 }
 
-/** What the step key takes from the mounts: the content of what binds show (caches, tmpfs and secrets add nothing). */
+/**
+ * What the step key takes from the mounts: the content of what binds show,
+ * and the cache scope of a step that mounts a cache (its result depends on
+ * the cache dir, which is the scope's own); tmpfs and secrets add nothing.
+ */
 export async function mountKeyInputs (scope: BuildScope, step: RunStep): Promise<string[]> {
   const out: string[] = []
   for (const m of step.mounts ?? []) if (m.type === 'bind') out.push(`bind:${(await bindSource(scope, step, m)).key}`)
+  const cacheScope = scope.options.cacheScope ?? ''
+  if (cacheScope !== '' && (step.mounts ?? []).some(m => m.type === 'cache')) out.push(`cache-scope:${cacheScope}`)
   return out
+}
+
+/** The dir of a cache mount: the id alone for the node's own builds (as before scopes), else the scope and the id. */
+export function cacheMountDir (cacheMounts: string, cacheScope: string, id: string): string {
+  const name = cacheScope === '' ? id : `${cacheScope}\u0000${id}`
+  return join(cacheMounts, createHash('sha256').update(name).digest('hex').slice(0, 32))
 }
 
 async function takeLock (file: string, wait: boolean, signal?: AbortSignal): Promise<(() => Promise<void>) | undefined> {
@@ -125,7 +139,7 @@ export async function prepareMounts (scope: BuildScope, step: RunStep, features:
         }
         mounts.push({ kind: 'bind', target: m.target, ...(m.readWrite ? { source: host, readOnly: false } : await view(host, true)) })
       } else if (m.type === 'cache') {
-        const root = join(scope.dirs.cacheMounts, createHash('sha256').update(m.id).digest('hex').slice(0, 32))
+        const root = cacheMountDir(scope.dirs.cacheMounts, scope.options.cacheScope ?? '', m.id)
         const lock = m.sharing === 'shared' ? undefined : await takeLock(`${root}.lock`, m.sharing === 'locked', scope.options.signal)
         let dir = root
         if (lock !== undefined) undo.push(lock)

@@ -17,6 +17,7 @@ import { SandboxError, StepFailedError, UnsupportedStepError } from '../errors.t
 import { instructionSummary } from '../instruction-text.ts'
 import type { Sandbox, SandboxRoot } from '../sandbox/index.ts'
 import { applyLedger, composeOwners, glibcRefusal, layerOwners, ledgerInput } from '../owner-ledger.ts'
+import { homeOf } from '../ownership.ts'
 import type { LedgerInput } from '../owner-ledger.ts'
 import { LayerTree } from '../rootfs-view.ts'
 import { removeTree } from '../sandbox/index.ts'
@@ -58,9 +59,11 @@ export async function ownersRefusal (ctx: RunContext, snap: Snapshotter, st: Sta
 
 /** faked writes about 80 bytes per file it knows: far above any real step's ledger. */
 const MAX_LEDGER_BYTES = 256 * 1024 * 1024
+/** The longest path the host's calls take (Linux's PATH_MAX). */
+const PATH_MAX = 4096
 
 /** The ledger of one step: its dir, what it starts from (filled in by `exec`) and the edit that applies it to the step's layer. */
-async function stepLedger (scope: BuildScope, st: StageState): Promise<{ dir: string, prepare: (lowers: string[]) => Promise<void>, edit: LayerEdit }> {
+async function stepLedger (scope: BuildScope, st: StageState, source: SourceLoc): Promise<{ dir: string, prepare: (lowers: string[]) => Promise<void>, edit: LayerEdit }> {
   const dir = await mkdtemp(join(scope.dirs.tmp, 'ledger-'))
   let input: LedgerInput | undefined
   return {
@@ -75,14 +78,17 @@ async function stepLedger (scope: BuildScope, st: StageState): Promise<{ dir: st
       await writeFile(join(dir, 'in'), input.text)
     },
     edit: async (entries, { upper, lowers }) => {
-      // The step can write the ledger dir: a link is not followed, a file larger than any ledger is refused.
+      // The step can write the ledger dir: a link is not followed, a file larger than any ledger is refused, and a
+      // fifo or device is opened without waiting (a fifo with no writer would block the open, and the build, forever).
       const read = async (name: string): Promise<string> => {
-        const fh = await open(join(dir, name), fsc.O_RDONLY | fsc.O_NOFOLLOW).catch(() => {
+        const replaced = new StepFailedError(source, `the step replaced the ownership ledger's ${name} with something other than a file of at most ${MAX_LEDGER_BYTES} bytes`, null, '')
+        const fh = await open(join(dir, name), fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'ELOOP') throw replaced
           throw new SandboxError(`the ownership ledger of the step left no ${name} (fakeroot's faked stopped early?): run the build again; kiln doctor checks fakeroot`)
         })
         try {
           const st = await fh.stat()
-          if (!st.isFile() || st.size > MAX_LEDGER_BYTES) throw new SandboxError(`the ownership ledger's ${name} is not a file of at most ${MAX_LEDGER_BYTES} bytes: the step replaced it`)
+          if (!st.isFile() || st.size > MAX_LEDGER_BYTES) throw replaced
           return await fh.readFile('utf8')
         } finally {
           await fh.close()
@@ -115,11 +121,13 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
   }
   const argv = argvOf(step)
   let tail = ''
-  const ledger = keepOwners && key !== undefined ? await stepLedger(scope, st) : undefined
+  const ledger = keepOwners && key !== undefined ? await stepLedger(scope, st, step.source) : undefined
   const exec = async (root: SandboxRoot): Promise<void> => {
     if (ledger !== undefined && root.kind === 'overlay') await ledger.prepare(root.lowers)
     const mounts = await prepareMounts(scope, step, sb.features)
     const env: Record<string, string> = { PATH: DEFAULT_PATH, ...step.env, ...envMap(st.config.Env), ...mounts.env }
+    // As Docker's runtime: the USER's home (root's without USER) from the stage's /etc/passwd, unless the recipe set HOME.
+    env.HOME ??= await homeOf(new LayerTree(await stageDirs(scope, st)), st.config.User)
     const r = await sb.run({
       argv, env, cwd: st.config.WorkingDir !== undefined && st.config.WorkingDir !== '' ? st.config.WorkingDir : '/',
       root,
@@ -141,6 +149,13 @@ export async function runStep (ctx: RunContext, snap: Snapshotter, st: StageStat
   try {
     if (key === undefined) await snap.check(st, exec, lastUse)
     else await snap.run(st, step, key, exec, ledger?.edit)
+  } catch (err) {
+    // Paths in the step's change are read on the host below kiln's work dir: one that cannot be named there
+    // (PATH_MAX) is the step's doing, and the step's scratch is removed all the same (removeTree moves deep dirs up).
+    if ((err as NodeJS.ErrnoException).code === 'ENAMETOOLONG') {
+      throw new StepFailedError(step.source, `the step made a path too deep for kiln to read back into a layer (the host's limit is ${PATH_MAX} bytes, counted from kiln's work dir): ${instructionSummary(scope.textOf(step))}`, null, tail)
+    }
+    throw err
   } finally {
     if (ledger !== undefined) await removeTree(ledger.dir)
   }

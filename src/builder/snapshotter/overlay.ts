@@ -5,12 +5,20 @@
  */
 import type { LayerRecorder } from '../layers.ts'
 import { removeTree } from '../sandbox/index.ts'
-import type { BuildScope } from '../stage.ts'
+import type { Digest } from '../../content/index.ts'
+import type { LayerEntry } from '../../oci/layer/write.ts'
+import type { Step } from '../../recipe/ir.ts'
+import type { BuildScope, StageState } from '../stage.ts'
 import { layerOwners } from '../owner-ledger.ts'
 import { diffUpper, findSnapshot, keepSnapshot, lazySnapshot, newUpper, stageDirs } from './dirs.ts'
 import type { Snapshotter } from './types.ts'
 
 export function createOverlaySnapshotter (scope: BuildScope, layers: LayerRecorder): Snapshotter {
+  /** Stacks the kept snapshot and writes its layer from the entries diffed in `upper`, now read from `snap`. */
+  const keep = (st: StageState, step: Step, key: Digest, upper: string, entries: LayerEntry[], snap: string): void => {
+    st.uppers.unshift(snap)
+    layers.defer(st, step, key, entries.map(e => 'source' in e && e.source.startsWith(`${upper}/`) ? { ...e, source: snap + e.source.slice(upper.length) } : e))
+  }
   return {
     kind: 'overlay',
     prepare: async () => {},
@@ -19,17 +27,11 @@ export function createOverlaySnapshotter (scope: BuildScope, layers: LayerRecord
       const { dir, upper, work } = await newUpper(scope)
       try {
         await exec({ kind: 'overlay', lowers, upper, work })
-        if (edit === undefined) {
-          const snap = await keepSnapshot(scope, upper, key)
-          st.uppers.unshift(snap)
-          layers.defer(st, step, key, await diffUpper(snap, lowers))
-          return
-        }
-        // Edited where the step ran (the ledger knows the upper dir's inodes), then moved.
-        const entries = await edit(await diffUpper(upper, lowers), { upper, lowers })
-        const snap = await keepSnapshot(scope, upper, key)
-        st.uppers.unshift(snap)
-        layers.defer(st, step, key, entries.map(e => 'source' in e && e.source.startsWith(`${upper}/`) ? { ...e, source: snap + e.source.slice(upper.length) } : e))
+        // Diffed (and edited: the ledger knows the upper dir's inodes) where the step ran, then moved: a change
+        // that cannot be read back leaves no snapshot under the step's key for a later build to pick up.
+        const diff = await diffUpper(upper, lowers)
+        const entries = edit === undefined ? diff : await edit(diff, { upper, lowers })
+        keep(st, step, key, upper, entries, await keepSnapshot(scope, upper, key))
       } finally {
         await removeTree(dir)
       }
@@ -41,9 +43,8 @@ export function createOverlaySnapshotter (scope: BuildScope, layers: LayerRecord
       try { await exec({ kind: 'overlay', lowers, upper, work }) } finally { await removeTree(dir) }
     },
     commit: async (st, step, key, upper, edit = e => e) => {
-      const snap = await keepSnapshot(scope, upper, key)
-      st.uppers.unshift(snap)
-      layers.defer(st, step, key, edit(await diffUpper(snap, undefined)))
+      const entries = edit(await diffUpper(upper, undefined))
+      keep(st, step, key, upper, entries, await keepSnapshot(scope, upper, key))
     },
     commitEntries: async (st, step, key, entries) => {
       const layer = await layers.store(st, step, key, entries)

@@ -116,8 +116,10 @@ function prepare (entry: LayerEntry, epoch: number): Prepared {
 }
 
 async function * fileBody (path: string, size: number): AsyncGenerator<Uint8Array> {
-  const fh = await open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+  // O_NONBLOCK: a fifo put in the file's place is refused at once rather than waited on.
+  const fh = await open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK)
   try {
+    if (!(await fh.stat()).isFile()) throw new SourceChangedError(path, 'is no longer a regular file')
     let left = size
     while (left > 0) {
       const buf = Buffer.allocUnsafe(Math.min(COPY_CHUNK_SIZE, left))
@@ -145,7 +147,7 @@ const SYNC_SLICE_MS = 5
 function readSmallFile (path: string): Buffer | undefined {
   let fd: number
   try {
-    fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+    fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new SourceChangedError(path, 'is no longer a regular file')
     throw err

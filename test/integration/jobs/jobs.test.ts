@@ -217,6 +217,14 @@ describe('signed jobs over an in-memory network', () => {
     expect(builder.started).toBe(1)
   })
 
+  it('tells the builder whose job it builds, so that each requester\'s RUN cache mounts are its own', async () => {
+    net = createMemoryJobNetwork()
+    const builder = fakeBuilder()
+    await agent(builderKeys[0] as Ed25519PrivateKey, { builder })
+    await requester().submit(spec())
+    expect(builder.requests.map(r => r.requester)).toEqual([id(reqKey)])
+  })
+
   it('leaves bases out of a job that pins none, so that builders older than the field take it', async () => {
     net = createMemoryJobNetwork()
     const a = await agent(builderKeys[0] as Ed25519PrivateKey)
