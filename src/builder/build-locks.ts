@@ -42,14 +42,17 @@ export async function buildRunning (workDir: string): Promise<boolean> {
 
 /** The same builder, each build holding a lock on `workDir` from start to end. */
 export function lockingBuilder (builder: Builder, workDir: string): Builder {
-  return {
-    build: async (plan, options) => {
-      const lock = await holdBuildLock(workDir)
-      try {
-        return await builder.build(plan, options)
-      } finally {
-        await lock.release()
-      }
+  const locked = async <T>(work: () => Promise<T>): Promise<T> => {
+    const lock = await holdBuildLock(workDir)
+    try {
+      return await work()
+    } finally {
+      await lock.release()
     }
+  }
+  const { baseEnvs } = builder
+  return {
+    build: async (plan, options) => await locked(async () => await builder.build(plan, options)),
+    ...(baseEnvs !== undefined ? { baseEnvs: async (plan, options) => await locked(async () => await baseEnvs(plan, options)) } : {})
   }
 }

@@ -268,7 +268,18 @@ export function createBuilder (init: BuilderInit): Builder {
     ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {})
   })
 
-  return { build }
+  const baseEnvs = async (plan: BuildPlan, options: BuildOptions): Promise<Map<number, Record<string, string>>> => {
+    const platform: Platform = options.platform === undefined ? hostPlatform() : parsePlatform(options.platform)
+    const out = new Map<number, Record<string, string>>()
+    for (const [i, stage] of plan.stages.entries()) {
+      if (stage.base.kind !== 'image') continue
+      const resolved = await resolveBase(resolverFor(options), stage.base.ref, platform, stage.source)
+      out.set(i, envMap(resolved.config?.config?.Env))
+    }
+    return out
+  }
+
+  return { build, baseEnvs }
 }
 
 function hasEntries (record: Readonly<Record<string, string>> | undefined): boolean {

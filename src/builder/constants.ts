@@ -11,8 +11,8 @@ export const SANDBOX_DEVICES = ['null', 'zero', 'random', 'urandom', 'tty', 'ful
 /** How long a probe of one driver may take before it counts as not working. */
 export const PROBE_TIMEOUT_MS = 10_000
 
-/** Default PATH for RUN steps when the image sets none (same as Docker's). */
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+/** Default PATH for RUN steps when the image sets none (same as Docker's): the one ENV expands `$PATH` against. */
+export { DEFAULT_PATH } from '../recipe/index.ts'
 
 /** SOURCE_DATE_EPOCH when the caller gives none: every timestamp in the image is 1970-01-01T00:00:00Z. */
 export const DEFAULT_SOURCE_DATE_EPOCH = 0

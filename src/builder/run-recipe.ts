@@ -55,9 +55,13 @@ export interface RecipeRun {
   result: BuildResult
 }
 
-/** The plan of a request: what `runRecipe` builds, and what `--dry-run` prints. Throws RecipeError subclasses. */
-export function planRecipe (request: RecipeRequest): BuildPlan {
+/**
+ * The plan of a request: what `runRecipe` builds, and what `--dry-run` prints. Throws RecipeError subclasses.
+ * `baseEnv` gives the environment of a base image by its name in the recipe (see `runRecipe`).
+ */
+export function planRecipe (request: RecipeRequest, baseEnv?: (ref: string) => Record<string, string> | undefined): BuildPlan {
   return parseRecipe(request.recipe.text, {
+    ...(baseEnv !== undefined ? { baseEnv } : {}),
     filename: request.recipe.file,
     ...(request.recipe.kind !== undefined ? { frontend: request.recipe.kind } : {}),
     buildArgs: request.buildArgs ?? {},
@@ -81,18 +85,34 @@ export async function checkPlanRuns (plan: BuildPlan, platform: string): Promise
   }
 }
 
-/** Parses, admits and builds one request; log lines go to `options.onLine` as they come. */
+/**
+ * Parses, admits and builds one request; log lines go to `options.onLine` as they come.
+ *
+ * A Dockerfile is parsed twice when its bases have an environment: ENV and
+ * the instructions after it expand `$PATH` and the like against the base
+ * image's config, as BuildKit does, and the bases are only known once the
+ * first parse has named them (and `admit` has pinned them). The builder
+ * resolves them (what the build would do first anyway), then the recipe is
+ * parsed again with their environments and admitted again.
+ */
 export async function runRecipe (builder: Builder, request: RecipeRequest, options: RunRecipeOptions): Promise<RecipeRun> {
-  const parsed = planRecipe(request)
-  const plan = options.admit?.(parsed) ?? parsed
   const { admit: _admit, onLine, ...build } = options
+  const buildOptions = { ...build, ...(request.platform !== undefined ? { platform: request.platform } : {}) }
+  const admit = (p: BuildPlan): BuildPlan => options.admit?.(p) ?? p
+  const parsed = planRecipe(request)
+  let plan = admit(parsed)
   const lines = logLines(onLine ?? (() => {}))
   try {
-    const result = await builder.build(plan, {
-      ...build,
-      ...(request.platform !== undefined ? { platform: request.platform } : {}),
-      onEvent: lines.onEvent
-    })
+    if (plan.frontend === 'dockerfile' && builder.baseEnvs !== undefined && plan.stages.some(s => s.base.kind === 'image')) {
+      const envs = await builder.baseEnvs(plan, { ...buildOptions, onEvent: lines.onEvent })
+      if ([...envs.values()].some(e => Object.keys(e).length > 0)) {
+        // By the name the recipe gives the base (admit may have pinned it): both parses have the same stages.
+        const byRef = new Map<string, Record<string, string>>()
+        parsed.stages.forEach((s, i) => { const env = envs.get(i); if (s.base.kind === 'image' && env !== undefined) byRef.set(s.base.ref, env) })
+        plan = admit(planRecipe(request, ref => byRef.get(ref)))
+      }
+    }
+    const result = await builder.build(plan, { ...buildOptions, onEvent: lines.onEvent })
     return { plan, result }
   } finally {
     lines.flush()

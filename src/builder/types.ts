@@ -151,4 +151,11 @@ export interface BuildResult {
 /** Builds plans into images in the store. `build` may run concurrently for different plans. */
 export interface Builder {
   build: (plan: BuildPlan, options: BuildOptions) => Promise<BuildResult>
+  /**
+   * The environment (config `Env`) of each image base of `plan`, by the
+   * stage's position in `plan.stages`, resolved as `build` resolves them
+   * (pulling when `options.pull` allows): what a Dockerfile's `ENV
+   * PATH=/opt/bin:$PATH` sees of its base. Absent in builders that cannot say.
+   */
+  baseEnvs?: (plan: BuildPlan, options: BuildOptions) => Promise<Map<number, Record<string, string>>>
 }

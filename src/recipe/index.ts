@@ -29,7 +29,7 @@ export type { TriggerOptions } from './dockerfile/index.ts'
 export { parseApptainer, normalizeDockerName, SOURCE_ENVIRONMENT, TEST_SCRIPT } from './apptainer/index.ts'
 export { imageRefsOf, mapImageRefs } from './image-refs.ts'
 export { stageDependencies } from './prune.ts'
-export { DEFAULT_PLATFORM, DEFAULT_SHELL, MAX_RECIPE_LENGTH, MAX_STAGES } from './constants.ts'
+export { DEFAULT_PATH, DEFAULT_PLATFORM, DEFAULT_SHELL, MAX_RECIPE_LENGTH, MAX_STAGES } from './constants.ts'
 
 /** Parses a recipe with the front-end named in options, or the detected one. */
 export function parseRecipe (text: string, options: ParseOptions = {}): BuildPlan {

@@ -23,8 +23,9 @@ export interface ParseOptions {
   skipTest?: boolean
   /**
    * Environment of a base image (its config's Env), when the caller knows it:
-   * lets `ENV PATH=/opt/bin:$PATH` see the base's PATH as BuildKit does.
-   * Unknown bases expand to an empty environment.
+   * lets `ENV PATH=/opt/bin:$PATH` see the base's PATH as BuildKit does
+   * (runRecipe in src/builder resolves the bases and parses again with it).
+   * Unknown bases expand to an empty environment but for PATH, the default.
    */
   baseEnv?: (ref: string) => Record<string, string> | undefined
   /**

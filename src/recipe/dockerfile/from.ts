@@ -1,4 +1,4 @@
-import { DEFAULT_SHELL, MAX_STAGES } from '../constants.ts'
+import { DEFAULT_PATH, DEFAULT_SHELL, MAX_STAGES } from '../constants.ts'
 import { RecipeSyntaxError, RecipeTooLargeError } from '../errors.ts'
 import type { BaseRef } from '../ir.ts'
 import type { Instruction, StageState } from './context.ts'
@@ -15,10 +15,16 @@ export function findStage (stages: readonly StageState[], ref: string): StageSta
   return stages.find(s => s.name === name)
 }
 
+/**
+ * What ENV and the instructions after FROM expand against: the parent
+ * stage's environment, or the base image's (`options.baseEnv`) with PATH
+ * the default when the base sets none, as BuildKit always has a PATH.
+ */
 function baseEnvOf (ins: Instruction, base: BaseRef): Map<string, string> {
   if (base.kind === 'stage') return new Map(ins.ctx.stages[base.stage]?.env)
-  if (base.kind !== 'image') return new Map()
-  return new Map(Object.entries(ins.ctx.options.baseEnv?.(base.ref) ?? {}))
+  const env = new Map(Object.entries(base.kind === 'image' ? ins.ctx.options.baseEnv?.(base.ref) ?? {} : {}))
+  if (!env.has('PATH')) env.set('PATH', DEFAULT_PATH)
+  return env
 }
 
 /** FROM [--platform=P] IMAGE [AS NAME]: starts a stage. Substitution uses global args only. */

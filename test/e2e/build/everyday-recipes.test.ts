@@ -109,19 +109,17 @@ RUN echo "$HOME" > /tmp/nobody-home
     expect(text(b, 'tmp/nobody-home')).toBe('/\n')
   }, 300_000)
 
-  // Expected to FAIL until the Dockerfile front-end sees the base image's environment: ENV is expanded when the
-  // recipe is parsed, before any base is resolved, and no caller gives the parser a baseEnv (src/recipe/options.ts),
-  // so `$PATH` (or any variable the base image sets) expands to nothing: PATH becomes `/opt/venv/bin:` and the next
-  // RUN finds no mkdir. BuildKit expands it against the base's config, and gives a base without PATH the default one.
-  it.fails('ENV PATH=/opt/venv/bin:$PATH extends the PATH the base image has, as BuildKit does', async () => {
-    const envBase = context(`FROM ${BASE}\nENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin FOO=bar\n`)
+  // ENV expands against the base image's config (runRecipe resolves the bases, then parses again with their
+  // environments): `$PATH` is the base's PATH, and a variable only the base sets is seen.
+  it('ENV PATH=/opt/venv/bin:$PATH extends the PATH the base image has, as BuildKit does', async () => {
+    const envBase = context(`FROM ${BASE}\nENV PATH=/base/bin:/usr/local/bin:/usr/bin:/bin FOO=bar\n`)
     expect(u.kiln(['build', '-q', '-t', 'e2e/env-base:1', envBase]).status).toBe(0)
     const b = await build(`FROM e2e/env-base:1
 ENV PATH=/opt/venv/bin:$PATH X=$FOO
 RUN mkdir -p /opt/venv/bin && printf '#!/bin/sh\\necho from venv\\n' > /opt/venv/bin/tool && chmod +x /opt/venv/bin/tool && tool > /said
 `)
     const env = new Map(((b.config.config?.Env ?? []) as string[]).map(kv => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
-    expect(env.get('PATH')).toBe('/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin')
+    expect(env.get('PATH')).toBe('/opt/venv/bin:/base/bin:/usr/local/bin:/usr/bin:/bin')
     expect(env.get('X')).toBe('bar')
     expect(text(b, 'said')).toBe('from venv\n')
   }, 300_000)

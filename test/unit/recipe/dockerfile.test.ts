@@ -161,6 +161,15 @@ describe('Dockerfile: forms and substitution scope', () => {
     expect(plan.stages[1]?.steps[0]).toMatchObject({ vars: [{ key: 'P2', value: '/opt/bin:/usr/bin' }] })
   })
 
+  it('expands $PATH against the default PATH when the base sets none (scratch, an unknown base), as BuildKit does', () => {
+    const path = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+    for (const from of ['scratch', 'img']) {
+      expect(only(`FROM ${from}\nENV PATH=/opt/venv/bin:$PATH\n`, 'env').vars).toEqual([{ key: 'PATH', value: `/opt/venv/bin:${path}` }])
+    }
+    const plan = parse('FROM img\nENV PATH=/x:$PATH HOME2=$HOME\n', { baseEnv: () => ({ HOME: '/root' }) })
+    expect(plan.stages[0]?.steps[0]).toMatchObject({ vars: [{ key: 'PATH', value: `/x:${path}` }, { key: 'HOME2', value: '/root' }] })
+  })
+
   it('lets ENV win over ARG and keeps the shadowed ARG out of RUN env', () => {
     const run = only('FROM a\nARG X=arg\nENV X=env\nRUN true\n', 'run')
     expect(run.env).toEqual({})
