@@ -285,9 +285,15 @@ async function main (): Promise<void> {
       const discovering = new AbortController()
       const discovered = to === undefined ? session.requester.discover({ platforms: [platform], requirements: requires, signal: discovering.signal }) : Promise.resolve(0)
       const pinStart = performance.now()
-      const bases = await pin(session, platform, text)
+      // A base no peer provides in time (a loaded machine) fails that job, not the bench.
+      const bases = await pin(session, platform, text).catch((err: Error) => err)
       const pinMs = performance.now() - pinStart
-      if (bases.pins.length !== 1) throw new Error(`job ${n}: base not pinned: ${JSON.stringify(bases.unpinned)}`)
+      const unpinned = bases instanceof Error ? bases.message : bases.pins.length !== 1 ? `base not pinned: ${JSON.stringify(bases.unpinned)}` : undefined
+      if (unpinned !== undefined || bases instanceof Error) {
+        discovering.abort()
+        await discovered
+        return { requester: r, platform, requires, pinMs, awardMs: 0, doneMs: 0, offers: 0, builder: '', error: `pinning: ${unpinned ?? ''}` }
+      }
       const context = await session.shareContext(ctxDir)
       const trace = requesters[r]!.trace = newTrace()
       const start = trace.t0
