@@ -21,11 +21,18 @@
  * a job's base from the requester peer to peer. The registry's access log
  * counts the upstream fetches of each base blob (goal: 1).
  *
+ * Each job is run as `kiln submit` runs it: the lookup of the platform's
+ * agents (Requester.discover) starts while the base is pinned and the
+ * context shared, and the clock starts at the submit.
+ *
  * Figures: submit -> award (from the requester's events) p50/p95/max over
  * the 40 jobs, 10 per requester, the 4 requesters at once (goal p95 <
  * 500 ms); the reference, measured in the same run, is the same latency with
- * one agent (each job sent `--to` one matching agent, 10 jobs); jobs
- * completed, and by an agent that has what the job requires; load average.
+ * one agent (each job sent `--to` one matching agent, 10 jobs); where that
+ * time goes (each requester's job transport traced: publish called and
+ * returned, agents found by the DHT search, direct sends ended, answers);
+ * jobs completed, and by an agent that has what the job requires; load
+ * average.
  *
  *   npm run bench -- farm     (KILN_BENCH_HOSTS, KILN_BENCH_JOBS)
  */
