@@ -27,7 +27,7 @@ import type { Transfer } from '../src/transfer/index.ts'
 import { createDbReplayCache } from '../src/trust/index.ts'
 import type { TrustPolicy } from '../src/trust/index.ts'
 import { createAgentJobStore, createJobAgent, createNetworkBaseSource, createNetworkContextSource, createRecipeBuilder } from './jobs/index.ts'
-import type { JobAgent, JobAgentStopOptions, JobBuilder } from './jobs/index.ts'
+import type { BuildOutput, JobAgent, JobAgentStopOptions, JobBuilder } from './jobs/index.ts'
 import { createNetworkCache } from '../src/cache/index.ts'
 import type { Sandbox } from '../src/builder/index.ts'
 import type { DerivedCache } from '../src/content/quota.ts'
@@ -45,6 +45,15 @@ export const SERVE_AFTER_DRAIN_IDLE_MS = 5_000
 
 /** How long a built image is held for its requester: long enough to stop, resume and fetch. */
 export const RESULT_LEASE_MS = 7 * 24 * 3600_000
+
+/**
+ * How long a finished build waits for its image to be announced in the
+ * DHT before the result is sent anyway (protocols/job.md §5, step 5): a
+ * `kiln pull` right after the job then finds a provider. The announcement
+ * goes on in the background after that, for up to RESULT_ANNOUNCE_MS.
+ */
+export const RESULT_ANNOUNCE_WAIT_MS = 15_000
+const RESULT_ANNOUNCE_MS = 60_000
 
 /** What the agent needs to take build jobs. */
 export interface AgentJobsInit {
@@ -214,13 +223,31 @@ async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer,
     : undefined
   const inner = j.builder ?? createRecipeBuilder({
     store: building.store, db: j.db, refs: j.refs, workDir: join(j.dataDir, 'build'),
-    provide: async (digest) => { await transfer.provide(digest, { signal: AbortSignal.timeout(60_000) }) },
     ...(networkCache !== undefined ? { remoteCache: networkCache.remoteCache } : {}),
     ...(j.sandbox !== undefined ? { sandbox: j.sandbox } : {}),
     // Within the cores: jobs run side by side up to `concurrency`, so each takes its share of them for its stages.
-    parallelStages: Math.max(1, Math.floor(availableParallelism() / (j.concurrency ?? 1))),
-    log: say
+    parallelStages: Math.max(1, Math.floor(availableParallelism() / (j.concurrency ?? 1)))
   })
+  /**
+   * Announces the image (manifest, config, layers) in the DHT and waits for
+   * it, at most RESULT_ANNOUNCE_WAIT_MS or until the job is cancelled: the
+   * result is sent once the image is findable, not before. A failed or slow
+   * announcement is logged, not fatal: the requester fetches from this agent
+   * directly.
+   */
+  const announce = async (out: BuildOutput, signal: AbortSignal): Promise<void> => {
+    const digests = [out.digest, ...out.blobs.map(b => b.digest)]
+    const announcing = Promise.all(digests.map(async d => { await transfer.provide(d, { signal: AbortSignal.timeout(RESULT_ANNOUNCE_MS) }) }))
+      .then(() => 'announced' as const, (err: Error) => { say('warn', `announcing ${out.digest} failed: ${err.message}`); return 'failed' as const })
+    let timer: NodeJS.Timeout | undefined
+    const waited = new Promise<'waited'>(resolve => {
+      timer = setTimeout(() => { resolve('waited') }, RESULT_ANNOUNCE_WAIT_MS)
+      signal.addEventListener('abort', () => { resolve('waited') }, { once: true })
+    })
+    const how = await Promise.race([announcing, waited])
+    clearTimeout(timer)
+    if (how === 'waited' && !signal.aborted) say('info', `announcing ${out.digest} takes more than ${RESULT_ANNOUNCE_WAIT_MS} ms; sending the result meanwhile`)
+  }
   // A built image is kept from `kiln gc` for its requester to fetch, also after a resume.
   const builder: JobBuilder = {
     build: async (request, options) => {
@@ -229,6 +256,7 @@ async function startJobs (init: AgentInit, j: AgentJobsInit, transfer: Transfer,
           const out = await inner.build(request, options)
           // One lease per result: the same image built again renews it rather than adding one (no pile-up under steady load).
           leases.keep(`job-result:${out.digest}`, RESULT_LEASE_MS, [out.digest, ...out.blobs.map(b => b.digest)])
+          await announce(out, options.signal)
           // Publish this build's steps for other trusted builders, in the background: a slow DHT must not hold the result.
           if (networkCache !== undefined) {
             networkCache.publish({ image: { mediaType: out.mediaType, digest: out.digest, size: out.size } })

@@ -1,8 +1,8 @@
 /**
  * The real JobBuilder: runs the job's recipe for the awarded platform with
- * `runRecipe` (src/builder), announces the
- * image's blobs to the network, and reports what the result and its
- * provenance need (manifest, blobs, base digests, sandbox, cached steps).
+ * `runRecipe` (src/builder) and reports what the result and its provenance
+ * need (manifest, blobs, base digests, sandbox, cached steps). The agent
+ * (agent/runtime.ts) announces the image before it sends the result.
  *
  * Bases a job may name: the images it pins (protocols/job.md §3.1), built
  * from their pinned digests and never resolved by name here; images in this
@@ -29,8 +29,6 @@ export interface RecipeBuilderInit {
   refs: RefStore
   /** The builder's work dir (DATA_DIR/build). */
   workDir: string
-  /** Announces a blob on the network; failures are logged, not fatal (the requester is told who holds it). */
-  provide?: (digest: Digest) => Promise<void>
   sandbox?: Sandbox
   /** Steps other trusted builders already built (the network build cache); consulted before running a step. */
   remoteCache?: RemoteStepCache
@@ -39,7 +37,6 @@ export interface RecipeBuilderInit {
   stepTimeoutMs?: number
   /** Stages of one job built at once at most (BuildOptions.parallelStages); default the builder's (the cores). */
   parallelStages?: number
-  log?: (level: 'info' | 'warn', message: string) => void
 }
 
 
@@ -74,7 +71,6 @@ export function createRecipeBuilder (init: RecipeBuilderInit): JobBuilder {
     ...(init.sandbox !== undefined ? { sandbox: init.sandbox } : {}),
     ...(init.remoteCache !== undefined ? { remoteCache: init.remoteCache } : {})
   })
-  const log = init.log ?? (() => {})
 
   const baseDigest = (text: string): Digest | undefined => {
     const ref = parseImageRef(text)
@@ -116,12 +112,6 @@ export function createRecipeBuilder (init: RecipeBuilderInit): JobBuilder {
       if (manifest.kind !== 'manifest') throw new Error(`the builder produced ${manifest.mediaType}, not an image manifest`)
       const blobs = [manifest.value.config, ...manifest.value.layers].map(d => ({ digest: d.digest, size: d.size }))
       const cachedSteps = result.steps.filter(s => s.cached).length
-      // Announce in the background: the requester fetches from this agent directly, and a slow DHT must not hold the result.
-      if (init.provide !== undefined) {
-        const provide = init.provide
-        void Promise.all([result.digest, ...blobs.map(b => b.digest)].map(async d => { await provide(d) }))
-          .catch((err: Error) => { log('warn', `announcing ${result.digest} failed: ${err.message}`) })
-      }
       return {
         digest: result.digest,
         mediaType: result.descriptor.mediaType,

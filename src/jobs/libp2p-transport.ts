@@ -39,10 +39,11 @@ export const JOB_MAX_FRAMES_PER_STREAM = 64
 /** How long publish waits for a subscriber of the topic to be known, so a fresh node's first job is not lost. */
 export const JOB_PUBLISH_WAIT_MS = 5_000
 /**
- * Once one subscriber is known, how long publish waits for the other
- * connected peers' subscriptions. Short: connected peers of other platforms
- * never subscribe, so on a mixed farm this wait runs to its end before every
- * job; and an agent the gossip misses is found by the requester's DHT search.
+ * When publish had to wait for the topic's first subscriber (a node that
+ * has just joined), how long it then waits for the other connected peers'
+ * subscriptions. Short: connected peers of other platforms never
+ * subscribe; and an agent the gossip misses is sent the job by the
+ * requester (protocols/job.md §5).
  */
 export const JOB_PUBLISH_SETTLE_MS = 100
 /** Bound on one search for the agents of a platform; the requester also ends it when the offer window closes. */
@@ -106,16 +107,19 @@ export function createLibp2pJobTransport (init: Libp2pJobTransportInit): Libp2pJ
   }
 
   /**
-   * Waits until some peer subscribes to the topic (at most publishWaitMs),
-   * and then a little longer (JOB_PUBLISH_SETTLE_MS) for the subscriptions
-   * of the other connected peers: a node that has just joined learns them
-   * one connection at a time, and a job published to the first agent only
-   * reaches the others a gossip round later.
+   * Returns at once when some peer is known to subscribe to the topic: the
+   * node has been connected long enough to hear subscriptions, and the
+   * publication is on the clock of the award. Otherwise waits until some
+   * peer subscribes (at most publishWaitMs), and then a little longer
+   * (JOB_PUBLISH_SETTLE_MS) for the subscriptions of the other connected
+   * peers: a node that has just joined learns them one connection at a
+   * time, and a job published to the first agent only reaches the others a
+   * gossip round later.
    */
   const waitForSubscribers = async (topic: string): Promise<void> => {
     const pubsub = node.services.pubsub
     const everyone = (): boolean => pubsub.getSubscribers(topic).length >= node.getPeers().length
-    if (pubsub.getSubscribers(topic).length > 0 && everyone()) return
+    if (pubsub.getSubscribers(topic).length > 0) return
     await new Promise<void>(resolve => {
       let settle: NodeJS.Timeout | undefined
       const done = (): void => { clearTimeout(timer); clearTimeout(settle); pubsub.removeEventListener('subscription-change', check); resolve() }

@@ -156,6 +156,17 @@ export interface Requester {
   /** Resolves when every platform has a verified result; rejects with the first platform error. */
   submit: (spec: SubmitSpec) => Promise<SubmitResult>
   /**
+   * Looks up the agents of these platforms in the DHT (the platform keys,
+   * and the keys of the required capabilities) ahead of a submit, e.g.
+   * while the context is packed and the bases pinned: a job published
+   * later goes to the agents found at once, with its gossip publication,
+   * instead of after its own search; one still gathering offers is sent to
+   * each as it is found. Resolves, with how many agents it found, when the
+   * searches end (at the latest when `signal` fires; without one, after
+   * 10 s). Never rejects.
+   */
+  discover: (spec: { platforms: string[], requirements?: string[], signal?: AbortSignal }) => Promise<number>
+  /**
    * Follows a job submitted earlier (by this key, maybe by an earlier
    * process): asks each builder again for its platform (a repeated award
    * makes a builder that finished re-send its result) and then behaves as

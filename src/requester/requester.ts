@@ -6,12 +6,14 @@
  *
  * Reach: a job is published on each platform's gossip topic, which hands it
  * to the subscribers this node is connected to (they forward it through
- * their meshes), and, while the offer window runs, the agents of each
- * platform are searched for through the DHT and sent the job directly when
- * the gossip did not hand it to them. The peers a publication is known to
- * have reached are those two sets; the window closes early only once every
- * one of them has answered and either the search has ended or the offers
- * in hand are enough for the award.
+ * their meshes); at the same time it is sent directly to the agents of the
+ * platform that earlier searches found (`known`), and, while the offer
+ * window runs, the agents of each platform are searched for through the DHT
+ * and sent the job directly when nothing else handed it to them. The peers
+ * a publication is known to have reached are those it was handed or sent
+ * to; the window closes early only once every one of them has answered and
+ * either the search has ended or the offers in hand are enough for the
+ * award.
  */
 import { z } from 'zod'
 import type { Envelope } from '../../protocols/envelope.ts'
@@ -75,11 +77,19 @@ interface Job {
   onEvent: (e: JobEvent) => void
   /** The platforms each agent found through the DHT builds, as its signed record says. */
   builds: Map<string, Set<string>>
+  /** The current publication (none for a direct job): its frame, the platforms it is for, and the sends of it, one per peer. */
+  current?: { frame: Uint8Array, platforms: Set<string>, sends: Sends }
   /** Set when follow() returns: loops that re-publish the job stop. */
   closed: boolean
   /** Rejects the job's follow() when the requester stops. */
   abandon?: (err: Error) => void
 }
+
+/** Sends of one publication's frame, one per peer: whether it was delivered. */
+type Sends = Map<string, Promise<boolean>>
+
+/** Bound on a discover() without a signal (the transport bounds each search too). */
+const JOB_DISCOVER_TIMEOUT_MS = 10_000
 
 /** Longest wait between two re-publications of a job nobody offers for any more. */
 const REPUBLISH_MAX_BACKOFF_MS = 60_000
@@ -92,6 +102,13 @@ export function createRequester (init: RequesterInit): Requester {
   const misses = init.heartbeatMisses ?? HEARTBEAT_MISSES
   const certs = init.certs ?? []
   const jobs = new Map<string, Job>()
+  /**
+   * Agents that searches found (a job's, or discover()'s), with the
+   * platforms their signed records say they build: the next job of one of
+   * those platforms is sent to them at once, with the gossip publication,
+   * instead of after a DHT search. An agent a send fails to is forgotten.
+   */
+  const known = new Map<string, Set<string>>()
 
   const rank = (a: Offer, b: Offer): number =>
     a.payload.queue - b.payload.queue || b.payload.cacheHits - a.payload.cacheHits ||
@@ -143,14 +160,47 @@ export function createRequester (init: RequesterInit): Requester {
   }
 
   /** Sends the frame to a peer once per publication; resolves to whether it was delivered. */
-  type Sends = Map<string, Promise<boolean>>
   const sendOnce = (sends: Sends, peer: string, frame: Uint8Array): Promise<boolean> => {
     let sending = sends.get(peer)
     if (sending === undefined) {
-      sending = t.send(peer, [frame]).then(() => true, (err: Error) => { init.log?.('info', `could not send the job to ${peer}: ${err.message}`); return false })
+      sending = t.send(peer, [frame]).then(() => true, (err: Error) => {
+        known.delete(peer)
+        init.log?.('info', `could not send the job to ${peer}: ${err.message}`)
+        return false
+      })
       sends.set(peer, sending)
     }
     return sending
+  }
+
+  /**
+   * Sends the job's current publication to an agent that builds some of
+   * its platforms, unless the gossip handed it over already, and counts it
+   * as reached for each of them once delivered. Only while a platform is
+   * still to be awarded: an agent found later gets nothing.
+   */
+  const reach = (job: Job, peer: string, platforms: Set<string>): Promise<unknown> | undefined => {
+    const cur = job.current
+    if (cur === undefined || job.closed || peer === self) return undefined
+    const open = [...platforms].flatMap(p => {
+      const ps = job.platforms.get(p)
+      return cur.platforms.has(p) && ps !== undefined && !ps.settled && !ps.assignments.some(a => a.failed === undefined) ? [ps] : []
+    })
+    if (open.length === 0) return undefined
+    job.builds.set(peer, platforms)
+    if (open.every(ps => ps.reached.has(peer)) && !cur.sends.has(peer)) return undefined
+    return sendOnce(cur.sends, peer, cur.frame).then(ok => {
+      if (!ok || job.current !== cur) return
+      for (const ps of open) { ps.reached.add(peer); ps.wake?.() }
+    })
+  }
+
+  /** Notes an agent a search found, and sends it every job still gathering offers for a platform it builds. */
+  const learn = (peer: string, platforms: string[]): Array<Promise<unknown>> => {
+    if (peer === self) return []
+    const builds = new Set(platforms)
+    known.set(peer, builds)
+    return [...jobs.values()].flatMap(job => reach(job, peer, builds) ?? [])
   }
 
   /**
@@ -160,7 +210,7 @@ export function createRequester (init: RequesterInit): Requester {
    * (protocols/job.md §3), so it counts as reached for each platform its
    * record says it builds.
    */
-  const search = async (job: Job, frame: Uint8Array, platform: string, sends: Sends): Promise<void> => {
+  const search = async (job: Job, platform: string): Promise<void> => {
     const ps = job.platforms.get(platform)
     if (t.findAgents === undefined || ps === undefined) return
     const stop = new AbortController()
@@ -176,13 +226,7 @@ export function createRequester (init: RequesterInit): Requester {
         signal: stop.signal,
         onAgent: agent => {
           found.add(agent.peer)
-          job.builds.set(agent.peer, new Set(agent.platforms))
-          if (ps.reached.has(agent.peer) && !sends.has(agent.peer)) return
-          delivering.push(sendOnce(sends, agent.peer, frame).then(ok => {
-            if (!ok) return
-            for (const p of agent.platforms) job.platforms.get(p)?.reached.add(agent.peer)
-            ps.wake?.()
-          }))
+          delivering.push(...learn(agent.peer, agent.platforms))
         }
       })
     } catch (err) {
@@ -201,8 +245,9 @@ export function createRequester (init: RequesterInit): Requester {
 
   /**
    * Publishes (or sends) a job frame, and records for each platform who is
-   * known to have it; for a published job, starts the search for agents the
-   * gossip may not reach (it ends with the platform's offer window).
+   * known to have it. A published job also goes at once to the agents of
+   * its platforms that earlier searches found, and a search starts for
+   * agents neither reaches (it ends with the platform's offer window).
    */
   const publish = async (job: Job, frame: Uint8Array, platforms: string[]): Promise<void> => {
     const states = platforms.flatMap(p => job.platforms.get(p) ?? [])
@@ -219,9 +264,10 @@ export function createRequester (init: RequesterInit): Requester {
       }))
       return
     }
-    const sends: Sends = new Map()
+    job.current = { frame, platforms: new Set(platforms), sends: new Map() }
+    for (const [peer, builds] of known) void reach(job, peer, builds)
     for (const p of platforms) {
-      if (job.platforms.get(p)?.searching === true) void search(job, frame, p, sends)
+      if (job.platforms.get(p)?.searching === true) void search(job, p)
     }
     for (const p of platforms) {
       const { recipients } = await t.publish(jobTopic(p), frame)
@@ -565,6 +611,22 @@ export function createRequester (init: RequesterInit): Requester {
           }
         }
       })
+    },
+    async discover (spec) {
+      const findAgents = t.findAgents
+      if (findAgents === undefined) return 0
+      const found = new Set<string>()
+      const capabilities = [...new Set((spec.requirements ?? []).map(r => parseRequirement(r).name))]
+      const signal = spec.signal ?? AbortSignal.timeout(JOB_DISCOVER_TIMEOUT_MS)
+      await Promise.all([...new Set(spec.platforms)].map(async platform => {
+        await findAgents({
+          platform,
+          capabilities,
+          signal,
+          onAgent: agent => { found.add(agent.peer); void Promise.all(learn(agent.peer, agent.platforms)) }
+        }).catch((err: Error) => { init.log?.('info', `searching for agents of ${platform} failed: ${err.message}`) })
+      }))
+      return found.size
     },
     cancel,
     stop: () => {

@@ -21,11 +21,18 @@
  * a job's base from the requester peer to peer. The registry's access log
  * counts the upstream fetches of each base blob (goal: 1).
  *
+ * Each job is run as `kiln submit` runs it: the lookup of the platform's
+ * agents (Requester.discover) starts while the base is pinned and the
+ * context shared, and the clock starts at the submit.
+ *
  * Figures: submit -> award (from the requester's events) p50/p95/max over
  * the 40 jobs, 10 per requester, the 4 requesters at once (goal p95 <
  * 500 ms); the reference, measured in the same run, is the same latency with
- * one agent (each job sent `--to` one matching agent, 10 jobs); jobs
- * completed, and by an agent that has what the job requires; load average.
+ * one agent (each job sent `--to` one matching agent, 10 jobs); where that
+ * time goes (each requester's job transport traced: publish called and
+ * returned, agents found by the DHT search, direct sends ended, answers);
+ * jobs completed, and by an agent that has what the job requires; load
+ * average.
  *
  *   npm run bench -- farm     (KILN_BENCH_HOSTS, KILN_BENCH_JOBS)
  */
@@ -42,6 +49,9 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { openLocalStore, sha256Digest } from '../../src/content/index.ts'
 import type { Digest, LocalStore } from '../../src/content/index.ts'
 import { createKilnNode } from '../../src/p2p/index.ts'
+import { createLibp2pJobTransport } from '../../src/jobs/index.ts'
+import type { JobTransport } from '../../src/jobs/index.ts'
+import { createTransfer } from '../../src/transfer/index.ts'
 import type { KilnNode } from '../../src/p2p/index.ts'
 import { parseRecipe } from '../../src/recipe/index.ts'
 import { startRequesterSession } from '../../src/requester/index.ts'
@@ -133,8 +143,68 @@ async function pushBase (hostPort: string, arch: string): Promise<{ repo: string
   return { repo, digest: sha256Digest(manifest), blobs: [sha256Digest(manifest), sha256Digest(config), sha256Digest(layer)] }
 }
 
-interface Requester { key: PrivateKey, node: KilnNode, store: LocalStore, session?: RequesterSession }
-interface JobRecord { requester: number, platform: string, requires: string[], pinMs: number, awardMs: number, doneMs: number, offers: number, builder: string, error?: string }
+interface Requester { key: PrivateKey, node: KilnNode, store: LocalStore, session?: RequesterSession, trace: Trace, stop?: () => Promise<void> }
+interface JobRecord { requester: number, platform: string, requires: string[], pinMs: number, awardMs: number, doneMs: number, offers: number, builder: string, phases?: Phases, error?: string }
+
+/**
+ * What the requester's job transport did during one job, in ms from the
+ * submit: when publish was called and returned (the wait for subscribers,
+ * then the gossip hand-over), which peers it handed the job to, when the
+ * DHT search found each agent, when each direct send of the job ended.
+ * The requester runs one job at a time, so one trace per requester.
+ */
+interface Trace {
+  t0: number
+  publish?: { start: number, end: number, recipients: string[] }
+  found: Map<string, number>
+  sent: Map<string, number>
+}
+const newTrace = (): Trace => ({ t0: performance.now(), found: new Map(), sent: new Map() })
+
+/** A job transport that records into `trace()` what the requester asked of it. */
+function tracing (inner: JobTransport, trace: () => Trace): JobTransport {
+  const at = (): number => performance.now() - trace().t0
+  return {
+    ...inner,
+    publish: async (topic, frame) => {
+      const start = at()
+      const out = await inner.publish(topic, frame)
+      trace().publish = { start, end: at(), recipients: out.recipients }
+      return out
+    },
+    ...(inner.findAgents !== undefined
+      ? {
+          findAgents: async (search) => {
+            await inner.findAgents!({ ...search, onAgent: a => { const tr = trace(); if (!tr.found.has(a.peer)) tr.found.set(a.peer, at()); search.onAgent(a) } })
+          }
+        }
+      : {}),
+    send: async (peer, frames) => {
+      const tr = trace()
+      await inner.send(peer, frames)
+      if (!tr.sent.has(peer)) tr.sent.set(peer, performance.now() - tr.t0)
+    }
+  }
+}
+
+/** Where one job's time to its award went (ms from the submit; undefined when it did not happen). */
+interface Phases {
+  /** publish called: the job signed. */
+  signed: number
+  /** publish returned: the wait for the topic's subscribers, then the gossip hand-over. */
+  published: number
+  /** The first and the last offer of a peer the gossip handed the job to. */
+  gossipOffer?: number
+  /** The first agent the DHT search found, and the last found before the award. */
+  firstFound?: number
+  lastFound?: number
+  /** The last direct send of the job that ended before the award. */
+  lastSent?: number
+  /** The last answer before the award, and whose: the gossip's recipient or a peer sent the job. */
+  lastAnswer: number
+  lastAnswerBy: 'gossip' | 'sent' | 'none'
+  award: number
+}
 
 async function main (): Promise<void> {
   if (!haveTools('docker-registry')) { console.log('farm: skipped, docker-registry is not installed (apt-get install docker-registry)'); return }
@@ -153,7 +223,7 @@ async function main (): Promise<void> {
     for (let r = 0; r < REQUESTERS; r++) {
       const key = await generateKeyPair('Ed25519')
       const node = await createKilnNode({ privateKey: key, listen: [`/ip4/127.0.50.${2 + r}/tcp/0`], mdns: false })
-      requesters.push({ key, node, store: await openLocalStore(join(dir, `requester-${r}`)) })
+      requesters.push({ key, node, store: await openLocalStore(join(dir, `requester-${r}`)), trace: newTrace() })
     }
     const requesterIds = requesters.map(r => peerIdFromPrivateKey(r.key).toString())
 
@@ -189,7 +259,15 @@ async function main (): Promise<void> {
       }
     }
     const policy = createTrustPolicy(PolicyConfig.parse({ version: 1, peers: agents.map(a => ({ peer: a.peerId, roles: ['builder'] })) }))
-    for (const req of requesters) req.session = await startRequesterSession({ node: req.node, key: req.key, store: req.store, policy })
+    for (const req of requesters) {
+      // The session's own transfer and job transport, but the transport traced (what the session makes when not given them).
+      const transfer = createTransfer({ node: req.node, store: req.store.content })
+      await transfer.start()
+      const transport = createLibp2pJobTransport({ node: req.node })
+      await transport.start()
+      req.stop = async () => { await transport.stop(); await transfer.stop() }
+      req.session = await startRequesterSession({ node: req.node, key: req.key, store: req.store, policy, shared: { transfer, transport: tracing(transport, () => req.trace) } })
+    }
     // Ready when each requester sees subscribers of both platforms' topics (its gossip mesh knows where to send).
     const readyBy = Date.now() + 60_000
     while (Date.now() < readyBy && !requesters.every(q => PLATFORMS.every(p => q.node.services.pubsub.getSubscribers(`kiln/jobs/v1/${p}`).length > 0))) await new Promise(resolve => setTimeout(resolve, 100))
@@ -210,14 +288,25 @@ async function main (): Promise<void> {
     const runJob = async (r: number, n: number, platform: string, requires: string[], to?: string): Promise<JobRecord> => {
       const session = requesters[r]!.session!
       const text = recipe(platform, n)
+      // As kiln submit does: the agents are looked up while the base is pinned and the context shared.
+      const discovering = new AbortController()
+      const discovered = to === undefined ? session.requester.discover({ platforms: [platform], requirements: requires, signal: discovering.signal }) : Promise.resolve(0)
       const pinStart = performance.now()
-      const bases = await pin(session, platform, text)
+      // A base no peer provides in time (a loaded machine) fails that job, not the bench.
+      const bases = await pin(session, platform, text).catch((err: Error) => err)
       const pinMs = performance.now() - pinStart
-      if (bases.pins.length !== 1) throw new Error(`job ${n}: base not pinned: ${JSON.stringify(bases.unpinned)}`)
+      const unpinned = bases instanceof Error ? bases.message : bases.pins.length !== 1 ? `base not pinned: ${JSON.stringify(bases.unpinned)}` : undefined
+      if (unpinned !== undefined || bases instanceof Error) {
+        discovering.abort()
+        await discovered
+        return { requester: r, platform, requires, pinMs, awardMs: 0, doneMs: 0, offers: 0, builder: '', error: `pinning: ${unpinned ?? ''}` }
+      }
       const context = await session.shareContext(ctxDir)
-      const start = performance.now()
+      const trace = requesters[r]!.trace = newTrace()
+      const start = trace.t0
       let awardMs = 0
       let offers = 0
+      const answers: Array<{ at: number, peer: string }> = []
       const result = await session.requester.submit({
         recipe: { kind: 'dockerfile', file: 'Dockerfile', text }, context, platforms: [platform], bases: bases.pins,
         ...(requires.length > 0 ? { requirements: requires } : {}),
@@ -225,11 +314,15 @@ async function main (): Promise<void> {
         signal: AbortSignal.timeout(120_000),
         onEvent: e => {
           if (e.kind === 'offer') offers++
+          if ((e.kind === 'offer' || e.kind === 'decline' || e.kind === 'refused') && awardMs === 0) answers.push({ at: performance.now() - start, peer: e.builder })
           if (e.kind === 'award' && awardMs === 0) awardMs = performance.now() - start
         }
       }).catch((err: Error) => err)
+      discovering.abort()
+      await discovered
+      const phases = awardMs > 0 ? phasesOf(trace, answers, awardMs) : undefined
       if (result instanceof Error) return { requester: r, platform, requires, pinMs, awardMs, doneMs: performance.now() - start, offers, builder: '', error: result.message }
-      return { requester: r, platform, requires, pinMs, awardMs, doneMs: performance.now() - start, offers, builder: result.platforms[0]?.builders[0] ?? '' }
+      return { requester: r, platform, requires, pinMs, awardMs, doneMs: performance.now() - start, offers, builder: result.platforms[0]?.builders[0] ?? '', ...(phases !== undefined ? { phases } : {}) }
     }
 
     // Reference: one agent per job (sent straight to one that matches), from requester 0, one at a time; the first warms up.
@@ -273,17 +366,41 @@ async function main (): Promise<void> {
     console.log(`jobs completed: ${done.length} of ${JOBS} in ${(farmMs / 1000).toFixed(1)} s (${REQUESTERS} requesters at once); built by an agent with the platform and capabilities asked: ${done.length - wrongBuilder.length} of ${done.length}`)
     console.log(`submit -> award, farm (${AGENTS} agents, ${done.length} jobs): p50 ${pct(award, 50).toFixed(0)} ms, p95 ${pct(award, 95).toFixed(0)} ms, max ${Math.max(...award).toFixed(0)} ms (goal p95 < 500 ms: ${pct(award, 95) < 500 ? 'met' : 'NOT met'}); offers heard per job: median ${pct(jobs.map(j => j.offers), 50)}`)
     console.log(`farm/reference p95 ${(pct(award, 95) / pct(refAward, 95)).toFixed(2)}x, p50 ${(pct(award, 50) / pct(refAward, 50)).toFixed(2)}x`)
+    const phased = done.flatMap(j => j.phases !== undefined ? [j.phases] : [])
+    const med = (f: (p: Phases) => number | undefined): string => { const xs = phased.flatMap(p => { const v = f(p); return v !== undefined ? [v] : [] }); return xs.length > 0 ? `${pct(xs, 50).toFixed(0)}/${pct(xs, 95).toFixed(0)}` : '-' }
+    console.log(`where the time to the award goes, farm, ms from the submit, p50/p95 over ${phased.length} jobs: signed ${med(p => p.signed)}, published (subscribers waited for, gossip handed over) ${med(p => p.published)}, first offer of a gossip recipient ${med(p => p.gossipOffer)}, first agent found in the DHT ${med(p => p.firstFound)}, last found before the award ${med(p => p.lastFound)}, last direct send ended ${med(p => p.lastSent)}, last answer ${med(p => p.lastAnswer)}, award ${med(p => p.award)}; the last answer came from a gossip recipient in ${phased.filter(p => p.lastAnswerBy === 'gossip').length} jobs, a peer sent the job in ${phased.filter(p => p.lastAnswerBy === 'sent').length}`)
     console.log(`submit -> result, farm: p50 ${pct(done.map(j => j.doneMs), 50).toFixed(0)} ms, p95 ${pct(done.map(j => j.doneMs), 95).toFixed(0)} ms; pinning the base p50 ${pct(jobs.map(j => j.pinMs), 50).toFixed(0)} ms`)
     console.log(`builds per agent: ${builds.join(' ')} (${builds.filter(b => b > 0).length} of ${AGENTS} agents built)`)
     console.log(`base blobs fetched from upstream (GETs in its access log after the push): ${perBlob.join(' ')} per blob (manifest, config, layer of each platform), layers ${layerFetches.join(' ')} (goal 1 each: ${perBlob.every(n => n <= 1) && layerFetches.every(n => n === 1) ? 'met' : 'NOT met'}); agents holding base blobs: ${holding.filter(n => n > 0).length} of ${AGENTS}, fetched peer to peer`)
     console.log(`load average at end: ${load()} (2 cores, shared)`)
   } finally {
     for (const q of requesters) await q.session?.stop().catch(() => {})
+    for (const q of requesters) await q.stop?.().catch(() => {})
     await Promise.allSettled(requesters.map(async q => { await q.node.stop() }))
     for (const q of requesters) q.store.close()
     await Promise.allSettled(hosts.map(async h => { await h.close(30_000) }))
     await upstream?.stop()
     rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** The phases of one job from its transport trace and the answers heard before the award. */
+function phasesOf (trace: Trace, answers: Array<{ at: number, peer: string }>, award: number): Phases {
+  const before = (xs: Iterable<number>): number[] => [...xs].filter(x => x <= award)
+  const recipients = new Set(trace.publish?.recipients ?? [])
+  const gossip = answers.filter(a => recipients.has(a.peer)).map(a => a.at)
+  const found = before(trace.found.values())
+  const sent = before(trace.sent.values())
+  const last = answers.at(-1)
+  return {
+    signed: trace.publish?.start ?? 0,
+    published: trace.publish?.end ?? 0,
+    ...(gossip.length > 0 ? { gossipOffer: Math.min(...gossip) } : {}),
+    ...(found.length > 0 ? { firstFound: Math.min(...found), lastFound: Math.max(...found) } : {}),
+    ...(sent.length > 0 ? { lastSent: Math.max(...sent) } : {}),
+    lastAnswer: last?.at ?? 0,
+    lastAnswerBy: last === undefined ? 'none' : recipients.has(last.peer) ? 'gossip' : 'sent',
+    award
   }
 }
 

@@ -141,6 +141,12 @@ export function register (program: Command, ctx: CliContext): void {
       ctx.onClose(progress.close)
       const requester = await openSession(ctx, opts, offerWindowMs, progress)
       const { session } = requester
+      // The agents are looked up while the context is packed and the bases pinned: the job then goes to them at once (docs/jobs.md).
+      if (opts.to.length === 0) {
+        const discovering = new AbortController()
+        ctx.onClose(() => { discovering.abort() })
+        void session.requester.discover({ platforms, requirements: opts.require, signal: discovering.signal })
+      }
       const packing = progress.task('context', contextDir, { label: contextDir })
       const context = await session.shareContext(contextDir, { recipeFile: recipePath, onProgress: packing.update })
       packing.done(context.size)

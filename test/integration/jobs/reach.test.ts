@@ -69,9 +69,10 @@ describe('a job reaches agents gossip does not', () => {
   /**
    * A requester whose transport "finds" `advertised` SEARCH_MS after a
    * search starts; with `endless`, a search that finds nobody and runs until
-   * it is ended (a slow DHT on a busy network), noting when in `searchEnded`.
+   * it is ended (a slow DHT on a busy network), noting when in `searchEnded`;
+   * with `finding: n`, the first n searches find and the later ones are endless.
    */
-  const requester = async (advertised: Member[], opts: { endless?: boolean } = {}): Promise<{ r: Requester, searches: string[], searchEnded: () => number }> => {
+  const requester = async (advertised: Member[], opts: { endless?: boolean, finding?: number } = {}): Promise<{ r: Requester, searches: string[], searchEnded: () => number }> => {
     const key = await generateKeyPair('Ed25519')
     const searches: string[] = []
     let ended = 0
@@ -79,7 +80,7 @@ describe('a job reaches agents gossip does not', () => {
       ...net.connect(id(key)),
       findAgents: async ({ platform, capabilities, signal, onAgent }) => {
         searches.push(`${platform} ${capabilities.join(',')}`)
-        if (opts.endless === true) {
+        if (opts.endless === true || (opts.finding !== undefined && searches.length > opts.finding)) {
           await new Promise<void>(resolve => { signal.addEventListener('abort', () => { resolve() }, { once: true }) })
           ended = Date.now()
           return
@@ -163,6 +164,44 @@ describe('a job reaches agents gossip does not', () => {
     const out = await r.submit(spec(['linux/amd64', 'linux/arm64'], { onEvent: e => events.push(e) }))
     expect(out.platforms.map(p => p.builders)).toEqual([[id(amd.key)], [id(arm.key)]])
     expect(events.filter(e => e.kind === 'decline')).toEqual([])
+  })
+
+  it('sends the next job at once to the agents an earlier search found, without waiting for its own search', async () => {
+    net = createMemoryJobNetwork()
+    const near = await agent({ platforms: ['linux/amd64'] })
+    const far = await agent({ platforms: ['linux/amd64'], far: true })
+    const gone = await agent({ platforms: ['linux/amd64'], far: true })
+    // The first job's search finds the far agents; the second job's search finds nothing and does not end by itself.
+    const { r, searches, searchEnded } = await requester([near, far, gone], { finding: 1 })
+    const first = await r.submit(spec(['linux/amd64'], { verify: 3 }))
+    expect([...first.platforms[0]?.builders ?? []].sort()).toEqual([id(near.key), id(far.key), id(gone.key)].sort())
+    // An agent known from the first search that is gone since: its send fails and nobody waits for it.
+    net.disconnect(id(gone.key))
+    const events: JobEvent[] = []
+    let awardedAt = 0
+    const started = Date.now()
+    const second = await r.submit(spec(['linux/amd64'], { verify: 2, onEvent: e => { events.push(e); if (e.kind === 'award' && awardedAt === 0) awardedAt = Date.now() } }))
+    // Every search after the first found nobody: the far agent had the job from the first search's finding.
+    expect(searches.length).toBeGreaterThanOrEqual(2)
+    expect([...second.platforms[0]?.builders ?? []].sort()).toEqual([id(near.key), id(far.key)].sort())
+    // Both answered before the window's end, and the award ended the second search: it found nobody.
+    expect(awardedAt - started).toBeLessThan(WINDOW_MS)
+    expect(searchEnded()).toBeGreaterThan(0)
+    expect(events.filter(e => e.kind === 'offer').map(e => e.kind === 'offer' ? e.builder : '').sort()).toEqual([id(near.key), id(far.key)].sort())
+  })
+
+  it('discover() ahead of a submit finds the agents, and the job goes to them at once', async () => {
+    net = createMemoryJobNetwork()
+    const far = await agent({ platforms: ['linux/arm64'], capabilities: ['gpu'], far: true })
+    const other = await agent({ platforms: ['linux/amd64'], far: true })
+    const { r, searches } = await requester([far, other], { finding: 1 })
+    expect(await r.discover({ platforms: ['linux/arm64'], requirements: ['gpu'] })).toBe(1)
+    expect(searches).toEqual(['linux/arm64 gpu'])
+    let awardedAt = 0
+    const started = Date.now()
+    const out = await r.submit(spec(['linux/arm64'], { requirements: ['gpu'], onEvent: e => { if (e.kind === 'award' && awardedAt === 0) awardedAt = Date.now() } }))
+    expect(out.platforms[0]?.builders).toEqual([id(far.key)])
+    expect(awardedAt - started).toBeLessThan(WINDOW_MS)
   })
 
   it('says nobody advertises a platform that no agent builds', async () => {
