@@ -51,8 +51,9 @@ export const RESULT_LEASE_MS = 7 * 24 * 3600_000
  * DHT before the result is sent anyway (protocols/job.md §5, step 5): a
  * `kiln pull` right after the job then finds a provider. The announcement
  * goes on in the background after that, for up to RESULT_ANNOUNCE_MS.
+ * Short: a requester waits this long for its result when the DHT is slow.
  */
-export const RESULT_ANNOUNCE_WAIT_MS = 15_000
+export const RESULT_ANNOUNCE_WAIT_MS = 5_000
 const RESULT_ANNOUNCE_MS = 60_000
 
 /** What the agent needs to take build jobs. */
