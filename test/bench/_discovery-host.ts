@@ -15,7 +15,7 @@
  *   load  { ms }                 -> { elu, cpuMs, connections, nodes, rss, heapUsed }
  *                                   (event loop and CPU over ms; then open connections, running nodes, memory)
  *   usage                        -> { cpuMs }        (CPU since the process began)
- *   builds                       -> { builds }       (builds run by this host's instant agents)
+ *   builds                       -> { builds, published }  (builds run by this host's instant agents; agents whose record is out)
  *   stop                         -> {}               (then the process exits)
  *
  * It exits by itself when the parent goes away (the IPC channel closes), so
@@ -147,7 +147,8 @@ const ops = {
     return { elu, cpuMs: (cpu.user + cpu.system) / 1000, connections, nodes: live.length, rss: mem.rss, heapUsed: mem.heapUsed }
   },
   async builds () {
-    return { builds: members.reduce((n, m) => n + (m.agent?.builds.n ?? 0), 0) }
+    const agents = members.filter(m => m.agent !== undefined && m.stopped === undefined)
+    return { builds: agents.reduce((n, m) => n + m.agent!.builds.n, 0), published: agents.filter(m => m.agent!.agent.advertiser.published() !== undefined).length }
   },
   async usage () {
     const cpu = process.cpuUsage()
