@@ -6,8 +6,9 @@
  * the order they started here (`local`), stopped ones included:
  *
  *   start { count, init }        -> { nodes: [{ peerId, addr }] }
- *   agents { dir, init, agents: [{ platform, capabilities, listen }], requesters }
- *                                -> { nodes: [{ local, peerId, addr }] }  (instant agents, ./_instant-agent.ts)
+ *   agents { dir, init, agents: [{ platform, capabilities, listen, join: [addr] }], requesters }
+ *                                -> { nodes: [{ local, peerId, addr }] }  (instant agents, ./_instant-agent.ts,
+ *                                   each started once it has dialled its join addrs)
  *   dial  { dials: [[i, addr]] } -> { failed }       (a few at a time)
  *   churn { stop: [i], start: [[addr]], init } -> { nodes: [{ local, peerId, addr }], failed }
  *                                   (stops nodes, starts one new node per entry, each dialing its addrs)
@@ -78,7 +79,7 @@ async function dialRetrying (node: KilnNode, addr: string): Promise<boolean> {
 }
 
 export interface StartArgs { count: number, init: KilnNodeInit }
-export interface AgentsArgs { dir: string, init: KilnNodeInit, agents: Array<AgentSpec & { listen: string }>, requesters: string[] }
+export interface AgentsArgs { dir: string, init: KilnNodeInit, agents: Array<AgentSpec & { listen: string, join: string[] }>, requesters: string[] }
 export interface DialArgs { dials: Array<[number, string]> }
 export interface ChurnArgs { stop: number[], start: string[][], init: KilnNodeInit }
 export interface PublishArgs { agents: Array<AgentSpec & { i: number }> }
@@ -93,6 +94,8 @@ const ops = {
     const started: Member[] = []
     for (const spec of agents) {
       const m = await startMember({ ...init, listen: [spec.listen] })
+      // Joined first, so that the agent's first publication walks a network, not a lone node's table.
+      await Promise.all(spec.join.map(async a => await dialRetrying(m.node, a)))
       m.agent = await startInstantAgent({ node: m.node, privateKey: m.privateKey, dir: join(dir, `agent-${process.pid}-${members.length - 1}`), spec, requesters })
       started.push(m)
     }

@@ -11,7 +11,8 @@
  * (./_instant-agent.ts), each on its own 127.0.x.y address, over 4
  * platforms with `gpu`, `mpi` and `fakeroot` in turn; the rest are plain
  * nodes. 4 requesters live in the bench process; they also run the
- * lookups. Each node joins by dialling 3 random nodes started before it.
+ * lookups. Each node joins by dialling 3 random nodes started before it:
+ * the plain nodes first, then the agents and requesters into that network.
  *
  * Figures:
  * - idle cost per node once the network is quiet: CPU of the host
@@ -51,7 +52,6 @@ import { startRequesterSession } from '../../src/requester/index.ts'
 import type { RequesterSession } from '../../src/requester/index.ts'
 import { PolicyConfig, createTrustPolicy } from '../../src/trust/index.ts'
 import { pino } from 'pino'
-import { mapLimit } from '../../src/util/map-limit.ts'
 import type { AgentSpec, AgentsArgs, ChurnArgs, DialArgs, HostOp, LoadArgs, StartArgs } from './_discovery-host.ts'
 import { BenchHost } from './_host-rpc.ts'
 
@@ -70,7 +70,7 @@ const DEADLINE = Date.now() + env('MINUTES', 60) * 60_000
 const NODE_MIB = 20
 const HOST_MIB = 200
 /** The longest wait for the agents' first capability records before measuring anyway. */
-const PUBLISH_MS = 10 * 60_000
+const PUBLISH_MS = 5 * 60_000
 const NODE_INIT: KilnNodeInit = {
   listen: ['/ip4/127.0.0.1/tcp/0'],
   dht: { alpha: 3 },
@@ -152,36 +152,29 @@ async function main (): Promise<void> {
     }
     const requesterIds = requesters.map(q => peerIdFromPrivateKey(q.key).toString())
 
-    // Plain nodes, then agents, then the requesters: the order in which they join.
+    // Plain nodes first, each joining through 3 random nodes started before it; then the agents and the
+    // requesters join the formed network the same way.
     const plain = await Promise.all(hosts.map(async (h, k) => await h.call<{ nodes: Array<{ peerId: string, addr: string }> }>('start', { count: share(plainCount, k), init: NODE_INIT }, 1_800_000)))
     const refs: NodeRef[] = plain.flatMap((s, host) => s.nodes.map((n, local) => ({ host, local, ...n, live: true })))
-    say(`${refs.length} plain nodes started in ${HOSTS} processes`)
+    const joinAddrs = (before: number): string[] => [...new Set([0, 1, 2].map(() => refs[Math.floor(rand() * before)]!.addr))]
+    const dials: Array<Array<[number, string]>> = hosts.map(() => [])
+    refs.forEach((r, i) => { if (i > 0) for (const addr of joinAddrs(i)) dials[r.host]!.push([r.local, addr]) })
+    const dialed = await Promise.all(hosts.map(async (h, k) => await h.call<{ failed: number }>('dial', { dials: dials[k]! }, 1_800_000)))
+    say(`${refs.length} plain nodes started in ${HOSTS} processes and joined (${dialed.reduce((n, d) => n + d.failed, 0)} of ${dials.flat().length} dials failed)`)
     let g = 0
     const agentSpecs = hosts.map((_, k) => Array.from({ length: share(AGENTS, k) }, () => {
       // Agent g: platform g mod 4; capabilities the bits of g div 4, so that each platform has every combination.
-      const spec = { platform: PLATFORMS[g % PLATFORMS.length]!, capabilities: CAPABILITIES.filter((_, c) => (Math.floor(g / PLATFORMS.length) >> c) % 2 === 1), listen: `/ip4/127.0.${10 + Math.floor(g / 250)}.${2 + g % 250}/tcp/0` }
+      const spec = { platform: PLATFORMS[g % PLATFORMS.length]!, capabilities: CAPABILITIES.filter((_, c) => (Math.floor(g / PLATFORMS.length) >> c) % 2 === 1), listen: `/ip4/127.0.${10 + Math.floor(g / 250)}.${2 + g % 250}/tcp/0`, join: joinAddrs(refs.length) }
       g++
       return spec
     }))
     const agents = await Promise.all(hosts.map(async (h, k) => await h.call<{ nodes: Started[] }>('agents', { dir, init: NODE_INIT, agents: agentSpecs[k]!, requesters: requesterIds }, 1_800_000)))
     agents.forEach((a, host) => a.nodes.forEach((n, i) => refs.push({ host, ...n, spec: agentSpecs[host]![i]!, live: true })))
-    say(`${AGENTS} agents started`)
-    requesters.forEach((q, local) => refs.push({ host: -1, local, peerId: q.node.peerId.toString(), addr: q.node.getMultiaddrs()[0]!.toString(), live: true }))
-
-    const dials: Array<Array<[number, string]>> = hosts.map(() => [])
-    const requesterDials: Array<[number, string]> = []
-    refs.forEach((r, i) => {
-      if (i === 0) return
-      for (const t of new Set([0, 1, 2].map(() => Math.floor(rand() * i)))) {
-        if (r.host >= 0) dials[r.host]!.push([r.local, refs[t]!.addr])
-        else requesterDials.push([r.local, refs[t]!.addr])
-      }
-    })
-    const dialed = await Promise.all([
-      ...hosts.map(async (h, k) => await h.call<{ failed: number }>('dial', { dials: dials[k]! }, 1_800_000)),
-      mapLimit(requesterDials, 4, async ([i, addr]) => { await requesters[i]!.node.dial(multiaddr(addr), { signal: AbortSignal.timeout(30_000) }).catch(() => {}) }).then(() => ({ failed: 0 }))
-    ])
-    say(`joined (${dialed.reduce((n, d) => n + d.failed, 0)} of ${refs.length * 3} dials failed)`)
+    await Promise.all(requesters.map(async (q, local) => {
+      for (const addr of joinAddrs(refs.length)) await q.node.dial(multiaddr(addr), { signal: AbortSignal.timeout(30_000) }).catch(() => {})
+      refs.push({ host: -1, local, peerId: q.node.peerId.toString(), addr: q.node.getMultiaddrs()[0]!.toString(), live: true })
+    }))
+    say(`${AGENTS} agents and ${REQUESTERS} requesters started and joined`)
 
     // Ready when every agent's capability record is out (at most PUBLISH_MS), and the network is quiet.
     const agentCount = refs.filter(r => r.spec !== undefined).length
