@@ -43,8 +43,8 @@ export const NodeSection = z.strictObject({
   tls: z.boolean().default(true),
   /**
    * Most connections the node keeps open; beyond it libp2p closes the least
-   * valued idle ones (never one with a stream open). An agent serves many
-   * pullers; idle CPU grows with connections (docs/network.md#idle-cost).
+   * valued ones that have no stream open. An agent serves many pullers;
+   * idle CPU and memory grow with connections (docs/network.md#idle-cost).
    */
   maxConnections: z.number().int().min(8).max(10_000).default(300),
   /**

@@ -114,7 +114,7 @@ export interface KilnNodeInit {
   psk?: Uint8Array
   dht?: DhtTuning
   connections?: ConnectionTuning
-  /** Most connections kept open; beyond it libp2p closes the least valued idle ones; default 300. */
+  /** Most connections kept open; beyond it libp2p closes the least valued ones with no stream open; default 300. */
   maxConnections?: number
   /**
    * How often libp2p's connection monitor pings each open connection, in ms
