@@ -9,7 +9,7 @@
  *   agents { dir, init, agents: [{ platform, capabilities, listen, join: [addr] }], requesters }
  *                                -> { nodes: [{ local, peerId, addr }] }  (instant agents, ./_instant-agent.ts,
  *                                   each started once it has dialled its join addrs)
- *   dial  { dials: [[i, addr]] } -> { failed }       (a few at a time)
+ *   dial  { dials: [[i, addr]] } -> { failed }       (a few at a time, each tried 3 times)
  *   churn { stop: [i], start: [[addr]], init } -> { nodes: [{ local, peerId, addr }], failed }
  *                                   (stops nodes, starts one new node per entry, each dialing its addrs)
  *   publish { agents: [{ i, platform, capabilities }] } -> { published }
@@ -103,7 +103,7 @@ const ops = {
   },
   async dial ({ dials }: DialArgs) {
     let failed = 0
-    await mapLimit(dials, 4, async ([i, addr]) => { await members[i]!.node.dial(multiaddr(addr)).catch(() => { failed++ }) })
+    await mapLimit(dials, 4, async ([i, addr]) => { if (!await dialRetrying(members[i]!.node, addr)) failed++ })
     return { failed }
   },
   async churn ({ stop, start, init }: ChurnArgs) {

@@ -5,9 +5,10 @@
  *
  * Each round starts KILN_BENCH_NODES nodes (default 30) in this process,
  * kiln's defaults on 127.0.0.1 but kad-dht alpha 3; each dials
- * KILN_BENCH_DIALS random others (default 8); after 20 s to settle, the
- * process's CPU is read over 20 s of idleness, and its RSS and JS heap
- * after. The nodes stop, and the next configuration runs. Prints CPU per
+ * KILN_BENCH_DIALS random others (default 8), a few dials at a time; after
+ * 30 s to settle, the process's CPU is read over a minute of idleness (every
+ * connection pinged once by kiln's monitor, six times by libp2p's), and
+ * its RSS and JS heap after. The nodes stop, and the next configuration runs. Prints CPU per
  * node (% of one core), connections per node, RSS per node over the
  * process's before the round, and the ratio kiln / libp2p. KILN_BENCH_PROFILE_DIR=dir
  * writes a CPU profile of each idle window.
@@ -25,8 +26,9 @@ import { mapLimit } from '../../src/util/map-limit.ts'
 const NODES = Number(process.env.KILN_BENCH_NODES ?? 30)
 const DIALS = Number(process.env.KILN_BENCH_DIALS ?? 8)
 const ROUNDS = Number(process.env.KILN_BENCH_ROUNDS ?? 1)
-const SETTLE_MS = 20_000
-const IDLE_MS = 20_000
+const SETTLE_MS = 30_000
+/** A whole minute: every connection is pinged once in it at kiln's interval, six times at libp2p's. */
+const IDLE_MS = 60_000
 const MiB = 2 ** 20
 const load = (): string => loadavg().map(x => x.toFixed(1)).join(' ')
 
