@@ -302,7 +302,7 @@ async function main (): Promise<void> {
       const ap95 = pct(p.award, 95)
       console.log(`${label}:`)
       console.log(`  lookup, whole answer: p50 ${pct(p.lookups, 50).toFixed(0)} ms, p95 ${lp95.toFixed(0)} ms${ratio(x => pct(x.lookups, 95))}, max ${Math.max(...p.lookups).toFixed(0)} ms (${p.lookups.length} lookups; goal p95 < 1 s: ${lp95 < 1000 ? 'met' : 'NOT met'})`)
-      console.log(`  recall: ${p.found} of ${p.wanted} matching agents found (${(100 * p.found / Math.max(1, p.wanted)).toFixed(1)}%; goal >= 99%: ${p.found >= 0.99 * p.wanted ? 'met' : 'NOT met'})${p.wrong > 0 ? `, ${p.wrong} NOT MATCHING` : ''}`)
+      console.log(`  recall: ${p.found} of ${p.wanted} matching agents found (${(100 * p.found / Math.max(1, p.wanted)).toFixed(1)}%; goal >= 99%: ${p.wanted > 0 && p.found >= 0.99 * p.wanted ? 'met' : 'NOT met'})${p.wrong > 0 ? `, ${p.wrong} NOT MATCHING` : ''}`)
       console.log(`  submit -> award: p50 ${pct(p.award, 50).toFixed(0)} ms, p95 ${ap95.toFixed(0)} ms${ratio(x => pct(x.award, 95))}, max ${Math.max(...p.award).toFixed(0)} ms (${p.award.length} awards; goal p95 < 500 ms: ${ap95 < 500 ? 'met' : 'NOT met'}); jobs completed ${p.done} of ${p.jobs}`)
       for (const f of p.failures) console.log(`    ${f}`)
     }
