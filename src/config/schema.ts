@@ -42,6 +42,18 @@ export const NodeSection = z.strictObject({
    */
   tls: z.boolean().default(true),
   /**
+   * Most connections the node keeps open; beyond it libp2p closes the least
+   * valued ones that have no stream open. An agent serves many pullers;
+   * idle CPU and memory grow with connections (docs/network.md#idle-cost).
+   */
+  maxConnections: z.number().int().min(8).max(10_000).default(300),
+  /**
+   * Seconds between pings of each open connection (a failed ping closes it).
+   * libp2p's 10 s made the pings most of an idle node's CPU; lower it where
+   * dead connections must be noticed sooner than TCP reports them.
+   */
+  pingInterval: z.number().int().min(1).max(3600).default(60),
+  /**
    * An HTTP server whose Date header `kiln doctor` compares this node's clock
    * with (a gateway's http://HOST:PORT); signed records fail with minutes of skew.
    */

@@ -22,6 +22,14 @@ export const YAMUX_INITIAL_STREAM_WINDOW = 16 * MiB
 export const YAMUX_MAX_STREAM_WINDOW = 64 * MiB
 /** Most connections a node keeps; an agent serves many pullers. */
 export const DEFAULT_MAX_CONNECTIONS = 300
+/**
+ * How often each connection is pinged (libp2p's connection monitor; its
+ * default is 10 s). A ping opens a stream, negotiates the protocol and
+ * updates the peer store at both ends: an idle node with 30 connections
+ * spent most of its CPU on them. A dead peer is still noticed at once when
+ * TCP reports it, and within a minute otherwise.
+ */
+export const CONNECTION_PING_INTERVAL_MS = 60_000
 /** How often the DHT re-runs its self query once warmed up. */
 export const DHT_QUERY_SELF_INTERVAL_MS = 5 * 60_000
 /** mdns service tag, so kiln nodes find each other and not every libp2p app on the LAN. */

@@ -33,7 +33,7 @@ import { selectTagRecord, validateTagRecord } from './tag-records.ts'
 import { selectCacheRecord, validateCacheRecord } from './cache-records.ts'
 import { CACHE_NAMESPACE } from '../../protocols/cache.ts'
 import {
-  DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DHT_QUERY_SELF_INTERVAL_MS, MDNS_SERVICE_TAG, RELAY_MAX_RESERVATIONS,
+  CONNECTION_PING_INTERVAL_MS, DEFAULT_INBOUND_CONNECTION_THRESHOLD, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS, DHT_QUERY_SELF_INTERVAL_MS, MDNS_SERVICE_TAG, RELAY_MAX_RESERVATIONS,
   YAMUX_INITIAL_STREAM_WINDOW, YAMUX_MAX_STREAM_WINDOW
 } from './constants.ts'
 import { isTcpTlsAddress, tcpTls, tlsTwin } from './tls-transport.ts'
@@ -119,7 +119,15 @@ export interface KilnNodeInit {
   psk?: Uint8Array
   dht?: DhtTuning
   connections?: ConnectionTuning
+  /** Most connections kept open; beyond it libp2p closes the least valued ones with no stream open; default 300. */
   maxConnections?: number
+  /**
+   * How often libp2p's connection monitor pings each open connection, in ms
+   * (a connection whose ping fails is closed); default 60 s. Each ping is a
+   * new stream, and at libp2p's 10 s these pings were most of what an idle
+   * node spends its CPU on (docs/network.md#idle-cost).
+   */
+  pingInterval?: number
   /** Inbound connections accepted per second from one IP; default 50 (libp2p's 5 trips over a job burst from one login node). */
   inboundConnectionThreshold?: number
   /**
@@ -196,6 +204,7 @@ export async function createKilnNode (init: KilnNodeInit = {}): Promise<KilnNode
       }
     })],
     connectionProtector: init.psk !== undefined ? preSharedKey({ psk: init.psk }) : undefined,
+    connectionMonitor: { pingInterval: init.pingInterval ?? CONNECTION_PING_INTERVAL_MS },
     connectionManager: {
       ...definedOnly(init.connections ?? {}),
       maxConnections: init.maxConnections ?? DEFAULT_MAX_CONNECTIONS,

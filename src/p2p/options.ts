@@ -16,6 +16,9 @@ export interface NodeConfig {
   relayVia: string[]
   pnet?: string
   tls?: boolean
+  maxConnections?: number
+  /** Seconds. */
+  pingInterval?: number
 }
 
 export interface NodeFlags {
@@ -47,6 +50,8 @@ export async function nodeInitFromOptions (config: NodeConfig, flags: NodeFlags,
     relayClient: config.relayClient,
     relayVia: splitList(flags.relayVia) ?? config.relayVia,
     tls: config.tls,
+    ...(config.maxConnections !== undefined ? { maxConnections: config.maxConnections } : {}),
+    ...(config.pingInterval !== undefined ? { pingInterval: config.pingInterval * 1000 } : {}),
     ...(config.pnet !== undefined ? { psk: await readFile(config.pnet) } : {})
   }
 }

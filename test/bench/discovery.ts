@@ -18,8 +18,9 @@
  *
  * Also prints the CPU the hosted nodes burn while idle (background work:
  * DHT self queries, routing-table refresh, gossipsub heartbeats, and, most
- * of it in profiles, libp2p's connection-monitor ping of every connection
- * every 10 s plus yamux keepalives, ~50 connections per node) and during
+ * of it in profiles, libp2p's connection-monitor ping of every connection,
+ * once a minute since docs/network.md#idle-cost (10 s before), plus yamux
+ * keepalives, ~50 connections per node) and during
  * the lookups, and the load average: the machine has two cores, shared.
  *
  *   npm run bench -- discovery
