@@ -131,8 +131,9 @@ describe.skipIf(!haveTools('setpriv', 'umoci', 'busybox'))('nothing survives a k
           expect(init).not.toBe(readFileSync('/proc/1/cmdline', 'utf8').replaceAll('\0', ' ').trim())
         }
         const env = r.stderr.split('\n').filter(l => l.startsWith('env: ')).map(l => l.slice(5)).filter(l => !/^(PWD|SHLVL)=/.test(l))
-        // bwrap adds its root emulation's apt setting (docs/building.md, "Root emulation"), nothing of kiln's.
-        expect(env).toEqual([...(driver === 'bwrap' ? [`APT_CONFIG=${APT_CONFIG_PATH}`] : []), 'PATH=/usr/local/bin:/usr/bin:/bin'])
+        // bwrap adds its root emulation's apt setting (docs/building.md, "Root emulation"), every driver Docker's HOME
+        // (the step's user's home: root's), nothing of kiln's.
+        expect(env).toEqual([...(driver === 'bwrap' ? [`APT_CONFIG=${APT_CONFIG_PATH}`] : []), 'HOME=/root', 'PATH=/usr/local/bin:/usr/bin:/bin'])
       })
     })
   }
