@@ -30,12 +30,13 @@
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../helpers/http-service.ts'
 import { findTool } from '../helpers/tools.ts'
 import { pushImage } from './_push-image.ts'
+import { childrenCpuSeconds, cpuSeconds } from './_cpu.ts'
 
 const sizeMiB = Number(process.env.KILN_BENCH_SIZE_MIB ?? 1024)
 const runs = Number(process.env.KILN_BENCH_RUNS ?? 3)
@@ -116,14 +117,6 @@ function makeLayer (dir: string): { path: string, digest: string, size: number }
 }
 
 
-/** CPU seconds (user + system, all threads) a live process has used, from /proc/PID/stat; 0 without /proc. */
-function cpuSeconds (pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${String(pid)}/stat`, 'utf8').split(') ')[1]!.split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
-  } catch { return 0 }
-}
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
 
 /** curl of a URL into /dev/null: seconds to the first byte and in all. */
 function curlTimes (url: string): { first: number, total: number } {
@@ -231,8 +224,7 @@ async function main (): Promise<void> {
     pullCpu.a.push(cpuSeconds(a.child.pid) - a0)
     rmSync(dataDir, { recursive: true, force: true })
     if (r.status !== 0) throw new Error(`kiln pull from A failed (${r.status ?? 'signal'})`)
-    const fields = readFileSync(statFile, 'utf8').split(') ')[1]!.split(' ')
-    pullCpu.puller.push((Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS)
+    pullCpu.puller.push(childrenCpuSeconds(statFile))
   }
   const ctr = { reg: [] as number[], gw: [] as number[], warm: [] as number[], stored: [] as number[] }
   // One warm-up of each path (page cache, process start-up), not counted.

@@ -32,7 +32,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { createCipheriv, createHash } from 'node:crypto'
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { loadavg, tmpdir } from 'node:os'
@@ -44,6 +44,7 @@ import { createKilnNode, sendAll } from '../../src/p2p/index.ts'
 import { createBlobServer, readBlobRanges } from '../../src/transfer/index.ts'
 import { DEFAULT_PER_PEER_CONCURRENCY } from '../../src/transfer/constants.ts'
 import { tuneHeapForBulkData } from '../../src/util/heap.ts'
+import { childrenCpuSeconds, cpuSeconds } from './_cpu.ts'
 
 const MiB = 1024 * 1024
 const SIZE = Number(process.env.KILN_BENCH_MIB ?? 1024) * MiB
@@ -157,14 +158,6 @@ function run (cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env)
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${String(r.status ?? r.signal)}): ${r.stderr.slice(-2000)}`)
 }
 
-/** CPU seconds (user + system, all threads) a live process has used, from /proc/PID/stat; 0 where there is no /proc. */
-function cpuSeconds (pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${String(pid)}/stat`, 'utf8').split(') ')[1]!.split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
-  } catch { return 0 }
-}
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
 
 /**
  * Runs a command through sh and returns the CPU seconds it used (user + system, with its threads
@@ -173,9 +166,9 @@ const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' 
  */
 function runCounted (cmd: string, args: string[], env: NodeJS.ProcessEnv, statFile: string): number {
   run('sh', ['-c', 'f=$1; shift; "$@"; s=$?; cat /proc/$$/stat > "$f"; exit $s', 'sh', statFile, cmd, ...args], env)
-  const fields = readFileSync(statFile, 'utf8').split(') ')[1]!.split(' ')
+  const seconds = childrenCpuSeconds(statFile)
   rmSync(statFile, { force: true })
-  return (Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS
+  return seconds
 }
 
 /** Seconds one run of fn takes. */
