@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { haveTools } from './tools.ts'
 
 export const DEBIAN_BASE_DIR = join(tmpdir(), 'kiln-test-cache', 'debian-bookworm')
 
@@ -42,4 +43,19 @@ export function debianBase (): string | undefined {
     rmSync(partial, { force: true })
   }
   return tar
+}
+
+/**
+ * The base for a test file whose tests need `tools` too: undefined (the
+ * file's tests skip, with a warning) when a tool is missing or the base is
+ * missing and cannot be made here; under CI=true a missing base fails.
+ */
+export function debianBaseFor (tools: string[]): string | undefined {
+  if (!haveTools(...tools)) return undefined
+  const base = debianBase()
+  if (base === undefined) {
+    if (process.env.CI === 'true') throw new Error(`CI=true but no Debian base at ${DEBIAN_BASE_DIR} and not root to make one`)
+    console.warn(`skipping: no Debian base at ${DEBIAN_BASE_DIR}, and making one needs root`)
+  }
+  return base
 }

@@ -22,20 +22,14 @@
 import { linkSync, copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { DEBIAN_BASE_DIR, debianBase } from '../../helpers/debian-base.ts'
-import { haveTools } from '../../helpers/tools.ts'
+import { debianBaseFor } from '../../helpers/debian-base.ts'
 import { makeUnprivileged } from '../../helpers/unprivileged.ts'
 import type { Unprivileged } from '../../helpers/unprivileged.ts'
 import { buildTar } from '../../unit/oci/helpers.ts'
 import { makeArena, makeAttacker, makeTargets } from './escape-harness.ts'
 import type { Arena, Attacker, Targets } from './escape-harness.ts'
 
-const canRun = haveTools('setpriv', 'bwrap', 'fakeroot', 'mmdebstrap', 'unshare')
-const base = canRun ? debianBase() : undefined
-if (canRun && base === undefined) {
-  if (process.env.CI === 'true') throw new Error(`CI=true but no Debian base at ${DEBIAN_BASE_DIR} and not root to make one`)
-  console.warn(`skipping: no Debian base at ${DEBIAN_BASE_DIR}, and making one needs root`)
-}
+const base = debianBaseFor(['setpriv', 'bwrap', 'fakeroot', 'mmdebstrap', 'unshare'])
 
 const BASE = 'e2e/debian:12'
 
