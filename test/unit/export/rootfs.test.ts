@@ -5,16 +5,15 @@
  * platform for an index, a tar read back with tar-stream, with the owners
  * and modes the image's layers give.
  */
-import { createReadStream, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import tar from 'tar-stream'
 import type { ContentStore } from '../../../src/content/index.ts'
 import { createExporter, parseOutputSpec } from '../../../src/export/index.ts'
 import { OCI_CONFIG, OCI_MANIFEST, encodeJson, writeLayer } from '../../../src/oci/index.ts'
 import type { Descriptor, LayerEntry } from '../../../src/oci/index.ts'
 import { makeMultiArch, makeStore, tempDirs } from './helpers.ts'
-import { readTarFile } from './tar-read.ts'
+import { readTarFile, readTarHeaders } from './tar-read.ts'
 
 const dirs = tempDirs()
 let store: ContentStore
@@ -26,24 +25,6 @@ beforeEach(async () => {
 afterEach(() => { dirs.cleanup() })
 
 const exporter = createExporter()
-
-/** Every header of a tar file, read with tar-stream: name -> type, uid, gid, mode. */
-async function tarHeaders (path: string): Promise<Map<string, { type: string, uid: number, gid: number, mode: number }>> {
-  const out = new Map<string, { type: string, uid: number, gid: number, mode: number }>()
-  const extract = tar.extract()
-  const done = new Promise<void>((resolve, reject) => {
-    extract.on('entry', (h, stream, next) => {
-      out.set(h.name.replace(/\/$/, ''), { type: h.type ?? 'file', uid: h.uid ?? 0, gid: h.gid ?? 0, mode: (h.mode ?? 0) & 0o7777 })
-      stream.on('end', next)
-      stream.resume()
-    })
-    extract.on('finish', resolve)
-    extract.on('error', reject)
-  })
-  createReadStream(path).pipe(extract)
-  await done
-  return out
-}
 
 /** A two-layer image: owners and a setuid bit in the first, a whiteout and an opaque directory in the second. */
 async function layeredImage (): Promise<Descriptor> {
@@ -132,7 +113,7 @@ describe('type=tar', () => {
     const root = await layeredImage()
     const dest = join(dirs.make(), 'rootfs.tar')
     await exporter.export({ store, root }, parseOutputSpec(`type=tar,dest=${dest}`))
-    const headers = await tarHeaders(dest)
+    const headers = await readTarHeaders(dest)
     expect(headers.get('etc/shadow')).toEqual({ type: 'file', uid: 0, gid: 42, mode: 0o640 })
     expect(headers.get('home/user')).toEqual({ type: 'directory', uid: 1000, gid: 1000, mode: 0o700 })
     expect(headers.get('home/user/notes')).toMatchObject({ uid: 1000, gid: 1000, mode: 0o600 })
